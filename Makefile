@@ -1,0 +1,45 @@
+# Chronicle. `make demo` runs the pipeline on embedded defaults; `make test` runs every test.
+# Both install what they need first (scripts/deps.sh) when it is missing.
+
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 10s
+BENCH_BYTES ?= 1073741824
+BIN       := bin
+
+export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
+
+.PHONY: all build deps test test-short bench fuzz lint demo clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout 25m $(PKGS)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+# Benchmarks print our figure beside a baseline measured in the same run.
+bench: deps
+	CHRONICLE_BENCH_BYTES=$(BENCH_BYTES) scripts/bench.sh
+
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+
+demo: deps build
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)

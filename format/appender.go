@@ -1,0 +1,430 @@
+package format
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune an Appender's memory mapping.
+type Options struct {
+	// ChunkSize is how much the file grows at a time; each chunk is allocated (fallocate) and
+	// pre-faulted by a background goroutine before the writer reaches it, so the append path
+	// takes no page faults and makes no system calls. Default 64 MiB.
+	ChunkSize int64
+	// MaxSize is the virtual address space reserved for the file, and so its largest size.
+	// Reserving it up front means the mapping never moves. Default 64 GiB.
+	MaxSize int64
+	// NoPrefault skips pre-faulting (for files on slow media where memory should not be pinned).
+	NoPrefault bool
+}
+
+const (
+	DefaultChunkSize = 64 << 20
+	DefaultMaxSize   = 64 << 30
+)
+
+func (o *Options) fill() {
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	o.ChunkSize = (o.ChunkSize + pageSize - 1) &^ (pageSize - 1)
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+}
+
+const pageSize = 4096
+
+// Appender is the single writer of one .q file. Append methods are not safe for concurrent
+// use: exactly one goroutine appends (the file has one writer by design). Readers in other
+// goroutines or processes use a Tailer or any io.ReaderAt decoder.
+type Appender struct {
+	path      string
+	f         *os.File
+	mem       []byte
+	hdr       Header
+	committed *uint64 // points into the mapping's header
+	state     *uint32
+
+	pos    int64 // write cursor; >= *committed
+	limit  int64 // writer's cached view of grown; only refreshed on the slow path
+	kickAt int64 // once pos passes this, ask the grower for the next chunk
+	max    int64
+	opt    Options
+
+	grown   atomic.Int64 // bytes of the file that exist and are pre-faulted
+	growMu  sync.Mutex   // serialises growth between the grower and a writer that outran it
+	growErr atomic.Pointer[error] // last error from background growth
+	want    atomic.Int64          // size the writer asked the grower for
+	kick    chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// Create makes a new .q file at path with header h and returns its appender. The file
+// appears under its final name only once its header is complete (written under a temporary
+// name, then linked), so a crash never leaves a headerless file. It fails if path exists.
+func Create(path string, h Header, opt Options) (*Appender, error) {
+	opt.fill()
+	h.Committed = 0
+	h.Sealed = false
+	if h.CreatedNs == 0 {
+		h.CreatedNs = time.Now().UnixNano()
+	}
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create %s: %w", path, os.ErrExist)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := tmp.WriteAt(hb, 0); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("create %s: write header: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("create %s: sync: %w", path, err)
+	}
+	// link fails if path appeared meanwhile: two writers never share a file.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	os.Remove(tmp.Name())
+	syncDir(filepath.Dir(path))
+	a, err := start(path, tmp, h, int64(h.HeaderSize), opt)
+	if err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenAppender reopens an existing, unsealed .q file for appending, for example after a
+// crash. Appending resumes after the last committed record; bytes past it (a record that
+// was being written when the writer died) are overwritten.
+func OpenAppender(path string, opt Options) (*Appender, error) {
+	opt.fill()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	h, err := ReadHeader(f, st.Size(), path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if h.Sealed {
+		f.Close()
+		return nil, fmt.Errorf("open %s for append: %w", path, ErrSealed)
+	}
+	if h.Layout == LayoutJournal {
+		// Walk the frames so that a damaged journal is reported now, not appended to.
+		it := NewJournalIterHeader(f, h, path)
+		for it.Next() {
+		}
+		if err := it.Err(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	a, err := start(path, f, h, st.Size(), opt)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func start(path string, f *os.File, h Header, size int64, opt Options) (*Appender, error) {
+	max := opt.MaxSize
+	if max < size {
+		max = size
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	a := &Appender{
+		path: path, f: f, mem: mem, hdr: h, max: max, opt: opt,
+		committed: (*uint64)(unsafe.Pointer(&mem[offCommitted])),
+		state:     (*uint32)(unsafe.Pointer(&mem[offState])),
+		pos:       int64(h.Committed),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+	}
+	if a.pos < int64(h.HeaderSize) {
+		a.pos = int64(h.HeaderSize)
+	}
+	a.grown.Store(size)
+	// Have the first chunk ready before the first append.
+	if err := a.growTo(a.pos + opt.ChunkSize); err != nil {
+		unix.Munmap(mem)
+		return nil, err
+	}
+	a.refreshLimit()
+	a.wg.Add(1)
+	go a.grower()
+	return a, nil
+}
+
+// grower extends and pre-faults the file ahead of the writer, off the append path.
+func (a *Appender) grower() {
+	defer a.wg.Done()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-a.kick:
+			if err := a.growTo(a.want.Load()); err != nil {
+				a.growErr.Store(&err)
+			}
+		}
+	}
+}
+
+// growTo makes the file at least n bytes long (capped at max), allocated and pre-faulted.
+func (a *Appender) growTo(n int64) error {
+	a.growMu.Lock()
+	defer a.growMu.Unlock()
+	if n > a.max {
+		n = a.max
+	}
+	old := a.grown.Load()
+	if n <= old {
+		return nil
+	}
+	n = (n + pageSize - 1) &^ (pageSize - 1)
+	if n > a.max {
+		n = a.max
+	}
+	// fallocate reserves the blocks now, so a full device is an error here and never a
+	// SIGBUS when the writer touches the page (tmpfs and ext4 both honour it).
+	if err := unix.Fallocate(int(a.f.Fd()), 0, old, n-old); err != nil {
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("grow %s to %d bytes: %w", a.path, n, err)
+		}
+		if err := a.f.Truncate(n); err != nil {
+			return fmt.Errorf("grow %s to %d bytes: %w", a.path, n, err)
+		}
+	}
+	if !a.opt.NoPrefault {
+		prefault(a.mem[old:n])
+	}
+	a.grown.Store(n)
+	return nil
+}
+
+// prefault maps the pages in for writing so that the first store to each takes no fault.
+func prefault(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if unix.Madvise(b, unix.MADV_POPULATE_WRITE) == nil {
+		return
+	}
+	// Kernels before 5.14: touch every page. The region lies past the writer's cursor,
+	// so nobody else writes it.
+	for i := 0; i < len(b); i += pageSize {
+		b[i] = 0
+	}
+}
+
+func (a *Appender) refreshLimit() {
+	a.limit = a.grown.Load()
+	a.kickAt = a.limit - a.opt.ChunkSize/2
+}
+
+// reserve is the slow path: the next record does not fit in what has been grown.
+func (a *Appender) reserve(end int64) error {
+	if a.closed {
+		return ErrClosed
+	}
+	a.refreshLimit()
+	if end <= a.limit {
+		return nil
+	}
+	if end > a.max {
+		return fmt.Errorf("append to %s: %w (%d bytes)", a.path, ErrFull, a.max)
+	}
+	if err := a.growTo(end + a.opt.ChunkSize); err != nil {
+		return err
+	}
+	a.refreshLimit()
+	return nil
+}
+
+func (a *Appender) maybeKick() {
+	if a.pos > a.kickAt {
+		a.kickAt = a.limit + a.opt.ChunkSize // do not kick again until the next refresh
+		a.want.Store(a.pos + 2*a.opt.ChunkSize)
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WriteBook writes one canonical record without publishing it; Commit publishes every
+// record written so far at once (one exchange event = one commit).
+func (a *Appender) WriteBook(r *BookRecord) error {
+	if a.hdr.Layout != LayoutBook {
+		return fmt.Errorf("append to %s: %w: %s file", a.path, ErrWrongLayout, a.hdr.Layout)
+	}
+	end := a.pos + BookRecordSize
+	if end > a.limit {
+		if err := a.reserve(end); err != nil {
+			return err
+		}
+	}
+	r.Put(a.mem[a.pos:end])
+	a.pos = end
+	a.maybeKick()
+	return nil
+}
+
+// AppendBook writes and commits one canonical record.
+func (a *Appender) AppendBook(r *BookRecord) error {
+	if err := a.WriteBook(r); err != nil {
+		return err
+	}
+	a.Commit()
+	return nil
+}
+
+// AppendJournal writes and commits one raw journal frame.
+func (a *Appender) AppendJournal(typeID, channel uint16, recvNs int64, payload []byte) error {
+	if a.hdr.Layout != LayoutJournal {
+		return fmt.Errorf("append to %s: %w: %s file", a.path, ErrWrongLayout, a.hdr.Layout)
+	}
+	if err := checkJournalAppend(typeID, len(payload)); err != nil {
+		return fmt.Errorf("append to %s: %w", a.path, err)
+	}
+	fl := JournalFrameLen(len(payload))
+	end := a.pos + fl
+	if end > a.limit {
+		if err := a.reserve(end); err != nil {
+			return err
+		}
+	}
+	b := a.mem[a.pos:end]
+	putJournalFrameHeader(b, typeID, channel, recvNs, len(payload))
+	n := copy(b[JournalFrameHeader:], payload)
+	clear(b[JournalFrameHeader+n:])
+	a.pos = end
+	a.maybeKick()
+	a.Commit()
+	return nil
+}
+
+// Commit publishes everything written so far with one atomic store of the committed length.
+func (a *Appender) Commit() {
+	atomic.StoreUint64(a.committed, uint64(a.pos))
+}
+
+// Rollback drops records written since the last Commit.
+func (a *Appender) Rollback() {
+	a.pos = int64(atomic.LoadUint64(a.committed))
+}
+
+// Committed returns the committed length in bytes (header included).
+func (a *Appender) Committed() int64 { return int64(atomic.LoadUint64(a.committed)) }
+
+// Header returns the file's header as created (Committed is not kept current here).
+func (a *Appender) Header() Header { return a.hdr }
+
+// Path returns the file path.
+func (a *Appender) Path() string { return a.path }
+
+// GrowErr returns the last background growth error, if any (for example ENOSPC). The append
+// that needs the space reports it too.
+func (a *Appender) GrowErr() error {
+	if e := a.growErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Sync flushes committed bytes to the backing store (a no-op cost on tmpfs).
+func (a *Appender) Sync() error {
+	end := (a.Committed() + pageSize - 1) &^ (pageSize - 1)
+	if err := unix.Msync(a.mem[:end], unix.MS_SYNC); err != nil {
+		return fmt.Errorf("msync %s: %w", a.path, err)
+	}
+	return nil
+}
+
+// Seal marks the file immutable, trims it to its committed length, syncs it and closes the
+// appender. Readers see Sealed and stop waiting for growth.
+func (a *Appender) Seal() error {
+	if a.closed {
+		return ErrClosed
+	}
+	a.Rollback()
+	atomic.StoreUint32(a.state, atomic.LoadUint32(a.state)|stateSealed)
+	if err := a.Sync(); err != nil {
+		return err
+	}
+	return a.close(true)
+}
+
+// Close trims the file to its committed length and releases the mapping without sealing;
+// OpenAppender can resume it. Uncommitted writes are dropped.
+func (a *Appender) Close() error {
+	if a.closed {
+		return nil
+	}
+	return a.close(false)
+}
+
+func (a *Appender) close(sync bool) error {
+	a.closed = true
+	a.limit = -1 // every later append takes the slow path and sees ErrClosed
+	close(a.stop)
+	a.wg.Wait()
+	committed := a.Committed()
+	var errs []error
+	if err := unix.Munmap(a.mem); err != nil {
+		errs = append(errs, fmt.Errorf("munmap %s: %w", a.path, err))
+	}
+	a.mem = nil
+	if err := a.f.Truncate(committed); err != nil {
+		errs = append(errs, fmt.Errorf("truncate %s: %w", a.path, err))
+	}
+	if sync {
+		if err := a.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", a.path, err))
+		}
+	}
+	if err := a.f.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

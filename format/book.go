@@ -1,0 +1,110 @@
+package format
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// BookRecordSize is the size of every canonical book record. 64 bytes keeps each record in
+// one cache line and every field naturally aligned.
+const BookRecordSize = 64
+
+// Canonical record type ids (u16 at offset 0). New versions of a message get new ids;
+// readers skip ids they do not know.
+const (
+	TypeLevel         uint16 = 1 // price level update: side, price, qty (0 deletes the level)
+	TypeTrade         uint16 = 2 // trade: aggressor side, price, qty, trade id
+	TypeBBO           uint16 = 3 // best bid/offer: bid in price/qty, ask in aux0/aux1
+	TypeSnapshotBegin uint16 = 4 // a full book restatement starts; aux0 = level records that follow
+	TypeSnapshotEnd   uint16 = 5 // the restatement is complete
+	TypeBookInvalid   uint16 = 6 // a sequence gap: the book is unreliable until the next snapshot
+)
+
+// Record flags (u16 at offset 2).
+const (
+	FlagBid         uint16 = 1 << 0 // bid side; for trades, the buyer was the aggressor
+	FlagAsk         uint16 = 1 << 1 // ask side; for trades, the seller was the aggressor
+	FlagSnapshot    uint16 = 1 << 2 // part of a snapshot run that restates the whole book
+	FlagLast        uint16 = 1 << 3 // last record of one exchange event
+	FlagBookInvalid uint16 = 1 << 4 // emitted between a gap and the resync snapshot
+	FlagBadTsRecv   uint16 = 1 << 5 // the local receive time is known to be unreliable
+)
+
+// TypeName returns a short name for a record type id.
+func TypeName(t uint16) string {
+	switch t {
+	case TypeLevel:
+		return "level"
+	case TypeTrade:
+		return "trade"
+	case TypeBBO:
+		return "bbo"
+	case TypeSnapshotBegin:
+		return "snapshot_begin"
+	case TypeSnapshotEnd:
+		return "snapshot_end"
+	case TypeBookInvalid:
+		return "book_invalid"
+	}
+	return fmt.Sprintf("type(%d)", t)
+}
+
+// BookRecord is one canonical record. Field meaning per type is in docs/format/q.md:
+//
+//	level:          Seq = venue final update id (u), Aux0 = first update id (U), Aux1 = previous final id (pu)
+//	trade:          Seq = trade id, Aux0/Aux1 = first/last constituent trade id for aggregated trades
+//	bbo:            Price/Qty = best bid, Aux0/Aux1 = best ask price/qty, Seq = venue update id
+//	snapshot_begin: Seq = snapshot's last update id, Aux0 = number of level records that follow
+//	snapshot_end:   Seq = snapshot's last update id
+//	book_invalid:   Seq = update id where the gap was seen, Aux0 = expected, Aux1 = received
+type BookRecord struct {
+	TypeID   uint16
+	Flags    uint16
+	SymbolID uint32
+	ExchTs   int64 // exchange event time, ns since the Unix epoch, UTC
+	RecvTs   int64 // local receive time, ns since the Unix epoch, UTC
+	Seq      uint64
+	Price    int64 // fixed point, header PriceDecimals
+	Qty      int64 // fixed point, header QtyDecimals
+	Aux0     int64
+	Aux1     int64
+}
+
+// Side returns FlagBid, FlagAsk or 0.
+func (r *BookRecord) Side() uint16 { return r.Flags & (FlagBid | FlagAsk) }
+
+// Put encodes r into b[:BookRecordSize]. It panics if b is shorter, like binary.PutUint64.
+func (r *BookRecord) Put(b []byte) {
+	_ = b[BookRecordSize-1]
+	le := binary.LittleEndian
+	le.PutUint16(b[0:], r.TypeID)
+	le.PutUint16(b[2:], r.Flags)
+	le.PutUint32(b[4:], r.SymbolID)
+	le.PutUint64(b[8:], uint64(r.ExchTs))
+	le.PutUint64(b[16:], uint64(r.RecvTs))
+	le.PutUint64(b[24:], r.Seq)
+	le.PutUint64(b[32:], uint64(r.Price))
+	le.PutUint64(b[40:], uint64(r.Qty))
+	le.PutUint64(b[48:], uint64(r.Aux0))
+	le.PutUint64(b[56:], uint64(r.Aux1))
+}
+
+// DecodeBook decodes b[:BookRecordSize]. It panics if b is shorter.
+func DecodeBook(b []byte) (r BookRecord) {
+	_ = b[BookRecordSize-1]
+	le := binary.LittleEndian
+	r.TypeID = le.Uint16(b[0:])
+	r.Flags = le.Uint16(b[2:])
+	r.SymbolID = le.Uint32(b[4:])
+	r.ExchTs = int64(le.Uint64(b[8:]))
+	r.RecvTs = int64(le.Uint64(b[16:]))
+	r.Seq = le.Uint64(b[24:])
+	r.Price = int64(le.Uint64(b[32:]))
+	r.Qty = int64(le.Uint64(b[40:]))
+	r.Aux0 = int64(le.Uint64(b[48:]))
+	r.Aux1 = int64(le.Uint64(b[56:]))
+	return r
+}
+
+// KnownType reports whether this version of the reader understands type id t.
+func KnownType(t uint16) bool { return t >= TypeLevel && t <= TypeBookInvalid }

@@ -1,0 +1,263 @@
+package qzst
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// DefaultCacheBytes is the frame cache budget when CacheOptions.MaxBytes is zero.
+const DefaultCacheBytes = 256 << 20
+
+// CacheOptions configure NewCache.
+type CacheOptions struct {
+	// MaxBytes bounds the decoded frames kept (default 256 MiB). Frames being read at the
+	// moment of eviction stay alive until their readers finish, so the bound can be passed
+	// briefly by the frames in use.
+	MaxBytes int64
+	// Concurrency is the number of frames decoded at once, by readers and readahead together
+	// (default GOMAXPROCS).
+	Concurrency int
+	Logger      *slog.Logger
+}
+
+// Cache holds decoded frames for every Reader that shares it, and the decoders and workers
+// that fill it. Frames are keyed by the .zst's SHA-256 (from its index) and frame number, so
+// two Readers of the same content, even from different tiers, share frames. Eviction is LRU
+// with drop-behind: a frame a sequential reader has moved past goes to the cold end.
+type Cache struct {
+	maxBytes int64
+	dec      *zstd.Decoder
+	sem      chan struct{} // readahead decode workers
+	log      *slog.Logger
+	stats    counters
+	nextAnon atomic.Uint64
+	pools    sync.Map // buffer cap -> *sync.Pool of *[]byte
+
+	mu   sync.Mutex
+	used int64
+	m    map[frameKey]*entry
+	lru  entry // sentinel: lru.next is the most recent
+}
+
+type frameKey struct {
+	file  [32]byte
+	frame uint32
+}
+
+type entry struct {
+	key        frameKey
+	data       []byte
+	size       int64 // bytes charged to the cache
+	refs       int32
+	ready      bool
+	inCache    bool // in m (and, once ready, in the LRU list)
+	err        error
+	done       chan struct{}
+	prev, next *entry
+}
+
+// NewCache creates a frame cache; call Close when no Reader uses it any more.
+func NewCache(opts CacheOptions) (*Cache, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultCacheBytes
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(opts.Concurrency+1), // one beyond the readahead workers for demand reads
+		zstd.WithDecodeAllCapLimit(true),
+		zstd.WithDecoderMaxMemory(MaxBlockSize),
+		zstd.WithDecoderMaxWindow(MaxBlockSize))
+	if err != nil {
+		return nil, fmt.Errorf("new zstd decoder: %w", err)
+	}
+	c := &Cache{
+		maxBytes: opts.MaxBytes,
+		dec:      dec,
+		sem:      make(chan struct{}, opts.Concurrency),
+		log:      opts.Logger,
+		m:        make(map[frameKey]*entry),
+	}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c, nil
+}
+
+// Close releases the decoders. Readers must not be used afterwards.
+func (c *Cache) Close() { c.dec.Close() }
+
+// Stats returns the cache's counters summed over all its Readers.
+func (c *Cache) Stats() Stats {
+	s := c.stats.snapshot()
+	c.mu.Lock()
+	s.CachedBytes, s.CachedFrames = c.used, int64(len(c.m))
+	c.mu.Unlock()
+	return s
+}
+
+// acquire returns the entry for k with a reference held. owner is true when the caller
+// created it and must fill it with complete; otherwise it may still be loading (wait on done).
+func (c *Cache) acquire(k frameKey, reserve int64) (e *entry, owner, hit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e = c.m[k]; e != nil {
+		e.refs++
+		if e.ready {
+			c.moveFront(e)
+		}
+		return e, false, e.ready
+	}
+	e = &entry{key: k, size: reserve, refs: 1, inCache: true, done: make(chan struct{})}
+	c.m[k] = e
+	c.used += reserve
+	c.evictLocked()
+	return e, true, false
+}
+
+// peek reports whether k is cached or loading, without taking a reference.
+func (c *Cache) present(k frameKey) bool {
+	c.mu.Lock()
+	_, ok := c.m[k]
+	c.mu.Unlock()
+	return ok
+}
+
+// complete publishes the owner's result and wakes waiters. A failed load is dropped from the
+// cache so a later read retries it.
+func (c *Cache) complete(e *entry, data []byte, err error) {
+	c.mu.Lock()
+	if err != nil {
+		e.err = err
+		if e.inCache {
+			delete(c.m, e.key)
+			e.inCache = false
+			c.used -= e.size
+		}
+	} else {
+		e.data, e.ready = data, true
+		sz := int64(cap(data))
+		if e.inCache {
+			c.used += sz - e.size
+			c.pushFront(e)
+		}
+		e.size = sz
+		c.evictLocked()
+	}
+	c.mu.Unlock()
+	close(e.done)
+}
+
+// release drops a reference; an evicted entry's buffer is recycled by its last reader.
+func (c *Cache) release(e *entry) {
+	c.mu.Lock()
+	e.refs--
+	recycle := e.refs == 0 && !e.inCache && e.data != nil
+	var data []byte
+	if recycle {
+		data, e.data = e.data, nil
+	}
+	c.mu.Unlock()
+	if recycle {
+		c.putBuf(data)
+	}
+}
+
+// demote moves a frame to the cold end of the LRU (drop-behind for sequential readers).
+func (c *Cache) demote(k frameKey) {
+	c.mu.Lock()
+	if e := c.m[k]; e != nil && e.ready {
+		c.unlink(e)
+		e.prev, e.next = c.lru.prev, &c.lru
+		c.lru.prev.next = e
+		c.lru.prev = e
+	}
+	c.mu.Unlock()
+}
+
+func (c *Cache) evictLocked() {
+	for c.used > c.maxBytes {
+		v := c.lru.prev
+		if v == &c.lru {
+			return // only loading entries remain; they are charged but cannot go yet
+		}
+		c.unlink(v)
+		delete(c.m, v.key)
+		v.inCache = false
+		c.used -= v.size
+		c.stats.evictions.Add(1)
+		if v.refs == 0 && v.data != nil {
+			data := v.data
+			v.data = nil
+			c.putBuf(data)
+		}
+	}
+}
+
+func (c *Cache) pushFront(e *entry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
+
+func (c *Cache) moveFront(e *entry) {
+	c.unlink(e)
+	c.pushFront(e)
+}
+
+func (c *Cache) unlink(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+		e.next.prev = e.prev
+		e.prev, e.next = nil, nil
+	}
+}
+
+func (c *Cache) getBuf(n int) []byte {
+	if p, ok := c.pools.Load(n); ok {
+		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+func (c *Cache) putBuf(b []byte) {
+	p, _ := c.pools.LoadOrStore(cap(b), &sync.Pool{})
+	p.(*sync.Pool).Put(&b)
+}
+
+// Stats are counters for metrics. Cache.Stats sums all Readers; Reader.Stats is one Reader's.
+type Stats struct {
+	CacheHits       uint64 // frame found decoded
+	CacheMisses     uint64 // frame decoded on demand by the reader
+	CacheWaits      uint64 // frame being decoded by another reader or readahead: waited for it
+	FramesDecoded   uint64 // including readahead
+	ReadaheadFrames uint64 // frames scheduled ahead of a sequential reader
+	SourceReads     uint64 // ReadAt calls on the .zst source (coalesced runs count once)
+	BytesFetched    uint64 // compressed bytes read from the source
+	DecodeErrors    uint64
+	Evictions       uint64
+	CachedBytes     int64 // Cache.Stats only
+	CachedFrames    int64 // Cache.Stats only
+}
+
+type counters struct {
+	hits, misses, waits, decoded, readahead, reads, fetched, decodeErrs, evictions atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), CacheWaits: c.waits.Load(),
+		FramesDecoded: c.decoded.Load(), ReadaheadFrames: c.readahead.Load(),
+		SourceReads: c.reads.Load(), BytesFetched: c.fetched.Load(),
+		DecodeErrors: c.decodeErrs.Load(), Evictions: c.evictions.Load(),
+	}
+}

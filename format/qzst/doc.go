@@ -1,0 +1,2 @@
+// Package qzst writes and reads the cold-tier seekable zstd form of a .q file.
+package qzst

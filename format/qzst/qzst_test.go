@@ -1,0 +1,534 @@
+package qzst
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
+	"github.com/klauspost/compress/zstd"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type encoded struct {
+	data []byte
+	zst  []byte
+	idx  []byte
+	res  *Result
+}
+
+func encode(t testing.TB, data []byte, opts Options) encoded {
+	t.Helper()
+	var zst, idx bytes.Buffer
+	res, err := TranscodeTo(context.Background(), bytes.NewReader(data), int64(len(data)), &zst, &idx, opts)
+	if err != nil {
+		t.Fatalf("TranscodeTo: %v", err)
+	}
+	return encoded{data: data, zst: zst.Bytes(), idx: idx.Bytes(), res: res}
+}
+
+func (e encoded) open(t testing.TB, c *Cache, opts ReaderOptions) *Reader {
+	t.Helper()
+	x, err := ParseIndex(e.idx, "test.idx")
+	if err != nil {
+		t.Fatalf("ParseIndex: %v", err)
+	}
+	r, err := Open(bytes.NewReader(e.zst), int64(len(e.zst)), x, c, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func newCache(t testing.TB, maxBytes int64) *Cache {
+	t.Helper()
+	c, err := NewCache(CacheOptions{MaxBytes: maxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// testSeed returns QZST_SEED or a fresh seed, logged so a failure can be replayed.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("QZST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("QZST_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with QZST_SEED=%d)", seed, seed)
+	return seed
+}
+
+func readAll(t testing.TB, r *Reader, chunk int) []byte {
+	t.Helper()
+	out := make([]byte, 0, r.Size())
+	buf := make([]byte, chunk)
+	for off := int64(0); ; {
+		n, err := r.ReadAt(buf, off)
+		out = append(out, buf[:n]...)
+		off += int64(n)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("ReadAt(%d): %v", off, err)
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	book := genBook(7, 3<<20+12345)
+	for _, bs := range []int{1, 7, 4096, 65536, 1 << 20} {
+		sizes := []int{0, 1, bs - 1, bs, bs + 1, 3*bs + 17}
+		if bs >= 4096 {
+			sizes = append(sizes, len(book))
+		}
+		for _, size := range sizes {
+			if size < 0 || size > len(book) {
+				continue
+			}
+			t.Run(fmt.Sprintf("bs%d/size%d", bs, size), func(t *testing.T) {
+				data := book[:size]
+				e := encode(t, data, Options{BlockSize: bs, Concurrency: 3})
+				wantFrames := (size + bs - 1) / bs
+				x := e.res.Index
+				if len(x.Frames) != wantFrames || x.Size != int64(size) || x.ZstSize != int64(len(e.zst)) || e.res.IndexSize != int64(len(e.idx)) {
+					t.Fatalf("index: %d frames (want %d), size %d, zst %d/%d", len(x.Frames), wantFrames, x.Size, x.ZstSize, len(e.zst))
+				}
+				parsed, err := ParseIndex(e.idx, "t.idx")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(*parsed) != fmt.Sprint(*x) {
+					t.Fatalf("parsed index differs from written")
+				}
+				checkFrameHeaders(t, e.zst, x)
+				r := e.open(t, nil, ReaderOptions{})
+				if r.Size() != int64(size) {
+					t.Fatalf("Size %d, want %d", r.Size(), size)
+				}
+				if got := readAll(t, r, 100_000); !bytes.Equal(got, data) {
+					t.Fatalf("round trip differs (%d vs %d bytes)", len(got), len(data))
+				}
+				if err := Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), parsed, VerifyOptions{Original: bytes.NewReader(data)}); err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				// A rebuilt index reads the same bytes.
+				rx, err := IndexFromSeekTable(bytes.NewReader(e.zst), int64(len(e.zst)), "t.zst")
+				if err != nil {
+					t.Fatal(err)
+				}
+				r2, err := Open(bytes.NewReader(e.zst), int64(len(e.zst)), rx, nil, ReaderOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r2.Close()
+				if got := readAll(t, r2, 1<<20); !bytes.Equal(got, data) {
+					t.Fatal("read through a rebuilt index differs")
+				}
+			})
+		}
+	}
+}
+
+// checkFrameHeaders asserts every frame declares its content size and carries a checksum,
+// and that the checksum is XXH64's low 32 bits as the seek table format requires.
+func checkFrameHeaders(t *testing.T, zst []byte, x *Index) {
+	t.Helper()
+	for i, f := range x.Frames {
+		fr := zst[f.CompressedOffset:][:f.CompressedSize]
+		if binary.LittleEndian.Uint32(fr) != zstdFrameMagic {
+			t.Fatalf("frame %d: bad magic", i)
+		}
+		fhd := fr[4]
+		if fhd&zstdChecksumFlag == 0 {
+			t.Fatalf("frame %d: no checksum flag", i)
+		}
+		if fhd>>6 == 0 && fhd&(1<<5) == 0 {
+			t.Fatalf("frame %d: no content size field", i)
+		}
+	}
+}
+
+func TestEmptyFileIsPlainZstd(t *testing.T) {
+	e := encode(t, nil, Options{})
+	// Only the seek table: a skippable frame that zstd -d accepts and outputs nothing for.
+	if len(e.zst) != int(seekTableSize(0)) {
+		t.Fatalf("empty .zst is %d bytes", len(e.zst))
+	}
+	if got := zstdCLIDecode(t, e.zst); len(got) != 0 {
+		t.Fatalf("zstd -d of empty file gave %d bytes", len(got))
+	}
+	r := e.open(t, nil, ReaderOptions{})
+	if n, err := r.ReadAt(make([]byte, 10), 0); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt on empty: %d %v", n, err)
+	}
+}
+
+func zstdCLIDecode(t testing.TB, zst []byte) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "f.zst")
+	if err := os.WriteFile(path, zst, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("zstd", "-d", "-c", path)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("zstd -d: %v: %s", err, stderr.String())
+	}
+	return out
+}
+
+func TestZstdCLIDecodes(t *testing.T) {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Fatal("zstd CLI not installed (apt-get install zstd)")
+	}
+	book := genBook(3, 5<<20+333)
+	for _, tc := range []struct {
+		size, bs int
+	}{{1, 1 << 20}, {4096, 1000}, {len(book), 1 << 20}, {len(book), 256 << 10}} {
+		e := encode(t, book[:tc.size], Options{BlockSize: tc.bs})
+		if got := zstdCLIDecode(t, e.zst); !bytes.Equal(got, e.data) {
+			t.Fatalf("size %d bs %d: zstd -d output differs (%d vs %d bytes)", tc.size, tc.bs, len(got), len(e.data))
+		}
+	}
+}
+
+// TestSeekableGoInterop reads our files with SaveTheRbtz/zstd-seekable-format-go and reads
+// that library's files with ours.
+func TestSeekableGoInterop(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	data := genBook(seed, 3<<20+777)
+	e := encode(t, data, Options{BlockSize: 128 << 10})
+	ours := e.open(t, nil, ReaderOptions{})
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	theirs, err := seekable.NewReader(bytes.NewReader(e.zst), dec)
+	if err != nil {
+		t.Fatalf("seekable.NewReader on our file: %v", err)
+	}
+	defer theirs.Close()
+	for range 300 {
+		off := rng.Int64N(int64(len(data)))
+		n := 1 + rng.IntN(300_000)
+		a, b := make([]byte, n), make([]byte, n)
+		na, erra := ours.ReadAt(a, off)
+		nb, errb := theirs.ReadAt(b, off)
+		if na != nb || !bytes.Equal(a[:na], b[:nb]) || !bytes.Equal(a[:na], data[off:off+int64(na)]) || (erra == nil) != (errb == nil) {
+			t.Fatalf("ReadAt(%d, %d): ours %d %v, theirs %d %v", n, off, na, erra, nb, errb)
+		}
+	}
+
+	// Their writer, frames of one size, read by us through the seek table alone.
+	var buf bytes.Buffer
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	w, err := seekable.NewWriter(&buf, enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bs = 100_000
+	for off := 0; off < len(data); off += bs {
+		if _, err := w.Write(data[off:min(off+bs, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(bytes.NewReader(buf.Bytes()), int64(buf.Len()), nil, nil, ReaderOptions{Name: "theirs.zst"})
+	if err != nil {
+		t.Fatalf("Open their file: %v", err)
+	}
+	defer r.Close()
+	if got := readAll(t, r, 64<<10); !bytes.Equal(got, data) {
+		t.Fatal("their file read by us differs")
+	}
+}
+
+func TestRandomReads(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	data := genBook(seed, 4<<20+rng.Int64N(1<<20))
+	bs := []int{4096, 65536, 1 << 20}[rng.IntN(3)]
+	t.Logf("size %d block %d", len(data), bs)
+	e := encode(t, data, Options{BlockSize: bs})
+	r := e.open(t, newCache(t, 8*int64(bs)), ReaderOptions{})
+	for i := range 1500 {
+		off := rng.Int64N(int64(len(data)) + 10)
+		n := rng.IntN(min(3*bs, 64<<10))
+		if i%50 == 0 {
+			n = rng.IntN(3 * bs) // now and then, reads spanning several frames
+		}
+		p := make([]byte, n)
+		got, err := r.ReadAt(p, off)
+		wantN := max(0, min(n, len(data)-int(off)))
+		if got != wantN || !bytes.Equal(p[:got], data[min(off, int64(len(data))):][:wantN]) {
+			t.Fatalf("read %d: ReadAt(len %d, off %d) = %d, %v; want %d bytes", i, n, off, got, err, wantN)
+		}
+		if (wantN < n) != (err == io.EOF) || (err != nil && err != io.EOF) {
+			t.Fatalf("read %d: ReadAt(len %d, off %d) err %v", i, n, off, err)
+		}
+	}
+}
+
+// countingSrc records the reads made on the .zst.
+type countingSrc struct {
+	r     io.ReaderAt
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *countingSrc) ReadAt(p []byte, off int64) (int, error) {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(p))
+	c.mu.Unlock()
+	return c.r.ReadAt(p, off)
+}
+
+func TestSequentialReadaheadCoalesces(t *testing.T) {
+	data := genBook(11, 24<<20)
+	e := encode(t, data, Options{BlockSize: 1 << 20})
+	x, _ := ParseIndex(e.idx, "")
+	src := &countingSrc{r: bytes.NewReader(e.zst)}
+	c := newCache(t, 64<<20)
+	r, err := Open(src, int64(len(e.zst)), x, c, ReaderOptions{Readahead: 6, SkipSeekTableCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, r, 128<<10); !bytes.Equal(got, data) {
+		t.Fatal("sequential read differs")
+	}
+	r.Close()
+	st := r.Stats()
+	maxRead := 0
+	for _, s := range src.sizes {
+		maxRead = max(maxRead, s)
+	}
+	t.Logf("stats %+v; %d source reads, largest %d bytes", st, len(src.sizes), maxRead)
+	if st.ReadaheadFrames == 0 || st.FramesDecoded != uint64(len(x.Frames)) {
+		t.Fatalf("readahead %d, decoded %d of %d frames", st.ReadaheadFrames, st.FramesDecoded, len(x.Frames))
+	}
+	if len(src.sizes) >= len(x.Frames) || maxRead <= int(x.Frames[1].CompressedSize) {
+		t.Fatalf("no coalescing: %d reads for %d frames, largest %d", len(src.sizes), len(x.Frames), maxRead)
+	}
+	if st.CacheMisses > 2 {
+		t.Fatalf("sequential reader missed %d times; readahead should stay ahead", st.CacheMisses)
+	}
+}
+
+func TestSingleFlight(t *testing.T) {
+	data := genBook(5, 4<<20)
+	e := encode(t, data, Options{BlockSize: 1 << 20})
+	c := newCache(t, 64<<20)
+	r := e.open(t, c, ReaderOptions{Readahead: -1})
+	const g = 16
+	var wg sync.WaitGroup
+	var start sync.WaitGroup
+	start.Add(1)
+	var bad atomic.Int32
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start.Wait()
+			p := make([]byte, 4096)
+			if _, err := r.ReadAt(p, 2<<20+5000); err != nil || !bytes.Equal(p, data[2<<20+5000:][:4096]) {
+				bad.Add(1)
+			}
+		}()
+	}
+	start.Done()
+	wg.Wait()
+	st := c.Stats()
+	if bad.Load() != 0 || st.FramesDecoded != 1 || st.CacheMisses != 1 || st.CacheHits+st.CacheWaits != g-1 {
+		t.Fatalf("bad %d, stats %+v", bad.Load(), st)
+	}
+}
+
+func TestConcurrentReadersSharedCache(t *testing.T) {
+	seed := testSeed(t)
+	files := make([]encoded, 3)
+	for i := range files {
+		files[i] = encode(t, genBook(seed+uint64(i), int64(2<<20+i*100_000)), Options{BlockSize: 64 << 10})
+	}
+	c := newCache(t, 10*64<<10) // small: constant eviction under load
+	var readers []*Reader
+	for i := range files {
+		readers = append(readers, files[i].open(t, c, ReaderOptions{}), files[i].open(t, c, ReaderOptions{}))
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 16)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			ri := w % len(readers)
+			r, data := readers[ri], files[ri/2].data
+			if w%2 == 0 { // sequential
+				p := make([]byte, 50_000)
+				for off := int64(0); off < int64(len(data)); off += int64(len(p)) {
+					n, err := r.ReadAt(p, off)
+					if (err != nil && err != io.EOF) || !bytes.Equal(p[:n], data[off:off+int64(n)]) {
+						errc <- fmt.Errorf("worker %d sequential at %d: %v", w, off, err)
+						return
+					}
+				}
+				return
+			}
+			for range 400 {
+				off := rng.Int64N(int64(len(data)))
+				p := make([]byte, 1+rng.IntN(200_000))
+				n, err := r.ReadAt(p, off)
+				if (err != nil && err != io.EOF) || !bytes.Equal(p[:n], data[off:off+int64(n)]) {
+					errc <- fmt.Errorf("worker %d random at %d: %v", w, off, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	st := c.Stats()
+	t.Logf("cache stats %+v", st)
+	if st.Evictions == 0 || st.CachedBytes > c.maxBytes+2*64<<10 {
+		t.Fatalf("cache bound not exercised or exceeded: %+v", st)
+	}
+}
+
+func TestTranscodeFiles(t *testing.T) {
+	dir := t.TempDir()
+	data := genBook(9, 3<<20+5)
+	zp, xp := filepath.Join(dir, "book.q.zst"), filepath.Join(dir, "book.q.zst.idx")
+	res, err := Transcode(context.Background(), bytes.NewReader(data), int64(len(data)), zp, xp, Options{BlockSize: 512 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxBytes, err := os.ReadFile(xp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := ParseIndex(idxBytes, xp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(zp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	if fi.Size() != res.ZstSize || x.SHA256 != res.SHA256 {
+		t.Fatalf("file %d bytes, result %d", fi.Size(), res.ZstSize)
+	}
+	if err := Verify(context.Background(), f, fi.Size(), x, VerifyOptions{Name: zp, Original: bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	assertOnly(t, dir, "book.q.zst", "book.q.zst.idx")
+
+	// A source failing halfway leaves nothing behind, and the old pair untouched.
+	failing := &failAfter{r: bytes.NewReader(data), limit: 1 << 20}
+	_, err = Transcode(context.Background(), failing, int64(len(data)), zp, xp, Options{BlockSize: 256 << 10, Concurrency: 1})
+	if !errors.Is(err, errInjected) {
+		t.Fatalf("want injected error, got %v", err)
+	}
+	assertOnly(t, dir, "book.q.zst", "book.q.zst.idx")
+	if b, _ := os.ReadFile(xp); !bytes.Equal(b, idxBytes) {
+		t.Fatal("failed transcode changed the existing index")
+	}
+	// A cancelled context likewise.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Transcode(ctx, bytes.NewReader(data), int64(len(data)), filepath.Join(dir, "b.zst"), filepath.Join(dir, "b.idx"), Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	assertOnly(t, dir, "book.q.zst", "book.q.zst.idx")
+	// A source shorter than the size claimed is truncation.
+	if _, err := Transcode(context.Background(), bytes.NewReader(data[:1000]), int64(len(data)), filepath.Join(dir, "c.zst"), filepath.Join(dir, "c.idx"), Options{}); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("want ErrTruncated, got %v", err)
+	}
+	assertOnly(t, dir, "book.q.zst", "book.q.zst.idx")
+}
+
+var errInjected = errors.New("injected read failure")
+
+type failAfter struct {
+	r     io.ReaderAt
+	limit int64
+}
+
+func (f *failAfter) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.limit {
+		return 0, errInjected
+	}
+	return f.r.ReadAt(p, off)
+}
+
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if fmt.Sprint(got) != fmt.Sprint(names) {
+		t.Fatalf("dir has %v, want %v", got, names)
+	}
+}
+
+func TestOptionsRejected(t *testing.T) {
+	for _, o := range []Options{{BlockSize: -1}, {BlockSize: MaxBlockSize + 1}, {Level: 23}, {Level: -2}} {
+		if _, err := TranscodeTo(context.Background(), bytes.NewReader(nil), 0, io.Discard, io.Discard, o); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("%+v: want ErrInvalidOption, got %v", o, err)
+		}
+	}
+}

@@ -1,0 +1,385 @@
+package qzst
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// ReaderOptions configure Open.
+type ReaderOptions struct {
+	// Name labels errors (usually the .zst path or URI).
+	Name string
+	// Readahead is how many frames are decoded ahead of a sequential reader
+	// (default 2*GOMAXPROCS, at least 4; negative disables).
+	Readahead int
+	// MaxFetch bounds the compressed bytes of one coalesced source read (default 16 MiB).
+	MaxFetch int64
+	// SkipSeekTableCheck skips reading the .zst's seek table at Open to compare it with the
+	// index (one small read; worth skipping only when the pair was verified already).
+	SkipSeekTableCheck bool
+	Logger             *slog.Logger
+}
+
+// Reader is an io.ReaderAt over the uncompressed bytes of a seekable .zst. It is safe for
+// concurrent use. It never returns bytes that failed a size or checksum check.
+type Reader struct {
+	src      io.ReaderAt
+	idx      *Index
+	c        *Cache
+	ownCache bool
+	name     string
+	fileKey  [32]byte
+	ra       int
+	maxFetch int64
+	log      *slog.Logger
+	stats    counters
+	closed   atomic.Bool
+	wg       sync.WaitGroup // readahead in flight
+
+	mu        sync.Mutex
+	lastFrame int  // frame of the previous read
+	forward   bool // the previous reads moved forward frame by frame
+	raNext    int  // first frame readahead has not been scheduled for
+}
+
+// Open returns a Reader over src, a .zst of srcSize bytes described by idx. A nil idx is
+// rebuilt from the seek table (IndexFromSeekTable). A nil cache gives the Reader a private one
+// of a few frames. The index must match the file: sizes are compared at once, the seek table
+// unless SkipSeekTableCheck, and each frame's size and checksum when it is read.
+func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderOptions) (*Reader, error) {
+	name := opts.Name
+	if idx == nil {
+		var err error
+		if idx, err = IndexFromSeekTable(src, srcSize, name); err != nil {
+			return nil, err
+		}
+		opts.SkipSeekTableCheck = true
+	} else {
+		if err := idx.check(name); err != nil {
+			return nil, err
+		}
+		if srcSize != idx.ZstSize {
+			cause := ErrIndexMismatch
+			if srcSize < idx.ZstSize {
+				cause = fmt.Errorf("%w: %w", ErrIndexMismatch, ErrTruncated)
+			}
+			return nil, corrupt(name, -1, min(srcSize, idx.ZstSize), "zst_size", cause, "file has %d bytes, index says %d", srcSize, idx.ZstSize)
+		}
+	}
+	if !opts.SkipSeekTableCheck {
+		st, err := ReadSeekTable(src, srcSize, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSeekTable(idx, st, name); err != nil {
+			return nil, err
+		}
+	}
+	r := &Reader{src: src, idx: idx, c: cache, name: name, maxFetch: opts.MaxFetch, lastFrame: -1, log: opts.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.maxFetch <= 0 {
+		r.maxFetch = 16 << 20
+	}
+	r.ra = opts.Readahead
+	if r.ra == 0 {
+		r.ra = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if r.ra < 0 {
+		r.ra = 0
+	}
+	if r.c == nil {
+		var err error
+		if r.c, err = NewCache(CacheOptions{MaxBytes: int64(r.ra+2) * int64(idx.BlockSize), Logger: opts.Logger}); err != nil {
+			return nil, err
+		}
+		r.ownCache = true
+	}
+	// Readahead never takes more than a quarter of the cache, so it cannot evict itself.
+	r.ra = min(r.ra, int(r.c.maxBytes/4/int64(idx.BlockSize)))
+	if idx.hasHash() {
+		r.fileKey = idx.SHA256
+	} else {
+		binary.LittleEndian.PutUint64(r.fileKey[:], r.c.nextAnon.Add(1))
+		r.fileKey[31] = 0xff // never a SHA-256 we will meet in practice
+	}
+	return r, nil
+}
+
+// Size returns the uncompressed size.
+func (r *Reader) Size() int64 { return r.idx.Size }
+
+// Index returns the index the Reader uses (do not modify it).
+func (r *Reader) Index() *Index { return r.idx }
+
+// Stats returns this Reader's counters.
+func (r *Reader) Stats() Stats { return r.stats.snapshot() }
+
+// Close waits for this Reader's readahead and closes a private cache. It does not close src.
+func (r *Reader) Close() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.wg.Wait()
+	if r.ownCache {
+		r.c.Close()
+	}
+	return nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if r.closed.Load() {
+		return 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("read %s: negative offset %d", r.name, off)
+	}
+	if off >= r.idx.Size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	bs := int64(r.idx.BlockSize)
+	n := 0
+	for n < len(p) && off+int64(n) < r.idx.Size {
+		pos := off + int64(n)
+		fi := int(pos / bs)
+		seq := r.note(fi)
+		e, err := r.frame(fi, seq)
+		if err != nil {
+			return n, err
+		}
+		n += copy(p[n:], e.data[pos-int64(fi)*bs:])
+		r.c.release(e)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// note records an access to frame fi and reports whether the Reader is being read
+// sequentially: forward one frame at a time (or still in the same frame after that).
+func (r *Reader) note(fi int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev := r.lastFrame
+	switch fi {
+	case prev:
+	case prev + 1:
+		r.forward = true
+	default:
+		r.forward = false
+	}
+	r.lastFrame = fi
+	if fi == prev+1 && prev >= 0 && r.forward {
+		r.c.demote(r.key(prev))
+	}
+	return r.forward && r.ra > 0
+}
+
+func (r *Reader) key(fi int) frameKey { return frameKey{file: r.fileKey, frame: uint32(fi)} }
+
+// frame returns frame fi decoded, with a cache reference the caller must release.
+func (r *Reader) frame(fi int, seq bool) (*entry, error) {
+	e, owner, hit := r.c.acquire(r.key(fi), int64(r.idx.Frames[fi].UncompressedSize))
+	switch {
+	case owner:
+		r.count(func(c *counters) { c.misses.Add(1) })
+		run := []*entry{e}
+		if seq {
+			run = append(run, r.reserveRun(fi+1, fi+r.ra, r.idx.Frames[fi].CompressedSize)...)
+			r.mu.Lock()
+			r.raNext = max(r.raNext, fi+len(run))
+			r.mu.Unlock()
+		}
+		r.load(fi, run, true)
+	case hit:
+		r.count(func(c *counters) { c.hits.Add(1) })
+	default:
+		r.count(func(c *counters) { c.waits.Add(1) })
+	}
+	if seq {
+		r.extend(fi)
+	}
+	<-e.done
+	if e.err != nil {
+		r.c.release(e)
+		return nil, e.err
+	}
+	return e, nil
+}
+
+// reserveRun takes ownership of the absent frames from..to that directly follow each other,
+// stopping at the first frame already cached or loading, or at MaxFetch compressed bytes.
+func (r *Reader) reserveRun(from, to int, fetched uint32) []*entry {
+	var run []*entry
+	total := int64(fetched)
+	for fi := from; fi <= to && fi < len(r.idx.Frames); fi++ {
+		f := r.idx.Frames[fi]
+		if total+int64(f.CompressedSize) > r.maxFetch && (len(run) > 0 || fetched > 0) {
+			break
+		}
+		e, owner, _ := r.c.acquire(r.key(fi), int64(f.UncompressedSize))
+		if !owner {
+			r.c.release(e)
+			break
+		}
+		total += int64(f.CompressedSize)
+		run = append(run, e)
+	}
+	return run
+}
+
+// extend schedules readahead so that frames up to fi+Readahead are loading, refilling
+// once half of the window has been consumed so that source reads come in batches.
+func (r *Reader) extend(fi int) {
+	r.mu.Lock()
+	next := max(r.raNext, fi+1)
+	end := min(fi+r.ra, len(r.idx.Frames)-1)
+	if next > end || next > fi+r.ra/2+1 {
+		r.mu.Unlock()
+		return
+	}
+	r.raNext = end + 1
+	r.mu.Unlock()
+	for next <= end {
+		if r.c.present(r.key(next)) {
+			next++
+			continue
+		}
+		run := r.reserveRun(next, end, 0)
+		if len(run) == 0 {
+			next++
+			continue
+		}
+		first := next
+		next += len(run)
+		if r.closed.Load() {
+			for _, e := range run {
+				r.c.complete(e, nil, ErrClosed)
+				r.c.release(e)
+			}
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.load(first, run, false)
+		}()
+	}
+}
+
+// load fetches the compressed bytes of the consecutive frames run (starting at frame first)
+// with one source read, then decodes them. With demand set the first frame is decoded by the
+// caller and the rest by readahead workers; otherwise all go to workers. Each entry's
+// reference is released once it is complete, except a demanded first frame's (the caller's).
+func (r *Reader) load(first int, run []*entry, demand bool) {
+	fs := r.idx.Frames[first : first+len(run)]
+	start := int64(fs[0].CompressedOffset)
+	end := int64(fs[len(fs)-1].CompressedOffset) + int64(fs[len(fs)-1].CompressedSize)
+	buf := make([]byte, end-start)
+	n, err := r.src.ReadAt(buf, start)
+	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(n)) })
+	if n < len(buf) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = corrupt(r.name, int64(first+n/max(1, int(fs[0].CompressedSize))), start+int64(n), "", ErrTruncated, "read %d of %d bytes for frames %d-%d", n, len(buf), first, first+len(run)-1)
+		} else {
+			err = fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, first, first+len(run)-1, start, err)
+		}
+		for i, e := range run {
+			r.c.complete(e, nil, err)
+			if i > 0 || !demand {
+				r.c.release(e)
+			}
+		}
+		return
+	}
+	if !demand || len(run) > 1 {
+		r.count(func(c *counters) { c.readahead.Add(uint64(len(run) - btoi(demand))) })
+	}
+	if demand { // the caller is waiting for this one: decode it before queuing the rest
+		data, err := r.decode(first, buf[:fs[0].CompressedSize])
+		r.c.complete(run[0], data, err)
+	}
+	for i, e := range run {
+		if i == 0 && demand {
+			continue
+		}
+		comp := buf[int64(fs[i].CompressedOffset)-start:][:fs[i].CompressedSize]
+		fi := first + i
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.c.sem <- struct{}{}
+			data, err := r.decode(fi, comp)
+			<-r.c.sem
+			r.c.complete(e, data, err)
+			r.c.release(e)
+		}()
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// decode decodes frame fi into a pooled buffer, counting the outcome.
+func (r *Reader) decode(fi int, comp []byte) ([]byte, error) {
+	data, err := decodeFrame(r.c.dec, r.idx, fi, comp, r.c.getBuf(int(r.idx.BlockSize)), r.name)
+	if err != nil {
+		r.count(func(c *counters) { c.decodeErrs.Add(1) })
+		return nil, err
+	}
+	r.count(func(c *counters) { c.decoded.Add(1) })
+	return data, nil
+}
+
+// decodeFrame checks frame fi's envelope against the index, decodes comp into buf (whose
+// capacity bounds the output) and checks the size. The decoder checks the content against
+// the frame's checksum, which was just compared with the index's.
+func decodeFrame(dec *zstd.Decoder, x *Index, fi int, comp, buf []byte, name string) ([]byte, error) {
+	f := x.Frames[fi]
+	off := int64(f.CompressedOffset)
+	if m := binary.LittleEndian.Uint32(comp); m != zstdFrameMagic {
+		return nil, corrupt(name, int64(fi), off, "frame_magic", ErrFrameDecode, "%#08x", m)
+	}
+	if comp[4]&zstdChecksumFlag == 0 {
+		return nil, corrupt(name, int64(fi), off+4, "frame_header_descriptor", ErrFrameChecksum, "frame has no content checksum")
+	}
+	if sum := binary.LittleEndian.Uint32(comp[len(comp)-4:]); sum != f.Checksum {
+		return nil, corrupt(name, int64(fi), off+int64(len(comp))-4, "content_checksum", ErrFrameChecksum, "frame says %#08x, index %#08x", sum, f.Checksum)
+	}
+	data, err := dec.DecodeAll(comp, buf[:0])
+	if err != nil {
+		cause := ErrFrameDecode
+		if errors.Is(err, zstd.ErrCRCMismatch) {
+			cause = ErrFrameChecksum
+		}
+		return nil, corrupt(name, int64(fi), off, "", cause, "%v", err)
+	}
+	if len(data) != int(f.UncompressedSize) {
+		return nil, corrupt(name, int64(fi), off, "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", len(data), f.UncompressedSize)
+	}
+	return data, nil
+}
+
+// count applies f to the Reader's and the Cache's counters.
+func (r *Reader) count(f func(*counters)) {
+	f(&r.stats)
+	f(&r.c.stats)
+}

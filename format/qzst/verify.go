@@ -1,0 +1,136 @@
+package qzst
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// VerifyOptions configure Verify.
+type VerifyOptions struct {
+	Name string
+	// Original, when set, is the source the .zst was made from; every decoded byte is
+	// compared with it.
+	Original io.ReaderAt
+	// Concurrency is the number of frames decoded at once (default GOMAXPROCS).
+	Concurrency int
+}
+
+// Verify checks a .zst of srcSize bytes against its index completely: sizes, the seek table,
+// every frame's envelope, decoded size and content checksum, the file's SHA-256 when the
+// index has one, and optionally the decoded bytes against the original. The tier manager
+// runs it after transcoding and before trusting a copy.
+func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opts VerifyOptions) error {
+	name := opts.Name
+	if err := idx.check(name); err != nil {
+		return err
+	}
+	if srcSize != idx.ZstSize {
+		return corrupt(name, -1, min(srcSize, idx.ZstSize), "zst_size", ErrIndexMismatch, "file has %d bytes, index says %d", srcSize, idx.ZstSize)
+	}
+	st, err := ReadSeekTable(src, srcSize, name)
+	if err != nil {
+		return err
+	}
+	if err := checkSeekTable(idx, st, name); err != nil {
+		return err
+	}
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = runtime.GOMAXPROCS(0)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(conc), zstd.WithDecodeAllCapLimit(true),
+		zstd.WithDecoderMaxMemory(MaxBlockSize), zstd.WithDecoderMaxWindow(MaxBlockSize))
+	if err != nil {
+		return fmt.Errorf("new zstd decoder: %w", err)
+	}
+	defer dec.Close()
+	h := sha256.New()
+	const chunk = 16 << 20
+	var comp []byte
+	sem := make(chan struct{}, conc)
+	bufs := sync.Pool{New: func() any { b := make([]byte, 2*int(idx.BlockSize)); return &b }}
+	for i := 0; i < len(idx.Frames); {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("verify %s: %w", name, err)
+		}
+		j := i + 1
+		start := int64(idx.Frames[i].CompressedOffset)
+		for j < len(idx.Frames) && int64(idx.Frames[j].CompressedOffset+uint64(idx.Frames[j].CompressedSize))-start <= chunk {
+			j++
+		}
+		end := int64(idx.Frames[j-1].CompressedOffset) + int64(idx.Frames[j-1].CompressedSize)
+		if int64(cap(comp)) < end-start {
+			comp = make([]byte, end-start)
+		}
+		comp = comp[:end-start]
+		if err := readFull(src, comp, start); err != nil {
+			return readErr(name, i, start, err)
+		}
+		h.Write(comp)
+		errs := make([]error, j-i)
+		var wg sync.WaitGroup
+		for fi := i; fi < j; fi++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				f := idx.Frames[fi]
+				bp := bufs.Get().(*[]byte)
+				defer bufs.Put(bp)
+				b := *bp
+				data, err := decodeFrame(dec, idx, fi, comp[int64(f.CompressedOffset)-start:][:f.CompressedSize], b[:idx.BlockSize], name)
+				if err == nil && opts.Original != nil {
+					orig := b[idx.BlockSize:][:f.UncompressedSize]
+					if rerr := readFull(opts.Original, orig, int64(f.UncompressedOffset)); rerr != nil {
+						err = fmt.Errorf("read original of %s at offset %d: %w", name, f.UncompressedOffset, rerr)
+					} else if !bytes.Equal(data, orig) {
+						err = corrupt(name, int64(fi), int64(f.CompressedOffset), "content", ErrContentMismatch, "uncompressed bytes %d-%d", f.UncompressedOffset, f.UncompressedOffset+uint64(f.UncompressedSize))
+					}
+				}
+				errs[fi-i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	if opts.Original != nil {
+		// The original must end where the index says: one byte more is a mismatch.
+		var one [1]byte
+		if n, _ := opts.Original.ReadAt(one[:], idx.Size); n != 0 {
+			return corrupt(name, -1, idx.Size, "uncompressed_size_total", ErrContentMismatch, "original is longer than %d bytes", idx.Size)
+		}
+	}
+	if idx.hasHash() {
+		tail := make([]byte, srcSize-idx.FramesSize)
+		if err := readFull(src, tail, idx.FramesSize); err != nil {
+			return readErr(name, -1, idx.FramesSize, err)
+		}
+		h.Write(tail)
+		if sum := h.Sum(nil); !bytes.Equal(sum, idx.SHA256[:]) {
+			return corrupt(name, -1, 0, "sha256", ErrFileHash, "file %x, index %x", sum, idx.SHA256)
+		}
+	}
+	return nil
+}
+
+// readErr labels a failed source read: a short read is corruption, anything else I/O.
+func readErr(name string, frame int, off int64, err error) error {
+	if errors.Is(err, ErrTruncated) {
+		return corrupt(name, int64(frame), off, "", ErrTruncated, "%v", err)
+	}
+	return fmt.Errorf("read %s at offset %d: %w", name, off, err)
+}

@@ -1,0 +1,58 @@
+// Package testenv finds the real external tools that integration tests use as independent
+// readers (numpy, pandas, the zstd CLI, getfattr, versitygw). `make test` installs them; a
+// test that needs one fails with a clear message instead of silently skipping.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Python returns an interpreter that imports numpy and pandas. Debian's python3-numpy
+// imports only under /usr/bin/python3, which is tried first.
+func Python(t testing.TB) string {
+	t.Helper()
+	cands := []string{os.Getenv("CHRONICLE_PYTHON"), "/usr/bin/python3", "python3"}
+	for _, c := range cands {
+		if c == "" {
+			continue
+		}
+		if err := exec.Command(c, "-c", "import numpy, pandas").Run(); err == nil {
+			return c
+		}
+	}
+	t.Fatalf("no python3 with numpy and pandas (tried %s); run `make deps` (apt-get install python3-numpy python3-pandas)", strings.Join(cands, ", "))
+	return ""
+}
+
+// Tool returns the path of a command-line tool or fails the test naming the package to install.
+func Tool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found; run `make deps` (apt-get install %s)", name, debianPackage)
+	}
+	return p
+}
+
+// RepoRoot returns the module root (the directory holding go.mod).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need, only when it is missing:
+#   Debian: zstd (CLI reader), python3-numpy + python3-pandas (independent readers), attr (getfattr)
+#   versitygw: the S3 server the remote-tier tests run on loopback (decisions.md)
+set -euo pipefail
+
+need=()
+command -v zstd >/dev/null || need+=(zstd)
+command -v getfattr >/dev/null || need+=(attr)
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+/usr/bin/python3 -c 'import pandas' 2>/dev/null || need+=(python3-pandas)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+VERSITYGW_VERSION=v1.8.0
+gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+if ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
+  echo "deps: installing versitygw $VERSITYGW_VERSION into $gobin (takes a few minutes)"
+  GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+echo "deps: ok"
