@@ -60,8 +60,8 @@ type Appender struct {
 	max    int64
 	opt    Options
 
-	grown   atomic.Int64 // bytes of the file that exist and are pre-faulted
-	growMu  sync.Mutex   // serialises growth between the grower and a writer that outran it
+	grown   atomic.Int64          // bytes of the file that exist and are pre-faulted
+	growMu  sync.Mutex            // serialises growth between the grower and a writer that outran it
 	growErr atomic.Pointer[error] // last error from background growth
 	want    atomic.Int64          // size the writer asked the grower for
 	kick    chan struct{}

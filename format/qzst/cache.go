@@ -2,7 +2,6 @@ package qzst
 
 import (
 	"fmt"
-	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,6 @@ type CacheOptions struct {
 	// Concurrency is the number of frames decoded at once, by readers and readahead together
 	// (default GOMAXPROCS).
 	Concurrency int
-	Logger      *slog.Logger
 }
 
 // Cache holds decoded frames for every Reader that shares it, and the decoders and workers
@@ -33,7 +31,6 @@ type Cache struct {
 	maxBytes int64
 	dec      *zstd.Decoder
 	sem      chan struct{} // readahead decode workers
-	log      *slog.Logger
 	stats    counters
 	nextAnon atomic.Uint64
 	pools    sync.Map // buffer cap -> *sync.Pool of *[]byte
@@ -69,9 +66,6 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(opts.Concurrency+1), // one beyond the readahead workers for demand reads
 		zstd.WithDecodeAllCapLimit(true),
@@ -84,7 +78,6 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		maxBytes: opts.MaxBytes,
 		dec:      dec,
 		sem:      make(chan struct{}, opts.Concurrency),
-		log:      opts.Logger,
 		m:        make(map[frameKey]*entry),
 	}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru

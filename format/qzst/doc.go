@@ -1,2 +1,21 @@
-// Package qzst writes and reads the cold-tier seekable zstd form of a .q file.
+// Package qzst writes and reads the cold-tier form of a .q file: seekable zstd
+// (book.q.zst) plus its index (book.q.zst.idx). The byte layout is in docs/format/qzst.md.
+//
+// The .q is opaque bytes here. Transcode cuts it into blocks of BlockSize bytes and
+// compresses each as an independent zstd frame (content size and checksum included) on all
+// cores, in order, with bounded memory; the .zst ends with the standard seekable-format seek
+// table, so `zstd -d` restores the .q and other seekable-zstd tools can read it.
+//
+// Open gives an io.ReaderAt over the uncompressed bytes from any io.ReaderAt source (a local
+// file now, ranged object-store reads later). Because all frames but the last have the same
+// size, the frame of an offset is a division. Decoded frames live in a Cache shared by all
+// Readers, bounded in bytes, keyed by the .zst's SHA-256 so the same content shares frames
+// across tiers; concurrent readers of one frame decode it once. A Reader read front to back
+// decodes the following frames in parallel ahead of it and fetches their compressed bytes
+// with one source read per run of frames.
+//
+// Nothing is returned that has not passed the index's checks: frame sizes, the frame's
+// checksum against the index's, zstd's content checksum, the decoded length. Failures are
+// *CorruptError values naming file, frame, offset and field, wrapping the sentinels of
+// errors.go. Verify checks a whole file (the tier manager's check after a transcode or copy).
 package qzst

@@ -18,7 +18,8 @@ type ReaderOptions struct {
 	// Name labels errors (usually the .zst path or URI).
 	Name string
 	// Readahead is how many frames are decoded ahead of a sequential reader
-	// (default 2*GOMAXPROCS, at least 4; negative disables).
+	// (default 4*GOMAXPROCS, at least 16; negative disables). Readahead never takes more
+	// than a quarter of the cache.
 	Readahead int
 	// MaxFetch bounds the compressed bytes of one coalesced source read (default 16 MiB).
 	MaxFetch int64
@@ -92,14 +93,14 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 	}
 	r.ra = opts.Readahead
 	if r.ra == 0 {
-		r.ra = max(4, 2*runtime.GOMAXPROCS(0))
+		r.ra = max(16, 4*runtime.GOMAXPROCS(0))
 	}
 	if r.ra < 0 {
 		r.ra = 0
 	}
 	if r.c == nil {
 		var err error
-		if r.c, err = NewCache(CacheOptions{MaxBytes: int64(r.ra+2) * int64(idx.BlockSize), Logger: opts.Logger}); err != nil {
+		if r.c, err = NewCache(CacheOptions{MaxBytes: privateCacheBytes(r.ra, idx.BlockSize)}); err != nil {
 			return nil, err
 		}
 		r.ownCache = true
@@ -115,6 +116,12 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 	return r, nil
 }
 
+// privateCacheBytes sizes a Reader's own cache: room for its readahead (which takes at most a
+// quarter), at most 64 MiB, at least two frames.
+func privateCacheBytes(ra int, bs uint32) int64 {
+	return max(2*int64(bs), min(64<<20, 4*int64(max(ra, 1))*int64(bs)))
+}
+
 // Size returns the uncompressed size.
 func (r *Reader) Size() int64 { return r.idx.Size }
 
@@ -126,7 +133,10 @@ func (r *Reader) Stats() Stats { return r.stats.snapshot() }
 
 // Close waits for this Reader's readahead and closes a private cache. It does not close src.
 func (r *Reader) Close() error {
-	if r.closed.Swap(true) {
+	r.mu.Lock()
+	was := r.closed.Swap(true)
+	r.mu.Unlock()
+	if was {
 		return nil
 	}
 	r.wg.Wait()
@@ -193,32 +203,39 @@ func (r *Reader) key(fi int) frameKey { return frameKey{file: r.fileKey, frame: 
 
 // frame returns frame fi decoded, with a cache reference the caller must release.
 func (r *Reader) frame(fi int, seq bool) (*entry, error) {
-	e, owner, hit := r.c.acquire(r.key(fi), int64(r.idx.Frames[fi].UncompressedSize))
-	switch {
-	case owner:
-		r.count(func(c *counters) { c.misses.Add(1) })
-		run := []*entry{e}
-		if seq {
-			run = append(run, r.reserveRun(fi+1, fi+r.ra, r.idx.Frames[fi].CompressedSize)...)
-			r.mu.Lock()
-			r.raNext = max(r.raNext, fi+len(run))
-			r.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		e, owner, hit := r.c.acquire(r.key(fi), int64(r.idx.Frames[fi].UncompressedSize))
+		switch {
+		case owner:
+			r.count(func(c *counters) { c.misses.Add(1) })
+			run := []*entry{e}
+			if seq {
+				run = append(run, r.reserveRun(fi+1, fi+r.ra, r.idx.Frames[fi].CompressedSize)...)
+				r.mu.Lock()
+				r.raNext = max(r.raNext, fi+len(run))
+				r.mu.Unlock()
+			}
+			r.load(fi, run, true)
+		case hit:
+			r.count(func(c *counters) { c.hits.Add(1) })
+		default:
+			r.count(func(c *counters) { c.waits.Add(1) })
 		}
-		r.load(fi, run, true)
-	case hit:
-		r.count(func(c *counters) { c.hits.Add(1) })
-	default:
-		r.count(func(c *counters) { c.waits.Add(1) })
-	}
-	if seq {
-		r.extend(fi)
-	}
-	<-e.done
-	if e.err != nil {
+		if seq {
+			r.extend(fi)
+		}
+		<-e.done
+		if e.err == nil {
+			return e, nil
+		}
 		r.c.release(e)
-		return nil, e.err
+		// The load we waited for may have been another Reader's of the same content (same
+		// cache key) that failed for its own reasons (closed, its source's I/O error or
+		// damage): load it once more from our own source.
+		if owner || attempt > 0 {
+			return nil, e.err
+		}
 	}
-	return e, nil
 }
 
 // reserveRun takes ownership of the absent frames from..to that directly follow each other,
@@ -266,18 +283,10 @@ func (r *Reader) extend(fi int) {
 		}
 		first := next
 		next += len(run)
-		if r.closed.Load() {
-			for _, e := range run {
-				r.c.complete(e, nil, ErrClosed)
-				r.c.release(e)
-			}
+		if !r.async(func() { r.load(first, run, false) }) {
+			r.abandon(run)
 			return
 		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.load(first, run, false)
-		}()
 	}
 }
 
@@ -294,7 +303,11 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(n)) })
 	if n < len(buf) {
 		if err == nil || errors.Is(err, io.EOF) {
-			err = corrupt(r.name, int64(first+n/max(1, int(fs[0].CompressedSize))), start+int64(n), "", ErrTruncated, "read %d of %d bytes for frames %d-%d", n, len(buf), first, first+len(run)-1)
+			bad := 0 // the first frame the read did not fully return
+			for bad < len(fs)-1 && int64(fs[bad].CompressedOffset)+int64(fs[bad].CompressedSize) <= start+int64(n) {
+				bad++
+			}
+			err = corrupt(r.name, int64(first+bad), start+int64(n), "", ErrTruncated, "read %d of %d bytes for frames %d-%d", n, len(buf), first, first+len(run)-1)
 		} else {
 			err = fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, first, first+len(run)-1, start, err)
 		}
@@ -319,15 +332,38 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 		}
 		comp := buf[int64(fs[i].CompressedOffset)-start:][:fs[i].CompressedSize]
 		fi := first + i
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
+		if !r.async(func() {
 			r.c.sem <- struct{}{}
 			data, err := r.decode(fi, comp)
 			<-r.c.sem
 			r.c.complete(e, data, err)
 			r.c.release(e)
-		}()
+		}) {
+			r.abandon(run[i : i+1])
+		}
+	}
+}
+
+// async runs f on a goroutine that Close waits for; after Close it reports false instead.
+func (r *Reader) async(f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// abandon fails owned entries that will not be loaded, waking anyone waiting on them.
+func (r *Reader) abandon(run []*entry) {
+	for _, e := range run {
+		r.c.complete(e, nil, ErrClosed)
+		r.c.release(e)
 	}
 }
 
@@ -343,6 +379,7 @@ func (r *Reader) decode(fi int, comp []byte) ([]byte, error) {
 	data, err := decodeFrame(r.c.dec, r.idx, fi, comp, r.c.getBuf(int(r.idx.BlockSize)), r.name)
 	if err != nil {
 		r.count(func(c *counters) { c.decodeErrs.Add(1) })
+		r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
 		return nil, err
 	}
 	r.count(func(c *counters) { c.decoded.Add(1) })

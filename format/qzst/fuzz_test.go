@@ -1,0 +1,122 @@
+package qzst
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// fuzzFile is a small valid pair (a few 512-byte frames, a partial last one) to mutate;
+// small seeds keep the fuzzer's minimization quick.
+func fuzzFile(t testing.TB) encoded {
+	return encode(t, genBook(99, genHeaderSize+3*512+100)[genHeaderSize:], Options{BlockSize: 512})
+}
+
+func FuzzParseIndex(f *testing.F) {
+	for _, size := range []int{0, 1, 5*4096 + 1000} {
+		f.Add(encode(f, genBook(98, int64(size)), Options{BlockSize: 4096}).idx)
+	}
+	f.Add([]byte(IndexMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, err := ParseIndex(b, "f.idx")
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("untyped error %T %v", err, err)
+			}
+			return
+		}
+		again, err := x.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("accepted index does not re-encode to itself: %v", err)
+		}
+		for i := range x.Frames {
+			if x.FrameOf(int64(x.Frames[i].UncompressedOffset)) != i {
+				t.Fatalf("FrameOf disagrees for frame %d", i)
+			}
+		}
+	})
+}
+
+func FuzzSeekTable(f *testing.F) {
+	e := fuzzFile(f)
+	f.Add(e.zst)
+	f.Add(e.zst[e.res.Index.FramesSize:])
+	f.Add(encode(f, nil, Options{}).zst)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := ReadSeekTable(bytes.NewReader(b), int64(len(b)), "f.zst")
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("untyped error %T %v", err, err)
+			}
+			return
+		}
+		var total int64
+		for _, e := range st.Entries {
+			total += int64(e.CompressedSize)
+		}
+		if total != st.Offset || st.Offset > int64(len(b)) {
+			t.Fatalf("frames end at %d, table at %d of %d", total, st.Offset, len(b))
+		}
+		if st.HasChecksums {
+			fr := make([]Frame, len(st.Entries))
+			for i, e := range st.Entries {
+				fr[i] = Frame{CompressedSize: e.CompressedSize, UncompressedSize: e.DecompressedSize, Checksum: e.Checksum}
+			}
+			enc := appendSeekTable(nil, fr)
+			tail := bytes.Clone(b[st.Offset:])
+			tail[len(tail)-5] &^= 0x03 // unused descriptor bits are not ours to keep
+			if !bytes.Equal(enc, tail) {
+				t.Fatal("accepted seek table does not re-encode to itself")
+			}
+		}
+		if x, err := IndexFromSeekTable(bytes.NewReader(b), int64(len(b)), "f.zst"); err == nil {
+			if err := x.check("f.zst"); err != nil {
+				t.Fatalf("rebuilt index invalid: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzReadFrame mutates a valid .zst and reads it with the valid index: every read either
+// fails with a *CorruptError or returns the original bytes.
+func FuzzReadFrame(f *testing.F) {
+	e := fuzzFile(f)
+	x := e.res.Index
+	f.Add(e.zst, uint32(0), uint32(100))
+	f.Add(e.zst, uint32(5000), uint32(9000))
+	for _, fr := range x.Frames {
+		b := bytes.Clone(e.zst)
+		b[fr.CompressedOffset+uint64(fr.CompressedSize/2)] ^= 0xff
+		f.Add(b, uint32(fr.UncompressedOffset), uint32(fr.UncompressedSize))
+	}
+	f.Fuzz(func(t *testing.T, zst []byte, off, n uint32) {
+		if n > 1<<20 {
+			n = 1 << 20
+		}
+		for _, skip := range []bool{false, true} {
+			r, err := Open(bytes.NewReader(zst), int64(len(zst)), x, nil, ReaderOptions{SkipSeekTableCheck: skip})
+			if err != nil {
+				var ce *CorruptError
+				if !errors.As(err, &ce) {
+					t.Fatalf("untyped error %T %v", err, err)
+				}
+				continue
+			}
+			p := make([]byte, n)
+			got, err := r.ReadAt(p, int64(off))
+			r.Close()
+			if err != nil && err != io.EOF {
+				var ce *CorruptError
+				if !errors.As(err, &ce) {
+					t.Fatalf("untyped error %T %v", err, err)
+				}
+			}
+			if int64(off) < int64(len(e.data)) && !bytes.Equal(p[:got], e.data[off:int64(off)+int64(got)]) {
+				t.Fatal("garbage returned")
+			}
+		}
+	})
+}

@@ -1,0 +1,166 @@
+package tiers
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/qzst"
+)
+
+// Handle reads one logical file from the tier that held it when it was opened. A handle
+// keeps serving the same bytes after its partition moves on: local files stay readable
+// through their open descriptor after a move deletes them.
+type Handle interface {
+	io.ReaderAt
+	// Size is the logical size now: for a book that is still being written, its committed
+	// length, which only grows.
+	Size() int64
+	Tier() Tier
+	// Source is the physical file or URI that serves the bytes.
+	Source() string
+	// Version changes whenever the bytes behind the handle could differ (for caches).
+	Version() string
+	// Sealed reports that the content will never change.
+	Sealed() bool
+	ModTime() time.Time
+	// File returns the local file whose bytes are exactly the logical content, for kernel
+	// passthrough; nil for compressed, remote or still-growing files.
+	File() *os.File
+	Close() error
+}
+
+// plainHandle serves a local file as is. For a book still being written it reads the
+// committed length from the header, so readers only ever see whole records.
+type plainHandle struct {
+	f      *os.File
+	tier   Tier
+	ino    uint64
+	mtime  time.Time
+	size   int64 // file size, or the last committed length seen for a growing book
+	sealed bool
+	book   bool
+	grown  atomic.Int64
+}
+
+func (h *plainHandle) initBook() error {
+	hdr, err := format.ReadHeader(h.f, h.size, h.f.Name())
+	if err != nil {
+		return err
+	}
+	if hdr.Layout != format.LayoutBook {
+		return fmt.Errorf("%s: %w", h.f.Name(), format.ErrWrongLayout)
+	}
+	h.book = true
+	h.sealed = hdr.Sealed
+	if !h.sealed {
+		h.grown.Store(int64(hdr.Committed))
+	}
+	return nil
+}
+
+// committed re-reads the writer's committed length (one 8-byte pread).
+func (h *plainHandle) committed() int64 {
+	var b [8]byte
+	if _, err := h.f.ReadAt(b[:], 24); err != nil {
+		return h.grown.Load()
+	}
+	c := int64(binary.LittleEndian.Uint64(b[:]))
+	// Never report shrinking: a reader must not see its file get shorter.
+	for {
+		old := h.grown.Load()
+		if c <= old {
+			return old
+		}
+		if h.grown.CompareAndSwap(old, c) {
+			return c
+		}
+	}
+}
+
+func (h *plainHandle) Size() int64 {
+	if h.book && !h.sealed {
+		return h.committed()
+	}
+	return h.size
+}
+
+func (h *plainHandle) ReadAt(p []byte, off int64) (int, error) {
+	end := h.size
+	if h.book && !h.sealed {
+		end = h.grown.Load()
+		if off+int64(len(p)) > end {
+			end = h.committed()
+		}
+	}
+	if off >= end {
+		return 0, io.EOF
+	}
+	want := p
+	if off+int64(len(p)) > end {
+		want = p[:end-off]
+	}
+	n, err := h.f.ReadAt(want, off)
+	if err == io.EOF && n == len(want) {
+		err = nil
+	}
+	if err == nil && len(want) < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (h *plainHandle) Tier() Tier         { return h.tier }
+func (h *plainHandle) Source() string     { return h.f.Name() }
+func (h *plainHandle) Sealed() bool       { return h.sealed }
+func (h *plainHandle) ModTime() time.Time { return h.mtime }
+func (h *plainHandle) Version() string {
+	if h.sealed {
+		return fmt.Sprintf("%s:%d:%d:%d", h.tier, h.ino, h.size, h.mtime.UnixNano())
+	}
+	return fmt.Sprintf("%s:%d:growing:%d", h.tier, h.ino, h.Size())
+}
+func (h *plainHandle) File() *os.File {
+	if h.sealed {
+		return h.f
+	}
+	return nil
+}
+func (h *plainHandle) Close() error { return h.f.Close() }
+
+// zstdHandle serves a seekable .zst through the shared frame cache, from a local file
+// (cold) or the object store (remote).
+type zstdHandle struct {
+	r       *qzst.Reader
+	f       *os.File // nil for remote
+	tier    Tier
+	src     string
+	version string
+	mtime   time.Time
+}
+
+func (h *zstdHandle) ReadAt(p []byte, off int64) (int, error) { return h.r.ReadAt(p, off) }
+func (h *zstdHandle) Size() int64                             { return h.r.Size() }
+func (h *zstdHandle) Tier() Tier                              { return h.tier }
+func (h *zstdHandle) Source() string                          { return h.src }
+func (h *zstdHandle) Version() string                         { return h.version }
+func (h *zstdHandle) Sealed() bool                            { return true }
+func (h *zstdHandle) ModTime() time.Time                      { return h.mtime }
+func (h *zstdHandle) File() *os.File                          { return nil }
+
+// Reader exposes the decompressing reader (for its statistics).
+func (h *zstdHandle) Reader() *qzst.Reader { return h.r }
+
+func (h *zstdHandle) Close() error {
+	err := h.r.Close()
+	if h.f != nil {
+		if e := h.f.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}

@@ -1,0 +1,166 @@
+package tiers
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// Tier names a storage tier, in resolution priority order.
+type Tier uint8
+
+const (
+	Hot Tier = iota
+	Warm
+	Cold
+	Remote
+	numTiers
+)
+
+var tierNames = [...]string{"hot", "warm", "cold", "remote"}
+
+func (t Tier) String() string {
+	if int(t) < len(tierNames) {
+		return tierNames[t]
+	}
+	return fmt.Sprintf("tier(%d)", uint8(t))
+}
+
+// ParseTier parses a tier name.
+func ParseTier(s string) (Tier, error) {
+	for i, n := range tierNames {
+		if s == n {
+			return Tier(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown tier %q (want hot, warm, cold or remote)", s)
+}
+
+// File names inside a partition directory.
+const (
+	LayoutVersion = "v1"
+	BookName      = "book.q"
+	ZstName       = "book.q.zst"
+	IdxName       = "book.q.zst.idx"
+	StubName      = "book.q.zst.remote.json"
+	MetaName      = "meta.json"
+	IndexDir      = "index"
+	DerivedDir    = "derived"
+	DateLayout    = "2006-01-02"
+)
+
+// Key identifies one partition.
+type Key struct {
+	Venue, Symbol, Date string
+}
+
+// Dir is the partition's relative directory, e.g. v1/binance-perp/eth-usdt/2024-08-08.
+func (k Key) Dir() string { return path.Join(LayoutVersion, k.Venue, k.Symbol, k.Date) }
+
+func (k Key) String() string { return k.Dir() }
+
+// Time returns the partition date at UTC midnight.
+func (k Key) Time() (time.Time, error) { return time.Parse(DateLayout, k.Date) }
+
+// NewKey builds and validates a key.
+func NewKey(venue, symbol string, date time.Time) (Key, error) {
+	k := Key{Venue: venue, Symbol: symbol, Date: date.UTC().Format(DateLayout)}
+	return k, k.Validate()
+}
+
+// Validate checks every component.
+func (k Key) Validate() error {
+	if !ValidName(k.Venue) {
+		return fmt.Errorf("%w: venue %q", ErrInvalidPath, k.Venue)
+	}
+	if !ValidName(k.Symbol) {
+		return fmt.Errorf("%w: symbol %q", ErrInvalidPath, k.Symbol)
+	}
+	if _, err := time.Parse(DateLayout, k.Date); err != nil || len(k.Date) != 10 {
+		return fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalidPath, k.Date)
+	}
+	return nil
+}
+
+// ValidName reports whether s may be a venue or symbol directory: lowercase letters, digits,
+// '-', '_' and '.', not starting with '.', at most 64 bytes.
+func ValidName(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validFileName accepts names of files inside a partition (meta.json, index/..., derived/...).
+func validFileName(s string) bool {
+	if s == "" || len(s) > 255 || s[0] == '.' || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/\x00")
+}
+
+// Logical is a parsed logical path below the mount root.
+type Logical struct {
+	// Depth: 0 = "v1" (or ""), 1 = venue dir, 2 = symbol dir, 3 = partition dir, 4+ = a file
+	// or directory inside the partition.
+	Key  Key
+	Rest string // path inside the partition ("book.q", "index/x"), "" for the directory itself
+	raw  []string
+}
+
+// Depth returns how many components follow v1.
+func (l Logical) Depth() int { return len(l.raw) }
+
+// ParseLogical parses a slash-separated path such as "v1/binance-perp/eth-usdt/2024-08-08/book.q".
+// It rejects anything that is not a clean path in the v1 layout.
+func ParseLogical(p string) (Logical, error) {
+	p = strings.Trim(p, "/")
+	if p == "" || p == LayoutVersion {
+		return Logical{}, nil
+	}
+	parts := strings.Split(p, "/")
+	if parts[0] != LayoutVersion {
+		return Logical{}, fmt.Errorf("%w: %q does not start with %s/", ErrInvalidPath, p, LayoutVersion)
+	}
+	parts = parts[1:]
+	var l Logical
+	for i, c := range parts {
+		switch {
+		case i < 2 && !ValidName(c):
+			return l, fmt.Errorf("%w: %q: component %q", ErrInvalidPath, p, c)
+		case i == 2:
+			if _, err := time.Parse(DateLayout, c); err != nil || len(c) != 10 {
+				return l, fmt.Errorf("%w: %q: date %q is not YYYY-MM-DD", ErrInvalidPath, p, c)
+			}
+		case i > 2 && !validFileName(c):
+			return l, fmt.Errorf("%w: %q: component %q", ErrInvalidPath, p, c)
+		}
+	}
+	l.raw = parts
+	if len(parts) > 0 {
+		l.Key.Venue = parts[0]
+	}
+	if len(parts) > 1 {
+		l.Key.Symbol = parts[1]
+	}
+	if len(parts) > 2 {
+		l.Key.Date = parts[2]
+	}
+	if len(parts) > 3 {
+		l.Rest = strings.Join(parts[3:], "/")
+	}
+	return l, nil
+}
+
+// IsTemp reports names that movers and writers use for files not yet in place; they are
+// never listed or resolved.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.Contains(name, ".tmp-") || strings.HasSuffix(name, ".tmp")
+}

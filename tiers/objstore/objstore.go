@@ -1,0 +1,237 @@
+// Package objstore is the remote tier's object store: one small interface with
+// an S3 backend (aws-sdk-go-v2, tested against a real versitygw) and a file://
+// backend (a local folder, the embedded default).
+//
+// Every Put is verified end to end with SHA-256: ObjectInfo.SHA256 is the hex
+// digest of the full object as computed by us from the bytes we sent, and the
+// backend has confirmed those bytes (see docs/objstore.md for exactly what each
+// backend checks).
+package objstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Store is a flat namespace of immutable-once-written objects addressed by
+// '/'-separated keys relative to the store's root URI.
+type Store interface {
+	// Put uploads size bytes of r as key, replacing any previous object, and
+	// returns what was stored. On success the object's SHA-256 equals
+	// ObjectInfo.SHA256 (and opts.SHA256 when set). On error nothing was
+	// published and a previous object is left as it was, except for an
+	// ErrChecksumMismatch found only after S3 published the upload (a wrong
+	// echoed composite checksum or a Head that disagrees): then the key's
+	// content is unverified and the caller must not record it. r may be
+	// read more than once (S3 hashes first, then sends).
+	Put(ctx context.Context, key string, r io.ReaderAt, size int64, opts PutOptions) (ObjectInfo, error)
+	// Head returns the object's size, ETag and recorded SHA-256.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
+	// GetRange streams bytes [off, off+n). The reader yields exactly n bytes
+	// and then io.EOF, or fails with an error wrapping ErrUnavailable; a range
+	// not inside the object fails up front with ErrOutOfRange. n == 0 is
+	// allowed for 0 <= off <= size. The caller must Close the reader.
+	GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List returns the objects whose keys start with prefix (plain string
+	// prefix, not segment-bound), sorted by key. It is for maintenance: it
+	// may be slow, and entries may leave SHA256 (and, for file://, ETag)
+	// empty; Head fills them.
+	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	// URI returns the URI naming key, e.g. s3://bucket/prefix/key.
+	URI(key string) string
+	// KeyOf maps a URI back to a key, rejecting anything outside this
+	// store's root with ErrOutsideRoot (see Location.KeyOf).
+	KeyOf(uri string) (string, error)
+	// Close releases idle connections and other resources.
+	Close() error
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key  string
+	Size int64
+	// ETag as the backend reports it, quotes stripped. file:// uses the hex
+	// SHA-256; S3 uses its own (MD5-based, "-N" suffixed for multipart).
+	ETag string
+	// SHA256 is the lowercase hex SHA-256 of the whole object. Put sets it
+	// from the bytes it sent; Head reads it from the object's metadata
+	// (x-amz-meta-sha256 on S3). Empty when the object was not written
+	// through this package.
+	SHA256 string
+	// ServerChecksum is the checksum the backend reported, verbatim: base64
+	// SHA-256 for a single PUT and for file://, "base64(sha256(part
+	// digests))-N" for an S3 multipart upload. ChecksumType says which.
+	ServerChecksum string
+	ChecksumType   string // "FULL_OBJECT", "COMPOSITE" or ""
+	// Parts is the number of upload parts (1 for single PUTs); set by Put.
+	Parts   int
+	ModTime time.Time
+}
+
+// PutOptions tunes one Put.
+type PutOptions struct {
+	// SHA256, when set (lowercase hex), is the digest the caller expects
+	// the bytes to have; Put fails with ErrChecksumMismatch before
+	// publishing anything if they differ.
+	SHA256 string
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultRequestTimeout      = 10 * time.Second
+	DefaultMaxRetries          = 3
+	DefaultMaxBackoff          = time.Second
+	DefaultPartSize            = 16 << 20
+	DefaultMultipartThreshold  = 32 << 20
+	DefaultConcurrency         = 4
+	DefaultMaxIdleConnsPerHost = 64
+	// MinPartSize is S3's minimum for every part but the last.
+	MinPartSize = 5 << 20
+	// MaxParts is S3's limit on parts per upload; PartSize grows to fit.
+	MaxParts = 10000
+)
+
+// Config configures Open. Bucket and prefix come from the URI. The toml tags
+// are the keys of the [remote] table in chronicle's configuration.
+type Config struct {
+	// Endpoint overrides the S3 endpoint, e.g. "http://127.0.0.1:7070".
+	// Empty uses AWS's endpoint for Region (or $AWS_ENDPOINT_URL).
+	Endpoint string `toml:"endpoint"`
+	// Region; empty uses the AWS chain ($AWS_REGION, shared config), then
+	// "us-east-1".
+	Region string `toml:"region"`
+	// AccessKey/SecretKey/SessionToken; empty uses the standard AWS
+	// credential chain (AWS_ACCESS_KEY_ID..., shared files, IMDS...).
+	AccessKey    string `toml:"access_key"`
+	SecretKey    string `toml:"secret_key"`
+	SessionToken string `toml:"session_token"`
+	// PathStyle addresses buckets as endpoint/bucket/key; needed by most
+	// non-AWS servers, versitygw included.
+	PathStyle bool `toml:"path_style"`
+	// RequestTimeout bounds each attempt's wait: connecting, each write,
+	// the wait for response headers, and any stall while streaming a body.
+	RequestTimeout time.Duration `toml:"request_timeout"`
+	// MaxRetries is the number of retries after the first attempt
+	// (exponential backoff with full jitter, capped at MaxBackoff).
+	// 0 means DefaultMaxRetries; use -1 for no retries.
+	MaxRetries int           `toml:"max_retries"`
+	MaxBackoff time.Duration `toml:"max_backoff"`
+	// PartSize and MultipartThreshold: objects of at least
+	// MultipartThreshold bytes are uploaded in parts of PartSize bytes.
+	PartSize           int64 `toml:"part_size"`
+	MultipartThreshold int64 `toml:"multipart_threshold"`
+	// Concurrency bounds the parts uploaded at once.
+	Concurrency int `toml:"concurrency"`
+	// MaxIdleConnsPerHost keeps this many connections alive per endpoint
+	// for reuse by ranged GETs.
+	MaxIdleConnsPerHost int `toml:"max_idle_conns_per_host"`
+	// Logger receives warnings and debug events; nil discards.
+	Logger *slog.Logger `toml:"-"`
+}
+
+// withDefaults fills zero fields and validates the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	switch {
+	case c.MaxRetries == 0:
+		c.MaxRetries = DefaultMaxRetries
+	case c.MaxRetries < 0:
+		c.MaxRetries = 0
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.PartSize == 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.MultipartThreshold == 0 {
+		c.MultipartThreshold = max(DefaultMultipartThreshold, c.PartSize)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxIdleConnsPerHost == 0 {
+		c.MaxIdleConnsPerHost = max(DefaultMaxIdleConnsPerHost, 2*c.Concurrency)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.RequestTimeout < 0:
+		return c, fmt.Errorf("request_timeout %v must be positive: %w", c.RequestTimeout, ErrInvalidConfig)
+	case c.MaxBackoff < 0:
+		return c, fmt.Errorf("max_backoff %v must be positive: %w", c.MaxBackoff, ErrInvalidConfig)
+	case c.PartSize < MinPartSize:
+		return c, fmt.Errorf("part_size %d below S3's minimum %d: %w", c.PartSize, MinPartSize, ErrInvalidConfig)
+	case c.MultipartThreshold < c.PartSize:
+		return c, fmt.Errorf("multipart_threshold %d below part_size %d: %w", c.MultipartThreshold, c.PartSize, ErrInvalidConfig)
+	case c.Concurrency < 1:
+		return c, fmt.Errorf("concurrency %d must be at least 1: %w", c.Concurrency, ErrInvalidConfig)
+	case c.MaxIdleConnsPerHost < 1:
+		return c, fmt.Errorf("max_idle_conns_per_host %d must be at least 1: %w", c.MaxIdleConnsPerHost, ErrInvalidConfig)
+	}
+	return c, nil
+}
+
+// MaxWait is the longest an S3 call can wait on an unresponsive server before
+// failing with ErrUnavailable: every attempt times out after RequestTimeout
+// and each backoff is at most MaxBackoff. (A streaming body is bounded per
+// stall, not in total.)
+func (c Config) MaxWait() time.Duration {
+	c, err := c.withDefaults()
+	if err != nil {
+		return 0
+	}
+	attempts := time.Duration(c.MaxRetries + 1)
+	return attempts*c.RequestTimeout + (attempts-1)*c.MaxBackoff
+}
+
+// Open returns the Store for a root URI: s3://bucket[/prefix] or
+// file:///abs/dir (the directory is created if missing).
+func Open(ctx context.Context, uri string, cfg Config) (Store, error) {
+	loc, err := ParseURI(uri)
+	if err != nil {
+		return nil, fmt.Errorf("open object store: %w", err)
+	}
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", loc, err)
+	}
+	switch loc.Scheme {
+	case SchemeFile:
+		return newFileStore(loc, cfg.Logger)
+	default:
+		return newS3Store(ctx, loc, cfg)
+	}
+}
+
+// ReadRange reads exactly len(p) bytes of key at off into p.
+func ReadRange(ctx context.Context, s Store, key string, off int64, p []byte) error {
+	rc, err := s.GetRange(ctx, key, off, int64(len(p)))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.ReadFull(rc, p); err != nil {
+		return fmt.Errorf("read %q [%d,+%d): %w", key, off, len(p), err)
+	}
+	return nil
+}
+
+func checkRangeArgs(key string, off, n int64) error {
+	if off < 0 || n < 0 || off > off+n {
+		return fmt.Errorf("range %q [%d,+%d): %w", key, off, n, ErrOutOfRange)
+	}
+	return nil
+}
+
+func outOfRange(key string, off, n, size int64) error {
+	return fmt.Errorf("range %q [%d,+%d) of %d-byte object: %w", key, off, n, size, ErrOutOfRange)
+}

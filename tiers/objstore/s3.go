@@ -1,0 +1,504 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// metaSHA256 is the user-metadata key (header x-amz-meta-sha256) holding the
+// hex SHA-256 of the whole object, which S3 itself cannot report for
+// multipart uploads.
+const metaSHA256 = "sha256"
+
+type s3Store struct {
+	loc    Location
+	cfg    Config
+	client *s3.Client
+	tr     *http.Transport
+	log    *slog.Logger
+	dials  atomic.Int64 // TCP connections opened; tests check reuse
+}
+
+func newS3Store(ctx context.Context, loc Location, cfg Config) (*s3Store, error) {
+	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
+		return nil, fmt.Errorf("open %s: access_key and secret_key must be set together: %w", loc, ErrInvalidConfig)
+	}
+	s := &s3Store{loc: loc, cfg: cfg, log: cfg.Logger}
+	opts := []func(*config.LoadOptions) error{
+		config.WithRetryer(func() aws.Retryer { return newRetryer(cfg.MaxRetries, cfg.MaxBackoff) }),
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: load aws config: %w", loc, err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	var base *http.Transport
+	if bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		base = bc.GetTransport() // a copy, with the CA bundle applied
+	}
+	hc, tr := newHTTPClient(base, cfg.RequestTimeout, cfg.MaxIdleConnsPerHost, &s.dials)
+	awsCfg.HTTPClient, s.tr = hc, tr
+	s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		// We send SHA-256 checksums explicitly and verify them ourselves;
+		// response validation would misfire on ranged GETs.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return s, nil
+}
+
+func (s *s3Store) URI(key string) string            { return s.loc.URI(key) }
+func (s *s3Store) KeyOf(uri string) (string, error) { return s.loc.KeyOf(uri) }
+
+func (s *s3Store) Close() error {
+	s.tr.CloseIdleConnections()
+	return nil
+}
+
+// Put uploads with a single PutObject below MultipartThreshold and a
+// multipart upload otherwise. Either way it first reads the input once to
+// hash it (the whole object, and each part), then sends every request with
+// that SHA-256 as both x-amz-checksum-sha256 and the signed payload hash, so
+// the server rejects any byte that differs from what we hashed (BadDigest /
+// XAmzContentSHA256Mismatch -> ErrChecksumMismatch). Afterwards it checks the
+// checksums the server echoes (per part and the composite) and Heads the
+// object to confirm its size and recorded SHA-256.
+func (s *s3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64, opts PutOptions) (ObjectInfo, error) {
+	if err := ValidateKey(key); err != nil {
+		return ObjectInfo{}, fmt.Errorf("put: %w", err)
+	}
+	if size < 0 {
+		return ObjectInfo{}, fmt.Errorf("put %q: negative size %d: %w", key, size, ErrShortInput)
+	}
+	var info ObjectInfo
+	var err error
+	if size < s.cfg.MultipartThreshold {
+		info, err = s.putSingle(ctx, key, r, size, opts)
+	} else {
+		info, err = s.putMultipart(ctx, key, r, size, opts)
+	}
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	head, err := s.Head(ctx, key)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %q: verify: %w", key, err)
+	}
+	if head.Size != size || head.SHA256 != info.SHA256 {
+		return ObjectInfo{}, fmt.Errorf("put %q: server holds %d bytes sha256 %q, uploaded %d bytes sha256 %s: %w",
+			key, head.Size, head.SHA256, size, info.SHA256, ErrChecksumMismatch)
+	}
+	info.ModTime = head.ModTime
+	if info.ETag == "" {
+		info.ETag = head.ETag
+	}
+	s.log.Debug("objstore: put", "uri", s.URI(key), "size", size, "parts", info.Parts, "sha256", info.SHA256)
+	return info, nil
+}
+
+func (s *s3Store) putSingle(ctx context.Context, key string, r io.ReaderAt, size int64, opts PutOptions) (ObjectInfo, error) {
+	d, _, err := hashInput(ctx, key, r, size, 0)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put: %w", err)
+	}
+	if err := checkExpected(key, d, opts.SHA256); err != nil {
+		return ObjectInfo{}, err
+	}
+	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:         aws.String(s.loc.Bucket),
+		Key:            aws.String(s.loc.ObjectKey(key)),
+		Body:           io.NewSectionReader(r, 0, size),
+		ContentLength:  aws.Int64(size),
+		ChecksumSHA256: aws.String(b64Of(d)),
+		Metadata:       map[string]string{metaSHA256: hexOf(d)},
+	}, withPayloadSHA256(hexOf(d)))
+	if err != nil {
+		return ObjectInfo{}, classify(ctx, "put", key, err)
+	}
+	got := aws.ToString(out.ChecksumSHA256)
+	if got != b64Of(d) {
+		return ObjectInfo{}, fmt.Errorf("put %q: server checksum %q, sent %q: %w", key, got, b64Of(d), ErrChecksumMismatch)
+	}
+	return ObjectInfo{
+		Key: key, Size: size, ETag: unquote(aws.ToString(out.ETag)), SHA256: hexOf(d),
+		ServerChecksum: got, ChecksumType: string(out.ChecksumType), Parts: 1,
+	}, nil
+}
+
+// partLayout returns the part size for an object of size bytes, growing the
+// configured size (in MiB steps) when S3's part-count limit requires it.
+func (s *s3Store) partLayout(size int64) int64 {
+	ps := s.cfg.PartSize
+	if (size+ps-1)/ps > MaxParts {
+		ps = (size + MaxParts - 1) / MaxParts
+		ps = (ps + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return ps
+}
+
+func (s *s3Store) putMultipart(ctx context.Context, key string, r io.ReaderAt, size int64, opts PutOptions) (ObjectInfo, error) {
+	partSize := s.partLayout(size)
+	start := time.Now()
+	whole, parts, err := hashInput(ctx, key, r, size, partSize)
+	hashed := time.Now()
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put: %w", err)
+	}
+	if err := checkExpected(key, whole, opts.SHA256); err != nil {
+		return ObjectInfo{}, err
+	}
+	bucket, okey := aws.String(s.loc.Bucket), aws.String(s.loc.ObjectKey(key))
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            bucket,
+		Key:               okey,
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		Metadata:          map[string]string{metaSHA256: hexOf(whole)},
+	})
+	if err != nil {
+		return ObjectInfo{}, classify(ctx, "put", key, err)
+	}
+	uploadID := created.UploadId
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		// Abort even when ctx is done, or the parts linger on the server.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+		defer cancel()
+		if _, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: bucket, Key: okey, UploadId: uploadID,
+		}); err != nil {
+			s.log.Warn("objstore: abort multipart upload", "uri", s.URI(key), "err", err)
+		}
+	}()
+
+	done := make([]types.CompletedPart, len(parts))
+	g := newLimitGroup(ctx, s.cfg.Concurrency)
+	gctx := g.ctx
+	for i := range parts {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			off := int64(i) * partSize
+			n := min(partSize, size-off)
+			num := aws.Int32(int32(i + 1))
+			want := b64Of(parts[i])
+			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket:         bucket,
+				Key:            okey,
+				UploadId:       uploadID,
+				PartNumber:     num,
+				Body:           io.NewSectionReader(r, off, n),
+				ContentLength:  aws.Int64(n),
+				ChecksumSHA256: aws.String(want),
+			}, withPayloadSHA256(hexOf(parts[i])))
+			if err != nil {
+				return classify(gctx, fmt.Sprintf("put part %d at offset %d of", i+1, off), key, err)
+			}
+			if got := aws.ToString(out.ChecksumSHA256); got != want {
+				return fmt.Errorf("put %q: part %d server checksum %q, sent %q: %w", key, i+1, got, want, ErrChecksumMismatch)
+			}
+			done[i] = types.CompletedPart{PartNumber: num, ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return ObjectInfo{}, fmt.Errorf("put %q: %w (%v)", key, ctx.Err(), err)
+		}
+		return ObjectInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
+	}
+	uploaded := time.Now()
+	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          bucket,
+		Key:             okey,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
+	})
+	if err != nil {
+		return ObjectInfo{}, classify(ctx, "put complete", key, err)
+	}
+	completed = true
+	s.log.Debug("objstore: multipart timing", "uri", s.URI(key), "parts", len(parts),
+		"hash", hashed.Sub(start), "upload", uploaded.Sub(hashed), "complete", time.Since(uploaded))
+	// The object is published now; a mismatch below is reported, and the
+	// caller must not record it as good.
+	want := compositeChecksum(parts)
+	if got := aws.ToString(out.ChecksumSHA256); got != want {
+		return ObjectInfo{}, fmt.Errorf("put %q: server composite checksum %q, expected %q: %w", key, got, want, ErrChecksumMismatch)
+	}
+	return ObjectInfo{
+		Key: key, Size: size, ETag: unquote(aws.ToString(out.ETag)), SHA256: hexOf(whole),
+		ServerChecksum: want, ChecksumType: string(out.ChecksumType), Parts: len(parts),
+	}, nil
+}
+
+func unquote(etag string) string { return strings.Trim(etag, `"`) }
+
+func (s *s3Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	if err := ValidateKey(key); err != nil {
+		return ObjectInfo{}, fmt.Errorf("head: %w", err)
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket:       aws.String(s.loc.Bucket),
+		Key:          aws.String(s.loc.ObjectKey(key)),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return ObjectInfo{}, classify(ctx, "head", key, err)
+	}
+	info := ObjectInfo{
+		Key:            key,
+		Size:           aws.ToInt64(out.ContentLength),
+		ETag:           unquote(aws.ToString(out.ETag)),
+		ServerChecksum: aws.ToString(out.ChecksumSHA256),
+		ChecksumType:   string(out.ChecksumType),
+		ModTime:        aws.ToTime(out.LastModified),
+	}
+	for k, v := range out.Metadata { // servers differ in header-name case
+		if strings.EqualFold(k, metaSHA256) && validHexSHA256(strings.ToLower(v)) {
+			info.SHA256 = strings.ToLower(v)
+		}
+	}
+	return info, nil
+}
+
+func (s *s3Store) GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	if err := checkRangeArgs(key, off, n); err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	if n == 0 {
+		// S3 cannot express an empty range; check existence and bounds.
+		info, err := s.Head(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("get: %w", err)
+		}
+		if off > info.Size {
+			return nil, fmt.Errorf("get: %w", outOfRange(key, off, n, info.Size))
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	out, err := s.client.GetObject(rctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.loc.Bucket),
+		Key:    aws.String(s.loc.ObjectKey(key)),
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
+	})
+	if err != nil {
+		cancel()
+		err = classify(ctx, "get", key, err)
+		if errors.Is(err, ErrOutOfRange) {
+			return nil, fmt.Errorf("get %q [%d,+%d): starts at or past the end: %w", key, off, n, err)
+		}
+		return nil, err
+	}
+	if got := aws.ToInt64(out.ContentLength); got != n {
+		out.Body.Close()
+		cancel()
+		total := totalFromContentRange(aws.ToString(out.ContentRange))
+		if got < n && total >= 0 && off+n > total {
+			return nil, fmt.Errorf("get: %w", outOfRange(key, off, n, total))
+		}
+		return nil, fmt.Errorf("get %q [%d,+%d): server sent %d bytes (Content-Range %q): %w",
+			key, off, n, got, aws.ToString(out.ContentRange), ErrUnavailable)
+	}
+	rr := &s3Range{body: out.Body, parent: ctx, cancel: cancel, key: key, off: off, n: n, timeout: s.cfg.RequestTimeout}
+	rr.timer = time.AfterFunc(rr.timeout, func() {
+		rr.stalled.Store(true)
+		cancel()
+	})
+	return rr, nil
+}
+
+// totalFromContentRange parses "bytes a-b/total"; -1 when absent or "*".
+func totalFromContentRange(cr string) int64 {
+	_, t, ok := strings.Cut(cr, "/")
+	if !ok {
+		return -1
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// s3Range streams one ranged GET body. A watchdog cancels the request when
+// no byte arrives for timeout, so a stalled server becomes ErrUnavailable
+// instead of a hang; a body that ends early is ErrUnavailable too.
+type s3Range struct {
+	body    io.ReadCloser
+	parent  context.Context
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	stalled atomic.Bool
+	timeout time.Duration
+	key     string
+	off, n  int64
+	got     int64
+	closeMu sync.Once
+}
+
+func (r *s3Range) Read(p []byte) (int, error) {
+	if r.got == r.n {
+		return 0, io.EOF
+	}
+	if rem := r.n - r.got; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	k, err := r.body.Read(p)
+	r.got += int64(k)
+	if k > 0 {
+		r.timer.Reset(r.timeout)
+	}
+	if r.got == r.n {
+		return k, nil // the next call reports io.EOF
+	}
+	if err == nil {
+		return k, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	switch {
+	case r.stalled.Load():
+		err = fmt.Errorf("get %q [%d,+%d): no data for %v after %d bytes: %w: %w",
+			r.key, r.off, r.n, r.timeout, r.got, ErrUnavailable, err)
+	case r.parent.Err() != nil:
+		err = fmt.Errorf("get %q [%d,+%d): %w", r.key, r.off, r.n, r.parent.Err())
+	default:
+		err = fmt.Errorf("get %q [%d,+%d): body failed after %d bytes: %w: %w",
+			r.key, r.off, r.n, r.got, ErrUnavailable, err)
+	}
+	return k, err
+}
+
+func (r *s3Range) Close() error {
+	r.closeMu.Do(func() {
+		r.timer.Stop()
+		r.body.Close()
+		r.cancel()
+	})
+	return nil
+}
+
+func (s *s3Store) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(s.loc.Bucket),
+		Key:    aws.String(s.loc.ObjectKey(key)),
+	})
+	// S3 answers 204 for a missing key; an error here is about the bucket,
+	// the credentials or the connection.
+	return classify(ctx, "delete", key, err)
+}
+
+func (s *s3Store) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	full, strip := s.loc.ObjectKey(prefix), s.loc.ObjectKey("")
+	var out []ObjectInfo
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.loc.Bucket),
+		Prefix: aws.String(full),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, classify(ctx, "list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			key, ok := strings.CutPrefix(aws.ToString(o.Key), strip)
+			if !ok || ValidateKey(key) != nil {
+				s.log.Warn("objstore: list skips key that is not a valid object key", "key", aws.ToString(o.Key))
+				continue
+			}
+			out = append(out, ObjectInfo{
+				Key: key, Size: aws.ToInt64(o.Size), ETag: unquote(aws.ToString(o.ETag)),
+				ModTime: aws.ToTime(o.LastModified),
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+var _ Store = (*s3Store)(nil)
+
+// limitGroup runs at most limit functions at once; the first error cancels
+// the group's context and is what Wait returns.
+type limitGroup struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+func newLimitGroup(ctx context.Context, limit int) *limitGroup {
+	ctx, cancel := context.WithCancel(ctx)
+	return &limitGroup{ctx: ctx, cancel: cancel, sem: make(chan struct{}, limit)}
+}
+
+// Go blocks until a slot is free (or the group is cancelled), then runs fn.
+func (g *limitGroup) Go(fn func() error) {
+	select {
+	case g.sem <- struct{}{}:
+	case <-g.ctx.Done():
+		return
+	}
+	g.wg.Go(func() {
+		defer func() { <-g.sem }()
+		if err := fn(); err != nil {
+			g.once.Do(func() {
+				g.err = err
+				g.cancel()
+			})
+		}
+	})
+}
+
+func (g *limitGroup) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	return g.err
+}

@@ -1,0 +1,710 @@
+package tiers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/tiers/objstore"
+	"golang.org/x/sys/unix"
+)
+
+// Roots are the four tier locations: the [tiers] table of the shared configuration.
+type Roots struct {
+	Hot    string `toml:"hot"`
+	Warm   string `toml:"warm"`
+	Cold   string `toml:"cold"`
+	Remote string `toml:"remote"` // object-store URI: s3://bucket/prefix or file:///dir; "" for none
+}
+
+// DefaultRoots are the production defaults of decisions.md.
+func DefaultRoots() Roots {
+	return Roots{Hot: "/dev/shm/chronicle", Warm: "/mnt/nvme-warm/chronicle", Cold: "/mnt/hdd/chronicle"}
+}
+
+// Local returns the local root of tier t ("" for Remote).
+func (r Roots) Local(t Tier) string {
+	switch t {
+	case Hot:
+		return r.Hot
+	case Warm:
+		return r.Warm
+	case Cold:
+		return r.Cold
+	}
+	return ""
+}
+
+// Options configure a Resolver.
+type Options struct {
+	// Store is the remote tier's object store; nil when Roots.Remote is empty.
+	Store objstore.Store
+	// Cache holds decoded cold and remote frames for every open file; nil creates one of
+	// qzst.DefaultCacheBytes.
+	Cache *qzst.Cache
+	// Readahead is the number of frames decoded ahead of sequential readers (0 = qzst default).
+	Readahead int
+	// RemoteTimeout bounds one remote read, retries included (default 30 s).
+	RemoteTimeout time.Duration
+	// IdxCacheDir, when set, keeps fetched remote .idx files on disk by content hash.
+	IdxCacheDir string
+	// Retries is how often Open re-resolves a partition that moved under it (default 4).
+	Retries int
+	Logger  *slog.Logger
+}
+
+// Resolver maps logical paths to tiers. It is safe for concurrent use.
+type Resolver struct {
+	roots    Roots
+	local    [3]root
+	store    objstore.Store
+	cache    *qzst.Cache
+	ownCache bool
+	opts     Options
+	log      *slog.Logger
+
+	idxMu sync.Mutex
+	idx   map[string]*qzst.Index // remote indexes by the stub's idx SHA-256
+
+	stats Stats
+}
+
+// Stats counts what the resolver did, for /metrics.
+type Stats struct {
+	Opens          [numTiers]atomic.Int64
+	Retries        atomic.Int64
+	RemoteRequests atomic.Int64
+	RemoteBytes    atomic.Int64
+	RemoteErrors   atomic.Int64
+}
+
+// New returns a Resolver over roots.
+func New(roots Roots, opts Options) (*Resolver, error) {
+	r := &Resolver{roots: roots, store: opts.Store, cache: opts.Cache, opts: opts, log: opts.Logger, idx: map[string]*qzst.Index{}}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.opts.RemoteTimeout <= 0 {
+		r.opts.RemoteTimeout = 30 * time.Second
+	}
+	if r.opts.Retries <= 0 {
+		r.opts.Retries = 4
+	}
+	for t := Hot; t <= Cold; t++ {
+		p := roots.Local(t)
+		if p != "" {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return nil, fmt.Errorf("tier %s root %q: %w", t, p, err)
+			}
+			p = abs
+		}
+		r.local[t] = root{tier: t, path: p}
+	}
+	if roots.Remote != "" && r.store == nil {
+		return nil, fmt.Errorf("remote tier %q: %w: pass Options.Store", roots.Remote, ErrNoRemote)
+	}
+	if r.cache == nil {
+		c, err := qzst.NewCache(qzst.CacheOptions{})
+		if err != nil {
+			return nil, err
+		}
+		r.cache, r.ownCache = c, true
+	}
+	return r, nil
+}
+
+// Close releases the cache if the resolver created it.
+func (r *Resolver) Close() error {
+	if r.ownCache {
+		r.cache.Close()
+	}
+	return nil
+}
+
+// Roots returns the configured roots.
+func (r *Resolver) Roots() Roots { return r.roots }
+
+// Cache returns the frame cache shared by cold and remote reads.
+func (r *Resolver) Cache() *qzst.Cache { return r.cache }
+
+// Stats returns the live counters.
+func (r *Resolver) Stats() *Stats { return &r.stats }
+
+// Kind says how a partition's book is stored in its tier.
+type Kind uint8
+
+const (
+	KindPlain Kind = iota // book.q (hot, warm, or cold before compression)
+	KindZstd              // book.q.zst + book.q.zst.idx (cold)
+	KindStub              // book.q.zst.remote.json (remote)
+)
+
+// Location is where a partition lives.
+type Location struct {
+	Key  Key
+	Tier Tier // Remote for KindStub
+	Kind Kind
+	Dir  string // the local partition directory (the cold one for remote partitions)
+	root *root
+}
+
+// Locate finds the first tier, in priority order, that holds k's book.
+func (r *Resolver) Locate(k Key) (Location, error) {
+	if err := k.Validate(); err != nil {
+		return Location{}, err
+	}
+	// Two passes: a partition that moved to a higher-priority tier while the first pass
+	// was looking further down is found by the second.
+	for pass := 0; pass < 2; pass++ {
+		if loc, ok := r.locate(k); ok {
+			return loc, nil
+		}
+	}
+	return Location{}, fmt.Errorf("%s: %w", k.Dir(), ErrNotFound)
+}
+
+func (r *Resolver) locate(k Key) (Location, bool) {
+	dir := k.Dir()
+	for t := Hot; t <= Cold; t++ {
+		rt := &r.local[t]
+		if rt.path == "" {
+			continue
+		}
+		loc := Location{Key: k, Tier: t, Dir: filepath.Join(rt.path, dir), root: rt}
+		if rt.exists(path.Join(dir, BookName)) {
+			return loc, true
+		}
+		if t != Cold {
+			continue
+		}
+		if rt.exists(path.Join(dir, ZstName)) {
+			loc.Kind = KindZstd
+			return loc, true
+		}
+		if rt.exists(path.Join(dir, StubName)) {
+			loc.Kind, loc.Tier = KindStub, Remote
+			return loc, true
+		}
+	}
+	return Location{}, false
+}
+
+// Entry describes one logical file or directory.
+type Entry struct {
+	Name    string
+	IsDir   bool
+	Size    int64
+	Tier    Tier
+	Source  string // physical path or URI
+	Sealed  bool   // immutable content
+	ModTime time.Time
+	Ino     uint64 // physical inode (0 for directories and remote objects)
+}
+
+// Open opens a logical file for reading. If the partition moves to another tier between
+// resolving and opening, it resolves again: the content is identical in every tier.
+func (r *Resolver) Open(ctx context.Context, logical string) (Handle, error) {
+	l, err := ParseLogical(logical)
+	if err != nil {
+		return nil, err
+	}
+	if l.Depth() < 4 {
+		return nil, fmt.Errorf("%s: %w", logical, ErrIsDir)
+	}
+	var lastErr error
+	for attempt := 0; attempt <= r.opts.Retries; attempt++ {
+		if attempt > 0 {
+			r.stats.Retries.Add(1)
+			time.Sleep(time.Duration(attempt) * time.Millisecond)
+		}
+		loc, err := r.Locate(l.Key)
+		if err != nil {
+			return nil, err
+		}
+		h, err := r.openAt(ctx, loc, l.Rest)
+		if err == nil {
+			r.stats.Opens[h.Tier()].Add(1)
+			return h, nil
+		}
+		if !isNotExist(err) && !errors.Is(err, ErrIncomplete) {
+			return nil, err
+		}
+		lastErr = err // moved away under us: resolve again
+	}
+	return nil, fmt.Errorf("%s: %w (partition kept moving: %v)", logical, ErrNotFound, lastErr)
+}
+
+// OpenBook opens k's book.q.
+func (r *Resolver) OpenBook(ctx context.Context, k Key) (Handle, error) {
+	return r.Open(ctx, path.Join(k.Dir(), BookName))
+}
+
+func (r *Resolver) openAt(ctx context.Context, loc Location, rest string) (Handle, error) {
+	rel := path.Join(loc.Key.Dir(), rest)
+	if rest != BookName {
+		return r.openPlain(loc, rel, false)
+	}
+	switch loc.Kind {
+	case KindZstd:
+		return r.openZstd(loc)
+	case KindStub:
+		return r.openRemote(ctx, loc)
+	}
+	return r.openPlain(loc, rel, true)
+}
+
+func (r *Resolver) openPlain(loc Location, rel string, book bool) (Handle, error) {
+	f, err := loc.root.open(rel, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", rel, ErrIsDir)
+	}
+	h := &plainHandle{f: f, tier: loc.Tier, ino: st.Ino, mtime: timeOf(st.Mtim), size: st.Size, sealed: true}
+	if book {
+		if err := h.initBook(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func (r *Resolver) openZstd(loc Location) (Handle, error) {
+	dir := loc.Key.Dir()
+	f, err := loc.root.open(path.Join(dir, ZstName), unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	ib, err := r.readLocal(loc.root, path.Join(dir, IdxName))
+	if err != nil {
+		f.Close()
+		if isNotExist(err) {
+			return nil, fmt.Errorf("%s: %w: %s without %s", loc.Dir, ErrIncomplete, ZstName, IdxName)
+		}
+		return nil, err
+	}
+	idx, err := qzst.ParseIndex(ib, filepath.Join(loc.Dir, IdxName))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	zr, err := qzst.Open(f, st.Size(), idx, r.cache, qzst.ReaderOptions{Name: f.Name(), Readahead: r.opts.Readahead, Logger: r.opts.Logger})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &zstdHandle{r: zr, f: f, tier: Cold, src: f.Name(), version: "zst:" + hex.EncodeToString(idx.SHA256[:]), mtime: st.ModTime()}, nil
+}
+
+func (r *Resolver) readLocal(rt *root, rel string) ([]byte, error) {
+	f, err := rt.open(rel, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 256<<20))
+}
+
+// ReadStub reads and validates the remote stub of a partition located in the cold root.
+func (r *Resolver) readStub(loc Location) (*Stub, string, string, error) {
+	name := filepath.Join(loc.Dir, StubName)
+	b, err := r.readLocal(loc.root, path.Join(loc.Key.Dir(), StubName))
+	if err != nil {
+		return nil, "", "", err
+	}
+	s, err := ParseStub(b, name)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if r.store == nil {
+		return nil, "", "", fmt.Errorf("%s: %w", name, ErrNoRemote)
+	}
+	zk, ik, err := s.Validate(r.store, loc.Key, name)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return s, zk, ik, nil
+}
+
+func (r *Resolver) openRemote(ctx context.Context, loc Location) (Handle, error) {
+	s, zk, ik, err := r.readStub(loc)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := r.remoteIndex(ctx, s, ik)
+	if err != nil {
+		return nil, err
+	}
+	src := &remoteAt{r: r, key: zk, uri: s.Zst.URI, size: s.Zst.Size}
+	zr, err := qzst.Open(src, s.Zst.Size, idx, r.cache, qzst.ReaderOptions{
+		Name: s.Zst.URI, Readahead: r.opts.Readahead, Logger: r.opts.Logger,
+		// The index was checked against the stub's hashes, which were checked at upload:
+		// reading the seek table too would cost a round trip on every open.
+		SkipSeekTableCheck: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &zstdHandle{r: zr, tier: Remote, src: s.Zst.URI, version: "remote:" + s.Zst.SHA256, mtime: s.UploadedAt}, nil
+}
+
+// remoteIndex returns the partition's .idx: from memory, the local idx cache, or one GET,
+// always checked against the stub's SHA-256 and sizes.
+func (r *Resolver) remoteIndex(ctx context.Context, s *Stub, key string) (*qzst.Index, error) {
+	r.idxMu.Lock()
+	idx := r.idx[s.Idx.SHA256]
+	r.idxMu.Unlock()
+	if idx != nil {
+		return idx, nil
+	}
+	var b []byte
+	cachePath := ""
+	if r.opts.IdxCacheDir != "" {
+		cachePath = filepath.Join(r.opts.IdxCacheDir, s.Idx.SHA256+".idx")
+		if cb, err := os.ReadFile(cachePath); err == nil && sha256Hex(cb) == s.Idx.SHA256 {
+			b = cb
+		}
+	}
+	if b == nil {
+		var err error
+		b, err = r.getAll(ctx, key, s.Idx.URI, s.Idx.Size)
+		if err != nil {
+			return nil, err
+		}
+		if got := sha256Hex(b); got != s.Idx.SHA256 {
+			return nil, fmt.Errorf("%s: %w: sha256 %s, stub says %s", s.Idx.URI, objstore.ErrChecksumMismatch, got, s.Idx.SHA256)
+		}
+		if cachePath != "" {
+			writeFileAtomic(cachePath, b)
+		}
+	}
+	idx, err := qzst.ParseIndex(b, s.Idx.URI)
+	if err != nil {
+		return nil, err
+	}
+	if idx.Size != s.UncompressedSize || idx.ZstSize != s.Zst.Size {
+		return nil, fmt.Errorf("%s: %w: index describes %d bytes in a %d-byte .zst, stub says %d in %d",
+			s.Idx.URI, ErrBadStub, idx.Size, idx.ZstSize, s.UncompressedSize, s.Zst.Size)
+	}
+	if idx.SHA256 != [32]byte{} && hex.EncodeToString(idx.SHA256[:]) != s.Zst.SHA256 {
+		return nil, fmt.Errorf("%s: %w: index names .zst sha256 %x, stub says %s", s.Idx.URI, ErrBadStub, idx.SHA256, s.Zst.SHA256)
+	}
+	r.idxMu.Lock()
+	r.idx[s.Idx.SHA256] = idx
+	r.idxMu.Unlock()
+	return idx, nil
+}
+
+func (r *Resolver) getAll(ctx context.Context, key, uri string, size int64) ([]byte, error) {
+	b := make([]byte, size)
+	src := &remoteAt{r: r, key: key, uri: uri, size: size}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RemoteTimeout)
+	defer cancel()
+	if _, err := src.readAt(ctx, b, 0); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// remoteAt is an io.ReaderAt over one object: each ReadAt is one ranged GET. The qzst
+// reader coalesces adjacent frames, so sequential reads become large GETs.
+type remoteAt struct {
+	r    *Resolver
+	key  string
+	uri  string
+	size int64
+}
+
+func (a *remoteAt) ReadAt(p []byte, off int64) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.r.opts.RemoteTimeout)
+	defer cancel()
+	return a.readAt(ctx, p, off)
+}
+
+func (a *remoteAt) readAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off >= a.size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), a.size-off)
+	a.r.stats.RemoteRequests.Add(1)
+	rc, err := a.r.store.GetRange(ctx, a.key, off, n)
+	if err != nil {
+		a.r.stats.RemoteErrors.Add(1)
+		return 0, fmt.Errorf("%w: GET %s [%d,%d): %w", ErrRemoteFailed, a.uri, off, off+n, err)
+	}
+	defer rc.Close()
+	got, err := io.ReadFull(rc, p[:n])
+	a.r.stats.RemoteBytes.Add(int64(got))
+	if err != nil {
+		a.r.stats.RemoteErrors.Add(1)
+		return got, fmt.Errorf("%w: GET %s [%d,%d): %w", ErrRemoteFailed, a.uri, off, off+n, err)
+	}
+	if int(n) < len(p) {
+		return got, io.EOF
+	}
+	return got, nil
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func writeFileAtomic(p string, b []byte) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return
+	}
+	tmp := p + ".tmp"
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		os.Rename(tmp, p)
+	}
+}
+
+// Stat describes a logical path without opening file contents (except a cold partition's
+// small .idx, to learn the uncompressed size).
+func (r *Resolver) Stat(logical string) (Entry, error) {
+	l, err := ParseLogical(logical)
+	if err != nil {
+		return Entry{}, err
+	}
+	name := path.Base("/" + strings.Join(append([]string{LayoutVersion}, l.raw...), "/"))
+	if l.Depth() < 3 {
+		for t := Hot; t <= Cold; t++ {
+			if fi, err := r.local[t].stat(path.Join(LayoutVersion, strings.Join(l.raw, "/"))); err == nil && fi.IsDir() {
+				return Entry{Name: name, IsDir: true, ModTime: fi.ModTime()}, nil
+			}
+		}
+		return Entry{}, fmt.Errorf("%s: %w", logical, ErrNotFound)
+	}
+	for attempt := 0; ; attempt++ {
+		e, err := r.statIn(l, name)
+		if err == nil || !(isNotExist(err) || errors.Is(err, ErrIncomplete)) || attempt >= r.opts.Retries {
+			return e, err
+		}
+		r.stats.Retries.Add(1)
+	}
+}
+
+func (r *Resolver) statIn(l Logical, name string) (Entry, error) {
+	loc, err := r.Locate(l.Key)
+	if err != nil {
+		return Entry{}, err
+	}
+	if l.Rest == "" {
+		fi, err := loc.root.stat(l.Key.Dir())
+		if err != nil {
+			return Entry{}, err
+		}
+		return Entry{Name: name, IsDir: true, Tier: loc.Tier, Source: loc.Dir, ModTime: fi.ModTime(), Sealed: true}, nil
+	}
+	if l.Rest == BookName && loc.Kind != KindPlain {
+		h, err := r.openAt(context.Background(), loc, BookName)
+		if err != nil {
+			return Entry{}, err
+		}
+		defer h.Close()
+		return Entry{Name: name, Size: h.Size(), Tier: h.Tier(), Source: h.Source(), Sealed: true, ModTime: h.ModTime()}, nil
+	}
+	rel := path.Join(l.Key.Dir(), l.Rest)
+	fi, err := loc.root.stat(rel)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Name: name, IsDir: fi.IsDir(), Size: fi.Size(), Tier: loc.Tier, Source: filepath.Join(loc.root.path, rel),
+		ModTime: fi.ModTime(), Sealed: true, Ino: fi.Sys().(*unix.Stat_t).Ino}
+	if l.Rest == BookName && !e.IsDir {
+		h, err := r.openPlain(loc, rel, true)
+		if err != nil {
+			return Entry{}, err
+		}
+		e.Size, e.Sealed = h.Size(), h.Sealed()
+		h.Close()
+	}
+	return e, nil
+}
+
+// ReadDir lists a logical directory: the union over tiers for v1, venue and symbol levels;
+// the logical files of the partition's one tier inside a partition.
+func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
+	l, err := ParseLogical(logical)
+	if err != nil {
+		return nil, err
+	}
+	if l.Depth() >= 3 {
+		return r.readPartitionDir(l)
+	}
+	rel := path.Join(LayoutVersion, strings.Join(l.raw, "/"))
+	seen := map[string]bool{}
+	var out []Entry
+	found := false
+	for t := Hot; t <= Cold; t++ {
+		ents, err := r.local[t].readDir(rel)
+		if err != nil {
+			if isNotExist(err) {
+				continue
+			}
+			return nil, err
+		}
+		found = true
+		for _, e := range ents {
+			if !e.IsDir || seen[e.Name] || IsTemp(e.Name) {
+				continue
+			}
+			var k Key
+			switch l.Depth() {
+			case 0, 1:
+				if !ValidName(e.Name) {
+					continue
+				}
+			case 2:
+				k = Key{Venue: l.Key.Venue, Symbol: l.Key.Symbol, Date: e.Name}
+				if k.Validate() != nil {
+					continue
+				}
+				// A date directory without a book in any tier (a move's leftovers) is not a partition.
+				if _, err := r.Locate(k); err != nil {
+					continue
+				}
+			}
+			seen[e.Name] = true
+			out = append(out, Entry{Name: e.Name, IsDir: true})
+		}
+	}
+	if !found && l.Depth() > 0 {
+		return nil, fmt.Errorf("%s: %w", logical, ErrNotFound)
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+func (r *Resolver) readPartitionDir(l Logical) ([]Entry, error) {
+	loc, err := r.Locate(l.Key)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := loc.root.readDir(path.Join(l.Key.Dir(), l.Rest))
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range ents {
+		if IsTemp(e.Name) {
+			continue
+		}
+		if l.Rest == "" {
+			switch e.Name {
+			case IdxName:
+				continue
+			case ZstName, StubName:
+				e.Name = BookName
+			}
+		}
+		out = append(out, Entry{Name: e.Name, IsDir: e.IsDir, Tier: loc.Tier})
+	}
+	sortEntries(out)
+	return dedupe(out), nil
+}
+
+func sortEntries(es []Entry) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].Name < es[j-1].Name; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+func dedupe(es []Entry) []Entry {
+	out := es[:0]
+	for i, e := range es {
+		if i > 0 && e.Name == es[i-1].Name {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Partitions lists the partitions whose book is held by local tier t itself (not by
+// priority): for the tier manager's scans. For t == Remote it lists stubs in the cold root.
+func (r *Resolver) Partitions(t Tier) ([]Key, error) {
+	lt := t
+	if t == Remote {
+		lt = Cold
+	}
+	rt := &r.local[lt]
+	if rt.path == "" {
+		return nil, nil
+	}
+	var keys []Key
+	venues, err := rt.readDir(LayoutVersion)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	for _, v := range venues {
+		if !v.IsDir || !ValidName(v.Name) {
+			continue
+		}
+		syms, err := rt.readDir(path.Join(LayoutVersion, v.Name))
+		if err != nil {
+			continue
+		}
+		for _, s := range syms {
+			if !s.IsDir || !ValidName(s.Name) {
+				continue
+			}
+			dates, err := rt.readDir(path.Join(LayoutVersion, v.Name, s.Name))
+			if err != nil {
+				continue
+			}
+			for _, d := range dates {
+				k := Key{Venue: v.Name, Symbol: s.Name, Date: d.Name}
+				if !d.IsDir || k.Validate() != nil {
+					continue
+				}
+				dir := k.Dir()
+				var has bool
+				switch t {
+				case Remote:
+					has = rt.exists(path.Join(dir, StubName))
+				case Cold:
+					has = rt.exists(path.Join(dir, ZstName)) || rt.exists(path.Join(dir, BookName))
+				default:
+					has = rt.exists(path.Join(dir, BookName))
+				}
+				if has {
+					keys = append(keys, k)
+				}
+			}
+		}
+	}
+	return keys, nil
+}

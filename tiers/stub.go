@@ -1,0 +1,127 @@
+package tiers
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"time"
+)
+
+// StubFormat and StubVersion identify book.q.zst.remote.json (docs/format/remote-stub.md).
+const (
+	StubFormat  = "chronicle-remote-stub"
+	StubVersion = 1
+	maxStubSize = 64 << 10
+)
+
+// StubObject describes one uploaded object.
+type StubObject struct {
+	URI    string `json:"uri"`
+	Size   int64  `json:"size"`
+	ETag   string `json:"etag"`
+	SHA256 string `json:"sha256"` // lowercase hex of the whole object
+}
+
+// Stub is the local record of a partition whose cold files live in the object store. It is
+// written only after both uploads were verified, and it is data, not a command: Validate
+// refuses any stub that points outside the configured remote or at another partition.
+type Stub struct {
+	Format           string     `json:"format"`
+	Version          int        `json:"version"`
+	Zst              StubObject `json:"zst"`
+	Idx              StubObject `json:"idx"`
+	UncompressedSize int64      `json:"uncompressed_size"`
+	UploadedAt       time.Time  `json:"uploaded_at"`
+}
+
+// Marshal encodes the stub as indented JSON with a trailing newline.
+func (s *Stub) Marshal() ([]byte, error) {
+	s.Format, s.Version = StubFormat, StubVersion
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// ParseStub decodes and checks a stub's own consistency. name labels errors.
+func ParseStub(b []byte, name string) (*Stub, error) {
+	if len(b) > maxStubSize {
+		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", name, ErrBadStub, len(b), maxStubSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Stub
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrBadStub, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: %w: trailing data after the JSON object", name, ErrBadStub)
+	}
+	bad := func(field, why string, args ...any) error {
+		return fmt.Errorf("%s: %w: field %s: %s", name, ErrBadStub, field, fmt.Sprintf(why, args...))
+	}
+	switch {
+	case s.Format != StubFormat:
+		return nil, bad("format", "%q, want %q", s.Format, StubFormat)
+	case s.Version != StubVersion:
+		return nil, bad("version", "%d, this reader knows %d", s.Version, StubVersion)
+	case s.UncompressedSize < 0:
+		return nil, bad("uncompressed_size", "%d is negative", s.UncompressedSize)
+	}
+	for _, o := range []struct {
+		field string
+		obj   StubObject
+	}{{"zst", s.Zst}, {"idx", s.Idx}} {
+		switch {
+		case o.obj.URI == "":
+			return nil, bad(o.field+".uri", "empty")
+		case o.obj.Size <= 0:
+			return nil, bad(o.field+".size", "%d, want > 0", o.obj.Size)
+		case !isHexSHA256(o.obj.SHA256):
+			return nil, bad(o.field+".sha256", "%q is not 64 lowercase hex digits", o.obj.SHA256)
+		}
+	}
+	return &s, nil
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && s == string(bytes.ToLower([]byte(s)))
+}
+
+// keyResolver maps a URI to a key inside the configured remote root (objstore.Store.KeyOf).
+type keyResolver interface {
+	KeyOf(uri string) (string, error)
+}
+
+// StubKeys returns the object keys a stub for partition k must name.
+func StubKeys(k Key) (zstKey, idxKey string) {
+	return path.Join(k.Dir(), ZstName), path.Join(k.Dir(), IdxName)
+}
+
+// Validate checks that the stub's URIs lie inside the remote root and name exactly this
+// partition's objects, and returns their keys.
+func (s *Stub) Validate(store keyResolver, k Key, name string) (zstKey, idxKey string, err error) {
+	wantZst, wantIdx := StubKeys(k)
+	zk, err := store.KeyOf(s.Zst.URI)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w: field zst.uri: %v", name, ErrBadStub, err)
+	}
+	ik, err := store.KeyOf(s.Idx.URI)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w: field idx.uri: %v", name, ErrBadStub, err)
+	}
+	if zk != wantZst {
+		return "", "", fmt.Errorf("%s: %w: field zst.uri: key %q, partition needs %q", name, ErrBadStub, zk, wantZst)
+	}
+	if ik != wantIdx {
+		return "", "", fmt.Errorf("%s: %w: field idx.uri: key %q, partition needs %q", name, ErrBadStub, ik, wantIdx)
+	}
+	return zk, ik, nil
+}

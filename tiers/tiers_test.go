@@ -1,0 +1,284 @@
+package tiers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/tiers/objstore"
+)
+
+func readAll(t testing.TB, h Handle) []byte {
+	t.Helper()
+	b := make([]byte, h.Size())
+	if n, err := h.ReadAt(b, 0); (err != nil && err != io.EOF) || int64(n) != h.Size() {
+		t.Fatalf("read %s: %d of %d bytes: %v", h.Source(), n, h.Size(), err)
+	}
+	return b
+}
+
+// checkRandomRanges compares random ranges of h with want.
+func checkRandomRanges(t testing.TB, h Handle, want []byte, rng *rand.Rand, n int) {
+	t.Helper()
+	if h.Size() != int64(len(want)) {
+		t.Fatalf("%s tier: size %d, want %d", h.Tier(), h.Size(), len(want))
+	}
+	for i := 0; i < n; i++ {
+		off := rng.Int63n(int64(len(want)))
+		ln := 1 + rng.Intn(3<<20)
+		if rng.Intn(4) == 0 {
+			ln = 4096
+		}
+		buf := make([]byte, ln)
+		got, err := h.ReadAt(buf, off)
+		wantN := min(int64(ln), int64(len(want))-off)
+		if int64(got) != wantN || (err != nil && !(err == io.EOF && wantN < int64(ln))) {
+			t.Fatalf("%s tier: ReadAt(%d, %d) = %d, %v; want %d bytes", h.Tier(), ln, off, got, err, wantN)
+		}
+		if !bytes.Equal(buf[:got], want[off:off+wantN]) {
+			t.Fatalf("%s tier: bytes differ at [%d,%d)", h.Tier(), off, off+wantN)
+		}
+	}
+}
+
+// TestEquivalenceAcrossTiers places one partition in each tier in turn and checks that the
+// same logical path returns identical bytes for random ranges, from a file:// remote and a
+// real S3 server.
+func TestEquivalenceAcrossTiers(t *testing.T) {
+	seed := seedFromEnv(t)
+	rng := rand.New(rand.NewSource(seed))
+	book := bookBytes(t, 120000, seed) // ~7.3 MiB: several frames at 1 MiB
+	srv := s3test.Start(t)
+	s3, err := objstore.Open(context.Background(), srv.URI("chronicle"), objstore.Config{
+		Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	for _, store := range []objstore.Store{fileStore(t), s3} {
+		roots := testRoots(t)
+		r := newResolver(t, roots, store)
+		ctx := context.Background()
+		logical := testKey.Dir() + "/book.q"
+		check := func(want Tier) {
+			h, err := r.Open(ctx, logical)
+			if err != nil {
+				t.Fatalf("open from %s: %v", want, err)
+			}
+			defer h.Close()
+			if h.Tier() != want {
+				t.Fatalf("resolved to %s, want %s", h.Tier(), want)
+			}
+			checkRandomRanges(t, h, book, rng, 40)
+			if !bytes.Equal(readAll(t, h), book) {
+				t.Fatalf("%s: whole file differs", want)
+			}
+			e, err := r.Stat(logical)
+			if err != nil || e.Size != int64(len(book)) || e.Tier != want {
+				t.Fatalf("stat from %s: %+v %v", want, e, err)
+			}
+			m, err := r.Open(ctx, testKey.Dir()+"/meta.json")
+			if err != nil || m.Tier() != want {
+				t.Fatalf("meta.json from %v: %v", m, err)
+			}
+			m.Close()
+			ents, err := r.ReadDir(testKey.Dir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name)
+			}
+			if strings.Join(names, ",") != "book.q,meta.json" {
+				t.Fatalf("%s partition lists %v", want, names)
+			}
+		}
+		placePlain(t, roots.Hot, testKey, book)
+		check(Hot)
+		placePlain(t, roots.Warm, testKey, book)
+		check(Hot) // priority: hot wins while both exist
+		os.RemoveAll(partDir(roots.Hot, testKey))
+		check(Warm)
+		placeCold(t, roots.Cold, testKey, book, 1<<20)
+		os.RemoveAll(partDir(roots.Warm, testKey))
+		check(Cold)
+		placeRemote(t, roots.Cold, store, testKey)
+		check(Remote)
+		if _, err := os.Stat(filepath.Join(partDir(roots.Cold, testKey), ZstName)); !os.IsNotExist(err) {
+			t.Fatal("local .zst still there")
+		}
+	}
+}
+
+func TestListingUnion(t *testing.T) {
+	roots := testRoots(t)
+	book := bookBytes(t, 100, 1)
+	keys := []struct {
+		root string
+		k    Key
+	}{
+		{roots.Hot, Key{"binance-perp", "btc-usdt", "2024-08-09"}},
+		{roots.Warm, Key{"binance-perp", "btc-usdt", "2024-08-08"}},
+		{roots.Warm, Key{"binance-perp", "eth-usdt", "2024-08-08"}},
+		{roots.Cold, Key{"okx-perp", "btc-usdt", "2023-01-01"}},
+		{roots.Hot, Key{"binance-perp", "eth-usdt", "2024-08-08"}}, // same partition in two tiers
+	}
+	for _, p := range keys {
+		placePlain(t, p.root, p.k, book)
+	}
+	// Noise that must not be listed: a temp file, an empty date dir, an invalid name.
+	os.MkdirAll(partDir(roots.Warm, Key{"binance-perp", "btc-usdt", "2024-01-01"}), 0o755)
+	writeFile(t, filepath.Join(partDir(roots.Warm, keys[1].k), ".book.q.tmp-123"), []byte("x"))
+	os.MkdirAll(filepath.Join(roots.Warm, "v1", "Bad Name"), 0o755)
+	r := newResolver(t, roots, nil)
+	list := func(p string) string {
+		es, err := r.ReadDir(p)
+		if err != nil {
+			t.Fatalf("readdir %s: %v", p, err)
+		}
+		var n []string
+		for _, e := range es {
+			n = append(n, e.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	for p, want := range map[string]string{
+		"v1":                                  "binance-perp,okx-perp",
+		"v1/binance-perp":                     "btc-usdt,eth-usdt",
+		"v1/binance-perp/btc-usdt":            "2024-08-08,2024-08-09",
+		"v1/binance-perp/btc-usdt/2024-08-08": "book.q,meta.json",
+	} {
+		if got := list(p); got != want {
+			t.Errorf("%s lists %q, want %q", p, got, want)
+		}
+	}
+	h, err := r.Open(context.Background(), "v1/binance-perp/eth-usdt/2024-08-08/book.q")
+	if err != nil || h.Tier() != Hot {
+		t.Fatalf("duplicate partition resolved to %v, %v", h, err)
+	}
+	h.Close()
+	if ks, _ := r.Partitions(Warm); len(ks) != 2 {
+		t.Fatalf("warm partitions %v", ks)
+	}
+}
+
+func TestRejectsEscapes(t *testing.T) {
+	roots := testRoots(t)
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "book.q"), bookBytes(t, 10, 1))
+	writeFile(t, filepath.Join(outside, "secret"), []byte("secret"))
+	k := Key{"binance-perp", "eth-usdt", "2024-08-08"}
+	os.MkdirAll(partDir(roots.Warm, k), 0o755)
+	// A symlinked book, a symlinked partition dir, and a symlinked file.
+	os.Symlink(filepath.Join(outside, "book.q"), filepath.Join(partDir(roots.Warm, k), "book.q"))
+	os.Symlink(filepath.Join(outside, "secret"), filepath.Join(partDir(roots.Warm, k), "meta.json"))
+	os.MkdirAll(filepath.Join(roots.Warm, "v1", "binance-perp", "btc-usdt"), 0o755)
+	os.Symlink(outside, filepath.Join(roots.Warm, "v1", "binance-perp", "btc-usdt", "2024-08-08"))
+	r := newResolver(t, roots, nil)
+	for _, p := range []string{
+		"v1/binance-perp/eth-usdt/2024-08-08/book.q",
+		"v1/binance-perp/eth-usdt/2024-08-08/meta.json",
+		"v1/binance-perp/btc-usdt/2024-08-08/book.q",
+		"v1/binance-perp/btc-usdt/2024-08-08/secret",
+		"v1/binance-perp/eth-usdt/2024-08-08/../../../../../etc/passwd",
+		"v1/../../etc/passwd",
+	} {
+		if h, err := r.Open(context.Background(), p); err == nil {
+			h.Close()
+			t.Errorf("%s opened through a symlink or escape", p)
+		}
+	}
+}
+
+func TestGrowingHotBook(t *testing.T) {
+	roots := testRoots(t)
+	p := filepath.Join(partDir(roots.Hot, testKey), BookName)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	a, err := format.Create(p, format.NewBookHeader(testKey.Venue, testKey.Symbol, 7, 20240808), format.Options{ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	r := newResolver(t, roots, nil)
+	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if h.Sealed() || h.File() != nil || h.Size() != format.HeaderSize {
+		t.Fatalf("growing file: sealed %v size %d", h.Sealed(), h.Size())
+	}
+	st, _ := os.Stat(p)
+	if st.Size() <= format.HeaderSize {
+		t.Fatalf("appender should preallocate; file is %d bytes", st.Size())
+	}
+	for i := 0; i < 10; i++ {
+		rec := format.BookRecord{TypeID: format.TypeTrade, Seq: uint64(i)}
+		a.AppendBook(&rec)
+		if got := h.Size(); got != int64(format.HeaderSize+(i+1)*format.BookRecordSize) {
+			t.Fatalf("after %d records size %d", i+1, got)
+		}
+	}
+	// A read past the committed end is short, never preallocated zeros.
+	buf := make([]byte, 1<<20)
+	n, err := h.ReadAt(buf, 0)
+	if n != format.HeaderSize+10*format.BookRecordSize || err != io.EOF {
+		t.Fatalf("read %d, %v", n, err)
+	}
+}
+
+func TestRemoteStubValidation(t *testing.T) {
+	roots := testRoots(t)
+	store := fileStore(t)
+	book := bookBytes(t, 1000, 3)
+	placeCold(t, roots.Cold, testKey, book, 64<<10)
+	good := placeRemote(t, roots.Cold, store, testKey)
+	r := newResolver(t, roots, store)
+	stubPath := filepath.Join(partDir(roots.Cold, testKey), StubName)
+	other := Key{"binance-perp", "btc-usdt", "2024-08-08"}
+	oz, _ := StubKeys(other)
+	cases := map[string]func(s *Stub){
+		"outside root":    func(s *Stub) { s.Zst.URI = "file:///etc/passwd" },
+		"dot-dot escape":  func(s *Stub) { s.Zst.URI = store.URI("../../etc/passwd") },
+		"other scheme":    func(s *Stub) { s.Idx.URI = "s3://bucket/v1/x" },
+		"other partition": func(s *Stub) { s.Zst.URI = store.URI(oz) },
+		"wrong idx hash":  func(s *Stub) { s.Idx.SHA256 = strings.Repeat("0", 64) },
+		"wrong size":      func(s *Stub) { s.UncompressedSize++ },
+		"wrong zst size":  func(s *Stub) { s.Zst.Size-- },
+		"negative size":   func(s *Stub) { s.Idx.Size = -1 },
+		"bad version":     func(s *Stub) { s.Version = 99 },
+		"uppercase hash":  func(s *Stub) { s.Zst.SHA256 = strings.ToUpper(s.Zst.SHA256) },
+	}
+	for name, mut := range cases {
+		s := *good
+		mut(&s)
+		b, _ := jsonMarshalRaw(&s)
+		writeFile(t, stubPath, b)
+		r.idx = map[string]*qzstIndex{} // no cached index from an earlier case
+		if h, err := r.Open(context.Background(), testKey.Dir()+"/book.q"); err == nil {
+			h.Close()
+			t.Errorf("%s: stub accepted", name)
+		} else if !errors.Is(err, ErrBadStub) && !errors.Is(err, objstore.ErrChecksumMismatch) && !errors.Is(err, ErrRemoteFailed) {
+			t.Errorf("%s: unexpected error type: %v", name, err)
+		}
+	}
+	b, _ := good.Marshal()
+	writeFile(t, stubPath, b)
+	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, h), book) {
+		t.Fatal("restored stub reads wrong bytes")
+	}
+	h.Close()
+}
