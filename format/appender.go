@@ -92,6 +92,11 @@ func Create(path string, h Header, opt Options) (*Appender, error) {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	// CreateTemp makes 0600 files; partitions are for every reader on the host.
+	if err := tmp.Chmod(0o644); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
 	if _, err := tmp.WriteAt(hb, 0); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("create %s: write header: %w", path, err)

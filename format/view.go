@@ -19,16 +19,6 @@ func init() {
 	}
 }
 
-// viewBook returns the record in b[:BookRecordSize], aliasing b when it can and decoding a
-// copy when it cannot (big-endian host or misaligned buffer).
-func viewBook(b []byte) *BookRecord {
-	if nativeLittleEndian && uintptr(unsafe.Pointer(&b[0]))%8 == 0 {
-		return (*BookRecord)(unsafe.Pointer(&b[0]))
-	}
-	r := DecodeBook(b)
-	return &r
-}
-
 // BookRecords returns the records in data (whose length must be a multiple of
 // BookRecordSize) as a slice aliasing data, or nil with ok=false when aliasing is not
 // possible on this host or for this buffer's alignment. Columnar scans over a mapped file use
