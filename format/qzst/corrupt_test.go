@@ -202,14 +202,20 @@ func TestIndexDoesNotMatchZst(t *testing.T) {
 	defer r2.Close()
 	buf := make([]byte, 32<<10)
 	var rerr error
+	var total int64
 	for off := int64(0); rerr == nil; off += int64(len(buf)) {
 		var n int
 		n, rerr = r2.ReadAt(buf, off)
 		if !bytes.Equal(buf[:n], a.data[off:off+int64(n)]) {
 			t.Fatal("garbage before truncation")
 		}
+		total += int64(n)
 	}
-	asCorrupt(t, rerr, ErrTruncated)
+	ce = asCorrupt(t, rerr, ErrTruncated)
+	// Every whole frame before the cut was served; the error names the cut frame.
+	if last := xa.Frames[len(xa.Frames)-1]; total != int64(last.UncompressedOffset) || ce.Frame != int64(len(xa.Frames)-1) {
+		t.Fatalf("read %d bytes before the error at frame %d; want %d bytes, frame %d", total, ce.Frame, last.UncompressedOffset, len(xa.Frames)-1)
+	}
 }
 
 func TestCorruptSeekTable(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"testing"
 )
 
 // Canonical 64-byte book record, little-endian (see docs/format/q.md):
@@ -173,4 +174,35 @@ func genBook(seed uint64, size int64) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestBookGen checks the benchmark data looks like a canonical book stream: whole 64-byte
+// records after a 4096-byte header, known types, non-decreasing exchange time and sequence,
+// prices on the 0.01 tick near 2500, quantities on the 0.001 step, ~20% trades and BBO.
+func TestBookGen(t *testing.T) {
+	b := genBook(1, genHeaderSize+200_000*recSize)
+	le := binary.LittleEndian
+	counts := map[uint16]int{}
+	var lastTs int64
+	var lastSeq uint64
+	for off := genHeaderSize; off < len(b); off += recSize {
+		r := b[off : off+recSize]
+		typ := le.Uint16(r[0:])
+		counts[typ]++
+		ts, seq := int64(le.Uint64(r[8:])), le.Uint64(r[24:])
+		price, qty := int64(le.Uint64(r[32:])), int64(le.Uint64(r[40:]))
+		if typ < typeLevel || typ > typeSnapEnd || ts < lastTs || seq < lastSeq || ts%1_000_000 != 0 {
+			t.Fatalf("record at %d: type %d ts %d seq %d after ts %d seq %d", off, typ, ts, seq, lastTs, lastSeq)
+		}
+		if typ <= typeBBO && (price%tick != 0 || qty%lot != 0 || price < 2000*scale || price > 3000*scale) {
+			t.Fatalf("record at %d: price %d qty %d", off, price, qty)
+		}
+		lastTs, lastSeq = ts, seq
+	}
+	n := (len(b) - genHeaderSize) / recSize
+	other := float64(counts[typeTrade]+counts[typeBBO]) / float64(n)
+	t.Logf("types %v; trades+BBO %.1f%%; %.0f s of exchange time", counts, 100*other, float64(lastTs-int64(le.Uint64(b[genHeaderSize+8:])))/1e9)
+	if other < 0.12 || other > 0.3 {
+		t.Fatalf("trades+BBO are %.1f%% of records", 100*other)
+	}
 }

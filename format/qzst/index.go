@@ -13,8 +13,9 @@ const (
 	IndexVersion = 1
 
 	DefaultBlockSize = 1 << 20
-	// MaxBlockSize keeps every frame's sizes inside the u32 fields of the index and seek table.
-	MaxBlockSize = 1 << 30
+	// MaxBlockSize keeps a frame within zstd's largest window (512 MiB) and its sizes inside
+	// the u32 fields of the index and seek table.
+	MaxBlockSize = 1 << 29
 
 	idxHeaderSize  = 24
 	idxEntrySize   = 24

@@ -471,6 +471,21 @@ func TestTranscodeFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertOnly(t, dir, "book.q.zst", "book.q.zst.idx")
+	for _, idxPath := range []string{xp, ""} {
+		r, err := OpenFile(zp, idxPath, nil, ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, r, 1<<20); !bytes.Equal(got, data) {
+			t.Fatalf("OpenFile(%q) read differs", idxPath)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := OpenFile(zp, filepath.Join(dir, "missing.idx"), nil, ReaderOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing idx: %v", err)
+	}
 
 	// A source failing halfway leaves nothing behind, and the old pair untouched.
 	failing := &failAfter{r: bytes.NewReader(data), limit: 1 << 20}

@@ -36,6 +36,7 @@ type Reader struct {
 	idx      *Index
 	c        *Cache
 	ownCache bool
+	closer   io.Closer // set by OpenFile
 	name     string
 	fileKey  [32]byte
 	ra       int
@@ -131,7 +132,8 @@ func (r *Reader) Index() *Index { return r.idx }
 // Stats returns this Reader's counters.
 func (r *Reader) Stats() Stats { return r.stats.snapshot() }
 
-// Close waits for this Reader's readahead and closes a private cache. It does not close src.
+// Close waits for this Reader's readahead and closes a private cache. It closes src only
+// when OpenFile opened it.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	was := r.closed.Swap(true)
@@ -142,6 +144,11 @@ func (r *Reader) Close() error {
 	r.wg.Wait()
 	if r.ownCache {
 		r.c.Close()
+	}
+	if r.closer != nil {
+		if err := r.closer.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", r.name, err)
+		}
 	}
 	return nil
 }
@@ -302,22 +309,26 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 	n, err := r.src.ReadAt(buf, start)
 	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(n)) })
 	if n < len(buf) {
+		// Frames wholly inside what was read are still good; the rest fail.
+		good := 0
 		if err == nil || errors.Is(err, io.EOF) {
-			bad := 0 // the first frame the read did not fully return
-			for bad < len(fs)-1 && int64(fs[bad].CompressedOffset)+int64(fs[bad].CompressedSize) <= start+int64(n) {
-				bad++
+			for good < len(fs) && int64(fs[good].CompressedOffset)+int64(fs[good].CompressedSize) <= start+int64(n) {
+				good++
 			}
-			err = corrupt(r.name, int64(first+bad), start+int64(n), "", ErrTruncated, "read %d of %d bytes for frames %d-%d", n, len(buf), first, first+len(run)-1)
+			err = corrupt(r.name, int64(first+good), start+int64(n), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes for frames %d-%d", first+good, n, len(buf), first, first+len(run)-1)
 		} else {
 			err = fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, first, first+len(run)-1, start, err)
 		}
-		for i, e := range run {
-			r.c.complete(e, nil, err)
+		for i := good; i < len(run); i++ {
+			r.c.complete(run[i], nil, err)
 			if i > 0 || !demand {
-				r.c.release(e)
+				r.c.release(run[i])
 			}
 		}
-		return
+		run, fs = run[:good], fs[:good]
+		if good == 0 {
+			return
+		}
 	}
 	if !demand || len(run) > 1 {
 		r.count(func(c *counters) { c.readahead.Add(uint64(len(run) - btoi(demand))) })

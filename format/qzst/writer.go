@@ -174,7 +174,6 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 	}
 	n := int(n64)
 	win := max(zstd.MinWindowSize, 1<<bits.Len(uint(o.BlockSize-1)))
-	win = min(win, zstd.MaxWindowSize)
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
 		zstd.WithEncoderConcurrency(o.Concurrency),
@@ -226,7 +225,7 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 
 	h := sha256.New()
 	out := io.MultiWriter(zst, h)
-	frames := make([]Frame, 0, n)
+	frames := make([]Frame, 0, min(n, 1<<20))
 	var coff int64
 	var werr error
 	for j := range order {
