@@ -240,16 +240,10 @@ func (a *Appender) growTo(n int64) error {
 	return nil
 }
 
-// prefault maps the pages in for writing so that the first store to each takes no fault.
+// prefault makes the first store to each page free of faults by storing to it now. (On
+// tmpfs, MADV_POPULATE_WRITE left the first write to a page costing several microseconds;
+// a store does not.) The region lies past the writer's limit, so nobody else writes it.
 func prefault(b []byte) {
-	if len(b) == 0 {
-		return
-	}
-	if unix.Madvise(b, unix.MADV_POPULATE_WRITE) == nil {
-		return
-	}
-	// Kernels before 5.14: touch every page. The region lies past the writer's cursor,
-	// so nobody else writes it.
 	for i := 0; i < len(b); i += pageSize {
 		b[i] = 0
 	}
@@ -380,16 +374,13 @@ func (a *Appender) Sync() error {
 }
 
 // Seal marks the file immutable, trims it to its committed length, syncs it and closes the
-// appender. Readers see Sealed and stop waiting for growth.
+// appender. Readers see Sealed and stop waiting for growth. The file is trimmed before the
+// sealed bit is set, so a sealed file's size always equals its committed length.
 func (a *Appender) Seal() error {
 	if a.closed {
 		return ErrClosed
 	}
 	a.Rollback()
-	atomic.StoreUint32(a.state, atomic.LoadUint32(a.state)|stateSealed)
-	if err := a.Sync(); err != nil {
-		return err
-	}
 	return a.close(true)
 }
 
@@ -402,21 +393,25 @@ func (a *Appender) Close() error {
 	return a.close(false)
 }
 
-func (a *Appender) close(sync bool) error {
+func (a *Appender) close(seal bool) error {
 	a.closed = true
 	a.limit = -1 // every later append takes the slow path and sees ErrClosed
 	close(a.stop)
-	a.wg.Wait()
+	a.wg.Wait() // the grower must not extend the file again after the trim
 	committed := a.Committed()
 	var errs []error
+	if err := a.f.Truncate(committed); err != nil {
+		errs = append(errs, fmt.Errorf("truncate %s: %w", a.path, err))
+	}
+	if seal && len(errs) == 0 {
+		atomic.StoreUint32(a.state, atomic.LoadUint32(a.state)|stateSealed)
+	}
 	if err := unix.Munmap(a.mem); err != nil {
 		errs = append(errs, fmt.Errorf("munmap %s: %w", a.path, err))
 	}
 	a.mem = nil
-	if err := a.f.Truncate(committed); err != nil {
-		errs = append(errs, fmt.Errorf("truncate %s: %w", a.path, err))
-	}
-	if sync {
+	if seal {
+		// The mapping's dirty pages belong to the file: fsync writes them and the metadata.
 		if err := a.f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("fsync %s: %w", a.path, err))
 		}

@@ -56,7 +56,9 @@ func (h *plainHandle) initBook() error {
 		return fmt.Errorf("%s: %w", h.f.Name(), format.ErrWrongLayout)
 	}
 	h.book = true
-	h.sealed = hdr.Sealed
+	// Sealed means immutable only once the file is trimmed to its committed length; a
+	// file with a preallocated tail is still settling.
+	h.sealed = hdr.Sealed && int64(hdr.Committed) == h.size
 	if !h.sealed {
 		h.grown.Store(int64(hdr.Committed))
 	}

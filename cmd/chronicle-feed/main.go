@@ -1,0 +1,181 @@
+// Command chronicle-feed captures exchange market data into the Zone 1 raw journal
+// (`run`) and journals recorded captures through the same path (`replay`).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/chronicle/chronicle/feed"
+	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/internal/daemon"
+)
+
+const usage = `chronicle-feed captures Binance USD-M market data into the raw journal.
+
+Usage:
+  chronicle-feed run    [flags]           capture live websockets and REST snapshots
+  chronicle-feed replay [flags] FILE...   journal capture files (jsonl[.gz], cryptofeed ws+http)
+
+The journal goes to {hot_root}/feed/{venue}/ (outside v1/), one segment per roll period.
+Settings come from the [feed] and [log] sections of --config; flags override the file.
+SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
+
+Examples:
+  chronicle-feed run --config /etc/chronicle/chronicle.toml
+  chronicle-feed run --symbols BTCUSDT,ETHUSDT --streams depth,aggTrade,bookTicker --depth-speed 100ms
+  chronicle-feed run --hot-root /dev/shm/chronicle --metrics-addr 127.0.0.1:9464
+  chronicle-feed run --ws-url ws://127.0.0.1:8080 --rest-url http://127.0.0.1:8080 --symbols ETHUSDT
+  chronicle-feed replay --speed 0 binance-usdm_ethusdt_20240808.jsonl.gz
+  chronicle-feed replay --speed 10 --clock now cryptofeed_binance-futures.ws.txt
+  chronicle-feed replay --journal-dir /tmp/journal --symbol ETHUSDT capture.jsonl
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fs, _ := newFlags("run", stderr)
+		fs.Usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd := args[0]
+	if cmd != "run" && cmd != "replay" {
+		fmt.Fprintf(stderr, "chronicle-feed: unknown command %q (want run or replay; see --help)\n", cmd)
+		return 2
+	}
+	fs, fl := newFlags(cmd, stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg := feed.Defaults()
+	logCfg := config.DefaultLog()
+	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg}); err != nil {
+		fmt.Fprintln(stderr, "chronicle-feed:", err)
+		return 2
+	}
+	fl.apply(fs, &cfg, &logCfg)
+	log, err := daemon.Logger(logCfg, "chronicle-feed")
+	if err != nil {
+		fmt.Fprintln(stderr, "chronicle-feed:", err)
+		return 2
+	}
+	ctx, stop := daemon.SignalContext(log)
+	defer stop()
+	reg := daemon.Registry()
+	if _, err := daemon.ServeMetrics(ctx, cfg.MetricsAddr, reg, log); err != nil {
+		log.Error("metrics", "err", err)
+		return 1
+	}
+	switch cmd {
+	case "run":
+		f, err := feed.New(cfg, log, reg)
+		if err != nil {
+			log.Error("config", "err", err)
+			return 2
+		}
+		if err := f.Run(ctx); err != nil {
+			log.Error("feed stopped", "err", err)
+			return 1
+		}
+	case "replay":
+		fl.replay.Files = fs.Args()
+		stats, err := feed.Replay(ctx, cfg, fl.replay, log, reg)
+		if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
+			log.Error("replay failed", "err", err, "messages", stats.Messages)
+			return 1
+		}
+		log.Info("replay done", "files", stats.Files, "messages", stats.Messages, "snapshots", stats.Snapshots, "journal", cfg.Dir())
+	}
+	return 0
+}
+
+// cmdFlags holds parsed flags; config values are replaced only by flags given.
+type cmdFlags struct {
+	config                                          string
+	replay                                          feed.ReplayOptions
+	symbols, streams                                []string
+	depthSpeed, hotRoot, journalDir, wsURL, restURL string
+	metricsAddr, logLevel, logFormat                string
+	snapshotLimit, maxStreams                       int
+	rollPeriod, retentionMinAge                     time.Duration
+}
+
+func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
+	d := feed.Defaults()
+	f := &cmdFlags{}
+	fs := pflag.NewFlagSet("chronicle-feed "+cmd, pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.config, "config", "", "shared TOML config file ([feed] and [log] sections)")
+	fs.StringSliceVar(&f.symbols, "symbols", nil, "symbols to capture (BTCUSDT,ETHUSDT)")
+	fs.StringSliceVar(&f.streams, "streams", d.Streams, "streams per symbol: depth, trade, aggTrade, bookTicker, or a raw suffix")
+	fs.StringVar(&f.depthSpeed, "depth-speed", d.DepthSpeed, "depth stream speed: 0ms, 100ms, 250ms, 500ms")
+	fs.StringVar(&f.hotRoot, "hot-root", d.HotRoot, "hot tier root; the journal is {hot-root}/feed/{venue}")
+	fs.StringVar(&f.journalDir, "journal-dir", "", "journal directory (instead of the hot-root layout)")
+	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL")
+	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "serve /metrics here (empty: off)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+	fs.IntVar(&f.snapshotLimit, "snapshot-limit", d.SnapshotLimit, "REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)")
+	fs.IntVar(&f.maxStreams, "max-streams-per-conn", d.MaxStreamsPerConn, "streams per websocket connection")
+	fs.DurationVar(&f.rollPeriod, "roll-period", d.RollPeriod, "journal segment period")
+	fs.DurationVar(&f.retentionMinAge, "retention-min-age", d.RetentionMinAge, "keep segments the ETL has read at least this long")
+	fs.Float64Var(&f.replay.Speed, "speed", 1, "replay: pace as a multiple of the capture's (0 = as fast as possible)")
+	fs.StringVar(&f.replay.Clock, "clock", "capture", "replay: receive times from the capture, or \"now\"")
+	fs.StringVar(&f.replay.Symbol, "symbol", "", "replay: symbol of REST snapshots whose capture does not name it")
+	return fs, f
+}
+
+func (f *cmdFlags) apply(fs *pflag.FlagSet, c *feed.Config, l *config.Log) {
+	set := func(name string, fn func()) {
+		if fs.Changed(name) {
+			fn()
+		}
+	}
+	set("symbols", func() { c.Symbols = upper(f.symbols) })
+	set("streams", func() { c.Streams = f.streams })
+	set("depth-speed", func() { c.DepthSpeed = f.depthSpeed })
+	set("hot-root", func() { c.HotRoot = f.hotRoot })
+	set("journal-dir", func() { c.JournalDir = f.journalDir })
+	set("ws-url", func() { c.WSURL = f.wsURL })
+	set("rest-url", func() { c.RESTURL = f.restURL })
+	set("metrics-addr", func() { c.MetricsAddr = f.metricsAddr })
+	set("log-level", func() { l.Level = f.logLevel })
+	set("log-format", func() { l.Format = f.logFormat })
+	set("snapshot-limit", func() { c.SnapshotLimit = f.snapshotLimit })
+	set("max-streams-per-conn", func() { c.MaxStreamsPerConn = f.maxStreams })
+	set("roll-period", func() { c.RollPeriod = f.rollPeriod })
+	set("retention-min-age", func() { c.RetentionMinAge = f.retentionMinAge })
+}
+
+func upper(ss []string) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, strings.ToUpper(s))
+		}
+	}
+	return out
+}

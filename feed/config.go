@@ -1,0 +1,128 @@
+package feed
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/venue/binance"
+)
+
+// Config is the [feed] section of the shared config file.
+type Config struct {
+	Venue string `toml:"venue"` // venue id, "binance-perp"
+	// HotRoot is the hot tier root; the journal goes to {hot_root}/feed/{venue} unless
+	// JournalDir says otherwise.
+	HotRoot    string `toml:"hot_root"`
+	JournalDir string `toml:"journal_dir"`
+
+	WSURL    string            `toml:"ws_url"`    // websocket base
+	RESTURL  string            `toml:"rest_url"`  // REST base
+	WSRoutes map[string]string `toml:"ws_routes"` // stream kind -> path prefix ("/public")
+
+	Symbols           []string `toml:"symbols"`
+	Streams           []string `toml:"streams"`     // depth, trade, aggTrade, bookTicker, or raw suffixes
+	DepthSpeed        string   `toml:"depth_speed"` // "0ms", "100ms", "250ms", "500ms"
+	MaxStreamsPerConn int      `toml:"max_streams_per_conn"`
+
+	SnapshotLimit    int           `toml:"snapshot_limit"`      // REST depth levels: 5..1000
+	RESTWeightPerMin int           `toml:"rest_weight_per_min"` // our share of the venue's IP budget
+	RESTTimeout      time.Duration `toml:"rest_timeout"`
+	SnapshotRetryMax time.Duration `toml:"snapshot_retry_max"` // longest pause between failed snapshot tries
+
+	RollPeriod      time.Duration `toml:"roll_period"`    // segment period, aligned to the epoch (hourly)
+	PrecreateLead   time.Duration `toml:"precreate_lead"` // open the next segment this long before the roll
+	ChunkSize       int64         `toml:"chunk_size"`     // segment growth step (pre-faulted)
+	MaxSegmentSize  int64         `toml:"max_segment_size"`
+	RetentionMinAge time.Duration `toml:"retention_min_age"` // keep consumed segments at least this long
+	RetentionEvery  time.Duration `toml:"retention_every"`
+
+	MaxMessageBytes int           `toml:"max_message_bytes"` // larger messages are dropped and counted
+	PingInterval    time.Duration `toml:"ping_interval"`
+	PongTimeout     time.Duration `toml:"pong_timeout"`
+	DialTimeout     time.Duration `toml:"dial_timeout"`
+	ReconnectMin    time.Duration `toml:"reconnect_min"` // first backoff step
+	ReconnectMax    time.Duration `toml:"reconnect_max"`
+	// ConnMaxAge is when a connection is proactively replaced, before the venue's own
+	// limit (24 h on Binance); up to RolloverJitter earlier so slots do not roll together.
+	ConnMaxAge     time.Duration `toml:"conn_max_age"`
+	RolloverJitter time.Duration `toml:"rollover_jitter"`
+	OverlapTimeout time.Duration `toml:"overlap_timeout"` // longest the old and new connection overlap
+
+	MetricsAddr string `toml:"metrics_addr"`
+}
+
+// Defaults returns the production defaults.
+func Defaults() Config {
+	return Config{
+		Venue:             binance.Name,
+		HotRoot:           "/dev/shm/chronicle",
+		WSURL:             binance.DefaultWSBase,
+		RESTURL:           binance.DefaultRESTBase,
+		Streams:           []string{"depth", "trade", "bookTicker"},
+		DepthSpeed:        "0ms",
+		MaxStreamsPerConn: binance.MaxStreamsPerConn,
+		SnapshotLimit:     1000,
+		RESTWeightPerMin:  binance.RESTWeightPerMin / 2,
+		RESTTimeout:       10 * time.Second,
+		SnapshotRetryMax:  time.Minute,
+		RollPeriod:        time.Hour,
+		PrecreateLead:     30 * time.Second,
+		ChunkSize:         64 << 20,
+		MaxSegmentSize:    16 << 30,
+		RetentionMinAge:   time.Hour,
+		RetentionEvery:    time.Minute,
+		MaxMessageBytes:   1 << 20,
+		PingInterval:      30 * time.Second,
+		PongTimeout:       10 * time.Second,
+		DialTimeout:       10 * time.Second,
+		ReconnectMin:      250 * time.Millisecond,
+		ReconnectMax:      30 * time.Second,
+		ConnMaxAge:        23 * time.Hour,
+		RolloverJitter:    15 * time.Minute,
+		OverlapTimeout:    time.Minute,
+		MetricsAddr:       "127.0.0.1:9464",
+	}
+}
+
+// Dir is the journal directory.
+func (c *Config) Dir() string {
+	if c.JournalDir != "" {
+		return c.JournalDir
+	}
+	return journal.Dir(c.HotRoot, c.Venue)
+}
+
+// Validate checks values that would otherwise fail late or silently misbehave.
+func (c *Config) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrConfig}, a...)...) }
+	switch {
+	case c.Venue == "":
+		return bad("venue is empty")
+	case c.JournalDir == "" && c.HotRoot == "":
+		return bad("hot_root and journal_dir are both empty")
+	case c.RollPeriod < time.Second:
+		return bad("roll_period %v below 1s", c.RollPeriod)
+	case c.ChunkSize < 1<<16:
+		return bad("chunk_size %d below 64 KiB", c.ChunkSize)
+	case c.MaxSegmentSize < c.ChunkSize:
+		return bad("max_segment_size %d below chunk_size %d", c.MaxSegmentSize, c.ChunkSize)
+	case c.MaxMessageBytes < 1024:
+		return bad("max_message_bytes %d below 1 KiB", c.MaxMessageBytes)
+	case c.RESTWeightPerMin <= 0:
+		return bad("rest_weight_per_min must be positive")
+	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
+		return bad("reconnect_min %v / reconnect_max %v", c.ReconnectMin, c.ReconnectMax)
+	case c.PingInterval <= 0 || c.PongTimeout <= 0:
+		return bad("ping_interval and pong_timeout must be positive")
+	case c.ConnMaxAge < 100*time.Millisecond:
+		return bad("conn_max_age %v below 100ms", c.ConnMaxAge)
+	case c.RolloverJitter < 0 || c.RolloverJitter >= c.ConnMaxAge:
+		return bad("rollover_jitter %v must be below conn_max_age %v", c.RolloverJitter, c.ConnMaxAge)
+	case c.OverlapTimeout <= 0:
+		return bad("overlap_timeout must be positive")
+	case c.RetentionMinAge < 0:
+		return bad("retention_min_age is negative")
+	}
+	return nil
+}

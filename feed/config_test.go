@@ -1,0 +1,113 @@
+package feed
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/internal/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConfigFromSharedFile(t *testing.T) {
+	cfg := Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	text := `
+[tiers]
+hot = "/elsewhere"
+[feed]
+hot_root = "/dev/shm/x"
+symbols = ["BTCUSDT", "ETHUSDT"]
+streams = ["depth", "aggTrade"]
+depth_speed = "100ms"
+roll_period = "15m"
+conn_max_age = "12h"
+chunk_size = 16777216
+ws_routes = { depth = "/public", aggTrade = "/market" }
+`
+	if err := config.Decode(text, "c.toml", map[string]any{"feed": &cfg}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RollPeriod != 15*time.Minute || cfg.ConnMaxAge != 12*time.Hour || cfg.ChunkSize != 16<<20 || cfg.DepthSpeed != "100ms" ||
+		len(cfg.Symbols) != 2 || cfg.WSRoutes["depth"] != "/public" || cfg.Dir() != journal.Dir("/dev/shm/x", "binance-perp") {
+		t.Fatalf("decoded %+v", cfg)
+	}
+	f, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Plan(); len(p) != 2 || !strings.HasPrefix(p[0].URL, "wss://fstream.binance.com/public/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms") {
+		t.Fatalf("plan %+v", p)
+	}
+	if err := config.Decode("[feed]\nroll_perod = \"1h\"\n", "c.toml", map[string]any{"feed": &cfg}); err == nil {
+		t.Fatal("typo accepted")
+	}
+	for name, mut := range map[string]func(*Config){
+		"roll":     func(c *Config) { c.RollPeriod = time.Millisecond },
+		"chunk":    func(c *Config) { c.ChunkSize = 10 },
+		"size":     func(c *Config) { c.MaxSegmentSize = c.ChunkSize - 1 },
+		"jitter":   func(c *Config) { c.RolloverJitter = c.ConnMaxAge },
+		"backoff":  func(c *Config) { c.ReconnectMax = c.ReconnectMin / 2 },
+		"no dir":   func(c *Config) { c.HotRoot, c.JournalDir = "", "" },
+		"msg size": func(c *Config) { c.MaxMessageBytes = 100 },
+	} {
+		c := Defaults()
+		mut(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	c := Defaults()
+	c.Venue = "okx-swap"
+	if _, err := New(c, nil, nil); !errors.Is(err, ErrUnknownVenue) {
+		t.Fatalf("unknown venue: %v", err)
+	}
+	c = Defaults()
+	c.Symbols = []string{"BAD SYMBOL"}
+	if _, err := New(c, nil, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("bad symbol: %v", err)
+	}
+}
+
+// TestCommandLine runs the built binary: help, usage errors, and a replay.
+func TestCommandLine(t *testing.T) {
+	bin := feedBinary(t)
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Examples:") || !strings.Contains(string(out), "--roll-period") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{}, {"bogus"}, {"run", "--no-such-flag"}, {"run", "--config", "/nonexistent.toml"}} {
+		err := exec.Command(bin, args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2", args, err)
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "replay", "--speed", "0", "--journal-dir", dir, "--metrics-addr", "", captures+"cryptofeed_binance-futures.ws.txt")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	n := 0
+	for _, r := range readJournal(t, dir) {
+		if r.TypeID == 1 {
+			n++
+		}
+	}
+	if n != 1535 {
+		t.Fatalf("replay journaled %d messages", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".lock")); err != nil {
+		t.Fatalf("lock file: %v", err)
+	}
+}

@@ -1,0 +1,127 @@
+package fs
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/chronicle/chronicle/format/qzst"
+)
+
+// Config is the [fs] section of the shared configuration. DefaultConfig holds the defaults;
+// flags of chronicle-fs override single fields.
+type Config struct {
+	// CacheBytes bounds the decoded cold and remote frames kept in memory, shared by every
+	// open file.
+	CacheBytes int64 `toml:"cache_bytes"`
+	// ReadaheadFrames is how many 1 MiB frames are decoded ahead of a sequential reader of a
+	// cold or remote file (0: the qzst default; never more than a quarter of the cache).
+	ReadaheadFrames int `toml:"readahead_frames"`
+	// MemoryLimit is the Go runtime's soft memory limit in bytes; 0 means CacheBytes + 64 MiB,
+	// which keeps the garbage collector from letting the heap double past the cache.
+	MemoryLimit int64 `toml:"memory_limit"`
+	// AllowOther lets users other than the one who mounted read the mount (the kernel still
+	// checks the 0444/0555 permission bits).
+	AllowOther bool `toml:"allow_other"`
+	// MetricsAddr serves /metrics; "" disables it.
+	MetricsAddr string `toml:"metrics_addr"`
+	// Passthrough lets the kernel read sealed local files directly (native read and mmap
+	// speed). Turn it off only to debug.
+	Passthrough bool `toml:"passthrough"`
+
+	// SealedTimeout is the entry and attribute cache time of sealed books (immutable).
+	SealedTimeout time.Duration `toml:"sealed_timeout"`
+	// GrowingTimeout is the attribute cache time of a book still being written: how stale its
+	// size may be. 0 (the default) asks the daemon on every stat and read of a growing file,
+	// which costs one small round trip; the kernel counts timeouts in jiffies, so any value
+	// above 0 means at least one tick (4 ms at HZ=250).
+	GrowingTimeout time.Duration `toml:"growing_timeout"`
+	// DirTimeout is the entry and attribute cache time of directories and of small files
+	// (meta.json, index/...).
+	DirTimeout time.Duration `toml:"dir_timeout"`
+	// NegativeTimeout caches "no such file" answers.
+	NegativeTimeout time.Duration `toml:"negative_timeout"`
+	// RemoteTimeout bounds one remote read, retries included: past it a read fails with EIO.
+	RemoteTimeout time.Duration `toml:"remote_timeout"`
+	// WatchInterval is how often partitions known to the kernel are checked for a tier move
+	// (to drop cached attributes and names of their small files).
+	WatchInterval time.Duration `toml:"watch_interval"`
+
+	// MaxWrite is the largest FUSE request (also the kernel's max_read).
+	MaxWrite int `toml:"max_write"`
+	// MaxBackground is how many asynchronous requests (readahead) the kernel keeps in flight.
+	MaxBackground int `toml:"max_background"`
+	// ReadAheadKB is written to /sys/class/bdi/<dev>/read_ahead_kb after mounting (the kernel
+	// starts FUSE mounts at 128).
+	ReadAheadKB int `toml:"read_ahead_kb"`
+
+	// IdxCacheDir keeps fetched remote .idx files on local disk ("" keeps them in memory only).
+	IdxCacheDir string `toml:"idx_cache_dir"`
+	// ShutdownGrace is how long a lazily detached mount may keep serving open files after
+	// SIGTERM before the process exits anyway.
+	ShutdownGrace time.Duration `toml:"shutdown_grace"`
+	// Debug logs every FUSE request (very verbose).
+	Debug bool `toml:"debug"`
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		CacheBytes:      qzst.DefaultCacheBytes,
+		MetricsAddr:     "127.0.0.1:9467",
+		Passthrough:     true,
+		SealedTimeout:   time.Hour,
+		GrowingTimeout:  0,
+		DirTimeout:      time.Second,
+		NegativeTimeout: time.Second,
+		RemoteTimeout:   30 * time.Second,
+		WatchInterval:   time.Second,
+		MaxWrite:        1 << 20,
+		MaxBackground:   64,
+		ReadAheadKB:     1024,
+		ShutdownGrace:   10 * time.Second,
+	}
+}
+
+// EffectiveMemoryLimit is MemoryLimit or its default.
+func (c Config) EffectiveMemoryLimit() int64 {
+	if c.MemoryLimit > 0 {
+		return c.MemoryLimit
+	}
+	return c.CacheBytes + 64<<20
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	bad := func(field string, v any, why string) error {
+		return fmt.Errorf("%w: %s = %v: %s", ErrBadConfig, field, v, why)
+	}
+	switch {
+	case c.CacheBytes < 4<<20:
+		return bad("cache_bytes", c.CacheBytes, "need at least 4 MiB (a few 1 MiB frames)")
+	case c.ReadaheadFrames < 0:
+		return bad("readahead_frames", c.ReadaheadFrames, "negative")
+	case c.MemoryLimit < 0:
+		return bad("memory_limit", c.MemoryLimit, "negative")
+	case c.SealedTimeout < 0:
+		return bad("sealed_timeout", c.SealedTimeout, "negative")
+	case c.GrowingTimeout < 0:
+		return bad("growing_timeout", c.GrowingTimeout, "negative")
+	case c.DirTimeout < 0:
+		return bad("dir_timeout", c.DirTimeout, "negative")
+	case c.NegativeTimeout < 0:
+		return bad("negative_timeout", c.NegativeTimeout, "negative")
+	case c.RemoteTimeout <= 0:
+		return bad("remote_timeout", c.RemoteTimeout, "must be positive: remote reads must fail with EIO, never hang")
+	case c.WatchInterval <= 0:
+		return bad("watch_interval", c.WatchInterval, "must be positive")
+	case c.MaxWrite < 4096 || c.MaxWrite > 1<<20 || c.MaxWrite%4096 != 0:
+		return bad("max_write", c.MaxWrite, "want a multiple of 4096 in [4096, 1 MiB]")
+	case c.MaxBackground < 1 || c.MaxBackground > 65535:
+		return bad("max_background", c.MaxBackground, "want 1..65535")
+	case c.ReadAheadKB < 0:
+		return bad("read_ahead_kb", c.ReadAheadKB, "negative")
+	case c.ShutdownGrace < 0:
+		return bad("shutdown_grace", c.ShutdownGrace, "negative")
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/tiers"
+)
+
+// FS serves a tiers.Resolver as a FUSE file system. Create it with New and mount it with
+// Mount; one FS serves one mount.
+type FS struct {
+	res *tiers.Resolver
+	cfg Config
+	log *slog.Logger
+	st  *stats
+
+	uid, gid uint32
+
+	partsMu sync.Mutex
+	parts   map[string]*dirNode // partition directories the kernel knows, by logical path
+}
+
+// New returns an FS over res. cfg should start from DefaultConfig.
+func New(res *tiers.Resolver, cfg Config, log *slog.Logger) (*FS, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FS{
+		res: res, cfg: cfg, log: log, st: newStats(),
+		uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()),
+		parts: map[string]*dirNode{},
+	}, nil
+}
+
+// Config returns the configuration in use.
+func (f *FS) Config() Config { return f.cfg }
+
+// Resolver returns the resolver the FS serves.
+func (f *FS) Resolver() *tiers.Resolver { return f.res }
+
+// bookInfo is what the file system needs to know about a book.q beyond its bytes.
+type bookInfo struct {
+	size       int64 // committed length: the logical size
+	sealed     bool  // immutable, and the local file (if any) is trimmed to size
+	headerSize int64
+	tier       tiers.Tier
+	source     string
+	mtime      time.Time
+}
+
+// inspectBook describes the book behind h. A book is treated as sealed only once its file
+// is trimmed to the committed length: the writer sets the sealed bit before it truncates
+// the preallocated tail, and neither a cached size nor a passthrough backing file may ever
+// include that tail. knownHS (the header size, if already known) spares compressed books a
+// frame decode: their size and seal come from the index.
+func inspectBook(h tiers.Handle, knownHS int64) (bookInfo, error) {
+	bi := bookInfo{size: h.Size(), sealed: h.Sealed(), headerSize: knownHS, tier: h.Tier(), source: h.Source(), mtime: h.ModTime()}
+	if knownHS > 0 && bi.sealed && h.File() == nil {
+		return bi, nil
+	}
+	hdr, err := format.ReadHeader(h, -1, h.Source())
+	if err != nil {
+		return bookInfo{}, err
+	}
+	if hdr.Layout != format.LayoutBook {
+		return bookInfo{}, fmt.Errorf("%s: %w: layout %s", h.Source(), ErrNotBook, hdr.Layout)
+	}
+	bi.headerSize = int64(hdr.HeaderSize)
+	if bi.sealed && int64(hdr.Committed) != bi.size {
+		bi.sealed = false
+		bi.size = min(bi.size, int64(hdr.Committed))
+	}
+	return bi, nil
+}
+
+// openBook opens the book.q of a partition and inspects it.
+func (f *FS) openBook(ctx context.Context, logical string, knownHS int64) (tiers.Handle, bookInfo, error) {
+	h, err := f.res.Open(ctx, logical)
+	if err != nil {
+		return nil, bookInfo{}, err
+	}
+	bi, err := inspectBook(h, knownHS)
+	if err != nil {
+		h.Close()
+		return nil, bookInfo{}, err
+	}
+	return h, bi, nil
+}
+
+func (f *FS) addPart(d *dirNode) {
+	f.partsMu.Lock()
+	f.parts[d.logical] = d
+	f.partsMu.Unlock()
+}
+
+func (f *FS) dropPart(d *dirNode) {
+	f.partsMu.Lock()
+	if f.parts[d.logical] == d {
+		delete(f.parts, d.logical)
+	}
+	f.partsMu.Unlock()
+}
+
+func (f *FS) partList() []*dirNode {
+	f.partsMu.Lock()
+	defer f.partsMu.Unlock()
+	out := make([]*dirNode, 0, len(f.parts))
+	for _, d := range f.parts {
+		out = append(out, d)
+	}
+	return out
+}

@@ -1,0 +1,403 @@
+// Package fstest builds tier layouts for tests of the mount: canonical books in each tier,
+// tier moves done the way the tier manager does them (copy, fsync, rename, delete), and a
+// growing hot book. It is imported by tests only.
+package fstest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/tiers/objstore"
+)
+
+// Key is the partition most tests use.
+var Key = tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
+
+// Roots returns fresh hot, warm and cold folders under t.TempDir().
+func Roots(t testing.TB) tiers.Roots {
+	d := t.TempDir()
+	return tiers.Roots{Hot: filepath.Join(d, "hot"), Warm: filepath.Join(d, "warm"), Cold: filepath.Join(d, "cold")}
+}
+
+// Seed returns a random seed, or $CHRONICLE_SEED, and logs it for replay.
+func Seed(t testing.TB) int64 {
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("CHRONICLE_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("seed %d (set CHRONICLE_SEED to replay)", seed)
+	return seed
+}
+
+// Record returns record i of the deterministic stream of a seed: every field depends on i,
+// so a reader can check any record on its own.
+func Record(seed int64, i int64) format.BookRecord {
+	x := uint64(seed) ^ uint64(i)*0x9E3779B97F4A7C15
+	next := func(n uint64) int64 { // splitmix64: cheap enough for GiB-sized books
+		x += 0x9E3779B97F4A7C15
+		z := x
+		z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+		z = (z ^ z>>27) * 0x94D049BB133111EB
+		return int64((z ^ z>>31) % n)
+	}
+	ts := int64(1723161256000000000) + i*1_000_003
+	return format.BookRecord{
+		TypeID: uint16(1 + next(6)), Flags: uint16(next(64)), SymbolID: 7,
+		ExchTs: ts, RecvTs: ts - 1_200_000_000 + next(1000), Seq: uint64(i),
+		Price: 250_000_000_000 + next(2_000_000)*1000, Qty: next(100_000) * 1000,
+		Aux0: -i, Aux1: next(1 << 32),
+	}
+}
+
+// WriteBook writes a sealed canonical book of n records at path.
+func WriteBook(t testing.TB, path string, k tiers.Key, n int64, seed int64) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := format.Create(path, format.NewBookHeader(k.Venue, k.Symbol, 7, dateOf(t, k)), format.Options{ChunkSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		r := Record(seed, i)
+		if err := a.AppendBook(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Seal(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dateOf(t testing.TB, k tiers.Key) uint32 {
+	d, err := k.Time()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return format.DateOf(d)
+}
+
+// Book returns the bytes of a sealed book of n records.
+func Book(t testing.TB, k tiers.Key, n int64, seed int64) []byte {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "book.q")
+	WriteBook(t, p, k, n, seed)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// PartDir is k's directory below a tier root.
+func PartDir(root string, k tiers.Key) string {
+	return filepath.Join(root, filepath.FromSlash(k.Dir()))
+}
+
+// Meta is the meta.json the helpers place.
+func Meta(k tiers.Key) []byte {
+	return []byte(`{"symbol_code":"` + k.Symbol + `","venue":"` + k.Venue + `","date":"` + k.Date + "\"}\n")
+}
+
+// IndexName is a small file the helpers place under index/ to show that partition
+// subdirectories are served.
+const IndexName = "index/snapshots.idx"
+
+// IndexBytes is its content.
+func IndexBytes(k tiers.Key) []byte { return []byte("snapshot offsets of " + k.Dir() + "\n") }
+
+// WriteFileSync writes b to p through a temporary name, fsyncs and renames it into place.
+func WriteFileSync(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := writeFileSync(p, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFileSync(p string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// PlacePlain puts book.q, meta.json and the index file into a local tier root.
+func PlacePlain(t testing.TB, root string, k tiers.Key, book []byte) {
+	t.Helper()
+	d := PartDir(root, k)
+	WriteFileSync(t, filepath.Join(d, tiers.MetaName), Meta(k))
+	WriteFileSync(t, filepath.Join(d, filepath.FromSlash(IndexName)), IndexBytes(k))
+	WriteFileSync(t, filepath.Join(d, tiers.BookName), book)
+}
+
+// PlaceCold transcodes book into the cold root (frames of blockSize bytes) with meta.json
+// and the index file.
+func PlaceCold(t testing.TB, cold string, k tiers.Key, book []byte, blockSize int) {
+	t.Helper()
+	d := PartDir(cold, k)
+	WriteFileSync(t, filepath.Join(d, tiers.MetaName), Meta(k))
+	WriteFileSync(t, filepath.Join(d, filepath.FromSlash(IndexName)), IndexBytes(k))
+	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(book), int64(len(book)),
+		filepath.Join(d, tiers.ZstName), filepath.Join(d, tiers.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PlaceRemote uploads a cold partition's .zst and .idx to store, writes the stub and deletes
+// the local .zst, then .idx (in that order: a .zst is never left without its .idx).
+func PlaceRemote(t testing.TB, cold string, store objstore.Store, k tiers.Key) {
+	t.Helper()
+	if err := MoveColdToRemote(cold, store, k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MoveColdToRemote is PlaceRemote returning its error, for use from goroutines.
+func MoveColdToRemote(cold string, store objstore.Store, k tiers.Key) error {
+	ctx := context.Background()
+	d := PartDir(cold, k)
+	zk, ik := tiers.StubKeys(k)
+	s := &tiers.Stub{UploadedAt: time.Now().UTC()}
+	for _, o := range []struct {
+		name, key string
+		obj       *tiers.StubObject
+	}{{tiers.ZstName, zk, &s.Zst}, {tiers.IdxName, ik, &s.Idx}} {
+		f, err := os.Open(filepath.Join(d, o.name))
+		if err != nil {
+			return err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		info, err := store.Put(ctx, o.key, f, st.Size(), objstore.PutOptions{})
+		f.Close()
+		if err != nil {
+			return err
+		}
+		*o.obj = tiers.StubObject{URI: store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
+	}
+	ib, err := os.ReadFile(filepath.Join(d, tiers.IdxName))
+	if err != nil {
+		return err
+	}
+	idx, err := qzst.ParseIndex(ib, "idx")
+	if err != nil {
+		return err
+	}
+	s.UncompressedSize = idx.Size
+	b, err := s.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(d, tiers.StubName), b); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(d, tiers.ZstName)); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(d, tiers.IdxName)); err != nil {
+		return err
+	}
+	return syncDir(d)
+}
+
+// MoveWarmToCold moves a partition from the warm to the cold root: the small files are
+// copied (fsync, rename), the book transcoded (index renamed before the .zst), then the warm
+// book is deleted first, the rest after.
+func MoveWarmToCold(warm, cold string, k tiers.Key, blockSize int) error {
+	src, dst := PartDir(warm, k), PartDir(cold, k)
+	if err := copySmall(src, dst); err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(src, tiers.BookName))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := qzst.Transcode(context.Background(), f, st.Size(), filepath.Join(dst, tiers.ZstName),
+		filepath.Join(dst, tiers.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(src, tiers.BookName)); err != nil {
+		return err
+	}
+	return os.RemoveAll(src)
+}
+
+// MovePlain moves a partition between local roots (hot -> warm): files are copied with
+// fsync and rename, the book last, then the source book is deleted first.
+func MovePlain(from, to string, k tiers.Key) error {
+	src, dst := PartDir(from, k), PartDir(to, k)
+	if err := copySmall(src, dst); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(src, tiers.BookName))
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(dst, tiers.BookName), b); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(src, tiers.BookName)); err != nil {
+		return err
+	}
+	return os.RemoveAll(src)
+}
+
+// copySmall copies every file of a partition except its book into dst (created).
+func copySmall(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if fi.IsDir() || rel == tiers.BookName {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return writeFileSync(filepath.Join(dst, rel), b)
+	})
+}
+
+// FileStore opens a file:// object store in a temporary folder.
+func FileStore(t testing.TB) objstore.Store {
+	t.Helper()
+	s, err := objstore.Open(context.Background(), "file://"+filepath.Join(t.TempDir(), "remote"), objstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// S3Config is the [remote] configuration for a versitygw server.
+func S3Config(srv *s3test.Server) objstore.Config {
+	return objstore.Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		PathStyle: true, RequestTimeout: 2 * time.Second, MaxRetries: 1, MaxBackoff: 100 * time.Millisecond}
+}
+
+// S3Store opens the store at uri on a versitygw server.
+func S3Store(t testing.TB, srv *s3test.Server, uri string) objstore.Store {
+	t.Helper()
+	s, err := objstore.Open(context.Background(), uri, S3Config(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// SHA256 is the hex digest of b.
+func SHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// HashFile reads a whole file and returns its digest and size.
+func HashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return "", n, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Growing is a hot book being written, one record at a time.
+type Growing struct {
+	A    *format.Appender
+	Path string
+	Seed int64
+	N    int64
+}
+
+// NewGrowing creates an unsealed book for k in the hot root (with meta.json).
+func NewGrowing(t testing.TB, hot string, k tiers.Key, seed int64) *Growing {
+	t.Helper()
+	d := PartDir(hot, k)
+	p := filepath.Join(d, tiers.BookName)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := format.Create(p, format.NewBookHeader(k.Venue, k.Symbol, 7, dateOf(t, k)), format.Options{ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return &Growing{A: a, Path: p, Seed: seed}
+}
+
+// Append commits record g.N of the seed's stream with Aux1 replaced by the commit time
+// (UnixNano), so readers can measure how late they see it.
+func (g *Growing) Append() error {
+	r := Record(g.Seed, g.N)
+	r.Aux1 = time.Now().UnixNano()
+	if err := g.A.AppendBook(&r); err != nil {
+		return err
+	}
+	g.N++
+	return nil
+}

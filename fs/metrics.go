@@ -1,0 +1,166 @@
+package fs
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/chronicle/chronicle/tiers"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const numTiers = int(tiers.Remote) + 1
+
+// stats are the daemon's own counters. Reads served by kernel passthrough never reach the
+// daemon, so they are not counted here: opens_total{mode="passthrough"} counts those files.
+type stats struct {
+	reads, bytes, errors [numTiers]atomic.Uint64
+	opensServed, opensPT [numTiers]atomic.Uint64
+	fallbackReads        atomic.Uint64
+	latency              *prometheus.HistogramVec
+	lat                  [numTiers]prometheus.Observer
+}
+
+func newStats() *stats {
+	s := &stats{latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "chronicle_fs_read_seconds",
+		Help:    "Time to serve one FUSE read request, by the tier of the open file.",
+		Buckets: prometheus.ExponentialBucketsRange(5e-6, 30, 20),
+	}, []string{"tier"})}
+	for t := range numTiers {
+		s.lat[t] = s.latency.WithLabelValues(tiers.Tier(t).String())
+	}
+	return s
+}
+
+func (s *stats) read(t tiers.Tier, n int, d time.Duration, pt bool) {
+	s.reads[t].Add(1)
+	s.bytes[t].Add(uint64(n))
+	s.lat[t].Observe(d.Seconds())
+	if pt {
+		// The handle asked for passthrough but the kernel sends reads: the mount fell back.
+		s.fallbackReads.Add(1)
+	}
+}
+
+func (s *stats) readError(t tiers.Tier) { s.errors[t].Add(1) }
+
+func (s *stats) open(t tiers.Tier, pt bool) {
+	if pt {
+		s.opensPT[t].Add(1)
+	} else {
+		s.opensServed[t].Add(1)
+	}
+}
+
+// Stats is a snapshot of the daemon's counters, indexed by tiers.Tier.
+type Stats struct {
+	Reads, ReadBytes, ReadErrors  [numTiers]uint64
+	OpensServed, OpensPassthrough [numTiers]uint64
+	PassthroughFallbackReads      uint64
+}
+
+// Stats returns the current counters.
+func (f *FS) Stats() Stats {
+	var out Stats
+	for t := range numTiers {
+		out.Reads[t] = f.st.reads[t].Load()
+		out.ReadBytes[t] = f.st.bytes[t].Load()
+		out.ReadErrors[t] = f.st.errors[t].Load()
+		out.OpensServed[t] = f.st.opensServed[t].Load()
+		out.OpensPassthrough[t] = f.st.opensPT[t].Load()
+	}
+	out.PassthroughFallbackReads = f.st.fallbackReads.Load()
+	return out
+}
+
+// Collector returns the Prometheus collector of everything the mount counts: its reads, the
+// shared frame cache (qzst.Cache stats) and the resolver (tiers.Stats).
+func (f *FS) Collector() prometheus.Collector { return &collector{fs: f} }
+
+type collector struct{ fs *FS }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("chronicle_fs_"+name, help, labels, nil)
+}
+
+var (
+	dReads        = desc("reads_total", "FUSE read requests served by the daemon, by tier.", "tier")
+	dReadBytes    = desc("read_bytes_total", "Bytes returned by FUSE reads served by the daemon, by tier.", "tier")
+	dReadErrors   = desc("read_errors_total", "FUSE reads answered with EIO, by tier.", "tier")
+	dOpens        = desc("opens_total", "Files opened, by tier and mode (passthrough: the kernel reads the backing file itself; served: the daemon answers reads).", "tier", "mode")
+	dFallback     = desc("passthrough_fallback_reads_total", "Reads of files opened for passthrough that reached the daemon because the kernel refused passthrough.")
+	dHits         = desc("frame_cache_hits_total", "Cold/remote frame lookups found decoded in the cache.")
+	dMisses       = desc("frame_cache_misses_total", "Cold/remote frame lookups decoded on demand.")
+	dWaits        = desc("frame_cache_waits_total", "Cold/remote frame lookups that waited for a decode already in flight (single-flight).")
+	dHitRatio     = desc("frame_cache_hit_ratio", "(hits + waits) / (hits + waits + misses) of the frame cache since start.")
+	dDecoded      = desc("frames_decoded_total", "zstd frames decoded, readahead included.")
+	dReadahead    = desc("readahead_frames_total", "Frames scheduled ahead of sequential readers.")
+	dDecodeErrors = desc("frame_decode_errors_total", "Frames that failed their size or checksum check.")
+	dEvictions    = desc("frame_cache_evictions_total", "Frames evicted from the cache.")
+	dCacheBytes   = desc("frame_cache_bytes", "Decoded bytes held by the frame cache.")
+	dCacheFrames  = desc("frame_cache_frames", "Frames held by the frame cache.")
+	dCacheLimit   = desc("frame_cache_limit_bytes", "Configured frame cache budget.")
+	dSourceReads  = desc("zst_source_reads_total", "Reads of .zst sources, local or remote (coalesced runs count once).")
+	dFetched      = desc("zst_bytes_fetched_total", "Compressed bytes read from .zst sources.")
+	dRemoteReqs   = desc("remote_requests_total", "Ranged GETs sent to the object store.")
+	dRemoteBytes  = desc("remote_bytes_total", "Bytes received from the object store.")
+	dRemoteErrors = desc("remote_errors_total", "Failed object store reads (after the store's own retries).")
+	dResOpens     = desc("resolver_opens_total", "Logical files opened by the resolver (lookups and stats included), by tier.", "tier")
+	dRetries      = desc("resolver_retries_total", "Re-resolutions of partitions that moved during an open.")
+	dParts        = desc("known_partitions", "Partition directories the kernel currently knows (checked for tier moves).")
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits,
+		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
+		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts} {
+		ch <- d
+	}
+	c.fs.st.latency.Describe(ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	f := c.fs
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	st := f.Stats()
+	rs := f.res.Stats()
+	for t := range numTiers {
+		name := tiers.Tier(t).String()
+		counter(dReads, st.Reads[t], name)
+		counter(dReadBytes, st.ReadBytes[t], name)
+		counter(dReadErrors, st.ReadErrors[t], name)
+		counter(dOpens, st.OpensServed[t], name, "served")
+		counter(dOpens, st.OpensPassthrough[t], name, "passthrough")
+		counter(dResOpens, uint64(rs.Opens[t].Load()), name)
+	}
+	counter(dFallback, st.PassthroughFallbackReads)
+	cs := f.res.Cache().Stats()
+	counter(dHits, cs.CacheHits)
+	counter(dMisses, cs.CacheMisses)
+	counter(dWaits, cs.CacheWaits)
+	ratio := 0.0
+	if tot := cs.CacheHits + cs.CacheWaits + cs.CacheMisses; tot > 0 {
+		ratio = float64(cs.CacheHits+cs.CacheWaits) / float64(tot)
+	}
+	gauge(dHitRatio, ratio)
+	counter(dDecoded, cs.FramesDecoded)
+	counter(dReadahead, cs.ReadaheadFrames)
+	counter(dDecodeErrors, cs.DecodeErrors)
+	counter(dEvictions, cs.Evictions)
+	gauge(dCacheBytes, float64(cs.CachedBytes))
+	gauge(dCacheFrames, float64(cs.CachedFrames))
+	gauge(dCacheLimit, float64(f.cfg.CacheBytes))
+	counter(dSourceReads, cs.SourceReads)
+	counter(dFetched, cs.BytesFetched)
+	counter(dRemoteReqs, uint64(rs.RemoteRequests.Load()))
+	counter(dRemoteBytes, uint64(rs.RemoteBytes.Load()))
+	counter(dRemoteErrors, uint64(rs.RemoteErrors.Load()))
+	counter(dRetries, uint64(rs.Retries.Load()))
+	gauge(dParts, float64(len(f.partList())))
+	f.st.latency.Collect(ch)
+}

@@ -1,0 +1,286 @@
+package fs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// FSType is the file system type shown in /proc/mounts ("fuse.chronicle").
+const FSType = "chronicle"
+
+// Mount is a live mount of an FS.
+type Mount struct {
+	fs     *FS
+	dir    string
+	server *fuse.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{} // closed when the kernel ends the session
+	once   sync.Once
+	uerr   error
+}
+
+// Mount mounts the file system on dir (which must exist) and starts serving. Clean a stale
+// mount first with CleanStale.
+func (f *FS) Mount(dir string) (*Mount, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	neg := f.cfg.NegativeTimeout
+	opts := &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:    f.cfg.AllowOther,
+			Options:       []string{"default_permissions"}, // the kernel checks 0444/0555 itself
+			MaxBackground: f.cfg.MaxBackground,
+			MaxWrite:      f.cfg.MaxWrite,
+			MaxReadAhead:  f.cfg.MaxWrite,
+			FsName:        FSType,
+			Name:          FSType,
+			// No fusermount on the hosts: mount(2) directly, read-only.
+			DirectMountStrict:    true,
+			DirectMountFlags:     unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
+			IgnoreSecurityLabels: true,
+			Debug:                f.cfg.Debug,
+			Logger:               slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
+		},
+		NegativeTimeout: &neg,
+		UID:             f.uid,
+		GID:             f.gid,
+		RootStableAttr:  &gofs.StableAttr{Ino: rootIno},
+		Logger:          log.New(&slogWriter{f.log}, "", 0),
+	}
+	root := &dirNode{fs: f, depth: -1}
+	server, err := gofs.Mount(dir, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Mount{fs: f, dir: dir, server: server, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		server.Wait()
+		close(m.done)
+	}()
+	if f.cfg.ReadAheadKB > 0 {
+		if err := setReadAhead(dir, f.cfg.ReadAheadKB); err != nil {
+			f.log.Warn("could not raise readahead; the kernel keeps 128 KiB", "err", err)
+		}
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f.watch(ctx)
+	}()
+	pt := m.PassthroughOffered()
+	f.log.Info("mounted", "dir", dir, "passthrough_offered", pt, "passthrough_enabled", f.cfg.Passthrough && pt,
+		"max_write", f.cfg.MaxWrite, "max_background", f.cfg.MaxBackground, "read_ahead_kb", f.cfg.ReadAheadKB,
+		"allow_other", f.cfg.AllowOther)
+	return m, nil
+}
+
+// Dir is the absolute mount point.
+func (m *Mount) Dir() string { return m.dir }
+
+// PassthroughOffered reports whether the kernel offered FUSE passthrough at INIT. go-fuse
+// still turns it off for the whole mount if one backing file registration fails (then
+// every file is served by the daemon and Stats().PassthroughFallbackReads grows).
+func (m *Mount) PassthroughOffered() bool {
+	return m.server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
+}
+
+// Done is closed when the kernel ends the session (unmounted by anyone, or aborted).
+func (m *Mount) Done() <-chan struct{} { return m.done }
+
+// Unmount unmounts; when the mount is busy it detaches it lazily (new path lookups fail at
+// once, open files keep working) and keeps serving until the last user is gone or grace
+// has passed. It returns ErrUnmountTimeout if users remained.
+func (m *Mount) Unmount(grace time.Duration) error {
+	m.once.Do(func() {
+		m.cancel()
+		m.wg.Wait()
+		m.uerr = m.unmount(grace)
+	})
+	return m.uerr
+}
+
+func (m *Mount) unmount(grace time.Duration) error {
+	log := m.fs.log
+	select {
+	case <-m.done:
+		return nil // already unmounted from outside
+	default:
+	}
+	err := unix.Unmount(m.dir, 0)
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.EBUSY):
+		log.Info("mount busy: detaching lazily; open files keep working", "dir", m.dir, "grace", grace)
+		if err := unix.Unmount(m.dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s lazily: %w", m.dir, err)
+		}
+	case errors.Is(err, unix.EINVAL):
+		// Not mounted any more (someone unmounted it): the session ends by itself.
+	default:
+		return fmt.Errorf("unmount %s: %w", m.dir, err)
+	}
+	select {
+	case <-m.done:
+		log.Info("unmounted", "dir", m.dir)
+		return nil
+	case <-time.After(grace):
+		return fmt.Errorf("%s: %w (%v)", m.dir, ErrUnmountTimeout, grace)
+	}
+}
+
+// setReadAhead writes read_ahead_kb of the mount's backing device info: FUSE mounts start
+// at 128 KiB whatever max_readahead says.
+func setReadAhead(dir string, kb int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(strconv.Itoa(kb)), 0); err != nil {
+		return fmt.Errorf("set %s: %w", p, err)
+	}
+	return nil
+}
+
+// ReadAheadKB returns the mount's current bdi read_ahead_kb.
+func ReadAheadKB(dir string) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev)))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// CleanStale prepares dir for mounting. A mount left by a crashed daemon answers
+// "transport endpoint is not connected"; it is detached. A live mount is left alone and
+// reported as ErrMounted. A missing dir is created.
+func CleanStale(dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounted, fstype, err := mountedAt(dir)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		// statfs always reaches the daemon (stat may be answered from cached attributes).
+		var sfs unix.Statfs_t
+		err := unix.Statfs(dir, &sfs)
+		switch {
+		case err == nil:
+			return fmt.Errorf("%s (%s): %w", dir, fstype, ErrMounted)
+		case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
+			log.Warn("stale mount from a crashed daemon: detaching it", "dir", dir, "type", fstype, "err", err)
+			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("detach stale mount %s: %w", dir, err)
+			}
+		default:
+			return fmt.Errorf("statfs mount point %s: %w", dir, err)
+		}
+	}
+	var st unix.Stat_t
+	err = unix.Stat(dir, &st)
+	switch {
+	case err == nil:
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("mount point %s: %w", dir, unix.ENOTDIR)
+		}
+		return nil
+	case errors.Is(err, unix.ENOENT):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create mount point: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("stat mount point %s: %w", dir, err)
+}
+
+// mountedAt reports whether dir is itself a mount point, from /proc/self/mountinfo.
+func mountedAt(dir string) (bool, string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	found, fstype := false, ""
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || unescapeMount(fields[4]) != dir {
+			continue
+		}
+		found = true // the last one listed is the visible one
+		for i, fl := range fields {
+			if fl == "-" && i+1 < len(fields) {
+				fstype = fields[i+1]
+			}
+		}
+	}
+	return found, fstype, sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space, ...).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// LazyUnmount unmounts dir, detaching lazily if it is busy (chronicle-fs unmount).
+func LazyUnmount(dir string) error {
+	err := unix.Unmount(dir, 0)
+	if errors.Is(err, unix.EBUSY) {
+		err = unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	return nil
+}
+
+// slogWriter turns go-fuse's log.Logger diagnostics into warnings.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn("go-fuse", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,311 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/tiers/objstore"
+	"golang.org/x/sys/unix"
+)
+
+type testMount struct {
+	fs    *FS
+	m     *Mount
+	dir   string
+	roots tiers.Roots
+	store objstore.Store
+}
+
+// mountTiers mounts roots (and store as the remote tier) in a temporary folder; the mount
+// is unmounted at cleanup.
+func mountTiers(t *testing.T, roots tiers.Roots, store objstore.Store, tweak func(*Config)) *testMount {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("FUSE tests mount for real and need root (DirectMount)")
+	}
+	if store != nil {
+		roots.Remote = store.URI("")
+	}
+	cache, err := qzst.NewCache(qzst.CacheOptions{MaxBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tiers.New(roots, tiers.Options{Store: store, Cache: cache, RemoteTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.CacheBytes = 32 << 20
+	cfg.WatchInterval = 20 * time.Millisecond
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	f, err := New(res, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "mnt")
+	if err := CleanStale(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.Mount(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Unmount(5 * time.Second); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		res.Close()
+		cache.Close()
+	})
+	return &testMount{fs: f, m: m, dir: dir, roots: roots, store: store}
+}
+
+func (tm *testMount) path(k tiers.Key, name string) string {
+	return filepath.Join(tm.dir, filepath.FromSlash(k.Dir()), name)
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func xattr(t *testing.T, p, name string) string {
+	t.Helper()
+	buf := make([]byte, 4096)
+	n, err := unix.Getxattr(p, name, buf)
+	if err != nil {
+		t.Fatalf("getxattr %s %s: %v", p, name, err)
+	}
+	return string(buf[:n])
+}
+
+func keyOn(date string) tiers.Key {
+	k := fstest.Key
+	k.Date = date
+	return k
+}
+
+// TestServesEveryTier places one partition in each tier and reads each through the mount:
+// bytes, sizes, inode numbers, listings, xattrs, and passthrough for sealed local files.
+func TestServesEveryTier(t *testing.T) {
+	seed := fstest.Seed(t)
+	roots := fstest.Roots(t)
+	store := fstest.FileStore(t)
+	parts := map[tiers.Tier]tiers.Key{tiers.Hot: keyOn("2024-08-10"), tiers.Warm: keyOn("2024-08-09"), tiers.Cold: keyOn("2024-08-08"), tiers.Remote: keyOn("2024-08-07")}
+	books := map[tiers.Tier][]byte{}
+	for tier, k := range parts {
+		books[tier] = fstest.Book(t, k, 20000+int64(tier)*777, seed+int64(tier))
+		switch tier {
+		case tiers.Hot:
+			fstest.PlacePlain(t, roots.Hot, k, books[tier])
+		case tiers.Warm:
+			fstest.PlacePlain(t, roots.Warm, k, books[tier])
+		default:
+			fstest.PlaceCold(t, roots.Cold, k, books[tier], 256<<10)
+			if tier == tiers.Remote {
+				fstest.PlaceRemote(t, roots.Cold, store, k)
+			}
+		}
+	}
+	tm := mountTiers(t, roots, store, nil)
+	for tier, k := range parts {
+		p := tm.path(k, tiers.BookName)
+		if got := readFile(t, p); !bytes.Equal(got, books[tier]) {
+			t.Fatalf("%s: book.q through the mount differs from the original (%d vs %d bytes)", tier, len(got), len(books[tier]))
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Size != int64(len(books[tier])) || st.Ino != inoOf(k.Dir()+"/book.q") || st.Mode != syscall.S_IFREG|0o444 {
+			t.Fatalf("%s: stat size %d ino %d mode %o; want %d, %d, 0100444", tier, st.Size, st.Ino, st.Mode, len(books[tier]), inoOf(k.Dir()+"/book.q"))
+		}
+		if got := xattr(t, p, XattrTier); got != tier.String() {
+			t.Fatalf("%s: %s = %q", tier, XattrTier, got)
+		}
+		if got := xattr(t, p, XattrSealed); got != "true" {
+			t.Fatalf("%s: %s = %q", tier, XattrSealed, got)
+		}
+		src := xattr(t, p, XattrSource)
+		if tier == tiers.Remote && !strings.HasPrefix(src, "file://") || tier != tiers.Remote && !strings.HasPrefix(src, tm.roots.Local(tier)) {
+			t.Fatalf("%s: source %q", tier, src)
+		}
+		if got := readFile(t, tm.path(k, tiers.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+			t.Fatalf("%s: meta.json = %q", tier, got)
+		}
+		if got := readFile(t, tm.path(k, fstest.IndexName)); !bytes.Equal(got, fstest.IndexBytes(k)) {
+			t.Fatalf("%s: %s = %q", tier, fstest.IndexName, got)
+		}
+		ents, err := os.ReadDir(filepath.Dir(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if want := "book.npy book.q index meta.json"; strings.Join(names, " ") != want {
+			t.Fatalf("%s: partition lists %q, want %q", tier, names, want)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(tm.dir, "v1", fstest.Key.Venue, fstest.Key.Symbol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dates []string
+	for _, e := range ents {
+		dates = append(dates, e.Name())
+	}
+	sort.Strings(dates)
+	if got := strings.Join(dates, " "); got != "2024-08-07 2024-08-08 2024-08-09 2024-08-10" {
+		t.Fatalf("symbol directory lists %q", got)
+	}
+	st := tm.fs.Stats()
+	if tm.m.PassthroughOffered() {
+		for _, tier := range []tiers.Tier{tiers.Hot, tiers.Warm} {
+			if st.OpensPassthrough[tier] == 0 || st.Reads[tier] != 0 {
+				t.Errorf("%s: %d passthrough opens, %d reads served by the daemon; want passthrough and none served",
+					tier, st.OpensPassthrough[tier], st.Reads[tier])
+			}
+		}
+		if st.PassthroughFallbackReads != 0 {
+			t.Errorf("%d reads fell back from passthrough", st.PassthroughFallbackReads)
+		}
+	} else {
+		t.Log("kernel does not offer FUSE passthrough: every file is served by the daemon")
+	}
+	// Compressed books are served by the daemon (their meta.json, a plain local file, may
+	// still pass through).
+	for _, tier := range []tiers.Tier{tiers.Cold, tiers.Remote} {
+		if st.Reads[tier] == 0 || st.ReadBytes[tier] < uint64(len(books[tier])) {
+			t.Errorf("%s: %d reads of %d bytes; want the book served by the daemon", tier, st.Reads[tier], st.ReadBytes[tier])
+		}
+	}
+	if ra, err := ReadAheadKB(tm.dir); err != nil || ra != 1024 {
+		t.Errorf("read_ahead_kb = %d, %v; want 1024", ra, err)
+	}
+}
+
+// TestReadOnly checks that nothing can be written, created or removed.
+func TestReadOnly(t *testing.T) {
+	roots := fstest.Roots(t)
+	fstest.PlacePlain(t, roots.Warm, fstest.Key, fstest.Book(t, fstest.Key, 100, 1))
+	tm := mountTiers(t, roots, nil, nil)
+	p := tm.path(fstest.Key, tiers.BookName)
+	if _, err := os.OpenFile(p, os.O_RDWR, 0); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("open for writing: %v, want EROFS", err)
+	}
+	if _, err := os.Create(tm.path(fstest.Key, "new")); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("create: %v, want EROFS", err)
+	}
+	if err := os.Remove(p); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("remove: %v, want EROFS", err)
+	}
+	if err := unix.Setxattr(p, "user.x", []byte("y"), 0); !errors.Is(err, syscall.EROFS) {
+		t.Errorf("setxattr: %v, want EROFS", err)
+	}
+}
+
+// TestSymlinksNotFollowed plants symlinks in a tier root, to a file outside and as a
+// partition directory: neither is served.
+func TestSymlinksNotFollowed(t *testing.T) {
+	roots := fstest.Roots(t)
+	k := fstest.Key
+	fstest.PlacePlain(t, roots.Warm, k, fstest.Book(t, k, 100, 1))
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("secret"), 0o644)
+	if err := os.Symlink(secret, filepath.Join(fstest.PartDir(roots.Warm, k), "leak.json")); err != nil {
+		t.Fatal(err)
+	}
+	k2 := keyOn("2024-08-01")
+	os.MkdirAll(filepath.Dir(fstest.PartDir(roots.Warm, k2)), 0o755)
+	if err := os.Symlink(fstest.PartDir(roots.Warm, k), fstest.PartDir(roots.Warm, k2)); err != nil {
+		t.Fatal(err)
+	}
+	tm := mountTiers(t, roots, nil, nil)
+	if _, err := os.ReadFile(tm.path(k, "leak.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("symlink to a file outside the root: %v, want not found", err)
+	}
+	if _, err := os.Stat(tm.path(k2, tiers.BookName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("symlinked partition: %v, want not found", err)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(tm.path(k, "")))
+	for _, e := range ents {
+		if e.Name() == "leak.json" {
+			t.Errorf("symlink listed in the partition")
+		}
+	}
+}
+
+// TestStaleMountCleaned leaves a mount whose daemon is gone (the /dev/fuse descriptor is
+// closed) and checks that CleanStale detaches it and a new mount works on the same folder.
+func TestStaleMountCleaned(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mnt")
+	os.MkdirAll(dir, 0o755)
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := "fd=" + strconv.Itoa(fd) + ",rootmode=40000,user_id=0,group_id=0"
+	if err := unix.Mount("chronicle", dir, "fuse.chronicle", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	unix.Close(fd) // the "daemon" dies
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); !errors.Is(err, unix.ENOTCONN) {
+		unix.Unmount(dir, unix.MNT_DETACH)
+		t.Fatalf("stat of an orphaned mount: %v, want ENOTCONN", err)
+	}
+	if err := CleanStale(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatalf("after CleanStale: %v", err)
+	}
+	if mounted, _, _ := mountedAt(dir); mounted {
+		t.Fatal("still mounted after CleanStale")
+	}
+	// A live mount is refused.
+	roots := fstest.Roots(t)
+	tm := mountTiers(t, roots, nil, nil)
+	if err := CleanStale(tm.dir, nil); !errors.Is(err, ErrMounted) {
+		t.Fatalf("CleanStale on a live mount: %v, want ErrMounted", err)
+	}
+}
+
+// TestEmptyTiers mounts tiers that hold nothing yet: v1 is there and empty, and a partition
+// written afterwards shows up without a remount.
+func TestEmptyTiers(t *testing.T) {
+	roots := fstest.Roots(t)
+	tm := mountTiers(t, roots, nil, nil)
+	ents, err := os.ReadDir(filepath.Join(tm.dir, "v1"))
+	if err != nil || len(ents) != 0 {
+		t.Fatalf("empty v1: %v, %v", ents, err)
+	}
+	if _, err := os.Stat(filepath.Join(tm.dir, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	book := fstest.Book(t, fstest.Key, 100, 5)
+	fstest.PlacePlain(t, roots.Warm, fstest.Key, book)
+	if got := readFile(t, tm.path(fstest.Key, tiers.BookName)); !bytes.Equal(got, book) {
+		t.Fatal("partition placed after mounting: bytes differ")
+	}
+}

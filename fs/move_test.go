@@ -1,0 +1,351 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/tiers"
+	"golang.org/x/sys/unix"
+)
+
+// TestMoveWhileReading moves two partitions warm -> cold -> remote while readers hash them
+// in a loop (reopening each time) and another reader keeps one descriptor open across both
+// moves. Every read must succeed with the original bytes; afterwards new opens are served
+// by the remote tier with the same inode numbers.
+func TestMoveWhileReading(t *testing.T) {
+	seed := fstest.Seed(t)
+	roots := fstest.Roots(t)
+	store := fstest.FileStore(t)
+	held, free := keyOn("2024-08-08"), keyOn("2024-08-09")
+	books := map[tiers.Key][]byte{held: fstest.Book(t, held, 40000, seed), free: fstest.Book(t, free, 30000, seed+1)}
+	for k, b := range books {
+		fstest.PlacePlain(t, roots.Warm, k, b)
+	}
+	tm := mountTiers(t, roots, store, nil)
+	var inos = map[tiers.Key]uint64{}
+	for k := range books {
+		fi, err := os.Stat(tm.path(k, tiers.BookName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inos[k] = fi.Sys().(*syscall.Stat_t).Ino
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var loops, errs atomic.Int64
+	fail := func(format string, args ...any) {
+		errs.Add(1)
+		t.Errorf(format, args...)
+	}
+	for k, want := range books {
+		wantSum := fstest.SHA256(want)
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					sum, n, err := fstest.HashFile(tm.path(k, tiers.BookName))
+					if err != nil || sum != wantSum || n != int64(len(want)) {
+						fail("%s: hash loop: %d bytes, match %v, err %v", k.Date, n, sum == wantSum, err)
+						return
+					}
+					loops.Add(1)
+				}
+			}()
+		}
+	}
+	f, err := os.Open(tm.path(held, tiers.BookName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewSource(seed))
+		want := books[held]
+		buf := make([]byte, 256<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			off := rng.Int63n(int64(len(want)))
+			n, err := f.ReadAt(buf[:1+rng.Intn(len(buf))], off)
+			if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+				fail("held descriptor: pread at %d: %d bytes, %v", off, n, err)
+				return
+			}
+		}
+	}()
+
+	pause := func() { time.Sleep(300 * time.Millisecond) }
+	pause()
+	for k := range books {
+		if err := fstest.MoveWarmToCold(roots.Warm, roots.Cold, k, 256<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pause()
+	for k := range books {
+		if err := fstest.MoveColdToRemote(roots.Cold, store, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pause()
+	close(stop)
+	wg.Wait()
+	f.Close()
+	if errs.Load() > 0 {
+		t.FailNow()
+	}
+	t.Logf("%d whole-file hashes through the moves", loops.Load())
+
+	// Once every handle is released, a new open is served by the remote tier.
+	before := tm.fs.Stats().Reads[tiers.Remote]
+	deadline := time.Now().Add(5 * time.Second)
+	for tm.fs.Stats().Reads[tiers.Remote] == before {
+		if time.Now().After(deadline) {
+			t.Fatal("reads never reached the remote tier after the moves")
+		}
+		if got := readUncached(t, tm.path(free, tiers.BookName)); !bytes.Equal(got, books[free]) {
+			t.Fatal("remote bytes differ")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for k := range books {
+		p := tm.path(k, tiers.BookName)
+		if got := xattr(t, p, XattrTier); got != "remote" {
+			t.Errorf("%s: tier %q after the moves", k.Date, got)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ino := fi.Sys().(*syscall.Stat_t).Ino; ino != inos[k] {
+			t.Errorf("%s: inode %d after the moves, was %d", k.Date, ino, inos[k])
+		}
+		if got := readFile(t, tm.path(k, tiers.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+			t.Errorf("%s: meta.json after the moves: %q", k.Date, got)
+		}
+	}
+}
+
+// TestSealWhileOpen opens a growing book (served through the page cache), seals it, and
+// opens it again while the first descriptor is still open. The kernel refuses a
+// passthrough open of an inode that has a cached open (the open would fail with EIO), so
+// the second open must be served too; once all are closed, passthrough returns.
+func TestSealWhileOpen(t *testing.T) {
+	seed := fstest.Seed(t)
+	roots := fstest.Roots(t)
+	k := fstest.Key
+	g := fstest.NewGrowing(t, roots.Hot, k, seed)
+	for range 1000 {
+		if err := g.Append(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tm := mountTiers(t, roots, nil, nil)
+	p := tm.path(k, tiers.BookName)
+	a, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	first, err := io.ReadAll(a)
+	if err != nil || int64(len(first)) != format.HeaderSize+1000*format.BookRecordSize {
+		t.Fatalf("growing book: %d bytes, %v", len(first), err)
+	}
+	if got := xattr(t, p, XattrSealed); got != "false" {
+		t.Fatalf("sealed = %q while growing", got)
+	}
+	if err := g.A.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(g.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // growing attribute timeout
+	for i := range 3 {
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("open %d after sealing, first descriptor still open: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("open %d after sealing: %d bytes differ from the sealed file (%d)", i, len(got), len(want))
+		}
+	}
+	if got := xattr(t, p, XattrSealed); got != "true" {
+		t.Fatalf("sealed = %q after Seal", got)
+	}
+	a.Close()
+	if !tm.m.PassthroughOffered() {
+		return
+	}
+	before := tm.fs.Stats().OpensPassthrough[tiers.Hot]
+	deadline := time.Now().Add(5 * time.Second)
+	for tm.fs.Stats().OpensPassthrough[tiers.Hot] == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no passthrough open after every served handle was closed")
+		}
+		if got := readFile(t, p); !bytes.Equal(got, want) {
+			t.Fatal("bytes differ")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestGrowingVisible appends records to a hot book while a reader polls it through the
+// mount the way `tail -f` does: every record must arrive, whole and in order. The delay
+// between commit and visibility is logged (no threshold: it depends on the machine).
+func TestGrowingVisible(t *testing.T) {
+	seed := fstest.Seed(t)
+	roots := fstest.Roots(t)
+	k := fstest.Key
+	g := fstest.NewGrowing(t, roots.Hot, k, seed)
+	if err := g.Append(); err != nil {
+		t.Fatal(err)
+	}
+	tm := mountTiers(t, roots, nil, nil)
+	const total = 3000
+	writerErr := make(chan error, 1)
+	go func() {
+		for g.N < total {
+			if err := g.Append(); err != nil {
+				writerErr <- err
+				return
+			}
+			if g.N%10 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		writerErr <- g.A.Seal()
+	}()
+	f, err := os.Open(tm.path(k, tiers.BookName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lat []time.Duration
+	off, next := int64(format.HeaderSize), int64(0)
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(30 * time.Second)
+	for next < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("saw %d of %d records", next, total)
+		}
+		n, err := f.ReadAt(buf, off)
+		if err != nil && err != io.EOF {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		n -= n % format.BookRecordSize
+		now := time.Now().UnixNano()
+		for i := 0; i < n; i += format.BookRecordSize {
+			r := format.DecodeBook(buf[i : i+format.BookRecordSize])
+			want := fstest.Record(seed, next)
+			want.Aux1 = r.Aux1
+			if r != want {
+				t.Fatalf("record %d: %+v, want %+v", next, r, want)
+			}
+			lat = append(lat, time.Duration(now-r.Aux1))
+			next++
+		}
+		off += int64(n)
+		if n == 0 {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	if err := <-writerErr; err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.ReadAt(buf, off); n != 0 || err != io.EOF {
+		t.Fatalf("after the last record: %d bytes, %v", n, err)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("%d records seen in order; commit-to-visible p50 %v p99 %v max %v (growing_timeout %v, 200us poll)",
+		len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1], tm.fs.cfg.GrowingTimeout)
+}
+
+// readUncached drops the file's pages from the kernel's cache first, so the read reaches the
+// daemon (sealed books keep their page cache across opens).
+func readUncached(t *testing.T, p string) []byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSmallFilesFollowMove: meta.json may differ between tiers and a file may exist in one
+// tier only. With directory and small-file timeouts long enough that the kernel would never
+// ask again by itself, the watcher must drop what it cached when the partition moves.
+func TestSmallFilesFollowMove(t *testing.T) {
+	roots := fstest.Roots(t)
+	k := fstest.Key
+	fstest.PlacePlain(t, roots.Warm, k, fstest.Book(t, k, 1000, 1))
+	fstest.WriteFileSync(t, filepath.Join(fstest.PartDir(roots.Warm, k), "warm-only.txt"), []byte("warm\n"))
+	tm := mountTiers(t, roots, nil, func(c *Config) {
+		c.DirTimeout, c.NegativeTimeout = time.Hour, time.Hour
+	})
+	if got := readFile(t, tm.path(k, tiers.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+		t.Fatalf("meta.json %q", got)
+	}
+	readFile(t, tm.path(k, "warm-only.txt"))
+	if _, err := os.Stat(tm.path(k, "cold-only.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	// The cold copy of meta.json says more (a mover may record the move), and cold has a file
+	// warm had not.
+	coldMeta := []byte(`{"symbol_code":"eth-usdt","tier":"cold","note":"moved by the tier manager"}` + "\n")
+	cd := fstest.PartDir(roots.Cold, k)
+	fstest.WriteFileSync(t, filepath.Join(cd, tiers.MetaName), coldMeta)
+	fstest.WriteFileSync(t, filepath.Join(cd, "cold-only.txt"), []byte("cold\n"))
+	if err := os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), "warm-only.txt")); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), tiers.MetaName))
+	if err := fstest.MoveWarmToCold(roots.Warm, roots.Cold, k, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		meta, err := os.ReadFile(tm.path(k, tiers.MetaName))
+		_, errGone := os.Stat(tm.path(k, "warm-only.txt"))
+		cold, errNew := os.ReadFile(tm.path(k, "cold-only.txt"))
+		if err == nil && bytes.Equal(meta, coldMeta) && errors.Is(errGone, os.ErrNotExist) && errNew == nil && string(cold) == "cold\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the move: meta.json %q (%v), warm-only: %v, cold-only %q (%v)", meta, err, errGone, cold, errNew)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,709 @@
+// Package exsim is a local Binance USD-M exchange simulator for tests and demos. It serves
+// the combined-stream websocket (/stream?streams=..., under any path prefix) and the REST
+// depth snapshot (/fapi/v1/depth) on 127.0.0.1, replays a capture to every subscribed
+// connection, keeps each symbol's book so snapshots agree with the stream, enforces REST
+// request weight, and injects faults on demand: disconnects, sequence gaps, malformed,
+// oversized and broken frames, trickled (slow) frames, delayed REST replies, and snapshots
+// ahead of or behind the stream. It logs exactly which message it wrote to which
+// connection, so tests can check the journal against what was really sent.
+package exsim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chronicle/chronicle/internal/capture"
+	"github.com/chronicle/chronicle/venue"
+	"github.com/chronicle/chronicle/venue/binance"
+)
+
+// Options configure a simulator.
+type Options struct {
+	// Records is the capture to replay: stream messages are published in order; REST
+	// snapshots seed the books (the first per symbol; a snapshot without a symbol belongs
+	// to the capture's only depth symbol).
+	Records []capture.Record
+	// Speed scales the capture's own pacing: 1 = original, 10 = ten times faster,
+	// 0 = as fast as the sockets take it.
+	Speed float64
+	// Interval, if set, publishes one message per interval instead.
+	Interval time.Duration
+	// WeightPerMinute is the REST weight budget per window before 429 (default 2400).
+	WeightPerMinute int
+	// WeightWindow is the budget's window, aligned to the epoch (default one minute, as
+	// Binance; tests that must not see a reset use a long one).
+	WeightWindow time.Duration
+	// PingInterval makes the server ping every connection (0: never).
+	PingInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// SnapshotMode selects which book state a REST snapshot returns.
+type SnapshotMode int
+
+const (
+	SnapshotCurrent SnapshotMode = iota // the book after the last published update
+	SnapshotAhead                       // N unpublished updates ahead of the stream
+	SnapshotBehind                      // N updates behind the stream (stale)
+)
+
+type message struct {
+	stream string
+	symbol string
+	kind   venue.Kind
+	frame  []byte // encoded text frame
+	diff   *diff
+	e, t   int64 // event and transaction time (ms) for snapshot bodies
+}
+
+// Sim is a running simulator.
+type Sim struct {
+	opt  Options
+	log  *slog.Logger
+	msgs []message
+	recv []int64 // capture receive times, for pacing
+	ln   net.Listener
+	srv  *http.Server
+
+	mu        sync.Mutex
+	conns     []*Conn
+	books     map[string]*book // current state per symbol
+	seeds     map[string]*book // initial state per symbol, for rebuilding
+	next      int              // index of the next message to publish
+	skip      map[string]int   // stream -> messages still to withhold
+	skipped   []int
+	snapMode  SnapshotMode
+	snapN     int
+	restDelay time.Duration
+	maxAge    time.Duration
+	trickle   int
+	trickleD  time.Duration
+	weightWin int64
+	weightUse int
+	requests  []SnapshotLog
+	paused    bool
+	stopAt    int
+	resume    chan struct{}
+	started   bool
+	done      chan struct{}
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// SnapshotLog is one REST request the simulator answered.
+type SnapshotLog struct {
+	Symbol       string
+	Limit        int
+	Status       int
+	LastUpdateID int64
+	At           time.Time
+}
+
+// New prepares a simulator from a capture; Start serves it.
+func New(opt Options) (*Sim, error) {
+	if opt.WeightPerMinute <= 0 {
+		opt.WeightPerMinute = binance.RESTWeightPerMin
+	}
+	if opt.WeightWindow <= 0 {
+		opt.WeightWindow = time.Minute
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sim{opt: opt, log: log, books: map[string]*book{}, seeds: map[string]*book{}, skip: map[string]int{},
+		resume: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
+	v := binance.New()
+	var orphanSnaps []capture.Record
+	var recvNs []int64
+	for _, r := range opt.Records {
+		switch r.Kind {
+		case capture.KindMessage:
+			ev, err := v.Parse(r.Payload)
+			if err != nil {
+				continue // the simulator replays stream messages only
+			}
+			m := message{stream: string(ev.Stream), kind: ev.Kind, frame: frame(opText, r.Payload)}
+			m.symbol = strings.ToUpper(m.stream[:strings.IndexByte(m.stream+"@", '@')])
+			var hdr struct {
+				E, T int64
+				B, A []level
+			}
+			var env struct {
+				Data map[string]json.RawMessage `json:"data"`
+			}
+			if json.Unmarshal(r.Payload, &env) == nil {
+				// Field by field: encoding/json matches names case-insensitively, and
+				// Binance uses both "e" and "E", "b" and "B".
+				json.Unmarshal(env.Data["E"], &hdr.E)
+				json.Unmarshal(env.Data["T"], &hdr.T)
+				if ev.Kind == venue.KindDepth {
+					json.Unmarshal(env.Data["b"], &hdr.B)
+					json.Unmarshal(env.Data["a"], &hdr.A)
+					m.diff = &diff{U: ev.First, u: ev.ID, bids: hdr.B, asks: hdr.A, symbol: m.symbol}
+				}
+			}
+			m.e, m.t = hdr.E, hdr.T
+			s.msgs = append(s.msgs, m)
+			recvNs = append(recvNs, r.RecvNs)
+		case capture.KindSnapshot:
+			if r.Symbol == "" {
+				orphanSnaps = append(orphanSnaps, r)
+				continue
+			}
+			if _, ok := s.seeds[r.Symbol]; !ok {
+				b := newBook()
+				if err := b.seed(r.Payload); err != nil {
+					return nil, err
+				}
+				s.seeds[r.Symbol] = b
+			}
+		}
+	}
+	if len(s.msgs) == 0 {
+		return nil, ErrNoMessages
+	}
+	depthSyms := map[string]bool{}
+	for _, m := range s.msgs {
+		if m.kind == venue.KindDepth {
+			depthSyms[m.symbol] = true
+		}
+	}
+	if len(orphanSnaps) > 0 && len(depthSyms) == 1 {
+		for sym := range depthSyms {
+			if _, ok := s.seeds[sym]; !ok {
+				b := newBook()
+				if err := b.seed(orphanSnaps[0].Payload); err != nil {
+					return nil, err
+				}
+				s.seeds[sym] = b
+			}
+		}
+	}
+	for sym := range depthSyms {
+		if s.seeds[sym] == nil {
+			s.seeds[sym] = newBook()
+		}
+		s.books[sym] = s.seeds[sym].clone()
+	}
+	s.recv = recvNs
+	return s, nil
+}
+
+// Start listens on 127.0.0.1 (an ephemeral port) and serves websocket and REST. The
+// publisher waits for Play.
+func (s *Sim) Start() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.ln = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("/fapi/v1/depth", s.serveDepth)
+	mux.HandleFunc("/", s.serveWS)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.srv.Serve(ln)
+	}()
+	return nil
+}
+
+// WSURL is the websocket base URL (ws://127.0.0.1:port).
+func (s *Sim) WSURL() string { return "ws://" + s.ln.Addr().String() }
+
+// RESTURL is the REST base URL (http://127.0.0.1:port).
+func (s *Sim) RESTURL() string { return "http://" + s.ln.Addr().String() }
+
+// Len is the number of stream messages in the capture.
+func (s *Sim) Len() int { return len(s.msgs) }
+
+// Payload returns message i as the exchange sends it.
+func (s *Sim) Payload(i int) []byte {
+	f := s.msgs[i].frame
+	return f[len(f)-payloadLen(f):]
+}
+
+func payloadLen(f []byte) int {
+	switch n := f[1] & 0x7f; n {
+	case 126:
+		return len(f) - 4
+	case 127:
+		return len(f) - 10
+	default:
+		return int(n)
+	}
+}
+
+// Stream returns the stream name of message i.
+func (s *Sim) Stream(i int) string { return s.msgs[i].stream }
+
+// Play starts publishing (or resumes after Pause).
+func (s *Sim) Play() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused {
+		s.paused = false
+		close(s.resume)
+		s.resume = make(chan struct{})
+	}
+	if !s.started {
+		s.started = true
+		s.wg.Add(1)
+		go s.publish()
+	}
+}
+
+// PlayUntil publishes up to (not including) message n, then pauses; it returns once the
+// publisher has stopped there (or published everything).
+func (s *Sim) PlayUntil(n int) {
+	s.mu.Lock()
+	s.stopAt = n
+	s.mu.Unlock()
+	s.Play()
+	for {
+		s.mu.Lock()
+		done := s.next >= min(n, len(s.msgs)) && (s.paused || s.next == len(s.msgs))
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-s.closed:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// Pause stops publishing after the current message.
+func (s *Sim) Pause() {
+	s.mu.Lock()
+	s.paused = true
+	s.mu.Unlock()
+}
+
+// Done is closed when every message has been published.
+func (s *Sim) Done() <-chan struct{} { return s.done }
+
+// Published is the number of messages published so far (sent or withheld).
+func (s *Sim) Published() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
+}
+
+func (s *Sim) publish() {
+	defer s.wg.Done()
+	defer close(s.done)
+	start := time.Now()
+	for i := range s.msgs {
+		var due time.Time
+		switch {
+		case s.opt.Interval > 0:
+			due = start.Add(time.Duration(i) * s.opt.Interval)
+		case s.opt.Speed > 0:
+			due = start.Add(time.Duration(float64(s.recv[i]-s.recv[0]) / s.opt.Speed))
+		}
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-s.closed:
+				return
+			}
+		}
+		s.mu.Lock()
+		if s.stopAt > 0 && i >= s.stopAt {
+			s.stopAt = 0
+			s.paused = true
+		}
+		for s.paused {
+			ch := s.resume
+			s.mu.Unlock()
+			pausedAt := time.Now()
+			select {
+			case <-ch:
+			case <-s.closed:
+				return
+			}
+			start = start.Add(time.Since(pausedAt))
+			s.mu.Lock()
+		}
+		m := &s.msgs[i]
+		if m.diff != nil {
+			s.books[m.symbol].apply(m.diff)
+		}
+		withhold := false
+		if n := s.skip[m.stream]; n > 0 {
+			s.skip[m.stream] = n - 1
+			s.skipped = append(s.skipped, i)
+			withhold = true
+		}
+		s.next = i + 1
+		if !withhold {
+			now := time.Now()
+			for _, c := range s.conns {
+				if c.subscribed(m.stream) {
+					if s.maxAge > 0 && now.Sub(c.opened) > s.maxAge {
+						go c.drop(false, 0)
+						continue
+					}
+					c.enqueue(item{idx: i, frame: m.frame})
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Close stops everything and closes every connection.
+func (s *Sim) Close() error {
+	select {
+	case <-s.closed:
+		return nil
+	default:
+	}
+	close(s.closed)
+	s.mu.Lock()
+	conns := append([]*Conn(nil), s.conns...)
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.kill()
+	}
+	var err error
+	if s.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = s.srv.Shutdown(ctx)
+		cancel()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// --- fault injection -------------------------------------------------------------------
+
+// DropConnections ends every open connection the way a network failure does: messages
+// already written are delivered, then the TCP stream ends without a close frame. With
+// closeFrame, the server sends a close frame (code 1001) first, as at a planned restart.
+func (s *Sim) DropConnections(closeFrame bool) {
+	s.mu.Lock()
+	conns := append([]*Conn(nil), s.conns...)
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drop(closeFrame, 1001)
+	}
+}
+
+// SkipNext withholds the next n messages of a stream from every connection: the book
+// moves on, the subscribers see a sequence gap.
+func (s *Sim) SkipNext(stream string, n int) {
+	s.mu.Lock()
+	s.skip[stream] += n
+	s.mu.Unlock()
+}
+
+// Skipped returns the indices of withheld messages.
+func (s *Sim) Skipped() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.skipped...)
+}
+
+// Inject sends a raw text message to every open connection now (malformed JSON, an
+// oversized message...). Its sent-log index is -1.
+func (s *Sim) Inject(payload []byte) { s.InjectFrame(frame(opText, payload)) }
+
+// InjectFrame sends arbitrary bytes as if they were a frame (a binary frame, a frame with
+// reserved bits set, a lying length...).
+func (s *Sim) InjectFrame(raw []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.enqueue(item{idx: -1, frame: raw})
+	}
+}
+
+// SetTrickle makes every later frame go out chunk bytes at a time with a pause between
+// chunks, so the client's reads return partial frames (slow reads). chunk 0 turns it off.
+func (s *Sim) SetTrickle(chunk int, pause time.Duration) {
+	s.mu.Lock()
+	s.trickle, s.trickleD = chunk, pause
+	for _, c := range s.conns {
+		c.setTrickle(chunk, pause)
+	}
+	s.mu.Unlock()
+}
+
+// SetSnapshot chooses which book state REST snapshots return.
+func (s *Sim) SetSnapshot(mode SnapshotMode, n int) {
+	s.mu.Lock()
+	s.snapMode, s.snapN = mode, n
+	s.mu.Unlock()
+}
+
+// SetRESTDelay delays every REST reply.
+func (s *Sim) SetRESTDelay(d time.Duration) {
+	s.mu.Lock()
+	s.restDelay = d
+	s.mu.Unlock()
+}
+
+// SetMaxConnAge makes the server drop connections older than d, as Binance does at 24 h.
+func (s *Sim) SetMaxConnAge(d time.Duration) {
+	s.mu.Lock()
+	s.maxAge = d
+	s.mu.Unlock()
+}
+
+// --- observation -----------------------------------------------------------------------
+
+// Conns returns every connection accepted so far, in accept order.
+func (s *Sim) Conns() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Conn(nil), s.conns...)
+}
+
+// WaitConns waits until n connections are open (not closed) or the timeout passes.
+func (s *Sim) WaitConns(n int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		open := 0
+		for _, c := range s.Conns() {
+			if !c.Closed() {
+				open++
+			}
+		}
+		if open >= n {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
+
+// Flush waits until every open connection has written everything queued to it.
+func (s *Sim) Flush(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, c := range s.Conns() {
+			if c.pending() > 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			return true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return false
+}
+
+// Snapshots returns every REST depth request answered.
+func (s *Sim) Snapshots() []SnapshotLog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SnapshotLog(nil), s.requests...)
+}
+
+// --- REST ------------------------------------------------------------------------------
+
+func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request) {
+	sym := strings.ToUpper(r.URL.Query().Get("symbol"))
+	limit := 500
+	if l := r.URL.Query().Get("limit"); l != "" {
+		limit, _ = strconv.Atoi(l)
+	}
+	weight := binance.DepthWeight(limit)
+	s.mu.Lock()
+	delay := s.restDelay
+	s.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		case <-s.closed:
+			return
+		}
+	}
+	s.mu.Lock()
+	now := time.Now()
+	win := now.UnixNano() / int64(s.opt.WeightWindow)
+	if win != s.weightWin {
+		s.weightWin, s.weightUse = win, 0
+	}
+	status := http.StatusOK
+	var body []byte
+	var lastID int64
+	b := s.books[sym]
+	switch {
+	case weight == 0:
+		status, body = http.StatusBadRequest, []byte(`{"code":-1130,"msg":"Invalid limit."}`)
+		weight = 1
+	case b == nil:
+		status, body = http.StatusBadRequest, []byte(`{"code":-1121,"msg":"Invalid symbol."}`)
+		weight = 1
+	}
+	if s.weightUse+weight > s.opt.WeightPerMinute {
+		status = http.StatusTooManyRequests
+		body = []byte(`{"code":-1003,"msg":"Too many requests."}`)
+		left := time.Duration((win+1)*int64(s.opt.WeightWindow) - now.UnixNano())
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((left+time.Second-1)/time.Second), 10))
+	} else {
+		s.weightUse += weight
+	}
+	if status == http.StatusOK {
+		snap := s.snapshotLocked(sym)
+		lastID = snap.lastID
+		var E, T int64
+		if s.next > 0 {
+			E, T = s.msgs[s.next-1].e, s.msgs[s.next-1].t
+		}
+		body = snap.body(limit, E, T)
+	}
+	w.Header().Set(binance.UsedWeightHeader, strconv.Itoa(s.weightUse))
+	s.requests = append(s.requests, SnapshotLog{Symbol: sym, Limit: limit, Status: status, LastUpdateID: lastID, At: now})
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// snapshotLocked builds the book the current snapshot mode asks for.
+func (s *Sim) snapshotLocked(sym string) *book {
+	cur := s.books[sym]
+	switch s.snapMode {
+	case SnapshotAhead:
+		b := cur.clone()
+		n := s.snapN
+		for i := s.next; i < len(s.msgs) && n > 0; i++ {
+			if d := s.msgs[i].diff; d != nil && d.symbol == sym && d.u > b.lastID {
+				b.apply(d)
+				n--
+			}
+		}
+		return b
+	case SnapshotBehind:
+		// Rebuild from the seed up to n depth updates before the current position.
+		var idx []int
+		for i := 0; i < s.next; i++ {
+			if d := s.msgs[i].diff; d != nil && d.symbol == sym {
+				idx = append(idx, i)
+			}
+		}
+		if len(idx) > s.snapN {
+			idx = idx[:len(idx)-s.snapN]
+		} else {
+			idx = nil
+		}
+		b := s.seeds[sym].clone()
+		for _, i := range idx {
+			b.apply(s.msgs[i].diff)
+		}
+		return b
+	}
+	return cur
+}
+
+// --- websocket -------------------------------------------------------------------------
+
+func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/stream") {
+		http.NotFound(w, r)
+		return
+	}
+	streams := strings.Split(r.URL.Query().Get("streams"), "/")
+	if len(streams) == 0 || streams[0] == "" {
+		http.Error(w, `{"code":-1100,"msg":"no streams"}`, http.StatusBadRequest)
+		return
+	}
+	accepted := time.Now()
+	nc, br, err := upgrade(w, r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c := newConn(nc, br, r.URL.Path, streams, s.log)
+	c.opened = accepted
+	s.mu.Lock()
+	select {
+	case <-s.closed:
+		s.mu.Unlock()
+		nc.Close()
+		return
+	default:
+	}
+	c.id = len(s.conns)
+	c.setTrickle(s.trickle, s.trickleD)
+	s.conns = append(s.conns, c)
+	s.mu.Unlock()
+	s.log.Debug("exsim connection", "id", c.id, "streams", len(streams))
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); c.writeLoop() }()
+	go func() { defer s.wg.Done(); c.readLoop() }()
+	if s.opt.PingInterval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			t := time.NewTicker(s.opt.PingInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					c.enqueueFront(item{idx: -2, frame: frame(opPing, []byte("sim"))})
+				case <-c.dead:
+					return
+				case <-s.closed:
+					return
+				}
+			}
+		}()
+	}
+}
+
+type item struct {
+	idx   int // message index; -1 injected; -2 control
+	frame []byte
+}
+
+// Conn is one accepted websocket connection and its log.
+type Conn struct {
+	id      int
+	nc      net.Conn
+	br      *bufio.Reader
+	path    string
+	streams map[string]bool
+	names   []string
+	log     *slog.Logger
+	opened  time.Time
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	q        []item
+	sent     []int
+	sentAt   []int64
+	dropping bool
+	closeFr  bool
+	closeCd  uint16
+	closed   bool
+	trickle  int
+	trickleD time.Duration
+	writing  int
+	pongs    int
+	pings    int
+	closedAt time.Time
+	dead     chan struct{}
+	readDone chan struct{}
+}

@@ -1,0 +1,194 @@
+package binance
+
+import "github.com/chronicle/chronicle/venue"
+
+// A minimal JSON scanner: enough to walk one object's members, take string and integer
+// values, and skip anything else without allocating. It reads only as far as the feed
+// needs; the ETL validates whole messages.
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) fail(field string, err error) error {
+	return &venue.ParseError{Offset: min(s.i, len(s.b)), Field: field, Err: err}
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// expect consumes byte c after optional whitespace.
+func (s *scanner) expect(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// str reads a string and returns its raw bytes between the quotes; esc reports escapes.
+func (s *scanner) str() (raw []byte, esc bool, ok bool) {
+	if !s.expect('"') {
+		return nil, false, false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			raw = s.b[start:s.i]
+			s.i++
+			return raw, esc, true
+		case c == '\\':
+			if s.i+1 >= len(s.b) {
+				return nil, false, false
+			}
+			esc = true
+			s.i += 2
+		case c < 0x20:
+			return nil, false, false
+		default:
+			s.i++
+		}
+	}
+	return nil, false, false
+}
+
+// int reads a JSON integer into an int64; fractions, exponents and overflow are rejected.
+func (s *scanner) int() (int64, bool) {
+	s.ws()
+	neg := false
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		neg = true
+		s.i++
+	}
+	start := s.i
+	var v uint64
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		d := uint64(s.b[s.i] - '0')
+		if v > (1<<63-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+		s.i++
+	}
+	n := s.i - start
+	if n == 0 || (n > 1 && s.b[start] == '0') {
+		return 0, false
+	}
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	if neg {
+		return -int64(v), true
+	}
+	return int64(v), true
+}
+
+// skip passes over one value of any type, checking bracket balance and string syntax
+// (not number or literal syntax: that is the ETL's business).
+func (s *scanner) skip() bool {
+	depth := 0
+	for {
+		c := s.peek()
+		switch c {
+		case 0:
+			return false
+		case '"':
+			if _, _, ok := s.str(); !ok {
+				return false
+			}
+		case '{', '[':
+			depth++
+			s.i++
+			continue
+		case '}', ']':
+			if depth == 0 {
+				return false
+			}
+			depth--
+			s.i++
+		case ',', ':':
+			if depth == 0 {
+				return false
+			}
+			s.i++
+			continue
+		default:
+			// number or literal: run to the next delimiter
+			start := s.i
+			for s.i < len(s.b) {
+				d := s.b[s.i]
+				if d == ',' || d == '}' || d == ']' || d == ' ' || d == '\t' || d == '\n' || d == '\r' || d == ':' {
+					break
+				}
+				if d == '"' || d == '{' || d == '[' {
+					return false
+				}
+				s.i++
+			}
+			if s.i == start {
+				return false
+			}
+		}
+		if depth == 0 {
+			return true
+		}
+	}
+}
+
+// members walks an object's members, calling fn with each key (raw bytes) positioned at
+// the value. fn must consume the value and returns stop=true to end the walk early.
+func (s *scanner) members(fn func(key []byte) (stop bool, err error)) error {
+	if !s.expect('{') {
+		return s.fail("", venue.ErrSyntax)
+	}
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		key, _, ok := s.str()
+		if !ok {
+			return s.fail("", venue.ErrSyntax)
+		}
+		if !s.expect(':') {
+			return s.fail(string(key), venue.ErrSyntax)
+		}
+		stop, err := fn(key)
+		if err != nil || stop {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return nil
+		default:
+			return s.fail("", venue.ErrSyntax)
+		}
+	}
+}
