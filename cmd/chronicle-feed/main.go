@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/feed"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
+	"github.com/chronicle/chronicle/tiers"
 )
 
 const usage = `chronicle-feed captures Binance USD-M market data into the raw journal.
@@ -67,9 +69,15 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg := feed.Defaults()
 	logCfg := config.DefaultLog()
-	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg}); err != nil {
+	// The journal lives under the hot tier: [tiers] hot is the default of [feed] hot_root.
+	roots := tiers.Roots{}
+	cfg.HotRoot = ""
+	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots}); err != nil {
 		fmt.Fprintln(stderr, "chronicle-feed:", err)
 		return 2
+	}
+	if cfg.HotRoot == "" {
+		cfg.HotRoot = cmp.Or(roots.Hot, tiers.DefaultRoots().Hot)
 	}
 	fl.apply(fs, &cfg, &logCfg)
 	log, err := daemon.Logger(logCfg, "chronicle-feed")

@@ -87,7 +87,7 @@ const (
 	DefaultMaxRetries          = 3
 	DefaultMaxBackoff          = time.Second
 	DefaultPartSize            = 16 << 20
-	DefaultMultipartThreshold  = 32 << 20
+	DefaultMultipartThreshold  = 128 << 20
 	DefaultConcurrency         = 4
 	DefaultMaxIdleConnsPerHost = 64
 	// MinPartSize is S3's minimum for every part but the last.

@@ -1,0 +1,366 @@
+package fsmount
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/tiers"
+	"golang.org/x/sys/unix"
+)
+
+// CHRONICLE_BENCH_FS_CONFIG adds [fs] lines to the benchmark daemons' configuration, for
+// experiments (e.g. read_ahead_kb = 4096).
+
+// benchBytes is the book size of the large-file benchmarks: $CHRONICLE_BENCH_BYTES
+// (make bench uses 1 GiB), 64 MiB by default so CI stays quick.
+func benchBytes(b *testing.B) int64 {
+	n := int64(64 << 20)
+	if s := os.Getenv("CHRONICLE_BENCH_BYTES"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 1<<20 {
+			b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a byte count of at least 1 MiB", s)
+		}
+		n = v
+	}
+	return n
+}
+
+// benchFixture is one book of the benchmark size in every tier (hot in /dev/shm, remote on
+// a versitygw S3 server on loopback) behind one chronicle-fs mount.
+type benchFixture struct {
+	e        *env
+	d        *daemon
+	size     int64
+	warm     string                // the native warm file
+	hot      string                // the native hot file (tmpfs)
+	zst      string                // the cold .zst (for zstd -dc)
+	path     map[tiers.Tier]string // book.q through the mount
+	mp       string
+	keys     map[tiers.Tier]tiers.Key
+	cacheCfg int64
+}
+
+func newBenchFixture(b *testing.B, name string) *benchFixture {
+	b.Helper()
+	size := benchBytes(b)
+	records := (size - format.HeaderSize) / format.BookRecordSize
+	e := newEnv(b, "s3")
+	hot, err := os.MkdirTemp("/dev/shm", "chronicle-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(hot) })
+	e.roots.Hot = hot
+	fx := &benchFixture{e: e, size: format.HeaderSize + records*format.BookRecordSize, path: map[tiers.Tier]string{}, keys: map[tiers.Tier]tiers.Key{}}
+	for i, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
+		fx.keys[t] = tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: fmt.Sprintf("2024-08-%02d", 10-i)}
+	}
+	began := time.Now()
+	fx.warm = filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[tiers.Warm]), tiers.BookName)
+	fstest.WriteBook(b, fx.warm, fx.keys[tiers.Warm], records, 42)
+	fx.hot = filepath.Join(fstest.PartDir(hot, fx.keys[tiers.Hot]), tiers.BookName)
+	mustCopy(b, fx.warm, fx.hot)
+	for _, t := range []tiers.Tier{tiers.Cold, tiers.Remote} {
+		os.MkdirAll(fstest.PartDir(e.roots.Warm, fx.keys[t]), 0o755)
+		mustCopy(b, fx.warm, filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[t]), tiers.BookName))
+		if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], 1<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fx.zst = filepath.Join(fstest.PartDir(e.roots.Cold, fx.keys[tiers.Cold]), tiers.ZstName)
+	if err := fstest.MoveColdToRemote(e.roots.Cold, e.store, fx.keys[tiers.Remote]); err != nil {
+		b.Fatal(err)
+	}
+	zfi, _ := os.Stat(fx.zst)
+	b.Logf("%s fixture: %d MiB book in every tier (.zst %d MiB) built in %v", name, fx.size>>20, zfi.Size()>>20, time.Since(began).Round(time.Millisecond))
+	// The frame cache is kept well below the file, so cold and remote reads really decode.
+	fx.cacheCfg = max(16<<20, min(256<<20, fx.size/8))
+	fx.mp = mountpoint(b)
+	fx.d = start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", fx.cacheCfg, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), fx.mp)
+	for t, k := range fx.keys {
+		fx.path[t] = filepath.Join(fx.mp, filepath.FromSlash(k.Dir()), tiers.BookName)
+	}
+	return fx
+}
+
+func mustCopy(b *testing.B, from, to string) {
+	b.Helper()
+	os.MkdirAll(filepath.Dir(to), 0o755)
+	if out, err := exec.Command("cp", from, to).CombinedOutput(); err != nil {
+		b.Fatalf("cp: %v %s", err, out)
+	}
+}
+
+// dropMountCache evicts a file's pages from the mount's page cache (not the backing file's),
+// so the next read reaches the daemon or the passthrough backing file.
+func dropMountCache(b *testing.B, p string) {
+	f, err := os.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	f.Close()
+}
+
+func timeCmd(b *testing.B, name string, args ...string) time.Duration {
+	b.Helper()
+	start := time.Now()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return time.Since(start)
+}
+
+type summary struct {
+	mu   sync.Mutex
+	vals map[string]float64
+}
+
+func (s *summary) set(k string, v float64) {
+	s.mu.Lock()
+	s.vals[k] = v
+	s.mu.Unlock()
+}
+
+// BenchmarkFS measures, through one mount and in the same run as its baselines:
+// sequential dd bs=1M per tier vs dd of the native warm file and zstd -dc of the .zst;
+// random 4 KiB pread p50/p99 per tier vs the native file; a numpy column reduction through
+// the mount vs on the native file.
+func BenchmarkFS(b *testing.B) {
+	fx := newBenchFixture(b, "BenchmarkFS")
+	sum := &summary{vals: map[string]float64{}}
+	mbps := func(d time.Duration) float64 { return float64(fx.size) / d.Seconds() / 1e6 }
+
+	// Baselines read files that are in the page cache (as the tier files behind the mount
+	// are: just written); the mount's own page cache is dropped before every pass.
+	seq := func(name string, pre func(), cmd func() time.Duration) {
+		b.Run("seq/"+name, func(b *testing.B) {
+			pre()
+			cmd() // warm-up: page cache of the physical file, process start
+			var total time.Duration
+			for range b.N {
+				pre()
+				total += cmd()
+			}
+			b.SetBytes(fx.size)
+			v := mbps(total / time.Duration(b.N))
+			b.ReportMetric(v, "MB/s")
+			sum.set("seq/"+name, v)
+		})
+	}
+	nop := func() {}
+	seq("native-warm", nop, func() time.Duration {
+		return timeCmd(b, "dd", "if="+fx.warm, "of=/dev/null", "bs=1M", "status=none")
+	})
+	seq("native-hot", nop, func() time.Duration {
+		return timeCmd(b, "dd", "if="+fx.hot, "of=/dev/null", "bs=1M", "status=none")
+	})
+	seq("zstd-dc-cold", nop, func() time.Duration {
+		return timeCmd(b, "sh", "-c", `zstd -dc "$1" > /dev/null`, "sh", fx.zst)
+	})
+	for _, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
+		p := fx.path[t]
+		seq(t.String(), func() { dropMountCache(b, p) }, func() time.Duration {
+			return timeCmd(b, "dd", "if="+p, "of=/dev/null", "bs=1M", "status=none")
+		})
+	}
+
+	pread := func(name, p string) {
+		b.Run("pread4k/"+name, func(b *testing.B) {
+			f, err := os.Open(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if p != fx.warm && p != fx.hot {
+				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+			}
+			rng := rand.New(rand.NewSource(7))
+			buf := make([]byte, 4096)
+			const perOp = 2000
+			lat := make([]time.Duration, 0, perOp*b.N)
+			pages := fx.size / 4096
+			b.ResetTimer()
+			for range b.N {
+				for range perOp {
+					off := rng.Int63n(pages) * 4096
+					t0 := time.Now()
+					if _, err := f.ReadAt(buf, off); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+				}
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+			b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50-us")
+			b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
+			sum.set("p50/"+name, float64(p50.Nanoseconds())/1e3)
+			sum.set("p99/"+name, float64(p99.Nanoseconds())/1e3)
+		})
+	}
+	pread("native-warm", fx.warm)
+	pread("native-hot", fx.hot)
+	for _, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
+		pread(t.String(), fx.path[t])
+	}
+
+	py := testenv.Python(b)
+	numpy := func(name, p, mode string) {
+		b.Run("numpy/"+name, func(b *testing.B) {
+			var first, second []float64
+			run(b, py, "-c", reducePy, p, mode) // warm-up: interpreter, numpy import
+			for range b.N {
+				if p != fx.warm {
+					dropMountCache(b, p)
+				}
+				out := strings.Fields(strings.TrimSpace(run(b, py, "-c", reducePy, p, mode)))
+				if len(out) != 3 {
+					b.Fatalf("numpy: %q", out)
+				}
+				f1, _ := strconv.ParseFloat(out[0], 64)
+				f2, _ := strconv.ParseFloat(out[1], 64)
+				first, second = append(first, f1), append(second, f2)
+			}
+			sort.Float64s(first)
+			sort.Float64s(second)
+			b.ReportMetric(first[len(first)/2]*1e3, "first-ms")
+			b.ReportMetric(second[len(second)/2]*1e3, "again-ms")
+			sum.set("numpy/"+name, first[len(first)/2])
+			sum.set("numpy-again/"+name, second[len(second)/2])
+		})
+	}
+	numpy("native-warm", fx.warm, "memmap")
+	numpy("warm-book.q", fx.path[tiers.Warm], "memmap")
+	npy := func(t tiers.Tier) string { return filepath.Join(filepath.Dir(fx.path[t]), "book.npy") }
+	numpy("warm-book.npy", npy(tiers.Warm), "npy")
+	numpy("cold-book.npy", npy(tiers.Cold), "npy")
+
+	s := sum.vals
+	ratio := func(a, b string) string {
+		if s[b] == 0 || s[a] == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2fx", s[a]/s[b])
+	}
+	b.Logf("chronicle-fs summary (%d MiB book, frame cache %d MiB, passthrough offered %v):", fx.size>>20, fx.cacheCfg>>20, fx.passthrough())
+	b.Logf("  seq dd bs=1M MB/s: native-warm %.0f, native-hot %.0f | hot %.0f (%s native-hot, goal >= 0.9x) | warm %.0f (%s native-warm, goal >= 0.9x) | cold %.0f (%s zstd -dc %.0f, goal >= 1.5x) | remote %.0f (%s cold, goal >= 0.8x)",
+		s["seq/native-warm"], s["seq/native-hot"], s["seq/hot"], ratio("seq/hot", "seq/native-hot"), s["seq/warm"], ratio("seq/warm", "seq/native-warm"),
+		s["seq/cold"], ratio("seq/cold", "seq/zstd-dc-cold"), s["seq/zstd-dc-cold"], s["seq/remote"], ratio("seq/remote", "seq/cold"))
+	b.Logf("  pread 4 KiB p50/p99 us: native-warm %.1f/%.1f | native-hot %.1f/%.1f | hot %.1f/%.1f | warm %.1f/%.1f | cold %.1f/%.1f | remote %.1f/%.1f",
+		s["p50/native-warm"], s["p99/native-warm"], s["p50/native-hot"], s["p99/native-hot"], s["p50/hot"], s["p99/hot"], s["p50/warm"], s["p99/warm"],
+		s["p50/cold"], s["p99/cold"], s["p50/remote"], s["p99/remote"])
+	b.Logf("  numpy price.sum() first pass s: native-warm %.3f | warm book.q memmap %.3f (%s native, goal <= 1.1x) | warm book.npy %.3f (%s) | cold book.npy %.3f (%s)",
+		s["numpy/native-warm"], s["numpy/warm-book.q"], ratio("numpy/warm-book.q", "numpy/native-warm"),
+		s["numpy/warm-book.npy"], ratio("numpy/warm-book.npy", "numpy/native-warm"), s["numpy/cold-book.npy"], ratio("numpy/cold-book.npy", "numpy/native-warm"))
+}
+
+func (fx *benchFixture) passthrough() bool {
+	m := fx.d.waitLog("mounted", time.Second)
+	v, _ := m["passthrough_offered"].(bool)
+	return v
+}
+
+// reducePy maps a book (numpy.memmap of book.q, or numpy.load of book.npy) and times a
+// reduction over one column twice: the first pass faults every page in, the second runs
+// on mapped pages. It prints both times and the sum.
+const reducePy = `
+import sys, time
+import numpy as np
+path, mode = sys.argv[1], sys.argv[2]
+dt = np.dtype([("type_id", "<u2"), ("flags", "<u2"), ("symbol_id", "<u4"), ("ts_exchange", "<i8"), ("ts_recv", "<i8"),
+               ("seq", "<u8"), ("price", "<i8"), ("qty", "<i8"), ("aux0", "<i8"), ("aux1", "<i8")])
+if mode == "npy":
+    a = np.load(path, mmap_mode="r")
+else:
+    a = np.memmap(path, dtype=dt, mode="r", offset=4096)
+t0 = time.perf_counter(); s1 = int(a["price"].sum()); t1 = time.perf_counter()
+s2 = int(a["price"].sum()); t2 = time.perf_counter()
+assert s1 == s2
+print(t1 - t0, t2 - t1, s1)
+`
+
+// BenchmarkPeakRSS reads a large cold book through a fresh daemon sequentially (dd) and
+// randomly (4 KiB and 1 MiB preads from 4 readers), then reports the daemon's peak resident
+// memory (VmHWM) against the configured frame cache + 100 MiB.
+func BenchmarkPeakRSS(b *testing.B) {
+	size := benchBytes(b)
+	records := (size - format.HeaderSize) / format.BookRecordSize
+	e := newEnv(b, "file")
+	k := fstest.Key
+	os.MkdirAll(fstest.PartDir(e.roots.Warm, k), 0o755)
+	fstest.WriteBook(b, filepath.Join(fstest.PartDir(e.roots.Warm, k), tiers.BookName), k, records, 9)
+	if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 1<<20); err != nil {
+		b.Fatal(err)
+	}
+	cache := int64(128 << 20)
+	mp := mountpoint(b)
+	d := start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", cache, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), mp)
+	p := filepath.Join(mp, filepath.FromSlash(k.Dir()), tiers.BookName)
+	b.ResetTimer()
+	for range b.N {
+		dropMountCache(b, p)
+		timeCmd(b, "dd", "if="+p, "of=/dev/null", "bs=1M", "status=none")
+		var wg sync.WaitGroup
+		for r := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f, err := os.Open(p)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer f.Close()
+				rng := rand.New(rand.NewSource(int64(r)))
+				buf := make([]byte, 1<<20)
+				for i := range 500 {
+					n := 4096
+					if i%4 == 0 {
+						n = 1 << 20
+					}
+					if _, err := f.ReadAt(buf[:n], rng.Int63n(size-int64(n))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	b.StopTimer()
+	hwm := vmHWM(b, d.cmd.Process.Pid)
+	bound := cache + 100<<20
+	b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(bound)/(1<<20), "bound-MiB")
+	b.Logf("peak RSS of chronicle-fs %d MiB reading a %d MiB cold book sequentially and randomly; configured cache %d MiB + 100 MiB = %d MiB",
+		hwm>>20, size>>20, cache>>20, bound>>20)
+}
+
+func vmHWM(b *testing.B, pid int) int64 {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}

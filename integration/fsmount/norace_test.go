@@ -1,0 +1,5 @@
+//go:build !race
+
+package fsmount
+
+const raceEnabled = false

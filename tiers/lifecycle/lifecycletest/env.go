@@ -1,0 +1,459 @@
+package lifecycletest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/tiers/objstore"
+)
+
+// WriteBook writes a sealed canonical book of n generated records for k to p.
+func WriteBook(p string, k tiers.Key, n int64, seed uint64) error {
+	day, err := k.Time()
+	if err != nil {
+		return err
+	}
+	h := format.NewBookHeader(k.Venue, k.Symbol, 1001, format.DateOf(day))
+	a, err := format.Create(p, h, format.Options{ChunkSize: min(64<<20, max(1<<20, n*format.BookRecordSize))})
+	if err != nil {
+		return err
+	}
+	g := NewGen(seed, 1001, day)
+	var r format.BookRecord
+	for i := int64(0); i < n; i++ {
+		g.Next(&r)
+		if err := a.AppendBook(&r); err != nil {
+			a.Close()
+			return err
+		}
+	}
+	return a.Seal()
+}
+
+// BookBytes returns a sealed book of n records for k.
+func BookBytes(t testing.TB, k tiers.Key, n int, seed uint64) []byte {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "book.q")
+	if err := WriteBook(p, k, int64(n), seed); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Partition is one partition's expected content: its book and the files beside it.
+type Partition struct {
+	Key  tiers.Key
+	Book []byte
+	Aux  map[string][]byte // relative path -> bytes: meta.json, index/..., derived/...
+}
+
+// NewPartition generates a partition of n records with a meta.json, an index/ file and a
+// derived/ file, all of which must travel with it.
+func NewPartition(t testing.TB, k tiers.Key, n int, seed uint64) Partition {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	idx := make([]byte, 100+rng.IntN(3000))
+	for i := range idx {
+		idx[i] = byte(rng.Uint32())
+	}
+	return Partition{Key: k, Book: BookBytes(t, k, n, seed), Aux: map[string][]byte{
+		tiers.MetaName:        fmt.Appendf(nil, `{"symbol_code":%q,"date":%q,"seed":%d}`+"\n", k.Symbol, k.Date, seed),
+		"index/by_time.idx":   idx,
+		"derived/notes.txt":   fmt.Appendf(nil, "derived for %s\n", k),
+		"index/sub/levels.ix": []byte("levels\n"),
+	}}
+}
+
+// Env is a set of tier roots in a temporary directory, and optionally a remote store.
+type Env struct {
+	Dir   string
+	Roots tiers.Roots
+	Store objstore.Store
+	// Ignore names partitions Check does not know (for example one still being written).
+	Ignore map[tiers.Key]bool
+}
+
+// NewEnv makes empty hot, warm and cold roots under dir (t.TempDir() when empty).
+func NewEnv(t testing.TB, dir string, store objstore.Store) *Env {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	e := &Env{Dir: dir, Store: store, Ignore: map[tiers.Key]bool{}, Roots: tiers.Roots{
+		Hot: filepath.Join(dir, "hot"), Warm: filepath.Join(dir, "warm"), Cold: filepath.Join(dir, "cold")}}
+	for _, r := range []string{e.Roots.Hot, e.Roots.Warm, e.Roots.Cold} {
+		if err := os.MkdirAll(r, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if store != nil {
+		e.Roots.Remote = store.URI("")
+	}
+	return e
+}
+
+// FastDir returns a temporary directory on tmpfs (/dev/shm) when there is one, removed at
+// the end of the test: for tests that run many small moves, where fsync on a disk would
+// only add time.
+func FastDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "chronicle-tier-test-*"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
+// FileStore opens a file:// store in a temporary directory.
+func FileStore(t testing.TB) objstore.Store {
+	t.Helper()
+	s, err := objstore.Open(context.Background(), "file://"+filepath.Join(FastDir(t), "remote"), objstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// S3Store opens prefix in the server's bucket.
+func S3Store(t testing.TB, srv *s3test.Server, prefix string) objstore.Store {
+	t.Helper()
+	s, err := objstore.Open(context.Background(), srv.URI(prefix), S3Config(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// S3Config is the [remote] configuration for a test server.
+func S3Config(srv *s3test.Server) objstore.Config {
+	return objstore.Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey,
+		SecretKey: srv.SecretKey, PathStyle: true, RequestTimeout: 5 * time.Second, MaxRetries: -1}
+}
+
+// PartDir is k's directory under a local root.
+func PartDir(root string, k tiers.Key) string {
+	return filepath.Join(root, filepath.FromSlash(k.Dir()))
+}
+
+func writeFile(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Place puts p into tier as the other components would: book.q in hot or warm; a
+// transcoded .zst and .idx in cold; uploaded objects and a stub for remote. The aux
+// files go beside the book (the cold directory for remote).
+func (e *Env) Place(t testing.TB, p Partition, tier tiers.Tier) {
+	t.Helper()
+	root := e.Roots.Local(tier)
+	if tier == tiers.Remote {
+		root = e.Roots.Cold
+	}
+	d := PartDir(root, p.Key)
+	for name, b := range p.Aux {
+		writeFile(t, filepath.Join(d, filepath.FromSlash(name)), b)
+	}
+	if tier == tiers.Hot || tier == tiers.Warm {
+		writeFile(t, filepath.Join(d, tiers.BookName), p.Book)
+		return
+	}
+	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(p.Book), int64(len(p.Book)),
+		filepath.Join(d, tiers.ZstName), filepath.Join(d, tiers.IdxName), qzst.Options{BlockSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	if tier == tiers.Remote {
+		e.upload(t, p.Key)
+	}
+}
+
+func (e *Env) upload(t testing.TB, k tiers.Key) {
+	t.Helper()
+	if e.Store == nil {
+		t.Fatal("Place remote: no store")
+	}
+	ctx := context.Background()
+	d := PartDir(e.Roots.Cold, k)
+	zk, ik := tiers.StubKeys(k)
+	s := &tiers.Stub{UploadedAt: time.Now().UTC()}
+	for _, o := range []struct {
+		name, key string
+		obj       *tiers.StubObject
+	}{{tiers.ZstName, zk, &s.Zst}, {tiers.IdxName, ik, &s.Idx}} {
+		b, err := os.ReadFile(filepath.Join(d, o.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := e.Store.Put(ctx, o.key, bytes.NewReader(b), int64(len(b)), objstore.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		*o.obj = tiers.StubObject{URI: e.Store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
+	}
+	ib, _ := os.ReadFile(filepath.Join(d, tiers.IdxName))
+	idx, err := qzst.ParseIndex(ib, "idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.UncompressedSize = idx.Size
+	b, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(d, tiers.StubName), b)
+	os.Remove(filepath.Join(d, tiers.ZstName))
+	os.Remove(filepath.Join(d, tiers.IdxName))
+}
+
+// PlaceGrowing puts an unsealed (still being written) book.q into tier.
+func (e *Env) PlaceGrowing(t testing.TB, k tiers.Key, tier tiers.Tier, records int) {
+	t.Helper()
+	d := PartDir(e.Roots.Local(tier), k)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	day, _ := k.Time()
+	a, err := format.Create(filepath.Join(d, tiers.BookName), format.NewBookHeader(k.Venue, k.Symbol, 1001, format.DateOf(day)), format.Options{ChunkSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGen(1, 1001, day)
+	var r format.BookRecord
+	for i := 0; i < records; i++ {
+		g.Next(&r)
+		if err := a.AppendBook(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil { // closed without sealing: the writer may come back
+		t.Fatal(err)
+	}
+}
+
+// Resolver returns a resolver over the environment.
+func (e *Env) Resolver(t testing.TB) *tiers.Resolver {
+	t.Helper()
+	r, err := tiers.New(e.Roots, tiers.Options{Store: e.Store, RemoteTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// Copies lists where k's book is held, as "hot", "warm", "cold", "cold-zst", "remote".
+func (e *Env) Copies(k tiers.Key) []string {
+	var out []string
+	has := func(root, name string) bool {
+		st, err := os.Lstat(filepath.Join(PartDir(root, k), name))
+		return err == nil && st.Mode().IsRegular()
+	}
+	if has(e.Roots.Hot, tiers.BookName) {
+		out = append(out, "hot")
+	}
+	if has(e.Roots.Warm, tiers.BookName) {
+		out = append(out, "warm")
+	}
+	if has(e.Roots.Cold, tiers.BookName) {
+		out = append(out, "cold")
+	}
+	if has(e.Roots.Cold, tiers.ZstName) {
+		out = append(out, "cold-zst")
+	}
+	if has(e.Roots.Cold, tiers.StubName) {
+		out = append(out, "remote")
+	}
+	return out
+}
+
+// ReadBook reads k's book through the resolver (what every reader sees).
+func (e *Env) ReadBook(t testing.TB, r *tiers.Resolver, k tiers.Key) ([]byte, tiers.Tier, error) {
+	t.Helper()
+	h, err := r.OpenBook(context.Background(), k)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer h.Close()
+	b := make([]byte, h.Size())
+	n, err := h.ReadAt(b, 0)
+	if err != nil && !(err == io.EOF && int64(n) == h.Size()) {
+		return nil, h.Tier(), err
+	}
+	return b[:n], h.Tier(), nil
+}
+
+// CheckReadable asserts what must hold at every moment, even right after a crash: each
+// partition resolves to a copy whose bytes are the original's.
+func (e *Env) CheckReadable(t testing.TB, parts []Partition) {
+	t.Helper()
+	r := e.Resolver(t)
+	for _, p := range parts {
+		b, tier, err := e.ReadBook(t, r, p.Key)
+		if err != nil {
+			t.Fatalf("%s: not readable (copies %v): %v", p.Key, e.Copies(p.Key), err)
+		}
+		if !bytes.Equal(b, p.Book) {
+			t.Fatalf("%s: %s tier serves %d bytes that differ from the original %d (copies %v)", p.Key, tier, len(b), len(p.Book), e.Copies(p.Key))
+		}
+		// The files beside the book come from the same tier and are complete.
+		for name, want := range p.Aux {
+			h, err := r.Open(context.Background(), path.Join(p.Key.Dir(), name))
+			if err != nil {
+				t.Fatalf("%s: %s not readable while the book is served from %s (copies %v): %v", p.Key, name, tier, e.Copies(p.Key), err)
+			}
+			got := make([]byte, h.Size())
+			h.ReadAt(got, 0)
+			h.Close()
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: %s differs (served from %s, copies %v)", p.Key, name, h.Tier(), e.Copies(p.Key))
+			}
+		}
+	}
+}
+
+// Check asserts the manager's invariants after a clean run and returns the tier that
+// serves each partition: exactly one copy of each book; the book and every aux file,
+// read through the resolver, identical to the original; no temporary file and no
+// partition directory outside the serving one; no remote object without its stub.
+func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
+	t.Helper()
+	ctx := context.Background()
+	r := e.Resolver(t)
+	out := map[tiers.Key]tiers.Tier{}
+	want := map[tiers.Key]bool{}
+	for _, p := range parts {
+		want[p.Key] = true
+		cs := e.Copies(p.Key)
+		if len(cs) != 1 {
+			t.Fatalf("%s: held by %d copies %v, want exactly 1", p.Key, len(cs), cs)
+		}
+		b, tier, err := e.ReadBook(t, r, p.Key)
+		if err != nil {
+			t.Fatalf("%s: read book: %v", p.Key, err)
+		}
+		if !bytes.Equal(b, p.Book) {
+			t.Fatalf("%s: %s tier serves a book that differs from the original", p.Key, tier)
+		}
+		out[p.Key] = tier
+		for name, wantB := range p.Aux {
+			h, err := r.Open(ctx, path.Join(p.Key.Dir(), name))
+			if err != nil {
+				t.Fatalf("%s: open %s: %v", p.Key, name, err)
+			}
+			got := make([]byte, h.Size())
+			h.ReadAt(got, 0)
+			h.Close()
+			if h.Tier() != tier || !bytes.Equal(got, wantB) {
+				t.Fatalf("%s: %s from %s tier: %d bytes, want %d identical bytes from %s", p.Key, name, h.Tier(), len(got), len(wantB), tier)
+			}
+		}
+		if tier == tiers.Cold {
+			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), tiers.IdxName)); err != nil {
+				t.Fatalf("%s: cold .zst without .idx: %v", p.Key, err)
+			}
+		}
+		if tier == tiers.Remote {
+			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), tiers.IdxName)); err == nil {
+				t.Fatalf("%s: remote partition still has a local .idx", p.Key)
+			}
+		}
+		// Directories of this partition anywhere but the serving tier are leftovers.
+		serving := e.Roots.Local(tier)
+		if tier == tiers.Remote {
+			serving = e.Roots.Cold
+		}
+		for _, root := range []string{e.Roots.Hot, e.Roots.Warm, e.Roots.Cold} {
+			if root == serving {
+				continue
+			}
+			if _, err := os.Lstat(PartDir(root, p.Key)); err == nil {
+				t.Fatalf("%s: leftover directory %s", p.Key, PartDir(root, p.Key))
+			}
+		}
+	}
+	// No temporary files, no unknown partitions.
+	for _, root := range []string{e.Roots.Hot, e.Roots.Warm, e.Roots.Cold} {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if tiers.IsTemp(d.Name()) {
+				t.Fatalf("temporary file remains: %s", p)
+			}
+			rel, _ := filepath.Rel(root, p)
+			parts := strings.Split(filepath.ToSlash(rel), "/")
+			if d.IsDir() && len(parts) == 4 {
+				k := tiers.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
+				if !want[k] && !e.Ignore[k] {
+					t.Fatalf("unexpected partition directory %s", p)
+				}
+			}
+			return nil
+		})
+	}
+	// Every remote object belongs to a partition the remote tier serves.
+	if e.Store != nil {
+		objs, err := e.Store.List(ctx, tiers.LayoutVersion+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			k, err := keyOfObject(key)
+			if err != nil || out[k] != tiers.Remote {
+				t.Fatalf("orphan remote object %s (partition tier %v)", key, out[k])
+			}
+		}
+		for k, tier := range out {
+			if tier != tiers.Remote {
+				continue
+			}
+			zk, ik := tiers.StubKeys(k)
+			for _, key := range []string{zk, ik} {
+				if _, err := e.Store.Head(ctx, key); err != nil {
+					t.Fatalf("%s: remote object %s: %v", k, key, err)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func keyOfObject(key string) (tiers.Key, error) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 5 || parts[0] != tiers.LayoutVersion || (parts[4] != tiers.ZstName && parts[4] != tiers.IdxName) {
+		return tiers.Key{}, fmt.Errorf("not a partition object: %s", key)
+	}
+	k := tiers.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
+	return k, k.Validate()
+}

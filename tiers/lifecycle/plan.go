@@ -1,0 +1,296 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
+)
+
+// Policy is one step of a partition's life.
+type Policy uint8
+
+const (
+	// HotToWarm copies a sealed hot book.q (and its files) to warm, then removes it from hot.
+	HotToWarm Policy = iota
+	// WarmToCold transcodes an aged warm book.q to book.q.zst + .idx in cold, verifies the
+	// decoded bytes against the source, then removes the warm copy. A plain book.q found in
+	// the cold root is compressed in place the same way.
+	WarmToCold
+	// ColdToRemote uploads an aged cold .zst and .idx, verifies them, writes the stub, then
+	// removes the local .zst and .idx.
+	ColdToRemote
+	numPolicies
+)
+
+var policyNames = [...]string{"hot->warm", "warm->cold", "cold->remote"}
+
+func (p Policy) String() string {
+	if p < numPolicies {
+		return policyNames[p]
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// label is the policy's metric label (no '>').
+func (p Policy) label() string {
+	switch p {
+	case HotToWarm:
+		return "hot_to_warm"
+	case WarmToCold:
+		return "warm_to_cold"
+	case ColdToRemote:
+		return "cold_to_remote"
+	}
+	return "unknown"
+}
+
+// Move is one planned step.
+type Move struct {
+	Key    tiers.Key
+	Policy Policy
+	From   tiers.Tier
+	To     tiers.Tier
+	Bytes  int64 // source book size
+	Reason string
+}
+
+func (m Move) String() string {
+	s := fmt.Sprintf("%-12s %s (%s", m.Policy, m.Key, humanBytes(m.Bytes))
+	if m.From == m.To {
+		s += ", in place"
+	}
+	return s + ", " + m.Reason + ")"
+}
+
+// Wait is a partition a policy applies to that cannot move yet.
+type Wait struct {
+	Key    tiers.Key
+	Policy Policy
+	Why    string
+}
+
+// Problem is a partition state that recovery handles (or an operator must).
+type Problem struct {
+	Key tiers.Key
+	Why string
+}
+
+// Plan is what one scan found to do.
+type Plan struct {
+	Moves    []Move
+	Waiting  []Wait
+	Problems []Problem
+	Bytes    int64 // sum of Moves' Bytes
+}
+
+// endOfDay is when partition k can hold no newer data: the end of its UTC day.
+func endOfDay(k tiers.Key) time.Time {
+	t, _ := k.Time()
+	return t.Add(24 * time.Hour)
+}
+
+// plan decides the moves for one scan.
+func (m *Manager) plan(v *view, now time.Time) *Plan {
+	p := &Plan{}
+	for _, k := range v.keys {
+		part := v.parts[k]
+		cs := part.copies()
+		switch {
+		case len(cs) == 0:
+			p.Problems = append(p.Problems, Problem{Key: k, Why: "partition files without a book (leftover)"})
+			continue
+		case len(cs) > 1:
+			p.Problems = append(p.Problems, Problem{Key: k, Why: fmt.Sprintf("in %d tiers: %s and %s", len(cs), cs[0], cs[1])})
+			continue
+		}
+		c := cs[0]
+		var mv *Move
+		var why string
+		switch {
+		case c.tier == tiers.Hot && c.kind == kindPlain:
+			if !m.cfg.HotToWarm || m.roots.Warm == "" {
+				continue
+			}
+			mv, why = m.planHot(part.dirs[tiers.Hot])
+		case c.tier == tiers.Warm:
+			if m.roots.Cold == "" {
+				continue
+			}
+			if age := now.Sub(endOfDay(k)); age < m.cfg.ColdAfter {
+				continue
+			}
+			mv, why = m.planPlain(part.dirs[tiers.Warm], WarmToCold, tiers.Warm, tiers.Cold)
+			if mv != nil {
+				mv.Reason = fmt.Sprintf("day ended %s ago > cold_after %s", roundAge(now.Sub(endOfDay(k))), humanDuration(m.cfg.ColdAfter))
+			}
+		case c.tier == tiers.Cold && c.kind == kindPlain:
+			mv, why = m.planPlain(part.dirs[tiers.Cold], WarmToCold, tiers.Cold, tiers.Cold)
+			if mv != nil {
+				mv.Reason = "plain book.q in the cold tier"
+			}
+		case c.kind == kindZstd:
+			if m.store == nil || m.cfg.RemoteAfter <= 0 {
+				continue
+			}
+			if age := now.Sub(endOfDay(k)); age < m.cfg.RemoteAfter {
+				continue
+			}
+			d := part.dirs[tiers.Cold]
+			mv = &Move{Key: k, Policy: ColdToRemote, From: tiers.Cold, To: tiers.Remote,
+				Reason: fmt.Sprintf("day ended %s ago > remote_after %s", roundAge(now.Sub(endOfDay(k))), humanDuration(m.cfg.RemoteAfter))}
+			if fi, err := m.fs.Lstat(filepath.Join(d.dir, tiers.ZstName)); err == nil {
+				mv.Bytes = fi.Size()
+			}
+		default:
+			continue
+		}
+		if mv == nil {
+			if why != "" {
+				p.Waiting = append(p.Waiting, Wait{Key: k, Policy: policyFor(c), Why: why})
+			}
+			continue
+		}
+		mv.Key = k
+		if until, err := m.backoffUntil(k, mv.Policy); !until.IsZero() {
+			p.Waiting = append(p.Waiting, Wait{Key: k, Policy: mv.Policy,
+				Why: fmt.Sprintf("retry after %s (last error: %v)", until.Format(time.RFC3339), err)})
+			continue
+		}
+		p.Moves = append(p.Moves, *mv)
+		p.Bytes += mv.Bytes
+	}
+	return p
+}
+
+func policyFor(c bookCopy) Policy {
+	switch c.tier {
+	case tiers.Hot:
+		return HotToWarm
+	case tiers.Warm:
+		return WarmToCold
+	}
+	if c.kind == kindPlain {
+		return WarmToCold
+	}
+	return ColdToRemote
+}
+
+// planHot checks that a hot book is sealed and settled.
+func (m *Manager) planHot(d *dirState) (*Move, string) {
+	mv, why := m.planPlain(d, HotToWarm, tiers.Hot, tiers.Warm)
+	if mv == nil {
+		return nil, why
+	}
+	if vfs.Exists(m.fs, filepath.Join(d.dir, tiers.MetaName)) {
+		mv.Reason = "sealed, meta.json written"
+		return mv, ""
+	}
+	fi, err := m.fs.Lstat(filepath.Join(d.dir, tiers.BookName))
+	if err != nil {
+		return nil, err.Error()
+	}
+	if idle := time.Since(fi.ModTime()); idle < m.cfg.HotSettle {
+		return nil, fmt.Sprintf("sealed but no meta.json yet; waiting %s for the writer to settle", (m.cfg.HotSettle - idle).Round(time.Second))
+	}
+	mv.Reason = fmt.Sprintf("sealed, unchanged for %s", m.cfg.HotSettle)
+	return mv, ""
+}
+
+// planPlain checks a plain book's header: a book moves only once sealed and trimmed to
+// its committed length.
+func (m *Manager) planPlain(d *dirState, pol Policy, from, to tiers.Tier) (*Move, string) {
+	h, size, err := m.readBookHeader(filepath.Join(d.dir, tiers.BookName))
+	if err != nil {
+		return nil, err.Error()
+	}
+	if !h.Sealed || size != int64(h.Committed) {
+		return nil, "book still being written (not sealed)"
+	}
+	return &Move{Policy: pol, From: from, To: to, Bytes: size, Reason: "sealed"}, ""
+}
+
+// readBookHeader reads a plain book's header and its file size.
+func (m *Manager) readBookHeader(p string) (format.Header, int64, error) {
+	f, err := m.fs.Open(p)
+	if err != nil {
+		return format.Header{}, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return format.Header{}, 0, err
+	}
+	h, err := format.ReadHeader(f, st.Size(), p)
+	if err != nil {
+		return h, 0, err
+	}
+	if h.Layout != format.LayoutBook {
+		return h, 0, fmt.Errorf("%s: %w", p, format.ErrWrongLayout)
+	}
+	return h, st.Size(), nil
+}
+
+// humanDuration prints whole days as "365d", anything else as Go does ("36h0m0s").
+func humanDuration(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func roundAge(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+	return d.Round(time.Minute).String()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for x := n / unit; x >= unit; x /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// MarshalText spells the policy out in JSON.
+func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// MarshalJSON writes tiers by name.
+func (m Move) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Partition string `json:"partition"`
+		Policy    Policy `json:"policy"`
+		From      string `json:"from"`
+		To        string `json:"to"`
+		Bytes     int64  `json:"bytes"`
+		Reason    string `json:"reason"`
+	}{m.Key.String(), m.Policy, m.From.String(), m.To.String(), m.Bytes, m.Reason})
+}
+
+// MarshalJSON writes the partition as its path.
+func (w Wait) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Partition string `json:"partition"`
+		Policy    Policy `json:"policy"`
+		Why       string `json:"why"`
+	}{w.Key.String(), w.Policy, w.Why})
+}
+
+// MarshalJSON writes the partition as its path.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Partition string `json:"partition"`
+		Why       string `json:"why"`
+	}{p.Key.String(), p.Why})
+}
