@@ -2,6 +2,7 @@ package feed
 
 import (
 	"bytes"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 )
 
-const captures = "/work/shared/data/captures/"
+var captures = testenv.CapturesDir()
 
 // rec is a journal record with its segment.
 type rec struct {

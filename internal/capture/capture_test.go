@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-const captures = "/work/shared/data/captures/"
+var captures = testenv.CapturesDir()
 
 func TestJSONLCapture(t *testing.T) {
 	recs, err := ReadAll(captures + "binance-usdm_ethusdt_20240808.jsonl.gz")

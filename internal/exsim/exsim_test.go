@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"io"
 	"net/http"
 	"strings"
@@ -20,7 +21,7 @@ import (
 	"github.com/chronicle/chronicle/venue/binance"
 )
 
-const captures = "/work/shared/data/captures/"
+var captures = testenv.CapturesDir()
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 

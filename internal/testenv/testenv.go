@@ -56,3 +56,26 @@ func RepoRoot(t testing.TB) string {
 		dir = parent
 	}
 }
+
+// CapturesDir returns the directory of the real exchange captures (with a trailing slash):
+// $CHRONICLE_SHARED/data/captures, else shared/data/captures beside the repository or
+// beside any folder above the working directory (CI lays shared/ beside its clone).
+func CapturesDir() string {
+	const rel = "data/captures/"
+	if s := os.Getenv("CHRONICLE_SHARED"); s != "" {
+		return filepath.Join(s, rel) + "/"
+	}
+	dir, err := os.Getwd()
+	for err == nil {
+		cand := filepath.Join(dir, "shared", rel)
+		if st, e := os.Stat(cand); e == nil && st.IsDir() {
+			return cand + "/"
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "/work/shared/" + rel
+}

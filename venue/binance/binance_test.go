@@ -3,6 +3,7 @@ package binance
 import (
 	"encoding/json"
 	"errors"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -11,7 +12,7 @@ import (
 	"github.com/chronicle/chronicle/venue"
 )
 
-const captures = "/work/shared/data/captures/"
+var captures = testenv.CapturesDir()
 
 func loadJSONL(t testing.TB) []capture.Record {
 	t.Helper()
