@@ -81,7 +81,7 @@ func (m *Manager) moveLocal(ctx context.Context, mv Move, progress func(int64)) 
 	}
 	// meta.json, index/ and derived/ first: the book, which makes the copy visible to the
 	// resolver, comes last.
-	if err := m.mv.copyAux(ctx, src, dst, true); err != nil {
+	if err := m.mv.copyAux(ctx, src, dst, true, false); err != nil {
 		return err
 	}
 	renamed, err := m.mv.copyFile(ctx, srcBook, dstBook, size, progress, func(f vfs.File) error {
@@ -131,7 +131,7 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 		return fmt.Errorf("mkdir %s: %w", dst, err)
 	}
 	if !inPlace {
-		if err := m.mv.copyAux(ctx, src, dst, true); err != nil {
+		if err := m.mv.copyAux(ctx, src, dst, true, false); err != nil {
 			return err
 		}
 	}

@@ -237,9 +237,10 @@ func crcOf(ctx context.Context, r io.ReaderAt, n int64, lim *limiter) (uint32, e
 }
 
 // copyAux copies everything in srcDir except book files and temporaries to dstDir,
-// recursively, each file through copyFile. Symlinks and special files are skipped: the
-// resolver never serves them.
-func (m *mover) copyAux(ctx context.Context, srcDir, dstDir string, top bool) error {
+// recursively, each file through copyFile. With onlyMissing it copies just the files dstDir
+// lacks (recovery finishing a move whose copy may predate a late meta.json). Symlinks and
+// special files are skipped: the resolver never serves them.
+func (m *mover) copyAux(ctx context.Context, srcDir, dstDir string, top, onlyMissing bool) error {
 	ents, err := m.fs.ReadDir(srcDir)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", srcDir, err)
@@ -255,45 +256,18 @@ func (m *mover) copyAux(ctx context.Context, srcDir, dstDir string, top bool) er
 			if err := vfs.MkdirAll(m.fs, dst); err != nil {
 				return fmt.Errorf("mkdir %s: %w", dst, err)
 			}
-			if err := m.copyAux(ctx, src, dst, false); err != nil {
+			if err := m.copyAux(ctx, src, dst, false, onlyMissing); err != nil {
 				return err
 			}
 		case e.Type().IsRegular():
+			if onlyMissing && vfs.Exists(m.fs, dst) {
+				continue
+			}
 			if _, err := m.copyFile(ctx, src, dst, -1, nil, nil); err != nil {
 				return err
 			}
 		default:
 			m.log.Warn("not moving a non-regular file", "file", src)
-		}
-	}
-	return nil
-}
-
-// missingAux copies aux files of srcDir that dstDir lacks (used when recovery finishes a
-// move whose copy may predate a late meta.json).
-func (m *mover) missingAux(ctx context.Context, srcDir, dstDir string, top bool) error {
-	ents, err := m.fs.ReadDir(srcDir)
-	if err != nil {
-		return fmt.Errorf("list %s: %w", srcDir, err)
-	}
-	for _, e := range ents {
-		name := e.Name()
-		if tiers.IsTemp(name) || (top && bookNames[name]) {
-			continue
-		}
-		src, dst := filepath.Join(srcDir, name), filepath.Join(dstDir, name)
-		switch {
-		case e.IsDir():
-			if err := vfs.MkdirAll(m.fs, dst); err != nil {
-				return fmt.Errorf("mkdir %s: %w", dst, err)
-			}
-			if err := m.missingAux(ctx, src, dst, false); err != nil {
-				return err
-			}
-		case e.Type().IsRegular() && !vfs.Exists(m.fs, dst):
-			if _, err := m.copyFile(ctx, src, dst, -1, nil, nil); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -259,7 +259,7 @@ func (m *Manager) finishCopy(ctx context.Context, upper, lower bookCopy) error {
 	if upper.dir == lower.dir {
 		return m.mv.removeFiles(upper.dir, bookFiles(upper)...)
 	}
-	if err := m.mv.missingAux(ctx, upper.dir, lower.dir, true); err != nil {
+	if err := m.mv.copyAux(ctx, upper.dir, lower.dir, true, true); err != nil {
 		return err
 	}
 	if err := m.mv.removeFiles(upper.dir, bookFiles(upper)...); err != nil {
