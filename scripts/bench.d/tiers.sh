@@ -1,2 +1,4 @@
-# Remote tier through the resolver vs GET | zstd -dc (sourced by scripts/bench.sh).
-run -bench 'BenchmarkRemote' -benchtime 3x ./tiers/
+# Remote tier through the resolver vs GET | zstd -dc; random 4 KiB with a cold frame cache
+# (sourced by scripts/bench.sh).
+run -bench 'BenchmarkRemoteSequential' -benchtime 3x ./tiers/
+run -bench 'BenchmarkRemoteRandom4K' -benchtime 200x ./tiers/
