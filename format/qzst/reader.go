@@ -215,14 +215,12 @@ func (r *Reader) frame(fi int, seq bool) (*entry, error) {
 		switch {
 		case owner:
 			r.count(func(c *counters) { c.misses.Add(1) })
-			run := []*entry{e}
+			// The demanded frame is fetched alone so the first byte waits for one frame, not
+			// a readahead run; the frames after it go out first, asynchronously, in runs.
 			if seq {
-				run = append(run, r.reserveRun(fi+1, fi+r.ra, r.idx.Frames[fi].CompressedSize)...)
-				r.mu.Lock()
-				r.raNext = max(r.raNext, fi+len(run))
-				r.mu.Unlock()
+				r.extend(fi)
 			}
-			r.load(fi, run, true)
+			r.load(fi, []*entry{e}, true)
 		case hit:
 			r.count(func(c *counters) { c.hits.Add(1) })
 		default:
