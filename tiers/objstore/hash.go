@@ -127,3 +127,15 @@ func checkExpected(key string, got digest, want string) error {
 	}
 	return nil
 }
+
+// digestOf decodes a caller's expected digest (lowercase hex); ok is false when it is empty
+// or malformed, in which case the input is hashed and checkExpected reports the problem.
+func digestOf(want string) (d digest, ok bool) {
+	if !validHexSHA256(want) {
+		return d, false
+	}
+	if _, err := hex.Decode(d[:], []byte(want)); err != nil {
+		return d, false
+	}
+	return d, true
+}

@@ -127,12 +127,18 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64
 }
 
 func (s *s3Store) putSingle(ctx context.Context, key string, r io.ReaderAt, size int64, opts PutOptions) (ObjectInfo, error) {
-	d, _, err := hashInput(ctx, key, r, size, 0)
-	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("put: %w", err)
-	}
-	if err := checkExpected(key, d, opts.SHA256); err != nil {
-		return ObjectInfo{}, err
+	// With the caller's digest there is no need to read the input twice: the server checks
+	// the body against x-amz-checksum-sha256 (and the signed payload hash) and refuses a
+	// mismatch before publishing anything.
+	d, ok := digestOf(opts.SHA256)
+	if !ok {
+		var err error
+		if d, _, err = hashInput(ctx, key, r, size, 0); err != nil {
+			return ObjectInfo{}, fmt.Errorf("put: %w", err)
+		}
+		if err := checkExpected(key, d, opts.SHA256); err != nil {
+			return ObjectInfo{}, err
+		}
 	}
 	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(s.loc.Bucket),
