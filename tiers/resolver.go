@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -493,7 +494,10 @@ func (r *Resolver) Stat(logical string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	name := path.Base("/" + strings.Join(append([]string{LayoutVersion}, l.raw...), "/"))
+	name := LayoutVersion
+	if len(l.raw) > 0 {
+		name = l.raw[len(l.raw)-1]
+	}
 	if l.Depth() < 3 {
 		for t := Hot; t <= Cold; t++ {
 			if fi, err := r.local[t].stat(path.Join(LayoutVersion, strings.Join(l.raw, "/"))); err == nil && fi.IsDir() {
@@ -632,11 +636,7 @@ func (r *Resolver) readPartitionDir(l Logical) ([]Entry, error) {
 }
 
 func sortEntries(es []Entry) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Name < es[j-1].Name; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
 }
 
 func dedupe(es []Entry) []Entry {
