@@ -112,6 +112,23 @@ func reportHist(b *testing.B, h *latency.Histogram, prefix string) {
 // "timer-only" is the cost of the measurement itself.
 //
 //	go test -run '^$' -bench BenchmarkAppend -benchtime 200000x ./feed/
+//
+// measureAppends times append(now, msg) over the capture messages in turn and reports the
+// latency histogram, overall and for small messages.
+func measureAppends(b *testing.B, msgs [][]byte, appendMsg func(now int64, p []byte)) {
+	var h sizedHist
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := msgs[i%len(msgs)]
+		t0 := time.Now()
+		appendMsg(t0.UnixNano(), p)
+		h.record(int64(time.Since(t0)), len(p))
+	}
+	b.StopTimer()
+	h.report(b)
+}
+
 func BenchmarkAppend(b *testing.B) {
 	msgs := capturePayloads(b)
 	b.Run("recorder", func(b *testing.B) {
@@ -119,30 +136,12 @@ func BenchmarkAppend(b *testing.B) {
 		// append, metrics.
 		rec, c, j := testRecorder(b, shmDir(b))
 		defer j.Close()
-		var h sizedHist
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			t0 := time.Now()
-			rec.onMessage(c, t0.UnixNano(), msgs[i%len(msgs)], false)
-			h.record(int64(time.Since(t0)), len(msgs[i%len(msgs)]))
-		}
-		b.StopTimer()
-		h.report(b)
+		measureAppends(b, msgs, func(now int64, p []byte) { rec.onMessage(c, now, p, false) })
 	})
 	b.Run("journal", func(b *testing.B) {
 		_, _, j := testRecorder(b, shmDir(b))
 		defer j.Close()
-		var h sizedHist
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			t0 := time.Now()
-			j.Append(format.JournalMessage, 1, t0.UnixNano(), msgs[i%len(msgs)])
-			h.record(int64(time.Since(t0)), len(msgs[i%len(msgs)]))
-		}
-		b.StopTimer()
-		h.report(b)
+		measureAppends(b, msgs, func(now int64, p []byte) { j.Append(format.JournalMessage, 1, now, p) })
 	})
 	b.Run("format", func(b *testing.B) {
 		dir := shmDir(b)
@@ -151,16 +150,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer a.Close()
-		var h sizedHist
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			t0 := time.Now()
-			a.AppendJournal(format.JournalMessage, 1, t0.UnixNano(), msgs[i%len(msgs)])
-			h.record(int64(time.Since(t0)), len(msgs[i%len(msgs)]))
-		}
-		b.StopTimer()
-		h.report(b)
+		measureAppends(b, msgs, func(now int64, p []byte) { a.AppendJournal(format.JournalMessage, 1, now, p) })
 	})
 	b.Run("baseline-memcpy-mmap", func(b *testing.B) {
 		dir := shmDir(b)

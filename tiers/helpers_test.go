@@ -3,7 +3,6 @@ package tiers
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -148,15 +147,4 @@ func newResolver(t testing.TB, roots Roots, store objstore.Store) *Resolver {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
-}
-
-func seedFromEnv(t testing.TB) int64 {
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("CHRONICLE_SEED"); s != "" {
-		if _, err := fmt.Sscan(s, &seed); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("seed %d (set CHRONICLE_SEED to replay)", seed)
-	return seed
 }

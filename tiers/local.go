@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,6 +116,6 @@ func (s statInfo) Mode() fs.FileMode {
 	}
 	return m
 }
-func (s statInfo) ModTime() (t timeT) { return timeOf(s.st.Mtim) }
+func (s statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
 func (s statInfo) IsDir() bool        { return s.Mode().IsDir() }
 func (s statInfo) Sys() any           { return &s.st }

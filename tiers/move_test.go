@@ -3,6 +3,7 @@ package tiers
 import (
 	"bytes"
 	"context"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"io"
 	"math/rand"
 	"os"
@@ -41,7 +42,7 @@ func moveLocal(t testing.TB, from, to string, k Key) {
 // TestReadWhileMoving runs readers in a loop while one partition cycles hot -> warm -> cold
 // -> remote -> hot: every read must succeed and return the original bytes.
 func TestReadWhileMoving(t *testing.T) {
-	seed := seedFromEnv(t)
+	seed := testenv.Seed(t)
 	book := bookBytes(t, 40000, seed) // ~2.5 MiB
 	roots := testRoots(t)
 	store := fileStore(t)

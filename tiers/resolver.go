@@ -281,7 +281,7 @@ func (r *Resolver) openPlain(loc Location, rel string, book bool) (Handle, error
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", rel, ErrIsDir)
 	}
-	h := &plainHandle{f: f, tier: loc.Tier, ino: st.Ino, mtime: timeOf(st.Mtim), size: st.Size, sealed: true}
+	h := &plainHandle{f: f, tier: loc.Tier, ino: st.Ino, mtime: time.Unix(st.Mtim.Unix()), size: st.Size, sealed: true}
 	if book {
 		if err := h.initBook(); err != nil {
 			f.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"io"
 	"math/rand"
 	"os"
@@ -53,7 +54,7 @@ func checkRandomRanges(t testing.TB, h Handle, want []byte, rng *rand.Rand, n in
 // same logical path returns identical bytes for random ranges, from a file:// remote and a
 // real S3 server.
 func TestEquivalenceAcrossTiers(t *testing.T) {
-	seed := seedFromEnv(t)
+	seed := testenv.Seed(t)
 	rng := rand.New(rand.NewSource(seed))
 	book := bookBytes(t, 120000, seed) // ~7.3 MiB: several frames at 1 MiB
 	srv := s3test.Start(t)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
@@ -32,16 +32,7 @@ func Roots(t testing.TB) tiers.Roots {
 }
 
 // Seed returns a random seed, or $CHRONICLE_SEED, and logs it for replay.
-func Seed(t testing.TB) int64 {
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("CHRONICLE_SEED"); s != "" {
-		if _, err := fmt.Sscan(s, &seed); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("seed %d (set CHRONICLE_SEED to replay)", seed)
-	return seed
-}
+func Seed(t testing.TB) int64 { return testenv.Seed(t) }
 
 // Record returns record i of the deterministic stream of a seed: every field depends on i,
 // so a reader can check any record on its own.

@@ -7,14 +7,13 @@ package tiermgr
 import (
 	"bytes"
 	"fmt"
+	"github.com/chronicle/chronicle/internal/testenv"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chronicle/chronicle/internal/s3test"
 	"github.com/chronicle/chronicle/tiers"
@@ -82,16 +81,6 @@ func tier(t testing.TB, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func seed(t testing.TB) uint64 {
-	s := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CHRONICLE_SEED"); v != "" {
-		var err error
-		if s, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("CHRONICLE_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (set CHRONICLE_SEED to replay)", s)
-	return s
-}
+func seed(t testing.TB) uint64 { return uint64(testenv.Seed(t)) }
 
 func newRand(s uint64) *rand.Rand { return rand.New(rand.NewPCG(s, s^0xdeadbeef)) }

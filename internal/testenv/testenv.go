@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Python returns an interpreter that imports numpy and pandas. Debian's python3-numpy
@@ -78,4 +80,20 @@ func CapturesDir() string {
 		dir = parent
 	}
 	return "/work/shared/" + rel
+}
+
+// Seed returns $CHRONICLE_SEED, or a fresh seed, and logs it so that a failing randomized
+// test can be replayed exactly.
+func Seed(t testing.TB) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("CHRONICLE_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CHRONICLE_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (set CHRONICLE_SEED to replay)", seed)
+	return seed
 }
