@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, only when it is missing:
+#   Debian: gcc + libc6-dev (cgo: go test -race, and the bundled libzstd encoder)
 #   Debian: zstd (CLI reader), python3-numpy + python3-pandas (independent readers), attr (getfattr)
 #   versitygw: the S3 server the remote-tier tests run on loopback (decisions.md)
 set -euo pipefail
 
 need=()
+command -v gcc >/dev/null || need+=(gcc libc6-dev) # cgo: the race detector and libzstd
 command -v zstd >/dev/null || need+=(zstd)
 command -v getfattr >/dev/null || need+=(attr)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)

@@ -58,6 +58,7 @@ type flags struct {
 	scanInterval, hotSettle     time.Duration
 	hotToWarm                   bool
 	derive, metrics, verify     string
+	encoder                     string
 	concurrency, level, threads int
 	bandwidth                   int64
 	logLevel, logFormat         string
@@ -83,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
 	s.Int64Var(&f.bandwidth, "bandwidth", 0, "bytes per second read from sources, all moves together; 0 = unlimited ([tier] bandwidth)")
 	s.DurationVar(&f.scanInterval, "scan-interval", 0, "how often run scans ([tier] scan_interval)")
 	s.IntVar(&f.level, "zstd-level", 0, "zstd level of the cold transcode ([tier] zstd_level)")
+	s.StringVar(&f.encoder, "zstd-encoder", "", `"libzstd" (cgo builds, their default) or "go" ([tier] zstd_encoder)`)
 	s.IntVar(&f.threads, "threads", 0, "compression threads per move, 0 = all cores ([tier] threads)")
 	s.StringVar(&f.verify, "remote-verify", "", `"head" or "readback" ([tier] remote_verify)`)
 	s.StringVar(&f.metrics, "metrics", "", "listen address for /metrics in run; empty string in the file disables ([tier] metrics_addr)")
@@ -133,6 +135,7 @@ func (f *flags) settings() (*settings, error) {
 	set("bandwidth", func() { st.cfg.Bandwidth = f.bandwidth })
 	set("scan-interval", func() { st.cfg.ScanInterval = f.scanInterval })
 	set("zstd-level", func() { st.cfg.ZstdLevel = f.level })
+	set("zstd-encoder", func() { st.cfg.ZstdEncoder = f.encoder })
 	set("threads", func() { st.cfg.Threads = f.threads })
 	set("remote-verify", func() { st.cfg.RemoteVerify = f.verify })
 	set("metrics", func() { st.cfg.MetricsAddr = f.metrics })

@@ -158,7 +158,8 @@ func best(a, b time.Duration) time.Duration {
 }
 
 // BenchmarkTranscode: ours (Transcode to files with fsync, and TranscodeTo a discarding
-// writer) vs `zstd -3 -T<GOMAXPROCS>` on the same file, same number of runs.
+// writer) vs `zstd -3 -T<GOMAXPROCS>` on the same file, same number of runs, for each
+// encoder in this build.
 func BenchmarkTranscode(b *testing.B) {
 	benchFiles(b)
 	threads := runtime.GOMAXPROCS(0)
@@ -169,39 +170,49 @@ func BenchmarkTranscode(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer src.Close()
-	for _, mode := range []string{"file", "stream"} {
-		b.Run(mode, func(b *testing.B) {
-			b.SetBytes(bench.size)
-			out := filepath.Join(benchDir, "t.zst")
-			var ours, cli timing // fastest run of each
-			var zstSize int64
-			for i := 0; i < b.N; i++ {
-				start, cpu0 := time.Now(), cpuTime(b)
-				var res *Result
-				if mode == "file" {
-					res, err = Transcode(context.Background(), src, bench.size, out, out+".idx", opts)
-				} else {
-					res, err = TranscodeTo(context.Background(), src, bench.size, io.Discard, io.Discard, opts)
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				ours.add(time.Since(start), cpuTime(b)-cpu0)
-				zstSize = res.ZstSize
-				b.StopTimer()
-				cli.add(runCLI(b, "", "-q", "-f", "-3", "-T"+strconv.Itoa(threads), bench.book, "-o", out+".cli"))
-				b.StartTimer()
+	for _, enc := range Encoders() {
+		for _, mode := range []string{"file", "stream"} {
+			opts := opts
+			opts.Encoder = enc
+			benchTranscode(b, enc+"/"+mode, src, opts)
+		}
+	}
+}
+
+func benchTranscode(b *testing.B, name string, src *os.File, opts Options) {
+	threads := opts.Concurrency
+	b.Run(name, func(b *testing.B) {
+		b.SetBytes(bench.size)
+		out := filepath.Join(benchDir, "t.zst")
+		var ours, cli timing // fastest run of each
+		var zstSize int64
+		for i := 0; i < b.N; i++ {
+			start, cpu0 := time.Now(), cpuTime(b)
+			var res *Result
+			var err error
+			if strings.HasSuffix(name, "/file") {
+				res, err = Transcode(context.Background(), src, bench.size, out, out+".idx", opts)
+			} else {
+				res, err = TranscodeTo(context.Background(), src, bench.size, io.Discard, io.Discard, opts)
 			}
-			fi, err := os.Stat(out + ".cli")
 			if err != nil {
 				b.Fatal(err)
 			}
-			reportVsCLI(b, bench.size, ours, cli)
-			b.ReportMetric(float64(bench.size)/float64(zstSize), "ratio")
-			b.ReportMetric(float64(bench.size)/float64(fi.Size()), "cli_ratio")
-			b.ReportMetric(float64(zstSize)/float64(fi.Size()), "size_x_cli")
-		})
-	}
+			ours.add(time.Since(start), cpuTime(b)-cpu0)
+			zstSize = res.ZstSize
+			b.StopTimer()
+			cli.add(runCLI(b, "", "-q", "-f", "-3", "-T"+strconv.Itoa(threads), bench.book, "-o", out+".cli"))
+			b.StartTimer()
+		}
+		fi, err := os.Stat(out + ".cli")
+		if err != nil {
+			b.Fatal(err)
+		}
+		reportVsCLI(b, bench.size, ours, cli)
+		b.ReportMetric(float64(bench.size)/float64(zstSize), "ratio")
+		b.ReportMetric(float64(bench.size)/float64(fi.Size()), "cli_ratio")
+		b.ReportMetric(float64(zstSize)/float64(fi.Size()), "size_x_cli")
+	})
 }
 
 // BenchmarkSeqRead: a Reader reading the whole file front to back in 128 KiB reads

@@ -1,7 +1,6 @@
 package qzst
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -66,13 +65,9 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(opts.Concurrency+1), // one beyond the readahead workers for demand reads
-		zstd.WithDecodeAllCapLimit(true),
-		zstd.WithDecoderMaxMemory(MaxBlockSize),
-		zstd.WithDecoderMaxWindow(MaxBlockSize))
+	dec, err := newFrameDecoder(opts.Concurrency + 1) // one beyond the readahead workers for demand reads
 	if err != nil {
-		return nil, fmt.Errorf("new zstd decoder: %w", err)
+		return nil, err
 	}
 	c := &Cache{
 		maxBytes: opts.MaxBytes,

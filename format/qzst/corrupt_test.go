@@ -100,12 +100,26 @@ func TestCorruptFramesVerify(t *testing.T) {
 			if ce.Frame != int64(fi) || ce.File != "v.zst" {
 				t.Fatalf("frame %d byte %d: error %v", fi, rel, err)
 			}
+			// HashOnly does not decode, but the hash sees every flipped byte.
+			err = Verify(context.Background(), bytes.NewReader(zst), int64(len(zst)), x, VerifyOptions{Name: "v.zst", HashOnly: true})
+			if ce = asCorrupt(t, err, ErrFileHash); ce.File != "v.zst" {
+				t.Fatalf("frame %d byte %d, hash only: error %v", fi, rel, err)
+			}
 		}
 	}
 	// Hash mismatch, wrong original, longer original.
 	bad := *x
 	bad.SHA256[0] ^= 1
 	asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &bad, VerifyOptions{}), ErrFileHash)
+	asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &bad, VerifyOptions{HashOnly: true}), ErrFileHash)
+	if err := Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), x, VerifyOptions{HashOnly: true}); err != nil {
+		t.Fatalf("hash only, intact file: %v", err)
+	}
+	nohash := *x
+	nohash.SHA256 = [32]byte{}
+	if err := Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &nohash, VerifyOptions{HashOnly: true}); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("hash only without a hash in the index: %v", err)
+	}
 	other := bytes.Clone(data)
 	other[300_000] ^= 1
 	ce := asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), x, VerifyOptions{Original: bytes.NewReader(other)}), ErrContentMismatch)

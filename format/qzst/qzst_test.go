@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -110,6 +112,12 @@ func readAll(t testing.TB, r *Reader, chunk int) []byte {
 }
 
 func TestRoundTrip(t *testing.T) {
+	for _, enc := range Encoders() {
+		t.Run(enc, func(t *testing.T) { testRoundTrip(t, enc) })
+	}
+}
+
+func testRoundTrip(t *testing.T, enc string) {
 	book := genBook(7, 3<<20+12345)
 	for _, bs := range []int{1, 7, 4096, 65536, 1 << 20} {
 		sizes := []int{0, 1, bs - 1, bs, bs + 1, 3*bs + 17}
@@ -122,7 +130,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("bs%d/size%d", bs, size), func(t *testing.T) {
 				data := book[:size]
-				e := encode(t, data, Options{BlockSize: bs, Concurrency: 3})
+				e := encode(t, data, Options{BlockSize: bs, Concurrency: 3, Encoder: enc, VerifyFrames: size%2 == 1})
 				wantFrames := (size + bs - 1) / bs
 				x := e.res.Index
 				if len(x.Frames) != wantFrames || x.Size != int64(size) || x.ZstSize != int64(len(e.zst)) || e.res.IndexSize != int64(len(e.idx)) {
@@ -177,8 +185,8 @@ func checkFrameHeaders(t *testing.T, zst []byte, x *Index) {
 		if fhd&zstdChecksumFlag == 0 {
 			t.Fatalf("frame %d: no checksum flag", i)
 		}
-		if fhd>>6 == 0 && fhd&(1<<5) == 0 {
-			t.Fatalf("frame %d: no content size field", i)
+		if fhd&(1<<5) == 0 {
+			t.Fatalf("frame %d: not single-segment (the spec's header: window = content size, size declared)", i)
 		}
 	}
 }
@@ -222,9 +230,11 @@ func TestZstdCLIDecodes(t *testing.T) {
 	for _, tc := range []struct {
 		size, bs int
 	}{{1, 1 << 20}, {4096, 1000}, {len(book), 1 << 20}, {len(book), 256 << 10}} {
-		e := encode(t, book[:tc.size], Options{BlockSize: tc.bs})
-		if got := zstdCLIDecode(t, e.zst); !bytes.Equal(got, e.data) {
-			t.Fatalf("size %d bs %d: zstd -d output differs (%d vs %d bytes)", tc.size, tc.bs, len(got), len(e.data))
+		for _, enc := range Encoders() {
+			e := encode(t, book[:tc.size], Options{BlockSize: tc.bs, Encoder: enc})
+			if got := zstdCLIDecode(t, e.zst); !bytes.Equal(got, e.data) {
+				t.Fatalf("%s size %d bs %d: zstd -d output differs (%d vs %d bytes)", enc, tc.size, tc.bs, len(got), len(e.data))
+			}
 		}
 	}
 }
@@ -541,7 +551,7 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 }
 
 func TestOptionsRejected(t *testing.T) {
-	for _, o := range []Options{{BlockSize: -1}, {BlockSize: MaxBlockSize + 1}, {Level: 23}, {Level: -2}} {
+	for _, o := range []Options{{BlockSize: -1}, {BlockSize: MaxBlockSize + 1}, {Level: 23}, {Level: -2}, {Encoder: "lz4"}} {
 		if _, err := TranscodeTo(context.Background(), bytes.NewReader(nil), 0, io.Discard, io.Discard, o); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("%+v: want ErrInvalidOption, got %v", o, err)
 		}
@@ -661,6 +671,158 @@ func TestTranscodeBoundsMemory(t *testing.T) {
 		}
 		if g := src.maxGap.Load(); g > slots || g < 2 {
 			t.Fatalf("MaxInFlight for %d blocks: up to %d blocks in flight", slots, g)
+		}
+	}
+}
+
+// lyingEncoder writes valid frames of slightly different content: only decoding the frame
+// and comparing it with the block can tell.
+type lyingEncoder struct {
+	frameEncoder
+	bad int // the block number to alter (counted per encoder)
+	n   int
+}
+
+func (e *lyingEncoder) encode(dst, src []byte) ([]byte, error) {
+	e.n++
+	if e.n-1 == e.bad {
+		src = append([]byte(nil), src...)
+		src[len(src)/2] ^= 0x40
+	}
+	return e.frameEncoder.encode(dst, src)
+}
+
+func TestVerifyFramesCatchesBadEncoder(t *testing.T) {
+	newEncoderFuncs["lying"] = func(level, bs int) (frameEncoder, error) {
+		e, err := newGoEncoder(level, bs)
+		return &lyingEncoder{frameEncoder: e, bad: 2}, err
+	}
+	defer delete(newEncoderFuncs, "lying")
+	data := genBook(5, 1<<20)
+	opts := Options{BlockSize: 64 << 10, Concurrency: 1, Encoder: "lying", Name: "x.zst"}
+	// Without the check the bad frame goes out and only a later Verify sees it.
+	var zst, idx bytes.Buffer
+	if _, err := TranscodeTo(context.Background(), bytes.NewReader(data), int64(len(data)), &zst, &idx, opts); err != nil {
+		t.Fatalf("unverified transcode: %v", err)
+	}
+	x, err := ParseIndex(idx.Bytes(), "x.idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Verify(context.Background(), bytes.NewReader(zst.Bytes()), int64(zst.Len()), x, VerifyOptions{Original: bytes.NewReader(data)})
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrContentMismatch) || ce.Frame != 2 {
+		t.Fatalf("Verify of the lying encoder's file: %v", err)
+	}
+	opts.VerifyFrames = true
+	zst.Reset()
+	idx.Reset()
+	_, err = TranscodeTo(context.Background(), bytes.NewReader(data), int64(len(data)), &zst, &idx, opts)
+	if !errors.As(err, &ce) || !errors.Is(err, ErrContentMismatch) || ce.Frame != 2 || ce.File != "x.zst" || ce.Offset != 2*64<<10 {
+		t.Fatalf("verified transcode: %v", err)
+	}
+}
+
+// flakySrc returns one flipped bit the first time the block at off is read.
+type flakySrc struct {
+	data []byte
+	off  int64
+	mu   sync.Mutex
+	done bool
+}
+
+func (f *flakySrc) ReadAt(p []byte, off int64) (int, error) {
+	n := copy(p, f.data[off:])
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if off == f.off && !f.done {
+		f.done = true
+		p[n/3] ^= 0x08
+	}
+	return n, nil
+}
+
+func TestVerifyFramesCatchesBadRead(t *testing.T) {
+	data := genBook(6, 1<<20)
+	for _, enc := range Encoders() {
+		src := &flakySrc{data: data, off: 3 * 64 << 10}
+		var zst, idx bytes.Buffer
+		_, err := TranscodeTo(context.Background(), src, int64(len(data)), &zst, &idx, Options{BlockSize: 64 << 10, Encoder: enc, VerifyFrames: true, Name: "y.zst"})
+		var ce *CorruptError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrContentMismatch) || ce.Frame != 3 || ce.File != "y.zst" {
+			t.Fatalf("%s: %v", enc, err)
+		}
+	}
+}
+
+// mappedSrc lends the bytes of a mapped file.
+type mappedSrc struct{ mem []byte }
+
+func (m mappedSrc) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m mappedSrc) Block(off int64, n int) ([]byte, error) {
+	if off+int64(n) > int64(len(m.mem)) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return m.mem[off : off+int64(n)], nil
+}
+
+func mapFile(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(mem) })
+	return mem
+}
+
+func TestTranscodeLentBlocks(t *testing.T) {
+	data := genBook(8, 3<<20+777)
+	path := filepath.Join(t.TempDir(), "book.q")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := mappedSrc{mapFile(t, path)}
+	for _, enc := range Encoders() {
+		var zst, idx bytes.Buffer
+		res, err := TranscodeTo(context.Background(), src, int64(len(data)), &zst, &idx, Options{BlockSize: 256 << 10, Encoder: enc, VerifyFrames: true})
+		if err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		r, err := Open(bytes.NewReader(zst.Bytes()), int64(zst.Len()), res.Index, nil, ReaderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, r, 1<<20); !bytes.Equal(got, data) {
+			t.Fatalf("%s: round trip from lent blocks differs", enc)
+		}
+		r.Close()
+	}
+	// The file shrinks under the mapping: reading the lost pages faults. The transcode
+	// must fail with an error naming the block, and the process live on.
+	if err := os.Truncate(path, 100_000); err != nil {
+		t.Fatal(err)
+	}
+	for _, enc := range Encoders() {
+		_, err := TranscodeTo(context.Background(), src, int64(len(data)), io.Discard, io.Discard, Options{BlockSize: 256 << 10, Encoder: enc, VerifyFrames: true})
+		if err == nil || !strings.Contains(err.Error(), "memory fault") || !strings.Contains(err.Error(), "source block") {
+			t.Fatalf("%s after truncation: %v", enc, err)
 		}
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // VerifyOptions configure Verify.
@@ -21,6 +19,11 @@ type VerifyOptions struct {
 	Original io.ReaderAt
 	// Concurrency is the number of frames decoded at once (default GOMAXPROCS).
 	Concurrency int
+	// HashOnly skips decoding: the file is checked by its size, seek table and SHA-256
+	// against the index, which must carry the hash. It is for a file just written by
+	// Transcode with Options.VerifyFrames, whose frames were decoded and compared with the
+	// source before they were written: the hash then proves the file holds those frames.
+	HashOnly bool
 }
 
 // Verify checks a .zst of srcSize bytes against its index completely: sizes, the seek table,
@@ -42,14 +45,16 @@ func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opt
 	if err := checkSeekTable(idx, st, name); err != nil {
 		return err
 	}
+	if opts.HashOnly {
+		return verifyHash(ctx, src, srcSize, idx, name)
+	}
 	conc := opts.Concurrency
 	if conc <= 0 {
 		conc = runtime.GOMAXPROCS(0)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(conc), zstd.WithDecodeAllCapLimit(true),
-		zstd.WithDecoderMaxMemory(MaxBlockSize), zstd.WithDecoderMaxWindow(MaxBlockSize))
+	dec, err := newFrameDecoder(conc)
 	if err != nil {
-		return fmt.Errorf("new zstd decoder: %w", err)
+		return err
 	}
 	defer dec.Close()
 	h := sha256.New()
@@ -133,4 +138,28 @@ func readErr(name string, frame int, off int64, err error) error {
 		return corrupt(name, int64(frame), off, "", ErrTruncated, "%v", err)
 	}
 	return fmt.Errorf("read %s at offset %d: %w", name, off, err)
+}
+
+// verifyHash compares the SHA-256 of the whole file with the index's.
+func verifyHash(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, name string) error {
+	if !idx.hasHash() {
+		return fmt.Errorf("%w: verify %s by hash: the index has no SHA-256", ErrInvalidOption, name)
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < srcSize; {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("verify %s: %w", name, err)
+		}
+		b := buf[:min(int64(len(buf)), srcSize-off)]
+		if err := readFull(src, b, off); err != nil {
+			return readErr(name, -1, off, err)
+		}
+		h.Write(b)
+		off += int64(len(b))
+	}
+	if sum := h.Sum(nil); !bytes.Equal(sum, idx.SHA256[:]) {
+		return corrupt(name, -1, 0, "sha256", ErrFileHash, "file %x, index %x", sum, idx.SHA256)
+	}
+	return nil
 }

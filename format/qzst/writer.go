@@ -2,6 +2,7 @@ package qzst
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,10 +10,10 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -35,7 +36,16 @@ type Options struct {
 	// MaxInFlight bounds the bytes of input and output buffers held at once
 	// (default 4 * Concurrency * BlockSize; at least two blocks' worth is used).
 	MaxInFlight int64
-	Logger      *slog.Logger
+	// Encoder names the frame encoder (EncoderLibzstd, EncoderGo); default the first of
+	// Encoders().
+	Encoder string
+	// VerifyFrames decodes every frame right after it is compressed and compares it with the
+	// block it came from, so a bad frame never leaves the encoder; a mismatch is a
+	// *CorruptError wrapping ErrContentMismatch (or the decoder's error).
+	VerifyFrames bool
+	// Name labels errors (the output's path); Transcode sets it.
+	Name   string
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -56,6 +66,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 4 * int64(o.Concurrency) * int64(o.BlockSize)
+	}
+	if o.Encoder == "" {
+		o.Encoder = Encoders()[0]
+	}
+	if err := checkEncoder(o.Encoder); err != nil {
+		return o, err
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -99,6 +115,9 @@ func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx 
 			}
 		}
 	}()
+	if opts.Name == "" {
+		opts.Name = dstZst
+	}
 	zw := bufio.NewWriterSize(zf, 1<<20)
 	xw := bufio.NewWriterSize(xf, 64<<10)
 	res, err = TranscodeTo(ctx, src, size, zw, xw, opts)
@@ -151,10 +170,21 @@ func syncDir(dir string) error {
 
 type encJob struct {
 	i    int
-	in   []byte
+	buf  []byte // owned buffer the block is read into (unless the source lends it)
+	in   []byte // the block: buf, or the source's own bytes
 	out  []byte
 	err  error
 	done chan struct{}
+}
+
+// BlockSource is a source that lends its bytes instead of copying them, such as a mapped
+// file. Block returns the n bytes at off, which must stay valid and unchanged until
+// TranscodeTo returns. Frames are then compressed straight from them, and VerifyFrames
+// compares the decoded frames with them. A memory fault while reading them (an I/O error
+// under a mapping) fails the transcode with an error instead of killing the process.
+type BlockSource interface {
+	io.ReaderAt
+	Block(off int64, n int) ([]byte, error)
 }
 
 // TranscodeTo is Transcode into writers: the .zst bytes go to zst in order, then the encoded
@@ -173,17 +203,26 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 		return nil, fmt.Errorf("%w: %d frames exceed the seek table's %d", ErrInvalidOption, n64, uint64(maxFrames))
 	}
 	n := int(n64)
-	win := max(zstd.MinWindowSize, 1<<bits.Len(uint(o.BlockSize-1)))
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
-		zstd.WithEncoderConcurrency(o.Concurrency),
-		zstd.WithWindowSize(win),
-		zstd.WithEncoderCRC(true),
-		zstd.WithSingleSegment(true)) // always write the content size, even for frames under 1 KiB
-	if err != nil {
-		return nil, fmt.Errorf("new zstd encoder: %w", err)
+	var dec *zstd.Decoder
+	if o.VerifyFrames {
+		if dec, err = newFrameDecoder(o.Concurrency); err != nil {
+			return nil, err
+		}
+		defer dec.Close()
 	}
-	defer enc.Close()
+	encs := make([]frameEncoder, o.Concurrency)
+	defer func() {
+		for _, e := range encs {
+			if e != nil {
+				e.close()
+			}
+		}
+	}()
+	for w := range encs {
+		if encs[w], err = newEncoderFuncs[o.Encoder](o.Level, o.BlockSize); err != nil {
+			return nil, err
+		}
+	}
 
 	slots := int(max(2, o.MaxInFlight/(2*bs)))
 	slots = min(slots, max(n, 1))
@@ -212,17 +251,27 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 		}
 	}()
 	var wg sync.WaitGroup
-	for range o.Concurrency {
+	for _, enc := range encs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see BlockSource
+			var v verifier                                           // this worker's buffers for checking its frames
+			if dec != nil {
+				v = verifier{dec: dec, src: src, name: o.Name, bs: bs, decoded: make([]byte, 0, bs)}
+				if _, lent := src.(BlockSource); !lent {
+					v.again = make([]byte, bs)
+				}
+			}
 			for j := range work {
 				j.err = encodeBlock(ctx, enc, src, size, bs, j)
+				if j.err == nil && dec != nil {
+					j.err = v.check(j)
+				}
 				close(j.done)
 			}
 		}()
 	}
-
 	h := sha256.New()
 	out := io.MultiWriter(zst, h)
 	frames := make([]Frame, 0, min(n, 1<<20))
@@ -262,20 +311,83 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 	return finish(out, h, idx, frames, uint32(bs), size, coff, o.Logger)
 }
 
-func encodeBlock(ctx context.Context, enc *zstd.Encoder, src io.ReaderAt, size, bs int64, j *encJob) error {
+func encodeBlock(ctx context.Context, enc frameEncoder, src io.ReaderAt, size, bs int64, j *encJob) (err error) {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("transcode: %w", err)
 	}
 	off := int64(j.i) * bs
 	ln := min(bs, size-off) // never zero: frames exist only for non-empty blocks
-	if int64(cap(j.in)) < ln {
-		j.in = make([]byte, bs)
+	if bsrc, ok := src.(BlockSource); ok {
+		defer recoverFault(&err, "compress source block %d at offset %d", j.i, off)
+		if j.in, err = bsrc.Block(off, int(ln)); err != nil {
+			return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
+		}
+	} else {
+		if int64(cap(j.buf)) < ln {
+			j.buf = make([]byte, bs)
+		}
+		j.in = j.buf[:ln]
+		if err := readFull(src, j.in, off); err != nil {
+			return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
+		}
 	}
-	j.in = j.in[:ln]
-	if err := readFull(src, j.in, off); err != nil {
-		return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
+	out, err := enc.encode(j.out[:0], j.in)
+	if err != nil {
+		return fmt.Errorf("compress block %d at offset %d: %w", j.i, off, err)
 	}
-	j.out = enc.EncodeAll(j.in, j.out[:0])
+	j.out = out
+	return nil
+}
+
+// recoverFault turns the panic of a memory fault in a lent block (debug.SetPanicOnFault)
+// into *err; other panics go on.
+func recoverFault(err *error, format string, args ...any) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if f, ok := r.(interface{ Addr() uintptr }); ok {
+		*err = fmt.Errorf(format+": memory fault at %#x reading the source (I/O error, or the file shrank): %v", append(args, f.Addr(), r)...)
+		return
+	}
+	panic(r)
+}
+
+// verifier checks a frame right after it is encoded: decoded, it must equal a second read
+// of the source block. Comparing with the source rather than with the block in memory also
+// catches a read that returned wrong bytes the first time.
+type verifier struct {
+	dec            *zstd.Decoder
+	src            io.ReaderAt
+	name           string
+	bs             int64
+	decoded, again []byte
+}
+
+// check verifies j's frame. Offsets in its errors are uncompressed ones: the frame's place
+// in the output is not known yet.
+func (v *verifier) check(j *encJob) (err error) {
+	off := int64(j.i) * v.bs
+	data, err := v.dec.DecodeAll(j.out, v.decoded[:0])
+	if err != nil {
+		return corrupt(v.name, int64(j.i), off, "", ErrFrameDecode, "decoding the frame just compressed: %v", err)
+	}
+	var again []byte
+	if bsrc, ok := v.src.(BlockSource); ok {
+		defer recoverFault(&err, "verify source block %d at offset %d", j.i, off)
+		if again, err = bsrc.Block(off, len(j.in)); err != nil {
+			return fmt.Errorf("read source block %d at offset %d again: %w", j.i, off, err)
+		}
+	} else {
+		again = v.again[:len(j.in)]
+		if err := readFull(v.src, again, off); err != nil {
+			return fmt.Errorf("read source block %d at offset %d again: %w", j.i, off, err)
+		}
+	}
+	if !bytes.Equal(data, again) {
+		return corrupt(v.name, int64(j.i), off, "content", ErrContentMismatch, "the frame just compressed decodes to %d bytes that differ from a second read of uncompressed bytes %d-%d",
+			len(data), off, off+int64(len(again)))
+	}
 	return nil
 }
 

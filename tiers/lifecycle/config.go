@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
@@ -22,6 +23,9 @@ type Config struct {
 
 	// ZstdLevel is the zstd CLI-style level of the cold transcode (qzst.Options.Level).
 	ZstdLevel int `toml:"zstd_level"`
+	// ZstdEncoder is "libzstd" (the C library, in builds with cgo: the default there) or
+	// "go" (pure Go); "" takes the first of qzst.Encoders().
+	ZstdEncoder string `toml:"zstd_encoder"`
 	// BlockSize is the uncompressed size of each seekable frame.
 	BlockSize int `toml:"block_size"`
 	// Threads compress one partition's frames in parallel (0 = all cores).
@@ -90,6 +94,8 @@ func (c Config) Validate() error {
 		return bad("remote_after", "%v is negative", c.RemoteAfter)
 	case c.ZstdLevel < 1 || c.ZstdLevel > 22:
 		return bad("zstd_level", "%d not in [1, 22]", c.ZstdLevel)
+	case c.ZstdEncoder != "" && !slices.Contains(qzst.Encoders(), c.ZstdEncoder):
+		return bad("zstd_encoder", "%q: this build has %q", c.ZstdEncoder, qzst.Encoders())
 	case c.BlockSize < 4096 || c.BlockSize > qzst.MaxBlockSize:
 		return bad("block_size", "%d not in [4096, %d]", c.BlockSize, qzst.MaxBlockSize)
 	case c.Threads < 0:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
@@ -73,7 +74,11 @@ func TestPoliciesEndToEnd(t *testing.T) {
 			e.Ignore[key("2025-12-30")] = true
 
 			reg := prometheus.NewRegistry()
-			m := newManager(t, e, testConfig(), "2026-01-01T12:00:00Z", func(o *lifecycle.Options) { o.Registerer = reg })
+			cfg := testConfig()
+			if store == nil { // the pure-Go encoder here, the build's default (libzstd with cgo) above
+				cfg.ZstdEncoder = qzst.EncoderGo
+			}
+			m := newManager(t, e, cfg, "2026-01-01T12:00:00Z", func(o *lifecycle.Options) { o.Registerer = reg })
 			plan, err := m.PlanOnly(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -291,6 +296,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *lifecycle.Config) { c.Concurrency = 0 },
 		func(c *lifecycle.Config) { c.Derive = "csv" },
 		func(c *lifecycle.Config) { c.ZstdLevel = 30 },
+		func(c *lifecycle.Config) { c.ZstdEncoder = "lz4" },
 		func(c *lifecycle.Config) { c.RetryMax = c.RetryMin / 2 },
 		func(c *lifecycle.Config) { c.RemoteVerify = "trust" },
 		func(c *lifecycle.Config) { c.ColdAfter = -time.Hour },

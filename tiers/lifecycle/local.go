@@ -161,12 +161,22 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	}
 	t0 := time.Now()
 	sr := &sourceReader{ctx: ctx, r: in, lim: m.mv.lim, progress: progress}
+	var from io.ReaderAt = sr
+	if ms, err := mapSource(sr, in, size); err != nil {
+		m.log.Warn("mapping the source failed; reading it instead", "partition", mv.Key.String(), "err", err)
+	} else if ms != nil {
+		defer ms.close()
+		from = ms
+	}
 	zw, xw := newAsyncWriter(zs.f), bufio.NewWriterSize(xs.f, 64<<10)
-	res, err := qzst.TranscodeTo(ctx, sr, size, zw, xw, qzst.Options{
+	res, err := qzst.TranscodeTo(ctx, from, size, zw, xw, qzst.Options{
 		BlockSize: m.cfg.BlockSize, Level: m.cfg.ZstdLevel, Concurrency: m.cfg.Threads, Logger: m.log,
-		MaxInFlight: 32 << 20})
+		MaxInFlight: 32 << 20, Encoder: m.cfg.ZstdEncoder, VerifyFrames: true, Name: zs.tmp})
 	if cerr := zw.Close(); cerr != nil {
 		err = fmt.Errorf("write %s: %w", zs.tmp, cerr) // the cause behind any "earlier write failed"
+	}
+	if ce := (*qzst.CorruptError)(nil); errors.As(err, &ce) { // a frame failed its check
+		return fmt.Errorf("transcode %s: %w: %w", srcBook, ErrVerify, err)
 	}
 	if err != nil {
 		return fmt.Errorf("transcode %s: %w", srcBook, err)
@@ -181,8 +191,9 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 		}
 	}
 	tSync := time.Since(t0) - tTranscode
-	// Verify what is in the files, not what was in memory: the index as read back, and the
-	// .zst decoded frame by frame against a second read of the source.
+	// Every frame was decoded and compared with its source block before it was written
+	// (VerifyFrames). What remains is to show the files hold what was verified: the index
+	// read back and parsed, and the .zst's size, seek table and SHA-256 read back against it.
 	ib := make([]byte, res.IndexSize+1)
 	if k, _ := xs.f.ReadAt(ib, 0); int64(k) != res.IndexSize {
 		return fmt.Errorf("read back %s: %w: %d bytes, wrote %d", xs.tmp, ErrVerify, k, res.IndexSize)
@@ -198,14 +209,7 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", zs.tmp, err)
 	}
-	orig := &sourceReader{ctx: ctx, r: in, lim: m.mv.lim}
-	// Every byte of the .zst is checked below: each frame decoded (with its checksum) and
-	// compared with the source, the seek table against the index. Re-hashing the whole
-	// file as well would add a serial pass for nothing, so Verify gets the index without
-	// its SHA-256; the recorded hash is checked against the file again at upload.
-	vidx := *idx
-	vidx.SHA256 = [32]byte{}
-	if err := qzst.Verify(ctx, zs.f, st.Size(), &vidx, qzst.VerifyOptions{Name: zs.tmp, Original: orig, Concurrency: m.cfg.Threads}); err != nil {
+	if err := qzst.Verify(ctx, zs.f, st.Size(), idx, qzst.VerifyOptions{Name: zs.tmp, HashOnly: true}); err != nil {
 		var ce *qzst.CorruptError
 		if errors.As(err, &ce) {
 			return fmt.Errorf("%w: %w", ErrVerify, err)

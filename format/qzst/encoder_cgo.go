@@ -1,0 +1,49 @@
+//go:build cgo
+
+package qzst
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	ddzstd "github.com/DataDog/zstd"
+	"github.com/cespare/xxhash/v2"
+)
+
+func init() { newEncoderFuncs[EncoderLibzstd] = newLibzstdEncoder }
+
+// libzstdEncoder compresses with the C library's one-shot API. That API writes the content
+// size (the source size is known) but has no switch for the content checksum in this
+// binding, so the checksum is added the way RFC 8878 defines it: set
+// Content_Checksum_flag in the frame header descriptor and append the low 32 bits of
+// XXH64(content, seed 0). The blocks are the same bytes libzstd writes with the checksum on.
+type libzstdEncoder struct {
+	ctx   ddzstd.Ctx
+	level int
+}
+
+func newLibzstdEncoder(level, _ int) (frameEncoder, error) {
+	return &libzstdEncoder{ctx: ddzstd.NewCtx(), level: level}, nil
+}
+
+func (e *libzstdEncoder) encode(dst, src []byte) ([]byte, error) {
+	// Hash first: in Go, a memory fault in a lent block (BlockSource) is an error; the C
+	// code then reads pages this pass brought in.
+	sum := xxhash.Sum64(src)
+	start := len(dst)
+	// Room for the worst case and the checksum, so the binding writes into dst.
+	dst = slices.Grow(dst, ddzstd.CompressBound(len(src))+4)
+	out, err := e.ctx.CompressLevel(dst[start:], src, e.level)
+	if err != nil {
+		return nil, fmt.Errorf("libzstd compress: %w", err)
+	}
+	if len(out) < 6 || binary.LittleEndian.Uint32(out) != zstdFrameMagic || out[4]&zstdChecksumFlag != 0 {
+		return nil, fmt.Errorf("libzstd compress: %d bytes are not a zstd frame without checksum", len(out))
+	}
+	out = dst[:start+len(out)]
+	out[start+4] |= zstdChecksumFlag
+	return binary.LittleEndian.AppendUint32(out, uint32(sum)), nil
+}
+
+func (e *libzstdEncoder) close() {}
