@@ -16,6 +16,12 @@ type Config struct {
 	// ReadaheadFrames is how many 1 MiB frames are decoded ahead of a sequential reader of a
 	// cold or remote file (0: the qzst default; never more than a quarter of the cache).
 	ReadaheadFrames int `toml:"readahead_frames"`
+	// DirectReads decodes the kernel's whole-frame reads of cold and remote books straight
+	// into the reply, bypassing the frame cache: the kernel's readahead (read_ahead_kb, up to
+	// max_background requests in flight) supplies the parallelism and the page cache the
+	// caching, while compressed bytes are fetched ahead in runs. Partial-frame reads (mmap
+	// faults, small preads) still use the frame cache and its readahead.
+	DirectReads bool `toml:"direct_reads"`
 	// MemoryLimit is the Go runtime's soft memory limit in bytes; 0 means CacheBytes + 64 MiB,
 	// which keeps the garbage collector from letting the heap double past the cache.
 	MemoryLimit int64 `toml:"memory_limit"`
@@ -77,7 +83,8 @@ func DefaultConfig() Config {
 		WatchInterval:   time.Second,
 		MaxWrite:        1 << 20,
 		MaxBackground:   64,
-		ReadAheadKB:     1024,
+		ReadAheadKB:     16384,
+		DirectReads:     true,
 		ShutdownGrace:   10 * time.Second,
 	}
 }

@@ -198,8 +198,9 @@ func TestServesEveryTier(t *testing.T) {
 			t.Errorf("%s: %d reads of %d bytes; want the book served by the daemon", tier, st.Reads[tier], st.ReadBytes[tier])
 		}
 	}
-	if ra, err := ReadAheadKB(tm.dir); err != nil || ra != 1024 {
-		t.Errorf("read_ahead_kb = %d, %v; want 1024", ra, err)
+	want := DefaultConfig().ReadAheadKB
+	if ra, err := ReadAheadKB(tm.dir); err != nil || ra != want {
+		t.Errorf("read_ahead_kb = %d, %v; want %d", ra, err, want)
 	}
 }
 

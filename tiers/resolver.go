@@ -57,6 +57,11 @@ type Options struct {
 	Cache *qzst.Cache
 	// Readahead is the number of frames decoded ahead of sequential readers (0 = qzst default).
 	Readahead int
+	// Direct opens cold and remote books with qzst's Direct reads: a read of a whole frame
+	// decodes into the caller's buffer, uncached, and compressed bytes are fetched ahead in
+	// runs instead of decoded frames. For callers that read ahead and cache themselves, like
+	// the kernel behind chronicle-fs.
+	Direct bool
 	// RemoteTimeout bounds one remote read, retries included (default 30 s).
 	RemoteTimeout time.Duration
 	// IdxCacheDir, when set, keeps fetched remote .idx files on disk by content hash.
@@ -315,7 +320,7 @@ func (r *Resolver) openZstd(loc Location) (Handle, error) {
 		f.Close()
 		return nil, err
 	}
-	zr, err := qzst.Open(f, st.Size(), idx, r.cache, qzst.ReaderOptions{Name: f.Name(), Readahead: r.opts.Readahead, Logger: r.opts.Logger})
+	zr, err := qzst.Open(f, st.Size(), idx, r.cache, qzst.ReaderOptions{Name: f.Name(), Readahead: r.opts.Readahead, Direct: r.opts.Direct, Logger: r.opts.Logger})
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -364,7 +369,7 @@ func (r *Resolver) openRemote(ctx context.Context, loc Location) (Handle, error)
 	}
 	src := &remoteAt{r: r, key: zk, uri: s.Zst.URI, size: s.Zst.Size}
 	zr, err := qzst.Open(src, s.Zst.Size, idx, r.cache, qzst.ReaderOptions{
-		Name: s.Zst.URI, Readahead: r.opts.Readahead, Logger: r.opts.Logger,
+		Name: s.Zst.URI, Readahead: r.opts.Readahead, Direct: r.opts.Direct, Logger: r.opts.Logger,
 		// The index was checked against the stub's hashes, which were checked at upload:
 		// reading the seek table too would cost a round trip on every open.
 		SkipSeekTableCheck: true,

@@ -111,6 +111,7 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	fl.BoolVar(&s.fs.AllowOther, "allow-other", false, "let other users read the mount")
 	fl.StringVar(&s.fs.MetricsAddr, "metrics-addr", "", `serve /metrics here ("" in the file disables)`)
 	fl.BoolVar(&s.fs.Passthrough, "passthrough", true, "kernel passthrough for sealed local files")
+	fl.BoolVar(&s.fs.DirectReads, "direct-reads", true, "decode whole-frame reads of cold/remote books straight into the reply, uncached")
 	fl.DurationVar(&s.fs.SealedTimeout, "sealed-timeout", 0, "attribute/entry cache time of sealed books")
 	fl.DurationVar(&s.fs.GrowingTimeout, "growing-timeout", 0, "attribute cache time of growing books")
 	fl.DurationVar(&s.fs.DirTimeout, "dir-timeout", 0, "cache time of directories and small files")
@@ -159,6 +160,7 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 	set("allow-other", func() { s.fs.AllowOther = f.fs.AllowOther })
 	set("metrics-addr", func() { s.fs.MetricsAddr = f.fs.MetricsAddr })
 	set("passthrough", func() { s.fs.Passthrough = f.fs.Passthrough })
+	set("direct-reads", func() { s.fs.DirectReads = f.fs.DirectReads })
 	set("sealed-timeout", func() { s.fs.SealedTimeout = f.fs.SealedTimeout })
 	set("growing-timeout", func() { s.fs.GrowingTimeout = f.fs.GrowingTimeout })
 	set("dir-timeout", func() { s.fs.DirTimeout = f.fs.DirTimeout })
@@ -270,7 +272,7 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		return err
 	}
 	defer cache.Close()
-	res, err := tiers.New(s.roots, tiers.Options{Store: store, Cache: cache, Readahead: s.fs.ReadaheadFrames,
+	res, err := tiers.New(s.roots, tiers.Options{Store: store, Cache: cache, Readahead: s.fs.ReadaheadFrames, Direct: s.fs.DirectReads,
 		RemoteTimeout: s.fs.RemoteTimeout, IdxCacheDir: s.fs.IdxCacheDir, Logger: log})
 	if err != nil {
 		return err

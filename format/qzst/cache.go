@@ -1,11 +1,10 @@
 package qzst
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // DefaultCacheBytes is the frame cache budget when CacheOptions.MaxBytes is zero.
@@ -20,6 +19,9 @@ type CacheOptions struct {
 	// Concurrency is the number of frames decoded at once, by readers and readahead together
 	// (default GOMAXPROCS).
 	Concurrency int
+	// Decoder names the frame decoder (DecoderLibzstd, DecoderGo); default the first of
+	// Decoders(). Both check every frame's content checksum.
+	Decoder string
 }
 
 // Cache holds decoded frames for every Reader that shares it, and the decoders and workers
@@ -28,11 +30,13 @@ type CacheOptions struct {
 // with drop-behind: a frame a sequential reader has moved past goes to the cold end.
 type Cache struct {
 	maxBytes int64
-	dec      *zstd.Decoder
+	dec      frameDecoder
 	sem      chan struct{} // readahead decode workers
 	stats    counters
 	nextAnon atomic.Uint64
-	pools    sync.Map // buffer cap -> *sync.Pool of *[]byte
+	freeMu   sync.Mutex
+	free     map[int][][]byte // buffer cap -> evicted frame buffers for reuse
+	runs     [][]byte         // compressed-run buffers for reuse
 
 	mu   sync.Mutex
 	used int64
@@ -65,7 +69,14 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)
 	}
-	dec, err := newFrameDecoder(opts.Concurrency + 1) // one beyond the readahead workers for demand reads
+	if opts.Decoder == "" {
+		opts.Decoder = Decoders()[0]
+	}
+	newDec, ok := newDecoderFuncs[opts.Decoder]
+	if !ok {
+		return nil, fmt.Errorf("%w: decoder %q not in this build (have %v)", ErrInvalidOption, opts.Decoder, Decoders())
+	}
+	dec, err := newDec(opts.Concurrency + 1) // one beyond the readahead workers for demand reads
 	if err != nil {
 		return nil, err
 	}
@@ -74,13 +85,14 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		dec:      dec,
 		sem:      make(chan struct{}, opts.Concurrency),
 		m:        make(map[frameKey]*entry),
+		free:     make(map[int][][]byte),
 	}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c, nil
 }
 
 // Close releases the decoders. Readers must not be used afterwards.
-func (c *Cache) Close() { c.dec.Close() }
+func (c *Cache) Close() { c.dec.close() }
 
 // Stats returns the cache's counters summed over all its Readers.
 func (c *Cache) Stats() Stats {
@@ -208,18 +220,30 @@ func (c *Cache) unlink(e *entry) {
 	}
 }
 
+// maxFreeBufs bounds the evicted buffers kept per size. A sync.Pool would be emptied by
+// every GC, and a daemon under a memory limit collects often: each new 1 MiB buffer then
+// costs zeroing and 256 page faults, which doubled the decode cost per frame.
+const maxFreeBufs = 8
+
 func (c *Cache) getBuf(n int) []byte {
-	if p, ok := c.pools.Load(n); ok {
-		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
-			return (*b)[:0]
-		}
+	c.freeMu.Lock()
+	if l := c.free[n]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		c.free[n] = l[:len(l)-1]
+		c.freeMu.Unlock()
+		return b[:0]
 	}
+	c.freeMu.Unlock()
 	return make([]byte, 0, n)
 }
 
 func (c *Cache) putBuf(b []byte) {
-	p, _ := c.pools.LoadOrStore(cap(b), &sync.Pool{})
-	p.(*sync.Pool).Put(&b)
+	c.freeMu.Lock()
+	if l := c.free[cap(b)]; len(l) < maxFreeBufs {
+		c.free[cap(b)] = append(l, b)
+	}
+	c.freeMu.Unlock()
 }
 
 // Stats are counters for metrics. Cache.Stats sums all Readers; Reader.Stats is one Reader's.
@@ -248,4 +272,51 @@ func (c *counters) snapshot() Stats {
 		SourceReads: c.reads.Load(), BytesFetched: c.fetched.Load(),
 		DecodeErrors: c.decodeErrs.Load(), Evictions: c.evictions.Load(),
 	}
+}
+
+// runBuf is a pooled buffer of compressed frames read in one source read; the frames'
+// decoders share it, and the last to finish returns it.
+type runBuf struct {
+	b    []byte
+	refs atomic.Int32
+	c    *Cache
+}
+
+// runClass rounds run buffers up to 256 KiB so runs of similar length share buffers.
+const runClass = 256 << 10
+
+// maxFreeRuns bounds the idle run buffers kept (a few MiB: runs are compressed bytes).
+const maxFreeRuns = 8
+
+func (c *Cache) getRun(n, refs int) *runBuf {
+	rb := &runBuf{c: c}
+	rb.refs.Store(int32(refs))
+	c.freeMu.Lock()
+	for i := len(c.runs) - 1; i >= 0; i-- {
+		if cap(c.runs[i]) >= n {
+			rb.b = c.runs[i][:n]
+			c.runs[i] = c.runs[len(c.runs)-1]
+			c.runs[len(c.runs)-1] = nil
+			c.runs = c.runs[:len(c.runs)-1]
+			break
+		}
+	}
+	c.freeMu.Unlock()
+	if rb.b == nil {
+		rb.b = make([]byte, n, (n+runClass-1)/runClass*runClass)
+	}
+	return rb
+}
+
+func (rb *runBuf) release() {
+	if rb.refs.Add(-1) != 0 {
+		return
+	}
+	c := rb.c
+	c.freeMu.Lock()
+	if len(c.runs) < maxFreeRuns {
+		c.runs = append(c.runs, rb.b)
+	}
+	c.freeMu.Unlock()
+	rb.b = nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"testing"
@@ -51,29 +52,47 @@ func readFrameOrErr(t *testing.T, r *Reader, x *Index, data []byte, fi int) bool
 }
 
 func TestCorruptFrameEveryByte(t *testing.T) {
+	for _, dec := range Decoders() {
+		for _, direct := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/direct=%v", dec, direct), func(t *testing.T) { testCorruptFrameEveryByte(t, dec, direct) })
+		}
+	}
+}
+
+func testCorruptFrameEveryByte(t *testing.T, dec string, direct bool) {
 	data := genBook(21, 3*4096+100)
 	e := encode(t, data, Options{BlockSize: 4096})
 	x := e.res.Index
 	fi := 1 // a middle frame: flip every bit of every byte in it
 	f := x.Frames[fi]
 	detected, total := 0, 0
+	// A private cache for each variant: the cache is keyed by the index's file hash, which
+	// all these variants share.
+	open := func(zst []byte, opts ReaderOptions) *Reader {
+		c, err := NewCache(CacheOptions{MaxBytes: 1 << 20, Decoder: dec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Readahead, opts.Direct = -1, direct
+		r, err := Open(bytes.NewReader(zst), int64(len(zst)), x, c, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return r
+	}
 	for pos := int(f.CompressedOffset); pos < int(f.CompressedOffset+uint64(f.CompressedSize)); pos++ {
 		for bit := range 8 {
 			zst := bytes.Clone(e.zst)
 			zst[pos] ^= 1 << bit
-			// A private cache each time: the shared one is keyed by the index's file hash,
-			// which all these variants share.
-			r, err := Open(bytes.NewReader(zst), int64(len(zst)), x, nil, ReaderOptions{Readahead: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := open(zst, ReaderOptions{})
 			total++
 			if readFrameOrErr(t, r, x, data, fi) {
 				detected++
 			}
 			r.Close()
 			// The neighbours are intact and still read.
-			r2, _ := Open(bytes.NewReader(zst), int64(len(zst)), x, nil, ReaderOptions{Readahead: -1, SkipSeekTableCheck: true})
+			r2 := open(zst, ReaderOptions{SkipSeekTableCheck: true})
 			if readFrameOrErr(t, r2, x, data, fi+1) {
 				t.Fatal("intact frame reported corrupt")
 			}

@@ -1,6 +1,7 @@
 package qzst
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 
@@ -66,6 +67,43 @@ func newGoEncoder(level, blockSize int) (frameEncoder, error) {
 
 func (e goEncoder) encode(dst, src []byte) ([]byte, error) { return e.enc.EncodeAll(src, dst), nil }
 func (e goEncoder) close()                                 { e.enc.Close() }
+
+// frameDecoder decodes one frame into dst[:0], never beyond cap(dst); safe for concurrent
+// use. errChecksum reports whether an error is a content checksum mismatch.
+type frameDecoder interface {
+	decodeAll(src, dst []byte) ([]byte, error)
+	errChecksum(err error) bool
+	close()
+}
+
+// Decoder names for CacheOptions.Decoder.
+const (
+	DecoderLibzstd = "libzstd" // the C library, with cgo: the default there
+	DecoderGo      = "go"      // klauspost/compress/zstd
+)
+
+// newDecoderFuncs holds the available decoders (libzstd registers itself with cgo).
+var newDecoderFuncs = map[string]func(conc int) (frameDecoder, error){
+	DecoderGo: func(conc int) (frameDecoder, error) {
+		d, err := newFrameDecoder(conc)
+		return goDecoder{d}, err
+	},
+}
+
+// Decoders lists the decoder names this build can use, the default first.
+func Decoders() []string {
+	var names []string
+	if _, ok := newDecoderFuncs[DecoderLibzstd]; ok {
+		names = append(names, DecoderLibzstd)
+	}
+	return append(names, DecoderGo)
+}
+
+type goDecoder struct{ d *zstd.Decoder }
+
+func (g goDecoder) decodeAll(src, dst []byte) ([]byte, error) { return g.d.DecodeAll(src, dst[:0]) }
+func (g goDecoder) errChecksum(err error) bool                { return errors.Is(err, zstd.ErrCRCMismatch) }
+func (g goDecoder) close()                                    { g.d.Close() }
 
 // newFrameDecoder returns a decoder for conc concurrent DecodeAll calls that never writes
 // beyond the destination's capacity nor accepts a window above MaxBlockSize.

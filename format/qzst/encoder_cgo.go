@@ -4,14 +4,49 @@ package qzst
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 
 	ddzstd "github.com/DataDog/zstd"
 	"github.com/cespare/xxhash/v2"
 )
 
-func init() { newEncoderFuncs[EncoderLibzstd] = newLibzstdEncoder }
+func init() {
+	newEncoderFuncs[EncoderLibzstd] = newLibzstdEncoder
+	newDecoderFuncs[DecoderLibzstd] = func(int) (frameDecoder, error) { return &libzstdDecoder{}, nil }
+}
+
+// libzstdDecoder decodes with the C library's one-shot API, which uses the destination
+// as its window: memory stays bounded by the destination. Contexts are pooled, one per
+// concurrent call.
+type libzstdDecoder struct{ ctxs sync.Pool }
+
+func (d *libzstdDecoder) decodeAll(src, dst []byte) ([]byte, error) {
+	if len(src) == 0 || cap(dst) == 0 {
+		return nil, errors.New("libzstd decompress: empty frame or buffer")
+	}
+	c, _ := d.ctxs.Get().(ddzstd.Ctx)
+	if c == nil {
+		c = ddzstd.NewCtx()
+	}
+	n, err := c.DecompressInto(dst[:cap(dst)], src)
+	d.ctxs.Put(c)
+	if err != nil {
+		return nil, fmt.Errorf("libzstd decompress: %w", err)
+	}
+	return dst[:n], nil
+}
+
+// errChecksum: the library's ZSTD_error_checksum_wrong, known by its message.
+func (d *libzstdDecoder) errChecksum(err error) bool {
+	var code ddzstd.ErrorCode
+	return errors.As(err, &code) && strings.Contains(code.Error(), "checksum")
+}
+
+func (d *libzstdDecoder) close() {}
 
 // libzstdEncoder compresses with the C library's one-shot API. That API writes the content
 // size (the source size is known) but has no switch for the content checksum in this

@@ -826,3 +826,83 @@ func TestTranscodeLentBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectReads: whole-frame reads decode into the caller's buffer (nothing cached),
+// several at once as the kernel's readahead sends them, the compressed bytes fetched in
+// coalesced runs; partial reads go through the cache; a truncated source is an error.
+func TestDirectReads(t *testing.T) {
+	data := genBook(12, 40<<20+12345)
+	e := encode(t, data, Options{BlockSize: 1 << 20})
+	x, _ := ParseIndex(e.idx, "")
+	for _, dec := range Decoders() {
+		src := &countingSrc{r: bytes.NewReader(e.zst)}
+		c, err := NewCache(CacheOptions{MaxBytes: 8 << 20, Decoder: dec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r, err := Open(src, int64(len(e.zst)), x, c, ReaderOptions{Direct: true, SkipSeekTableCheck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 4 readers take frames in turn, like concurrent FUSE requests of one readahead window.
+		got := make([]byte, len(data))
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					off := next.Add(1<<20) - 1<<20
+					if off >= int64(len(data)) {
+						return
+					}
+					end := min(off+1<<20, int64(len(data)))
+					if n, err := r.ReadAt(got[off:end], off); n != int(end-off) || (err != nil && err != io.EOF) {
+						t.Errorf("ReadAt %d: %d %v", off, n, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s: direct reads differ", dec)
+		}
+		st := c.Stats()
+		if st.CachedFrames != 0 || st.FramesDecoded != uint64(len(x.Frames)) {
+			t.Fatalf("%s: %d frames cached, %d decoded of %d: whole-frame reads must bypass the cache", dec, st.CachedFrames, st.FramesDecoded, len(x.Frames))
+		}
+		if len(src.sizes) > len(x.Frames)/4 {
+			t.Fatalf("%s: %d source reads for %d frames: compressed bytes not fetched in runs", dec, len(src.sizes), len(x.Frames))
+		}
+		// A partial read goes through the cache.
+		p := make([]byte, 4096)
+		if _, err := r.ReadAt(p, 5<<20+100); err != nil || !bytes.Equal(p, data[5<<20+100:][:4096]) {
+			t.Fatalf("%s: partial read: %v", dec, err)
+		}
+		if c.Stats().CachedFrames != 1 {
+			t.Fatalf("%s: partial read not cached", dec)
+		}
+		r.Close()
+	}
+	// The source ends early: frames past the end fail, earlier ones still read.
+	short := e.zst[:x.Frames[20].CompressedOffset+10]
+	r, err := Open(bytes.NewReader(short), int64(len(e.zst)), x, nil, ReaderOptions{Direct: true, SkipSeekTableCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := make([]byte, 1<<20)
+	for fi := 0; fi < 20; fi++ {
+		if _, err := r.ReadAt(p, int64(fi)<<20); err != nil {
+			t.Fatalf("frame %d: %v", fi, err)
+		}
+	}
+	_, err = r.ReadAt(p, 20<<20)
+	ce := asCorrupt(t, err, ErrTruncated)
+	if ce.Frame != 20 {
+		t.Fatalf("truncation reported at frame %d", ce.Frame)
+	}
+}

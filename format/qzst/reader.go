@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // ReaderOptions configure Open.
@@ -26,7 +24,14 @@ type ReaderOptions struct {
 	// SkipSeekTableCheck skips reading the .zst's seek table at Open to compare it with the
 	// index (one small read; worth skipping only when the pair was verified already).
 	SkipSeekTableCheck bool
-	Logger             *slog.Logger
+	// Direct decodes a read that covers a whole frame not in the cache straight into the
+	// caller's buffer, without caching it: no copy, and no cache buffer whose memory is
+	// cold (decoding into cold memory costs a third of the decode speed). Compressed bytes
+	// are fetched ahead in runs instead, and Readahead is off. For callers that bring their
+	// own parallelism and caching, such as the kernel's readahead over FUSE. Partial-frame
+	// reads still go through the cache.
+	Direct bool
+	Logger *slog.Logger
 }
 
 // Reader is an io.ReaderAt over the uncompressed bytes of a seekable .zst. It is safe for
@@ -40,6 +45,7 @@ type Reader struct {
 	name     string
 	fileKey  [32]byte
 	ra       int
+	direct   bool
 	maxFetch int64
 	log      *slog.Logger
 	stats    counters
@@ -47,10 +53,30 @@ type Reader struct {
 	wg       sync.WaitGroup // readahead in flight
 
 	mu        sync.Mutex
-	lastFrame int  // frame of the previous read
-	forward   bool // the previous reads moved forward frame by frame
-	raNext    int  // first frame readahead has not been scheduled for
+	lastFrame int        // frame of the previous read
+	forward   bool       // the previous reads moved forward frame by frame
+	raNext    int        // first frame readahead has not been scheduled for
+	runs      []*compRun // Direct: recently fetched compressed runs, newest last
 }
+
+// compRun is a run of compressed frames fetched in one source read for Direct reads, which
+// decode them one by one as the kernel asks. Readers of a run still being fetched wait for
+// it (single flight).
+type compRun struct {
+	first, n int
+	start    int64
+	rb       *runBuf // one reference per user, one for Reader.runs
+	done     chan struct{}
+	err      error
+}
+
+// Direct reads fetch compressed bytes ahead in runs of up to directRun frames once reads
+// look sequential (a run ends within directNear frames before the frame asked for).
+const (
+	directRun  = 16
+	directNear = 2 * directRun
+	maxRuns    = 4
+)
 
 // Open returns a Reader over src, a .zst of srcSize bytes described by idx. A nil idx is
 // rebuilt from the seek table (IndexFromSeekTable). A nil cache gives the Reader a private one
@@ -93,6 +119,12 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 		r.maxFetch = 16 << 20
 	}
 	r.ra = opts.Readahead
+	r.direct = opts.Direct
+	if r.direct {
+		// Readahead into the cache would decode ahead the frames the kernel is about to ask
+		// for whole, and those reads would then take the copying path.
+		r.ra = -1
+	}
 	if r.ra == 0 {
 		r.ra = max(16, 4*runtime.GOMAXPROCS(0))
 	}
@@ -142,6 +174,14 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.wg.Wait()
+	r.mu.Lock()
+	runs := r.runs
+	r.runs = nil
+	r.mu.Unlock()
+	for _, cr := range runs {
+		<-cr.done
+		cr.rb.release()
+	}
 	if r.ownCache {
 		r.c.Close()
 	}
@@ -172,6 +212,16 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	for n < len(p) && off+int64(n) < r.idx.Size {
 		pos := off + int64(n)
 		fi := int(pos / bs)
+		if r.direct && pos == int64(fi)*bs && len(p)-n >= int(r.idx.Frames[fi].UncompressedSize) {
+			k, err := r.readDirect(fi, p[n:n+int(r.idx.Frames[fi].UncompressedSize)])
+			if err != nil {
+				return n, err
+			}
+			if k > 0 {
+				n += k
+				continue
+			}
+		}
 		seq := r.note(fi)
 		e, err := r.frame(fi, seq)
 		if err != nil {
@@ -184,6 +234,164 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// readDirect decodes frame fi into dst (exactly its size) unless the frame is cached or
+// loading, in which case it returns 0 and the cache serves it.
+func (r *Reader) readDirect(fi int, dst []byte) (int, error) {
+	if r.c.present(r.key(fi)) {
+		return 0, nil
+	}
+	run, err := r.compressed(fi)
+	if err != nil {
+		return 0, err
+	}
+	defer run.rb.release()
+	f := r.idx.Frames[fi]
+	comp := run.rb.b[int64(f.CompressedOffset)-run.start:][:f.CompressedSize]
+	r.count(func(c *counters) { c.misses.Add(1) })
+	data, err := decodeFrame(r.c.dec, r.idx, fi, comp, dst[:0:len(dst)], r.name)
+	if err != nil {
+		r.count(func(c *counters) { c.decodeErrs.Add(1) })
+		r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
+		return 0, err
+	}
+	r.count(func(c *counters) { c.decoded.Add(1) })
+	if &data[0] != &dst[0] { // cannot happen: the decoder never writes past cap(dst)
+		return 0, fmt.Errorf("read %s frame %d: decoder did not write into the buffer", r.name, fi)
+	}
+	return len(data), nil
+}
+
+// compressed returns a fetched run holding frame fi, with a reference the caller releases.
+func (r *Reader) compressed(fi int) (*compRun, error) {
+	for {
+		r.mu.Lock()
+		if cr := r.holder(fi); cr != nil {
+			cr.rb.refs.Add(1)
+			r.mu.Unlock()
+			<-cr.done
+			switch {
+			case cr.err != nil:
+				cr.rb.release()
+				return nil, cr.err
+			case fi >= cr.first+cr.n: // the source ended inside the run before frame fi
+				cr.rb.release()
+				continue
+			}
+			r.prefetchAfter(cr)
+			return cr, nil
+		}
+		cr, err := r.fetchRun(fi) // unlocks r.mu
+		if err == nil {
+			r.prefetchAfter(cr)
+		}
+		return cr, err
+	}
+}
+
+// prefetchAfter starts fetching the run after cr when cr is a sequential run (more than
+// one frame) and nothing holds the frame after it yet: one run stays in flight ahead of
+// the reads, so a remote reader does not wait a round trip at every run.
+func (r *Reader) prefetchAfter(cr *compRun) {
+	next := cr.first + cr.n
+	if cr.n < 2 || next >= len(r.idx.Frames) {
+		return
+	}
+	r.mu.Lock()
+	if r.holder(next) != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.async(func() {
+		r.mu.Lock()
+		if r.holder(next) != nil || r.closed.Load() {
+			r.mu.Unlock()
+			return
+		}
+		if cr, err := r.fetchRun(next); err == nil { // unlocks r.mu
+			cr.rb.release()
+		}
+	})
+}
+
+// fetchRun fetches a new run starting at frame fi (r.mu held on entry, released): up to
+// directRun frames no run holds, MaxFetch bytes at most, when reads look sequential.
+func (r *Reader) fetchRun(fi int) (*compRun, error) {
+	seq := false
+	for _, cr := range r.runs {
+		if end := cr.first + cr.n; fi >= end && fi < end+directNear {
+			seq = true
+		}
+	}
+	n := 1
+	for seq && n < directRun && fi+n < len(r.idx.Frames) && r.holder(fi+n) == nil {
+		last := r.idx.Frames[fi+n]
+		if int64(last.CompressedOffset)+int64(last.CompressedSize)-int64(r.idx.Frames[fi].CompressedOffset) > r.maxFetch {
+			break
+		}
+		n++
+	}
+	first, last := r.idx.Frames[fi], r.idx.Frames[fi+n-1]
+	start := int64(first.CompressedOffset)
+	size := int64(last.CompressedOffset) + int64(last.CompressedSize) - start
+	cr := &compRun{first: fi, n: n, start: start, rb: r.c.getRun(int(size), 2), done: make(chan struct{})}
+	r.runs = append(r.runs, cr)
+	var old *compRun
+	if len(r.runs) > maxRuns {
+		old = r.runs[0]
+		r.runs = append(r.runs[:0], r.runs[1:]...)
+	}
+	r.mu.Unlock()
+	if old != nil {
+		old.rb.release() // the list's reference
+	}
+	k, err := r.src.ReadAt(cr.rb.b, start)
+	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(k)); c.readahead.Add(uint64(n - 1)) })
+	if k < len(cr.rb.b) {
+		// Frames wholly inside what was read are good; the run ends before the first that
+		// is not, and fails only when that is frame fi.
+		good := 0
+		for good < n && int64(r.idx.Frames[fi+good].CompressedOffset)+int64(r.idx.Frames[fi+good].CompressedSize) <= start+int64(k) {
+			good++
+		}
+		r.mu.Lock()
+		cr.n = good
+		if good == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				cr.err = corrupt(r.name, int64(fi), start+int64(k), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes for frames %d-%d", fi, k, len(cr.rb.b), fi, fi+n-1)
+			} else {
+				cr.err = fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, fi, fi+n-1, start, err)
+			}
+			for i, x := range r.runs { // forgotten, so a later read tries again
+				if x == cr {
+					r.runs = append(r.runs[:i], r.runs[i+1:]...)
+					cr.rb.release()
+					break
+				}
+			}
+		}
+		r.mu.Unlock()
+		if good == 0 {
+			close(cr.done)
+			cr.rb.release()
+			return nil, cr.err
+		}
+	}
+	close(cr.done)
+	return cr, nil
+}
+
+// holder returns the run holding frame fi, if any; r.mu is held. A run still being fetched
+// counts with the frames it asked for.
+func (r *Reader) holder(fi int) *compRun {
+	for _, cr := range r.runs {
+		if fi >= cr.first && fi < cr.first+cr.n {
+			return cr
+		}
+	}
+	return nil
 }
 
 // note records an access to frame fi and reports whether the Reader is being read
@@ -303,7 +511,8 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 	fs := r.idx.Frames[first : first+len(run)]
 	start := int64(fs[0].CompressedOffset)
 	end := int64(fs[len(fs)-1].CompressedOffset) + int64(fs[len(fs)-1].CompressedSize)
-	buf := make([]byte, end-start)
+	rb := r.c.getRun(int(end-start), len(run)) // each frame below releases it once
+	buf := rb.b
 	n, err := r.src.ReadAt(buf, start)
 	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(n)) })
 	if n < len(buf) {
@@ -322,6 +531,7 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 			if i > 0 || !demand {
 				r.c.release(run[i])
 			}
+			rb.release()
 		}
 		run, fs = run[:good], fs[:good]
 		if good == 0 {
@@ -333,6 +543,7 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 	}
 	if demand { // the caller is waiting for this one: decode it before queuing the rest
 		data, err := r.decode(first, buf[:fs[0].CompressedSize])
+		rb.release()
 		r.c.complete(run[0], data, err)
 	}
 	for i, e := range run {
@@ -344,11 +555,13 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 		if !r.async(func() {
 			r.c.sem <- struct{}{}
 			data, err := r.decode(fi, comp)
+			rb.release()
 			<-r.c.sem
 			r.c.complete(e, data, err)
 			r.c.release(e)
 		}) {
 			r.abandon(run[i : i+1])
+			rb.release()
 		}
 	}
 }
@@ -398,7 +611,7 @@ func (r *Reader) decode(fi int, comp []byte) ([]byte, error) {
 // decodeFrame checks frame fi's envelope against the index, decodes comp into buf (whose
 // capacity bounds the output) and checks the size. The decoder checks the content against
 // the frame's checksum, which was just compared with the index's.
-func decodeFrame(dec *zstd.Decoder, x *Index, fi int, comp, buf []byte, name string) ([]byte, error) {
+func decodeFrame(dec frameDecoder, x *Index, fi int, comp, buf []byte, name string) ([]byte, error) {
 	f := x.Frames[fi]
 	off := int64(f.CompressedOffset)
 	if m := binary.LittleEndian.Uint32(comp); m != zstdFrameMagic {
@@ -410,10 +623,10 @@ func decodeFrame(dec *zstd.Decoder, x *Index, fi int, comp, buf []byte, name str
 	if sum := binary.LittleEndian.Uint32(comp[len(comp)-4:]); sum != f.Checksum {
 		return nil, corrupt(name, int64(fi), off+int64(len(comp))-4, "content_checksum", ErrFrameChecksum, "frame says %#08x, index %#08x", sum, f.Checksum)
 	}
-	data, err := dec.DecodeAll(comp, buf[:0])
+	data, err := dec.decodeAll(comp, buf[:0])
 	if err != nil {
 		cause := ErrFrameDecode
-		if errors.Is(err, zstd.ErrCRCMismatch) {
+		if dec.errChecksum(err) {
 			cause = ErrFrameChecksum
 		}
 		return nil, corrupt(name, int64(fi), off, "", cause, "%v", err)

@@ -52,11 +52,14 @@ func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opt
 	if conc <= 0 {
 		conc = runtime.GOMAXPROCS(0)
 	}
-	dec, err := newFrameDecoder(conc)
+	// klauspost's decoder, whatever the cache uses: an implementation independent of the
+	// libzstd encoder checks its output.
+	zd, err := newFrameDecoder(conc)
 	if err != nil {
 		return err
 	}
-	defer dec.Close()
+	defer zd.Close()
+	dec := goDecoder{zd}
 	h := sha256.New()
 	const chunk = 16 << 20
 	var comp []byte

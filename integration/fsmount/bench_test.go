@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// CHRONICLE_BENCH_FS_ARGS adds flags to the BenchmarkFS daemon's command line (e.g.
+// "--cpuprofile /tmp/fs.prof").
 // CHRONICLE_BENCH_FS_CONFIG adds [fs] lines to the benchmark daemons' configuration, for
 // experiments (e.g. read_ahead_kb = 4096).
 
@@ -75,7 +77,7 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 	for _, t := range []tiers.Tier{tiers.Cold, tiers.Remote} {
 		os.MkdirAll(fstest.PartDir(e.roots.Warm, fx.keys[t]), 0o755)
 		mustCopy(b, fx.warm, filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[t]), tiers.BookName))
-		if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], 1<<20); err != nil {
+		if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], benchBlock(b)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,7 +90,7 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 	// The frame cache is kept well below the file, so cold and remote reads really decode.
 	fx.cacheCfg = max(16<<20, min(256<<20, fx.size/8))
 	fx.mp = mountpoint(b)
-	fx.d = start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", fx.cacheCfg, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), fx.mp)
+	fx.d = start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", fx.cacheCfg, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), fx.mp, strings.Fields(os.Getenv("CHRONICLE_BENCH_FS_ARGS"))...)
 	for t, k := range fx.keys {
 		fx.path[t] = filepath.Join(fx.mp, filepath.FromSlash(k.Dir()), tiers.BookName)
 	}
@@ -363,4 +365,17 @@ func vmHWM(b *testing.B, pid int) int64 {
 	}
 	b.Fatal("no VmHWM")
 	return 0
+}
+
+// benchBlock is the cold frame size of the benchmark books: $CHRONICLE_BENCH_BLOCK or 1 MiB
+// (the default of [tier] block_size).
+func benchBlock(b *testing.B) int {
+	if s := os.Getenv("CHRONICLE_BENCH_BLOCK"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 4096 {
+			b.Fatalf("CHRONICLE_BENCH_BLOCK=%q: want a byte count of at least 4096", s)
+		}
+		return n
+	}
+	return 1 << 20
 }
