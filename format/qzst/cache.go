@@ -32,11 +32,15 @@ type Cache struct {
 	maxBytes int64
 	dec      frameDecoder
 	sem      chan struct{} // readahead decode workers
-	stats    counters
-	nextAnon atomic.Uint64
-	freeMu   sync.Mutex
-	free     map[int][][]byte // buffer cap -> evicted frame buffers for reuse
-	runs     [][]byte         // compressed-run buffers for reuse
+	// directSem bounds Direct decodes to one per core: the kernel may send many whole-frame
+	// reads at once, and more decodes than cores only time-slice the cores (each cgo call
+	// holds a thread), thrashing their caches.
+	directSem chan struct{}
+	stats     counters
+	nextAnon  atomic.Uint64
+	freeMu    sync.Mutex
+	free      map[int][][]byte // buffer cap -> evicted frame buffers for reuse
+	runs      [][]byte         // compressed-run buffers for reuse
 
 	mu   sync.Mutex
 	used int64
@@ -81,11 +85,12 @@ func NewCache(opts CacheOptions) (*Cache, error) {
 		return nil, err
 	}
 	c := &Cache{
-		maxBytes: opts.MaxBytes,
-		dec:      dec,
-		sem:      make(chan struct{}, opts.Concurrency),
-		m:        make(map[frameKey]*entry),
-		free:     make(map[int][][]byte),
+		maxBytes:  opts.MaxBytes,
+		dec:       dec,
+		sem:       make(chan struct{}, opts.Concurrency),
+		directSem: make(chan struct{}, opts.Concurrency),
+		m:         make(map[frameKey]*entry),
+		free:      make(map[int][][]byte),
 	}
 	c.lru.next, c.lru.prev = &c.lru, &c.lru
 	return c, nil

@@ -250,7 +250,9 @@ func (r *Reader) readDirect(fi int, dst []byte) (int, error) {
 	f := r.idx.Frames[fi]
 	comp := run.rb.b[int64(f.CompressedOffset)-run.start:][:f.CompressedSize]
 	r.count(func(c *counters) { c.misses.Add(1) })
+	r.c.directSem <- struct{}{}
 	data, err := decodeFrame(r.c.dec, r.idx, fi, comp, dst[:0:len(dst)], r.name)
+	<-r.c.directSem
 	if err != nil {
 		r.count(func(c *counters) { c.decodeErrs.Add(1) })
 		r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
