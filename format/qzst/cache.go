@@ -41,6 +41,7 @@ type Cache struct {
 	freeMu    sync.Mutex
 	free      map[int][][]byte // buffer cap -> evicted frame buffers for reuse
 	runs      [][]byte         // compressed-run buffers for reuse
+	runBytes  atomic.Int64     // bytes of compressed runs held by Direct readers
 
 	mu   sync.Mutex
 	used int64
@@ -290,12 +291,19 @@ type runBuf struct {
 // runClass rounds run buffers up to 256 KiB so runs of similar length share buffers.
 const runClass = 256 << 10
 
-// maxFreeRuns bounds the idle run buffers kept (a few MiB: runs are compressed bytes).
-const maxFreeRuns = 8
+// maxFreeRuns bounds the idle run buffers kept.
+const maxFreeRuns = 4
+
+// runBudget is what Direct readers may hold in compressed runs, all together: half the
+// cache (Direct readers leave the frame cache mostly empty). Past it, runs shrink to the
+// frame being read, so memory stays bounded by the configuration whatever the number of
+// readers.
+func (c *Cache) runBudget() int64 { return c.maxBytes / 2 }
 
 func (c *Cache) getRun(n, refs int) *runBuf {
 	rb := &runBuf{c: c}
 	rb.refs.Store(int32(refs))
+	c.runBytes.Add(int64(n))
 	c.freeMu.Lock()
 	for i := len(c.runs) - 1; i >= 0; i-- {
 		if cap(c.runs[i]) >= n {
@@ -318,6 +326,7 @@ func (rb *runBuf) release() {
 		return
 	}
 	c := rb.c
+	c.runBytes.Add(-int64(len(rb.b)))
 	c.freeMu.Lock()
 	if len(c.runs) < maxFreeRuns {
 		c.runs = append(c.runs, rb.b)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	ddzstd "github.com/DataDog/zstd"
 	"github.com/cespare/xxhash/v2"
@@ -16,24 +15,33 @@ import (
 
 func init() {
 	newEncoderFuncs[EncoderLibzstd] = newLibzstdEncoder
-	newDecoderFuncs[DecoderLibzstd] = func(int) (frameDecoder, error) { return &libzstdDecoder{}, nil }
+	newDecoderFuncs[DecoderLibzstd] = func(conc int) (frameDecoder, error) {
+		return &libzstdDecoder{ctxs: make(chan ddzstd.Ctx, max(conc, 1))}, nil
+	}
 }
 
 // libzstdDecoder decodes with the C library's one-shot API, which uses the destination
 // as its window: memory stays bounded by the destination. Contexts are pooled, one per
-// concurrent call.
-type libzstdDecoder struct{ ctxs sync.Pool }
+// concurrent call. Not a sync.Pool: every GC would empty it, and a new context costs
+// allocating and faulting in its workspace, which tripled the decode time under the
+// daemon's frequent collections.
+type libzstdDecoder struct{ ctxs chan ddzstd.Ctx }
 
 func (d *libzstdDecoder) decodeAll(src, dst []byte) ([]byte, error) {
 	if len(src) == 0 || cap(dst) == 0 {
 		return nil, errors.New("libzstd decompress: empty frame or buffer")
 	}
-	c, _ := d.ctxs.Get().(ddzstd.Ctx)
-	if c == nil {
+	var c ddzstd.Ctx
+	select {
+	case c = <-d.ctxs:
+	default:
 		c = ddzstd.NewCtx()
 	}
 	n, err := c.DecompressInto(dst[:cap(dst)], src)
-	d.ctxs.Put(c)
+	select {
+	case d.ctxs <- c:
+	default: // more concurrent calls than kept contexts: this one goes to the GC
+	}
 	if err != nil {
 		return nil, fmt.Errorf("libzstd decompress: %w", err)
 	}

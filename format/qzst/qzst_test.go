@@ -836,7 +836,7 @@ func TestDirectReads(t *testing.T) {
 	x, _ := ParseIndex(e.idx, "")
 	for _, dec := range Decoders() {
 		src := &countingSrc{r: bytes.NewReader(e.zst)}
-		c, err := NewCache(CacheOptions{MaxBytes: 8 << 20, Decoder: dec})
+		c, err := NewCache(CacheOptions{MaxBytes: 64 << 20, Decoder: dec})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -876,6 +876,9 @@ func TestDirectReads(t *testing.T) {
 		}
 		if len(src.sizes) > len(x.Frames)/4 {
 			t.Fatalf("%s: %d source reads for %d frames: compressed bytes not fetched in runs", dec, len(src.sizes), len(x.Frames))
+		}
+		if c.runBytes.Load() > c.runBudget() {
+			t.Fatalf("%s: %d bytes in runs, budget %d", dec, c.runBytes.Load(), c.runBudget())
 		}
 		// A partial read goes through the cache.
 		p := make([]byte, 4096)

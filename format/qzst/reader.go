@@ -70,12 +70,15 @@ type compRun struct {
 	err      error
 }
 
-// Direct reads fetch compressed bytes ahead in runs of up to directRun frames once reads
-// look sequential (a run ends within directNear frames before the frame asked for).
+// Direct reads fetch compressed bytes ahead in runs of up to directRun frames and
+// directRunBytes once reads look sequential (a run ends within directNear frames before the
+// frame asked for); a Reader keeps maxRuns runs.
 const (
-	directRun  = 16
-	directNear = 2 * directRun
-	maxRuns    = 4
+	directRun      = 16
+	directRunBytes = 8 << 20 // compressed
+	directNear     = 4 * directRun
+	directAhead    = 1 // runs fetched ahead of the one being read
+	maxRuns        = directAhead + 3
 )
 
 // Open returns a Reader over src, a .zst of srcSize bytes described by idx. A nil idx is
@@ -292,20 +295,31 @@ func (r *Reader) compressed(fi int) (*compRun, error) {
 	}
 }
 
-// prefetchAfter starts fetching the run after cr when cr is a sequential run (more than
-// one frame) and nothing holds the frame after it yet: one run stays in flight ahead of
-// the reads, so a remote reader does not wait a round trip at every run.
+// prefetchAfter keeps up to directAhead runs in flight after cr when cr is a sequential
+// run (more than one frame): it starts the first one missing. Remote reads then never wait
+// a round trip at a run boundary.
 func (r *Reader) prefetchAfter(cr *compRun) {
-	next := cr.first + cr.n
-	if cr.n < 2 || next >= len(r.idx.Frames) {
+	if cr.n < 2 {
 		return
 	}
 	r.mu.Lock()
-	if r.holder(next) != nil {
-		r.mu.Unlock()
+	next := cr.first + cr.n
+	for range directAhead {
+		if next >= len(r.idx.Frames) {
+			r.mu.Unlock()
+			return
+		}
+		h := r.holder(next)
+		if h == nil {
+			break
+		}
+		next = h.first + h.n
+	}
+	held := next >= len(r.idx.Frames) || r.holder(next) != nil
+	r.mu.Unlock()
+	if held {
 		return
 	}
-	r.mu.Unlock()
 	r.async(func() {
 		r.mu.Lock()
 		if r.holder(next) != nil || r.closed.Load() {
@@ -328,9 +342,10 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 		}
 	}
 	n := 1
+	limit := min(r.maxFetch, directRunBytes, r.c.runBudget()-r.c.runBytes.Load())
 	for seq && n < directRun && fi+n < len(r.idx.Frames) && r.holder(fi+n) == nil {
 		last := r.idx.Frames[fi+n]
-		if int64(last.CompressedOffset)+int64(last.CompressedSize)-int64(r.idx.Frames[fi].CompressedOffset) > r.maxFetch {
+		if int64(last.CompressedOffset)+int64(last.CompressedSize)-int64(r.idx.Frames[fi].CompressedOffset) > limit {
 			break
 		}
 		n++
