@@ -46,7 +46,7 @@ allow_other = true
 	if s.roots.Warm != "/from/file/warm" || s.roots.Cold != "/from/flag/cold" || s.roots.Hot != "/dev/shm/chronicle" {
 		t.Errorf("roots %+v", s.roots)
 	}
-	if s.fs.CacheBytes != 64<<20 || s.fs.SealedTimeout != 5*time.Minute || s.fs.AllowOther || !s.fs.Passthrough || s.fs.ReadAheadKB != 1024 {
+	if s.fs.CacheBytes != 64<<20 || s.fs.SealedTimeout != 5*time.Minute || s.fs.AllowOther || !s.fs.Passthrough || s.fs.ReadAheadKB != 16384 || !s.fs.DirectReads {
 		t.Errorf("fs %+v", s.fs)
 	}
 	if _, _, err := load([]string{"--config", cfg, "--remote-timeout", "0s", "/mnt/x"}, &stderr); err == nil {

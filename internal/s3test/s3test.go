@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -333,6 +334,37 @@ func (s *Server) signal(sig syscall.Signal, paused bool) {
 		s.t.Fatalf("s3test: signal %v: %v", sig, err)
 	}
 	s.paused = paused
+	if paused {
+		// SIGSTOP reaches a busy process's threads a little later; a test that sends a
+		// request right after Pause must find every thread stopped.
+		deadline := time.Now().Add(5 * time.Second)
+		for !allStopped(s.cmd.Process.Pid) {
+			if time.Now().After(deadline) {
+				s.t.Fatalf("s3test: server pid %d not stopped 5 s after SIGSTOP", s.cmd.Process.Pid)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// allStopped reports whether every thread of pid is in the stopped state.
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses and may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // ObjectPath is where the posix backend keeps key's bytes in bucket.
