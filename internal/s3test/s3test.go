@@ -5,11 +5,11 @@
 package s3test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
