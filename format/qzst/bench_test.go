@@ -219,6 +219,7 @@ func benchTranscode(b *testing.B, name string, src *os.File, opts Options) {
 // (FUSE-sized) vs `zstd -dc file > /dev/null`. The Cache (64 MiB) lives across iterations as
 // in a daemon, but each iteration opens the file under a fresh identity, so nothing of it is
 // cached. go1_MB/s is klauspost DecodeAll of every frame on one goroutine, for reference.
+// QZST_DECODER=go or libzstd picks the cache's decoder (default: the build's first).
 func BenchmarkSeqRead(b *testing.B) {
 	benchFiles(b)
 	f, err := os.Open(bench.zst)
@@ -226,7 +227,7 @@ func BenchmarkSeqRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	c, err := NewCache(CacheOptions{MaxBytes: 64 << 20})
+	c, err := NewCache(CacheOptions{MaxBytes: 64 << 20, Decoder: os.Getenv("QZST_DECODER")})
 	if err != nil {
 		b.Fatal(err)
 	}
