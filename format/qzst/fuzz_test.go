@@ -80,8 +80,9 @@ func FuzzSeekTable(f *testing.F) {
 	})
 }
 
-// FuzzReadFrame mutates a valid .zst and reads it with the valid index: every read either
-// fails with a *CorruptError or returns the original bytes.
+// FuzzReadFrame mutates a valid .zst and reads it with the valid index, with each decoder of
+// the build, through the cache and Direct: every read either fails with a *CorruptError or
+// returns the original bytes.
 func FuzzReadFrame(f *testing.F) {
 	e := fuzzFile(f)
 	x := e.res.Index
@@ -96,8 +97,14 @@ func FuzzReadFrame(f *testing.F) {
 		if n > 1<<20 {
 			n = 1 << 20
 		}
-		for _, skip := range []bool{false, true} {
-			r, err := Open(bytes.NewReader(zst), int64(len(zst)), x, nil, ReaderOptions{SkipSeekTableCheck: skip})
+		for i := range 2 * len(Decoders()) {
+			dec, direct := Decoders()[i/2], i%2 == 1
+			c, err := NewCache(CacheOptions{MaxBytes: 1 << 20, Decoder: dec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r, err := Open(bytes.NewReader(zst), int64(len(zst)), x, c, ReaderOptions{SkipSeekTableCheck: direct, Direct: direct})
 			if err != nil {
 				var ce *CorruptError
 				if !errors.As(err, &ce) {
