@@ -19,9 +19,9 @@ import (
 	"time"
 
 	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
+	"github.com/chronicle/chronicle/format"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -756,40 +756,23 @@ func TestVerifyFramesCatchesBadRead(t *testing.T) {
 }
 
 // mappedSrc lends the bytes of a mapped file.
-type mappedSrc struct{ mem []byte }
-
-func (m mappedSrc) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(m.mem)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.mem[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
+type mappedSrc struct{ *format.Mapped }
 
 func (m mappedSrc) Block(off int64, n int) ([]byte, error) {
-	if off+int64(n) > int64(len(m.mem)) {
+	if off+int64(n) > m.Size() {
 		return nil, io.ErrUnexpectedEOF
 	}
-	return m.mem[off : off+int64(n)], nil
+	return m.Bytes()[off : off+int64(n)], nil
 }
 
-func mapFile(t *testing.T, path string) []byte {
+func mapFile(t *testing.T, path string) mappedSrc {
 	t.Helper()
-	f, err := os.Open(path)
+	m, err := format.MapFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st, _ := f.Stat()
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Munmap(mem) })
-	return mem
+	t.Cleanup(func() { m.Close() })
+	return mappedSrc{m}
 }
 
 func TestTranscodeLentBlocks(t *testing.T) {
@@ -798,7 +781,7 @@ func TestTranscodeLentBlocks(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src := mappedSrc{mapFile(t, path)}
+	src := mapFile(t, path)
 	for _, enc := range Encoders() {
 		var zst, idx bytes.Buffer
 		res, err := TranscodeTo(context.Background(), src, int64(len(data)), &zst, &idx, Options{BlockSize: 256 << 10, Encoder: enc, VerifyFrames: true})
