@@ -101,11 +101,10 @@ type snapshotter struct {
 	client *http.Client
 	lim    *weightLimiter
 
-	mu      sync.Mutex
-	queue   []snapJob
-	queued  map[string]bool
-	wake    chan struct{}
-	started bool
+	mu     sync.Mutex
+	queue  []snapJob
+	queued map[string]bool
+	wake   chan struct{}
 }
 
 func newSnapshotter(v venue.Venue, cfg *Config, m *Metrics, log *slog.Logger) *snapshotter {

@@ -78,9 +78,7 @@ func Binary() (string, error) {
 	}
 	var dirs []string
 	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, d := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			dirs = append(dirs, d)
-		}
+		dirs = append(dirs, filepath.SplitList(strings.TrimSpace(string(out)))...)
 	}
 	if home, err := os.UserHomeDir(); err == nil {
 		dirs = append(dirs, filepath.Join(home, "go"))

@@ -64,7 +64,6 @@ type dataParse struct {
 	canStop    bool
 	U, u, pu   int64
 	t, a       int64
-	kindOff    int
 	missingOff int
 }
 
