@@ -22,6 +22,8 @@ build:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 25m $(PKGS)
+	# the pure-Go zstd fallback of builds without cgo
+	CGO_ENABLED=0 $(GO) test -timeout 5m ./format/qzst/ ./tiers/lifecycle/
 
 test-short:
 	$(GO) test -short $(PKGS)
