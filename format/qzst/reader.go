@@ -335,6 +335,10 @@ func (r *Reader) prefetchAfter(cr *compRun) {
 // fetchRun fetches a new run starting at frame fi (r.mu held on entry, released): up to
 // directRun frames no run holds, MaxFetch bytes at most, when reads look sequential.
 func (r *Reader) fetchRun(fi int) (*compRun, error) {
+	if r.closed.Load() { // Close has released the runs; a new one would never be
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
 	seq := false
 	for _, cr := range r.runs {
 		if end := cr.first + cr.n; fi >= end && fi < end+directNear {
