@@ -91,6 +91,7 @@ var (
 	dFallback     = desc("passthrough_fallback_reads_total", "Reads of files opened for passthrough that reached the daemon because the kernel refused passthrough.")
 	dHits         = desc("frame_cache_hits_total", "Cold/remote frame lookups found decoded in the cache.")
 	dMisses       = desc("frame_cache_misses_total", "Cold/remote frame lookups decoded on demand.")
+	dDirect       = desc("direct_frames_total", "Whole cold/remote frames decoded straight into a FUSE reply, bypassing the frame cache (direct_reads).")
 	dWaits        = desc("frame_cache_waits_total", "Cold/remote frame lookups that waited for a decode already in flight (single-flight).")
 	dHitRatio     = desc("frame_cache_hit_ratio", "(hits + waits) / (hits + waits + misses) of the frame cache since start.")
 	dDecoded      = desc("frames_decoded_total", "zstd frames decoded, readahead included.")
@@ -111,7 +112,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits,
+	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts} {
 		ch <- d
@@ -143,6 +144,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dHits, cs.CacheHits)
 	counter(dMisses, cs.CacheMisses)
 	counter(dWaits, cs.CacheWaits)
+	counter(dDirect, cs.DirectFrames)
 	ratio := 0.0
 	if tot := cs.CacheHits + cs.CacheWaits + cs.CacheMisses; tot > 0 {
 		ratio = float64(cs.CacheHits+cs.CacheWaits) / float64(tot)

@@ -255,7 +255,8 @@ func (c *Cache) putBuf(b []byte) {
 // Stats are counters for metrics. Cache.Stats sums all Readers; Reader.Stats is one Reader's.
 type Stats struct {
 	CacheHits       uint64 // frame found decoded
-	CacheMisses     uint64 // frame decoded on demand by the reader
+	CacheMisses     uint64 // frame decoded on demand by the reader, into the cache
+	DirectFrames    uint64 // frames decoded straight into a reader's buffer (Direct), uncached
 	CacheWaits      uint64 // frame being decoded by another reader or readahead: waited for it
 	FramesDecoded   uint64 // including readahead
 	ReadaheadFrames uint64 // frames scheduled ahead of a sequential reader
@@ -268,12 +269,12 @@ type Stats struct {
 }
 
 type counters struct {
-	hits, misses, waits, decoded, readahead, reads, fetched, decodeErrs, evictions atomic.Uint64
+	hits, misses, waits, direct, decoded, readahead, reads, fetched, decodeErrs, evictions atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), CacheWaits: c.waits.Load(),
+		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), CacheWaits: c.waits.Load(), DirectFrames: c.direct.Load(),
 		FramesDecoded: c.decoded.Load(), ReadaheadFrames: c.readahead.Load(),
 		SourceReads: c.reads.Load(), BytesFetched: c.fetched.Load(),
 		DecodeErrors: c.decodeErrs.Load(), Evictions: c.evictions.Load(),

@@ -854,7 +854,7 @@ func TestDirectReads(t *testing.T) {
 			t.Fatalf("%s: direct reads differ", dec)
 		}
 		st := c.Stats()
-		if st.CachedFrames != 0 || st.FramesDecoded != uint64(len(x.Frames)) {
+		if st.CachedFrames != 0 || st.FramesDecoded != uint64(len(x.Frames)) || st.DirectFrames != uint64(len(x.Frames)) || st.CacheMisses != 0 {
 			t.Fatalf("%s: %d frames cached, %d decoded of %d: whole-frame reads must bypass the cache", dec, st.CachedFrames, st.FramesDecoded, len(x.Frames))
 		}
 		if len(src.sizes) > len(x.Frames)/4 {

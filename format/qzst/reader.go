@@ -252,7 +252,7 @@ func (r *Reader) readDirect(fi int, dst []byte) (int, error) {
 	defer run.rb.release()
 	f := r.idx.Frames[fi]
 	comp := run.rb.b[int64(f.CompressedOffset)-run.start:][:f.CompressedSize]
-	r.count(func(c *counters) { c.misses.Add(1) })
+	r.count(func(c *counters) { c.direct.Add(1) })
 	r.c.directSem <- struct{}{}
 	data, err := decodeFrame(r.c.dec, r.idx, fi, comp, dst[:0:len(dst)], r.name)
 	<-r.c.directSem
