@@ -39,9 +39,10 @@ type Options struct {
 	// Encoder names the frame encoder (EncoderLibzstd, EncoderGo); default the first of
 	// Encoders().
 	Encoder string
-	// VerifyFrames decodes every frame right after it is compressed and compares it with the
-	// block it came from, so a bad frame never leaves the encoder; a mismatch is a
-	// *CorruptError wrapping ErrContentMismatch (or the decoder's error).
+	// VerifyFrames decodes every frame right after it is compressed and compares it with a
+	// second read of its source block, so a bad frame (or a bad first read) never leaves the
+	// encoder; a mismatch is a *CorruptError wrapping ErrContentMismatch, a frame that does
+	// not decode one wrapping ErrFrameDecode.
 	VerifyFrames bool
 	// Name labels errors (the output's path); Transcode sets it.
 	Name   string
@@ -256,7 +257,8 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 		go func() {
 			defer wg.Done()
 			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see BlockSource
-			var v verifier                                           // this worker's buffers for checking its frames
+			// This worker's buffers for checking its frames.
+			var v verifier
 			if dec != nil {
 				v = verifier{dec: dec, src: src, name: o.Name, bs: bs, decoded: make([]byte, 0, bs)}
 				if _, lent := src.(BlockSource); !lent {
@@ -317,19 +319,13 @@ func encodeBlock(ctx context.Context, enc frameEncoder, src io.ReaderAt, size, b
 	}
 	off := int64(j.i) * bs
 	ln := min(bs, size-off) // never zero: frames exist only for non-empty blocks
-	if bsrc, ok := src.(BlockSource); ok {
+	if _, lent := src.(BlockSource); lent {
 		defer recoverFault(&err, "compress source block %d at offset %d", j.i, off)
-		if j.in, err = bsrc.Block(off, int(ln)); err != nil {
-			return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
-		}
-	} else {
-		if int64(cap(j.buf)) < ln {
-			j.buf = make([]byte, bs)
-		}
-		j.in = j.buf[:ln]
-		if err := readFull(src, j.in, off); err != nil {
-			return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
-		}
+	} else if int64(cap(j.buf)) < ln {
+		j.buf = make([]byte, bs)
+	}
+	if j.in, err = sourceBlock(src, j.buf, off, int(ln)); err != nil {
+		return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
 	}
 	out, err := enc.encode(j.out[:0], j.in)
 	if err != nil {
@@ -337,6 +333,15 @@ func encodeBlock(ctx context.Context, enc frameEncoder, src io.ReaderAt, size, b
 	}
 	j.out = out
 	return nil
+}
+
+// sourceBlock returns the n bytes of src at off: lent by a BlockSource, otherwise read into
+// buf (of at least n bytes).
+func sourceBlock(src io.ReaderAt, buf []byte, off int64, n int) ([]byte, error) {
+	if bsrc, ok := src.(BlockSource); ok {
+		return bsrc.Block(off, n)
+	}
+	return buf[:n], readFull(src, buf[:n], off)
 }
 
 // recoverFault turns the panic of a memory fault in a lent block (debug.SetPanicOnFault)
@@ -372,17 +377,12 @@ func (v *verifier) check(j *encJob) (err error) {
 	if err != nil {
 		return corrupt(v.name, int64(j.i), off, "", ErrFrameDecode, "decoding the frame just compressed: %v", err)
 	}
-	var again []byte
-	if bsrc, ok := v.src.(BlockSource); ok {
+	if _, lent := v.src.(BlockSource); lent {
 		defer recoverFault(&err, "verify source block %d at offset %d", j.i, off)
-		if again, err = bsrc.Block(off, len(j.in)); err != nil {
-			return fmt.Errorf("read source block %d at offset %d again: %w", j.i, off, err)
-		}
-	} else {
-		again = v.again[:len(j.in)]
-		if err := readFull(v.src, again, off); err != nil {
-			return fmt.Errorf("read source block %d at offset %d again: %w", j.i, off, err)
-		}
+	}
+	again, err := sourceBlock(v.src, v.again, off, len(j.in))
+	if err != nil {
+		return fmt.Errorf("read source block %d at offset %d again: %w", j.i, off, err)
 	}
 	if !bytes.Equal(data, again) {
 		return corrupt(v.name, int64(j.i), off, "content", ErrContentMismatch, "the frame just compressed decodes to %d bytes that differ from a second read of uncompressed bytes %d-%d",
