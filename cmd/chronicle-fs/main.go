@@ -254,7 +254,7 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 	// twice the cache before it runs. Below the limit, collections are spaced out
 	// (GOGC 400 unless the environment sets GOGC): each one empties go-fuse's sync.Pool of
 	// 1 MiB request buffers, and every buffer made anew costs zeroing and page faults on
-	// the read path (about 8 % of cold read throughput, BenchmarkFS).
+	// the read path (cold reads: 881 against 815 MB/s in one pair of BenchmarkFS runs).
 	debug.SetMemoryLimit(s.fs.EffectiveMemoryLimit())
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
