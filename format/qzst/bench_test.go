@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // Benchmarks run on generated canonical book records (gen_test.go), CHRONICLE_BENCH_BYTES
@@ -293,6 +294,57 @@ func decodeOneThread(b *testing.B, f *os.File) time.Duration {
 		}
 	}
 	return time.Since(start)
+}
+
+// BenchmarkDecodeInto: one goroutine decoding every frame of the file, per decoder, into
+// the same 1 MiB buffer each time ("hot"), into 32 buffers in turn ("rotating", like the
+// frame cache or FUSE reply buffers), both touched before timing, or into a freshly mapped
+// buffer per frame ("fresh": what a buffer pool emptied by the GC costs; the page faults,
+// mmap and munmap are timed). The bounded free lists of the frame cache follow from the last line.
+func BenchmarkDecodeInto(b *testing.B) {
+	benchFiles(b)
+	zst, err := os.ReadFile(bench.zst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range Decoders() {
+		for _, nbuf := range []int{1, 32, 0} {
+			mode := map[int]string{1: "hot", 32: "rotating", 0: "fresh"}[nbuf]
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				dec, err := newDecoderFuncs[name](1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer dec.close()
+				bufs := make([][]byte, max(nbuf, 1))
+				for i := range bufs {
+					bufs[i] = make([]byte, bench.idx.BlockSize)
+					for j := range bufs[i] {
+						bufs[i][j] = 1 // fault the pages in before timing
+					}
+				}
+				b.SetBytes(bench.size)
+				b.ResetTimer()
+				for range b.N {
+					for i, fr := range bench.idx.Frames {
+						dst := bufs[i%max(nbuf, 1)]
+						if nbuf == 0 {
+							dst, err = unix.Mmap(-1, 0, int(bench.idx.BlockSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+							if err != nil {
+								b.Fatal(err)
+							}
+						}
+						if _, err := dec.decodeAll(zst[fr.CompressedOffset:][:fr.CompressedSize], dst[:0]); err != nil {
+							b.Fatal(err)
+						}
+						if nbuf == 0 {
+							unix.Munmap(dst)
+						}
+					}
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkRandom4K: 4 KiB reads at random offsets. cold: every read lands in a frame that

@@ -22,9 +22,8 @@ func init() {
 
 // libzstdDecoder decodes with the C library's one-shot API, which uses the destination
 // as its window: memory stays bounded by the destination. Contexts are pooled, one per
-// concurrent call. Not a sync.Pool: every GC would empty it, and a new context costs
-// allocating and faulting in its workspace, which tripled the decode time under the
-// daemon's frequent collections.
+// concurrent call, in a channel rather than a sync.Pool, which every GC would empty: a new
+// context allocates its workspace anew.
 type libzstdDecoder struct{ ctxs chan ddzstd.Ctx }
 
 func (d *libzstdDecoder) decodeAll(src, dst []byte) ([]byte, error) {

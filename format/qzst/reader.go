@@ -25,9 +25,9 @@ type ReaderOptions struct {
 	// index (one small read; worth skipping only when the pair was verified already).
 	SkipSeekTableCheck bool
 	// Direct decodes a read that covers a whole frame not in the cache straight into the
-	// caller's buffer, without caching it: no copy, and no cache buffer whose memory is
-	// cold (decoding into cold memory costs a third of the decode speed). Compressed bytes
-	// are fetched ahead in runs instead, and Readahead is off. For callers that bring their
+	// caller's buffer, without caching it: no copy out of a cache buffer, and no churn of
+	// the cache by frames the caller keeps itself. Compressed bytes are fetched ahead in
+	// runs instead, and Readahead is off. For callers that bring their
 	// own parallelism and caching, such as the kernel's readahead over FUSE. Partial-frame
 	// reads still go through the cache.
 	Direct bool

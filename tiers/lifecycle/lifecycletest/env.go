@@ -17,6 +17,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/s3test"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -189,46 +190,11 @@ func (e *Env) Place(t testing.TB, p Partition, tier tiers.Tier) {
 		t.Fatal(err)
 	}
 	if tier == tiers.Remote {
-		e.upload(t, p.Key)
-	}
-}
-
-func (e *Env) upload(t testing.TB, k tiers.Key) {
-	t.Helper()
-	if e.Store == nil {
-		t.Fatal("Place remote: no store")
-	}
-	ctx := context.Background()
-	d := PartDir(e.Roots.Cold, k)
-	zk, ik := tiers.StubKeys(k)
-	s := &tiers.Stub{UploadedAt: time.Now().UTC()}
-	for _, o := range []struct {
-		name, key string
-		obj       *tiers.StubObject
-	}{{tiers.ZstName, zk, &s.Zst}, {tiers.IdxName, ik, &s.Idx}} {
-		b, err := os.ReadFile(filepath.Join(d, o.name))
-		if err != nil {
-			t.Fatal(err)
+		if e.Store == nil {
+			t.Fatal("Place remote: no store")
 		}
-		info, err := e.Store.Put(ctx, o.key, bytes.NewReader(b), int64(len(b)), objstore.PutOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		*o.obj = tiers.StubObject{URI: e.Store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
+		fstest.PlaceRemote(t, e.Roots.Cold, e.Store, p.Key)
 	}
-	ib, _ := os.ReadFile(filepath.Join(d, tiers.IdxName))
-	idx, err := qzst.ParseIndex(ib, "idx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.UncompressedSize = idx.Size
-	b, err := s.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(d, tiers.StubName), b)
-	os.Remove(filepath.Join(d, tiers.ZstName))
-	os.Remove(filepath.Join(d, tiers.IdxName))
 }
 
 // PlaceGrowing puts an unsealed (still being written) book.q into tier.
