@@ -55,6 +55,9 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 			DirectMountStrict:    true,
 			DirectMountFlags:     unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 			IgnoreSecurityLabels: true,
+			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
+			// to splice each one (a pipe, a failed resize, a log line per 1 MiB read).
+			DisableSplice: true,
 			Debug:                f.cfg.Debug,
 			Logger:               slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 		},

@@ -3,6 +3,7 @@ package qzst
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -40,8 +41,10 @@ type Cache struct {
 	nextAnon  atomic.Uint64
 	freeMu    sync.Mutex
 	free      map[int][][]byte // buffer cap -> evicted frame buffers for reuse
-	runs      [][]byte         // compressed-run buffers for reuse
-	runBytes  atomic.Int64     // bytes of compressed runs held by Direct readers
+	runs      [][]byte         // idle compressed-run buffers for reuse
+	idleRuns  int64            // capacity of runs, under freeMu
+	runBytes  atomic.Int64     // capacity of the run buffers Direct readers hold
+	runAllocs atomic.Int64     // run buffers allocated (tests)
 
 	mu   sync.Mutex
 	used int64
@@ -289,36 +292,58 @@ type runBuf struct {
 	c    *Cache
 }
 
-// runClass rounds run buffers up to 256 KiB so runs of similar length share buffers.
-const runClass = 256 << 10
+// minRunClass is the smallest run buffer. Capacities are powers of two from it up, so a
+// sequential reader's runs (a few MiB each, never the same length) all reuse one size.
+const minRunClass = 256 << 10
 
-// maxFreeRuns bounds the idle run buffers kept.
-const maxFreeRuns = 4
+func runClass(n int) int {
+	c := minRunClass
+	for c < n {
+		c <<= 1
+	}
+	return c
+}
 
 // runBudget is what Direct readers may hold in compressed runs, all together: half the
 // cache (Direct readers leave the frame cache mostly empty). Past it, runs shrink to the
 // frame being read, so memory stays bounded by the configuration whatever the number of
-// readers.
+// readers. Idle run buffers are kept for reuse only within the same budget: a buffer the
+// GC frees is returned to the kernel, and faulting a new one in costs more than reading
+// it full (8 MiB is 2048 page faults; BenchmarkDecodeInto/*/fresh shows their price).
 func (c *Cache) runBudget() int64 { return c.maxBytes / 2 }
 
 func (c *Cache) getRun(n, refs int) *runBuf {
 	rb := &runBuf{c: c}
 	rb.refs.Store(int32(refs))
-	c.runBytes.Add(int64(n))
+	class := runClass(n)
 	c.freeMu.Lock()
-	for i := len(c.runs) - 1; i >= 0; i-- {
-		if cap(c.runs[i]) >= n {
-			rb.b = c.runs[i][:n]
-			c.runs[i] = c.runs[len(c.runs)-1]
-			c.runs[len(c.runs)-1] = nil
-			c.runs = c.runs[:len(c.runs)-1]
-			break
+	best := -1
+	for i, b := range c.runs { // the smallest idle buffer that fits
+		if cap(b) >= n && (best < 0 || cap(b) < cap(c.runs[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		rb.b = c.runs[best][:n]
+		c.idleRuns -= int64(cap(rb.b))
+		c.runs = slices.Delete(c.runs, best, best+1)
+	} else {
+		// A new buffer: drop idle ones (largest first) that would take the total past
+		// the budget.
+		slices.SortFunc(c.runs, func(a, b []byte) int { return cap(a) - cap(b) })
+		for len(c.runs) > 0 && c.idleRuns+c.runBytes.Load()+int64(class) > c.runBudget() {
+			last := len(c.runs) - 1
+			c.idleRuns -= int64(cap(c.runs[last]))
+			c.runs[last] = nil
+			c.runs = c.runs[:last]
 		}
 	}
 	c.freeMu.Unlock()
 	if rb.b == nil {
-		rb.b = make([]byte, n, (n+runClass-1)/runClass*runClass)
+		rb.b = make([]byte, n, class)
+		c.runAllocs.Add(1)
 	}
+	c.runBytes.Add(int64(cap(rb.b)))
 	return rb
 }
 
@@ -327,10 +352,11 @@ func (rb *runBuf) release() {
 		return
 	}
 	c := rb.c
-	c.runBytes.Add(-int64(len(rb.b)))
 	c.freeMu.Lock()
-	if len(c.runs) < maxFreeRuns {
+	held := c.runBytes.Add(-int64(cap(rb.b)))
+	if c.idleRuns+held+int64(cap(rb.b)) <= c.runBudget() {
 		c.runs = append(c.runs, rb.b)
+		c.idleRuns += int64(cap(rb.b))
 	}
 	c.freeMu.Unlock()
 	rb.b = nil

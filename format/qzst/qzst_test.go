@@ -813,6 +813,48 @@ func TestTranscodeLentBlocks(t *testing.T) {
 // TestDirectReads: whole-frame reads decode into the caller's buffer (nothing cached),
 // several at once as the kernel's readahead sends them, the compressed bytes fetched in
 // coalesced runs; partial reads go through the cache; a truncated source is an error.
+// TestRunBuffersReused: a second sequential pass reuses the first pass's run buffers (a new
+// one is 2048 page faults per 8 MiB), and run buffers, idle or held, stay within the budget.
+func TestRunBuffersReused(t *testing.T) {
+	data := genBook(13, 64<<20)
+	e := encode(t, data, Options{BlockSize: 256 << 10})
+	x, _ := ParseIndex(e.idx, "")
+	c, err := NewCache(CacheOptions{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pass := func() {
+		r, err := Open(bytes.NewReader(e.zst), int64(len(e.zst)), x, c, ReaderOptions{Direct: true, SkipSeekTableCheck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		got := make([]byte, 256<<10)
+		for off := int64(0); off < int64(len(data)); off += 256 << 10 {
+			n, err := r.ReadAt(got, off)
+			if (err != nil && err != io.EOF) || !bytes.Equal(got[:n], data[off:][:n]) {
+				t.Fatalf("ReadAt %d: %d %v", off, n, err)
+			}
+			c.freeMu.Lock()
+			idle := c.idleRuns
+			c.freeMu.Unlock()
+			if held := c.runBytes.Load(); held+idle > c.runBudget() {
+				t.Fatalf("at %d: run buffers %d held + %d idle > budget %d", off, held, idle, c.runBudget())
+			}
+		}
+	}
+	pass()
+	first := c.runAllocs.Load()
+	if c.Stats().DirectFrames != uint64(len(x.Frames)) || first == 0 {
+		t.Fatalf("%d direct frames of %d, %d run buffers: the pass did not read in runs", c.Stats().DirectFrames, len(x.Frames), first)
+	}
+	pass()
+	if n := c.runAllocs.Load() - first; n != 0 {
+		t.Fatalf("second pass allocated %d run buffers (first pass %d): idle buffers not reused", n, first)
+	}
+}
+
 func TestDirectReads(t *testing.T) {
 	data := genBook(12, 40<<20+12345)
 	e := encode(t, data, Options{BlockSize: 1 << 20})

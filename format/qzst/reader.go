@@ -346,10 +346,12 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 		}
 	}
 	n := 1
-	limit := min(r.maxFetch, directRunBytes, r.c.runBudget()-r.c.runBytes.Load())
+	limit := min(r.maxFetch, directRunBytes)
+	room := r.c.runBudget() - r.c.runBytes.Load() // for the buffer, whose size is a class
 	for seq && n < directRun && fi+n < len(r.idx.Frames) && r.holder(fi+n) == nil {
 		last := r.idx.Frames[fi+n]
-		if int64(last.CompressedOffset)+int64(last.CompressedSize)-int64(r.idx.Frames[fi].CompressedOffset) > limit {
+		size := int64(last.CompressedOffset) + int64(last.CompressedSize) - int64(r.idx.Frames[fi].CompressedOffset)
+		if size > limit || int64(runClass(int(size))) > room {
 			break
 		}
 		n++

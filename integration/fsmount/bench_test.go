@@ -143,41 +143,28 @@ func (s *summary) set(k string, v float64) {
 func BenchmarkFS(b *testing.B) {
 	fx := newBenchFixture(b, "BenchmarkFS")
 	sum := &summary{vals: map[string]float64{}}
-	mbps := func(d time.Duration) float64 { return float64(fx.size) / d.Seconds() / 1e6 }
-
-	// Baselines read files that are in the page cache (as the tier files behind the mount
-	// are: just written); the mount's own page cache is dropped before every pass.
-	seq := func(name string, pre func(), cmd func() time.Duration) {
-		b.Run("seq/"+name, func(b *testing.B) {
-			pre()
-			cmd() // warm-up: page cache of the physical file, process start
-			var total time.Duration
-			for range b.N {
-				pre()
-				total += cmd()
-			}
-			b.SetBytes(fx.size)
-			v := mbps(total / time.Duration(b.N))
-			b.ReportMetric(v, "MB/s")
-			sum.set("seq/"+name, v)
-		})
+	dd := func(p string) func() time.Duration {
+		return func() time.Duration { return timeCmd(b, "dd", "if="+p, "of=/dev/null", "bs=1M", "status=none") }
 	}
 	nop := func() {}
-	seq("native-warm", nop, func() time.Duration {
-		return timeCmd(b, "dd", "if="+fx.warm, "of=/dev/null", "bs=1M", "status=none")
-	})
-	seq("native-hot", nop, func() time.Duration {
-		return timeCmd(b, "dd", "if="+fx.hot, "of=/dev/null", "bs=1M", "status=none")
-	})
-	seq("zstd-dc-cold", nop, func() time.Duration {
-		return timeCmd(b, "sh", "-c", `zstd -dc "$1" > /dev/null`, "sh", fx.zst)
-	})
+	// Each pair is a pass through the mount and its baseline, run back to back. Baselines
+	// read files that are in the page cache (as the tier files behind the mount are: just
+	// written); the mount's own page cache is dropped before every pass.
+	passes := []seqPass{
+		{name: "zstd-dc-cold", pre: nop, cmd: func() time.Duration {
+			return timeCmd(b, "sh", "-c", `zstd -dc "$1" > /dev/null`, "sh", fx.zst)
+		}},
+		{name: "native-warm", pre: nop, cmd: dd(fx.warm)},
+		{name: "native-hot", pre: nop, cmd: dd(fx.hot)},
+	}
 	for _, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
 		p := fx.path[t]
-		seq(t.String(), func() { dropMountCache(b, p) }, func() time.Duration {
-			return timeCmd(b, "dd", "if="+p, "of=/dev/null", "bs=1M", "status=none")
-		})
+		passes = append(passes, seqPass{name: t.String(), pre: func() { dropMountCache(b, p) }, cmd: dd(p)})
 	}
+	// Round order puts each ratio's two passes next to each other.
+	order := []string{"zstd-dc-cold", "cold", "remote", "native-warm", "warm", "native-hot", "hot"}
+	ratios := [][2]string{{"cold", "zstd-dc-cold"}, {"remote", "cold"}, {"warm", "native-warm"}, {"hot", "native-hot"}}
+	b.Run("seq", func(b *testing.B) { runSeqRounds(b, fx.size, passes, order, ratios, sum) })
 
 	pread := func(name, p string) {
 		b.Run("pread4k/"+name, func(b *testing.B) {
@@ -258,15 +245,95 @@ func BenchmarkFS(b *testing.B) {
 		return fmt.Sprintf("%.2fx", s[a]/s[b])
 	}
 	b.Logf("chronicle-fs summary (%d MiB book, frame cache %d MiB, passthrough offered %v):", fx.size>>20, fx.cacheCfg>>20, fx.passthrough())
-	b.Logf("  seq dd bs=1M MB/s: native-warm %.0f, native-hot %.0f | hot %.0f (%s native-hot, goal >= 0.9x) | warm %.0f (%s native-warm, goal >= 0.9x) | cold %.0f (%s zstd -dc %.0f, goal >= 1.5x) | remote %.0f (%s cold, goal >= 0.8x)",
-		s["seq/native-warm"], s["seq/native-hot"], s["seq/hot"], ratio("seq/hot", "seq/native-hot"), s["seq/warm"], ratio("seq/warm", "seq/native-warm"),
-		s["seq/cold"], ratio("seq/cold", "seq/zstd-dc-cold"), s["seq/zstd-dc-cold"], s["seq/remote"], ratio("seq/remote", "seq/cold"))
+	seqRatio := func(a, base string) string {
+		k := "ratio/" + a + "/" + base
+		if s[k] == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2fx (rounds %.2f-%.2f)", s[k], s[k+"/min"], s[k+"/max"])
+	}
+	b.Logf("  seq dd bs=1M MB/s, mean of rounds; ratio = median of per-round ratios: native-warm %.0f, native-hot %.0f | hot %.0f (%s native-hot, goal >= 0.9x) | warm %.0f (%s native-warm, goal >= 0.9x) | cold %.0f (%s zstd -dc %.0f, goal >= 1.5x) | remote %.0f (%s cold, goal >= 0.8x)",
+		s["seq/native-warm"], s["seq/native-hot"], s["seq/hot"], seqRatio("hot", "native-hot"), s["seq/warm"], seqRatio("warm", "native-warm"),
+		s["seq/cold"], seqRatio("cold", "zstd-dc-cold"), s["seq/zstd-dc-cold"], s["seq/remote"], seqRatio("remote", "cold"))
 	b.Logf("  pread 4 KiB p50/p99 us: native-warm %.1f/%.1f | native-hot %.1f/%.1f | hot %.1f/%.1f | warm %.1f/%.1f | cold %.1f/%.1f | remote %.1f/%.1f",
 		s["p50/native-warm"], s["p99/native-warm"], s["p50/native-hot"], s["p99/native-hot"], s["p50/hot"], s["p99/hot"], s["p50/warm"], s["p99/warm"],
 		s["p50/cold"], s["p99/cold"], s["p50/remote"], s["p99/remote"])
 	b.Logf("  numpy price.sum() first pass s: native-warm %.3f | warm book.q memmap %.3f (%s native, goal <= 1.1x) | warm book.npy %.3f (%s) | cold book.npy %.3f (%s)",
 		s["numpy/native-warm"], s["numpy/warm-book.q"], ratio("numpy/warm-book.q", "numpy/native-warm"),
 		s["numpy/warm-book.npy"], ratio("numpy/warm-book.npy", "numpy/native-warm"), s["numpy/cold-book.npy"], ratio("numpy/cold-book.npy", "numpy/native-warm"))
+}
+
+// seqPass is one sequential read of a whole file: pre readies it (drops the mount's page
+// cache), cmd reads it and returns the time taken.
+type seqPass struct {
+	name string
+	pre  func()
+	cmd  func() time.Duration
+}
+
+// runSeqRounds runs b.N rounds, each round every pass once in order, after one warm-up pass
+// each (page cache of the physical files, process start). It records each pass's mean MB/s
+// and, for every {a, base} in ratios, the median, min and max over rounds of a's speed
+// over base's in the same round. On a shared machine the host's load drifts by tens of
+// percent within a minute: passes seconds apart see the same machine, blocks of passes
+// of one kind do not.
+func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ratios [][2]string, sum *summary) {
+	byName := map[string]seqPass{}
+	for _, p := range passes {
+		byName[p.name] = p
+	}
+	for _, n := range order {
+		p := byName[n]
+		p.pre()
+		p.cmd()
+	}
+	speed := map[string][]float64{} // MB/s per round
+	for range b.N {
+		for _, n := range order {
+			p := byName[n]
+			p.pre()
+			d := p.cmd()
+			speed[n] = append(speed[n], float64(size)/d.Seconds()/1e6)
+		}
+	}
+	b.SetBytes(size * int64(len(order)))
+	for _, n := range order {
+		var total float64
+		for _, v := range speed[n] {
+			total += v
+		}
+		v := total / float64(len(speed[n]))
+		b.ReportMetric(v, n+"-MB/s")
+		sum.set("seq/"+n, v)
+	}
+	for _, r := range ratios {
+		var rs []float64
+		for i := range speed[r[0]] {
+			rs = append(rs, speed[r[0]][i]/speed[r[1]][i])
+		}
+		sort.Float64s(rs)
+		k := "ratio/" + r[0] + "/" + r[1]
+		sum.set(k, median(rs))
+		sum.set(k+"/min", rs[0])
+		sum.set(k+"/max", rs[len(rs)-1])
+		b.Logf("%s / %s per round: %s", r[0], r[1], fmtRatios(speed[r[0]], speed[r[1]]))
+	}
+}
+
+// median of sorted values.
+func median(v []float64) float64 {
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func fmtRatios(a, base []float64) string {
+	var parts []string
+	for i := range a {
+		parts = append(parts, fmt.Sprintf("%.0f/%.0f=%.2f", a[i], base[i], a[i]/base[i]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func (fx *benchFixture) passthrough() bool {
