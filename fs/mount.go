@@ -58,8 +58,8 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
 			// to splice each one (a pipe, a failed resize, a log line per 1 MiB read).
 			DisableSplice: true,
-			Debug:                f.cfg.Debug,
-			Logger:               slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
+			Debug:         f.cfg.Debug,
+			Logger:        slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 		},
 		NegativeTimeout: &neg,
 		UID:             f.uid,
