@@ -1,6 +1,7 @@
 package fsmount
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
@@ -159,7 +160,11 @@ func BenchmarkFS(b *testing.B) {
 	}
 	for _, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
 		p := fx.path[t]
-		passes = append(passes, seqPass{name: t.String(), pre: func() { dropMountCache(b, p) }, cmd: dd(p)})
+		procs := map[string]int{"chronicle-fs": fx.d.cmd.Process.Pid}
+		if t == tiers.Remote {
+			procs["versitygw"] = fx.e.srv.Pid()
+		}
+		passes = append(passes, seqPass{name: t.String(), pre: func() { dropMountCache(b, p) }, cmd: dd(p), procs: procs})
 	}
 	// Round order puts each ratio's two passes next to each other.
 	order := []string{"zstd-dc-cold", "cold", "remote", "native-warm", "warm", "native-hot", "hot"}
@@ -266,9 +271,27 @@ func BenchmarkFS(b *testing.B) {
 // seqPass is one sequential read of a whole file: pre readies it (drops the mount's page
 // cache), cmd reads it and returns the time taken.
 type seqPass struct {
-	name string
-	pre  func()
-	cmd  func() time.Duration
+	name  string
+	pre   func()
+	cmd   func() time.Duration
+	procs map[string]int // processes whose CPU time and page faults each pass reports
+}
+
+// procStat is a process's CPU time and minor page faults so far (/proc/<pid>/stat).
+func procStat(pid int) (cpu time.Duration, minflt int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, 0
+	}
+	flt, _ := strconv.ParseInt(f[7], 10, 64)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, flt // USER_HZ is 100 on Linux
 }
 
 // runSeqRounds runs b.N rounds, each round every pass once in order, after one warm-up pass
@@ -288,12 +311,33 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ra
 		p.cmd()
 	}
 	speed := map[string][]float64{} // MB/s per round
+	cpu := map[string]time.Duration{}
+	faults := map[string]int64{}
 	for range b.N {
 		for _, n := range order {
 			p := byName[n]
 			p.pre()
+			for name, pid := range p.procs {
+				c, f := procStat(pid)
+				cpu[n+"/"+name] -= c
+				faults[n+"/"+name] -= f
+			}
 			d := p.cmd()
+			for name, pid := range p.procs {
+				c, f := procStat(pid)
+				cpu[n+"/"+name] += c
+				faults[n+"/"+name] += f
+			}
 			speed[n] = append(speed[n], float64(size)/d.Seconds()/1e6)
+		}
+	}
+	// CPU time per GiB read and page faults per pass of the processes serving a tier: what
+	// the speed costs, and whether buffers are being faulted in anew.
+	for _, n := range order {
+		for name := range byName[n].procs {
+			k := n + "/" + name
+			b.Logf("%s pass: %s CPU %.2f s per GiB, %d minor page faults per pass", n, name,
+				cpu[k].Seconds()/float64(b.N)/(float64(size)/(1<<30)), faults[k]/int64(b.N))
 		}
 	}
 	b.SetBytes(size * int64(len(order)))

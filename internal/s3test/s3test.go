@@ -65,6 +65,17 @@ type Server struct {
 	paused bool
 }
 
+// Pid is the server process's id (0 before it starts), for benchmarks that account
+// its CPU time.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Binary locates versitygw: $VERSITYGW, then PATH, then $(go env GOPATH)/bin.
 func Binary() (string, error) {
 	if p := os.Getenv("VERSITYGW"); p != "" {
