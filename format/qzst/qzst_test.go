@@ -810,9 +810,6 @@ func TestTranscodeLentBlocks(t *testing.T) {
 	}
 }
 
-// TestDirectReads: whole-frame reads decode into the caller's buffer (nothing cached),
-// several at once as the kernel's readahead sends them, the compressed bytes fetched in
-// coalesced runs; partial reads go through the cache; a truncated source is an error.
 // TestRunBuffersReused: a second sequential pass reuses the first pass's run buffers (a new
 // one is 2048 page faults per 8 MiB), and run buffers, idle or held, stay within the budget.
 func TestRunBuffersReused(t *testing.T) {
@@ -855,6 +852,9 @@ func TestRunBuffersReused(t *testing.T) {
 	}
 }
 
+// TestDirectReads: whole-frame reads decode into the caller's buffer (nothing cached),
+// several at once as the kernel's readahead sends them, the compressed bytes fetched in
+// coalesced runs; partial reads go through the cache; a truncated source is an error.
 func TestDirectReads(t *testing.T) {
 	data := genBook(12, 40<<20+12345)
 	e := encode(t, data, Options{BlockSize: 1 << 20})
