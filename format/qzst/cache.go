@@ -42,7 +42,7 @@ type Cache struct {
 	freeMu    sync.Mutex
 	free      map[int][][]byte // buffer cap -> evicted frame buffers for reuse
 	runs      [][]byte         // idle compressed-run buffers for reuse
-	idleRuns  int64            // capacity of runs, under freeMu
+	idleRuns  atomic.Int64     // capacity of runs (changed under freeMu)
 	runBytes  atomic.Int64     // capacity of the run buffers Direct readers hold
 	runAllocs atomic.Int64     // run buffers allocated (tests)
 
@@ -191,8 +191,10 @@ func (c *Cache) demote(k frameKey) {
 	c.mu.Unlock()
 }
 
+// evictLocked evicts frames until frames and run buffers together fit in maxBytes: the
+// daemon's memory limit is the cache size plus a margin, and run buffers are heap too.
 func (c *Cache) evictLocked() {
-	for c.used > c.maxBytes {
+	for c.used > c.maxBytes-c.runBytes.Load()-c.idleRuns.Load() {
 		v := c.lru.prev
 		if v == &c.lru {
 			return // only loading entries remain; they are charged but cannot go yet
@@ -325,15 +327,15 @@ func (c *Cache) getRun(n, refs int) *runBuf {
 	}
 	if best >= 0 {
 		rb.b = c.runs[best][:n]
-		c.idleRuns -= int64(cap(rb.b))
+		c.idleRuns.Add(-int64(cap(rb.b)))
 		c.runs = slices.Delete(c.runs, best, best+1)
 	} else {
 		// A new buffer: drop idle ones (largest first) that would take the total past
 		// the budget.
 		slices.SortFunc(c.runs, func(a, b []byte) int { return cap(a) - cap(b) })
-		for len(c.runs) > 0 && c.idleRuns+c.runBytes.Load()+int64(class) > c.runBudget() {
+		for len(c.runs) > 0 && c.idleRuns.Load()+c.runBytes.Load()+int64(class) > c.runBudget() {
 			last := len(c.runs) - 1
-			c.idleRuns -= int64(cap(c.runs[last]))
+			c.idleRuns.Add(-int64(cap(c.runs[last])))
 			c.runs[last] = nil
 			c.runs = c.runs[:last]
 		}
@@ -342,6 +344,12 @@ func (c *Cache) getRun(n, refs int) *runBuf {
 	if rb.b == nil {
 		rb.b = make([]byte, n, class)
 		c.runAllocs.Add(1)
+		// New run memory: frames make room for it.
+		c.runBytes.Add(int64(cap(rb.b)))
+		c.mu.Lock()
+		c.evictLocked()
+		c.mu.Unlock()
+		return rb
 	}
 	c.runBytes.Add(int64(cap(rb.b)))
 	return rb
@@ -354,9 +362,9 @@ func (rb *runBuf) release() {
 	c := rb.c
 	c.freeMu.Lock()
 	held := c.runBytes.Add(-int64(cap(rb.b)))
-	if c.idleRuns+held+int64(cap(rb.b)) <= c.runBudget() {
+	if c.idleRuns.Load()+held+int64(cap(rb.b)) <= c.runBudget() {
 		c.runs = append(c.runs, rb.b)
-		c.idleRuns += int64(cap(rb.b))
+		c.idleRuns.Add(int64(cap(rb.b)))
 	}
 	c.freeMu.Unlock()
 	rb.b = nil

@@ -834,7 +834,7 @@ func TestRunBuffersReused(t *testing.T) {
 				t.Fatalf("ReadAt %d: %d %v", off, n, err)
 			}
 			c.freeMu.Lock()
-			idle := c.idleRuns
+			idle := c.idleRuns.Load()
 			c.freeMu.Unlock()
 			if held := c.runBytes.Load(); held+idle > c.runBudget() {
 				t.Fatalf("at %d: run buffers %d held + %d idle > budget %d", off, held, idle, c.runBudget())
@@ -849,6 +849,66 @@ func TestRunBuffersReused(t *testing.T) {
 	pass()
 	if n := c.runAllocs.Load() - first; n != 0 {
 		t.Fatalf("second pass allocated %d run buffers (first pass %d): idle buffers not reused", n, first)
+	}
+}
+
+// TestCacheBoundsRunsAndFrames: decoded frames and Direct readers' run buffers share the
+// cache size. The daemon's memory limit is that size plus a margin: frames filling the whole
+// cache while runs take their budget on top put the heap at the limit, and the collector
+// then runs without end.
+func TestCacheBoundsRunsAndFrames(t *testing.T) {
+	data := genBook(14, 64<<20)
+	e := encode(t, data, Options{BlockSize: 256 << 10})
+	x, _ := ParseIndex(e.idx, "")
+	const size = 16 << 20
+	c, err := NewCache(CacheOptions{MaxBytes: size, Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	open := func(direct bool) *Reader {
+		r, err := Open(bytes.NewReader(e.zst), int64(len(e.zst)), x, c, ReaderOptions{Direct: direct, SkipSeekTableCheck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	check := func(when string) {
+		c.mu.Lock()
+		used := c.used
+		c.mu.Unlock()
+		runs := c.runBytes.Load() + c.idleRuns.Load()
+		// Frames still loading are charged but cannot be evicted: one per worker and reader.
+		if slack := int64(3 * x.BlockSize); used+runs > size+slack {
+			t.Fatalf("%s: %d bytes of frames + %d of runs > cache %d", when, used, runs, size)
+		}
+	}
+	// Partial reads fill the frame cache.
+	cached := open(false)
+	defer cached.Close()
+	p := make([]byte, 4096)
+	for i := int64(0); i < int64(len(data)); i += 200 << 10 {
+		if _, err := cached.ReadAt(p, i); err != nil {
+			t.Fatal(err)
+		}
+		check("partial reads")
+	}
+	if c.Stats().CachedBytes < size/2 {
+		t.Fatalf("cache holds %d bytes: the partial reads did not fill it", c.Stats().CachedBytes)
+	}
+	// A sequential Direct reader then takes runs: frames make room.
+	direct := open(true)
+	defer direct.Close()
+	buf := make([]byte, 256<<10)
+	for off := int64(0); off < int64(len(data)); off += int64(len(buf)) {
+		n, err := direct.ReadAt(buf, off)
+		if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], data[off:][:n]) {
+			t.Fatalf("ReadAt %d: %d %v", off, n, err)
+		}
+		check(fmt.Sprintf("direct read at %d", off))
+	}
+	if c.runAllocs.Load() == 0 {
+		t.Fatal("the direct reader fetched no runs")
 	}
 }
 
