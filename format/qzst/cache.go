@@ -34,10 +34,10 @@ type Cache struct {
 	dec      frameDecoder
 	sem      chan struct{} // readahead decode workers
 	// directSem bounds Direct decodes to two per core (directPerCore): the kernel may send
-	// many whole-frame reads at once, and each decode holds a thread. One per core left the
-	// cores idle 12-14 % of a sequential cold read on the 2-vCPU VM (decoders waiting on a
-	// fetch, a reply write or the scheduler); two per core read 6-9 % faster, in dd passes
-	// alternating between two daemons; four per core no faster than two.
+	// many whole-frame reads at once, and each decode holds a thread. With one per core the
+	// CPUs idled through a tenth of a sequential cold read on the 2-vCPU VM (BenchmarkFS logs
+	// the idle share of each pass): decoders waited on a fetch, a reply write or the
+	// scheduler. Two per core fill that time; four were no faster than two.
 	directSem chan struct{}
 	stats     counters
 	nextAnon  atomic.Uint64

@@ -277,6 +277,26 @@ type seqPass struct {
 	procs map[string]int // processes whose CPU time and page faults each pass reports
 }
 
+// cpuIdle is the machine's idle + iowait time and its total time so far, in clock ticks
+// (the first line of /proc/stat).
+func cpuIdle() (idle, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal; guest time is in user
+			total += v
+		}
+		if i == 3 || i == 4 {
+			idle += v
+		}
+	}
+	return idle, total
+}
+
 // procStat is a process's CPU time and minor page faults so far (/proc/<pid>/stat).
 func procStat(pid int) (cpu time.Duration, minflt int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -313,10 +333,12 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ra
 	speed := map[string][]float64{} // MB/s per round
 	cpu := map[string]time.Duration{}
 	faults := map[string]int64{}
+	idle, all := map[string]int64{}, map[string]int64{}
 	for range b.N {
 		for _, n := range order {
 			p := byName[n]
 			p.pre()
+			i0, a0 := cpuIdle()
 			for name, pid := range p.procs {
 				c, f := procStat(pid)
 				cpu[n+"/"+name] -= c
@@ -328,12 +350,19 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ra
 				cpu[n+"/"+name] += c
 				faults[n+"/"+name] += f
 			}
+			i1, a1 := cpuIdle()
+			idle[n] += i1 - i0
+			all[n] += a1 - a0
 			speed[n] = append(speed[n], float64(size)/d.Seconds()/1e6)
 		}
 	}
 	// CPU time per GiB read and page faults per pass of the processes serving a tier: what
-	// the speed costs, and whether buffers are being faulted in anew.
+	// the speed costs, and whether buffers are being faulted in anew. Idle is the machine's
+	// idle and iowait share during the passes: CPU a CPU-bound pass left unused.
 	for _, n := range order {
+		if all[n] > 0 {
+			b.Logf("%s pass: CPUs idle %.1f %% of the time", n, 100*float64(idle[n])/float64(all[n]))
+		}
 		for name := range byName[n].procs {
 			k := n + "/" + name
 			b.Logf("%s pass: %s CPU %.2f s per GiB, %d minor page faults per pass", n, name,
