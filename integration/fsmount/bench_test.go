@@ -148,28 +148,30 @@ func BenchmarkFS(b *testing.B) {
 		return func() time.Duration { return timeCmd(b, "dd", "if="+p, "of=/dev/null", "bs=1M", "status=none") }
 	}
 	nop := func() {}
-	// Each pair is a pass through the mount and its baseline, run back to back. Baselines
-	// read files that are in the page cache (as the tier files behind the mount are: just
-	// written); the mount's own page cache is dropped before every pass.
-	passes := []seqPass{
-		{name: "zstd-dc-cold", pre: nop, cmd: func() time.Duration {
-			return timeCmd(b, "sh", "-c", `zstd -dc "$1" > /dev/null`, "sh", fx.zst)
-		}},
-		{name: "native-warm", pre: nop, cmd: dd(fx.warm)},
-		{name: "native-hot", pre: nop, cmd: dd(fx.hot)},
-	}
-	for _, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
+	mount := func(t tiers.Tier) seqPass {
 		p := fx.path[t]
 		procs := map[string]int{"chronicle-fs": fx.d.cmd.Process.Pid}
 		if t == tiers.Remote {
 			procs["versitygw"] = fx.e.srv.Pid()
 		}
-		passes = append(passes, seqPass{name: t.String(), pre: func() { dropMountCache(b, p) }, cmd: dd(p), procs: procs})
+		return seqPass{name: t.String(), pre: func() { dropMountCache(b, p) }, cmd: dd(p), procs: procs}
 	}
-	// Round order puts each ratio's two passes next to each other.
-	order := []string{"zstd-dc-cold", "cold", "remote", "native-warm", "warm", "native-hot", "hot"}
+	// A round runs these in order, each ratio's two passes back to back. Baselines read
+	// files that are in the page cache (as the tier files behind the mount are: just
+	// written); the mount's own page cache is dropped before every pass.
+	passes := []seqPass{
+		{name: "zstd-dc-cold", pre: nop, cmd: func() time.Duration {
+			return timeCmd(b, "sh", "-c", `zstd -dc "$1" > /dev/null`, "sh", fx.zst)
+		}},
+		mount(tiers.Cold),
+		mount(tiers.Remote),
+		{name: "native-warm", pre: nop, cmd: dd(fx.warm)},
+		mount(tiers.Warm),
+		{name: "native-hot", pre: nop, cmd: dd(fx.hot)},
+		mount(tiers.Hot),
+	}
 	ratios := [][2]string{{"cold", "zstd-dc-cold"}, {"remote", "cold"}, {"warm", "native-warm"}, {"hot", "native-hot"}}
-	b.Run("seq", func(b *testing.B) { runSeqRounds(b, fx.size, passes, order, ratios, sum) })
+	b.Run("seq", func(b *testing.B) { runSeqRounds(b, fx.size, passes, ratios, sum) })
 
 	pread := func(name, p string) {
 		b.Run("pread4k/"+name, func(b *testing.B) {
@@ -320,13 +322,8 @@ func procStat(pid int) (cpu time.Duration, minflt int64) {
 // over base's in the same round. On a shared machine the host's load drifts by tens of
 // percent within a minute: passes seconds apart see the same machine, blocks of passes
 // of one kind do not.
-func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ratios [][2]string, sum *summary) {
-	byName := map[string]seqPass{}
+func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string, sum *summary) {
 	for _, p := range passes {
-		byName[p.name] = p
-	}
-	for _, n := range order {
-		p := byName[n]
 		p.pre()
 		p.cmd()
 	}
@@ -335,8 +332,8 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ra
 	faults := map[string]int64{}
 	idle, all := map[string]int64{}, map[string]int64{}
 	for range b.N {
-		for _, n := range order {
-			p := byName[n]
+		for _, p := range passes {
+			n := p.name
 			p.pre()
 			i0, a0 := cpuIdle()
 			for name, pid := range p.procs {
@@ -359,18 +356,20 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, order []string, ra
 	// CPU time per GiB read and page faults per pass of the processes serving a tier: what
 	// the speed costs, and whether buffers are being faulted in anew. Idle is the machine's
 	// idle and iowait share during the passes: CPU a CPU-bound pass left unused.
-	for _, n := range order {
+	for _, p := range passes {
+		n := p.name
 		if all[n] > 0 {
 			b.Logf("%s pass: CPUs idle %.1f %% of the time", n, 100*float64(idle[n])/float64(all[n]))
 		}
-		for name := range byName[n].procs {
+		for name := range p.procs {
 			k := n + "/" + name
 			b.Logf("%s pass: %s CPU %.2f s per GiB, %d minor page faults per pass", n, name,
 				cpu[k].Seconds()/float64(b.N)/(float64(size)/(1<<30)), faults[k]/int64(b.N))
 		}
 	}
-	b.SetBytes(size * int64(len(order)))
-	for _, n := range order {
+	b.SetBytes(size * int64(len(passes)))
+	for _, p := range passes {
+		n := p.name
 		var total float64
 		for _, v := range speed[n] {
 			total += v
