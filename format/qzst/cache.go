@@ -37,7 +37,7 @@ type Cache struct {
 	// many whole-frame reads at once, and each decode holds a thread. With one per core the
 	// CPUs idled through a tenth of a sequential cold read on the 2-vCPU VM (BenchmarkFS logs
 	// the idle share of each pass): decoders waited on a fetch, a reply write or the
-	// scheduler. Two per core fill that time; four were no faster than two.
+	// scheduler. Two per core fill that time.
 	directSem chan struct{}
 	stats     counters
 	nextAnon  atomic.Uint64
@@ -348,17 +348,17 @@ func (c *Cache) getRun(n, refs int) *runBuf {
 		}
 	}
 	c.freeMu.Unlock()
-	if rb.b == nil {
+	fresh := rb.b == nil
+	if fresh {
 		rb.b = make([]byte, n, class)
 		c.runAllocs.Add(1)
-		// New run memory: frames make room for it.
-		c.runBytes.Add(int64(cap(rb.b)))
+	}
+	c.runBytes.Add(int64(cap(rb.b)))
+	if fresh { // new run memory: frames make room for it
 		c.mu.Lock()
 		c.evictLocked()
 		c.mu.Unlock()
-		return rb
 	}
-	c.runBytes.Add(int64(cap(rb.b)))
 	return rb
 }
 
