@@ -370,23 +370,14 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 	if old != nil {
 		old.rb.release() // the list's reference
 	}
-	k, err := r.src.ReadAt(cr.rb.b, start)
-	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(k)); c.readahead.Add(uint64(n - 1)) })
-	if k < len(cr.rb.b) {
-		// Frames wholly inside what was read are good; the run ends before the first that
-		// is not, and fails only when that is frame fi.
-		good := 0
-		for good < n && int64(r.idx.Frames[fi+good].CompressedOffset)+int64(r.idx.Frames[fi+good].CompressedSize) <= start+int64(k) {
-			good++
-		}
+	r.count(func(c *counters) { c.readahead.Add(uint64(n - 1)) })
+	if good, err := r.readRun(fi, n, cr.rb.b); err != nil {
+		// The run ends before the first frame that did not arrive whole, and fails only
+		// when that is frame fi.
 		r.mu.Lock()
 		cr.n = good
 		if good == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				cr.err = corrupt(r.name, int64(fi), start+int64(k), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes for frames %d-%d", fi, k, len(cr.rb.b), fi, fi+n-1)
-			} else {
-				cr.err = fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, fi, fi+n-1, start, err)
-			}
+			cr.err = err
 			for i, x := range r.runs { // forgotten, so a later read tries again
 				if x == cr {
 					r.runs = append(r.runs[:i], r.runs[i+1:]...)
@@ -404,6 +395,29 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 	}
 	close(cr.done)
 	return cr, nil
+}
+
+// readRun reads the compressed bytes of the n frames from first into buf. On a short read
+// it returns how many frames arrived whole and the error for the first that did not: the
+// source ending inside it (ErrTruncated), or the source's read error.
+func (r *Reader) readRun(first, n int, buf []byte) (good int, err error) {
+	start := int64(r.idx.Frames[first].CompressedOffset)
+	k, err := r.src.ReadAt(buf, start)
+	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(k)) })
+	if k == len(buf) {
+		return n, nil
+	}
+	for good < n {
+		f := r.idx.Frames[first+good]
+		if int64(f.CompressedOffset)+int64(f.CompressedSize) > start+int64(k) {
+			break
+		}
+		good++
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		return good, corrupt(r.name, int64(first+good), start+int64(k), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes for frames %d-%d", first+good, k, len(buf), first, first+n-1)
+	}
+	return good, fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, first, first+n-1, start, err)
 }
 
 // holder returns the run holding frame fi, if any; r.mu is held. A run still being fetched
@@ -536,19 +550,8 @@ func (r *Reader) load(first int, run []*entry, demand bool) {
 	end := int64(fs[len(fs)-1].CompressedOffset) + int64(fs[len(fs)-1].CompressedSize)
 	rb := r.c.getRun(int(end-start), len(run)) // each frame below releases it once
 	buf := rb.b
-	n, err := r.src.ReadAt(buf, start)
-	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(n)) })
-	if n < len(buf) {
+	if good, err := r.readRun(first, len(run), buf); err != nil {
 		// Frames wholly inside what was read are still good; the rest fail.
-		good := 0
-		if err == nil || errors.Is(err, io.EOF) {
-			for good < len(fs) && int64(fs[good].CompressedOffset)+int64(fs[good].CompressedSize) <= start+int64(n) {
-				good++
-			}
-			err = corrupt(r.name, int64(first+good), start+int64(n), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes for frames %d-%d", first+good, n, len(buf), first, first+len(run)-1)
-		} else {
-			err = fmt.Errorf("read %s frames %d-%d at offset %d: %w", r.name, first, first+len(run)-1, start, err)
-		}
 		for i := good; i < len(run); i++ {
 			r.c.complete(run[i], nil, err)
 			if i > 0 || !demand {
