@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/venue"
 	"github.com/chronicle/chronicle/venue/binance"
 )
 
@@ -16,17 +17,17 @@ type Config struct {
 	HotRoot    string `toml:"hot_root"`
 	JournalDir string `toml:"journal_dir"`
 
-	WSURL    string            `toml:"ws_url"`    // websocket base
-	RESTURL  string            `toml:"rest_url"`  // REST base
+	WSURL    string            `toml:"ws_url"`    // websocket base; "" = the venue's production endpoint
+	RESTURL  string            `toml:"rest_url"`  // REST base; "" = the venue's production endpoint
 	WSRoutes map[string]string `toml:"ws_routes"` // stream kind -> path prefix ("/public")
 
 	Symbols           []string `toml:"symbols"`
 	Streams           []string `toml:"streams"`     // depth, trade, aggTrade, bookTicker, or raw suffixes
-	DepthSpeed        string   `toml:"depth_speed"` // "0ms", "100ms", "250ms", "500ms"
-	MaxStreamsPerConn int      `toml:"max_streams_per_conn"`
+	DepthSpeed        string   `toml:"depth_speed"`          // "0ms", "100ms", "250ms", "500ms"; "" = the venue's fastest
+	MaxStreamsPerConn int      `toml:"max_streams_per_conn"` // 0 = the venue's limit
 
 	SnapshotLimit    int           `toml:"snapshot_limit"`      // REST depth levels: 5..1000
-	RESTWeightPerMin int           `toml:"rest_weight_per_min"` // our share of the venue's IP budget
+	RESTWeightPerMin int           `toml:"rest_weight_per_min"` // our share of the venue's IP budget; 0 = half of it
 	RESTTimeout      time.Duration `toml:"rest_timeout"`
 	SnapshotRetryMax time.Duration `toml:"snapshot_retry_max"` // longest pause between failed snapshot tries
 
@@ -57,13 +58,8 @@ func Defaults() Config {
 	return Config{
 		Venue:             binance.Name,
 		HotRoot:           "/dev/shm/chronicle",
-		WSURL:             binance.DefaultWSBase,
-		RESTURL:           binance.DefaultRESTBase,
 		Streams:           []string{"depth", "trade", "bookTicker"},
-		DepthSpeed:        "0ms",
-		MaxStreamsPerConn: binance.MaxStreamsPerConn,
 		SnapshotLimit:     1000,
-		RESTWeightPerMin:  binance.RESTWeightPerMin / 2,
 		RESTTimeout:       10 * time.Second,
 		SnapshotRetryMax:  time.Minute,
 		RollPeriod:        time.Hour,
@@ -109,8 +105,10 @@ func (c *Config) Validate() error {
 		return bad("max_segment_size %d below chunk_size %d", c.MaxSegmentSize, c.ChunkSize)
 	case c.MaxMessageBytes < 1024:
 		return bad("max_message_bytes %d below 1 KiB", c.MaxMessageBytes)
-	case c.RESTWeightPerMin <= 0:
-		return bad("rest_weight_per_min must be positive")
+	case c.RESTWeightPerMin < 0:
+		return bad("rest_weight_per_min is negative")
+	case c.MaxStreamsPerConn < 0:
+		return bad("max_streams_per_conn is negative")
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
 		return bad("reconnect_min %v / reconnect_max %v", c.ReconnectMin, c.ReconnectMax)
 	case c.PingInterval <= 0 || c.PongTimeout <= 0:
@@ -125,4 +123,19 @@ func (c *Config) Validate() error {
 		return bad("retention_min_age is negative")
 	}
 	return nil
+}
+
+// withVenue fills the settings whose defaults are the venue's own.
+func (c Config) withVenue(v venue.Venue) Config {
+	lim := v.Limits()
+	if c.DepthSpeed == "" {
+		c.DepthSpeed = lim.DefaultDepthSpeed
+	}
+	if c.RESTWeightPerMin == 0 {
+		c.RESTWeightPerMin = lim.RESTWeightPerMin / 2
+	}
+	if c.MaxStreamsPerConn == 0 {
+		c.MaxStreamsPerConn = lim.MaxStreamsPerConn
+	}
+	return c
 }

@@ -21,17 +21,16 @@ import (
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/venue"
-	"github.com/chronicle/chronicle/venue/binance"
+	_ "github.com/chronicle/chronicle/venue/all" // every venue LookupVenue can return
 )
 
-// LookupVenue returns the venue with the given id. A new venue is one package and one
-// line here.
+// LookupVenue returns the registered venue with the given id (venue/all links them all).
 func LookupVenue(name string) (venue.Venue, error) {
-	switch name {
-	case binance.Name:
-		return binance.New(), nil
+	v, err := venue.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnknownVenue, err)
 	}
-	return nil, fmt.Errorf("%q: %w", name, ErrUnknownVenue)
+	return v, nil
 }
 
 // Feed is a configured capture.
@@ -66,6 +65,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Feed, error)
 	if err != nil {
 		return nil, err
 	}
+	cfg = cfg.withVenue(v)
 	plan, err := v.Plan(cfg.WSURL, venue.Subscription{Symbols: cfg.Symbols, Streams: cfg.Streams, DepthSpeed: cfg.DepthSpeed,
 		MaxStreamsPerConn: min(cfg.MaxStreamsPerConn, journal.MaxStreamsPerSlot), Routes: cfg.WSRoutes})
 	if err != nil {

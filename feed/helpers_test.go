@@ -2,11 +2,12 @@ package feed
 
 import (
 	"bytes"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/chronicle/chronicle/internal/testenv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"

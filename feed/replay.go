@@ -70,58 +70,85 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 			j.Close()
 		}
 	}()
-	for fi, path := range opt.Files {
+	// Every file given to one replay is one stream, in order: one pseudo-connection spans
+	// them all (a capture split into files by the recorder continues its depth chain from
+	// file to file without a new snapshot).
+	srcs := make([]*replaySource, len(opt.Files))
+	var streams []venue.Stream
+	seen := map[string]bool{}
+	var url string
+	var first int64
+	for i, path := range opt.Files {
 		src, err := openReplaySource(path)
 		if err != nil {
 			return stats, err
 		}
-		streams, url, first, err := scanStreams(v, src)
+		srcs[i] = src
+		st, u, f, err := scanStreams(v, src)
 		if err != nil {
 			return stats, err
 		}
-		if len(streams) > journal.MaxStreamsPerSlot {
-			return stats, fmt.Errorf("%w: %s has %d streams, at most %d per replay", ErrReplay, path, len(streams), journal.MaxStreamsPerSlot)
+		for _, s := range st {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				streams = append(streams, s)
+			}
 		}
 		if url == "" {
-			abs, _ := filepath.Abs(path)
-			url = "replay:" + abs
+			url = u
 		}
-		if j == nil {
-			now := time.Now().UnixNano()
-			if opt.Clock != "now" && first > 0 {
-				now = first
-			}
-			j, err = OpenJournal(JournalOptions{Dir: cfg.Dir(), Venue: v.Name(), Period: cfg.RollPeriod,
-				ChunkSize: cfg.ChunkSize, MaxSize: cfg.MaxSegmentSize}, now, log, m)
-			if err != nil {
-				return stats, err
-			}
-			registerJournalGauges(reg, v.Name(), j)
+		if first == 0 {
+			first = f
 		}
-		sl := newSlot(0, venue.Connection{URL: url, Streams: streams})
-		rec := newRecorder(v, j, m, log, time.Now().UnixNano(), []*slotState{sl})
-		c, err := newWSConn(sl, uint64(fi), url)
-		if err != nil {
-			return stats, err
-		}
-		c.replay = true
-		n, s, err := replayFile(ctx, rec, c, src, opt, streams, log)
+	}
+	if len(streams) > journal.MaxStreamsPerSlot {
+		return stats, fmt.Errorf("%w: %d streams in %v, at most %d per replay", ErrReplay, len(streams), opt.Files, journal.MaxStreamsPerSlot)
+	}
+	if url == "" {
+		abs, _ := filepath.Abs(opt.Files[0])
+		url = "replay:" + abs
+	}
+	now := time.Now().UnixNano()
+	if opt.Clock != "now" && first > 0 {
+		now = first
+	}
+	j, err = OpenJournal(JournalOptions{Dir: cfg.Dir(), Venue: v.Name(), Period: cfg.RollPeriod,
+		ChunkSize: cfg.ChunkSize, MaxSize: cfg.MaxSegmentSize}, now, log, m)
+	if err != nil {
+		return stats, err
+	}
+	registerJournalGauges(reg, v.Name(), j)
+	sl := newSlot(0, venue.Connection{URL: url, Streams: streams})
+	rec := newRecorder(v, j, m, log, time.Now().UnixNano(), []*slotState{sl})
+	c, err := newWSConn(sl, 0, url)
+	if err != nil {
+		return stats, err
+	}
+	c.replay = true
+	pace := newReplayPace(opt)
+	for i, src := range srcs {
+		n, s, err := replayFile(ctx, rec, c, src, opt, streams, pace)
 		stats.Messages += n
 		stats.Snapshots += s
 		stats.Files++
-		end := time.Now().UnixNano()
-		if opt.Clock != "now" && c.lastNs > 0 {
-			end = c.lastNs
+		if err != nil || i == len(srcs)-1 {
+			end := time.Now().UnixNano()
+			if opt.Clock != "now" && c.lastNs > 0 {
+				end = c.lastNs
+			}
+			reason := "end of capture"
+			if err != nil {
+				reason = err.Error()
+			}
+			if !pace.started {
+				rec.attach(c, nil, end)
+			}
+			rec.detach(c, journal.DisconnectShutdown, reason, end)
 		}
-		reason := "end of capture"
-		if err != nil {
-			reason = err.Error()
-		}
-		rec.detach(c, journal.DisconnectShutdown, reason, end)
 		if err != nil {
 			return stats, err
 		}
-		log.Info("replayed", "file", path, "messages", n, "snapshots", s)
+		log.Info("replayed", "file", src.path, "messages", n, "snapshots", s)
 	}
 	err = j.Close()
 	j = nil
@@ -219,16 +246,22 @@ func scanStreams(v venue.Venue, src *replaySource) ([]venue.Stream, string, int6
 	return streams, url, first, err
 }
 
-func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource, opt ReplayOptions, streams []venue.Stream, log *slog.Logger) (msgs, snaps int64, err error) {
+// replayPace keeps one clock across the files of a replay.
+type replayPace struct {
+	started bool
+	t0      int64
+	w0      time.Time
+}
+
+func newReplayPace(ReplayOptions) *replayPace { return &replayPace{} }
+
+func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource, opt ReplayOptions, streams []venue.Stream, pace *replayPace) (msgs, snaps int64, err error) {
 	var depthSyms []string
 	for _, s := range streams {
 		if s.Kind == venue.KindDepth {
 			depthSyms = append(depthSyms, s.Symbol)
 		}
 	}
-	var t0 int64
-	var w0 time.Time
-	started := false
 	err = src.each(func(r capture.Record) error {
 		if r.Kind == capture.KindConnect {
 			return nil
@@ -236,16 +269,16 @@ func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !started {
-			started, t0, w0 = true, r.RecvNs, time.Now()
+		if !pace.started {
+			pace.started, pace.t0, pace.w0 = true, r.RecvNs, time.Now()
 			ts := r.RecvNs
 			if opt.Clock == "now" {
-				ts = w0.UnixNano()
+				ts = pace.w0.UnixNano()
 			}
 			rec.attach(c, nil, ts)
 		}
 		if opt.Speed > 0 {
-			due := w0.Add(time.Duration(float64(r.RecvNs-t0) / opt.Speed))
+			due := pace.w0.Add(time.Duration(float64(r.RecvNs-pace.t0) / opt.Speed))
 			if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
 				return ctx.Err()
 			}
@@ -276,9 +309,6 @@ func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource
 		}
 		return nil
 	})
-	if !started && err == nil {
-		rec.attach(c, nil, time.Now().UnixNano())
-	}
 	return msgs, snaps, err
 }
 

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -54,7 +55,13 @@ type Appender struct {
 	committed *uint64 // points into the mapping's header
 	state     *uint32
 
-	pos    int64 // write cursor; >= *committed
+	pos    int64 // write cursor; >= pub
+	pub    int64 // what the last Commit published (the header holds max(pub, floor))
+	// floor is the committed length the file had when a ResumeAppender reopened it below
+	// it: until pos reaches floor, records are compared with the file and the header's
+	// committed length is left alone. 0 when not catching up.
+	floor    int64
+	diverged int64 // records that differed from the file while catching up
 	limit  int64 // writer's cached view of grown; only refreshed on the slow path
 	kickAt int64 // once pos passes this, ask the grower for the next chunk
 	max    int64
@@ -111,7 +118,11 @@ func Create(path string, h Header, opt Options) (*Appender, error) {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	os.Remove(tmp.Name())
-	syncDir(filepath.Dir(path))
+	// The new name must survive a power cut before anything refers to it.
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
 	a, err := start(path, tmp, h, int64(h.HeaderSize), opt)
 	if err != nil {
 		tmp.Close()
@@ -161,6 +172,41 @@ func OpenAppender(path string, opt Options) (*Appender, error) {
 	return a, nil
 }
 
+// ResumeAppender reopens an unsealed book file to rewrite it from off, a record boundary
+// at or below its committed length: a writer that lost its state after off (killed between
+// two checkpoints) regenerates the records that follow. While catching up, each record is
+// compared with the bytes the file holds and written only where it differs (Diverged
+// counts those), and the committed length does not move until the writer passes it, so a
+// reader never sees the file shrink, nor change when the records come out the same.
+func ResumeAppender(path string, off int64, opt Options) (*Appender, error) {
+	a, err := OpenAppender(path, opt)
+	if err != nil {
+		return nil, err
+	}
+	if a.hdr.Layout != LayoutBook {
+		a.Close()
+		return nil, fmt.Errorf("resume %s: %w: %s file", path, ErrWrongLayout, a.hdr.Layout)
+	}
+	c := a.Committed()
+	if off < int64(a.hdr.HeaderSize) || off > c || (off-int64(a.hdr.HeaderSize))%BookRecordSize != 0 {
+		a.Close()
+		return nil, fmt.Errorf("resume %s at %d: %w: not a record boundary within [%d,%d]", path, off, ErrBadHeader, a.hdr.HeaderSize, c)
+	}
+	if off < c {
+		a.pos, a.pub, a.floor = off, off, c
+	}
+	return a, nil
+}
+
+// Diverged counts the records a resumed appender found different from the file's.
+func (a *Appender) Diverged() int64 { return a.diverged }
+
+// CatchingUp reports whether a resumed appender is still below the file's old length.
+func (a *Appender) CatchingUp() bool { return a.pos < a.floor }
+
+// Pos is the write cursor: the file offset the next record goes to.
+func (a *Appender) Pos() int64 { return a.pos }
+
 func start(path string, f *os.File, h Header, size int64, opt Options) (*Appender, error) {
 	max := opt.MaxSize
 	if max < size {
@@ -175,11 +221,12 @@ func start(path string, f *os.File, h Header, size int64, opt Options) (*Appende
 		committed: (*uint64)(unsafe.Pointer(&mem[offCommitted])),
 		state:     (*uint32)(unsafe.Pointer(&mem[offState])),
 		pos:       int64(h.Committed),
+		pub:       int64(h.Committed),
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
 	if a.pos < int64(h.HeaderSize) {
-		a.pos = int64(h.HeaderSize)
+		a.pos, a.pub = int64(h.HeaderSize), int64(h.HeaderSize)
 	}
 	a.grown.Store(size)
 	// Have the first chunk ready before the first append.
@@ -291,6 +338,9 @@ func (a *Appender) WriteBook(r *BookRecord) error {
 		return fmt.Errorf("append to %s: %w: %s file", a.path, ErrWrongLayout, a.hdr.Layout)
 	}
 	end := a.pos + BookRecordSize
+	if end <= a.floor {
+		return a.rewrite(r, end)
+	}
 	if end > a.limit {
 		if err := a.reserve(end); err != nil {
 			return err
@@ -299,6 +349,21 @@ func (a *Appender) WriteBook(r *BookRecord) error {
 	r.Put(a.mem[a.pos:end])
 	a.pos = end
 	a.maybeKick()
+	return nil
+}
+
+// rewrite is WriteBook below the floor of a resumed file: store only what differs.
+func (a *Appender) rewrite(r *BookRecord, end int64) error {
+	if a.closed {
+		return ErrClosed
+	}
+	var b [BookRecordSize]byte
+	r.Put(b[:])
+	if !bytes.Equal(b[:], a.mem[a.pos:end]) {
+		copy(a.mem[a.pos:end], b[:])
+		a.diverged++
+	}
+	a.pos = end
 	return nil
 }
 
@@ -338,12 +403,16 @@ func (a *Appender) AppendJournal(typeID, channel uint16, recvNs int64, payload [
 
 // Commit publishes everything written so far with one atomic store of the committed length.
 func (a *Appender) Commit() {
-	atomic.StoreUint64(a.committed, uint64(a.pos))
+	a.pub = a.pos
+	if a.pos >= a.floor {
+		a.floor = 0
+		atomic.StoreUint64(a.committed, uint64(a.pos))
+	}
 }
 
 // Rollback drops records written since the last Commit.
 func (a *Appender) Rollback() {
-	a.pos = int64(atomic.LoadUint64(a.committed))
+	a.pos = a.pub
 }
 
 // Committed returns the committed length in bytes (header included).
@@ -399,6 +468,11 @@ func (a *Appender) close(seal bool) error {
 	close(a.stop)
 	a.wg.Wait() // the grower must not extend the file again after the trim
 	committed := a.Committed()
+	if seal && a.pub != committed {
+		// Sealed while a resumed file still held more: what was regenerated is the file.
+		committed = a.pub
+		atomic.StoreUint64(a.committed, uint64(committed))
+	}
 	var errs []error
 	if err := a.f.Truncate(committed); err != nil {
 		errs = append(errs, fmt.Errorf("truncate %s: %w", a.path, err))
@@ -422,9 +496,18 @@ func (a *Appender) close(seal bool) error {
 	return errors.Join(errs...)
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// SyncDir fsyncs a directory, making the entries created, renamed or removed in it durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
 }

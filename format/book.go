@@ -28,7 +28,48 @@ const (
 	FlagLast        uint16 = 1 << 3 // last record of one exchange event
 	FlagBookInvalid uint16 = 1 << 4 // emitted between a gap and the resync snapshot
 	FlagBadTsRecv   uint16 = 1 << 5 // the local receive time is known to be unreliable
+	FlagCrossed     uint16 = 1 << 6 // after this event the book is crossed (best bid >= best ask)
+	FlagTsEstimated uint16 = 1 << 7 // the venue sent no exchange time: ts_exchange is estimated
 )
+
+// Reasons a book is invalid, carried in a book_invalid record's Qty and named in a
+// partition's completeness list (format/meta).
+const (
+	InvalidNoSnapshot   int64 = 1 // no snapshot has seeded the book yet
+	InvalidSequence     int64 = 2 // the venue's sequence rule failed: updates are missing
+	InvalidDisconnect   int64 = 3 // the connection carrying the depth stream dropped
+	InvalidFeedRestart  int64 = 4 // the feed restarted (a new session)
+	InvalidWriteFailed  int64 = 5 // the feed could not journal what it received
+	InvalidRolloverLost int64 = 6 // a connection rollover lost events
+	InvalidOversized    int64 = 7 // a message above the feed's size limit was dropped
+	InvalidJournalLost  int64 = 8 // journal segments were missing when the refinery read them
+	InvalidBadMessage   int64 = 9 // a depth message could not be decoded
+)
+
+// InvalidReasonName names a book_invalid reason code ("sequence").
+func InvalidReasonName(code int64) string {
+	switch code {
+	case InvalidNoSnapshot:
+		return "no_snapshot"
+	case InvalidSequence:
+		return "sequence"
+	case InvalidDisconnect:
+		return "disconnect"
+	case InvalidFeedRestart:
+		return "feed_restart"
+	case InvalidWriteFailed:
+		return "write_failed"
+	case InvalidRolloverLost:
+		return "rollover_lost"
+	case InvalidOversized:
+		return "oversized"
+	case InvalidJournalLost:
+		return "journal_lost"
+	case InvalidBadMessage:
+		return "bad_message"
+	}
+	return fmt.Sprintf("reason(%d)", code)
+}
 
 // TypeName returns a short name for a record type id.
 func TypeName(t uint16) string {
@@ -56,7 +97,7 @@ func TypeName(t uint16) string {
 //	bbo:            Price/Qty = best bid, Aux0/Aux1 = best ask price/qty, Seq = venue update id
 //	snapshot_begin: Seq = snapshot's last update id, Aux0 = number of level records that follow
 //	snapshot_end:   Seq = snapshot's last update id
-//	book_invalid:   Seq = update id where the gap was seen, Aux0 = expected, Aux1 = received
+//	book_invalid:   Seq = update id where the gap was seen, Aux0 = expected, Aux1 = received, Qty = reason code
 type BookRecord struct {
 	TypeID   uint16
 	Flags    uint16

@@ -117,8 +117,13 @@ func (b *BookReader) readErr(off int64, err error) error {
 
 // Iter returns a sequential iterator over all committed records that skips type ids this
 // reader does not know (counted by Skipped).
-func (b *BookReader) Iter() *BookIter {
-	it := &BookIter{br: b, next: b.h.DataStart(), end: int64(b.h.Committed)}
+func (b *BookReader) Iter() *BookIter { return b.IterRange(0, b.Len()) }
+
+// IterRange iterates records [lo, hi) (record numbers, clamped to the committed records).
+func (b *BookReader) IterRange(lo, hi int64) *BookIter {
+	lo, hi = max(0, min(lo, b.Len())), max(0, min(hi, b.Len()))
+	hi = max(lo, hi)
+	it := &BookIter{br: b, next: b.h.DataStart() + lo*BookRecordSize, end: b.h.DataStart() + hi*BookRecordSize}
 	if m, ok := b.r.(bytesReader); ok && int64(len(m.Bytes())) >= it.end {
 		if recs, ok := BookRecords(m.Bytes()[it.next:it.end]); ok {
 			it.recs, it.next = recs, it.end // the whole file in one window, no copies

@@ -147,6 +147,15 @@ func (t *Tailer) NextJournal() (rec JournalRecord, ok bool, err error) {
 	return rec, true, nil
 }
 
+// Raw returns the mapped bytes [off, end) of the file, which must lie below the committed
+// length (a frame just read, for hashing). The slice aliases the mapping.
+func (t *Tailer) Raw(off, end int64) []byte {
+	if off < 0 || end < off || end > t.Committed() || end > int64(len(t.mem)) {
+		return nil
+	}
+	return t.mem[off:end]
+}
+
 // Wait blocks until records past the read position are committed, the file is sealed, or
 // ctx ends, polling the committed length every poll interval.
 func (t *Tailer) Wait(ctx context.Context, poll time.Duration) error {

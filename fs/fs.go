@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 )
 
@@ -52,7 +53,7 @@ type bookInfo struct {
 	size       int64 // committed length: the logical size
 	sealed     bool  // immutable, and the local file (if any) is trimmed to size
 	headerSize int64
-	tier       tiers.Tier
+	tier       layout.Tier
 	source     string
 	mtime      time.Time
 }

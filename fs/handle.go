@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -23,7 +24,7 @@ type handle struct {
 	node *fileNode
 	h    tiers.Handle
 	src  readerAt // h, or the book.npy view over it
-	tier tiers.Tier
+	tier layout.Tier
 	pt   bool // opened for kernel passthrough
 	ptFd int
 

@@ -4,11 +4,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-const numTiers = int(tiers.Remote) + 1
+const numTiers = int(layout.Remote) + 1
 
 // stats are the daemon's own counters. Reads served by kernel passthrough never reach the
 // daemon, so they are not counted here: opens_total{mode="passthrough"} counts those files.
@@ -27,12 +27,12 @@ func newStats() *stats {
 		Buckets: prometheus.ExponentialBucketsRange(5e-6, 30, 20),
 	}, []string{"tier"})}
 	for t := range numTiers {
-		s.lat[t] = s.latency.WithLabelValues(tiers.Tier(t).String())
+		s.lat[t] = s.latency.WithLabelValues(layout.Tier(t).String())
 	}
 	return s
 }
 
-func (s *stats) read(t tiers.Tier, n int, d time.Duration, pt bool) {
+func (s *stats) read(t layout.Tier, n int, d time.Duration, pt bool) {
 	s.reads[t].Add(1)
 	s.bytes[t].Add(uint64(n))
 	s.lat[t].Observe(d.Seconds())
@@ -42,9 +42,9 @@ func (s *stats) read(t tiers.Tier, n int, d time.Duration, pt bool) {
 	}
 }
 
-func (s *stats) readError(t tiers.Tier) { s.errors[t].Add(1) }
+func (s *stats) readError(t layout.Tier) { s.errors[t].Add(1) }
 
-func (s *stats) open(t tiers.Tier, pt bool) {
+func (s *stats) open(t layout.Tier, pt bool) {
 	if pt {
 		s.opensPT[t].Add(1)
 	} else {
@@ -52,7 +52,7 @@ func (s *stats) open(t tiers.Tier, pt bool) {
 	}
 }
 
-// Stats is a snapshot of the daemon's counters, indexed by tiers.Tier.
+// Stats is a snapshot of the daemon's counters, indexed by layout.Tier.
 type Stats struct {
 	Reads, ReadBytes, ReadErrors  [numTiers]uint64
 	OpensServed, OpensPassthrough [numTiers]uint64
@@ -131,7 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := f.Stats()
 	rs := f.res.Stats()
 	for t := range numTiers {
-		name := tiers.Tier(t).String()
+		name := layout.Tier(t).String()
 		counter(dReads, st.Reads[t], name)
 		counter(dReadBytes, st.ReadBytes[t], name)
 		counter(dReadErrors, st.ReadErrors[t], name)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
@@ -23,13 +24,13 @@ type testMount struct {
 	fs    *FS
 	m     *Mount
 	dir   string
-	roots tiers.Roots
+	roots layout.Roots
 	store objstore.Store
 }
 
 // mountTiers mounts roots (and store as the remote tier) in a temporary folder; the mount
 // is unmounted at cleanup.
-func mountTiers(t *testing.T, roots tiers.Roots, store objstore.Store, tweak func(*Config)) *testMount {
+func mountTiers(t *testing.T, roots layout.Roots, store objstore.Store, tweak func(*Config)) *testMount {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("FUSE tests mount for real and need root (DirectMount)")
@@ -73,7 +74,7 @@ func mountTiers(t *testing.T, roots tiers.Roots, store objstore.Store, tweak fun
 	return &testMount{fs: f, m: m, dir: dir, roots: roots, store: store}
 }
 
-func (tm *testMount) path(k tiers.Key, name string) string {
+func (tm *testMount) path(k layout.Key, name string) string {
 	return filepath.Join(tm.dir, filepath.FromSlash(k.Dir()), name)
 }
 
@@ -96,7 +97,7 @@ func xattr(t *testing.T, p, name string) string {
 	return string(buf[:n])
 }
 
-func keyOn(date string) tiers.Key {
+func keyOn(date string) layout.Key {
 	k := fstest.Key
 	k.Date = date
 	return k
@@ -108,25 +109,25 @@ func TestServesEveryTier(t *testing.T) {
 	seed := fstest.Seed(t)
 	roots := fstest.Roots(t)
 	store := fstest.FileStore(t)
-	parts := map[tiers.Tier]tiers.Key{tiers.Hot: keyOn("2024-08-10"), tiers.Warm: keyOn("2024-08-09"), tiers.Cold: keyOn("2024-08-08"), tiers.Remote: keyOn("2024-08-07")}
-	books := map[tiers.Tier][]byte{}
+	parts := map[layout.Tier]layout.Key{layout.Hot: keyOn("2024-08-10"), layout.Warm: keyOn("2024-08-09"), layout.Cold: keyOn("2024-08-08"), layout.Remote: keyOn("2024-08-07")}
+	books := map[layout.Tier][]byte{}
 	for tier, k := range parts {
 		books[tier] = fstest.Book(t, k, 20000+int64(tier)*777, seed+int64(tier))
 		switch tier {
-		case tiers.Hot:
+		case layout.Hot:
 			fstest.PlacePlain(t, roots.Hot, k, books[tier])
-		case tiers.Warm:
+		case layout.Warm:
 			fstest.PlacePlain(t, roots.Warm, k, books[tier])
 		default:
 			fstest.PlaceCold(t, roots.Cold, k, books[tier], 256<<10)
-			if tier == tiers.Remote {
+			if tier == layout.Remote {
 				fstest.PlaceRemote(t, roots.Cold, store, k)
 			}
 		}
 	}
 	tm := mountTiers(t, roots, store, nil)
 	for tier, k := range parts {
-		p := tm.path(k, tiers.BookName)
+		p := tm.path(k, layout.BookName)
 		if got := readFile(t, p); !bytes.Equal(got, books[tier]) {
 			t.Fatalf("%s: book.q through the mount differs from the original (%d vs %d bytes)", tier, len(got), len(books[tier]))
 		}
@@ -144,10 +145,10 @@ func TestServesEveryTier(t *testing.T) {
 			t.Fatalf("%s: %s = %q", tier, XattrSealed, got)
 		}
 		src := xattr(t, p, XattrSource)
-		if tier == tiers.Remote && !strings.HasPrefix(src, "file://") || tier != tiers.Remote && !strings.HasPrefix(src, tm.roots.Local(tier)) {
+		if tier == layout.Remote && !strings.HasPrefix(src, "file://") || tier != layout.Remote && !strings.HasPrefix(src, tm.roots.Local(tier)) {
 			t.Fatalf("%s: source %q", tier, src)
 		}
-		if got := readFile(t, tm.path(k, tiers.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+		if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
 			t.Fatalf("%s: meta.json = %q", tier, got)
 		}
 		if got := readFile(t, tm.path(k, fstest.IndexName)); !bytes.Equal(got, fstest.IndexBytes(k)) {
@@ -179,7 +180,7 @@ func TestServesEveryTier(t *testing.T) {
 	}
 	st := tm.fs.Stats()
 	if tm.m.PassthroughOffered() {
-		for _, tier := range []tiers.Tier{tiers.Hot, tiers.Warm} {
+		for _, tier := range []layout.Tier{layout.Hot, layout.Warm} {
 			if st.OpensPassthrough[tier] == 0 || st.Reads[tier] != 0 {
 				t.Errorf("%s: %d passthrough opens, %d reads served by the daemon; want passthrough and none served",
 					tier, st.OpensPassthrough[tier], st.Reads[tier])
@@ -193,7 +194,7 @@ func TestServesEveryTier(t *testing.T) {
 	}
 	// Compressed books are served by the daemon (their meta.json, a plain local file, may
 	// still pass through).
-	for _, tier := range []tiers.Tier{tiers.Cold, tiers.Remote} {
+	for _, tier := range []layout.Tier{layout.Cold, layout.Remote} {
 		if st.Reads[tier] == 0 || st.ReadBytes[tier] < uint64(len(books[tier])) {
 			t.Errorf("%s: %d reads of %d bytes; want the book served by the daemon", tier, st.Reads[tier], st.ReadBytes[tier])
 		}
@@ -209,7 +210,7 @@ func TestReadOnly(t *testing.T) {
 	roots := fstest.Roots(t)
 	fstest.PlacePlain(t, roots.Warm, fstest.Key, fstest.Book(t, fstest.Key, 100, 1))
 	tm := mountTiers(t, roots, nil, nil)
-	p := tm.path(fstest.Key, tiers.BookName)
+	p := tm.path(fstest.Key, layout.BookName)
 	if _, err := os.OpenFile(p, os.O_RDWR, 0); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("open for writing: %v, want EROFS", err)
 	}
@@ -244,7 +245,7 @@ func TestSymlinksNotFollowed(t *testing.T) {
 	if _, err := os.ReadFile(tm.path(k, "leak.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("symlink to a file outside the root: %v, want not found", err)
 	}
-	if _, err := os.Stat(tm.path(k2, tiers.BookName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(tm.path(k2, layout.BookName)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("symlinked partition: %v, want not found", err)
 	}
 	ents, _ := os.ReadDir(filepath.Dir(tm.path(k, "")))
@@ -306,7 +307,7 @@ func TestEmptyTiers(t *testing.T) {
 	}
 	book := fstest.Book(t, fstest.Key, 100, 5)
 	fstest.PlacePlain(t, roots.Warm, fstest.Key, book)
-	if got := readFile(t, tm.path(fstest.Key, tiers.BookName)); !bytes.Equal(got, book) {
+	if got := readFile(t, tm.path(fstest.Key, layout.BookName)); !bytes.Equal(got, book) {
 		t.Fatal("partition placed after mounting: bytes differ")
 	}
 }

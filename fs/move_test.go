@@ -16,7 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,14 +29,14 @@ func TestMoveWhileReading(t *testing.T) {
 	roots := fstest.Roots(t)
 	store := fstest.FileStore(t)
 	held, free := keyOn("2024-08-08"), keyOn("2024-08-09")
-	books := map[tiers.Key][]byte{held: fstest.Book(t, held, 40000, seed), free: fstest.Book(t, free, 30000, seed+1)}
+	books := map[layout.Key][]byte{held: fstest.Book(t, held, 40000, seed), free: fstest.Book(t, free, 30000, seed+1)}
 	for k, b := range books {
 		fstest.PlacePlain(t, roots.Warm, k, b)
 	}
 	tm := mountTiers(t, roots, store, nil)
-	var inos = map[tiers.Key]uint64{}
+	var inos = map[layout.Key]uint64{}
 	for k := range books {
-		fi, err := os.Stat(tm.path(k, tiers.BookName))
+		fi, err := os.Stat(tm.path(k, layout.BookName))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestMoveWhileReading(t *testing.T) {
 						return
 					default:
 					}
-					sum, n, err := fstest.HashFile(tm.path(k, tiers.BookName))
+					sum, n, err := fstest.HashFile(tm.path(k, layout.BookName))
 					if err != nil || sum != wantSum || n != int64(len(want)) {
 						fail("%s: hash loop: %d bytes, match %v, err %v", k.Date, n, sum == wantSum, err)
 						return
@@ -72,7 +72,7 @@ func TestMoveWhileReading(t *testing.T) {
 			}()
 		}
 	}
-	f, err := os.Open(tm.path(held, tiers.BookName))
+	f, err := os.Open(tm.path(held, layout.BookName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,19 +120,19 @@ func TestMoveWhileReading(t *testing.T) {
 	t.Logf("%d whole-file hashes through the moves", loops.Load())
 
 	// Once every handle is released, a new open is served by the remote tier.
-	before := tm.fs.Stats().Reads[tiers.Remote]
+	before := tm.fs.Stats().Reads[layout.Remote]
 	deadline := time.Now().Add(5 * time.Second)
-	for tm.fs.Stats().Reads[tiers.Remote] == before {
+	for tm.fs.Stats().Reads[layout.Remote] == before {
 		if time.Now().After(deadline) {
 			t.Fatal("reads never reached the remote tier after the moves")
 		}
-		if got := readUncached(t, tm.path(free, tiers.BookName)); !bytes.Equal(got, books[free]) {
+		if got := readUncached(t, tm.path(free, layout.BookName)); !bytes.Equal(got, books[free]) {
 			t.Fatal("remote bytes differ")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	for k := range books {
-		p := tm.path(k, tiers.BookName)
+		p := tm.path(k, layout.BookName)
 		if got := xattr(t, p, XattrTier); got != "remote" {
 			t.Errorf("%s: tier %q after the moves", k.Date, got)
 		}
@@ -143,7 +143,7 @@ func TestMoveWhileReading(t *testing.T) {
 		if ino := fi.Sys().(*syscall.Stat_t).Ino; ino != inos[k] {
 			t.Errorf("%s: inode %d after the moves, was %d", k.Date, ino, inos[k])
 		}
-		if got := readFile(t, tm.path(k, tiers.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+		if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
 			t.Errorf("%s: meta.json after the moves: %q", k.Date, got)
 		}
 	}
@@ -164,7 +164,7 @@ func TestSealWhileOpen(t *testing.T) {
 		}
 	}
 	tm := mountTiers(t, roots, nil, nil)
-	p := tm.path(k, tiers.BookName)
+	p := tm.path(k, layout.BookName)
 	a, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
@@ -201,9 +201,9 @@ func TestSealWhileOpen(t *testing.T) {
 	if !tm.m.PassthroughOffered() {
 		return
 	}
-	before := tm.fs.Stats().OpensPassthrough[tiers.Hot]
+	before := tm.fs.Stats().OpensPassthrough[layout.Hot]
 	deadline := time.Now().Add(5 * time.Second)
-	for tm.fs.Stats().OpensPassthrough[tiers.Hot] == before {
+	for tm.fs.Stats().OpensPassthrough[layout.Hot] == before {
 		if time.Now().After(deadline) {
 			t.Fatal("no passthrough open after every served handle was closed")
 		}
@@ -240,7 +240,7 @@ func TestGrowingVisible(t *testing.T) {
 		}
 		writerErr <- g.A.Seal()
 	}()
-	f, err := os.Open(tm.path(k, tiers.BookName))
+	f, err := os.Open(tm.path(k, layout.BookName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestSmallFilesFollowMove(t *testing.T) {
 	tm := mountTiers(t, roots, nil, func(c *Config) {
 		c.DirTimeout, c.NegativeTimeout = time.Hour, time.Hour
 	})
-	if got := readFile(t, tm.path(k, tiers.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+	if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
 		t.Fatalf("meta.json %q", got)
 	}
 	readFile(t, tm.path(k, "warm-only.txt"))
@@ -326,18 +326,18 @@ func TestSmallFilesFollowMove(t *testing.T) {
 	// warm had not.
 	coldMeta := []byte(`{"symbol_code":"eth-usdt","tier":"cold","note":"moved by the tier manager"}` + "\n")
 	cd := fstest.PartDir(roots.Cold, k)
-	fstest.WriteFileSync(t, filepath.Join(cd, tiers.MetaName), coldMeta)
+	fstest.WriteFileSync(t, filepath.Join(cd, layout.MetaName), coldMeta)
 	fstest.WriteFileSync(t, filepath.Join(cd, "cold-only.txt"), []byte("cold\n"))
 	if err := os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), "warm-only.txt")); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), tiers.MetaName))
+	os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), layout.MetaName))
 	if err := fstest.MoveWarmToCold(roots.Warm, roots.Cold, k, 64<<10); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		meta, err := os.ReadFile(tm.path(k, tiers.MetaName))
+		meta, err := os.ReadFile(tm.path(k, layout.MetaName))
 		_, errGone := os.Stat(tm.path(k, "warm-only.txt"))
 		cold, errNew := os.ReadFile(tm.path(k, "cold-only.txt"))
 		if err == nil && bytes.Equal(meta, coldMeta) && errors.Is(errGone, os.ErrNotExist) && errNew == nil && string(cold) == "cold\n" {

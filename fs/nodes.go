@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -41,7 +42,7 @@ type dirNode struct {
 }
 
 type locState struct {
-	tier  tiers.Tier
+	tier  layout.Tier
 	kind  tiers.Kind
 	found bool
 	set   bool
@@ -160,7 +161,7 @@ func (d *dirNode) OnForget() {
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fs
 	if d.depth < 0 {
-		if name != tiers.LayoutVersion {
+		if name != layout.LayoutVersion {
 			return nil, syscall.ENOENT
 		}
 		// v1 always exists, even before any tier has data: the mount's shape never changes.
@@ -171,7 +172,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return ch, 0
 	}
 	child := d.child(name)
-	if d.depth == 3 && (name == tiers.BookName || name == NPYName) {
+	if d.depth == 3 && (name == layout.BookName || name == NPYName) {
 		return d.lookupBook(ctx, name, out)
 	}
 	e, err := f.res.Stat(child)
@@ -206,7 +207,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 func (d *dirNode) lookupBook(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fs
-	child, book := d.child(name), d.child(tiers.BookName)
+	child, book := d.child(name), d.child(layout.BookName)
 	var hs int64
 	if ch := d.GetChild(name); ch != nil {
 		if fn, ok := ch.Operations().(*fileNode); ok {
@@ -240,7 +241,7 @@ func (f *FS) collision(logical string, ch *gofs.Inode) syscall.Errno {
 // checkLoc records where a partition's book is now and reports whether that changed since
 // the last check.
 func (d *dirNode) checkLoc() (changed bool) {
-	l, err := tiers.ParseLogical(d.logical)
+	l, err := layout.ParseLogical(d.logical)
 	if err != nil {
 		return false
 	}
@@ -255,7 +256,7 @@ func (d *dirNode) checkLoc() (changed bool) {
 
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if d.depth < 0 {
-		return gofs.NewListDirStream([]fuse.DirEntry{{Name: tiers.LayoutVersion, Mode: syscall.S_IFDIR, Ino: inoOf(tiers.LayoutVersion)}}), 0
+		return gofs.NewListDirStream([]fuse.DirEntry{{Name: layout.LayoutVersion, Mode: syscall.S_IFDIR, Ino: inoOf(layout.LayoutVersion)}}), 0
 	}
 	ents, err := d.fs.res.ReadDir(d.logical)
 	if err != nil {
@@ -271,7 +272,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 			mode = syscall.S_IFDIR
 		}
 		out = append(out, fuse.DirEntry{Name: e.Name, Mode: mode, Ino: inoOf(d.child(e.Name))})
-		if d.depth == 3 && e.Name == tiers.BookName && !e.IsDir {
+		if d.depth == 3 && e.Name == layout.BookName && !e.IsDir {
 			out = append(out, fuse.DirEntry{Name: NPYName, Mode: syscall.S_IFREG, Ino: inoOf(d.child(NPYName))})
 		}
 	}

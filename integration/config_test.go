@@ -8,7 +8,7 @@ import (
 	chfs "github.com/chronicle/chronicle/fs"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/testenv"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
@@ -17,7 +17,7 @@ import (
 // a renamed key in any package breaks this test instead of an operator's start-up.
 func TestDeployConfigLoads(t *testing.T) {
 	path := filepath.Join(testenv.RepoRoot(t), "deploy", "chronicle.toml")
-	roots := tiers.DefaultRoots()
+	roots := layout.DefaultRoots()
 	remote := objstore.Config{}
 	lg := config.DefaultLog()
 	fd := feed.Defaults()

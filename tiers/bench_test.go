@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/internal/latency"
 	"github.com/chronicle/chronicle/internal/s3test"
 	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -29,7 +30,7 @@ func benchBytes() int64 {
 
 // remoteBench places a realistic partition of CHRONICLE_BENCH_BYTES in the remote tier of
 // a real versitygw and returns what the benchmarks need.
-func remoteBench(b *testing.B) (srv *s3test.Server, roots Roots, book []byte, st *Stub) {
+func remoteBench(b *testing.B) (srv *s3test.Server, roots layout.Roots, book []byte, st *Stub) {
 	srv = s3test.Start(b)
 	store := s3Store(b, srv, objstore.Config{})
 	roots = testRoots(b)

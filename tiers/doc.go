@@ -2,7 +2,7 @@
 // against the four storage tiers and opens them as plain byte ranges, whatever tier holds
 // them: chronicle-core's "universal reader" and "path priority resolution".
 //
-// Resolution checks Hot -> Warm -> Cold -> RemoteCold and stops at the first tier that holds
+// Resolution checks layout.Hot -> layout.Warm -> layout.Cold -> RemoteCold and stops at the first tier that holds
 // the partition's book; every file of a partition is then served from that one tier, so a
 // partition is never read from two tiers at once. The remote tier is known locally from
 // book.q.zst.remote.json stubs in the cold root: resolving and listing never list the

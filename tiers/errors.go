@@ -1,9 +1,13 @@
 package tiers
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/chronicle/chronicle/layout"
+)
 
 var (
-	ErrInvalidPath  = errors.New("invalid logical path")
+	ErrInvalidPath  = layout.ErrInvalidPath // re-exported: resolution errors wrap it
 	ErrNotFound     = errors.New("not found in any tier")
 	ErrNotDir       = errors.New("not a directory")
 	ErrIsDir        = errors.New("is a directory")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/layout"
 )
 
 // Handle reads one logical file from the tier that held it when it was opened. A handle
@@ -20,7 +21,7 @@ type Handle interface {
 	// Size is the logical size now: for a book that is still being written, its committed
 	// length, which only grows.
 	Size() int64
-	Tier() Tier
+	Tier() layout.Tier
 	// Source is the physical file or URI that serves the bytes.
 	Source() string
 	// Version changes whenever the bytes behind the handle could differ (for caches).
@@ -38,7 +39,7 @@ type Handle interface {
 // committed length from the header, so readers only ever see whole records.
 type plainHandle struct {
 	f      *os.File
-	tier   Tier
+	tier   layout.Tier
 	ino    uint64
 	mtime  time.Time
 	size   int64 // file size, or the last committed length seen for a growing book
@@ -116,7 +117,7 @@ func (h *plainHandle) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (h *plainHandle) Tier() Tier         { return h.tier }
+func (h *plainHandle) Tier() layout.Tier  { return h.tier }
 func (h *plainHandle) Source() string     { return h.f.Name() }
 func (h *plainHandle) Sealed() bool       { return h.sealed }
 func (h *plainHandle) ModTime() time.Time { return h.mtime }
@@ -139,7 +140,7 @@ func (h *plainHandle) Close() error { return h.f.Close() }
 type zstdHandle struct {
 	r       *qzst.Reader
 	f       *os.File // nil for remote
-	tier    Tier
+	tier    layout.Tier
 	src     string
 	version string
 	mtime   time.Time
@@ -147,7 +148,7 @@ type zstdHandle struct {
 
 func (h *zstdHandle) ReadAt(p []byte, off int64) (int, error) { return h.r.ReadAt(p, off) }
 func (h *zstdHandle) Size() int64                             { return h.r.Size() }
-func (h *zstdHandle) Tier() Tier                              { return h.tier }
+func (h *zstdHandle) Tier() layout.Tier                       { return h.tier }
 func (h *zstdHandle) Source() string                          { return h.src }
 func (h *zstdHandle) Version() string                         { return h.version }
 func (h *zstdHandle) Sealed() bool                            { return true }

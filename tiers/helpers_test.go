@@ -11,15 +11,16 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
 // testKey is the partition most tests use.
-var testKey = Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
+var testKey = layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
 
-func testRoots(t testing.TB) Roots {
+func testRoots(t testing.TB) layout.Roots {
 	d := t.TempDir()
-	return Roots{Hot: filepath.Join(d, "hot"), Warm: filepath.Join(d, "warm"), Cold: filepath.Join(d, "cold")}
+	return layout.Roots{Hot: filepath.Join(d, "hot"), Warm: filepath.Join(d, "warm"), Cold: filepath.Join(d, "cold")}
 }
 
 // bookBytes builds a sealed canonical book of n random-walk records and returns its bytes.
@@ -53,7 +54,9 @@ func bookBytes(t testing.TB, n int, seed int64) []byte {
 	return b
 }
 
-func partDir(root string, k Key) string { return filepath.Join(root, filepath.FromSlash(k.Dir())) }
+func partDir(root string, k layout.Key) string {
+	return filepath.Join(root, filepath.FromSlash(k.Dir()))
+}
 
 func writeFile(t testing.TB, p string, b []byte) {
 	t.Helper()
@@ -71,24 +74,24 @@ func writeFile(t testing.TB, p string, b []byte) {
 }
 
 // placePlain puts book.q (and a meta.json naming the tier) into a local tier.
-func placePlain(t testing.TB, root string, k Key, book []byte) {
-	writeFile(t, filepath.Join(partDir(root, k), BookName), book)
-	writeFile(t, filepath.Join(partDir(root, k), MetaName), []byte(`{"symbol_code":"`+k.Symbol+`"}`))
+func placePlain(t testing.TB, root string, k layout.Key, book []byte) {
+	writeFile(t, filepath.Join(partDir(root, k), layout.BookName), book)
+	writeFile(t, filepath.Join(partDir(root, k), layout.MetaName), []byte(`{"symbol_code":"`+k.Symbol+`"}`))
 }
 
 // placeCold transcodes book into the cold tier.
-func placeCold(t testing.TB, cold string, k Key, book []byte, blockSize int) {
+func placeCold(t testing.TB, cold string, k layout.Key, book []byte, blockSize int) {
 	t.Helper()
 	d := partDir(cold, k)
 	os.MkdirAll(d, 0o755)
-	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(book), int64(len(book)), filepath.Join(d, ZstName), filepath.Join(d, IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
+	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(book), int64(len(book)), filepath.Join(d, layout.ZstName), filepath.Join(d, layout.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(d, MetaName), []byte(`{"symbol_code":"`+k.Symbol+`"}`))
+	writeFile(t, filepath.Join(d, layout.MetaName), []byte(`{"symbol_code":"`+k.Symbol+`"}`))
 }
 
 // placeRemote uploads a cold partition's .zst and .idx, writes the stub, removes the local files.
-func placeRemote(t testing.TB, cold string, store objstore.Store, k Key) *Stub {
+func placeRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) *Stub {
 	t.Helper()
 	ctx := context.Background()
 	d := partDir(cold, k)
@@ -97,7 +100,7 @@ func placeRemote(t testing.TB, cold string, store objstore.Store, k Key) *Stub {
 	for _, o := range []struct {
 		name, key string
 		obj       *StubObject
-	}{{ZstName, zk, &s.Zst}, {IdxName, ik, &s.Idx}} {
+	}{{layout.ZstName, zk, &s.Zst}, {layout.IdxName, ik, &s.Idx}} {
 		f, err := os.Open(filepath.Join(d, o.name))
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +113,7 @@ func placeRemote(t testing.TB, cold string, store objstore.Store, k Key) *Stub {
 		}
 		*o.obj = StubObject{URI: store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
 	}
-	ib, _ := os.ReadFile(filepath.Join(d, IdxName))
+	ib, _ := os.ReadFile(filepath.Join(d, layout.IdxName))
 	idx, err := qzst.ParseIndex(ib, "idx")
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +123,9 @@ func placeRemote(t testing.TB, cold string, store objstore.Store, k Key) *Stub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(d, StubName), b)
-	os.Remove(filepath.Join(d, ZstName))
-	os.Remove(filepath.Join(d, IdxName))
+	writeFile(t, filepath.Join(d, layout.StubName), b)
+	os.Remove(filepath.Join(d, layout.ZstName))
+	os.Remove(filepath.Join(d, layout.IdxName))
 	return s
 }
 
@@ -136,7 +139,7 @@ func fileStore(t testing.TB) objstore.Store {
 	return s
 }
 
-func newResolver(t testing.TB, roots Roots, store objstore.Store) *Resolver {
+func newResolver(t testing.TB, roots layout.Roots, store objstore.Store) *Resolver {
 	t.Helper()
 	if store != nil {
 		roots.Remote = store.URI("")

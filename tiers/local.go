@@ -10,13 +10,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
 
 // root is one local tier folder. Every access goes through openat2 below it, so neither a
 // symlink nor ".." inside the tier can lead elsewhere.
 type root struct {
-	tier Tier
+	tier layout.Tier
 	path string
 }
 

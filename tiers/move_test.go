@@ -3,7 +3,6 @@ package tiers
 import (
 	"bytes"
 	"context"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"io"
 	"math/rand"
 	"os"
@@ -12,16 +11,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/layout"
 )
 
 // moveLocal moves one partition file between local tiers the way the tier manager does:
 // copy to a temporary name, fsync, rename into place, then delete the source.
-func moveLocal(t testing.TB, from, to string, k Key) {
+func moveLocal(t testing.TB, from, to string, k layout.Key) {
 	t.Helper()
 	src, dst := partDir(from, k), partDir(to, k)
 	os.MkdirAll(dst, 0o755)
 	// Everything but the book first, the book last: the resolver looks for the book.
-	for _, name := range []string{MetaName, BookName} {
+	for _, name := range []string{layout.MetaName, layout.BookName} {
 		b, err := os.ReadFile(filepath.Join(src, name))
 		if err != nil {
 			t.Fatal(err)
@@ -35,7 +37,7 @@ func moveLocal(t testing.TB, from, to string, k Key) {
 			t.Fatal(err)
 		}
 	}
-	os.Remove(filepath.Join(src, BookName))
+	os.Remove(filepath.Join(src, layout.BookName))
 	os.RemoveAll(src)
 }
 
@@ -100,13 +102,13 @@ func TestReadWhileMoving(t *testing.T) {
 		moveLocal(t, roots.Hot, roots.Warm, testKey)
 		time.Sleep(20 * time.Millisecond)
 		placeCold(t, roots.Cold, testKey, book, 256<<10)
-		os.Remove(filepath.Join(partDir(roots.Warm, testKey), BookName))
+		os.Remove(filepath.Join(partDir(roots.Warm, testKey), layout.BookName))
 		os.RemoveAll(partDir(roots.Warm, testKey))
 		time.Sleep(20 * time.Millisecond)
 		placeRemote(t, roots.Cold, store, testKey)
 		time.Sleep(20 * time.Millisecond)
 		placePlain(t, roots.Hot, testKey, book)
-		os.Remove(filepath.Join(partDir(roots.Cold, testKey), StubName))
+		os.Remove(filepath.Join(partDir(roots.Cold, testKey), layout.StubName))
 		os.RemoveAll(partDir(roots.Cold, testKey))
 	}
 	close(stop)

@@ -18,39 +18,14 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
 )
 
-// Roots are the four tier locations: the [tiers] table of the shared configuration.
-type Roots struct {
-	Hot    string `toml:"hot"`
-	Warm   string `toml:"warm"`
-	Cold   string `toml:"cold"`
-	Remote string `toml:"remote"` // object-store URI: s3://bucket/prefix or file:///dir; "" for none
-}
-
-// DefaultRoots are the production defaults of decisions.md.
-func DefaultRoots() Roots {
-	return Roots{Hot: "/dev/shm/chronicle", Warm: "/mnt/nvme-warm/chronicle", Cold: "/mnt/hdd/chronicle"}
-}
-
-// Local returns the local root of tier t ("" for Remote).
-func (r Roots) Local(t Tier) string {
-	switch t {
-	case Hot:
-		return r.Hot
-	case Warm:
-		return r.Warm
-	case Cold:
-		return r.Cold
-	}
-	return ""
-}
-
 // Options configure a Resolver.
 type Options struct {
-	// Store is the remote tier's object store; nil when Roots.Remote is empty.
+	// Store is the remote tier's object store; nil when layout.Roots.Remote is empty.
 	Store objstore.Store
 	// Cache holds decoded cold and remote frames for every open file; nil creates one of
 	// qzst.DefaultCacheBytes.
@@ -73,7 +48,7 @@ type Options struct {
 
 // Resolver maps logical paths to tiers. It is safe for concurrent use.
 type Resolver struct {
-	roots    Roots
+	roots    layout.Roots
 	local    [3]root
 	store    objstore.Store
 	cache    *qzst.Cache
@@ -89,7 +64,7 @@ type Resolver struct {
 
 // Stats counts what the resolver did, for /metrics.
 type Stats struct {
-	Opens          [numTiers]atomic.Int64
+	Opens          [layout.NumTiers]atomic.Int64
 	Retries        atomic.Int64
 	RemoteRequests atomic.Int64
 	RemoteBytes    atomic.Int64
@@ -97,7 +72,7 @@ type Stats struct {
 }
 
 // New returns a Resolver over roots.
-func New(roots Roots, opts Options) (*Resolver, error) {
+func New(roots layout.Roots, opts Options) (*Resolver, error) {
 	r := &Resolver{roots: roots, store: opts.Store, cache: opts.Cache, opts: opts, log: opts.Logger, idx: map[string]*qzst.Index{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -108,7 +83,7 @@ func New(roots Roots, opts Options) (*Resolver, error) {
 	if r.opts.Retries <= 0 {
 		r.opts.Retries = 4
 	}
-	for t := Hot; t <= Cold; t++ {
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		p := roots.Local(t)
 		if p != "" {
 			abs, err := filepath.Abs(p)
@@ -140,8 +115,8 @@ func (r *Resolver) Close() error {
 	return nil
 }
 
-// Roots returns the configured roots.
-func (r *Resolver) Roots() Roots { return r.roots }
+// layout.Roots returns the configured roots.
+func (r *Resolver) Roots() layout.Roots { return r.roots }
 
 // Cache returns the frame cache shared by cold and remote reads.
 func (r *Resolver) Cache() *qzst.Cache { return r.cache }
@@ -160,15 +135,15 @@ const (
 
 // Location is where a partition lives.
 type Location struct {
-	Key  Key
-	Tier Tier // Remote for KindStub
+	Key  layout.Key
+	Tier layout.Tier // layout.Remote for KindStub
 	Kind Kind
 	Dir  string // the local partition directory (the cold one for remote partitions)
 	root *root
 }
 
 // Locate finds the first tier, in priority order, that holds k's book.
-func (r *Resolver) Locate(k Key) (Location, error) {
+func (r *Resolver) Locate(k layout.Key) (Location, error) {
 	if err := k.Validate(); err != nil {
 		return Location{}, err
 	}
@@ -182,26 +157,26 @@ func (r *Resolver) Locate(k Key) (Location, error) {
 	return Location{}, fmt.Errorf("%s: %w", k.Dir(), ErrNotFound)
 }
 
-func (r *Resolver) locate(k Key) (Location, bool) {
+func (r *Resolver) locate(k layout.Key) (Location, bool) {
 	dir := k.Dir()
-	for t := Hot; t <= Cold; t++ {
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		rt := &r.local[t]
 		if rt.path == "" {
 			continue
 		}
 		loc := Location{Key: k, Tier: t, Dir: filepath.Join(rt.path, dir), root: rt}
-		if rt.exists(path.Join(dir, BookName)) {
+		if rt.exists(path.Join(dir, layout.BookName)) {
 			return loc, true
 		}
-		if t != Cold {
+		if t != layout.Cold {
 			continue
 		}
-		if rt.exists(path.Join(dir, ZstName)) {
+		if rt.exists(path.Join(dir, layout.ZstName)) {
 			loc.Kind = KindZstd
 			return loc, true
 		}
-		if rt.exists(path.Join(dir, StubName)) {
-			loc.Kind, loc.Tier = KindStub, Remote
+		if rt.exists(path.Join(dir, layout.StubName)) {
+			loc.Kind, loc.Tier = KindStub, layout.Remote
 			return loc, true
 		}
 	}
@@ -213,7 +188,7 @@ type Entry struct {
 	Name    string
 	IsDir   bool
 	Size    int64
-	Tier    Tier
+	Tier    layout.Tier
 	Source  string // physical path or URI
 	Sealed  bool   // immutable content
 	ModTime time.Time
@@ -223,7 +198,7 @@ type Entry struct {
 // Open opens a logical file for reading. If the partition moves to another tier between
 // resolving and opening, it resolves again: the content is identical in every tier.
 func (r *Resolver) Open(ctx context.Context, logical string) (Handle, error) {
-	l, err := ParseLogical(logical)
+	l, err := layout.ParseLogical(logical)
 	if err != nil {
 		return nil, err
 	}
@@ -254,13 +229,13 @@ func (r *Resolver) Open(ctx context.Context, logical string) (Handle, error) {
 }
 
 // OpenBook opens k's book.q.
-func (r *Resolver) OpenBook(ctx context.Context, k Key) (Handle, error) {
-	return r.Open(ctx, path.Join(k.Dir(), BookName))
+func (r *Resolver) OpenBook(ctx context.Context, k layout.Key) (Handle, error) {
+	return r.Open(ctx, path.Join(k.Dir(), layout.BookName))
 }
 
 func (r *Resolver) openAt(ctx context.Context, loc Location, rest string) (Handle, error) {
 	rel := path.Join(loc.Key.Dir(), rest)
-	if rest != BookName {
+	if rest != layout.BookName {
 		return r.openPlain(loc, rel, false)
 	}
 	switch loc.Kind {
@@ -298,7 +273,7 @@ func (r *Resolver) openPlain(loc Location, rel string, book bool) (Handle, error
 
 func (r *Resolver) openZstd(loc Location) (Handle, error) {
 	dir := loc.Key.Dir()
-	f, err := loc.root.open(path.Join(dir, ZstName), unix.O_RDONLY)
+	f, err := loc.root.open(path.Join(dir, layout.ZstName), unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
@@ -307,15 +282,15 @@ func (r *Resolver) openZstd(loc Location) (Handle, error) {
 		f.Close()
 		return nil, err
 	}
-	ib, err := r.readLocal(loc.root, path.Join(dir, IdxName))
+	ib, err := r.readLocal(loc.root, path.Join(dir, layout.IdxName))
 	if err != nil {
 		f.Close()
 		if isNotExist(err) {
-			return nil, fmt.Errorf("%s: %w: %s without %s", loc.Dir, ErrIncomplete, ZstName, IdxName)
+			return nil, fmt.Errorf("%s: %w: %s without %s", loc.Dir, ErrIncomplete, layout.ZstName, layout.IdxName)
 		}
 		return nil, err
 	}
-	idx, err := qzst.ParseIndex(ib, filepath.Join(loc.Dir, IdxName))
+	idx, err := qzst.ParseIndex(ib, filepath.Join(loc.Dir, layout.IdxName))
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -325,7 +300,7 @@ func (r *Resolver) openZstd(loc Location) (Handle, error) {
 		f.Close()
 		return nil, err
 	}
-	return &zstdHandle{r: zr, f: f, tier: Cold, src: f.Name(), version: "zst:" + hex.EncodeToString(idx.SHA256[:]), mtime: st.ModTime()}, nil
+	return &zstdHandle{r: zr, f: f, tier: layout.Cold, src: f.Name(), version: "zst:" + hex.EncodeToString(idx.SHA256[:]), mtime: st.ModTime()}, nil
 }
 
 func (r *Resolver) readLocal(rt *root, rel string) ([]byte, error) {
@@ -339,8 +314,8 @@ func (r *Resolver) readLocal(rt *root, rel string) ([]byte, error) {
 
 // ReadStub reads and validates the remote stub of a partition located in the cold root.
 func (r *Resolver) readStub(loc Location) (*Stub, string, string, error) {
-	name := filepath.Join(loc.Dir, StubName)
-	b, err := r.readLocal(loc.root, path.Join(loc.Key.Dir(), StubName))
+	name := filepath.Join(loc.Dir, layout.StubName)
+	b, err := r.readLocal(loc.root, path.Join(loc.Key.Dir(), layout.StubName))
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -377,7 +352,7 @@ func (r *Resolver) openRemote(ctx context.Context, loc Location) (Handle, error)
 	if err != nil {
 		return nil, err
 	}
-	return &zstdHandle{r: zr, tier: Remote, src: s.Zst.URI, version: "remote:" + s.Zst.SHA256, mtime: s.UploadedAt}, nil
+	return &zstdHandle{r: zr, tier: layout.Remote, src: s.Zst.URI, version: "remote:" + s.Zst.SHA256, mtime: s.UploadedAt}, nil
 }
 
 // remoteIndex returns the partition's .idx: from memory, the local idx cache, or one GET,
@@ -495,17 +470,14 @@ func writeFileAtomic(p string, b []byte) {
 // Stat describes a logical path without opening file contents (except a cold partition's
 // small .idx, to learn the uncompressed size).
 func (r *Resolver) Stat(logical string) (Entry, error) {
-	l, err := ParseLogical(logical)
+	l, err := layout.ParseLogical(logical)
 	if err != nil {
 		return Entry{}, err
 	}
-	name := LayoutVersion
-	if len(l.raw) > 0 {
-		name = l.raw[len(l.raw)-1]
-	}
+	name := l.Name()
 	if l.Depth() < 3 {
-		for t := Hot; t <= Cold; t++ {
-			if fi, err := r.local[t].stat(path.Join(LayoutVersion, strings.Join(l.raw, "/"))); err == nil && fi.IsDir() {
+		for t := layout.Hot; t <= layout.Cold; t++ {
+			if fi, err := r.local[t].stat(l.Rel()); err == nil && fi.IsDir() {
 				return Entry{Name: name, IsDir: true, ModTime: fi.ModTime()}, nil
 			}
 		}
@@ -520,7 +492,7 @@ func (r *Resolver) Stat(logical string) (Entry, error) {
 	}
 }
 
-func (r *Resolver) statIn(l Logical, name string) (Entry, error) {
+func (r *Resolver) statIn(l layout.Logical, name string) (Entry, error) {
 	loc, err := r.Locate(l.Key)
 	if err != nil {
 		return Entry{}, err
@@ -532,8 +504,8 @@ func (r *Resolver) statIn(l Logical, name string) (Entry, error) {
 		}
 		return Entry{Name: name, IsDir: true, Tier: loc.Tier, Source: loc.Dir, ModTime: fi.ModTime(), Sealed: true}, nil
 	}
-	if l.Rest == BookName && loc.Kind != KindPlain {
-		h, err := r.openAt(context.Background(), loc, BookName)
+	if l.Rest == layout.BookName && loc.Kind != KindPlain {
+		h, err := r.openAt(context.Background(), loc, layout.BookName)
 		if err != nil {
 			return Entry{}, err
 		}
@@ -547,7 +519,7 @@ func (r *Resolver) statIn(l Logical, name string) (Entry, error) {
 	}
 	e := Entry{Name: name, IsDir: fi.IsDir(), Size: fi.Size(), Tier: loc.Tier, Source: filepath.Join(loc.root.path, rel),
 		ModTime: fi.ModTime(), Sealed: true, Ino: fi.Sys().(*unix.Stat_t).Ino}
-	if l.Rest == BookName && !e.IsDir {
+	if l.Rest == layout.BookName && !e.IsDir {
 		h, err := r.openPlain(loc, rel, true)
 		if err != nil {
 			return Entry{}, err
@@ -561,18 +533,18 @@ func (r *Resolver) statIn(l Logical, name string) (Entry, error) {
 // ReadDir lists a logical directory: the union over tiers for v1, venue and symbol levels;
 // the logical files of the partition's one tier inside a partition.
 func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
-	l, err := ParseLogical(logical)
+	l, err := layout.ParseLogical(logical)
 	if err != nil {
 		return nil, err
 	}
 	if l.Depth() >= 3 {
 		return r.readPartitionDir(l)
 	}
-	rel := path.Join(LayoutVersion, strings.Join(l.raw, "/"))
+	rel := l.Rel()
 	seen := map[string]bool{}
 	var out []Entry
 	found := false
-	for t := Hot; t <= Cold; t++ {
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		ents, err := r.local[t].readDir(rel)
 		if err != nil {
 			if isNotExist(err) {
@@ -582,17 +554,17 @@ func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
 		}
 		found = true
 		for _, e := range ents {
-			if !e.IsDir || seen[e.Name] || IsTemp(e.Name) {
+			if !e.IsDir || seen[e.Name] || layout.IsTemp(e.Name) {
 				continue
 			}
-			var k Key
+			var k layout.Key
 			switch l.Depth() {
 			case 0, 1:
-				if !ValidName(e.Name) {
+				if !layout.ValidName(e.Name) {
 					continue
 				}
 			case 2:
-				k = Key{Venue: l.Key.Venue, Symbol: l.Key.Symbol, Date: e.Name}
+				k = layout.Key{Venue: l.Key.Venue, Symbol: l.Key.Symbol, Date: e.Name}
 				if k.Validate() != nil {
 					continue
 				}
@@ -612,7 +584,7 @@ func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
 	return out, nil
 }
 
-func (r *Resolver) readPartitionDir(l Logical) ([]Entry, error) {
+func (r *Resolver) readPartitionDir(l layout.Logical) ([]Entry, error) {
 	loc, err := r.Locate(l.Key)
 	if err != nil {
 		return nil, err
@@ -623,15 +595,15 @@ func (r *Resolver) readPartitionDir(l Logical) ([]Entry, error) {
 	}
 	var out []Entry
 	for _, e := range ents {
-		if IsTemp(e.Name) {
+		if layout.IsTemp(e.Name) {
 			continue
 		}
 		if l.Rest == "" {
 			switch e.Name {
-			case IdxName:
+			case layout.IdxName:
 				continue
-			case ZstName, StubName:
-				e.Name = BookName
+			case layout.ZstName, layout.StubName:
+				e.Name = layout.BookName
 			}
 		}
 		out = append(out, Entry{Name: e.Name, IsDir: e.IsDir, Tier: loc.Tier})
@@ -656,18 +628,18 @@ func dedupe(es []Entry) []Entry {
 }
 
 // Partitions lists the partitions whose book is held by local tier t itself (not by
-// priority): for the tier manager's scans. For t == Remote it lists stubs in the cold root.
-func (r *Resolver) Partitions(t Tier) ([]Key, error) {
+// priority): for the tier manager's scans. For t == layout.Remote it lists stubs in the cold root.
+func (r *Resolver) Partitions(t layout.Tier) ([]layout.Key, error) {
 	lt := t
-	if t == Remote {
-		lt = Cold
+	if t == layout.Remote {
+		lt = layout.Cold
 	}
 	rt := &r.local[lt]
 	if rt.path == "" {
 		return nil, nil
 	}
-	var keys []Key
-	venues, err := rt.readDir(LayoutVersion)
+	var keys []layout.Key
+	venues, err := rt.readDir(layout.LayoutVersion)
 	if err != nil {
 		if isNotExist(err) {
 			return nil, nil
@@ -675,35 +647,35 @@ func (r *Resolver) Partitions(t Tier) ([]Key, error) {
 		return nil, err
 	}
 	for _, v := range venues {
-		if !v.IsDir || !ValidName(v.Name) {
+		if !v.IsDir || !layout.ValidName(v.Name) {
 			continue
 		}
-		syms, err := rt.readDir(path.Join(LayoutVersion, v.Name))
+		syms, err := rt.readDir(path.Join(layout.LayoutVersion, v.Name))
 		if err != nil {
 			continue
 		}
 		for _, s := range syms {
-			if !s.IsDir || !ValidName(s.Name) {
+			if !s.IsDir || !layout.ValidName(s.Name) {
 				continue
 			}
-			dates, err := rt.readDir(path.Join(LayoutVersion, v.Name, s.Name))
+			dates, err := rt.readDir(path.Join(layout.LayoutVersion, v.Name, s.Name))
 			if err != nil {
 				continue
 			}
 			for _, d := range dates {
-				k := Key{Venue: v.Name, Symbol: s.Name, Date: d.Name}
+				k := layout.Key{Venue: v.Name, Symbol: s.Name, Date: d.Name}
 				if !d.IsDir || k.Validate() != nil {
 					continue
 				}
 				dir := k.Dir()
 				var has bool
 				switch t {
-				case Remote:
-					has = rt.exists(path.Join(dir, StubName))
-				case Cold:
-					has = rt.exists(path.Join(dir, ZstName)) || rt.exists(path.Join(dir, BookName))
+				case layout.Remote:
+					has = rt.exists(path.Join(dir, layout.StubName))
+				case layout.Cold:
+					has = rt.exists(path.Join(dir, layout.ZstName)) || rt.exists(path.Join(dir, layout.BookName))
 				default:
-					has = rt.exists(path.Join(dir, BookName))
+					has = rt.exists(path.Join(dir, layout.BookName))
 				}
 				if has {
 					keys = append(keys, k)

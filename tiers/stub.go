@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"path"
 	"time"
+
+	"github.com/chronicle/chronicle/layout"
 )
 
 // StubFormat and StubVersion identify book.q.zst.remote.json (docs/format/remote-stub.md).
@@ -101,13 +103,13 @@ type keyResolver interface {
 }
 
 // StubKeys returns the object keys a stub for partition k must name.
-func StubKeys(k Key) (zstKey, idxKey string) {
-	return path.Join(k.Dir(), ZstName), path.Join(k.Dir(), IdxName)
+func StubKeys(k layout.Key) (zstKey, idxKey string) {
+	return path.Join(k.Dir(), layout.ZstName), path.Join(k.Dir(), layout.IdxName)
 }
 
 // Validate checks that the stub's URIs lie inside the remote root and name exactly this
 // partition's objects, and returns their keys.
-func (s *Stub) Validate(store keyResolver, k Key, name string) (zstKey, idxKey string, err error) {
+func (s *Stub) Validate(store keyResolver, k layout.Key, name string) (zstKey, idxKey string, err error) {
 	wantZst, wantIdx := StubKeys(k)
 	zk, err := store.KeyOf(s.Zst.URI)
 	if err != nil {

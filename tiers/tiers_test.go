@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/layout"
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/s3test"
@@ -69,7 +71,7 @@ func TestEquivalenceAcrossTiers(t *testing.T) {
 		r := newResolver(t, roots, store)
 		ctx := context.Background()
 		logical := testKey.Dir() + "/book.q"
-		check := func(want Tier) {
+		check := func(want layout.Tier) {
 			h, err := r.Open(ctx, logical)
 			if err != nil {
 				t.Fatalf("open from %s: %v", want, err)
@@ -104,17 +106,17 @@ func TestEquivalenceAcrossTiers(t *testing.T) {
 			}
 		}
 		placePlain(t, roots.Hot, testKey, book)
-		check(Hot)
+		check(layout.Hot)
 		placePlain(t, roots.Warm, testKey, book)
-		check(Hot) // priority: hot wins while both exist
+		check(layout.Hot) // priority: hot wins while both exist
 		os.RemoveAll(partDir(roots.Hot, testKey))
-		check(Warm)
+		check(layout.Warm)
 		placeCold(t, roots.Cold, testKey, book, 1<<20)
 		os.RemoveAll(partDir(roots.Warm, testKey))
-		check(Cold)
+		check(layout.Cold)
 		placeRemote(t, roots.Cold, store, testKey)
-		check(Remote)
-		if _, err := os.Stat(filepath.Join(partDir(roots.Cold, testKey), ZstName)); !os.IsNotExist(err) {
+		check(layout.Remote)
+		if _, err := os.Stat(filepath.Join(partDir(roots.Cold, testKey), layout.ZstName)); !os.IsNotExist(err) {
 			t.Fatal("local .zst still there")
 		}
 	}
@@ -125,19 +127,19 @@ func TestListingUnion(t *testing.T) {
 	book := bookBytes(t, 100, 1)
 	keys := []struct {
 		root string
-		k    Key
+		k    layout.Key
 	}{
-		{roots.Hot, Key{"binance-perp", "btc-usdt", "2024-08-09"}},
-		{roots.Warm, Key{"binance-perp", "btc-usdt", "2024-08-08"}},
-		{roots.Warm, Key{"binance-perp", "eth-usdt", "2024-08-08"}},
-		{roots.Cold, Key{"okx-perp", "btc-usdt", "2023-01-01"}},
-		{roots.Hot, Key{"binance-perp", "eth-usdt", "2024-08-08"}}, // same partition in two tiers
+		{roots.Hot, layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-08-09"}},
+		{roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-08-08"}},
+		{roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}},
+		{roots.Cold, layout.Key{Venue: "okx-perp", Symbol: "btc-usdt", Date: "2023-01-01"}},
+		{roots.Hot, layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}}, // same partition in two tiers
 	}
 	for _, p := range keys {
 		placePlain(t, p.root, p.k, book)
 	}
 	// Noise that must not be listed: a temp file, an empty date dir, an invalid name.
-	os.MkdirAll(partDir(roots.Warm, Key{"binance-perp", "btc-usdt", "2024-01-01"}), 0o755)
+	os.MkdirAll(partDir(roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-01-01"}), 0o755)
 	writeFile(t, filepath.Join(partDir(roots.Warm, keys[1].k), ".book.q.tmp-123"), []byte("x"))
 	os.MkdirAll(filepath.Join(roots.Warm, "v1", "Bad Name"), 0o755)
 	r := newResolver(t, roots, nil)
@@ -163,11 +165,11 @@ func TestListingUnion(t *testing.T) {
 		}
 	}
 	h, err := r.Open(context.Background(), "v1/binance-perp/eth-usdt/2024-08-08/book.q")
-	if err != nil || h.Tier() != Hot {
+	if err != nil || h.Tier() != layout.Hot {
 		t.Fatalf("duplicate partition resolved to %v, %v", h, err)
 	}
 	h.Close()
-	if ks, _ := r.Partitions(Warm); len(ks) != 2 {
+	if ks, _ := r.Partitions(layout.Warm); len(ks) != 2 {
 		t.Fatalf("warm partitions %v", ks)
 	}
 }
@@ -177,7 +179,7 @@ func TestRejectsEscapes(t *testing.T) {
 	outside := t.TempDir()
 	writeFile(t, filepath.Join(outside, "book.q"), bookBytes(t, 10, 1))
 	writeFile(t, filepath.Join(outside, "secret"), []byte("secret"))
-	k := Key{"binance-perp", "eth-usdt", "2024-08-08"}
+	k := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
 	os.MkdirAll(partDir(roots.Warm, k), 0o755)
 	// A symlinked book, a symlinked partition dir, and a symlinked file.
 	os.Symlink(filepath.Join(outside, "book.q"), filepath.Join(partDir(roots.Warm, k), "book.q"))
@@ -202,7 +204,7 @@ func TestRejectsEscapes(t *testing.T) {
 
 func TestGrowingHotBook(t *testing.T) {
 	roots := testRoots(t)
-	p := filepath.Join(partDir(roots.Hot, testKey), BookName)
+	p := filepath.Join(partDir(roots.Hot, testKey), layout.BookName)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	a, err := format.Create(p, format.NewBookHeader(testKey.Venue, testKey.Symbol, 7, 20240808), format.Options{ChunkSize: 1 << 20})
 	if err != nil {
@@ -244,8 +246,8 @@ func TestRemoteStubValidation(t *testing.T) {
 	placeCold(t, roots.Cold, testKey, book, 64<<10)
 	good := placeRemote(t, roots.Cold, store, testKey)
 	r := newResolver(t, roots, store)
-	stubPath := filepath.Join(partDir(roots.Cold, testKey), StubName)
-	other := Key{"binance-perp", "btc-usdt", "2024-08-08"}
+	stubPath := filepath.Join(partDir(roots.Cold, testKey), layout.StubName)
+	other := layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-08-08"}
 	oz, _ := StubKeys(other)
 	cases := map[string]func(s *Stub){
 		"outside root":    func(s *Stub) { s.Zst.URI = "file:///etc/passwd" },

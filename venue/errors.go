@@ -16,6 +16,7 @@ var (
 	ErrBadSymbol      = errors.New("invalid symbol")
 	ErrBadStream      = errors.New("invalid stream")
 	ErrTooManyStreams = errors.New("too many streams")
+	ErrUnknownVenue   = errors.New("unknown venue")
 )
 
 // ParseError reports why a message or snapshot could not be read: the byte offset in the

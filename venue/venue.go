@@ -1,10 +1,11 @@
-// Package venue is the small contract between chronicle-feed and an exchange. A venue
-// says which websocket URLs carry which streams, reads from each raw message just what the
-// feed needs to route it and to see sequence gaps (never a full decode: book building is
-// the ETL's job), and describes its REST depth snapshot and rate limits.
+// Package venue is the contract between Chronicle and an exchange. A venue says which
+// websocket URLs carry which streams, reads from each raw message just what the feed needs
+// to route it and to see sequence gaps (Parse: cheap, no allocation), decodes messages and
+// REST depth snapshots fully for the refinery (Decode, DecodeSnapshot: exact fixed-point
+// prices and sizes), and states its book rules (Check, SnapshotBridge) and rate limits.
 //
-// Adding a venue (OKX, Bybit...) means one new package implementing Venue and one line in
-// the feed's venue table; see docs/venues.md.
+// Adding a venue (OKX, Bybit...) means one new package implementing Venue, registering it
+// in its init, and one import line in venue/all; see docs/venues.md.
 package venue
 
 import "time"
@@ -110,12 +111,70 @@ type Snapshot struct {
 	LastUpdateID int64
 }
 
+// Level is one price level at the venue's decimal scales: price and the new absolute
+// quantity (0 deletes the level).
+type Level struct{ Price, Qty int64 }
+
+// Message is a fully decoded websocket message, for the refinery. Decode fills every field
+// the message kind has and zeroes the others; Bids and Asks keep their capacity from call
+// to call, and Symbol aliases the message bytes.
+type Message struct {
+	Event         // stream, kind and ordering ids, as Parse reads them
+	Symbol []byte // venue symbol named in the payload ("s")
+	ExchNs int64  // event time (Binance "E"), ns since the epoch; 0 when the message has none
+	TxNs   int64  // transaction or trade time (Binance "T"), ns; 0 when none
+
+	Bids, Asks []Level // depth: the changed levels, in message order
+
+	Price, Qty int64 // trade and aggTrade
+	BuyerMaker bool  // trade: the buyer was the maker, so the seller was the aggressor
+	// FirstTrade and LastTrade are an aggregated trade's constituent trade ids.
+	FirstTrade, LastTrade int64
+
+	BidPrice, BidQty, AskPrice, AskQty int64 // bookTicker
+}
+
+// BookSnapshot is a fully decoded REST depth snapshot.
+type BookSnapshot struct {
+	LastUpdateID int64
+	ExchNs       int64  // event time when the venue sends one, else 0
+	Symbol       string // when the body names it, else ""
+	Bids, Asks   []Level
+}
+
+// Bridge is where a depth update stands relative to a REST snapshot.
+type Bridge uint8
+
+const (
+	BridgeBefore  Bridge = iota // the snapshot already covers the update: drop it
+	BridgeApplies               // the first update to apply on top of the snapshot
+	BridgeAfter                 // updates between the snapshot and this one are missing
+)
+
+func (b Bridge) String() string {
+	switch b {
+	case BridgeBefore:
+		return "before"
+	case BridgeApplies:
+		return "applies"
+	}
+	return "after"
+}
+
+// Instrument describes what a symbol's quantities count, for partition metadata.
+type Instrument struct {
+	QtyUnit          string `json:"qty_unit"`                    // "base" (coins) or "contracts"
+	ContractSize     string `json:"contract_size,omitempty"`     // value of one contract, exact decimal
+	ContractCurrency string `json:"contract_currency,omitempty"` // currency of ContractSize
+}
+
 // Limits are the venue's published connection and REST limits.
 type Limits struct {
 	MaxStreamsPerConn int           // streams one websocket connection may carry
 	MaxConnAge        time.Duration // the venue drops a connection after this long
 	RESTWeightPerMin  int           // REST request weight allowed per IP per minute
 	UsedWeightHeader  string        // response header reporting weight used in the window
+	DefaultDepthSpeed string        // the fastest depth stream speed ("0ms"; spot "100ms")
 }
 
 // Venue is one exchange's market-data protocol. Implementations are stateless and safe
@@ -136,4 +195,21 @@ type Venue interface {
 	Bridges(snap Snapshot, first Event) bool
 	SnapshotRequest(restBase, symbol string, limit int) (SnapshotRequest, error)
 	ParseSnapshot(body []byte) (Snapshot, error)
+
+	// The refinery's side.
+
+	// Decimals are the fixed-point scales Decode uses for prices and quantities.
+	Decimals() (price, qty uint8)
+	// Decode decodes a whole websocket message into m, validating every field its kind
+	// needs. Messages of kind KindOther decode their envelope only.
+	Decode(msg []byte, m *Message) error
+	// DecodeSnapshot decodes a whole REST depth snapshot body into s.
+	DecodeSnapshot(body []byte, s *BookSnapshot) error
+	// SnapshotBridge applies the venue's local-book rule to a depth update buffered while
+	// waiting for a snapshot with the given last update id.
+	SnapshotBridge(lastUpdateID int64, ev Event) Bridge
+	// Instrument describes a symbol's quantities.
+	Instrument(symbol string) Instrument
+	// Symbol returns the venue symbol of a stream name ("ethusdt@depth@0ms" -> "ETHUSDT").
+	Symbol(stream string) string
 }

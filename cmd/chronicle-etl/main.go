@@ -1,146 +1,350 @@
 // Command chronicle-etl is the refinery: it turns the feed's raw journal into canonical
-// partitions. This build carries the `synth` subcommand, which writes realistic synthetic
-// partitions (demos, benchmarks, capacity tests); the journal-to-book pipeline lands with its
-// own issue.
+// partitions (run: a daemon tailing every venue journal; backfill: one pass over segment
+// files), reports where it stands (status) and writes synthetic partitions for demos and
+// benchmarks (synth). The work is done by package etl; this file parses flags, loads the
+// shared configuration and wires signals, logs and metrics. docs/etl.md is the manual.
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"text/tabwriter"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/config"
-	"github.com/chronicle/chronicle/internal/synth"
-	"github.com/chronicle/chronicle/tiers"
 	"github.com/spf13/pflag"
+
+	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/internal/daemon"
+	"github.com/chronicle/chronicle/layout"
+	_ "github.com/chronicle/chronicle/venue/all"
 )
 
-const usage = `chronicle-etl: canonical partitions from the feed's journal.
+const usage = `chronicle-etl refines the feed's raw journal into canonical partitions:
+order books rebuilt by the venue's rules, a snapshot run at every partition open, resync
+and 60 s of exchange time, invalid-book intervals marked, symbols resolved against the
+SCD2 dim_symbol table, one v1/{venue}/{symbol}/{date}/book.q per symbol and UTC exchange
+date with meta.json and index/ beside it. A checkpoint in the output root makes every
+restart resume exactly: output is byte-identical to an uninterrupted run.
 
 Usage:
-  chronicle-etl synth [flags]    write synthetic canonical partitions
+  chronicle-etl run      [flags]                    tail {hot}/feed/* and refine (daemon, /metrics)
+  chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
+                                                    refine journal segments once, then stop
+  chronicle-etl status   [flags] [--json]           where each venue stands, open partitions
+  chronicle-etl synth    [flags]                    write synthetic partitions (demos, benchmarks)
 
 Examples:
-  # 30 days of two symbols, 16 MiB each, into the warm tier of the config file
-  chronicle-etl synth --config /etc/chronicle/chronicle.toml --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
+  chronicle-etl run --config /etc/chronicle/chronicle.toml
+  chronicle-etl run --hot /dev/shm/chronicle --warm /mnt/nvme-warm/chronicle --metrics-addr 127.0.0.1:9465
+  chronicle-etl backfill --root /tmp/books /dev/shm/chronicle/feed/binance-perp
+  chronicle-etl backfill --root /tmp/books --seal-all /tmp/journal/00000001-20240808T230000Z.q
+  chronicle-etl backfill --root /tmp/books --dim-symbol /etc/chronicle/dim_symbol.parquet /dev/shm/chronicle/feed
+  chronicle-etl status --config /etc/chronicle/chronicle.toml --json
+  chronicle-etl synth --root /tmp/warm --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
 
-  # one large partition for a benchmark, into a scratch root
-  chronicle-etl synth --root /tmp/warm --symbols eth-usdt --days 1 --bytes 1GiB --end 2024-08-08
+Flags override the [etl], [tiers] and [log] sections of --config:
 `
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		fmt.Print(usage)
-		return
-	}
-	var err error
-	switch os.Args[1] {
-	case "synth":
-		err = runSynth(os.Args[2:])
-	default:
-		err = fmt.Errorf("unknown command %q (see --help)", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chronicle-etl:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func runSynth(args []string) error {
-	fl := pflag.NewFlagSet("synth", pflag.ContinueOnError)
-	fl.Usage = func() { fmt.Fprint(os.Stderr, usage, "\nFlags:\n", fl.FlagUsages()) }
-	cfgPath := fl.String("config", "", "shared config file (its [tiers] warm root is the default --root)")
-	root := fl.String("root", "", "tier root to write v1/... partitions into (default: [tiers] warm)")
-	venue := fl.String("venue", "binance-perp", "venue directory")
-	symbols := fl.StringSlice("symbols", []string{"eth-usdt"}, "symbols, comma separated")
-	days := fl.Int("days", 1, "number of consecutive UTC dates ending at --end")
-	end := fl.String("end", "", "last date YYYY-MM-DD (default: yesterday UTC)")
-	size := fl.String("bytes", "16MiB", "approximate size of each partition (KiB, MiB, GiB suffixes)")
-	seed := fl.Int64("seed", 1, "random seed (same seed, same bytes)")
-	if err := fl.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		f := newFlags(stderr)
+		f.set.Usage()
+		if len(args) == 0 {
+			return 2
 		}
-		return err
+		return 0
 	}
-	roots := tiers.DefaultRoots()
-	if err := config.Load(*cfgPath, map[string]any{"tiers": &roots}); err != nil {
-		return err
+	cmd := args[0]
+	var err error
+	switch cmd {
+	case "run", "backfill", "status":
+		f := newFlags(stderr)
+		if err = f.set.Parse(args[1:]); err != nil {
+			if errors.Is(err, pflag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		switch cmd {
+		case "run":
+			err = runDaemon(f)
+		case "backfill":
+			err = runBackfill(f, stderr)
+		case "status":
+			err = runStatus(f, stdout)
+		}
+	case "synth":
+		err = runSynth(args[1:])
+	default:
+		fmt.Fprintf(stderr, "chronicle-etl: unknown command %q (want run, backfill, status or synth; see --help)\n", cmd)
+		return 2
 	}
-	if *root == "" {
-		*root = roots.Warm
+	if err != nil {
+		fmt.Fprintln(stderr, "chronicle-etl:", err)
+		return 1
 	}
-	n, err := parseSize(*size)
+	return 0
+}
+
+type flags struct {
+	set                              *pflag.FlagSet
+	configPath, root, hot, warm      string
+	output, latePolicy, dimSymbol    string
+	metricsAddr, logLevel, logFormat string
+	grace, snapshotInterval          time.Duration
+	checkpointInterval, idleSpin     time.Duration
+	venues                           []string
+	sealAll, asJSON                  bool
+}
+
+func newFlags(stderr io.Writer) *flags {
+	d := etl.Defaults()
+	f := &flags{set: pflag.NewFlagSet("chronicle-etl", pflag.ContinueOnError)}
+	s := f.set
+	s.SetOutput(stderr)
+	s.StringVar(&f.configPath, "config", "", "shared TOML configuration file")
+	s.StringVar(&f.root, "root", "", "backfill, status: output root (v1/... goes below it); default the [etl] output tier's root")
+	s.StringVar(&f.hot, "hot", "", "hot tier root; journals are {hot}/feed/{venue} ([tiers] hot)")
+	s.StringVar(&f.warm, "warm", "", "warm tier root ([tiers] warm)")
+	s.StringVar(&f.output, "output", d.Output, `output tier: "warm" or "hot" ([etl] output)`)
+	s.StringSliceVar(&f.venues, "venues", nil, "run: venues to refine; default every {hot}/feed/* ([etl] venues)")
+	s.DurationVar(&f.grace, "grace", d.Grace, "keep the previous day open this long past midnight, exchange time ([etl] grace)")
+	s.DurationVar(&f.snapshotInterval, "snapshot-interval", d.SnapshotInterval, "snapshot run every this much exchange time ([etl] snapshot_interval)")
+	s.StringVar(&f.latePolicy, "late-policy", d.LatePolicy, `events of a sealed partition: "reject" or "late_stream" ([etl] late_policy)`)
+	s.StringVar(&f.dimSymbol, "dim-symbol", "", "dim_symbol table, .csv or .parquet; default the embedded one ([etl] dim_symbol)")
+	s.DurationVar(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "make output and state durable this often ([etl] checkpoint_interval)")
+	s.DurationVar(&f.idleSpin, "idle-spin", d.IdleSpin, "run: busy-poll the journal this long after the last record; 0 = never ([etl] idle_spin)")
+	s.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "run: serve /metrics here; empty = off ([etl] metrics_addr)")
+	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
+	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
+	s.BoolVar(&f.sealAll, "seal-all", false, "backfill: the journal is complete; seal every partition at the end")
+	s.BoolVar(&f.asJSON, "json", false, "status: print JSON")
+	s.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		s.PrintDefaults()
+	}
+	return f
+}
+
+type settings struct {
+	cfg   etl.Config
+	roots layout.Roots
+	log   config.Log
+}
+
+func (f *flags) settings() (*settings, error) {
+	st := &settings{cfg: etl.Defaults(), roots: layout.DefaultRoots(), log: config.DefaultLog()}
+	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log}); err != nil {
+		return nil, err
+	}
+	set := func(name string, apply func()) {
+		if f.set.Changed(name) {
+			apply()
+		}
+	}
+	set("hot", func() { st.roots.Hot = f.hot })
+	set("warm", func() { st.roots.Warm = f.warm })
+	set("output", func() { st.cfg.Output = f.output })
+	set("venues", func() { st.cfg.Venues = f.venues })
+	set("grace", func() { st.cfg.Grace = f.grace })
+	set("snapshot-interval", func() { st.cfg.SnapshotInterval = f.snapshotInterval })
+	set("late-policy", func() { st.cfg.LatePolicy = f.latePolicy })
+	set("dim-symbol", func() { st.cfg.DimSymbol = f.dimSymbol })
+	set("checkpoint-interval", func() { st.cfg.CheckpointInterval = f.checkpointInterval })
+	set("idle-spin", func() { st.cfg.IdleSpin = f.idleSpin })
+	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metricsAddr })
+	set("log-level", func() { st.log.Level = f.logLevel })
+	set("log-format", func() { st.log.Format = f.logFormat })
+	if err := st.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// outputRoot is --root, else the configured output tier's root.
+func (f *flags) outputRoot(st *settings) string {
+	if f.root != "" {
+		return f.root
+	}
+	if st.cfg.Output == "hot" {
+		return st.roots.Hot
+	}
+	return st.roots.Warm
+}
+
+func runDaemon(f *flags) error {
+	if f.set.NArg() > 0 {
+		return fmt.Errorf("run takes no arguments (got %v)", f.set.Args())
+	}
+	st, err := f.settings()
 	if err != nil {
 		return err
 	}
-	last := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
-	if *end != "" {
-		if last, err = time.Parse(tiers.DateLayout, *end); err != nil {
-			return fmt.Errorf("--end: %w", err)
-		}
+	log, err := daemon.Logger(st.log, "chronicle-etl")
+	if err != nil {
+		return err
 	}
-	for si, sym := range *symbols {
-		for d := *days - 1; d >= 0; d-- {
-			date := last.AddDate(0, 0, -d)
-			k, err := tiers.NewKey(*venue, sym, date)
+	ctx, stop := daemon.SignalContext(log)
+	defer stop()
+	reg := daemon.Registry()
+	if _, err := daemon.ServeMetrics(ctx, st.cfg.MetricsAddr, reg, log); err != nil {
+		return err
+	}
+	m := etl.NewMetrics(reg)
+	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, m)
+	if err != nil {
+		return err
+	}
+	root := f.outputRoot(st)
+	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
+	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw})
+}
+
+func runBackfill(f *flags, stderr io.Writer) error {
+	st, err := f.settings()
+	if err != nil {
+		return err
+	}
+	if f.root == "" {
+		return errors.New("backfill needs --root (where v1/... is written)")
+	}
+	if f.set.NArg() == 0 {
+		return errors.New("backfill needs a journal directory or segment files (see --help)")
+	}
+	log, err := daemon.Logger(st.log, "chronicle-etl")
+	if err != nil {
+		return err
+	}
+	ctx, stop := daemon.SignalContext(log)
+	defer stop()
+	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, nil)
+	if err != nil {
+		return err
+	}
+	// Arguments: journal directories (or a feed directory of venue journals), or segment
+	// files (one journal per parent directory).
+	type job struct {
+		dir  string
+		segs []string
+	}
+	var jobs []job
+	files := map[string][]string{}
+	var fileDirs []string
+	for _, a := range f.set.Args() {
+		fi, err := os.Stat(a)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			dirs, err := etl.Journals(a)
 			if err != nil {
 				return err
 			}
-			p := filepath.Join(*root, filepath.FromSlash(k.Dir()), tiers.BookName)
-			if _, err := os.Stat(p); err == nil {
-				fmt.Printf("exists  %s\n", p)
-				continue
+			if len(dirs) == 0 {
+				return fmt.Errorf("%s holds no journal segments", a)
 			}
-			spec := synth.Spec{Venue: *venue, Symbol: sym, SymbolID: uint32(si + 1), Date: date, Bytes: n,
-				Seed: *seed + int64(si)*100000 + date.Unix()/86400, Price: 2500 + 1000*float64(si)}
-			if err := synth.Write(p, spec); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
+			for _, d := range dirs {
+				jobs = append(jobs, job{dir: d})
 			}
-			if err := writeMeta(filepath.Dir(p), k, spec); err != nil {
-				return err
+			continue
+		}
+		d := filepath.Dir(a)
+		if files[d] == nil {
+			fileDirs = append(fileDirs, d)
+		}
+		files[d] = append(files[d], a)
+	}
+	for _, d := range fileDirs {
+		jobs = append(jobs, job{dir: d, segs: files[d]})
+	}
+	cfg := st.cfg
+	cfg.DimReload = 0
+	for _, j := range jobs {
+		var bar interface {
+			Add64(int64) error
+			Finish() error
+		}
+		opt := etl.Options{Config: cfg, Root: f.root, JournalDir: j.dir, Segments: j.segs, SealAll: f.sealAll,
+			Table: tw.Table, Log: log}
+		opt.Total = func(n int64) {
+			if pb := daemon.Progress(n, "refining "+filepath.Base(j.dir)); pb != nil {
+				bar = pb
 			}
-			fmt.Printf("wrote   %s\n", p)
+		}
+		opt.Progress = func(d int64) {
+			if bar != nil {
+				bar.Add64(d)
+			}
+		}
+		stats, err := etl.Refine(ctx, opt)
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(stderr)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", j.dir, err)
+		}
+		log.Info("backfill done", "journal", j.dir, "venue", stats.Venue, "frames", stats.Frames, "bytes", stats.Bytes,
+			"sealed", stats.Sealed, "open", stats.Open, "diverged", stats.Diverged)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-func writeMeta(dir string, k tiers.Key, s synth.Spec) error {
-	meta := fmt.Sprintf(`{
-  "symbol_id": %d,
-  "symbol_code": %q,
-  "venue": %q,
-  "date": %q,
-  "source": "chronicle-etl synth (seed %d)",
-  "ingest_time": %q,
-  "completeness": {"synthetic": true},
-  "late_policy": "reject"
-}
-`, s.SymbolID, k.Symbol, k.Venue, k.Date, s.Seed, time.Now().UTC().Format(time.RFC3339))
-	tmp := filepath.Join(dir, ".meta.json.tmp")
-	if err := os.WriteFile(tmp, []byte(meta), 0o644); err != nil {
+func runStatus(f *flags, stdout io.Writer) error {
+	st, err := f.settings()
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, tiers.MetaName))
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suf string
-		m   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if strings.HasSuffix(s, u.suf) {
-			s, mult = strings.TrimSuffix(s, u.suf), u.m
-			break
+	root := f.outputRoot(st)
+	vs, err := etl.Status(root, st.roots.Hot)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		e := json.NewEncoder(stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(vs)
+	}
+	if len(vs) == 0 {
+		fmt.Fprintf(stdout, "no refinery checkpoints in %s\n", root)
+		return nil
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, v := range vs {
+		fmt.Fprintf(w, "venue %s\tsegment %s offset %d\tcheckpoint %s\texchange clock %s\tlag %s\n", v.Venue, v.Segment, v.Offset,
+			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), humanBytes(v.LagBytes))
+		for _, p := range v.Partitions {
+			rel, _ := filepath.Rel(root, p.Path)
+			fmt.Fprintf(w, "  %s\t%d records\t%d depth updates, %d trades\t%d invalid intervals\n", rel, p.Records, p.DepthUpdates, p.Trades, p.Invalid)
 		}
 	}
-	var v int64
-	if _, err := fmt.Sscan(s, &v); err != nil || v <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional KiB/MiB/GiB suffix", s)
+	return w.Flush()
+}
+
+func humanBytes(n int64) string {
+	if n < 0 {
+		return "unknown"
 	}
-	return v * mult, nil
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for x := n / unit; x >= unit; x /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -17,16 +17,20 @@ import (
 	"github.com/chronicle/chronicle/feed"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/venue"
+	_ "github.com/chronicle/chronicle/venue/all"
 )
 
-const usage = `chronicle-feed captures Binance USD-M market data into the raw journal.
+const usage = `chronicle-feed captures exchange market data into the raw journal
+(venues: binance-perp = Binance USD-M futures, binance-coinm = COIN-M futures, binance-spot).
 
 Usage:
   chronicle-feed run    [flags]           capture live websockets and REST snapshots
   chronicle-feed replay [flags] FILE...   journal capture files (jsonl[.gz], cryptofeed ws+http)
 
 The journal goes to {hot_root}/feed/{venue}/ (outside v1/), one segment per roll period.
+Several files given to one replay are one stream, in order (one capture split in files).
 Settings come from the [feed] and [log] sections of --config; flags override the file.
 SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
 
@@ -35,7 +39,9 @@ Examples:
   chronicle-feed run --symbols BTCUSDT,ETHUSDT --streams depth,aggTrade,bookTicker --depth-speed 100ms
   chronicle-feed run --hot-root /dev/shm/chronicle --metrics-addr 127.0.0.1:9464
   chronicle-feed run --ws-url ws://127.0.0.1:8080 --rest-url http://127.0.0.1:8080 --symbols ETHUSDT
+  chronicle-feed run --venue binance-spot --symbols ETHUSDT,BTCUSDT
   chronicle-feed replay --speed 0 binance-usdm_ethusdt_20240808.jsonl.gz
+  chronicle-feed replay --speed 0 --venue binance-coinm --journal-dir /tmp/j coinm_0808.jsonl.gz coinm_0809.jsonl.gz
   chronicle-feed replay --speed 10 --clock now cryptofeed_binance-futures.ws.txt
   chronicle-feed replay --journal-dir /tmp/journal --symbol ETHUSDT capture.jsonl
 
@@ -70,14 +76,14 @@ func run(args []string, stderr io.Writer) int {
 	cfg := feed.Defaults()
 	logCfg := config.DefaultLog()
 	// The journal lives under the hot tier: [tiers] hot is the default of [feed] hot_root.
-	roots := tiers.Roots{}
+	roots := layout.Roots{}
 	cfg.HotRoot = ""
 	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots}); err != nil {
 		fmt.Fprintln(stderr, "chronicle-feed:", err)
 		return 2
 	}
 	if cfg.HotRoot == "" {
-		cfg.HotRoot = cmp.Or(roots.Hot, tiers.DefaultRoots().Hot)
+		cfg.HotRoot = cmp.Or(roots.Hot, layout.DefaultRoots().Hot)
 	}
 	fl.apply(fs, &cfg, &logCfg)
 	log, err := daemon.Logger(logCfg, "chronicle-feed")
@@ -117,13 +123,14 @@ func run(args []string, stderr io.Writer) int {
 
 // cmdFlags holds parsed flags; config values are replaced only by flags given.
 type cmdFlags struct {
-	config                                          string
-	replay                                          feed.ReplayOptions
-	symbols, streams                                []string
-	depthSpeed, hotRoot, journalDir, wsURL, restURL string
-	metricsAddr, logLevel, logFormat                string
-	snapshotLimit, maxStreams                       int
-	rollPeriod, retentionMinAge                     time.Duration
+	config                                 string
+	replay                                 feed.ReplayOptions
+	symbols, streams                       []string
+	venue, depthSpeed, hotRoot, journalDir string
+	wsURL, restURL                         string
+	metricsAddr, logLevel, logFormat       string
+	snapshotLimit, maxStreams              int
+	rollPeriod, retentionMinAge            time.Duration
 }
 
 func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
@@ -136,18 +143,19 @@ func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.config, "config", "", "shared TOML config file ([feed] and [log] sections)")
+	fs.StringVar(&f.venue, "venue", d.Venue, "venue id: "+strings.Join(venue.Names(), ", "))
 	fs.StringSliceVar(&f.symbols, "symbols", nil, "symbols to capture (BTCUSDT,ETHUSDT)")
 	fs.StringSliceVar(&f.streams, "streams", d.Streams, "streams per symbol: depth, trade, aggTrade, bookTicker, or a raw suffix")
-	fs.StringVar(&f.depthSpeed, "depth-speed", d.DepthSpeed, "depth stream speed: 0ms, 100ms, 250ms, 500ms")
+	fs.StringVar(&f.depthSpeed, "depth-speed", d.DepthSpeed, "depth stream speed: 0ms, 100ms, 250ms, 500ms (default: the venue's fastest)")
 	fs.StringVar(&f.hotRoot, "hot-root", d.HotRoot, "hot tier root; the journal is {hot-root}/feed/{venue}")
 	fs.StringVar(&f.journalDir, "journal-dir", "", "journal directory (instead of the hot-root layout)")
-	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL")
-	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL")
+	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL (default: the venue's)")
+	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL (default: the venue's)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "serve /metrics here (empty: off)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.IntVar(&f.snapshotLimit, "snapshot-limit", d.SnapshotLimit, "REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)")
-	fs.IntVar(&f.maxStreams, "max-streams-per-conn", d.MaxStreamsPerConn, "streams per websocket connection")
+	fs.IntVar(&f.maxStreams, "max-streams-per-conn", d.MaxStreamsPerConn, "streams per websocket connection (0: the venue's limit)")
 	fs.DurationVar(&f.rollPeriod, "roll-period", d.RollPeriod, "journal segment period")
 	fs.DurationVar(&f.retentionMinAge, "retention-min-age", d.RetentionMinAge, "keep segments the ETL has read at least this long")
 	fs.Float64Var(&f.replay.Speed, "speed", 1, "replay: pace as a multiple of the capture's (0 = as fast as possible)")
@@ -162,6 +170,7 @@ func (f *cmdFlags) apply(fs *pflag.FlagSet, c *feed.Config, l *config.Log) {
 			fn()
 		}
 	}
+	set("venue", func() { c.Venue = f.venue })
 	set("symbols", func() { c.Symbols = upper(f.symbols) })
 	set("streams", func() { c.Streams = f.streams })
 	set("depth-speed", func() { c.DepthSpeed = f.depthSpeed })

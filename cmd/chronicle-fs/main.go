@@ -11,13 +11,12 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 
 	"github.com/chronicle/chronicle/format/qzst"
 	chfs "github.com/chronicle/chronicle/fs"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"github.com/spf13/pflag"
@@ -85,7 +84,7 @@ func printUsage(w io.Writer) {
 // settings are everything a mount reads from the config file.
 type settings struct {
 	configPath string
-	roots      tiers.Roots
+	roots      layout.Roots
 	remote     objstore.Config
 	log        config.Log
 	fs         chfs.Config
@@ -139,7 +138,7 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 	if err := fl.Parse(args); err != nil {
 		return nil, nil, err
 	}
-	s := &settings{roots: tiers.DefaultRoots(), log: config.DefaultLog(), fs: chfs.DefaultConfig()}
+	s := &settings{roots: layout.DefaultRoots(), log: config.DefaultLog(), fs: chfs.DefaultConfig()}
 	if err := config.Load(fromFlags.configPath, map[string]any{"tiers": &s.roots, "remote": &s.remote, "log": &s.log, "fs": &s.fs}); err != nil {
 		return nil, nil, err
 	}
@@ -183,34 +182,13 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 		if !fl.Changed(name) {
 			continue
 		}
-		v, err := parseSize(src)
+		v, err := config.ParseSize(src)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--%s: %w", name, err)
 		}
 		*dst = v
 	}
 	return s, fl.Args(), s.fs.Validate()
-}
-
-// parseSize reads a byte count: a plain number or one with a KiB/MiB/GiB/TiB (or K/M/G/T)
-// suffix.
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
-			break
-		}
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v < 0 || v > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a byte count such as 268435456 or 256MiB", s)
-	}
-	return v * mult, nil
 }
 
 func mountCmd(args []string, stderr io.Writer) int {

@@ -9,19 +9,6 @@ import (
 	"time"
 )
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"268435456": 256 << 20, "256MiB": 256 << 20, "1GiB": 1 << 30, "64M": 64 << 20, " 2 KiB": 2048} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "-1", "1.5GiB", "lots", "99999999999T"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) accepted", in)
-		}
-	}
-}
-
 // TestFlagsOverrideConfig: the file sets everything, flags win where given, defaults fill
 // the rest.
 func TestFlagsOverrideConfig(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"github.com/spf13/pflag"
@@ -105,14 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
 // settings are the configuration sections after flags were applied.
 type settings struct {
 	cfg    lifecycle.Config
-	roots  tiers.Roots
+	roots  layout.Roots
 	remote objstore.Config
 	log    config.Log
 	now    func() time.Time
 }
 
 func (f *flags) settings() (*settings, error) {
-	st := &settings{cfg: lifecycle.DefaultConfig(), roots: tiers.DefaultRoots(), log: config.DefaultLog(), now: time.Now}
+	st := &settings{cfg: lifecycle.DefaultConfig(), roots: layout.DefaultRoots(), log: config.DefaultLog(), now: time.Now}
 	if err := config.Load(f.configPath, map[string]any{"tier": &st.cfg, "tiers": &st.roots, "remote": &st.remote, "log": &st.log}); err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (f *flags) settings() (*settings, error) {
 	if f.now != "" {
 		t, err := time.Parse(time.RFC3339, f.now)
 		if err != nil {
-			if t, err = time.Parse(tiers.DateLayout, f.now); err != nil {
+			if t, err = time.Parse(layout.DateLayout, f.now); err != nil {
 				return nil, fmt.Errorf("--now %q: want RFC 3339 (2026-01-01T00:00:00Z) or YYYY-MM-DD", f.now)
 			}
 		}

@@ -18,17 +18,18 @@ import (
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/internal/s3test"
 	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
 // Key is the partition most tests use.
-var Key = tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
+var Key = layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
 
 // Roots returns fresh hot, warm and cold folders under t.TempDir().
-func Roots(t testing.TB) tiers.Roots {
+func Roots(t testing.TB) layout.Roots {
 	d := t.TempDir()
-	return tiers.Roots{Hot: filepath.Join(d, "hot"), Warm: filepath.Join(d, "warm"), Cold: filepath.Join(d, "cold")}
+	return layout.Roots{Hot: filepath.Join(d, "hot"), Warm: filepath.Join(d, "warm"), Cold: filepath.Join(d, "cold")}
 }
 
 // Seed returns a random seed, or $CHRONICLE_SEED, and logs it for replay.
@@ -55,7 +56,7 @@ func Record(seed int64, i int64) format.BookRecord {
 }
 
 // WriteBook writes a sealed canonical book of n records at path.
-func WriteBook(t testing.TB, path string, k tiers.Key, n int64, seed int64) {
+func WriteBook(t testing.TB, path string, k layout.Key, n int64, seed int64) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func WriteBook(t testing.TB, path string, k tiers.Key, n int64, seed int64) {
 	}
 }
 
-func dateOf(t testing.TB, k tiers.Key) uint32 {
+func dateOf(t testing.TB, k layout.Key) uint32 {
 	d, err := k.Time()
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,7 @@ func dateOf(t testing.TB, k tiers.Key) uint32 {
 }
 
 // Book returns the bytes of a sealed book of n records.
-func Book(t testing.TB, k tiers.Key, n int64, seed int64) []byte {
+func Book(t testing.TB, k layout.Key, n int64, seed int64) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "book.q")
 	WriteBook(t, p, k, n, seed)
@@ -96,12 +97,12 @@ func Book(t testing.TB, k tiers.Key, n int64, seed int64) []byte {
 }
 
 // PartDir is k's directory below a tier root.
-func PartDir(root string, k tiers.Key) string {
+func PartDir(root string, k layout.Key) string {
 	return filepath.Join(root, filepath.FromSlash(k.Dir()))
 }
 
 // Meta is the meta.json the helpers place.
-func Meta(k tiers.Key) []byte {
+func Meta(k layout.Key) []byte {
 	return []byte(`{"symbol_code":"` + k.Symbol + `","venue":"` + k.Venue + `","date":"` + k.Date + "\"}\n")
 }
 
@@ -110,7 +111,7 @@ func Meta(k tiers.Key) []byte {
 const IndexName = "index/snapshots.idx"
 
 // IndexBytes is its content.
-func IndexBytes(k tiers.Key) []byte { return []byte("snapshot offsets of " + k.Dir() + "\n") }
+func IndexBytes(k layout.Key) []byte { return []byte("snapshot offsets of " + k.Dir() + "\n") }
 
 // WriteFileSync writes b to p through a temporary name, fsyncs and renames it into place.
 func WriteFileSync(t testing.TB, p string, b []byte) {
@@ -159,30 +160,30 @@ func syncDir(dir string) error {
 }
 
 // PlacePlain puts book.q, meta.json and the index file into a local tier root.
-func PlacePlain(t testing.TB, root string, k tiers.Key, book []byte) {
+func PlacePlain(t testing.TB, root string, k layout.Key, book []byte) {
 	t.Helper()
 	d := PartDir(root, k)
-	WriteFileSync(t, filepath.Join(d, tiers.MetaName), Meta(k))
+	WriteFileSync(t, filepath.Join(d, layout.MetaName), Meta(k))
 	WriteFileSync(t, filepath.Join(d, filepath.FromSlash(IndexName)), IndexBytes(k))
-	WriteFileSync(t, filepath.Join(d, tiers.BookName), book)
+	WriteFileSync(t, filepath.Join(d, layout.BookName), book)
 }
 
 // PlaceCold transcodes book into the cold root (frames of blockSize bytes) with meta.json
 // and the index file.
-func PlaceCold(t testing.TB, cold string, k tiers.Key, book []byte, blockSize int) {
+func PlaceCold(t testing.TB, cold string, k layout.Key, book []byte, blockSize int) {
 	t.Helper()
 	d := PartDir(cold, k)
-	WriteFileSync(t, filepath.Join(d, tiers.MetaName), Meta(k))
+	WriteFileSync(t, filepath.Join(d, layout.MetaName), Meta(k))
 	WriteFileSync(t, filepath.Join(d, filepath.FromSlash(IndexName)), IndexBytes(k))
 	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(book), int64(len(book)),
-		filepath.Join(d, tiers.ZstName), filepath.Join(d, tiers.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
+		filepath.Join(d, layout.ZstName), filepath.Join(d, layout.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // PlaceRemote uploads a cold partition's .zst and .idx to store, writes the stub and deletes
 // the local .zst, then .idx (in that order: a .zst is never left without its .idx).
-func PlaceRemote(t testing.TB, cold string, store objstore.Store, k tiers.Key) {
+func PlaceRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) {
 	t.Helper()
 	if err := MoveColdToRemote(cold, store, k); err != nil {
 		t.Fatal(err)
@@ -190,7 +191,7 @@ func PlaceRemote(t testing.TB, cold string, store objstore.Store, k tiers.Key) {
 }
 
 // MoveColdToRemote is PlaceRemote returning its error, for use from goroutines.
-func MoveColdToRemote(cold string, store objstore.Store, k tiers.Key) error {
+func MoveColdToRemote(cold string, store objstore.Store, k layout.Key) error {
 	ctx := context.Background()
 	d := PartDir(cold, k)
 	zk, ik := tiers.StubKeys(k)
@@ -198,7 +199,7 @@ func MoveColdToRemote(cold string, store objstore.Store, k tiers.Key) error {
 	for _, o := range []struct {
 		name, key string
 		obj       *tiers.StubObject
-	}{{tiers.ZstName, zk, &s.Zst}, {tiers.IdxName, ik, &s.Idx}} {
+	}{{layout.ZstName, zk, &s.Zst}, {layout.IdxName, ik, &s.Idx}} {
 		f, err := os.Open(filepath.Join(d, o.name))
 		if err != nil {
 			return err
@@ -215,7 +216,7 @@ func MoveColdToRemote(cold string, store objstore.Store, k tiers.Key) error {
 		}
 		*o.obj = tiers.StubObject{URI: store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
 	}
-	ib, err := os.ReadFile(filepath.Join(d, tiers.IdxName))
+	ib, err := os.ReadFile(filepath.Join(d, layout.IdxName))
 	if err != nil {
 		return err
 	}
@@ -228,13 +229,13 @@ func MoveColdToRemote(cold string, store objstore.Store, k tiers.Key) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(d, tiers.StubName), b); err != nil {
+	if err := writeFileSync(filepath.Join(d, layout.StubName), b); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(d, tiers.ZstName)); err != nil {
+	if err := os.Remove(filepath.Join(d, layout.ZstName)); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(d, tiers.IdxName)); err != nil {
+	if err := os.Remove(filepath.Join(d, layout.IdxName)); err != nil {
 		return err
 	}
 	return syncDir(d)
@@ -243,12 +244,12 @@ func MoveColdToRemote(cold string, store objstore.Store, k tiers.Key) error {
 // MoveWarmToCold moves a partition from the warm to the cold root: the small files are
 // copied (fsync, rename), the book transcoded (index renamed before the .zst), then the warm
 // book is deleted first, the rest after.
-func MoveWarmToCold(warm, cold string, k tiers.Key, blockSize int) error {
+func MoveWarmToCold(warm, cold string, k layout.Key, blockSize int) error {
 	src, dst := PartDir(warm, k), PartDir(cold, k)
 	if err := copySmall(src, dst); err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(src, tiers.BookName))
+	f, err := os.Open(filepath.Join(src, layout.BookName))
 	if err != nil {
 		return err
 	}
@@ -257,11 +258,11 @@ func MoveWarmToCold(warm, cold string, k tiers.Key, blockSize int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := qzst.Transcode(context.Background(), f, st.Size(), filepath.Join(dst, tiers.ZstName),
-		filepath.Join(dst, tiers.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
+	if _, err := qzst.Transcode(context.Background(), f, st.Size(), filepath.Join(dst, layout.ZstName),
+		filepath.Join(dst, layout.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(src, tiers.BookName)); err != nil {
+	if err := os.Remove(filepath.Join(src, layout.BookName)); err != nil {
 		return err
 	}
 	return os.RemoveAll(src)
@@ -269,19 +270,19 @@ func MoveWarmToCold(warm, cold string, k tiers.Key, blockSize int) error {
 
 // MovePlain moves a partition between local roots (hot -> warm): files are copied with
 // fsync and rename, the book last, then the source book is deleted first.
-func MovePlain(from, to string, k tiers.Key) error {
+func MovePlain(from, to string, k layout.Key) error {
 	src, dst := PartDir(from, k), PartDir(to, k)
 	if err := copySmall(src, dst); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(filepath.Join(src, tiers.BookName))
+	b, err := os.ReadFile(filepath.Join(src, layout.BookName))
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(dst, tiers.BookName), b); err != nil {
+	if err := writeFileSync(filepath.Join(dst, layout.BookName), b); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(src, tiers.BookName)); err != nil {
+	if err := os.Remove(filepath.Join(src, layout.BookName)); err != nil {
 		return err
 	}
 	return os.RemoveAll(src)
@@ -297,7 +298,7 @@ func copySmall(src, dst string) error {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() || rel == tiers.BookName {
+		if fi.IsDir() || rel == layout.BookName {
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -366,10 +367,10 @@ type Growing struct {
 }
 
 // NewGrowing creates an unsealed book for k in the hot root (with meta.json).
-func NewGrowing(t testing.TB, hot string, k tiers.Key, seed int64) *Growing {
+func NewGrowing(t testing.TB, hot string, k layout.Key, seed int64) *Growing {
 	t.Helper()
 	d := PartDir(hot, k)
-	p := filepath.Join(d, tiers.BookName)
+	p := filepath.Join(d, layout.BookName)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/testenv"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,12 +46,12 @@ type benchFixture struct {
 	e        *env
 	d        *daemon
 	size     int64
-	warm     string                // the native warm file
-	hot      string                // the native hot file (tmpfs)
-	zst      string                // the cold .zst (for zstd -dc)
-	path     map[tiers.Tier]string // book.q through the mount
+	warm     string                 // the native warm file
+	hot      string                 // the native hot file (tmpfs)
+	zst      string                 // the cold .zst (for zstd -dc)
+	path     map[layout.Tier]string // book.q through the mount
 	mp       string
-	keys     map[tiers.Tier]tiers.Key
+	keys     map[layout.Tier]layout.Key
 	cacheCfg int64
 }
 
@@ -66,24 +66,24 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 	}
 	b.Cleanup(func() { os.RemoveAll(hot) })
 	e.roots.Hot = hot
-	fx := &benchFixture{e: e, size: format.HeaderSize + records*format.BookRecordSize, path: map[tiers.Tier]string{}, keys: map[tiers.Tier]tiers.Key{}}
-	for i, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
-		fx.keys[t] = tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: fmt.Sprintf("2024-08-%02d", 10-i)}
+	fx := &benchFixture{e: e, size: format.HeaderSize + records*format.BookRecordSize, path: map[layout.Tier]string{}, keys: map[layout.Tier]layout.Key{}}
+	for i, t := range []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Remote} {
+		fx.keys[t] = layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: fmt.Sprintf("2024-08-%02d", 10-i)}
 	}
 	began := time.Now()
-	fx.warm = filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[tiers.Warm]), tiers.BookName)
-	fstest.WriteBook(b, fx.warm, fx.keys[tiers.Warm], records, 42)
-	fx.hot = filepath.Join(fstest.PartDir(hot, fx.keys[tiers.Hot]), tiers.BookName)
+	fx.warm = filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[layout.Warm]), layout.BookName)
+	fstest.WriteBook(b, fx.warm, fx.keys[layout.Warm], records, 42)
+	fx.hot = filepath.Join(fstest.PartDir(hot, fx.keys[layout.Hot]), layout.BookName)
 	mustCopy(b, fx.warm, fx.hot)
-	for _, t := range []tiers.Tier{tiers.Cold, tiers.Remote} {
+	for _, t := range []layout.Tier{layout.Cold, layout.Remote} {
 		os.MkdirAll(fstest.PartDir(e.roots.Warm, fx.keys[t]), 0o755)
-		mustCopy(b, fx.warm, filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[t]), tiers.BookName))
+		mustCopy(b, fx.warm, filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[t]), layout.BookName))
 		if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], benchBlock(b)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	fx.zst = filepath.Join(fstest.PartDir(e.roots.Cold, fx.keys[tiers.Cold]), tiers.ZstName)
-	if err := fstest.MoveColdToRemote(e.roots.Cold, e.store, fx.keys[tiers.Remote]); err != nil {
+	fx.zst = filepath.Join(fstest.PartDir(e.roots.Cold, fx.keys[layout.Cold]), layout.ZstName)
+	if err := fstest.MoveColdToRemote(e.roots.Cold, e.store, fx.keys[layout.Remote]); err != nil {
 		b.Fatal(err)
 	}
 	zfi, _ := os.Stat(fx.zst)
@@ -93,7 +93,7 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 	fx.mp = mountpoint(b)
 	fx.d = start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", fx.cacheCfg, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), fx.mp, strings.Fields(os.Getenv("CHRONICLE_BENCH_FS_ARGS"))...)
 	for t, k := range fx.keys {
-		fx.path[t] = filepath.Join(fx.mp, filepath.FromSlash(k.Dir()), tiers.BookName)
+		fx.path[t] = filepath.Join(fx.mp, filepath.FromSlash(k.Dir()), layout.BookName)
 	}
 	return fx
 }
@@ -148,10 +148,10 @@ func BenchmarkFS(b *testing.B) {
 		return func() time.Duration { return timeCmd(b, "dd", "if="+p, "of=/dev/null", "bs=1M", "status=none") }
 	}
 	nop := func() {}
-	mount := func(t tiers.Tier) seqPass {
+	mount := func(t layout.Tier) seqPass {
 		p := fx.path[t]
 		procs := map[string]int{"chronicle-fs": fx.d.cmd.Process.Pid}
-		if t == tiers.Remote {
+		if t == layout.Remote {
 			procs["versitygw"] = fx.e.srv.Pid()
 		}
 		return seqPass{name: t.String(), pre: func() { dropMountCache(b, p) }, cmd: dd(p), procs: procs}
@@ -163,12 +163,12 @@ func BenchmarkFS(b *testing.B) {
 		{name: "zstd-dc-cold", pre: nop, cmd: func() time.Duration {
 			return timeCmd(b, "sh", "-c", `zstd -dc "$1" > /dev/null`, "sh", fx.zst)
 		}},
-		mount(tiers.Cold),
-		mount(tiers.Remote),
+		mount(layout.Cold),
+		mount(layout.Remote),
 		{name: "native-warm", pre: nop, cmd: dd(fx.warm)},
-		mount(tiers.Warm),
+		mount(layout.Warm),
 		{name: "native-hot", pre: nop, cmd: dd(fx.hot)},
-		mount(tiers.Hot),
+		mount(layout.Hot),
 	}
 	ratios := [][2]string{{"cold", "zstd-dc-cold"}, {"remote", "cold"}, {"warm", "native-warm"}, {"hot", "native-hot"}}
 	b.Run("seq", func(b *testing.B) { runSeqRounds(b, fx.size, passes, ratios, sum) })
@@ -209,7 +209,7 @@ func BenchmarkFS(b *testing.B) {
 	}
 	pread("native-warm", fx.warm)
 	pread("native-hot", fx.hot)
-	for _, t := range []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Remote} {
+	for _, t := range []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Remote} {
 		pread(t.String(), fx.path[t])
 	}
 
@@ -239,10 +239,10 @@ func BenchmarkFS(b *testing.B) {
 		})
 	}
 	numpy("native-warm", fx.warm, "memmap")
-	numpy("warm-book.q", fx.path[tiers.Warm], "memmap")
-	npy := func(t tiers.Tier) string { return filepath.Join(filepath.Dir(fx.path[t]), "book.npy") }
-	numpy("warm-book.npy", npy(tiers.Warm), "npy")
-	numpy("cold-book.npy", npy(tiers.Cold), "npy")
+	numpy("warm-book.q", fx.path[layout.Warm], "memmap")
+	npy := func(t layout.Tier) string { return filepath.Join(filepath.Dir(fx.path[t]), "book.npy") }
+	numpy("warm-book.npy", npy(layout.Warm), "npy")
+	numpy("cold-book.npy", npy(layout.Cold), "npy")
 
 	s := sum.vals
 	ratio := func(a, b string) string {
@@ -442,14 +442,14 @@ func BenchmarkPeakRSS(b *testing.B) {
 	e := newEnv(b, "file")
 	k := fstest.Key
 	os.MkdirAll(fstest.PartDir(e.roots.Warm, k), 0o755)
-	fstest.WriteBook(b, filepath.Join(fstest.PartDir(e.roots.Warm, k), tiers.BookName), k, records, 9)
+	fstest.WriteBook(b, filepath.Join(fstest.PartDir(e.roots.Warm, k), layout.BookName), k, records, 9)
 	if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 1<<20); err != nil {
 		b.Fatal(err)
 	}
 	cache := int64(128 << 20)
 	mp := mountpoint(b)
 	d := start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", cache, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), mp)
-	p := filepath.Join(mp, filepath.FromSlash(k.Dir()), tiers.BookName)
+	p := filepath.Join(mp, filepath.FromSlash(k.Dir()), layout.BookName)
 	b.ResetTimer()
 	for range b.N {
 		dropMountCache(b, p)

@@ -22,7 +22,7 @@ import (
 
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
 )
@@ -73,7 +73,7 @@ func repoRoot() string {
 
 // env is a set of tier folders and a remote store for one daemon.
 type env struct {
-	roots  tiers.Roots
+	roots  layout.Roots
 	store  objstore.Store
 	remote string         // [remote] table, TOML
 	srv    *s3test.Server // nil for file://

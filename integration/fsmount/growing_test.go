@@ -13,7 +13,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/testenv"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 )
 
 // growPy loads book.npy of a book that is being written: the array it gets must be whole
@@ -45,7 +45,7 @@ func TestGrowingHotFile(t *testing.T) {
 	}
 	mp := mountpoint(t)
 	start(t, e.config(t, ""), mp)
-	p := filepath.Join(mp, filepath.FromSlash(k.Dir()), tiers.BookName)
+	p := filepath.Join(mp, filepath.FromSlash(k.Dir()), layout.BookName)
 
 	tail := exec.Command("tail", "-c", "+1", "-f", "-s", "0.005", p)
 	var mu sync.Mutex

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,7 @@ func TestKill9Restart(t *testing.T) {
 	fstest.PlacePlain(t, e.roots.Warm, fstest.Key, book)
 	cfg := e.config(t, "")
 	mp := mountpoint(t)
-	p := filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), tiers.BookName)
+	p := filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), layout.BookName)
 
 	d := start(t, cfg, mp)
 	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, book) {
@@ -68,7 +68,7 @@ func TestSigtermWhileBusy(t *testing.T) {
 	fstest.PlaceCold(t, e.roots.Cold, fstest.Key, book, 64<<10) // served by the daemon, not passthrough
 	mp := mountpoint(t)
 	d := start(t, e.config(t, "shutdown_grace = \"30s\"\n"), mp)
-	f, err := os.Open(filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), tiers.BookName))
+	f, err := os.Open(filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), layout.BookName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestRemoteFailureEIO(t *testing.T) {
 	fstest.PlaceRemote(t, e.roots.Cold, e.store, fstest.Key)
 	mp := mountpoint(t)
 	start(t, e.config(t, "remote_timeout = \"2s\"\n"), mp)
-	p := filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), tiers.BookName)
+	p := filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), layout.BookName)
 	f, err := os.Open(p) // fetches and caches the index while the server is up
 	if err != nil {
 		t.Fatal(err)

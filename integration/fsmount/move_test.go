@@ -20,7 +20,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/testenv"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"golang.org/x/sys/unix"
 )
@@ -62,12 +62,12 @@ func TestMoveWhileReading(t *testing.T) {
 }
 
 // mover moves one partition to the next tier down.
-type mover func(k tiers.Key, to tiers.Tier) error
+type mover func(k layout.Key, to layout.Tier) error
 
 func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 	if !useLifecycle {
-		return func(k tiers.Key, to tiers.Tier) error {
-			if to == tiers.Cold {
+		return func(k layout.Key, to layout.Tier) error {
+			if to == layout.Cold {
 				return fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
 			}
 			return fstest.MoveColdToRemote(e.roots.Cold, e.store, k)
@@ -79,10 +79,10 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(k tiers.Key, to tiers.Tier) error {
-		mv := lifecycle.Move{Key: k, Policy: lifecycle.WarmToCold, From: tiers.Warm, To: tiers.Cold}
-		if to == tiers.Remote {
-			mv = lifecycle.Move{Key: k, Policy: lifecycle.ColdToRemote, From: tiers.Cold, To: tiers.Remote}
+	return func(k layout.Key, to layout.Tier) error {
+		mv := lifecycle.Move{Key: k, Policy: lifecycle.WarmToCold, From: layout.Warm, To: layout.Cold}
+		if to == layout.Remote {
+			mv = lifecycle.Move{Key: k, Policy: lifecycle.ColdToRemote, From: layout.Cold, To: layout.Remote}
 		}
 		return m.Move(context.Background(), mv, nil)
 	}
@@ -100,11 +100,11 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 func testMove(t *testing.T, backend string, useLifecycle bool) {
 	seed := fstest.Seed(t)
 	e := newEnv(t, backend)
-	held := tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
-	free := tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-09"}
-	orig := map[tiers.Key]string{}
-	books := map[tiers.Key][]byte{}
-	for i, k := range []tiers.Key{held, free} {
+	held := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
+	free := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-09"}
+	orig := map[layout.Key]string{}
+	books := map[layout.Key][]byte{}
+	for i, k := range []layout.Key{held, free} {
 		orig[k] = filepath.Join(t.TempDir(), "book.q")
 		fstest.WriteBook(t, orig[k], k, 50000+int64(i)*3333, seed+int64(i))
 		books[k], _ = os.ReadFile(orig[k])
@@ -113,13 +113,13 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 	move := testMover(t, e, useLifecycle)
 	mp := mountpoint(t)
 	d := start(t, e.config(t, ""), mp)
-	path := func(k tiers.Key, name string) string { return filepath.Join(mp, filepath.FromSlash(k.Dir()), name) }
+	path := func(k layout.Key, name string) string { return filepath.Join(mp, filepath.FromSlash(k.Dir()), name) }
 
 	tmp := t.TempDir()
 	ready, stopFile := filepath.Join(tmp, "ready"), filepath.Join(tmp, "stop")
 	var pyOut bytes.Buffer
 	py := exec.Command(testenv.Python(t), "-c", holdPy, filepath.Join(repoRoot(), "python"),
-		path(held, tiers.BookName), path(held, "book.npy"), orig[held], ready, stopFile)
+		path(held, layout.BookName), path(held, "book.npy"), orig[held], ready, stopFile)
 	py.Stdout, py.Stderr = &pyOut, &pyOut
 	if err := py.Start(); err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 	wantNPY := sha256Tail(books[free][format.HeaderSize:])
 	for range 2 {
 		loop(func() error {
-			sum, n, err := hashUncached(path(free, tiers.BookName), 0)
+			sum, n, err := hashUncached(path(free, layout.BookName), 0)
 			if err != nil || sum != wantBook {
 				return fmt.Errorf("free book.q: %d bytes, digest match %v: %v", n, sum == wantBook, err)
 			}
@@ -178,7 +178,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 		}
 		return nil
 	})
-	f, err := os.Open(path(held, tiers.BookName))
+	f, err := os.Open(path(held, layout.BookName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,15 +197,15 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 
 	pause := func() { time.Sleep(time.Second) }
 	pause()
-	for _, k := range []tiers.Key{held, free} {
-		if err := move(k, tiers.Cold); err != nil {
+	for _, k := range []layout.Key{held, free} {
+		if err := move(k, layout.Cold); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pause()
 	coldBytes := d.metric(t, `chronicle_fs_read_bytes_total{tier="cold"}`)
-	for _, k := range []tiers.Key{held, free} {
-		if err := move(k, tiers.Remote); err != nil {
+	for _, k := range []layout.Key{held, free} {
+		if err := move(k, layout.Remote); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,8 +229,8 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 	if coldBytes == 0 || remoteBytes == 0 {
 		t.Errorf("new opens were not served by the new tiers: cold %v bytes, remote %v bytes", coldBytes, remoteBytes)
 	}
-	for _, k := range []tiers.Key{held, free} {
-		if got := run(t, "getfattr", "--only-values", "-n", "user.chronicle.tier", path(k, tiers.BookName)); got != "remote" {
+	for _, k := range []layout.Key{held, free} {
+		if got := run(t, "getfattr", "--only-values", "-n", "user.chronicle.tier", path(k, layout.BookName)); got != "remote" {
 			t.Errorf("%s: tier %q after the moves", k.Date, got)
 		}
 	}

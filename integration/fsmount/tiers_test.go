@@ -12,13 +12,13 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/testenv"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 )
 
 // placed is one partition put into a tier by a test, with its original bytes kept aside.
 type placed struct {
-	key  tiers.Key
-	tier tiers.Tier
+	key  layout.Key
+	tier layout.Tier
 	orig string // path of the original book.q, outside every tier
 	book []byte
 }
@@ -27,10 +27,10 @@ type placed struct {
 func placeAll(t testing.TB, e *env, seed int64, records int64) []placed {
 	t.Helper()
 	ps := []placed{
-		{key: tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-10"}, tier: tiers.Hot},
-		{key: tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-09"}, tier: tiers.Warm},
-		{key: tiers.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-08-08"}, tier: tiers.Cold},
-		{key: tiers.Key{Venue: "binance-spot", Symbol: "eth-usdt", Date: "2024-08-07"}, tier: tiers.Remote},
+		{key: layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-10"}, tier: layout.Hot},
+		{key: layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-09"}, tier: layout.Warm},
+		{key: layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-08-08"}, tier: layout.Cold},
+		{key: layout.Key{Venue: "binance-spot", Symbol: "eth-usdt", Date: "2024-08-07"}, tier: layout.Remote},
 	}
 	origDir := t.TempDir()
 	for i := range ps {
@@ -43,13 +43,13 @@ func placeAll(t testing.TB, e *env, seed int64, records int64) []placed {
 		}
 		p.book = b
 		switch p.tier {
-		case tiers.Hot:
+		case layout.Hot:
 			fstest.PlacePlain(t, e.roots.Hot, p.key, b)
-		case tiers.Warm:
+		case layout.Warm:
 			fstest.PlacePlain(t, e.roots.Warm, p.key, b)
 		default:
 			fstest.PlaceCold(t, e.roots.Cold, p.key, b, 256<<10)
-			if p.tier == tiers.Remote {
+			if p.tier == layout.Remote {
 				fstest.PlaceRemote(t, e.roots.Cold, e.store, p.key)
 			}
 		}
@@ -100,7 +100,7 @@ func testTiers(t *testing.T, backend string) {
 	e := newEnv(t, backend)
 	ps := placeAll(t, e, seed, 40000)
 	// Leftovers a listing must not show: a date folder without a book, a writer's temp file.
-	fstest.WriteFileSync(t, filepath.Join(fstest.PartDir(e.roots.Warm, tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-07-01"}), tiers.MetaName), []byte("{}"))
+	fstest.WriteFileSync(t, filepath.Join(fstest.PartDir(e.roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-07-01"}), layout.MetaName), []byte("{}"))
 	os.WriteFile(filepath.Join(fstest.PartDir(e.roots.Warm, ps[1].key), "book.q.tmp-123"), []byte("partial"), 0o644)
 
 	mp := mountpoint(t)
@@ -111,7 +111,7 @@ func testTiers(t *testing.T, backend string) {
 	py := testenv.Python(t)
 	var cases []map[string]string
 	for _, p := range ps {
-		book := filepath.Join(mp, filepath.FromSlash(p.key.Dir()), tiers.BookName)
+		book := filepath.Join(mp, filepath.FromSlash(p.key.Dir()), layout.BookName)
 		want := fstest.SHA256(p.book)
 		catSum := strings.Fields(run(t, "sh", "-c", `cat "$1" | sha256sum`, "sh", book))[0]
 		ddSum := strings.Fields(run(t, "sh", "-c", `dd if="$1" bs=1M status=none | sha256sum`, "sh", book))[0]

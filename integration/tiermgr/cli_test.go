@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 )
 
@@ -44,9 +44,9 @@ func TestStatusAndDryRun(t *testing.T) {
 	a := lt.NewPartition(t, key("2024-08-08"), 3000, 1)
 	b := lt.NewPartition(t, key("2024-08-09"), 3000, 2)
 	c := lt.NewPartition(t, key("2023-08-10"), 3000, 3)
-	e.Place(t, a, tiers.Hot)
-	e.Place(t, b, tiers.Warm)
-	e.Place(t, c, tiers.Remote)
+	e.Place(t, a, layout.Hot)
+	e.Place(t, b, layout.Warm)
+	e.Place(t, c, layout.Remote)
 	args := config(t, e, nil, `cold_after = "2400h"`)
 	args = append(args, "--now", "2024-09-01")
 
@@ -154,7 +154,7 @@ func waitLog(t *testing.T, lines <-chan map[string]any, msg string, timeout time
 func TestRunServesMetricsAndStops(t *testing.T) {
 	e := lt.NewEnv(t, "", nil)
 	p := lt.NewPartition(t, key("2024-08-08"), 2000, 1)
-	e.Place(t, p, tiers.Hot)
+	e.Place(t, p, layout.Hot)
 	addr := freeAddr(t)
 	cmd, lines := daemon(t, append(config(t, e, nil, ""), "--now", "2024-08-09T06:00:00Z", "--metrics", addr, "--scan-interval", "200ms", "run")...)
 	waitLog(t, lines, "move done", 20*time.Second)
@@ -178,7 +178,7 @@ func TestRunServesMetricsAndStops(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	if e.Check(t, []lt.Partition{p})[p.Key] != tiers.Warm {
+	if e.Check(t, []lt.Partition{p})[p.Key] != layout.Warm {
 		t.Fatal("not moved to warm")
 	}
 }
@@ -188,7 +188,7 @@ func TestRunServesMetricsAndStops(t *testing.T) {
 func TestSigtermRollsBackMoveInFlight(t *testing.T) {
 	e := lt.NewEnv(t, "", nil)
 	p := lt.NewPartition(t, key("2024-08-08"), 40000, 1) // 2.5 MB
-	e.Place(t, p, tiers.Warm)
+	e.Place(t, p, layout.Warm)
 	args := append(config(t, e, nil, ""), "--now", "2024-09-01")
 	cmd, lines := daemon(t, append(args, "--metrics", "", "--bandwidth", "1000000", "run")...)
 	waitLog(t, lines, "move start", 20*time.Second)
@@ -201,13 +201,13 @@ func TestSigtermRollsBackMoveInFlight(t *testing.T) {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 	t.Logf("stopped %v after SIGTERM: %v", time.Since(t0), m["err"])
-	if e.Check(t, []lt.Partition{p})[p.Key] != tiers.Warm {
+	if e.Check(t, []lt.Partition{p})[p.Key] != layout.Warm {
 		t.Fatal("the interrupted move was not rolled back to warm")
 	}
 	if _, stderr, code := tier(t, append(args, "apply")...); code != 0 {
 		t.Fatalf("apply after the interrupted run: %d\n%s", code, stderr)
 	}
-	if e.Check(t, []lt.Partition{p})[p.Key] != tiers.Cold {
+	if e.Check(t, []lt.Partition{p})[p.Key] != layout.Cold {
 		t.Fatal("not moved to cold by the next run")
 	}
 	_ = os.Getpid

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
@@ -41,8 +41,8 @@ func TestKillNine(t *testing.T) {
 		lt.NewPartition(t, key("2023-01-01"), 3000, 3),
 		lt.NewPartition(t, key("2025-12-31"), 3000, 4),
 	}
-	start := []tiers.Tier{tiers.Hot, tiers.Warm, tiers.Cold, tiers.Hot}
-	want := []tiers.Tier{tiers.Remote, tiers.Cold, tiers.Remote, tiers.Warm}
+	start := []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Hot}
+	want := []layout.Tier{layout.Remote, layout.Cold, layout.Remote, layout.Warm}
 
 	setup := func(i int) (*lt.Env, []string) {
 		var store objstore.Store
@@ -126,7 +126,7 @@ func TestKillNine(t *testing.T) {
 	}
 }
 
-func checkFinal(t *testing.T, e *lt.Env, parts []lt.Partition, want []tiers.Tier) {
+func checkFinal(t *testing.T, e *lt.Env, parts []lt.Partition, want []layout.Tier) {
 	t.Helper()
 	got := e.Check(t, parts)
 	for j, p := range parts {

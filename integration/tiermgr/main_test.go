@@ -7,7 +7,6 @@ package tiermgr
 import (
 	"bytes"
 	"fmt"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/layout"
+
 	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/tiers"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 )
 
@@ -40,8 +41,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func key(date string) tiers.Key {
-	return tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: date}
+func key(date string) layout.Key {
+	return layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: date}
 }
 
 // config writes a TOML file with the roots and, for S3, the [remote] section, and

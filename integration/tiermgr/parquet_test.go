@@ -12,7 +12,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/testenv"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/parquet-go/parquet-go"
 )
@@ -27,7 +27,7 @@ func TestDeriveParquet(t *testing.T) {
 	py := testenv.Python(t)
 	e := lt.NewEnv(t, "", nil)
 	p := lt.NewPartition(t, key("2024-08-08"), 30000, 5)
-	e.Place(t, p, tiers.Warm)
+	e.Place(t, p, layout.Warm)
 	orig := filepath.Join(e.Dir, "original-book.q")
 	if err := os.WriteFile(orig, p.Book, 0o644); err != nil {
 		t.Fatal(err)
@@ -35,10 +35,10 @@ func TestDeriveParquet(t *testing.T) {
 	if _, stderr, code := tier(t, append(config(t, e, nil, ""), "--now", "2024-09-01", "--derive", "parquet", "apply")...); code != 0 {
 		t.Fatalf("apply exited %d:\n%s", code, stderr)
 	}
-	if e.Check(t, []lt.Partition{p})[p.Key] != tiers.Cold {
+	if e.Check(t, []lt.Partition{p})[p.Key] != layout.Cold {
 		t.Fatal("not moved to cold")
 	}
-	path := filepath.Join(lt.PartDir(e.Roots.Cold, p.Key), tiers.DerivedDir, "book.parquet")
+	path := filepath.Join(lt.PartDir(e.Roots.Cold, p.Key), layout.DerivedDir, "book.parquet")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chronicle/chronicle/internal/testenv"
 )
 
 var captures = testenv.CapturesDir()

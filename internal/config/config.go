@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -67,4 +68,25 @@ func Decode(text, name string, sections map[string]any) error {
 		errs = append(errs, fmt.Errorf("config %s: unknown keys: %s", name, strings.Join(unknown, ", ")))
 	}
 	return errors.Join(errs...)
+}
+
+// ParseSize reads a byte count: a plain number or one with a KiB/MiB/GiB/TiB (or K/M/G/T)
+// suffix.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.m
+			break
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a byte count such as 268435456 or 256MiB", s)
+	}
+	return v * mult, nil
 }

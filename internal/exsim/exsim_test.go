@@ -6,12 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/testenv"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 )
 
 // Spec describes one partition to generate.
@@ -227,3 +228,56 @@ func (g *gen) event() error {
 
 // Name formats a symbol for paths and headers.
 func Name(base, quote string) string { return fmt.Sprintf("%s-%s", base, quote) }
+
+// Meta describes a written synthetic partition for its meta.json: identity, counts and
+// time range read back from the book, marked synthetic.
+func Meta(bookPath string, s Spec, code string) (*meta.Meta, error) {
+	m, err := format.MapFile(bookPath)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	h, err := format.ReadHeader(m, m.Size(), bookPath)
+	if err != nil {
+		return nil, err
+	}
+	br, err := format.OpenBook(m, m.Size(), bookPath)
+	if err != nil {
+		return nil, err
+	}
+	md := &meta.Meta{Version: meta.Version, Venue: s.Venue, Date: s.Date.UTC().Format("2006-01-02"), SymbolID: s.SymbolID,
+		SymbolCode: code, SymbolVersionID: h.SymbolVersionID, PriceDecimals: h.PriceDecimals, QtyDecimals: h.QtyDecimals,
+		Sealed: h.Sealed, IngestTime: meta.Time(time.Now().UnixNano()), Records: map[string]int64{}, LatePolicy: meta.LateReject,
+		Synthetic: true, Source: meta.Source{Pipeline: "chronicle-etl synth", Venue: s.Venue, Note: fmt.Sprintf("seed %d", s.Seed)}}
+	md.Completeness.Complete = true
+	it := br.Iter()
+	var first, last int64
+	n := int64(0)
+	for it.Next() {
+		r := it.Record()
+		if n == 0 || r.ExchTs < first {
+			first = r.ExchTs
+		}
+		last = max(last, r.ExchTs)
+		n++
+		md.Records[format.TypeName(r.TypeID)]++
+		switch {
+		case r.TypeID == format.TypeLevel && r.Flags&(format.FlagSnapshot|format.FlagLast) == format.FlagLast:
+			md.Events.DepthUpdates++
+		case r.TypeID == format.TypeTrade:
+			md.Events.Trades++
+		case r.TypeID == format.TypeBBO:
+			md.Events.BBO++
+		case r.TypeID == format.TypeSnapshotBegin:
+			md.Events.Snapshots++
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	md.Records["total"] = n
+	if n > 0 {
+		md.EventTimeRange = &meta.Interval{From: meta.Time(first), To: meta.Time(last)}
+	}
+	return md, nil
+}

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -49,7 +49,7 @@ var benchBook struct {
 	err  error
 }
 
-var benchKey = tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
+var benchKey = layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -115,7 +115,7 @@ func BenchmarkWarmToCold(b *testing.B) {
 				e := lt.NewEnv(b, filepath.Join(benchBook.dir, fmt.Sprintf("env-%d", i)), nil)
 				warm := lt.PartDir(e.Roots.Warm, benchKey)
 				os.MkdirAll(warm, 0o755)
-				if err := os.Link(book, filepath.Join(warm, tiers.BookName)); err != nil {
+				if err := os.Link(book, filepath.Join(warm, layout.BookName)); err != nil {
 					b.Fatal(err)
 				}
 				m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.Roots, Logger: benchLog()})
@@ -124,12 +124,12 @@ func BenchmarkWarmToCold(b *testing.B) {
 				}
 				c0 := cpuTime()
 				t0 := time.Now()
-				if err := m.Move(context.Background(), lifecycle.Move{Key: benchKey, Policy: lifecycle.WarmToCold, From: tiers.Warm, To: tiers.Cold, Bytes: size}, nil); err != nil {
+				if err := m.Move(context.Background(), lifecycle.Move{Key: benchKey, Policy: lifecycle.WarmToCold, From: layout.Warm, To: layout.Cold, Bytes: size}, nil); err != nil {
 					b.Fatal(err)
 				}
 				ours += time.Since(t0)
 				oursCPU += cpuTime() - c0
-				st, err := os.Stat(filepath.Join(lt.PartDir(e.Roots.Cold, benchKey), tiers.ZstName))
+				st, err := os.Stat(filepath.Join(lt.PartDir(e.Roots.Cold, benchKey), layout.ZstName))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -169,7 +169,7 @@ func BenchmarkColdToRemote(b *testing.B) {
 	book, size := bookFile(b)
 	srcDir := filepath.Join(benchBook.dir, "cold-src")
 	os.MkdirAll(srcDir, 0o755)
-	zst, idx := filepath.Join(srcDir, tiers.ZstName), filepath.Join(srcDir, tiers.IdxName)
+	zst, idx := filepath.Join(srcDir, layout.ZstName), filepath.Join(srcDir, layout.IdxName)
 	var upBytes int64
 	if st, err := os.Stat(zst); err == nil {
 		ist, _ := os.Stat(idx)
@@ -214,7 +214,7 @@ func BenchmarkColdToRemote(b *testing.B) {
 					b.Fatal(err)
 				}
 				t0 := time.Now()
-				if err := m.Move(context.Background(), lifecycle.Move{Key: benchKey, Policy: lifecycle.ColdToRemote, From: tiers.Cold, To: tiers.Remote}, nil); err != nil {
+				if err := m.Move(context.Background(), lifecycle.Move{Key: benchKey, Policy: lifecycle.ColdToRemote, From: layout.Cold, To: layout.Remote}, nil); err != nil {
 					b.Fatal(err)
 				}
 				ours += time.Since(t0)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/lifecycle/faults"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
@@ -19,17 +19,17 @@ import (
 // faultScenario is one policy run on one partition.
 type faultScenario struct {
 	name   string
-	start  tiers.Tier
+	start  layout.Tier
 	now    string
-	want   tiers.Tier // where a clean run leaves the partition
+	want   layout.Tier // where a clean run leaves the partition
 	derive bool
 }
 
 var faultScenarios = []faultScenario{
-	{name: "hot-to-warm", start: tiers.Hot, now: "2024-08-09T12:00:00Z", want: tiers.Warm},
-	{name: "warm-to-cold", start: tiers.Warm, now: "2024-09-01T00:00:00Z", want: tiers.Cold},
-	{name: "warm-to-cold-parquet", start: tiers.Warm, now: "2024-09-01T00:00:00Z", want: tiers.Cold, derive: true},
-	{name: "cold-to-remote", start: tiers.Cold, now: "2026-01-01T00:00:00Z", want: tiers.Remote},
+	{name: "hot-to-warm", start: layout.Hot, now: "2024-08-09T12:00:00Z", want: layout.Warm},
+	{name: "warm-to-cold", start: layout.Warm, now: "2024-09-01T00:00:00Z", want: layout.Cold},
+	{name: "warm-to-cold-parquet", start: layout.Warm, now: "2024-09-01T00:00:00Z", want: layout.Cold, derive: true},
+	{name: "cold-to-remote", start: layout.Cold, now: "2026-01-01T00:00:00Z", want: layout.Remote},
 }
 
 // remoteBackend makes a fresh, empty remote store per run.
@@ -78,7 +78,7 @@ func TestFaultAtEveryStep(t *testing.T) {
 	}
 	for _, sc := range faultScenarios {
 		for _, be := range bs {
-			if !full && be.name == "s3" && sc.start != tiers.Cold {
+			if !full && be.name == "s3" && sc.start != layout.Cold {
 				continue // the local policies never touch the store
 			}
 			t.Run(sc.name+"/"+be.name, func(t *testing.T) {

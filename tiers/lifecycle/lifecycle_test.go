@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -20,8 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-func key(date string) tiers.Key {
-	return tiers.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: date}
+func key(date string) layout.Key {
+	return layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: date}
 }
 
 func clock(s string) func() time.Time {
@@ -66,11 +66,11 @@ func TestPoliciesEndToEnd(t *testing.T) {
 			warm := lt.NewPartition(t, key("2025-06-01"), 2000, 2)  // warm, old enough for cold only
 			young := lt.NewPartition(t, key("2025-12-31"), 1000, 3) // warm, day not over 24 h ago
 			cold := lt.NewPartition(t, key("2023-01-02"), 1500, 4)  // cold, due for remote
-			e.Place(t, old, tiers.Hot)
-			e.Place(t, warm, tiers.Warm)
-			e.Place(t, young, tiers.Warm)
-			e.Place(t, cold, tiers.Cold)
-			e.PlaceGrowing(t, key("2025-12-30"), tiers.Hot, 500) // never moved while unsealed
+			e.Place(t, old, layout.Hot)
+			e.Place(t, warm, layout.Warm)
+			e.Place(t, young, layout.Warm)
+			e.Place(t, cold, layout.Cold)
+			e.PlaceGrowing(t, key("2025-12-30"), layout.Hot, 500) // never moved while unsealed
 			e.Ignore[key("2025-12-30")] = true
 
 			reg := prometheus.NewRegistry()
@@ -95,11 +95,11 @@ func TestPoliciesEndToEnd(t *testing.T) {
 				t.Fatalf("apply: %+v %v", res, err)
 			}
 			got := e.Check(t, []lt.Partition{old, warm, young, cold})
-			wantRemote := tiers.Remote
+			wantRemote := layout.Remote
 			if store == nil {
-				wantRemote = tiers.Cold
+				wantRemote = layout.Cold
 			}
-			want := map[tiers.Key]tiers.Tier{old.Key: wantRemote, warm.Key: tiers.Cold, young.Key: tiers.Warm, cold.Key: wantRemote}
+			want := map[layout.Key]layout.Tier{old.Key: wantRemote, warm.Key: layout.Cold, young.Key: layout.Warm, cold.Key: wantRemote}
 			for k, w := range want {
 				if got[k] != w {
 					t.Errorf("%s in %s, want %s", k, got[k], w)
@@ -132,9 +132,9 @@ func TestStatus(t *testing.T) {
 	a := lt.NewPartition(t, key("2024-08-08"), 4000, 1)
 	b := lt.NewPartition(t, key("2024-08-09"), 4000, 2)
 	c := lt.NewPartition(t, key("2024-08-10"), 4000, 3)
-	e.Place(t, a, tiers.Warm)
-	e.Place(t, b, tiers.Cold)
-	e.Place(t, c, tiers.Remote)
+	e.Place(t, a, layout.Warm)
+	e.Place(t, b, layout.Cold)
+	e.Place(t, c, layout.Remote)
 	m := newManager(t, e, testConfig(), "2024-09-01T00:00:00Z")
 	st, err := m.Status(context.Background())
 	if err != nil {
@@ -172,7 +172,7 @@ func TestStatus(t *testing.T) {
 func TestRetryBackoff(t *testing.T) {
 	e := lt.NewEnv(t, "", lt.FileStore(t))
 	p := lt.NewPartition(t, key("2023-03-03"), 2000, 9)
-	e.Place(t, p, tiers.Cold)
+	e.Place(t, p, layout.Cold)
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	failing := &failStore{Store: e.Store, fail: true}
 	cfg := testConfig()
@@ -208,7 +208,7 @@ func TestRetryBackoff(t *testing.T) {
 	if err != nil || res.Moved != 1 {
 		t.Fatalf("after the store recovered: %+v %v", res, err)
 	}
-	if e.Check(t, []lt.Partition{p})[p.Key] != tiers.Remote {
+	if e.Check(t, []lt.Partition{p})[p.Key] != layout.Remote {
 		t.Fatal("not remote after a successful retry")
 	}
 }
@@ -230,12 +230,12 @@ func (s *failStore) Put(ctx context.Context, key string, r io.ReaderAt, size int
 func TestRecoverLeftoversAndTemps(t *testing.T) {
 	e := lt.NewEnv(t, "", nil)
 	p := lt.NewPartition(t, key("2024-08-08"), 1000, 1)
-	e.Place(t, p, tiers.Warm)
+	e.Place(t, p, layout.Warm)
 	hotDir := lt.PartDir(e.Roots.Hot, p.Key)
 	coldDir := lt.PartDir(e.Roots.Cold, p.Key)
 	os.MkdirAll(filepath.Join(coldDir, "index"), 0o755)
 	os.WriteFile(filepath.Join(coldDir, "meta.json"), []byte("{}"), 0o644)
-	os.WriteFile(filepath.Join(coldDir, tiers.IdxName), []byte("half a move"), 0o644)
+	os.WriteFile(filepath.Join(coldDir, layout.IdxName), []byte("half a move"), 0o644)
 	os.WriteFile(filepath.Join(coldDir, "index", ".x.tmp-tier-abc"), []byte("t"), 0o644)
 	os.MkdirAll(hotDir, 0o755)
 	warmDir := lt.PartDir(e.Roots.Warm, p.Key)
@@ -272,8 +272,8 @@ func TestConflictLeftAlone(t *testing.T) {
 	e := lt.NewEnv(t, "", nil)
 	a := lt.NewPartition(t, key("2024-08-08"), 1000, 1)
 	b := lt.NewPartition(t, key("2024-08-08"), 1000, 2)
-	e.Place(t, a, tiers.Hot)
-	e.Place(t, b, tiers.Warm)
+	e.Place(t, a, layout.Hot)
+	e.Place(t, b, layout.Warm)
 	m := newManager(t, e, testConfig(), "2024-08-09T12:00:00Z")
 	rep, err := m.Recover(context.Background())
 	if err != nil {

@@ -12,13 +12,13 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
-func (m *Manager) dirOf(t tiers.Tier, k tiers.Key) string {
-	if t == tiers.Remote {
-		t = tiers.Cold
+func (m *Manager) dirOf(t layout.Tier, k layout.Key) string {
+	if t == layout.Remote {
+		t = layout.Cold
 	}
 	return filepath.Join(m.roots.Local(t), filepath.FromSlash(k.Dir()))
 }
@@ -41,7 +41,7 @@ func (m *Manager) sealedBook(p string) (format.Header, int64, error) {
 
 // holdsBook reports whether dir has any book file (so it must not be written into).
 func (m *Manager) holdsBook(dir string) bool {
-	for _, n := range []string{tiers.BookName, tiers.ZstName, tiers.StubName} {
+	for _, n := range []string{layout.BookName, layout.ZstName, layout.StubName} {
 		if vfs.Exists(m.fs, filepath.Join(dir, n)) {
 			return true
 		}
@@ -62,7 +62,7 @@ func (m *Manager) rollbackDest(dir string) {
 // moveLocal is hot -> warm: a plain copy of a sealed book and its files.
 func (m *Manager) moveLocal(ctx context.Context, mv Move, progress func(int64)) error {
 	src, dst := m.dirOf(mv.From, mv.Key), m.dirOf(mv.To, mv.Key)
-	srcBook, dstBook := filepath.Join(src, tiers.BookName), filepath.Join(dst, tiers.BookName)
+	srcBook, dstBook := filepath.Join(src, layout.BookName), filepath.Join(dst, layout.BookName)
 	h, size, err := m.sealedBook(srcBook)
 	if err != nil {
 		return err
@@ -99,16 +99,16 @@ func (m *Manager) moveLocal(ctx context.Context, mv Move, progress func(int64)) 
 		return err
 	}
 	// Past the commit point: the copy is complete and durable; finish even if ctx ended.
-	return m.mv.removeSource(src, tiers.BookName)
+	return m.mv.removeSource(src, layout.BookName)
 }
 
 // compress is warm -> cold (or a plain book already in cold, in place): transcode to a
 // seekable .zst and its .idx, verify the decoded bytes against the source, commit the
 // .idx then the .zst, then remove the source.
 func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) error {
-	src, dst := m.dirOf(mv.From, mv.Key), m.dirOf(tiers.Cold, mv.Key)
+	src, dst := m.dirOf(mv.From, mv.Key), m.dirOf(layout.Cold, mv.Key)
 	inPlace := src == dst
-	srcBook := filepath.Join(src, tiers.BookName)
+	srcBook := filepath.Join(src, layout.BookName)
 	h, size, err := m.sealedBook(srcBook)
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	if !inPlace && m.holdsBook(dst) {
 		return fmt.Errorf("%s already holds a book: %w", dst, ErrConflict)
 	}
-	if inPlace && (vfs.Exists(m.fs, filepath.Join(dst, tiers.ZstName)) || vfs.Exists(m.fs, filepath.Join(dst, tiers.StubName))) {
+	if inPlace && (vfs.Exists(m.fs, filepath.Join(dst, layout.ZstName)) || vfs.Exists(m.fs, filepath.Join(dst, layout.StubName))) {
 		return fmt.Errorf("%s holds book.q and a compressed or remote book: %w", dst, ErrConflict)
 	}
 	committed := false
@@ -141,7 +141,7 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	}
 	defer in.Close()
 
-	parquet := filepath.Join(dst, tiers.DerivedDir, "book.parquet")
+	parquet := filepath.Join(dst, layout.DerivedDir, "book.parquet")
 	if m.cfg.Derive == DeriveParquet && !vfs.Exists(m.fs, parquet) {
 		if err := m.derive(ctx, in, h, size, parquet); err != nil {
 			m.met.DeriveFailures.Inc()
@@ -153,10 +153,10 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 		}
 	}
 
-	if zs, err = m.mv.stage(filepath.Join(dst, tiers.ZstName)); err != nil {
+	if zs, err = m.mv.stage(filepath.Join(dst, layout.ZstName)); err != nil {
 		return err
 	}
-	if xs, err = m.mv.stage(filepath.Join(dst, tiers.IdxName)); err != nil {
+	if xs, err = m.mv.stage(filepath.Join(dst, layout.IdxName)); err != nil {
 		return err
 	}
 	t0 := time.Now()
@@ -233,9 +233,9 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	}
 	sr.done(size)
 	if inPlace {
-		err = m.mv.removeFiles(src, tiers.BookName)
+		err = m.mv.removeFiles(src, layout.BookName)
 	} else {
-		err = m.mv.removeSource(src, tiers.BookName)
+		err = m.mv.removeSource(src, layout.BookName)
 	}
 	m.log.Debug("compress steps", "partition", mv.Key.String(), "transcode_s", tTranscode.Seconds(), "fsync_s", tSync.Seconds(),
 		"verify_s", tVerify.Seconds(), "commit_and_delete_s", (time.Since(t0) - tTranscode - tSync - tVerify).Seconds(),

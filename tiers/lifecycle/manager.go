@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -18,7 +19,7 @@ import (
 // Options configure a Manager.
 type Options struct {
 	Config Config
-	Roots  tiers.Roots
+	Roots  layout.Roots
 	// Store is the remote tier; nil disables the remote policy.
 	Store objstore.Store
 	// FS is the filesystem moves go through (nil = vfs.OS); tests inject faults here.
@@ -34,7 +35,7 @@ type Options struct {
 // recovery treats every temporary file of its own naming as a leftover.
 type Manager struct {
 	cfg   Config
-	roots tiers.Roots
+	roots layout.Roots
 	store objstore.Store
 	fs    vfs.FS
 	now   func() time.Time
@@ -47,7 +48,7 @@ type Manager struct {
 }
 
 type failKey struct {
-	key    tiers.Key
+	key    layout.Key
 	policy Policy
 }
 
@@ -65,8 +66,8 @@ func New(opts Options) (*Manager, error) {
 	if opts.Roots.Remote != "" && opts.Store == nil {
 		return nil, fmt.Errorf("remote tier %q: %w", opts.Roots.Remote, tiers.ErrNoRemote)
 	}
-	seen := map[string]tiers.Tier{}
-	for t := tiers.Hot; t <= tiers.Cold; t++ {
+	seen := map[string]layout.Tier{}
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		r := opts.Roots.Local(t)
 		if r == "" {
 			continue
@@ -135,7 +136,7 @@ func (m *Manager) observe(v *view, p *Plan) {
 			counts[cs[0].tier]++
 		}
 	}
-	for t := tiers.Hot; t <= tiers.Remote; t++ {
+	for t := layout.Hot; t <= layout.Remote; t++ {
 		m.met.Partitions.WithLabelValues(t.String()).Set(float64(counts[t]))
 	}
 	var pend [numPolicies]int
@@ -314,7 +315,7 @@ func (m *Manager) succeed(mv Move) {
 }
 
 // backoffUntil returns when a failed move may run again (zero if now).
-func (m *Manager) backoffUntil(k tiers.Key, p Policy) (time.Time, error) {
+func (m *Manager) backoffUntil(k layout.Key, p Policy) (time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f := m.fails[failKey{k, p}]

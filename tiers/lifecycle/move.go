@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
@@ -23,13 +23,13 @@ import (
 // durable, the book first (so the resolver moves on to the copy at once), then the rest.
 
 // tmpMarker marks the manager's temporary names: "." + final name + tmpMarker + random.
-// tiers.IsTemp recognises them (leading dot, ".tmp-"), so they are never listed or
+// layout.IsTemp recognises them (leading dot, ".tmp-"), so they are never listed or
 // resolved; recovery removes every one at the start of a scan.
 const tmpMarker = ".tmp-tier-"
 
 // intentName is the upload intent of a partition being sent to the object store; see
 // upload. It is an own temporary name too, but recovery reads it before cleaning temps.
-var intentName = "." + tiers.StubName + tmpMarker + "intent"
+var intentName = "." + layout.StubName + tmpMarker + "intent"
 
 func tempPath(final string) string {
 	var b [6]byte
@@ -44,7 +44,7 @@ func isOwnTemp(name string) bool {
 
 // bookNames are the files that make a partition's book in some tier; everything else in
 // a partition directory (meta.json, index/, derived/) travels with it.
-var bookNames = map[string]bool{tiers.BookName: true, tiers.ZstName: true, tiers.IdxName: true, tiers.StubName: true}
+var bookNames = map[string]bool{layout.BookName: true, layout.ZstName: true, layout.IdxName: true, layout.StubName: true}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -247,7 +247,7 @@ func (m *mover) copyAux(ctx context.Context, srcDir, dstDir string, top, onlyMis
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if tiers.IsTemp(name) || (top && bookNames[name]) {
+		if layout.IsTemp(name) || (top && bookNames[name]) {
 			continue
 		}
 		src, dst := filepath.Join(srcDir, name), filepath.Join(dstDir, name)

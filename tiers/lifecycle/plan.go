@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
@@ -51,10 +51,10 @@ func (p Policy) label() string {
 
 // Move is one planned step.
 type Move struct {
-	Key    tiers.Key
+	Key    layout.Key
 	Policy Policy
-	From   tiers.Tier
-	To     tiers.Tier
+	From   layout.Tier
+	To     layout.Tier
 	Bytes  int64 // source book size
 	Reason string
 }
@@ -69,14 +69,14 @@ func (m Move) String() string {
 
 // Wait is a partition a policy applies to that cannot move yet.
 type Wait struct {
-	Key    tiers.Key
+	Key    layout.Key
 	Policy Policy
 	Why    string
 }
 
 // Problem is a partition state that recovery handles (or an operator must).
 type Problem struct {
-	Key tiers.Key
+	Key layout.Key
 	Why string
 }
 
@@ -89,7 +89,7 @@ type Plan struct {
 }
 
 // endOfDay is when partition k can hold no newer data: the end of its UTC day.
-func endOfDay(k tiers.Key) time.Time {
+func endOfDay(k layout.Key) time.Time {
 	t, _ := k.Time()
 	return t.Add(24 * time.Hour)
 }
@@ -112,24 +112,24 @@ func (m *Manager) plan(v *view, now time.Time) *Plan {
 		var mv *Move
 		var why string
 		switch {
-		case c.tier == tiers.Hot && c.kind == kindPlain:
+		case c.tier == layout.Hot && c.kind == kindPlain:
 			if !m.cfg.HotToWarm || m.roots.Warm == "" {
 				continue
 			}
-			mv, why = m.planHot(part.dirs[tiers.Hot])
-		case c.tier == tiers.Warm:
+			mv, why = m.planHot(part.dirs[layout.Hot])
+		case c.tier == layout.Warm:
 			if m.roots.Cold == "" {
 				continue
 			}
 			if age := now.Sub(endOfDay(k)); age < m.cfg.ColdAfter {
 				continue
 			}
-			mv, why = m.planPlain(part.dirs[tiers.Warm], WarmToCold, tiers.Warm, tiers.Cold)
+			mv, why = m.planPlain(part.dirs[layout.Warm], WarmToCold, layout.Warm, layout.Cold)
 			if mv != nil {
 				mv.Reason = fmt.Sprintf("day ended %s ago > cold_after %s", roundAge(now.Sub(endOfDay(k))), humanDuration(m.cfg.ColdAfter))
 			}
-		case c.tier == tiers.Cold && c.kind == kindPlain:
-			mv, why = m.planPlain(part.dirs[tiers.Cold], WarmToCold, tiers.Cold, tiers.Cold)
+		case c.tier == layout.Cold && c.kind == kindPlain:
+			mv, why = m.planPlain(part.dirs[layout.Cold], WarmToCold, layout.Cold, layout.Cold)
 			if mv != nil {
 				mv.Reason = "plain book.q in the cold tier"
 			}
@@ -140,10 +140,10 @@ func (m *Manager) plan(v *view, now time.Time) *Plan {
 			if age := now.Sub(endOfDay(k)); age < m.cfg.RemoteAfter {
 				continue
 			}
-			d := part.dirs[tiers.Cold]
-			mv = &Move{Key: k, Policy: ColdToRemote, From: tiers.Cold, To: tiers.Remote,
+			d := part.dirs[layout.Cold]
+			mv = &Move{Key: k, Policy: ColdToRemote, From: layout.Cold, To: layout.Remote,
 				Reason: fmt.Sprintf("day ended %s ago > remote_after %s", roundAge(now.Sub(endOfDay(k))), humanDuration(m.cfg.RemoteAfter))}
-			if fi, err := m.fs.Lstat(filepath.Join(d.dir, tiers.ZstName)); err == nil {
+			if fi, err := m.fs.Lstat(filepath.Join(d.dir, layout.ZstName)); err == nil {
 				mv.Bytes = fi.Size()
 			}
 		default:
@@ -169,9 +169,9 @@ func (m *Manager) plan(v *view, now time.Time) *Plan {
 
 func policyFor(c bookCopy) Policy {
 	switch c.tier {
-	case tiers.Hot:
+	case layout.Hot:
 		return HotToWarm
-	case tiers.Warm:
+	case layout.Warm:
 		return WarmToCold
 	}
 	if c.kind == kindPlain {
@@ -182,15 +182,15 @@ func policyFor(c bookCopy) Policy {
 
 // planHot checks that a hot book is sealed and settled.
 func (m *Manager) planHot(d *dirState) (*Move, string) {
-	mv, why := m.planPlain(d, HotToWarm, tiers.Hot, tiers.Warm)
+	mv, why := m.planPlain(d, HotToWarm, layout.Hot, layout.Warm)
 	if mv == nil {
 		return nil, why
 	}
-	if vfs.Exists(m.fs, filepath.Join(d.dir, tiers.MetaName)) {
+	if vfs.Exists(m.fs, filepath.Join(d.dir, layout.MetaName)) {
 		mv.Reason = "sealed, meta.json written"
 		return mv, ""
 	}
-	fi, err := m.fs.Lstat(filepath.Join(d.dir, tiers.BookName))
+	fi, err := m.fs.Lstat(filepath.Join(d.dir, layout.BookName))
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -203,8 +203,8 @@ func (m *Manager) planHot(d *dirState) (*Move, string) {
 
 // planPlain checks a plain book's header: a book moves only once sealed and trimmed to
 // its committed length.
-func (m *Manager) planPlain(d *dirState, pol Policy, from, to tiers.Tier) (*Move, string) {
-	h, size, err := m.readBookHeader(filepath.Join(d.dir, tiers.BookName))
+func (m *Manager) planPlain(d *dirState, pol Policy, from, to layout.Tier) (*Move, string) {
+	h, size, err := m.readBookHeader(filepath.Join(d.dir, layout.BookName))
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
@@ -69,9 +70,9 @@ func (m *Manager) Recover(ctx context.Context) (RecoverReport, error) {
 }
 
 // rescan re-reads one partition's directories.
-func (m *Manager) rescan(k tiers.Key) (*partition, error) {
+func (m *Manager) rescan(k layout.Key) (*partition, error) {
 	p := &partition{key: k}
-	for t := tiers.Hot; t <= tiers.Cold; t++ {
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		if m.roots.Local(t) == "" {
 			continue
 		}
@@ -95,7 +96,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 	k := p.key
 	log := m.log.With("partition", k.String())
 	// 1. Upload intents.
-	if d := p.dirs[tiers.Cold]; d != nil && d.intent {
+	if d := p.dirs[layout.Cold]; d != nil && d.intent {
 		if !d.stub {
 			if err := m.deleteRemote(k); err != nil {
 				return fmt.Errorf("roll back interrupted upload: %w", err)
@@ -166,7 +167,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 			log.Debug("partition directory without a book in any tier; left alone", "dir", d.dir)
 		case d.stub && !d.zst && d.idx:
 			// The upload finished but died between deleting the .zst and the .idx.
-			if err := m.mv.removeFiles(d.dir, tiers.IdxName); err != nil {
+			if err := m.mv.removeFiles(d.dir, layout.IdxName); err != nil {
 				return err
 			}
 			rep.Leftovers++
@@ -178,7 +179,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 
 // resolvePair settles a partition found in two tiers: upper is what readers see now,
 // lower the destination of an interrupted move.
-func (m *Manager) resolvePair(ctx context.Context, k tiers.Key, upper, lower bookCopy, rep *RecoverReport) error {
+func (m *Manager) resolvePair(ctx context.Context, k layout.Key, upper, lower bookCopy, rep *RecoverReport) error {
 	log := m.log.With("partition", k.String(), "upper", upper.String(), "lower", lower.String())
 	if upper.kind == kindZstd && lower.kind == kindStub {
 		return m.settleUpload(ctx, k, upper.dir, rep)
@@ -197,7 +198,7 @@ func (m *Manager) resolvePair(ctx context.Context, k tiers.Key, upper, lower boo
 		return nil
 	}
 	if upper.kind == kindPlain {
-		h, size, err := m.readBookHeader(filepath.Join(upper.dir, tiers.BookName))
+		h, size, err := m.readBookHeader(filepath.Join(upper.dir, layout.BookName))
 		if err == nil && (!h.Sealed || size != int64(h.Committed)) {
 			rep.Conflicts++
 			m.met.Recoveries.WithLabelValues("conflict").Inc()
@@ -242,11 +243,11 @@ func (m *Manager) resolvePair(ctx context.Context, k tiers.Key, upper, lower boo
 func bookFiles(c bookCopy) []string {
 	switch c.kind {
 	case kindZstd:
-		return []string{tiers.ZstName, tiers.IdxName}
+		return []string{layout.ZstName, layout.IdxName}
 	case kindStub:
-		return []string{tiers.StubName}
+		return []string{layout.StubName}
 	}
-	return []string{tiers.BookName}
+	return []string{layout.BookName}
 }
 
 // finishCopy completes a move whose destination (lower) is complete: make sure the lower
@@ -291,22 +292,22 @@ func (m *Manager) dropCopy(drop, keep bookCopy) error {
 }
 
 // keyOfDir recovers the key from a partition directory path.
-func keyOfDir(dir string) (tiers.Key, error) {
+func keyOfDir(dir string) (layout.Key, error) {
 	date := filepath.Base(dir)
 	sym := filepath.Base(filepath.Dir(dir))
 	ven := filepath.Base(filepath.Dir(filepath.Dir(dir)))
-	k := tiers.Key{Venue: ven, Symbol: sym, Date: date}
+	k := layout.Key{Venue: ven, Symbol: sym, Date: date}
 	return k, k.Validate()
 }
 
 // settleUpload handles a cold directory with both the .zst and a stub: an upload that got
 // past its commit point. If the stub is valid and the remote objects match it and the
 // local files, remove the local files; otherwise remove the stub and the remote objects.
-func (m *Manager) settleUpload(ctx context.Context, k tiers.Key, dir string, rep *RecoverReport) error {
+func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, rep *RecoverReport) error {
 	log := m.log.With("partition", k.String())
 	rollback := func(why error) error {
 		log.Warn("recovery: rolling back an upload whose stub does not match", "why", why)
-		if err := m.mv.removeFiles(dir, tiers.StubName); err != nil {
+		if err := m.mv.removeFiles(dir, layout.StubName); err != nil {
 			return err
 		}
 		if err := m.deleteRemote(k); err != nil {
@@ -323,7 +324,7 @@ func (m *Manager) settleUpload(ctx context.Context, k tiers.Key, dir string, rep
 		}
 		return err
 	}
-	ib, idx, err := m.readIdx(filepath.Join(dir, tiers.IdxName))
+	ib, idx, err := m.readIdx(filepath.Join(dir, layout.IdxName))
 	if err != nil {
 		return err
 	}
@@ -351,7 +352,7 @@ func (m *Manager) settleUpload(ctx context.Context, k tiers.Key, dir string, rep
 	if err := m.fs.SyncDir(dir); err != nil {
 		return err
 	}
-	if err := m.mv.removeFiles(dir, tiers.ZstName, tiers.IdxName); err != nil {
+	if err := m.mv.removeFiles(dir, layout.ZstName, layout.IdxName); err != nil {
 		return err
 	}
 	rep.Finished++
@@ -362,10 +363,10 @@ func (m *Manager) settleUpload(ctx context.Context, k tiers.Key, dir string, rep
 
 // intact checks one copy on its own. damaged says why it cannot be trusted; err means
 // it could not be checked now.
-func (m *Manager) intact(ctx context.Context, k tiers.Key, c bookCopy) (damaged, err error) {
+func (m *Manager) intact(ctx context.Context, k layout.Key, c bookCopy) (damaged, err error) {
 	switch c.kind {
 	case kindPlain:
-		p := filepath.Join(c.dir, tiers.BookName)
+		p := filepath.Join(c.dir, layout.BookName)
 		h, size, err := m.readBookHeader(p)
 		if err != nil {
 			if isCorrupt(err) {
@@ -378,14 +379,14 @@ func (m *Manager) intact(ctx context.Context, k tiers.Key, c bookCopy) (damaged,
 		}
 		return nil, nil
 	case kindZstd:
-		_, idx, err := m.readIdx(filepath.Join(c.dir, tiers.IdxName))
+		_, idx, err := m.readIdx(filepath.Join(c.dir, layout.IdxName))
 		if err != nil {
 			if isCorrupt(err) || errors.Is(err, fs.ErrNotExist) {
 				return err, nil
 			}
 			return nil, err
 		}
-		zp := filepath.Join(c.dir, tiers.ZstName)
+		zp := filepath.Join(c.dir, layout.ZstName)
 		f, err := m.fs.Open(zp)
 		if err != nil {
 			return nil, err
@@ -443,10 +444,10 @@ type logicalReader struct {
 	close func()
 }
 
-func (m *Manager) openLogical(ctx context.Context, k tiers.Key, c bookCopy) (*logicalReader, error) {
+func (m *Manager) openLogical(ctx context.Context, k layout.Key, c bookCopy) (*logicalReader, error) {
 	switch c.kind {
 	case kindPlain:
-		p := filepath.Join(c.dir, tiers.BookName)
+		p := filepath.Join(c.dir, layout.BookName)
 		h, _, err := m.readBookHeader(p)
 		if err != nil {
 			return nil, err
@@ -457,11 +458,11 @@ func (m *Manager) openLogical(ctx context.Context, k tiers.Key, c bookCopy) (*lo
 		}
 		return &logicalReader{ReaderAt: f, size: int64(h.Committed), close: func() { f.Close() }}, nil
 	case kindZstd:
-		_, idx, err := m.readIdx(filepath.Join(c.dir, tiers.IdxName))
+		_, idx, err := m.readIdx(filepath.Join(c.dir, layout.IdxName))
 		if err != nil {
 			return nil, err
 		}
-		zp := filepath.Join(c.dir, tiers.ZstName)
+		zp := filepath.Join(c.dir, layout.ZstName)
 		f, err := m.fs.Open(zp)
 		if err != nil {
 			return nil, err
@@ -488,7 +489,7 @@ func (m *Manager) openLogical(ctx context.Context, k tiers.Key, c bookCopy) (*lo
 }
 
 // sameContent compares two copies' logical bytes.
-func (m *Manager) sameContent(ctx context.Context, k tiers.Key, a, b bookCopy) (bool, error) {
+func (m *Manager) sameContent(ctx context.Context, k layout.Key, a, b bookCopy) (bool, error) {
 	ra, err := m.openLogical(ctx, k, a)
 	if err != nil {
 		return false, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -37,9 +38,9 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 	if m.store == nil {
 		return fmt.Errorf("%s: %w", mv.Key, tiers.ErrNoRemote)
 	}
-	dir := m.dirOf(tiers.Cold, mv.Key)
-	zp, ip := filepath.Join(dir, tiers.ZstName), filepath.Join(dir, tiers.IdxName)
-	if vfs.Exists(m.fs, filepath.Join(dir, tiers.StubName)) {
+	dir := m.dirOf(layout.Cold, mv.Key)
+	zp, ip := filepath.Join(dir, layout.ZstName), filepath.Join(dir, layout.IdxName)
+	if vfs.Exists(m.fs, filepath.Join(dir, layout.StubName)) {
 		return fmt.Errorf("%s already has a remote stub: %w", dir, ErrConflict)
 	}
 	ib, idx, err := m.readIdx(ip)
@@ -131,7 +132,7 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 		return err
 	}
 	zr.done(st.Size())
-	if err := m.mv.removeFiles(dir, tiers.ZstName, tiers.IdxName); err != nil {
+	if err := m.mv.removeFiles(dir, layout.ZstName, layout.IdxName); err != nil {
 		return err
 	}
 	m.log.Debug("upload steps", "partition", mv.Key.String(), "put_s", tPut.Seconds(), "verify_s", tVerify.Seconds(),
@@ -140,7 +141,7 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 }
 
 // StubPath is the stub's path in a cold partition directory.
-func StubPath(dir string) string { return filepath.Join(dir, tiers.StubName) }
+func StubPath(dir string) string { return filepath.Join(dir, layout.StubName) }
 
 // verifyRemote checks an uploaded object against what was sent: the size and SHA-256 Put
 // reports, then a Head: size, the SHA-256 the store recorded, the ETag (same object as the
@@ -196,7 +197,7 @@ func (m *Manager) verifyRemote(ctx context.Context, key string, size int64, sha 
 
 // rollbackUpload deletes a partition's remote objects and then its intent. If the store
 // cannot be reached the intent stays, and the next recovery tries again.
-func (m *Manager) rollbackUpload(k tiers.Key, dir string) {
+func (m *Manager) rollbackUpload(k layout.Key, dir string) {
 	if err := m.deleteRemote(k); err != nil {
 		m.log.Warn("rollback upload: remote objects left for the next recovery", "partition", k.String(), "err", err)
 		return
@@ -206,7 +207,7 @@ func (m *Manager) rollbackUpload(k tiers.Key, dir string) {
 	}
 }
 
-func (m *Manager) deleteRemote(k tiers.Key) error {
+func (m *Manager) deleteRemote(k layout.Key) error {
 	if m.store == nil {
 		return tiers.ErrNoRemote
 	}
@@ -250,7 +251,7 @@ func (r *remoteAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // openRemote opens a stub's book for reading (recovery compares it with another copy).
-func (m *Manager) openRemote(ctx context.Context, k tiers.Key, dir string) (*tiers.Stub, *qzst.Reader, error) {
+func (m *Manager) openRemote(ctx context.Context, k layout.Key, dir string) (*tiers.Stub, *qzst.Reader, error) {
 	s, zk, ik, err := m.readStub(k, dir)
 	if err != nil {
 		return nil, nil, err
@@ -274,7 +275,7 @@ func (m *Manager) openRemote(ctx context.Context, k tiers.Key, dir string) (*tie
 }
 
 // readStub reads, parses and validates a partition's stub.
-func (m *Manager) readStub(k tiers.Key, dir string) (s *tiers.Stub, zk, ik string, err error) {
+func (m *Manager) readStub(k layout.Key, dir string) (s *tiers.Stub, zk, ik string, err error) {
 	p := StubPath(dir)
 	b, err := m.mv.readSmall(p, 1<<20)
 	if err != nil {

@@ -8,13 +8,13 @@ import (
 	"sort"
 	"time"
 
-	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
 // dirState is what one local tier root holds of one partition.
 type dirState struct {
-	tier                   tiers.Tier // Hot, Warm or Cold (the root)
+	tier                   layout.Tier // Hot, Warm or Cold (the root)
 	dir                    string
 	book, zst, idx, stub   bool
 	intent                 bool
@@ -43,7 +43,7 @@ const (
 
 // bookCopy is one copy of a partition's book: the unit recovery compares.
 type bookCopy struct {
-	tier tiers.Tier // Remote for stubs
+	tier layout.Tier // Remote for stubs
 	kind copyKind
 	dir  string
 }
@@ -51,23 +51,23 @@ type bookCopy struct {
 func (c bookCopy) String() string {
 	switch c.kind {
 	case kindZstd:
-		return "cold (" + tiers.ZstName + ")"
+		return "cold (" + layout.ZstName + ")"
 	case kindStub:
-		return "remote (" + tiers.StubName + ")"
+		return "remote (" + layout.StubName + ")"
 	}
-	return c.tier.String() + " (" + tiers.BookName + ")"
+	return c.tier.String() + " (" + layout.BookName + ")"
 }
 
 // partition gathers the directories of one key across the local roots.
 type partition struct {
-	key  tiers.Key
+	key  layout.Key
 	dirs [3]*dirState // by root: Hot, Warm, Cold
 }
 
 // copies lists the book copies in resolution priority order.
 func (p *partition) copies() []bookCopy {
 	var out []bookCopy
-	for t := tiers.Hot; t <= tiers.Cold; t++ {
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		d := p.dirs[t]
 		if d == nil {
 			continue
@@ -75,11 +75,11 @@ func (p *partition) copies() []bookCopy {
 		if d.book {
 			out = append(out, bookCopy{tier: t, kind: kindPlain, dir: d.dir})
 		}
-		if t == tiers.Cold && d.zst {
-			out = append(out, bookCopy{tier: tiers.Cold, kind: kindZstd, dir: d.dir})
+		if t == layout.Cold && d.zst {
+			out = append(out, bookCopy{tier: layout.Cold, kind: kindZstd, dir: d.dir})
 		}
-		if t == tiers.Cold && d.stub {
-			out = append(out, bookCopy{tier: tiers.Remote, kind: kindStub, dir: d.dir})
+		if t == layout.Cold && d.stub {
+			out = append(out, bookCopy{tier: layout.Remote, kind: kindStub, dir: d.dir})
 		}
 	}
 	return out
@@ -87,11 +87,11 @@ func (p *partition) copies() []bookCopy {
 
 // view is one scan of every local root.
 type view struct {
-	parts map[tiers.Key]*partition
-	keys  []tiers.Key // sorted
+	parts map[layout.Key]*partition
+	keys  []layout.Key // sorted
 }
 
-func (v *view) get(k tiers.Key) *partition {
+func (v *view) get(k layout.Key) *partition {
 	p := v.parts[k]
 	if p == nil {
 		p = &partition{key: k}
@@ -103,20 +103,20 @@ func (v *view) get(k tiers.Key) *partition {
 
 // scan walks v1/{venue}/{symbol}/{date}/ under each local root. withSizes also sums file
 // sizes (status only).
-func scan(fsys vfs.FS, roots tiers.Roots, withSizes bool) (*view, error) {
-	v := &view{parts: map[tiers.Key]*partition{}}
-	for t := tiers.Hot; t <= tiers.Cold; t++ {
+func scan(fsys vfs.FS, roots layout.Roots, withSizes bool) (*view, error) {
+	v := &view{parts: map[layout.Key]*partition{}}
+	for t := layout.Hot; t <= layout.Cold; t++ {
 		root := roots.Local(t)
 		if root == "" {
 			continue
 		}
-		base := filepath.Join(root, tiers.LayoutVersion)
+		base := filepath.Join(root, layout.LayoutVersion)
 		venues, err := readDirs(fsys, base)
 		if err != nil {
 			return nil, err
 		}
 		for _, ven := range venues {
-			if !tiers.ValidName(ven) {
+			if !layout.ValidName(ven) {
 				continue
 			}
 			syms, err := readDirs(fsys, filepath.Join(base, ven))
@@ -124,7 +124,7 @@ func scan(fsys vfs.FS, roots tiers.Roots, withSizes bool) (*view, error) {
 				return nil, err
 			}
 			for _, sym := range syms {
-				if !tiers.ValidName(sym) {
+				if !layout.ValidName(sym) {
 					continue
 				}
 				dates, err := readDirs(fsys, filepath.Join(base, ven, sym))
@@ -132,7 +132,7 @@ func scan(fsys vfs.FS, roots tiers.Roots, withSizes bool) (*view, error) {
 					return nil, err
 				}
 				for _, date := range dates {
-					k := tiers.Key{Venue: ven, Symbol: sym, Date: date}
+					k := layout.Key{Venue: ven, Symbol: sym, Date: date}
 					if k.Validate() != nil {
 						continue
 					}
@@ -167,7 +167,7 @@ func readDirs(fsys vfs.FS, dir string) ([]string, error) {
 	return out, nil
 }
 
-func scanDir(fsys vfs.FS, t tiers.Tier, dir string, withSizes bool) (*dirState, error) {
+func scanDir(fsys vfs.FS, t layout.Tier, dir string, withSizes bool) (*dirState, error) {
 	d := &dirState{tier: t, dir: dir}
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
@@ -178,19 +178,19 @@ func scanDir(fsys vfs.FS, t tiers.Tier, dir string, withSizes bool) (*dirState, 
 		switch {
 		case name == intentName:
 			d.intent = true
-		case e.Type().IsRegular() && name == tiers.BookName:
+		case e.Type().IsRegular() && name == layout.BookName:
 			d.book = true
-		case e.Type().IsRegular() && name == tiers.ZstName:
+		case e.Type().IsRegular() && name == layout.ZstName:
 			d.zst = true
-		case e.Type().IsRegular() && name == tiers.IdxName:
+		case e.Type().IsRegular() && name == layout.IdxName:
 			d.idx = true
-		case e.Type().IsRegular() && name == tiers.StubName:
+		case e.Type().IsRegular() && name == layout.StubName:
 			d.stub = true
-		case tiers.IsTemp(name):
+		case layout.IsTemp(name):
 		default:
 			d.aux++
 		}
-		if (name == tiers.BookName || name == tiers.ZstName) && withSizes {
+		if (name == layout.BookName || name == layout.ZstName) && withSizes {
 			if fi, err := e.Info(); err == nil {
 				d.bookBytes = fi.Size()
 			}
@@ -219,7 +219,7 @@ func walkTemps(fsys vfs.FS, dir string, d *dirState, withSizes bool) error {
 			}
 			continue
 		}
-		if withSizes || tiers.IsTemp(e.Name()) {
+		if withSizes || layout.IsTemp(e.Name()) {
 			fi, err := e.Info()
 			if err != nil {
 				continue // removed meanwhile
@@ -231,7 +231,7 @@ func walkTemps(fsys vfs.FS, dir string, d *dirState, withSizes bool) error {
 			case e.Name() == intentName:
 			case isOwnTemp(e.Name()):
 				d.ownTemps = append(d.ownTemps, tempFile{path: p, mtime: fi.ModTime()})
-			case tiers.IsTemp(e.Name()):
+			case layout.IsTemp(e.Name()):
 				d.foreignTemps = append(d.foreignTemps, tempFile{path: p, mtime: fi.ModTime()})
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 )
 
@@ -38,7 +39,7 @@ type Status struct {
 	Now   time.Time     `json:"now"`
 	Tiers []TierStatus  `json:"tiers"`
 	Plan  *Plan         `json:"plan"`
-	Roots tiers.Roots   `json:"roots"`
+	Roots layout.Roots  `json:"roots"`
 	Cfg   statusConfig  `json:"config"`
 	Skips []statusError `json:"unreadable,omitempty"`
 }
@@ -65,7 +66,7 @@ func (m *Manager) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Now: now, Roots: m.roots, Plan: m.plan(v, now),
 		Cfg: statusConfig{ColdAfter: humanDuration(m.cfg.ColdAfter), RemoteAfter: humanDuration(m.cfg.RemoteAfter), HotToWarm: m.cfg.HotToWarm, Derive: m.cfg.Derive}}
 	var ts [4]TierStatus
-	for t := tiers.Hot; t <= tiers.Remote; t++ {
+	for t := layout.Hot; t <= layout.Remote; t++ {
 		ts[t].Tier = t.String()
 	}
 	for _, k := range v.keys {
@@ -78,8 +79,8 @@ func (m *Manager) Status(ctx context.Context) (*Status, error) {
 			continue
 		}
 		c := cs[0]
-		d := p.dirs[tiers.Cold]
-		if c.tier != tiers.Remote {
+		d := p.dirs[layout.Cold]
+		if c.tier != layout.Remote {
 			d = p.dirs[c.tier]
 		}
 		s := &ts[c.tier]
@@ -97,16 +98,16 @@ func (m *Manager) Status(ctx context.Context) (*Status, error) {
 	return st, nil
 }
 
-func (m *Manager) bookSizes(ctx context.Context, k tiers.Key, c bookCopy) (stored, logical int64, err error) {
+func (m *Manager) bookSizes(ctx context.Context, k layout.Key, c bookCopy) (stored, logical int64, err error) {
 	switch c.kind {
 	case kindPlain:
-		h, size, err := m.readBookHeader(filepath.Join(c.dir, tiers.BookName))
+		h, size, err := m.readBookHeader(filepath.Join(c.dir, layout.BookName))
 		if err != nil {
 			return 0, 0, err
 		}
 		return size, int64(h.Committed), nil
 	case kindZstd:
-		_, idx, err := m.readIdx(filepath.Join(c.dir, tiers.IdxName))
+		_, idx, err := m.readIdx(filepath.Join(c.dir, layout.IdxName))
 		if err != nil {
 			return 0, 0, err
 		}

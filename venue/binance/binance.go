@@ -1,7 +1,10 @@
-// Package binance implements venue.Venue for Binance USD-M perpetual futures
-// ("binance-perp"): combined-stream websocket URLs split under the per-connection stream
-// limit, the routing and sequence fields of depthUpdate (U/u/pu), trade, aggTrade and
-// bookTicker messages, and the /fapi/v1/depth REST snapshot with its request weights.
+// Package binance implements venue.Venue for Binance's three public market-data APIs:
+// USD-M perpetual futures ("binance-perp"), COIN-M futures ("binance-coinm") and spot
+// ("binance-spot"). They share the combined-stream websocket envelope and the message
+// shapes; they differ in URLs, limits, the depth chain rule (futures chain each update to
+// the previous by `pu`; spot by `U == previous u + 1`), the snapshot bridge, which fields
+// each message carries (spot bookTicker has no event type and no time; the spot snapshot no
+// time and no symbol) and what a quantity counts (COIN-M sizes are contracts).
 package binance
 
 import (
@@ -14,11 +17,15 @@ import (
 	"github.com/chronicle/chronicle/venue"
 )
 
-// Name is the venue id of Binance USD-M perpetual futures.
-const Name = "binance-perp"
+// Venue ids.
+const (
+	Name      = "binance-perp"  // USD-M perpetual futures
+	CoinMName = "binance-coinm" // COIN-M futures
+	SpotName  = "binance-spot"  // spot
+)
 
-// Published limits (developers.binance.com, USD-M futures, checked 2024-2025). The
-// stream cap has been documented as 200 and as 1024; 200 is the safe one.
+// USD-M published limits (developers.binance.com, checked 2024-2025). The stream cap has
+// been documented as 200 and as 1024; 200 is the safe one.
 const (
 	MaxStreamsPerConn = 200
 	MaxConnAge        = 24 * time.Hour
@@ -29,27 +36,108 @@ const (
 	DepthPath         = "/fapi/v1/depth"
 )
 
-// Perp is the Binance USD-M perpetual futures venue.
-type Perp struct{}
+// Decimals is the fixed-point scale of every Binance price and quantity in canonical
+// records: spot quotes carry 8 decimals, futures fewer, so 8 keeps all of them exact.
+const Decimals = 8
 
-var _ venue.Venue = Perp{}
+func init() {
+	venue.Register(New())
+	venue.Register(NewCoinM())
+	venue.Register(NewSpot())
+}
 
-// New returns the venue.
-func New() Perp { return Perp{} }
+// market is what differs between the three APIs.
+type market struct {
+	name              string
+	wsBase, restBase  string
+	depthPath         string
+	maxStreams        int
+	weightPerMin      int
+	depthWeight       func(limit int) int
+	spot              bool   // spot chain and bridge rules, no pu
+	plainDepthSpeed   string // the speed the plain "@depth" stream has
+	fastestDepth      string
+	contractInstrument func(symbol string) venue.Instrument
+}
 
-func (Perp) Name() string { return Name }
+var (
+	usdm = &market{
+		name: Name, wsBase: DefaultWSBase, restBase: DefaultRESTBase, depthPath: DepthPath,
+		maxStreams: MaxStreamsPerConn, weightPerMin: RESTWeightPerMin, depthWeight: DepthWeight,
+		plainDepthSpeed: "250ms", fastestDepth: "0ms",
+	}
+	coinm = &market{
+		name: CoinMName, wsBase: "wss://dstream.binance.com", restBase: "https://dapi.binance.com",
+		depthPath: "/dapi/v1/depth", maxStreams: 200, weightPerMin: 2400, depthWeight: DepthWeight,
+		plainDepthSpeed: "250ms", fastestDepth: "0ms", contractInstrument: coinmInstrument,
+	}
+	spot = &market{
+		name: SpotName, wsBase: "wss://stream.binance.com:9443", restBase: "https://api.binance.com",
+		depthPath: "/api/v3/depth", maxStreams: 1024, weightPerMin: 6000, depthWeight: spotDepthWeight,
+		spot: true, plainDepthSpeed: "1000ms", fastestDepth: "100ms",
+	}
+)
 
-func (Perp) Limits() venue.Limits {
+// Venue is one of the three Binance APIs. The zero value is not usable: use New,
+// NewCoinM or NewSpot.
+type Venue struct{ m *market }
+
+var _ venue.Venue = Venue{}
+
+// New returns USD-M perpetual futures ("binance-perp").
+func New() Venue { return Venue{usdm} }
+
+// NewCoinM returns COIN-M futures ("binance-coinm").
+func NewCoinM() Venue { return Venue{coinm} }
+
+// NewSpot returns spot ("binance-spot").
+func NewSpot() Venue { return Venue{spot} }
+
+func (v Venue) Name() string { return v.m.name }
+
+// DefaultWSBase and DefaultRESTBase are the venue's production endpoints.
+func (v Venue) DefaultWSBase() string   { return v.m.wsBase }
+func (v Venue) DefaultRESTBase() string { return v.m.restBase }
+
+func (v Venue) Limits() venue.Limits {
 	return venue.Limits{
-		MaxStreamsPerConn: MaxStreamsPerConn,
+		MaxStreamsPerConn: v.m.maxStreams,
 		MaxConnAge:        MaxConnAge,
-		RESTWeightPerMin:  RESTWeightPerMin,
+		RESTWeightPerMin:  v.m.weightPerMin,
 		UsedWeightHeader:  UsedWeightHeader,
+		DefaultDepthSpeed: v.m.fastestDepth,
 	}
 }
 
-// DepthWeight is the request weight of /fapi/v1/depth for a limit, or 0 for a limit the
-// endpoint does not accept.
+func (Venue) Decimals() (price, qty uint8) { return Decimals, Decimals }
+
+// Instrument: COIN-M sizes count contracts of a fixed USD value; USD-M and spot sizes
+// count the base asset.
+func (v Venue) Instrument(symbol string) venue.Instrument {
+	if v.m.contractInstrument != nil {
+		return v.m.contractInstrument(symbol)
+	}
+	return venue.Instrument{QtyUnit: "base"}
+}
+
+// coinmInstrument: BTCUSD contracts are worth 100 USD, every other COIN-M contract 10 USD
+// (Binance's contract specifications).
+func coinmInstrument(symbol string) venue.Instrument {
+	size := "10"
+	if strings.HasPrefix(strings.ToUpper(symbol), "BTCUSD") {
+		size = "100"
+	}
+	return venue.Instrument{QtyUnit: "contracts", ContractSize: size, ContractCurrency: "USD"}
+}
+
+// Symbol returns the venue symbol of a stream name: "ethusd_perp@depth@0ms" -> "ETHUSD_PERP".
+func (Venue) Symbol(stream string) string {
+	sym, _, _ := strings.Cut(stream, "@")
+	return strings.ToUpper(sym)
+}
+
+// DepthWeight is the request weight of the futures depth endpoints (USD-M and COIN-M) for
+// a limit, or 0 for a limit the endpoint does not accept.
 func DepthWeight(limit int) int {
 	switch limit {
 	case 5, 10, 20, 50:
@@ -62,6 +150,22 @@ func DepthWeight(limit int) int {
 		return 20
 	}
 	return 0
+}
+
+// spotDepthWeight is /api/v3/depth's weight: 5 up to 100 levels, 25 up to 500, 50 up to
+// 1000, 250 up to 5000.
+func spotDepthWeight(limit int) int {
+	switch {
+	case limit < 1 || limit > 5000:
+		return 0
+	case limit <= 100:
+		return 5
+	case limit <= 500:
+		return 25
+	case limit <= 1000:
+		return 50
+	}
+	return 250
 }
 
 func validSymbol(s string) bool {
@@ -91,14 +195,14 @@ func validSuffix(s string) bool {
 }
 
 // streamFor builds one stream of a symbol from a stream spec of the subscription.
-func streamFor(sym, spec, speed string) (venue.Stream, error) {
+func (v Venue) streamFor(sym, spec, speed string) (venue.Stream, error) {
 	lower := strings.ToLower(sym)
 	switch spec {
 	case "depth":
 		name := lower + "@depth"
-		if speed != "" && speed != "250ms" {
-			if !validSuffix(speed) {
-				return venue.Stream{}, fmt.Errorf("depth speed %q: %w", speed, venue.ErrBadStream)
+		if speed != "" && speed != v.m.plainDepthSpeed {
+			if !validSuffix(speed) || (v.m.spot && speed != "100ms") {
+				return venue.Stream{}, fmt.Errorf("%s depth speed %q: %w", v.m.name, speed, venue.ErrBadStream)
 			}
 			name += "@" + speed
 		}
@@ -119,17 +223,17 @@ func streamFor(sym, spec, speed string) (venue.Stream, error) {
 // Plan puts all streams of a symbol on one connection and packs symbols in order onto as
 // few connections per route as the stream cap allows. URLs use the combined-stream form
 // {base}{route}/stream?streams=a/b/c, whose messages carry the stream name.
-func (Perp) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, error) {
+func (v Venue) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, error) {
 	if wsBase == "" {
-		wsBase = DefaultWSBase
+		wsBase = v.m.wsBase
 	}
 	wsBase = strings.TrimRight(wsBase, "/")
 	if u, err := url.Parse(wsBase); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return nil, fmt.Errorf("websocket base %q: %w", wsBase, venue.ErrBadStream)
 	}
 	max := sub.MaxStreamsPerConn
-	if max <= 0 || max > MaxStreamsPerConn {
-		max = MaxStreamsPerConn
+	if max <= 0 || max > v.m.maxStreams {
+		max = v.m.maxStreams
 	}
 	if len(sub.Symbols) == 0 || len(sub.Streams) == 0 {
 		return nil, fmt.Errorf("plan: no symbols or no streams: %w", venue.ErrBadStream)
@@ -154,7 +258,7 @@ func (Perp) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, err
 		perRoute := map[string][]venue.Stream{}
 		var order []string
 		for _, spec := range sub.Streams {
-			st, err := streamFor(sym, spec, sub.DepthSpeed)
+			st, err := v.streamFor(sym, spec, sub.DepthSpeed)
 			if err != nil {
 				return nil, err
 			}
@@ -206,21 +310,80 @@ func (Perp) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, err
 	return conns, nil
 }
 
-// SnapshotRequest returns the /fapi/v1/depth URL and weight for a symbol.
-func (Perp) SnapshotRequest(restBase, symbol string, limit int) (venue.SnapshotRequest, error) {
-	w := DepthWeight(limit)
+// SnapshotRequest returns the depth endpoint's URL and weight for a symbol.
+func (v Venue) SnapshotRequest(restBase, symbol string, limit int) (venue.SnapshotRequest, error) {
+	w := v.m.depthWeight(limit)
 	if w == 0 {
-		return venue.SnapshotRequest{}, fmt.Errorf("depth limit %d (allowed 5, 10, 20, 50, 100, 500, 1000): %w", limit, venue.ErrBadField)
+		return venue.SnapshotRequest{}, fmt.Errorf("%s depth limit %d: %w", v.m.name, limit, venue.ErrBadField)
 	}
 	sym := strings.ToUpper(symbol)
 	if !validSymbol(sym) {
 		return venue.SnapshotRequest{}, fmt.Errorf("symbol %q: %w", symbol, venue.ErrBadSymbol)
 	}
 	if restBase == "" {
-		restBase = DefaultRESTBase
+		restBase = v.m.restBase
 	}
 	return venue.SnapshotRequest{
-		URL:    strings.TrimRight(restBase, "/") + DepthPath + "?symbol=" + sym + "&limit=" + strconv.Itoa(limit),
+		URL:    strings.TrimRight(restBase, "/") + v.m.depthPath + "?symbol=" + sym + "&limit=" + strconv.Itoa(limit),
 		Weight: w,
 	}, nil
+}
+
+// DepthPath returns the REST depth endpoint's path ("/fapi/v1/depth").
+func (v Venue) DepthPath() string { return v.m.depthPath }
+
+// Check applies the depth chain rule: on futures each update's pu equals the previous
+// update's u; on spot each update's U is the previous u + 1. Other streams are ordered by
+// their id but have no continuity rule.
+func (v Venue) Check(lastID int64, ev venue.Event) venue.Seq {
+	switch ev.Kind {
+	case venue.KindDepth:
+		next := ev.Prev == lastID
+		if v.m.spot {
+			next = ev.First == lastID+1
+		}
+		switch {
+		case next:
+			return venue.SeqNext
+		case ev.ID <= lastID:
+			return venue.SeqStale
+		}
+		return venue.SeqGap
+	case venue.KindTrade, venue.KindAggTrade, venue.KindBookTicker:
+		if ev.ID <= lastID {
+			return venue.SeqStale
+		}
+	}
+	return venue.SeqUnknown
+}
+
+// Bridges: a snapshot can seed a chain whose first diff is f when it is no older than the
+// state f was applied to (futures: lastUpdateId >= f.pu; spot: lastUpdateId + 1 >= f.U);
+// the refinery then drops the diffs the snapshot already covers.
+func (v Venue) Bridges(snap venue.Snapshot, f venue.Event) bool {
+	if v.m.spot {
+		return snap.LastUpdateID+1 >= f.First
+	}
+	return snap.LastUpdateID >= f.Prev
+}
+
+// SnapshotBridge is Binance's local-book rule with a snapshot of last update id L: drop
+// updates the snapshot already covers (u < L), apply the first one that reaches it, and
+// report a gap when the first remaining update starts after it. Futures: the first
+// applied update has U <= L <= u. Spot: U <= L+1 and u >= L; its updates chain by
+// U == previous u + 1, so the one that starts right after the snapshot bridges too. An
+// update that ends exactly at L (applied on both) restates levels whose final quantities
+// the snapshot already holds, so applying it changes nothing.
+func (v Venue) SnapshotBridge(L int64, ev venue.Event) venue.Bridge {
+	first := L
+	if v.m.spot {
+		first++
+	}
+	switch {
+	case ev.ID < L:
+		return venue.BridgeBefore
+	case ev.First <= first:
+		return venue.BridgeApplies
+	}
+	return venue.BridgeAfter
 }

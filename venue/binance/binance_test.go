@@ -3,10 +3,11 @@ package binance
 import (
 	"encoding/json"
 	"errors"
-	"github.com/chronicle/chronicle/internal/testenv"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/chronicle/chronicle/internal/testenv"
 
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/venue"

@@ -14,11 +14,11 @@ var (
 // Parse reads a combined-stream message {"stream":...,"data":{...}}: the stream name, the
 // event type and its ordering ids. It stops as soon as it has what the event type needs,
 // so a 17 KB depth update costs a few dozen bytes of scanning. It never allocates.
-func (Perp) Parse(msg []byte) (venue.Event, error) {
+func (v Venue) Parse(msg []byte) (venue.Event, error) {
 	var ev venue.Event
 	s := scanner{b: msg}
 	var sawData bool
-	var p dataParse
+	p := dataParse{spot: v.m.spot}
 	err := s.members(func(key []byte) (bool, error) {
 		switch {
 		case bytes.Equal(key, keyStream):
@@ -62,6 +62,7 @@ func (Perp) Parse(msg []byte) (venue.Event, error) {
 type dataParse struct {
 	have       uint8
 	canStop    bool
+	spot       bool // spot depth updates have no pu
 	U, u, pu   int64
 	t, a       int64
 	missingOff int
@@ -79,6 +80,9 @@ const (
 func (p *dataParse) need(k venue.Kind) uint8 {
 	switch k {
 	case venue.KindDepth:
+		if p.spot {
+			return hasE | hasU | hasLowerU
+		}
 		return hasE | hasU | hasLowerU | hasPU
 	case venue.KindTrade:
 		return hasE | hasT
@@ -146,7 +150,11 @@ func (p *dataParse) parse(s *scanner, ev *venue.Event) error {
 
 func (p *dataParse) finish(ev *venue.Event) error {
 	if p.have&hasE == 0 {
-		return &venue.ParseError{Offset: p.missingOff, Field: "e", Err: venue.ErrMissingField}
+		// Spot bookTicker messages carry no event type: the stream name says it.
+		if ev.Kind = kindOfStream(ev.Stream); ev.Kind != venue.KindBookTicker {
+			return &venue.ParseError{Offset: p.missingOff, Field: "e", Err: venue.ErrMissingField}
+		}
+		p.have |= hasE
 	}
 	need := p.need(ev.Kind)
 	if missing := need &^ p.have; missing != 0 {
@@ -184,6 +192,29 @@ func fieldName(missing uint8) string {
 	return "e"
 }
 
+// kindOfStream reads the kind from a stream name's suffix ("ethusdt@bookTicker").
+func kindOfStream(stream []byte) venue.Kind {
+	i := bytes.IndexByte(stream, '@')
+	if i < 0 {
+		return venue.KindOther
+	}
+	rest := stream[i+1:]
+	if j := bytes.IndexByte(rest, '@'); j >= 0 {
+		rest = rest[:j]
+	}
+	switch string(rest) {
+	case "depth":
+		return venue.KindDepth
+	case "trade":
+		return venue.KindTrade
+	case "aggTrade":
+		return venue.KindAggTrade
+	case "bookTicker":
+		return venue.KindBookTicker
+	}
+	return venue.KindOther
+}
+
 func kindOf(e []byte) venue.Kind {
 	switch string(e) {
 	case "depthUpdate":
@@ -198,35 +229,9 @@ func kindOf(e []byte) venue.Kind {
 	return venue.KindOther
 }
 
-// Check applies USD-M's diff rule: each depth update's pu equals the previous update's u.
-// Other streams are ordered by their id but have no continuity rule.
-func (Perp) Check(lastID int64, ev venue.Event) venue.Seq {
-	switch ev.Kind {
-	case venue.KindDepth:
-		switch {
-		case ev.Prev == lastID:
-			return venue.SeqNext
-		case ev.ID <= lastID:
-			return venue.SeqStale
-		}
-		return venue.SeqGap
-	case venue.KindTrade, venue.KindAggTrade, venue.KindBookTicker:
-		if ev.ID <= lastID {
-			return venue.SeqStale
-		}
-	}
-	return venue.SeqUnknown
-}
-
-// Bridges: a snapshot can seed a chain whose first diff is f when it is no older than the
-// state f was applied to (lastUpdateId >= f.pu); the ETL then drops diffs with u below it.
-func (Perp) Bridges(snap venue.Snapshot, f venue.Event) bool {
-	return snap.LastUpdateID >= f.Prev
-}
-
 // ParseSnapshot reads lastUpdateId from a /fapi/v1/depth body. An error body
 // ({"code":-1121,"msg":...}) is reported as venue.ErrSnapshotError.
-func (Perp) ParseSnapshot(body []byte) (venue.Snapshot, error) {
+func (Venue) ParseSnapshot(body []byte) (venue.Snapshot, error) {
 	s := scanner{b: body}
 	var snap venue.Snapshot
 	found, isErr := false, false

@@ -1,6 +1,10 @@
 package binance
 
-import "github.com/chronicle/chronicle/venue"
+import (
+	"bytes"
+
+	"github.com/chronicle/chronicle/venue"
+)
 
 // A minimal JSON scanner: enough to walk one object's members, take string and integer
 // values, and skip anything else without allocating. It reads only as far as the feed
@@ -192,3 +196,19 @@ func (s *scanner) members(fn func(key []byte) (stop bool, err error)) error {
 		}
 	}
 }
+
+// boolean reads true or false.
+func (s *scanner) boolean() (bool, bool) {
+	s.ws()
+	switch {
+	case bytes.HasPrefix(s.b[s.i:], litTrue):
+		s.i += len(litTrue)
+		return true, true
+	case bytes.HasPrefix(s.b[s.i:], litFalse):
+		s.i += len(litFalse)
+		return false, true
+	}
+	return false, false
+}
+
+var litTrue, litFalse = []byte("true"), []byte("false")

@@ -19,12 +19,13 @@ import (
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
 // WriteBook writes a sealed canonical book of n generated records for k to p.
-func WriteBook(p string, k tiers.Key, n int64, seed uint64) error {
+func WriteBook(p string, k layout.Key, n int64, seed uint64) error {
 	day, err := k.Time()
 	if err != nil {
 		return err
@@ -47,7 +48,7 @@ func WriteBook(p string, k tiers.Key, n int64, seed uint64) error {
 }
 
 // BookBytes returns a sealed book of n records for k.
-func BookBytes(t testing.TB, k tiers.Key, n int, seed uint64) []byte {
+func BookBytes(t testing.TB, k layout.Key, n int, seed uint64) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "book.q")
 	if err := WriteBook(p, k, int64(n), seed); err != nil {
@@ -62,21 +63,21 @@ func BookBytes(t testing.TB, k tiers.Key, n int, seed uint64) []byte {
 
 // Partition is one partition's expected content: its book and the files beside it.
 type Partition struct {
-	Key  tiers.Key
+	Key  layout.Key
 	Book []byte
 	Aux  map[string][]byte // relative path -> bytes: meta.json, index/..., derived/...
 }
 
 // NewPartition generates a partition of n records with a meta.json, an index/ file and a
 // derived/ file, all of which must travel with it.
-func NewPartition(t testing.TB, k tiers.Key, n int, seed uint64) Partition {
+func NewPartition(t testing.TB, k layout.Key, n int, seed uint64) Partition {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	idx := make([]byte, 100+rng.IntN(3000))
 	for i := range idx {
 		idx[i] = byte(rng.Uint32())
 	}
 	return Partition{Key: k, Book: BookBytes(t, k, n, seed), Aux: map[string][]byte{
-		tiers.MetaName:        fmt.Appendf(nil, `{"symbol_code":%q,"date":%q,"seed":%d}`+"\n", k.Symbol, k.Date, seed),
+		layout.MetaName:       fmt.Appendf(nil, `{"symbol_code":%q,"date":%q,"seed":%d}`+"\n", k.Symbol, k.Date, seed),
 		"index/by_time.idx":   idx,
 		"derived/notes.txt":   fmt.Appendf(nil, "derived for %s\n", k),
 		"index/sub/levels.ix": []byte("levels\n"),
@@ -86,10 +87,10 @@ func NewPartition(t testing.TB, k tiers.Key, n int, seed uint64) Partition {
 // Env is a set of tier roots in a temporary directory, and optionally a remote store.
 type Env struct {
 	Dir   string
-	Roots tiers.Roots
+	Roots layout.Roots
 	Store objstore.Store
 	// Ignore names partitions Check does not know (for example one still being written).
-	Ignore map[tiers.Key]bool
+	Ignore map[layout.Key]bool
 }
 
 // NewEnv makes empty hot, warm and cold roots under dir (t.TempDir() when empty).
@@ -98,7 +99,7 @@ func NewEnv(t testing.TB, dir string, store objstore.Store) *Env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	e := &Env{Dir: dir, Store: store, Ignore: map[tiers.Key]bool{}, Roots: tiers.Roots{
+	e := &Env{Dir: dir, Store: store, Ignore: map[layout.Key]bool{}, Roots: layout.Roots{
 		Hot: filepath.Join(dir, "hot"), Warm: filepath.Join(dir, "warm"), Cold: filepath.Join(dir, "cold")}}
 	for _, r := range []string{e.Roots.Hot, e.Roots.Warm, e.Roots.Cold} {
 		if err := os.MkdirAll(r, 0o755); err != nil {
@@ -154,7 +155,7 @@ func S3Config(srv *s3test.Server) objstore.Config {
 }
 
 // PartDir is k's directory under a local root.
-func PartDir(root string, k tiers.Key) string {
+func PartDir(root string, k layout.Key) string {
 	return filepath.Join(root, filepath.FromSlash(k.Dir()))
 }
 
@@ -171,25 +172,25 @@ func writeFile(t testing.TB, p string, b []byte) {
 // Place puts p into tier as the other components would: book.q in hot or warm; a
 // transcoded .zst and .idx in cold; uploaded objects and a stub for remote. The aux
 // files go beside the book (the cold directory for remote).
-func (e *Env) Place(t testing.TB, p Partition, tier tiers.Tier) {
+func (e *Env) Place(t testing.TB, p Partition, tier layout.Tier) {
 	t.Helper()
 	root := e.Roots.Local(tier)
-	if tier == tiers.Remote {
+	if tier == layout.Remote {
 		root = e.Roots.Cold
 	}
 	d := PartDir(root, p.Key)
 	for name, b := range p.Aux {
 		writeFile(t, filepath.Join(d, filepath.FromSlash(name)), b)
 	}
-	if tier == tiers.Hot || tier == tiers.Warm {
-		writeFile(t, filepath.Join(d, tiers.BookName), p.Book)
+	if tier == layout.Hot || tier == layout.Warm {
+		writeFile(t, filepath.Join(d, layout.BookName), p.Book)
 		return
 	}
 	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(p.Book), int64(len(p.Book)),
-		filepath.Join(d, tiers.ZstName), filepath.Join(d, tiers.IdxName), qzst.Options{BlockSize: 64 << 10}); err != nil {
+		filepath.Join(d, layout.ZstName), filepath.Join(d, layout.IdxName), qzst.Options{BlockSize: 64 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	if tier == tiers.Remote {
+	if tier == layout.Remote {
 		if e.Store == nil {
 			t.Fatal("Place remote: no store")
 		}
@@ -198,14 +199,14 @@ func (e *Env) Place(t testing.TB, p Partition, tier tiers.Tier) {
 }
 
 // PlaceGrowing puts an unsealed (still being written) book.q into tier.
-func (e *Env) PlaceGrowing(t testing.TB, k tiers.Key, tier tiers.Tier, records int) {
+func (e *Env) PlaceGrowing(t testing.TB, k layout.Key, tier layout.Tier, records int) {
 	t.Helper()
 	d := PartDir(e.Roots.Local(tier), k)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	day, _ := k.Time()
-	a, err := format.Create(filepath.Join(d, tiers.BookName), format.NewBookHeader(k.Venue, k.Symbol, 1001, format.DateOf(day)), format.Options{ChunkSize: 1 << 20})
+	a, err := format.Create(filepath.Join(d, layout.BookName), format.NewBookHeader(k.Venue, k.Symbol, 1001, format.DateOf(day)), format.Options{ChunkSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,32 +235,32 @@ func (e *Env) Resolver(t testing.TB) *tiers.Resolver {
 }
 
 // Copies lists where k's book is held, as "hot", "warm", "cold", "cold-zst", "remote".
-func (e *Env) Copies(k tiers.Key) []string {
+func (e *Env) Copies(k layout.Key) []string {
 	var out []string
 	has := func(root, name string) bool {
 		st, err := os.Lstat(filepath.Join(PartDir(root, k), name))
 		return err == nil && st.Mode().IsRegular()
 	}
-	if has(e.Roots.Hot, tiers.BookName) {
+	if has(e.Roots.Hot, layout.BookName) {
 		out = append(out, "hot")
 	}
-	if has(e.Roots.Warm, tiers.BookName) {
+	if has(e.Roots.Warm, layout.BookName) {
 		out = append(out, "warm")
 	}
-	if has(e.Roots.Cold, tiers.BookName) {
+	if has(e.Roots.Cold, layout.BookName) {
 		out = append(out, "cold")
 	}
-	if has(e.Roots.Cold, tiers.ZstName) {
+	if has(e.Roots.Cold, layout.ZstName) {
 		out = append(out, "cold-zst")
 	}
-	if has(e.Roots.Cold, tiers.StubName) {
+	if has(e.Roots.Cold, layout.StubName) {
 		out = append(out, "remote")
 	}
 	return out
 }
 
 // ReadBook reads k's book through the resolver (what every reader sees).
-func (e *Env) ReadBook(t testing.TB, r *tiers.Resolver, k tiers.Key) ([]byte, tiers.Tier, error) {
+func (e *Env) ReadBook(t testing.TB, r *tiers.Resolver, k layout.Key) ([]byte, layout.Tier, error) {
 	t.Helper()
 	h, err := r.OpenBook(context.Background(), k)
 	if err != nil {
@@ -307,12 +308,12 @@ func (e *Env) CheckReadable(t testing.TB, parts []Partition) {
 // serves each partition: exactly one copy of each book; the book and every aux file,
 // read through the resolver, identical to the original; no temporary file and no
 // partition directory outside the serving one; no remote object without its stub.
-func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
+func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier {
 	t.Helper()
 	ctx := context.Background()
 	r := e.Resolver(t)
-	out := map[tiers.Key]tiers.Tier{}
-	want := map[tiers.Key]bool{}
+	out := map[layout.Key]layout.Tier{}
+	want := map[layout.Key]bool{}
 	for _, p := range parts {
 		want[p.Key] = true
 		cs := e.Copies(p.Key)
@@ -339,19 +340,19 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
 				t.Fatalf("%s: %s from %s tier: %d bytes, want %d identical bytes from %s", p.Key, name, h.Tier(), len(got), len(wantB), tier)
 			}
 		}
-		if tier == tiers.Cold {
-			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), tiers.IdxName)); err != nil {
+		if tier == layout.Cold {
+			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), layout.IdxName)); err != nil {
 				t.Fatalf("%s: cold .zst without .idx: %v", p.Key, err)
 			}
 		}
-		if tier == tiers.Remote {
-			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), tiers.IdxName)); err == nil {
+		if tier == layout.Remote {
+			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), layout.IdxName)); err == nil {
 				t.Fatalf("%s: remote partition still has a local .idx", p.Key)
 			}
 		}
 		// Directories of this partition anywhere but the serving tier are leftovers.
 		serving := e.Roots.Local(tier)
-		if tier == tiers.Remote {
+		if tier == layout.Remote {
 			serving = e.Roots.Cold
 		}
 		for _, root := range []string{e.Roots.Hot, e.Roots.Warm, e.Roots.Cold} {
@@ -369,13 +370,13 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
 			if err != nil {
 				return nil
 			}
-			if tiers.IsTemp(d.Name()) {
+			if layout.IsTemp(d.Name()) {
 				t.Fatalf("temporary file remains: %s", p)
 			}
 			rel, _ := filepath.Rel(root, p)
 			parts := strings.Split(filepath.ToSlash(rel), "/")
 			if d.IsDir() && len(parts) == 4 {
-				k := tiers.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
+				k := layout.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
 				if !want[k] && !e.Ignore[k] {
 					t.Fatalf("unexpected partition directory %s", p)
 				}
@@ -385,7 +386,7 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
 	}
 	// Every remote object belongs to a partition the remote tier serves.
 	if e.Store != nil {
-		objs, err := e.Store.List(ctx, tiers.LayoutVersion+"/")
+		objs, err := e.Store.List(ctx, layout.LayoutVersion+"/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,12 +397,12 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
 		sort.Strings(keys)
 		for _, key := range keys {
 			k, err := keyOfObject(key)
-			if err != nil || out[k] != tiers.Remote {
+			if err != nil || out[k] != layout.Remote {
 				t.Fatalf("orphan remote object %s (partition tier %v)", key, out[k])
 			}
 		}
 		for k, tier := range out {
-			if tier != tiers.Remote {
+			if tier != layout.Remote {
 				continue
 			}
 			zk, ik := tiers.StubKeys(k)
@@ -415,11 +416,11 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[tiers.Key]tiers.Tier {
 	return out
 }
 
-func keyOfObject(key string) (tiers.Key, error) {
+func keyOfObject(key string) (layout.Key, error) {
 	parts := strings.Split(key, "/")
-	if len(parts) != 5 || parts[0] != tiers.LayoutVersion || (parts[4] != tiers.ZstName && parts[4] != tiers.IdxName) {
-		return tiers.Key{}, fmt.Errorf("not a partition object: %s", key)
+	if len(parts) != 5 || parts[0] != layout.LayoutVersion || (parts[4] != layout.ZstName && parts[4] != layout.IdxName) {
+		return layout.Key{}, fmt.Errorf("not a partition object: %s", key)
 	}
-	k := tiers.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
+	k := layout.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
 	return k, k.Validate()
 }

@@ -1,6 +1,12 @@
-package tiers
+// Package layout is what every Chronicle binary shares about the tree: the tier names and
+// roots, the partition key v1/{venue}/{symbol}/{date}, logical paths below the mount root,
+// and the file names inside a partition. It imports nothing of Chronicle's, so the capture
+// host's binaries (chronicle-feed, chronicle-etl) link it without the object-store code.
+// docs/tiers.md describes the layout.
+package layout
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -15,7 +21,7 @@ const (
 	Warm
 	Cold
 	Remote
-	numTiers
+	NumTiers
 )
 
 var tierNames = [...]string{"hot", "warm", "cold", "remote"}
@@ -49,6 +55,35 @@ const (
 	DerivedDir    = "derived"
 	DateLayout    = "2006-01-02"
 )
+
+// ErrInvalidPath reports a path, key or name outside the v1 layout.
+var ErrInvalidPath = errors.New("invalid logical path")
+
+// Roots are the four tier locations: the [tiers] table of the shared configuration.
+type Roots struct {
+	Hot    string `toml:"hot"`
+	Warm   string `toml:"warm"`
+	Cold   string `toml:"cold"`
+	Remote string `toml:"remote"` // object-store URI: s3://bucket/prefix or file:///dir; "" for none
+}
+
+// DefaultRoots are the production defaults of decisions.md.
+func DefaultRoots() Roots {
+	return Roots{Hot: "/dev/shm/chronicle", Warm: "/mnt/nvme-warm/chronicle", Cold: "/mnt/hdd/chronicle"}
+}
+
+// Local returns the local root of tier t ("" for Remote).
+func (r Roots) Local(t Tier) string {
+	switch t {
+	case Hot:
+		return r.Hot
+	case Warm:
+		return r.Warm
+	case Cold:
+		return r.Cold
+	}
+	return ""
+}
 
 // Key identifies one partition.
 type Key struct {
@@ -98,8 +133,8 @@ func ValidName(s string) bool {
 	return true
 }
 
-// validFileName accepts names of files inside a partition (meta.json, index/..., derived/...).
-func validFileName(s string) bool {
+// ValidFileName accepts names of files inside a partition (meta.json, index/..., derived/...).
+func ValidFileName(s string) bool {
 	if s == "" || len(s) > 255 || s[0] == '.' || s == ".." {
 		return false
 	}
@@ -114,6 +149,20 @@ type Logical struct {
 	Rest string // path inside the partition ("book.q", "index/x"), "" for the directory itself
 	raw  []string
 }
+
+// Components returns the path components after v1 (venue, symbol, date, ...).
+func (l Logical) Components() []string { return l.raw }
+
+// Name is the last component ("v1" for the root).
+func (l Logical) Name() string {
+	if len(l.raw) == 0 {
+		return LayoutVersion
+	}
+	return l.raw[len(l.raw)-1]
+}
+
+// Rel is the clean relative path below a tier root: v1/venue/symbol/....
+func (l Logical) Rel() string { return path.Join(append([]string{LayoutVersion}, l.raw...)...) }
 
 // Depth returns how many components follow v1.
 func (l Logical) Depth() int { return len(l.raw) }
@@ -139,7 +188,7 @@ func ParseLogical(p string) (Logical, error) {
 			if _, err := time.Parse(DateLayout, c); err != nil || len(c) != 10 {
 				return l, fmt.Errorf("%w: %q: date %q is not YYYY-MM-DD", ErrInvalidPath, p, c)
 			}
-		case i > 2 && !validFileName(c):
+		case i > 2 && !ValidFileName(c):
 			return l, fmt.Errorf("%w: %q: component %q", ErrInvalidPath, p, c)
 		}
 	}

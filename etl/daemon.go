@@ -1,0 +1,279 @@
+package etl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronicle/chronicle/etl/symbols"
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
+)
+
+// TableWatcher keeps the dim_symbol table current: it reloads the file when its size or
+// modification time changes, and keeps the old table (with a log line and a metric) when
+// the new one does not load.
+type TableWatcher struct {
+	path  string
+	cur   atomic.Pointer[symbols.Table]
+	stamp string
+	log   *slog.Logger
+	m     *Metrics
+}
+
+// NewTableWatcher loads the table (the embedded default when path is empty).
+func NewTableWatcher(path string, log *slog.Logger, m *Metrics) (*TableWatcher, error) {
+	t, err := symbols.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	w := &TableWatcher{path: path, log: log, m: m, stamp: fileStamp(path)}
+	w.cur.Store(t)
+	return w, nil
+}
+
+func fileStamp(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "missing"
+	}
+	return fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
+}
+
+// Table returns the table in force.
+func (w *TableWatcher) Table() *symbols.Table { return w.cur.Load() }
+
+// Check reloads the table if its file changed; it reports whether a new table is in force.
+func (w *TableWatcher) Check() bool {
+	if w.path == "" {
+		return false
+	}
+	s := fileStamp(w.path)
+	if s == w.stamp {
+		return false
+	}
+	w.stamp = s
+	t, err := symbols.Load(w.path)
+	if err != nil {
+		w.log.Error("dim_symbol reload failed; keeping the table in force", "path", w.path, "err", err)
+		if w.m != nil {
+			w.m.tableReloads.WithLabelValues("", "error").Inc()
+		}
+		return false
+	}
+	w.cur.Store(t)
+	w.log.Info("dim_symbol reloaded", "path", w.path, "rows", len(t.Rows()), "sha256", t.Hash())
+	if w.m != nil {
+		w.m.tableReloads.WithLabelValues("", "ok").Inc()
+	}
+	return true
+}
+
+// Watch checks the file every interval until ctx ends.
+func (w *TableWatcher) Watch(ctx context.Context, every time.Duration) {
+	if every <= 0 || w.path == "" {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.Check()
+		}
+	}
+}
+
+// Journals lists the venue journal directories below a feed directory ({hot}/feed): each
+// subdirectory holding segments, or the directory itself if it holds segments.
+func Journals(dir string) ([]string, error) {
+	if segs, err := journal.List(dir); err == nil && len(segs) > 0 {
+		return []string{dir}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() || e.Name()[0] == '.' {
+			continue
+		}
+		sub := filepath.Join(dir, e.Name())
+		if segs, err := journal.List(sub); err == nil && len(segs) > 0 {
+			out = append(out, sub)
+		}
+	}
+	return out, nil
+}
+
+// DaemonOptions configure chronicle-etl run.
+type DaemonOptions struct {
+	Config  Config
+	HotRoot string // journals are {HotRoot}/feed/{venue}
+	Root    string // output tier root
+	Log     *slog.Logger
+	Metrics *Metrics
+	Table   *TableWatcher
+}
+
+// RunDaemon refines every configured venue journal (or every one that appears under
+// {hot}/feed) until ctx ends, one goroutine each; a venue whose refinery fails is logged
+// and retried after a pause, so one bad journal does not stop the others.
+func RunDaemon(ctx context.Context, o DaemonOptions) error {
+	if err := o.Config.Validate(); err != nil {
+		return err
+	}
+	feedDir := filepath.Join(o.HotRoot, "feed")
+	go o.Table.Watch(ctx, o.Config.DimReload)
+	var wg sync.WaitGroup
+	started := map[string]bool{}
+	start := func(dir string) {
+		if started[dir] {
+			return
+		}
+		started[dir] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				st, err := Refine(ctx, Options{Config: o.Config, Root: o.Root, JournalDir: dir, Follow: true,
+					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics})
+				if err == nil {
+					o.Log.Info("refinery stopped", "journal", dir, "frames", st.Frames)
+					return
+				}
+				o.Log.Error("refinery failed; retrying in 5s", "journal", dir, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}()
+	}
+	for {
+		var dirs []string
+		if len(o.Config.Venues) > 0 {
+			for _, v := range o.Config.Venues {
+				dirs = append(dirs, journal.Dir(o.HotRoot, v))
+			}
+		} else if ents, err := os.ReadDir(feedDir); err == nil {
+			for _, e := range ents {
+				if e.IsDir() && e.Name()[0] != '.' {
+					dirs = append(dirs, filepath.Join(feedDir, e.Name()))
+				}
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		sort.Strings(dirs)
+		for _, d := range dirs {
+			start(d)
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// VenueStatus is what chronicle-etl status reports of one venue.
+type VenueStatus struct {
+	Venue      string          `json:"venue"`
+	State      string          `json:"state"`
+	Segment    string          `json:"segment"`
+	Offset     int64           `json:"offset"`
+	Updated    time.Time       `json:"updated"`
+	LagBytes   int64           `json:"lag_bytes"` // journal bytes committed past the checkpoint
+	Clock      time.Time       `json:"exchange_clock"`
+	Partitions []PartitionInfo `json:"open_partitions"`
+}
+
+// PartitionInfo is one open partition.
+type PartitionInfo struct {
+	Path         string `json:"path"`
+	Records      int64  `json:"records"`
+	DepthUpdates int64  `json:"depth_updates"`
+	Trades       int64  `json:"trades"`
+	Invalid      int    `json:"invalid_intervals"`
+}
+
+// Status reads the checkpoints in an output root; with the hot root (where the journals
+// are) it also measures how far each venue lags.
+func Status(root, hotRoot string) ([]VenueStatus, error) {
+	ents, err := os.ReadDir(filepath.Join(root, StateDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []VenueStatus
+	for _, e := range ents {
+		name := e.Name()
+		if filepath.Ext(name) != ".state" || name[0] == '.' {
+			continue
+		}
+		p := filepath.Join(root, StateDir, name)
+		st, ok, err := ReadState(p)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		vs := VenueStatus{Venue: st.Venue, State: p, Segment: st.Segment, Offset: st.Offset,
+			Updated: time.Unix(0, st.UpdatedNs).UTC(), Clock: time.Unix(0, st.Clock).UTC()}
+		if hotRoot != "" {
+			vs.LagBytes = lag(journal.Dir(hotRoot, st.Venue), st)
+		}
+		for _, sp := range st.Parts {
+			vs.Partitions = append(vs.Partitions, PartitionInfo{Path: filepath.Join(root, sp.Dir),
+				Records: (sp.Pos - format.HeaderSize) / format.BookRecordSize, DepthUpdates: sp.Stats.DepthUpdates,
+				Trades: sp.Stats.Trades, Invalid: len(sp.Stats.Invalid)})
+		}
+		out = append(out, vs)
+	}
+	return out, nil
+}
+
+// lag is how many committed journal bytes lie past the checkpoint.
+func lag(dir string, st *State) int64 {
+	segs, err := journal.List(dir)
+	if err != nil {
+		return -1
+	}
+	cur, err := journal.ParseSegmentName(st.Segment)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, sg := range segs {
+		if sg.Seq < cur.Seq {
+			continue
+		}
+		h, err := readHeader(filepath.Join(dir, sg.Name))
+		if err != nil {
+			continue
+		}
+		n += int64(h.Committed) - int64(h.HeaderSize)
+		if sg.Seq == cur.Seq {
+			n -= st.Offset - int64(h.HeaderSize)
+		}
+	}
+	return n
+}

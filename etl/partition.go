@@ -1,0 +1,316 @@
+package etl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/bookindex"
+	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/layout"
+)
+
+// Where a partition lives below the output root.
+type partKind uint8
+
+const (
+	kindV1       partKind = iota // v1/{venue}/{symbol_code}/{date}/book.q
+	kindUnmapped                 // unmapped/{venue}/{raw symbol}/{date}/book.q: no dim_symbol row
+	kindLate                     // late/{venue}/{symbol_code}/{date}/book.q: events of a sealed partition
+)
+
+// Top-level directories of the streams kept outside v1/.
+const (
+	UnmappedDir = "unmapped"
+	LateDir     = "late"
+)
+
+// partKey identifies one output file.
+type partKey struct {
+	Kind     partKind
+	SymbolID uint32 // 0 for unmapped
+	Raw      string // the raw symbol of an unmapped partition, "" otherwise
+	Day      int64  // days since the epoch (UTC exchange date)
+}
+
+const dayNs = int64(24 * time.Hour)
+
+func dayOf(ts int64) int64 {
+	d := ts / dayNs
+	if ts%dayNs < 0 {
+		d--
+	}
+	return d
+}
+
+func dateString(day int64) string { return time.Unix(day*86400, 0).UTC().Format(layout.DateLayout) }
+
+func dateNumber(day int64) uint32 {
+	t := time.Unix(day*86400, 0).UTC()
+	return uint32(t.Year()*10000 + int(t.Month())*100 + t.Day())
+}
+
+// writer is what a partition writes through: a format.Appender, or a verifier for a
+// partition an earlier run already sealed.
+type writer interface {
+	WriteBook(*format.BookRecord) error
+	Commit()
+	Pos() int64
+	Sync() error
+	Seal() error
+	Close() error
+	Diverged() int64
+}
+
+// partStats is what meta.json reports, kept as records are written (and checkpointed).
+type partStats struct {
+	Counts       [8]int64 // records by type id (index 0: unknown ids)
+	DepthUpdates int64
+	Trades       int64
+	BBO          int64
+	Snapshots    int64
+	BookInvalid  int64
+	FirstTs      int64
+	LastTs       int64
+	HaveTs       bool
+	Invalid      []meta.Invalid // the last one may be open (Open, To unset)
+	Gaps         []meta.Gap
+	Crossed      int64
+	Checks       int64
+	Mismatches   int64
+	Segments     []string // journal segments that contributed, in order
+}
+
+// partition is one open output file and its statistics.
+type partition struct {
+	key       partKey
+	venue     string
+	code      string // directory name: symbol_code as of the date, or the raw symbol
+	raw       string
+	versionID uint64
+	dir       string
+	w         writer
+	dayStart  int64
+	dayEnd    int64
+	created   int64
+	st        partStats
+	touched   bool // records written since the last commit
+}
+
+func (p *partition) path() string { return filepath.Join(p.dir, layout.BookName) }
+
+func (p *partition) write(r *format.BookRecord) error {
+	if err := p.w.WriteBook(r); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrPartition, p.path(), err)
+	}
+	p.touched = true
+	st := &p.st
+	if int(r.TypeID) < len(st.Counts) {
+		st.Counts[r.TypeID]++
+	} else {
+		st.Counts[0]++
+	}
+	switch r.TypeID {
+	case format.TypeLevel:
+		if r.Flags&(format.FlagSnapshot|format.FlagLast) == format.FlagLast {
+			st.DepthUpdates++
+			if r.Flags&format.FlagCrossed != 0 {
+				st.Crossed++
+			}
+		}
+	case format.TypeTrade:
+		st.Trades++
+	case format.TypeBBO:
+		st.BBO++
+	case format.TypeSnapshotBegin:
+		st.Snapshots++
+	case format.TypeBookInvalid:
+		st.BookInvalid++
+	}
+	if !st.HaveTs {
+		st.FirstTs, st.LastTs, st.HaveTs = r.ExchTs, r.ExchTs, true
+	} else {
+		st.FirstTs, st.LastTs = min(st.FirstTs, r.ExchTs), max(st.LastTs, r.ExchTs)
+	}
+	return nil
+}
+
+func (p *partition) commit() {
+	if p.touched {
+		p.w.Commit()
+		p.touched = false
+	}
+}
+
+// noteSegment records that the journal segment contributed records.
+func (p *partition) noteSegment(name string) {
+	if n := len(p.st.Segments); n == 0 || p.st.Segments[n-1] != name {
+		p.st.Segments = append(p.st.Segments, name)
+	}
+}
+
+// openInvalid starts an invalid interval at ts unless one is open.
+func (p *partition) openInvalid(ts int64, reason int64) {
+	if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
+		return
+	}
+	ts = max(ts, p.dayStart)
+	p.st.Invalid = append(p.st.Invalid, meta.Invalid{Interval: meta.Interval{From: meta.Time(ts)}, Reason: format.InvalidReasonName(reason), Open: true})
+}
+
+// closeInvalid ends the open invalid interval at ts (clipped to the day).
+func (p *partition) closeInvalid(ts int64) {
+	if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
+		iv := &p.st.Invalid[n-1]
+		iv.To = meta.Time(max(min(ts, p.dayEnd), int64(iv.From)))
+		iv.Open = false
+	}
+}
+
+// headerFor builds the header of a new partition file.
+func headerFor(p *partition, priceDec, qtyDec uint8) format.Header {
+	h := format.NewBookHeader(p.venue, p.code, p.key.SymbolID, dateNumber(p.key.Day))
+	h.SymbolVersionID = p.versionID
+	h.PriceDecimals, h.QtyDecimals = priceDec, qtyDec
+	h.CreatedNs = p.created
+	return h
+}
+
+// sameIdentity reports whether an existing file is the one this refinery would create.
+func sameIdentity(a, b format.Header) bool {
+	return a.Layout == b.Layout && a.RecordSize == b.RecordSize && a.Venue == b.Venue && a.SymbolCode == b.SymbolCode &&
+		a.SymbolID == b.SymbolID && a.Date == b.Date && a.SymbolVersionID == b.SymbolVersionID &&
+		a.CreatedNs == b.CreatedNs && a.PriceDecimals == b.PriceDecimals && a.QtyDecimals == b.QtyDecimals
+}
+
+func readHeader(path string) (format.Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return format.Header{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return format.Header{}, err
+	}
+	return format.ReadHeader(f, st.Size(), path)
+}
+
+// openWriter creates the partition's file, or takes over the one a crashed or earlier run
+// left: an unsealed file is rewritten from `at` (compared record by record), a sealed one
+// is only compared. at < 0 means "from the first record" (a file the state does not know).
+func openWriter(path string, want format.Header, at int64, opt format.Options) (writer, error) {
+	h, err := readHeader(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if at > int64(format.HeaderSize) {
+			return nil, fmt.Errorf("%w: %s is missing; the checkpoint says it holds %d bytes", ErrState, path, at)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		return format.Create(path, want, opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !sameIdentity(h, want) {
+		return nil, fmt.Errorf("%w: %s exists with another identity (%s/%s id %d date %d created %d), not %s/%s id %d date %d created %d",
+			ErrPartition, path, h.Venue, h.SymbolCode, h.SymbolID, h.Date, h.CreatedNs, want.Venue, want.SymbolCode, want.SymbolID, want.Date, want.CreatedNs)
+	}
+	if at < 0 {
+		at = int64(h.HeaderSize)
+	}
+	if h.Sealed {
+		return openVerifier(path, h, at)
+	}
+	return format.ResumeAppender(path, min(at, int64(h.Committed)), opt)
+}
+
+// verifier stands in for an appender on a partition an earlier run already sealed: the
+// records regenerated for it are compared with the file, never written.
+type verifier struct {
+	m        *format.Mapped
+	path     string
+	end, pos int64
+	diverged int64
+}
+
+func openVerifier(path string, h format.Header, at int64) (*verifier, error) {
+	m, err := format.MapFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &verifier{m: m, path: path, end: int64(h.Committed), pos: at}, nil
+}
+
+func (v *verifier) WriteBook(r *format.BookRecord) error {
+	end := v.pos + format.BookRecordSize
+	if end > v.end {
+		v.diverged++
+	} else {
+		var b [format.BookRecordSize]byte
+		r.Put(b[:])
+		if string(b[:]) != string(v.m.Bytes()[v.pos:end]) {
+			v.diverged++
+		}
+	}
+	v.pos = end
+	return nil
+}
+
+func (v *verifier) Commit()         {}
+func (v *verifier) Pos() int64      { return v.pos }
+func (v *verifier) Sync() error     { return nil }
+func (v *verifier) Diverged() int64 { return v.diverged }
+func (v *verifier) Seal() error {
+	if v.pos != v.end {
+		v.diverged++
+	}
+	return v.Close()
+}
+func (v *verifier) Close() error { return v.m.Close() }
+
+// buildIndex writes the partition's index/ from its committed records.
+func buildIndex(dir string) error {
+	p := filepath.Join(dir, layout.BookName)
+	m, err := format.MapFile(p)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	h, err := format.ReadHeader(m, m.Size(), p)
+	if err != nil {
+		return err
+	}
+	t, snaps, err := bookindex.Build(m.Bytes()[h.HeaderSize:h.Committed], h.Records())
+	if err != nil {
+		return fmt.Errorf("index %s: %w", p, err)
+	}
+	return bookindex.Write(dir, t, snaps)
+}
+
+// lowerName turns a raw venue symbol into a directory name ("ETHUSD_PERP" -> "ethusd_perp").
+func lowerName(raw string) string {
+	s := strings.ToLower(raw)
+	if layout.ValidName(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') || (i == 0 && c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
+}

@@ -1,0 +1,1001 @@
+package etl
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/chronicle/chronicle/etl/symbols"
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/venue"
+)
+
+// chanInfo is what a journal channel carries, from the connect records.
+type chanInfo struct {
+	Stream string
+	Symbol string
+	Kind   string
+	Conn   uint16 // the connection's own channel
+}
+
+// Refinery turns one venue's journal into canonical partitions. It is not safe for
+// concurrent use: one goroutine feeds it frames in journal order, which makes its output a
+// pure function of the journal, the configuration and dim_symbol, so a restart from a
+// checkpoint regenerates exactly the bytes an uninterrupted run writes.
+type Refinery struct {
+	cfg   Config
+	v     venue.Venue
+	root  string // output tier root
+	log   *slog.Logger
+	m     *venueMetrics
+	table atomic.Pointer[symbols.Table]
+
+	priceDec, qtyDec uint8
+
+	// Journal-derived state (checkpointed).
+	clock    int64 // latest exchange time seen on the venue
+	skew     int64 // exchange minus receive time of the latest message that had both
+	haveSkew bool
+	session  int64
+	channels map[uint16]chanInfo
+	snapReq  map[uint16]string // channel -> symbol of the last snapshot request
+	syms     map[string]*symState
+	parts    map[partKey]*partition
+	segs     map[string]*segHash
+
+	// Per frame.
+	recvNs  int64
+	segName string
+	touched []*partition
+	msg     venue.Message
+	snap    venue.BookSnapshot
+
+	nextSeal int64 // venue clock at which the next partition is due to be sealed
+	holders  map[string]*symState
+	diverged int64 // records that differed from what an earlier run left (logged)
+}
+
+func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, log *slog.Logger, m *venueMetrics) *Refinery {
+	r := &Refinery{cfg: cfg, v: v, root: root, log: log, m: m,
+		channels: map[uint16]chanInfo{}, snapReq: map[uint16]string{}, syms: map[string]*symState{},
+		parts: map[partKey]*partition{}, segs: map[string]*segHash{}, holders: map[string]*symState{},
+		nextSeal: 1<<63 - 1}
+	r.priceDec, r.qtyDec = v.Decimals()
+	r.table.Store(table)
+	return r
+}
+
+// SetTable swaps the dim_symbol table; it applies from the next frame.
+func (r *Refinery) SetTable(t *symbols.Table) { r.table.Store(t) }
+
+// frame processes one journal record.
+func (r *Refinery) frame(rec *format.JournalRecord, seg string) error {
+	r.recvNs, r.segName = rec.RecvTs, seg
+	var err error
+	switch rec.TypeID {
+	case format.JournalMessage:
+		err = r.onMessage(rec)
+	case format.JournalRESTSnapshot:
+		err = r.onSnapshot(rec)
+	case format.JournalConnect:
+		err = r.onConnect(rec)
+	case format.JournalDisconnect:
+		err = r.onDisconnect(rec)
+	case format.JournalSnapshotRequest:
+		var q journal.SnapshotRequest
+		if journal.Decode(rec.Payload, &q) == nil && q.Symbol != "" {
+			r.snapReq[rec.Channel] = q.Symbol
+		}
+	case format.JournalGap:
+		err = r.onGap(rec)
+	default:
+		r.m.skipped.WithLabelValues("unknown_record").Inc()
+	}
+	if err != nil {
+		return err
+	}
+	return r.endFrame()
+}
+
+// endFrame publishes what the frame wrote (one exchange event, one commit per file), then
+// flushes holds and seals partitions whose grace has passed.
+func (r *Refinery) endFrame() error {
+	for _, p := range r.touched {
+		p.commit()
+	}
+	r.touched = r.touched[:0]
+	if len(r.holders) > 0 {
+		for _, raw := range sortedKeys(r.holders) {
+			s := r.holders[raw]
+			if r.clock >= s.HoldDeadline {
+				if err := r.flushHold(s); err != nil {
+					return err
+				}
+			}
+		}
+		for _, p := range r.touched {
+			p.commit()
+		}
+		r.touched = r.touched[:0]
+	}
+	if r.clock >= r.nextSeal {
+		return r.sealDue()
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}
+
+func (r *Refinery) sym(raw string, ts int64) *symState {
+	s := r.syms[raw]
+	if s == nil {
+		s = newSymState(raw, ts)
+		r.syms[raw] = s
+	}
+	return s
+}
+
+// plausible rejects exchange times that cannot be right: a damaged message must not move
+// the venue clock a day ahead and seal every partition.
+func (r *Refinery) plausible(ts int64) bool {
+	return ts > 946684800e9 && ts <= r.recvNs+dayNs // after 2000-01-01, at most a day past receipt
+}
+
+func (r *Refinery) onMessage(rec *format.JournalRecord) error {
+	m := &r.msg
+	if err := r.v.Decode(rec.Payload, m); err != nil {
+		r.m.malformed.Inc()
+		r.log.Debug("undecodable message", "segment", r.segName, "offset", rec.Offset, "err", err)
+		// A depth message that cannot be read breaks the chain: say so now.
+		if ci, ok := r.channels[rec.Channel]; ok && ci.Kind == "depth" {
+			if s := r.syms[ci.Symbol]; s != nil {
+				return r.invalidate(s, format.InvalidBadMessage, s.LastExch, 0, 0, 0, true)
+			}
+		}
+		return nil
+	}
+	if m.Kind == venue.KindOther {
+		r.m.events.WithLabelValues("other").Inc()
+		return nil
+	}
+	ts := m.ExchNs
+	if m.Kind == venue.KindTrade || m.Kind == venue.KindAggTrade {
+		ts = m.TxNs // trades are dated by their trade time
+	}
+	estimated := false
+	if ts == 0 {
+		// Spot bookTicker carries no time: estimate it from the latest message that had
+		// one (same connection latency), and flag the record.
+		ts, estimated = r.recvNs, true
+		if r.haveSkew {
+			ts += r.skew
+		}
+	} else if m.ExchNs != 0 {
+		r.skew, r.haveSkew = m.ExchNs-r.recvNs, true
+	}
+	if !r.plausible(ts) {
+		r.m.malformed.Inc()
+		r.log.Warn("implausible exchange time", "segment", r.segName, "offset", rec.Offset, "ts", ts, "recv", r.recvNs)
+		if m.Kind == venue.KindDepth {
+			if s := r.syms[string(m.Symbol)]; s != nil {
+				return r.invalidate(s, format.InvalidBadMessage, s.LastExch, uint64(m.ID), 0, 0, true)
+			}
+		}
+		return nil
+	}
+	s := r.sym(string(m.Symbol), ts)
+	var err error
+	switch m.Kind {
+	case venue.KindDepth:
+		r.m.events.WithLabelValues("depth").Inc()
+		err = r.onDepth(s, ts)
+	case venue.KindTrade, venue.KindAggTrade:
+		r.m.events.WithLabelValues("trade").Inc()
+		err = r.onTrade(s, ts)
+	case venue.KindBookTicker:
+		r.m.events.WithLabelValues("bookTicker").Inc()
+		err = r.onTicker(s, ts, estimated)
+	}
+	s.LastExch = max(s.LastExch, ts)
+	r.clock = max(r.clock, ts)
+	return err
+}
+
+// ---- depth ----
+
+func (r *Refinery) onDepth(s *symState, ts int64) error {
+	m := &r.msg
+	if s.live() {
+		switch r.v.Check(s.LastU, m.Event) {
+		case venue.SeqNext:
+			return r.applyDepth(s, ts, r.recvNs, m.First, m.ID, m.Prev, m.Bids, m.Asks, r.segName)
+		case venue.SeqStale:
+			r.m.duplicates.Inc()
+			return nil
+		}
+		if err := r.invalidate(s, format.InvalidSequence, ts, uint64(m.ID), s.LastU, m.Prev, false); err != nil {
+			return err
+		}
+	}
+	if len(s.Buf) >= r.cfg.MaxBuffered {
+		s.Buf = append(s.Buf[:0], s.Buf[1:]...)
+		r.m.bufferDropped.Inc()
+	}
+	s.Buf = append(s.Buf, bufUpdate{ExchNs: ts, RecvNs: r.recvNs, First: m.First, Last: m.ID, Prev: m.Prev,
+		Bids: append([]venue.Level(nil), m.Bids...), Asks: append([]venue.Level(nil), m.Asks...), Segment: r.segName})
+	return r.drain(s)
+}
+
+// drain applies buffered updates once a snapshot is held.
+func (r *Refinery) drain(s *symState) error {
+	n := 0
+	defer func() { s.Buf = append(s.Buf[:0], s.Buf[n:]...) }()
+	for n < len(s.Buf) {
+		u := &s.Buf[n]
+		switch s.Phase {
+		case phaseAwaiting:
+			return nil
+		case phaseBridging:
+			switch r.v.SnapshotBridge(s.Snap.L, u.event()) {
+			case venue.BridgeBefore:
+				n++
+			case venue.BridgeApplies:
+				n++
+				if err := r.goLive(s, u); err != nil {
+					return err
+				}
+			default:
+				// The snapshot is older than the chain: wait for the next (the feed asks
+				// again with reason "stale").
+				s.Snap, s.Phase = nil, phaseAwaiting
+				r.m.staleSnapshots.Inc()
+				return nil
+			}
+		case phaseLive:
+			switch r.v.Check(s.LastU, u.event()) {
+			case venue.SeqNext:
+				n++
+				if err := r.applyDepth(s, u.ExchNs, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment); err != nil {
+					return err
+				}
+			case venue.SeqStale:
+				n++
+			default:
+				if err := r.invalidate(s, format.InvalidSequence, u.ExchNs, uint64(u.Last), s.LastU, u.Prev, false); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// goLive seeds the book with the held snapshot and applies the bridging update.
+func (r *Refinery) goLive(s *symState, u *bufUpdate) error {
+	snap := s.Snap
+	if err := s.book.Reset(snap.Bids, snap.Asks); err != nil {
+		r.log.Warn("unusable snapshot", "symbol", s.Raw, "err", err)
+		s.Snap, s.Phase = nil, phaseAwaiting
+		return nil
+	}
+	ts := u.ExchNs
+	// The partition is found while the book still counts as invalid, so one created now
+	// records the invalid stretch from its midnight to this resync.
+	p, err := r.part(s, ts, true)
+	if err != nil {
+		return err
+	}
+	s.Phase, s.Snap, s.LastU = phaseLive, nil, snap.L
+	s.BookDay = dayOf(ts)
+	s.clearTops()
+	r.closeInvalid(s, ts)
+	if p != nil {
+		if err := r.snapshotRun(s, p, ts, u.RecvNs, uint64(snap.L), u.Segment); err != nil {
+			return err
+		}
+	} else {
+		s.NextSnap = r.nextBoundary(ts)
+	}
+	r.m.resyncs.Inc()
+	return r.applyDepth(s, ts, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment)
+}
+
+// applyDepth applies one update to a live book and writes its level records.
+func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bids, asks []venue.Level, seg string) error {
+	if day := dayOf(ts); day > s.BookDay {
+		if err := r.flushHold(s); err != nil {
+			return err
+		}
+		s.BookDay = day
+	}
+	p, err := r.part(s, ts, false)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		if err := r.periodic(s, p, ts, recv, seg); err != nil {
+			return err
+		}
+	}
+	for _, l := range bids {
+		if err := s.book.Set(true, l.Price, l.Qty); err != nil {
+			return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
+		}
+	}
+	for _, l := range asks {
+		if err := s.book.Set(false, l.Price, l.Qty); err != nil {
+			return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
+		}
+	}
+	s.LastU = last
+	crossed := s.book.Crossed()
+	if crossed {
+		r.m.crossed.Inc()
+	}
+	if p != nil {
+		p.noteSegment(seg)
+		rec := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv,
+			Seq: uint64(last), Aux0: first, Aux1: prev}
+		n := len(bids) + len(asks)
+		if n == 0 {
+			// An update that changed no level still advances the chain: one sideless record.
+			rec.Flags = format.FlagLast
+			if crossed {
+				rec.Flags |= format.FlagCrossed
+			}
+			if err := p.write(&rec); err != nil {
+				return err
+			}
+		}
+		i := 0
+		for side, lv := range [2][]venue.Level{bids, asks} {
+			for _, l := range lv {
+				i++
+				rec.Flags, rec.Price, rec.Qty = format.FlagBid, l.Price, l.Qty
+				if side == 1 {
+					rec.Flags = format.FlagAsk
+				}
+				if i == n {
+					rec.Flags |= format.FlagLast
+					if crossed {
+						rec.Flags |= format.FlagCrossed
+					}
+				}
+				if err := p.write(&rec); err != nil {
+					return err
+				}
+			}
+		}
+		r.touch(p)
+	}
+	s.pushTop(last, ts)
+	r.resolvePending(s, last, ts)
+	return nil
+}
+
+// ---- snapshots ----
+
+func (r *Refinery) onSnapshot(rec *format.JournalRecord) error {
+	sym := r.snapReq[rec.Channel]
+	if ci, ok := r.channels[rec.Channel]; ok && ci.Symbol != "" && ci.Kind == "depth" {
+		sym = ci.Symbol
+	}
+	if err := r.v.DecodeSnapshot(rec.Payload, &r.snap); err != nil {
+		r.m.badSnapshots.Inc()
+		r.log.Warn("undecodable snapshot", "segment", r.segName, "offset", rec.Offset, "err", err)
+		return nil
+	}
+	if sym == "" {
+		sym = r.snap.Symbol
+	}
+	if sym == "" {
+		r.m.badSnapshots.Inc()
+		r.log.Warn("snapshot of an unknown symbol", "segment", r.segName, "offset", rec.Offset)
+		return nil
+	}
+	s := r.sym(sym, r.clock)
+	if s.live() {
+		r.m.ignoredSnapshots.Inc()
+		return nil
+	}
+	s.Snap = &heldSnap{L: r.snap.LastUpdateID, Bids: append([]venue.Level(nil), r.snap.Bids...),
+		Asks: append([]venue.Level(nil), r.snap.Asks...)}
+	s.Phase = phaseBridging
+	return r.drain(s)
+}
+
+// snapshotRun writes a run restating the whole book into p.
+func (r *Refinery) snapshotRun(s *symState, p *partition, ts, recv int64, seq uint64, seg string) error {
+	bids, asks := s.book.Depth()
+	rec := format.BookRecord{TypeID: format.TypeSnapshotBegin, Flags: format.FlagSnapshot, SymbolID: p.key.SymbolID,
+		ExchTs: ts, RecvTs: recv, Seq: seq, Aux0: int64(bids + asks)}
+	if !s.live() {
+		rec.Flags |= format.FlagBookInvalid
+		rec.Aux0 = 0
+	}
+	if err := p.write(&rec); err != nil {
+		return err
+	}
+	if s.live() {
+		var werr error
+		put := func(flag uint16) func(l levelT) {
+			return func(l levelT) {
+				if werr == nil {
+					lr := format.BookRecord{TypeID: format.TypeLevel, Flags: format.FlagSnapshot | flag, SymbolID: p.key.SymbolID,
+						ExchTs: ts, RecvTs: recv, Seq: seq, Price: l.Price, Qty: l.Qty}
+					werr = p.write(&lr)
+				}
+			}
+		}
+		s.book.Bids(put(format.FlagBid))
+		s.book.Asks(put(format.FlagAsk))
+		if werr != nil {
+			return werr
+		}
+	}
+	rec = format.BookRecord{TypeID: format.TypeSnapshotEnd, Flags: format.FlagSnapshot | format.FlagLast, SymbolID: p.key.SymbolID,
+		ExchTs: ts, RecvTs: recv, Seq: seq}
+	if !s.live() {
+		rec.Flags |= format.FlagBookInvalid
+	}
+	if err := p.write(&rec); err != nil {
+		return err
+	}
+	p.noteSegment(seg)
+	r.touch(p)
+	s.NextSnap = r.nextBoundary(ts)
+	r.m.snapshots.Inc()
+	return nil
+}
+
+type levelT = venue.Level
+
+func (r *Refinery) nextBoundary(ts int64) int64 {
+	iv := int64(r.cfg.SnapshotInterval)
+	b := ts / iv
+	if ts%iv < 0 {
+		b--
+	}
+	return (b + 1) * iv
+}
+
+// periodic writes the periodic snapshot run when ts reaches the next boundary.
+func (r *Refinery) periodic(s *symState, p *partition, ts, recv int64, seg string) error {
+	if ts < s.NextSnap {
+		return nil
+	}
+	if !s.live() {
+		s.NextSnap = r.nextBoundary(ts)
+		return nil
+	}
+	return r.snapshotRun(s, p, ts, recv, uint64(s.LastU), seg)
+}
+
+// ---- trades and tickers ----
+
+func (r *Refinery) onTrade(s *symState, ts int64) error {
+	m := &r.msg
+	rec := format.BookRecord{TypeID: format.TypeTrade, Flags: format.FlagLast, ExchTs: ts, RecvTs: r.recvNs,
+		Seq: uint64(m.ID), Price: m.Price, Qty: m.Qty}
+	if m.BuyerMaker {
+		rec.Flags |= format.FlagAsk // the seller took liquidity
+	} else {
+		rec.Flags |= format.FlagBid
+	}
+	last, lastTs, stream := &s.LastTrade, &s.LastTradeTs, "trade"
+	if m.Kind == venue.KindAggTrade {
+		rec.Aux0, rec.Aux1 = m.FirstTrade, m.LastTrade
+		last, lastTs, stream = &s.LastAgg, &s.LastAggTs, "aggTrade"
+	}
+	if *last != 0 {
+		switch {
+		case m.ID <= *last:
+			r.m.duplicates.Inc()
+			return nil
+		case m.ID > *last+1:
+			missing := m.ID - *last - 1
+			r.m.gaps.WithLabelValues("trade").Inc()
+			if p, err := r.part(s, ts, false); err != nil {
+				return err
+			} else if p != nil {
+				p.st.Gaps = append(p.st.Gaps, meta.Gap{Interval: meta.Interval{From: meta.Time(max(*lastTs, p.dayStart)), To: meta.Time(ts)}, Stream: stream, Missing: missing})
+			}
+		}
+	}
+	*last, *lastTs = m.ID, ts
+	return r.emit(s, &rec)
+}
+
+func (r *Refinery) onTicker(s *symState, ts int64, estimated bool) error {
+	m := &r.msg
+	if m.ID <= s.LastTickerU {
+		r.m.duplicates.Inc()
+		return nil
+	}
+	s.LastTickerU = m.ID
+	rec := format.BookRecord{TypeID: format.TypeBBO, Flags: format.FlagLast, ExchTs: ts, RecvTs: r.recvNs,
+		Seq: uint64(m.ID), Price: m.BidPrice, Qty: m.BidQty, Aux0: m.AskPrice, Aux1: m.AskQty}
+	if estimated {
+		rec.Flags |= format.FlagTsEstimated
+	}
+	if err := r.emit(s, &rec); err != nil {
+		return err
+	}
+	t := pendingTicker{U: m.ID, Bid: venue.Level{Price: m.BidPrice, Qty: m.BidQty}, Ask: venue.Level{Price: m.AskPrice, Qty: m.AskQty}}
+	if s.live() && t.U <= s.LastU {
+		if tp, ok := s.findTop(t.U); ok {
+			r.tickerCheck(s, tp, t)
+		}
+		return nil
+	}
+	if len(s.Pending) >= maxPendingTick {
+		s.Pending = append(s.Pending[:0], s.Pending[1:]...)
+	}
+	s.Pending = append(s.Pending, t)
+	return nil
+}
+
+// resolvePending checks the tickers waiting for update u and drops those it passed.
+func (r *Refinery) resolvePending(s *symState, u, ts int64) {
+	n := 0
+	for n < len(s.Pending) && s.Pending[n].U <= u {
+		if s.Pending[n].U == u {
+			r.tickerCheck(s, top{U: u, Ts: ts, Bid: bestOr(s, true), Ask: bestOr(s, false)}, s.Pending[n])
+		}
+		n++
+	}
+	if n > 0 {
+		s.Pending = append(s.Pending[:0], s.Pending[n:]...)
+	}
+}
+
+func bestOr(s *symState, bid bool) venue.Level {
+	var l venue.Level
+	if bid {
+		l, _ = s.book.BestBid()
+	} else {
+		l, _ = s.book.BestAsk()
+	}
+	return l
+}
+
+// tickerCheck compares a ticker with the rebuilt book after the update it names; the
+// check counts in the partition of that update.
+func (r *Refinery) tickerCheck(s *symState, t top, tk pendingTicker) {
+	p := r.openPart(s, t.Ts)
+	ok := t.Bid == tk.Bid && t.Ask == tk.Ask
+	r.m.tickerChecks.Inc()
+	if !ok {
+		r.m.tickerMismatches.Inc()
+		r.log.Warn("ticker disagrees with the book", "symbol", s.Raw, "u", t.U,
+			"ticker", fmt.Sprintf("%d/%d %d/%d", tk.Bid.Price, tk.Bid.Qty, tk.Ask.Price, tk.Ask.Qty),
+			"book", fmt.Sprintf("%d/%d %d/%d", t.Bid.Price, t.Bid.Qty, t.Ask.Price, t.Ask.Qty))
+	}
+	if p != nil {
+		p.st.Checks++
+		if !ok {
+			p.st.Mismatches++
+		}
+	}
+}
+
+// emit writes a one-record event (trade, bbo): held while the depth stream has not yet
+// crossed into the record's day, flagged while the book is invalid.
+func (r *Refinery) emit(s *symState, rec *format.BookRecord) error {
+	if s.live() && dayOf(rec.ExchTs) > s.BookDay && r.cfg.DayHold > 0 {
+		if len(s.Hold) == 0 {
+			s.HoldDeadline = (s.BookDay+1)*dayNs + int64(r.cfg.DayHold)
+			r.holders[s.Raw] = s
+		}
+		s.Hold = append(s.Hold, *rec)
+		s.HoldSegs = append(s.HoldSegs, r.segName)
+		return nil
+	}
+	if !s.live() {
+		rec.Flags |= format.FlagBookInvalid
+	}
+	return r.write(s, rec, r.segName)
+}
+
+func (r *Refinery) write(s *symState, rec *format.BookRecord, seg string) error {
+	p, err := r.part(s, rec.ExchTs, false)
+	if err != nil || p == nil {
+		return err
+	}
+	if err := r.periodic(s, p, rec.ExchTs, rec.RecvTs, seg); err != nil {
+		return err
+	}
+	rec.SymbolID = p.key.SymbolID
+	if err := p.write(rec); err != nil {
+		return err
+	}
+	p.noteSegment(seg)
+	r.touch(p)
+	return nil
+}
+
+// flushHold writes the held records of the next day: the new partition opens with the
+// book as the previous day left it.
+func (r *Refinery) flushHold(s *symState) error {
+	if len(s.Hold) == 0 {
+		return nil
+	}
+	hold, segs := s.Hold, s.HoldSegs
+	s.Hold, s.HoldSegs = nil, nil
+	delete(r.holders, s.Raw)
+	for i := range hold {
+		s.BookDay = max(s.BookDay, dayOf(hold[i].ExchTs))
+		if err := r.write(s, &hold[i], segs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- validity ----
+
+// invalidate marks the book unreliable from ts: a book_invalid record, an open interval
+// in the partition's completeness list, and every record flagged until the next snapshot.
+// dropChain also forgets buffered updates and a held snapshot (a lost connection: the
+// next chain starts afresh).
+func (r *Refinery) invalidate(s *symState, reason, ts int64, seq uint64, expected, got int64, dropChain bool) error {
+	if dropChain {
+		s.Buf, s.Snap = s.Buf[:0], nil
+		if s.Phase == phaseBridging {
+			s.Phase = phaseAwaiting
+		}
+	}
+	if !s.live() {
+		return nil
+	}
+	if err := r.flushHold(s); err != nil {
+		return err
+	}
+	r.m.gaps.WithLabelValues(format.InvalidReasonName(reason)).Inc()
+	r.log.Info("book invalid", "symbol", s.Raw, "reason", format.InvalidReasonName(reason), "at", seq, "segment", r.segName)
+	if ts == 0 {
+		ts = s.LastExch
+	}
+	rec := format.BookRecord{TypeID: format.TypeBookInvalid, Flags: format.FlagBookInvalid | format.FlagLast,
+		ExchTs: ts, RecvTs: r.recvNs, Seq: seq, Qty: reason, Aux0: expected, Aux1: got}
+	p, err := r.part(s, ts, false)
+	if err != nil {
+		return err
+	}
+	s.Phase, s.Snap = phaseAwaiting, nil
+	s.InvalidReason, s.InvalidFrom = reason, ts
+	s.book.Clear()
+	s.clearTops()
+	if p != nil {
+		rec.SymbolID = p.key.SymbolID
+		if err := p.write(&rec); err != nil {
+			return err
+		}
+		p.noteSegment(r.segName)
+		p.openInvalid(ts, reason)
+		r.touch(p)
+	}
+	return nil
+}
+
+// closeInvalid ends the open invalid intervals of the symbol's partitions at a resync.
+func (r *Refinery) closeInvalid(s *symState, ts int64) {
+	for _, p := range r.parts {
+		if p.raw == s.Raw && p.key.Kind != kindLate {
+			p.closeInvalid(ts)
+		}
+	}
+}
+
+func (r *Refinery) touch(p *partition) {
+	for _, q := range r.touched {
+		if q == p {
+			return
+		}
+	}
+	r.touched = append(r.touched, p)
+}
+
+// ---- connection events ----
+
+func (r *Refinery) onConnect(rec *format.JournalRecord) error {
+	var c journal.Connect
+	if err := journal.Decode(rec.Payload, &c); err != nil {
+		r.m.skipped.WithLabelValues("bad_event").Inc()
+		return nil
+	}
+	for _, st := range c.Streams {
+		sym := st.Symbol
+		if sym == "" {
+			sym = r.v.Symbol(st.Stream)
+		}
+		r.channels[st.Channel] = chanInfo{Stream: st.Stream, Symbol: sym, Kind: st.Kind, Conn: c.Channel}
+	}
+	if c.Carried {
+		return nil
+	}
+	if r.session != 0 && c.Session != r.session {
+		// A new feed process: every chain restarts.
+		r.session = c.Session
+		for _, raw := range sortedKeys(r.syms) {
+			if err := r.invalidate(r.syms[raw], format.InvalidFeedRestart, 0, 0, 0, 0, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	r.session = c.Session
+	if c.Replaces != nil {
+		return nil // a rollover: the journal continues each chain
+	}
+	return r.invalidateConn(c.Channel, format.InvalidDisconnect, true)
+}
+
+func (r *Refinery) onDisconnect(rec *format.JournalRecord) error {
+	var d journal.Disconnect
+	if err := journal.Decode(rec.Payload, &d); err != nil {
+		r.m.skipped.WithLabelValues("bad_event").Inc()
+		return nil
+	}
+	if d.Kind == journal.DisconnectRollover {
+		return nil
+	}
+	return r.invalidateConn(rec.Channel, format.InvalidDisconnect, true)
+}
+
+// invalidateConn invalidates the books whose depth stream a connection carried.
+func (r *Refinery) invalidateConn(conn uint16, reason int64, dropChain bool) error {
+	var syms []string
+	for _, ci := range r.channels {
+		if ci.Conn == conn && ci.Kind == "depth" {
+			syms = append(syms, ci.Symbol)
+		}
+	}
+	sort.Strings(syms)
+	for _, raw := range syms {
+		if s := r.syms[raw]; s != nil {
+			if err := r.invalidate(s, reason, 0, uint64(s.LastU), 0, 0, dropChain); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Refinery) onGap(rec *format.JournalRecord) error {
+	var g journal.Gap
+	if err := journal.Decode(rec.Payload, &g); err != nil {
+		r.m.skipped.WithLabelValues("bad_event").Inc()
+		return nil
+	}
+	var reason int64
+	switch g.Reason {
+	case journal.GapWriteFailed:
+		for _, raw := range sortedKeys(r.syms) {
+			if err := r.invalidate(r.syms[raw], format.InvalidWriteFailed, 0, 0, 0, 0, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	case journal.GapSequence:
+		reason = format.InvalidSequence
+	case journal.GapOversized:
+		reason = format.InvalidOversized
+	case journal.GapRolloverLost:
+		reason = format.InvalidRolloverLost
+	default:
+		return nil
+	}
+	ci, ok := r.channels[rec.Channel]
+	if !ok || ci.Kind != "depth" {
+		return nil // trade gaps show in the trade ids; other streams are not refined
+	}
+	if s := r.syms[ci.Symbol]; s != nil {
+		return r.invalidate(s, reason, 0, uint64(g.ID), g.LastID, g.Prev, reason != format.InvalidSequence)
+	}
+	return nil
+}
+
+// ---- partitions ----
+
+// part returns the partition for the symbol's record at ts, creating it (with its opening
+// snapshot run unless a run follows anyway), or nil when the record is late and rejected.
+func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, error) {
+	day := dayOf(ts)
+	late := r.clock >= (day+1)*dayNs+int64(r.cfg.Grace)
+	key, row, mapped := r.keyFor(s, ts, day)
+	if late {
+		r.m.late.WithLabelValues(r.cfg.LatePolicy).Inc()
+		if r.cfg.LatePolicy != meta.LateStream {
+			return nil, nil
+		}
+		key.Kind = kindLate
+		runFollows = true // a late stream is a log of stragglers, not a book
+	}
+	if p := r.parts[key]; p != nil {
+		return p, nil
+	}
+	p := &partition{key: key, venue: r.v.Name(), raw: s.Raw, dayStart: day * dayNs, dayEnd: (day + 1) * dayNs, created: r.recvNs}
+	switch {
+	case mapped:
+		p.code, p.versionID = row.SymbolCode, row.VersionID
+		if vs := r.table.Load().Versions(row.SymbolID, p.dayStart, p.dayEnd); len(vs) > 0 {
+			p.code, p.versionID = vs[0].SymbolCode, vs[0].VersionID // in force at the start of the date, or the first within it
+		}
+	default:
+		p.code = lowerName(s.Raw)
+		r.m.unmapped.Inc()
+	}
+	top := layout.LayoutVersion
+	switch key.Kind {
+	case kindUnmapped:
+		top = UnmappedDir
+	case kindLate:
+		top = LateDir
+	}
+	p.dir = filepath.Join(r.root, top, p.venue, p.code, dateString(day))
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, format.Options{ChunkSize: r.cfg.ChunkSize, NoPrefault: true})
+	if err != nil {
+		return nil, err
+	}
+	p.w = w
+	r.parts[key] = p
+	r.m.partitionsOpen.Inc()
+	r.log.Info("partition opened", "path", p.path())
+	if key.Kind != kindLate {
+		r.nextSeal = min(r.nextSeal, p.dayEnd+int64(r.cfg.Grace))
+		if !s.live() {
+			p.openInvalid(max(s.InvalidFrom, p.dayStart), s.InvalidReason)
+		}
+		if !runFollows {
+			if err := r.snapshotRun(s, p, ts, r.recvNs, uint64(s.LastU), r.segName); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+// keyFor resolves the symbol at ts against dim_symbol.
+func (r *Refinery) keyFor(s *symState, ts, day int64) (partKey, symbols.Row, bool) {
+	row, ok := r.table.Load().Resolve(r.v.Name(), s.Raw, ts)
+	if !ok {
+		return partKey{Kind: kindUnmapped, Raw: s.Raw, Day: day}, row, false
+	}
+	return partKey{Kind: kindV1, SymbolID: row.SymbolID, Day: day}, row, true
+}
+
+// openPart returns the symbol's open partition for ts without creating one.
+func (r *Refinery) openPart(s *symState, ts int64) *partition {
+	key, _, _ := r.keyFor(s, ts, dayOf(ts))
+	return r.parts[key]
+}
+
+// sealDue seals every partition whose day ended more than the grace ago.
+func (r *Refinery) sealDue() error {
+	next := int64(1<<63 - 1)
+	var due []*partition
+	for _, p := range r.parts {
+		if p.key.Kind == kindLate {
+			continue
+		}
+		if at := p.dayEnd + int64(r.cfg.Grace); r.clock >= at {
+			due = append(due, p)
+		} else {
+			next = min(next, at)
+		}
+	}
+	r.nextSeal = next
+	sort.Slice(due, func(i, j int) bool { return due[i].path() < due[j].path() })
+	for _, p := range due {
+		if err := r.seal(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seal finishes a partition: index/, then meta.json, then the sealed bit (trim, fsync), so
+// a sealed book always has its index and metadata beside it.
+func (r *Refinery) seal(p *partition) error {
+	p.commit()
+	if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
+		p.st.Invalid[n-1].To = meta.Time(p.dayEnd) // still invalid at midnight: Open stays set
+	}
+	delete(r.parts, p.key)
+	r.m.partitionsOpen.Dec()
+	if v, ok := p.w.(*verifier); ok {
+		// An earlier run sealed it; what this run regenerated was only compared.
+		err := v.Seal()
+		r.noteDiverged(p)
+		return err
+	}
+	if err := buildIndex(p.dir); err != nil {
+		return err
+	}
+	m := r.metaFor(p, true)
+	if err := meta.Write(p.dir, m); err != nil {
+		return err
+	}
+	if err := p.w.Seal(); err != nil {
+		return fmt.Errorf("seal %s: %w", p.path(), err)
+	}
+	if err := format.SyncDir(p.dir); err != nil {
+		return err
+	}
+	r.noteDiverged(p)
+	r.m.sealed.Inc()
+	r.log.Info("partition sealed", "path", p.path(), "records", m.Records["total"], "depth_updates", m.Events.DepthUpdates,
+		"trades", m.Events.Trades, "complete", m.Completeness.Complete)
+	r.pruneSegs()
+	return nil
+}
+
+func (r *Refinery) noteDiverged(p *partition) {
+	if d := p.w.Diverged(); d > 0 {
+		r.diverged += d
+		r.m.diverged.Add(float64(d))
+		r.log.Error("rebuilt records differ from the file an earlier run left", "path", p.path(), "records", d)
+	}
+}
+
+// metaFor builds the partition's meta.json.
+func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
+	st := &p.st
+	m := &meta.Meta{
+		Version: meta.Version, Venue: p.venue, Date: dateString(p.key.Day), SymbolID: p.key.SymbolID,
+		SymbolCode: p.code, SymbolVersionID: p.versionID, Unmapped: p.key.Kind == kindUnmapped,
+		PriceDecimals: r.priceDec, QtyDecimals: r.qtyDec, Sealed: sealed, IngestTime: meta.Time(time.Now().UnixNano()),
+		Records: map[string]int64{}, LatePolicy: r.cfg.LatePolicy,
+		Events: meta.Events{DepthUpdates: st.DepthUpdates, Trades: st.Trades, BBO: st.BBO, Snapshots: st.Snapshots, BookInvalid: st.BookInvalid},
+		Checks: meta.Checks{CrossedEvents: st.Crossed, TickerChecks: st.Checks, TickerMismatches: st.Mismatches},
+		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments)},
+	}
+	inst := r.v.Instrument(p.raw)
+	m.Instrument = &meta.Instrument{QtyUnit: inst.QtyUnit, ContractSize: inst.ContractSize, ContractCurrency: inst.ContractCurrency}
+	var total int64
+	for t, n := range st.Counts {
+		if n > 0 {
+			name := "unknown"
+			if t > 0 {
+				name = format.TypeName(uint16(t))
+			}
+			m.Records[name] = n
+			total += n
+		}
+	}
+	m.Records["total"] = total
+	if st.HaveTs {
+		m.EventTimeRange = &meta.Interval{From: meta.Time(st.FirstTs), To: meta.Time(st.LastTs)}
+	}
+	m.Completeness.Invalid = append([]meta.Invalid{}, st.Invalid...)
+	for i := range m.Completeness.Invalid {
+		if iv := &m.Completeness.Invalid[i]; iv.Open && !sealed {
+			iv.To = meta.Time(max(min(r.clock, p.dayEnd), int64(iv.From))) // so far
+		}
+	}
+	m.Completeness.Gaps = append([]meta.Gap{}, st.Gaps...)
+	m.Completeness.Complete = len(st.Invalid) == 0 && len(st.Gaps) == 0
+	if p.key.Kind == kindUnmapped {
+		m.SymbolVersions = []meta.SymbolVersion{{SymbolCode: p.code, RawSymbol: p.raw, Interval: meta.Interval{From: meta.Time(p.dayStart), To: meta.Time(p.dayEnd)}}}
+	} else {
+		for _, v := range r.table.Load().Versions(p.key.SymbolID, p.dayStart, p.dayEnd) {
+			m.SymbolVersions = append(m.SymbolVersions, meta.SymbolVersion{SymbolVersionID: v.VersionID, SymbolCode: v.SymbolCode,
+				RawSymbol: v.RawSymbol, Interval: meta.Interval{From: meta.Time(max(v.From, p.dayStart)), To: meta.Time(min(v.To, p.dayEnd))}})
+		}
+	}
+	return m
+}

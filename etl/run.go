@@ -1,0 +1,386 @@
+package etl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/chronicle/chronicle/etl/symbols"
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/venue"
+)
+
+// Options configure one venue's refinery run.
+type Options struct {
+	Config Config
+	// Root is the output tier root: partitions go to Root/v1/..., the checkpoint to
+	// Root/.chronicle-etl/{venue}.state.
+	Root string
+	// JournalDir is the venue's journal ({hot}/feed/{venue}); Segments, when set, lists
+	// segment files to read instead (backfill).
+	JournalDir string
+	Segments   []string
+	// Follow tails the journal until ctx ends (run); otherwise the run stops at the end of
+	// what is committed (backfill).
+	Follow bool
+	// SealAll seals every partition when a backfill ends (the journal is complete).
+	SealAll bool
+	// PublishCheckpoint writes the journal's etl.checkpoint after each checkpoint, which
+	// lets the feed's retention delete what was refined (run; not backfill).
+	PublishCheckpoint bool
+	// Table returns the dim_symbol table in force; it is asked between frames.
+	Table   func() *symbols.Table
+	Log     *slog.Logger
+	Metrics *Metrics
+	// Progress, if set, is told how many journal bytes were refined (progress bars).
+	Progress func(delta int64)
+	// Total, if set, is told the journal bytes to refine before the run starts.
+	Total func(bytes int64)
+}
+
+// Stats summarise a run.
+type Stats struct {
+	Venue    string
+	Frames   int64
+	Bytes    int64
+	Sealed   int
+	Open     int
+	Diverged int64
+}
+
+// Refine runs one venue's refinery: it restores the checkpoint in the output root (if
+// any), refines the journal from there and checkpoints as it goes. It returns when the
+// input ends (backfill) or ctx ends (run), after a final checkpoint; partitions stay open
+// unless their grace passed, or SealAll.
+func Refine(ctx context.Context, opt Options) (Stats, error) {
+	var stats Stats
+	cfg := opt.Config
+	if err := cfg.Validate(); err != nil {
+		return stats, err
+	}
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Metrics == nil {
+		opt.Metrics = NewMetrics(nil)
+	}
+	if opt.Table == nil {
+		t, err := symbols.Load(cfg.DimSymbol)
+		if err != nil {
+			return stats, err
+		}
+		opt.Table = func() *symbols.Table { return t }
+	}
+	src := &source{dir: opt.JournalDir, files: opt.Segments, follow: opt.Follow}
+	if opt.Segments == nil && opt.JournalDir == "" {
+		return stats, fmt.Errorf("%w: no journal directory or segments", ErrConfig)
+	}
+	// Wait for the journal's first segment (a daemon may start before the feed).
+	for {
+		ok, err := src.first()
+		if err != nil {
+			return stats, err
+		}
+		if ok {
+			break
+		}
+		if !opt.Follow {
+			return stats, nil
+		}
+		select {
+		case <-ctx.Done():
+			return stats, nil
+		case <-time.After(time.Second):
+		}
+	}
+	v, err := venue.Lookup(src.venue)
+	if err != nil {
+		src.close()
+		return stats, fmt.Errorf("%w: %s: %v", ErrJournal, src.path, err)
+	}
+	stats.Venue = v.Name()
+	log = log.With("venue", v.Name())
+	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
+	fopt := format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30, NoPrefault: cfg.Output != "hot"}
+	statePath := StatePath(opt.Root, v.Name())
+	st, ok, err := ReadState(statePath)
+	if err != nil {
+		src.close()
+		return stats, err
+	}
+	if ok {
+		if st.Venue != v.Name() {
+			src.close()
+			return stats, fmt.Errorf("%w: %s is for venue %s", ErrState, statePath, st.Venue)
+		}
+		if err := src.resume(st.Segment, st.SegmentCreated, st.Offset); err != nil {
+			src.close()
+			return stats, err
+		}
+		if st.TableHash != r.table.Load().Hash() {
+			log.Warn("dim_symbol changed since the checkpoint; records refined again from it may resolve differently")
+		}
+		if err := r.restore(st, fopt); err != nil {
+			r.closeAll()
+			src.close()
+			return stats, err
+		}
+		log.Info("resumed", "segment", st.Segment, "offset", st.Offset, "partitions", len(st.Parts))
+	}
+	defer src.close()
+	run := &runner{r: r, src: src, opt: opt, fopt: fopt, statePath: statePath, log: log, stats: &stats}
+	err = run.loop(ctx)
+	stats.Diverged = r.diverged
+	stats.Open = len(r.parts)
+	if err != nil {
+		r.closeAll()
+		return stats, err
+	}
+	return stats, nil
+}
+
+type runner struct {
+	r         *Refinery
+	src       *source
+	opt       Options
+	fopt      format.Options
+	statePath string
+	log       *slog.Logger
+	stats     *Stats
+	lastCkpt  time.Time
+	lastMeta  time.Time
+	dirty     bool
+}
+
+func (u *runner) loop(ctx context.Context) error {
+	r, src := u.r, u.src
+	if u.opt.Total != nil {
+		u.opt.Total(src.remaining())
+	}
+	u.lastCkpt, u.lastMeta = time.Now(), time.Now()
+	idleSince := time.Now()
+	var n int
+	for ctx.Err() == nil {
+		seg := src.seg.Name
+		rec, status, err := src.next()
+		if err != nil {
+			return err
+		}
+		if src.seg.Name != seg {
+			r.segmentDone(seg)
+		}
+		switch status {
+		case statusFrame:
+			end := src.offset()
+			r.hashFrame(src.seg.Name, src.t.Raw(rec.Offset, end), end)
+			if err := r.frame(&rec, src.seg.Name); err != nil {
+				return err
+			}
+			d := end - rec.Offset
+			u.stats.Frames++
+			u.stats.Bytes += d
+			r.m.journalBytes.Add(float64(d))
+			if u.opt.Progress != nil {
+				u.opt.Progress(d)
+			}
+			u.dirty = true
+			if n++; n&1023 != 0 {
+				continue
+			}
+			r.m.lagSeconds.Set(time.Since(time.Unix(0, rec.RecvTs)).Seconds())
+		case statusLost:
+			r.log.Error("journal segments missing: every book is invalid until its next snapshot", "next", src.seg.Name)
+			if err := r.journalLost(); err != nil {
+				return err
+			}
+			continue
+		case statusEnd:
+			return u.finish()
+		case statusIdle:
+			r.m.lagBytes.Set(float64(src.t.Committed() - src.offset()))
+			r.m.lagSeconds.Set(0)
+			if err := u.housekeep(); err != nil {
+				return err
+			}
+			idleSince = time.Now()
+			src.wait(ctx, idleSince, u.opt.Config.IdleSpin, u.opt.Config.IdlePoll, u.lastCkpt.Add(u.opt.Config.CheckpointInterval))
+			continue
+		}
+		if err := u.housekeep(); err != nil {
+			return err
+		}
+	}
+	// Stopped (SIGTERM): make everything durable, seal nothing early.
+	if err := u.checkpoint(); err != nil {
+		return err
+	}
+	return u.closeOpen()
+}
+
+// housekeep checkpoints and refreshes meta.json when their intervals have passed.
+func (u *runner) housekeep() error {
+	cfg := u.opt.Config
+	if u.dirty && time.Since(u.lastCkpt) >= cfg.CheckpointInterval {
+		if err := u.checkpoint(); err != nil {
+			return err
+		}
+	}
+	if time.Since(u.lastMeta) >= cfg.MetaInterval {
+		u.lastMeta = time.Now()
+		if err := u.writeOpenMeta(); err != nil {
+			return err
+		}
+	}
+	if t := u.opt.Table(); t != nil && t != u.r.table.Load() {
+		u.r.SetTable(t)
+	}
+	return nil
+}
+
+// checkpoint makes the output durable, then the state that describes it, then tells the
+// feed how far it may delete.
+func (u *runner) checkpoint() error {
+	t0 := time.Now()
+	r := u.r
+	for _, k := range sortedParts(r.parts) {
+		if err := r.parts[k].w.Sync(); err != nil {
+			return err
+		}
+	}
+	st, err := r.save(u.src)
+	if err != nil {
+		return err
+	}
+	st.UpdatedNs = time.Now().UnixNano()
+	if err := writeState(u.statePath, st); err != nil {
+		return err
+	}
+	if u.opt.PublishCheckpoint && u.src.files == nil {
+		if err := journal.WriteCheckpoint(u.src.dir, journal.Checkpoint{Segment: st.Segment, Offset: st.Offset, UpdatedNs: st.UpdatedNs}); err != nil {
+			return err
+		}
+	}
+	u.lastCkpt, u.dirty = time.Now(), false
+	r.m.checkpoints.Inc()
+	r.m.checkpointSecs.Observe(time.Since(t0).Seconds())
+	return nil
+}
+
+func sortedParts(m map[partKey]*partition) []partKey {
+	keys := make([]partKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]].path() < m[keys[j]].path() })
+	return keys
+}
+
+// writeOpenMeta refreshes the meta.json of growing partitions (sealed: false).
+func (u *runner) writeOpenMeta() error {
+	r := u.r
+	for _, k := range sortedParts(r.parts) {
+		p := r.parts[k]
+		if p.key.Kind == kindLate {
+			continue
+		}
+		if _, ok := p.w.(*verifier); ok {
+			continue
+		}
+		if err := meta.Write(p.dir, r.metaFor(p, false)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish ends a backfill: everything checkpointed, every open partition has a meta.json,
+// and with SealAll every partition is sealed.
+func (u *runner) finish() error {
+	r := u.r
+	if err := r.flushAllHolds(); err != nil {
+		return err
+	}
+	if u.opt.SealAll {
+		for _, k := range sortedParts(r.parts) {
+			if p := r.parts[k]; p.key.Kind != kindLate {
+				if err := r.seal(p); err != nil {
+					return err
+				}
+				u.stats.Sealed++
+			}
+		}
+	}
+	if err := u.checkpoint(); err != nil {
+		return err
+	}
+	return u.closeOpen()
+}
+
+// closeOpen writes the open partitions' meta.json and releases every file.
+func (u *runner) closeOpen() error {
+	errs := []error{u.writeOpenMeta()}
+	for _, k := range sortedParts(u.r.parts) {
+		p := u.r.parts[k]
+		u.r.noteDiverged(p)
+		errs = append(errs, p.w.Close())
+	}
+	u.r.parts = map[partKey]*partition{}
+	return errors.Join(errs...)
+}
+
+// closeAll releases every file without writing anything (after an error).
+func (r *Refinery) closeAll() {
+	for _, p := range r.parts {
+		p.w.Close()
+	}
+	r.parts = map[partKey]*partition{}
+}
+
+func (r *Refinery) flushAllHolds() error {
+	for _, raw := range sortedKeys(r.holders) {
+		if err := r.flushHold(r.holders[raw]); err != nil {
+			return err
+		}
+	}
+	for _, p := range r.touched {
+		p.commit()
+	}
+	r.touched = r.touched[:0]
+	return nil
+}
+
+// hashFrame adds a frame's bytes to its segment's running hash.
+func (r *Refinery) hashFrame(seg string, b []byte, end int64) {
+	h := r.segs[seg]
+	if h == nil {
+		h = &segHash{d: xxhash.New()}
+		r.segs[seg] = h
+	}
+	h.d.Write(b)
+	h.end = end
+}
+
+// segmentDone marks a segment read to its end.
+func (r *Refinery) segmentDone(seg string) {
+	if h := r.segs[seg]; h != nil {
+		h.complete = true
+	}
+}
+
+// journalLost invalidates every book: segments between the last read and the next are gone.
+func (r *Refinery) journalLost() error {
+	for _, raw := range sortedKeys(r.syms) {
+		if err := r.invalidate(r.syms[raw], format.InvalidJournalLost, 0, 0, 0, 0, true); err != nil {
+			return err
+		}
+	}
+	return r.endFrame()
+}

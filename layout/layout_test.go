@@ -1,0 +1,68 @@
+package layout
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKey(t *testing.T) {
+	k, err := NewKey("binance-perp", "eth-usdt", time.Date(2024, 8, 8, 23, 59, 59, 0, time.UTC))
+	if err != nil || k.Dir() != "v1/binance-perp/eth-usdt/2024-08-08" {
+		t.Fatalf("NewKey: %v %v", k, err)
+	}
+	for _, bad := range []Key{
+		{Venue: "Binance", Symbol: "eth-usdt", Date: "2024-08-08"},
+		{Venue: "binance-perp", Symbol: ".hidden", Date: "2024-08-08"},
+		{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-8-8"},
+		{Venue: "binance-perp", Symbol: strings.Repeat("x", 65), Date: "2024-08-08"},
+	} {
+		if err := bad.Validate(); !errors.Is(err, ErrInvalidPath) {
+			t.Errorf("%+v validated: %v", bad, err)
+		}
+	}
+}
+
+func TestParseLogical(t *testing.T) {
+	l, err := ParseLogical("/v1/binance-perp/eth-usdt/2024-08-08/index/time.idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Depth() != 5 || l.Key.Dir() != "v1/binance-perp/eth-usdt/2024-08-08" || l.Rest != "index/time.idx" ||
+		l.Name() != "time.idx" || l.Rel() != "v1/binance-perp/eth-usdt/2024-08-08/index/time.idx" {
+		t.Fatalf("parsed %+v", l)
+	}
+	if r, err := ParseLogical("v1"); err != nil || r.Depth() != 0 || r.Name() != "v1" || r.Rel() != "v1" {
+		t.Fatalf("root: %+v %v", r, err)
+	}
+	for _, bad := range []string{"v2/x", "v1/../etc", "v1/a/b/20240808", "v1/a/b/2024-08-08/.x", "v1/a/b/2024-08-08/x\x00y", "v1/A"} {
+		if _, err := ParseLogical(bad); !errors.Is(err, ErrInvalidPath) {
+			t.Errorf("%q parsed: %v", bad, err)
+		}
+	}
+}
+
+// FuzzParseLogical: whatever the mount is asked for, a parsed path stays inside its tier
+// root (no "..", no empty or hidden component) and round-trips through Rel.
+func FuzzParseLogical(f *testing.F) {
+	for _, s := range []string{"v1", "v1/binance-perp/eth-usdt/2024-08-08/book.q", "v1/a/b/2024-02-30", "/v1//a", "v1/a/b/2024-08-08/index/../../x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		l, err := ParseLogical(p)
+		if err != nil {
+			return
+		}
+		rel := l.Rel()
+		for _, c := range strings.Split(rel, "/") {
+			if c == "" || c == "." || c == ".." || strings.HasPrefix(c, ".") {
+				t.Fatalf("%q parsed into %q", p, rel)
+			}
+		}
+		again, err := ParseLogical(rel)
+		if err != nil || again.Rel() != rel || again.Key != l.Key || again.Rest != l.Rest {
+			t.Fatalf("%q -> %q does not round-trip: %+v %v", p, rel, again, err)
+		}
+	})
+}

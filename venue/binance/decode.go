@@ -1,0 +1,409 @@
+package binance
+
+import (
+	"bytes"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/venue"
+)
+
+// The refinery's decoder: one pass over a combined-stream message that reads every field
+// the message kind has. Keys that mean different things in different messages ("a" is an
+// aggregate trade id, an ask price or the ask levels; "b" a bid price or the bid levels)
+// are told apart by the JSON type of their value, so the pass needs no look-ahead for the
+// event type, which Binance does not always send first. No allocation on success.
+
+// fields seen in the data object
+const (
+	fE uint32 = 1 << iota
+	fT
+	fS
+	fFirst // U
+	fLast  // u
+	fPrev  // pu
+	fTradeID
+	fAggID
+	fPrice
+	fQty
+	fFirstTrade
+	fLastTrade
+	fMaker
+	fBidLevels
+	fAskLevels
+	fBidPrice
+	fBidQty
+	fAskPrice
+	fAskQty
+	fKind // "e"
+)
+
+var fieldNames = [...]string{"E", "T", "s", "U", "u", "pu", "t", "a", "p", "q", "f", "l", "m", "b", "a", "b", "B", "a", "A", "e"}
+
+// required fields per kind, before the venue's own exceptions
+func (v Venue) required(k venue.Kind) uint32 {
+	switch k {
+	case venue.KindDepth:
+		r := fE | fS | fFirst | fLast | fBidLevels | fAskLevels
+		if !v.m.spot {
+			r |= fPrev
+		}
+		return r
+	case venue.KindTrade:
+		return fE | fT | fS | fTradeID | fPrice | fQty | fMaker
+	case venue.KindAggTrade:
+		return fE | fT | fS | fAggID | fPrice | fQty | fFirstTrade | fLastTrade | fMaker
+	case venue.KindBookTicker:
+		r := fS | fLast | fBidPrice | fBidQty | fAskPrice | fAskQty
+		if !v.m.spot { // spot tickers carry neither the event type nor a time
+			r |= fE | fKind
+		}
+		return r
+	}
+	return 0
+}
+
+// Decode decodes a whole combined-stream message into m.
+func (v Venue) Decode(msg []byte, m *venue.Message) error {
+	*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0]}
+	s := scanner{b: msg}
+	var have uint32
+	var kindE venue.Kind
+	var ids dataIDs
+	sawData, dataOff := false, 0
+	err := s.members(func(key []byte) (bool, error) {
+		switch {
+		case bytes.Equal(key, keyStream):
+			raw, esc, ok := s.str()
+			if !ok || esc || len(raw) == 0 {
+				return false, s.fail("stream", venue.ErrBadField)
+			}
+			m.Stream = raw
+		case bytes.Equal(key, keyData):
+			if s.peek() != '{' {
+				return false, s.fail("data", venue.ErrBadField)
+			}
+			sawData, dataOff = true, s.i
+			var err error
+			have, kindE, err = decodeData(&s, m, &ids)
+			if err != nil {
+				return false, err
+			}
+		default:
+			if !s.skip() {
+				return false, s.fail(string(key), venue.ErrSyntax)
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return err
+	}
+	if m.Stream == nil || !sawData {
+		return &venue.ParseError{Offset: 0, Err: venue.ErrNotEnvelope}
+	}
+	m.Kind = kindOfStream(m.Stream)
+	if have&fKind != 0 && kindE != m.Kind {
+		if kindE == venue.KindOther || m.Kind == venue.KindOther {
+			m.Kind = venue.KindOther // a stream Chronicle does not refine (kline, markPrice...)
+		} else {
+			return &venue.ParseError{Offset: dataOff, Field: "e", Err: venue.ErrBadField}
+		}
+	}
+	if m.Kind == venue.KindOther {
+		return nil
+	}
+	if missing := v.required(m.Kind) &^ have; missing != 0 {
+		return &venue.ParseError{Offset: dataOff, Field: fieldNames[lowBit(missing)], Err: venue.ErrMissingField}
+	}
+	bad := func(f string) error { return &venue.ParseError{Offset: dataOff, Field: f, Err: venue.ErrBadField} }
+	switch m.Kind {
+	case venue.KindDepth, venue.KindBookTicker:
+		m.ID = ids.u
+	case venue.KindTrade:
+		m.ID = ids.t
+	case venue.KindAggTrade:
+		m.ID = ids.a
+	}
+	switch m.Kind {
+	case venue.KindDepth:
+		if m.First < 0 || m.First > m.ID || m.Prev < 0 || m.Prev > m.ID {
+			return bad("U")
+		}
+		if v.m.spot {
+			m.Prev = 0
+		}
+	case venue.KindTrade:
+		if m.Price <= 0 || m.Qty <= 0 {
+			return bad("p")
+		}
+	case venue.KindAggTrade:
+		if m.Price <= 0 || m.Qty <= 0 {
+			return bad("p")
+		}
+		if m.FirstTrade > m.LastTrade || m.FirstTrade < 0 {
+			return bad("f")
+		}
+	case venue.KindBookTicker:
+		if m.BidPrice < 0 || m.BidQty < 0 || m.AskPrice < 0 || m.AskQty < 0 {
+			return bad("b")
+		}
+		m.First, m.Prev = 0, 0
+	}
+	return nil
+}
+
+func lowBit(x uint32) int {
+	for i := 0; i < 32; i++ {
+		if x&(1<<i) != 0 {
+			return i
+		}
+	}
+	return 0
+}
+
+// dataIDs keeps the id fields apart until the kind is known.
+type dataIDs struct{ u, t, a int64 }
+
+// decodeData walks the data object, storing every known field by its value's type.
+func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE venue.Kind, err error) {
+	err = s.members(func(key []byte) (bool, error) {
+		if len(key) > 2 {
+			if !s.skip() {
+				return false, s.fail(string(key), venue.ErrSyntax)
+			}
+			return false, nil
+		}
+		c := s.peek()
+		switch string(key) {
+		case "e":
+			raw, _, ok := s.str()
+			if !ok {
+				return false, s.fail("e", venue.ErrBadField)
+			}
+			kindE = kindOf(raw)
+			have |= fKind
+		case "E", "T":
+			v, ok := s.int()
+			if !ok || v <= 0 || v > maxMillis {
+				return false, s.fail(string(key), venue.ErrBadField)
+			}
+			if key[0] == 'E' {
+				m.ExchNs, have = v*1e6, have|fE
+			} else {
+				m.TxNs, have = v*1e6, have|fT
+			}
+		case "s":
+			raw, esc, ok := s.str()
+			if !ok || esc || len(raw) == 0 {
+				return false, s.fail("s", venue.ErrBadField)
+			}
+			m.Symbol, have = raw, have|fS
+		case "U", "u", "pu", "t", "f", "l":
+			v, ok := s.int()
+			if !ok || v < 0 {
+				return false, s.fail(string(key), venue.ErrBadField)
+			}
+			switch string(key) {
+			case "U":
+				m.First, have = v, have|fFirst
+			case "u":
+				ids.u, have = v, have|fLast
+			case "pu":
+				m.Prev, have = v, have|fPrev
+			case "t":
+				ids.t, have = v, have|fTradeID
+			case "f":
+				m.FirstTrade, have = v, have|fFirstTrade
+			case "l":
+				m.LastTrade, have = v, have|fLastTrade
+			}
+		case "a", "b":
+			ask := key[0] == 'a'
+			switch {
+			case c == '[':
+				var err error
+				if ask {
+					m.Asks, err = levels(s, m.Asks, "a")
+					have |= fAskLevels
+				} else {
+					m.Bids, err = levels(s, m.Bids, "b")
+					have |= fBidLevels
+				}
+				if err != nil {
+					return false, err
+				}
+			case c == '"':
+				v, err := decimal(s, string(key))
+				if err != nil {
+					return false, err
+				}
+				if ask {
+					m.AskPrice, have = v, have|fAskPrice
+				} else {
+					m.BidPrice, have = v, have|fBidPrice
+				}
+			case ask && (c == '-' || c >= '0' && c <= '9'):
+				v, ok := s.int()
+				if !ok || v < 0 {
+					return false, s.fail("a", venue.ErrBadField)
+				}
+				ids.a, have = v, have|fAggID
+			default:
+				return false, s.fail(string(key), venue.ErrBadField)
+			}
+		case "B", "A", "p", "q":
+			v, err := decimal(s, string(key))
+			if err != nil {
+				return false, err
+			}
+			switch key[0] {
+			case 'B':
+				m.BidQty, have = v, have|fBidQty
+			case 'A':
+				m.AskQty, have = v, have|fAskQty
+			case 'p':
+				m.Price, have = v, have|fPrice
+			case 'q':
+				m.Qty, have = v, have|fQty
+			}
+		case "m":
+			v, ok := s.boolean()
+			if !ok {
+				return false, s.fail("m", venue.ErrBadField)
+			}
+			m.BuyerMaker, have = v, have|fMaker
+		default:
+			if !s.skip() {
+				return false, s.fail(string(key), venue.ErrSyntax)
+			}
+		}
+		return false, nil
+	})
+	return have, kindE, err
+}
+
+// maxMillis bounds exchange timestamps (year 2286) so that ms -> ns cannot overflow.
+const maxMillis = 9_999_999_999_999
+
+// decimal reads a quoted exact decimal at the Binance scale.
+func decimal(s *scanner, field string) (int64, error) {
+	start := s.i
+	raw, esc, ok := s.str()
+	if !ok || esc {
+		return 0, s.fail(field, venue.ErrBadField)
+	}
+	v, err := format.ParseDecimal(raw, Decimals)
+	if err != nil {
+		s.i = start
+		return 0, s.fail(field, venue.ErrBadField)
+	}
+	return v, nil
+}
+
+// levels reads [["price","qty"],...] (extra elements in a level are skipped) into dst.
+func levels(s *scanner, dst []venue.Level, field string) ([]venue.Level, error) {
+	if !s.expect('[') {
+		return dst, s.fail(field, venue.ErrBadField)
+	}
+	if s.peek() == ']' {
+		s.i++
+		return dst, nil
+	}
+	for {
+		if !s.expect('[') {
+			return dst, s.fail(field, venue.ErrBadField)
+		}
+		p, err := decimal(s, field)
+		if err != nil {
+			return dst, err
+		}
+		if !s.expect(',') {
+			return dst, s.fail(field, venue.ErrBadField)
+		}
+		q, err := decimal(s, field)
+		if err != nil {
+			return dst, err
+		}
+		if p <= 0 || q < 0 {
+			return dst, s.fail(field, venue.ErrBadField)
+		}
+		for s.peek() == ',' {
+			s.i++
+			if !s.skip() {
+				return dst, s.fail(field, venue.ErrSyntax)
+			}
+		}
+		if !s.expect(']') {
+			return dst, s.fail(field, venue.ErrBadField)
+		}
+		dst = append(dst, venue.Level{Price: p, Qty: q})
+		switch s.peek() {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return dst, nil
+		default:
+			return dst, s.fail(field, venue.ErrSyntax)
+		}
+	}
+}
+
+// DecodeSnapshot decodes a whole REST depth snapshot body. An error body
+// ({"code":-1121,"msg":...}) is venue.ErrSnapshotError.
+func (v Venue) DecodeSnapshot(body []byte, snap *venue.BookSnapshot) error {
+	*snap = venue.BookSnapshot{Bids: snap.Bids[:0], Asks: snap.Asks[:0]}
+	s := scanner{b: body}
+	var haveID, haveBids, haveAsks, isErr bool
+	err := s.members(func(key []byte) (bool, error) {
+		var err error
+		switch string(key) {
+		case "lastUpdateId":
+			v, ok := s.int()
+			if !ok || v < 0 {
+				return false, s.fail("lastUpdateId", venue.ErrBadField)
+			}
+			snap.LastUpdateID, haveID = v, true
+		case "E":
+			v, ok := s.int()
+			if !ok || v <= 0 || v > maxMillis {
+				return false, s.fail("E", venue.ErrBadField)
+			}
+			snap.ExchNs = v * 1e6
+		case "symbol":
+			raw, esc, ok := s.str()
+			if !ok || esc || !validSymbol(string(raw)) {
+				return false, s.fail("symbol", venue.ErrBadField)
+			}
+			snap.Symbol = string(raw)
+		case "bids":
+			snap.Bids, err = levels(&s, snap.Bids, "bids")
+			haveBids = true
+		case "asks":
+			snap.Asks, err = levels(&s, snap.Asks, "asks")
+			haveAsks = true
+		case "code":
+			isErr = true
+			fallthrough
+		default:
+			if !s.skip() {
+				return false, s.fail(string(key), venue.ErrSyntax)
+			}
+		}
+		return false, err
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case isErr && !haveID:
+		return &venue.ParseError{Err: venue.ErrSnapshotError}
+	case !haveID:
+		return &venue.ParseError{Field: "lastUpdateId", Err: venue.ErrMissingField}
+	case !haveBids:
+		return &venue.ParseError{Field: "bids", Err: venue.ErrMissingField}
+	case !haveAsks:
+		return &venue.ParseError{Field: "asks", Err: venue.ErrMissingField}
+	}
+	return nil
+}
