@@ -22,7 +22,7 @@ type Config struct {
 	WSRoutes map[string]string `toml:"ws_routes"` // stream kind -> path prefix ("/public")
 
 	Symbols           []string `toml:"symbols"`
-	Streams           []string `toml:"streams"`     // depth, trade, aggTrade, bookTicker, or raw suffixes
+	Streams           []string `toml:"streams"`              // depth, trade, aggTrade, bookTicker, or raw suffixes
 	DepthSpeed        string   `toml:"depth_speed"`          // "0ms", "100ms", "250ms", "500ms"; "" = the venue's fastest
 	MaxStreamsPerConn int      `toml:"max_streams_per_conn"` // 0 = the venue's limit
 
@@ -56,28 +56,28 @@ type Config struct {
 // Defaults returns the production defaults.
 func Defaults() Config {
 	return Config{
-		Venue:             binance.Name,
-		HotRoot:           "/dev/shm/chronicle",
-		Streams:           []string{"depth", "trade", "bookTicker"},
-		SnapshotLimit:     1000,
-		RESTTimeout:       10 * time.Second,
-		SnapshotRetryMax:  time.Minute,
-		RollPeriod:        time.Hour,
-		PrecreateLead:     30 * time.Second,
-		ChunkSize:         64 << 20,
-		MaxSegmentSize:    16 << 30,
-		RetentionMinAge:   time.Hour,
-		RetentionEvery:    time.Minute,
-		MaxMessageBytes:   1 << 20,
-		PingInterval:      30 * time.Second,
-		PongTimeout:       10 * time.Second,
-		DialTimeout:       10 * time.Second,
-		ReconnectMin:      250 * time.Millisecond,
-		ReconnectMax:      30 * time.Second,
-		ConnMaxAge:        23 * time.Hour,
-		RolloverJitter:    15 * time.Minute,
-		OverlapTimeout:    time.Minute,
-		MetricsAddr:       "127.0.0.1:9464",
+		Venue:            binance.Name,
+		HotRoot:          "/dev/shm/chronicle",
+		Streams:          []string{"depth", "trade", "bookTicker"},
+		SnapshotLimit:    1000,
+		RESTTimeout:      10 * time.Second,
+		SnapshotRetryMax: time.Minute,
+		RollPeriod:       time.Hour,
+		PrecreateLead:    30 * time.Second,
+		ChunkSize:        64 << 20,
+		MaxSegmentSize:   16 << 30,
+		RetentionMinAge:  time.Hour,
+		RetentionEvery:   time.Minute,
+		MaxMessageBytes:  1 << 20,
+		PingInterval:     30 * time.Second,
+		PongTimeout:      10 * time.Second,
+		DialTimeout:      10 * time.Second,
+		ReconnectMin:     250 * time.Millisecond,
+		ReconnectMax:     30 * time.Second,
+		ConnMaxAge:       23 * time.Hour,
+		RolloverJitter:   15 * time.Minute,
+		OverlapTimeout:   time.Minute,
+		MetricsAddr:      "127.0.0.1:9464",
 	}
 }
 

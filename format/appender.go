@@ -55,17 +55,17 @@ type Appender struct {
 	committed *uint64 // points into the mapping's header
 	state     *uint32
 
-	pos    int64 // write cursor; >= pub
-	pub    int64 // what the last Commit published (the header holds max(pub, floor))
+	pos int64 // write cursor; >= pub
+	pub int64 // what the last Commit published (the header holds max(pub, floor))
 	// floor is the committed length the file had when a ResumeAppender reopened it below
 	// it: until pos reaches floor, records are compared with the file and the header's
 	// committed length is left alone. 0 when not catching up.
 	floor    int64
 	diverged int64 // records that differed from the file while catching up
-	limit  int64 // writer's cached view of grown; only refreshed on the slow path
-	kickAt int64 // once pos passes this, ask the grower for the next chunk
-	max    int64
-	opt    Options
+	limit    int64 // writer's cached view of grown; only refreshed on the slow path
+	kickAt   int64 // once pos passes this, ask the grower for the next chunk
+	max      int64
+	opt      Options
 
 	grown   atomic.Int64          // bytes of the file that exist and are pre-faulted
 	growMu  sync.Mutex            // serialises growth between the grower and a writer that outran it

@@ -85,10 +85,10 @@ type Segment struct {
 
 // Source says where the partition came from.
 type Source struct {
-	Pipeline string    `json:"pipeline"`          // "chronicle-etl", "chronicle-etl synth", ...
-	Venue    string    `json:"venue"`             // the journal's venue
+	Pipeline string    `json:"pipeline"`           // "chronicle-etl", "chronicle-etl synth", ...
+	Venue    string    `json:"venue"`              // the journal's venue
 	Segments []Segment `json:"segments,omitempty"` // in journal order
-	Note     string    `json:"note,omitempty"`    // free text (a synthetic partition's seed)
+	Note     string    `json:"note,omitempty"`     // free text (a synthetic partition's seed)
 }
 
 // Invalid is an interval during which the book was unreliable, with why.

@@ -48,15 +48,15 @@ func init() {
 
 // market is what differs between the three APIs.
 type market struct {
-	name              string
-	wsBase, restBase  string
-	depthPath         string
-	maxStreams        int
-	weightPerMin      int
-	depthWeight       func(limit int) int
-	spot              bool   // spot chain and bridge rules, no pu
-	plainDepthSpeed   string // the speed the plain "@depth" stream has
-	fastestDepth      string
+	name               string
+	wsBase, restBase   string
+	depthPath          string
+	maxStreams         int
+	weightPerMin       int
+	depthWeight        func(limit int) int
+	spot               bool   // spot chain and bridge rules, no pu
+	plainDepthSpeed    string // the speed the plain "@depth" stream has
+	fastestDepth       string
 	contractInstrument func(symbol string) venue.Instrument
 }
 
