@@ -205,6 +205,9 @@ func readHeader(path string) (format.Header, error) {
 // left: an unsealed file is rewritten from `at` (compared record by record), a sealed one
 // is only compared. at < 0 means "from the first record" (a file the state does not know).
 func openWriter(path string, want format.Header, at int64, opt format.Options) (writer, error) {
+	if err := removeTemps(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
 	h, err := readHeader(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if at > int64(format.HeaderSize) {
@@ -313,4 +316,26 @@ func lowerName(raw string) string {
 		return "_"
 	}
 	return string(b)
+}
+
+// removeTemps deletes the temporary files a killed refinery left in a partition directory
+// and its index/ (hidden ".name.tmp-*" files: never served, but not to be left behind).
+func removeTemps(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, bookindex.Dir)} {
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && !e.IsDir() {
+				if err := os.Remove(filepath.Join(d, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -111,6 +112,10 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
 	fopt := format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30, NoPrefault: cfg.Output != "hot"}
 	statePath := StatePath(opt.Root, v.Name())
+	if err := removeTemps(filepath.Dir(statePath)); err != nil {
+		src.close()
+		return stats, err
+	}
 	st, ok, err := ReadState(statePath)
 	if err != nil {
 		src.close()
@@ -305,6 +310,9 @@ func (u *runner) writeOpenMeta() error {
 // and with SealAll every partition is sealed.
 func (u *runner) finish() error {
 	r := u.r
+	if t := u.src.t; t.Sealed() && t.Offset() >= t.Committed() {
+		r.segmentDone(u.src.seg.Name)
+	}
 	if err := r.flushAllHolds(); err != nil {
 		return err
 	}

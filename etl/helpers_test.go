@@ -1,0 +1,302 @@
+package etl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/etl/symbols"
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
+	_ "github.com/chronicle/chronicle/venue/all"
+)
+
+// jb writes a synthetic journal the way chronicle-feed does: connect records mapping
+// channels to streams, messages on their stream's channel, REST snapshots after a request
+// on the depth channel, disconnects and gaps.
+type jb struct {
+	t     *testing.T
+	dir   string
+	venue string
+	a     *format.Appender
+	seq   uint64
+	recv  int64
+	chans map[string]uint16 // stream -> channel
+	conn  uint16
+	gen   uint64
+}
+
+func newJournal(t *testing.T, venue string, start time.Time) *jb {
+	t.Helper()
+	j := &jb{t: t, dir: filepath.Join(t.TempDir(), "journal"), venue: venue, recv: start.UnixNano(), chans: map[string]uint16{}}
+	if err := os.MkdirAll(j.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j.roll()
+	return j
+}
+
+// roll seals the current segment and starts the next, as the feed's hourly roll does.
+func (j *jb) roll() {
+	j.t.Helper()
+	if j.a != nil {
+		if err := j.a.Seal(); err != nil {
+			j.t.Fatal(err)
+		}
+	}
+	j.seq++
+	h := format.NewJournalHeader(j.venue, "feed")
+	h.CreatedNs = j.recv + int64(j.seq)
+	p := filepath.Join(j.dir, journal.SegmentName(j.seq, time.Unix(0, j.recv).UTC().Truncate(time.Hour)))
+	a, err := format.Create(p, h, format.Options{ChunkSize: 1 << 20, NoPrefault: true})
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	j.a = a
+}
+
+func (j *jb) close() {
+	j.t.Helper()
+	if err := j.a.Seal(); err != nil {
+		j.t.Fatal(err)
+	}
+	j.a = nil
+}
+
+func (j *jb) append(typ, ch uint16, payload []byte) {
+	j.t.Helper()
+	j.recv += 1000
+	if err := j.a.AppendJournal(typ, ch, j.recv, payload); err != nil {
+		j.t.Fatal(err)
+	}
+}
+
+// connect opens a connection carrying the streams ("ethusdt@depth@0ms", ...).
+func (j *jb) connect(session int64, streams ...string) {
+	j.t.Helper()
+	j.gen++
+	conn, _ := journal.Channel(0, j.gen, journal.ConnStream)
+	j.conn = conn
+	c := journal.Connect{Session: session, Gen: j.gen, Channel: conn, URL: "test:"}
+	for i, s := range streams {
+		ch, _ := journal.Channel(0, j.gen, i)
+		j.chans[s] = ch
+		kind := s[strings.Index(s, "@")+1:]
+		if k, _, ok := strings.Cut(kind, "@"); ok {
+			kind = k
+		}
+		sym, _, _ := strings.Cut(s, "@")
+		c.Streams = append(c.Streams, journal.StreamInfo{Channel: ch, Stream: s, Symbol: strings.ToUpper(sym), Kind: kind})
+	}
+	b, _ := json.Marshal(c)
+	j.append(format.JournalConnect, conn, b)
+}
+
+func (j *jb) disconnect(kind string) {
+	b, _ := json.Marshal(journal.Disconnect{Gen: j.gen, Kind: kind, Reason: "test"})
+	j.append(format.JournalDisconnect, j.conn, b)
+}
+
+func (j *jb) msg(stream, data string) {
+	j.t.Helper()
+	ch, ok := j.chans[stream]
+	if !ok {
+		j.t.Fatalf("stream %s not connected", stream)
+	}
+	j.append(format.JournalMessage, ch, []byte(`{"stream":"`+stream+`","data":`+data+`}`))
+}
+
+func (j *jb) snapshot(stream, symbol, body string) {
+	ch := j.chans[stream]
+	b, _ := json.Marshal(journal.SnapshotRequest{Symbol: symbol, Stream: stream, Reason: "start"})
+	j.append(format.JournalSnapshotRequest, ch, b)
+	j.append(format.JournalRESTSnapshot, ch, []byte(body))
+}
+
+// USD-M message builders. Times are ms since the epoch; levels "price:qty,price:qty".
+func levelsJSON(spec string) string {
+	if spec == "" {
+		return "[]"
+	}
+	var parts []string
+	for _, l := range strings.Split(spec, ",") {
+		p, q, _ := strings.Cut(l, ":")
+		parts = append(parts, fmt.Sprintf(`["%s","%s"]`, p, q))
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+func depth(sym string, E, U, u, pu int64, bids, asks string) string {
+	return fmt.Sprintf(`{"e":"depthUpdate","E":%d,"T":%d,"s":"%s","U":%d,"u":%d,"pu":%d,"b":%s,"a":%s}`, E, E, sym, U, u, pu, levelsJSON(bids), levelsJSON(asks))
+}
+
+func trade(sym string, T, id int64, p, q string, maker bool) string {
+	return fmt.Sprintf(`{"e":"trade","E":%d,"T":%d,"s":"%s","t":%d,"p":"%s","q":"%s","X":"MARKET","m":%v}`, T, T, sym, id, p, q, maker)
+}
+
+func ticker(sym string, E, u int64, b, bq, a, aq string) string {
+	return fmt.Sprintf(`{"e":"bookTicker","u":%d,"s":"%s","b":"%s","B":"%s","a":"%s","A":"%s","T":%d,"E":%d}`, u, sym, b, bq, a, aq, E, E)
+}
+
+func snap(L int64, E int64, bids, asks string) string {
+	return fmt.Sprintf(`{"lastUpdateId":%d,"E":%d,"T":%d,"bids":%s,"asks":%s}`, L, E, E, levelsJSON(bids), levelsJSON(asks))
+}
+
+// refine runs a backfill of the journal into root.
+func refine(t *testing.T, j *jb, root string, mut func(*Config), table *symbols.Table) Stats {
+	t.Helper()
+	cfg := Defaults()
+	cfg.CheckpointInterval = time.Hour
+	if mut != nil {
+		mut(&cfg)
+	}
+	opt := Options{Config: cfg, Root: root, JournalDir: j.dir}
+	if table != nil {
+		opt.Table = func() *symbols.Table { return table }
+	}
+	st, err := Refine(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// readBook returns every record of a book file.
+func readBook(t *testing.T, path string) (format.Header, []format.BookRecord) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	br, err := format.OpenBook(f, st.Size(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []format.BookRecord
+	it := br.Iter()
+	for it.Next() {
+		out = append(out, *it.Record())
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return br.Header(), out
+}
+
+func readMeta(t *testing.T, dir string) *meta.Meta {
+	t.Helper()
+	m, err := meta.Read(filepath.Join(dir, meta.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// replayBook is a reader's view of a book file: it applies level records, restarts at
+// every snapshot run and reports whether each valid run equals the book the records
+// before it built. This is the property every snapshot run must satisfy.
+type replayBook struct {
+	bids, asks map[int64]int64
+	valid      bool
+}
+
+func levelsOf(m map[int64]int64) string {
+	var keys []int64
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%d:%d ", k, m[k])
+	}
+	return sb.String()
+}
+
+// checkRuns verifies every snapshot run of a book file against the replay of the records
+// before it, and returns the number of runs compared.
+func checkRuns(t *testing.T, recs []format.BookRecord) int {
+	t.Helper()
+	rb := replayBook{}
+	compared := 0
+	for i := 0; i < len(recs); i++ {
+		r := recs[i]
+		switch {
+		case r.TypeID == format.TypeSnapshotBegin:
+			run := replayBook{bids: map[int64]int64{}, asks: map[int64]int64{}, valid: r.Flags&format.FlagBookInvalid == 0}
+			n := int(r.Aux0)
+			for k := 1; k <= n; k++ {
+				l := recs[i+k]
+				if l.TypeID != format.TypeLevel || l.Flags&format.FlagSnapshot == 0 {
+					t.Fatalf("record %d: run of %d levels broken at %d: %+v", i, n, k, l)
+				}
+				if l.Flags&format.FlagBid != 0 {
+					run.bids[l.Price] = l.Qty
+				} else {
+					run.asks[l.Price] = l.Qty
+				}
+			}
+			end := recs[i+n+1]
+			if end.TypeID != format.TypeSnapshotEnd || end.Flags&format.FlagLast == 0 {
+				t.Fatalf("record %d: run does not end with snapshot_end: %+v", i+n+1, end)
+			}
+			if rb.valid && run.valid {
+				if levelsOf(rb.bids) != levelsOf(run.bids) || levelsOf(rb.asks) != levelsOf(run.asks) {
+					t.Fatalf("record %d: snapshot run differs from the replay of the records before it\nrun  bids %s\nrepl bids %s\nrun  asks %s\nrepl asks %s",
+						i, levelsOf(run.bids), levelsOf(rb.bids), levelsOf(run.asks), levelsOf(rb.asks))
+				}
+				compared++
+			}
+			rb = run
+			i += n + 1
+		case r.TypeID == format.TypeBookInvalid:
+			rb.valid = false
+		case r.TypeID == format.TypeLevel && r.Flags&format.FlagSnapshot == 0:
+			switch {
+			case r.Flags&format.FlagBid != 0:
+				set(rb.bids, r.Price, r.Qty)
+			case r.Flags&format.FlagAsk != 0:
+				set(rb.asks, r.Price, r.Qty)
+			}
+		}
+	}
+	return compared
+}
+
+func set(m map[int64]int64, p, q int64) {
+	if m == nil {
+		return
+	}
+	if q == 0 {
+		delete(m, p)
+	} else {
+		m[p] = q
+	}
+}
+
+// px converts "2681.59" to the fixed-point integer at 8 decimals.
+func px(t *testing.T, s string) int64 {
+	v, err := format.ParseDecimal([]byte(s), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// ms is a time as ms since the epoch.
+func ms(s string) int64 {
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return tm.UnixMilli()
+}

@@ -1,0 +1,81 @@
+package refinery
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/internal/testenv"
+)
+
+// TestKillNine kills the real chronicle-etl with SIGKILL at random moments while it
+// refines the COIN-M capture (two journal segments, a partition sealed mid-run by a short
+// grace, every partition sealed at the end), restarts it each time, and requires the
+// final tree (books, index/, meta.json but its ingest time) to be byte-identical to an
+// uninterrupted run's. Rounds start from an empty output root until at least 50 kills
+// (CHRONICLE_CRASH_RUNS) landed.
+func TestKillNine(t *testing.T) {
+	kills := 50
+	if testing.Short() {
+		kills = 10
+	}
+	if v := os.Getenv("CHRONICLE_CRASH_RUNS"); v != "" {
+		kills, _ = strconv.Atoi(v)
+	}
+	rng := rand.New(rand.NewPCG(uint64(testenv.Seed(t)), 7))
+	dir := t.TempDir()
+	j := filepath.Join(dir, "J")
+	replay(t, captures[1], j)
+	args := func(root string) []string {
+		return []string{"backfill", "--log-level", "warn", "--root", root, "--seal-all", "--grace", "1m",
+			"--checkpoint-interval", "5ms", "--snapshot-interval", "10s", j}
+	}
+	ref := filepath.Join(dir, "ref")
+	t0 := time.Now()
+	run(t, etlBin, args(ref)...)
+	full := time.Since(t0)
+	want := treeFiles(t, ref)
+	t.Logf("an uninterrupted backfill takes %v; killing at uniform moments within it", full)
+
+	landed, rounds := 0, 0
+	for landed < kills {
+		rounds++
+		root := filepath.Join(dir, "round"+strconv.Itoa(rounds))
+		for attempt := 0; ; attempt++ {
+			if attempt > 200 {
+				t.Fatalf("round %d did not finish after 200 restarts", rounds)
+			}
+			cmd := exec.Command(etlBin, args(root)...)
+			out, _ := os.Create(filepath.Join(dir, "log"))
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(time.Duration(rng.Int64N(int64(full)))):
+				cmd.Process.Signal(syscall.SIGKILL)
+				err = <-done
+			}
+			out.Close()
+			if err == nil {
+				break // this run finished the refinement
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				log, _ := os.ReadFile(filepath.Join(dir, "log"))
+				t.Fatalf("round %d: chronicle-etl failed after a kill: %v\n%s", rounds, err, log)
+			}
+			landed++
+		}
+		sameTrees(t, want, treeFiles(t, root), "round "+strconv.Itoa(rounds))
+	}
+	t.Logf("%d kills in %d rounds; every round's tree is identical to the uninterrupted run's", landed, rounds)
+}
