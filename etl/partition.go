@@ -100,6 +100,7 @@ type partition struct {
 	created   int64
 	st        partStats
 	touched   bool // records written since the last commit
+	hasMeta   bool // a meta.json was written by this process
 }
 
 func (p *partition) path() string { return filepath.Join(p.dir, layout.BookName) }

@@ -59,6 +59,8 @@ type Refinery struct {
 	nextSeal int64 // venue clock at which the next partition is due to be sealed
 	holders  map[string]*symState
 	diverged int64 // records that differed from what an earlier run left (logged)
+
+	afterCommit func(recvNs int64)
 }
 
 func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, log *slog.Logger, m *venueMetrics) *Refinery {
@@ -108,6 +110,9 @@ func (r *Refinery) frame(rec *format.JournalRecord, seg string) error {
 func (r *Refinery) endFrame() error {
 	for _, p := range r.touched {
 		p.commit()
+	}
+	if r.afterCommit != nil && len(r.touched) > 0 {
+		r.afterCommit(r.recvNs)
 	}
 	r.touched = r.touched[:0]
 	if len(r.holders) > 0 {

@@ -44,6 +44,8 @@ type Options struct {
 	Progress func(delta int64)
 	// Total, if set, is told the journal bytes to refine before the run starts.
 	Total func(bytes int64)
+
+	afterCommit func(recvNs int64) // benchmark hook: a frame's records were published
 }
 
 // Stats summarise a run.
@@ -110,6 +112,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	stats.Venue = v.Name()
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
+	r.afterCommit = opt.afterCommit
 	fopt := format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30, NoPrefault: cfg.Output != "hot"}
 	statePath := StatePath(opt.Root, v.Name())
 	if err := removeTemps(filepath.Dir(statePath)); err != nil {
@@ -240,9 +243,11 @@ func (u *runner) housekeep() error {
 	}
 	if time.Since(u.lastMeta) >= cfg.MetaInterval {
 		u.lastMeta = time.Now()
-		if err := u.writeOpenMeta(); err != nil {
+		if err := u.writeOpenMeta(false); err != nil {
 			return err
 		}
+	} else if err := u.writeOpenMeta(true); err != nil {
+		return err
 	}
 	if t := u.opt.Table(); t != nil && t != u.r.table.Load() {
 		u.r.SetTable(t)
@@ -288,20 +293,22 @@ func sortedParts(m map[partKey]*partition) []partKey {
 	return keys
 }
 
-// writeOpenMeta refreshes the meta.json of growing partitions (sealed: false).
-func (u *runner) writeOpenMeta() error {
+// writeOpenMeta refreshes the meta.json of growing partitions (sealed: false); onlyNew
+// writes only those of partitions opened since the last refresh.
+func (u *runner) writeOpenMeta(onlyNew bool) error {
 	r := u.r
 	for _, k := range sortedParts(r.parts) {
 		p := r.parts[k]
 		if p.key.Kind == kindLate {
 			continue
 		}
-		if _, ok := p.w.(*verifier); ok {
+		if _, ok := p.w.(*verifier); ok || (onlyNew && p.hasMeta) {
 			continue
 		}
 		if err := meta.Write(p.dir, r.metaFor(p, false)); err != nil {
 			return err
 		}
+		p.hasMeta = true
 	}
 	return nil
 }
@@ -310,9 +317,7 @@ func (u *runner) writeOpenMeta() error {
 // and with SealAll every partition is sealed.
 func (u *runner) finish() error {
 	r := u.r
-	if t := u.src.t; t.Sealed() && t.Offset() >= t.Committed() {
-		r.segmentDone(u.src.seg.Name)
-	}
+	u.markDone()
 	if err := r.flushAllHolds(); err != nil {
 		return err
 	}
@@ -332,9 +337,17 @@ func (u *runner) finish() error {
 	return u.closeOpen()
 }
 
+// markDone marks the current segment complete when it is sealed and read to its end.
+func (u *runner) markDone() {
+	if t := u.src.t; t.Sealed() && t.Offset() >= t.Committed() {
+		u.r.segmentDone(u.src.seg.Name)
+	}
+}
+
 // closeOpen writes the open partitions' meta.json and releases every file.
 func (u *runner) closeOpen() error {
-	errs := []error{u.writeOpenMeta()}
+	u.markDone()
+	errs := []error{u.writeOpenMeta(false)}
 	for _, k := range sortedParts(u.r.parts) {
 		p := u.r.parts[k]
 		u.r.noteDiverged(p)

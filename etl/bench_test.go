@@ -1,0 +1,322 @@
+package etl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fastjson"
+
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/capture"
+	"github.com/chronicle/chronicle/internal/latency"
+	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/venue"
+)
+
+// benchDir is on /dev/shm where it exists, so the figures measure the refinery and not
+// the disk under the test directory.
+func benchDir(b *testing.B) string {
+	if d, err := os.MkdirTemp("/dev/shm", "chronicle-etl-bench-"); err == nil {
+		b.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return b.TempDir()
+}
+
+// captureJournal writes a capture into a journal as chronicle-feed replay does (one
+// connection carrying its streams, each REST snapshot after a request on the depth
+// channel) and returns the journal directory and the websocket messages.
+func captureJournal(b *testing.B, v venue.Venue, files ...string) (string, [][]byte) {
+	b.Helper()
+	var recs []capture.Record
+	for _, f := range files {
+		rs, err := capture.ReadAll(filepath.Join(testenv.CapturesDir(), f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, rs...)
+	}
+	streams := map[string]uint16{}
+	var infos []journal.StreamInfo
+	var msgs [][]byte
+	for _, r := range recs {
+		if r.Kind != capture.KindMessage {
+			continue
+		}
+		msgs = append(msgs, r.Payload)
+		ev, err := v.Parse(r.Payload)
+		if err != nil {
+			continue
+		}
+		if _, ok := streams[string(ev.Stream)]; !ok {
+			ch, _ := journal.Channel(0, 1, len(streams))
+			streams[string(ev.Stream)] = ch
+			infos = append(infos, journal.StreamInfo{Channel: ch, Stream: string(ev.Stream), Symbol: v.Symbol(string(ev.Stream)), Kind: ev.Kind.String()})
+		}
+	}
+	dir := filepath.Join(benchDir(b), "journal")
+	os.MkdirAll(dir, 0o755)
+	h := format.NewJournalHeader(v.Name(), "feed")
+	a, err := format.Create(filepath.Join(dir, journal.SegmentName(1, time.Unix(0, recs[0].RecvNs))), h, format.Options{ChunkSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, _ := journal.Channel(0, 1, journal.ConnStream)
+	cj, _ := json.Marshal(journal.Connect{Session: 1, Gen: 1, Channel: conn, URL: "bench", Streams: infos})
+	a.AppendJournal(format.JournalConnect, conn, recs[0].RecvNs, cj)
+	var depthCh uint16
+	for _, in := range infos {
+		if in.Kind == "depth" {
+			depthCh = in.Channel
+		}
+	}
+	for _, r := range recs {
+		switch r.Kind {
+		case capture.KindMessage:
+			ch := conn
+			if ev, err := v.Parse(r.Payload); err == nil {
+				ch = streams[string(ev.Stream)]
+			}
+			err = a.AppendJournal(format.JournalMessage, ch, r.RecvNs, r.Payload)
+		case capture.KindSnapshot:
+			sym := ""
+			for _, in := range infos {
+				if in.Channel == depthCh {
+					sym = in.Symbol
+				}
+			}
+			q, _ := json.Marshal(journal.SnapshotRequest{Symbol: sym, Reason: journal.SnapshotReplay})
+			a.AppendJournal(format.JournalSnapshotRequest, depthCh, r.RecvNs, q)
+			err = a.AppendJournal(format.JournalRESTSnapshot, depthCh, r.RecvNs, r.Payload)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := a.Seal(); err != nil {
+		b.Fatal(err)
+	}
+	return dir, msgs
+}
+
+var benchCaptures = []struct {
+	name  string
+	venue string
+	files []string
+}{
+	{"usdm", "binance-perp", []string{"binance-usdm_ethusdt_20240808.jsonl.gz"}},
+	{"coinm", "binance-coinm", []string{"binance-coinm_ethusd_perp_20240808.jsonl.gz", "binance-coinm_ethusd_perp_20240809.jsonl.gz"}},
+	{"spot", "binance-spot", []string{"binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz"}},
+}
+
+// BenchmarkBackfill: the whole refinery (decode, book, records written and committed,
+// partitions and checkpoint) over a real capture's journal on one core, beside parsing
+// the same messages alone with encoding/json (into `any`) and valyala/fastjson, measured
+// in interleaved rounds of one run. MB/s counts the raw websocket messages. Goal: the
+// refinery at least as fast as fastjson's parse alone.
+func BenchmarkBackfill(b *testing.B) {
+	for _, c := range benchCaptures {
+		b.Run(c.name, func(b *testing.B) {
+			v, err := venue.Lookup(c.venue)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dir, msgs := captureJournal(b, v, c.files...)
+			var raw int64
+			for _, m := range msgs {
+				raw += int64(len(m))
+			}
+			cfg := Defaults()
+			cfg.CheckpointInterval = time.Hour // one checkpoint at the end, as a backfill of this size makes
+			var tRef, tJSON, tFast time.Duration
+			var records int64
+			var fp fastjson.Parser
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				root := filepath.Join(benchDir(b), fmt.Sprint(i))
+				t0 := time.Now()
+				if _, err := Refine(context.Background(), Options{Config: cfg, Root: root, JournalDir: dir}); err != nil {
+					b.Fatal(err)
+				}
+				tRef += time.Since(t0)
+				records = countRecords(b, root)
+				t0 = time.Now()
+				for _, m := range msgs {
+					var x any
+					if err := json.Unmarshal(m, &x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tJSON += time.Since(t0)
+				t0 = time.Now()
+				for _, m := range msgs {
+					if _, err := fp.ParseBytes(m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tFast += time.Since(t0)
+				os.RemoveAll(root)
+			}
+			mbs := func(d time.Duration) float64 { return float64(raw) * float64(b.N) / d.Seconds() / 1e6 }
+			b.ReportMetric(mbs(tRef), "refinery_MB/s")
+			b.ReportMetric(mbs(tJSON), "encoding/json_MB/s")
+			b.ReportMetric(mbs(tFast), "fastjson_MB/s")
+			b.ReportMetric(float64(records)*float64(b.N)/tRef.Seconds(), "records/s")
+			b.ReportMetric(tFast.Seconds()/tRef.Seconds(), "x_fastjson")
+			b.ReportMetric(tJSON.Seconds()/tRef.Seconds(), "x_encoding/json")
+			b.Logf("%s: %d messages, %.1f MB; refinery %.0f MB/s (%.2fx fastjson %.0f MB/s, %.1fx encoding/json %.0f MB/s), %.2f M records/s",
+				c.name, len(msgs), float64(raw)/1e6, mbs(tRef), tFast.Seconds()/tRef.Seconds(), mbs(tFast),
+				tJSON.Seconds()/tRef.Seconds(), mbs(tJSON), float64(records)*float64(b.N)/tRef.Seconds()/1e6)
+		})
+	}
+}
+
+func countRecords(b *testing.B, root string) int64 {
+	var n int64
+	books, _ := filepath.Glob(filepath.Join(root, "v1", "*", "*", "*", "book.q"))
+	for _, p := range books {
+		f, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, _ := f.Stat()
+		h, err := format.ReadHeader(f, st.Size(), p)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += h.Records()
+	}
+	return n
+}
+
+// BenchmarkLiveLatency: from a frame appended to the journal (its receive stamp) to the
+// canonical records it produced committed (visible to readers), with the refinery tailing
+// the live journal, beside the journal tailer alone (the same journal read by a spinning
+// format.Tailer) in the same run. Frames are the USD-M capture's messages, one every
+// 100 us. Goal: p99 <= 100 us.
+func BenchmarkLiveLatency(b *testing.B) {
+	v, _ := venue.Lookup("binance-perp")
+	recs, err := capture.ReadAll(filepath.Join(testenv.CapturesDir(), "binance-usdm_ethusdt_20240808.jsonl.gz"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := b.N
+	var refHist, tailHist latency.Histogram
+	for _, mode := range []string{"refinery", "tailer"} {
+		dir := filepath.Join(benchDir(b), "journal")
+		os.MkdirAll(dir, 0o755)
+		a, err := format.Create(filepath.Join(dir, journal.SegmentName(1, time.Now())), format.NewJournalHeader(v.Name(), "feed"), format.Options{ChunkSize: 64 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, _ := journal.Channel(0, 1, journal.ConnStream)
+		chans := map[string]uint16{}
+		var infos []journal.StreamInfo
+		for _, s := range []string{"ethusdt@depth@0ms", "ethusdt@trade", "ethusdt@bookTicker"} {
+			ch, _ := journal.Channel(0, 1, len(infos))
+			chans[s] = ch
+			k := strings.Split(s, "@")[1]
+			infos = append(infos, journal.StreamInfo{Channel: ch, Stream: s, Symbol: "ETHUSDT", Kind: k})
+		}
+		cj, _ := json.Marshal(journal.Connect{Session: 1, Gen: 1, Channel: conn, URL: "bench", Streams: infos})
+		a.AppendJournal(format.JournalConnect, conn, time.Now().UnixNano(), cj)
+		ctx, cancel := context.WithCancel(context.Background())
+		var seen atomic.Int64
+		done := make(chan error, 1)
+		lat := make([]int64, 0, n+1000)
+		switch mode {
+		case "refinery":
+			cfg := Defaults()
+			cfg.IdleSpin = time.Hour // spin: a core for the lowest latency
+			go func() {
+				_, err := Refine(ctx, Options{Config: cfg, Root: filepath.Join(filepath.Dir(dir), "out"), JournalDir: dir, Follow: true,
+					afterCommit: func(recv int64) {
+						lat = append(lat, time.Now().UnixNano()-recv)
+						seen.Add(1)
+					}})
+				done <- err
+			}()
+		case "tailer":
+			go func() {
+				t, err := format.OpenTailer(filepath.Join(dir, journal.SegmentName(1, time.Now())))
+				if err != nil {
+					done <- err
+					return
+				}
+				defer t.Close()
+				for ctx.Err() == nil {
+					rec, ok, err := t.NextJournal()
+					if err != nil {
+						done <- err
+						return
+					}
+					if ok && rec.TypeID == format.JournalMessage {
+						lat = append(lat, time.Now().UnixNano()-rec.RecvTs)
+						seen.Add(1)
+					}
+				}
+				done <- nil
+			}()
+		}
+		depthCh := chans["ethusdt@depth@0ms"]
+		sent := int64(0)
+		next := time.Now()
+		for _, r := range recs {
+			if sent >= int64(n) {
+				break
+			}
+			for time.Now().Before(next) {
+			}
+			next = next.Add(100 * time.Microsecond)
+			now := time.Now().UnixNano()
+			switch r.Kind {
+			case capture.KindSnapshot:
+				q, _ := json.Marshal(journal.SnapshotRequest{Symbol: "ETHUSDT", Reason: journal.SnapshotReplay})
+				a.AppendJournal(format.JournalSnapshotRequest, depthCh, now, q)
+				a.AppendJournal(format.JournalRESTSnapshot, depthCh, now, r.Payload)
+			case capture.KindMessage:
+				ev, _ := v.Parse(r.Payload)
+				a.AppendJournal(format.JournalMessage, chans[string(ev.Stream)], now, r.Payload)
+				sent++
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		// The refinery publishes records for applied events only; wait until it is idle.
+		for last := int64(-1); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if s := seen.Load(); s == last {
+				break
+			} else {
+				last = s
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		a.Close()
+		h := &refHist
+		if mode == "tailer" {
+			h = &tailHist
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		for _, l := range lat {
+			h.Record(l)
+		}
+	}
+	b.ReportMetric(float64(refHist.Quantile(.5)), "refinery_p50_ns")
+	b.ReportMetric(float64(refHist.Quantile(.99)), "refinery_p99_ns")
+	b.ReportMetric(float64(tailHist.Quantile(.5)), "tailer_p50_ns")
+	b.ReportMetric(float64(tailHist.Quantile(.99)), "tailer_p99_ns")
+	b.Logf("refinery: %s", refHist.Summary())
+	b.Logf("tailer:   %s", tailHist.Summary())
+}
