@@ -85,27 +85,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // venueMetrics are one venue's children, resolved once.
 type venueMetrics struct {
-	events                                              *prometheus.CounterVec
-	skipped, gaps, late                                 *prometheus.CounterVec
-	records, malformed, duplicates, bufferDropped       prometheus.Counter
-	staleSnapshots, badSnapshots, ignoredSnapshots      prometheus.Counter
-	snapshots, resyncs, crossed, tickerChecks           prometheus.Counter
-	tickerMismatches, unmapped, sealed, diverged        prometheus.Counter
-	journalBytes, checkpoints, reloadsOK, reloadsFailed prometheus.Counter
-	partitionsOpen, lagSeconds, lagBytes                prometheus.Gauge
-	checkpointSecs                                      prometheus.Observer
+	events                                         *prometheus.CounterVec
+	depth, trade, ticker, other                    prometheus.Counter // events by kind, resolved once
+	skipped, gaps, late                            *prometheus.CounterVec
+	records, malformed, duplicates, bufferDropped  prometheus.Counter
+	staleSnapshots, badSnapshots, ignoredSnapshots prometheus.Counter
+	snapshots, resyncs, crossed, tickerChecks      prometheus.Counter
+	tickerMismatches, unmapped, sealed, diverged   prometheus.Counter
+	journalBytes, checkpoints                      prometheus.Counter
+	partitionsOpen, lagSeconds, lagBytes           prometheus.Gauge
+	checkpointSecs                                 prometheus.Observer
 }
 
 func (m *Metrics) forVenue(v string) *venueMetrics {
 	l := prometheus.Labels{"venue": v}
+	ev := m.events.MustCurryWith(l)
 	return &venueMetrics{
-		events: m.events.MustCurryWith(l), skipped: m.skipped.MustCurryWith(l), gaps: m.gaps.MustCurryWith(l), late: m.late.MustCurryWith(l),
+		depth: ev.WithLabelValues("depth"), trade: ev.WithLabelValues("trade"), ticker: ev.WithLabelValues("bookTicker"), other: ev.WithLabelValues("other"),
+		events: ev, skipped: m.skipped.MustCurryWith(l), gaps: m.gaps.MustCurryWith(l), late: m.late.MustCurryWith(l),
 		records: m.records.With(l), malformed: m.malformed.With(l), duplicates: m.duplicates.With(l), bufferDropped: m.bufferDropped.With(l),
 		staleSnapshots: m.staleSnapshots.With(l), badSnapshots: m.badSnapshots.With(l), ignoredSnapshots: m.ignoredSnapshots.With(l),
 		snapshots: m.snapshots.With(l), resyncs: m.resyncs.With(l), crossed: m.crossed.With(l), tickerChecks: m.tickerChecks.With(l),
 		tickerMismatches: m.tickerMismatches.With(l), unmapped: m.unmapped.With(l), sealed: m.sealed.With(l), diverged: m.diverged.With(l),
 		journalBytes: m.journalBytes.With(l), checkpoints: m.checkpoints.With(l),
-		reloadsOK: m.tableReloads.With(prometheus.Labels{"venue": v, "result": "ok"}), reloadsFailed: m.tableReloads.With(prometheus.Labels{"venue": v, "result": "error"}),
 		partitionsOpen: m.partitionsOpen.With(l), lagSeconds: m.lagSeconds.With(l), lagBytes: m.lagBytes.With(l),
 		checkpointSecs: m.checkpointSecs.With(l),
 	}

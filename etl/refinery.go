@@ -60,6 +60,8 @@ type Refinery struct {
 	holders  map[string]*symState
 	diverged int64 // records that differed from what an earlier run left (logged)
 
+	live        bool // commit after every frame (tailing a live journal)
+	fopt        format.Options
 	afterCommit func(recvNs int64)
 }
 
@@ -108,13 +110,6 @@ func (r *Refinery) frame(rec *format.JournalRecord, seg string) error {
 // endFrame publishes what the frame wrote (one exchange event, one commit per file), then
 // flushes holds and seals partitions whose grace has passed.
 func (r *Refinery) endFrame() error {
-	for _, p := range r.touched {
-		p.commit()
-	}
-	if r.afterCommit != nil && len(r.touched) > 0 {
-		r.afterCommit(r.recvNs)
-	}
-	r.touched = r.touched[:0]
 	if len(r.holders) > 0 {
 		for _, raw := range sortedKeys(r.holders) {
 			s := r.holders[raw]
@@ -124,14 +119,31 @@ func (r *Refinery) endFrame() error {
 				}
 			}
 		}
-		for _, p := range r.touched {
-			p.commit()
+	}
+	if r.live {
+		if err := r.commitTouched(); err != nil {
+			return err
 		}
-		r.touched = r.touched[:0]
 	}
 	if r.clock >= r.nextSeal {
 		return r.sealDue()
 	}
+	return nil
+}
+
+// commitTouched publishes what the partitions written since the last commit hold. A live
+// refinery commits after every frame, so readers see each exchange event as one step; a
+// backfill commits at checkpoints and writes in large batches meanwhile.
+func (r *Refinery) commitTouched() error {
+	for _, p := range r.touched {
+		if err := p.commit(); err != nil {
+			return err
+		}
+	}
+	if r.afterCommit != nil && len(r.touched) > 0 {
+		r.afterCommit(r.recvNs)
+	}
+	r.touched = r.touched[:0]
 	return nil
 }
 
@@ -173,7 +185,7 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		return nil
 	}
 	if m.Kind == venue.KindOther {
-		r.m.events.WithLabelValues("other").Inc()
+		r.m.other.Inc()
 		return nil
 	}
 	ts := m.ExchNs
@@ -205,13 +217,13 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	var err error
 	switch m.Kind {
 	case venue.KindDepth:
-		r.m.events.WithLabelValues("depth").Inc()
+		r.m.depth.Inc()
 		err = r.onDepth(s, ts)
 	case venue.KindTrade, venue.KindAggTrade:
-		r.m.events.WithLabelValues("trade").Inc()
+		r.m.trade.Inc()
 		err = r.onTrade(s, ts)
 	case venue.KindBookTicker:
-		r.m.events.WithLabelValues("bookTicker").Inc()
+		r.m.ticker.Inc()
 		err = r.onTicker(s, ts, estimated)
 	}
 	s.LastExch = max(s.LastExch, ts)
@@ -822,6 +834,9 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 	day := dayOf(ts)
 	late := r.clock >= (day+1)*dayNs+int64(r.cfg.Grace)
 	key, row, mapped := r.keyFor(s, ts, day)
+	if p := s.lastPart; !late && p != nil && p.key == key && !p.gone {
+		return p, nil
+	}
 	if late {
 		r.m.late.WithLabelValues(r.cfg.LatePolicy).Inc()
 		if r.cfg.LatePolicy != meta.LateStream {
@@ -831,6 +846,9 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		runFollows = true // a late stream is a log of stragglers, not a book
 	}
 	if p := r.parts[key]; p != nil {
+		if key.Kind != kindLate {
+			s.lastPart = p
+		}
 		return p, nil
 	}
 	p := &partition{key: key, venue: r.v.Name(), raw: s.Raw, dayStart: day * dayNs, dayEnd: (day + 1) * dayNs, created: r.recvNs}
@@ -852,16 +870,26 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		top = LateDir
 	}
 	p.dir = filepath.Join(r.root, top, p.venue, p.code, dateString(day))
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, format.Options{ChunkSize: r.cfg.ChunkSize, NoPrefault: true})
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt, r.live)
 	if err != nil {
 		return nil, err
 	}
 	p.w = w
 	r.parts[key] = p
+	if key.Kind != kindLate {
+		s.lastPart = p
+	}
 	r.m.partitionsOpen.Inc()
 	r.log.Info("partition opened", "path", p.path())
 	if key.Kind != kindLate {
 		r.nextSeal = min(r.nextSeal, p.dayEnd+int64(r.cfg.Grace))
+		if _, verify := w.(*verifier); !verify {
+			// A new partition has its meta.json from the start (sealed: false).
+			if err := meta.Write(p.dir, r.metaFor(p, false)); err != nil {
+				return nil, err
+			}
+			p.hasMeta = true
+		}
 		if !s.live() {
 			p.openInvalid(max(s.InvalidFrom, p.dayStart), s.InvalidReason)
 		}
@@ -876,7 +904,14 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 
 // keyFor resolves the symbol at ts against dim_symbol.
 func (r *Refinery) keyFor(s *symState, ts, day int64) (partKey, symbols.Row, bool) {
-	row, ok := r.table.Load().Resolve(r.v.Name(), s.Raw, ts)
+	t := r.table.Load()
+	if s.resTable == t && s.resRow.Contains(ts) {
+		return partKey{Kind: kindV1, SymbolID: s.resRow.SymbolID, Day: day}, s.resRow, true
+	}
+	row, ok := t.Resolve(r.v.Name(), s.Raw, ts)
+	if ok {
+		s.resTable, s.resRow = t, row
+	}
 	if !ok {
 		return partKey{Kind: kindUnmapped, Raw: s.Raw, Day: day}, row, false
 	}
@@ -916,11 +951,14 @@ func (r *Refinery) sealDue() error {
 // seal finishes a partition: index/, then meta.json, then the sealed bit (trim, fsync), so
 // a sealed book always has its index and metadata beside it.
 func (r *Refinery) seal(p *partition) error {
-	p.commit()
+	if err := p.commit(); err != nil {
+		return err
+	}
 	if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
 		p.st.Invalid[n-1].To = meta.Time(p.dayEnd) // still invalid at midnight: Open stays set
 	}
 	delete(r.parts, p.key)
+	p.gone = true
 	r.m.partitionsOpen.Dec()
 	if v, ok := p.w.(*verifier); ok {
 		// An earlier run sealed it; what this run regenerated was only compared.

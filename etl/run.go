@@ -112,8 +112,8 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	stats.Venue = v.Name()
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
-	r.afterCommit = opt.afterCommit
-	fopt := format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30, NoPrefault: cfg.Output != "hot"}
+	r.afterCommit, r.live = opt.afterCommit, opt.Follow
+	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
 	statePath := StatePath(opt.Root, v.Name())
 	if err := removeTemps(filepath.Dir(statePath)); err != nil {
 		src.close()
@@ -136,7 +136,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		if st.TableHash != r.table.Load().Hash() {
 			log.Warn("dim_symbol changed since the checkpoint; records refined again from it may resolve differently")
 		}
-		if err := r.restore(st, fopt); err != nil {
+		if err := r.restore(st); err != nil {
 			r.closeAll()
 			src.close()
 			return stats, err
@@ -144,7 +144,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		log.Info("resumed", "segment", st.Segment, "offset", st.Offset, "partitions", len(st.Parts))
 	}
 	defer src.close()
-	run := &runner{r: r, src: src, opt: opt, fopt: fopt, statePath: statePath, log: log, stats: &stats}
+	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats}
 	err = run.loop(ctx)
 	stats.Diverged = r.diverged
 	stats.Open = len(r.parts)
@@ -159,7 +159,6 @@ type runner struct {
 	r         *Refinery
 	src       *source
 	opt       Options
-	fopt      format.Options
 	statePath string
 	log       *slog.Logger
 	stats     *Stats
@@ -260,6 +259,9 @@ func (u *runner) housekeep() error {
 func (u *runner) checkpoint() error {
 	t0 := time.Now()
 	r := u.r
+	if err := r.commitTouched(); err != nil {
+		return err
+	}
 	for _, k := range sortedParts(r.parts) {
 		if err := r.parts[k].w.Sync(); err != nil {
 			return err
@@ -297,6 +299,9 @@ func sortedParts(m map[partKey]*partition) []partKey {
 // writes only those of partitions opened since the last refresh.
 func (u *runner) writeOpenMeta(onlyNew bool) error {
 	r := u.r
+	if err := r.commitTouched(); err != nil { // meta.json describes published records
+		return err
+	}
 	for _, k := range sortedParts(r.parts) {
 		p := r.parts[k]
 		if p.key.Kind == kindLate {
@@ -371,11 +376,7 @@ func (r *Refinery) flushAllHolds() error {
 			return err
 		}
 	}
-	for _, p := range r.touched {
-		p.commit()
-	}
-	r.touched = r.touched[:0]
-	return nil
+	return r.commitTouched()
 }
 
 // hashFrame adds a frame's bytes to its segment's running hash.

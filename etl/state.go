@@ -111,7 +111,7 @@ func (r *Refinery) save(src *source) (*State, error) {
 
 // restore loads a checkpoint into a fresh refinery and reopens its files where the
 // checkpoint left them.
-func (r *Refinery) restore(st *State, opt format.Options) error {
+func (r *Refinery) restore(st *State) error {
 	r.clock, r.skew, r.haveSkew, r.session = st.Clock, st.Skew, st.HaveSkew, st.Session
 	if st.Channels != nil {
 		r.channels = st.Channels
@@ -133,7 +133,7 @@ func (r *Refinery) restore(st *State, opt format.Options) error {
 		p := &partition{key: sp.Key, venue: sp.Venue, code: sp.Code, raw: sp.Raw, versionID: sp.VersionID,
 			dir: filepath.Join(r.root, sp.Dir), created: sp.Created, st: sp.Stats,
 			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs}
-		w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, opt)
+		w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt, r.live)
 		if err != nil {
 			return err
 		}

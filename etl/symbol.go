@@ -2,6 +2,7 @@ package etl
 
 import (
 	"github.com/chronicle/chronicle/etl/book"
+	"github.com/chronicle/chronicle/etl/symbols"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/venue"
 )
@@ -79,6 +80,11 @@ type symState struct {
 	LastExch               int64 // exchange time of the symbol's latest event
 
 	book book.Book
+
+	// Caches of the last resolution and partition (not checkpointed: rebuilt on use).
+	resTable *symbols.Table
+	resRow   symbols.Row
+	lastPart *partition
 }
 
 func newSymState(raw string, ts int64) *symState {

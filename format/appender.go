@@ -44,6 +44,13 @@ func (o *Options) fill() {
 
 const pageSize = 4096
 
+// firstGrowth is how much a new appender grows before returning; growStep is the grower's
+// unit of work.
+const (
+	firstGrowth = 1 << 20
+	growStep    = 1 << 20
+)
+
 // Appender is the single writer of one .q file. Append methods are not safe for concurrent
 // use: exactly one goroutine appends (the file has one writer by design). Readers in other
 // goroutines or processes use a Tailer or any io.ReaderAt decoder.
@@ -229,14 +236,18 @@ func start(path string, f *os.File, h Header, size int64, opt Options) (*Appende
 		a.pos, a.pub = int64(h.HeaderSize), int64(h.HeaderSize)
 	}
 	a.grown.Store(size)
-	// Have the first chunk ready before the first append.
-	if err := a.growTo(a.pos + opt.ChunkSize); err != nil {
+	// Have the first appends' room ready now (at most 1 MiB: pre-faulting a whole chunk
+	// takes tens of milliseconds where page faults are dear), and the rest of the first
+	// chunk grown in the background.
+	if err := a.growTo(a.pos + min(opt.ChunkSize, firstGrowth)); err != nil {
 		unix.Munmap(mem)
 		return nil, err
 	}
 	a.refreshLimit()
 	a.wg.Add(1)
 	go a.grower()
+	a.want.Store(a.pos + opt.ChunkSize)
+	a.kick <- struct{}{}
 	return a, nil
 }
 
@@ -248,8 +259,22 @@ func (a *Appender) grower() {
 		case <-a.stop:
 			return
 		case <-a.kick:
-			if err := a.growTo(a.want.Load()); err != nil {
-				a.growErr.Store(&err)
+			// In steps, so that a writer that outruns the grower waits for one step at
+			// most, not for a whole chunk's page faults.
+			want := a.want.Load()
+			for n := a.grown.Load() + growStep; ; n += growStep {
+				if err := a.growTo(min(n, want)); err != nil {
+					a.growErr.Store(&err)
+					break
+				}
+				if n >= want {
+					break
+				}
+				select {
+				case <-a.stop:
+					return
+				default:
+				}
 			}
 		}
 	}

@@ -2,7 +2,9 @@ package format
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"sync/atomic"
 	"time"
@@ -11,22 +13,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Tailer follows a .q file that another process may still be appending to. It maps the
-// file read-only with a large reservation so growth needs no remap, loads the committed
-// length atomically and reads only below it, so it never sees a torn record.
+// Tailer follows a .q file that another process may still be appending to. It maps only
+// the header, to load the committed length and the sealed bit atomically, and reads
+// records below the committed length with pread into its own buffer: it never sees a torn
+// record, and it takes no page faults on the data (mapping pages is what costs most on
+// virtual machines with shadow page tables; copying them out is cheaper).
 type Tailer struct {
 	path      string
 	f         *os.File
-	mem       []byte
+	head      []byte
 	hdr       Header
 	committed *uint64
 	state     *uint32
 	pos       int64
+	buf       []byte // file bytes [bufOff, bufOff+len(buf)), all below the committed length
+	bufOff    int64
 }
 
-// tailReserve is the address space a Tailer maps; a writer's MaxSize larger than this
-// makes the Tailer remap when the file outgrows it.
-const tailReserve = DefaultMaxSize
+// tailChunk is how much a Tailer reads at a time when that much is committed.
+const tailChunk = 1 << 20
 
 // OpenTailer opens path for following from the first record.
 func OpenTailer(path string) (*Tailer, error) {
@@ -44,26 +49,13 @@ func OpenTailer(path string) (*Tailer, error) {
 		f.Close()
 		return nil, err
 	}
-	t := &Tailer{path: path, f: f, hdr: h, pos: h.DataStart()}
-	if err := t.mapAtLeast(max(tailReserve, st.Size())); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return t, nil
-}
-
-func (t *Tailer) mapAtLeast(n int64) error {
-	if t.mem != nil {
-		unix.Munmap(t.mem)
-	}
-	mem, err := unix.Mmap(int(t.f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_NORESERVE)
+	head, err := unix.Mmap(int(f.Fd()), 0, int(h.HeaderSize), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return fmt.Errorf("mmap %s: %w", t.path, err)
+		f.Close()
+		return nil, fmt.Errorf("mmap %s header: %w", path, err)
 	}
-	t.mem = mem
-	t.committed = (*uint64)(unsafe.Pointer(&mem[offCommitted]))
-	t.state = (*uint32)(unsafe.Pointer(&mem[offState]))
-	return nil
+	return &Tailer{path: path, f: f, head: head, hdr: h, pos: h.DataStart(),
+		committed: (*uint64)(unsafe.Pointer(&head[offCommitted])), state: (*uint32)(unsafe.Pointer(&head[offState]))}, nil
 }
 
 // Header returns the header read at open (its Committed is not kept current).
@@ -91,19 +83,46 @@ func (t *Tailer) SeekTo(off int64) error {
 	return nil
 }
 
-// visible returns the committed end, remapping if the file outgrew the reservation.
+// visible returns the committed end, checking that it never moves backwards.
 func (t *Tailer) visible() (int64, error) {
 	c := t.Committed()
-	if c > int64(len(t.mem)) {
-		if err := t.mapAtLeast(c * 2); err != nil {
-			return 0, err
-		}
-		c = t.Committed()
-	}
 	if c < t.pos {
 		return 0, corrupt(t.path, offCommitted, ErrBadHeader, "committed length %d went backwards past read position %d", c, t.pos)
 	}
 	return c, nil
+}
+
+// window returns the committed bytes from the read position, at least need of them (a
+// whole frame) when that many are committed, reading more from the file when the buffer
+// does not hold them.
+func (t *Tailer) window(end, need int64) ([]byte, error) {
+	if t.pos >= t.bufOff && t.pos+need <= t.bufOff+int64(len(t.buf)) {
+		return t.buf[t.pos-t.bufOff:], nil
+	}
+	n := min(end-t.pos, max(need, tailChunk))
+	if int64(cap(t.buf)) < n {
+		t.buf = make([]byte, n)
+	}
+	b := t.buf[:n]
+	got, err := t.f.ReadAt(b, t.pos)
+	if int64(got) < n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		t.buf, t.bufOff = t.buf[:0], 0
+		return nil, corrupt(t.path, t.pos+int64(got), ErrTruncated, "file ends before its committed length %d: %v", end, err)
+	}
+	t.buf, t.bufOff = b, t.pos
+	return b, nil
+}
+
+// Raw returns the bytes [off, end) of the record just read (for hashing). The slice
+// aliases the Tailer's buffer until the next call.
+func (t *Tailer) Raw(off, end int64) []byte {
+	if off < t.bufOff || end < off || end > t.bufOff+int64(len(t.buf)) {
+		return nil
+	}
+	return t.buf[off-t.bufOff : end-t.bufOff]
 }
 
 // NextBook returns the next committed canonical record; ok is false when none is available
@@ -117,7 +136,11 @@ func (t *Tailer) NextBook() (rec BookRecord, ok bool, err error) {
 		return rec, false, err
 	}
 	for t.pos+BookRecordSize <= end {
-		rec = DecodeBook(t.mem[t.pos:])
+		b, err := t.window(end, BookRecordSize)
+		if err != nil {
+			return rec, false, err
+		}
+		rec = DecodeBook(b)
 		t.pos += BookRecordSize
 		if KnownType(rec.TypeID) {
 			return rec, true, nil
@@ -127,7 +150,7 @@ func (t *Tailer) NextBook() (rec BookRecord, ok bool, err error) {
 }
 
 // NextJournal returns the next committed journal frame; ok is false when none is available
-// yet. The payload aliases the mapping: copy it to keep it past Close.
+// yet. The payload aliases the Tailer's buffer: copy it to keep it past the next call.
 func (t *Tailer) NextJournal() (rec JournalRecord, ok bool, err error) {
 	if t.hdr.Layout != LayoutJournal {
 		return rec, false, corrupt(t.path, offLayout, ErrWrongLayout, "%s file read as journal", t.hdr.Layout)
@@ -139,21 +162,24 @@ func (t *Tailer) NextJournal() (rec JournalRecord, ok bool, err error) {
 	if t.pos >= end {
 		return rec, false, nil
 	}
-	rec, fl, err := decodeJournalFrame(t.mem[t.pos:end], t.pos, t.path)
+	b, err := t.window(end, min(JournalFrameHeader, end-t.pos))
+	if err != nil {
+		return rec, false, err
+	}
+	if len(b) >= JournalFrameHeader {
+		// Make sure the whole frame is in the window (a damaged length is caught below).
+		if fl := JournalFrameLen(int(min(binary.LittleEndian.Uint32(b), MaxJournalPayload))); int64(len(b)) < fl {
+			if b, err = t.window(end, min(fl, end-t.pos)); err != nil {
+				return rec, false, err
+			}
+		}
+	}
+	rec, fl, err := decodeJournalFrame(b[:min(int64(len(b)), end-t.pos)], t.pos, t.path)
 	if err != nil {
 		return rec, false, err
 	}
 	t.pos += fl
 	return rec, true, nil
-}
-
-// Raw returns the mapped bytes [off, end) of the file, which must lie below the committed
-// length (a frame just read, for hashing). The slice aliases the mapping.
-func (t *Tailer) Raw(off, end int64) []byte {
-	if off < 0 || end < off || end > t.Committed() || end > int64(len(t.mem)) {
-		return nil
-	}
-	return t.mem[off:end]
 }
 
 // Wait blocks until records past the read position are committed, the file is sealed, or
@@ -171,11 +197,11 @@ func (t *Tailer) Wait(ctx context.Context, poll time.Duration) error {
 	}
 }
 
-// Close releases the mapping.
+// Close releases the file.
 func (t *Tailer) Close() error {
-	if t.mem != nil {
-		unix.Munmap(t.mem)
-		t.mem = nil
+	if t.head != nil {
+		unix.Munmap(t.head)
+		t.head = nil
 	}
 	return t.f.Close()
 }

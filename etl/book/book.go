@@ -2,15 +2,19 @@
 // and sizes, updated with absolute quantities (0 deletes) as Binance-style depth streams
 // send them.
 //
-// Each side is one slice sorted so that its best level is last (bids by ascending price,
-// asks by descending price). Depth updates land near the top of the book, so an insert or
-// delete there moves only the few levels above it, and the best level is the last element.
+// Each side is a hash map from price to quantity, so an update anywhere in a deep book
+// costs one map operation (a sorted slice moved kilobytes for every level inserted or
+// deleted deep in the book: the USD-M stream updates hundreds of levels a second all
+// through the book), and a max-heap of prices that finds the best level. The heap is
+// lazy: a deleted price stays in it until it surfaces at the top. Full, sorted iteration
+// (snapshot runs, checkpoints) sorts the map's keys, which happens once a minute.
 package book
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/chronicle/chronicle/venue"
 )
@@ -22,53 +26,87 @@ const MaxLevels = 1 << 20
 // ErrTooDeep is returned when an update would grow a side past MaxLevels.
 var ErrTooDeep = errors.New("book side too deep")
 
-// side keeps levels sorted by key, best last. A bid's key is its price and an ask's is
-// minus its price, so both sides sort ascending and compare the same way.
+// side keeps one side's levels by key: a bid's key is its price and an ask's is minus its
+// price, so the best level of both sides is the largest key.
 type side struct {
-	keys []int64
-	qty  []int64
+	lv map[int64]int64
+	h  keyHeap
 }
 
-func (s *side) find(key int64) (int, bool) {
-	i := sort.Search(len(s.keys), func(i int) bool { return s.keys[i] >= key })
-	return i, i < len(s.keys) && s.keys[i] == key
+// keyHeap is a max-heap of keys.
+type keyHeap []int64
+
+func (h keyHeap) Len() int           { return len(h) }
+func (h keyHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h keyHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *keyHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *keyHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func (s *side) set(key, qty int64) error {
-	// Most updates touch the best few levels: look there before searching.
-	n := len(s.keys)
-	var i int
-	var found bool
-	if n > 0 && key >= s.keys[n-1] {
-		i, found = n, false
-		if key == s.keys[n-1] {
-			i, found = n-1, true
-		}
-	} else {
-		i, found = s.find(key)
+	if s.lv == nil {
+		s.lv = make(map[int64]int64, 1024)
 	}
-	switch {
-	case found && qty == 0:
-		s.keys = append(s.keys[:i], s.keys[i+1:]...)
-		s.qty = append(s.qty[:i], s.qty[i+1:]...)
-	case found:
-		s.qty[i] = qty
-	case qty == 0:
+	if qty == 0 {
 		// Deleting a level the book does not hold is normal: it was outside the snapshot.
-	default:
-		if n >= MaxLevels {
+		delete(s.lv, key)
+		return nil
+	}
+	if _, ok := s.lv[key]; !ok {
+		if len(s.lv) >= MaxLevels {
 			return ErrTooDeep
 		}
-		s.keys = append(s.keys, 0)
-		s.qty = append(s.qty, 0)
-		copy(s.keys[i+1:], s.keys[i:])
-		copy(s.qty[i+1:], s.qty[i:])
-		s.keys[i], s.qty[i] = key, qty
+		heap.Push(&s.h, key)
+		if len(s.h) > 2*len(s.lv)+1024 {
+			s.lv[key] = qty
+			s.rebuild()
+			return nil
+		}
 	}
+	s.lv[key] = qty
 	return nil
 }
 
-func (s *side) reset() { s.keys, s.qty = s.keys[:0], s.qty[:0] }
+// rebuild drops the heap's stale keys.
+func (s *side) rebuild() {
+	s.h = s.h[:0]
+	for k := range s.lv {
+		s.h = append(s.h, k)
+	}
+	heap.Init(&s.h)
+}
+
+// best returns the largest key held and its quantity.
+func (s *side) best() (key, qty int64, ok bool) {
+	for len(s.h) > 0 {
+		k := s.h[0]
+		if q, ok := s.lv[k]; ok {
+			return k, q, true
+		}
+		heap.Pop(&s.h)
+	}
+	return 0, 0, false
+}
+
+func (s *side) reset() {
+	clear(s.lv)
+	s.h = s.h[:0]
+}
+
+// sorted returns the keys best first.
+func (s *side) sorted() []int64 {
+	keys := make([]int64, 0, len(s.lv))
+	for k := range s.lv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	slices.Reverse(keys)
+	return keys
+}
 
 // Book is both sides of one instrument's order book.
 type Book struct {
@@ -97,32 +135,24 @@ func (b *Book) Reset(bids, asks []venue.Level) error {
 	return b.asks.load(asks, -1)
 }
 
-// load fills the side from levels in any order: sort by key (stable, so the last of equal
-// prices wins), keep non-zero quantities.
+// load fills the side from levels in any order: a price given twice keeps its last
+// quantity, zero quantities are dropped.
 func (s *side) load(lv []venue.Level, sign int64) error {
 	if len(lv) > MaxLevels {
 		return ErrTooDeep
-	}
-	idx := make([]int, len(lv))
-	for i := range idx {
-		idx[i] = i
 	}
 	for _, l := range lv {
 		if l.Price <= 0 || l.Qty < 0 {
 			return fmt.Errorf("level price %d qty %d: %w", l.Price, l.Qty, errBadLevel)
 		}
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return sign*lv[idx[a]].Price < sign*lv[idx[b]].Price })
 	s.reset()
-	for j, i := range idx {
-		if j+1 < len(idx) && lv[idx[j+1]].Price == lv[i].Price {
-			continue // a later quantity for the same price follows
-		}
-		if lv[i].Qty != 0 {
-			s.keys = append(s.keys, sign*lv[i].Price)
-			s.qty = append(s.qty, lv[i].Qty)
+	for _, l := range lv {
+		if err := s.set(sign*l.Price, l.Qty); err != nil {
+			return err
 		}
 	}
+	s.rebuild()
 	return nil
 }
 
@@ -133,24 +163,18 @@ func (b *Book) Clear() {
 }
 
 // Depth returns the number of bid and ask levels.
-func (b *Book) Depth() (bids, asks int) { return len(b.bids.keys), len(b.asks.keys) }
+func (b *Book) Depth() (bids, asks int) { return len(b.bids.lv), len(b.asks.lv) }
 
 // BestBid returns the highest bid, or ok=false when there is none.
 func (b *Book) BestBid() (l venue.Level, ok bool) {
-	n := len(b.bids.keys)
-	if n == 0 {
-		return l, false
-	}
-	return venue.Level{Price: b.bids.keys[n-1], Qty: b.bids.qty[n-1]}, true
+	k, q, ok := b.bids.best()
+	return venue.Level{Price: k, Qty: q}, ok
 }
 
 // BestAsk returns the lowest ask, or ok=false when there is none.
 func (b *Book) BestAsk() (l venue.Level, ok bool) {
-	n := len(b.asks.keys)
-	if n == 0 {
-		return l, false
-	}
-	return venue.Level{Price: -b.asks.keys[n-1], Qty: b.asks.qty[n-1]}, true
+	k, q, ok := b.asks.best()
+	return venue.Level{Price: -k, Qty: q}, ok
 }
 
 // Crossed reports a best bid at or above the best ask.
@@ -162,15 +186,15 @@ func (b *Book) Crossed() bool {
 
 // Bids calls fn for every bid from the best down.
 func (b *Book) Bids(fn func(venue.Level)) {
-	for i := len(b.bids.keys) - 1; i >= 0; i-- {
-		fn(venue.Level{Price: b.bids.keys[i], Qty: b.bids.qty[i]})
+	for _, k := range b.bids.sorted() {
+		fn(venue.Level{Price: k, Qty: b.bids.lv[k]})
 	}
 }
 
 // Asks calls fn for every ask from the best up.
 func (b *Book) Asks(fn func(venue.Level)) {
-	for i := len(b.asks.keys) - 1; i >= 0; i-- {
-		fn(venue.Level{Price: -b.asks.keys[i], Qty: b.asks.qty[i]})
+	for _, k := range b.asks.sorted() {
+		fn(venue.Level{Price: -k, Qty: b.asks.lv[k]})
 	}
 }
 
@@ -182,8 +206,8 @@ type State struct {
 // State returns a copy of the book's levels.
 func (b *Book) State() State {
 	var s State
-	s.Bids = make([]venue.Level, 0, len(b.bids.keys))
-	s.Asks = make([]venue.Level, 0, len(b.asks.keys))
+	s.Bids = make([]venue.Level, 0, len(b.bids.lv))
+	s.Asks = make([]venue.Level, 0, len(b.asks.lv))
 	b.Bids(func(l venue.Level) { s.Bids = append(s.Bids, l) })
 	b.Asks(func(l venue.Level) { s.Asks = append(s.Asks, l) })
 	return s

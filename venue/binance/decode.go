@@ -287,6 +287,11 @@ const maxMillis = 9_999_999_999_999
 
 // decimal reads a quoted exact decimal at the Binance scale.
 func decimal(s *scanner, field string) (int64, error) {
+	s.ws()
+	if v, next, ok := quickDecimal(s.b, s.i); ok {
+		s.i = next
+		return v, nil
+	}
 	start := s.i
 	raw, esc, ok := s.str()
 	if !ok || esc {
@@ -300,6 +305,48 @@ func decimal(s *scanner, field string) (int64, error) {
 	return v, nil
 }
 
+var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+
+// quickDecimal is the common case of decimal in one pass: at b[i] a quote, digits, at
+// most one '.', at most Decimals fraction digits, at most 18 digits once scaled (so no
+// overflow is possible), a closing quote. Anything else (a sign, exponent, escape, extra
+// zeros) returns ok=false, and the caller takes the general path, which accepts or
+// rejects exactly as format.ParseDecimal does.
+func quickDecimal(b []byte, i int) (v int64, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, i, false
+	}
+	i++
+	digits, frac := 0, -1
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			v = v*10 + int64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0:
+			frac = 0
+		case c == '"':
+			if frac < 0 {
+				frac = 0
+			} else if frac == 0 {
+				return 0, i, false // "1." is not a decimal
+			}
+			// 18 digits after scaling always fit an int64.
+			if digits == 0 || frac > Decimals || digits+Decimals-frac > 18 {
+				return 0, i, false
+			}
+			return v * pow10[Decimals-frac], i + 1, true
+		default:
+			return 0, i, false
+		}
+	}
+	return 0, i, false
+}
+
 // levels reads [["price","qty"],...] (extra elements in a level are skipped) into dst.
 func levels(s *scanner, dst []venue.Level, field string) ([]venue.Level, error) {
 	if !s.expect('[') {
@@ -310,6 +357,22 @@ func levels(s *scanner, dst []venue.Level, field string) ([]venue.Level, error) 
 		return dst, nil
 	}
 	for {
+		// The compact form Binance sends, ["2681.59","7.118"], in one pass; anything
+		// else (spaces, extra elements, unusual numbers) takes the general path below.
+		if p, q, next, ok := quickLevel(s.b, s.i); ok {
+			s.i = next
+			dst = append(dst, venue.Level{Price: p, Qty: q})
+			if next < len(s.b) {
+				switch s.b[next] {
+				case ',':
+					s.i++
+					continue
+				case ']':
+					s.i++
+					return dst, nil
+				}
+			}
+		}
 		if !s.expect('[') {
 			return dst, s.fail(field, venue.ErrBadField)
 		}
@@ -347,6 +410,23 @@ func levels(s *scanner, dst []venue.Level, field string) ([]venue.Level, error) 
 			return dst, s.fail(field, venue.ErrSyntax)
 		}
 	}
+}
+
+// quickLevel reads a compact level `["price","qty"]` at b[i]: ok=false when the bytes
+// there are anything else, or the price is not positive.
+func quickLevel(b []byte, i int) (p, q int64, next int, ok bool) {
+	if i+1 >= len(b) || b[i] != '[' {
+		return 0, 0, i, false
+	}
+	p, i, ok = quickDecimal(b, i+1)
+	if !ok || p <= 0 || i >= len(b) || b[i] != ',' {
+		return 0, 0, i, false
+	}
+	q, i, ok = quickDecimal(b, i+1)
+	if !ok || i >= len(b) || b[i] != ']' {
+		return 0, 0, i, false
+	}
+	return p, q, i + 1, true
 }
 
 // DecodeSnapshot decodes a whole REST depth snapshot body. An error body

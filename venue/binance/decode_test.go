@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"os"
@@ -263,16 +264,29 @@ func hasDupKeys(b []byte) bool {
 	}
 }
 
+// refObject decodes one JSON object (numbers as json.Number) and nothing after it; with
+// dups, documents with a duplicate key are refused too.
+func refObject(b []byte, dups bool) (map[string]any, bool) {
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if d.Decode(&m) != nil || m == nil {
+		return nil, false
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, false // trailing data
+	}
+	if dups && hasDupKeys(b) {
+		return nil, false
+	}
+	return m, true
+}
+
 // refEnvelope decodes a combined-stream message with encoding/json. ok is false when the
 // reference cannot judge the message: not valid JSON, duplicate keys, not an envelope.
-func refEnvelope(msg []byte) (stream string, data map[string]any, ok bool) {
-	if !json.Valid(msg) || hasDupKeys(msg) {
-		return "", nil, false
-	}
-	var env map[string]any
-	d := json.NewDecoder(bytes.NewReader(msg))
-	d.UseNumber()
-	if d.Decode(&env) != nil {
+func refEnvelope(msg []byte, dups bool) (stream string, data map[string]any, ok bool) {
+	env, ok := refObject(msg, dups)
+	if !ok {
 		return "", nil, false
 	}
 	stream, ok1 := env["stream"].(string)
@@ -310,7 +324,13 @@ type refMessage struct {
 
 // refDecode decodes msg for venue v with the reference; ok=false when it cannot judge.
 func refDecode(v binance.Venue, msg []byte) (r refMessage, ok bool) {
-	stream, data, ok := refEnvelope(msg)
+	return refDecodeDups(v, msg, true)
+}
+
+// refDecodeDups is refDecode; dups=false skips the (slow) duplicate-key check, for real
+// captures: there encoding/json's last-wins on a duplicate would show as a mismatch.
+func refDecodeDups(v binance.Venue, msg []byte, dups bool) (r refMessage, ok bool) {
+	stream, data, ok := refEnvelope(msg, dups)
 	if !ok {
 		return r, false
 	}
@@ -495,13 +515,8 @@ var symbolRe = regexp.MustCompile(`^[A-Z0-9_]{1,32}$`)
 // refSnapshot decodes a REST depth body with encoding/json; ok=false when the reference
 // cannot judge (invalid JSON, duplicate keys, not an object).
 func refSnapshot(body []byte) (want venue.BookSnapshot, invalid string, ok bool) {
-	if !json.Valid(body) || hasDupKeys(body) {
-		return want, "", false
-	}
-	var m map[string]any
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	if d.Decode(&m) != nil {
+	m, ok := refObject(body, true)
+	if !ok {
 		return want, "", false
 	}
 	fail := func(why string) {
@@ -658,7 +673,7 @@ func TestDecodeCaptures(t *testing.T) {
 						t.Fatalf("line %d: snapshot of %s names %s", rec.Line, rec.Symbol, s.Symbol)
 					}
 				case capture.KindMessage:
-					r, ok := refDecode(v, rec.Payload)
+					r, ok := refDecodeDups(v, rec.Payload, false)
 					if !ok || r.invalid != "" {
 						t.Fatalf("line %d: reference refuses the message (%v): %s", rec.Line, ok, r.invalid)
 					}
@@ -911,6 +926,12 @@ func TestDecodeExact(t *testing.T) {
 			venue.Message{Event: ev("a_1@trade", venue.KindTrade, 0, 0, 0), Symbol: []byte("A_1"), ExchNs: 9223372036854_000000, TxNs: 1_000000, Price: 1000000, Qty: 100000}},
 		{"depth without e", perp, `{"stream":"x@depth","data":{"E":5,"s":"X","U":0,"u":0,"pu":0,"b":[],"a":[[ "1" , "0" , 7 , ["z"] ]]}}`,
 			venue.Message{Event: ev("x@depth", venue.KindDepth, 0, 0, 0), Symbol: []byte("X"), ExchNs: 5_000000, Asks: []venue.Level{{Price: 100000000}}}},
+		{"whitespace between levels", perp, `{"stream":"x@depth","data":{"E":5,"s":"X","U":1,"u":2,"pu":0,"b":[ ["1.5","2"] , ["1.4","0"]` + "\n" + `],"a":[["2","1"]` + "\t" + `]}}`,
+			venue.Message{Event: ev("x@depth", venue.KindDepth, 2, 1, 0), Symbol: []byte("X"), ExchNs: 5_000000,
+				Bids: []venue.Level{{Price: 150000000, Qty: 200000000}, {Price: 140000000}}, Asks: []venue.Level{{Price: 200000000, Qty: 100000000}}}},
+		{"unusual decimals", perp, `{"stream":"x@depth","data":{"E":5,"s":"X","U":1,"u":2,"pu":0,"b":[["0001.50000000000","2."],["1","0.000"]],"a":[["12345678901.12345678","0"]]}}`,
+			venue.Message{Event: ev("x@depth", venue.KindDepth, 2, 1, 0), Symbol: []byte("X"), ExchNs: 5_000000,
+				Bids: []venue.Level{{Price: 150000000, Qty: 200000000}, {Price: 100000000}}, Asks: []venue.Level{{Price: 1234567890112345678}}}},
 		{"decimal edge values", perp, `{"stream":"x@trade","data":{"e":"trade","E":1,"T":1,"s":"X","t":1,"p":"92233720368.54775807","q":"0.00000001000","m":true}}`,
 			venue.Message{Event: ev("x@trade", venue.KindTrade, 1, 0, 0), Symbol: []byte("X"), ExchNs: 1e6, TxNs: 1e6, Price: math.MaxInt64, Qty: 1, BuyerMaker: true}},
 		{"ticker zero and empty sides", perp, `{"stream":"x@bookTicker","data":{"e":"bookTicker","E":1,"u":0,"s":"X","b":"0","B":"0","a":"0.00","A":"0"}}`,
