@@ -30,15 +30,15 @@ func TestGapAndResync(t *testing.T) {
 	t0 := ms("2024-08-08T10:00:00Z")
 	j := newJournal(t, "binance-perp", time.UnixMilli(t0))
 	j.connect(1, sDepth, sTrade, sTicker)
-	j.msg(sDepth, depth("ETHUSDT", t0+1, 80, 89, 79, "99.0:1", ""))  // stale: u < L
+	j.msg(sDepth, depth("ETHUSDT", t0+1, 80, 89, 79, "99.0:1", ""))   // stale: u < L
 	j.msg(sDepth, depth("ETHUSDT", t0+2, 90, 100, 89, "100.0:1", "")) // bridges L=100
 	j.msg(sTrade, trade("ETHUSDT", t0+3, 1, "100.1", "0.5", false))   // before the snapshot: invalid
 	j.snapshot(sDepth, "ETHUSDT", snap(100, t0+4, "100.0:1,99.9:2", "100.1:1,100.2:3"))
 	j.msg(sDepth, depth("ETHUSDT", t0+5, 101, 105, 100, "100.0:5", "100.2:0"))
 	j.msg(sTicker, ticker("ETHUSDT", t0+6, 105, "100.0", "5", "100.1", "1"))
 	j.msg(sTicker, ticker("ETHUSDT", t0+7, 107, "100.0", "5", "100.1", "1")) // no update 107: unchecked
-	j.msg(sDepth, depth("ETHUSDT", t0+8, 110, 112, 106, "99.9:4", ""))        // pu 106 != 105: gap
-	j.msg(sTrade, trade("ETHUSDT", t0+9, 2, "100.1", "0.2", true))            // invalid book
+	j.msg(sDepth, depth("ETHUSDT", t0+8, 110, 112, 106, "99.9:4", ""))       // pu 106 != 105: gap
+	j.msg(sTrade, trade("ETHUSDT", t0+9, 2, "100.1", "0.2", true))           // invalid book
 	j.snapshot(sDepth, "ETHUSDT", snap(111, t0+10, "100.0:5,99.9:7", "100.1:1"))
 	j.msg(sDepth, depth("ETHUSDT", t0+11, 113, 113, 112, "", "100.3:2"))
 	j.msg(sTicker, ticker("ETHUSDT", t0+12, 113, "100.0", "5", "100.1", "1"))
@@ -99,10 +99,10 @@ func TestMidnightHold(t *testing.T) {
 	j.connect(1, sDepth, sTrade, sTicker)
 	j.snapshot(sDepth, "ETHUSDT", snap(100, mid-3000, "100.0:1", "100.1:1"))
 	j.msg(sDepth, depth("ETHUSDT", mid-2000, 100, 101, 99, "100.0:2", ""))
-	j.msg(sTrade, trade("ETHUSDT", mid+10, 1, "100.1", "1", false))             // new day, early
-	j.msg(sDepth, depth("ETHUSDT", mid-10, 102, 103, 101, "99.9:4", ""))        // old day's last update
-	j.msg(sDepth, depth("ETHUSDT", mid+50, 104, 105, 103, "", "100.2:2"))       // new day
-	j.msg(sDepth, depth("ETHUSDT", mid+1100, 106, 107, 105, "100.0:0", ""))     // after a 1 s boundary
+	j.msg(sTrade, trade("ETHUSDT", mid+10, 1, "100.1", "1", false))               // new day, early
+	j.msg(sDepth, depth("ETHUSDT", mid-10, 102, 103, 101, "99.9:4", ""))          // old day's last update
+	j.msg(sDepth, depth("ETHUSDT", mid+50, 104, 105, 103, "", "100.2:2"))         // new day
+	j.msg(sDepth, depth("ETHUSDT", mid+1100, 106, 107, 105, "100.0:0", ""))       // after a 1 s boundary
 	j.msg(sDepth, depth("ETHUSDT", mid+2100, 108, 109, 107, "99.8:1", "100.1:0")) // after the next
 	j.close()
 	root := t.TempDir()
@@ -136,7 +136,7 @@ func TestSealLateAndIndex(t *testing.T) {
 		j.msg(sDepth, depth("ETHUSDT", mid-2000, 100, 101, 99, "100.0:2", ""))
 		j.msg(sTrade, trade("ETHUSDT", mid-1500, 1, "100.1", "1", false))
 		j.msg(sDepth, depth("ETHUSDT", mid+3000, 102, 103, 101, "99.9:4", "")) // clock past the 1 s grace
-		j.msg(sTrade, trade("ETHUSDT", mid-100, 2, "100.1", "3", true))       // late for 2024-08-08
+		j.msg(sTrade, trade("ETHUSDT", mid-100, 2, "100.1", "3", true))        // late for 2024-08-08
 		j.close()
 		return j
 	}

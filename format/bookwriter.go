@@ -42,9 +42,9 @@ type BookWriter struct {
 	diverged int64
 	cmp      []byte
 
-	alloc int64 // bytes reserved with fallocate
-	chunk int64
-	max   int64
+	alloc  int64 // bytes reserved with fallocate
+	chunk  int64
+	max    int64
 	closed bool
 }
 

@@ -131,4 +131,3 @@ func checkPartition(t *testing.T, path string, h format.Header, recs []format.Bo
 func timeDate(ns int64) string {
 	return strings.SplitN(meta.Time(ns).String(), "T", 2)[0]
 }
-
