@@ -99,9 +99,10 @@ type partition struct {
 	dayEnd    int64
 	created   int64
 	st        partStats
-	touched   bool // records written since the last commit
-	hasMeta   bool // a meta.json was written by this process
-	gone      bool // sealed: no longer written
+	touched   bool  // records written since the last commit
+	hasMeta   bool  // a meta.json was written by this process
+	gone      bool  // sealed: no longer written
+	written   int64 // records written by this process, for the records_total metric
 }
 
 func (p *partition) path() string { return filepath.Join(p.dir, layout.BookName) }
@@ -111,6 +112,7 @@ func (p *partition) write(r *format.BookRecord) error {
 		return fmt.Errorf("%w: %s: %v", ErrPartition, p.path(), err)
 	}
 	p.touched = true
+	p.written++
 	st := &p.st
 	if int(r.TypeID) < len(st.Counts) {
 		st.Counts[r.TypeID]++

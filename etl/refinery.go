@@ -139,6 +139,8 @@ func (r *Refinery) commitTouched() error {
 		if err := p.commit(); err != nil {
 			return err
 		}
+		r.m.records.Add(float64(p.written))
+		p.written = 0
 	}
 	if r.afterCommit != nil && len(r.touched) > 0 {
 		r.afterCommit(r.recvNs)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
@@ -324,7 +325,9 @@ func TestSmallFilesFollowMove(t *testing.T) {
 	}
 	// The cold copy of meta.json says more (a mover may record the move), and cold has a file
 	// warm had not.
-	coldMeta := []byte(`{"symbol_code":"eth-usdt","tier":"cold","note":"moved by the tier manager"}` + "\n")
+	cm := meta.New(k.Venue, k.Date, k.Symbol, 1)
+	cm.Source.Note = "moved by the tier manager"
+	coldMeta := meta.MustMarshal(cm)
 	cd := fstest.PartDir(roots.Cold, k)
 	fstest.WriteFileSync(t, filepath.Join(cd, layout.MetaName), coldMeta)
 	fstest.WriteFileSync(t, filepath.Join(cd, "cold-only.txt"), []byte("cold\n"))

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/feed"
 	chfs "github.com/chronicle/chronicle/fs"
 	"github.com/chronicle/chronicle/internal/config"
@@ -23,7 +24,8 @@ func TestDeployConfigLoads(t *testing.T) {
 	fd := feed.Defaults()
 	fsc := chfs.DefaultConfig()
 	lc := lifecycle.DefaultConfig()
-	err := config.Load(path, map[string]any{"tiers": &roots, "remote": &remote, "log": &lg, "feed": &fd, "fs": &fsc, "tier": &lc})
+	ec := etl.Defaults()
+	err := config.Load(path, map[string]any{"tiers": &roots, "remote": &remote, "log": &lg, "feed": &fd, "fs": &fsc, "tier": &lc, "etl": &ec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,5 +34,8 @@ func TestDeployConfigLoads(t *testing.T) {
 	}
 	if err := lc.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if err := ec.Validate(); err != nil || ec.Output != "warm" || ec.MetricsAddr != "127.0.0.1:9465" {
+		t.Fatalf("[etl] %+v: %v", ec, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -76,7 +77,7 @@ func writeFile(t testing.TB, p string, b []byte) {
 // placePlain puts book.q (and a meta.json naming the tier) into a local tier.
 func placePlain(t testing.TB, root string, k layout.Key, book []byte) {
 	writeFile(t, filepath.Join(partDir(root, k), layout.BookName), book)
-	writeFile(t, filepath.Join(partDir(root, k), layout.MetaName), []byte(`{"symbol_code":"`+k.Symbol+`"}`))
+	writeFile(t, filepath.Join(partDir(root, k), layout.MetaName), meta.MustMarshal(meta.New(k.Venue, k.Date, k.Symbol, 1)))
 }
 
 // placeCold transcodes book into the cold tier.
@@ -87,7 +88,7 @@ func placeCold(t testing.TB, cold string, k layout.Key, book []byte, blockSize i
 	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(book), int64(len(book)), filepath.Join(d, layout.ZstName), filepath.Join(d, layout.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(d, layout.MetaName), []byte(`{"symbol_code":"`+k.Symbol+`"}`))
+	writeFile(t, filepath.Join(d, layout.MetaName), meta.MustMarshal(meta.New(k.Venue, k.Date, k.Symbol, 1)))
 }
 
 // placeRemote uploads a cold partition's .zst and .idx, writes the stub, removes the local files.

@@ -163,6 +163,23 @@ type Meta struct {
 	Source         Source           `json:"source"`
 }
 
+// New returns a minimal valid document for a sealed partition (identity, defaults, empty
+// counts): writers fill in what they know.
+func New(venue, date, symbolCode string, symbolID uint32) *Meta {
+	return &Meta{Version: Version, Venue: venue, Date: date, SymbolCode: symbolCode, SymbolID: symbolID,
+		PriceDecimals: 8, QtyDecimals: 8, Sealed: true, Records: map[string]int64{"total": 0},
+		LatePolicy: LateReject, Completeness: Completeness{Complete: true}}
+}
+
+// MustMarshal is Marshal for documents known to be valid (fixtures); it panics otherwise.
+func MustMarshal(m *Meta) []byte {
+	b, err := Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // Validate checks the rules of docs/format/meta.md.
 func (m *Meta) Validate() error {
 	bad := func(field, f string, a ...any) error {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/internal/s3test"
 	"github.com/chronicle/chronicle/internal/testenv"
@@ -103,7 +104,7 @@ func PartDir(root string, k layout.Key) string {
 
 // Meta is the meta.json the helpers place.
 func Meta(k layout.Key) []byte {
-	return []byte(`{"symbol_code":"` + k.Symbol + `","venue":"` + k.Venue + `","date":"` + k.Date + "\"}\n")
+	return meta.MustMarshal(meta.New(k.Venue, k.Date, k.Symbol, 1))
 }
 
 // IndexName is a small file the helpers place under index/ to show that partition

@@ -3,10 +3,12 @@ package lifecycle
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
@@ -186,9 +188,17 @@ func (m *Manager) planHot(d *dirState) (*Move, string) {
 	if mv == nil {
 		return nil, why
 	}
-	if vfs.Exists(m.fs, filepath.Join(d.dir, layout.MetaName)) {
-		mv.Reason = "sealed, meta.json written"
-		return mv, ""
+	mp := filepath.Join(d.dir, layout.MetaName)
+	if vfs.Exists(m.fs, mp) {
+		md, err := m.readMeta(mp)
+		switch {
+		case err != nil:
+			return nil, fmt.Sprintf("sealed, but %v", err)
+		case md.Sealed:
+			mv.Reason = "sealed, meta.json says sealed"
+			return mv, ""
+		}
+		// A meta.json of the growing partition: the writer has not finished it yet.
 	}
 	fi, err := m.fs.Lstat(filepath.Join(d.dir, layout.BookName))
 	if err != nil {
@@ -212,6 +222,20 @@ func (m *Manager) planPlain(d *dirState, pol Policy, from, to layout.Tier) (*Mov
 		return nil, "book still being written (not sealed)"
 	}
 	return &Move{Policy: pol, From: from, To: to, Bytes: size, Reason: "sealed"}, ""
+}
+
+// readMeta reads and validates a partition's meta.json.
+func (m *Manager) readMeta(p string) (*meta.Meta, error) {
+	f, err := m.fs.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, meta.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return meta.Parse(b, p)
 }
 
 // readBookHeader reads a plain book's header and its file size.

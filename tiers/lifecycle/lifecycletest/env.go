@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/fs/fstest"
 	"github.com/chronicle/chronicle/internal/s3test"
@@ -77,11 +78,18 @@ func NewPartition(t testing.TB, k layout.Key, n int, seed uint64) Partition {
 		idx[i] = byte(rng.Uint32())
 	}
 	return Partition{Key: k, Book: BookBytes(t, k, n, seed), Aux: map[string][]byte{
-		layout.MetaName:       fmt.Appendf(nil, `{"symbol_code":%q,"date":%q,"seed":%d}`+"\n", k.Symbol, k.Date, seed),
+		layout.MetaName:       fixtureMeta(k, seed),
 		"index/by_time.idx":   idx,
 		"derived/notes.txt":   fmt.Appendf(nil, "derived for %s\n", k),
 		"index/sub/levels.ix": []byte("levels\n"),
 	}}
+}
+
+// fixtureMeta is a partition's meta.json, made unique by the seed.
+func fixtureMeta(k layout.Key, seed uint64) []byte {
+	m := meta.New(k.Venue, k.Date, k.Symbol, 1)
+	m.Source = meta.Source{Pipeline: "lifecycletest", Venue: k.Venue, Note: fmt.Sprintf("seed %d", seed)}
+	return meta.MustMarshal(m)
 }
 
 // Env is a set of tier roots in a temporary directory, and optionally a remote store.
