@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -348,6 +349,32 @@ func TestInvalidCSV(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// docs/format/dim-symbol.md: "an error names the file, the line or row, and the field".
+// The table-wide rules (overlaps, duplicate versions, one venue per symbol_id) are
+// checked after parsing and name versions or data-row ordinals, not the file's lines.
+func TestInvalidCSVNamesLines(t *testing.T) {
+	knownBug(t, "table-level errors name no CSV line (duplicate symbol_version_id reports data-row ordinals \"rows 1 and 2\", overlaps only version ids)")
+	for _, c := range []struct {
+		name  string
+		csv   string
+		lines []string
+	}{
+		{"duplicate version", "# comment\n" + header + "1,7,binance-perp,A,a,,\n# comment\n2,7,binance-perp,B,b,,\n", []string{"3", "5"}},
+		{"overlap", "# comment\n" + header + "1,8,binance-perp,A,a,2024-01-01,\n\n2,9,binance-perp,A,a,2024-06-01,\n", []string{"3", "5"}},
+		{"two venues", header + "# c\n1,8,binance-perp,A,a,2024-01-01,2024-02-01\n1,9,binance-spot,A,a,2024-02-01,\n", []string{"3", "4"}},
+	} {
+		_, err := parse(t, c.csv, "bad.csv")
+		if !errors.Is(err, symbols.ErrInvalid) {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for _, l := range c.lines {
+			if !regexp.MustCompile(`\b` + l + `\b`).MatchString(err.Error()) {
+				t.Errorf("%s: error %q does not name line %s", c.name, err, l)
+			}
+		}
 	}
 }
 

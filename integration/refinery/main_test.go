@@ -20,7 +20,7 @@ import (
 )
 
 // Binaries built for this test run.
-var feedBin, etlBin string
+var feedBin, etlBin, fsBin, tierBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "chronicle-refinery-bin-*")
@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	feedBin, etlBin = filepath.Join(dir, "chronicle-feed"), filepath.Join(dir, "chronicle-etl")
-	for bin, pkg := range map[string]string{feedBin: "./cmd/chronicle-feed", etlBin: "./cmd/chronicle-etl"} {
+	fsBin, tierBin = filepath.Join(dir, "chronicle-fs"), filepath.Join(dir, "chronicle-tier")
+	for bin, pkg := range map[string]string{feedBin: "./cmd/chronicle-feed", etlBin: "./cmd/chronicle-etl",
+		fsBin: "./cmd/chronicle-fs", tierBin: "./cmd/chronicle-tier"} {
 		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
