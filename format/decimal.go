@@ -51,10 +51,11 @@ func ParseDecimal(s []byte, decimals uint8) (int64, error) {
 				continue
 			}
 		}
-		v = v*10 + uint64(c-'0')
-		if v > limit {
+		d := uint64(c - '0')
+		if v > (limit-d)/10 { // checked before the multiplication, which could wrap
 			return 0, fmt.Errorf("%w: %q overflows int64 at scale %d", ErrDecimal, s, decimals)
 		}
+		v = v*10 + d
 	}
 	if digits == 0 {
 		return 0, fmt.Errorf("%w: %q", ErrDecimal, s)

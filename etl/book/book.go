@@ -129,6 +129,17 @@ var errBadLevel = errors.New("invalid level")
 // Reset replaces the book with a snapshot's levels, given in any order. A price given
 // twice keeps its last quantity; zero quantities are dropped.
 func (b *Book) Reset(bids, asks []venue.Level) error {
+	// Check both sides first: a refused snapshot leaves the book as it was.
+	for _, lv := range [2][]venue.Level{bids, asks} {
+		if len(lv) > MaxLevels {
+			return ErrTooDeep
+		}
+		for _, l := range lv {
+			if l.Price <= 0 || l.Qty < 0 {
+				return fmt.Errorf("level price %d qty %d: %w", l.Price, l.Qty, errBadLevel)
+			}
+		}
+	}
 	if err := b.bids.load(bids, 1); err != nil {
 		return err
 	}

@@ -147,15 +147,16 @@ func ParseCSV(b []byte, name string) (*Table, error) {
 		}
 	}
 	var rows []Row
+	var where []string // each row's file:line, for errors about several rows
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
 		}
+		line, _ := r.FieldPos(0)
 		get := func(c string) string {
 			if i := col[c]; i < len(rec) {
 				return strings.TrimSpace(rec[i])
@@ -186,21 +187,33 @@ func ParseCSV(b []byte, name string) (*Table, error) {
 			return nil, bad(err.field, err.err)
 		}
 		rows = append(rows, row)
+		where = append(where, fmt.Sprintf("%s:%d", name, line))
 	}
-	return build(rows, b, name)
+	return build(rows, where, b, name)
 }
 
-// parseTime accepts RFC 3339 (with or without fraction) or a bare date (midnight UTC).
+// parseTime accepts RFC 3339 (with or without fraction) or a bare date (midnight UTC),
+// within the instants int64 nanoseconds can hold (1677-09-21 to 2262-04-11).
 func parseTime(s string, empty int64) (int64, error) {
 	if s == "" {
 		return empty, nil
 	}
 	for _, l := range []string{time.RFC3339Nano, "2006-01-02"} {
 		if t, err := time.Parse(l, s); err == nil {
-			return t.UnixNano(), nil
+			return unixNano(t)
 		}
 	}
 	return 0, fmt.Errorf("%q is neither RFC 3339 nor YYYY-MM-DD", s)
+}
+
+var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// unixNano converts t, refusing instants UnixNano would wrap.
+func unixNano(t time.Time) (int64, error) {
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, fmt.Errorf("%s is outside 1677-09-21..2262-04-11", t.Format(time.RFC3339))
+	}
+	return t.UnixNano(), nil
 }
 
 type fieldErr struct {
@@ -244,27 +257,34 @@ func ParseParquet(b []byte, name string) (*Table, error) {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
 	}
 	rows := make([]Row, 0, len(prs))
+	where := make([]string, 0, len(prs))
 	for i, p := range prs {
+		where = append(where, fmt.Sprintf("%s: row %d", name, i+1))
 		row := Row{Venue: p.Venue, RawSymbol: p.RawSymbol, SymbolCode: p.SymbolCode, From: MinTime, To: MaxTime}
 		if p.SymbolID <= 0 || p.SymbolID > math.MaxUint32 {
-			return nil, fmt.Errorf("%s: row %d: %w: symbol_id %d", name, i, ErrInvalid, p.SymbolID)
+			return nil, fmt.Errorf("%s: row %d: %w: symbol_id %d", name, i+1, ErrInvalid, p.SymbolID)
 		}
 		if p.SymbolVersionID <= 0 {
-			return nil, fmt.Errorf("%s: row %d: %w: symbol_version_id %d", name, i, ErrInvalid, p.SymbolVersionID)
+			return nil, fmt.Errorf("%s: row %d: %w: symbol_version_id %d", name, i+1, ErrInvalid, p.SymbolVersionID)
 		}
 		row.SymbolID, row.VersionID = uint32(p.SymbolID), uint64(p.SymbolVersionID)
+		var err error
 		if p.ValidFrom != nil {
-			row.From = p.ValidFrom.UnixNano()
+			if row.From, err = unixNano(*p.ValidFrom); err != nil {
+				return nil, fmt.Errorf("%s: row %d: %w: valid_from: %v", name, i+1, ErrInvalid, err)
+			}
 		}
 		if p.ValidTo != nil {
-			row.To = p.ValidTo.UnixNano()
+			if row.To, err = unixNano(*p.ValidTo); err != nil {
+				return nil, fmt.Errorf("%s: row %d: %w: valid_to: %v", name, i+1, ErrInvalid, err)
+			}
 		}
 		if err := check(&row); err != nil {
-			return nil, fmt.Errorf("%s: row %d: %w: %s: %v", name, i, ErrInvalid, err.field, err.err)
+			return nil, fmt.Errorf("%s: row %d: %w: %s: %v", name, i+1, ErrInvalid, err.field, err.err)
 		}
 		rows = append(rows, row)
 	}
-	return build(rows, b, name)
+	return build(rows, where, b, name)
 }
 
 // WriteParquet writes rows in the Parquet form (for tests and for exporting the CSV).
@@ -285,15 +305,15 @@ func WriteParquet(w io.Writer, rows []Row) error {
 	return parquet.Write(w, out)
 }
 
-// build indexes rows and refuses overlaps.
-func build(rows []Row, raw []byte, name string) (*Table, error) {
+// build indexes rows and refuses overlaps; where names each row (file:line) in errors.
+func build(rows []Row, where []string, raw []byte, name string) (*Table, error) {
 	sum := sha256.Sum256(raw)
 	t := &Table{source: name, hash: hex.EncodeToString(sum[:]), rows: rows,
 		byRaw: map[rawKey][]int{}, byID: map[uint32][]int{}}
 	versions := map[uint64]int{}
 	for i, r := range rows {
 		if j, dup := versions[r.VersionID]; dup {
-			return nil, fmt.Errorf("%s: %w: symbol_version_id %d on rows %d and %d", name, ErrInvalid, r.VersionID, j+1, i+1)
+			return nil, fmt.Errorf("%s, %s: %w: symbol_version_id %d is used twice", where[j], where[i], ErrInvalid, r.VersionID)
 		}
 		versions[r.VersionID] = i
 		k := rawKey{r.Venue, r.RawSymbol}
@@ -305,7 +325,7 @@ func build(rows []Row, raw []byte, name string) (*Table, error) {
 		for j := 1; j < len(idx); j++ {
 			a, b := rows[idx[j-1]], rows[idx[j]]
 			if b.From < a.To {
-				return fmt.Errorf("%s: %w: %s: versions %d and %d overlap", name, ErrInvalid, what, a.VersionID, b.VersionID)
+				return fmt.Errorf("%s, %s: %w: %s: versions %d and %d overlap", where[idx[j-1]], where[idx[j]], ErrInvalid, what, a.VersionID, b.VersionID)
 			}
 		}
 		return nil
@@ -321,7 +341,7 @@ func build(rows []Row, raw []byte, name string) (*Table, error) {
 		}
 		for _, i := range idx[1:] {
 			if rows[i].Venue != rows[idx[0]].Venue {
-				return nil, fmt.Errorf("%s: %w: symbol_id %d has rows on venues %s and %s", name, ErrInvalid, id, rows[idx[0]].Venue, rows[i].Venue)
+				return nil, fmt.Errorf("%s, %s: %w: symbol_id %d has rows on venues %s and %s", where[idx[0]], where[i], ErrInvalid, id, rows[idx[0]].Venue, rows[i].Venue)
 			}
 		}
 	}

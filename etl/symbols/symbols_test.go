@@ -22,9 +22,7 @@ import (
 // non-test code, unless CHRONICLE_KNOWN_BUGS is set.
 func knownBug(t testing.TB, what string) {
 	t.Helper()
-	if os.Getenv("CHRONICLE_KNOWN_BUGS") == "" {
-		t.Skipf("known bug, set CHRONICLE_KNOWN_BUGS=1 to check it: %s", what)
-	}
+	_ = what // fixed: the test runs
 }
 
 func ns(s string) int64 {
@@ -463,7 +461,7 @@ func TestParquet(t *testing.T) {
 		rows []symbols.Row
 		want string
 	}{
-		{"bad code", []symbols.Row{rows[0], {SymbolID: 9, VersionID: 90, Venue: "binance-perp", RawSymbol: "X", SymbolCode: "X", From: symbols.MinTime, To: symbols.MaxTime}}, "row 1"},
+		{"bad code", []symbols.Row{rows[0], {SymbolID: 9, VersionID: 90, Venue: "binance-perp", RawSymbol: "X", SymbolCode: "X", From: symbols.MinTime, To: symbols.MaxTime}}, "row 2"}, // rows count from 1
 		{"inverted", []symbols.Row{{SymbolID: 9, VersionID: 90, Venue: "binance-perp", RawSymbol: "X", SymbolCode: "x", From: 5, To: 5}}, "valid_to"},
 		{"zero id", []symbols.Row{{SymbolID: 0, VersionID: 90, Venue: "binance-perp", RawSymbol: "X", SymbolCode: "x", From: symbols.MinTime, To: symbols.MaxTime}}, "symbol_id"},
 		{"overlap", []symbols.Row{rows[0], {SymbolID: 9, VersionID: 90, Venue: "binance-perp", RawSymbol: "OLDUSDT", SymbolCode: "x", From: 0, To: symbols.MaxTime}}, "overlap"},

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,11 +54,21 @@ func (t Time) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 func (t *Time) UnmarshalText(b []byte) error {
 	v, err := time.Parse(time.RFC3339Nano, string(b))
 	if err != nil {
-		return err
+		return &timeError{string(b), "is not RFC 3339"}
+	}
+	if v.Before(minTime) || v.After(maxTime) {
+		return &timeError{string(b), "is outside 1677-09-21..2262-04-11"}
 	}
 	*t = Time(v.UnixNano())
 	return nil
 }
+
+var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// timeError is a time value that does not parse; Parse locates it in the document.
+type timeError struct{ value, why string }
+
+func (e *timeError) Error() string { return fmt.Sprintf("time %q %s", e.value, e.why) }
 
 // Interval is a half-open exchange-time interval [From, To).
 type Interval struct {
@@ -223,6 +234,22 @@ func (m *Meta) Validate() error {
 			return bad("records."+k, "negative")
 		}
 	}
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"events.depth_updates", m.Events.DepthUpdates}, {"events.trades", m.Events.Trades}, {"events.bbo", m.Events.BBO},
+		{"events.snapshots", m.Events.Snapshots}, {"events.book_invalid", m.Events.BookInvalid},
+		{"checks.crossed_events", m.Checks.CrossedEvents}, {"checks.ticker_checks", m.Checks.TickerChecks},
+		{"checks.ticker_mismatches", m.Checks.TickerMismatches}} {
+		if c.n < 0 {
+			return bad(c.name, "negative")
+		}
+	}
+	for i, g := range m.Completeness.Gaps {
+		if g.To < g.From || g.Missing < 0 {
+			return bad(fmt.Sprintf("completeness.gaps[%d]", i), "%s..%s missing %d", g.From, g.To, g.Missing)
+		}
+	}
 	return nil
 }
 
@@ -247,18 +274,42 @@ func Parse(b []byte, name string) (*Meta, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	if err := d.Decode(&m); err != nil {
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
 			return nil, fmt.Errorf("%s: %w: offset %d: %v", name, ErrInvalid, se.Offset, err)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("%s: %w: field %s: offset %d: %v", name, ErrInvalid, te.Field, te.Offset, err)
+		}
+		var ti *timeError
+		if errors.As(err, &ti) {
+			if off := bytes.Index(b, []byte(`"`+ti.value+`"`)); off >= 0 {
+				return nil, fmt.Errorf("%s: %w: field %s: offset %d: %v", name, ErrInvalid, lastKey(b[:off]), off, err)
+			}
 		}
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
 	}
-	if d.More() {
+	if rest := bytes.TrimSpace(b[d.InputOffset():]); len(rest) > 0 {
 		return nil, fmt.Errorf("%s: %w: offset %d: data after the document", name, ErrInvalid, d.InputOffset())
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &m, nil
+}
+
+// lastKey returns the last object key in b ("ingest_time"), to name the field a value
+// error is in.
+func lastKey(b []byte) string {
+	i := bytes.LastIndex(b, []byte(`":`))
+	if i < 0 {
+		return "?"
+	}
+	j := bytes.LastIndexByte(b[:i], '"')
+	if j < 0 {
+		return "?"
+	}
+	return string(b[j+1 : i])
 }
 
 // Read reads and validates the meta.json at path.

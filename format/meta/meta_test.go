@@ -22,9 +22,7 @@ import (
 // non-test code, unless CHRONICLE_KNOWN_BUGS is set.
 func knownBug(t testing.TB, what string) {
 	t.Helper()
-	if os.Getenv("CHRONICLE_KNOWN_BUGS") == "" {
-		t.Skipf("known bug, set CHRONICLE_KNOWN_BUGS=1 to check it: %s", what)
-	}
+	_ = what // fixed: the test runs
 }
 
 func ts(s string) meta.Time {

@@ -34,7 +34,8 @@ const (
 	fBidQty
 	fAskPrice
 	fAskQty
-	fKind // "e"
+	fKind     // "e"
+	fBidOrder // a numeric "b": a trade's buyer order id
 )
 
 var fieldNames = [...]string{"E", "T", "s", "U", "u", "pu", "t", "a", "p", "q", "f", "l", "m", "b", "a", "b", "B", "a", "A", "e"}
@@ -71,15 +72,18 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 	var ids dataIDs
 	sawData, dataOff := false, 0
 	err := s.members(func(key []byte) (bool, error) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false, s.fail(string(key), venue.ErrBadField) // Binance never escapes keys
+		}
 		switch {
 		case bytes.Equal(key, keyStream):
 			raw, esc, ok := s.str()
-			if !ok || esc || len(raw) == 0 {
+			if !ok || esc || len(raw) == 0 || m.Stream != nil {
 				return false, s.fail("stream", venue.ErrBadField)
 			}
 			m.Stream = raw
 		case bytes.Equal(key, keyData):
-			if s.peek() != '{' {
+			if s.peek() != '{' || sawData {
 				return false, s.fail("data", venue.ErrBadField)
 			}
 			sawData, dataOff = true, s.i
@@ -89,7 +93,7 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 				return false, err
 			}
 		default:
-			if !s.skip() {
+			if !s.value(1) {
 				return false, s.fail(string(key), venue.ErrSyntax)
 			}
 		}
@@ -98,19 +102,23 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 	if err != nil {
 		return err
 	}
+	if !s.end() {
+		return s.fail("", venue.ErrSyntax) // bytes after the message
+	}
 	if m.Stream == nil || !sawData {
 		return &venue.ParseError{Offset: 0, Err: venue.ErrNotEnvelope}
 	}
 	m.Kind = kindOfStream(m.Stream)
-	if have&fKind != 0 && kindE != m.Kind {
-		if kindE == venue.KindOther || m.Kind == venue.KindOther {
-			m.Kind = venue.KindOther // a stream Chronicle does not refine (kline, markPrice...)
-		} else {
-			return &venue.ParseError{Offset: dataOff, Field: "e", Err: venue.ErrBadField}
-		}
-	}
 	if m.Kind == venue.KindOther {
+		// A stream Chronicle does not refine (kline, markPrice...).
+		*m = venue.Message{Event: venue.Event{Stream: m.Stream, Kind: venue.KindOther}, Bids: m.Bids[:0], Asks: m.Asks[:0]}
 		return nil
+	}
+	if have&fKind != 0 && kindE != m.Kind {
+		return &venue.ParseError{Offset: dataOff, Field: "e", Err: venue.ErrBadField}
+	}
+	if have&fBidOrder != 0 && (m.Kind == venue.KindDepth || m.Kind == venue.KindBookTicker) {
+		return &venue.ParseError{Offset: dataOff, Field: "b", Err: venue.ErrBadField} // a number where levels or a price belong
 	}
 	if missing := v.required(m.Kind) &^ have; missing != 0 {
 		return &venue.ParseError{Offset: dataOff, Field: fieldNames[lowBit(missing)], Err: venue.ErrMissingField}
@@ -124,30 +132,47 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 	case venue.KindAggTrade:
 		m.ID = ids.a
 	}
+	// Keep the fields of the message's kind only (the Message contract).
 	switch m.Kind {
 	case venue.KindDepth:
-		if m.First < 0 || m.First > m.ID || m.Prev < 0 || m.Prev > m.ID {
+		switch {
+		case m.First > m.ID:
 			return bad("U")
+		case m.Prev > m.ID:
+			return bad("pu")
 		}
 		if v.m.spot {
 			m.Prev = 0
 		}
-	case venue.KindTrade:
-		if m.Price <= 0 || m.Qty <= 0 {
+		m.Price, m.Qty, m.BuyerMaker, m.FirstTrade, m.LastTrade = 0, 0, false, 0, 0
+		m.BidPrice, m.BidQty, m.AskPrice, m.AskQty = 0, 0, 0, 0
+	case venue.KindTrade, venue.KindAggTrade:
+		switch {
+		case m.Price <= 0:
 			return bad("p")
+		case m.Qty <= 0:
+			return bad("q")
 		}
-	case venue.KindAggTrade:
-		if m.Price <= 0 || m.Qty <= 0 {
-			return bad("p")
+		if m.Kind == venue.KindAggTrade {
+			if m.FirstTrade > m.LastTrade {
+				return bad("f")
+			}
+		} else {
+			m.FirstTrade, m.LastTrade = 0, 0
 		}
-		if m.FirstTrade > m.LastTrade || m.FirstTrade < 0 {
-			return bad("f")
-		}
+		m.First, m.Prev, m.Bids, m.Asks = 0, 0, m.Bids[:0], m.Asks[:0]
+		m.BidPrice, m.BidQty, m.AskPrice, m.AskQty = 0, 0, 0, 0
 	case venue.KindBookTicker:
-		if m.BidPrice < 0 || m.BidQty < 0 || m.AskPrice < 0 || m.AskQty < 0 {
-			return bad("b")
+		for _, f := range [...]struct {
+			v    int64
+			name string
+		}{{m.BidPrice, "b"}, {m.BidQty, "B"}, {m.AskPrice, "a"}, {m.AskQty, "A"}} {
+			if f.v < 0 {
+				return bad(f.name)
+			}
 		}
-		m.First, m.Prev = 0, 0
+		m.First, m.Prev, m.Bids, m.Asks = 0, 0, m.Bids[:0], m.Asks[:0]
+		m.Price, m.Qty, m.BuyerMaker, m.FirstTrade, m.LastTrade = 0, 0, false, 0, 0
 	}
 	return nil
 }
@@ -167,8 +192,11 @@ type dataIDs struct{ u, t, a int64 }
 // decodeData walks the data object, storing every known field by its value's type.
 func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE venue.Kind, err error) {
 	err = s.members(func(key []byte) (bool, error) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false, s.fail(string(key), venue.ErrBadField) // Binance never escapes keys
+		}
 		if len(key) > 2 {
-			if !s.skip() {
+			if !s.value(1) {
 				return false, s.fail(string(key), venue.ErrSyntax)
 			}
 			return false, nil
@@ -176,8 +204,8 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 		c := s.peek()
 		switch string(key) {
 		case "e":
-			raw, _, ok := s.str()
-			if !ok {
+			raw, esc, ok := s.str()
+			if !ok || esc {
 				return false, s.fail("e", venue.ErrBadField)
 			}
 			kindE = kindOf(raw)
@@ -222,11 +250,12 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 			switch {
 			case c == '[':
 				var err error
+				// A repeated key replaces the list, as JSON decoders do.
 				if ask {
-					m.Asks, err = levels(s, m.Asks, "a")
+					m.Asks, err = levels(s, m.Asks[:0], "a")
 					have |= fAskLevels
 				} else {
-					m.Bids, err = levels(s, m.Bids, "b")
+					m.Bids, err = levels(s, m.Bids[:0], "b")
 					have |= fBidLevels
 				}
 				if err != nil {
@@ -248,6 +277,12 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 					return false, s.fail("a", venue.ErrBadField)
 				}
 				ids.a, have = v, have|fAggID
+			case c == '-' || c >= '0' && c <= '9':
+				// An order id (older spot trades carried buyer and seller order ids).
+				if !s.number() {
+					return false, s.fail("b", venue.ErrBadField)
+				}
+				have |= fBidOrder
 			default:
 				return false, s.fail(string(key), venue.ErrBadField)
 			}
@@ -273,7 +308,7 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 			}
 			m.BuyerMaker, have = v, have|fMaker
 		default:
-			if !s.skip() {
+			if !s.value(1) {
 				return false, s.fail(string(key), venue.ErrSyntax)
 			}
 		}
@@ -282,8 +317,8 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 	return have, kindE, err
 }
 
-// maxMillis bounds exchange timestamps (year 2286) so that ms -> ns cannot overflow.
-const maxMillis = 9_999_999_999_999
+// maxMillis bounds exchange timestamps (2262-04-11) so that ms -> ns cannot overflow.
+const maxMillis = (1<<63 - 1) / 1_000_000
 
 // decimal reads a quoted exact decimal at the Binance scale.
 func decimal(s *scanner, field string) (int64, error) {
@@ -294,7 +329,8 @@ func decimal(s *scanner, field string) (int64, error) {
 	}
 	start := s.i
 	raw, esc, ok := s.str()
-	if !ok || esc {
+	if !ok || esc || !plainDecimal(raw) {
+		s.i = start
 		return 0, s.fail(field, venue.ErrBadField)
 	}
 	v, err := format.ParseDecimal(raw, Decimals)
@@ -303,6 +339,32 @@ func decimal(s *scanner, field string) (int64, error) {
 		return 0, s.fail(field, venue.ErrBadField)
 	}
 	return v, nil
+}
+
+// plainDecimal reports -?[0-9]+(\.[0-9]+)?: how Binance writes prices and sizes.
+func plainDecimal(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	if i == len(b) {
+		return true
+	}
+	if b[i] != '.' || i+1 == len(b) {
+		return false
+	}
+	for _, c := range b[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
@@ -327,7 +389,7 @@ func quickDecimal(b []byte, i int) (v int64, next int, ok bool) {
 			if frac >= 0 {
 				frac++
 			}
-		case c == '.' && frac < 0:
+		case c == '.' && frac < 0 && digits > 0:
 			frac = 0
 		case c == '"':
 			if frac < 0 {
@@ -347,7 +409,8 @@ func quickDecimal(b []byte, i int) (v int64, next int, ok bool) {
 	return 0, i, false
 }
 
-// levels reads [["price","qty"],...] (extra elements in a level are skipped) into dst.
+// levels reads [["price","qty"],...] (extra elements in a level are checked and
+// skipped) into dst.
 func levels(s *scanner, dst []venue.Level, field string) ([]venue.Level, error) {
 	if !s.expect('[') {
 		return dst, s.fail(field, venue.ErrBadField)
@@ -358,48 +421,39 @@ func levels(s *scanner, dst []venue.Level, field string) ([]venue.Level, error) 
 	}
 	for {
 		// The compact form Binance sends, ["2681.59","7.118"], in one pass; anything
-		// else (spaces, extra elements, unusual numbers) takes the general path below.
+		// else (spaces, extra elements, unusual numbers) takes the general path.
 		if p, q, next, ok := quickLevel(s.b, s.i); ok {
 			s.i = next
 			dst = append(dst, venue.Level{Price: p, Qty: q})
-			if next < len(s.b) {
-				switch s.b[next] {
-				case ',':
-					s.i++
-					continue
-				case ']':
-					s.i++
-					return dst, nil
+		} else {
+			if !s.expect('[') {
+				return dst, s.fail(field, venue.ErrBadField)
+			}
+			p, err := decimal(s, field)
+			if err != nil {
+				return dst, err
+			}
+			if !s.expect(',') {
+				return dst, s.fail(field, venue.ErrBadField)
+			}
+			q, err := decimal(s, field)
+			if err != nil {
+				return dst, err
+			}
+			if p <= 0 || q < 0 {
+				return dst, s.fail(field, venue.ErrBadField)
+			}
+			for s.peek() == ',' {
+				s.i++
+				if !s.value(2) {
+					return dst, s.fail(field, venue.ErrSyntax)
 				}
 			}
-		}
-		if !s.expect('[') {
-			return dst, s.fail(field, venue.ErrBadField)
-		}
-		p, err := decimal(s, field)
-		if err != nil {
-			return dst, err
-		}
-		if !s.expect(',') {
-			return dst, s.fail(field, venue.ErrBadField)
-		}
-		q, err := decimal(s, field)
-		if err != nil {
-			return dst, err
-		}
-		if p <= 0 || q < 0 {
-			return dst, s.fail(field, venue.ErrBadField)
-		}
-		for s.peek() == ',' {
-			s.i++
-			if !s.skip() {
-				return dst, s.fail(field, venue.ErrSyntax)
+			if !s.expect(']') {
+				return dst, s.fail(field, venue.ErrBadField)
 			}
+			dst = append(dst, venue.Level{Price: p, Qty: q})
 		}
-		if !s.expect(']') {
-			return dst, s.fail(field, venue.ErrBadField)
-		}
-		dst = append(dst, venue.Level{Price: p, Qty: q})
 		switch s.peek() {
 		case ',':
 			s.i++
@@ -457,16 +511,16 @@ func (v Venue) DecodeSnapshot(body []byte, snap *venue.BookSnapshot) error {
 			}
 			snap.Symbol = string(raw)
 		case "bids":
-			snap.Bids, err = levels(&s, snap.Bids, "bids")
+			snap.Bids, err = levels(&s, snap.Bids[:0], "bids")
 			haveBids = true
 		case "asks":
-			snap.Asks, err = levels(&s, snap.Asks, "asks")
+			snap.Asks, err = levels(&s, snap.Asks[:0], "asks")
 			haveAsks = true
 		case "code":
 			isErr = true
 			fallthrough
 		default:
-			if !s.skip() {
+			if !s.value(1) {
 				return false, s.fail(string(key), venue.ErrSyntax)
 			}
 		}
@@ -474,6 +528,9 @@ func (v Venue) DecodeSnapshot(body []byte, snap *venue.BookSnapshot) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !s.end() {
+		return s.fail("", venue.ErrSyntax) // bytes after the body
 	}
 	switch {
 	case isErr && !haveID:

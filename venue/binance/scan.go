@@ -212,3 +212,165 @@ func (s *scanner) boolean() (bool, bool) {
 }
 
 var litTrue, litFalse = []byte("true"), []byte("false")
+
+// maxDepth bounds the nesting of values the decoder validates, so that hostile input
+// cannot exhaust the stack.
+const maxDepth = 64
+
+// value passes over one JSON value, checking its whole grammar (strings and their
+// escapes, numbers, literals, nesting): the refinery's decoder accepts only valid JSON,
+// also in members it does not read.
+func (s *scanner) value(depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch c := s.peek(); {
+	case c == '"':
+		return s.strictStr()
+	case c == '{':
+		s.i++
+		if s.peek() == '}' {
+			s.i++
+			return true
+		}
+		for {
+			s.ws()
+			if !s.strictStr() || !s.expect(':') || !s.value(depth+1) {
+				return false
+			}
+			switch s.peek() {
+			case ',':
+				s.i++
+			case '}':
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '[':
+		s.i++
+		if s.peek() == ']' {
+			s.i++
+			return true
+		}
+		for {
+			if !s.value(depth + 1) {
+				return false
+			}
+			switch s.peek() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal(litTrue)
+	case c == 'f':
+		return s.literal(litFalse)
+	case c == 'n':
+		return s.literal(litNull)
+	}
+	return false
+}
+
+var litNull = []byte("null")
+
+func (s *scanner) literal(l []byte) bool {
+	if bytes.HasPrefix(s.b[s.i:], l) {
+		s.i += len(l)
+		return true
+	}
+	return false
+}
+
+// number checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() bool {
+	b, i := s.b, s.i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	start := i
+	if n := digits(); n == 0 || (n > 1 && b[start] == '0') {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	s.i = i
+	return true
+}
+
+// strictStr passes over a string, checking its escapes and that it holds no raw control
+// characters.
+func (s *scanner) strictStr() bool {
+	if !s.expect('"') {
+		return false
+	}
+	b := s.b
+	for s.i < len(b) {
+		c := b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return true
+		case c == '\\':
+			if s.i+1 >= len(b) {
+				return false
+			}
+			switch b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(b) {
+					return false
+				}
+				for _, h := range b[s.i+2 : s.i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				s.i += 6
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		default:
+			s.i++
+		}
+	}
+	return false
+}
+
+// end reports whether only whitespace is left.
+func (s *scanner) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
