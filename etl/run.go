@@ -299,6 +299,15 @@ func sortedParts(m map[partKey]*partition) []partKey {
 // writes only those of partitions opened since the last refresh.
 func (u *runner) writeOpenMeta(onlyNew bool) error {
 	r := u.r
+	if onlyNew {
+		due := false
+		for _, p := range r.parts {
+			due = due || (!p.hasMeta && p.key.Kind != kindLate)
+		}
+		if !due {
+			return nil
+		}
+	}
 	if err := r.commitTouched(); err != nil { // meta.json describes published records
 		return err
 	}

@@ -42,10 +42,11 @@ type BookWriter struct {
 	diverged int64
 	cmp      []byte
 
-	alloc  int64 // bytes reserved with fallocate
-	chunk  int64
-	max    int64
-	closed bool
+	alloc   int64 // bytes reserved with fallocate
+	noAlloc bool  // tmpfs: fallocate would zero pages the writes fill anyway
+	chunk   int64
+	max     int64
+	closed  bool
 }
 
 const bookWriterBuf = 1 << 20
@@ -155,6 +156,10 @@ func startBook(path string, f *os.File, h Header, size int64, opt Options) (*Boo
 		pos: max(int64(h.Committed), int64(h.HeaderSize)), alloc: size, chunk: opt.ChunkSize, max: opt.MaxSize,
 		buf: make([]byte, 0, bookWriterBuf)}
 	w.pub, w.bufOff = w.pos, w.pos
+	var st unix.Statfs_t
+	if unix.Fstatfs(int(f.Fd()), &st) == nil && st.Type == unix.TMPFS_MAGIC {
+		w.noAlloc = true
+	}
 	return w, nil
 }
 
@@ -206,7 +211,7 @@ func (w *BookWriter) flush() error {
 		}
 	}
 	if len(b) > 0 {
-		if end := off + int64(len(b)); end > w.alloc {
+		if end := off + int64(len(b)); end > w.alloc && !w.noAlloc {
 			// Reserve ahead in chunks, so a full device fails here and the blocks are
 			// allocated in large extents.
 			want := min(max(end, w.alloc+w.chunk), w.max)
