@@ -18,19 +18,9 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/internal/latency"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/venue"
 )
-
-// benchDir is on /dev/shm where it exists, so the figures measure the refinery and not
-// the disk under the test directory.
-func benchDir(b *testing.B) string {
-	if d, err := os.MkdirTemp("/dev/shm", "chronicle-etl-bench-"); err == nil {
-		b.Cleanup(func() { os.RemoveAll(d) })
-		return d
-	}
-	return b.TempDir()
-}
 
 // captureJournal writes a capture into a journal as chronicle-feed replay does (one
 // connection carrying its streams, each REST snapshot after a request on the depth
@@ -63,7 +53,7 @@ func captureJournal(b *testing.B, v venue.Venue, files ...string) (string, [][]b
 			infos = append(infos, journal.StreamInfo{Channel: ch, Stream: string(ev.Stream), Symbol: v.Symbol(string(ev.Stream)), Kind: ev.Kind.String()})
 		}
 	}
-	dir := filepath.Join(benchDir(b), "journal")
+	dir := filepath.Join(testenv.FastDir(b), "journal")
 	os.MkdirAll(dir, 0o755)
 	h := format.NewJournalHeader(v.Name(), "feed")
 	a, err := format.Create(filepath.Join(dir, journal.SegmentName(1, time.Unix(0, recs[0].RecvNs))), h, format.Options{ChunkSize: 64 << 20})
@@ -142,7 +132,7 @@ func BenchmarkBackfill(b *testing.B) {
 			var fp fastjson.Parser
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				root := filepath.Join(benchDir(b), fmt.Sprint(i))
+				root := filepath.Join(testenv.FastDir(b), fmt.Sprint(i))
 				t0 := time.Now()
 				if _, err := Refine(context.Background(), Options{Config: cfg, Root: root, JournalDir: dir}); err != nil {
 					b.Fatal(err)
@@ -214,7 +204,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 	n := max(b.N, 5000) // the framework's first call has N = 1: too few to measure
 	var refHist, tailHist latency.Histogram
 	for _, mode := range []string{"refinery", "tailer"} {
-		dir := filepath.Join(benchDir(b), "journal")
+		dir := filepath.Join(testenv.FastDir(b), "journal")
 		os.MkdirAll(dir, 0o755)
 		seg := filepath.Join(dir, journal.SegmentName(1, time.Now()))
 		a, err := format.Create(seg, format.NewJournalHeader(v.Name(), "feed"), format.Options{ChunkSize: 64 << 20})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // FuzzRefine feeds the refinery a journal of arbitrary messages on its depth, trade and
@@ -61,7 +62,7 @@ func FuzzRefine(f *testing.F) {
 			}
 		}
 		j.close()
-		root := fastDir(t)
+		root := testenv.FastDir(t)
 		refine(t, j, root, func(c *Config) { c.Grace = time.Second; c.SnapshotInterval = time.Second; c.MaxBuffered = 16 }, nil)
 		books, _ := filepath.Glob(filepath.Join(root, "*", "binance-perp", "*", "*", "book.q"))
 		for _, p := range books {

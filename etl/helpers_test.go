@@ -15,6 +15,7 @@ import (
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	_ "github.com/chronicle/chronicle/venue/all"
 )
 
@@ -35,7 +36,7 @@ type jb struct {
 
 func newJournal(t *testing.T, venue string, start time.Time) *jb {
 	t.Helper()
-	j := &jb{t: t, dir: filepath.Join(fastDir(t), "journal"), venue: venue, recv: start.UnixNano(), chans: map[string]uint16{}}
+	j := &jb{t: t, dir: filepath.Join(testenv.FastDir(t), "journal"), venue: venue, recv: start.UnixNano(), chans: map[string]uint16{}}
 	if err := os.MkdirAll(j.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -118,19 +119,6 @@ func (j *jb) snapshot(stream, symbol, body string) {
 	b, _ := json.Marshal(journal.SnapshotRequest{Symbol: symbol, Stream: stream, Reason: "start"})
 	j.append(format.JournalSnapshotRequest, ch, b)
 	j.append(format.JournalRESTSnapshot, ch, []byte(body))
-}
-
-// fastDir is a temporary directory on /dev/shm where it exists: the refinery fsyncs its
-// files, and fsync on the test machine's disk can take a second, which makes a fuzzer
-// take an iteration for a hang.
-func fastDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("/dev/shm", "chronicle-etl-test-")
-	if err != nil {
-		return t.TempDir()
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
 }
 
 // USD-M message builders. Times are ms since the epoch; levels "price:qty,price:qty".

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/internal/exsim"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // feedBinary builds cmd/chronicle-feed into the test's temporary directory.

@@ -3,27 +3,15 @@ package format
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/chronicle/chronicle/internal/latency"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"golang.org/x/sys/unix"
 )
-
-// benchDir is /dev/shm where it exists: the append goals are for the hot tier.
-func benchDir(b *testing.B) string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		d, err := os.MkdirTemp("/dev/shm", "chronicle-bench-")
-		if err == nil {
-			b.Cleanup(func() { os.RemoveAll(d) })
-			return d
-		}
-	}
-	return b.TempDir()
-}
 
 func reportHist(b *testing.B, prefix string, h *latency.Histogram) {
 	b.ReportMetric(float64(h.Quantile(.5)), prefix+"p50_ns")
@@ -72,7 +60,7 @@ func (bl *baseline) append(p []byte) {
 func BenchmarkAppendLatency(b *testing.B) {
 	for _, kind := range []string{"book64B", "journal1KiB"} {
 		b.Run(kind, func(b *testing.B) {
-			dir := benchDir(b)
+			dir := testenv.FastDir(b)
 			recLen := int64(BookRecordSize)
 			if kind == "journal1KiB" {
 				recLen = JournalFrameLen(1024)
@@ -151,20 +139,11 @@ func benchBookFile(b *testing.B, dir string, size int64) string {
 	return path
 }
 
-func benchBytes() int64 {
-	if s := os.Getenv("CHRONICLE_BENCH_BYTES"); s != "" {
-		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return v
-		}
-	}
-	return 1 << 30
-}
-
 // BenchmarkDecode reads every record of a 1 GiB mapped file (CHRONICLE_BENCH_BYTES) through
 // the iterator, beside a baseline that only sums the mapped bytes as u64 words. Goal: >= 0.5x.
 func BenchmarkDecode(b *testing.B) {
-	dir := benchDir(b)
-	path := benchBookFile(b, dir, benchBytes())
+	dir := testenv.FastDir(b)
+	path := benchBookFile(b, dir, testenv.BenchBytes(b, 1<<30))
 	m, err := MapFile(path)
 	if err != nil {
 		b.Fatal(err)

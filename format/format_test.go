@@ -3,12 +3,13 @@ package format
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // testRecord returns a deterministic record i with every field populated.
@@ -387,12 +388,7 @@ func TestChunkGrowthAndFull(t *testing.T) {
 }
 
 func TestRandomizedBatches(t *testing.T) {
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("CHRONICLE_SEED"); s != "" {
-		fmt.Sscan(s, &seed)
-	}
-	t.Logf("seed %d (set CHRONICLE_SEED to replay)", seed)
-	rng := rand.New(rand.NewSource(seed))
+	rng := rand.New(rand.NewSource(testenv.Seed(t)))
 	a, path := newBook(t, t.TempDir())
 	committed := 0
 	written := 0

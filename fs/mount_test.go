@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
-	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -98,7 +98,7 @@ func xattr(t *testing.T, p, name string) string {
 }
 
 func keyOn(date string) layout.Key {
-	k := fstest.Key
+	k := testkit.Key
 	k.Date = date
 	return k
 }
@@ -106,22 +106,22 @@ func keyOn(date string) layout.Key {
 // TestServesEveryTier places one partition in each tier and reads each through the mount:
 // bytes, sizes, inode numbers, listings, xattrs, and passthrough for sealed local files.
 func TestServesEveryTier(t *testing.T) {
-	seed := fstest.Seed(t)
-	roots := fstest.Roots(t)
-	store := fstest.FileStore(t)
+	seed := testkit.Seed(t)
+	roots := testkit.Roots(t)
+	store := testkit.FileStore(t)
 	parts := map[layout.Tier]layout.Key{layout.Hot: keyOn("2024-08-10"), layout.Warm: keyOn("2024-08-09"), layout.Cold: keyOn("2024-08-08"), layout.Remote: keyOn("2024-08-07")}
 	books := map[layout.Tier][]byte{}
 	for tier, k := range parts {
-		books[tier] = fstest.Book(t, k, 20000+int64(tier)*777, seed+int64(tier))
+		books[tier] = testkit.Book(t, k, 20000+int64(tier)*777, seed+int64(tier))
 		switch tier {
 		case layout.Hot:
-			fstest.PlacePlain(t, roots.Hot, k, books[tier])
+			testkit.PlacePlain(t, roots.Hot, k, books[tier])
 		case layout.Warm:
-			fstest.PlacePlain(t, roots.Warm, k, books[tier])
+			testkit.PlacePlain(t, roots.Warm, k, books[tier])
 		default:
-			fstest.PlaceCold(t, roots.Cold, k, books[tier], 256<<10)
+			testkit.PlaceCold(t, roots.Cold, k, books[tier], 256<<10)
 			if tier == layout.Remote {
-				fstest.PlaceRemote(t, roots.Cold, store, k)
+				testkit.PlaceRemote(t, roots.Cold, store, k)
 			}
 		}
 	}
@@ -148,11 +148,11 @@ func TestServesEveryTier(t *testing.T) {
 		if tier == layout.Remote && !strings.HasPrefix(src, "file://") || tier != layout.Remote && !strings.HasPrefix(src, tm.roots.Local(tier)) {
 			t.Fatalf("%s: source %q", tier, src)
 		}
-		if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+		if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, testkit.Meta(k)) {
 			t.Fatalf("%s: meta.json = %q", tier, got)
 		}
-		if got := readFile(t, tm.path(k, fstest.IndexName)); !bytes.Equal(got, fstest.IndexBytes(k)) {
-			t.Fatalf("%s: %s = %q", tier, fstest.IndexName, got)
+		if got := readFile(t, tm.path(k, testkit.IndexName)); !bytes.Equal(got, testkit.IndexBytes(k)) {
+			t.Fatalf("%s: %s = %q", tier, testkit.IndexName, got)
 		}
 		ents, err := os.ReadDir(filepath.Dir(p))
 		if err != nil {
@@ -166,7 +166,7 @@ func TestServesEveryTier(t *testing.T) {
 			t.Fatalf("%s: partition lists %q, want %q", tier, names, want)
 		}
 	}
-	ents, err := os.ReadDir(filepath.Join(tm.dir, "v1", fstest.Key.Venue, fstest.Key.Symbol))
+	ents, err := os.ReadDir(filepath.Join(tm.dir, "v1", testkit.Key.Venue, testkit.Key.Symbol))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,14 +207,14 @@ func TestServesEveryTier(t *testing.T) {
 
 // TestReadOnly checks that nothing can be written, created or removed.
 func TestReadOnly(t *testing.T) {
-	roots := fstest.Roots(t)
-	fstest.PlacePlain(t, roots.Warm, fstest.Key, fstest.Book(t, fstest.Key, 100, 1))
+	roots := testkit.Roots(t)
+	testkit.PlacePlain(t, roots.Warm, testkit.Key, testkit.Book(t, testkit.Key, 100, 1))
 	tm := mountTiers(t, roots, nil, nil)
-	p := tm.path(fstest.Key, layout.BookName)
+	p := tm.path(testkit.Key, layout.BookName)
 	if _, err := os.OpenFile(p, os.O_RDWR, 0); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("open for writing: %v, want EROFS", err)
 	}
-	if _, err := os.Create(tm.path(fstest.Key, "new")); !errors.Is(err, syscall.EROFS) {
+	if _, err := os.Create(tm.path(testkit.Key, "new")); !errors.Is(err, syscall.EROFS) {
 		t.Errorf("create: %v, want EROFS", err)
 	}
 	if err := os.Remove(p); !errors.Is(err, syscall.EROFS) {
@@ -228,17 +228,17 @@ func TestReadOnly(t *testing.T) {
 // TestSymlinksNotFollowed plants symlinks in a tier root, to a file outside and as a
 // partition directory: neither is served.
 func TestSymlinksNotFollowed(t *testing.T) {
-	roots := fstest.Roots(t)
-	k := fstest.Key
-	fstest.PlacePlain(t, roots.Warm, k, fstest.Book(t, k, 100, 1))
+	roots := testkit.Roots(t)
+	k := testkit.Key
+	testkit.PlacePlain(t, roots.Warm, k, testkit.Book(t, k, 100, 1))
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("secret"), 0o644)
-	if err := os.Symlink(secret, filepath.Join(fstest.PartDir(roots.Warm, k), "leak.json")); err != nil {
+	if err := os.Symlink(secret, filepath.Join(testkit.PartDir(roots.Warm, k), "leak.json")); err != nil {
 		t.Fatal(err)
 	}
 	k2 := keyOn("2024-08-01")
-	os.MkdirAll(filepath.Dir(fstest.PartDir(roots.Warm, k2)), 0o755)
-	if err := os.Symlink(fstest.PartDir(roots.Warm, k), fstest.PartDir(roots.Warm, k2)); err != nil {
+	os.MkdirAll(filepath.Dir(testkit.PartDir(roots.Warm, k2)), 0o755)
+	if err := os.Symlink(testkit.PartDir(roots.Warm, k), testkit.PartDir(roots.Warm, k2)); err != nil {
 		t.Fatal(err)
 	}
 	tm := mountTiers(t, roots, nil, nil)
@@ -286,7 +286,7 @@ func TestStaleMountCleaned(t *testing.T) {
 		t.Fatal("still mounted after CleanStale")
 	}
 	// A live mount is refused.
-	roots := fstest.Roots(t)
+	roots := testkit.Roots(t)
 	tm := mountTiers(t, roots, nil, nil)
 	if err := CleanStale(tm.dir, nil); !errors.Is(err, ErrMounted) {
 		t.Fatalf("CleanStale on a live mount: %v, want ErrMounted", err)
@@ -296,7 +296,7 @@ func TestStaleMountCleaned(t *testing.T) {
 // TestEmptyTiers mounts tiers that hold nothing yet: v1 is there and empty, and a partition
 // written afterwards shows up without a remount.
 func TestEmptyTiers(t *testing.T) {
-	roots := fstest.Roots(t)
+	roots := testkit.Roots(t)
 	tm := mountTiers(t, roots, nil, nil)
 	ents, err := os.ReadDir(filepath.Join(tm.dir, "v1"))
 	if err != nil || len(ents) != 0 {
@@ -305,9 +305,9 @@ func TestEmptyTiers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tm.dir, "v1")); err != nil {
 		t.Fatal(err)
 	}
-	book := fstest.Book(t, fstest.Key, 100, 5)
-	fstest.PlacePlain(t, roots.Warm, fstest.Key, book)
-	if got := readFile(t, tm.path(fstest.Key, layout.BookName)); !bytes.Equal(got, book) {
+	book := testkit.Book(t, testkit.Key, 100, 5)
+	testkit.PlacePlain(t, roots.Warm, testkit.Key, book)
+	if got := readFile(t, tm.path(testkit.Key, layout.BookName)); !bytes.Equal(got, book) {
 		t.Fatal("partition placed after mounting: bytes differ")
 	}
 }

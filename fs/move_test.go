@@ -16,7 +16,8 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
-	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/books"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
@@ -26,13 +27,13 @@ import (
 // moves. Every read must succeed with the original bytes; afterwards new opens are served
 // by the remote tier with the same inode numbers.
 func TestMoveWhileReading(t *testing.T) {
-	seed := fstest.Seed(t)
-	roots := fstest.Roots(t)
-	store := fstest.FileStore(t)
+	seed := testkit.Seed(t)
+	roots := testkit.Roots(t)
+	store := testkit.FileStore(t)
 	held, free := keyOn("2024-08-08"), keyOn("2024-08-09")
-	books := map[layout.Key][]byte{held: fstest.Book(t, held, 40000, seed), free: fstest.Book(t, free, 30000, seed+1)}
+	books := map[layout.Key][]byte{held: testkit.Book(t, held, 40000, seed), free: testkit.Book(t, free, 30000, seed+1)}
 	for k, b := range books {
-		fstest.PlacePlain(t, roots.Warm, k, b)
+		testkit.PlacePlain(t, roots.Warm, k, b)
 	}
 	tm := mountTiers(t, roots, store, nil)
 	var inos = map[layout.Key]uint64{}
@@ -52,7 +53,7 @@ func TestMoveWhileReading(t *testing.T) {
 		t.Errorf(format, args...)
 	}
 	for k, want := range books {
-		wantSum := fstest.SHA256(want)
+		wantSum := testkit.SHA256(want)
 		for range 2 {
 			wg.Add(1)
 			go func() {
@@ -63,7 +64,7 @@ func TestMoveWhileReading(t *testing.T) {
 						return
 					default:
 					}
-					sum, n, err := fstest.HashFile(tm.path(k, layout.BookName))
+					sum, n, err := testkit.HashFile(tm.path(k, layout.BookName))
 					if err != nil || sum != wantSum || n != int64(len(want)) {
 						fail("%s: hash loop: %d bytes, match %v, err %v", k.Date, n, sum == wantSum, err)
 						return
@@ -101,13 +102,13 @@ func TestMoveWhileReading(t *testing.T) {
 	pause := func() { time.Sleep(300 * time.Millisecond) }
 	pause()
 	for k := range books {
-		if err := fstest.MoveWarmToCold(roots.Warm, roots.Cold, k, 256<<10); err != nil {
+		if err := testkit.MoveWarmToCold(roots.Warm, roots.Cold, k, 256<<10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pause()
 	for k := range books {
-		if err := fstest.MoveColdToRemote(roots.Cold, store, k); err != nil {
+		if err := testkit.MoveColdToRemote(roots.Cold, store, k); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,7 +145,7 @@ func TestMoveWhileReading(t *testing.T) {
 		if ino := fi.Sys().(*syscall.Stat_t).Ino; ino != inos[k] {
 			t.Errorf("%s: inode %d after the moves, was %d", k.Date, ino, inos[k])
 		}
-		if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+		if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, testkit.Meta(k)) {
 			t.Errorf("%s: meta.json after the moves: %q", k.Date, got)
 		}
 	}
@@ -155,10 +156,10 @@ func TestMoveWhileReading(t *testing.T) {
 // passthrough open of an inode that has a cached open (the open would fail with EIO), so
 // the second open must be served too; once all are closed, passthrough returns.
 func TestSealWhileOpen(t *testing.T) {
-	seed := fstest.Seed(t)
-	roots := fstest.Roots(t)
-	k := fstest.Key
-	g := fstest.NewGrowing(t, roots.Hot, k, seed)
+	seed := testkit.Seed(t)
+	roots := testkit.Roots(t)
+	k := testkit.Key
+	g := testkit.NewGrowing(t, roots.Hot, k, seed)
 	for range 1000 {
 		if err := g.Append(); err != nil {
 			t.Fatal(err)
@@ -219,10 +220,10 @@ func TestSealWhileOpen(t *testing.T) {
 // mount the way `tail -f` does: every record must arrive, whole and in order. The delay
 // between commit and visibility is logged (no threshold: it depends on the machine).
 func TestGrowingVisible(t *testing.T) {
-	seed := fstest.Seed(t)
-	roots := fstest.Roots(t)
-	k := fstest.Key
-	g := fstest.NewGrowing(t, roots.Hot, k, seed)
+	seed := testkit.Seed(t)
+	roots := testkit.Roots(t)
+	k := testkit.Key
+	g := testkit.NewGrowing(t, roots.Hot, k, seed)
 	if err := g.Append(); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestGrowingVisible(t *testing.T) {
 		now := time.Now().UnixNano()
 		for i := 0; i < n; i += format.BookRecordSize {
 			r := format.DecodeBook(buf[i : i+format.BookRecordSize])
-			want := fstest.Record(seed, next)
+			want := books.Record(seed, next)
 			want.Aux1 = r.Aux1
 			if r != want {
 				t.Fatalf("record %d: %+v, want %+v", next, r, want)
@@ -309,14 +310,14 @@ func readUncached(t *testing.T, p string) []byte {
 // tier only. With directory and small-file timeouts long enough that the kernel would never
 // ask again by itself, the watcher must drop what it cached when the partition moves.
 func TestSmallFilesFollowMove(t *testing.T) {
-	roots := fstest.Roots(t)
-	k := fstest.Key
-	fstest.PlacePlain(t, roots.Warm, k, fstest.Book(t, k, 1000, 1))
-	fstest.WriteFileSync(t, filepath.Join(fstest.PartDir(roots.Warm, k), "warm-only.txt"), []byte("warm\n"))
+	roots := testkit.Roots(t)
+	k := testkit.Key
+	testkit.PlacePlain(t, roots.Warm, k, testkit.Book(t, k, 1000, 1))
+	testkit.WriteFileSync(t, filepath.Join(testkit.PartDir(roots.Warm, k), "warm-only.txt"), []byte("warm\n"))
 	tm := mountTiers(t, roots, nil, func(c *Config) {
 		c.DirTimeout, c.NegativeTimeout = time.Hour, time.Hour
 	})
-	if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, fstest.Meta(k)) {
+	if got := readFile(t, tm.path(k, layout.MetaName)); !bytes.Equal(got, testkit.Meta(k)) {
 		t.Fatalf("meta.json %q", got)
 	}
 	readFile(t, tm.path(k, "warm-only.txt"))
@@ -328,14 +329,14 @@ func TestSmallFilesFollowMove(t *testing.T) {
 	cm := meta.New(k.Venue, k.Date, k.Symbol, 1)
 	cm.Source.Note = "moved by the tier manager"
 	coldMeta := meta.MustMarshal(cm)
-	cd := fstest.PartDir(roots.Cold, k)
-	fstest.WriteFileSync(t, filepath.Join(cd, layout.MetaName), coldMeta)
-	fstest.WriteFileSync(t, filepath.Join(cd, "cold-only.txt"), []byte("cold\n"))
-	if err := os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), "warm-only.txt")); err != nil {
+	cd := testkit.PartDir(roots.Cold, k)
+	testkit.WriteFileSync(t, filepath.Join(cd, layout.MetaName), coldMeta)
+	testkit.WriteFileSync(t, filepath.Join(cd, "cold-only.txt"), []byte("cold\n"))
+	if err := os.Remove(filepath.Join(testkit.PartDir(roots.Warm, k), "warm-only.txt")); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(fstest.PartDir(roots.Warm, k), layout.MetaName))
-	if err := fstest.MoveWarmToCold(roots.Warm, roots.Cold, k, 64<<10); err != nil {
+	os.Remove(filepath.Join(testkit.PartDir(roots.Warm, k), layout.MetaName))
+	if err := testkit.MoveWarmToCold(roots.Warm, roots.Cold, k, 64<<10); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -8,7 +8,7 @@ import (
 	"github.com/chronicle/chronicle/feed"
 	chfs "github.com/chronicle/chronicle/fs"
 	"github.com/chronicle/chronicle/internal/config"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // TestPythonReadsBook writes a book.q with the Go appender and has python/chronicle_q.py

@@ -4,9 +4,7 @@ import (
 	"context"
 	"io"
 	"math/rand"
-	"os"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,30 +12,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/latency"
-	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
-func benchBytes() int64 {
-	if v, err := strconv.ParseInt(os.Getenv("CHRONICLE_BENCH_BYTES"), 10, 64); err == nil && v > 0 {
-		return v
-	}
-	return 256 << 20
-}
-
 // remoteBench places a realistic partition of CHRONICLE_BENCH_BYTES in the remote tier of
 // a real versitygw and returns what the benchmarks need.
-func remoteBench(b *testing.B) (srv *s3test.Server, roots layout.Roots, book []byte, st *Stub) {
+func remoteBench(b *testing.B) (srv *s3test.Server, roots layout.Roots, book []byte, st *stub.Stub) {
 	srv = s3test.Start(b)
 	store := s3Store(b, srv, objstore.Config{})
-	roots = testRoots(b)
-	n := int((benchBytes() - format.HeaderSize) / format.BookRecordSize)
-	book = bookBytes(b, n, 1)
-	placeCold(b, roots.Cold, testKey, book, 1<<20)
-	st = placeRemote(b, roots.Cold, store, testKey)
+	roots = testkit.Roots(b)
+	n := int((testenv.BenchBytes(b, 256<<20) - format.HeaderSize) / format.BookRecordSize)
+	book = testkit.Book(b, testKey, int64(n), 1)
+	testkit.PlaceCold(b, roots.Cold, testKey, book, 1<<20)
+	st = testkit.PlaceRemote(b, roots.Cold, store, testKey)
 	roots.Remote = store.URI("")
 	b.Cleanup(func() { store.Close() })
 	return srv, roots, book, st
@@ -52,7 +45,7 @@ func BenchmarkRemoteSequential(b *testing.B) {
 	srv, roots, book, st := remoteBench(b)
 	store := s3Store(b, srv, objstore.Config{})
 	client := srv.Client()
-	zk, _ := StubKeys(testKey)
+	zk, _ := stub.Keys(testKey)
 	var oursNs, theirsNs, ttfbNs, firstReqs, openReqs int64
 	buf := make([]byte, 1<<20)
 	b.SetBytes(int64(len(book)))

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -20,7 +21,7 @@ import (
 // copy to a temporary name, fsync, rename into place, then delete the source.
 func moveLocal(t testing.TB, from, to string, k layout.Key) {
 	t.Helper()
-	src, dst := partDir(from, k), partDir(to, k)
+	src, dst := testkit.PartDir(from, k), testkit.PartDir(to, k)
 	os.MkdirAll(dst, 0o755)
 	// Everything but the book first, the book last: the resolver looks for the book.
 	for _, name := range []string{layout.MetaName, layout.BookName} {
@@ -45,11 +46,11 @@ func moveLocal(t testing.TB, from, to string, k layout.Key) {
 // -> remote -> hot: every read must succeed and return the original bytes.
 func TestReadWhileMoving(t *testing.T) {
 	seed := testenv.Seed(t)
-	book := bookBytes(t, 40000, seed) // ~2.5 MiB
-	roots := testRoots(t)
-	store := fileStore(t)
+	book := testkit.Book(t, testKey, 40000, seed) // ~2.5 MiB
+	roots := testkit.Roots(t)
+	store := testkit.FileStore(t)
 	r := newResolver(t, roots, store)
-	placePlain(t, roots.Hot, testKey, book)
+	testkit.PlacePlain(t, roots.Hot, testKey, book)
 	logical := testKey.Dir() + "/book.q"
 
 	var reads, fails atomic.Int64
@@ -101,15 +102,15 @@ func TestReadWhileMoving(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		moveLocal(t, roots.Hot, roots.Warm, testKey)
 		time.Sleep(20 * time.Millisecond)
-		placeCold(t, roots.Cold, testKey, book, 256<<10)
-		os.Remove(filepath.Join(partDir(roots.Warm, testKey), layout.BookName))
-		os.RemoveAll(partDir(roots.Warm, testKey))
+		testkit.PlaceCold(t, roots.Cold, testKey, book, 256<<10)
+		os.Remove(filepath.Join(testkit.PartDir(roots.Warm, testKey), layout.BookName))
+		os.RemoveAll(testkit.PartDir(roots.Warm, testKey))
 		time.Sleep(20 * time.Millisecond)
-		placeRemote(t, roots.Cold, store, testKey)
+		testkit.PlaceRemote(t, roots.Cold, store, testKey)
 		time.Sleep(20 * time.Millisecond)
-		placePlain(t, roots.Hot, testKey, book)
-		os.Remove(filepath.Join(partDir(roots.Cold, testKey), layout.StubName))
-		os.RemoveAll(partDir(roots.Cold, testKey))
+		testkit.PlacePlain(t, roots.Hot, testKey, book)
+		os.Remove(filepath.Join(testkit.PartDir(roots.Cold, testKey), layout.StubName))
+		os.RemoveAll(testkit.PartDir(roots.Cold, testKey))
 	}
 	close(stop)
 	wg.Wait()

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -27,10 +28,10 @@ func s3Store(t testing.TB, srv *s3test.Server, cfg objstore.Config) objstore.Sto
 func TestRemoteOutage(t *testing.T) {
 	srv := s3test.Start(t)
 	store := s3Store(t, srv, objstore.Config{RequestTimeout: 300 * time.Millisecond, MaxRetries: 1, MaxBackoff: 50 * time.Millisecond})
-	roots := testRoots(t)
-	book := bookBytes(t, 80000, 5) // ~5 MiB, 20 frames of 256 KiB
-	placeCold(t, roots.Cold, testKey, book, 256<<10)
-	placeRemote(t, roots.Cold, store, testKey)
+	roots := testkit.Roots(t)
+	book := testkit.Book(t, testKey, 80000, 5) // ~5 MiB, 20 frames of 256 KiB
+	testkit.PlaceCold(t, roots.Cold, testKey, book, 256<<10)
+	testkit.PlaceRemote(t, roots.Cold, store, testKey)
 	roots.Remote = store.URI("")
 	const timeout = 2 * time.Second
 	r, err := New(roots, Options{Store: store, RemoteTimeout: timeout, Readahead: -1})

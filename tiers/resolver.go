@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
@@ -313,13 +314,13 @@ func (r *Resolver) readLocal(rt *root, rel string) ([]byte, error) {
 }
 
 // ReadStub reads and validates the remote stub of a partition located in the cold root.
-func (r *Resolver) readStub(loc Location) (*Stub, string, string, error) {
+func (r *Resolver) readStub(loc Location) (*stub.Stub, string, string, error) {
 	name := filepath.Join(loc.Dir, layout.StubName)
 	b, err := r.readLocal(loc.root, path.Join(loc.Key.Dir(), layout.StubName))
 	if err != nil {
 		return nil, "", "", err
 	}
-	s, err := ParseStub(b, name)
+	s, err := stub.Parse(b, name)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -357,7 +358,7 @@ func (r *Resolver) openRemote(ctx context.Context, loc Location) (Handle, error)
 
 // remoteIndex returns the partition's .idx: from memory, the local idx cache, or one GET,
 // always checked against the stub's SHA-256 and sizes.
-func (r *Resolver) remoteIndex(ctx context.Context, s *Stub, key string) (*qzst.Index, error) {
+func (r *Resolver) remoteIndex(ctx context.Context, s *stub.Stub, key string) (*qzst.Index, error) {
 	r.idxMu.Lock()
 	idx := r.idx[s.Idx.SHA256]
 	r.idxMu.Unlock()
@@ -391,10 +392,10 @@ func (r *Resolver) remoteIndex(ctx context.Context, s *Stub, key string) (*qzst.
 	}
 	if idx.Size != s.UncompressedSize || idx.ZstSize != s.Zst.Size {
 		return nil, fmt.Errorf("%s: %w: index describes %d bytes in a %d-byte .zst, stub says %d in %d",
-			s.Idx.URI, ErrBadStub, idx.Size, idx.ZstSize, s.UncompressedSize, s.Zst.Size)
+			s.Idx.URI, stub.ErrInvalid, idx.Size, idx.ZstSize, s.UncompressedSize, s.Zst.Size)
 	}
 	if idx.SHA256 != [32]byte{} && hex.EncodeToString(idx.SHA256[:]) != s.Zst.SHA256 {
-		return nil, fmt.Errorf("%s: %w: index names .zst sha256 %x, stub says %s", s.Idx.URI, ErrBadStub, idx.SHA256, s.Zst.SHA256)
+		return nil, fmt.Errorf("%s: %w: index names .zst sha256 %x, stub says %s", s.Idx.URI, stub.ErrInvalid, idx.SHA256, s.Zst.SHA256)
 	}
 	r.idxMu.Lock()
 	r.idx[s.Idx.SHA256] = idx

@@ -3,6 +3,7 @@ package tiers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand"
@@ -11,11 +12,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -58,7 +62,7 @@ func checkRandomRanges(t testing.TB, h Handle, want []byte, rng *rand.Rand, n in
 func TestEquivalenceAcrossTiers(t *testing.T) {
 	seed := testenv.Seed(t)
 	rng := rand.New(rand.NewSource(seed))
-	book := bookBytes(t, 120000, seed) // ~7.3 MiB: several frames at 1 MiB
+	book := testkit.Book(t, testKey, 120000, seed) // ~7.3 MiB: several frames at 1 MiB
 	srv := s3test.Start(t)
 	s3, err := objstore.Open(context.Background(), srv.URI("chronicle"), objstore.Config{
 		Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
@@ -66,8 +70,8 @@ func TestEquivalenceAcrossTiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s3.Close()
-	for _, store := range []objstore.Store{fileStore(t), s3} {
-		roots := testRoots(t)
+	for _, store := range []objstore.Store{testkit.FileStore(t), s3} {
+		roots := testkit.Roots(t)
 		r := newResolver(t, roots, store)
 		ctx := context.Background()
 		logical := testKey.Dir() + "/book.q"
@@ -101,30 +105,30 @@ func TestEquivalenceAcrossTiers(t *testing.T) {
 			for _, e := range ents {
 				names = append(names, e.Name)
 			}
-			if strings.Join(names, ",") != "book.q,meta.json" {
+			if strings.Join(names, ",") != "book.q,index,meta.json" {
 				t.Fatalf("%s partition lists %v", want, names)
 			}
 		}
-		placePlain(t, roots.Hot, testKey, book)
+		testkit.PlacePlain(t, roots.Hot, testKey, book)
 		check(layout.Hot)
-		placePlain(t, roots.Warm, testKey, book)
+		testkit.PlacePlain(t, roots.Warm, testKey, book)
 		check(layout.Hot) // priority: hot wins while both exist
-		os.RemoveAll(partDir(roots.Hot, testKey))
+		os.RemoveAll(testkit.PartDir(roots.Hot, testKey))
 		check(layout.Warm)
-		placeCold(t, roots.Cold, testKey, book, 1<<20)
-		os.RemoveAll(partDir(roots.Warm, testKey))
+		testkit.PlaceCold(t, roots.Cold, testKey, book, 1<<20)
+		os.RemoveAll(testkit.PartDir(roots.Warm, testKey))
 		check(layout.Cold)
-		placeRemote(t, roots.Cold, store, testKey)
+		testkit.PlaceRemote(t, roots.Cold, store, testKey)
 		check(layout.Remote)
-		if _, err := os.Stat(filepath.Join(partDir(roots.Cold, testKey), layout.ZstName)); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(testkit.PartDir(roots.Cold, testKey), layout.ZstName)); !os.IsNotExist(err) {
 			t.Fatal("local .zst still there")
 		}
 	}
 }
 
 func TestListingUnion(t *testing.T) {
-	roots := testRoots(t)
-	book := bookBytes(t, 100, 1)
+	roots := testkit.Roots(t)
+	book := testkit.Book(t, testKey, 100, 1)
 	keys := []struct {
 		root string
 		k    layout.Key
@@ -136,11 +140,11 @@ func TestListingUnion(t *testing.T) {
 		{roots.Hot, layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}}, // same partition in two tiers
 	}
 	for _, p := range keys {
-		placePlain(t, p.root, p.k, book)
+		testkit.PlacePlain(t, p.root, p.k, book)
 	}
 	// Noise that must not be listed: a temp file, an empty date dir, an invalid name.
-	os.MkdirAll(partDir(roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-01-01"}), 0o755)
-	writeFile(t, filepath.Join(partDir(roots.Warm, keys[1].k), ".book.q.tmp-123"), []byte("x"))
+	os.MkdirAll(testkit.PartDir(roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-01-01"}), 0o755)
+	testkit.WriteFileSync(t, filepath.Join(testkit.PartDir(roots.Warm, keys[1].k), ".book.q.tmp-123"), []byte("x"))
 	os.MkdirAll(filepath.Join(roots.Warm, "v1", "Bad Name"), 0o755)
 	r := newResolver(t, roots, nil)
 	list := func(p string) string {
@@ -158,7 +162,7 @@ func TestListingUnion(t *testing.T) {
 		"v1":                                  "binance-perp,okx-perp",
 		"v1/binance-perp":                     "btc-usdt,eth-usdt",
 		"v1/binance-perp/btc-usdt":            "2024-08-08,2024-08-09",
-		"v1/binance-perp/btc-usdt/2024-08-08": "book.q,meta.json",
+		"v1/binance-perp/btc-usdt/2024-08-08": "book.q,index,meta.json",
 	} {
 		if got := list(p); got != want {
 			t.Errorf("%s lists %q, want %q", p, got, want)
@@ -175,15 +179,15 @@ func TestListingUnion(t *testing.T) {
 }
 
 func TestRejectsEscapes(t *testing.T) {
-	roots := testRoots(t)
+	roots := testkit.Roots(t)
 	outside := t.TempDir()
-	writeFile(t, filepath.Join(outside, "book.q"), bookBytes(t, 10, 1))
-	writeFile(t, filepath.Join(outside, "secret"), []byte("secret"))
+	testkit.WriteFileSync(t, filepath.Join(outside, "book.q"), testkit.Book(t, testKey, 10, 1))
+	testkit.WriteFileSync(t, filepath.Join(outside, "secret"), []byte("secret"))
 	k := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
-	os.MkdirAll(partDir(roots.Warm, k), 0o755)
+	os.MkdirAll(testkit.PartDir(roots.Warm, k), 0o755)
 	// A symlinked book, a symlinked partition dir, and a symlinked file.
-	os.Symlink(filepath.Join(outside, "book.q"), filepath.Join(partDir(roots.Warm, k), "book.q"))
-	os.Symlink(filepath.Join(outside, "secret"), filepath.Join(partDir(roots.Warm, k), "meta.json"))
+	os.Symlink(filepath.Join(outside, "book.q"), filepath.Join(testkit.PartDir(roots.Warm, k), "book.q"))
+	os.Symlink(filepath.Join(outside, "secret"), filepath.Join(testkit.PartDir(roots.Warm, k), "meta.json"))
 	os.MkdirAll(filepath.Join(roots.Warm, "v1", "binance-perp", "btc-usdt"), 0o755)
 	os.Symlink(outside, filepath.Join(roots.Warm, "v1", "binance-perp", "btc-usdt", "2024-08-08"))
 	r := newResolver(t, roots, nil)
@@ -203,8 +207,8 @@ func TestRejectsEscapes(t *testing.T) {
 }
 
 func TestGrowingHotBook(t *testing.T) {
-	roots := testRoots(t)
-	p := filepath.Join(partDir(roots.Hot, testKey), layout.BookName)
+	roots := testkit.Roots(t)
+	p := filepath.Join(testkit.PartDir(roots.Hot, testKey), layout.BookName)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	a, err := format.Create(p, format.NewBookHeader(testKey.Venue, testKey.Symbol, 7, 20240808), format.Options{ChunkSize: 1 << 20})
 	if err != nil {
@@ -240,42 +244,42 @@ func TestGrowingHotBook(t *testing.T) {
 }
 
 func TestRemoteStubValidation(t *testing.T) {
-	roots := testRoots(t)
-	store := fileStore(t)
-	book := bookBytes(t, 1000, 3)
-	placeCold(t, roots.Cold, testKey, book, 64<<10)
-	good := placeRemote(t, roots.Cold, store, testKey)
+	roots := testkit.Roots(t)
+	store := testkit.FileStore(t)
+	book := testkit.Book(t, testKey, 1000, 3)
+	testkit.PlaceCold(t, roots.Cold, testKey, book, 64<<10)
+	good := testkit.PlaceRemote(t, roots.Cold, store, testKey)
 	r := newResolver(t, roots, store)
-	stubPath := filepath.Join(partDir(roots.Cold, testKey), layout.StubName)
+	stubPath := filepath.Join(testkit.PartDir(roots.Cold, testKey), layout.StubName)
 	other := layout.Key{Venue: "binance-perp", Symbol: "btc-usdt", Date: "2024-08-08"}
-	oz, _ := StubKeys(other)
-	cases := map[string]func(s *Stub){
-		"outside root":    func(s *Stub) { s.Zst.URI = "file:///etc/passwd" },
-		"dot-dot escape":  func(s *Stub) { s.Zst.URI = store.URI("../../etc/passwd") },
-		"other scheme":    func(s *Stub) { s.Idx.URI = "s3://bucket/v1/x" },
-		"other partition": func(s *Stub) { s.Zst.URI = store.URI(oz) },
-		"wrong idx hash":  func(s *Stub) { s.Idx.SHA256 = strings.Repeat("0", 64) },
-		"wrong size":      func(s *Stub) { s.UncompressedSize++ },
-		"wrong zst size":  func(s *Stub) { s.Zst.Size-- },
-		"negative size":   func(s *Stub) { s.Idx.Size = -1 },
-		"bad version":     func(s *Stub) { s.Version = 99 },
-		"uppercase hash":  func(s *Stub) { s.Zst.SHA256 = strings.ToUpper(s.Zst.SHA256) },
+	oz, _ := stub.Keys(other)
+	cases := map[string]func(s *stub.Stub){
+		"outside root":    func(s *stub.Stub) { s.Zst.URI = "file:///etc/passwd" },
+		"dot-dot escape":  func(s *stub.Stub) { s.Zst.URI = store.URI("../../etc/passwd") },
+		"other scheme":    func(s *stub.Stub) { s.Idx.URI = "s3://bucket/v1/x" },
+		"other partition": func(s *stub.Stub) { s.Zst.URI = store.URI(oz) },
+		"wrong idx hash":  func(s *stub.Stub) { s.Idx.SHA256 = strings.Repeat("0", 64) },
+		"wrong size":      func(s *stub.Stub) { s.UncompressedSize++ },
+		"wrong zst size":  func(s *stub.Stub) { s.Zst.Size-- },
+		"negative size":   func(s *stub.Stub) { s.Idx.Size = -1 },
+		"bad version":     func(s *stub.Stub) { s.Version = 99 },
+		"uppercase hash":  func(s *stub.Stub) { s.Zst.SHA256 = strings.ToUpper(s.Zst.SHA256) },
 	}
 	for name, mut := range cases {
 		s := *good
 		mut(&s)
-		b, _ := jsonMarshalRaw(&s)
-		writeFile(t, stubPath, b)
-		r.idx = map[string]*qzstIndex{} // no cached index from an earlier case
+		b, _ := json.Marshal(&s)
+		testkit.WriteFileSync(t, stubPath, b)
+		r.idx = map[string]*qzst.Index{} // no cached index from an earlier case
 		if h, err := r.Open(context.Background(), testKey.Dir()+"/book.q"); err == nil {
 			h.Close()
 			t.Errorf("%s: stub accepted", name)
-		} else if !errors.Is(err, ErrBadStub) && !errors.Is(err, objstore.ErrChecksumMismatch) && !errors.Is(err, ErrRemoteFailed) {
+		} else if !errors.Is(err, stub.ErrInvalid) && !errors.Is(err, objstore.ErrChecksumMismatch) && !errors.Is(err, ErrRemoteFailed) {
 			t.Errorf("%s: unexpected error type: %v", name, err)
 		}
 	}
 	b, _ := good.Marshal()
-	writeFile(t, stubPath, b)
+	testkit.WriteFileSync(t, stubPath, b)
 	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/etl/book"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/venue"
 )
 

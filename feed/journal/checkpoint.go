@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/chronicle/chronicle/format"
 )
 
 // CheckpointFile is the ETL's checkpoint, in the journal directory.
@@ -89,9 +91,8 @@ func WriteCheckpoint(dir string, cp Checkpoint) error {
 	if err := os.Rename(f.Name(), filepath.Join(dir, CheckpointFile)); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := format.SyncDir(dir); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // writeBook writes n records whose exchange times wander forward with small reorderings

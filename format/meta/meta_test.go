@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/meta"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // knownBug skips the rest of a test that exercises a reported, not yet fixed bug in

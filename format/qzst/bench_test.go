@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
@@ -51,20 +52,9 @@ func benchOptions(b *testing.B) Options {
 	return o
 }
 
-func benchBytes(b *testing.B) int64 {
-	if s := os.Getenv("CHRONICLE_BENCH_BYTES"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 {
-			b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a positive byte count", s)
-		}
-		return n
-	}
-	return 256 << 20
-}
-
 // benchFiles writes the book and its default transcode once per process.
 func benchFiles(b *testing.B) {
-	size := benchBytes(b)
+	size := testenv.BenchBytes(b, 256<<20)
 	opts := benchOptions(b)
 	bench.once.Do(func() {
 		dir, err := os.MkdirTemp("", "qzst-bench-*")

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"github.com/chronicle/chronicle/format"
 )
 
 // fuzzFile is a small valid pair (a few 512-byte frames, a partial last one) to mutate;
 // small seeds keep the fuzzer's minimization quick.
 func fuzzFile(t testing.TB) encoded {
-	return encode(t, genBook(99, genHeaderSize+3*512+100)[genHeaderSize:], Options{BlockSize: 512})
+	return encode(t, genBook(99, format.HeaderSize+3*512+100)[format.HeaderSize:], Options{BlockSize: 512})
 }
 
 func FuzzParseIndex(f *testing.F) {

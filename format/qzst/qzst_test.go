@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
 )
@@ -79,20 +79,8 @@ func newCache(t testing.TB, maxBytes int64) *Cache {
 	return c
 }
 
-// testSeed returns QZST_SEED or a fresh seed, logged so a failure can be replayed.
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("QZST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("QZST_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with QZST_SEED=%d)", seed, seed)
-	return seed
-}
+// testSeed is testenv.Seed as the uint64 the generators take.
+func testSeed(t testing.TB) uint64 { return uint64(testenv.Seed(t)) }
 
 func readAll(t testing.TB, r *Reader, chunk int) []byte {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"sync"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -146,27 +147,15 @@ func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx 
 	if err = os.Rename(zf.Name(), dstZst); err != nil {
 		return nil, fmt.Errorf("rename zst: %w", err)
 	}
-	if err = syncDir(filepath.Dir(dstZst)); err != nil {
+	if err = format.SyncDir(filepath.Dir(dstZst)); err != nil {
 		return nil, err
 	}
 	if filepath.Dir(dstIdx) != filepath.Dir(dstZst) {
-		if err = syncDir(filepath.Dir(dstIdx)); err != nil {
+		if err = format.SyncDir(filepath.Dir(dstIdx)); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir for fsync: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
 }
 
 type encJob struct {

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
@@ -25,20 +25,6 @@ import (
 // "--cpuprofile /tmp/fs.prof").
 // CHRONICLE_BENCH_FS_CONFIG adds [fs] lines to the benchmark daemons' configuration, for
 // experiments (e.g. read_ahead_kb = 4096).
-
-// benchBytes is the book size of the large-file benchmarks: $CHRONICLE_BENCH_BYTES
-// (make bench uses 1 GiB), 64 MiB by default so CI stays quick.
-func benchBytes(b *testing.B) int64 {
-	n := int64(64 << 20)
-	if s := os.Getenv("CHRONICLE_BENCH_BYTES"); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || v < 1<<20 {
-			b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a byte count of at least 1 MiB", s)
-		}
-		n = v
-	}
-	return n
-}
 
 // benchFixture is one book of the benchmark size in every tier (hot in /dev/shm, remote on
 // a versitygw S3 server on loopback) behind one chronicle-fs mount.
@@ -57,7 +43,7 @@ type benchFixture struct {
 
 func newBenchFixture(b *testing.B, name string) *benchFixture {
 	b.Helper()
-	size := benchBytes(b)
+	size := testenv.BenchBytes(b, 64<<20)
 	records := (size - format.HeaderSize) / format.BookRecordSize
 	e := newEnv(b, "s3")
 	hot, err := os.MkdirTemp("/dev/shm", "chronicle-bench-")
@@ -71,19 +57,19 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 		fx.keys[t] = layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: fmt.Sprintf("2024-08-%02d", 10-i)}
 	}
 	began := time.Now()
-	fx.warm = filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[layout.Warm]), layout.BookName)
-	fstest.WriteBook(b, fx.warm, fx.keys[layout.Warm], records, 42)
-	fx.hot = filepath.Join(fstest.PartDir(hot, fx.keys[layout.Hot]), layout.BookName)
+	fx.warm = filepath.Join(testkit.PartDir(e.roots.Warm, fx.keys[layout.Warm]), layout.BookName)
+	testkit.WriteBook(b, fx.warm, fx.keys[layout.Warm], records, 42)
+	fx.hot = filepath.Join(testkit.PartDir(hot, fx.keys[layout.Hot]), layout.BookName)
 	mustCopy(b, fx.warm, fx.hot)
 	for _, t := range []layout.Tier{layout.Cold, layout.Remote} {
-		os.MkdirAll(fstest.PartDir(e.roots.Warm, fx.keys[t]), 0o755)
-		mustCopy(b, fx.warm, filepath.Join(fstest.PartDir(e.roots.Warm, fx.keys[t]), layout.BookName))
-		if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], benchBlock(b)); err != nil {
+		os.MkdirAll(testkit.PartDir(e.roots.Warm, fx.keys[t]), 0o755)
+		mustCopy(b, fx.warm, filepath.Join(testkit.PartDir(e.roots.Warm, fx.keys[t]), layout.BookName))
+		if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], benchBlock(b)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	fx.zst = filepath.Join(fstest.PartDir(e.roots.Cold, fx.keys[layout.Cold]), layout.ZstName)
-	if err := fstest.MoveColdToRemote(e.roots.Cold, e.store, fx.keys[layout.Remote]); err != nil {
+	fx.zst = filepath.Join(testkit.PartDir(e.roots.Cold, fx.keys[layout.Cold]), layout.ZstName)
+	if err := testkit.MoveColdToRemote(e.roots.Cold, e.store, fx.keys[layout.Remote]); err != nil {
 		b.Fatal(err)
 	}
 	zfi, _ := os.Stat(fx.zst)
@@ -437,13 +423,13 @@ print(t1 - t0, t2 - t1, s1)
 // randomly (4 KiB and 1 MiB preads from 4 readers), then reports the daemon's peak resident
 // memory (VmHWM) against the configured frame cache + 100 MiB.
 func BenchmarkPeakRSS(b *testing.B) {
-	size := benchBytes(b)
+	size := testenv.BenchBytes(b, 64<<20)
 	records := (size - format.HeaderSize) / format.BookRecordSize
 	e := newEnv(b, "file")
-	k := fstest.Key
-	os.MkdirAll(fstest.PartDir(e.roots.Warm, k), 0o755)
-	fstest.WriteBook(b, filepath.Join(fstest.PartDir(e.roots.Warm, k), layout.BookName), k, records, 9)
-	if err := fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 1<<20); err != nil {
+	k := testkit.Key
+	os.MkdirAll(testkit.PartDir(e.roots.Warm, k), 0o755)
+	testkit.WriteBook(b, filepath.Join(testkit.PartDir(e.roots.Warm, k), layout.BookName), k, records, 9)
+	if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 1<<20); err != nil {
 		b.Fatal(err)
 	}
 	cache := int64(128 << 20)

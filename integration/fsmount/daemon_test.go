@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
@@ -82,14 +82,14 @@ type env struct {
 // newEnv makes tier folders and a remote: file:// or a versitygw S3 server.
 func newEnv(t testing.TB, backend string) *env {
 	t.Helper()
-	e := &env{roots: fstest.Roots(t)}
+	e := &env{roots: testkit.Roots(t)}
 	switch backend {
 	case "file":
-		e.store = fstest.FileStore(t)
+		e.store = testkit.FileStore(t)
 	case "s3":
 		e.srv = s3test.Start(t)
-		e.store = fstest.S3Store(t, e.srv, e.srv.URI("chronicle"))
-		c := fstest.S3Config(e.srv)
+		e.store = testkit.S3Store(t, e.srv, e.srv.URI("chronicle"))
+		c := testkit.S3Config(e.srv)
 		e.remote = fmt.Sprintf("[remote]\nendpoint = %q\nregion = %q\naccess_key = %q\nsecret_key = %q\npath_style = true\nrequest_timeout = %q\nmax_retries = %d\nmax_backoff = %q\n",
 			c.Endpoint, c.Region, c.AccessKey, c.SecretKey, c.RequestTimeout.String(), c.MaxRetries, c.MaxBackoff.String())
 	default:

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -36,10 +36,10 @@ print(json.dumps({"records": n}))
 // through the mount and numpy loads its book.npy: tail must deliver every byte of every
 // record, numpy whole records only, and the sealed file must then show its final size.
 func TestGrowingHotFile(t *testing.T) {
-	seed := fstest.Seed(t)
+	seed := testkit.Seed(t)
 	e := newEnv(t, "file")
-	k := fstest.Key
-	g := fstest.NewGrowing(t, e.roots.Hot, k, seed)
+	k := testkit.Key
+	g := testkit.NewGrowing(t, e.roots.Hot, k, seed)
 	if err := g.Append(); err != nil {
 		t.Fatal(err)
 	}

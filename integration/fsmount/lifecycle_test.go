@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/fs/fstest"
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
@@ -19,11 +19,11 @@ import (
 // up by itself. Then SIGTERM unmounts and exits 0.
 func TestKill9Restart(t *testing.T) {
 	e := newEnv(t, "file")
-	book := fstest.Book(t, fstest.Key, 5000, 1)
-	fstest.PlacePlain(t, e.roots.Warm, fstest.Key, book)
+	book := testkit.Book(t, testkit.Key, 5000, 1)
+	testkit.PlacePlain(t, e.roots.Warm, testkit.Key, book)
 	cfg := e.config(t, "")
 	mp := mountpoint(t)
-	p := filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), layout.BookName)
+	p := filepath.Join(mp, filepath.FromSlash(testkit.Key.Dir()), layout.BookName)
 
 	d := start(t, cfg, mp)
 	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, book) {
@@ -64,11 +64,11 @@ func TestKill9Restart(t *testing.T) {
 // the open file keeps reading, and the daemon exits 0 as soon as it is closed.
 func TestSigtermWhileBusy(t *testing.T) {
 	e := newEnv(t, "file")
-	book := fstest.Book(t, fstest.Key, 5000, 2)
-	fstest.PlaceCold(t, e.roots.Cold, fstest.Key, book, 64<<10) // served by the daemon, not passthrough
+	book := testkit.Book(t, testkit.Key, 5000, 2)
+	testkit.PlaceCold(t, e.roots.Cold, testkit.Key, book, 64<<10) // served by the daemon, not passthrough
 	mp := mountpoint(t)
 	d := start(t, e.config(t, "shutdown_grace = \"30s\"\n"), mp)
-	f, err := os.Open(filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), layout.BookName))
+	f, err := os.Open(filepath.Join(mp, filepath.FromSlash(testkit.Key.Dir()), layout.BookName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,12 +100,12 @@ func TestSigtermWhileBusy(t *testing.T) {
 // the remote timeout has passed, never hang; after the server resumes, reads work again.
 func TestRemoteFailureEIO(t *testing.T) {
 	e := newEnv(t, "s3")
-	book := fstest.Book(t, fstest.Key, 40000, 3)
-	fstest.PlaceCold(t, e.roots.Cold, fstest.Key, book, 64<<10)
-	fstest.PlaceRemote(t, e.roots.Cold, e.store, fstest.Key)
+	book := testkit.Book(t, testkit.Key, 40000, 3)
+	testkit.PlaceCold(t, e.roots.Cold, testkit.Key, book, 64<<10)
+	testkit.PlaceRemote(t, e.roots.Cold, e.store, testkit.Key)
 	mp := mountpoint(t)
 	start(t, e.config(t, "remote_timeout = \"2s\"\n"), mp)
-	p := filepath.Join(mp, filepath.FromSlash(fstest.Key.Dir()), layout.BookName)
+	p := filepath.Join(mp, filepath.FromSlash(testkit.Key.Dir()), layout.BookName)
 	f, err := os.Open(p) // fetches and caches the index while the server is up
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestRemoteFailureEIO(t *testing.T) {
 		if !errors.Is(r.err, syscall.EIO) {
 			t.Fatalf("read with the server frozen: %v, want EIO", r.err)
 		}
-		t.Logf("EIO after %v (remote_timeout 2s, request_timeout %v)", r.elapsed, fstest.S3Config(e.srv).RequestTimeout)
+		t.Logf("EIO after %v (remote_timeout 2s, request_timeout %v)", r.elapsed, testkit.S3Config(e.srv).RequestTimeout)
 	case <-time.After(60 * time.Second):
 		t.Fatal("read hung with the server frozen")
 	}

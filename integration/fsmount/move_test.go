@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"golang.org/x/sys/unix"
@@ -68,9 +68,9 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 	if !useLifecycle {
 		return func(k layout.Key, to layout.Tier) error {
 			if to == layout.Cold {
-				return fstest.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
+				return testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
 			}
-			return fstest.MoveColdToRemote(e.roots.Cold, e.store, k)
+			return testkit.MoveColdToRemote(e.roots.Cold, e.store, k)
 		}
 	}
 	cfg := lifecycle.DefaultConfig()
@@ -98,7 +98,7 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 // Zero errors and zero mismatches are allowed, and the metrics must show that cold and
 // remote actually served reads during the moves.
 func testMove(t *testing.T, backend string, useLifecycle bool) {
-	seed := fstest.Seed(t)
+	seed := testkit.Seed(t)
 	e := newEnv(t, backend)
 	held := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
 	free := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-09"}
@@ -106,9 +106,9 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 	books := map[layout.Key][]byte{}
 	for i, k := range []layout.Key{held, free} {
 		orig[k] = filepath.Join(t.TempDir(), "book.q")
-		fstest.WriteBook(t, orig[k], k, 50000+int64(i)*3333, seed+int64(i))
+		testkit.WriteBook(t, orig[k], k, 50000+int64(i)*3333, seed+int64(i))
 		books[k], _ = os.ReadFile(orig[k])
-		fstest.PlacePlain(t, e.roots.Warm, k, books[k])
+		testkit.PlacePlain(t, e.roots.Warm, k, books[k])
 	}
 	move := testMover(t, e, useLifecycle)
 	mp := mountpoint(t)
@@ -160,7 +160,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 			}
 		}()
 	}
-	wantBook := fstest.SHA256(books[free])
+	wantBook := testkit.SHA256(books[free])
 	wantNPY := sha256Tail(books[free][format.HeaderSize:])
 	for range 2 {
 		loop(func() error {

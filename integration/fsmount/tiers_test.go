@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -36,7 +36,7 @@ func placeAll(t testing.TB, e *env, seed int64, records int64) []placed {
 	for i := range ps {
 		p := &ps[i]
 		p.orig = filepath.Join(origDir, p.key.Date+".q")
-		fstest.WriteBook(t, p.orig, p.key, records+int64(i)*1111, seed+int64(i))
+		testkit.WriteBook(t, p.orig, p.key, records+int64(i)*1111, seed+int64(i))
 		b, err := os.ReadFile(p.orig)
 		if err != nil {
 			t.Fatal(err)
@@ -44,13 +44,13 @@ func placeAll(t testing.TB, e *env, seed int64, records int64) []placed {
 		p.book = b
 		switch p.tier {
 		case layout.Hot:
-			fstest.PlacePlain(t, e.roots.Hot, p.key, b)
+			testkit.PlacePlain(t, e.roots.Hot, p.key, b)
 		case layout.Warm:
-			fstest.PlacePlain(t, e.roots.Warm, p.key, b)
+			testkit.PlacePlain(t, e.roots.Warm, p.key, b)
 		default:
-			fstest.PlaceCold(t, e.roots.Cold, p.key, b, 256<<10)
+			testkit.PlaceCold(t, e.roots.Cold, p.key, b, 256<<10)
 			if p.tier == layout.Remote {
-				fstest.PlaceRemote(t, e.roots.Cold, e.store, p.key)
+				testkit.PlaceRemote(t, e.roots.Cold, e.store, p.key)
 			}
 		}
 	}
@@ -96,12 +96,12 @@ func TestTiersThroughMount(t *testing.T) {
 }
 
 func testTiers(t *testing.T, backend string) {
-	seed := fstest.Seed(t)
+	seed := testkit.Seed(t)
 	e := newEnv(t, backend)
 	ps := placeAll(t, e, seed, 40000)
 	// Leftovers a listing must not show: a date folder without a book, a writer's temp file.
-	fstest.WriteFileSync(t, filepath.Join(fstest.PartDir(e.roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-07-01"}), layout.MetaName), []byte("{}"))
-	os.WriteFile(filepath.Join(fstest.PartDir(e.roots.Warm, ps[1].key), "book.q.tmp-123"), []byte("partial"), 0o644)
+	testkit.WriteFileSync(t, filepath.Join(testkit.PartDir(e.roots.Warm, layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-07-01"}), layout.MetaName), []byte("{}"))
+	os.WriteFile(filepath.Join(testkit.PartDir(e.roots.Warm, ps[1].key), "book.q.tmp-123"), []byte("partial"), 0o644)
 
 	mp := mountpoint(t)
 	d := start(t, e.config(t, ""), mp)
@@ -112,7 +112,7 @@ func testTiers(t *testing.T, backend string) {
 	var cases []map[string]string
 	for _, p := range ps {
 		book := filepath.Join(mp, filepath.FromSlash(p.key.Dir()), layout.BookName)
-		want := fstest.SHA256(p.book)
+		want := testkit.SHA256(p.book)
 		catSum := strings.Fields(run(t, "sh", "-c", `cat "$1" | sha256sum`, "sh", book))[0]
 		ddSum := strings.Fields(run(t, "sh", "-c", `dd if="$1" bs=1M status=none | sha256sum`, "sh", book))[0]
 		if catSum != want || ddSum != want {

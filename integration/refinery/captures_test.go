@@ -9,7 +9,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // TestCaptures is the refinery issue's check, run as written for every capture:

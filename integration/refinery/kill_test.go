@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // TestKillNine kills the real chronicle-etl with SIGKILL at random moments while it

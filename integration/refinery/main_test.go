@@ -16,7 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // Binaries built for this test run.

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/testkit"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/layout"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 )
 
 func TestHelpAndUsageErrors(t *testing.T) {
@@ -40,7 +41,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 // TestStatusAndDryRun: status and apply --dry-run report, and change nothing; flags
 // override the config file.
 func TestStatusAndDryRun(t *testing.T) {
-	e := lt.NewEnv(t, "", lt.FileStore(t))
+	e := lt.NewEnv(t, "", testkit.FileStore(t))
 	a := lt.NewPartition(t, key("2024-08-08"), 3000, 1)
 	b := lt.NewPartition(t, key("2024-08-09"), 3000, 2)
 	c := lt.NewPartition(t, key("2023-08-10"), 3000, 3)

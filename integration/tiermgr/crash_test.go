@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -48,11 +50,11 @@ func TestKillNine(t *testing.T) {
 		var store objstore.Store
 		var s *s3test.Server
 		if i%2 == 0 {
-			store = lt.FileStore(t)
+			store = testkit.FileStore(t)
 		} else {
 			store, s = lt.S3Store(t, srv, fmt.Sprintf("kill-%d", i)), srv
 		}
-		e := lt.NewEnv(t, lt.FastDir(t), store)
+		e := lt.NewEnv(t, testenv.FastDir(t), store)
 		for j, p := range parts {
 			e.Place(t, p, start[j])
 		}

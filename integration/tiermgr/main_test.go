@@ -14,11 +14,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 
-	"github.com/chronicle/chronicle/internal/s3test"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 )
 
 // bin is the chronicle-tier binary built for this test run.

@@ -11,9 +11,10 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -38,7 +39,7 @@ func TestDeriveParquet(t *testing.T) {
 	if e.Check(t, []lt.Partition{p})[p.Key] != layout.Cold {
 		t.Fatal("not moved to cold")
 	}
-	path := filepath.Join(lt.PartDir(e.Roots.Cold, p.Key), layout.DerivedDir, "book.parquet")
+	path := filepath.Join(testkit.PartDir(e.Roots.Cold, p.Key), layout.DerivedDir, "book.parquet")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

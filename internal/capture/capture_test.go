@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 var captures = testenv.CapturesDir()

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"

@@ -17,29 +17,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chronicle/chronicle/format/qzst"
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
 // The benchmarks move one partition of CHRONICLE_BENCH_BYTES (default 64 MiB; the
-// documented figures use 1 GiB) of generated canonical records (lifecycletest.Gen:
+// documented figures use 1 GiB) of generated canonical records (books.Gen:
 // random-walk prices, depth updates, trades, bbo, snapshots) and time a baseline on the
 // same bytes in the same run: `zstd -3 -T<threads>` for warm -> cold, a plain S3
 // PutObject of the same two files on the same versitygw for cold -> remote.
-
-func benchBytes(b *testing.B) int64 {
-	if s := os.Getenv("CHRONICLE_BENCH_BYTES"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 1<<20 {
-			b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a byte count of at least 1 MiB", s)
-		}
-		return n
-	}
-	return 64 << 20
-}
 
 var benchBook struct {
 	once sync.Once
@@ -67,7 +58,7 @@ func bookFile(b *testing.B) (string, int64) {
 			return
 		}
 		benchBook.path = filepath.Join(benchBook.dir, "book.q")
-		records := (benchBytes(b) - 4096) / 64
+		records := (testenv.BenchBytes(b, 64<<20) - 4096) / 64
 		if benchBook.err = lt.WriteBook(benchBook.path, benchKey, records, 1); benchBook.err != nil {
 			return
 		}
@@ -113,7 +104,7 @@ func BenchmarkWarmToCold(b *testing.B) {
 			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
 				e := lt.NewEnv(b, filepath.Join(benchBook.dir, fmt.Sprintf("env-%d", i)), nil)
-				warm := lt.PartDir(e.Roots.Warm, benchKey)
+				warm := testkit.PartDir(e.Roots.Warm, benchKey)
 				os.MkdirAll(warm, 0o755)
 				if err := os.Link(book, filepath.Join(warm, layout.BookName)); err != nil {
 					b.Fatal(err)
@@ -129,7 +120,7 @@ func BenchmarkWarmToCold(b *testing.B) {
 				}
 				ours += time.Since(t0)
 				oursCPU += cpuTime() - c0
-				st, err := os.Stat(filepath.Join(lt.PartDir(e.Roots.Cold, benchKey), layout.ZstName))
+				st, err := os.Stat(filepath.Join(testkit.PartDir(e.Roots.Cold, benchKey), layout.ZstName))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -202,7 +193,7 @@ func BenchmarkColdToRemote(b *testing.B) {
 					b.Fatal(err)
 				}
 				e := lt.NewEnv(b, filepath.Join(benchBook.dir, fmt.Sprintf("env-%d", i)), store)
-				cold := lt.PartDir(e.Roots.Cold, benchKey)
+				cold := testkit.PartDir(e.Roots.Cold, benchKey)
 				os.MkdirAll(cold, 0o755)
 				for _, p := range []string{zst, idx} {
 					if err := os.Link(p, filepath.Join(cold, filepath.Base(p))); err != nil {

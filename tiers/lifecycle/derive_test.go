@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 )
 
 func parquetOf(t testing.TB, records int) ([]byte, lifecycle.ParquetSum) {

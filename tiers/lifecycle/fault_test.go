@@ -8,11 +8,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/lifecycle/faults"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -44,7 +46,7 @@ func backends(parent *testing.T) []remoteBackend {
 	var mu sync.Mutex
 	runs := 0
 	return []remoteBackend{
-		{name: "file", open: func(t *testing.T, run int) objstore.Store { return lt.FileStore(t) }},
+		{name: "file", open: func(t *testing.T, run int) objstore.Store { return testkit.FileStore(t) }},
 		{name: "s3", open: func(t *testing.T, run int) objstore.Store {
 			mu.Lock()
 			runs++
@@ -72,7 +74,7 @@ func TestFaultAtEveryStep(t *testing.T) {
 	full := os.Getenv("CHRONICLE_FAULT_FULL") != ""
 	var bs []remoteBackend
 	if testing.Short() && !full {
-		bs = []remoteBackend{{name: "file", open: func(t *testing.T, run int) objstore.Store { return lt.FileStore(t) }}}
+		bs = []remoteBackend{{name: "file", open: func(t *testing.T, run int) objstore.Store { return testkit.FileStore(t) }}}
 	} else {
 		bs = backends(t)
 	}
@@ -111,7 +113,7 @@ func runFaultScenario(t *testing.T, sc faultScenario, be remoteBackend, metadata
 	run := 0
 	setup := func() *lt.Env {
 		run++
-		e := lt.NewEnv(t, lt.FastDir(t), be.open(t, run))
+		e := lt.NewEnv(t, testenv.FastDir(t), be.open(t, run))
 		e.Place(t, p, sc.start)
 		return e
 	}
@@ -198,7 +200,7 @@ func corruptible(op faults.Op) bool {
 // checkParquet: the derived file is there and reads back with one row per record.
 func checkParquet(t *testing.T, e *lt.Env, p lt.Partition) {
 	t.Helper()
-	path := lt.PartDir(e.Roots.Cold, p.Key) + "/derived/book.parquet"
+	path := testkit.PartDir(e.Roots.Cold, p.Key) + "/derived/book.parquet"
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("derived parquet: %v", err)

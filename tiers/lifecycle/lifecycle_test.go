@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/testkit"
+	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
-	lt "github.com/chronicle/chronicle/tiers/lifecycle/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -59,7 +60,7 @@ func TestPoliciesEndToEnd(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			var store objstore.Store
 			if backend == "file" {
-				store = lt.FileStore(t)
+				store = testkit.FileStore(t)
 			}
 			e := lt.NewEnv(t, "", store)
 			old := lt.NewPartition(t, key("2024-08-08"), 3000, 1)   // hot, sealed: all the way down
@@ -128,7 +129,7 @@ func TestPoliciesEndToEnd(t *testing.T) {
 
 // TestStatus reports partitions per tier, ratios and pending moves.
 func TestStatus(t *testing.T) {
-	e := lt.NewEnv(t, "", lt.FileStore(t))
+	e := lt.NewEnv(t, "", testkit.FileStore(t))
 	a := lt.NewPartition(t, key("2024-08-08"), 4000, 1)
 	b := lt.NewPartition(t, key("2024-08-09"), 4000, 2)
 	c := lt.NewPartition(t, key("2024-08-10"), 4000, 3)
@@ -170,7 +171,7 @@ func TestStatus(t *testing.T) {
 // TestRetryBackoff: a failed upload keeps the local copy, is counted, and is retried only
 // after the backoff.
 func TestRetryBackoff(t *testing.T) {
-	e := lt.NewEnv(t, "", lt.FileStore(t))
+	e := lt.NewEnv(t, "", testkit.FileStore(t))
 	p := lt.NewPartition(t, key("2023-03-03"), 2000, 9)
 	e.Place(t, p, layout.Cold)
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -231,14 +232,14 @@ func TestRecoverLeftoversAndTemps(t *testing.T) {
 	e := lt.NewEnv(t, "", nil)
 	p := lt.NewPartition(t, key("2024-08-08"), 1000, 1)
 	e.Place(t, p, layout.Warm)
-	hotDir := lt.PartDir(e.Roots.Hot, p.Key)
-	coldDir := lt.PartDir(e.Roots.Cold, p.Key)
+	hotDir := testkit.PartDir(e.Roots.Hot, p.Key)
+	coldDir := testkit.PartDir(e.Roots.Cold, p.Key)
 	os.MkdirAll(filepath.Join(coldDir, "index"), 0o755)
 	os.WriteFile(filepath.Join(coldDir, "meta.json"), []byte("{}"), 0o644)
 	os.WriteFile(filepath.Join(coldDir, layout.IdxName), []byte("half a move"), 0o644)
 	os.WriteFile(filepath.Join(coldDir, "index", ".x.tmp-tier-abc"), []byte("t"), 0o644)
 	os.MkdirAll(hotDir, 0o755)
-	warmDir := lt.PartDir(e.Roots.Warm, p.Key)
+	warmDir := testkit.PartDir(e.Roots.Warm, p.Key)
 	own := filepath.Join(warmDir, ".book.q.tmp-tier-123456")
 	fresh := filepath.Join(warmDir, ".book.q.tmp-999") // a writer's, in flight
 	stale := filepath.Join(warmDir, "index", "x.tmp")

@@ -13,8 +13,8 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -319,7 +319,7 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 	}
 	s, zk, ik, err := m.readStub(k, dir)
 	if err != nil {
-		if errors.Is(err, tiers.ErrBadStub) {
+		if errors.Is(err, stub.ErrInvalid) {
 			return rollback(err)
 		}
 		return err
@@ -336,7 +336,7 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 	}
 	for _, o := range []struct {
 		key string
-		obj tiers.StubObject
+		obj stub.Object
 	}{{zk, s.Zst}, {ik, s.Idx}} {
 		h, err := m.store.Head(ctx, o.key)
 		if err != nil {
@@ -406,14 +406,14 @@ func (m *Manager) intact(ctx context.Context, k layout.Key, c bookCopy) (damaged
 	case kindStub:
 		s, zk, ik, err := m.readStub(k, c.dir)
 		if err != nil {
-			if errors.Is(err, tiers.ErrBadStub) {
+			if errors.Is(err, stub.ErrInvalid) {
 				return err, nil
 			}
 			return nil, err
 		}
 		for _, o := range []struct {
 			key string
-			obj tiers.StubObject
+			obj stub.Object
 		}{{zk, s.Zst}, {ik, s.Idx}} {
 			h, err := m.store.Head(ctx, o.key)
 			if err != nil {

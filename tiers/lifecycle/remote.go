@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
@@ -69,7 +70,7 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 	}
 	idxSum := sha256.Sum256(ib)
 	idxSHA := hex.EncodeToString(idxSum[:])
-	zk, ik := tiers.StubKeys(mv.Key)
+	zk, ik := stub.Keys(mv.Key)
 
 	intent, _ := json.Marshal(map[string]any{"zst": m.store.URI(zk), "idx": m.store.URI(ik), "started": time.Now().UTC()})
 	if renamed, err := m.mv.writeSmall(filepath.Join(dir, intentName), append(intent, '\n')); err != nil {
@@ -104,18 +105,18 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 	}
 
 	tVerify := time.Since(t0) - tPut
-	stub := &tiers.Stub{
-		Zst:              tiers.StubObject{URI: m.store.URI(zk), Size: st.Size(), ETag: zinfo.ETag, SHA256: zstSHA},
-		Idx:              tiers.StubObject{URI: m.store.URI(ik), Size: int64(len(ib)), ETag: iinfo.ETag, SHA256: idxSHA},
+	st0 := &stub.Stub{
+		Zst:              stub.Object{URI: m.store.URI(zk), Size: st.Size(), ETag: zinfo.ETag, SHA256: zstSHA},
+		Idx:              stub.Object{URI: m.store.URI(ik), Size: int64(len(ib)), ETag: iinfo.ETag, SHA256: idxSHA},
 		UncompressedSize: idx.Size,
 		UploadedAt:       m.now().UTC().Truncate(time.Millisecond),
 	}
-	sb, err := stub.Marshal()
+	sb, err := st0.Marshal()
 	if err != nil {
 		return fmt.Errorf("encode stub: %w", err)
 	}
 	// The stub must be one the resolver accepts: check it the way readers will.
-	parsed, err := tiers.ParseStub(sb, StubPath(dir))
+	parsed, err := stub.Parse(sb, StubPath(dir))
 	if err == nil {
 		_, _, err = parsed.Validate(m.store, mv.Key, StubPath(dir))
 	}
@@ -213,7 +214,7 @@ func (m *Manager) deleteRemote(k layout.Key) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteCleanupTimeout)
 	defer cancel()
-	zk, ik := tiers.StubKeys(k)
+	zk, ik := stub.Keys(k)
 	var errs []error
 	for _, key := range []string{zk, ik} {
 		if err := m.store.Delete(ctx, key); err != nil {
@@ -251,7 +252,7 @@ func (r *remoteAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // openRemote opens a stub's book for reading (recovery compares it with another copy).
-func (m *Manager) openRemote(ctx context.Context, k layout.Key, dir string) (*tiers.Stub, *qzst.Reader, error) {
+func (m *Manager) openRemote(ctx context.Context, k layout.Key, dir string) (*stub.Stub, *qzst.Reader, error) {
 	s, zk, ik, err := m.readStub(k, dir)
 	if err != nil {
 		return nil, nil, err
@@ -275,13 +276,13 @@ func (m *Manager) openRemote(ctx context.Context, k layout.Key, dir string) (*ti
 }
 
 // readStub reads, parses and validates a partition's stub.
-func (m *Manager) readStub(k layout.Key, dir string) (s *tiers.Stub, zk, ik string, err error) {
+func (m *Manager) readStub(k layout.Key, dir string) (s *stub.Stub, zk, ik string, err error) {
 	p := StubPath(dir)
 	b, err := m.mv.readSmall(p, 1<<20)
 	if err != nil {
 		return nil, "", "", err
 	}
-	s, err = tiers.ParseStub(b, p)
+	s, err = stub.Parse(b, p)
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -8,8 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers"
 )
 
 // TierStatus sums up the partitions one tier serves.
@@ -117,7 +117,7 @@ func (m *Manager) bookSizes(ctx context.Context, k layout.Key, c bookCopy) (stor
 		if err != nil {
 			return 0, 0, err
 		}
-		s, err := tiers.ParseStub(b, StubPath(c.dir))
+		s, err := stub.Parse(b, StubPath(c.dir))
 		if err != nil {
 			return 0, 0, err
 		}

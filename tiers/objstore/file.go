@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/chronicle/chronicle/format"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +107,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.ReaderAt, size int
 		return ObjectInfo{}, fmt.Errorf("put %q: rename: %w", key, err)
 	}
 	done = true
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := format.SyncDir(filepath.Dir(dst)); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	return ObjectInfo{
@@ -137,24 +138,12 @@ func (s *fileStore) mkdirAll(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(dir))
+	return format.SyncDir(filepath.Dir(dir))
 }
 
 func isDirErr(err error) bool {
 	return errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) ||
 		errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
 }
 
 func (s *fileStore) setCachedSHA(f *os.File, d digest, st os.FileInfo) {
@@ -300,7 +289,7 @@ func (s *fileStore) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
 	if err == nil {
-		if err := syncDir(filepath.Dir(p)); err != nil {
+		if err := format.SyncDir(filepath.Dir(p)); err != nil {
 			return fmt.Errorf("delete %q: %w", key, err)
 		}
 	}

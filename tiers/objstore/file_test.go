@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/chronicle/chronicle/internal/testkit/objstoretest"
 	"github.com/chronicle/chronicle/tiers/objstore"
-	"github.com/chronicle/chronicle/tiers/objstore/objstoretest"
 )
 
 func openFile(t *testing.T, dir string) objstore.Store {

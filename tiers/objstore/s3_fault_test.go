@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 )
 
 func openTestS3(t *testing.T, endpoint, ak, sk, uri string, mod func(*Config)) *s3Store {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/objstoretest"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/tiers/objstore"
-	"github.com/chronicle/chronicle/tiers/objstore/objstoretest"
 )
 
 // s3Config is the test configuration: small parts so multipart stays fast.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/venue"

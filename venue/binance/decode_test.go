@@ -23,7 +23,7 @@ import (
 	"unsafe"
 
 	"github.com/chronicle/chronicle/internal/capture"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/venue"
 	"github.com/chronicle/chronicle/venue/binance"
 )

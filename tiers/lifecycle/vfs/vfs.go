@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/chronicle/chronicle/format"
 )
 
 // File is an open file.
@@ -56,17 +58,7 @@ func (OS) Remove(name string) error                   { return os.Remove(name) }
 func (OS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
 func (OS) Lstat(name string) (fs.FileInfo, error)     { return os.Lstat(name) }
 
-func (OS) SyncDir(name string) error {
-	d, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", name, err)
-	}
-	return nil
-}
+func (OS) SyncDir(name string) error { return format.SyncDir(name) }
 
 // MkdirAll creates dir and any missing parents, fsyncing the parent of each directory it
 // creates so the path survives a crash.

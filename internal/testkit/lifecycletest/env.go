@@ -18,8 +18,10 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/qzst"
-	"github.com/chronicle/chronicle/fs/fstest"
-	"github.com/chronicle/chronicle/internal/s3test"
+	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/books"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -36,7 +38,7 @@ func WriteBook(p string, k layout.Key, n int64, seed uint64) error {
 	if err != nil {
 		return err
 	}
-	g := NewGen(seed, 1001, day)
+	g := books.NewGen(seed, 1001, day)
 	var r format.BookRecord
 	for i := int64(0); i < n; i++ {
 		g.Next(&r)
@@ -120,31 +122,6 @@ func NewEnv(t testing.TB, dir string, store objstore.Store) *Env {
 	return e
 }
 
-// FastDir returns a temporary directory on tmpfs (/dev/shm) when there is one, removed at
-// the end of the test: for tests that run many small moves, where fsync on a disk would
-// only add time.
-func FastDir(t testing.TB) string {
-	t.Helper()
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "chronicle-tier-test-*"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(d) })
-			return d
-		}
-	}
-	return t.TempDir()
-}
-
-// FileStore opens a file:// store in a temporary directory.
-func FileStore(t testing.TB) objstore.Store {
-	t.Helper()
-	s, err := objstore.Open(context.Background(), "file://"+filepath.Join(FastDir(t), "remote"), objstore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
 // S3Store opens prefix in the server's bucket.
 func S3Store(t testing.TB, srv *s3test.Server, prefix string) objstore.Store {
 	t.Helper()
@@ -156,25 +133,12 @@ func S3Store(t testing.TB, srv *s3test.Server, prefix string) objstore.Store {
 	return s
 }
 
-// S3Config is the [remote] configuration for a test server.
+// S3Config is the [remote] configuration the tier manager's tests use: no retries, so a
+// fault shows at once.
 func S3Config(srv *s3test.Server) objstore.Config {
-	return objstore.Config{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey,
-		SecretKey: srv.SecretKey, PathStyle: true, RequestTimeout: 5 * time.Second, MaxRetries: -1}
-}
-
-// PartDir is k's directory under a local root.
-func PartDir(root string, k layout.Key) string {
-	return filepath.Join(root, filepath.FromSlash(k.Dir()))
-}
-
-func writeFile(t testing.TB, p string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c := testkit.S3Config(srv)
+	c.RequestTimeout, c.MaxRetries, c.MaxBackoff = 5*time.Second, -1, 0
+	return c
 }
 
 // Place puts p into tier as the other components would: book.q in hot or warm; a
@@ -186,12 +150,12 @@ func (e *Env) Place(t testing.TB, p Partition, tier layout.Tier) {
 	if tier == layout.Remote {
 		root = e.Roots.Cold
 	}
-	d := PartDir(root, p.Key)
+	d := testkit.PartDir(root, p.Key)
 	for name, b := range p.Aux {
-		writeFile(t, filepath.Join(d, filepath.FromSlash(name)), b)
+		testkit.WriteFileSync(t, filepath.Join(d, filepath.FromSlash(name)), b)
 	}
 	if tier == layout.Hot || tier == layout.Warm {
-		writeFile(t, filepath.Join(d, layout.BookName), p.Book)
+		testkit.WriteFileSync(t, filepath.Join(d, layout.BookName), p.Book)
 		return
 	}
 	if _, err := qzst.Transcode(context.Background(), bytes.NewReader(p.Book), int64(len(p.Book)),
@@ -202,14 +166,14 @@ func (e *Env) Place(t testing.TB, p Partition, tier layout.Tier) {
 		if e.Store == nil {
 			t.Fatal("Place remote: no store")
 		}
-		fstest.PlaceRemote(t, e.Roots.Cold, e.Store, p.Key)
+		testkit.PlaceRemote(t, e.Roots.Cold, e.Store, p.Key)
 	}
 }
 
 // PlaceGrowing puts an unsealed (still being written) book.q into tier.
 func (e *Env) PlaceGrowing(t testing.TB, k layout.Key, tier layout.Tier, records int) {
 	t.Helper()
-	d := PartDir(e.Roots.Local(tier), k)
+	d := testkit.PartDir(e.Roots.Local(tier), k)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +182,7 @@ func (e *Env) PlaceGrowing(t testing.TB, k layout.Key, tier layout.Tier, records
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGen(1, 1001, day)
+	g := books.NewGen(1, 1001, day)
 	var r format.BookRecord
 	for i := 0; i < records; i++ {
 		g.Next(&r)
@@ -246,7 +210,7 @@ func (e *Env) Resolver(t testing.TB) *tiers.Resolver {
 func (e *Env) Copies(k layout.Key) []string {
 	var out []string
 	has := func(root, name string) bool {
-		st, err := os.Lstat(filepath.Join(PartDir(root, k), name))
+		st, err := os.Lstat(filepath.Join(testkit.PartDir(root, k), name))
 		return err == nil && st.Mode().IsRegular()
 	}
 	if has(e.Roots.Hot, layout.BookName) {
@@ -349,12 +313,12 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 			}
 		}
 		if tier == layout.Cold {
-			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), layout.IdxName)); err != nil {
+			if _, err := os.Stat(filepath.Join(testkit.PartDir(e.Roots.Cold, p.Key), layout.IdxName)); err != nil {
 				t.Fatalf("%s: cold .zst without .idx: %v", p.Key, err)
 			}
 		}
 		if tier == layout.Remote {
-			if _, err := os.Stat(filepath.Join(PartDir(e.Roots.Cold, p.Key), layout.IdxName)); err == nil {
+			if _, err := os.Stat(filepath.Join(testkit.PartDir(e.Roots.Cold, p.Key), layout.IdxName)); err == nil {
 				t.Fatalf("%s: remote partition still has a local .idx", p.Key)
 			}
 		}
@@ -367,8 +331,8 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 			if root == serving {
 				continue
 			}
-			if _, err := os.Lstat(PartDir(root, p.Key)); err == nil {
-				t.Fatalf("%s: leftover directory %s", p.Key, PartDir(root, p.Key))
+			if _, err := os.Lstat(testkit.PartDir(root, p.Key)); err == nil {
+				t.Fatalf("%s: leftover directory %s", p.Key, testkit.PartDir(root, p.Key))
 			}
 		}
 	}
@@ -413,7 +377,7 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 			if tier != layout.Remote {
 				continue
 			}
-			zk, ik := tiers.StubKeys(k)
+			zk, ik := stub.Keys(k)
 			for _, key := range []string{zk, ik} {
 				if _, err := e.Store.Head(ctx, key); err != nil {
 					t.Fatalf("%s: remote object %s: %v", k, key, err)

@@ -1,4 +1,4 @@
-package tiers
+package stub
 
 import (
 	"encoding/json"
@@ -6,11 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chronicle/chronicle/format/qzst"
 )
-
-type qzstIndex = qzst.Index
 
 // jsonMarshalRaw encodes a stub without Marshal's normalisation of format and version.
 func jsonMarshalRaw(s *Stub) ([]byte, error) { return json.Marshal(s) }
@@ -18,8 +14,8 @@ func jsonMarshalRaw(s *Stub) ([]byte, error) { return json.Marshal(s) }
 func validStub() *Stub {
 	h := strings.Repeat("ab", 32)
 	return &Stub{
-		Zst:              StubObject{URI: "s3://b/p/v1/binance-perp/eth-usdt/2024-08-08/book.q.zst", Size: 100, ETag: "x", SHA256: h},
-		Idx:              StubObject{URI: "s3://b/p/v1/binance-perp/eth-usdt/2024-08-08/book.q.zst.idx", Size: 10, ETag: "y", SHA256: h},
+		Zst:              Object{URI: "s3://b/p/v1/binance-perp/eth-usdt/2024-08-08/book.q.zst", Size: 100, ETag: "x", SHA256: h},
+		Idx:              Object{URI: "s3://b/p/v1/binance-perp/eth-usdt/2024-08-08/book.q.zst.idx", Size: 10, ETag: "y", SHA256: h},
 		UncompressedSize: 1000, UploadedAt: time.Unix(1700000000, 0).UTC(),
 	}
 }
@@ -30,7 +26,7 @@ func TestStubRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseStub(b, "x.json")
+	got, err := Parse(b, "x.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,23 +38,23 @@ func TestStubRoundTrip(t *testing.T) {
 		"trailing":      string(b) + "{}",
 		"not json":      "hello",
 		"empty":         "",
-		"huge":          strings.Repeat(" ", maxStubSize+1),
+		"huge":          strings.Repeat(" ", maxSize+1),
 	} {
-		if _, err := ParseStub([]byte(in), "x.json"); !errors.Is(err, ErrBadStub) {
+		if _, err := Parse([]byte(in), "x.json"); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
 
-func FuzzParseStub(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	b, _ := validStub().Marshal()
 	f.Add(b)
 	f.Add([]byte(`{"format":"chronicle-remote-stub","version":1}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := ParseStub(b, "fuzz.json")
+		s, err := Parse(b, "fuzz.json")
 		if err != nil {
-			if !errors.Is(err, ErrBadStub) {
-				t.Fatalf("error does not wrap ErrBadStub: %v", err)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
 			}
 			return
 		}
@@ -69,7 +65,7 @@ func FuzzParseStub(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ParseStub(out, "re.json"); err != nil {
+		if _, err := Parse(out, "re.json"); err != nil {
 			t.Fatalf("re-encoded stub rejected: %v", err)
 		}
 	})

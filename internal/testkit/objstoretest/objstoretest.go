@@ -17,32 +17,23 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
 // LargeSize is the size of the objects used for multipart-sized uploads.
 const LargeSize = 11<<20 + 12345
 
-// Run runs the conformance suite. The random seed is logged; set
-// OBJSTORETEST_SEED to replay a failure.
+// Run runs the conformance suite. The random seed is logged (testenv.Seed: set
+// CHRONICLE_SEED to replay a failure).
 func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("OBJSTORETEST_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("OBJSTORETEST_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("objstoretest seed %d (set OBJSTORETEST_SEED to replay)", seed)
+	seed := uint64(testenv.Seed(t))
 	var sub atomic.Uint64
 	open := func(t *testing.T) (objstore.Store, *rand.Rand) {
 		st := newStore(t)

@@ -1,7 +1,11 @@
-// Package fstest builds tier layouts for tests of the mount: canonical books in each tier,
-// tier moves done the way the tier manager does them (copy, fsync, rename, delete), and a
-// growing hot book. It is imported by tests only.
-package fstest
+// Package testkit is the one kit every package's tests and benchmarks build on: tier roots
+// in temporary folders, canonical books (deterministic per record, or realistic from
+// books.Gen), partitions placed in any tier the way the components place them (plain
+// files written with fsync and rename, cold frames by the real transcoder, remote objects
+// uploaded through the real object store with a real stub), object stores on file:// or a
+// real versitygw (s3test), and a growing hot book. Test-only: no binary links it (the
+// import-rule test checks).
+package testkit
 
 import (
 	"bytes"
@@ -17,10 +21,11 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/qzst"
-	"github.com/chronicle/chronicle/internal/s3test"
-	"github.com/chronicle/chronicle/internal/testenv"
+	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/testkit/books"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -36,26 +41,6 @@ func Roots(t testing.TB) layout.Roots {
 // Seed returns a random seed, or $CHRONICLE_SEED, and logs it for replay.
 func Seed(t testing.TB) int64 { return testenv.Seed(t) }
 
-// Record returns record i of the deterministic stream of a seed: every field depends on i,
-// so a reader can check any record on its own.
-func Record(seed int64, i int64) format.BookRecord {
-	x := uint64(seed) ^ uint64(i)*0x9E3779B97F4A7C15
-	next := func(n uint64) int64 { // splitmix64: cheap enough for GiB-sized books
-		x += 0x9E3779B97F4A7C15
-		z := x
-		z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
-		z = (z ^ z>>27) * 0x94D049BB133111EB
-		return int64((z ^ z>>31) % n)
-	}
-	ts := int64(1723161256000000000) + i*1_000_003
-	return format.BookRecord{
-		TypeID: uint16(1 + next(6)), Flags: uint16(next(64)), SymbolID: 7,
-		ExchTs: ts, RecvTs: ts - 1_200_000_000 + next(1000), Seq: uint64(i),
-		Price: 250_000_000_000 + next(2_000_000)*1000, Qty: next(100_000) * 1000,
-		Aux0: -i, Aux1: next(1 << 32),
-	}
-}
-
 // WriteBook writes a sealed canonical book of n records at path.
 func WriteBook(t testing.TB, path string, k layout.Key, n int64, seed int64) {
 	t.Helper()
@@ -67,7 +52,7 @@ func WriteBook(t testing.TB, path string, k layout.Key, n int64, seed int64) {
 		t.Fatal(err)
 	}
 	for i := range n {
-		r := Record(seed, i)
+		r := books.Record(seed, i)
 		if err := a.AppendBook(&r); err != nil {
 			t.Fatal(err)
 		}
@@ -148,16 +133,7 @@ func writeFileSync(p string, b []byte) error {
 	if err := os.Rename(f.Name(), p); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(p))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return format.SyncDir(filepath.Dir(p))
 }
 
 // PlacePlain puts book.q, meta.json and the index file into a local tier root.
@@ -184,62 +160,69 @@ func PlaceCold(t testing.TB, cold string, k layout.Key, book []byte, blockSize i
 
 // PlaceRemote uploads a cold partition's .zst and .idx to store, writes the stub and deletes
 // the local .zst, then .idx (in that order: a .zst is never left without its .idx).
-func PlaceRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) {
+func PlaceRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) *stub.Stub {
 	t.Helper()
-	if err := MoveColdToRemote(cold, store, k); err != nil {
+	s, err := moveColdToRemote(cold, store, k)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return s
 }
 
 // MoveColdToRemote is PlaceRemote returning its error, for use from goroutines.
 func MoveColdToRemote(cold string, store objstore.Store, k layout.Key) error {
+	_, err := moveColdToRemote(cold, store, k)
+	return err
+}
+
+func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.Stub, error) {
 	ctx := context.Background()
 	d := PartDir(cold, k)
-	zk, ik := tiers.StubKeys(k)
-	s := &tiers.Stub{UploadedAt: time.Now().UTC()}
+	zk, ik := stub.Keys(k)
+	s := &stub.Stub{UploadedAt: time.Now().UTC()}
 	for _, o := range []struct {
 		name, key string
-		obj       *tiers.StubObject
+		obj       *stub.Object
 	}{{layout.ZstName, zk, &s.Zst}, {layout.IdxName, ik, &s.Idx}} {
 		f, err := os.Open(filepath.Join(d, o.name))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return err
+			return nil, err
 		}
 		info, err := store.Put(ctx, o.key, f, st.Size(), objstore.PutOptions{})
 		f.Close()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		*o.obj = tiers.StubObject{URI: store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
+		*o.obj = stub.Object{URI: store.URI(o.key), Size: info.Size, ETag: info.ETag, SHA256: info.SHA256}
 	}
 	ib, err := os.ReadFile(filepath.Join(d, layout.IdxName))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	idx, err := qzst.ParseIndex(ib, "idx")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.UncompressedSize = idx.Size
 	b, err := s.Marshal()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writeFileSync(filepath.Join(d, layout.StubName), b); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Remove(filepath.Join(d, layout.ZstName)); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Remove(filepath.Join(d, layout.IdxName)); err != nil {
-		return err
+		return nil, err
 	}
-	return syncDir(d)
+	return s, format.SyncDir(d)
 }
 
 // MoveWarmToCold moves a partition from the warm to the cold root: the small files are
@@ -313,7 +296,7 @@ func copySmall(src, dst string) error {
 // FileStore opens a file:// object store in a temporary folder.
 func FileStore(t testing.TB) objstore.Store {
 	t.Helper()
-	s, err := objstore.Open(context.Background(), "file://"+filepath.Join(t.TempDir(), "remote"), objstore.Config{})
+	s, err := objstore.Open(context.Background(), "file://"+filepath.Join(testenv.FastDir(t), "remote"), objstore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +369,7 @@ func NewGrowing(t testing.TB, hot string, k layout.Key, seed int64) *Growing {
 // Append commits record g.N of the seed's stream with Aux1 replaced by the commit time
 // (UnixNano), so readers can measure how late they see it.
 func (g *Growing) Append() error {
-	r := Record(g.Seed, g.N)
+	r := books.Record(g.Seed, g.N)
 	r.Aux1 = time.Now().UnixNano()
 	if err := g.A.AppendBook(&r); err != nil {
 		return err

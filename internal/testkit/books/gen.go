@@ -1,11 +1,12 @@
-// Package lifecycletest holds what the tier manager's tests share: a generator of
-// realistic canonical books, helpers that place a partition in any tier the way the
-// other components would, and Check, which asserts the manager's invariants: every
-// partition served by exactly one tier with bytes identical to the original, no
-// temporary files, no leftover directories, no orphan remote objects.
-package lifecycletest
+// Package books makes canonical book records for tests and benchmarks: Record, a
+// deterministic record per (seed, index) that a reader can check on its own, and Gen, a
+// realistic Binance-USD-M-like stream (depth updates of many levels, trades, BBO, full
+// snapshots every 60 s) for size, compression and speed. It imports only format, so the
+// tests of every package above format can use it.
+package books
 
 import (
+	"io"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -129,5 +130,69 @@ func (g *Gen) event() {
 	default: // bbo
 		g.seq++
 		g.rec(format.TypeBBO, format.FlagLast, (g.mid-1)*tick, g.qty(), (g.mid+1)*tick, g.qty())
+	}
+}
+
+// reader is an endless canonical book stream: a header, then Gen's records.
+type reader struct {
+	g   *Gen
+	buf []byte
+	rec format.BookRecord
+}
+
+// NewReader returns an endless stream of a book file: a real header (2024-08-09, symbol
+// 1001), then Gen's records, 64 bytes each.
+func NewReader(seed uint64) io.Reader {
+	day := time.Date(2024, 8, 9, 0, 0, 0, 0, time.UTC)
+	h := format.NewBookHeader("binance-perp", "eth-usdt", 1001, format.DateOf(day))
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		panic(err) // a fixed, valid header
+	}
+	return &reader{g: NewGen(seed, 1001, day), buf: hb}
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(r.buf) == 0 {
+			var b [format.BookRecordSize]byte
+			r.g.Next(&r.rec)
+			r.rec.Put(b[:])
+			r.buf = b[:]
+		}
+		m := copy(p[n:], r.buf)
+		r.buf = r.buf[m:]
+		n += m
+	}
+	return n, nil
+}
+
+// Bytes returns the first size bytes of NewReader(seed).
+func Bytes(seed uint64, size int64) []byte {
+	b := make([]byte, size)
+	if _, err := io.ReadFull(NewReader(seed), b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Record returns record i of the deterministic stream of a seed: every field depends on i,
+// so a reader can check any record on its own.
+func Record(seed int64, i int64) format.BookRecord {
+	x := uint64(seed) ^ uint64(i)*0x9E3779B97F4A7C15
+	next := func(n uint64) int64 { // splitmix64: cheap enough for GiB-sized books
+		x += 0x9E3779B97F4A7C15
+		z := x
+		z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+		z = (z ^ z>>27) * 0x94D049BB133111EB
+		return int64((z ^ z>>31) % n)
+	}
+	ts := int64(1723161256000000000) + i*1_000_003
+	return format.BookRecord{
+		TypeID: uint16(1 + next(6)), Flags: uint16(next(64)), SymbolID: 7,
+		ExchTs: ts, RecvTs: ts - 1_200_000_000 + next(1000), Seq: uint64(i),
+		Price: 250_000_000_000 + next(2_000_000)*1000, Qty: next(100_000) * 1000,
+		Aux0: -i, Aux1: next(1 << 32),
 	}
 }

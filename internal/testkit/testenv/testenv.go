@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/config"
 )
 
 // Python returns an interpreter that imports numpy and pandas. Debian's python3-numpy
@@ -96,4 +98,33 @@ func Seed(t testing.TB) int64 {
 	}
 	t.Logf("seed %d (set CHRONICLE_SEED to replay)", seed)
 	return seed
+}
+
+// FastDir returns a temporary directory on tmpfs (/dev/shm) when there is one, removed at
+// the end of the test: for tests that fsync many small files, where a disk would only add
+// time (and a slow fsync can make a fuzzer take an iteration for a hang).
+func FastDir(t testing.TB) string {
+	t.Helper()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "chronicle-test-*"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return t.TempDir()
+}
+
+// BenchBytes is the size of a benchmark's large files: $CHRONICLE_BENCH_BYTES (a byte
+// count, suffixes KiB, MiB, GiB allowed; `make bench BENCH_BYTES=...` sets it), else def.
+// The one size knob of every benchmark.
+func BenchBytes(b testing.TB, def int64) int64 {
+	s := os.Getenv("CHRONICLE_BENCH_BYTES")
+	if s == "" {
+		return def
+	}
+	n, err := config.ParseSize(s)
+	if err != nil || n < 1<<20 {
+		b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a byte count of at least 1 MiB", s)
+	}
+	return n
 }
