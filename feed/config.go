@@ -12,9 +12,9 @@ import (
 // Config is the [feed] section of the shared config file.
 type Config struct {
 	Venue string `toml:"venue"` // venue id, "binance-perp"
-	// HotRoot is the hot tier root; the journal goes to {hot_root}/feed/{venue} unless
-	// JournalDir says otherwise.
-	HotRoot    string `toml:"hot_root"`
+	// HotRoot is the hot tier root ([tiers] hot: one setting for every daemon); the
+	// journal goes to {hot}/feed/{venue} unless JournalDir says otherwise.
+	HotRoot    string `toml:"-"`
 	JournalDir string `toml:"journal_dir"`
 
 	WSURL    string            `toml:"ws_url"`    // websocket base; "" = the venue's production endpoint
@@ -96,7 +96,7 @@ func (c *Config) Validate() error {
 	case c.Venue == "":
 		return bad("venue is empty")
 	case c.JournalDir == "" && c.HotRoot == "":
-		return bad("hot_root and journal_dir are both empty")
+		return bad("[tiers] hot and journal_dir are both empty")
 	case c.RollPeriod < time.Second:
 		return bad("roll_period %v below 1s", c.RollPeriod)
 	case c.ChunkSize < 1<<16:

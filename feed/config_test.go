@@ -26,7 +26,6 @@ func TestConfigFromSharedFile(t *testing.T) {
 [tiers]
 hot = "/elsewhere"
 [feed]
-hot_root = "/dev/shm/x"
 symbols = ["BTCUSDT", "ETHUSDT"]
 streams = ["depth", "aggTrade"]
 depth_speed = "100ms"
@@ -39,7 +38,7 @@ ws_routes = { depth = "/public", aggTrade = "/market" }
 		t.Fatal(err)
 	}
 	if cfg.RollPeriod != 15*time.Minute || cfg.ConnMaxAge != 12*time.Hour || cfg.ChunkSize != 16<<20 || cfg.DepthSpeed != "100ms" ||
-		len(cfg.Symbols) != 2 || cfg.WSRoutes["depth"] != "/public" || cfg.Dir() != journal.Dir("/dev/shm/x", "binance-perp") {
+		len(cfg.Symbols) != 2 || cfg.WSRoutes["depth"] != "/public" || cfg.Dir() != journal.Dir("/dev/shm/chronicle", "binance-perp") {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	f, err := New(cfg, nil, nil)

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +28,7 @@ Usage:
   chronicle-feed run    [flags]           capture live websockets and REST snapshots
   chronicle-feed replay [flags] FILE...   journal capture files (jsonl[.gz], cryptofeed ws+http)
 
-The journal goes to {hot_root}/feed/{venue}/ (outside v1/), one segment per roll period.
+The journal goes to {hot}/feed/{venue}/ (outside v1/), one segment per roll period.
 Several files given to one replay are one stream, in order (one capture split in files).
 Settings come from the [feed] and [log] sections of --config; flags override the file.
 SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
@@ -37,7 +36,7 @@ SIGINT or SIGTERM closes the connections, journals the disconnects and seals the
 Examples:
   chronicle-feed run --config /etc/chronicle/chronicle.toml
   chronicle-feed run --symbols BTCUSDT,ETHUSDT --streams depth,aggTrade,bookTicker --depth-speed 100ms
-  chronicle-feed run --hot-root /dev/shm/chronicle --metrics-addr 127.0.0.1:9464
+  chronicle-feed run --hot /dev/shm/chronicle --metrics-addr 127.0.0.1:9464
   chronicle-feed run --ws-url ws://127.0.0.1:8080 --rest-url http://127.0.0.1:8080 --symbols ETHUSDT
   chronicle-feed run --venue binance-spot --symbols ETHUSDT,BTCUSDT
   chronicle-feed replay --speed 0 binance-usdm_ethusdt_20240808.jsonl.gz
@@ -75,16 +74,13 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg := feed.Defaults()
 	logCfg := config.DefaultLog()
-	// The journal lives under the hot tier: [tiers] hot is the default of [feed] hot_root.
-	roots := layout.Roots{}
-	cfg.HotRoot = ""
+	// The journal lives under the hot tier, [tiers] hot.
+	roots := layout.DefaultRoots()
 	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots}); err != nil {
 		fmt.Fprintln(stderr, "chronicle-feed:", err)
 		return 2
 	}
-	if cfg.HotRoot == "" {
-		cfg.HotRoot = cmp.Or(roots.Hot, layout.DefaultRoots().Hot)
-	}
+	cfg.HotRoot = roots.Hot
 	fl.apply(fs, &cfg, &logCfg)
 	log, err := daemon.Logger(logCfg, "chronicle-feed")
 	if err != nil {
@@ -147,8 +143,8 @@ func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
 	fs.StringSliceVar(&f.symbols, "symbols", nil, "symbols to capture (BTCUSDT,ETHUSDT)")
 	fs.StringSliceVar(&f.streams, "streams", d.Streams, "streams per symbol: depth, trade, aggTrade, bookTicker, or a raw suffix")
 	fs.StringVar(&f.depthSpeed, "depth-speed", d.DepthSpeed, "depth stream speed: 0ms, 100ms, 250ms, 500ms (default: the venue's fastest)")
-	fs.StringVar(&f.hotRoot, "hot-root", d.HotRoot, "hot tier root; the journal is {hot-root}/feed/{venue}")
-	fs.StringVar(&f.journalDir, "journal-dir", "", "journal directory (instead of the hot-root layout)")
+	fs.StringVar(&f.hotRoot, "hot", layout.DefaultRoots().Hot, "hot tier root; the journal is {hot}/feed/{venue} ([tiers] hot)")
+	fs.StringVar(&f.journalDir, "journal-dir", "", "journal directory (instead of {hot}/feed/{venue})")
 	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL (default: the venue's)")
 	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL (default: the venue's)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "serve /metrics here (empty: off)")
@@ -174,7 +170,7 @@ func (f *cmdFlags) apply(fs *pflag.FlagSet, c *feed.Config, l *config.Log) {
 	set("symbols", func() { c.Symbols = upper(f.symbols) })
 	set("streams", func() { c.Streams = f.streams })
 	set("depth-speed", func() { c.DepthSpeed = f.depthSpeed })
-	set("hot-root", func() { c.HotRoot = f.hotRoot })
+	set("hot", func() { c.HotRoot = f.hotRoot })
 	set("journal-dir", func() { c.JournalDir = f.journalDir })
 	set("ws-url", func() { c.WSURL = f.wsURL })
 	set("rest-url", func() { c.RESTURL = f.restURL })

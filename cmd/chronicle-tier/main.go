@@ -87,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
 	s.StringVar(&f.encoder, "zstd-encoder", "", `"libzstd" (cgo builds, their default) or "go" ([tier] zstd_encoder)`)
 	s.IntVar(&f.threads, "threads", 0, "compression threads per move, 0 = all cores ([tier] threads)")
 	s.StringVar(&f.verify, "remote-verify", "", `"head" or "readback" ([tier] remote_verify)`)
-	s.StringVar(&f.metrics, "metrics", "", "listen address for /metrics in run; empty string in the file disables ([tier] metrics_addr)")
+	s.StringVar(&f.metrics, "metrics-addr", "", "listen address for /metrics in run; empty string in the file disables ([tier] metrics_addr)")
 	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.dryRun, "dry-run", false, "apply: print the plan and change nothing")
@@ -138,7 +138,7 @@ func (f *flags) settings() (*settings, error) {
 	set("zstd-encoder", func() { st.cfg.ZstdEncoder = f.encoder })
 	set("threads", func() { st.cfg.Threads = f.threads })
 	set("remote-verify", func() { st.cfg.RemoteVerify = f.verify })
-	set("metrics", func() { st.cfg.MetricsAddr = f.metrics })
+	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metrics })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
 	if f.now != "" {

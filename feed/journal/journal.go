@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Dir is where a venue's journal segments live: {hot_root}/feed/{venue}, outside v1/.
+// Dir is where a venue's journal segments live: {hot}/feed/{venue}, outside v1/.
 func Dir(hotRoot, venue string) string { return filepath.Join(hotRoot, "feed", venue) }
 
 // Ext is the segment file extension: segments are .q containers with the journal layout.

@@ -114,7 +114,7 @@ level = "warn"
 `, hot, warm, addr)), 0o644)
 	d := startETL(t, cfg) // before the journal exists: it waits for it
 	c := captures[1]
-	feedCmd := exec.Command(feedBin, append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot-root", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
+	feedCmd := exec.Command(feedBin, append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
 	var feedOut bytes.Buffer
 	feedCmd.Stdout, feedCmd.Stderr = &feedOut, &feedOut
 	if err := feedCmd.Start(); err != nil {

@@ -157,7 +157,7 @@ func TestRunServesMetricsAndStops(t *testing.T) {
 	p := lt.NewPartition(t, key("2024-08-08"), 2000, 1)
 	e.Place(t, p, layout.Hot)
 	addr := freeAddr(t)
-	cmd, lines := daemon(t, append(config(t, e, nil, ""), "--now", "2024-08-09T06:00:00Z", "--metrics", addr, "--scan-interval", "200ms", "run")...)
+	cmd, lines := daemon(t, append(config(t, e, nil, ""), "--now", "2024-08-09T06:00:00Z", "--metrics-addr", addr, "--scan-interval", "200ms", "run")...)
 	waitLog(t, lines, "move done", 20*time.Second)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -191,7 +191,7 @@ func TestSigtermRollsBackMoveInFlight(t *testing.T) {
 	p := lt.NewPartition(t, key("2024-08-08"), 40000, 1) // 2.5 MB
 	e.Place(t, p, layout.Warm)
 	args := append(config(t, e, nil, ""), "--now", "2024-09-01")
-	cmd, lines := daemon(t, append(args, "--metrics", "", "--bandwidth", "1000000", "run")...)
+	cmd, lines := daemon(t, append(args, "--metrics-addr", "", "--bandwidth", "1000000", "run")...)
 	waitLog(t, lines, "move start", 20*time.Second)
 	time.Sleep(700 * time.Millisecond) // well inside the transcode (> 2.5 s at 1 MB/s)
 	t0 := time.Now()
