@@ -1,0 +1,196 @@
+package integration
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
+)
+
+const module = "github.com/chronicle/chronicle/"
+
+// layers says which of the module's packages each package may import (see matches; the
+// leaves internal/config and internal/latency are open to all); a package follows the
+// longest entry that matches it. docs/architecture.md draws it.
+var layers = []struct {
+	pkg   string
+	may   []string
+	tests []string // extra imports its tests may use
+}{
+	{"layout", nil, []string{"internal/testkit"}},
+	{"deploy", nil, nil},
+	{"internal/config", nil, []string{"internal/testkit"}},
+	{"internal/latency", nil, nil},
+	{"internal/capture", nil, []string{"internal/testkit"}},
+	{"format", nil, []string{"internal/testkit/testenv"}},
+	{"format/", []string{"format", "layout"}, []string{"internal/testkit"}},
+	{"venue", []string{"venue", "format"}, []string{"internal/testkit", "internal/capture"}},
+	{"feed/journal", []string{"format"}, []string{"internal/testkit"}},
+	{"feed", []string{"feed/", "venue", "format", "layout", "internal/capture"}, []string{"internal/testkit", "internal/exsim"}},
+	{"etl", []string{"etl/", "venue", "format", "feed/journal", "layout", "deploy"}, []string{"internal/testkit", "internal/capture", "internal/latency"}},
+	{"tiers/objstore", []string{"format", "layout"}, []string{"internal/testkit"}},
+	{"tiers", []string{"tiers", "format", "layout"}, []string{"internal/testkit"}},
+	{"fs", []string{"fs/", "tiers", "format", "layout"}, []string{"internal/testkit"}},
+	{"internal/synth", []string{"format"}, []string{"internal/testkit"}},
+	{"internal/exsim", []string{"venue", "format", "internal/capture"}, []string{"internal/testkit"}},
+	{"internal/daemon", []string{"internal/config"}, nil},
+	{"internal/testkit", []string{""}, []string{""}}, // test-only: anything below cmd
+	{"integration", []string{""}, []string{""}},
+	{"cmd/", []string{""}, []string{""}},
+}
+
+type goPkg struct {
+	ImportPath   string
+	Imports      []string
+	TestImports  []string
+	XTestImports []string
+	Deps         []string
+}
+
+func goList(t *testing.T, args ...string) []goPkg {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list", "-json"}, args...)...)
+	cmd.Dir = testenv.RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	var pkgs []goPkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p goPkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// matches reports whether path p falls under rule entry e: "x" names x and its
+// subpackages, "x/" only x's subpackages, "" everything.
+func matches(e, p string) bool {
+	switch {
+	case e == "":
+		return true
+	case strings.HasSuffix(e, "/"):
+		return strings.HasPrefix(p, e)
+	}
+	return p == e || strings.HasPrefix(p, e+"/")
+}
+
+// allowed reports whether package pkg (relative path) may import dep.
+func allowed(pkg, dep string, test bool) bool {
+	best := -1
+	for i, l := range layers {
+		if l.pkg != "" && matches(l.pkg, pkg) && (best < 0 || len(l.pkg) > len(layers[best].pkg)) {
+			best = i
+		}
+	}
+	switch {
+	case best < 0 || strings.HasPrefix(dep, "cmd/"):
+		return false
+	case matches("internal/testkit", dep) && !test && !matches("internal/testkit", pkg) && !matches("integration", pkg):
+		return false // test kits are for tests
+	case matches(pkg, dep) && !matches("internal/testkit", dep):
+		return true // a package's own subpackages
+	}
+	may := append([]string{"internal/config", "internal/latency"}, layers[best].may...) // leaves, for all
+	if test {
+		may = append(append([]string{}, may...), layers[best].tests...)
+	}
+	for _, m := range may {
+		if matches(m, dep) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestImportRules states the layering (format <- tiers <- fs; feed and etl beside tiers;
+// cmd on top; test kits in internal/testkit) and fails on any import that breaks it, in
+// code and in tests.
+func TestImportRules(t *testing.T) {
+	var bad []string
+	for _, p := range goList(t, "./...") {
+		pkg := strings.TrimPrefix(p.ImportPath, module)
+		check := func(imports []string, test bool) {
+			for _, imp := range imports {
+				if !strings.HasPrefix(imp, module) {
+					if imp == "testing" && !test && !strings.HasPrefix(pkg, "internal/testkit") {
+						bad = append(bad, pkg+" imports testing outside its tests")
+					}
+					continue
+				}
+				dep := strings.TrimPrefix(imp, module)
+				if !allowed(pkg, dep, test) {
+					kind := "imports"
+					if test {
+						kind = "tests import"
+					}
+					bad = append(bad, pkg+" "+kind+" "+dep)
+				}
+			}
+		}
+		check(p.Imports, false)
+		check(append(p.TestImports, p.XTestImports...), true)
+	}
+	sort.Strings(bad)
+	for _, b := range bad {
+		t.Error(b)
+	}
+}
+
+// TestBinaryDeps: what each binary links. No test kit in any binary; no object-store SDK in
+// the capture host's feed and refinery.
+func TestBinaryDeps(t *testing.T) {
+	for _, p := range goList(t, "-deps=false", "./cmd/...") {
+		deps := goList(t, "-deps", p.ImportPath)
+		for _, d := range deps {
+			if strings.HasPrefix(d.ImportPath, module+"internal/testkit") {
+				t.Errorf("%s links the test kit %s", p.ImportPath, d.ImportPath)
+			}
+			lean := strings.HasSuffix(p.ImportPath, "chronicle-feed") || strings.HasSuffix(p.ImportPath, "chronicle-etl")
+			if lean && strings.HasPrefix(d.ImportPath, "github.com/aws/") {
+				t.Errorf("%s links %s", p.ImportPath, d.ImportPath)
+				break
+			}
+		}
+	}
+}
+
+// TestImportRulesCatchBreaks: each break the rules exist for is refused.
+func TestImportRulesCatchBreaks(t *testing.T) {
+	for _, c := range []struct {
+		pkg, dep string
+		test     bool
+	}{
+		{"tiers", "fs", true},                            // tiers never imports fs, not even in tests
+		{"tiers/lifecycle", "internal/testkit/x", false}, // test kits stay out of code
+		{"format", "tiers", false},                       // format imports nothing of ours
+		{"format", "layout", false},
+		{"tiers", "fs", false},
+		{"feed", "tiers", false}, // the capture host's binaries link no object store
+		{"etl", "tiers", false},
+		{"etl", "feed", false},
+		{"fs", "etl", false},
+		{"layout", "format", false},
+		{"cmd/chronicle-fs", "internal/testkit", false},
+		{"internal/testkit", "cmd/chronicle-fs", true},
+	} {
+		if allowed(c.pkg, c.dep, c.test) {
+			t.Errorf("%s may import %s (test %v)", c.pkg, c.dep, c.test)
+		}
+	}
+	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}} {
+		if !allowed(c[0], c[1], false) {
+			t.Errorf("%s may not import %s", c[0], c[1])
+		}
+	}
+}
