@@ -7,7 +7,7 @@ import (
 	"github.com/chronicle/chronicle/format/meta"
 )
 
-// Config is the [etl] section of the shared config file (docs/etl.md).
+// Config is the [etl] section of the shared config file (docs/chronicle-etl.md).
 type Config struct {
 	// Venues lists the venue journals to refine ({hot}/feed/{venue}); empty = every venue
 	// directory found there.

@@ -5,7 +5,7 @@
 // One Feed runs one goroutine per planned connection slot (reconnecting with backoff and
 // jitter, and replacing each connection before the venue's age limit with an overlap so
 // nothing is lost), a snapshot fetcher within the REST weight budget, and a maintenance
-// loop that pre-creates, rolls and deletes journal segments. See docs/feed.md.
+// loop that pre-creates, rolls and deletes journal segments. See docs/chronicle-feed.md.
 package feed
 
 import (

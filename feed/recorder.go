@@ -227,7 +227,7 @@ func (r *Recorder) judgeSnapshotLocked(st *streamState, chainPrev int64) {
 }
 
 // gate decides, during a rollover, whether a message is journaled, so that each event is
-// journaled once and the stream has no hole (docs/feed.md, "Rollover"). Outside a
+// journaled once and the stream has no hole (docs/chronicle-feed.md, "Rollover"). Outside a
 // rollover only the active connection is journaled.
 //
 // The incoming connection B may contribute to a stream once it is aligned: it delivered

@@ -8,7 +8,7 @@
 // offset) so numpy.load(path, mmap_mode="r") gives named fields. Physical artefacts (.zst,
 // .idx, .remote.json) never appear.
 //
-// Speed and consistency choices (docs/fs.md has the full story):
+// Speed and consistency choices (docs/chronicle-fs.md has the full story):
 //   - Sealed local files (hot, warm, plain cold) are served by kernel passthrough when the
 //     kernel grants it; every other file is served by this process with the page cache on
 //     (never FOPEN_DIRECT_IO, so mmap works everywhere).

@@ -2,7 +2,7 @@
 // roots, the partition key v1/{venue}/{symbol}/{date}, logical paths below the mount root,
 // and the file names inside a partition. It imports nothing of Chronicle's, so the capture
 // host's binaries (chronicle-feed, chronicle-etl) link it without the object-store code.
-// docs/tiers.md describes the layout.
+// docs/resolution.md describes the layout.
 package layout
 
 import (

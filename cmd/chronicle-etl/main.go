@@ -2,7 +2,7 @@
 // partitions (run: a daemon tailing every venue journal; backfill: one pass over segment
 // files), reports where it stands (status) and writes synthetic partitions for demos and
 // benchmarks (synth). The work is done by package etl; this file parses flags, loads the
-// shared configuration and wires signals, logs and metrics. docs/etl.md is the manual.
+// shared configuration and wires signals, logs and metrics. docs/chronicle-etl.md is the manual.
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Command chronicle-fs mounts the union of Chronicle's storage tiers read-only, so every
-// book.q reads as a plain file whatever tier holds it. See docs/fs.md.
+// book.q reads as a plain file whatever tier holds it. See docs/chronicle-fs.md.
 package main
 
 import (

@@ -1,7 +1,7 @@
 // Command chronicle-tier is the lifecycle manager: it moves partitions hot -> warm ->
 // cold -> remote by age, crash-safely, and reports what each tier holds. The work is done
 // by package tiers/lifecycle; this file parses flags, loads the shared configuration and
-// wires signals, logs and metrics. docs/tier.md is the manual.
+// wires signals, logs and metrics. docs/chronicle-tier.md is the manual.
 package main
 
 import (

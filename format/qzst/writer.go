@@ -20,17 +20,15 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// DefaultLevel is zstd's default level. klauspost's matching encoder (SpeedDefault) beats the
-// zstd CLI at -3 on canonical book records in both throughput and (within 3%) size; see
-// BenchmarkTranscode.
+// DefaultLevel is zstd's default level (BenchmarkTranscode compares it with `zstd -3`).
 const DefaultLevel = 3
 
 // Options control Transcode.
 type Options struct {
 	// BlockSize is the uncompressed size of every frame but the last (default 1 MiB).
 	BlockSize int
-	// Level is a zstd CLI-style level (default 3), mapped to klauspost's encoder levels:
-	// 1-2 fastest, 3-5 default, 6-9 better, 10+ best.
+	// Level is a zstd CLI-style level (default 3). libzstd takes it as is; the Go encoder
+	// maps it to its four levels: 1-2 fastest, 3-5 default, 6-9 better, 10+ best.
 	Level int
 	// Concurrency is the number of frames compressed at once (default GOMAXPROCS).
 	Concurrency int

@@ -8,7 +8,7 @@ import (
 	"github.com/chronicle/chronicle/format/qzst"
 )
 
-// Config is the [tier] section of the shared configuration (docs/tier.md).
+// Config is the [tier] section of the shared configuration (docs/chronicle-tier.md).
 type Config struct {
 	// HotToWarm moves sealed hot partitions to warm (when the ETL writes to hot).
 	HotToWarm bool `toml:"hot_to_warm"`

@@ -14,7 +14,7 @@ import (
 	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
 )
 
-// The parquet deriver (docs/tier.md, "Deriver"): one row per canonical record, columns in
+// The parquet deriver (docs/chronicle-tier.md, "Deriver"): one row per canonical record, columns in
 // record order with readable names. Timestamps are TIMESTAMP(NANOS, UTC); price and qty
 // are DECIMAL(18, decimals) on INT64, the raw fixed-point integers with the header's
 // scales, so they stay exact. aux0/aux1 are raw int64 (for bbo records they are the ask

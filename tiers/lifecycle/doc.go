@@ -8,6 +8,6 @@
 // only then is the source removed (the book first, then the rest). So the resolver
 // (package tiers) always finds one complete copy, and a crash at any point leaves either
 // the source alone, or two identical complete copies, which the next scan's Recover
-// finishes (or rolls back if the lower copy is damaged). docs/tier.md walks through every
+// finishes (or rolls back if the lower copy is damaged). docs/chronicle-tier.md walks through every
 // step and what a crash there leaves.
 package lifecycle

@@ -140,19 +140,9 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 		return fmt.Errorf("open %s: %w", srcBook, err)
 	}
 	defer in.Close()
-
-	parquet := filepath.Join(dst, layout.DerivedDir, "book.parquet")
-	if m.cfg.Derive == DeriveParquet && !vfs.Exists(m.fs, parquet) {
-		if err := m.derive(ctx, in, h, size, parquet); err != nil {
-			m.met.DeriveFailures.Inc()
-			if !errors.Is(err, ErrDeriveRange) {
-				return err
-			}
-			// Data parquet cannot represent: the move goes on without it.
-			m.log.Error("derive parquet impossible; moving without it", "partition", mv.Key.String(), "err", err)
-		}
+	if err := m.deriveIfWanted(ctx, mv, in, h, size, filepath.Join(dst, layout.DerivedDir, "book.parquet")); err != nil {
+		return err
 	}
-
 	if zs, err = m.mv.stage(filepath.Join(dst, layout.ZstName)); err != nil {
 		return err
 	}
@@ -161,62 +151,16 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	}
 	t0 := time.Now()
 	sr := &sourceReader{ctx: ctx, r: in, lim: m.mv.lim, progress: progress}
-	var from io.ReaderAt = sr
-	if ms, err := mapSource(sr, in, size); err != nil {
-		m.log.Warn("mapping the source failed; reading it instead", "partition", mv.Key.String(), "err", err)
-	} else if ms != nil {
-		defer ms.close()
-		from = ms
-	}
-	zw, xw := newAsyncWriter(zs.f), bufio.NewWriterSize(xs.f, 64<<10)
-	res, err := qzst.TranscodeTo(ctx, from, size, zw, xw, qzst.Options{
-		BlockSize: m.cfg.BlockSize, Level: m.cfg.ZstdLevel, Concurrency: m.cfg.Threads, Logger: m.log,
-		MaxInFlight: 32 << 20, Encoder: m.cfg.ZstdEncoder, VerifyFrames: true, Name: zs.tmp})
-	if cerr := zw.Close(); cerr != nil {
-		err = fmt.Errorf("write %s: %w", zs.tmp, cerr) // the cause behind any "earlier write failed"
-	}
-	if ce := (*qzst.CorruptError)(nil); errors.As(err, &ce) { // a frame failed its check
-		return fmt.Errorf("transcode %s: %w: %w", srcBook, ErrVerify, err)
-	}
+	res, err := m.transcode(ctx, mv, sr, in, size, zs, xs, srcBook)
 	if err != nil {
-		return fmt.Errorf("transcode %s: %w", srcBook, err)
+		return err
 	}
 	tTranscode := time.Since(t0)
-	if err := xw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", xs.tmp, err)
-	}
-	for _, s := range []*staged{zs, xs} {
-		if err := s.f.Sync(); err != nil {
-			return fmt.Errorf("fsync %s: %w", s.tmp, err)
-		}
-	}
-	tSync := time.Since(t0) - tTranscode
-	// Every frame was decoded and compared with its source block before it was written
-	// (VerifyFrames). What remains is to show the files hold what was verified: the index
-	// read back and parsed, and the .zst's size, seek table and SHA-256 read back against it.
-	ib := make([]byte, res.IndexSize+1)
-	if k, _ := xs.f.ReadAt(ib, 0); int64(k) != res.IndexSize {
-		return fmt.Errorf("read back %s: %w: %d bytes, wrote %d", xs.tmp, ErrVerify, k, res.IndexSize)
-	}
-	idx, err := qzst.ParseIndex(ib[:res.IndexSize], xs.tmp)
+	idx, err := m.verifyStaged(ctx, zs, xs, res, size)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrVerify, err)
+		return err
 	}
-	if idx.Size != size || idx.SHA256 != res.SHA256 {
-		return fmt.Errorf("%s: %w: index read back describes %d bytes sha256 %x, transcoded %d bytes sha256 %x", xs.tmp, ErrVerify, idx.Size, idx.SHA256, size, res.SHA256)
-	}
-	st, err := zs.f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", zs.tmp, err)
-	}
-	if err := qzst.Verify(ctx, zs.f, st.Size(), idx, qzst.VerifyOptions{Name: zs.tmp, HashOnly: true}); err != nil {
-		var ce *qzst.CorruptError
-		if errors.As(err, &ce) {
-			return fmt.Errorf("%w: %w", ErrVerify, err)
-		}
-		return fmt.Errorf("verify %s: %w", zs.tmp, err)
-	}
-	tVerify := time.Since(t0) - tTranscode - tSync
+	tVerify := time.Since(t0) - tTranscode
 	if err := zs.finish(); err != nil {
 		return err
 	}
@@ -237,10 +181,91 @@ func (m *Manager) compress(ctx context.Context, mv Move, progress func(int64)) e
 	} else {
 		err = m.mv.removeSource(src, layout.BookName)
 	}
-	m.log.Debug("compress steps", "partition", mv.Key.String(), "transcode_s", tTranscode.Seconds(), "fsync_s", tSync.Seconds(),
-		"verify_s", tVerify.Seconds(), "commit_and_delete_s", (time.Since(t0) - tTranscode - tSync - tVerify).Seconds(),
+	m.log.Debug("compress steps", "partition", mv.Key.String(), "transcode_s", tTranscode.Seconds(),
+		"fsync_and_verify_s", tVerify.Seconds(), "commit_and_delete_s", (time.Since(t0) - tTranscode - tVerify).Seconds(),
 		"ratio", float64(size)/float64(idx.ZstSize))
 	return err
+}
+
+// deriveIfWanted writes derived/book.parquet when configured and missing. Data parquet
+// cannot represent (ErrDeriveRange) is logged and the move goes on without it.
+func (m *Manager) deriveIfWanted(ctx context.Context, mv Move, in vfs.File, h format.Header, size int64, parquet string) error {
+	if m.cfg.Derive != DeriveParquet || vfs.Exists(m.fs, parquet) {
+		return nil
+	}
+	err := m.derive(ctx, in, h, size, parquet)
+	if err == nil {
+		return nil
+	}
+	m.met.DeriveFailures.Inc()
+	if !errors.Is(err, ErrDeriveRange) {
+		return err
+	}
+	m.log.Error("derive parquet impossible; moving without it", "partition", mv.Key.String(), "err", err)
+	return nil
+}
+
+// transcode writes the seekable zstd book and its index into the staged files: every
+// frame is decoded and compared with its source block before it is written (VerifyFrames).
+func (m *Manager) transcode(ctx context.Context, mv Move, sr *sourceReader, in vfs.File, size int64, zs, xs *staged, srcBook string) (*qzst.Result, error) {
+	var from io.ReaderAt = sr
+	if ms, err := mapSource(sr, in, size); err != nil {
+		m.log.Warn("mapping the source failed; reading it instead", "partition", mv.Key.String(), "err", err)
+	} else if ms != nil {
+		defer ms.close()
+		from = ms
+	}
+	zw, xw := newAsyncWriter(zs.f), bufio.NewWriterSize(xs.f, 64<<10)
+	res, err := qzst.TranscodeTo(ctx, from, size, zw, xw, qzst.Options{
+		BlockSize: m.cfg.BlockSize, Level: m.cfg.ZstdLevel, Concurrency: m.cfg.Threads, Logger: m.log,
+		MaxInFlight: 32 << 20, Encoder: m.cfg.ZstdEncoder, VerifyFrames: true, Name: zs.tmp})
+	if cerr := zw.Close(); cerr != nil {
+		err = fmt.Errorf("write %s: %w", zs.tmp, cerr) // the cause behind any "earlier write failed"
+	}
+	if ce := (*qzst.CorruptError)(nil); errors.As(err, &ce) { // a frame failed its check
+		return res, fmt.Errorf("transcode %s: %w: %w", srcBook, ErrVerify, err)
+	}
+	if err != nil {
+		return res, fmt.Errorf("transcode %s: %w", srcBook, err)
+	}
+	if err := xw.Flush(); err != nil {
+		return res, fmt.Errorf("write %s: %w", xs.tmp, err)
+	}
+	return res, nil
+}
+
+// verifyStaged makes the staged files durable and shows they hold what was verified: the
+// index read back and parsed, and the .zst's size, seek table and SHA-256 read back
+// against it.
+func (m *Manager) verifyStaged(ctx context.Context, zs, xs *staged, res *qzst.Result, size int64) (*qzst.Index, error) {
+	for _, s := range []*staged{zs, xs} {
+		if err := s.f.Sync(); err != nil {
+			return nil, fmt.Errorf("fsync %s: %w", s.tmp, err)
+		}
+	}
+	ib := make([]byte, res.IndexSize+1)
+	if k, _ := xs.f.ReadAt(ib, 0); int64(k) != res.IndexSize {
+		return nil, fmt.Errorf("read back %s: %w: %d bytes, wrote %d", xs.tmp, ErrVerify, k, res.IndexSize)
+	}
+	idx, err := qzst.ParseIndex(ib[:res.IndexSize], xs.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	if idx.Size != size || idx.SHA256 != res.SHA256 {
+		return nil, fmt.Errorf("%s: %w: index read back describes %d bytes sha256 %x, transcoded %d bytes sha256 %x", xs.tmp, ErrVerify, idx.Size, idx.SHA256, size, res.SHA256)
+	}
+	st, err := zs.f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", zs.tmp, err)
+	}
+	if err := qzst.Verify(ctx, zs.f, st.Size(), idx, qzst.VerifyOptions{Name: zs.tmp, HashOnly: true}); err != nil {
+		var ce *qzst.CorruptError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%w: %w", ErrVerify, err)
+		}
+		return nil, fmt.Errorf("verify %s: %w", zs.tmp, err)
+	}
+	return idx, nil
 }
 
 // derive writes derived/book.parquet from the source book and reads it back.
