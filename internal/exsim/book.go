@@ -1,6 +1,7 @@
 package exsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -16,6 +17,14 @@ type book struct {
 	asks   map[string]string
 	// known is false until a snapshot seeds the book; diffs before it only move lastID.
 	known bool
+	// shape is the REST body's top-level keys in the venue's order (USD-M: lastUpdateId,
+	// E, T, bids, asks; COIN-M adds symbol and pair; spot has neither times nor symbol);
+	// extra holds the values of keys the book does not compute (symbol, pair).
+	shape []string
+	extra map[string]json.RawMessage
+	// raw is the recorded snapshot body while the book is still exactly that snapshot: it
+	// is served verbatim, as the exchange sent it.
+	raw []byte
 }
 
 type level = [2]string
@@ -23,7 +32,8 @@ type level = [2]string
 func newBook() *book { return &book{bids: map[string]string{}, asks: map[string]string{}} }
 
 func (b *book) clone() *book {
-	c := &book{lastID: b.lastID, known: b.known, bids: make(map[string]string, len(b.bids)), asks: make(map[string]string, len(b.asks))}
+	c := &book{lastID: b.lastID, known: b.known, bids: make(map[string]string, len(b.bids)), asks: make(map[string]string, len(b.asks)),
+		shape: b.shape, extra: b.extra, raw: b.raw}
 	for k, v := range b.bids {
 		c.bids[k] = v
 	}
@@ -33,7 +43,7 @@ func (b *book) clone() *book {
 	return c
 }
 
-// seed replaces the book with a REST snapshot body.
+// seed replaces the book with a REST snapshot body and takes the body's shape.
 func (b *book) seed(body []byte) error {
 	var s struct {
 		LastUpdateID int64   `json:"lastUpdateId"`
@@ -43,8 +53,13 @@ func (b *book) seed(body []byte) error {
 	if err := json.Unmarshal(body, &s); err != nil {
 		return fmt.Errorf("seed book: %w", err)
 	}
+	shape, extra, err := bodyShape(body)
+	if err != nil {
+		return fmt.Errorf("seed book: %w", err)
+	}
 	*b = *newBook()
 	b.lastID, b.known = s.LastUpdateID, true
+	b.shape, b.extra, b.raw = shape, extra, body
 	for _, l := range s.Bids {
 		b.bids[l[0]] = l[1]
 	}
@@ -52,6 +67,36 @@ func (b *book) seed(body []byte) error {
 		b.asks[l[0]] = l[1]
 	}
 	return nil
+}
+
+// computed are the snapshot keys the book renders itself.
+var computed = map[string]bool{"lastUpdateId": true, "E": true, "T": true, "bids": true, "asks": true}
+
+// bodyShape lists a JSON object's keys in order and keeps the values of those the book
+// does not compute.
+func bodyShape(body []byte) ([]string, map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, fmt.Errorf("snapshot body is not a json object")
+	}
+	var shape []string
+	extra := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		shape = append(shape, key)
+		if !computed[key] {
+			extra[key] = v
+		}
+	}
+	return shape, extra, nil
 }
 
 // diff is one depth update's levels.
@@ -68,7 +113,7 @@ func (b *book) apply(d *diff) {
 	if d.u <= b.lastID {
 		return
 	}
-	b.lastID = d.u
+	b.lastID, b.raw = d.u, nil
 	set := func(m map[string]string, ls []level) {
 		for _, l := range ls {
 			if isZero(l[1]) {
@@ -84,8 +129,13 @@ func (b *book) apply(d *diff) {
 
 func isZero(q string) bool { return strings.Trim(q, "0.") == "" }
 
-// body renders a REST depth response with the best limit levels a side.
+// body renders a REST depth response with the best limit levels a side, in the book's
+// shape; the recorded body itself while the book is still that snapshot and the limit
+// covers it.
 func (b *book) body(limit int, E, T int64) []byte {
+	if b.raw != nil && len(b.bids) <= limit && len(b.asks) <= limit {
+		return b.raw
+	}
 	side := func(m map[string]string, desc bool) []level {
 		type pl struct {
 			p float64
@@ -111,12 +161,46 @@ func (b *book) body(limit int, E, T int64) []byte {
 		}
 		return out
 	}
-	out, _ := json.Marshal(struct {
-		LastUpdateID int64   `json:"lastUpdateId"`
-		E            int64   `json:"E"`
-		T            int64   `json:"T"`
-		Bids         []level `json:"bids"`
-		Asks         []level `json:"asks"`
-	}{b.lastID, E, T, side(b.bids, true), side(b.asks, false)})
-	return out
+	shape := b.shape
+	if shape == nil {
+		shape = futuresShape
+	}
+	var out bytes.Buffer
+	out.WriteByte('{')
+	for i, k := range shape {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		out.Write(kb)
+		out.WriteByte(':')
+		var v []byte
+		switch k {
+		case "lastUpdateId":
+			v = strconv.AppendInt(nil, b.lastID, 10)
+		case "E":
+			v = strconv.AppendInt(nil, E, 10)
+		case "T":
+			v = strconv.AppendInt(nil, T, 10)
+		case "bids":
+			v, _ = json.Marshal(side(b.bids, true))
+		case "asks":
+			v, _ = json.Marshal(side(b.asks, false))
+		default:
+			v = b.extra[k]
+		}
+		if v == nil {
+			v = []byte("null")
+		}
+		out.Write(v)
+	}
+	out.WriteByte('}')
+	return out.Bytes()
 }
+
+// The venues' snapshot shapes, for books no recorded snapshot seeded.
+var (
+	futuresShape = []string{"lastUpdateId", "E", "T", "bids", "asks"}
+	coinmShape   = []string{"lastUpdateId", "E", "T", "symbol", "pair", "bids", "asks"}
+	spotShape    = []string{"lastUpdateId", "bids", "asks"}
+)

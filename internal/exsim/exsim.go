@@ -1,7 +1,10 @@
-// Package exsim is a local Binance USD-M exchange simulator for tests and demos. It serves
-// the combined-stream websocket (/stream?streams=..., under any path prefix) and the REST
-// depth snapshot (/fapi/v1/depth) on 127.0.0.1, replays a capture to every subscribed
-// connection, keeps each symbol's book so snapshots agree with the stream, enforces REST
+// Package exsim is a local Binance exchange simulator for tests and demos: USD-M futures,
+// COIN-M futures and spot, each with its own stream shapes and REST depth endpoint
+// (/fapi/v1/depth, /dapi/v1/depth, /api/v3/depth). It serves the combined-stream websocket
+// (/stream?streams=..., under any path prefix) and the venue's REST depth snapshot (under
+// any prefix too) on 127.0.0.1, replays a capture to every subscribed connection, keeps
+// each symbol's book so snapshots agree with the stream (and serve the recorded snapshot
+// verbatim, in the venue's shape, while the book is still that snapshot), enforces REST
 // request weight, and injects faults on demand: disconnects, sequence gaps, malformed,
 // oversized and broken frames, trickled (slow) frames, delayed REST replies, and snapshots
 // ahead of or behind the stream. It logs exactly which message it wrote to which
@@ -16,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +32,9 @@ import (
 
 // Options configure a simulator.
 type Options struct {
+	// Venue is the venue id whose protocol is served: binance-perp (USD-M, the default),
+	// binance-coinm or binance-spot.
+	Venue string
 	// Records is the capture to replay: stream messages are published in order; REST
 	// snapshots seed the books (the first per symbol; a snapshot without a symbol belongs
 	// to the capture's only depth symbol).
@@ -37,7 +44,8 @@ type Options struct {
 	Speed float64
 	// Interval, if set, publishes one message per interval instead.
 	Interval time.Duration
-	// WeightPerMinute is the REST weight budget per window before 429 (default 2400).
+	// WeightPerMinute is the REST weight budget per window before 429 (default: the
+	// venue's, 2400 on futures, 6000 on spot).
 	WeightPerMinute int
 	// WeightWindow is the budget's window, aligned to the epoch (default one minute, as
 	// Binance; tests that must not see a reset use a long one).
@@ -67,8 +75,10 @@ type message struct {
 
 // Sim is a running simulator.
 type Sim struct {
-	opt  Options
-	log  *slog.Logger
+	opt       Options
+	log       *slog.Logger
+	v         venue.Venue
+	depthPath string // the venue's REST depth endpoint
 	msgs []message
 	recv []int64 // capture receive times, for pacing
 	ln   net.Listener
@@ -90,6 +100,8 @@ type Sim struct {
 	weightWin int64
 	weightUse int
 	requests  []SnapshotLog
+	served    map[string]bool // symbols that got a snapshot (200)
+	autoPlay  bool
 	paused    bool
 	stopAt    int
 	resume    chan struct{}
@@ -110,8 +122,23 @@ type SnapshotLog struct {
 
 // New prepares a simulator from a capture; Start serves it.
 func New(opt Options) (*Sim, error) {
+	if opt.Venue == "" {
+		opt.Venue = binance.Name
+	}
+	v, err := venue.Lookup(opt.Venue)
+	if err != nil {
+		return nil, fmt.Errorf("exsim: %w", err)
+	}
+	req, err := v.SnapshotRequest("http://exsim", "BTCUSDT", 1000)
+	if err != nil {
+		return nil, fmt.Errorf("exsim: venue %s: %w", opt.Venue, err)
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return nil, fmt.Errorf("exsim: venue %s: %w", opt.Venue, err)
+	}
 	if opt.WeightPerMinute <= 0 {
-		opt.WeightPerMinute = binance.RESTWeightPerMin
+		opt.WeightPerMinute = v.Limits().RESTWeightPerMin
 	}
 	if opt.WeightWindow <= 0 {
 		opt.WeightWindow = time.Minute
@@ -120,9 +147,8 @@ func New(opt Options) (*Sim, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sim{opt: opt, log: log, books: map[string]*book{}, seeds: map[string]*book{}, skip: map[string]int{},
-		resume: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
-	v := binance.New()
+	s := &Sim{opt: opt, log: log, v: v, depthPath: u.Path, books: map[string]*book{}, seeds: map[string]*book{}, skip: map[string]int{},
+		served: map[string]bool{}, resume: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
 	var orphanSnaps []capture.Record
 	var recvNs []int64
 	for _, r := range opt.Records {
@@ -191,12 +217,48 @@ func New(opt Options) (*Sim, error) {
 	}
 	for sym := range depthSyms {
 		if s.seeds[sym] == nil {
-			s.seeds[sym] = newBook()
+			s.seeds[sym] = s.emptyBook(sym)
 		}
 		s.books[sym] = s.seeds[sym].clone()
 	}
 	s.recv = recvNs
 	return s, nil
+}
+
+// emptyBook is the book of a symbol the capture has no snapshot for, in the venue's shape.
+func (s *Sim) emptyBook(sym string) *book {
+	b := newBook()
+	switch s.v.Name() {
+	case binance.SpotName:
+		b.shape = spotShape
+	case binance.CoinMName:
+		pair, _, _ := strings.Cut(sym, "_")
+		sj, _ := json.Marshal(sym)
+		pj, _ := json.Marshal(pair)
+		b.shape, b.extra = coinmShape, map[string]json.RawMessage{"symbol": sj, "pair": pj}
+	default:
+		b.shape = futuresShape
+	}
+	return b
+}
+
+// Venue is the venue whose protocol the simulator serves.
+func (s *Sim) Venue() venue.Venue { return s.v }
+
+// Handler serves the venue's websocket (any path ending in /stream) and REST depth
+// snapshot (any path ending in the venue's depth path), so the simulator can be mounted
+// under a prefix beside others on one server (http.StripPrefix is not needed).
+func (s *Sim) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, s.depthPath):
+			s.serveDepth(w, r)
+		case strings.HasSuffix(r.URL.Path, "/stream"):
+			s.serveWS(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 // Start listens on 127.0.0.1 (an ephemeral port) and serves websocket and REST. The
@@ -207,10 +269,7 @@ func (s *Sim) Start() error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	s.ln = ln
-	mux := http.NewServeMux()
-	mux.HandleFunc("/fapi/v1/depth", s.serveDepth)
-	mux.HandleFunc("/", s.serveWS)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -525,7 +584,10 @@ func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request) {
 	if l := r.URL.Query().Get("limit"); l != "" {
 		limit, _ = strconv.Atoi(l)
 	}
-	weight := binance.DepthWeight(limit)
+	weight := 0 // the venue's weight for the limit; 0: a limit it refuses
+	if req, err := s.v.SnapshotRequest("http://exsim", "BTCUSDT", limit); err == nil {
+		weight = req.Weight
+	}
 	s.mu.Lock()
 	delay := s.restDelay
 	s.mu.Unlock()
@@ -573,12 +635,34 @@ func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request) {
 		}
 		body = snap.body(limit, E, T)
 	}
-	w.Header().Set(binance.UsedWeightHeader, strconv.Itoa(s.weightUse))
+	w.Header().Set(s.v.Limits().UsedWeightHeader, strconv.Itoa(s.weightUse))
 	s.requests = append(s.requests, SnapshotLog{Symbol: sym, Limit: limit, Status: status, LastUpdateID: lastID, At: now})
+	play := false
+	if status == http.StatusOK {
+		s.served[sym] = true
+		play = s.autoPlay && len(s.served) == len(s.books)
+	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(body)
+	if play {
+		s.Play()
+	}
+}
+
+// PlayAfterSnapshots makes the simulator start publishing once every symbol with a depth
+// stream has been served a REST snapshot (at once if that happened already): a client
+// that asks for snapshots when it connects then receives the capture from its first
+// message, with the book the capture recorded, as deterministically as a replay.
+func (s *Sim) PlayAfterSnapshots() {
+	s.mu.Lock()
+	s.autoPlay = true
+	ready := len(s.served) == len(s.books)
+	s.mu.Unlock()
+	if ready {
+		s.Play()
+	}
 }
 
 // snapshotLocked builds the book the current snapshot mode asks for.
