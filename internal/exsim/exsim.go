@@ -79,10 +79,10 @@ type Sim struct {
 	log       *slog.Logger
 	v         venue.Venue
 	depthPath string // the venue's REST depth endpoint
-	msgs []message
-	recv []int64 // capture receive times, for pacing
-	ln   net.Listener
-	srv  *http.Server
+	msgs      []message
+	recv      []int64 // capture receive times, for pacing
+	ln        net.Listener
+	srv       *http.Server
 
 	mu        sync.Mutex
 	conns     []*Conn
