@@ -42,6 +42,11 @@ Examples:
   chronicle-tier --hot /tmp/demo/hot --warm /tmp/demo/warm --cold /tmp/demo/cold \
       --remote file:///tmp/demo/remote --now 2026-01-01 --derive parquet apply
   chronicle-tier --config chronicle.toml status --json
+  chronicle-tier --config chronicle.toml --wait apply   (queue behind a running daemon)
+
+One process owns a tier tree: run and apply lock .chronicle-tier.lock in every local root
+and exit 3 naming the holder's pid if another chronicle-tier has it (--wait waits instead).
+status and apply --dry-run read without the lock.
 
 Flags override the [tier], [tiers], [remote] and [log] sections of --config:
 `
@@ -62,7 +67,7 @@ type flags struct {
 	concurrency, level, threads int
 	bandwidth                   int64
 	logLevel, logFormat         string
-	dryRun, asJSON              bool
+	dryRun, asJSON, wait        bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
@@ -92,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.dryRun, "dry-run", false, "apply: print the plan and change nothing")
 	s.BoolVar(&f.asJSON, "json", false, "status and apply --dry-run: print JSON")
+	s.BoolVar(&f.wait, "wait", false, "run and apply: wait for another chronicle-tier holding the tier tree to exit, instead of failing")
 	s.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		s.PrintDefaults()
@@ -194,6 +200,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		log.Error("start", "err", err)
 		return 2
+	}
+	if cmd == "run" || (cmd == "apply" && !f.dryRun) {
+		lock, err := lifecycle.LockTree(ctx, st.roots, lifecycle.LockOptions{Wait: f.wait, OnWait: func(err error) {
+			log.Info("waiting for the tier tree", "err", err)
+		}})
+		if err != nil {
+			if ctx.Err() != nil {
+				log.Info("stopped while waiting for the tier tree")
+				return 0
+			}
+			log.Error("start", "err", err)
+			if errors.Is(err, lifecycle.ErrLocked) {
+				return 3
+			}
+			return 1
+		}
+		defer lock.Unlock()
 	}
 	switch cmd {
 	case "status":
