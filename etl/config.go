@@ -1,6 +1,7 @@
 package etl
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,6 +45,9 @@ type Config struct {
 	ChunkSize   int64  `toml:"chunk_size"`
 	MetricsAddr string `toml:"metrics_addr"`
 }
+
+// ErrConfig: an [etl] setting out of its range.
+var ErrConfig = errors.New("etl config")
 
 // Defaults are the production defaults.
 func Defaults() Config {

@@ -266,7 +266,7 @@ func lag(dir string, st *State) int64 {
 		if sg.Seq < cur.Seq {
 			continue
 		}
-		h, err := readHeader(filepath.Join(dir, sg.Name))
+		h, err := format.ReadHeaderFile(filepath.Join(dir, sg.Name))
 		if err != nil {
 			continue
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/books"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	_ "github.com/chronicle/chronicle/venue/all"
 )
@@ -172,25 +172,11 @@ func refine(t *testing.T, j *jb, root string, mut func(*Config), table *symbols.
 // readBook returns every record of a book file.
 func readBook(t *testing.T, path string) (format.Header, []format.BookRecord) {
 	t.Helper()
-	f, err := os.Open(path)
+	h, recs, err := books.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st, _ := f.Stat()
-	br, err := format.OpenBook(f, st.Size(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []format.BookRecord
-	it := br.Iter()
-	for it.Next() {
-		out = append(out, *it.Record())
-	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return br.Header(), out
+	return h, recs
 }
 
 func readMeta(t *testing.T, dir string) *meta.Meta {
@@ -202,86 +188,15 @@ func readMeta(t *testing.T, dir string) *meta.Meta {
 	return m
 }
 
-// replayBook is a reader's view of a book file: it applies level records, restarts at
-// every snapshot run and reports whether each valid run equals the book the records
-// before it built. This is the property every snapshot run must satisfy.
-type replayBook struct {
-	bids, asks map[int64]int64
-	valid      bool
-}
-
-func levelsOf(m map[int64]int64) string {
-	var keys []int64
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
-	var sb strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "%d:%d ", k, m[k])
-	}
-	return sb.String()
-}
-
 // checkRuns verifies every snapshot run of a book file against the replay of the records
 // before it, and returns the number of runs compared.
 func checkRuns(t *testing.T, recs []format.BookRecord) int {
 	t.Helper()
-	rb := replayBook{}
-	compared := 0
-	for i := 0; i < len(recs); i++ {
-		r := recs[i]
-		switch {
-		case r.TypeID == format.TypeSnapshotBegin:
-			run := replayBook{bids: map[int64]int64{}, asks: map[int64]int64{}, valid: r.Flags&format.FlagBookInvalid == 0}
-			n := int(r.Aux0)
-			for k := 1; k <= n; k++ {
-				l := recs[i+k]
-				if l.TypeID != format.TypeLevel || l.Flags&format.FlagSnapshot == 0 {
-					t.Fatalf("record %d: run of %d levels broken at %d: %+v", i, n, k, l)
-				}
-				if l.Flags&format.FlagBid != 0 {
-					run.bids[l.Price] = l.Qty
-				} else {
-					run.asks[l.Price] = l.Qty
-				}
-			}
-			end := recs[i+n+1]
-			if end.TypeID != format.TypeSnapshotEnd || end.Flags&format.FlagLast == 0 {
-				t.Fatalf("record %d: run does not end with snapshot_end: %+v", i+n+1, end)
-			}
-			if rb.valid && run.valid {
-				if levelsOf(rb.bids) != levelsOf(run.bids) || levelsOf(rb.asks) != levelsOf(run.asks) {
-					t.Fatalf("record %d: snapshot run differs from the replay of the records before it\nrun  bids %s\nrepl bids %s\nrun  asks %s\nrepl asks %s",
-						i, levelsOf(run.bids), levelsOf(rb.bids), levelsOf(run.asks), levelsOf(rb.asks))
-				}
-				compared++
-			}
-			rb = run
-			i += n + 1
-		case r.TypeID == format.TypeBookInvalid:
-			rb.valid = false
-		case r.TypeID == format.TypeLevel && r.Flags&format.FlagSnapshot == 0:
-			switch {
-			case r.Flags&format.FlagBid != 0:
-				set(rb.bids, r.Price, r.Qty)
-			case r.Flags&format.FlagAsk != 0:
-				set(rb.asks, r.Price, r.Qty)
-			}
-		}
+	_, n, err := books.Replay(recs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return compared
-}
-
-func set(m map[int64]int64, p, q int64) {
-	if m == nil {
-		return
-	}
-	if q == 0 {
-		delete(m, p)
-	} else {
-		m[p] = q
-	}
+	return n
 }
 
 // px converts "2681.59" to the fixed-point integer at 8 decimals.

@@ -40,6 +40,9 @@ type partKey struct {
 
 const dayNs = int64(24 * time.Hour)
 
+// ErrPartition: an output partition the refinery cannot write or take over.
+var ErrPartition = errors.New("partition")
+
 func dayOf(ts int64) int64 {
 	d := ts / dayNs
 	if ts%dayNs < 0 {
@@ -196,19 +199,6 @@ func sameIdentity(a, b format.Header) bool {
 		a.CreatedNs == b.CreatedNs && a.PriceDecimals == b.PriceDecimals && a.QtyDecimals == b.QtyDecimals
 }
 
-func readHeader(path string) (format.Header, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return format.Header{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return format.Header{}, err
-	}
-	return format.ReadHeader(f, st.Size(), path)
-}
-
 // openWriter creates the partition's file, or takes over the one a crashed or earlier run
 // left: an unsealed file is rewritten from `at` (compared record by record), a sealed one
 // is only compared. at < 0 means "from the first record" (a file the state does not know).
@@ -221,7 +211,7 @@ func openWriter(path string, want format.Header, at int64, opt format.Options, l
 	if err := removeTemps(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
-	h, err := readHeader(path)
+	h, err := format.ReadHeaderFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if at > int64(format.HeaderSize) {
 			return nil, fmt.Errorf("%w: %s is missing; the checkpoint says it holds %d bytes", ErrState, path, at)

@@ -33,6 +33,13 @@ const (
 	maxStateSize = 1 << 30
 )
 
+// The refinery's own state and its input.
+var (
+	ErrState        = errors.New("etl state")
+	ErrJournal      = errors.New("journal")
+	ErrOtherJournal = errors.New("the state belongs to another journal")
+)
+
 // StatePath is the checkpoint file of a venue in an output root.
 func StatePath(root, venue string) string { return filepath.Join(root, StateDir, venue+".state") }
 

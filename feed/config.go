@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,6 +53,11 @@ type Config struct {
 
 	MetricsAddr string `toml:"metrics_addr"`
 }
+
+var (
+	ErrConfig       = errors.New("invalid feed config")
+	ErrUnknownVenue = venue.ErrUnknownVenue
+)
 
 // Defaults returns the production defaults.
 func Defaults() Config {

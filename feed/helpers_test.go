@@ -68,7 +68,7 @@ func readJournalErr(dir string) ([]rec, error) {
 
 func sealed(t testing.TB, path string) bool {
 	t.Helper()
-	h, err := readHeader(path)
+	h, err := format.ReadHeaderFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

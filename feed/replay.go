@@ -39,6 +39,9 @@ type ReplayStats struct {
 	Snapshots int64
 }
 
+// ErrReplay: a capture could not be replayed.
+var ErrReplay = errors.New("replay failed")
+
 // Replay journals capture files through the same recorder as live capture: each file is
 // one pseudo-connection (Connect and Disconnect records around it), each message keeps
 // its stream channel, and the venue's sequence rule marks gaps. A cryptofeed websocket

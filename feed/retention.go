@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
 )
 
 // Retain deletes segments the ETL has finished with: a segment goes only when the ETL
@@ -43,7 +44,7 @@ func (j *Journal) Retain(now time.Time, minAge time.Duration) ([]string, error) 
 			break
 		}
 		path := filepath.Join(j.opt.Dir, s.Name)
-		h, err := readHeader(path)
+		h, err := format.ReadHeaderFile(path)
 		if err != nil || !h.Sealed {
 			continue // an unsealed or unreadable segment is never deleted here
 		}

@@ -63,6 +63,11 @@ type Journal struct {
 const lockFile = ".lock"
 const nextPrefix = ".next-"
 
+var (
+	ErrLocked        = errors.New("journal directory is locked by another writer")
+	ErrJournalClosed = errors.New("journal closed")
+)
+
 // OpenJournal takes the directory's writer lock, seals segments a crashed writer left
 // open, and resumes the newest one if it belongs to the period containing now (ns) —
 // appending after its last whole record — or starts a new one.
@@ -126,7 +131,7 @@ func (j *Journal) recover(now int64) error {
 	}
 	for i, s := range segs {
 		path := filepath.Join(j.opt.Dir, s.Name)
-		h, err := readHeader(path)
+		h, err := format.ReadHeaderFile(path)
 		if err != nil {
 			// Do not stop capturing for an old damaged segment; the ETL reports it.
 			j.log.Error("journal segment unreadable", "segment", s.Name, "err", err)
@@ -174,19 +179,6 @@ func (j *Journal) recover(now int64) error {
 	j.curBytes.Store(a.Committed())
 	j.curSeq.Store(seq)
 	return nil
-}
-
-func readHeader(path string) (format.Header, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return format.Header{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return format.Header{}, err
-	}
-	return format.ReadHeader(f, st.Size(), path)
 }
 
 func (j *Journal) header(start int64) format.Header {

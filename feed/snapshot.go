@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,9 @@ type weightLimiter struct {
 	pausedUntil time.Time
 	now         func() time.Time
 }
+
+// ErrSnapshot: a REST depth snapshot could not be fetched or read.
+var ErrSnapshot = errors.New("snapshot request failed")
 
 func newWeightLimiter(budget int) *weightLimiter {
 	return &weightLimiter{budget: budget, now: time.Now}

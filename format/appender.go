@@ -32,6 +32,13 @@ const (
 	DefaultMaxSize   = 64 << 30
 )
 
+// What an appender refuses.
+var (
+	ErrFull   = errors.New("file reached its maximum size")
+	ErrSealed = errors.New("file is sealed")
+	ErrClosed = errors.New("appender is closed")
+)
+
 func (o *Options) fill() {
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = DefaultChunkSize
@@ -94,41 +101,9 @@ func Create(path string, h Header, opt Options) (*Appender, error) {
 	if h.CreatedNs == 0 {
 		h.CreatedNs = time.Now().UnixNano()
 	}
-	hb, err := h.MarshalBinary()
+	tmp, err := createWithHeader(path, h)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("create %s: %w", path, os.ErrExist)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	// CreateTemp makes 0600 files; partitions are for every reader on the host.
-	if err := tmp.Chmod(0o644); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := tmp.WriteAt(hb, 0); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: write header: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: sync: %w", path, err)
-	}
-	// link fails if path appeared meanwhile: two writers never share a file.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	os.Remove(tmp.Name())
-	// The new name must survive a power cut before anything refers to it.
-	if err := SyncDir(filepath.Dir(path)); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, err
 	}
 	a, err := start(path, tmp, h, int64(h.HeaderSize), opt)
 	if err != nil {
@@ -143,18 +118,8 @@ func Create(path string, h Header, opt Options) (*Appender, error) {
 // was being written when the writer died) are overwritten.
 func OpenAppender(path string, opt Options) (*Appender, error) {
 	opt.fill()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, h, size, err := openWithHeader(path, os.O_RDWR)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	h, err := ReadHeader(f, st.Size(), path)
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	if h.Sealed {
@@ -171,7 +136,7 @@ func OpenAppender(path string, opt Options) (*Appender, error) {
 			return nil, err
 		}
 	}
-	a, err := start(path, f, h, st.Size(), opt)
+	a, err := start(path, f, h, size, opt)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -535,4 +500,78 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// createWithHeader creates path holding only header h. The file appears under its final
+// name only once its header is complete and durable (written under a temporary name, then
+// linked), so a crash never leaves a headerless file; it fails if path exists, so two
+// writers never share a file. The returned file is open for writing.
+func createWithHeader(path string, h Header) (*os.File, error) {
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create %s: %w", path, os.ErrExist)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	fail := func(what string, err error) (*os.File, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("create %s: %s%w", path, what, err)
+	}
+	// CreateTemp makes 0600 files; partitions are for every reader on the host.
+	if err := tmp.Chmod(0o644); err != nil {
+		return fail("", err)
+	}
+	if _, err := tmp.WriteAt(hb, 0); err != nil {
+		return fail("write header: ", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail("sync: ", err)
+	}
+	// link fails if path appeared meanwhile.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return fail("", err)
+	}
+	os.Remove(tmp.Name())
+	// The new name must survive a power cut before anything refers to it.
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return tmp, nil
+}
+
+// openWithHeader opens path (flag: os.O_RDONLY or os.O_RDWR) and reads its header; it
+// returns the file, the header and the file's size.
+func openWithHeader(path string, flag int) (*os.File, Header, int64, error) {
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, Header{}, 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Header{}, 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	h, err := ReadHeader(f, st.Size(), path)
+	if err != nil {
+		f.Close()
+		return nil, Header{}, 0, err
+	}
+	return f, h, st.Size(), nil
+}
+
+// ReadHeaderFile reads the header of the .q file at path.
+func ReadHeaderFile(path string) (Header, error) {
+	f, h, _, err := openWithHeader(path, os.O_RDONLY)
+	if err != nil {
+		return Header{}, err
+	}
+	f.Close()
+	return h, nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -62,38 +61,9 @@ func CreateBook(path string, h Header, opt Options) (*BookWriter, error) {
 	if h.CreatedNs == 0 {
 		h.CreatedNs = time.Now().UnixNano()
 	}
-	hb, err := h.MarshalBinary()
+	tmp, err := createWithHeader(path, h)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("create %s: %w", path, os.ErrExist)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	if err := tmp.Chmod(0o644); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := tmp.WriteAt(hb, 0); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: write header: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: sync: %w", path, err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		cleanup()
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	os.Remove(tmp.Name())
-	if err := SyncDir(filepath.Dir(path)); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, err
 	}
 	return startBook(path, tmp, h, int64(h.HeaderSize), opt)
 }
@@ -104,18 +74,8 @@ func CreateBook(path string, h Header, opt Options) (*BookWriter, error) {
 // off < 0 resumes at the committed length.
 func ResumeBook(path string, off int64, opt Options) (*BookWriter, error) {
 	opt.fill()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, h, size, err := openWithHeader(path, os.O_RDWR)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	h, err := ReadHeader(f, st.Size(), path)
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	switch {
@@ -134,7 +94,7 @@ func ResumeBook(path string, off int64, opt Options) (*BookWriter, error) {
 		f.Close()
 		return nil, fmt.Errorf("resume %s at %d: %w: not a record boundary within [%d,%d]", path, off, ErrBadHeader, h.HeaderSize, c)
 	}
-	w, err := startBook(path, f, h, st.Size(), opt)
+	w, err := startBook(path, f, h, size, opt)
 	if err != nil {
 		return nil, err
 	}

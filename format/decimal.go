@@ -1,6 +1,7 @@
 package format
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -14,6 +15,9 @@ const (
 )
 
 var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18}
+
+// ErrDecimal: text that is not a plain decimal, or one that does not fit the fixed point.
+var ErrDecimal = errors.New("invalid decimal")
 
 // ParseDecimal parses an exchange decimal string such as "2500.12" or "-0.001" into an
 // int64 scaled by 10^decimals. It is exact: digits beyond the scale must be zeros, and

@@ -3,6 +3,7 @@ package format
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -56,6 +57,13 @@ type Layout uint16
 const (
 	LayoutBook    Layout = 1 // fixed-size canonical book records (BookRecordSize bytes)
 	LayoutJournal Layout = 2 // variable-length framed raw journal records
+)
+
+// What identifies a .q file: a header that fails these is not one of ours.
+var (
+	ErrBadMagic           = errors.New("bad magic")
+	ErrUnsupportedVersion = errors.New("unsupported version")
+	ErrHeaderChecksum     = errors.New("header checksum mismatch")
 )
 
 func (l Layout) String() string {

@@ -2,6 +2,7 @@ package format
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -39,6 +40,11 @@ type JournalRecord struct {
 	Payload []byte
 	Offset  int64 // file offset of the frame
 }
+
+var (
+	ErrBadFrame        = errors.New("invalid journal frame")
+	ErrPayloadTooLarge = errors.New("payload too large")
+)
 
 // JournalFrameLen is the on-disk length of a frame carrying n payload bytes.
 func JournalFrameLen(n int) int64 {

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,14 @@ type Mapped struct {
 	name string
 	mem  []byte
 }
+
+// Causes a reader reports, wrapped in a *CorruptError naming the file and offset.
+var (
+	ErrBadHeader   = errors.New("invalid header")
+	ErrTruncated   = errors.New("truncated")
+	ErrRecordSize  = errors.New("record size mismatch")
+	ErrWrongLayout = errors.New("wrong record layout")
+)
 
 // MapFile maps path read-only. An empty file maps to an empty slice.
 func MapFile(path string) (*Mapped, error) {

@@ -35,18 +35,8 @@ const tailChunk = 1 << 20
 
 // OpenTailer opens path for following from the first record.
 func OpenTailer(path string) (*Tailer, error) {
-	f, err := os.Open(path)
+	f, h, _, err := openWithHeader(path, os.O_RDONLY)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	h, err := ReadHeader(f, st.Size(), path)
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	head, err := unix.Mmap(int(f.Fd()), 0, int(h.HeaderSize), unix.PROT_READ, unix.MAP_SHARED)

@@ -1,6 +1,7 @@
 package venue
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -10,6 +11,9 @@ var (
 	regMu    sync.RWMutex
 	registry = map[string]Venue{}
 )
+
+// ErrUnknownVenue: no venue is registered under the name.
+var ErrUnknownVenue = errors.New("unknown venue")
 
 // Register makes a venue known by its Name. Venue packages call it from init; binaries get
 // every venue by importing venue/all.

@@ -8,7 +8,10 @@
 // in its init, and one import line in venue/all; see docs/venues.md.
 package venue
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Kind classifies a stream by what the feed does with it.
 type Kind uint8
@@ -19,6 +22,14 @@ const (
 	KindTrade                  // trades, ordered by trade id
 	KindAggTrade               // aggregated trades, ordered by aggregate trade id
 	KindBookTicker             // best bid/ask, ordered by book update id
+)
+
+// Why a message could not be read; a *ParseError says where.
+var (
+	ErrSyntax       = errors.New("malformed json")
+	ErrNotEnvelope  = errors.New("not a stream message")
+	ErrMissingField = errors.New("missing field")
+	ErrBadField     = errors.New("invalid field")
 )
 
 func (k Kind) String() string {
@@ -105,6 +116,16 @@ type SnapshotRequest struct {
 	URL    string
 	Weight int // request weight the venue charges
 }
+
+// ErrSnapshotError: a REST depth snapshot body is an error response ({"code":...}).
+var ErrSnapshotError = errors.New("snapshot body is an error response")
+
+// Why a subscription plan was refused.
+var (
+	ErrBadSymbol      = errors.New("invalid symbol")
+	ErrBadStream      = errors.New("invalid stream")
+	ErrTooManyStreams = errors.New("too many streams")
+)
 
 // Snapshot is what the feed reads from a REST depth snapshot body.
 type Snapshot struct {

@@ -3,6 +3,7 @@ package qzst
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"math"
 )
@@ -50,6 +51,14 @@ type Index struct {
 	ZstSize    int64    // whole .zst file, seek table included
 	SHA256     [32]byte // of the whole .zst file; zero when unknown (index rebuilt from a seek table)
 }
+
+// What an index that cannot be trusted reports (with ErrBadMagic, ErrUnsupportedVersion
+// and ErrTruncated, shared with the .q format).
+var (
+	ErrBadIndex        = errors.New("invalid index")
+	ErrIndexChecksum   = errors.New("index checksum mismatch")
+	ErrIrregularFrames = errors.New("frames are not of one block size")
+)
 
 // seekTableSize is the size of the trailing skippable frame holding n entries with checksums.
 func seekTableSize(n int) int64 { return 8 + 12*int64(n) + 9 }

@@ -81,6 +81,14 @@ const (
 	maxRuns        = directAhead + 3
 )
 
+// What a frame that cannot be trusted reports.
+var (
+	ErrFrameDecode   = errors.New("frame does not decode")
+	ErrFrameChecksum = errors.New("frame checksum mismatch")
+	ErrFrameSize     = errors.New("frame size mismatch")
+	ErrClosed        = errors.New("reader is closed")
+)
+
 // Open returns a Reader over src, a .zst of srcSize bytes described by idx. A nil idx is
 // rebuilt from the seek table (IndexFromSeekTable). A nil cache gives the Reader a private one
 // of a few frames. The index must match the file: sizes are compared at once, the seek table

@@ -35,6 +35,11 @@ type SeekTable struct {
 	Offset       int64
 }
 
+var (
+	ErrBadSeekTable  = errors.New("invalid seek table")
+	ErrIndexMismatch = errors.New("index does not match compressed file")
+)
+
 // appendSeekTable appends the seek table frame (with checksums) for frames.
 func appendSeekTable(dst []byte, frames []Frame) []byte {
 	le := binary.LittleEndian

@@ -26,6 +26,11 @@ type VerifyOptions struct {
 	HashOnly bool
 }
 
+var (
+	ErrContentMismatch = errors.New("decoded content differs from original")
+	ErrFileHash        = errors.New("file hash mismatch")
+)
+
 // Verify checks a .zst of srcSize bytes against its index completely: sizes, the seek table,
 // every frame's envelope, decoded size and content checksum, the file's SHA-256 when the
 // index has one, and optionally the decoded bytes against the original. The tier manager

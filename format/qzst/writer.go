@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -47,6 +48,9 @@ type Options struct {
 	Name   string
 	Logger *slog.Logger
 }
+
+// ErrInvalidOption: a writer, verifier or cache option out of its range.
+var ErrInvalidOption = errors.New("invalid option")
 
 func (o Options) withDefaults() (Options, error) {
 	if o.BlockSize == 0 {

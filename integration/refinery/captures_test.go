@@ -119,7 +119,7 @@ func checkPartition(t *testing.T, path string, h format.Header, recs []format.Bo
 			}
 		}
 		b, _ = replayCheck(t, path, recs[:last+1])
-		bid, ask := best(b)
+		bid, ask := b.Best()
 		wb, _ := format.ParseDecimal([]byte(w.bid), 8)
 		wa, _ := format.ParseDecimal([]byte(w.ask), 8)
 		if bid != wb || ask != wa {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/books"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
@@ -113,110 +114,23 @@ func replay(t testing.TB, c capture, dir string) {
 // records reads every record of a book file.
 func records(t testing.TB, path string) (format.Header, []format.BookRecord) {
 	t.Helper()
-	f, err := os.Open(path)
+	h, recs, err := books.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st, _ := f.Stat()
-	br, err := format.OpenBook(f, st.Size(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []format.BookRecord
-	it := br.Iter()
-	for it.Next() {
-		out = append(out, *it.Record())
-	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return br.Header(), out
+	return h, recs
 }
 
-// bookState replays canonical records the way a reader would.
-type bookState struct {
-	bids, asks map[int64]int64
-	valid      bool
-}
-
-// replayCheck replays a partition: every snapshot run that follows a valid stretch must
-// equal the book the records before it built. It returns the book after the last record
-// and the number of runs compared.
-func replayCheck(t testing.TB, path string, recs []format.BookRecord) (bookState, int) {
+// replayCheck replays a partition (books.Replay): every snapshot run that follows a valid
+// stretch must equal the book the records before it built. It returns the book after the
+// last record and the number of runs compared.
+func replayCheck(t testing.TB, path string, recs []format.BookRecord) (books.State, int) {
 	t.Helper()
-	var b bookState
-	compared := 0
-	for i := 0; i < len(recs); i++ {
-		r := recs[i]
-		switch {
-		case r.TypeID == format.TypeSnapshotBegin:
-			run := bookState{bids: map[int64]int64{}, asks: map[int64]int64{}, valid: r.Flags&format.FlagBookInvalid == 0}
-			n := int(r.Aux0)
-			for k := 1; k <= n; k++ {
-				l := recs[i+k]
-				if l.Flags&format.FlagBid != 0 {
-					run.bids[l.Price] = l.Qty
-				} else {
-					run.asks[l.Price] = l.Qty
-				}
-			}
-			if end := recs[i+n+1]; end.TypeID != format.TypeSnapshotEnd {
-				t.Fatalf("%s: record %d: snapshot run does not end where its begin says", path, i+n+1)
-			}
-			if b.valid && run.valid {
-				if render(b.bids) != render(run.bids) || render(b.asks) != render(run.asks) {
-					t.Fatalf("%s: record %d: snapshot run differs from the replay of the records before it", path, i)
-				}
-				compared++
-			}
-			b = run
-			i += n + 1
-		case r.TypeID == format.TypeBookInvalid:
-			b.valid = false
-		case r.TypeID == format.TypeLevel && r.Flags&format.FlagSnapshot == 0 && b.bids != nil:
-			m := b.asks
-			if r.Flags&format.FlagBid != 0 {
-				m = b.bids
-			} else if r.Flags&format.FlagAsk == 0 {
-				continue
-			}
-			if r.Qty == 0 {
-				delete(m, r.Price)
-			} else {
-				m[r.Price] = r.Qty
-			}
-		}
+	b, n, err := books.Replay(recs)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
-	return b, compared
-}
-
-func render(m map[int64]int64) string {
-	keys := make([]int64, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(a, b int) bool { return keys[a] < keys[b] })
-	var sb strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "%d:%d,", k, m[k])
-	}
-	return sb.String()
-}
-
-func best(b bookState) (bid, ask int64) {
-	var hb, la int64 = -1, -1
-	for p := range b.bids {
-		if p > hb {
-			hb = p
-		}
-	}
-	for p := range b.asks {
-		if la < 0 || p < la {
-			la = p
-		}
-	}
-	return hb, la
+	return b, n
 }
 
 // treeFiles maps every file below root (outside the refinery's state) to its bytes, with

@@ -17,6 +17,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/chronicle/chronicle/fault"
 )
 
 // Kind says what a record holds.
@@ -105,13 +107,13 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 	first, err := cr.readLine()
 	if err != nil {
 		if err == io.EOF {
-			return nil, &LineError{File: name, Line: 1, Err: fmt.Errorf("%w: empty file", ErrUnknownFormat)}
+			return nil, fault.Line(name, 1, fmt.Errorf("%w: empty file", ErrUnknownFormat))
 		}
 		return nil, err
 	}
 	cr.format = detect(first)
 	if cr.format == 0 {
-		return nil, &LineError{File: name, Line: 1, Err: ErrUnknownFormat}
+		return nil, fault.Line(name, 1, ErrUnknownFormat)
 	}
 	cr.peeked = first
 	return cr, nil
@@ -151,7 +153,7 @@ func (r *Reader) readLine() ([]byte, error) {
 		chunk, err := r.br.ReadSlice('\n')
 		r.buf = append(r.buf, chunk...)
 		if len(r.buf) > maxLine {
-			return nil, &LineError{File: r.name, Line: r.line + 1, Err: fmt.Errorf("%w: longer than %d bytes", ErrBadLine, maxLine)}
+			return nil, fault.Line(r.name, r.line+1, fmt.Errorf("%w: longer than %d bytes", ErrBadLine, maxLine))
 		}
 		if err == bufio.ErrBufferFull {
 			continue
@@ -189,7 +191,7 @@ func (r *Reader) Next() (Record, error) {
 		}
 		rec, err := ParseLine(r.format, line)
 		if err != nil {
-			return Record{}, &LineError{File: r.name, Line: r.line, Err: err}
+			return Record{}, fault.Line(r.name, r.line, err)
 		}
 		rec.Line = r.line
 		return rec, nil

@@ -2,22 +2,16 @@ package capture
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/chronicle/chronicle/fault"
 )
 
-// Sentinel errors, wrapped in a *LineError naming the file and line.
+// LineError says which line of which capture file could not be read.
+type LineError = fault.Error
+
+// Why a capture line could not be read; a *LineError says which.
 var (
 	ErrUnknownFormat = errors.New("unknown capture format")
 	ErrBadLine       = errors.New("malformed line")
 	ErrBadTimestamp  = errors.New("invalid timestamp")
 )
-
-// LineError says which line of which capture file could not be read.
-type LineError struct {
-	File string
-	Line int
-	Err  error
-}
-
-func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
-func (e *LineError) Unwrap() error { return e.Err }

@@ -1,12 +1,16 @@
 package lifecycle
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
 )
+
+// ErrInvalidConfig: a [tier] value is out of range.
+var ErrInvalidConfig = errors.New("invalid tier config")
 
 // Config is the [tier] section of the shared configuration (docs/chronicle-tier.md).
 type Config struct {

@@ -20,6 +20,15 @@ import (
 // scales, so they stay exact. aux0/aux1 are raw int64 (for bbo records they are the ask
 // price and quantity at the price and qty scales).
 
+var (
+	// ErrDerive: the parquet deriver failed or its output did not read back as written. The
+	// cold move is rolled back and retried, so a cold partition always has its parquet...
+	ErrDerive = errors.New("derive parquet")
+	// ErrDeriveRange: ...unless a price or quantity does not fit DECIMAL(18): then the move
+	// goes on without derived/book.parquet (logged and counted).
+	ErrDeriveRange = errors.New("value does not fit the parquet schema")
+)
+
 // ParquetSum is what the deriver checks after reading its file back.
 type ParquetSum struct {
 	Rows       int64

@@ -16,6 +16,18 @@ import (
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
+// What stops a local move before it starts.
+var (
+	// ErrNotSealed: the book is still being written (no sealed flag, or its file is longer
+	// than its committed length because the writer is closing it). It is never moved.
+	ErrNotSealed = errors.New("book is not sealed")
+	// ErrNoSource: the partition is no longer where the plan found it.
+	ErrNoSource = errors.New("partition not found in its source tier")
+	// ErrConflict: a partition is in two tiers with different content, and both copies are
+	// intact. Nothing is deleted; readers keep seeing the higher tier. An operator decides.
+	ErrConflict = errors.New("partition differs between tiers")
+)
+
 func (m *Manager) dirOf(t layout.Tier, k layout.Key) string {
 	if t == layout.Remote {
 		t = layout.Cold

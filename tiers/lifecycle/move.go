@@ -31,6 +31,10 @@ const tmpMarker = ".tmp-tier-"
 // upload. It is an own temporary name too, but recovery reads it before cleaning temps.
 var intentName = "." + layout.StubName + tmpMarker + "intent"
 
+// ErrVerify: a copy does not match its source (checksum, size, header or decoded bytes).
+// The copy was discarded; the source is untouched.
+var ErrVerify = errors.New("copy does not match its source")
+
 func tempPath(final string) string {
 	var b [6]byte
 	rand.Read(b[:])

@@ -25,6 +25,10 @@ import (
 // remoteCleanupTimeout bounds the deletes of a rollback, which run even after ctx ended.
 const remoteCleanupTimeout = 30 * time.Second
 
+// ErrUploadMismatch: the object store holds something other than what was uploaded
+// (size, SHA-256 or ETag). The local copy stays; the remote objects were deleted.
+var ErrUploadMismatch = errors.New("uploaded object does not match")
+
 // upload is cold -> remote, the architecture's object storage protocol:
 //
 //  0. write the upload intent (so a crash mid-upload leaves no orphan objects)

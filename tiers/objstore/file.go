@@ -24,6 +24,9 @@ import (
 // size and mtime let Head notice a file changed behind our back.
 const xattrSHA256 = "user.chronicle.sha256"
 
+// ErrKeyConflict: the file backend cannot hold both "a" and "a/b".
+var ErrKeyConflict = errors.New("key conflicts with an existing key")
+
 // fileStore keeps objects as plain files under a root directory: key "a/b"
 // is root/a/b. Writes go to a temp file in the same directory, are fsynced
 // and renamed into place, and the directory is fsynced, so a crash leaves

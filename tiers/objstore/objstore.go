@@ -10,10 +10,25 @@ package objstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
+)
+
+// Every error a Store returns wraps at most a few of these (plus the cause) and names
+// the key, URI or range involved; test with errors.Is.
+var (
+	// ErrNotFound: the object (or, for S3, the bucket) does not exist.
+	ErrNotFound = errors.New("object not found")
+	// ErrChecksumMismatch: bytes read from the caller, sent to or acknowledged
+	// by the backend do not hash to what was expected. Nothing was published.
+	ErrChecksumMismatch = errors.New("checksum mismatch")
+	// ErrUnavailable: the backend could not be reached or answered too slowly
+	// (connection refused/reset, timeout, stalled body, 5xx). Retrying later
+	// may succeed.
+	ErrUnavailable = errors.New("object store unavailable")
 )
 
 // Store is a flat namespace of immutable-once-written objects addressed by
@@ -95,6 +110,19 @@ const (
 	// MaxParts is S3's limit on parts per upload; PartSize grows to fit.
 	MaxParts = 10000
 )
+
+// More causes a Store reports.
+var (
+	// ErrOutOfRange: a requested byte range does not lie inside the object.
+	ErrOutOfRange = errors.New("range outside object")
+	// ErrAccessDenied: the backend refused the credentials or permissions.
+	ErrAccessDenied = errors.New("access denied")
+	// ErrShortInput: Put's reader ended before the declared size.
+	ErrShortInput = errors.New("input shorter than declared size")
+)
+
+// ErrInvalidConfig: a Config value is out of its allowed range.
+var ErrInvalidConfig = errors.New("invalid object store config")
 
 // Config configures Open. Bucket and prefix come from the URI. The toml tags
 // are the keys of the [remote] table in chronicle's configuration.

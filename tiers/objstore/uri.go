@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -18,6 +19,17 @@ const MaxKeyLen = 1024
 
 // tmpPrefix marks the file backend's in-flight uploads; keys may not use it.
 const tmpPrefix = ".objstore-tmp-"
+
+var (
+	// ErrInvalidKey: a key is empty, too long, not clean ("..", "//") or uses
+	// a reserved character or name.
+	ErrInvalidKey = errors.New("invalid object key")
+	// ErrInvalidURI: a URI is not a well-formed s3:// or file:// location.
+	ErrInvalidURI = errors.New("invalid object store uri")
+	// ErrOutsideRoot: a URI does not name an object inside the configured
+	// remote root (other scheme, bucket or prefix, or a path escape).
+	ErrOutsideRoot = errors.New("uri outside the configured remote root")
+)
 
 // Location is a parsed remote root: s3://bucket[/prefix] or file:///abs/dir.
 // URIs come from configuration and from stub files written by earlier runs;

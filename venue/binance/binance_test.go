@@ -281,7 +281,7 @@ func FuzzParse(f *testing.F) {
 		ev, err := p.Parse(msg)
 		if err != nil {
 			var pe *venue.ParseError
-			if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > len(msg) {
+			if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > int64(len(msg)) {
 				t.Fatalf("untyped error or bad offset: %v", err)
 			}
 			return

@@ -3,6 +3,7 @@ package binance
 import (
 	"bytes"
 
+	"github.com/chronicle/chronicle/fault"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/venue"
 )
@@ -93,20 +94,15 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 				return false, err
 			}
 		default:
-			if !s.value(1) {
-				return false, s.fail(string(key), venue.ErrSyntax)
-			}
+			return false, s.other(key)
 		}
 		return false, nil
 	})
-	if err != nil {
+	if err := s.whole(err); err != nil {
 		return err
 	}
-	if !s.end() {
-		return s.fail("", venue.ErrSyntax) // bytes after the message
-	}
 	if m.Stream == nil || !sawData {
-		return &venue.ParseError{Offset: 0, Err: venue.ErrNotEnvelope}
+		return fault.Field(0, "", venue.ErrNotEnvelope)
 	}
 	m.Kind = kindOfStream(m.Stream)
 	if m.Kind == venue.KindOther {
@@ -115,15 +111,15 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 		return nil
 	}
 	if have&fKind != 0 && kindE != m.Kind {
-		return &venue.ParseError{Offset: dataOff, Field: "e", Err: venue.ErrBadField}
+		return fault.Field(dataOff, "e", venue.ErrBadField)
 	}
 	if have&fBidOrder != 0 && (m.Kind == venue.KindDepth || m.Kind == venue.KindBookTicker) {
-		return &venue.ParseError{Offset: dataOff, Field: "b", Err: venue.ErrBadField} // a number where levels or a price belong
+		return fault.Field(dataOff, "b", venue.ErrBadField) // a number where levels or a price belong
 	}
 	if missing := v.required(m.Kind) &^ have; missing != 0 {
-		return &venue.ParseError{Offset: dataOff, Field: fieldNames[lowBit(missing)], Err: venue.ErrMissingField}
+		return fault.Field(dataOff, fieldNames[lowBit(missing)], venue.ErrMissingField)
 	}
-	bad := func(f string) error { return &venue.ParseError{Offset: dataOff, Field: f, Err: venue.ErrBadField} }
+	bad := func(f string) error { return fault.Field(dataOff, f, venue.ErrBadField) }
 	switch m.Kind {
 	case venue.KindDepth, venue.KindBookTicker:
 		m.ID = ids.u
@@ -196,10 +192,7 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 			return false, s.fail(string(key), venue.ErrBadField) // Binance never escapes keys
 		}
 		if len(key) > 2 {
-			if !s.value(1) {
-				return false, s.fail(string(key), venue.ErrSyntax)
-			}
-			return false, nil
+			return false, s.other(key)
 		}
 		c := s.peek()
 		switch string(key) {
@@ -308,9 +301,7 @@ func decodeData(s *scanner, m *venue.Message, ids *dataIDs) (have uint32, kindE 
 			}
 			m.BuyerMaker, have = v, have|fMaker
 		default:
-			if !s.value(1) {
-				return false, s.fail(string(key), venue.ErrSyntax)
-			}
+			return false, s.other(key)
 		}
 		return false, nil
 	})
@@ -520,27 +511,22 @@ func (v Venue) DecodeSnapshot(body []byte, snap *venue.BookSnapshot) error {
 			isErr = true
 			fallthrough
 		default:
-			if !s.value(1) {
-				return false, s.fail(string(key), venue.ErrSyntax)
-			}
+			return false, s.other(key)
 		}
 		return false, err
 	})
-	if err != nil {
+	if err := s.whole(err); err != nil {
 		return err
-	}
-	if !s.end() {
-		return s.fail("", venue.ErrSyntax) // bytes after the body
 	}
 	switch {
 	case isErr && !haveID:
-		return &venue.ParseError{Err: venue.ErrSnapshotError}
+		return fault.Field(0, "", venue.ErrSnapshotError)
 	case !haveID:
-		return &venue.ParseError{Field: "lastUpdateId", Err: venue.ErrMissingField}
+		return fault.Field(0, "lastUpdateId", venue.ErrMissingField)
 	case !haveBids:
-		return &venue.ParseError{Field: "bids", Err: venue.ErrMissingField}
+		return fault.Field(0, "bids", venue.ErrMissingField)
 	case !haveAsks:
-		return &venue.ParseError{Field: "asks", Err: venue.ErrMissingField}
+		return fault.Field(0, "asks", venue.ErrMissingField)
 	}
 	return nil
 }

@@ -1266,7 +1266,7 @@ func checkParseError(t *testing.T, err error, c errCase, msgLen int) {
 	if c.fields != nil && !contains(c.fields, pe.Field) {
 		t.Fatalf("error %v: field %q, want one of %q", err, pe.Field, c.fields)
 	}
-	if pe.Offset < 0 || pe.Offset > msgLen {
+	if pe.Offset < 0 || pe.Offset > int64(msgLen) {
 		t.Fatalf("error %v: offset %d outside the %d-byte message", err, pe.Offset, msgLen)
 	}
 }
@@ -1317,7 +1317,7 @@ func TestDecodeTruncated(t *testing.T) {
 			msg := []byte(c.msg[:n])
 			err := c.v.Decode(msg, &m)
 			var pe *venue.ParseError
-			if err == nil || !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > n {
+			if err == nil || !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > int64(n) {
 				t.Fatalf("prefix %q: %v", msg, err)
 			}
 			if !errors.Is(err, venue.ErrSyntax) && !errors.Is(err, venue.ErrBadField) && !errors.Is(err, venue.ErrNotEnvelope) {
@@ -1682,7 +1682,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			if err != nil {
 				var pe *venue.ParseError
-				if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > len(msg) {
+				if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > int64(len(msg)) {
 					t.Fatalf("%s: untyped error or bad offset: %v", v.Name(), err)
 				}
 				if !errors.Is(err, venue.ErrSyntax) && !errors.Is(err, venue.ErrBadField) &&
@@ -1766,7 +1766,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 		if err != nil {
 			var pe *venue.ParseError
-			if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > len(body) {
+			if !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > int64(len(body)) {
 				t.Fatalf("untyped error or bad offset: %v", err)
 			}
 			return

@@ -3,6 +3,7 @@ package binance
 import (
 	"bytes"
 
+	"github.com/chronicle/chronicle/fault"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -50,7 +51,7 @@ func (v Venue) Parse(msg []byte) (venue.Event, error) {
 		return venue.Event{}, err
 	}
 	if ev.Stream == nil || !sawData {
-		return venue.Event{}, &venue.ParseError{Offset: 0, Err: venue.ErrNotEnvelope}
+		return venue.Event{}, fault.Field(0, "", venue.ErrNotEnvelope)
 	}
 	if err := p.finish(&ev); err != nil {
 		return venue.Event{}, err
@@ -152,18 +153,18 @@ func (p *dataParse) finish(ev *venue.Event) error {
 	if p.have&hasE == 0 {
 		// Spot bookTicker messages carry no event type: the stream name says it.
 		if ev.Kind = kindOfStream(ev.Stream); ev.Kind != venue.KindBookTicker {
-			return &venue.ParseError{Offset: p.missingOff, Field: "e", Err: venue.ErrMissingField}
+			return fault.Field(p.missingOff, "e", venue.ErrMissingField)
 		}
 		p.have |= hasE
 	}
 	need := p.need(ev.Kind)
 	if missing := need &^ p.have; missing != 0 {
-		return &venue.ParseError{Offset: p.missingOff, Field: fieldName(missing), Err: venue.ErrMissingField}
+		return fault.Field(p.missingOff, fieldName(missing), venue.ErrMissingField)
 	}
 	switch ev.Kind {
 	case venue.KindDepth:
 		if p.U > p.u || p.pu > p.u || p.U < 0 || p.pu < 0 {
-			return &venue.ParseError{Offset: p.missingOff, Field: "U", Err: venue.ErrBadField}
+			return fault.Field(p.missingOff, "U", venue.ErrBadField)
 		}
 		ev.ID, ev.First, ev.Prev = p.u, p.U, p.pu
 	case venue.KindBookTicker:
@@ -202,22 +203,21 @@ func kindOfStream(stream []byte) venue.Kind {
 	if j := bytes.IndexByte(rest, '@'); j >= 0 {
 		rest = rest[:j]
 	}
-	switch string(rest) {
-	case "depth":
-		return venue.KindDepth
-	case "trade":
-		return venue.KindTrade
-	case "aggTrade":
-		return venue.KindAggTrade
-	case "bookTicker":
-		return venue.KindBookTicker
-	}
-	return venue.KindOther
+	return kindNamed(rest)
 }
 
+// kindOf maps an event type ("e") to its kind.
 func kindOf(e []byte) venue.Kind {
-	switch string(e) {
-	case "depthUpdate":
+	if string(e) == "depthUpdate" {
+		return venue.KindDepth
+	}
+	return kindNamed(e)
+}
+
+// kindNamed maps a stream name (or an event type, which is the same but for depth) to its kind.
+func kindNamed(name []byte) venue.Kind {
+	switch string(name) {
+	case "depth":
 		return venue.KindDepth
 	case "trade":
 		return venue.KindTrade
@@ -257,9 +257,9 @@ func (Venue) ParseSnapshot(body []byte) (venue.Snapshot, error) {
 	}
 	if !found {
 		if isErr {
-			return venue.Snapshot{}, &venue.ParseError{Err: venue.ErrSnapshotError}
+			return venue.Snapshot{}, fault.Field(0, "", venue.ErrSnapshotError)
 		}
-		return venue.Snapshot{}, &venue.ParseError{Field: "lastUpdateId", Err: venue.ErrMissingField}
+		return venue.Snapshot{}, fault.Field(0, "lastUpdateId", venue.ErrMissingField)
 	}
 	return snap, nil
 }

@@ -3,6 +3,7 @@ package binance
 import (
 	"bytes"
 
+	"github.com/chronicle/chronicle/fault"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -16,7 +17,7 @@ type scanner struct {
 }
 
 func (s *scanner) fail(field string, err error) error {
-	return &venue.ParseError{Offset: min(s.i, len(s.b)), Field: field, Err: err}
+	return fault.Field(min(s.i, len(s.b)), field, err)
 }
 
 func (s *scanner) ws() {
@@ -195,6 +196,23 @@ func (s *scanner) members(fn func(key []byte) (stop bool, err error)) error {
 			return s.fail("", venue.ErrSyntax)
 		}
 	}
+}
+
+// other passes over the value of a member the decoder does not read.
+func (s *scanner) other(key []byte) error {
+	if !s.value(1) {
+		return s.fail(string(key), venue.ErrSyntax)
+	}
+	return nil
+}
+
+// whole returns the error of a walk over a whole message, or a syntax error when bytes
+// follow the message.
+func (s *scanner) whole(err error) error {
+	if err == nil && !s.end() {
+		return s.fail("", venue.ErrSyntax)
+	}
+	return err
 }
 
 // boolean reads true or false.
