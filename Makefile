@@ -28,9 +28,10 @@ test: deps
 test-short:
 	$(GO) test -short $(PKGS)
 
-# Benchmarks print our figure beside a baseline measured in the same run.
+# Benchmarks measure our figure beside a baseline in the same run; the report of them is
+# bench/report.json, bench/report.md and README.md's table (docs/benchmarks.md).
 bench: deps
-	CHRONICLE_BENCH_BYTES=$(BENCH_BYTES) scripts/bench.sh
+	CHRONICLE_BENCH_BYTES=$(BENCH_BYTES) CHRONICLE_BENCH_COMMAND="make bench BENCH_BYTES=$(BENCH_BYTES)" scripts/bench.sh
 
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)

@@ -2,6 +2,7 @@
 # Installs what the tests and the demo need, only when it is missing:
 #   Debian: gcc + libc6-dev (cgo: go test -race, and the bundled libzstd encoder)
 #   Debian: zstd (CLI reader), python3-numpy + python3-pandas (independent readers), attr (getfattr)
+#   Debian: rclone, s3fs, fuse3, iproute2 (the peers and the shaped link of `make bench`)
 #   versitygw: the S3 server the remote-tier tests run on loopback (decisions.md)
 set -euo pipefail
 
@@ -11,6 +12,11 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v getfattr >/dev/null || need+=(attr)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import pandas' 2>/dev/null || need+=(python3-pandas)
+# make bench: the peers chronicle-fs is measured against, and the shaped link (tc, nsenter)
+command -v rclone >/dev/null || need+=(rclone fuse3)
+command -v s3fs >/dev/null || need+=(s3fs)
+command -v tc >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

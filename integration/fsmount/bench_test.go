@@ -157,78 +157,99 @@ func BenchmarkFS(b *testing.B) {
 		mount(layout.Hot),
 	}
 	ratios := [][2]string{{"cold", "zstd-dc-cold"}, {"remote", "cold"}, {"warm", "native-warm"}, {"hot", "native-hot"}}
-	b.Run("seq", func(b *testing.B) { runSeqRounds(b, fx.size, passes, ratios, sum) })
+	b.Run("seq", func(b *testing.B) {
+		if testenv.Probe(b) {
+			return
+		}
+		rounds := runSeqRounds(b, fx.size, passes, ratios, sum)
+		gib := float64(fx.size) / (1 << 30)
+		for _, r := range rounds {
+			for id, pair := range map[string][2]string{"fs.hot_seq": {"hot", "native-hot"}, "fs.warm_seq": {"warm", "native-warm"},
+				"fs.cold_seq": {"cold", "zstd-dc-cold"}, "fs.remote_seq": {"remote", "cold"}} {
+				testenv.Emit(b, testenv.Figure{ID: id, Value: r.speed[pair[0]], Baseline: r.speed[pair[1]], Unit: "MB/s"})
+			}
+			remote, cold := r.cpu["remote/chronicle-fs"].Seconds()/gib, r.cpu["cold/chronicle-fs"].Seconds()/gib
+			testenv.Emit(b, testenv.Figure{ID: "fs.remote_cpu", Value: remote, Baseline: cold, Unit: "cpu_s/GiB"})
+			testenv.Emit(b, testenv.Figure{ID: "fs.remote_cpu.server", Value: r.cpu["remote/versitygw"].Seconds() / gib, Baseline: remote, Unit: "cpu_s/GiB"})
+		}
+	})
 
-	pread := func(name, p string) {
-		b.Run("pread4k/"+name, func(b *testing.B) {
-			f, err := os.Open(p)
-			if err != nil {
-				b.Fatal(err)
+	// Random 4 KiB preads, every file once per round, each round 2000 reads per file from
+	// the same offsets; the mount's page cache is dropped before each file's turn.
+	preads := []struct{ name, path string }{{"native-warm", fx.warm}, {"native-hot", fx.hot}}
+	for _, t := range []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Remote} {
+		preads = append(preads, struct{ name, path string }{t.String(), fx.path[t]})
+	}
+	b.Run("pread4k", func(b *testing.B) {
+		if testenv.Probe(b) {
+			return
+		}
+		all := map[string][]time.Duration{}
+		for i := range b.N {
+			round := map[string][2]float64{} // p50, p99 in ms
+			for _, pr := range preads {
+				lat := preadRound(b, pr.path, pr.path != fx.warm && pr.path != fx.hot, fx.size, int64(7+i), 2000)
+				all[pr.name] = append(all[pr.name], lat...)
+				round[pr.name] = [2]float64{ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100])}
 			}
-			defer f.Close()
-			if p != fx.warm && p != fx.hot {
-				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+			for q, id := range []string{"p50", "p99"} {
+				testenv.Emit(b, testenv.Figure{ID: "fs.cold_pread4k_" + id, Value: round["cold"][q], Baseline: round["native-warm"][q], Unit: "ms"})
+				testenv.Emit(b, testenv.Figure{ID: "fs.remote_pread4k_" + id, Value: round["remote"][q], Baseline: round["cold"][q], Unit: "ms"})
 			}
-			rng := rand.New(rand.NewSource(7))
-			buf := make([]byte, 4096)
-			const perOp = 2000
-			lat := make([]time.Duration, 0, perOp*b.N)
-			pages := fx.size / 4096
-			b.ResetTimer()
-			for range b.N {
-				for range perOp {
-					off := rng.Int63n(pages) * 4096
-					t0 := time.Now()
-					if _, err := f.ReadAt(buf, off); err != nil {
-						b.Fatal(err)
-					}
-					lat = append(lat, time.Since(t0))
-				}
-			}
+		}
+		for _, pr := range preads {
+			lat := all[pr.name]
 			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 			p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
-			b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50-us")
-			b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
-			sum.set("p50/"+name, float64(p50.Nanoseconds())/1e3)
-			sum.set("p99/"+name, float64(p99.Nanoseconds())/1e3)
-		})
-	}
-	pread("native-warm", fx.warm)
-	pread("native-hot", fx.hot)
-	for _, t := range []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Remote} {
-		pread(t.String(), fx.path[t])
-	}
+			b.ReportMetric(float64(p50.Nanoseconds())/1e3, pr.name+"-p50-us")
+			b.ReportMetric(float64(p99.Nanoseconds())/1e3, pr.name+"-p99-us")
+			sum.set("p50/"+pr.name, float64(p50.Nanoseconds())/1e3)
+			sum.set("p99/"+pr.name, float64(p99.Nanoseconds())/1e3)
+		}
+	})
 
 	py := testenv.Python(b)
-	numpy := func(name, p, mode string) {
-		b.Run("numpy/"+name, func(b *testing.B) {
-			var first, second []float64
-			run(b, py, "-c", reducePy, p, mode) // warm-up: interpreter, numpy import
-			for range b.N {
-				if p != fx.warm {
-					dropMountCache(b, p)
+	npy := func(t layout.Tier) string { return filepath.Join(filepath.Dir(fx.path[t]), "book.npy") }
+	numpys := []struct{ name, path, mode string }{
+		{"native-warm", fx.warm, "memmap"}, {"warm-book.q", fx.path[layout.Warm], "memmap"},
+		{"warm-book.npy", npy(layout.Warm), "npy"}, {"cold-book.npy", npy(layout.Cold), "npy"},
+	}
+	b.Run("numpy", func(b *testing.B) {
+		if testenv.Probe(b) {
+			return
+		}
+		first, second := map[string][]float64{}, map[string][]float64{}
+		for _, n := range numpys {
+			run(b, py, "-c", reducePy, n.path, n.mode) // warm-up: interpreter, numpy import, page cache of the tier files
+		}
+		for range b.N {
+			round := map[string]float64{}
+			for _, n := range numpys {
+				if n.path != fx.warm {
+					dropMountCache(b, n.path)
 				}
-				out := strings.Fields(strings.TrimSpace(run(b, py, "-c", reducePy, p, mode)))
+				out := strings.Fields(strings.TrimSpace(run(b, py, "-c", reducePy, n.path, n.mode)))
 				if len(out) != 3 {
 					b.Fatalf("numpy: %q", out)
 				}
 				f1, _ := strconv.ParseFloat(out[0], 64)
 				f2, _ := strconv.ParseFloat(out[1], 64)
-				first, second = append(first, f1), append(second, f2)
+				first[n.name], second[n.name] = append(first[n.name], f1), append(second[n.name], f2)
+				round[n.name] = f1
 			}
-			sort.Float64s(first)
-			sort.Float64s(second)
-			b.ReportMetric(first[len(first)/2]*1e3, "first-ms")
-			b.ReportMetric(second[len(second)/2]*1e3, "again-ms")
-			sum.set("numpy/"+name, first[len(first)/2])
-			sum.set("numpy-again/"+name, second[len(second)/2])
-		})
-	}
-	numpy("native-warm", fx.warm, "memmap")
-	numpy("warm-book.q", fx.path[layout.Warm], "memmap")
-	npy := func(t layout.Tier) string { return filepath.Join(filepath.Dir(fx.path[t]), "book.npy") }
-	numpy("warm-book.npy", npy(layout.Warm), "npy")
-	numpy("cold-book.npy", npy(layout.Cold), "npy")
+			testenv.Emit(b, testenv.Figure{ID: "numpy.warm_memmap", Value: round["warm-book.q"], Baseline: round["native-warm"], Unit: "s"})
+			testenv.Emit(b, testenv.Figure{ID: "numpy.book_npy_warm", Value: round["warm-book.npy"], Baseline: round["warm-book.q"], Unit: "s"})
+			testenv.Emit(b, testenv.Figure{ID: "numpy.book_npy_cold", Value: round["cold-book.npy"], Baseline: round["warm-book.q"], Unit: "s"})
+		}
+		for _, n := range numpys {
+			sort.Float64s(first[n.name])
+			sort.Float64s(second[n.name])
+			b.ReportMetric(median(first[n.name])*1e3, n.name+"-first-ms")
+			b.ReportMetric(median(second[n.name])*1e3, n.name+"-again-ms")
+			sum.set("numpy/"+n.name, median(first[n.name]))
+			sum.set("numpy-again/"+n.name, median(second[n.name]))
+		}
+	})
 
 	s := sum.vals
 	ratio := func(a, b string) string {
@@ -245,15 +266,44 @@ func BenchmarkFS(b *testing.B) {
 		}
 		return fmt.Sprintf("%.2fx (rounds %.2f-%.2f)", s[k], s[k+"/min"], s[k+"/max"])
 	}
-	b.Logf("  seq dd bs=1M MB/s, mean of rounds; ratio = median of per-round ratios: native-warm %.0f, native-hot %.0f | hot %.0f (%s native-hot, goal >= 0.9x) | warm %.0f (%s native-warm, goal >= 0.9x) | cold %.0f (%s zstd -dc %.0f, goal >= 1.5x) | remote %.0f (%s cold, goal >= 0.8x)",
+	b.Logf("  seq dd bs=1M MB/s, mean of rounds; ratio = median of per-round ratios: native-warm %.0f, native-hot %.0f | hot %.0f (%s native-hot, goal >= 0.9x) | warm %.0f (%s native-warm, goal >= 0.9x) | cold %.0f (%s zstd -dc %.0f, goal >= 1.5x) | remote %.0f (%s cold, goal >= 0.9x)",
 		s["seq/native-warm"], s["seq/native-hot"], s["seq/hot"], seqRatio("hot", "native-hot"), s["seq/warm"], seqRatio("warm", "native-warm"),
 		s["seq/cold"], seqRatio("cold", "zstd-dc-cold"), s["seq/zstd-dc-cold"], s["seq/remote"], seqRatio("remote", "cold"))
 	b.Logf("  pread 4 KiB p50/p99 us: native-warm %.1f/%.1f | native-hot %.1f/%.1f | hot %.1f/%.1f | warm %.1f/%.1f | cold %.1f/%.1f | remote %.1f/%.1f",
 		s["p50/native-warm"], s["p99/native-warm"], s["p50/native-hot"], s["p99/native-hot"], s["p50/hot"], s["p99/hot"], s["p50/warm"], s["p99/warm"],
 		s["p50/cold"], s["p99/cold"], s["p50/remote"], s["p99/remote"])
-	b.Logf("  numpy price.sum() first pass s: native-warm %.3f | warm book.q memmap %.3f (%s native, goal <= 1.1x) | warm book.npy %.3f (%s) | cold book.npy %.3f (%s)",
+	b.Logf("  numpy price.sum() first pass s, median of rounds: native-warm %.3f | warm book.q memmap %.3f (%s native, goal <= 1.1x) | warm book.npy %.3f (%s book.q, goal <= 1.5x) | cold book.npy %.3f (%s book.q)",
 		s["numpy/native-warm"], s["numpy/warm-book.q"], ratio("numpy/warm-book.q", "numpy/native-warm"),
-		s["numpy/warm-book.npy"], ratio("numpy/warm-book.npy", "numpy/native-warm"), s["numpy/cold-book.npy"], ratio("numpy/cold-book.npy", "numpy/native-warm"))
+		s["numpy/warm-book.npy"], ratio("numpy/warm-book.npy", "numpy/warm-book.q"), s["numpy/cold-book.npy"], ratio("numpy/cold-book.npy", "numpy/warm-book.q"))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// preadRound times n random 4 KiB preads of p (offsets from seed) and returns the
+// latencies sorted. drop evicts the file's pages first (the mount's, not the backing file's).
+func preadRound(b *testing.B, p string, drop bool, size, seed int64, n int) []time.Duration {
+	f, err := os.Open(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if drop {
+		unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+	}
+	rng := rand.New(rand.NewSource(seed))
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	pages := size / 4096
+	for range n {
+		off := rng.Int63n(pages) * 4096
+		t0 := time.Now()
+		if _, err := f.ReadAt(buf, off); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat
 }
 
 // seqPass is one sequential read of a whole file: pre readies it (drops the mount's page
@@ -308,7 +358,7 @@ func procStat(pid int) (cpu time.Duration, minflt int64) {
 // over base's in the same round. On a shared machine the host's load drifts by tens of
 // percent within a minute: passes seconds apart see the same machine, blocks of passes
 // of one kind do not.
-func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string, sum *summary) {
+func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string, sum *summary) []seqRound {
 	for _, p := range passes {
 		p.pre()
 		p.cmd()
@@ -317,27 +367,32 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string
 	cpu := map[string]time.Duration{}
 	faults := map[string]int64{}
 	idle, all := map[string]int64{}, map[string]int64{}
+	var rounds []seqRound
 	for range b.N {
+		r := seqRound{speed: map[string]float64{}, cpu: map[string]time.Duration{}}
 		for _, p := range passes {
 			n := p.name
 			p.pre()
 			i0, a0 := cpuIdle()
 			for name, pid := range p.procs {
 				c, f := procStat(pid)
-				cpu[n+"/"+name] -= c
+				r.cpu[n+"/"+name] = -c
 				faults[n+"/"+name] -= f
 			}
 			d := p.cmd()
 			for name, pid := range p.procs {
 				c, f := procStat(pid)
-				cpu[n+"/"+name] += c
+				r.cpu[n+"/"+name] += c
+				cpu[n+"/"+name] += r.cpu[n+"/"+name]
 				faults[n+"/"+name] += f
 			}
 			i1, a1 := cpuIdle()
 			idle[n] += i1 - i0
 			all[n] += a1 - a0
 			speed[n] = append(speed[n], float64(size)/d.Seconds()/1e6)
+			r.speed[n] = speed[n][len(speed[n])-1]
 		}
+		rounds = append(rounds, r)
 	}
 	// CPU time per GiB read and page faults per pass of the processes serving a tier: what
 	// the speed costs, and whether buffers are being faulted in anew. Idle is the machine's
@@ -376,6 +431,14 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string
 		sum.set(k+"/max", rs[len(rs)-1])
 		b.Logf("%s / %s per round: %s", r[0], r[1], fmtRatios(speed[r[0]], speed[r[1]]))
 	}
+	return rounds
+}
+
+// seqRound is one round of runSeqRounds: MB/s per pass, and CPU time per pass and process
+// ("remote/chronicle-fs").
+type seqRound struct {
+	speed map[string]float64
+	cpu   map[string]time.Duration
 }
 
 // median of sorted values.

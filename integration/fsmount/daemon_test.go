@@ -131,8 +131,18 @@ func (e *env) config(t testing.TB, fsExtra string) string {
 // with SIGTERM at cleanup unless the test stopped it.
 func start(t testing.TB, cfg, mp string, extraArgs ...string) *daemon {
 	t.Helper()
-	args := append([]string{"mount", "--config", cfg}, extraArgs...)
-	cmd := exec.Command(binPath, append(args, mp)...)
+	return startIn(t, "", cfg, mp, extraArgs...)
+}
+
+// startIn is start with the daemon in the network namespace at netns ("" for this one),
+// entered with nsenter so that the mount is seen outside.
+func startIn(t testing.TB, netns, cfg, mp string, extraArgs ...string) *daemon {
+	t.Helper()
+	args := append(append([]string{"mount", "--config", cfg}, extraArgs...), mp)
+	cmd := exec.Command(binPath, args...)
+	if netns != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=" + netns, binPath}, args...)...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,4 +2,4 @@
 # dd bs=1M per tier vs native warm read and zstd -dc; random 4 KiB pread p50/p99 per tier vs
 # native; numpy column reduction through the mount vs native; peak RSS of the daemon while
 # reading a large cold book. Size: CHRONICLE_BENCH_BYTES (default here 64 MiB).
-run -bench 'BenchmarkFS$|BenchmarkPeakRSS' -benchtime 3x -timeout 60m -v ./integration/fsmount/
+run fs -bench 'BenchmarkFS$|BenchmarkPeakRSS' -benchtime "${ROUNDS}x" -timeout 60m -v ./integration/fsmount/

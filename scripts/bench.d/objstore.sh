@@ -1,3 +1,3 @@
 # Object store on a loopback versitygw: verified upload vs a plain PutObject, ranged 4 KiB GET
 # latency vs the raw SDK (sourced by scripts/bench.sh).
-run -bench '.' ./tiers/objstore/
+run objstore -bench '.' ./tiers/objstore/

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 )
 
 // Region is the region the server is started with.
@@ -53,6 +55,10 @@ type Server struct {
 	Bucket    string
 	// Dir is the posix root; Dir/Bucket holds the objects as plain files.
 	Dir string
+	// NetNS, when set (a path such as /run/netns/NAME), makes the next Restart run the
+	// server inside that network namespace (with nsenter, so mounts stay shared), on the
+	// same loopback address; Client and the readiness check then dial inside it too.
+	NetNS string
 
 	t      testing.TB
 	bin    string
@@ -182,7 +188,7 @@ func (s *Server) URI(prefix string) string {
 // stock transport settings), for tests and baselines that want to talk to S3
 // directly. Its idle connections are closed when the test ends.
 func (s *Server) Client() *s3.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := s.transport()
 	s.t.Cleanup(tr.CloseIdleConnections)
 	return s3.New(s3.Options{
 		HTTPClient:   &http.Client{Transport: tr},
@@ -218,13 +224,18 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", s.Addr,
 		"--region", s.Region,
 		"--health", healthPath,
 		"--keep-alive", // without it every ranged GET pays a new TCP connection
 		"--quiet",
-		"posix", s.Dir)
+		"posix", s.Dir}
+	cmd := exec.Command(s.bin, args...)
+	if s.NetNS != "" {
+		// nsenter execs the server in its place: the pid stays the server's.
+		cmd = exec.Command("nsenter", append([]string{"--net=" + s.NetNS, s.bin}, args...)...)
+	}
 	env := make([]string, 0, len(os.Environ())+2)
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "VGW_") || strings.HasPrefix(kv, "ROOT_") {
@@ -249,7 +260,7 @@ func (s *Server) start() error {
 	s.cmd, s.done, s.paused = cmd, done, false
 	s.mu.Unlock()
 
-	if err := waitReady(s.Endpoint+healthPath, done); err != nil {
+	if err := waitReady(s.Endpoint+healthPath, s.transport(), done); err != nil {
 		s.kill()
 		tail, _ := os.ReadFile(logPath)
 		if len(tail) > 2000 {
@@ -260,8 +271,9 @@ func (s *Server) start() error {
 	return nil
 }
 
-func waitReady(url string, done <-chan struct{}) error {
-	client := &http.Client{Timeout: time.Second}
+func waitReady(url string, tr *http.Transport, done <-chan struct{}) error {
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: time.Second, Transport: tr}
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		select {
@@ -379,4 +391,46 @@ func allStopped(pid int) bool {
 // ObjectPath is where the posix backend keeps key's bytes in bucket.
 func (s *Server) ObjectPath(bucket, key string) string {
 	return filepath.Join(s.Dir, bucket, filepath.FromSlash(key))
+}
+
+// transport is a stock transport that dials inside NetNS when it is set.
+func (s *Server) transport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if s.NetNS != "" {
+		tr.Proxy = nil
+		tr.DialContext = NetNSDialer(s.NetNS)
+	}
+	return tr
+}
+
+// NetNSDialer dials from inside the network namespace at path (e.g. /run/netns/NAME): the
+// socket is made on a thread that joined it, and keeps to it wherever it is used.
+func NetNSDialer(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type result struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			// Never unlocked: the thread is thrown away with the namespace it joined when
+			// this goroutine ends.
+			runtime.LockOSThread()
+			f, err := os.Open(path)
+			if err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			defer f.Close()
+			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+				ch <- result{nil, fmt.Errorf("setns %s: %w", path, err)}
+				return
+			}
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			ch <- result{c, err}
+		}()
+		r := <-ch
+		return r.c, r.err
+	}
 }
