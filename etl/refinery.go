@@ -1,6 +1,7 @@
 package etl
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -55,6 +56,9 @@ type Refinery struct {
 	touched []*partition
 	msg     venue.Message
 	snap    venue.BookSnapshot
+
+	undated  []undatedMsg // timeless messages waiting for the first exchange time (checkpointed)
+	flushing bool
 
 	nextSeal int64 // venue clock at which the next partition is due to be sealed
 	holders  map[string]*symState
@@ -196,6 +200,17 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	}
 	estimated := false
 	if ts == 0 {
+		if !r.haveSkew && !r.flushing {
+			// Nothing has told the exchange's clock yet: wait for the first message that
+			// does (the receive clock may be far from it, as when replaying old data live).
+			if len(r.undated) < maxUndated && (len(r.undated) == 0 || r.recvNs-r.undated[0].RecvNs < undatedSpan) {
+				r.undated = append(r.undated, undatedMsg{Payload: bytes.Clone(rec.Payload), Channel: rec.Channel, RecvNs: r.recvNs, Segment: r.segName})
+				return nil
+			}
+			if err := r.flushUndated(rec); err != nil { // waited long enough
+				return err
+			}
+		}
 		// Spot bookTicker carries no time: estimate it from the latest message that had
 		// one (same connection latency), and flag the record.
 		ts, estimated = r.recvNs, true
@@ -204,6 +219,11 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		}
 	} else if m.ExchNs != 0 {
 		r.skew, r.haveSkew = m.ExchNs-r.recvNs, true
+		if len(r.undated) > 0 && !r.flushing {
+			if err := r.flushUndated(rec); err != nil {
+				return err
+			}
+		}
 	}
 	if !r.plausible(ts) {
 		r.m.malformed.Inc()
@@ -231,6 +251,45 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	s.LastExch = max(s.LastExch, ts)
 	r.clock = max(r.clock, ts)
 	return err
+}
+
+// undatedMsg is a message without exchange time received before the journal showed any:
+// it waits, in the checkpoint too, for the first message that dates it.
+type undatedMsg struct {
+	Payload []byte
+	Channel uint16
+	RecvNs  int64
+	Segment string
+}
+
+// At most this many undated messages, received within this span, wait for a dated one;
+// then they are dated by their receive time.
+const (
+	maxUndated  = 4096
+	undatedSpan = int64(5 * time.Second)
+)
+
+// flushUndated refines the waiting undated messages, in journal order, before cur (nil at
+// the end of a backfill): dated by the skew cur revealed, or by their receive time when
+// none is known. It leaves r.msg holding cur again.
+func (r *Refinery) flushUndated(cur *format.JournalRecord) error {
+	held := r.undated
+	r.undated = nil
+	recv, seg := r.recvNs, r.segName
+	r.flushing = true
+	defer func() { r.flushing = false }()
+	for i := range held {
+		u := &held[i]
+		r.recvNs, r.segName = u.RecvNs, u.Segment
+		if err := r.onMessage(&format.JournalRecord{TypeID: format.JournalMessage, Channel: u.Channel, RecvTs: u.RecvNs, Payload: u.Payload}); err != nil {
+			return err
+		}
+	}
+	r.recvNs, r.segName = recv, seg
+	if cur != nil {
+		return r.v.Decode(cur.Payload, &r.msg) // decoded once already
+	}
+	return nil
 }
 
 // ---- depth ----

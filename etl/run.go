@@ -332,6 +332,13 @@ func (u *runner) writeOpenMeta(onlyNew bool) error {
 func (u *runner) finish() error {
 	r := u.r
 	u.markDone()
+	if u.opt.SealAll {
+		// The journal is complete: nothing will date messages still waiting for an
+		// exchange time but their receive time. (Otherwise they wait in the checkpoint.)
+		if err := r.flushUndated(nil); err != nil {
+			return err
+		}
+	}
 	if err := r.flushAllHolds(); err != nil {
 		return err
 	}

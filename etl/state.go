@@ -84,6 +84,7 @@ type State struct {
 	Syms           []savedSym
 	Parts          []savedPart
 	Segs           []savedSeg
+	Undated        []undatedMsg // timeless messages waiting for the first exchange time
 	UpdatedNs      int64
 }
 
@@ -91,7 +92,7 @@ type State struct {
 func (r *Refinery) save(src *source) (*State, error) {
 	st := &State{Version: stateVersion, Venue: r.v.Name(), Segment: src.seg.Name, SegmentCreated: src.created,
 		Offset: src.offset(), TableHash: r.table.Load().Hash(), Clock: r.clock, Skew: r.skew, HaveSkew: r.haveSkew,
-		Session: r.session, Channels: r.channels, SnapReq: r.snapReq}
+		Session: r.session, Channels: r.channels, SnapReq: r.snapReq, Undated: r.undated}
 	for _, raw := range sortedKeys(r.syms) {
 		s := r.syms[raw]
 		st.Syms = append(st.Syms, savedSym{S: *s, Book: s.book.State()})
@@ -120,6 +121,7 @@ func (r *Refinery) save(src *source) (*State, error) {
 // checkpoint left them.
 func (r *Refinery) restore(st *State) error {
 	r.clock, r.skew, r.haveSkew, r.session = st.Clock, st.Skew, st.HaveSkew, st.Session
+	r.undated = st.Undated
 	if st.Channels != nil {
 		r.channels = st.Channels
 	}
