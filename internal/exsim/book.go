@@ -204,3 +204,80 @@ var (
 	coinmShape   = []string{"lastUpdateId", "E", "T", "symbol", "pair", "bids", "asks"}
 	spotShape    = []string{"lastUpdateId", "bids", "asks"}
 )
+
+// depthLevels reads the bid and ask levels of a depth update message as the exchange's
+// strings. Binance writes them without whitespace or escapes, which a direct scan reads;
+// anything else goes through encoding/json.
+func depthLevels(msg []byte) (bids, asks []level, err error) {
+	d := bytes.Index(msg, []byte(`"data":`))
+	if d >= 0 {
+		data := msg[d:]
+		var okB, okA bool
+		bids, okB = scanLevels(data, `"b":[`)
+		asks, okA = scanLevels(data, `"a":[`)
+		if okB && okA {
+			return bids, asks, nil
+		}
+	}
+	var env struct {
+		Data struct {
+			B []level `json:"b"`
+			A []level `json:"a"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(msg, &env); err != nil {
+		return nil, nil, fmt.Errorf("depth update levels: %w", err)
+	}
+	return env.Data.B, env.Data.A, nil
+}
+
+// scanLevels reads [["p","q"],...] after key (which includes the opening bracket).
+func scanLevels(b []byte, key string) ([]level, bool) {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return nil, false
+	}
+	b = b[i+len(key):]
+	out := []level{}
+	str := func() (string, bool) {
+		if len(b) == 0 || b[0] != '"' {
+			return "", false
+		}
+		j := bytes.IndexByte(b[1:], '"')
+		if j < 0 || bytes.IndexByte(b[1:1+j], '\\') >= 0 {
+			return "", false
+		}
+		s := string(b[1 : 1+j])
+		b = b[2+j:]
+		return s, true
+	}
+	for {
+		if len(b) == 0 {
+			return nil, false
+		}
+		if b[0] == ']' {
+			return out, true
+		}
+		if len(out) > 0 {
+			if b[0] != ',' {
+				return nil, false
+			}
+			b = b[1:]
+		}
+		if len(b) == 0 || b[0] != '[' {
+			return nil, false
+		}
+		b = b[1:]
+		p, ok := str()
+		if !ok || len(b) == 0 || b[0] != ',' {
+			return nil, false
+		}
+		b = b[1:]
+		q, ok := str()
+		if !ok || len(b) == 0 || b[0] != ']' {
+			return nil, false
+		}
+		b = b[1:]
+		out = append(out, level{p, q})
+	}
+}

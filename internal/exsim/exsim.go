@@ -70,7 +70,6 @@ type message struct {
 	kind   venue.Kind
 	frame  []byte // encoded text frame
 	diff   *diff
-	e, t   int64 // event and transaction time (ms) for snapshot bodies
 }
 
 // Sim is a running simulator.
@@ -160,25 +159,13 @@ func New(opt Options) (*Sim, error) {
 			}
 			m := message{stream: string(ev.Stream), kind: ev.Kind, frame: frame(opText, r.Payload)}
 			m.symbol = strings.ToUpper(m.stream[:strings.IndexByte(m.stream+"@", '@')])
-			var hdr struct {
-				E, T int64
-				B, A []level
-			}
-			var env struct {
-				Data map[string]json.RawMessage `json:"data"`
-			}
-			if json.Unmarshal(r.Payload, &env) == nil {
-				// Field by field: encoding/json matches names case-insensitively, and
-				// Binance uses both "e" and "E", "b" and "B".
-				json.Unmarshal(env.Data["E"], &hdr.E)
-				json.Unmarshal(env.Data["T"], &hdr.T)
-				if ev.Kind == venue.KindDepth {
-					json.Unmarshal(env.Data["b"], &hdr.B)
-					json.Unmarshal(env.Data["a"], &hdr.A)
-					m.diff = &diff{U: ev.First, u: ev.ID, bids: hdr.B, asks: hdr.A, symbol: m.symbol}
+			if ev.Kind == venue.KindDepth {
+				bids, asks, err := depthLevels(r.Payload)
+				if err != nil {
+					return nil, fmt.Errorf("exsim: capture line %d: %w", r.Line, err)
 				}
+				m.diff = &diff{U: ev.First, u: ev.ID, bids: bids, asks: asks, symbol: m.symbol}
 			}
-			m.e, m.t = hdr.E, hdr.T
 			s.msgs = append(s.msgs, m)
 			recvNs = append(recvNs, r.RecvNs)
 		case capture.KindSnapshot:
@@ -629,10 +616,7 @@ func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusOK {
 		snap := s.snapshotLocked(sym)
 		lastID = snap.lastID
-		var E, T int64
-		if s.next > 0 {
-			E, T = s.msgs[s.next-1].e, s.msgs[s.next-1].t
-		}
+		E, T := s.lastTimesLocked()
 		body = snap.body(limit, E, T)
 	}
 	w.Header().Set(s.v.Limits().UsedWeightHeader, strconv.Itoa(s.weightUse))
@@ -663,6 +647,22 @@ func (s *Sim) PlayAfterSnapshots() {
 	if ready {
 		s.Play()
 	}
+}
+
+// lastTimesLocked returns the event and transaction times (ms) of the last published
+// message that has them, for a snapshot body's E and T.
+func (s *Sim) lastTimesLocked() (E, T int64) {
+	var m venue.Message
+	for i := s.next - 1; i >= 0; i-- {
+		if s.v.Decode(s.Payload(i), &m) == nil && m.ExchNs != 0 {
+			E, T = m.ExchNs/1e6, m.TxNs/1e6
+			if T == 0 {
+				T = E
+			}
+			return E, T
+		}
+	}
+	return 0, 0
 }
 
 // snapshotLocked builds the book the current snapshot mode asks for.
