@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -320,3 +321,43 @@ func (it *JournalIter) Record() *JournalRecord { return &it.rec }
 func (it *JournalIter) Offset() int64 { return it.next }
 
 func (it *JournalIter) Err() error { return it.err }
+
+// ErrTooLarge: a file is larger than any file of its kind can be. Sizes come from disk and
+// are never trusted for an allocation.
+var ErrTooLarge = errors.New("file too large")
+
+// SizedReaderAt is a file that knows its size: *os.File and the tier manager's files.
+type SizedReaderAt interface {
+	io.ReaderAt
+	Stat() (fs.FileInfo, error)
+}
+
+// ReadAllLimit reads the whole of f (name is for errors), refusing a file of more than max
+// bytes before it allocates anything.
+func ReadAllLimit(f SizedReaderAt, name string, max int64) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d", name, ErrTooLarge, st.Size(), max)
+	}
+	b := make([]byte, st.Size())
+	if k, err := f.ReadAt(b, 0); k < len(b) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// ReadFileLimit reads the whole file at path with ReadAllLimit.
+func ReadFileLimit(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadAllLimit(f, path, max)
+}

@@ -2,7 +2,6 @@ package tiers
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -369,7 +368,7 @@ func (r *Resolver) remoteIndex(ctx context.Context, s *stub.Stub, key string) (*
 	cachePath := ""
 	if r.opts.IdxCacheDir != "" {
 		cachePath = filepath.Join(r.opts.IdxCacheDir, s.Idx.SHA256+".idx")
-		if cb, err := os.ReadFile(cachePath); err == nil && sha256Hex(cb) == s.Idx.SHA256 {
+		if cb, err := os.ReadFile(cachePath); err == nil && objstore.SHA256Hex(cb) == s.Idx.SHA256 {
 			b = cb
 		}
 	}
@@ -379,7 +378,7 @@ func (r *Resolver) remoteIndex(ctx context.Context, s *stub.Stub, key string) (*
 		if err != nil {
 			return nil, err
 		}
-		if got := sha256Hex(b); got != s.Idx.SHA256 {
+		if got := objstore.SHA256Hex(b); got != s.Idx.SHA256 {
 			return nil, fmt.Errorf("%s: %w: sha256 %s, stub says %s", s.Idx.URI, objstore.ErrChecksumMismatch, got, s.Idx.SHA256)
 		}
 		if cachePath != "" {
@@ -451,11 +450,6 @@ func (a *remoteAt) readAt(ctx context.Context, p []byte, off int64) (int, error)
 		return got, io.EOF
 	}
 	return got, nil
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
 
 func writeFileAtomic(p string, b []byte) {

@@ -324,27 +324,11 @@ func runStatus(f *flags, stdout io.Writer) error {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, v := range vs {
 		fmt.Fprintf(w, "venue %s\tsegment %s offset %d\tcheckpoint %s\texchange clock %s\tlag %s\n", v.Venue, v.Segment, v.Offset,
-			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), humanBytes(v.LagBytes))
+			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), config.FormatSize(v.LagBytes))
 		for _, p := range v.Partitions {
 			rel, _ := filepath.Rel(root, p.Path)
 			fmt.Fprintf(w, "  %s\t%d records\t%d depth updates, %d trades\t%d invalid intervals\n", rel, p.Records, p.DepthUpdates, p.Trades, p.Invalid)
 		}
 	}
 	return w.Flush()
-}
-
-func humanBytes(n int64) string {
-	if n < 0 {
-		return "unknown"
-	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -298,23 +297,11 @@ func ParseSnapshots(b []byte, name string) ([]Snapshot, int64, error) {
 
 // readFile reads a whole index file, refusing one larger than max bytes.
 func readFile(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	b, err := format.ReadFileLimit(path, max)
+	if errors.Is(err, format.ErrTooLarge) {
+		err = fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > max {
-		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d", path, ErrCorrupt, st.Size(), max)
-	}
-	b := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return b, nil
+	return b, err
 }
 
 // ReadTime reads dir/index/time.idx of a partition directory.

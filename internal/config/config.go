@@ -90,3 +90,21 @@ func ParseSize(s string) (int64, error) {
 	}
 	return v * mult, nil
 }
+
+// FormatSize prints a byte count for people, in the units ParseSize reads ("1.5 GiB");
+// a negative count is "unknown".
+func FormatSize(n int64) string {
+	const unit = 1024
+	switch {
+	case n < 0:
+		return "unknown"
+	case n < unit:
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for x := n / unit; x >= unit; x /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -290,11 +290,7 @@ func (m *Manager) derive(ctx context.Context, src io.ReaderAt, h format.Header, 
 		return fmt.Errorf("%w: %w", ErrDerive, err)
 	}
 	renamed := false
-	defer func() {
-		if !renamed {
-			m.mv.discard(s)
-		}
-	}()
+	defer m.mv.discardUnless(&renamed, s)
 	w := bufio.NewWriterSize(s.f, 1<<20)
 	sum, err := WriteParquet(ctx, &sourceReader{ctx: ctx, r: src, lim: m.mv.lim}, h, size, w)
 	if err != nil {

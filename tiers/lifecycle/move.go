@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
@@ -89,6 +90,13 @@ func (s *staged) finish() error {
 
 // discard closes and removes staged files that were not committed (best effort: a
 // leftover is removed by the next recovery).
+// discardUnless discards staged copies unless *renamed: for a defer taken before the rename.
+func (m *mover) discardUnless(renamed *bool, ss ...*staged) {
+	if !*renamed {
+		m.discard(ss...)
+	}
+}
+
 func (m *mover) discard(ss ...*staged) {
 	for _, s := range ss {
 		if s == nil {
@@ -148,11 +156,7 @@ func (m *mover) copyFile(ctx context.Context, src, dst string, n int64, progress
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		if !renamed {
-			m.discard(s)
-		}
-	}()
+	defer m.discardUnless(&renamed, s)
 	written, err := copyCRC(ctx, s.f, sr, n)
 	if err != nil {
 		return false, fmt.Errorf("copy %s to %s: %w", src, s.tmp, err)
@@ -298,12 +302,9 @@ func (m *mover) removeFiles(dir string, names ...string) error {
 // removeTree removes dir and everything below it, children first, fsyncing each
 // directory after its entries are gone and the parent after dir itself.
 func (m *mover) removeTree(dir string) error {
-	ents, err := m.fs.ReadDir(dir)
+	ents, err := readDirIfExists(m.fs, dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("list %s: %w", dir, err)
+		return err
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
@@ -340,28 +341,14 @@ func (m *mover) removeSource(dir string, book ...string) error {
 	return m.removeTree(dir)
 }
 
-// readSmall reads a whole small file (index, stub).
+// readSmall reads a whole small file (index, stub), refusing one above limit bytes.
 func (m *mover) readSmall(p string, limit int64) ([]byte, error) {
 	f, err := m.fs.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, limit %d", p, st.Size(), limit)
-	}
-	b := make([]byte, st.Size())
-	if k, err := f.ReadAt(b, 0); k < len(b) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	return b, nil
+	return format.ReadAllLimit(f, p, limit)
 }
 
 // writeSmall writes b to p atomically, reading it back before the rename.
@@ -370,11 +357,7 @@ func (m *mover) writeSmall(p string, b []byte) (renamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer func() {
-		if !renamed {
-			m.discard(s)
-		}
-	}()
+	defer m.discardUnless(&renamed, s)
 	if _, err := s.f.Write(b); err != nil {
 		return false, fmt.Errorf("write %s: %w", s.tmp, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
@@ -62,7 +63,7 @@ type Move struct {
 }
 
 func (m Move) String() string {
-	s := fmt.Sprintf("%-12s %s (%s", m.Policy, m.Key, humanBytes(m.Bytes))
+	s := fmt.Sprintf("%-12s %s (%s", m.Policy, m.Key, config.FormatSize(m.Bytes))
 	if m.From == m.To {
 		s += ", in place"
 	}
@@ -272,19 +273,6 @@ func roundAge(d time.Duration) string {
 		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 	}
 	return d.Round(time.Minute).String()
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // MarshalText spells the policy out in JSON.

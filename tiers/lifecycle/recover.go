@@ -101,8 +101,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 			if err := m.deleteRemote(k); err != nil {
 				return fmt.Errorf("roll back interrupted upload: %w", err)
 			}
-			rep.IntentRolledBack++
-			m.met.Recoveries.WithLabelValues("intent_rolled_back").Inc()
+			m.count(&rep.IntentRolledBack, "intent_rolled_back")
 			log.Info("recovery: rolled back an interrupted upload (remote objects deleted)")
 		}
 		if err := m.mv.removeFiles(d.dir, intentName); err != nil {
@@ -125,8 +124,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 			if err := m.mv.removeFiles(filepath.Dir(t.path), filepath.Base(t.path)); err != nil {
 				return err
 			}
-			rep.Temps++
-			m.met.Recoveries.WithLabelValues("temp_removed").Inc()
+			m.count(&rep.Temps, "temp_removed")
 			log.Debug("recovery: removed temporary file", "file", t.path)
 		}
 	}
@@ -159,8 +157,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 			if err := m.mv.removeTree(d.dir); err != nil {
 				return err
 			}
-			rep.Leftovers++
-			m.met.Recoveries.WithLabelValues("leftover_removed").Inc()
+			m.count(&rep.Leftovers, "leftover_removed")
 			log.Info("recovery: removed leftover directory of a move", "dir", d.dir)
 		case !d.hasBook():
 			// Perhaps a writer creating the partition right now: not ours to touch.
@@ -170,8 +167,7 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 			if err := m.mv.removeFiles(d.dir, layout.IdxName); err != nil {
 				return err
 			}
-			rep.Leftovers++
-			m.met.Recoveries.WithLabelValues("leftover_removed").Inc()
+			m.count(&rep.Leftovers, "leftover_removed")
 		}
 	}
 	return nil
@@ -193,15 +189,13 @@ func (m *Manager) resolvePair(ctx context.Context, k layout.Key, upper, lower bo
 		if err := m.dropCopy(lower, upper); err != nil {
 			return err
 		}
-		rep.RolledBack++
-		m.met.Recoveries.WithLabelValues("rolled_back").Inc()
+		m.count(&rep.RolledBack, "rolled_back")
 		return nil
 	}
 	if upper.kind == kindPlain {
 		h, size, err := m.readBookHeader(filepath.Join(upper.dir, layout.BookName))
 		if err == nil && (!h.Sealed || size != int64(h.Committed)) {
-			rep.Conflicts++
-			m.met.Recoveries.WithLabelValues("conflict").Inc()
+			m.count(&rep.Conflicts, "conflict")
 			return fmt.Errorf("%s is still being written while %s exists: %w", upper, lower, ErrConflict)
 		}
 	}
@@ -217,8 +211,7 @@ func (m *Manager) resolvePair(ctx context.Context, k layout.Key, upper, lower bo
 		if err := m.finishCopy(ctx, upper, lower); err != nil {
 			return err
 		}
-		rep.Finished++
-		m.met.Recoveries.WithLabelValues("finished").Inc()
+		m.count(&rep.Finished, "finished")
 		log.Info("recovery: finished an interrupted move (copies identical, upper removed)")
 		return nil
 	}
@@ -231,12 +224,10 @@ func (m *Manager) resolvePair(ctx context.Context, k layout.Key, upper, lower bo
 		if err := m.dropCopy(upper, lower); err != nil {
 			return err
 		}
-		rep.RolledBack++
-		m.met.Recoveries.WithLabelValues("rolled_back").Inc()
+		m.count(&rep.RolledBack, "rolled_back")
 		return nil
 	}
-	rep.Conflicts++
-	m.met.Recoveries.WithLabelValues("conflict").Inc()
+	m.count(&rep.Conflicts, "conflict")
 	return fmt.Errorf("%s and %s are both intact but differ: %w", upper, lower, ErrConflict)
 }
 
@@ -313,8 +304,7 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 		if err := m.deleteRemote(k); err != nil {
 			log.Warn("recovery: remote objects not deleted", "err", err)
 		}
-		rep.RolledBack++
-		m.met.Recoveries.WithLabelValues("rolled_back").Inc()
+		m.count(&rep.RolledBack, "rolled_back")
 		return nil
 	}
 	s, zk, ik, err := m.readStub(k, dir)
@@ -328,7 +318,7 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 	if err != nil {
 		return err
 	}
-	if got := sha256Hex(ib); got != s.Idx.SHA256 || int64(len(ib)) != s.Idx.Size {
+	if got := objstore.SHA256Hex(ib); got != s.Idx.SHA256 || int64(len(ib)) != s.Idx.Size {
 		return rollback(fmt.Errorf("local .idx sha256 %s (%d bytes), stub %s (%d bytes)", got, len(ib), s.Idx.SHA256, s.Idx.Size))
 	}
 	if hex.EncodeToString(idx.SHA256[:]) != s.Zst.SHA256 || idx.ZstSize != s.Zst.Size || idx.Size != s.UncompressedSize {
@@ -355,8 +345,7 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 	if err := m.mv.removeFiles(dir, layout.ZstName, layout.IdxName); err != nil {
 		return err
 	}
-	rep.Finished++
-	m.met.Recoveries.WithLabelValues("finished").Inc()
+	m.count(&rep.Finished, "finished")
 	log.Info("recovery: finished an interrupted upload (local .zst and .idx removed)")
 	return nil
 }
@@ -532,4 +521,10 @@ func readFullAt(r io.ReaderAt, p []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("read at %d: %w", off, err)
+}
+
+// count records one recovery outcome in the report and in the metrics.
+func (m *Manager) count(field *int, outcome string) {
+	*field++
+	m.met.Recoveries.WithLabelValues(outcome).Inc()
 }

@@ -228,11 +228,6 @@ func (m *Manager) deleteRemote(k layout.Key) error {
 	return errors.Join(errs...)
 }
 
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // remoteAt reads one object by ranged GETs.
 type remoteAt struct {
 	ctx   context.Context

@@ -204,12 +204,9 @@ func scanDir(fsys vfs.FS, t layout.Tier, dir string, withSizes bool) (*dirState,
 
 // walkTemps collects temporary files anywhere below dir (and sizes when asked).
 func walkTemps(fsys vfs.FS, dir string, d *dirState, withSizes bool) error {
-	ents, err := fsys.ReadDir(dir)
+	ents, err := readDirIfExists(fsys, dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("list %s: %w", dir, err)
+		return err
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
@@ -237,4 +234,16 @@ func walkTemps(fsys vfs.FS, dir string, d *dirState, withSizes bool) error {
 		}
 	}
 	return nil
+}
+
+// readDirIfExists lists dir; a directory that does not exist has no entries.
+func readDirIfExists(fsys vfs.FS, dir string) ([]fs.DirEntry, error) {
+	ents, err := fsys.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	return ents, nil
 }

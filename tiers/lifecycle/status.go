@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -136,13 +137,13 @@ func (s *Status) WriteText(w io.Writer) error {
 		if t.BookBytes > 0 {
 			ratio = fmt.Sprintf("%.2fx", t.Ratio())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", t.Tier, t.Partitions, humanBytes(t.BookBytes), humanBytes(t.LogicalBytes), ratio, humanBytes(t.DiskBytes))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", t.Tier, t.Partitions, config.FormatSize(t.BookBytes), config.FormatSize(t.LogicalBytes), ratio, config.FormatSize(t.DiskBytes))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	p := s.Plan
-	fmt.Fprintf(w, "\npending moves: %d (%s)\n", len(p.Moves), humanBytes(p.Bytes))
+	fmt.Fprintf(w, "\npending moves: %d (%s)\n", len(p.Moves), config.FormatSize(p.Bytes))
 	for _, mv := range p.Moves {
 		fmt.Fprintf(w, "  %s\n", mv)
 	}
@@ -166,7 +167,7 @@ func (s *Status) WriteText(w io.Writer) error {
 
 // WriteText prints a plan (apply --dry-run).
 func (p *Plan) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "plan: %d moves, %s\n", len(p.Moves), humanBytes(p.Bytes))
+	fmt.Fprintf(w, "plan: %d moves, %s\n", len(p.Moves), config.FormatSize(p.Bytes))
 	for _, mv := range p.Moves {
 		fmt.Fprintf(w, "  %s\n", mv)
 	}

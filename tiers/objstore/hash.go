@@ -139,3 +139,9 @@ func digestOf(want string) (d digest, ok bool) {
 	}
 	return d, true
 }
+
+// SHA256Hex is the lowercase hex SHA-256 of b, as stubs and object metadata record it.
+func SHA256Hex(b []byte) string {
+	d := sha256.Sum256(b)
+	return hexOf(d)
+}

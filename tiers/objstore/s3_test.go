@@ -3,8 +3,6 @@ package objstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -79,11 +77,6 @@ func randData(seed uint64, n int) []byte {
 	return b
 }
 
-func hexSHA(b []byte) string {
-	d := sha256.Sum256(b)
-	return hex.EncodeToString(d[:])
-}
-
 // Multipart uploads: parts as configured, a composite server checksum that
 // we recomputed, and the full-object SHA-256 in metadata.
 func TestS3MultipartVerification(t *testing.T) {
@@ -94,14 +87,14 @@ func TestS3MultipartVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Parts != 4 || info.ChecksumType != "COMPOSITE" || info.SHA256 != hexSHA(data) {
-		t.Fatalf("multipart info %+v: want 4 parts, COMPOSITE, sha256 %s", info, hexSHA(data))
+	if info.Parts != 4 || info.ChecksumType != "COMPOSITE" || info.SHA256 != objstore.SHA256Hex(data) {
+		t.Fatalf("multipart info %+v: want 4 parts, COMPOSITE, sha256 %s", info, objstore.SHA256Hex(data))
 	}
 	if n := len(info.ServerChecksum); n < 3 || info.ServerChecksum[n-2:] != "-4" {
 		t.Fatalf("server checksum %q is not a 4-part composite", info.ServerChecksum)
 	}
 	head, err := st.Head(context.Background(), "mp/obj")
-	if err != nil || head.SHA256 != hexSHA(data) || head.ServerChecksum != info.ServerChecksum {
+	if err != nil || head.SHA256 != objstore.SHA256Hex(data) || head.ServerChecksum != info.ServerChecksum {
 		t.Fatalf("head %+v, %v", head, err)
 	}
 	small, err := st.Put(context.Background(), "mp/small", bytes.NewReader(data[:1000]), 1000, objstore.PutOptions{})

@@ -11,8 +11,6 @@ package objstoretest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -79,19 +77,14 @@ func randBytes(rng *rand.Rand, n int) []byte {
 	return b
 }
 
-func shaHex(b []byte) string {
-	d := sha256.Sum256(b)
-	return hex.EncodeToString(d[:])
-}
-
 func put(t *testing.T, st objstore.Store, key string, data []byte) objstore.ObjectInfo {
 	t.Helper()
 	info, err := st.Put(context.Background(), key, bytes.NewReader(data), int64(len(data)), objstore.PutOptions{})
 	if err != nil {
 		t.Fatalf("put %q (%d bytes): %v", key, len(data), err)
 	}
-	if info.Key != key || info.Size != int64(len(data)) || info.SHA256 != shaHex(data) {
-		t.Fatalf("put %q: info %+v; want size %d sha256 %s", key, info, len(data), shaHex(data))
+	if info.Key != key || info.Size != int64(len(data)) || info.SHA256 != objstore.SHA256Hex(data) {
+		t.Fatalf("put %q: info %+v; want size %d sha256 %s", key, info, len(data), objstore.SHA256Hex(data))
 	}
 	if info.ETag == "" || info.ServerChecksum == "" || info.Parts < 1 {
 		t.Fatalf("put %q: info %+v lacks etag, server checksum or parts", key, info)
@@ -144,8 +137,8 @@ func testPutHeadGet(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		t.Fatalf("head %+v has no modification time", head)
 	}
 	full := get(t, st, info.Key, 0, info.Size)
-	if shaHex(full) != info.SHA256 {
-		t.Fatalf("full read hashes to %s, put reported %s", shaHex(full), info.SHA256)
+	if objstore.SHA256Hex(full) != info.SHA256 {
+		t.Fatalf("full read hashes to %s, put reported %s", objstore.SHA256Hex(full), info.SHA256)
 	}
 	if objstore.ReadRange(context.Background(), st, info.Key, 7, full[:0]) != nil {
 		t.Fatalf("zero-length ReadRange failed")
@@ -207,11 +200,11 @@ func testRanges(t *testing.T, st objstore.Store, rng *rand.Rand) {
 
 func testEmpty(t *testing.T, st objstore.Store, _ *rand.Rand) {
 	info := put(t, st, "empty", nil)
-	if info.SHA256 != shaHex(nil) {
+	if info.SHA256 != objstore.SHA256Hex(nil) {
 		t.Fatalf("empty object sha256 %s", info.SHA256)
 	}
 	head, err := st.Head(context.Background(), "empty")
-	if err != nil || head.Size != 0 || head.SHA256 != shaHex(nil) {
+	if err != nil || head.Size != 0 || head.SHA256 != objstore.SHA256Hex(nil) {
 		t.Fatalf("head empty: %+v, %v", head, err)
 	}
 	get(t, st, "empty", 0, 0)
@@ -313,17 +306,17 @@ func testExpectedChecksum(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		old := randBytes(rng, 100)
 		put(t, st, key, old)
 		data := randBytes(rng, size)
-		wrong := shaHex(append([]byte("x"), data...))
+		wrong := objstore.SHA256Hex(append([]byte("x"), data...))
 		_, err := st.Put(ctx, key, bytes.NewReader(data), int64(size), objstore.PutOptions{SHA256: wrong})
 		wantErr(t, fmt.Sprintf("put %d bytes with wrong expected sha256", size), err, objstore.ErrChecksumMismatch)
 		head, err := st.Head(ctx, key)
-		if err != nil || head.SHA256 != shaHex(old) {
+		if err != nil || head.SHA256 != objstore.SHA256Hex(old) {
 			t.Fatalf("after a rejected put the old object must stay: %+v, %v", head, err)
 		}
 		_, err = st.Put(ctx, key, bytes.NewReader(data), int64(size), objstore.PutOptions{SHA256: "not-hex"})
 		wantErr(t, "put with malformed expected sha256", err, objstore.ErrChecksumMismatch)
-		info, err := st.Put(ctx, key, bytes.NewReader(data), int64(size), objstore.PutOptions{SHA256: shaHex(data)})
-		if err != nil || info.SHA256 != shaHex(data) {
+		info, err := st.Put(ctx, key, bytes.NewReader(data), int64(size), objstore.PutOptions{SHA256: objstore.SHA256Hex(data)})
+		if err != nil || info.SHA256 != objstore.SHA256Hex(data) {
 			t.Fatalf("put with right expected sha256: %+v, %v", info, err)
 		}
 	}
@@ -406,9 +399,9 @@ func testInputChanges(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		if err != nil {
 			t.Fatalf("head: %v", err)
 		}
-		if shaHex(stored) != info.SHA256 || head.SHA256 != info.SHA256 {
+		if objstore.SHA256Hex(stored) != info.SHA256 || head.SHA256 != info.SHA256 {
 			t.Fatalf("size %d: stored bytes hash to %s, put said %s, head says %s",
-				size, shaHex(stored), info.SHA256, head.SHA256)
+				size, objstore.SHA256Hex(stored), info.SHA256, head.SHA256)
 		}
 	}
 }
@@ -419,7 +412,7 @@ func testLarge(t *testing.T, st objstore.Store, rng *rand.Rand) {
 	t.Logf("large put: %d bytes in %d parts, etag %s, server checksum %s (%s)",
 		info.Size, info.Parts, info.ETag, info.ServerChecksum, info.ChecksumType)
 	head, err := st.Head(context.Background(), "big/obj")
-	if err != nil || head.SHA256 != shaHex(data) || head.Size != LargeSize {
+	if err != nil || head.SHA256 != objstore.SHA256Hex(data) || head.Size != LargeSize {
 		t.Fatalf("head large: %+v, %v", head, err)
 	}
 	full := get(t, st, "big/obj", 0, LargeSize)
