@@ -714,13 +714,15 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	accepted := time.Now()
-	nc, br, err := upgrade(w, r)
+	nc, br, accept, err := hijack(w, r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	c := newConn(nc, br, r.URL.Path, streams, s.log)
 	c.opened = accepted
+	// Subscribed before the client learns the connection is open: whatever it does next
+	// (ask for a snapshot, which may start the replay) cannot race the registration.
 	s.mu.Lock()
 	select {
 	case <-s.closed:
@@ -733,6 +735,9 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.setTrickle(s.trickle, s.trickleD)
 	s.conns = append(s.conns, c)
 	s.mu.Unlock()
+	if _, err := nc.Write(accept); err != nil {
+		nc.Close() // the loops below see it and end the connection
+	}
 	s.log.Debug("exsim connection", "id", c.id, "streams", len(streams))
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); c.writeLoop() }()

@@ -262,3 +262,35 @@ func keysOf(t *testing.T, body []byte) []string {
 	}
 	return keys
 }
+
+// TestSubscribedWhenOpen: a connection is subscribed before the client's handshake
+// completes, so a client that asks for its snapshot right after connecting (which may
+// start the replay) misses nothing.
+func TestSubscribedWhenOpen(t *testing.T) {
+	s := start(t, Options{Records: eth(t, 3000)})
+	s.PlayAfterSnapshots()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 3 {
+		c, _, err := websocket.Dial(ctx, s.WSURL()+ethStreams, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if n := len(s.Conns()); n != i+1 {
+			t.Fatalf("the handshake completed with %d connections registered, want %d", n, i+1)
+		}
+	}
+	if status, _, _ := getSnapshot(t, s.Venue(), s.RESTURL(), "ETHUSDT"); status != http.StatusOK {
+		t.Fatalf("snapshot status %d", status)
+	}
+	<-s.Done()
+	if !s.Flush(10 * time.Second) {
+		t.Fatal("queues did not drain")
+	}
+	for _, c := range s.Conns() {
+		if got := len(c.Sent()); got != s.Len() {
+			t.Fatalf("connection %d was sent %d of %d messages", c.ID(), got, s.Len())
+		}
+	}
+}

@@ -32,29 +32,27 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h[:])
 }
 
-// upgrade completes the handshake and returns the raw connection and its buffered reader.
-func upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, error) {
+// hijack takes over the connection of a websocket upgrade request and returns it with
+// its buffered reader and the handshake reply (writeAccept sends it): the caller can
+// register the connection before the client learns it is open.
+func hijack(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, []byte, error) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !headerHas(r.Header, "Connection", "upgrade") {
-		return nil, nil, ErrNotWebsocket
+		return nil, nil, nil, ErrNotWebsocket
 	}
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if key == "" || r.Header.Get("Sec-WebSocket-Version") != "13" {
-		return nil, nil, ErrNotWebsocket
+		return nil, nil, nil, ErrNotWebsocket
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		return nil, nil, fmt.Errorf("hijack: %w", ErrNotWebsocket)
+		return nil, nil, nil, fmt.Errorf("hijack: %w", ErrNotWebsocket)
 	}
 	conn, rw, err := hj.Hijack()
 	if err != nil {
-		return nil, nil, fmt.Errorf("hijack: %w", err)
+		return nil, nil, nil, fmt.Errorf("hijack: %w", err)
 	}
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptKey(key) + "\r\n\r\n"
-	if _, err := conn.Write([]byte(resp)); err != nil {
-		conn.Close()
-		return nil, nil, err
-	}
-	return conn, rw.Reader, nil
+	accept := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptKey(key) + "\r\n\r\n"
+	return conn, rw.Reader, []byte(accept), nil
 }
 
 func headerHas(h http.Header, name, token string) bool {
