@@ -299,6 +299,43 @@ func (s *fileStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+func (s *fileStore) ListDir(ctx context.Context, dir string) ([]string, []ObjectInfo, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	p := s.root
+	if dir != "" {
+		p = s.path(strings.TrimSuffix(dir, "/"))
+	}
+	ents, err := os.ReadDir(p)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("list %s: %w: %w", s.URI(dir), ErrUnavailable, err)
+	}
+	var dirs []string
+	var objs []ObjectInfo
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, tmpPrefix) || ValidateKey(dir+name) != nil {
+			continue
+		}
+		switch {
+		case e.IsDir():
+			dirs = append(dirs, name)
+		case e.Type().IsRegular():
+			if fi, err := e.Info(); err == nil {
+				objs = append(objs, ObjectInfo{Key: dir + name, Size: fi.Size(), ModTime: fi.ModTime()})
+			}
+		}
+	}
+	return dirs, objs, nil // os.ReadDir sorts by name
+}
+
 func (s *fileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	// Walk only below the deepest directory the prefix pins down.
 	start := s.root

@@ -57,6 +57,12 @@ type Store interface {
 	// may be slow, and entries may leave SHA256 (and, for file://, ETag)
 	// empty; Head fills them.
 	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	// ListDir lists one level below dir, a key prefix that is empty or ends in '/',
+	// as S3's ListObjectsV2 with delimiter '/' does, every page: the names of the
+	// "subdirectories" (common prefixes, without dir and the trailing '/') and the
+	// objects directly in dir (Key is the full key), both sorted. Entries may leave
+	// SHA256 and ETag empty. A dir that holds nothing lists empty, without error.
+	ListDir(ctx context.Context, dir string) (subdirs []string, objects []ObjectInfo, err error)
 	// URI returns the URI naming key, e.g. s3://bucket/prefix/key.
 	URI(key string) string
 	// KeyOf maps a URI back to a key, rejecting anything outside this

@@ -467,6 +467,42 @@ func (s *s3Store) List(ctx context.Context, prefix string) ([]ObjectInfo, error)
 	return out, nil
 }
 
+func (s *s3Store) ListDir(ctx context.Context, dir string) ([]string, []ObjectInfo, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, nil, err
+	}
+	full := s.loc.ObjectKey(dir)
+	var dirs []string
+	var objs []ObjectInfo
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.loc.Bucket), Prefix: aws.String(full), Delimiter: aws.String("/"),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, nil, classify(ctx, "list", dir, err)
+		}
+		for _, p := range page.CommonPrefixes {
+			name, ok := strings.CutPrefix(aws.ToString(p.Prefix), full)
+			name, _ = strings.CutSuffix(name, "/")
+			if !ok || name == "" || strings.Contains(name, "/") {
+				continue
+			}
+			dirs = append(dirs, name)
+		}
+		for _, o := range page.Contents {
+			name, ok := strings.CutPrefix(aws.ToString(o.Key), full)
+			if !ok || name == "" || ValidateKey(dir+name) != nil {
+				continue
+			}
+			objs = append(objs, ObjectInfo{Key: dir + name, Size: aws.ToInt64(o.Size), ETag: unquote(aws.ToString(o.ETag)), ModTime: aws.ToTime(o.LastModified)})
+		}
+	}
+	slices.Sort(dirs)
+	slices.SortFunc(objs, func(a, b ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	return dirs, objs, nil
+}
+
 var _ Store = (*s3Store)(nil)
 
 // limitGroup runs at most limit functions at once; the first error cancels

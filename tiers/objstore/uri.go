@@ -213,3 +213,18 @@ func checkBucket(b string) error {
 	}
 	return nil
 }
+
+// checkDir accepts "" or a valid key followed by '/': a directory ListDir can list.
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	k, ok := strings.CutSuffix(dir, "/")
+	if !ok {
+		return fmt.Errorf("list %q: %w: a directory ends in '/'", dir, ErrInvalidKey)
+	}
+	if err := ValidateKey(k); err != nil {
+		return fmt.Errorf("list %q: %w", dir, err)
+	}
+	return nil
+}

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"Overwrite", testOverwrite},
 		{"Delete", testDelete},
 		{"List", testList},
+		{"ListDir", testListDir},
 		{"ExpectedChecksum", testExpectedChecksum},
 		{"ShortInput", testShortInput},
 		{"InputChangesDuringPut", testInputChanges},
@@ -295,6 +296,44 @@ func testList(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		}
 		if !slices.Equal(keys, c.want) {
 			t.Fatalf("list %q = %q, want %q", c.prefix, keys, c.want)
+		}
+	}
+}
+
+func testListDir(t *testing.T, st objstore.Store, rng *rand.Rand) {
+	ctx := context.Background()
+	sizes := map[string]int{"a/1": 1, "a/2/x": 22, "a/2/y/z": 7, "ab/3": 333, "b/4": 4444, "top": 5}
+	for k, n := range sizes {
+		put(t, st, k, randBytes(rng, n))
+	}
+	for _, c := range []struct {
+		dir        string
+		dirs, objs []string
+	}{
+		{"", []string{"a", "ab", "b"}, []string{"top"}},
+		{"a/", []string{"2"}, []string{"a/1"}},
+		{"a/2/", []string{"y"}, []string{"a/2/x"}},
+		{"a/2/y/", nil, []string{"a/2/y/z"}},
+		{"zz/", nil, nil},
+	} {
+		dirs, objs, err := st.ListDir(ctx, c.dir)
+		if err != nil {
+			t.Fatalf("listdir %q: %v", c.dir, err)
+		}
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+			if o.Size != int64(sizes[o.Key]) {
+				t.Fatalf("listdir %q: %s size %d, want %d", c.dir, o.Key, o.Size, sizes[o.Key])
+			}
+		}
+		if !slices.Equal(dirs, c.dirs) || !slices.Equal(keys, c.objs) {
+			t.Fatalf("listdir %q = %q %q, want %q %q", c.dir, dirs, keys, c.dirs, c.objs)
+		}
+	}
+	for _, bad := range []string{"a", "../", "a//"} {
+		if _, _, err := st.ListDir(ctx, bad); !errors.Is(err, objstore.ErrInvalidKey) {
+			t.Fatalf("listdir %q: %v, want ErrInvalidKey", bad, err)
 		}
 	}
 }

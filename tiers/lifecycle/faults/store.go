@@ -91,3 +91,10 @@ func (f *flipAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+func (s *Store) ListDir(ctx context.Context, dir string) ([]string, []objstore.ObjectInfo, error) {
+	if s.In.decide(OpList, key(dir)) != pass {
+		return nil, nil, injected(OpList, key(dir))
+	}
+	return s.Store.ListDir(ctx, dir)
+}
