@@ -141,6 +141,21 @@ func ValidFileName(s string) bool {
 	return !strings.ContainsAny(s, "/\x00")
 }
 
+// ValidFilePath accepts a '/'-separated path of a file inside a partition ("meta.json",
+// "index/time.idx"): at most 4 components, each a ValidFileName and none temporary.
+func ValidFilePath(p string) bool {
+	parts := strings.Split(p, "/")
+	if len(parts) > 4 {
+		return false
+	}
+	for _, c := range parts {
+		if !ValidFileName(c) || IsTemp(c) {
+			return false
+		}
+	}
+	return true
+}
+
 // Logical is a parsed logical path below the mount root.
 type Logical struct {
 	// Depth: 0 = "v1" (or ""), 1 = venue dir, 2 = symbol dir, 3 = partition dir, 4+ = a file

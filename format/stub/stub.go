@@ -15,11 +15,15 @@ import (
 	"github.com/chronicle/chronicle/layout"
 )
 
-// Format and Version identify book.q.zst.remote.json (docs/format/remote-stub.md).
+// Format and Version identify book.q.zst.remote.json (docs/format/remote-stub.md). Version
+// 2 added Files; version 1 stubs (no Files) are still read.
 const (
-	Format  = "chronicle-remote-stub"
-	Version = 1
-	maxSize = 64 << 10
+	Format   = "chronicle-remote-stub"
+	Version  = 2
+	maxSize  = 64 << 10
+	maxFiles = 64
+	// MaxFileSize bounds a file that travels with the book (meta.json, index/, derived/).
+	MaxFileSize = 1 << 40
 )
 
 // ErrInvalid reports a stub that does not parse, or names objects it must not.
@@ -33,6 +37,14 @@ type Object struct {
 	SHA256 string `json:"sha256"` // lowercase hex of the whole object
 }
 
+// File is a file that travels with the book in the bucket: meta.json, index/time.idx,
+// derived/book.parquet... Its object key is the partition directory joined with Name.
+type File struct {
+	Name   string `json:"name"` // relative to the partition directory, '/'-separated
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // lowercase hex of the whole file
+}
+
 // Stub is the local record of a partition whose cold files live in the object store. It is
 // written only after both uploads were verified, and it is data, not a command: Validate
 // refuses any stub that points outside the configured remote or at another partition.
@@ -43,6 +55,10 @@ type Stub struct {
 	Idx              Object    `json:"idx"`
 	UncompressedSize int64     `json:"uncompressed_size"`
 	UploadedAt       time.Time `json:"uploaded_at"`
+	// Files are the partition's other files, uploaded and verified with the book; the bucket
+	// holds a copy of this stub as its last object, so a host with only the bucket sees the
+	// whole partition (docs/research-hosts.md). Empty in version 1 stubs.
+	Files []File `json:"files,omitempty"`
 }
 
 // Marshal encodes the stub as indented JSON with a trailing newline.
@@ -75,8 +91,12 @@ func Parse(b []byte, name string) (*Stub, error) {
 	switch {
 	case s.Format != Format:
 		return nil, bad("format", "%q, want %q", s.Format, Format)
-	case s.Version != Version:
-		return nil, bad("version", "%d, this reader knows %d", s.Version, Version)
+	case s.Version != Version && s.Version != 1:
+		return nil, bad("version", "%d, this reader knows 1 and %d", s.Version, Version)
+	case s.Version == 1 && len(s.Files) > 0:
+		return nil, bad("files", "not in a version 1 stub")
+	case len(s.Files) > maxFiles:
+		return nil, bad("files", "%d entries, at most %d", len(s.Files), maxFiles)
 	case s.UncompressedSize < 0:
 		return nil, bad("uncompressed_size", "%d is negative", s.UncompressedSize)
 	}
@@ -93,8 +113,50 @@ func Parse(b []byte, name string) (*Stub, error) {
 			return nil, bad(o.field+".sha256", "%q is not 64 lowercase hex digits", o.obj.SHA256)
 		}
 	}
+	seen := map[string]bool{}
+	for i, f := range s.Files {
+		field := fmt.Sprintf("files[%d]", i)
+		switch {
+		case !layout.ValidFilePath(f.Name) || IsBookFile(f.Name):
+			return nil, bad(field+".name", "%q is not a partition file that travels with the book", f.Name)
+		case seen[f.Name]:
+			return nil, bad(field+".name", "%q listed twice", f.Name)
+		case f.Size < 0 || f.Size > MaxFileSize:
+			return nil, bad(field+".size", "%d, want 0..%d", f.Size, int64(MaxFileSize))
+		case !isHexSHA256(f.SHA256):
+			return nil, bad(field+".sha256", "%q is not 64 lowercase hex digits", f.SHA256)
+		}
+		seen[f.Name] = true
+	}
 	return &s, nil
 }
+
+// IsBookFile reports whether name (relative to a partition directory) is one of the
+// book's own files, which the stub describes in zst and idx or which stay local.
+func IsBookFile(name string) bool {
+	switch name {
+	case layout.BookName, layout.ZstName, layout.IdxName, layout.StubName:
+		return true
+	}
+	return false
+}
+
+// File returns the entry for name, or nil.
+func (s *Stub) File(name string) *File {
+	for i := range s.Files {
+		if s.Files[i].Name == name {
+			return &s.Files[i]
+		}
+	}
+	return nil
+}
+
+// FileKey is the object key of a partition file that travels with the book.
+func FileKey(k layout.Key, name string) string { return path.Join(k.Dir(), name) }
+
+// ObjectKey is the key of the bucket's copy of the stub: the last object an upload writes,
+// so that its presence means the whole partition is in the bucket.
+func ObjectKey(k layout.Key) string { return path.Join(k.Dir(), layout.StubName) }
 
 func isHexSHA256(s string) bool {
 	if len(s) != 64 {

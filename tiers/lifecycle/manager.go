@@ -43,8 +43,9 @@ type Manager struct {
 	met   *Metrics
 	mv    *mover
 
-	mu    sync.Mutex
-	fails map[failKey]*failure
+	mu       sync.Mutex
+	fails    map[failKey]*failure
+	stubSeen map[string]stubSeen // stub path -> version seen (needsPublish)
 }
 
 type failKey struct {
@@ -79,7 +80,7 @@ func New(opts Options) (*Manager, error) {
 		seen[r] = t
 	}
 	m := &Manager{cfg: opts.Config, roots: opts.Roots, store: opts.Store, fs: opts.FS, now: opts.Now,
-		log: opts.Logger, fails: map[failKey]*failure{}}
+		log: opts.Logger, fails: map[failKey]*failure{}, stubSeen: map[string]stubSeen{}}
 	if m.fs == nil {
 		m.fs = vfs.OS{}
 	}
@@ -260,6 +261,8 @@ func (m *Manager) Move(ctx context.Context, mv Move, progress func(int64)) error
 		err = m.compress(ctx, mv, progress)
 	case ColdToRemote:
 		err = m.upload(ctx, mv, progress)
+	case Publish:
+		err = m.publish(ctx, mv)
 	default:
 		err = fmt.Errorf("unknown policy %d", mv.Policy)
 	}

@@ -27,10 +27,13 @@ const (
 	// ColdToRemote uploads an aged cold .zst and .idx, verifies them, writes the stub, then
 	// removes the local .zst and .idx.
 	ColdToRemote
+	// Publish uploads the files that travel with a remote partition's book and the stub's
+	// copy to the bucket, for partitions uploaded before the bucket held them (stub version 1).
+	Publish
 	numPolicies
 )
 
-var policyNames = [...]string{"hot->warm", "warm->cold", "cold->remote"}
+var policyNames = [...]string{"hot->warm", "warm->cold", "cold->remote", "publish"}
 
 func (p Policy) String() string {
 	if p < numPolicies {
@@ -48,6 +51,8 @@ func (p Policy) label() string {
 		return "warm_to_cold"
 	case ColdToRemote:
 		return "cold_to_remote"
+	case Publish:
+		return "publish"
 	}
 	return "unknown"
 }
@@ -149,6 +154,11 @@ func (m *Manager) plan(v *view, now time.Time) *Plan {
 			if fi, err := m.fs.Lstat(filepath.Join(d.dir, layout.ZstName)); err == nil {
 				mv.Bytes = fi.Size()
 			}
+		case c.kind == kindStub:
+			if m.store == nil || !m.needsPublish(part.dirs[layout.Cold].dir) {
+				continue
+			}
+			mv = &Move{Key: k, Policy: Publish, From: layout.Remote, To: layout.Remote, Reason: "stub version 1: the bucket lacks the partition's files"}
 		default:
 			continue
 		}

@@ -34,6 +34,8 @@ var ErrUploadMismatch = errors.New("uploaded object does not match")
 //  0. write the upload intent (so a crash mid-upload leaves no orphan objects)
 //  1. upload book.q.zst and book.q.zst.idx
 //  2. verify size and SHA-256 (and ETag / server checksum where they mean something)
+//     2b. upload and verify the files that travel with the book (meta.json, index/,
+//     derived/), then the bucket's copy of the stub, last (publish.go)
 //  3. write book.q.zst.remote.json atomically        <- commit point
 //  4. delete the intent, then the local .zst (the book: readers switch to the stub),
 //     then the .idx
@@ -108,24 +110,24 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 		return err
 	}
 
+	files, err := m.uploadFiles(ctx, mv.Key, dir)
+	if err != nil {
+		return err
+	}
 	tVerify := time.Since(t0) - tPut
-	st0 := &stub.Stub{
+	sb, err := m.encodeStub(mv.Key, &stub.Stub{
 		Zst:              stub.Object{URI: m.store.URI(zk), Size: st.Size(), ETag: zinfo.ETag, SHA256: zstSHA},
 		Idx:              stub.Object{URI: m.store.URI(ik), Size: int64(len(ib)), ETag: iinfo.ETag, SHA256: idxSHA},
 		UncompressedSize: idx.Size,
 		UploadedAt:       m.now().UTC().Truncate(time.Millisecond),
-	}
-	sb, err := st0.Marshal()
+		Files:            files,
+	}, StubPath(dir))
 	if err != nil {
-		return fmt.Errorf("encode stub: %w", err)
+		return err
 	}
-	// The stub must be one the resolver accepts: check it the way readers will.
-	parsed, err := stub.Parse(sb, StubPath(dir))
-	if err == nil {
-		_, _, err = parsed.Validate(m.store, mv.Key, StubPath(dir))
-	}
-	if err != nil {
-		return fmt.Errorf("stub for %s: %w", mv.Key, err)
+	// The bucket's copy of the stub goes last: its presence says the partition is whole.
+	if err := m.putStubObject(ctx, mv.Key, sb); err != nil {
+		return err
 	}
 	renamed, err := m.mv.writeSmall(StubPath(dir), sb)
 	committed = renamed
@@ -212,16 +214,24 @@ func (m *Manager) rollbackUpload(k layout.Key, dir string) {
 	}
 }
 
+// deleteRemote deletes every object of partition k: the stub copy first (so that research
+// hosts stop seeing the partition before its files go), then the rest under its prefix.
 func (m *Manager) deleteRemote(k layout.Key) error {
 	if m.store == nil {
 		return tiers.ErrNoRemote
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteCleanupTimeout)
 	defer cancel()
-	zk, ik := stub.Keys(k)
+	if err := m.store.Delete(ctx, stub.ObjectKey(k)); err != nil {
+		return err
+	}
+	objs, err := m.store.List(ctx, k.Dir()+"/")
+	if err != nil {
+		return err
+	}
 	var errs []error
-	for _, key := range []string{zk, ik} {
-		if err := m.store.Delete(ctx, key); err != nil {
+	for _, o := range objs {
+		if err := m.store.Delete(ctx, o.Key); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -376,14 +376,34 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 				t.Fatalf("orphan remote object %s (partition tier %v)", key, out[k])
 			}
 		}
-		for k, tier := range out {
-			if tier != layout.Remote {
+		for _, p := range parts {
+			k := p.Key
+			if out[k] != layout.Remote {
 				continue
 			}
 			zk, ik := stub.Keys(k)
 			for _, key := range []string{zk, ik} {
 				if _, err := e.Store.Head(ctx, key); err != nil {
 					t.Fatalf("%s: remote object %s: %v", k, key, err)
+				}
+			}
+			// The bucket alone holds the whole partition: its stub copy lists every file
+			// that travels with the book, and each object holds that file's bytes.
+			sb := getObject(t, e.Store, stub.ObjectKey(k))
+			s, err := stub.Parse(sb, stub.ObjectKey(k))
+			if err != nil {
+				t.Fatalf("%s: bucket stub: %v", k, err)
+			}
+			if len(s.Files) != len(p.Aux) {
+				t.Fatalf("%s: bucket stub lists %d files, the partition has %d", k, len(s.Files), len(p.Aux))
+			}
+			for name, wantB := range p.Aux {
+				f := s.File(name)
+				if f == nil || f.Size != int64(len(wantB)) || f.SHA256 != objstore.SHA256Hex(wantB) {
+					t.Fatalf("%s: bucket stub entry for %s: %+v", k, name, f)
+				}
+				if got := getObject(t, e.Store, stub.FileKey(k, name)); !bytes.Equal(got, wantB) {
+					t.Fatalf("%s: bucket object %s differs from the file", k, name)
 				}
 			}
 		}
@@ -393,9 +413,22 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 
 func keyOfObject(key string) (layout.Key, error) {
 	parts := strings.Split(key, "/")
-	if len(parts) != 5 || parts[0] != layout.LayoutVersion || (parts[4] != layout.ZstName && parts[4] != layout.IdxName) {
+	if len(parts) < 5 || parts[0] != layout.LayoutVersion || !layout.ValidFilePath(strings.Join(parts[4:], "/")) {
 		return layout.Key{}, fmt.Errorf("not a partition object: %s", key)
 	}
 	k := layout.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
 	return k, k.Validate()
+}
+
+func getObject(t testing.TB, st objstore.Store, key string) []byte {
+	t.Helper()
+	info, err := st.Head(context.Background(), key)
+	if err != nil {
+		t.Fatalf("head %s: %v", key, err)
+	}
+	b := make([]byte, info.Size)
+	if err := objstore.ReadRange(context.Background(), st, key, 0, b); err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return b
 }
