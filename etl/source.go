@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -78,6 +79,10 @@ type source struct {
 	listed  time.Time // last directory listing
 }
 
+// dirListings counts journal directory listings (tests check that idle tailing does not
+// list the directory on every look).
+var dirListings atomic.Int64
+
 // segments lists the input segments with their paths.
 func (s *source) segments() ([]journal.Segment, map[uint64]string, error) {
 	paths := map[uint64]string{}
@@ -94,6 +99,7 @@ func (s *source) segments() ([]journal.Segment, map[uint64]string, error) {
 		sort.Slice(segs, func(i, j int) bool { return segs[i].Seq < segs[j].Seq })
 		return segs, paths, nil
 	}
+	dirListings.Add(1)
 	segs, err := journal.List(s.dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrJournal, err)
@@ -235,13 +241,19 @@ func (s *source) next() (format.JournalRecord, frameStatus, error) {
 	}
 }
 
-// wait blocks until the current segment grows, is sealed, a successor appears, ctx ends
-// or until passes: busy-polling for spin after the last frame, then sleeping poll.
+// wait blocks until the current segment grows, a successor appears, ctx ends or until
+// passes: busy-polling for spin after the last frame, then sleeping poll. The directory is
+// listed at most every 100 ms: a sealed segment (its writer stopped) continues in a
+// successor, and so does one whose writer died mid-segment without sealing it.
 func (s *source) wait(ctx context.Context, idleSince time.Time, spin, poll time.Duration, until time.Time) {
-	lastList := time.Now()
+	lastList := time.Now() // next() has just looked
+	sealed := s.t.Sealed()
 	for {
-		if s.t.Committed() > s.t.Offset() || s.t.Sealed() || ctx.Err() != nil || !time.Now().Before(until) {
+		if s.t.Committed() > s.t.Offset() || ctx.Err() != nil || !time.Now().Before(until) {
 			return
+		}
+		if !sealed && s.t.Sealed() {
+			return // sealed while we waited: its successor is (about to be) there
 		}
 		if time.Since(idleSince) >= spin {
 			select {
@@ -249,14 +261,12 @@ func (s *source) wait(ctx context.Context, idleSince time.Time, spin, poll time.
 				return
 			case <-time.After(poll):
 			}
-			// A successor without a seal means the writer died mid-segment; look now and
-			// then, not on every poll.
-			if time.Since(lastList) > 100*time.Millisecond {
-				if s.hasSuccessor() {
-					return
-				}
-				lastList = time.Now()
+		}
+		if time.Since(lastList) > 100*time.Millisecond {
+			if s.hasSuccessor() {
+				return
 			}
+			lastList = time.Now()
 		}
 	}
 }
@@ -265,6 +275,7 @@ func (s *source) hasSuccessor() bool {
 	if s.files != nil {
 		return false
 	}
+	dirListings.Add(1)
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return false

@@ -2,6 +2,7 @@ package etl
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,4 +112,28 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestIdleOnSealedJournal: a live refinery that has read a sealed journal to its end (the
+// feed stopped) waits for a successor segment by looking at the directory now and then,
+// not on every turn of its loop (it used to list the directory in a busy loop, taking a
+// core per venue).
+func TestIdleOnSealedJournal(t *testing.T) {
+	t0 := ms("2024-08-08T10:00:00Z")
+	j := newJournal(t, "binance-perp", time.UnixMilli(t0))
+	j.connect(1, sDepth, sTrade, sTicker)
+	j.msg(sTrade, trade("ETHUSDT", t0+3, 1, "100.1", "0.5", false))
+	j.close()
+	cfg := Defaults()
+	cfg.IdleSpin = 0
+	ctx, cancel := context.WithTimeout(t.Context(), 600*time.Millisecond)
+	defer cancel()
+	before := dirListings.Load()
+	if _, err := Refine(ctx, Options{Config: cfg, Root: t.TempDir(), JournalDir: j.dir, Follow: true}); err != nil {
+		t.Fatal(err)
+	}
+	// 600 ms at one look per 100 ms, plus the start: about 8. A busy loop makes thousands.
+	if n := dirListings.Load() - before; n > 40 {
+		t.Fatalf("%d directory listings while idle for 600 ms", n)
+	}
 }
