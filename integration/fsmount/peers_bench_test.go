@@ -47,7 +47,7 @@ func peerPreads(b *testing.B) int {
 		}
 		return n
 	}
-	return 1000
+	return 500
 }
 
 // contender mounts one file system afresh and returns the book's path in it and a stop.
