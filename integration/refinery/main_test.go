@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
+	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
@@ -59,31 +60,22 @@ type capture struct {
 	symbols map[string]map[string]dayWant // symbol dir -> date -> figures
 }
 
-// captures are the bundled real captures with the figures of the refinery issue. The
-// cryptofeed set has no figures beyond its four identities; it is checked for structure.
-var captures = []capture{
-	{"usdm", "binance-perp", []string{"binance-usdm_ethusdt_20240808.jsonl.gz"}, map[string]map[string]dayWant{
-		"eth-usdt": {
-			"2024-08-08": {6575, 14051, 551, 0, "2681.59", "2681.60"},
-			"2024-08-09": {6, 25, -1, -1, "2681.38", "2681.39"},
-		}}},
-	{"coinm", "binance-coinm", []string{"binance-coinm_ethusd_perp_20240808.jsonl.gz", "binance-coinm_ethusd_perp_20240809.jsonl.gz"}, map[string]map[string]dayWant{
-		"eth-usd-perp": {
-			"2024-08-08": {22804, 1732, 1340, 0, "2682.01", "2682.02"},
-			"2024-08-09": {16329, 1863, 938, 0, "2677.00", "2677.01"},
-		}}},
-	{"spot", "binance-spot", []string{"binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz"}, map[string]map[string]dayWant{
-		"eth-usdt": {
-			"2024-08-08": {3421, 6098, 575, 0, "2682.50", "2682.51"},
-			"2024-08-09": {3048, 8417, 481, 0, "2677.60", "2677.61"},
-		}}},
-	{"cryptofeed", "binance-perp", []string{"cryptofeed_binance-futures.ws.txt"}, map[string]map[string]dayWant{
-		"sushi-usdt": {"2021-07-22": {-1, -1, -1, 0, "", ""}},
-		"akro-usdt":  {"2021-07-22": {-1, -1, -1, 0, "", ""}},
-		"keep-usdt":  {"2021-07-22": {-1, -1, -1, 0, "", ""}},
-		"ctk-usdt":   {"2021-07-22": {-1, -1, -1, 0, "", ""}},
-	}},
-}
+// captures are the bundled real captures with the figures of the refinery issue
+// (internal/testkit/captures holds them for every test).
+var captures = func() []capture {
+	var out []capture
+	for _, c := range kit.All {
+		cc := capture{name: c.Name, venue: c.Venue, files: c.Files, symbols: map[string]map[string]dayWant{}}
+		for sym, days := range c.Symbols {
+			cc.symbols[sym] = map[string]dayWant{}
+			for date, d := range days {
+				cc.symbols[sym][date] = dayWant{d.Depth, d.Trades, d.Checks, d.Mismatches, d.Bid, d.Ask}
+			}
+		}
+		out = append(out, cc)
+	}
+	return out
+}()
 
 func (c capture) paths() []string {
 	var out []string
