@@ -2,6 +2,9 @@ package fs
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
@@ -60,8 +63,18 @@ type Config struct {
 	// starts FUSE mounts at 128).
 	ReadAheadKB int `toml:"read_ahead_kb"`
 
-	// IdxCacheDir keeps fetched remote .idx files on local disk ("" keeps them in memory only).
-	IdxCacheDir string `toml:"idx_cache_dir"`
+	// DiskCacheDir keeps what remote reads fetched (compressed frames, indexes, small files)
+	// on local disk across reads and restarts. "" means $CACHE_DIRECTORY (systemd's
+	// CacheDirectory=) or the user's cache directory (~/.cache/chronicle-fs). Created 0700;
+	// a directory other users can write is refused.
+	DiskCacheDir string `toml:"disk_cache_dir"`
+	// DiskCacheBytes bounds the disk cache (least recently used entries go first); 0 turns
+	// it off.
+	DiskCacheBytes int64 `toml:"disk_cache_bytes"`
+	// BucketTTL is how long listings and partition stubs read from the bucket are trusted: a
+	// partition uploaded later appears within it. Negative: remote partitions are found
+	// only through the local cold tier's stubs (a capture host that wants no bucket listing).
+	BucketTTL time.Duration `toml:"bucket_ttl"`
 	// ShutdownGrace is how long a lazily detached mount may keep serving open files after
 	// SIGTERM before the process exits anyway.
 	ShutdownGrace time.Duration `toml:"shutdown_grace"`
@@ -86,6 +99,8 @@ func DefaultConfig() Config {
 		ReadAheadKB:     16384,
 		DirectReads:     true,
 		ShutdownGrace:   10 * time.Second,
+		DiskCacheBytes:  8 << 30,
+		BucketTTL:       time.Minute,
 	}
 }
 
@@ -127,8 +142,28 @@ func (c Config) Validate() error {
 		return bad("max_background", c.MaxBackground, "want 1..65535")
 	case c.ReadAheadKB < 0:
 		return bad("read_ahead_kb", c.ReadAheadKB, "negative")
+	case c.DiskCacheBytes < 0:
+		return bad("disk_cache_bytes", c.DiskCacheBytes, "negative (0 turns the disk cache off)")
+	case c.BucketTTL == 0:
+		return bad("bucket_ttl", c.BucketTTL, "zero would list the bucket on every lookup; negative turns bucket listing off")
 	case c.ShutdownGrace < 0:
 		return bad("shutdown_grace", c.ShutdownGrace, "negative")
 	}
 	return nil
+}
+
+// DiskCachePath is where the disk cache lives: DiskCacheDir, else $CACHE_DIRECTORY, else
+// the user's cache directory.
+func (c Config) DiskCachePath() (string, error) {
+	if c.DiskCacheDir != "" {
+		return c.DiskCacheDir, nil
+	}
+	if d := os.Getenv("CACHE_DIRECTORY"); d != "" {
+		return filepath.Join(strings.Split(d, ":")[0], "frames"), nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("disk_cache_dir: none set and no user cache directory: %w", err)
+	}
+	return filepath.Join(d, "chronicle-fs"), nil
 }

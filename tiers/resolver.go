@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers/diskcache"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
 )
@@ -39,8 +39,15 @@ type Options struct {
 	Direct bool
 	// RemoteTimeout bounds one remote read, retries included (default 30 s).
 	RemoteTimeout time.Duration
-	// IdxCacheDir, when set, keeps fetched remote .idx files on disk by content hash.
-	IdxCacheDir string
+	// DiskCache, when set, keeps what remote reads fetch (compressed frames, indexes, small
+	// files) on local disk, so that reading the same days again fetches nothing.
+	DiskCache *diskcache.Cache
+	// BucketTTL is how long listings and stubs read from the bucket are trusted (default
+	// 60 s): a partition uploaded later appears within it. Negative: partitions are found
+	// only through local stubs, never by listing the bucket.
+	BucketTTL time.Duration
+	// Now is the clock bucket listings age by (tests); nil is time.Now.
+	Now func() time.Time
 	// Retries is how often Open re-resolves a partition that moved under it (default 4).
 	Retries int
 	Logger  *slog.Logger
@@ -58,6 +65,8 @@ type Resolver struct {
 
 	idxMu sync.Mutex
 	idx   map[string]*qzst.Index // remote indexes by the stub's idx SHA-256
+
+	bucket *bucket // nil without a store, or when BucketTTL < 0
 
 	stats Stats
 }
@@ -97,6 +106,15 @@ func New(roots layout.Roots, opts Options) (*Resolver, error) {
 	if roots.Remote != "" && r.store == nil {
 		return nil, fmt.Errorf("remote tier %q: %w: pass Options.Store", roots.Remote, ErrNoRemote)
 	}
+	if r.opts.BucketTTL == 0 {
+		r.opts.BucketTTL = 60 * time.Second
+	}
+	if r.store != nil && r.opts.BucketTTL > 0 {
+		r.bucket = newBucket(r.store, r.opts.BucketTTL, r.opts.RemoteTimeout)
+		if opts.Now != nil {
+			r.bucket.now = opts.Now
+		}
+	}
 	if r.cache == nil {
 		c, err := qzst.NewCache(qzst.CacheOptions{})
 		if err != nil {
@@ -128,9 +146,10 @@ func (r *Resolver) Stats() *Stats { return &r.stats }
 type Kind uint8
 
 const (
-	KindPlain Kind = iota // book.q (hot, warm, or cold before compression)
-	KindZstd              // book.q.zst + book.q.zst.idx (cold)
-	KindStub              // book.q.zst.remote.json (remote)
+	KindPlain  Kind = iota // book.q (hot, warm, or cold before compression)
+	KindZstd               // book.q.zst + book.q.zst.idx (cold)
+	KindStub               // book.q.zst.remote.json (remote)
+	KindBucket             // only the bucket holds it (its stub copy, no local trace)
 )
 
 // Location is where a partition lives.
@@ -138,8 +157,9 @@ type Location struct {
 	Key  layout.Key
 	Tier layout.Tier // layout.Remote for KindStub
 	Kind Kind
-	Dir  string // the local partition directory (the cold one for remote partitions)
+	Dir  string // the local partition directory (the cold one for remote partitions; the URI for KindBucket)
 	root *root
+	bs   *bstub // KindBucket
 }
 
 // Locate finds the first tier, in priority order, that holds k's book.
@@ -152,6 +172,15 @@ func (r *Resolver) Locate(k layout.Key) (Location, error) {
 	for pass := 0; pass < 2; pass++ {
 		if loc, ok := r.locate(k); ok {
 			return loc, nil
+		}
+	}
+	if r.bucket != nil {
+		bs, err := r.bucket.partition(k)
+		if err != nil {
+			return Location{}, fmt.Errorf("%s: %w", k.Dir(), err)
+		}
+		if bs != nil {
+			return Location{Key: k, Tier: layout.Remote, Kind: KindBucket, Dir: r.store.URI(k.Dir()), bs: bs}, nil
 		}
 	}
 	return Location{}, fmt.Errorf("%s: %w", k.Dir(), ErrNotFound)
@@ -234,6 +263,12 @@ func (r *Resolver) OpenBook(ctx context.Context, k layout.Key) (Handle, error) {
 }
 
 func (r *Resolver) openAt(ctx context.Context, loc Location, rest string) (Handle, error) {
+	if loc.Kind == KindBucket {
+		if rest == layout.BookName {
+			return r.openRemoteBook(ctx, loc.bs.s, loc.bs.zk, loc.bs.ik)
+		}
+		return r.openBucketFile(ctx, loc, rest)
+	}
 	rel := path.Join(loc.Key.Dir(), rest)
 	if rest != layout.BookName {
 		return r.openPlain(loc, rel, false)
@@ -338,11 +373,16 @@ func (r *Resolver) openRemote(ctx context.Context, loc Location) (Handle, error)
 	if err != nil {
 		return nil, err
 	}
+	return r.openRemoteBook(ctx, s, zk, ik)
+}
+
+// openRemoteBook opens the book a validated stub describes.
+func (r *Resolver) openRemoteBook(ctx context.Context, s *stub.Stub, zk, ik string) (Handle, error) {
 	idx, err := r.remoteIndex(ctx, s, ik)
 	if err != nil {
 		return nil, err
 	}
-	src := &remoteAt{r: r, key: zk, uri: s.Zst.URI, size: s.Zst.Size}
+	src := r.remoteBookSource(s, zk, idx)
 	zr, err := qzst.Open(src, s.Zst.Size, idx, r.cache, qzst.ReaderOptions{
 		Name: s.Zst.URI, Readahead: r.opts.Readahead, Direct: r.opts.Direct, Logger: r.opts.Logger,
 		// The index was checked against the stub's hashes, which were checked at upload:
@@ -364,28 +404,11 @@ func (r *Resolver) remoteIndex(ctx context.Context, s *stub.Stub, key string) (*
 	if idx != nil {
 		return idx, nil
 	}
-	var b []byte
-	cachePath := ""
-	if r.opts.IdxCacheDir != "" {
-		cachePath = filepath.Join(r.opts.IdxCacheDir, s.Idx.SHA256+".idx")
-		if cb, err := os.ReadFile(cachePath); err == nil && objstore.SHA256Hex(cb) == s.Idx.SHA256 {
-			b = cb
-		}
+	b, err := r.fetchVerified(ctx, key, s.Idx.URI, s.Idx.Size, s.Idx.SHA256)
+	if err != nil {
+		return nil, err
 	}
-	if b == nil {
-		var err error
-		b, err = r.getAll(ctx, key, s.Idx.URI, s.Idx.Size)
-		if err != nil {
-			return nil, err
-		}
-		if got := objstore.SHA256Hex(b); got != s.Idx.SHA256 {
-			return nil, fmt.Errorf("%s: %w: sha256 %s, stub says %s", s.Idx.URI, objstore.ErrChecksumMismatch, got, s.Idx.SHA256)
-		}
-		if cachePath != "" {
-			writeFileAtomic(cachePath, b)
-		}
-	}
-	idx, err := qzst.ParseIndex(b, s.Idx.URI)
+	idx, err = qzst.ParseIndex(b, s.Idx.URI)
 	if err != nil {
 		return nil, err
 	}
@@ -452,16 +475,6 @@ func (a *remoteAt) readAt(ctx context.Context, p []byte, off int64) (int, error)
 	return got, nil
 }
 
-func writeFileAtomic(p string, b []byte) {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return
-	}
-	tmp := p + ".tmp"
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		os.Rename(tmp, p)
-	}
-}
-
 // Stat describes a logical path without opening file contents (except a cold partition's
 // small .idx, to learn the uncompressed size).
 func (r *Resolver) Stat(logical string) (Entry, error) {
@@ -475,6 +488,9 @@ func (r *Resolver) Stat(logical string) (Entry, error) {
 			if fi, err := r.local[t].stat(l.Rel()); err == nil && fi.IsDir() {
 				return Entry{Name: name, IsDir: true, ModTime: fi.ModTime()}, nil
 			}
+		}
+		if r.bucket != nil {
+			return r.statBucketDir(l, name, logical)
 		}
 		return Entry{}, fmt.Errorf("%s: %w", logical, ErrNotFound)
 	}
@@ -491,6 +507,13 @@ func (r *Resolver) statIn(l layout.Logical, name string) (Entry, error) {
 	loc, err := r.Locate(l.Key)
 	if err != nil {
 		return Entry{}, err
+	}
+	if loc.Kind == KindBucket {
+		e, ok := loc.bs.stat(l.Key, l.Rest, name, r.store.URI(fileKey(l.Key, l.Rest)))
+		if !ok {
+			return Entry{}, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, ErrNotFound)
+		}
+		return e, nil
 	}
 	if l.Rest == "" {
 		fi, err := loc.root.stat(l.Key.Dir())
@@ -572,6 +595,24 @@ func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
 			out = append(out, Entry{Name: e.Name, IsDir: true})
 		}
 	}
+	if r.bucket != nil {
+		names, err := r.bucket.subdirs(rel)
+		switch {
+		case err != nil && !found:
+			return nil, fmt.Errorf("%s: %w", logical, err)
+		case err != nil:
+			r.log.Warn("listing the bucket failed: local tiers only", "dir", logical, "err", err)
+		case len(names) > 0:
+			found = true
+		}
+		for _, n := range names {
+			if seen[n] || !r.bucketChild(l, n) {
+				continue
+			}
+			seen[n] = true
+			out = append(out, Entry{Name: n, IsDir: true, Tier: layout.Remote})
+		}
+	}
 	if !found && l.Depth() > 0 {
 		return nil, fmt.Errorf("%s: %w", logical, ErrNotFound)
 	}
@@ -579,10 +620,46 @@ func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
 	return out, nil
 }
 
+// bucketChild reports whether a name listed in the bucket below l can be a logical
+// directory there. Dates are not checked one by one (a listing of years of dates must
+// stay one request); a date whose partition is incomplete fails at lookup.
+func (r *Resolver) bucketChild(l layout.Logical, name string) bool {
+	switch l.Depth() {
+	case 0, 1:
+		return layout.ValidName(name)
+	case 2:
+		return layout.Key{Venue: l.Key.Venue, Symbol: l.Key.Symbol, Date: name}.Validate() == nil
+	}
+	return false
+}
+
+// statBucketDir describes v1, a venue or a symbol directory that only the bucket holds.
+func (r *Resolver) statBucketDir(l layout.Logical, name, logical string) (Entry, error) {
+	if l.Depth() == 0 {
+		return Entry{Name: name, IsDir: true, Tier: layout.Remote}, nil
+	}
+	parent := path.Dir(l.Rel())
+	names, err := r.bucket.subdirs(parent)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%s: %w", logical, err)
+	}
+	if _, ok := slices.BinarySearch(names, name); ok {
+		return Entry{Name: name, IsDir: true, Tier: layout.Remote}, nil
+	}
+	return Entry{}, fmt.Errorf("%s: %w", logical, ErrNotFound)
+}
+
 func (r *Resolver) readPartitionDir(l layout.Logical) ([]Entry, error) {
 	loc, err := r.Locate(l.Key)
 	if err != nil {
 		return nil, err
+	}
+	if loc.Kind == KindBucket {
+		es, ok := loc.bs.entries(l.Rest)
+		if !ok {
+			return nil, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, ErrNotFound)
+		}
+		return es, nil
 	}
 	ents, err := loc.root.readDir(path.Join(l.Key.Dir(), l.Rest))
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/tiers/diskcache"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"github.com/spf13/pflag"
 )
@@ -91,6 +92,7 @@ type settings struct {
 	fl         *pflag.FlagSet
 	cacheBytes string
 	memLimit   string
+	diskCache  string
 	cpuProfile string
 }
 
@@ -119,7 +121,9 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	fl.DurationVar(&s.fs.WatchInterval, "watch-interval", 0, "how often known partitions are checked for tier moves")
 	fl.IntVar(&s.fs.ReadAheadKB, "read-ahead-kb", 0, "kernel readahead for the mount (bdi read_ahead_kb)")
 	fl.IntVar(&s.fs.MaxBackground, "max-background", 0, "asynchronous FUSE requests in flight")
-	fl.StringVar(&s.fs.IdxCacheDir, "idx-cache-dir", "", "keep fetched remote .idx files here")
+	fl.StringVar(&s.fs.DiskCacheDir, "disk-cache-dir", "", "keep fetched remote frames and files here (default ~/.cache/chronicle-fs)")
+	fl.StringVar(&s.diskCache, "disk-cache-bytes", "", "bound of the disk cache, e.g. 20GiB; 0 turns it off (default 8GiB)")
+	fl.DurationVar(&s.fs.BucketTTL, "bucket-ttl", 0, "trust bucket listings this long; a later upload appears within it (negative: no listing)")
 	fl.DurationVar(&s.fs.ShutdownGrace, "shutdown-grace", 0, "how long a busy, lazily detached mount keeps serving after SIGTERM")
 	fl.BoolVar(&s.fs.Debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
@@ -168,25 +172,25 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 	set("watch-interval", func() { s.fs.WatchInterval = f.fs.WatchInterval })
 	set("read-ahead-kb", func() { s.fs.ReadAheadKB = f.fs.ReadAheadKB })
 	set("max-background", func() { s.fs.MaxBackground = f.fs.MaxBackground })
-	set("idx-cache-dir", func() { s.fs.IdxCacheDir = f.fs.IdxCacheDir })
+	set("disk-cache-dir", func() { s.fs.DiskCacheDir = f.fs.DiskCacheDir })
+	set("bucket-ttl", func() { s.fs.BucketTTL = f.fs.BucketTTL })
 	set("shutdown-grace", func() { s.fs.ShutdownGrace = f.fs.ShutdownGrace })
 	set("debug", func() { s.fs.Debug = f.fs.Debug })
 	set("log-level", func() { s.log.Level = f.log.Level })
 	set("cpuprofile", func() { s.cpuProfile = f.cpuProfile })
 	set("log-format", func() { s.log.Format = f.log.Format })
-	for name, dst := range map[string]*int64{"cache-bytes": &s.fs.CacheBytes, "memory-limit": &s.fs.MemoryLimit} {
-		src := f.cacheBytes
-		if name == "memory-limit" {
-			src = f.memLimit
-		}
+	for name, size := range map[string]struct {
+		dst *int64
+		src string
+	}{"cache-bytes": {&s.fs.CacheBytes, f.cacheBytes}, "memory-limit": {&s.fs.MemoryLimit, f.memLimit}, "disk-cache-bytes": {&s.fs.DiskCacheBytes, f.diskCache}} {
 		if !fl.Changed(name) {
 			continue
 		}
-		v, err := config.ParseSize(src)
+		v, err := config.ParseSize(size.src)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--%s: %w", name, err)
 		}
-		*dst = v
+		*size.dst = v
 	}
 	return s, fl.Args(), s.fs.Validate()
 }
@@ -256,8 +260,19 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		return err
 	}
 	defer cache.Close()
+	var disk *diskcache.Cache
+	if store != nil && s.fs.DiskCacheBytes > 0 {
+		dir, err := s.fs.DiskCachePath()
+		if err != nil {
+			return err
+		}
+		if disk, err = diskcache.Open(dir, s.fs.DiskCacheBytes); err != nil {
+			return err
+		}
+		log.Info("disk cache", "dir", dir, "bytes", disk.Size(), "limit", s.fs.DiskCacheBytes)
+	}
 	res, err := tiers.New(s.roots, tiers.Options{Store: store, Cache: cache, Readahead: s.fs.ReadaheadFrames, Direct: s.fs.DirectReads,
-		RemoteTimeout: s.fs.RemoteTimeout, IdxCacheDir: s.fs.IdxCacheDir, Logger: log})
+		RemoteTimeout: s.fs.RemoteTimeout, DiskCache: disk, BucketTTL: s.fs.BucketTTL, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -209,8 +211,27 @@ func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.St
 		return nil, err
 	}
 	s.UncompressedSize = idx.Size
+	// The partition's other files and, last, the stub's copy: the bucket alone holds the
+	// whole partition, as chronicle-tier publishes it.
+	for _, name := range []string{layout.MetaName, IndexName} {
+		fb, err := os.ReadFile(filepath.Join(d, filepath.FromSlash(name)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		info, err := store.Put(ctx, stub.FileKey(k, name), bytes.NewReader(fb), int64(len(fb)), objstore.PutOptions{})
+		if err != nil {
+			return nil, err
+		}
+		s.Files = append(s.Files, stub.File{Name: name, Size: info.Size, SHA256: info.SHA256})
+	}
 	b, err := s.Marshal()
 	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Put(ctx, stub.ObjectKey(k), bytes.NewReader(b), int64(len(b)), objstore.PutOptions{}); err != nil {
 		return nil, err
 	}
 	if err := writeFileSync(filepath.Join(d, layout.StubName), b); err != nil {

@@ -1,0 +1,285 @@
+package tiers
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers/objstore"
+)
+
+// The bucket is the catalog of the remote tier for hosts that see only it (research hosts,
+// docs/research-hosts.md): no central manifest, the keys are the catalog. Directories are
+// listed one level at a time (ListObjectsV2 with a delimiter), a partition is known by the
+// copy of its stub that the tier manager uploads last, and both are cached for a TTL, so a
+// tree of any size mounts at once and a partition uploaded later appears within the TTL.
+// When the store cannot be reached, what was cached keeps serving (past its TTL); what was
+// not fails with ErrRemoteFailed (EIO), and the next request tries the store again.
+
+// Bounds of the bucket's caches (entries): a listing of 10,000 names is about 200 KB, a
+// parsed stub about 1 KB.
+const (
+	maxCachedListings = 4096
+	maxCachedStubs    = 65536
+)
+
+type bucket struct {
+	store   objstore.Store
+	ttl     time.Duration
+	timeout time.Duration
+	now     func() time.Time
+
+	mu       sync.Mutex
+	listings lru[string, []string]   // directory key ("v1/venue/") -> sorted subdirectory names
+	stubs    lru[layout.Key, *bstub] // partitions, and partitions known to be absent (nil stub)
+	inflight map[string]*call
+}
+
+// bstub is a partition's stub as the bucket holds it, validated against the partition.
+type bstub struct {
+	s      *stub.Stub
+	zk, ik string
+}
+
+type call struct {
+	done chan struct{}
+	err  error
+}
+
+func newBucket(store objstore.Store, ttl, timeout time.Duration) *bucket {
+	return &bucket{store: store, ttl: ttl, timeout: timeout, now: time.Now,
+		listings: newLRU[string, []string](maxCachedListings),
+		stubs:    newLRU[layout.Key, *bstub](maxCachedStubs),
+		inflight: map[string]*call{},
+	}
+}
+
+// once runs fetch for id unless another goroutine is already running it, then waits: the
+// kernel may ask for one directory many times at once.
+func (b *bucket) once(id string, fetch func() error) error {
+	b.mu.Lock()
+	if c, ok := b.inflight[id]; ok {
+		b.mu.Unlock()
+		<-c.done
+		return c.err
+	}
+	c := &call{done: make(chan struct{})}
+	b.inflight[id] = c
+	b.mu.Unlock()
+	c.err = fetch()
+	b.mu.Lock()
+	delete(b.inflight, id)
+	b.mu.Unlock()
+	close(c.done)
+	return c.err
+}
+
+func (b *bucket) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), b.timeout)
+}
+
+// subdirs lists the names below a logical directory of depth 0..2 (rel "v1",
+// "v1/venue", "v1/venue/symbol").
+func (b *bucket) subdirs(rel string) ([]string, error) {
+	dir := rel + "/"
+	for attempt := 0; ; attempt++ {
+		b.mu.Lock()
+		names, at, ok := b.listings.get(dir)
+		b.mu.Unlock()
+		if ok && b.now().Sub(at) < b.ttl {
+			return names, nil
+		}
+		err := b.once("ls:"+dir, func() error {
+			ctx, cancel := b.ctx()
+			defer cancel()
+			subs, _, err := b.store.ListDir(ctx, dir)
+			if err != nil {
+				return err
+			}
+			b.mu.Lock()
+			b.listings.put(dir, subs, b.now())
+			b.mu.Unlock()
+			return nil
+		})
+		if err == nil && attempt == 0 {
+			continue // read what the fetch stored
+		}
+		if err != nil {
+			if ok {
+				return names, nil // stale, but the store is away: keep serving what was seen
+			}
+			return nil, fmt.Errorf("%w: list %s: %w", ErrRemoteFailed, b.store.URI(dir), err)
+		}
+		return names, nil
+	}
+}
+
+// partition returns k's stub from the bucket, nil when the bucket does not hold k.
+func (b *bucket) partition(k layout.Key) (*bstub, error) {
+	for attempt := 0; ; attempt++ {
+		b.mu.Lock()
+		p, at, ok := b.stubs.get(k)
+		b.mu.Unlock()
+		if ok && b.now().Sub(at) < b.ttl {
+			return p, nil
+		}
+		if attempt > 0 {
+			return p, nil
+		}
+		err := b.once("stub:"+k.Dir(), func() error {
+			p, err := b.fetchStub(k)
+			if err != nil {
+				return err
+			}
+			b.mu.Lock()
+			b.stubs.put(k, p, b.now())
+			b.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			if ok {
+				return p, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+func (b *bucket) fetchStub(k layout.Key) (*bstub, error) {
+	ctx, cancel := b.ctx()
+	defer cancel()
+	key := stub.ObjectKey(k)
+	info, err := b.store.Head(ctx, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRemoteFailed, b.store.URI(key), err)
+	}
+	if info.Size > 1<<20 {
+		return nil, fmt.Errorf("%s: %w: %d bytes", b.store.URI(key), stub.ErrInvalid, info.Size)
+	}
+	raw := make([]byte, info.Size)
+	if err := objstore.ReadRange(ctx, b.store, key, 0, raw); err != nil {
+		if errors.Is(err, objstore.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrRemoteFailed, b.store.URI(key), err)
+	}
+	name := b.store.URI(key)
+	s, err := stub.Parse(raw, name)
+	if err != nil {
+		return nil, err
+	}
+	zk, ik, err := s.Validate(b.store, k, name)
+	if err != nil {
+		return nil, err
+	}
+	return &bstub{s: s, zk: zk, ik: ik}, nil
+}
+
+// entries lists a directory inside a bucket partition: rest "" is the partition itself.
+func (p *bstub) entries(rest string) ([]Entry, bool) {
+	var out []Entry
+	seen := map[string]bool{}
+	found := rest == ""
+	prefix := ""
+	if rest != "" {
+		prefix = rest + "/"
+	} else {
+		out = append(out, Entry{Name: layout.BookName, Tier: layout.Remote})
+	}
+	for _, f := range p.s.Files {
+		sub, ok := strings.CutPrefix(f.Name, prefix)
+		if !ok {
+			continue
+		}
+		found = true
+		name, deeper := sub, false
+		if i := strings.IndexByte(sub, '/'); i >= 0 {
+			name, deeper = sub[:i], true
+		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, Entry{Name: name, IsDir: deeper, Tier: layout.Remote})
+	}
+	sortEntries(out)
+	return out, found
+}
+
+// stat describes a path inside a bucket partition ("" is the partition directory).
+func (p *bstub) stat(k layout.Key, rest, name, uri string) (Entry, bool) {
+	e := Entry{Name: name, Tier: layout.Remote, Source: uri, Sealed: true, ModTime: p.s.UploadedAt}
+	switch {
+	case rest == "":
+		e.IsDir = true
+		return e, true
+	case rest == layout.BookName:
+		e.Size = p.s.UncompressedSize
+		return e, true
+	}
+	if f := p.s.File(rest); f != nil {
+		e.Size = f.Size
+		return e, true
+	}
+	if _, ok := p.entries(rest); ok {
+		e.IsDir = true
+		return e, true
+	}
+	return Entry{}, false
+}
+
+// fileKey is the object key of a file inside a bucket partition.
+func fileKey(k layout.Key, rest string) string { return path.Join(k.Dir(), rest) }
+
+// lru is a bounded map whose least recently used entries go first.
+type lru[K comparable, V any] struct {
+	max   int
+	order *list.List
+	m     map[K]*list.Element
+}
+
+type lruItem[K comparable, V any] struct {
+	k  K
+	v  V
+	at time.Time
+}
+
+func newLRU[K comparable, V any](max int) lru[K, V] {
+	return lru[K, V]{max: max, order: list.New(), m: map[K]*list.Element{}}
+}
+
+func (c *lru[K, V]) get(k K) (V, time.Time, bool) {
+	el, ok := c.m[k]
+	if !ok {
+		var zero V
+		return zero, time.Time{}, false
+	}
+	c.order.MoveToFront(el)
+	it := el.Value.(*lruItem[K, V])
+	return it.v, it.at, true
+}
+
+func (c *lru[K, V]) put(k K, v V, at time.Time) {
+	if el, ok := c.m[k]; ok {
+		it := el.Value.(*lruItem[K, V])
+		it.v, it.at = v, at
+		c.order.MoveToFront(el)
+		return
+	}
+	c.m[k] = c.order.PushFront(&lruItem[K, V]{k: k, v: v, at: at})
+	for c.order.Len() > c.max {
+		el := c.order.Back()
+		c.order.Remove(el)
+		delete(c.m, el.Value.(*lruItem[K, V]).k)
+	}
+}
