@@ -15,6 +15,10 @@
 //
 // This is the strictest POSIX reading (no ext4 auto_da_alloc, no ordered-data
 // journaling): what it keeps is what every file system keeps. Only a test can import it.
+//
+// Run the programs under test as separate processes. The test process serves the mount,
+// and must not fault in pages of a file mapped from it: the page fault waits for this
+// process's FUSE server, whose goroutines a garbage-collector stop-the-world has parked.
 package lazyfs
 
 import (
