@@ -85,7 +85,7 @@ func inspectBook(h tiers.Handle, knownHS int64) (bookInfo, error) {
 
 // openBook opens the book.q of a partition and inspects it.
 func (f *FS) openBook(ctx context.Context, logical string, knownHS int64) (tiers.Handle, bookInfo, error) {
-	h, err := f.res.Open(ctx, logical)
+	h, err := f.res.Open(uninterrupted(ctx), logical)
 	if err != nil {
 		return nil, bookInfo{}, err
 	}
@@ -120,3 +120,11 @@ func (f *FS) partList() []*dirNode {
 	}
 	return out
 }
+
+// uninterrupted keeps a request's values but not its cancellation. The kernel interrupts a
+// FUSE request whenever the reading thread gets any signal, including the ones a runtime
+// handles and resumes from (Go's preemption SIGURG, a profiler's SIGPROF); go-fuse turns
+// that into a cancelled context. An open fetches an index or a stub that every later
+// reader shares, bounded by remote_timeout: abandoning it would fail the read with EIO and
+// fetch it all again on the retry.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

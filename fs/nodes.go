@@ -448,7 +448,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	)
 	switch n.kind {
 	case kindPlain:
-		th, err = f.res.Open(ctx, n.logical)
+		th, err = f.res.Open(uninterrupted(ctx), n.logical)
 		if err != nil {
 			return nil, 0, f.errno("open", n.logical, err)
 		}
@@ -543,7 +543,7 @@ func (n *fileNode) xattrs(ctx context.Context) (map[string]string, syscall.Errno
 		err    error
 	)
 	if n.kind == kindPlain {
-		th, err = f.res.Open(ctx, n.logical)
+		th, err = f.res.Open(uninterrupted(ctx), n.logical)
 		if err == nil {
 			sealed = th.Sealed()
 		}

@@ -63,6 +63,7 @@ type Server struct {
 	t      testing.TB
 	bin    string
 	logDir string
+	iamDir string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -131,6 +132,7 @@ func Start(t testing.TB) *Server {
 		Bucket:    DefaultBucket,
 		Dir:       t.TempDir(),
 		logDir:    t.TempDir(),
+		iamDir:    t.TempDir(),
 		t:         t,
 		bin:       bin,
 	}
@@ -230,6 +232,7 @@ func (s *Server) start() error {
 		"--health", healthPath,
 		"--keep-alive", // without it every ranged GET pays a new TCP connection
 		"--quiet",
+		"--iam-dir", s.iamDir, // users besides root (ReadOnlyUser)
 		"posix", s.Dir}
 	cmd := exec.Command(s.bin, args...)
 	if s.NetNS != "" {
@@ -413,24 +416,91 @@ func NetNSDialer(path string) func(ctx context.Context, network, addr string) (n
 		}
 		ch := make(chan result, 1)
 		go func() {
-			// Never unlocked: the thread is thrown away with the namespace it joined when
-			// this goroutine ends.
+			// The thread joins the namespace, dials, and goes back. It must not be thrown
+			// away (by exiting locked) unless going back fails: a child process started
+			// from this thread with Pdeathsig set (as tests start daemons) would be killed
+			// with it.
 			runtime.LockOSThread()
+			home, err := os.Open("/proc/thread-self/ns/net")
+			if err != nil {
+				runtime.UnlockOSThread()
+				ch <- result{nil, err}
+				return
+			}
+			defer home.Close()
 			f, err := os.Open(path)
 			if err != nil {
+				runtime.UnlockOSThread()
 				ch <- result{nil, err}
 				return
 			}
 			defer f.Close()
 			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+				runtime.UnlockOSThread()
 				ch <- result{nil, fmt.Errorf("setns %s: %w", path, err)}
 				return
 			}
 			var d net.Dialer
 			c, err := d.DialContext(ctx, network, addr)
+			if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			} // else: stay locked, and the thread ends with this goroutine
 			ch <- result{c, err}
 		}()
 		r := <-ch
 		return r.c, r.err
 	}
+}
+
+// MoveTo restarts the server inside the network namespace ns (a path such as
+// /run/netns/NAME), listening on host, an address of that namespace, at the same port:
+// hosts in other namespaces then reach it over whatever link joins them.
+func (s *Server) MoveTo(ns, host string) {
+	s.t.Helper()
+	s.kill()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	s.NetNS = ns
+	s.Addr = net.JoinHostPort(host, port)
+	s.Endpoint = "http://" + s.Addr
+	s.Restart()
+}
+
+// ReadOnlyUser creates a user whose only rights are to list the bucket and get the objects
+// under prefix ("" for all), granted by a bucket policy, and returns its keys: what a
+// research host's credentials should allow (docs/research-hosts.md).
+func (s *Server) ReadOnlyUser(prefix string) (access, secret string) {
+	s.t.Helper()
+	access, secret = "ro"+randHex(6), randHex(20)
+	args := []string{"admin", "--access", s.AccessKey, "--secret", s.SecretKey, "--endpoint-url", s.Endpoint,
+		"create-user", "--access", access, "--secret", secret, "--role", "user"}
+	cmd := exec.Command(s.bin, args...)
+	if s.NetNS != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=" + s.NetNS, s.bin}, args...)...)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		s.t.Fatalf("s3test: create user: %v\n%s", err, out)
+	}
+	policy := ReadOnlyPolicy(s.Bucket, prefix, access)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Client().PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(s.Bucket), Policy: aws.String(policy)}); err != nil {
+		s.t.Fatalf("s3test: bucket policy: %v\n%s", err, policy)
+	}
+	return access, secret
+}
+
+// ReadOnlyPolicy is a bucket policy letting principal list bucket and get the objects
+// under prefix, and nothing else.
+func ReadOnlyPolicy(bucket, prefix, principal string) string {
+	objects := "arn:aws:s3:::" + bucket + "/*"
+	if p := strings.Trim(prefix, "/"); p != "" {
+		objects = "arn:aws:s3:::" + bucket + "/" + p + "/*"
+	}
+	return fmt.Sprintf(`{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Principal": %q, "Action": ["s3:ListBucket"], "Resource": "arn:aws:s3:::%s"},
+    {"Effect": "Allow", "Principal": %q, "Action": ["s3:GetObject"], "Resource": %q}
+  ]
+}`, principal, bucket, principal, objects)
 }

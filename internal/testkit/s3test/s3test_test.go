@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -43,5 +45,33 @@ func TestBinaryHonoursEnv(t *testing.T) {
 	t.Setenv("VERSITYGW", "/nonexistent/versitygw")
 	if _, err := Binary(); !errors.Is(err, ErrNoBinary) {
 		t.Fatalf("Binary with bogus $VERSITYGW: %v; want ErrNoBinary", err)
+	}
+}
+
+// TestReadOnlyUser: the read-only user lists and gets, and cannot put or delete.
+func TestReadOnlyUser(t *testing.T) {
+	srv := Start(t)
+	ctx := context.Background()
+	root := srv.Client()
+	if _, err := root.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("p/a"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	ak, sk := srv.ReadOnlyUser("p")
+	ro := s3.New(s3.Options{Region: srv.Region, BaseEndpoint: aws.String(srv.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
+	if _, err := ro.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("p/a")}); err != nil {
+		t.Fatalf("read-only get: %v", err)
+	}
+	if _, err := ro.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String("p/")}); err != nil {
+		t.Fatalf("read-only list: %v", err)
+	}
+	if _, err := ro.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("p/b"), Body: strings.NewReader("x")}); err == nil {
+		t.Fatal("read-only user could put")
+	}
+	if _, err := ro.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("p/a")}); err == nil {
+		t.Fatal("read-only user could delete")
+	}
+	if _, err := root.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("p/a")}); err != nil {
+		t.Fatalf("object gone after the read-only user's delete: %v", err)
 	}
 }

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,4 +128,23 @@ func BenchBytes(b testing.TB, def int64) int64 {
 		b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a byte count of at least 1 MiB", s)
 	}
 	return n
+}
+
+// BuildCommands builds the repository's commands (names under cmd/, e.g. "chronicle-fs")
+// into a new temporary directory and returns it; for TestMain of tests that run the real
+// binaries. The caller removes the directory.
+func BuildCommands(names ...string) (string, error) {
+	dir, err := os.MkdirTemp("", "chronicle-bin-")
+	if err != nil {
+		return "", err
+	}
+	args := []string{"build", "-o", dir + "/"}
+	for _, n := range names {
+		args = append(args, "github.com/chronicle/chronicle/cmd/"+n)
+	}
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build %v: %w\n%s", names, err, out)
+	}
+	return dir, nil
 }

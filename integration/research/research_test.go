@@ -1,0 +1,376 @@
+// Package research checks the research host of docs/research-hosts.md for real: two
+// network namespaces on this machine, "capture" (chronicle-feed -> chronicle-etl ->
+// chronicle-tier, and versitygw) and "research" (chronicle-fs with only the remote, its
+// read-only credentials, reaching versitygw over a veth link shaped to 1 Gbit/s). The
+// research mount must serve every partition the capture host uploaded, byte for byte.
+package research
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/layout"
+	"golang.org/x/sys/unix"
+)
+
+var binDir string
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		if os.Geteuid() != 0 {
+			fmt.Fprintln(os.Stderr, "research: these tests make network namespaces and FUSE mounts and must run as root")
+			return 1
+		}
+		dir, err := testenv.BuildCommands("chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binDir = dir
+		return m.Run()
+	}())
+}
+
+// link is two network namespaces joined by a veth pair shaped to 1 Gbit/s each way.
+type link struct {
+	capture, research string // /run/netns paths
+	captureIP         string
+}
+
+func newLink(t *testing.T) link {
+	testenv.Tool(t, "ip", "iproute2")
+	testenv.Tool(t, "tc", "iproute2")
+	testenv.Tool(t, "nsenter", "util-linux")
+	id := rand.IntN(1 << 16)
+	cap, res := fmt.Sprintf("chr-cap-%x", id), fmt.Sprintf("chr-res-%x", id)
+	vc, vr := fmt.Sprintf("vc%x", id), fmt.Sprintf("vr%x", id)
+	net := fmt.Sprintf("10.%d.%d", 100+id%100, id%250)
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	sh("netns", "add", cap)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", cap).Run() })
+	sh("netns", "add", res)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", res).Run() })
+	sh("link", "add", vc, "type", "veth", "peer", "name", vr)
+	sh("link", "set", vc, "netns", cap)
+	sh("link", "set", vr, "netns", res)
+	for _, side := range []struct{ ns, dev, addr string }{{cap, vc, net + ".1/30"}, {res, vr, net + ".2/30"}} {
+		sh("-n", side.ns, "addr", "add", side.addr, "dev", side.dev)
+		sh("-n", side.ns, "link", "set", side.dev, "up")
+		sh("-n", side.ns, "link", "set", "lo", "up")
+		if out, err := exec.Command("ip", "netns", "exec", side.ns, "tc", "qdisc", "add", "dev", side.dev, "root",
+			"tbf", "rate", "1gbit", "burst", "256kb", "latency", "50ms").CombinedOutput(); err != nil {
+			t.Fatalf("tc: %v\n%s", err, out)
+		}
+	}
+	return link{capture: "/run/netns/" + cap, research: "/run/netns/" + res, captureIP: net + ".1"}
+}
+
+// in returns a command that runs inside network namespace ns (nsenter --net: the mount
+// namespace stays shared, so a FUSE mount made inside is visible here).
+func in(ns, name string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=" + ns, name}, args...)...)
+}
+
+func run(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	return string(out)
+}
+
+// captureHost is the capture side's tiers and its configuration file.
+type captureHost struct {
+	dir, config string
+	roots       layout.Roots
+}
+
+func newCaptureHost(t *testing.T, srv *s3test.Server) *captureHost {
+	dir := t.TempDir()
+	h := &captureHost{dir: dir, config: filepath.Join(dir, "chronicle.toml"), roots: layout.Roots{
+		Hot: filepath.Join(dir, "hot"), Warm: filepath.Join(dir, "warm"), Cold: filepath.Join(dir, "cold"), Remote: srv.URI("chronicle")}}
+	for _, r := range []string{h.roots.Hot, h.roots.Warm, h.roots.Cold} {
+		os.MkdirAll(r, 0o755)
+	}
+	cfg := fmt.Sprintf(`[tiers]
+hot = %q
+warm = %q
+cold = %q
+remote = %q
+
+[remote]
+endpoint = %q
+region = %q
+access_key = %q
+secret_key = %q
+path_style = true
+
+[tier]
+cold_after = "24h"
+remote_after = "48h"
+metrics_addr = ""
+
+[log]
+level = "warn"
+`, h.roots.Hot, h.roots.Warm, h.roots.Cold, h.roots.Remote, srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey)
+	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// refine replays a capture into a journal and refines it into the warm tier, sealed.
+func (h *captureHost) refine(t *testing.T, venue string, files ...string) {
+	journal := filepath.Join(h.dir, "journal-"+venue)
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(testenv.CapturesDir(), f))
+	}
+	run(t, exec.Command(bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", venue,
+		"--journal-dir", journal, "--metrics-addr", "", "--log-level", "warn"}, paths...)...))
+	run(t, exec.Command(bin("chronicle-etl"), "backfill", "--log-level", "warn", "--seal-all", "--root", h.roots.Warm, journal))
+}
+
+// upload ages everything in the warm tier to remote (the tier manager's clock years ahead),
+// from inside the capture namespace.
+func (h *captureHost) upload(t *testing.T, ns string) {
+	run(t, in(ns, bin("chronicle-tier"), "--config", h.config, "--now", "2030-01-01", "apply"))
+}
+
+// files maps every partition file below root to its bytes (logical paths, as the mount
+// shows them): the capture host's copy of what it refined, taken before the upload.
+func files(t *testing.T, root string) map[string][]byte {
+	out := map[string][]byte{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || layout.IsTemp(d.Name()) || strings.Contains(p, "/.") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		if !strings.HasPrefix(rel, "v1/") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[rel] = b
+		return nil
+	})
+	return out
+}
+
+// mount runs chronicle-fs inside the research namespace with only the remote tier and the
+// read-only user's keys; it returns the mount point.
+func mount(t *testing.T, l link, srv *s3test.Server, ak, sk string) string {
+	dir := t.TempDir()
+	mp := filepath.Join(dir, "mnt")
+	os.Mkdir(mp, 0o755)
+	cfg := filepath.Join(dir, "research.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`[tiers]
+hot = ""
+warm = ""
+cold = ""
+remote = %q
+
+[remote]
+endpoint = %q
+region = %q
+access_key = %q
+secret_key = %q
+path_style = true
+request_timeout = "2s"
+max_retries = 1
+
+[fs]
+metrics_addr = ""
+bucket_ttl = "2s"
+remote_timeout = "5s"
+dir_timeout = "0s"
+negative_timeout = "0s"
+disk_cache_dir = %q
+
+[log]
+level = "info"
+format = "text"
+`, srv.URI("chronicle"), srv.Endpoint, srv.Region, ak, sk, filepath.Join(dir, "cache"))), 0o600)
+	logf, err := os.Create(filepath.Join(dir, "chronicle-fs.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := in(l.research, bin("chronicle-fs"), "mount", "--config", cfg, mp)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			unix.Unmount(mp, unix.MNT_DETACH)
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("chronicle-fs log:\n%s", b)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(mp, "v1")); err == nil {
+			return mp
+		}
+		select {
+		case err := <-done:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("chronicle-fs exited: %v\n%s", err, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mount not ready after 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+// checkServed reads every file of want through the mount and compares the bytes; books
+// are also read by numpy through a memmap and must be tier "remote".
+func checkServed(t *testing.T, mp string, want map[string][]byte) {
+	t.Helper()
+	books := 0
+	for rel, b := range want {
+		p := filepath.Join(mp, rel)
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("read %s through the research mount: %v", rel, err)
+		}
+		if !bytes.Equal(got, b) {
+			t.Fatalf("%s: %d bytes through the research mount, %d on the capture host, differ", rel, len(got), len(b))
+		}
+		if filepath.Base(rel) != layout.BookName {
+			continue
+		}
+		books++
+		buf := make([]byte, 16)
+		n, err := unix.Getxattr(p, "user.chronicle.tier", buf)
+		if err != nil || string(buf[:n]) != "remote" {
+			t.Fatalf("%s: tier xattr %q %v, want remote", rel, buf[:n], err)
+		}
+		py := exec.Command(testenv.Python(t), "-c", `import hashlib, sys, numpy as np
+m = np.memmap(sys.argv[1], dtype=np.uint8, mode="r")
+print(hashlib.sha256(m.tobytes()).hexdigest())`, p)
+		out, err := py.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != sum(b) {
+			t.Fatalf("%s: numpy memmap through the mount: %v\n%s", rel, err, out)
+		}
+	}
+	if books == 0 {
+		t.Fatal("no book to check")
+	}
+}
+
+// TestResearchHost is the research host of issue 18: it sees and reads, byte for byte,
+// every partition the capture host uploaded (book.q, meta.json, index/, derived/) with only
+// the bucket and read-only keys; a partition uploaded while it is mounted appears within
+// the TTL; a store outage fails what was not cached with EIO and the mount recovers.
+func TestResearchHost(t *testing.T) {
+	l := newLink(t)
+	srv := s3test.Start(t)
+	srv.MoveTo(l.capture, l.captureIP)
+	ak, sk := srv.ReadOnlyUser("chronicle")
+	host := newCaptureHost(t, srv)
+
+	host.refine(t, "binance-perp", "binance-usdm_ethusdt_20240808.jsonl.gz")
+	want := files(t, host.roots.Warm)
+	host.upload(t, l.capture)
+	if cold := files(t, host.roots.Cold); len(cold) == 0 {
+		t.Fatal("nothing reached the capture host's cold tier")
+	} else {
+		// What the tier manager derived (parquet) travels too.
+		for rel, b := range cold {
+			if !strings.HasSuffix(rel, layout.StubName) {
+				want[rel] = b
+			}
+		}
+	}
+	mp := mount(t, l, srv, ak, sk)
+	checkServed(t, mp, want)
+	if _, err := os.Stat(filepath.Join(mp, "v1", "binance-spot")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("spot before its upload: %v", err)
+	}
+
+	// Uploaded while mounted: appears within the TTL (2 s; the test allows 30).
+	host.refine(t, "binance-spot", "binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz")
+	spot := map[string][]byte{}
+	for rel, b := range files(t, host.roots.Warm) {
+		if strings.HasPrefix(rel, "v1/binance-spot/") {
+			spot[rel] = b
+		}
+	}
+	host.upload(t, l.capture)
+	start := time.Now()
+	for {
+		if _, err := os.Stat(filepath.Join(mp, "v1", "binance-spot", "eth-usdt")); err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("a partition uploaded while mounted did not appear within 30 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("uploaded partition visible %v after the upload finished (bucket_ttl 2s)", time.Since(start).Round(10*time.Millisecond))
+
+	// The store goes away: a spot partition never read fails with EIO, a directory never
+	// listed too; what was read before still serves from the caches.
+	var spotDate string
+	for rel := range spot {
+		spotDate = strings.Split(rel, "/")[3]
+		break
+	}
+	perpBook := ""
+	for rel := range want {
+		if strings.HasSuffix(rel, "/"+layout.BookName) {
+			perpBook = rel
+			break
+		}
+	}
+	srv.Stop()
+	_, err := os.ReadFile(filepath.Join(mp, "v1", "binance-spot", "eth-usdt", spotDate, layout.BookName))
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("reading an uncached partition during the outage: %v, want EIO", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mp, perpBook)); err != nil || !bytes.Equal(got, want[perpBook]) {
+		t.Fatalf("a book read before the outage (disk cache): %v", err)
+	}
+	srv.Restart()
+	checkServed(t, mp, spot)
+}
