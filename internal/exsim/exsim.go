@@ -614,7 +614,7 @@ func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request) {
 		s.weightUse += weight
 	}
 	if status == http.StatusOK {
-		snap := s.snapshotLocked(sym)
+		snap := s.bridgeableLocked(sym, s.snapshotLocked(sym))
 		lastID = snap.lastID
 		E, T := s.lastTimesLocked()
 		body = snap.body(limit, E, T)
@@ -647,6 +647,31 @@ func (s *Sim) PlayAfterSnapshots() {
 	if ready {
 		s.Play()
 	}
+}
+
+// bridgeableLocked: a book taken exactly after a depth event has the event's last id,
+// which the venue's rule may not join to the next event (futures: the first event applied
+// must span the snapshot's id, U <= L <= u). A real exchange's snapshot id usually falls
+// inside an event still in flight; the current book is then stated at the next event's
+// first id (its levels are absolute quantities, so applying it gives the same book).
+func (s *Sim) bridgeableLocked(sym string, b *book) *book {
+	if s.snapMode != SnapshotCurrent || b.raw != nil {
+		return b
+	}
+	for i := s.next; i < len(s.msgs); i++ {
+		d := s.msgs[i].diff
+		if d == nil || d.symbol != sym {
+			continue
+		}
+		ev := venue.Event{Kind: venue.KindDepth, First: d.U, ID: d.u}
+		if s.v.SnapshotBridge(b.lastID, ev) != venue.BridgeAfter || s.v.SnapshotBridge(d.U, ev) != venue.BridgeApplies {
+			return b
+		}
+		c := *b
+		c.lastID = d.U
+		return &c
+	}
+	return b
 }
 
 // lastTimesLocked returns the event and transaction times (ms) of the last published

@@ -294,3 +294,39 @@ func TestSubscribedWhenOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotBridgesNextEvent: mid-stream (after a reconnect, say) the current snapshot
+// joins the next depth event by the venue's own rule, on futures (U <= L <= u) and spot
+// (U <= L+1 <= u) alike.
+func TestSnapshotBridgesNextEvent(t *testing.T) {
+	for _, set := range Bundled()[:3] {
+		recs, err := Load(set.Paths(captures)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := start(t, Options{Venue: set.Venue, Records: recs[:min(len(recs), 20000)]})
+		v := s.Venue()
+		sub, err := s.Subscription()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, at := range []int{s.Len() / 3, s.Len() / 2} {
+			s.PlayUntil(at)
+			status, body, _ := getSnapshot(t, v, s.RESTURL(), sub.Symbols[0])
+			var snap venue.BookSnapshot
+			if status != http.StatusOK || v.DecodeSnapshot(body, &snap) != nil {
+				t.Fatalf("%s: snapshot status %d", set.Name, status)
+			}
+			var next venue.Event
+			for i := s.Published(); i < s.Len(); i++ {
+				if ev, err := v.Parse(s.Payload(i)); err == nil && ev.Kind == venue.KindDepth {
+					next = ev
+					break
+				}
+			}
+			if got := v.SnapshotBridge(snap.LastUpdateID, next); got != venue.BridgeApplies {
+				t.Errorf("%s at message %d: snapshot %d and the next event [%d, %d]: %s", set.Name, at, snap.LastUpdateID, next.First, next.ID, got)
+			}
+		}
+	}
+}
