@@ -1,0 +1,653 @@
+// Package pipeline tests Chronicle as a whole, with the real binaries on the real captures:
+// the exchange simulator serves every bundled capture over websocket and REST,
+// chronicle-feed captures it live, chronicle-etl refines the journal live, chronicle-tier
+// ages the partitions with a demo clock into every tier (the remote one a real S3 server),
+// and chronicle-fs mounts the union, which numpy reads. It also runs scripts/demo.sh, to
+// completion and interrupted.
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/exsim"
+	"github.com/chronicle/chronicle/internal/testkit"
+	kit "github.com/chronicle/chronicle/internal/testkit/captures"
+	"github.com/chronicle/chronicle/internal/testkit/s3test"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/layout"
+	_ "github.com/chronicle/chronicle/venue/all"
+)
+
+// binDir holds the binaries TestMain builds.
+var binDir string
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		if os.Geteuid() != 0 {
+			fmt.Fprintln(os.Stderr, "pipeline: these tests mount FUSE file systems for real and must run as root")
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "chronicle-pipeline-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binDir = dir
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/chronicle-feed", "./cmd/chronicle-etl", "./cmd/chronicle-tier",
+			"./cmd/chronicle-fs", "./cmd/chronicle-exsim")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// The demo clock of chronicle-tier, and where it puts each partition of the captures:
+// a day and a bit after 2024-08-08/09, cold after 24 h, remote after 30 days; the
+// binance-perp days stay open (and so in hot) because that journal is never sealed.
+const demoNow = "2024-08-10T06:00:00Z"
+
+var wantTier = map[string]string{
+	"binance-coinm/eth-usd-perp/2024-08-08": "cold",
+	"binance-coinm/eth-usd-perp/2024-08-09": "warm",
+	"binance-spot/eth-usdt/2024-08-08":      "cold",
+	"binance-spot/eth-usdt/2024-08-09":      "warm",
+	"binance-perp/eth-usdt/2024-08-08":      "hot",
+	"binance-perp/eth-usdt/2024-08-09":      "hot",
+	"binance-perp/sushi-usdt/2021-07-22":    "remote",
+	"binance-perp/akro-usdt/2021-07-22":     "remote",
+	"binance-perp/keep-usdt/2021-07-22":     "remote",
+	"binance-perp/ctk-usdt/2021-07-22":      "remote",
+}
+
+// proc is one daemon process of the pipeline.
+type proc struct {
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// pipe is a running pipeline: tier folders, a versitygw remote, the simulator's markets
+// and the daemons.
+type pipe struct {
+	t     *testing.T
+	dir   string
+	cfg   string
+	roots layout.Roots
+	mnt   string
+	s3    *s3test.Server
+	sims  map[string]*exsim.Sim
+	addr  string
+
+	mu    sync.Mutex
+	procs map[string]*proc
+}
+
+// newPipe sets up folders, the S3 remote, the config file and the simulator (serving
+// every bundled capture under /NAME, as chronicle-exsim does). Nothing runs yet.
+func newPipe(t *testing.T) *pipe {
+	t.Helper()
+	dir := t.TempDir()
+	p := &pipe{t: t, dir: dir, mnt: filepath.Join(dir, "mnt"), procs: map[string]*proc{}, sims: map[string]*exsim.Sim{}}
+	p.roots = layout.Roots{Hot: filepath.Join(dir, "hot"), Warm: filepath.Join(dir, "warm"), Cold: filepath.Join(dir, "cold")}
+	for _, d := range []string{p.roots.Hot, p.roots.Warm, p.roots.Cold, p.mnt} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.s3 = s3test.Start(t)
+	p.roots.Remote = p.s3.URI("archive")
+	c := testkit.S3Config(p.s3)
+	p.cfg = filepath.Join(dir, "chronicle.toml")
+	cfg := fmt.Sprintf(`[tiers]
+hot = %q
+warm = %q
+cold = %q
+remote = %q
+
+[remote]
+endpoint = %q
+region = %q
+access_key = %q
+secret_key = %q
+path_style = true
+
+[log]
+level = "info"
+format = "text"
+
+[feed]
+metrics_addr = ""
+reconnect_min = "20ms"
+reconnect_max = "200ms"
+
+[etl]
+output = "hot"
+grace = "2m"
+checkpoint_interval = "100ms"
+meta_interval = "500ms"
+idle_spin = "0s"
+metrics_addr = ""
+
+[tier]
+hot_to_warm = true
+hot_settle = "0s"
+cold_after = "24h"
+remote_after = "720h"
+scan_interval = "300ms"
+retry_min = "200ms"
+retry_max = "1s"
+metrics_addr = ""
+
+[fs]
+cache_bytes = 67108864
+metrics_addr = ""
+`, p.roots.Hot, p.roots.Warm, p.roots.Cold, p.roots.Remote, c.Endpoint, c.Region, c.AccessKey, c.SecretKey)
+	if err := os.WriteFile(p.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, set := range exsim.Bundled() {
+		recs, err := exsim.Load(set.Paths(testenv.CapturesDir())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := exsim.New(exsim.Options{Venue: set.Venue, Records: recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.sims[set.Name] = s
+		mux.Handle("/"+set.Name+"/", s.Handler())
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	p.addr = ln.Addr().String()
+	t.Cleanup(func() {
+		p.stopAll()
+		for _, s := range p.sims {
+			s.Close()
+		}
+		srv.Close()
+	})
+	return p
+}
+
+func (p *pipe) journalDir(venue string) string { return journal.Dir(p.roots.Hot, venue) }
+
+// feedArgs are the chronicle-feed flags that capture market name (as chronicle-exsim
+// writes them to NAME.feed).
+func (p *pipe) feedArgs(name string) []string {
+	s := p.sims[name]
+	sub, err := s.Subscription()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return []string{"run", "--config", p.cfg, "--venue", s.Venue().Name(), "--symbols", strings.Join(sub.Symbols, ","),
+		"--streams", strings.Join(sub.Streams, ","), "--depth-speed", sub.DepthSpeed,
+		"--ws-url", "ws://" + p.addr + "/" + name, "--rest-url", "http://" + p.addr + "/" + name}
+}
+
+// start runs a daemon; its output goes to DIR/NAME.log.
+func (p *pipe) start(name string, args ...string) {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.startLocked(name, args)
+}
+
+func (p *pipe) startLocked(name string, args []string) {
+	log, err := os.OpenFile(filepath.Join(p.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	pr := &proc{args: args, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		pr.err = cmd.Wait()
+		log.Close()
+		close(pr.done)
+	}()
+	p.procs[name] = pr
+}
+
+// stop ends a daemon with SIGTERM and requires a clean exit.
+func (p *pipe) stop(name string) {
+	p.t.Helper()
+	p.mu.Lock()
+	pr := p.procs[name]
+	delete(p.procs, name)
+	p.mu.Unlock()
+	if pr == nil {
+		return
+	}
+	pr.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-pr.done:
+	case <-time.After(30 * time.Second):
+		pr.cmd.Process.Kill()
+		<-pr.done
+		p.t.Fatalf("%s did not stop within 30 s of SIGTERM; log %s", name, p.logTail(name))
+	}
+	if pr.err != nil {
+		p.t.Fatalf("%s exited with %v after SIGTERM; log:\n%s", name, pr.err, p.logTail(name))
+	}
+}
+
+// kill9 kills a daemon with SIGKILL and starts it again with the same arguments.
+func (p *pipe) kill9(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr := p.procs[name]
+	if pr == nil {
+		return false
+	}
+	pr.cmd.Process.Signal(syscall.SIGKILL)
+	<-pr.done
+	// A killed chronicle-fs leaves its mount behind ("transport endpoint is not
+	// connected"), as after a real crash: the next one cleans it at start.
+	p.startLocked(name, pr.args)
+	return true
+}
+
+func (p *pipe) running(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr := p.procs[name]
+	if pr == nil {
+		return false
+	}
+	select {
+	case <-pr.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stopAll kills whatever still runs and unmounts.
+func (p *pipe) stopAll() {
+	p.mu.Lock()
+	procs := p.procs
+	p.procs = map[string]*proc{}
+	p.mu.Unlock()
+	for _, pr := range procs {
+		pr.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, pr := range procs {
+		select {
+		case <-pr.done:
+		case <-time.After(20 * time.Second):
+			pr.cmd.Process.Kill()
+			<-pr.done
+		}
+	}
+	if mounted(p.mnt) {
+		exec.Command(bin("chronicle-fs"), "unmount", p.mnt).Run()
+		if mounted(p.mnt) {
+			unix.Unmount(p.mnt, unix.MNT_DETACH)
+		}
+	}
+}
+
+func (p *pipe) logTail(name string) string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, name+".log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// mounted reports whether dir is a mount point in /proc/mounts.
+func mounted(dir string) bool {
+	b, _ := os.ReadFile("/proc/mounts")
+	return bytes.Contains(b, []byte(" "+dir+" "))
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// marketDone waits until market name has published everything and written it to every
+// connection.
+func (p *pipe) marketDone(name string) {
+	p.t.Helper()
+	s := p.sims[name]
+	select {
+	case <-s.Done():
+	case <-time.After(3 * time.Minute):
+		p.t.Fatalf("market %s: published %d of %d messages in 3 minutes", name, s.Published(), s.Len())
+	}
+	if !s.Flush(time.Minute) {
+		p.t.Fatalf("market %s: connections did not drain", name)
+	}
+}
+
+// drained waits until the feed has journaled as many of market name's messages as the
+// simulator sent (a feed stopped earlier would lose what its socket still holds).
+func (p *pipe) drained(name string) {
+	p.t.Helper()
+	s := p.sims[name]
+	sub, _ := s.Subscription()
+	want := len(sent(s))
+	waitFor(p.t, "the feed to journal what market "+name+" sent", time.Minute, func() bool {
+		return len(journaled(p.t, p.journalDir(s.Venue().Name()), sub.Symbols)) >= want
+	})
+}
+
+// caughtUp reports whether the refinery's published checkpoint of a venue journal is at
+// the end of its last segment.
+func (p *pipe) caughtUp(venue string) bool {
+	dir := p.journalDir(venue)
+	segs, err := journal.List(dir)
+	if err != nil || len(segs) == 0 {
+		return false
+	}
+	last := segs[len(segs)-1]
+	h, err := format.ReadHeaderFile(filepath.Join(dir, last.Name))
+	if err != nil {
+		return false
+	}
+	cp, ok, _ := journal.ReadCheckpoint(dir)
+	return ok && cp.Segment == last.Name && cp.Offset == int64(h.Committed)
+}
+
+var venues = []string{"binance-perp", "binance-coinm", "binance-spot"}
+
+// sealEnded is the step the demo takes when the COIN-M and spot captures are over: the
+// refinery daemon stops, a --seal-all backfill continues from its checkpoint and seals
+// their days, the daemon starts again (binance-perp stays open).
+func (p *pipe) sealEnded() {
+	p.t.Helper()
+	p.stop("etl")
+	run(p.t, bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", p.roots.Hot,
+		p.journalDir("binance-coinm"), p.journalDir("binance-spot"))
+	p.start("etl", bin("chronicle-etl"), "run", "--config", p.cfg)
+}
+
+// tierOf reads the mount's tier attribute of a partition's book.q.
+func (p *pipe) tierOf(part string) string {
+	buf := make([]byte, 64)
+	n, err := unix.Getxattr(filepath.Join(p.mnt, "v1", part, "book.q"), "user.chronicle.tier", buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// placed reports whether every partition is in its tier and the tier manager has nothing
+// left to do.
+func (p *pipe) placed() bool {
+	for part, tier := range wantTier {
+		if p.tierOf(part) != tier {
+			return false
+		}
+	}
+	out, err := exec.Command(bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "--log-level", "error", "status", "--json").Output()
+	if err != nil {
+		return false
+	}
+	var st struct {
+		Plan struct {
+			Moves    []json.RawMessage
+			Problems []json.RawMessage
+		} `json:"plan"`
+	}
+	return json.Unmarshal(out, &st) == nil && len(st.Plan.Moves) == 0 && len(st.Plan.Problems) == 0
+}
+
+// run runs a command to completion and fails the test on a non-zero exit.
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// journaled returns the websocket messages a venue journal holds for the given symbols,
+// in journal order (streams are mapped to symbols by the journal's connect records).
+func journaled(t *testing.T, dir string, symbols []string) [][]byte {
+	t.Helper()
+	want := map[string]bool{}
+	for _, s := range symbols {
+		want[s] = true
+	}
+	segs, err := journal.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chanSym := map[uint16]string{}
+	var out [][]byte
+	for _, sg := range segs {
+		tl, err := format.OpenTailer(filepath.Join(dir, sg.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			rec, ok, err := tl.NextJournal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			switch rec.TypeID {
+			case format.JournalConnect:
+				var c journal.Connect
+				if err := journal.Decode(rec.Payload, &c); err != nil {
+					t.Fatal(err)
+				}
+				for _, st := range c.Streams {
+					chanSym[st.Channel] = st.Symbol
+				}
+			case format.JournalMessage:
+				if want[chanSym[rec.Channel]] {
+					out = append(out, bytes.Clone(rec.Payload))
+				}
+			}
+		}
+		tl.Close()
+	}
+	return out
+}
+
+// sent returns the capture messages the simulator wrote to its connections, in order.
+func sent(s *exsim.Sim) [][]byte {
+	var out [][]byte
+	for _, c := range s.Conns() {
+		for _, i := range c.Sent() {
+			if i >= 0 {
+				out = append(out, s.Payload(i))
+			}
+		}
+	}
+	return out
+}
+
+// tree maps every file of the partitions below root/v1 (book.q, meta.json with its
+// ingest time zeroed, index/...) to its bytes; book.npy, which the mount makes up, is left
+// out. Through the mount, each book.q reads from whatever tier holds it.
+func tree(t *testing.T, root string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.Walk(filepath.Join(root, "v1"), func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() || fi.Name() == "book.npy" {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if fi.Name() == meta.FileName {
+			m, err := meta.Parse(b, path)
+			if err != nil {
+				return err
+			}
+			m.IngestTime = 0
+			if b, err = meta.Marshal(m); err != nil {
+				return err
+			}
+		}
+		if fi.Name() == "book.q" {
+			// A growing book's file runs past its committed records (the writer grows it
+			// in chunks); what it holds is the committed part.
+			h, err := format.ReadHeader(bytes.NewReader(b), int64(len(b)), path)
+			if err != nil {
+				return err
+			}
+			b = b[:h.Committed]
+		}
+		out[rel] = b
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameTrees(t *testing.T, want, got map[string][]byte, what string) {
+	t.Helper()
+	var a, b []string
+	for k := range want {
+		a = append(a, k)
+	}
+	for k := range got {
+		b = append(b, k)
+	}
+	sort.Strings(a)
+	sort.Strings(b)
+	if len(a) == 0 || strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatalf("%s: files differ:\nwant %v\ngot  %v", what, a, b)
+	}
+	for _, k := range a {
+		if !bytes.Equal(want[k], got[k]) {
+			t.Fatalf("%s: %s differs (%d vs %d bytes)", what, k, len(want[k]), len(got[k]))
+		}
+	}
+}
+
+// reference refines the final journals again with chronicle-etl backfill, uninterrupted,
+// the way the pipeline did (binance-perp left open; COIN-M and spot sealed at the end),
+// into a fresh root.
+func (p *pipe) reference() string {
+	p.t.Helper()
+	ref := filepath.Join(p.dir, "ref")
+	run(p.t, bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--root", ref, p.journalDir("binance-perp"))
+	run(p.t, bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", ref,
+		p.journalDir("binance-coinm"), p.journalDir("binance-spot"))
+	return ref
+}
+
+// numpyCounts reads every book.q below dir/v1 with numpy through python/chronicle_q.py:
+// records, depth updates (non-snapshot level records flagged last-of-event), trades.
+func numpyCounts(t *testing.T, dir string) map[string][3]int64 {
+	t.Helper()
+	py := testenv.Python(t)
+	books, _ := filepath.Glob(filepath.Join(dir, "v1", "*", "*", "*", "book.q"))
+	script := `
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import chronicle_q as q
+out = {}
+for path in sys.argv[2:]:
+    b = q.open_book(path)
+    lvl = (b["type_id"] == q.LEVEL) & (b["flags"] & q.SNAPSHOT == 0) & (b["flags"] & q.LAST != 0)
+    out[path] = [len(b), int(lvl.sum()), int((b["type_id"] == q.TRADE).sum())]
+print(json.dumps(out))
+`
+	out, err := exec.Command(py, append([]string{"-c", script, filepath.Join(testenv.RepoRoot(t), "python")}, books...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	var got map[string][3]int64
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("python output %q: %v", out, err)
+	}
+	res := map[string][3]int64{}
+	for path, c := range got {
+		rel, _ := filepath.Rel(filepath.Join(dir, "v1"), filepath.Dir(path))
+		res[rel] = c
+	}
+	return res
+}
+
+// checkFigures compares numpy's counts through the mount with the refinery issue's
+// figures, and every partition's record count with its meta.json.
+func checkFigures(t *testing.T, mnt string, counts map[string][3]int64) {
+	t.Helper()
+	for _, c := range kit.All {
+		for sym, days := range c.Symbols {
+			for date, w := range days {
+				part := filepath.Join(c.Venue, sym, date)
+				got, ok := counts[part]
+				if !ok {
+					t.Errorf("%s: no partition %s", c.Name, part)
+					continue
+				}
+				if (w.Depth >= 0 && got[1] != w.Depth) || (w.Trades >= 0 && got[2] != w.Trades) {
+					t.Errorf("%s %s: numpy through the mount counts %d depth updates and %d trades, want %d and %d",
+						c.Name, part, got[1], got[2], w.Depth, w.Trades)
+				}
+				m, err := meta.Read(filepath.Join(mnt, "v1", part, meta.FileName))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.Records["total"] != got[0] || m.Events.DepthUpdates != got[1] || m.Events.Trades != got[2] {
+					t.Errorf("%s: meta.json says %d records, %d depth updates, %d trades; numpy read %v", part,
+						m.Records["total"], m.Events.DepthUpdates, m.Events.Trades, got)
+				}
+			}
+		}
+	}
+	if len(counts) != len(wantTier) {
+		t.Errorf("%d partitions through the mount, want %d: %v", len(counts), len(wantTier), counts)
+	}
+}
