@@ -39,7 +39,9 @@ func TestPipeline(t *testing.T) {
 	for _, name := range []string{"cryptofeed", "usdm", "spot"} {
 		p.sims[name].PlayAfterSnapshots()
 	}
-	feed := func(proc, market string) { p.start(proc, append([]string{bin("chronicle-feed")}, p.feedArgs(market)...)...) }
+	feed := func(proc, market string) {
+		p.start(proc, append([]string{bin("chronicle-feed")}, p.feedArgs(market)...)...)
+	}
 	feed("feed-coinm", "coinm")
 	feed("feed-spot", "spot")
 	feed("feed-perp", "cryptofeed") // binance-perp: the 2021 set first, then ETHUSDT
