@@ -108,8 +108,9 @@ type pipe struct {
 }
 
 // newPipe sets up folders, the S3 remote, the config file and the simulator (serving
-// every bundled capture under /NAME, as chronicle-exsim does). Nothing runs yet.
-func newPipe(t *testing.T) *pipe {
+// every bundled capture under /NAME, as chronicle-exsim does, paced at speed times the
+// capture's own pace, 0: as fast as the connections take it). Nothing runs yet.
+func newPipe(t *testing.T, speed float64) *pipe {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pipe{t: t, dir: dir, mnt: filepath.Join(dir, "mnt"), procs: map[string]*proc{}, sims: map[string]*exsim.Sim{}}
@@ -180,7 +181,7 @@ metrics_addr = ""
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := exsim.New(exsim.Options{Venue: set.Venue, Records: recs})
+		s, err := exsim.New(exsim.Options{Venue: set.Venue, Records: recs, Speed: speed})
 		if err != nil {
 			t.Fatal(err)
 		}
