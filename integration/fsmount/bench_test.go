@@ -77,7 +77,9 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 	// The frame cache is kept well below the file, so cold and remote reads really decode.
 	fx.cacheCfg = max(16<<20, min(256<<20, fx.size/8))
 	fx.mp = mountpoint(b)
-	fx.d = start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", fx.cacheCfg, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), fx.mp, strings.Fields(os.Getenv("CHRONICLE_BENCH_FS_ARGS"))...)
+	// No disk cache: the remote passes measure reads over S3, not of frames an earlier
+	// pass left on local disk (BenchmarkPeers measures a cold one).
+	fx.d = start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\ndisk_cache_bytes = 0\n%s", fx.cacheCfg, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), fx.mp, strings.Fields(os.Getenv("CHRONICLE_BENCH_FS_ARGS"))...)
 	for t, k := range fx.keys {
 		fx.path[t] = filepath.Join(fx.mp, filepath.FromSlash(k.Dir()), layout.BookName)
 	}
@@ -380,6 +382,7 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string
 				faults[n+"/"+name] -= f
 			}
 			d := p.cmd()
+			settle(p.procs)
 			for name, pid := range p.procs {
 				c, f := procStat(pid)
 				r.cpu[n+"/"+name] += c
@@ -432,6 +435,28 @@ func runSeqRounds(b *testing.B, size int64, passes []seqPass, ratios [][2]string
 		b.Logf("%s / %s per round: %s", r[0], r[1], fmtRatios(speed[r[0]], speed[r[1]]))
 	}
 	return rounds
+}
+
+// settle waits (at most 2 s) until the processes stop using CPU, so that work a pass left
+// running when its reader finished (readahead, fetches in flight) is counted to that pass,
+// not the next one's.
+func settle(procs map[string]int) {
+	cpuOf := func() (t time.Duration) {
+		for _, pid := range procs {
+			c, _ := procStat(pid)
+			t += c
+		}
+		return t
+	}
+	last := cpuOf()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		c := cpuOf()
+		if c == last {
+			return
+		}
+		last = c
+	}
 }
 
 // seqRound is one round of runSeqRounds: MB/s per pass, and CPU time per pass and process
@@ -497,7 +522,7 @@ func BenchmarkPeakRSS(b *testing.B) {
 	}
 	cache := int64(128 << 20)
 	mp := mountpoint(b)
-	d := start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", cache, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), mp)
+	d := start(b, e.config(b, fmt.Sprintf("cache_bytes = %d\ndisk_cache_bytes = 0\n%s", cache, os.Getenv("CHRONICLE_BENCH_FS_CONFIG"))), mp)
 	p := filepath.Join(mp, filepath.FromSlash(k.Dir()), layout.BookName)
 	b.ResetTimer()
 	for range b.N {

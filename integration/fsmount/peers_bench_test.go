@@ -105,7 +105,6 @@ func BenchmarkPeers(b *testing.B) {
 	// chronicle-fs with the production request timeout (the tests' 2 s is for fault tests).
 	e.remote = strings.Replace(e.remote, `request_timeout = "2s"`, `request_timeout = "10s"`, 1)
 	cache := max(16<<20, min(256<<20, size/8))
-	cfg := e.config(b, fmt.Sprintf("cache_bytes = %d\n%s", cache, os.Getenv("CHRONICLE_BENCH_FS_CONFIG")))
 	env := peerEnv(e)
 	dir := b.TempDir()
 	passwd := filepath.Join(dir, "s3fs.passwd")
@@ -115,6 +114,8 @@ func BenchmarkPeers(b *testing.B) {
 	contenders := []contender{
 		{"chronicle-fs", func(b *testing.B) (string, func()) {
 			mp := mountpoint(b)
+			// Its defaults, with the disk cache of remote frames cold: a new folder per mount.
+			cfg := e.config(b, fmt.Sprintf("cache_bytes = %d\ndisk_cache_dir = %q\n%s", cache, b.TempDir(), os.Getenv("CHRONICLE_BENCH_FS_CONFIG")))
 			d := startIn(b, ns, cfg, mp)
 			return filepath.Join(mp, filepath.FromSlash(key.Dir()), layout.BookName), func() {
 				d.signal(syscall.SIGTERM)
@@ -141,7 +142,7 @@ func BenchmarkPeers(b *testing.B) {
 		"1gbit = `tc qdisc replace dev lo root %s` on that loopback; bytes = the namespace's lo rx counter per pass; "+
 		"page cache dropped and every file system mounted afresh before each pass; %d random 4 KiB preads per pass",
 		size>>20, e.srv.Endpoint, strings.Join(shapedLink, " "), peerPreads(b)))
-	testenv.Note(b, "peer.options", fmt.Sprintf("chronicle-fs: remote tier, frame cache %d MiB, %d KiB frames, defaults otherwise; "+
+	testenv.Note(b, "peer.options", fmt.Sprintf("chronicle-fs: remote tier, frame cache %d MiB, %d KiB frames, an empty disk cache per mount, defaults otherwise; "+
 		"rclone %s: `rclone mount %s`; s3fs %s: `s3fs -o %s`", cache>>20, benchBlock(b)>>10,
 		toolVersion(rclone, "version"), strings.Join(rcloneArgs, " "), toolVersion(s3fs, "--version"), strings.Join(s3fsOpts, ",")))
 
