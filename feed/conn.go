@@ -113,14 +113,14 @@ func (c *wsConn) readLoop(r *Recorder, maxBytes int) error {
 		if n == len(buf) {
 			// Over the limit: drain the rest, keep the connection, record the drop.
 			rest, err := io.Copy(io.Discard, rd)
-			recvNs := time.Now().UnixNano()
+			recvNs := r.clock.Now()
 			if err != nil {
 				return err
 			}
 			r.onOversized(c, recvNs, buf[:min(n, 512)], int64(n)+rest)
 			continue
 		}
-		recvNs := time.Now().UnixNano()
+		recvNs := r.clock.Now()
 		c.msgs.Add(1)
 		r.onMessage(c, recvNs, buf[:n], typ == websocket.MessageBinary)
 	}

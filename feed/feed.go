@@ -48,6 +48,7 @@ type Feed struct {
 	snap *snapshotter
 
 	afterCommit func(recvNs, commitNs int64) // test hook, set before Run
+	wall        func() int64                // test hook: the wall clock (nil: time.Now)
 }
 
 // New validates cfg and plans the connections. reg may be nil.
@@ -84,8 +85,12 @@ func (f *Feed) Plan() []venue.Connection { return f.plan }
 // Run captures until ctx ends, then closes every connection, journals the disconnects
 // and seals the journal.
 func (f *Feed) Run(ctx context.Context) error {
+	start := time.Now().UnixNano()
+	if f.wall != nil {
+		start = f.wall()
+	}
 	j, err := OpenJournal(JournalOptions{Dir: f.cfg.Dir(), Venue: f.v.Name(), Period: f.cfg.RollPeriod,
-		ChunkSize: f.cfg.ChunkSize, MaxSize: f.cfg.MaxSegmentSize}, time.Now().UnixNano(), f.log, f.m)
+		ChunkSize: f.cfg.ChunkSize, MaxSize: f.cfg.MaxSegmentSize}, start, f.log, f.m)
 	if err != nil {
 		return err
 	}
@@ -97,6 +102,8 @@ func (f *Feed) Run(ctx context.Context) error {
 	f.j = j
 	f.rec = newRecorder(f.v, j, f.m, f.log, f.session, slots)
 	f.rec.afterCommit = f.afterCommit
+	f.rec.clock.wall = f.wall
+	f.rec.clock.Floor(j.WallFloor())
 	f.snap = newSnapshotter(f.v, &f.cfg, f.m, f.log)
 	f.snap.rec = f.rec
 	f.rec.snap = f.snap
@@ -126,7 +133,7 @@ func (f *Feed) Run(ctx context.Context) error {
 func (f *Feed) maintain(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	var lastRetain time.Time
+	var lastRetain, lastWarn time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -134,10 +141,13 @@ func (f *Feed) maintain(ctx context.Context) {
 		case <-t.C:
 		}
 		now := time.Now()
-		if err := f.j.Precreate(now.UnixNano(), f.cfg.PrecreateLead); err != nil {
+		ns := f.rec.clock.Now()
+		if err := f.j.Precreate(ns, f.cfg.PrecreateLead); err != nil && now.Sub(lastWarn) > 10*time.Second {
+			// A full device: the roll creates the segment itself once there is room.
+			lastWarn = now
 			f.log.Warn("pre-create segment", "err", err)
 		}
-		f.j.RollIfDue(now.UnixNano())
+		f.j.RollIfDue(ns)
 		if now.Sub(lastRetain) >= f.cfg.RetentionEvery {
 			lastRetain = now
 			if _, err := f.j.Retain(now, f.cfg.RetentionMinAge); err != nil {
@@ -226,7 +236,7 @@ func (f *Feed) runSlot(ctx context.Context, sl *slotState) {
 }
 
 func (f *Feed) start(c *wsConn, replaces *uint64) {
-	f.rec.attach(c, replaces, time.Now().UnixNano())
+	f.rec.attach(c, replaces, f.rec.clock.Now())
 	f.m.connections.Inc()
 	go c.run(f.rec, f.cfg.MaxMessageBytes, f.cfg.PingInterval, f.cfg.PongTimeout)
 }
@@ -235,7 +245,7 @@ func (f *Feed) start(c *wsConn, replaces *uint64) {
 func (f *Feed) end(c *wsConn, kind string) {
 	<-c.done
 	f.m.connections.Dec()
-	f.rec.detach(c, kind, c.endReason(), time.Now().UnixNano())
+	f.rec.detach(c, kind, c.endReason(), f.rec.clock.Now())
 }
 
 func doneOf(c *wsConn) <-chan struct{} {
@@ -269,7 +279,7 @@ func (f *Feed) serve(ctx context.Context, sl *slotState, active *wsConn, gen *ui
 				return active
 			}
 			// The old connection died during the overlap: the new one takes over now.
-			f.rec.promote(sl, time.Now().UnixNano(), true)
+			f.rec.promote(sl, f.rec.clock.Now(), true)
 			f.end(active, journal.DisconnectError)
 			f.m.reconnects.WithLabelValues("error").Inc()
 			log.Warn("connection lost during rollover", "gen", active.gen, "reason", active.endReason())
@@ -294,13 +304,13 @@ func (f *Feed) serve(ctx context.Context, sl *slotState, active *wsConn, gen *ui
 			incoming, overlap = nil, nil
 			roll.Reset(min(f.cfg.ConnMaxAge/10, 30*time.Second))
 		case <-sl.handover:
-			if incoming == nil || !f.rec.promote(sl, time.Now().UnixNano(), false) {
+			if incoming == nil || !f.rec.promote(sl, f.rec.clock.Now(), false) {
 				continue // a stream got involved since the signal: wait for it
 			}
 			active, incoming, overlap = f.retire(active, incoming, log, "aligned"), nil, nil
 			roll.Reset(f.rolloverAfter())
 		case <-overlap:
-			f.rec.promote(sl, time.Now().UnixNano(), true)
+			f.rec.promote(sl, f.rec.clock.Now(), true)
 			active, incoming, overlap = f.retire(active, incoming, log, "overlap timeout"), nil, nil
 			roll.Reset(f.rolloverAfter())
 		}

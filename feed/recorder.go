@@ -86,6 +86,7 @@ type Recorder struct {
 	log     *slog.Logger
 	snap    snapshotRequester // nil in replay
 	session int64
+	clock   *wallClock // receive times of live capture
 	slots   []*slotState
 	bySym   map[string][2]int // symbol -> slot, stream index of its depth stream
 
@@ -93,7 +94,7 @@ type Recorder struct {
 }
 
 func newRecorder(v venue.Venue, j *Journal, m *Metrics, log *slog.Logger, session int64, slots []*slotState) *Recorder {
-	r := &Recorder{v: v, j: j, m: m, log: log, session: session, slots: slots, bySym: map[string][2]int{}}
+	r := &Recorder{v: v, j: j, m: m, log: log, session: session, slots: slots, bySym: map[string][2]int{}, clock: &wallClock{}}
 	for _, sl := range slots {
 		for i, st := range sl.streams {
 			if st.info.Kind == venue.KindDepth {
@@ -102,7 +103,27 @@ func newRecorder(v venue.Venue, j *Journal, m *Metrics, log *slog.Logger, sessio
 		}
 	}
 	j.onRoll = r.restateLocked
+	j.onWritable = r.writableLocked
 	return r
+}
+
+// writableLocked runs once the journal takes records again after failed appends (the
+// device was full...): records of every stream may be missing, and the refinery drops
+// every book at the write_failed gap, so each depth stream starts a new chain and needs a
+// new snapshot.
+func (r *Recorder) writableLocked(now int64) {
+	for _, sl := range r.slots {
+		for i := range sl.streams {
+			st := &sl.streams[i]
+			if st.info.Kind != venue.KindDepth {
+				continue
+			}
+			st.needSnap, st.chainFresh, st.snapRecv = true, false, false
+			if r.snap != nil {
+				r.snap.request(st.info.Symbol, journal.SnapshotWriteFailed, 0)
+			}
+		}
+	}
 }
 
 // onMessage journals one websocket message read by c at recvNs.
@@ -499,7 +520,9 @@ func (r *Recorder) snapshotRequest(req journal.SnapshotRequest, now int64) (uint
 func (r *Recorder) snapshotResponse(symbol string, ch uint16, recvNs int64, body []byte, snap venue.Snapshot, parsed bool) {
 	r.j.Lock()
 	defer r.j.Unlock()
-	r.j.AppendLocked(format.JournalRESTSnapshot, ch, recvNs, body)
+	if err := r.j.AppendLocked(format.JournalRESTSnapshot, ch, recvNs, body); err != nil {
+		return // not journaled: the chain still needs one (asked again once writable)
+	}
 	at, ok := r.bySym[symbol]
 	if !parsed || !ok {
 		return

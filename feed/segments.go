@@ -47,12 +47,22 @@ type Journal struct {
 	nextPath string
 	closed   bool
 	onRoll   func(now int64) // restates open connections in a new segment; runs under mu
+	// onWritable runs under mu once records are journaled again after failed appends,
+	// right after the gap record that counts them.
+	onWritable func(now int64)
+	floor      int64 // start (or last record) of the newest segment found at open
+	sealedAt   int64 // modification time of the newest segment found at open
 
 	// records that could not be written since the last success, for the gap record
 	lost       int64
 	lostFrom   int64
 	lostTo     int64
 	lastErrLog time.Time
+	// After a segment could not be created, appends that need one fail at once until
+	// nextCreate (createRetry later), instead of each trying again on a full device.
+	createRetry time.Duration
+	nextCreate  time.Time
+	createErr   error
 
 	curBytes atomic.Int64
 	curSeq   atomic.Uint64
@@ -95,7 +105,7 @@ func OpenJournal(opt JournalOptions, now int64, log *slog.Logger, m *Metrics) (*
 		}
 		return nil, fmt.Errorf("journal lock: %w", err)
 	}
-	j := &Journal{opt: opt, log: log, m: m, lock: lf}
+	j := &Journal{opt: opt, log: log, m: m, lock: lf, createRetry: 100 * time.Millisecond}
 	if err := j.recover(now); err != nil {
 		j.unlock()
 		return nil, err
@@ -129,6 +139,16 @@ func (j *Journal) recover(now int64) error {
 	if err != nil {
 		return err
 	}
+	if len(segs) > 0 {
+		// The wall clock may have stepped back since the newest segment was written: never
+		// start or resume before it (segments do not overlap).
+		newest := segs[len(segs)-1]
+		j.floor = newest.Start.UnixNano()
+		if fi, err := os.Stat(filepath.Join(j.opt.Dir, newest.Name)); err == nil {
+			j.sealedAt = fi.ModTime().UnixNano()
+		}
+		now = max(now, j.floor)
+	}
 	for i, s := range segs {
 		path := filepath.Join(j.opt.Dir, s.Name)
 		h, err := format.ReadHeaderFile(path)
@@ -148,6 +168,11 @@ func (j *Journal) recover(now int64) error {
 				break // start a fresh segment after it
 			}
 			continue
+		}
+		if last {
+			j.floor = max(j.floor, a.LastRecvTs())
+			j.sealedAt = 0 // not sealed: its last record says more than its mtime
+			now = max(now, j.floor)
 		}
 		ps := j.periodStart(now)
 		if last && j.periodStart(s.Start.UnixNano()) == ps {
@@ -262,8 +287,11 @@ func (j *Journal) AppendLocked(typeID, channel uint16, recvNs int64, payload []b
 			return j.failed(recvNs, err)
 		}
 		j.m.gaps.WithLabelValues(journal.GapWriteFailed).Inc()
-		j.log.Warn("journal writable again", "lost_records", j.lost)
+		j.log.Warn("journal writable again", "lost_records", j.lost, "segment", j.curSeg.Name)
 		j.lost = 0 // a record failing next starts a new loss window
+		if j.onWritable != nil {
+			j.onWritable(recvNs)
+		}
 	}
 	if err := j.write(typeID, channel, recvNs, payload); err != nil {
 		return j.failed(recvNs, err)
@@ -331,10 +359,15 @@ func (j *Journal) rollLocked(t int64, full bool) error {
 		}
 	}
 	if a == nil {
+		if j.createErr != nil && time.Now().Before(j.nextCreate) {
+			return j.createErr
+		}
 		var err error
 		if a, seg, err = j.create(seq, start); err != nil {
+			j.createErr, j.nextCreate = err, time.Now().Add(j.createRetry)
 			return err
 		}
+		j.createErr = nil
 	}
 	old, oldSeg := j.cur, j.curSeg
 	j.cur, j.curSeg = a, seg
@@ -436,3 +469,13 @@ func (j *Journal) unlock() {
 		j.lock = nil
 	}
 }
+
+// Floor is where the journal found when it was opened stops: the start of its newest
+// segment, or that segment's last record if it was resumed (0 for an empty journal).
+// Record times below it would overlap an earlier segment.
+func (j *Journal) Floor() int64 { return j.floor }
+
+// WallFloor is Floor for a journal written with the wall clock (live capture): also at or
+// after the newest segment's seal (its modification time), which came after its last
+// record. Replays, whose times are a capture's, use Floor.
+func (j *Journal) WallFloor() int64 { return max(j.floor, j.sealedAt) }

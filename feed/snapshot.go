@@ -200,12 +200,12 @@ func (s *snapshotter) fetch(ctx context.Context, job snapJob) {
 	if err := s.lim.wait(ctx, req.Weight); err != nil {
 		return
 	}
-	ch, ok := s.rec.snapshotRequest(journal.SnapshotRequest{Symbol: job.symbol, URL: req.URL, Limit: s.cfg.SnapshotLimit, Weight: req.Weight, Reason: job.reason}, time.Now().UnixNano())
+	ch, ok := s.rec.snapshotRequest(journal.SnapshotRequest{Symbol: job.symbol, URL: req.URL, Limit: s.cfg.SnapshotLimit, Weight: req.Weight, Reason: job.reason}, s.rec.clock.Now())
 	if !ok {
 		return // the symbol has no depth stream
 	}
 	body, status, err := s.get(ctx, req.URL)
-	recvNs := time.Now().UnixNano()
+	recvNs := s.rec.clock.Now()
 	s.m.restWeight.Set(float64(s.lim.usedNow()))
 	switch {
 	case err != nil:

@@ -89,6 +89,8 @@ type Appender struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	closed  bool
+
+	lastRecv int64 // journal files reopened by OpenAppender: receive time of the last frame
 }
 
 // Create makes a new .q file at path with header h and returns its appender. The file
@@ -101,13 +103,19 @@ func Create(path string, h Header, opt Options) (*Appender, error) {
 	if h.CreatedNs == 0 {
 		h.CreatedNs = time.Now().UnixNano()
 	}
-	tmp, err := createWithHeader(path, h)
+	// The first appends' room is allocated before the name appears: on a full device
+	// Create fails and leaves nothing behind, so the caller can simply try again.
+	first := (int64(h.HeaderSize) + min(opt.ChunkSize, firstGrowth) + pageSize - 1) &^ (pageSize - 1)
+	tmp, err := createWithHeader(path, h, min(first, opt.MaxSize))
 	if err != nil {
 		return nil, err
 	}
 	a, err := start(path, tmp, h, int64(h.HeaderSize), opt)
 	if err != nil {
 		tmp.Close()
+		// Nobody can refer to the new file yet: take the name back.
+		os.Remove(path)
+		SyncDir(filepath.Dir(path))
 		return nil, err
 	}
 	return a, nil
@@ -126,10 +134,12 @@ func OpenAppender(path string, opt Options) (*Appender, error) {
 		f.Close()
 		return nil, fmt.Errorf("open %s for append: %w", path, ErrSealed)
 	}
+	var last int64
 	if h.Layout == LayoutJournal {
 		// Walk the frames so that a damaged journal is reported now, not appended to.
 		it := NewJournalIterHeader(f, h, path)
 		for it.Next() {
+			last = it.Record().RecvTs
 		}
 		if err := it.Err(); err != nil {
 			f.Close()
@@ -141,6 +151,7 @@ func OpenAppender(path string, opt Options) (*Appender, error) {
 		f.Close()
 		return nil, err
 	}
+	a.lastRecv = last
 	return a, nil
 }
 
@@ -169,6 +180,10 @@ func ResumeAppender(path string, off int64, opt Options) (*Appender, error) {
 	}
 	return a, nil
 }
+
+// LastRecvTs is, for a journal file reopened by OpenAppender, the receive time of its last
+// committed frame (0 if it had none): a writer resuming it must not go back before it.
+func (a *Appender) LastRecvTs() int64 { return a.lastRecv }
 
 // Diverged counts the records a resumed appender found different from the file's.
 func (a *Appender) Diverged() int64 { return a.diverged }
@@ -505,8 +520,10 @@ func SyncDir(dir string) error {
 // createWithHeader creates path holding only header h. The file appears under its final
 // name only once its header is complete and durable (written under a temporary name, then
 // linked), so a crash never leaves a headerless file; it fails if path exists, so two
-// writers never share a file. The returned file is open for writing.
-func createWithHeader(path string, h Header) (*os.File, error) {
+// writers never share a file. reserve, when above the header's size, is allocated
+// (fallocate) before the name appears. On any error nothing is left under path or under a
+// temporary name. The returned file is open for writing.
+func createWithHeader(path string, h Header, reserve int64) (*os.File, error) {
 	hb, err := h.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
@@ -530,6 +547,11 @@ func createWithHeader(path string, h Header) (*os.File, error) {
 	if _, err := tmp.WriteAt(hb, 0); err != nil {
 		return fail("write header: ", err)
 	}
+	if reserve > int64(len(hb)) {
+		if err := unix.Fallocate(int(tmp.Fd()), 0, 0, reserve); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fail("allocate: ", err)
+		}
+	}
 	if err := tmp.Sync(); err != nil {
 		return fail("sync: ", err)
 	}
@@ -541,6 +563,7 @@ func createWithHeader(path string, h Header) (*os.File, error) {
 	// The new name must survive a power cut before anything refers to it.
 	if err := SyncDir(filepath.Dir(path)); err != nil {
 		tmp.Close()
+		os.Remove(path)
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return tmp, nil

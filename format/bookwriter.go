@@ -61,7 +61,7 @@ func CreateBook(path string, h Header, opt Options) (*BookWriter, error) {
 	if h.CreatedNs == 0 {
 		h.CreatedNs = time.Now().UnixNano()
 	}
-	tmp, err := createWithHeader(path, h)
+	tmp, err := createWithHeader(path, h, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,9 @@ const (
 	SnapshotStale     = "stale"     // the previous snapshot was older than the diff chain
 	SnapshotRetry     = "retry"     // the previous request failed
 	SnapshotReplay    = "replay"    // recorded in a capture being replayed
+	// SnapshotWriteFailed: records could not be journaled (a write_failed gap); every
+	// depth stream needs a new snapshot once the journal takes records again.
+	SnapshotWriteFailed = "write_failed"
 )
 
 // SnapshotRequest is the payload of a JournalSnapshotRequest record. The response, when
