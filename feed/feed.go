@@ -48,7 +48,7 @@ type Feed struct {
 	snap *snapshotter
 
 	afterCommit func(recvNs, commitNs int64) // test hook, set before Run
-	wall        func() int64                // test hook: the wall clock (nil: time.Now)
+	wall        func() int64                 // test hook: the wall clock (nil: time.Now)
 }
 
 // New validates cfg and plans the connections. reg may be nil.
