@@ -105,6 +105,8 @@ func (c *Config) Validate() error {
 		return bad("[tiers] hot and journal_dir are both empty")
 	case c.RollPeriod < time.Second:
 		return bad("roll_period %v below 1s", c.RollPeriod)
+	case c.PrecreateLead < 0 || c.PrecreateLead >= c.RollPeriod:
+		return bad("precreate_lead %v: want 0 <= precreate_lead < roll_period %v", c.PrecreateLead, c.RollPeriod)
 	case c.ChunkSize < 1<<16:
 		return bad("chunk_size %d below 64 KiB", c.ChunkSize)
 	case c.MaxSegmentSize < c.ChunkSize:
@@ -113,6 +115,14 @@ func (c *Config) Validate() error {
 		return bad("max_message_bytes %d below 1 KiB", c.MaxMessageBytes)
 	case c.RESTWeightPerMin < 0:
 		return bad("rest_weight_per_min is negative")
+	case c.SnapshotLimit < 1:
+		return bad("snapshot_limit %d below 1", c.SnapshotLimit)
+	case c.RESTTimeout <= 0:
+		return bad("rest_timeout %v must be positive", c.RESTTimeout)
+	case c.SnapshotRetryMax <= 0:
+		return bad("snapshot_retry_max %v must be positive", c.SnapshotRetryMax)
+	case c.DialTimeout <= 0:
+		return bad("dial_timeout %v must be positive", c.DialTimeout)
 	case c.MaxStreamsPerConn < 0:
 		return bad("max_streams_per_conn is negative")
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
@@ -127,6 +137,18 @@ func (c *Config) Validate() error {
 		return bad("overlap_timeout must be positive")
 	case c.RetentionMinAge < 0:
 		return bad("retention_min_age is negative")
+	case c.RetentionEvery <= 0:
+		return bad("retention_every %v must be positive", c.RetentionEvery)
+	}
+	for _, s := range c.Symbols {
+		if s == "" {
+			return bad("symbols has an empty entry")
+		}
+	}
+	for _, s := range c.Streams {
+		if s == "" {
+			return bad("streams has an empty entry")
+		}
 	}
 	return nil
 }

@@ -66,6 +66,37 @@ ws_routes = { depth = "/public", aggTrade = "/market" }
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// Every option out of range is refused at start, by a New that names it (and never
+	// later by a panic: a negative snapshot_retry_max used to reach rand.N).
+	for _, tc := range []struct {
+		toml, key string
+	}{
+		{`snapshot_retry_max = "-1s"`, "snapshot_retry_max"},
+		{`snapshot_retry_max = "0s"`, "snapshot_retry_max"},
+		{`rest_timeout = "0s"`, "rest_timeout"},
+		{`rest_timeout = "-5s"`, "rest_timeout"},
+		{`dial_timeout = "0s"`, "dial_timeout"},
+		{`dial_timeout = "-1s"`, "dial_timeout"},
+		{`snapshot_limit = -10`, "snapshot_limit"},
+		{`precreate_lead = "-1s"`, "precreate_lead"},
+		{`precreate_lead = "2h"`, "precreate_lead"},
+		{`retention_every = "0s"`, "retention_every"},
+		{`retention_min_age = "-1h"`, "retention_min_age"},
+		{`ping_interval = "0s"`, "ping_interval"},
+		{`overlap_timeout = "-1s"`, "overlap_timeout"},
+		{`rest_weight_per_min = -1`, "rest_weight_per_min"},
+		{`max_streams_per_conn = -1`, "max_streams_per_conn"},
+		{`symbols = ["ETHUSDT", ""]`, "symbols"},
+	} {
+		c := Defaults()
+		if err := config.Decode("[feed]\n"+tc.toml+"\n", "c.toml", map[string]any{"feed": &c}); err != nil {
+			t.Fatalf("%s: %v", tc.toml, err)
+		}
+		_, err := New(c, nil, nil)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: %v, want an invalid-config error naming %s", tc.toml, err, tc.key)
+		}
+	}
 	c := Defaults()
 	c.Venue = "okx-swap"
 	if _, err := New(c, nil, nil); !errors.Is(err, ErrUnknownVenue) {

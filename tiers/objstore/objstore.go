@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"time"
 )
 
@@ -170,6 +171,14 @@ type Config struct {
 
 // withDefaults fills zero fields and validates the rest.
 func (c Config) withDefaults() (Config, error) {
+	if c.MaxRetries < -1 {
+		return c, fmt.Errorf("max_retries %d: want -1 (no retries), 0 (the default %d) or more: %w", c.MaxRetries, DefaultMaxRetries, ErrInvalidConfig)
+	}
+	if c.Endpoint != "" {
+		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("endpoint %q: want http://host:port or https://host: %w", c.Endpoint, ErrInvalidConfig)
+		}
+	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
