@@ -68,6 +68,9 @@ type writer interface {
 	Seal() error
 	Close() error
 	Diverged() int64
+	// Writes is false for writers that write nothing: the verifier of a partition an
+	// earlier run sealed, or the stand-in for one the tier manager has moved away.
+	Writes() bool
 }
 
 // partStats is what meta.json reports, kept as records are written (and checkpointed).
@@ -105,6 +108,7 @@ type partition struct {
 	touched   bool  // records written since the last commit
 	hasMeta   bool  // a meta.json was written by this process
 	gone      bool  // sealed: no longer written
+	sealing   bool  // index/ and meta.json final: a restart finishes the seal, never reopens it
 	written   int64 // records written by this process, for the records_total metric
 }
 
@@ -223,7 +227,8 @@ func openWriter(path string, want format.Header, at int64, opt format.Options, l
 			a, err := format.Create(path, want, liveOptions(opt))
 			return mapped{a}, err
 		}
-		return format.CreateBook(path, want, opt)
+		b, err := format.CreateBook(path, want, opt)
+		return pwrite{b}, err
 	}
 	if err != nil {
 		return nil, err
@@ -242,7 +247,8 @@ func openWriter(path string, want format.Header, at int64, opt format.Options, l
 		a, err := format.ResumeAppender(path, min(at, int64(h.Committed)), liveOptions(opt))
 		return mapped{a}, err
 	}
-	return format.ResumeBook(path, min(at, int64(h.Committed)), opt)
+	b, err := format.ResumeBook(path, min(at, int64(h.Committed)), opt)
+	return pwrite{b}, err
 }
 
 // liveOptions grows live partitions by at most 2 MiB at a time: the grower faults each
@@ -260,6 +266,13 @@ func (m mapped) Commit() error {
 	m.Appender.Commit()
 	return nil
 }
+
+func (m mapped) Writes() bool { return true }
+
+// pwrite adapts a format.BookWriter (backfills) to writer.
+type pwrite struct{ *format.BookWriter }
+
+func (pwrite) Writes() bool { return true }
 
 // verifier stands in for an appender on a partition an earlier run already sealed: the
 // records regenerated for it are compared with the file, never written.
@@ -293,6 +306,7 @@ func (v *verifier) WriteBook(r *format.BookRecord) error {
 	return nil
 }
 
+func (v *verifier) Writes() bool    { return false }
 func (v *verifier) Commit() error   { return nil }
 func (v *verifier) Pos() int64      { return v.pos }
 func (v *verifier) Sync() error     { return nil }
@@ -304,6 +318,20 @@ func (v *verifier) Seal() error {
 	return v.Close()
 }
 func (v *verifier) Close() error { return v.m.Close() }
+
+// moved stands in for a partition an earlier run sealed and the tier manager has since
+// moved out of the output root: the records regenerated for it have nothing to be compared
+// with (the partition is complete in its new tier) and are dropped.
+type moved struct{ pos int64 }
+
+func (m *moved) WriteBook(*format.BookRecord) error { m.pos += format.BookRecordSize; return nil }
+func (m *moved) Commit() error                      { return nil }
+func (m *moved) Pos() int64                         { return m.pos }
+func (m *moved) Sync() error                        { return nil }
+func (m *moved) Seal() error                        { return nil }
+func (m *moved) Close() error                       { return nil }
+func (m *moved) Diverged() int64                    { return 0 }
+func (m *moved) Writes() bool                       { return false }
 
 // buildIndex writes the partition's index/ from its committed records.
 func buildIndex(dir string) error {

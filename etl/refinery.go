@@ -64,6 +64,12 @@ type Refinery struct {
 	holders  map[string]*symState
 	diverged int64 // records that differed from what an earlier run left (logged)
 
+	// beforeSeal makes the refinery's state durable (a checkpoint) between preparing
+	// partitions for their seal and setting their sealed bits; nil in tests that do not
+	// checkpoint.
+	beforeSeal func() error
+	sealHook   func(stage string) error // test hook (Options.sealHook)
+
 	live        bool // commit after every frame (tailing a live journal)
 	fopt        format.Options
 	afterCommit func(recvNs int64)
@@ -1000,51 +1006,72 @@ func (r *Refinery) sealDue() error {
 		}
 	}
 	r.nextSeal = next
-	sort.Slice(due, func(i, j int) bool { return due[i].path() < due[j].path() })
-	for _, p := range due {
-		if err := r.seal(p); err != nil {
+	return r.seal(due...)
+}
+
+// seal finishes partitions. The sealed bit is the hand-off to the tier manager, which moves
+// only sealed books: once it is set the refinery never touches the partition again, not
+// even after a crash. So, for each partition: index/, then meta.json (sealed), both
+// durable with the directory; then a checkpoint that records the partitions as sealing
+// (a restart finishes their seal, or finds them moved away, and never reopens them);
+// and only then the sealed bit (trim, fsync).
+func (r *Refinery) seal(ps ...*partition) error {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].path() < ps[j].path() })
+	metas := map[*partition]*meta.Meta{}
+	for _, p := range ps {
+		if err := p.commit(); err != nil {
+			return err
+		}
+		if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
+			p.st.Invalid[n-1].To = meta.Time(p.dayEnd) // still invalid at midnight: Open stays set
+		}
+		p.gone, p.sealing = true, true
+		if !p.w.Writes() {
+			continue // an earlier run sealed it; what this run regenerated was only compared
+		}
+		if err := buildIndex(p.dir); err != nil {
+			return err
+		}
+		m := r.metaFor(p, true)
+		if err := meta.Write(p.dir, m); err != nil {
+			return err
+		}
+		if err := format.SyncDir(p.dir); err != nil {
+			return err
+		}
+		metas[p] = m
+	}
+	if len(ps) > 0 && r.beforeSeal != nil {
+		if err := r.beforeSeal(); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// seal finishes a partition: index/, then meta.json, then the sealed bit (trim, fsync), so
-// a sealed book always has its index and metadata beside it.
-func (r *Refinery) seal(p *partition) error {
-	if err := p.commit(); err != nil {
-		return err
+	if len(ps) > 0 && r.sealHook != nil {
+		if err := r.sealHook("checkpointed"); err != nil {
+			return err
+		}
 	}
-	if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
-		p.st.Invalid[n-1].To = meta.Time(p.dayEnd) // still invalid at midnight: Open stays set
-	}
-	delete(r.parts, p.key)
-	p.gone = true
-	r.m.partitionsOpen.Dec()
-	if v, ok := p.w.(*verifier); ok {
-		// An earlier run sealed it; what this run regenerated was only compared.
-		err := v.Seal()
+	for _, p := range ps {
+		delete(r.parts, p.key)
+		r.m.partitionsOpen.Dec()
+		m := metas[p]
+		if err := p.w.Seal(); err != nil {
+			return fmt.Errorf("seal %s: %w", p.path(), err)
+		}
 		r.noteDiverged(p)
-		return err
+		if m == nil {
+			continue
+		}
+		r.m.sealed.Inc()
+		r.log.Info("partition sealed", "path", p.path(), "records", m.Records["total"], "depth_updates", m.Events.DepthUpdates,
+			"trades", m.Events.Trades, "complete", m.Completeness.Complete)
 	}
-	if err := buildIndex(p.dir); err != nil {
-		return err
+	if len(ps) > 0 {
+		r.pruneSegs()
 	}
-	m := r.metaFor(p, true)
-	if err := meta.Write(p.dir, m); err != nil {
-		return err
+	if len(ps) > 0 && r.sealHook != nil {
+		return r.sealHook("sealed")
 	}
-	if err := p.w.Seal(); err != nil {
-		return fmt.Errorf("seal %s: %w", p.path(), err)
-	}
-	if err := format.SyncDir(p.dir); err != nil {
-		return err
-	}
-	r.noteDiverged(p)
-	r.m.sealed.Inc()
-	r.log.Info("partition sealed", "path", p.path(), "records", m.Records["total"], "depth_updates", m.Events.DepthUpdates,
-		"trades", m.Events.Trades, "complete", m.Completeness.Complete)
-	r.pruneSegs()
 	return nil
 }
 

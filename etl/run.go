@@ -45,7 +45,8 @@ type Options struct {
 	// Total, if set, is told the journal bytes to refine before the run starts.
 	Total func(bytes int64)
 
-	afterCommit func(recvNs int64) // benchmark hook: a frame's records were published
+	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
+	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
 }
 
 // Stats summarise a run.
@@ -145,6 +146,8 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	}
 	defer src.close()
 	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats}
+	r.beforeSeal = run.checkpoint
+	r.sealHook = opt.sealHook
 	err = run.loop(ctx)
 	stats.Diverged = r.diverged
 	stats.Open = len(r.parts)
@@ -218,7 +221,13 @@ func (u *runner) loop(ctx context.Context) error {
 				return err
 			}
 			idleSince = time.Now()
-			src.wait(ctx, idleSince, u.opt.Config.IdleSpin, u.opt.Config.IdlePoll, u.lastCkpt.Add(u.opt.Config.CheckpointInterval))
+			until := u.lastCkpt.Add(u.opt.Config.CheckpointInterval) // the pending checkpoint
+			if !u.dirty {
+				// Nothing to make durable: wake only for housekeeping (a past deadline
+				// here made the idle loop spin).
+				until = idleSince.Add(u.opt.Config.CheckpointInterval)
+			}
+			src.wait(ctx, idleSince, u.opt.Config.IdleSpin, u.opt.Config.IdlePoll, until)
 			continue
 		}
 		if err := u.housekeep(); err != nil {
@@ -343,14 +352,16 @@ func (u *runner) finish() error {
 		return err
 	}
 	if u.opt.SealAll {
+		var all []*partition
 		for _, k := range sortedParts(r.parts) {
 			if p := r.parts[k]; p.key.Kind != kindLate {
-				if err := r.seal(p); err != nil {
-					return err
-				}
-				u.stats.Sealed++
+				all = append(all, p)
 			}
 		}
+		if err := r.seal(all...); err != nil {
+			return err
+		}
+		u.stats.Sealed += len(all)
 	}
 	if err := u.checkpoint(); err != nil {
 		return err

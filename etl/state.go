@@ -58,6 +58,13 @@ type savedPart struct {
 	Created   int64
 	Pos       int64 // committed length
 	Stats     partStats
+	// Sealing: index/ and meta.json are final and the sealed bit is being set. A restart
+	// finishes the seal if the book is still unsealed, and otherwise leaves the partition
+	// alone: it may have been moved to another tier already.
+	Sealing bool
+	// Verifying: the book was sealed by an earlier run (this one only compares); a restart
+	// that finds it moved away drops the records regenerated for it.
+	Verifying bool
 }
 
 type savedSeg struct {
@@ -103,7 +110,7 @@ func (r *Refinery) save(src *source) (*State, error) {
 			return nil, err
 		}
 		st.Parts = append(st.Parts, savedPart{Key: p.key, Venue: p.venue, Code: p.code, Raw: p.raw, VersionID: p.versionID,
-			Dir: rel, Created: p.created, Pos: p.w.Pos(), Stats: p.st})
+			Dir: rel, Created: p.created, Pos: p.w.Pos(), Stats: p.st, Sealing: p.sealing, Verifying: !p.w.Writes()})
 	}
 	sort.Slice(st.Parts, func(i, j int) bool { return st.Parts[i].Dir < st.Parts[j].Dir })
 	for _, n := range sortedKeys(r.segs) {
@@ -142,8 +149,17 @@ func (r *Refinery) restore(st *State) error {
 		p := &partition{key: sp.Key, venue: sp.Venue, code: sp.Code, raw: sp.Raw, versionID: sp.VersionID,
 			dir: filepath.Join(r.root, sp.Dir), created: sp.Created, st: sp.Stats,
 			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs}
-		w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt, r.live)
-		if err != nil {
+		if sp.Sealing {
+			if err := r.finishSeal(p, sp.Pos); err != nil {
+				return err
+			}
+			continue
+		}
+		var w writer
+		if _, err := os.Stat(p.path()); sp.Verifying && errors.Is(err, fs.ErrNotExist) {
+			r.log.Info("a partition sealed by an earlier run was moved to another tier; its records are not compared", "path", p.path())
+			w = &moved{pos: sp.Pos}
+		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt, r.live); err != nil {
 			return err
 		}
 		p.w = w
@@ -159,6 +175,29 @@ func (r *Refinery) restore(st *State) error {
 			return fmt.Errorf("%w: segment hash %s: %v", ErrState, sg.Name, err)
 		}
 		r.segs[sg.Name] = &segHash{d: d, end: sg.End, complete: sg.Complete}
+	}
+	return nil
+}
+
+// finishSeal completes the seal of a partition the checkpoint recorded as sealing: its
+// index/ and meta.json are final. A book still unsealed is trimmed to the checkpoint's
+// length and sealed; a sealed one is left alone, and so is a missing one, which the tier
+// manager has moved on (it moves only sealed books).
+func (r *Refinery) finishSeal(p *partition, pos int64) error {
+	if _, err := os.Stat(p.path()); errors.Is(err, fs.ErrNotExist) {
+		r.log.Info("a partition sealed before the restart has moved to another tier", "path", p.path())
+		return nil
+	}
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt, r.live)
+	if err != nil {
+		return err
+	}
+	if err := w.Seal(); err != nil {
+		return fmt.Errorf("seal %s: %w", p.path(), err)
+	}
+	if w.Writes() {
+		r.m.sealed.Inc()
+		r.log.Info("partition sealed after a restart", "path", p.path())
 	}
 	return nil
 }
