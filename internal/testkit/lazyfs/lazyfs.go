@@ -62,6 +62,7 @@ type object struct {
 	kind    byte
 	mode    uint32
 	data    []byte            // files: content at the last fsync
+	synced  bool              // files: data is a copy made by an fsync (or the scan)
 	entries map[string]uint64 // directories: entries at the last fsync
 	target  string            // symlinks (durable with the entry that names them)
 }
@@ -82,6 +83,35 @@ type FS struct {
 	objs   map[uint64]*object
 	rootID uint64
 	stats  Stats
+	// dirty lists, per file object, the byte ranges written since its last fsync (all:
+	// re-read it whole), so an fsync copies only what changed.
+	dirty map[uint64]*extents
+}
+
+// extents is a set of byte ranges [off, end), kept sorted and merged.
+type extents struct {
+	all bool
+	r   [][2]int64
+}
+
+func (e *extents) add(off, end int64) {
+	if e.all || end <= off {
+		return
+	}
+	r := append(e.r, [2]int64{off, end})
+	sort.Slice(r, func(i, j int) bool { return r[i][0] < r[j][0] })
+	out := r[:1]
+	for _, x := range r[1:] {
+		if l := &out[len(out)-1]; x[0] <= l[1] {
+			l[1] = max(l[1], x[1])
+		} else {
+			out = append(out, x)
+		}
+	}
+	if len(out) > 64 { // too scattered to be worth tracking
+		e.all, out = true, nil
+	}
+	e.r = out
 }
 
 // Mount mounts a lazy file system on mnt (an existing empty directory). Its backing
@@ -146,7 +176,7 @@ func (lz *FS) mount() error {
 func (lz *FS) scan() error {
 	lz.mu.Lock()
 	defer lz.mu.Unlock()
-	lz.ids, lz.objs, lz.nextID = map[uint64]uint64{}, map[uint64]*object{}, 0
+	lz.ids, lz.objs, lz.nextID, lz.dirty = map[uint64]uint64{}, map[uint64]*object{}, 0, map[uint64]*extents{}
 	id, err := lz.scanPath(lz.back)
 	lz.rootID = id
 	return err
@@ -183,7 +213,7 @@ func (lz *FS) scanPath(p string) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		o.data = b
+		o.data, o.synced = b, true
 	case unix.S_IFLNK:
 		o.kind = kindLink
 		t, err := os.Readlink(p)
@@ -247,23 +277,36 @@ func (lz *FS) idOfLocked(st *unix.Stat_t) uint64 {
 	return lz.newID(st.Ino, o)
 }
 
-// syncFile makes a file's current backing content its durable content.
+// markDirty notes that bytes [off, off+n) of the file open on fd changed (n < 0: anything).
+func (lz *FS) markDirty(fd int, off, n int64) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return
+	}
+	lz.mu.Lock()
+	defer lz.mu.Unlock()
+	lz.markDirtyLocked(lz.idOfLocked(&st), off, n)
+}
+
+func (lz *FS) markDirtyLocked(id uint64, off, n int64) {
+	d := lz.dirty[id]
+	if d == nil {
+		d = &extents{}
+		lz.dirty[id] = d
+	}
+	if n < 0 {
+		d.all, d.r = true, nil
+		return
+	}
+	d.add(off, off+n)
+}
+
+// syncFile makes a file's current backing content its durable content: the ranges written
+// since the last fsync are copied over (the whole file when that is not known).
 func (lz *FS) syncFile(fd int) syscall.Errno {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return gofs.ToErrno(err)
-	}
-	b := make([]byte, st.Size)
-	for off := 0; off < len(b); {
-		n, err := unix.Pread(fd, b[off:], int64(off))
-		if err != nil {
-			return gofs.ToErrno(err)
-		}
-		if n == 0 {
-			b = b[:off]
-			break
-		}
-		off += n
 	}
 	lz.mu.Lock()
 	defer lz.mu.Unlock()
@@ -271,8 +314,38 @@ func (lz *FS) syncFile(fd int) syscall.Errno {
 		lz.stats.Dropped++
 		return syscall.EIO
 	}
-	o := lz.objs[lz.idOfLocked(&st)]
-	o.data, o.mode = b, st.Mode&0o7777
+	id := lz.idOfLocked(&st)
+	o := lz.objs[id]
+	d := lz.dirty[id]
+	delete(lz.dirty, id)
+	size := st.Size
+	data := o.data
+	ranges := [][2]int64{{0, size}}
+	if d != nil && !d.all && o.synced {
+		ranges = d.r
+		if int64(len(data)) > size {
+			data = data[:size]
+		}
+		data = append(data, make([]byte, size-int64(len(data)))...)
+	} else if d == nil && o.synced && int64(len(data)) == size {
+		ranges = nil // nothing written since the last fsync
+	} else {
+		data = make([]byte, size)
+	}
+	for _, r := range ranges {
+		lo, hi := r[0], min(r[1], size)
+		for off := lo; off < hi; {
+			k, err := unix.Pread(fd, data[off:hi], off)
+			if err != nil {
+				return gofs.ToErrno(err)
+			}
+			if k == 0 {
+				break
+			}
+			off += int64(k)
+		}
+	}
+	o.data, o.mode, o.synced = data, st.Mode&0o7777, true
 	lz.stats.FileSyncs++
 	return 0
 }
@@ -595,7 +668,16 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if lf, ok := f.(*file); ok {
 		f = lf.lf
 	}
-	return n.LoopbackNode.Setattr(ctx, f, in, out)
+	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
+	if _, ok := in.GetSize(); ok && errno == 0 {
+		var st unix.Stat_t
+		if unix.Lstat(filepath.Join(n.lz.back, n.EmbeddedInode().Path(nil)), &st) == nil {
+			n.lz.mu.Lock()
+			n.lz.markDirtyLocked(n.lz.idOfLocked(&st), 0, -1)
+			n.lz.mu.Unlock()
+		}
+	}
+	return errno
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -671,7 +753,11 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 	f.lz.mu.Lock()
 	f.lz.stats.Writes++
 	f.lz.mu.Unlock()
-	return f.lf.Write(ctx, data, off)
+	n, errno := f.lf.Write(ctx, data, off)
+	if n > 0 {
+		f.lz.markDirty(f.fd(), off, int64(n))
+	}
+	return n, errno
 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno { return f.lf.Release(ctx) }
@@ -692,6 +778,7 @@ func (f *file) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOu
 	if f.lz.refuse() {
 		return syscall.EIO
 	}
+	f.lz.markDirty(f.fd(), 0, -1)
 	return f.lf.Setattr(ctx, in, out)
 }
 
@@ -699,6 +786,7 @@ func (f *file) Allocate(ctx context.Context, off uint64, size uint64, mode uint3
 	if f.lz.refuse() {
 		return syscall.EIO
 	}
+	f.lz.markDirty(f.fd(), int64(off), int64(size))
 	return f.lf.Allocate(ctx, off, size, mode)
 }
 

@@ -133,6 +133,18 @@ func TestPowerCut(t *testing.T) {
 	if out, err := helper.CombinedOutput(); err != nil {
 		t.Fatalf("mmap helper: %v\n%s", err, out)
 	}
+	// in-place writes: only the fsynced one counts
+	pp := w("patched", "0123456789")
+	syncPath(t, pp)
+	pf, err := os.OpenFile(pp, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.WriteAt([]byte("AB"), 4)
+	pf.Sync()
+	pf.WriteAt([]byte("XY"), 0)
+	pf.WriteAt([]byte("tail"), 10)
+	pf.Close()
 	f2 := w("both", "kept and more") // rewritten in place, not synced
 	_ = f2
 	syncPath(t, d) // entries now: nosync, filesync, both, final, link, sub, mapped (old gone)
@@ -148,7 +160,7 @@ func TestPowerCut(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"nosync": "", "filesync": "data", "both": "kept", "final": "renamed", "link": "kept",
-		"mapped": "synced0000",
+		"mapped": "synced0000", "patched": "0123AB6789",
 	} {
 		got, ok := content(t, filepath.Join(d, name))
 		if !ok || got != want {
