@@ -41,8 +41,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
 
+# S3=1: the remote tier is a loopback S3 server (versitygw) instead of file://.
+# DEMO_SYNTH=1: synthetic partitions too, to show scale.
+S3         ?= 0
+DEMO_SYNTH ?= 0
 demo: deps build
-	scripts/demo.sh
+	S3=$(S3) DEMO_SYNTH=$(DEMO_SYNTH) scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

@@ -1,121 +1,277 @@
 #!/usr/bin/env bash
-# The Chronicle demo on embedded defaults, in a scratch folder (CHRONICLE_DEMO_DIR, default
-# /tmp/chronicle-demo). It runs the real binaries end to end:
-#   1. chronicle-feed replays a real Binance capture into the Zone 1 journal in the hot tier;
-#   2. partitions are written into the warm and hot tiers (chronicle-etl synth: synthetic
-#      canonical books, until the refinery turns the journal into books);
-#   3. chronicle-tier ages them by date: warm -> cold (seekable zstd), cold -> remote
-#      (file:// object store, verified upload, local stub);
-#   4. chronicle-fs mounts every tier as one tree; dd, numpy and pandas read a partition from
-#      each tier through it, and the bytes are compared with the originals.
+# The Chronicle demo: the real pipeline on every bundled Binance capture, on embedded
+# defaults, in a scratch folder (CHRONICLE_DEMO_DIR, default /tmp/chronicle-demo), no network
+# beyond loopback. `make demo` builds the binaries and runs it (as root, for the mount).
+#
+#   chronicle-exsim   serves the captures (../shared/data/captures) as a local exchange:
+#                     websocket and REST, one market per capture
+#   chronicle-feed    captures each market live into the hot journal (one feed per venue)
+#   chronicle-etl     refines the journal live into v1/{venue}/{symbol}/{date}/book.q (hot tier)
+#   chronicle-tier    ages the partitions with a demo clock: hot -> warm -> cold -> remote
+#   chronicle-fs      mounts every tier as one tree; the researcher reads it with dd, numpy,
+#                     pandas and matplotlib (python/demo_report.py)
+#
+# The terminal gets a short narrative; each daemon logs to DIR/NAME.log. Exit, an error or
+# Ctrl-C stops every daemon and unmounts. Options (environment):
+#   S3=1          the remote tier is a loopback S3 server (versitygw) instead of file://
+#   DEMO_SYNTH=1  also write synthetic partitions (chronicle-etl synth) to show scale
+#   BIN=dir       where the binaries are (default bin/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-bin}
+REPO=$PWD
+BIN=$(cd "${BIN:-bin}" && pwd)
 D=${CHRONICLE_DEMO_DIR:-/tmp/chronicle-demo}
 PY=/usr/bin/python3
 SHARED=${CHRONICLE_SHARED:-$(cd .. && pwd)/shared}
-CAPTURE="$SHARED/data/captures/binance-usdm_ethusdt_20240808.jsonl.gz"
+CAPTURES=$SHARED/data/captures
+S3=${S3:-0}
+DEMO_SYNTH=${DEMO_SYNTH:-0}
+# The demo clock of chronicle-tier: a day and a bit after the captures (2024-08-08/09).
+NOW=2024-08-10T06:00:00Z
+T0=$(date +%s%N)
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+bold() { printf '\033[1m== %s\033[0m  [%s]\n' "$*" "$(elapsed)"; }
+say() { printf '   %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+elapsed() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100)); }
 
-# A previous demo's mount (even a crashed one) is cleaned by chronicle-fs itself at start;
-# unmount it here only to be able to delete the folder.
-if mountpoint -q "$D/mnt" 2>/dev/null || grep -qs " $D/mnt " /proc/mounts; then
-  "$BIN/chronicle-fs" unmount "$D/mnt" || umount -l "$D/mnt" || true
-fi
+# --- daemons: started in the background, logged to files, always stopped ---------------
+declare -A PIDS=()
+start() { # NAME CMD...: run a daemon, its output to $D/NAME.log
+  local name=$1; shift
+  "$@" >>"$D/$name.log" 2>&1 &
+  PIDS[$name]=$!
+}
+stop() { # NAME...: SIGTERM, then wait (SIGKILL after 20 s)
+  local name pid
+  for name in "$@"; do
+    pid=${PIDS[$name]:-}
+    [ -n "$pid" ] || continue
+    [ -r /proc/$pid/stat ] && echo "$name $(awk '{print $14, $15}' /proc/$pid/stat)" >> "$D/cpu.txt"
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for name in "$@"; do
+    pid=${PIDS[$name]:-}
+    [ -n "$pid" ] || continue
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "PIDS[$name]"
+  done
+}
+mounted() { grep -qs " $D/mnt " /proc/mounts; }
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [ -n "${FG:-}" ] && kill -TERM "$FG" 2>/dev/null || true
+  # Producers first, the mount last (it unmounts on SIGTERM).
+  stop feed-perp feed-coinm feed-spot etl tier exsim fs s3 2>/dev/null || true
+  if mounted; then "$BIN/chronicle-fs" unmount "$D/mnt" 2>/dev/null || umount -l "$D/mnt" || true; fi
+  if [ "$rc" -ne 0 ]; then
+    printf '\ndemo: stopped (exit %d); daemon logs are in %s/*.log\n' "$rc" "$D" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+run_fg() { # a foreground command that SIGINT to this script interrupts at once (bash runs
+  # traps only between commands, and wait is one)
+  local rc=0
+  "$@" &
+  FG=$!
+  wait "$FG" || rc=$?
+  FG=
+  return $rc
+}
+wait_for() { # SECONDS WHAT CMD...: poll until CMD succeeds
+  local secs=$1 what=$2; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${secs} s waiting for $what (logs: $D/*.log)"
+    sleep 0.2
+  done
+}
+
+for b in chronicle-exsim chronicle-feed chronicle-etl chronicle-tier chronicle-fs; do
+  [ -x "$BIN/$b" ] || die "$BIN/$b missing: run 'make demo' (or 'make build')"
+done
+[ -d "$CAPTURES" ] || die "captures not found in $CAPTURES (set CHRONICLE_SHARED)"
+"$PY" -c 'import numpy, pandas, matplotlib' 2>/dev/null || die "python3 needs numpy, pandas and matplotlib: run scripts/deps.sh"
+
+# A previous demo's mount (even a crashed one) must go before its folder can.
+if mounted; then "$BIN/chronicle-fs" unmount "$D/mnt" 2>/dev/null || umount -l "$D/mnt" || true; fi
 rm -rf "$D"
-mkdir -p "$D"/{hot,warm,cold,remote,mnt}
+mkdir -p "$D"/{hot,warm,cold,mnt}
+
+REMOTE="file://$D/remote"
+REMOTE_CFG=""
+if [ "$S3" = 1 ]; then
+  VGW=${VERSITYGW:-$(command -v versitygw || echo "$(go env GOPATH 2>/dev/null)/bin/versitygw")}
+  [ -x "$VGW" ] || die "versitygw not found: run scripts/deps.sh"
+  port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  key=demo$RANDOM$RANDOM secret=$("$PY" -c 'import secrets; print(secrets.token_hex(20))')
+  mkdir -p "$D/s3/chronicle-demo" # a directory of the posix backend is a bucket
+  start s3 env ROOT_ACCESS_KEY="$key" ROOT_SECRET_KEY="$secret" "$VGW" --port "127.0.0.1:$port" --region us-east-1 \
+    --health /health --keep-alive posix "$D/s3"
+  REMOTE="s3://chronicle-demo/v1archive"
+  REMOTE_CFG=$(printf 'endpoint = "http://127.0.0.1:%s"\nregion = "us-east-1"\npath_style = true\naccess_key = "%s"\nsecret_key = "%s"' "$port" "$key" "$secret")
+  wait_for 20 "versitygw" "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null
+fi
+
 cat > "$D/chronicle.toml" <<TOML
-# One file for every daemon; each reads its own sections.
+# One file for every daemon (docs/config.md); each reads its own sections.
 [tiers]
 hot    = "$D/hot"
 warm   = "$D/warm"
 cold   = "$D/cold"
-remote = "file://$D/remote"
+remote = "$REMOTE"
+
+[remote]
+$REMOTE_CFG
 
 [log]
 level  = "info"
 format = "text"
 
 [feed]
-metrics_addr = ""   # the journal goes to [tiers] hot /feed/{venue}
+metrics_addr = ""             # the journal goes to [tiers] hot /feed/{venue}
+
+[etl]
+output       = "hot"          # live partitions in the hot tier; the tier manager moves sealed ones
+grace        = "2m"           # the previous day stays open 2 min of exchange time past midnight
+checkpoint_interval = "1s"
+meta_interval = "1s"
+idle_spin    = "0s"           # no busy-polling: seven processes share this machine's cores
+metrics_addr = ""
 
 [tier]
-hot_to_warm  = true
-hot_settle   = "0s"
-cold_after   = "24h"
-remote_after = "8760h"
-metrics_addr = ""
+hot_to_warm   = true
+hot_settle    = "0s"
+cold_after    = "24h"         # warm -> cold once the day ended 24 h ago
+remote_after  = "720h"        # cold -> remote after 30 days
+scan_interval = "500ms"
+concurrency   = 2
+metrics_addr  = ""
 
 [fs]
 cache_bytes  = 268435456
-metrics_addr = "127.0.0.1:0"
+metrics_addr = ""
 TOML
-echo "demo folder: $D (config: $D/chronicle.toml)"
+C=(--config "$D/chronicle.toml")
+printf 'Chronicle demo in %s (config chronicle.toml, daemon logs *.log)\n' "$D"
 
-step "1. chronicle-feed: replay a real Binance USD-M capture into the hot journal"
-if [ -f "$CAPTURE" ]; then
-  "$BIN/chronicle-feed" replay --config "$D/chronicle.toml" --speed 0 --log-format text "$CAPTURE"
-  find "$D/hot/feed" -type f -name '*.q' -printf '%p  %s bytes\n' | sort
-else
-  echo "capture not found at $CAPTURE (set CHRONICLE_SHARED); skipping the replay"
-fi
-
-step "2. partitions: 6 recent days and 3 from over a year ago in warm, today's in hot"
-today=$(date -u +%F)
-yesterday=$(date -u -d yesterday +%F)
-old=$(date -u -d "400 days ago" +%F)
-cold=$(date -u -d "3 days ago" +%F)
-"$BIN/chronicle-etl" synth --config "$D/chronicle.toml" --symbols eth-usdt,btc-usdt --days 6 --end "$yesterday" --bytes 8MiB
-"$BIN/chronicle-etl" synth --config "$D/chronicle.toml" --symbols eth-usdt --days 3 --end "$old" --bytes 8MiB
-"$BIN/chronicle-etl" synth --root "$D/hot" --symbols eth-usdt --days 1 --end "$today" --bytes 4MiB
-# Keep the originals' hashes to compare with what the mount serves after the moves.
-( cd "$D" && find hot warm -name book.q | sort | while read -r f; do
-    p=${f#*/}; printf '%s  %s\n' "$(sha256sum < "$f" | cut -d' ' -f1)" "$p"; done ) > "$D/originals.sha256"
-
-step "3. chronicle-tier: plan, apply, status"
-"$BIN/chronicle-tier" --config "$D/chronicle.toml" apply --dry-run
-"$BIN/chronicle-tier" --config "$D/chronicle.toml" apply
-"$BIN/chronicle-tier" --config "$D/chronicle.toml" status
-
-step "4. chronicle-fs: one tree over every tier"
-"$BIN/chronicle-fs" mount --config "$D/chronicle.toml" "$D/mnt" 2> "$D/fs.log" &
-FS_PID=$!
-trap 'kill -TERM $FS_PID 2>/dev/null || true; wait $FS_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -d "$D/mnt/v1" ] && break; sleep 0.1; done
-ls "$D/mnt/v1"/*/*
-echo
-eth="$D/mnt/v1/binance-perp/eth-usdt"
-for date in "$today" "$yesterday" "$cold" "$old"; do
-  f="$eth/$date/book.q"
-  tier=$(getfattr --only-values -n user.chronicle.tier "$f" 2>/dev/null || echo "?")
-  printf '%-10s %-7s ' "$date" "$tier"
-  dd if="$f" of=/dev/null bs=1M 2>&1 | tail -1
+bold "1. chronicle-exsim serves the bundled Binance captures on loopback (websocket + REST)"
+start exsim "$BIN/chronicle-exsim" --captures "$CAPTURES" --state-dir "$D/exsim"
+wait_for 60 "the exchange simulator" test -s "$D/exsim/addr"
+declare -A SYMS=() VENUE=()
+for m in usdm coinm spot cryptofeed; do
+  read -r -a f < "$D/exsim/$m.feed"
+  VENUE[$m]=${f[1]} SYMS[$m]=${f[3]}
+  msgs=$(sed -n "s/.*msg=market .*name=$m .*messages=\([0-9]*\).*/\1/p" "$D/exsim.log")
+  say "$(printf '%-10s %-13s %-34s %6s messages  %s' "$m" "${VENUE[$m]}" "${SYMS[$m]}" "$msgs" "ws://$(cat "$D/exsim/addr")/$m")"
 done
 
-step "5. every book.q through the mount equals the original, byte for byte"
-( cd "$D/mnt" && sha256sum -c --quiet "$D/originals.sha256" ) && echo "all $(wc -l < "$D/originals.sha256") partitions identical"
+bold "2. chronicle-feed captures each market live; chronicle-etl refines the journal as it grows"
+start etl "$BIN/chronicle-etl" run "${C[@]}"
+feed() { # LOGNAME MARKET
+  # shellcheck disable=SC2046 # the feed flags file is one line of flags
+  start "$1" "$BIN/chronicle-feed" run "${C[@]}" $(cat "$D/exsim/$2.feed")
+}
+feed feed-coinm coinm
+feed feed-spot spot
+feed feed-perp cryptofeed # binance-perp: the 2021 four-symbol set, then the 2024 ETHUSDT one
+journaled() { "$PY" python/demo_report.py journal-count "$D/hot/feed/${VENUE[$1]}" "${SYMS[$1]}"; }
+committed() { # the journal's committed bytes (header offset 24, docs/format/q.md)
+  local f; for f in "$D/hot/feed/${VENUE[$1]}"/*.q; do od -An -t u8 -j 24 -N 8 "$f"; done | tr -d ' \n'
+}
+declare -A LAST=()
+drained() { # MARKET: the market is over, its journal has stopped growing and holds all it was sent
+  [ -e "$D/exsim/$1.done" ] || return 1
+  local now; now=$(committed "$1")
+  [ "$now" = "${LAST[$1]:-}" ] || { LAST[$1]=$now; return 1; }
+  [ "$(journaled "$1")" -ge "$(awk '{print $4}' "$D/exsim/$1.done")" ]
+}
+wait_for 60 "the cryptofeed market" drained cryptofeed
+stop feed-perp
+feed feed-perp usdm
+for m in usdm coinm spot; do wait_for 90 "market $m" drained "$m"; done
+stop feed-perp feed-coinm feed-spot
+for m in cryptofeed usdm coinm spot; do
+  sent=$(awk '{print $4}' "$D/exsim/$m.done")
+  got=$(journaled "$m")
+  say "$(printf '%-10s exsim sent %6d messages, the %-13s journal holds %6d' "$m" "$sent" "${VENUE[$m]}" "$got")"
+  [ "$sent" = "$got" ] || die "market $m: $sent messages sent but $got journaled"
+done
+caught_up() {
+  "$BIN/chronicle-etl" status "${C[@]}" --json 2>/dev/null | "$PY" -c '
+import json, sys
+vs = json.load(sys.stdin)
+sys.exit(0 if len(vs) == 3 and all(v["lag_bytes"] == 0 for v in vs) else 1)'
+}
+wait_for 60 "the refinery to reach the journals' ends" caught_up
+find "$D/hot/v1" -name book.q | sort > "$D/refined.txt"
+say "refined live: $(wc -l < "$D/refined.txt") partitions in hot, $(elapsed) since the start"
 
-step "6. numpy and pandas read through the mount, whatever the tier"
-"$PY" - "$eth" "$today" "$cold" "$old" <<'PYEOF'
-import sys
-sys.path.insert(0, "python")
+bold "3. The COIN-M and spot captures are over: chronicle-etl backfill --seal-all seals their days"
+say "(from the daemon's checkpoint; binance-perp stays open in hot, as a live feed's day would)"
+stop etl
+run_fg "$BIN/chronicle-etl" backfill "${C[@]}" --log-level warn --seal-all --root "$D/hot" \
+  "$D/hot/feed/binance-coinm" "$D/hot/feed/binance-spot" >>"$D/etl.log" 2>&1
+start etl "$BIN/chronicle-etl" run "${C[@]}"
+if [ "$DEMO_SYNTH" = 1 ]; then
+  say "DEMO_SYNTH=1: synthetic partitions too (eth-synth, 6 days of 64 MiB in warm)"
+  run_fg "$BIN/chronicle-etl" synth "${C[@]}" --root "$D/warm" --symbols eth-synth --days 6 --end 2024-08-07 --bytes 64MiB >>"$D/etl.log" 2>&1
+fi
+
+bold "4. chronicle-tier ages them with a demo clock: now = $NOW (cold after 24 h, remote after 30 d)"
+start tier "$BIN/chronicle-tier" "${C[@]}" --now "$NOW" run
+settled() {
+  "$BIN/chronicle-tier" "${C[@]}" --now "$NOW" status --json 2>/dev/null | "$PY" -c '
+import json, sys
+s = json.load(sys.stdin)
+p = s["plan"]
+sys.exit(0 if not p["Moves"] and not p["Problems"] else 1)'
+}
+wait_for 60 "the tier manager to finish its moves" settled
+"$BIN/chronicle-tier" "${C[@]}" --now "$NOW" status > "$D/tier-status.txt" 2>/dev/null
+sed -n '/^ *tier /,/^$/p' "$D/tier-status.txt" | sed '/^$/d; s/^  //'
+open=$(sed -n 's/^ *hot->warm *v1\/\([^:]*\): book still being written.*/\1/p' "$D/tier-status.txt" | tr '\n' ' ')
+say "not sealed, so still in hot: ${open:-none}"
+
+bold "5. chronicle-fs mounts every tier as one tree: $D/mnt"
+start fs "$BIN/chronicle-fs" mount "${C[@]}" "$D/mnt"
+wait_for 20 "the mount" test -d "$D/mnt/v1"
+( cd "$D/mnt" && find v1 -name book.q | sort | while read -r f; do
+    tier=$(getfattr --only-values -n user.chronicle.tier "$f" 2>/dev/null || echo "?")
+    printf '   %-48s %-6s %6s KiB\n' "${f%/book.q}/" "$tier" "$(( $(stat -c %s "$f") / 1024 ))"
+  done )
+say "(each partition: $(cd "$D/mnt/v1/binance-coinm/eth-usd-perp/2024-08-08" && ls -p | tr '\n' ' '))"
+
+bold "6. dd reads a book.q like any file, from each tier"
+for tier in hot warm cold remote; do
+  f=$(cd "$D/mnt" && find v1 -name book.q | sort | while read -r p; do
+        [ "$(getfattr --only-values -n user.chronicle.tier "$p" 2>/dev/null)" = "$tier" ] && { echo "$p"; break; }; done)
+  [ -n "$f" ] || continue
+  printf '   %-6s %-40s %s\n' "$tier" "${f%/book.q}" "$(dd if="$D/mnt/$f" of=/dev/null bs=1M 2>&1 | tail -1)"
+done
+
+bold "7. numpy + pandas through the mount (python/demo_report.py): records, exchange time, prices"
+run_fg "$PY" python/demo_report.py summary "$D/mnt" --report "$D/report" > "$D/summary.txt"
+sed 's/^/   /' "$D/summary.txt"
+"$PY" - "$D/mnt/v1/binance-perp/eth-usdt/2024-08-08" <<'PYEOF' | sed 's/^/   /'
+import sys; sys.path.insert(0, "python")
 import numpy as np, chronicle_q as q
-base, dates = sys.argv[1], sys.argv[2:]
-for d in dates:
-    path = f"{base}/{d}/book.q"
-    book = q.open_book(path)                                   # numpy.memmap of book.q
-    npy = np.load(f"{base}/{d}/book.npy", mmap_mode="r")       # the virtual .npy: no helper code
-    assert (np.asarray(npy) == np.asarray(book)).all()
-    bbo = q.view(book, q.BBO)
-    df = q.to_pandas(book[:100000], q.read_header(path))
-    spread = (bbo["ask_price"] - bbo["bid_price"]).mean() / 1e8
-    print(f"{d}: {len(book):>8} records, {len(bbo):>7} BBOs, mean spread {spread:.4f}, "
-          f"first event {df['ts_exchange'].iloc[0]}")
+d = sys.argv[1]
+npy = np.load(d + "/book.npy", mmap_mode="r")                      # the virtual .npy: plain numpy
+part = q.read(d + "/book.q", "2024-08-08T23:58:00Z", "2024-08-08T23:59:00Z")   # a minute, by index/
+df = q.to_pandas(part[part["type_id"] == q.TRADE])
+print(f"perp/eth-usdt/2024-08-08: book.npy {npy.shape[0]} records; 23:58-23:59 read by time: {len(part)} records, "
+      f"{len(df)} trades, VWAP {np.average(df.price_f, weights=df.qty_f):.2f}")
 PYEOF
 
-step "done: unmounting"
-kill -TERM $FS_PID
-wait $FS_PID || true
+bold "8. Charts (matplotlib, read through the mount): mid-price and spread, top-of-book depth"
+say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; every daemon and the mount stop now"
+stop fs tier etl exsim s3
 trap - EXIT
-echo "The demo folder stays at $D; run 'make demo' again to start over."
+printf '\ndemo finished in %s\nReport: %s\n' "$(elapsed)" "file://$D/report/index.html"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, only when it is missing:
 #   Debian: gcc + libc6-dev (cgo: go test -race, and the bundled libzstd encoder)
-#   Debian: zstd (CLI reader), python3-numpy + python3-pandas (independent readers), attr (getfattr)
+#   Debian: zstd (CLI reader), python3-numpy + python3-pandas (independent readers), attr (getfattr),
+#           python3-matplotlib (the demo's charts)
 #   Debian: rclone, s3fs, fuse3, iproute2 (the peers and the shaped link of `make bench`)
 #   versitygw: the S3 server the remote-tier tests run on loopback (decisions.md)
 set -euo pipefail
@@ -12,6 +13,7 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v getfattr >/dev/null || need+=(attr)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import pandas' 2>/dev/null || need+=(python3-pandas)
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib) # the demo's charts
 # make bench: the peers chronicle-fs is measured against, and the shaped link (tc, nsenter)
 command -v rclone >/dev/null || need+=(rclone fuse3)
 command -v s3fs >/dev/null || need+=(s3fs)
