@@ -97,6 +97,22 @@ func (f *FS) openBook(ctx context.Context, logical string, knownHS int64) (tiers
 	return h, bi, nil
 }
 
+// describeBook is what a lookup needs of a book: from the resolver's entry when that says
+// everything (a bucket partition's stub records the size and the header's), otherwise by
+// opening the book, which for a remote book costs its index and first frame. find(1) over
+// a bucket of years of partitions looks every book up.
+func (f *FS) describeBook(ctx context.Context, logical string, knownHS int64) (bookInfo, error) {
+	if e, err := f.res.Stat(logical); err == nil && e.HeaderSize > 0 && e.Sealed && e.Tier == layout.Remote {
+		return bookInfo{size: e.Size, sealed: true, headerSize: e.HeaderSize, tier: e.Tier, source: e.Source, mtime: e.ModTime}, nil
+	}
+	h, bi, err := f.openBook(ctx, logical, knownHS)
+	if err != nil {
+		return bookInfo{}, err
+	}
+	h.Close()
+	return bi, nil
+}
+
 func (f *FS) addPart(d *dirNode) {
 	f.partsMu.Lock()
 	f.parts[d.logical] = d

@@ -214,11 +214,10 @@ func (d *dirNode) lookupBook(ctx context.Context, name string, out *fuse.EntryOu
 			hs = fn.knownHS()
 		}
 	}
-	h, bi, err := f.openBook(ctx, book, hs)
+	bi, err := f.describeBook(ctx, book, hs)
 	if err != nil {
 		return nil, f.errno("lookup", child, err)
 	}
-	h.Close()
 	kind := kindBook
 	if name == NPYName {
 		kind = kindNPY
@@ -417,11 +416,10 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 		return 0
 	}
 	if n.kind != kindPlain {
-		h, bi, err := f.openBook(ctx, n.book, n.knownHS())
+		bi, err := f.describeBook(ctx, n.book, n.knownHS())
 		if err != nil {
 			return f.errno("getattr", n.logical, err)
 		}
-		h.Close()
 		out.SetTimeout(n.bookAttr(&out.Attr, bi))
 		return 0
 	}

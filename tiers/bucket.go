@@ -40,7 +40,24 @@ type bucket struct {
 	listings lru[string, []string]   // directory key ("v1/venue/") -> sorted subdirectory names
 	stubs    lru[layout.Key, *bstub] // partitions, and partitions known to be absent (nil stub)
 	inflight map[string]*call
+	walks    map[string]*walk // symbol directory -> stub misses seen there
 }
+
+// A walk is a reader going through a symbol's partitions one after another (find, a
+// backtest over every day): after prefetchAfter stub misses in one symbol within
+// prefetchWindow, the stubs of all its listed dates are fetched prefetchWorkers at a time,
+// so the walk stops paying one round trip per partition.
+type walk struct {
+	misses  int
+	first   time.Time
+	started bool
+}
+
+const (
+	prefetchAfter   = 3
+	prefetchWindow  = 10 * time.Second
+	prefetchWorkers = 8
+)
 
 // bstub is a partition's stub as the bucket holds it, validated against the partition.
 type bstub struct {
@@ -58,6 +75,7 @@ func newBucket(store objstore.Store, ttl, timeout time.Duration) *bucket {
 		listings: newLRU[string, []string](maxCachedListings),
 		stubs:    newLRU[layout.Key, *bstub](maxCachedStubs),
 		inflight: map[string]*call{},
+		walks:    map[string]*walk{},
 	}
 }
 
@@ -133,6 +151,7 @@ func (b *bucket) partition(k layout.Key) (*bstub, error) {
 		if attempt > 0 {
 			return p, nil
 		}
+		b.noteMiss(k)
 		err := b.once("stub:"+k.Dir(), func() error {
 			p, err := b.fetchStub(k)
 			if err != nil {
@@ -150,6 +169,63 @@ func (b *bucket) partition(k layout.Key) (*bstub, error) {
 			return nil, err
 		}
 	}
+}
+
+// noteMiss counts a stub miss in k's symbol and starts the symbol's prefetch when a walk
+// shows.
+func (b *bucket) noteMiss(k layout.Key) {
+	sym := path.Join(layout.LayoutVersion, k.Venue, k.Symbol)
+	now := b.now()
+	b.mu.Lock()
+	w := b.walks[sym]
+	if w == nil || now.Sub(w.first) > prefetchWindow {
+		if len(b.walks) > maxCachedListings {
+			clear(b.walks)
+		}
+		w = &walk{first: now, started: w != nil && w.started && now.Sub(w.first) <= b.ttl}
+		b.walks[sym] = w
+	}
+	w.misses++
+	start := w.misses >= prefetchAfter && !w.started
+	if start {
+		w.started = true
+	}
+	b.mu.Unlock()
+	if start {
+		go b.prefetch(k.Venue, k.Symbol)
+	}
+}
+
+// prefetch fetches the stubs of every listed date of a symbol that is not cached.
+func (b *bucket) prefetch(venue, symbol string) {
+	dates, err := b.subdirs(path.Join(layout.LayoutVersion, venue, symbol))
+	if err != nil {
+		return
+	}
+	todo := make(chan layout.Key)
+	var wg sync.WaitGroup
+	for range prefetchWorkers {
+		wg.Go(func() {
+			for k := range todo {
+				b.partition(k) // errors: the reader will meet them itself
+			}
+		})
+	}
+	for i, d := range dates {
+		if i >= maxCachedStubs/2 {
+			break // never evict what the walk just fetched
+		}
+		k := layout.Key{Venue: venue, Symbol: symbol, Date: d}
+		b.mu.Lock()
+		_, at, ok := b.stubs.peek(k)
+		b.mu.Unlock()
+		if ok && b.now().Sub(at) < b.ttl {
+			continue
+		}
+		todo <- k
+	}
+	close(todo)
+	wg.Wait()
 }
 
 func (b *bucket) fetchStub(k layout.Key) (*bstub, error) {
@@ -224,7 +300,7 @@ func (p *bstub) stat(k layout.Key, rest, name, uri string) (Entry, bool) {
 		e.IsDir = true
 		return e, true
 	case rest == layout.BookName:
-		e.Size = p.s.UncompressedSize
+		e.Size, e.HeaderSize = p.s.UncompressedSize, p.s.HeaderSize
 		return e, true
 	}
 	if f := p.s.File(rest); f != nil {
@@ -265,6 +341,17 @@ func (c *lru[K, V]) get(k K) (V, time.Time, bool) {
 		return zero, time.Time{}, false
 	}
 	c.order.MoveToFront(el)
+	it := el.Value.(*lruItem[K, V])
+	return it.v, it.at, true
+}
+
+// peek is get without refreshing the entry's recency.
+func (c *lru[K, V]) peek(k K) (V, time.Time, bool) {
+	el, ok := c.m[k]
+	if !ok {
+		var zero V
+		return zero, time.Time{}, false
+	}
 	it := el.Value.(*lruItem[K, V])
 	return it.v, it.at, true
 }

@@ -22,17 +22,17 @@ import (
 const wholeFileMax = 16 << 20
 
 // openBucketFile opens a file of a partition only the bucket holds.
-func (r *Resolver) openBucketFile(ctx context.Context, loc Location, rest string) (Handle, error) {
-	f := loc.bs.s.File(rest)
+func (r *Resolver) openBucketFile(ctx context.Context, k layout.Key, bs *bstub, rest string) (Handle, error) {
+	f := bs.s.File(rest)
 	if f == nil {
-		if _, isDir := loc.bs.entries(rest); isDir {
-			return nil, fmt.Errorf("%s/%s: %w", loc.Key.Dir(), rest, ErrIsDir)
+		if _, isDir := bs.entries(rest); isDir {
+			return nil, fmt.Errorf("%s/%s: %w", k.Dir(), rest, ErrIsDir)
 		}
-		return nil, fmt.Errorf("%s/%s: %w", loc.Key.Dir(), rest, ErrNotFound)
+		return nil, fmt.Errorf("%s/%s: %w", k.Dir(), rest, ErrNotFound)
 	}
-	key := fileKey(loc.Key, rest)
+	key := fileKey(k, rest)
 	uri := r.store.URI(key)
-	h := &bytesHandle{src: uri, mtime: loc.bs.s.UploadedAt, version: "remote:" + f.SHA256}
+	h := &bytesHandle{src: uri, mtime: bs.s.UploadedAt, version: "remote:" + f.SHA256}
 	if f.Size > wholeFileMax {
 		h.ra, h.size = &remoteAt{r: r, key: key, uri: uri, size: f.Size}, f.Size
 		return h, nil

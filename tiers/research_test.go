@@ -217,8 +217,11 @@ func TestResearchHostOutage(t *testing.T) {
 	if _, err := r.ReadDir("v1/" + testKey.Venue); !errors.Is(err, ErrRemoteFailed) {
 		t.Fatalf("uncached listing during the outage: %v, want ErrRemoteFailed", err)
 	}
-	if _, err := r.Stat(k2.Dir()); !errors.Is(err, ErrRemoteFailed) {
-		t.Fatalf("uncached partition during the outage: %v, want ErrRemoteFailed", err)
+	if _, err := r.Stat(k2.Dir()); err != nil {
+		t.Fatalf("a partition the cached listing names, during the outage: %v", err)
+	}
+	if _, err := r.Stat(k2.Dir() + "/book.q"); !errors.Is(err, ErrRemoteFailed) {
+		t.Fatalf("the book of a partition whose stub was never fetched, during the outage: %v, want ErrRemoteFailed", err)
 	}
 	if _, err := r.Open(context.Background(), testKey.Dir()+"/book.q"); !errors.Is(err, ErrRemoteFailed) {
 		t.Fatalf("book whose index was never fetched, during the outage: %v", err)

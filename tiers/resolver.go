@@ -159,7 +159,19 @@ type Location struct {
 	Kind Kind
 	Dir  string // the local partition directory (the cold one for remote partitions; the URI for KindBucket)
 	root *root
-	bs   *bstub // KindBucket
+}
+
+// bucketStub fetches (or finds cached) the stub copy of a partition the bucket lists. A
+// listed date without one is an upload still in progress, or one that failed: not found.
+func (r *Resolver) bucketStub(loc Location) (*bstub, error) {
+	bs, err := r.bucket.partition(loc.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", loc.Key.Dir(), err)
+	}
+	if bs == nil {
+		return nil, fmt.Errorf("%s: %w: listed in the bucket without its stub (upload in progress or failed)", loc.Key.Dir(), ErrNotFound)
+	}
+	return bs, nil
 }
 
 // Locate finds the first tier, in priority order, that holds k's book.
@@ -175,12 +187,14 @@ func (r *Resolver) Locate(k layout.Key) (Location, error) {
 		}
 	}
 	if r.bucket != nil {
-		bs, err := r.bucket.partition(k)
+		// Listed under its symbol (one listing answers for years of dates): the stub is
+		// fetched only when something inside the partition is asked for.
+		names, err := r.bucket.subdirs(path.Join(layout.LayoutVersion, k.Venue, k.Symbol))
 		if err != nil {
 			return Location{}, fmt.Errorf("%s: %w", k.Dir(), err)
 		}
-		if bs != nil {
-			return Location{Key: k, Tier: layout.Remote, Kind: KindBucket, Dir: r.store.URI(k.Dir()), bs: bs}, nil
+		if _, ok := slices.BinarySearch(names, k.Date); ok {
+			return Location{Key: k, Tier: layout.Remote, Kind: KindBucket, Dir: r.store.URI(k.Dir())}, nil
 		}
 	}
 	return Location{}, fmt.Errorf("%s: %w", k.Dir(), ErrNotFound)
@@ -222,6 +236,9 @@ type Entry struct {
 	Sealed  bool   // immutable content
 	ModTime time.Time
 	Ino     uint64 // physical inode (0 for directories and remote objects)
+	// HeaderSize is a book's header length when known without reading it (books of bucket
+	// partitions whose stub records it); 0 otherwise.
+	HeaderSize int64
 }
 
 // Open opens a logical file for reading. If the partition moves to another tier between
@@ -264,10 +281,14 @@ func (r *Resolver) OpenBook(ctx context.Context, k layout.Key) (Handle, error) {
 
 func (r *Resolver) openAt(ctx context.Context, loc Location, rest string) (Handle, error) {
 	if loc.Kind == KindBucket {
-		if rest == layout.BookName {
-			return r.openRemoteBook(ctx, loc.bs.s, loc.bs.zk, loc.bs.ik)
+		bs, err := r.bucketStub(loc)
+		if err != nil {
+			return nil, err
 		}
-		return r.openBucketFile(ctx, loc, rest)
+		if rest == layout.BookName {
+			return r.openRemoteBook(ctx, bs.s, bs.zk, bs.ik)
+		}
+		return r.openBucketFile(ctx, loc.Key, bs, rest)
 	}
 	rel := path.Join(loc.Key.Dir(), rest)
 	if rest != layout.BookName {
@@ -508,8 +529,15 @@ func (r *Resolver) statIn(l layout.Logical, name string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	if loc.Kind == KindBucket && l.Rest == "" {
+		return Entry{Name: name, IsDir: true, Tier: layout.Remote, Source: loc.Dir, Sealed: true}, nil
+	}
 	if loc.Kind == KindBucket {
-		e, ok := loc.bs.stat(l.Key, l.Rest, name, r.store.URI(fileKey(l.Key, l.Rest)))
+		bs, err := r.bucketStub(loc)
+		if err != nil {
+			return Entry{}, err
+		}
+		e, ok := bs.stat(l.Key, l.Rest, name, r.store.URI(fileKey(l.Key, l.Rest)))
 		if !ok {
 			return Entry{}, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, ErrNotFound)
 		}
@@ -655,7 +683,11 @@ func (r *Resolver) readPartitionDir(l layout.Logical) ([]Entry, error) {
 		return nil, err
 	}
 	if loc.Kind == KindBucket {
-		es, ok := loc.bs.entries(l.Rest)
+		bs, err := r.bucketStub(loc)
+		if err != nil {
+			return nil, err
+		}
+		es, ok := bs.entries(l.Rest)
 		if !ok {
 			return nil, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, ErrNotFound)
 		}

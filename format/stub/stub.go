@@ -49,12 +49,15 @@ type File struct {
 // written only after both uploads were verified, and it is data, not a command: Validate
 // refuses any stub that points outside the configured remote or at another partition.
 type Stub struct {
-	Format           string    `json:"format"`
-	Version          int       `json:"version"`
-	Zst              Object    `json:"zst"`
-	Idx              Object    `json:"idx"`
-	UncompressedSize int64     `json:"uncompressed_size"`
-	UploadedAt       time.Time `json:"uploaded_at"`
+	Format           string `json:"format"`
+	Version          int    `json:"version"`
+	Zst              Object `json:"zst"`
+	Idx              Object `json:"idx"`
+	UncompressedSize int64  `json:"uncompressed_size"`
+	// HeaderSize is the book's header length (version 2; 0 when unknown), so that a reader
+	// can describe the book (its book.npy) without fetching a frame.
+	HeaderSize int64     `json:"header_size,omitempty"`
+	UploadedAt time.Time `json:"uploaded_at"`
 	// Files are the partition's other files, uploaded and verified with the book; the bucket
 	// holds a copy of this stub as its last object, so a host with only the bucket sees the
 	// whole partition (docs/research-hosts.md). Empty in version 1 stubs.
@@ -95,6 +98,8 @@ func Parse(b []byte, name string) (*Stub, error) {
 		return nil, bad("version", "%d, this reader knows 1 and %d", s.Version, Version)
 	case s.Version == 1 && len(s.Files) > 0:
 		return nil, bad("files", "not in a version 1 stub")
+	case s.HeaderSize < 0 || s.HeaderSize > s.UncompressedSize:
+		return nil, bad("header_size", "%d, want 0..uncompressed_size (%d)", s.HeaderSize, s.UncompressedSize)
 	case len(s.Files) > maxFiles:
 		return nil, bad("files", "%d entries, at most %d", len(s.Files), maxFiles)
 	case s.UncompressedSize < 0:

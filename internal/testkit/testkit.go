@@ -211,6 +211,15 @@ func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.St
 		return nil, err
 	}
 	s.UncompressedSize = idx.Size
+	if zf, err := os.Open(filepath.Join(d, layout.ZstName)); err == nil {
+		if zr, err := qzst.Open(zf, idx.ZstSize, idx, nil, qzst.ReaderOptions{Readahead: -1}); err == nil {
+			if h, err := format.ReadHeader(zr, idx.Size, "book"); err == nil {
+				s.HeaderSize = int64(h.HeaderSize)
+			}
+			zr.Close()
+		}
+		zf.Close()
+	}
 	// The partition's other files and, last, the stub's copy: the bucket alone holds the
 	// whole partition, as chronicle-tier publishes it.
 	for _, name := range []string{layout.MetaName, IndexName} {

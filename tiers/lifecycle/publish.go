@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -185,6 +186,14 @@ func (m *Manager) publish(ctx context.Context, mv Move) error {
 		return err
 	}
 	s.Files = files
+	if s.HeaderSize == 0 { // a version 1 stub: read it from the remote book's first frame
+		if _, r, err := m.openRemote(ctx, mv.Key, dir); err == nil {
+			if h, err := format.ReadHeader(r, r.Size(), s.Zst.URI); err == nil {
+				s.HeaderSize = int64(h.HeaderSize)
+			}
+			r.Close()
+		}
+	}
 	sb, err := m.encodeStub(mv.Key, s, StubPath(dir))
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
@@ -65,6 +66,10 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 	}
 	if st.Size() != idx.ZstSize {
 		return fmt.Errorf("%s: %w: %d bytes, its index says %d", zp, ErrVerify, st.Size(), idx.ZstSize)
+	}
+	hdr, err := readZstHeader(zf, st.Size(), idx, zp)
+	if err != nil {
+		return err
 	}
 	zstSHA := hex.EncodeToString(idx.SHA256[:])
 	if idx.SHA256 == [32]byte{} { // an index rebuilt from the seek table carries no hash
@@ -119,6 +124,7 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 		Zst:              stub.Object{URI: m.store.URI(zk), Size: st.Size(), ETag: zinfo.ETag, SHA256: zstSHA},
 		Idx:              stub.Object{URI: m.store.URI(ik), Size: int64(len(ib)), ETag: iinfo.ETag, SHA256: idxSHA},
 		UncompressedSize: idx.Size,
+		HeaderSize:       int64(hdr.HeaderSize),
 		UploadedAt:       m.now().UTC().Truncate(time.Millisecond),
 		Files:            files,
 	}, StubPath(dir))
@@ -300,4 +306,14 @@ func (m *Manager) readStub(k layout.Key, dir string) (s *stub.Stub, zk, ik strin
 	}
 	zk, ik, err = s.Validate(m.store, k, p)
 	return s, zk, ik, err
+}
+
+// readZstHeader reads the book header at the start of a seekable .zst.
+func readZstHeader(f io.ReaderAt, size int64, idx *qzst.Index, name string) (format.Header, error) {
+	zr, err := qzst.Open(f, size, idx, nil, qzst.ReaderOptions{Name: name, Readahead: -1})
+	if err != nil {
+		return format.Header{}, err
+	}
+	defer zr.Close()
+	return format.ReadHeader(zr, idx.Size, name)
 }
