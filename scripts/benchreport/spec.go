@@ -64,6 +64,23 @@ func ge(x float64) Goal  { return Goal{On: "ratio", Op: ">=", X: x} }
 func le(x float64) Goal  { return Goal{On: "ratio", Op: "<=", X: x} }
 func lt(x float64) Goal  { return Goal{On: "ratio", Op: "<", X: x} }
 func vle(x float64) Goal { return Goal{On: "value", Op: "<=", X: x} }
+func vlt(x float64) Goal { return Goal{On: "value", Op: "<", X: x} }
+
+// researchSpecs are the research host's figures (BenchmarkBucketScale, docs/research-hosts.md):
+// a bucket of 100,000 partitions mounted with only the remote tier.
+func researchSpecs() []Spec {
+	return []Spec{
+		{ID: "research.mount", What: "chronicle-fs start to a listable v1, bucket of 100,000 partitions", Unit: "s",
+			Baseline: "ListObjectsV2 of v1/ with a delimiter (SDK, same server)", Goal: vlt(1)},
+		{ID: "research.ls_cold", What: "ls of a symbol with 3,650 dates, first time", Unit: "s",
+			Baseline: "ListObjectsV2 of the symbol with a delimiter, every page", Goal: vlt(1)},
+		{ID: "research.ls_cached", What: "ls of the same symbol again", Unit: "ms",
+			Baseline: "readdir of the directory in versitygw's posix backend", Goal: vlt(10)},
+		{ID: "research.find", What: "find of the whole tree (every book.q)", Unit: "s",
+			Baseline: "flat ListObjectsV2 of every key in the bucket"},
+		{ID: "research.rss", What: "chronicle-fs peak RSS after the find", Unit: "MiB", Goal: vlt(200)},
+	}
+}
 
 func peerSpecs() []Spec {
 	var s []Spec
@@ -169,5 +186,5 @@ func specs() []Spec {
 			Baseline: "the journal tailer alone, p99", Goal: vle(100),
 			Bench: &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p99_ns", Baseline: "tailer_p99_ns", Scale: 1e-3}},
 	}
-	return append(s, peerSpecs()...)
+	return append(append(s, peerSpecs()...), researchSpecs()...)
 }
