@@ -220,7 +220,7 @@ func openWriter(path string, want format.Header, at int64, opt format.Options, l
 		if at > int64(format.HeaderSize) {
 			return nil, fmt.Errorf("%w: %s is missing; the checkpoint says it holds %d bytes", ErrState, path, at)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := format.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
 		if live {

@@ -215,7 +215,7 @@ func writeState(path string, st *State) error {
 	binary.LittleEndian.PutUint64(b[16:], uint64(body.Len()))
 	b = append(b, body.Bytes()...)
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := format.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")

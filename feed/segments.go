@@ -91,7 +91,7 @@ func OpenJournal(opt JournalOptions, now int64, log *slog.Logger, m *Metrics) (*
 	if opt.Period <= 0 {
 		opt.Period = time.Hour
 	}
-	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+	if err := format.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("journal dir: %w", err)
 	}
 	lf, err := os.OpenFile(filepath.Join(opt.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -515,6 +516,31 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// MkdirAll is os.MkdirAll made durable: each directory it creates is fsynced into its
+// parent, so that a file later made durable in it (fsync of the file and of dir) survives a
+// power cut with its whole path.
+func MkdirAll(dir string, perm os.FileMode) error {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("mkdir %s: %w", dir, syscall.ENOTDIR)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil // made meanwhile by someone else, who syncs it
+		}
+		return err
+	}
+	return SyncDir(parent)
 }
 
 // createWithHeader creates path holding only header h. The file appears under its final

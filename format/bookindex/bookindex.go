@@ -328,7 +328,7 @@ func ReadSnapshots(partDir string) ([]Snapshot, int64, error) {
 // temporary names, fsynced and renamed into place, then the directory is synced.
 func Write(partDir string, t *Time, snaps []Snapshot) error {
 	d := filepath.Join(partDir, Dir)
-	if err := os.MkdirAll(d, 0o755); err != nil {
+	if err := format.MkdirAll(d, 0o755); err != nil {
 		return err
 	}
 	for _, f := range []struct {
