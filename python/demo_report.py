@@ -83,13 +83,16 @@ def analyse(pdir):
 
 
 def invalid_text(meta):
+    """meta.json's invalid intervals by reason, and trade-id gaps."""
     inv = meta["completeness"].get("invalid") or []
-    if not inv:
-        return "-"
+    gaps = meta["completeness"].get("gaps") or []
     reasons = {}
     for i in inv:
         reasons[i["reason"]] = reasons.get(i["reason"], 0) + 1
-    return ",".join(f"{r}" + (f"x{n}" if n > 1 else "") for r, n in sorted(reasons.items()))
+    parts = [f"{r}" + (f"x{n}" if n > 1 else "") for r, n in sorted(reasons.items())]
+    if gaps:
+        parts.append(f"trade gaps x{len(gaps)}")
+    return ",".join(parts) or "-"
 
 
 def summary_line(name, a):

@@ -11,8 +11,9 @@
 #   chronicle-fs      mounts every tier as one tree; the researcher reads it with dd, numpy,
 #                     pandas and matplotlib (python/demo_report.py)
 #
-# The terminal gets a short narrative; each daemon logs to DIR/NAME.log. Exit, an error or
-# Ctrl-C stops every daemon and unmounts. Options (environment):
+# The terminal gets a short narrative; each daemon logs to DIR/NAME.log (and its CPU time to
+# DIR/cpu.txt when it stops). Exit, an error or Ctrl-C stops every daemon and unmounts.
+# Options (environment):
 #   S3=1          the remote tier is a loopback S3 server (versitygw) instead of file://
 #   DEMO_SYNTH=1  also write synthetic partitions (chronicle-etl synth) to show scale
 #   BIN=dir       where the binaries are (default bin/)
@@ -47,7 +48,8 @@ stop() { # NAME...: SIGTERM, then wait (SIGKILL after 20 s)
   for name in "$@"; do
     pid=${PIDS[$name]:-}
     [ -n "$pid" ] || continue
-    [ -r /proc/$pid/stat ] && echo "$name $(awk '{print $14, $15}' /proc/$pid/stat)" >> "$D/cpu.txt"
+    # CPU seconds (user, system) of each daemon, for the curious: DIR/cpu.txt
+    [ -r /proc/$pid/stat ] && awk -v n="$name" '{printf "%-11s %6.2f s user %6.2f s system\n", n, $14/100, $15/100}' /proc/$pid/stat >> "$D/cpu.txt"
     kill -TERM "$pid" 2>/dev/null || true
   done
   for name in "$@"; do

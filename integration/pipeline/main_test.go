@@ -100,17 +100,18 @@ type pipe struct {
 	roots layout.Roots
 	mnt   string
 	s3    *s3test.Server
-	sims  map[string]*exsim.Sim
+	sims  map[string]*exsim.Sim // serveInProcess
 	addr  string
+	// exsimDir is chronicle-exsim's --state-dir (serveBinary).
+	exsimDir string
 
 	mu    sync.Mutex
 	procs map[string]*proc
 }
 
-// newPipe sets up folders, the S3 remote, the config file and the simulator (serving
-// every bundled capture under /NAME, as chronicle-exsim does, paced at speed times the
-// capture's own pace, 0: as fast as the connections take it). Nothing runs yet.
-func newPipe(t *testing.T, speed float64) *pipe {
+// newPipe sets up folders, the S3 remote and the config file. Nothing runs yet; the
+// markets come from serveInProcess or serveBinary.
+func newPipe(t *testing.T) *pipe {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pipe{t: t, dir: dir, mnt: filepath.Join(dir, "mnt"), procs: map[string]*proc{}, sims: map[string]*exsim.Sim{}}
@@ -171,6 +172,16 @@ metrics_addr = ""
 	if err := os.WriteFile(p.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.stopAll)
+	return p
+}
+
+// serveInProcess runs the simulator in the test process, serving every bundled capture
+// under /NAME as chronicle-exsim does, paced at speed times the capture's own pace (0: as
+// fast as the connections take it): the test can inject faults and see what was sent.
+func (p *pipe) serveInProcess(speed float64) {
+	t := p.t
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +209,29 @@ metrics_addr = ""
 		}
 		srv.Close()
 	})
-	return p
+}
+
+// serveBinary runs chronicle-exsim (every bundled capture, paced at speed), as the demo
+// does; markets start once their feed has its snapshots.
+func (p *pipe) serveBinary(speed float64) {
+	p.t.Helper()
+	p.exsimDir = filepath.Join(p.dir, "exsim")
+	p.start("exsim", bin("chronicle-exsim"), "--captures", testenv.CapturesDir(), "--state-dir", p.exsimDir,
+		"--speed", fmt.Sprint(speed), "--log-level", "warn")
+	waitFor(p.t, "chronicle-exsim", time.Minute, func() bool {
+		b, err := os.ReadFile(filepath.Join(p.exsimDir, "addr"))
+		p.addr = strings.TrimSpace(string(b))
+		return err == nil && p.addr != ""
+	})
+}
+
+// playing reports whether market name is still publishing.
+func (p *pipe) playing(name string) bool {
+	if s := p.sims[name]; s != nil {
+		return s.Published() < s.Len()
+	}
+	_, err := os.Stat(filepath.Join(p.exsimDir, name+".done"))
+	return err != nil
 }
 
 func (p *pipe) journalDir(venue string) string { return journal.Dir(p.roots.Hot, venue) }
@@ -206,14 +239,22 @@ func (p *pipe) journalDir(venue string) string { return journal.Dir(p.roots.Hot,
 // feedArgs are the chronicle-feed flags that capture market name (as chronicle-exsim
 // writes them to NAME.feed).
 func (p *pipe) feedArgs(name string) []string {
+	args := []string{"run", "--config", p.cfg}
 	s := p.sims[name]
+	if s == nil {
+		b, err := os.ReadFile(filepath.Join(p.exsimDir, name+".feed"))
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		return append(args, strings.Fields(string(b))...)
+	}
 	sub, err := s.Subscription()
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	return []string{"run", "--config", p.cfg, "--venue", s.Venue().Name(), "--symbols", strings.Join(sub.Symbols, ","),
+	return append(args, "--venue", s.Venue().Name(), "--symbols", strings.Join(sub.Symbols, ","),
 		"--streams", strings.Join(sub.Streams, ","), "--depth-speed", sub.DepthSpeed,
-		"--ws-url", "ws://" + p.addr + "/" + name, "--rest-url", "http://" + p.addr + "/" + name}
+		"--ws-url", "ws://"+p.addr+"/"+name, "--rest-url", "http://"+p.addr+"/"+name)
 }
 
 // start runs a daemon; its output goes to DIR/NAME.log.
@@ -353,6 +394,10 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 func (p *pipe) marketDone(name string) {
 	p.t.Helper()
 	s := p.sims[name]
+	if s == nil {
+		waitFor(p.t, "market "+name, 3*time.Minute, func() bool { return !p.playing(name) })
+		return
+	}
 	select {
 	case <-s.Done():
 	case <-time.After(3 * time.Minute):

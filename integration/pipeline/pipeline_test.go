@@ -31,7 +31,8 @@ import (
 //     refinery wrote it;
 //   - the live pipeline's partitions equal an uninterrupted backfill of the same journals.
 func TestPipeline(t *testing.T) {
-	p := newPipe(t, 0)
+	p := newPipe(t)
+	p.serveInProcess(0)
 	p.start("etl", bin("chronicle-etl"), "run", "--config", p.cfg)
 	p.start("fs", bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
 	waitFor(t, "the mount", 20*time.Second, func() bool { return mounted(p.mnt) })
