@@ -3,6 +3,7 @@ package format
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -114,6 +115,52 @@ func FuzzParseDecimal(f *testing.F) {
 		v2, err := ParseDecimal([]byte(FormatDecimal(v, dec)), dec)
 		if err != nil || v2 != v {
 			t.Fatalf("%q -> %d -> %q -> %d, %v", s, v, FormatDecimal(v, dec), v2, err)
+		}
+	})
+}
+
+// FuzzTailer follows mutated .q files with the live tailer (what the refinery reads the
+// journal with): a header that does not parse is refused at open with a *CorruptError;
+// otherwise every record comes at a growing offset inside the committed length, every
+// error is a *CorruptError, and the walk ends.
+func FuzzTailer(f *testing.F) {
+	seedFiles(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "f.q")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tl, err := OpenTailer(p)
+		mustBeCorruptionOrNil(t, err)
+		if err != nil {
+			return
+		}
+		defer tl.Close()
+		last := int64(-1)
+		for i := 0; ; i++ {
+			if i > len(b) {
+				t.Fatalf("more records than bytes: the walk does not end")
+			}
+			var ok bool
+			var off int64
+			if tl.Header().Layout == LayoutBook {
+				_, ok, err = tl.NextBook()
+			} else {
+				var r JournalRecord
+				r, ok, err = tl.NextJournal()
+				off = r.Offset
+				if ok && (off <= last || len(r.Payload) > MaxJournalPayload) {
+					t.Fatalf("frame at %d after %d, payload %d", off, last, len(r.Payload))
+				}
+				last = off
+			}
+			mustBeCorruptionOrNil(t, err)
+			if err != nil || !ok {
+				break
+			}
+			if tl.Offset() > tl.Committed() {
+				t.Fatalf("read to %d past the committed %d", tl.Offset(), tl.Committed())
+			}
 		}
 	})
 }

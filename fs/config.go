@@ -78,6 +78,12 @@ type Config struct {
 	// ShutdownGrace is how long a lazily detached mount may keep serving open files after
 	// SIGTERM before the process exits anyway.
 	ShutdownGrace time.Duration `toml:"shutdown_grace"`
+	// ReaddirPlus lets the kernel ask for every entry's attributes with the listing
+	// (READDIRPLUS). The daemon then looks up each entry, so a plain `ls` or os.ReadDir of a
+	// symbol with years of dates costs thousands of lookups every time, and the kernel
+	// always asks for it (go-fuse does not offer the kernel's adaptive mode). Off, `ls` is one
+	// cheap request and `ls -l` looks entries up itself.
+	ReaddirPlus bool `toml:"readdirplus"`
 	// Debug logs every FUSE request (very verbose).
 	Debug bool `toml:"debug"`
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"os"
@@ -57,9 +58,10 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 			IgnoreSecurityLabels: true,
 			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
 			// to splice each one (a pipe, a failed resize, a log line per 1 MiB read).
-			DisableSplice: true,
-			Debug:         f.cfg.Debug,
-			Logger:        slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
+			DisableSplice:      true,
+			DisableReadDirPlus: !f.cfg.ReaddirPlus,
+			Debug:              f.cfg.Debug,
+			Logger:             slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 		},
 		NegativeTimeout: &neg,
 		UID:             f.uid,
@@ -231,11 +233,17 @@ func mountedAt(dir string) (bool, string, error) {
 		return false, "", err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return parseMountinfo(f, dir)
+}
+
+// parseMountinfo reads mountinfo lines (proc(5)) and reports whether dir is a mount point
+// and, if so, the file system type of the last mount on it (the visible one).
+func parseMountinfo(r io.Reader, dir string) (bool, string, error) {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	found, fstype := false, ""
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+		fields := strings.Split(sc.Text(), " ") // only these separate fields: a path may hold other white space
 		if len(fields) < 5 || unescapeMount(fields[4]) != dir {
 			continue
 		}

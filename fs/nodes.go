@@ -275,7 +275,9 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 			out = append(out, fuse.DirEntry{Name: NPYName, Mode: syscall.S_IFREG, Ino: inoOf(d.child(NPYName))})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if less := func(i, j int) bool { return out[i].Name < out[j].Name }; !sort.SliceIsSorted(out, less) {
+		sort.Slice(out, less)
+	}
 	return gofs.NewListDirStream(out), 0
 }
 

@@ -112,10 +112,33 @@ func (k Key) Validate() error {
 	if !ValidName(k.Symbol) {
 		return fmt.Errorf("%w: symbol %q", ErrInvalidPath, k.Symbol)
 	}
-	if _, err := time.Parse(DateLayout, k.Date); err != nil || len(k.Date) != 10 {
+	if !ValidDate(k.Date) {
 		return fmt.Errorf("%w: date %q is not YYYY-MM-DD", ErrInvalidPath, k.Date)
 	}
 	return nil
+}
+
+// ValidDate reports whether s is a calendar date written YYYY-MM-DD (what time.Parse with
+// DateLayout accepts, without its cost: listings validate thousands of dates).
+func ValidDate(s string) bool {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	num := func(b string) int {
+		n := 0
+		for i := 0; i < len(b); i++ {
+			if b[i] < '0' || b[i] > '9' {
+				return -1
+			}
+			n = n*10 + int(b[i]-'0')
+		}
+		return n
+	}
+	y, m, d := num(s[:4]), num(s[5:7]), num(s[8:])
+	if y < 0 || m < 1 || m > 12 || d < 1 {
+		return false
+	}
+	return d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // ValidName reports whether s may be a venue or symbol directory: lowercase letters, digits,

@@ -66,3 +66,20 @@ func FuzzParseLogical(f *testing.F) {
 		}
 	})
 }
+
+// TestValidDateAgreesWithTimeParse: the fast check accepts exactly what time.Parse does.
+func TestValidDateAgreesWithTimeParse(t *testing.T) {
+	for _, s := range []string{"2024-02-29", "2023-02-29", "2024-13-01", "2024-00-10", "2024-01-00", "2024-04-31",
+		"0000-01-01", "9999-12-31", "2024-1-01", "2024-01-1x", "+024-01-01", "2024/01/01", "", "2024-01-011"} {
+		_, err := time.Parse(DateLayout, s)
+		if got, want := ValidDate(s), err == nil && len(s) == 10; got != want {
+			t.Errorf("ValidDate(%q) = %v, time.Parse says %v", s, got, want)
+		}
+	}
+	day := time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 20000; i++ {
+		if s := day.AddDate(0, 0, i).Format(DateLayout); !ValidDate(s) {
+			t.Fatalf("ValidDate(%q) = false", s)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 const (
 	maxCachedListings = 4096
 	maxCachedStubs    = 65536
+	maxCachedIndexes  = 1024 // parsed remote .idx (about 30 KB each for a 1 GiB book)
 )
 
 type bucket struct {

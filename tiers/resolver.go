@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/layout"
@@ -64,7 +65,7 @@ type Resolver struct {
 	log      *slog.Logger
 
 	idxMu sync.Mutex
-	idx   map[string]*qzst.Index // remote indexes by the stub's idx SHA-256
+	idx   lru[string, *qzst.Index] // remote indexes by the stub's idx SHA-256 (maxCachedIndexes)
 
 	bucket *bucket // nil without a store, or when BucketTTL < 0
 
@@ -82,7 +83,7 @@ type Stats struct {
 
 // New returns a Resolver over roots.
 func New(roots layout.Roots, opts Options) (*Resolver, error) {
-	r := &Resolver{roots: roots, store: opts.Store, cache: opts.Cache, opts: opts, log: opts.Logger, idx: map[string]*qzst.Index{}}
+	r := &Resolver{roots: roots, store: opts.Store, cache: opts.Cache, opts: opts, log: opts.Logger, idx: newLRU[string, *qzst.Index](maxCachedIndexes)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -338,7 +339,7 @@ func (r *Resolver) openZstd(loc Location) (Handle, error) {
 		f.Close()
 		return nil, err
 	}
-	ib, err := r.readLocal(loc.root, path.Join(dir, layout.IdxName))
+	ib, err := r.readLocal(loc.root, path.Join(dir, layout.IdxName), stub.MaxIdxSize)
 	if err != nil {
 		f.Close()
 		if isNotExist(err) {
@@ -359,19 +360,21 @@ func (r *Resolver) openZstd(loc Location) (Handle, error) {
 	return &zstdHandle{r: zr, f: f, tier: layout.Cold, src: f.Name(), version: "zst:" + hex.EncodeToString(idx.SHA256[:]), mtime: st.ModTime()}, nil
 }
 
-func (r *Resolver) readLocal(rt *root, rel string) ([]byte, error) {
+// readLocal reads a whole small file of a local tier, refusing one above max bytes before
+// allocating: sizes on disk are not trusted.
+func (r *Resolver) readLocal(rt *root, rel string, max int64) ([]byte, error) {
 	f, err := rt.open(rel, unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, 256<<20))
+	return format.ReadAllLimit(f, f.Name(), max)
 }
 
 // ReadStub reads and validates the remote stub of a partition located in the cold root.
 func (r *Resolver) readStub(loc Location) (*stub.Stub, string, string, error) {
 	name := filepath.Join(loc.Dir, layout.StubName)
-	b, err := r.readLocal(loc.root, path.Join(loc.Key.Dir(), layout.StubName))
+	b, err := r.readLocal(loc.root, path.Join(loc.Key.Dir(), layout.StubName), 1<<20)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -420,7 +423,7 @@ func (r *Resolver) openRemoteBook(ctx context.Context, s *stub.Stub, zk, ik stri
 // always checked against the stub's SHA-256 and sizes.
 func (r *Resolver) remoteIndex(ctx context.Context, s *stub.Stub, key string) (*qzst.Index, error) {
 	r.idxMu.Lock()
-	idx := r.idx[s.Idx.SHA256]
+	idx, _, _ := r.idx.get(s.Idx.SHA256)
 	r.idxMu.Unlock()
 	if idx != nil {
 		return idx, nil
@@ -441,7 +444,7 @@ func (r *Resolver) remoteIndex(ctx context.Context, s *stub.Stub, key string) (*
 		return nil, fmt.Errorf("%s: %w: index names .zst sha256 %x, stub says %s", s.Idx.URI, stub.ErrInvalid, idx.SHA256, s.Zst.SHA256)
 	}
 	r.idxMu.Lock()
-	r.idx[s.Idx.SHA256] = idx
+	r.idx.put(s.Idx.SHA256, idx, time.Time{})
 	r.idxMu.Unlock()
 	return idx, nil
 }
@@ -633,12 +636,16 @@ func (r *Resolver) ReadDir(logical string) ([]Entry, error) {
 		case len(names) > 0:
 			found = true
 		}
+		local := len(out) > 0 // only then can a name be listed twice
+		out = slices.Grow(out, len(names))
 		for _, n := range names {
-			if seen[n] || !r.bucketChild(l, n) {
+			if (local && seen[n]) || !r.bucketChild(l, n) {
 				continue
 			}
-			seen[n] = true
 			out = append(out, Entry{Name: n, IsDir: true, Tier: layout.Remote})
+		}
+		if !local && len(out) > 0 {
+			return out, nil // the bucket lists in order
 		}
 	}
 	if !found && l.Depth() > 0 {

@@ -270,7 +270,7 @@ func TestRemoteStubValidation(t *testing.T) {
 		mut(&s)
 		b, _ := json.Marshal(&s)
 		testkit.WriteFileSync(t, stubPath, b)
-		r.idx = map[string]*qzst.Index{} // no cached index from an earlier case
+		r.idx = newLRU[string, *qzst.Index](maxCachedIndexes) // no cached index from an earlier case
 		if h, err := r.Open(context.Background(), testKey.Dir()+"/book.q"); err == nil {
 			h.Close()
 			t.Errorf("%s: stub accepted", name)

@@ -243,6 +243,9 @@ func (c *Cache) unlink(e *entry) {
 // costs zeroing and 256 page faults (BenchmarkDecodeInto/*/fresh: a fifth of the speed).
 const maxFreeBufs = 8
 
+// maxFreeSizes bounds the buffer sizes kept (a book has one frame size, and a last frame).
+const maxFreeSizes = 16
+
 func (c *Cache) getBuf(n int) []byte {
 	c.freeMu.Lock()
 	if l := c.free[n]; len(l) > 0 {
@@ -258,7 +261,9 @@ func (c *Cache) getBuf(n int) []byte {
 
 func (c *Cache) putBuf(b []byte) {
 	c.freeMu.Lock()
-	if l := c.free[cap(b)]; len(l) < maxFreeBufs {
+	l, known := c.free[cap(b)]
+	// Sizes come from indexes; a hostile one must not grow the map one size at a time.
+	if len(l) < maxFreeBufs && (known || len(c.free) < maxFreeSizes) {
 		c.free[cap(b)] = append(l, b)
 	}
 	c.freeMu.Unlock()

@@ -2,7 +2,9 @@ package qzst
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"testing"
 
@@ -125,6 +127,62 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			if int64(off) < int64(len(e.data)) && !bytes.Equal(p[:got], e.data[off:int64(off)+int64(got)]) {
 				t.Fatal("garbage returned")
+			}
+		}
+	})
+}
+
+// FuzzOpenMutatedIndex lies to the reader: the fuzzer rewrites a valid index's bytes and
+// the test fixes its CRC, so the reader gets an index that parses but may describe frames
+// that are not there (other offsets, sizes, checksums). Opening the true .zst with it, and
+// reading everything it claims, either fails with a *CorruptError or returns the original
+// bytes: never garbage, never a panic or a huge allocation.
+func FuzzOpenMutatedIndex(f *testing.F) {
+	e := fuzzFile(f)
+	f.Add(uint16(16), []byte{0xff})
+	f.Add(uint16(24), []byte{1, 2, 3, 4})
+	f.Add(uint16(40), []byte{0, 0, 0, 0x7f})
+	f.Fuzz(func(t *testing.T, at uint16, patch []byte) {
+		idx := bytes.Clone(e.idx)
+		if int(at) >= len(idx)-4 || len(patch) > 16 {
+			return
+		}
+		copy(idx[at:len(idx)-4], patch)
+		binary.LittleEndian.PutUint32(idx[len(idx)-4:], crc32.Checksum(idx[:len(idx)-4], castagnoli))
+		x, err := ParseIndex(idx, "f.idx")
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("untyped error %T %v", err, err)
+			}
+			return
+		}
+		for _, direct := range []bool{false, true} {
+			c, err := NewCache(CacheOptions{MaxBytes: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(bytes.NewReader(e.zst), int64(len(e.zst)), x, c, ReaderOptions{SkipSeekTableCheck: direct, Direct: direct})
+			if err != nil {
+				c.Close()
+				var ce *CorruptError
+				if !errors.As(err, &ce) {
+					t.Fatalf("untyped error %T %v", err, err)
+				}
+				continue
+			}
+			p := make([]byte, min(x.Size, 1<<20))
+			got, err := r.ReadAt(p, 0)
+			r.Close()
+			c.Close()
+			if err != nil && err != io.EOF {
+				var ce *CorruptError
+				if !errors.As(err, &ce) {
+					t.Fatalf("untyped error %T %v", err, err)
+				}
+			}
+			if got > len(e.data) || !bytes.Equal(p[:got], e.data[:got]) {
+				t.Fatalf("garbage returned: %d bytes read through a lying index", got)
 			}
 		}
 	})

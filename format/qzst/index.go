@@ -182,6 +182,9 @@ func (x *Index) check(name string) error {
 		if f.CompressedSize < minFrameSize {
 			return corrupt(name, int64(i), eo+16, "compressed_size", ErrBadIndex, "%d below the %d-byte minimum frame", f.CompressedSize, minFrameSize)
 		}
+		if f.CompressedSize > maxCompressedFrame(bs) {
+			return corrupt(name, int64(i), eo+16, "compressed_size", ErrBadIndex, "%d above the %d bytes a %d-byte block can compress to", f.CompressedSize, maxCompressedFrame(bs), bs)
+		}
 		last := i == n-1
 		if (!last && f.UncompressedSize != bs) || (last && (f.UncompressedSize == 0 || f.UncompressedSize > bs)) {
 			return corrupt(name, int64(i), eo+20, "uncompressed_size", ErrIrregularFrames, "%d with block_size %d", f.UncompressedSize, bs)
@@ -204,3 +207,14 @@ func (x *Index) check(name string) error {
 // hasHash reports whether the index carries the .zst's SHA-256 (it does when written by
 // Transcode; not when rebuilt from a seek table).
 func (x *Index) hasHash() bool { return x.SHA256 != [sha256.Size]byte{} }
+
+// maxCompressedFrame is the largest frame a block of bs bytes can take: zstd's compress
+// bound (ZSTD_COMPRESSBOUND) plus the frame header and checksum. Readers allocate a frame's
+// compressed size, so an index may not promise more.
+func maxCompressedFrame(bs uint32) uint32 {
+	b := uint64(bs) + uint64(bs)>>8 + 128<<10>>11 + 64
+	if b > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(b)
+}

@@ -107,6 +107,10 @@ func parseSeekTable(b []byte, base int64, name string) (*SeekTable, error) {
 	return st, nil
 }
 
+// maxSeekFrames bounds the frames of a seek table read from a file (16 TiB of book at 1 MiB
+// frames): its size is allocated before the table is read.
+const maxSeekFrames = 1 << 24
+
 // ReadSeekTable reads and validates the seek table at the end of a .zst of size bytes.
 // It costs two reads of src (footer, then table).
 func ReadSeekTable(src io.ReaderAt, size int64, name string) (*SeekTable, error) {
@@ -121,6 +125,9 @@ func ReadSeekTable(src io.ReaderAt, size int64, name string) (*SeekTable, error)
 	esz := int64(8)
 	if foot[4]&seekChecksumFlag != 0 {
 		esz = 12
+	}
+	if n > maxSeekFrames {
+		return nil, corrupt(name, -1, size-seekFooterSize, "number_of_frames", ErrBadSeekTable, "%d frames, at most %d", n, maxSeekFrames)
 	}
 	tsize := skippableHdrSize + n*esz + seekFooterSize
 	if tsize > size {

@@ -24,6 +24,11 @@ const (
 	maxFiles = 64
 	// MaxFileSize bounds a file that travels with the book (meta.json, index/, derived/).
 	MaxFileSize = 1 << 40
+	// MaxIdxSize bounds a book's .idx (2.3 million frames: 2.3 TiB of book at 1 MiB
+	// frames). Readers allocate the .idx whole, so a stub may not promise more.
+	MaxIdxSize = 64 << 20
+	// MaxBookSize bounds a book and its .zst.
+	MaxBookSize = 1 << 44
 )
 
 // ErrInvalid reports a stub that does not parse, or names objects it must not.
@@ -102,8 +107,12 @@ func Parse(b []byte, name string) (*Stub, error) {
 		return nil, bad("header_size", "%d, want 0..uncompressed_size (%d)", s.HeaderSize, s.UncompressedSize)
 	case len(s.Files) > maxFiles:
 		return nil, bad("files", "%d entries, at most %d", len(s.Files), maxFiles)
-	case s.UncompressedSize < 0:
-		return nil, bad("uncompressed_size", "%d is negative", s.UncompressedSize)
+	case s.UncompressedSize < 0 || s.UncompressedSize > MaxBookSize:
+		return nil, bad("uncompressed_size", "%d, want 0..%d", s.UncompressedSize, int64(MaxBookSize))
+	case s.Idx.Size > MaxIdxSize:
+		return nil, bad("idx.size", "%d, at most %d", s.Idx.Size, MaxIdxSize)
+	case s.Zst.Size > MaxBookSize:
+		return nil, bad("zst.size", "%d, at most %d", s.Zst.Size, int64(MaxBookSize))
 	}
 	for _, o := range []struct {
 		field string

@@ -115,9 +115,10 @@ func scaleFixture(b *testing.B, srv *s3test.Server, parts int) []layout.Key {
 	idx, _ := os.ReadFile(filepath.Join(d0, layout.IdxName))
 	base := filepath.Join(srv.Dir, srv.Bucket, "chronicle")
 	store := testkit.S3Store(b, srv, srv.URI("chronicle"))
-	zstPath, idxPath := filepath.Join(b.TempDir(), "z"), filepath.Join(b.TempDir(), "i")
-	os.WriteFile(zstPath, zst, 0o644)
-	os.WriteFile(idxPath, idx, 0o644)
+	// Partitions share their .zst and .idx as hard links, a fresh source every 50,000
+	// (ext4 allows 65,000 links to one file).
+	var zstPath, idxPath string
+	src := b.TempDir()
 	book := testkit.Book(b, k0, 100, 1)
 	hdr, err := format.ReadHeader(bytes.NewReader(book), int64(len(book)), "book")
 	if err != nil {
@@ -129,6 +130,11 @@ func scaleFixture(b *testing.B, srv *s3test.Server, parts int) []layout.Key {
 	day0 := time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
 	keys := make([]layout.Key, 0, parts)
 	for i := range parts {
+		if i%50000 == 0 {
+			zstPath, idxPath = filepath.Join(src, fmt.Sprintf("z%d", i)), filepath.Join(src, fmt.Sprintf("i%d", i))
+			os.WriteFile(zstPath, zst, 0o644)
+			os.WriteFile(idxPath, idx, 0o644)
+		}
 		k := layout.Key{Venue: "binance-perp", Symbol: fmt.Sprintf("s%04d", i/scaleDates), Date: day0.AddDate(0, 0, i%scaleDates).Format(layout.DateLayout)}
 		keys = append(keys, k)
 		dir := filepath.Join(base, filepath.FromSlash(k.Dir()))
