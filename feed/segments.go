@@ -376,11 +376,18 @@ func (j *Journal) rollLocked(t int64, full bool) error {
 	j.curBytes.Store(a.Committed())
 	j.curSeq.Store(seq)
 	j.m.segments.WithLabelValues("rolled").Inc()
-	// Seal the old segment off the append path: nobody appends to it any more.
+	// Seal the old segment off the append path: nobody appends to it any more. The
+	// directory sync after it makes the new segment's name durable too (a pre-created
+	// segment was renamed into place above): a sealed segment is never followed by one that
+	// a power cut would turn back into a .next-* leftover.
 	j.sealWG.Add(1)
 	go func() {
 		defer j.sealWG.Done()
 		if err := old.Seal(); err != nil {
+			j.log.Error("seal journal segment", "segment", oldSeg.Name, "err", err)
+			return
+		}
+		if err := format.SyncDir(j.opt.Dir); err != nil {
 			j.log.Error("seal journal segment", "segment", oldSeg.Name, "err", err)
 			return
 		}
@@ -442,6 +449,10 @@ func (j *Journal) Close() error {
 		j.next.Close()
 		os.Remove(j.nextPath)
 		j.next = nil
+	}
+	// The current segment's name (perhaps renamed from a pre-created one) is durable.
+	if err := format.SyncDir(j.opt.Dir); err != nil {
+		errs = append(errs, err)
 	}
 	j.mu.Unlock()
 	j.sealWG.Wait()

@@ -476,6 +476,11 @@ func (lz *FS) unmount() error {
 	if lz.server == nil {
 		return nil
 	}
+	var st unix.Stat_t
+	conn := -1
+	if unix.Stat(lz.mnt, &st) == nil {
+		conn = int(unix.Minor(uint64(st.Dev)))
+	}
 	var err error
 	for range 50 {
 		if err = lz.server.Unmount(); err == nil {
@@ -489,9 +494,30 @@ func (lz *FS) unmount() error {
 			return fmt.Errorf("lazyfs: unmount %s: %w (detach: %v)", lz.mnt, err, derr)
 		}
 	}
-	lz.server.Wait()
+	done := make(chan struct{})
+	go func() { lz.server.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// A process still holds the mount (a test that failed before stopping it): abort
+		// the connection, so that this process is not stuck behind it.
+		abort(conn)
+		<-done
+	}
 	lz.server = nil
-	return nil
+	return err
+}
+
+// abort aborts FUSE connection conn through fusectl (mounted if it is not).
+func abort(conn int) {
+	if conn < 0 {
+		return
+	}
+	const ctl = "/sys/fs/fuse/connections"
+	if ents, _ := os.ReadDir(ctl); len(ents) == 0 {
+		unix.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, conn), []byte("1"), 0)
 }
 
 // Close unmounts and removes the backing directories.
