@@ -98,7 +98,7 @@ def invalid_text(meta):
 def summary_line(name, a):
     t = a["types"]
     if len(a["mid"]):
-        mid = f"{a['mid'].min():.2f}-{a['mid'].max():.2f}"
+        mid = f"{a['mid'].min():.6g}-{a['mid'].max():.6g}"
         p50, p99 = np.percentile(a["spread"], [50, 99])
         spread = f"{p50:.4g}/{p99:.4g}"
     else:

@@ -91,7 +91,7 @@ wait_for() { # SECONDS WHAT CMD...: poll until CMD succeeds
   local deadline=$(( $(date +%s) + secs ))
   until "$@"; do
     [ "$(date +%s)" -lt "$deadline" ] || die "timed out after ${secs} s waiting for $what (logs: $D/*.log)"
-    sleep 0.2
+    sleep "${POLL:-0.2}"
   done
 }
 
@@ -99,6 +99,7 @@ for b in chronicle-exsim chronicle-feed chronicle-etl chronicle-tier chronicle-f
   [ -x "$BIN/$b" ] || die "$BIN/$b missing: run 'make demo' (or 'make build')"
 done
 [ -d "$CAPTURES" ] || die "captures not found in $CAPTURES (set CHRONICLE_SHARED)"
+[ "$(id -u)" = 0 ] || die "run as root: chronicle-fs mounts FUSE with mount(2)"
 "$PY" -c 'import numpy, pandas, matplotlib' 2>/dev/null || die "python3 needs numpy, pandas and matplotlib: run scripts/deps.sh"
 
 # A previous demo's mount (even a crashed one) must go before its folder can.
@@ -205,11 +206,13 @@ for m in cryptofeed usdm coinm spot; do
   say "$(printf '%-10s exsim sent %6d messages, the %-13s journal holds %6d' "$m" "$sent" "${VENUE[$m]}" "$got")"
   [ "$sent" = "$got" ] || die "market $m: $sent messages sent but $got journaled"
 done
-caught_up() {
-  "$BIN/chronicle-etl" status "${C[@]}" --json 2>/dev/null | "$PY" -c '
-import json, sys
-vs = json.load(sys.stdin)
-sys.exit(0 if len(vs) == 3 and all(v["lag_bytes"] == 0 for v in vs) else 1)'
+caught_up() { # the refinery's published checkpoint (etl.checkpoint) is at every journal's end
+  local j last
+  [ "$(ls -d "$D"/hot/feed/*/ | wc -l)" = 3 ] || return 1
+  for j in "$D"/hot/feed/*/; do
+    last=$(cd "$j" && ls -- *.q | sort | tail -1)
+    grep -qs "\"segment\":\"$last\",\"offset\":$(od -An -t u8 -j 24 -N 8 "$j$last" | tr -d ' ')," "$j/etl.checkpoint" || return 1
+  done
 }
 wait_for 60 "the refinery to reach the journals' ends" caught_up
 find "$D/hot/v1" -name book.q | sort > "$D/refined.txt"
@@ -235,9 +238,9 @@ s = json.load(sys.stdin)
 p = s["plan"]
 sys.exit(0 if not p["Moves"] and not p["Problems"] else 1)'
 }
-wait_for 60 "the tier manager to finish its moves" settled
+POLL=0.5 wait_for 60 "the tier manager to finish its moves" settled
 "$BIN/chronicle-tier" "${C[@]}" --now "$NOW" status > "$D/tier-status.txt" 2>/dev/null
-sed -n '/^ *tier /,/^$/p' "$D/tier-status.txt" | sed '/^$/d; s/^  //'
+sed -n '/^ *tier /,/^$/p' "$D/tier-status.txt" | sed '/^$/d; s/^/ /'
 open=$(sed -n 's/^ *hot->warm *v1\/\([^:]*\): book still being written.*/\1/p' "$D/tier-status.txt" | tr '\n' ' ')
 say "not sealed, so still in hot: ${open:-none}"
 
