@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/chronicle/chronicle/etl/symbols"
@@ -151,6 +152,8 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var lastLog time.Time
+			lastReason := ""
 			for ctx.Err() == nil {
 				st, err := Refine(ctx, Options{Config: o.Config, Root: o.Root, JournalDir: dir, Follow: true,
 					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics})
@@ -158,10 +161,24 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 					o.Log.Info("refinery stopped", "journal", dir, "frames", st.Frames)
 					return
 				}
-				o.Log.Error("refinery failed; retrying in 5s", "journal", dir, "err", err)
+				// A full output device: the run stopped before anything half-written became
+				// visible (committed lengths, temporary files); start again from the
+				// checkpoint as soon as there may be room, so output resumes within a
+				// fraction of a second of space returning.
+				pause, reason := 5*time.Second, "other"
+				if errors.Is(err, syscall.ENOSPC) {
+					pause, reason = 250*time.Millisecond, "device_full"
+				}
+				if o.Metrics != nil {
+					o.Metrics.failures.WithLabelValues(filepath.Base(dir), reason).Inc()
+				}
+				if reason != lastReason || time.Since(lastLog) >= 10*time.Second {
+					o.Log.Error("refinery failed; starting again from the checkpoint", "journal", dir, "reason", reason, "retry_in", pause.String(), "err", err)
+					lastLog, lastReason = time.Now(), reason
+				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(5 * time.Second):
+				case <-time.After(pause):
 				}
 			}
 		}()

@@ -33,6 +33,7 @@ type Metrics struct {
 	checkpoints      *prometheus.CounterVec
 	checkpointSecs   *prometheus.HistogramVec
 	tableReloads     *prometheus.CounterVec // result
+	failures         *prometheus.CounterVec // venue, reason: device_full, other
 }
 
 // NewMetrics registers the series on reg (nil: a throwaway registry).
@@ -76,6 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		journalBytes:     c("journal_bytes_total", "Journal bytes refined."),
 		checkpoints:      c("checkpoints_total", "Checkpoints written."),
 		tableReloads:     c("dim_symbol_reloads_total", "dim_symbol reloads, by result.", "result"),
+		failures:         c("failures_total", "Refinery runs stopped by an error and started again from the checkpoint, by reason (device_full, other).", "reason"),
 	}
 	m.checkpointSecs = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "chronicle", Subsystem: "etl", Name: "checkpoint_seconds",
 		Help: "Time to make output and state durable.", Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10)}, []string{"venue"})

@@ -116,7 +116,7 @@ func (p *partition) path() string { return filepath.Join(p.dir, layout.BookName)
 
 func (p *partition) write(r *format.BookRecord) error {
 	if err := p.w.WriteBook(r); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrPartition, p.path(), err)
+		return fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
 	}
 	p.touched = true
 	p.written++
@@ -157,7 +157,7 @@ func (p *partition) commit() error {
 	}
 	p.touched = false
 	if err := p.w.Commit(); err != nil {
-		return fmt.Errorf("%w: %v", ErrPartition, err)
+		return fmt.Errorf("%w: %w", ErrPartition, err)
 	}
 	return nil
 }
