@@ -32,7 +32,7 @@ func toErrno(err error) syscall.Errno {
 		return syscall.EISDIR
 	case errors.Is(err, tiers.ErrNotDir), errors.Is(err, syscall.ENOTDIR):
 		return syscall.ENOTDIR
-	case errors.As(err, &errno) && errno == syscall.EACCES:
+	case errors.As(err, &errno) && errno == syscall.EACCES, errors.Is(err, tiers.ErrForeignOwner):
 		return syscall.EACCES
 	}
 	return syscall.EIO

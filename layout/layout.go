@@ -223,10 +223,10 @@ func ParseLogical(p string) (Logical, error) {
 		case i < 2 && !ValidName(c):
 			return l, fmt.Errorf("%w: %q: component %q", ErrInvalidPath, p, c)
 		case i == 2:
-			if _, err := time.Parse(DateLayout, c); err != nil || len(c) != 10 {
+			if !ValidDate(c) {
 				return l, fmt.Errorf("%w: %q: date %q is not YYYY-MM-DD", ErrInvalidPath, p, c)
 			}
-		case i > 2 && !ValidFileName(c):
+		case i > 2 && (!ValidFileName(c) || IsTemp(c)): // hidden and temporary names: never served, even when named
 			return l, fmt.Errorf("%w: %q: component %q", ErrInvalidPath, p, c)
 		}
 	}

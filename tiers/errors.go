@@ -14,4 +14,5 @@ var (
 	ErrNoRemote     = errors.New("no remote tier configured")
 	ErrIncomplete   = errors.New("partition files incomplete")
 	ErrRemoteFailed = errors.New("remote read failed")
+	ErrForeignOwner = errors.New("file not owned by the tier's owner")
 )

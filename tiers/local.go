@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 type root struct {
 	tier layout.Tier
 	path string
+
+	uidOnce sync.Once
+	uid     uint32
 }
 
 const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
@@ -43,7 +47,30 @@ func (r *root) open(rel string, flags int) (*os.File, error) {
 		}
 		return nil, &fs.PathError{Op: "open", Path: filepath.Join(r.path, rel), Err: err}
 	}
+	// A file another user put in the tier is not served: the tier's owner (the daemons)
+	// writes everything in it.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: filepath.Join(r.path, rel), Err: err}
+	}
+	if uid := r.owner(dfd); st.Uid != uid && flags&unix.O_PATH == 0 {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open", Path: filepath.Join(r.path, rel),
+			Err: fmt.Errorf("%w: owned by uid %d, the tier root by %d", ErrForeignOwner, st.Uid, uid)}
+	}
 	return os.NewFile(uintptr(fd), filepath.Join(r.path, rel)), nil
+}
+
+// owner is the uid owning the tier root (looked up once).
+func (r *root) owner(dfd int) uint32 {
+	r.uidOnce.Do(func() {
+		var st unix.Stat_t
+		if unix.Fstat(dfd, &st) == nil {
+			r.uid = st.Uid
+		}
+	})
+	return r.uid
 }
 
 // stat returns the file info of rel without following symlinks out of the root.
