@@ -109,12 +109,20 @@ var (
 	dResOpens     = desc("resolver_opens_total", "Logical files opened by the resolver (lookups and stats included), by tier.", "tier")
 	dRetries      = desc("resolver_retries_total", "Re-resolutions of partitions that moved during an open.")
 	dParts        = desc("known_partitions", "Partition directories the kernel currently knows (checked for tier moves).")
+	dBucketLists  = desc("bucket_listings_total", "Directory listings requested from the bucket (research hosts: partitions found by listing).")
+	dBucketStubs  = desc("bucket_stubs_total", "Partition stubs fetched from the bucket.")
+	dDiskHits     = desc("disk_cache_hits_total", "Remote frames and files found in the disk cache.")
+	dDiskMisses   = desc("disk_cache_misses_total", "Remote frames and files not in the disk cache (fetched).")
+	dDiskEvicted  = desc("disk_cache_evictions_total", "Entries evicted from the disk cache.")
+	dDiskCorrupt  = desc("disk_cache_corrupt_total", "Disk cache entries that failed their checksum and were dropped.")
+	dDiskBytes    = desc("disk_cache_bytes", "Bytes held by the disk cache.")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
-		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts} {
+		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts,
+		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes} {
 		ch <- d
 	}
 	c.fs.st.latency.Describe(ch)
@@ -164,5 +172,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRemoteErrors, uint64(rs.RemoteErrors.Load()))
 	counter(dRetries, uint64(rs.Retries.Load()))
 	gauge(dParts, float64(len(f.partList())))
+	counter(dBucketLists, uint64(rs.BucketLists.Load()))
+	counter(dBucketStubs, uint64(rs.BucketStubs.Load()))
+	if dc := f.res.DiskCache(); dc != nil {
+		counter(dDiskHits, uint64(dc.Hits.Load()))
+		counter(dDiskMisses, uint64(dc.Misses.Load()))
+		counter(dDiskEvicted, uint64(dc.Evictions.Load()))
+		counter(dDiskCorrupt, uint64(dc.Corrupt.Load()))
+		gauge(dDiskBytes, float64(dc.Size()))
+	}
 	f.st.latency.Collect(ch)
 }

@@ -41,6 +41,7 @@ type bucket struct {
 	listings lru[string, []string]   // directory key ("v1/venue/") -> sorted subdirectory names
 	stubs    lru[layout.Key, *bstub] // partitions, and partitions known to be absent (nil stub)
 	inflight map[string]*call
+	stats    *Stats // the resolver's counters (nil in tests that build a bucket alone)
 	walks    map[string]*walk // symbol directory -> stub misses seen there
 }
 
@@ -118,6 +119,7 @@ func (b *bucket) subdirs(rel string) ([]string, error) {
 		err := b.once("ls:"+dir, func() error {
 			ctx, cancel := b.ctx()
 			defer cancel()
+			b.count(func(s *Stats) { s.BucketLists.Add(1) })
 			subs, _, err := b.store.ListDir(ctx, dir)
 			if err != nil {
 				return err
@@ -229,7 +231,14 @@ func (b *bucket) prefetch(venue, symbol string) {
 	wg.Wait()
 }
 
+func (b *bucket) count(f func(*Stats)) {
+	if b.stats != nil {
+		f(b.stats)
+	}
+}
+
 func (b *bucket) fetchStub(k layout.Key) (*bstub, error) {
+	b.count(func(s *Stats) { s.BucketStubs.Add(1) })
 	ctx, cancel := b.ctx()
 	defer cancel()
 	key := stub.ObjectKey(k)

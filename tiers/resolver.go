@@ -79,7 +79,12 @@ type Stats struct {
 	RemoteRequests atomic.Int64
 	RemoteBytes    atomic.Int64
 	RemoteErrors   atomic.Int64
+	BucketLists    atomic.Int64 // directory listings requested from the bucket
+	BucketStubs    atomic.Int64 // partition stubs fetched from the bucket (found or not)
 }
+
+// DiskCache returns the on-disk cache of remote reads, nil when there is none.
+func (r *Resolver) DiskCache() *diskcache.Cache { return r.opts.DiskCache }
 
 // New returns a Resolver over roots.
 func New(roots layout.Roots, opts Options) (*Resolver, error) {
@@ -112,6 +117,7 @@ func New(roots layout.Roots, opts Options) (*Resolver, error) {
 	}
 	if r.store != nil && r.opts.BucketTTL > 0 {
 		r.bucket = newBucket(r.store, r.opts.BucketTTL, r.opts.RemoteTimeout)
+		r.bucket.stats = &r.stats
 		if opts.Now != nil {
 			r.bucket.now = opts.Now
 		}
