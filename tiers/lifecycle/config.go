@@ -17,7 +17,8 @@ type Config struct {
 	// HotToWarm moves sealed hot partitions to warm (when the ETL writes to hot).
 	HotToWarm bool `toml:"hot_to_warm"`
 	// HotSettle: a sealed hot book whose meta.json has not appeared yet moves only after
-	// its file has been unchanged this long (wall clock), so the ETL can finish the partition.
+	// its file has been unchanged this long (monotonic clock, from when the manager first
+	// saw it so), so the ETL can finish the partition.
 	HotSettle time.Duration `toml:"hot_settle"`
 	// ColdAfter: a warm partition is transcoded to cold once its UTC day ended this long ago.
 	ColdAfter time.Duration `toml:"cold_after"`

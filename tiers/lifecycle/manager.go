@@ -45,7 +45,8 @@ type Manager struct {
 
 	mu       sync.Mutex
 	fails    map[failKey]*failure
-	stubSeen map[string]stubSeen // stub path -> version seen (needsPublish)
+	stubSeen map[string]stubSeen     // stub path -> version seen (needsPublish)
+	settling map[layout.Key]settling // hot books waiting to settle (planHot)
 }
 
 type failKey struct {

@@ -105,6 +105,12 @@ func endOfDay(k layout.Key) time.Time {
 // plan decides the moves for one scan.
 func (m *Manager) plan(v *view, now time.Time) *Plan {
 	p := &Plan{}
+	seen := map[layout.Key]settling{}
+	defer func() {
+		m.mu.Lock()
+		m.settling = seen // books no longer waiting are forgotten
+		m.mu.Unlock()
+	}()
 	for _, k := range v.keys {
 		part := v.parts[k]
 		cs := part.copies()
@@ -124,7 +130,7 @@ func (m *Manager) plan(v *view, now time.Time) *Plan {
 			if !m.cfg.HotToWarm || m.roots.Warm == "" {
 				continue
 			}
-			mv, why = m.planHot(part.dirs[layout.Hot])
+			mv, why = m.planHot(k, part.dirs[layout.Hot], seen)
 		case c.tier == layout.Warm:
 			if m.roots.Cold == "" {
 				continue
@@ -193,8 +199,19 @@ func policyFor(c bookCopy) Policy {
 	return ColdToRemote
 }
 
-// planHot checks that a hot book is sealed and settled.
-func (m *Manager) planHot(d *dirState) (*Move, string) {
+// settling is a sealed hot book without a sealed meta.json, as last seen: its size and
+// modification time, and when (Go's monotonic clock) they were first seen so.
+type settling struct {
+	size  int64
+	mtime time.Time
+	since time.Time
+}
+
+// planHot checks that a hot book is sealed and settled. Settling is timed on the monotonic
+// clock from when this process first saw the book unchanged, not from its modification
+// time: a wall clock stepped forward (or a file restored with an old mtime) never makes a
+// book that its writer may still be finishing look settled.
+func (m *Manager) planHot(k layout.Key, d *dirState, seen map[layout.Key]settling) (*Move, string) {
 	mv, why := m.planPlain(d, HotToWarm, layout.Hot, layout.Warm)
 	if mv == nil {
 		return nil, why
@@ -215,7 +232,14 @@ func (m *Manager) planHot(d *dirState) (*Move, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	if idle := time.Since(fi.ModTime()); idle < m.cfg.HotSettle {
+	m.mu.Lock()
+	s, ok := m.settling[k]
+	m.mu.Unlock()
+	if !ok || s.size != fi.Size() || !s.mtime.Equal(fi.ModTime()) {
+		s = settling{size: fi.Size(), mtime: fi.ModTime(), since: time.Now()}
+	}
+	seen[k] = s
+	if idle := time.Since(s.since); idle < m.cfg.HotSettle {
 		return nil, fmt.Sprintf("sealed but no meta.json yet; waiting %s for the writer to settle", (m.cfg.HotSettle - idle).Round(time.Second))
 	}
 	mv.Reason = fmt.Sprintf("sealed, unchanged for %s", m.cfg.HotSettle)
