@@ -14,7 +14,7 @@ import (
 const module = "github.com/chronicle/chronicle/"
 
 // layers says which of the module's packages each package may import (see matches; the
-// leaves internal/config and internal/latency are open to all); a package follows the
+// leaves fault, internal/config and internal/latency are open to all); a package follows the
 // longest entry that matches it. docs/architecture.md draws it.
 var layers = []struct {
 	pkg   string
@@ -22,6 +22,7 @@ var layers = []struct {
 	tests []string // extra imports its tests may use
 }{
 	{"layout", nil, []string{"internal/testkit"}},
+	{"fault", nil, nil},
 	{"deploy", nil, nil},
 	{"internal/config", nil, []string{"internal/testkit"}},
 	{"internal/latency", nil, nil},
@@ -101,7 +102,7 @@ func allowed(pkg, dep string, test bool) bool {
 	case matches(pkg, dep) && !matches("internal/testkit", dep):
 		return true // a package's own subpackages
 	}
-	may := append([]string{"internal/config", "internal/latency"}, layers[best].may...) // leaves, for all
+	may := append([]string{"fault", "internal/config", "internal/latency"}, layers[best].may...) // leaves, for all
 	if test {
 		may = append(append([]string{}, may...), layers[best].tests...)
 	}
