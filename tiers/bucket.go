@@ -41,7 +41,7 @@ type bucket struct {
 	listings lru[string, []string]   // directory key ("v1/venue/") -> sorted subdirectory names
 	stubs    lru[layout.Key, *bstub] // partitions, and partitions known to be absent (nil stub)
 	inflight map[string]*call
-	stats    *Stats // the resolver's counters (nil in tests that build a bucket alone)
+	stats    *Stats           // the resolver's counters (nil in tests that build a bucket alone)
 	walks    map[string]*walk // symbol directory -> stub misses seen there
 }
 
