@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestResearchHostSeesTheBucket(t *testing.T) {
 		if err != nil {
 			t.Fatalf("readdir %s: %v", dir, err)
 		}
-		if got := names(es); !equal(got, want) {
+		if got := names(es); !slices.Equal(got, want) {
 			t.Fatalf("readdir %s = %v, want %v", dir, got, want)
 		}
 	}
@@ -121,18 +122,6 @@ func TestResearchHostSeesTheBucket(t *testing.T) {
 	if _, err := r.Open(context.Background(), k1.Dir()+"/index"); !errors.Is(err, ErrIsDir) {
 		t.Fatalf("open a bucket partition's directory: %v", err)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestResearchHostTTL: a partition published after the listing was read appears once the
