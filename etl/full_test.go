@@ -111,7 +111,6 @@ func TestOutputDeviceFull(t *testing.T) {
 	sameTree(t, ref, root)
 }
 
-
 // treeSize sums the sizes of the files below root.
 func treeSize(t *testing.T, root string) int64 {
 	var n int64

@@ -9,6 +9,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,17 +44,28 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	neg := f.cfg.NegativeTimeout
+	// root mounts with mount(2) itself (read-only); any other user through the setuid
+	// fusermount3 helper, which needs "ro" spelled out and mounts nosuid,nodev anyway.
+	// Passthrough needs CAP_SYS_ADMIN in this process, so only root gets it.
+	asRoot := os.Geteuid() == 0
+	mopts := []string{"default_permissions"} // the kernel checks 0444/0555 itself
+	if !asRoot {
+		mopts = append(mopts, "ro")
+		if f.cfg.Passthrough {
+			f.log.Info("not root: mounting through fusermount3, without passthrough (it needs CAP_SYS_ADMIN)")
+			f.cfg.Passthrough = false
+		}
+	}
 	opts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
-			AllowOther:    f.cfg.AllowOther,
-			Options:       []string{"default_permissions"}, // the kernel checks 0444/0555 itself
-			MaxBackground: f.cfg.MaxBackground,
-			MaxWrite:      f.cfg.MaxWrite,
-			MaxReadAhead:  f.cfg.MaxWrite,
-			FsName:        FSType,
-			Name:          FSType,
-			// No fusermount on the hosts: mount(2) directly, read-only.
-			DirectMountStrict:    true,
+			AllowOther:           f.cfg.AllowOther,
+			Options:              mopts,
+			MaxBackground:        f.cfg.MaxBackground,
+			MaxWrite:             f.cfg.MaxWrite,
+			MaxReadAhead:         f.cfg.MaxWrite,
+			FsName:               FSType,
+			Name:                 FSType,
+			DirectMountStrict:    asRoot,
 			DirectMountFlags:     unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 			IgnoreSecurityLabels: true,
 			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
@@ -129,12 +141,12 @@ func (m *Mount) unmount(grace time.Duration) error {
 		return nil // already unmounted from outside
 	default:
 	}
-	err := unix.Unmount(m.dir, 0)
+	err := umount(m.dir, 0)
 	switch {
 	case err == nil:
 	case errors.Is(err, unix.EBUSY):
 		log.Info("mount busy: detaching lazily; open files keep working", "dir", m.dir, "grace", grace)
-		if err := unix.Unmount(m.dir, unix.MNT_DETACH); err != nil {
+		if err := umount(m.dir, unix.MNT_DETACH); err != nil {
 			return fmt.Errorf("unmount %s lazily: %w", m.dir, err)
 		}
 	case errors.Is(err, unix.EINVAL):
@@ -202,7 +214,7 @@ func CleanStale(dir string, log *slog.Logger) error {
 			return fmt.Errorf("%s (%s): %w", dir, fstype, ErrMounted)
 		case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
 			log.Warn("stale mount from a crashed daemon: detaching it", "dir", dir, "type", fstype, "err", err)
-			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			if err := umount(dir, unix.MNT_DETACH); err != nil {
 				return fmt.Errorf("detach stale mount %s: %w", dir, err)
 			}
 		default:
@@ -278,14 +290,44 @@ func unescapeMount(s string) string {
 
 // LazyUnmount unmounts dir, detaching lazily if it is busy (chronicle-fs unmount).
 func LazyUnmount(dir string) error {
-	err := unix.Unmount(dir, 0)
+	err := umount(dir, 0)
 	if errors.Is(err, unix.EBUSY) {
-		err = unix.Unmount(dir, unix.MNT_DETACH)
+		err = umount(dir, unix.MNT_DETACH)
 	}
 	if err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
 	return nil
+}
+
+// umount unmounts dir (flags: 0 or MNT_DETACH). A user without CAP_SYS_ADMIN cannot
+// umount(2); the setuid fusermount3 helper unmounts what that user mounted (EBUSY stays
+// EBUSY, so the caller can detach).
+func umount(dir string, flags int) error {
+	err := unix.Unmount(dir, flags)
+	if !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	bin, lerr := exec.LookPath("fusermount3")
+	if lerr != nil {
+		if bin, lerr = exec.LookPath("fusermount"); lerr != nil {
+			return err
+		}
+	}
+	args := []string{"-u", "-q"}
+	if flags&unix.MNT_DETACH != 0 {
+		args = append(args, "-z")
+	}
+	out, ferr := exec.Command(bin, append(args, dir)...).CombinedOutput()
+	switch {
+	case ferr == nil:
+		return nil
+	case strings.Contains(string(out), "busy"):
+		return unix.EBUSY
+	case strings.Contains(string(out), "not mounted") || strings.Contains(string(out), "not found in"):
+		return unix.EINVAL
+	}
+	return fmt.Errorf("%s -u %s: %v: %s", bin, dir, ferr, strings.TrimSpace(string(out)))
 }
 
 // slogWriter turns go-fuse's log.Logger diagnostics into warnings.

@@ -205,6 +205,7 @@ func runDaemon(f *flags) error {
 		return err
 	}
 	root := f.outputRoot(st)
+	daemon.Ready(log)
 	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
 	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw})
 }

@@ -101,6 +101,7 @@ func run(args []string, stderr io.Writer) int {
 			log.Error("config", "err", err)
 			return 2
 		}
+		daemon.Ready(log)
 		if err := f.Run(ctx); err != nil {
 			log.Error("feed stopped", "err", err)
 			return 1

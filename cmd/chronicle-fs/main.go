@@ -296,6 +296,7 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		m.Unmount(s.fs.ShutdownGrace)
 		return err
 	}
+	daemon.Ready(log)
 	log.Info("serving", "mountpoint", m.Dir(), "hot", s.roots.Hot, "warm", s.roots.Warm, "cold", s.roots.Cold,
 		"remote", s.roots.Remote, "cache_bytes", s.fs.CacheBytes, "memory_limit", s.fs.EffectiveMemoryLimit())
 	select {

@@ -233,6 +233,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("running", "hot", st.roots.Hot, "warm", st.roots.Warm, "cold", st.roots.Cold, "remote", st.roots.Remote,
 			"scan_interval", st.cfg.ScanInterval.String(), "now", st.now().UTC().Format(time.RFC3339))
+		daemon.Ready(log)
 		if err := m.Run(ctx); err != nil {
 			log.Error("run", "err", err)
 			return 1

@@ -71,7 +71,7 @@ func TestPowerCutRefinery(t *testing.T) {
 	}
 	// refine runs the refinery until it has published a checkpoint at the journal's end,
 	// then stops it (SIGTERM) and returns how long that took.
-	refine := func(what, hot, warm string) time.Duration {
+	refine := func(t *testing.T, what, hot, warm string) time.Duration {
 		t.Helper()
 		t0 := time.Now()
 		p := start(t, "chronicle-etl", args(hot, warm)...)
@@ -92,6 +92,15 @@ func TestPowerCutRefinery(t *testing.T) {
 			}
 		}
 		took := time.Since(t0)
+		// A run that starts at the journal's end reaches it at once: stop it only once it
+		// is up, or SIGTERM finds a process that does not handle it yet.
+		select {
+		case <-p.ready:
+		case err := <-p.exited:
+			t.Fatalf("%s: chronicle-etl run exited: %v\n%s", what, err, p.out.String())
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: chronicle-etl run never reported ready\n%s", what, p.out.String())
+		}
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-p.exited; err != nil {
 			t.Fatalf("%s: exit after SIGTERM: %v\n%s", what, err, p.out.String())
@@ -100,14 +109,14 @@ func TestPowerCutRefinery(t *testing.T) {
 	}
 
 	ref := filepath.Join(dir, "ref")
-	refine("reference", journalFor(), ref)
+	refine(t, "reference", journalFor(), ref)
 	want := treeFiles(t, ref)
 
 	empty := t.TempDir()
 	var full time.Duration
 	for range 2 {
 		lz := mountLazy(t, empty)
-		d := refine("calibration", journalFor(), filepath.Join(lz.Dir(), "warm"))
+		d := refine(t, "calibration", journalFor(), filepath.Join(lz.Dir(), "warm"))
 		if full == 0 || d < full {
 			full = d
 		}
@@ -149,7 +158,7 @@ func TestPowerCutRefinery(t *testing.T) {
 				}
 			}
 			readAll(t, lz.Dir())
-			refine(what+": the run after the cut", hot, warm)
+			refine(t, what+": the run after the cut", hot, warm)
 			sameTrees(t, want, treeFiles(t, warm), what)
 		})
 		cuts++

@@ -86,12 +86,16 @@ type proc struct {
 	cmd    *exec.Cmd
 	out    bytes.Buffer
 	exited chan error
+	ready  <-chan struct{} // closed when a daemon has told it is up (testenv.NotifySocket)
 }
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bins[name], args...), exited: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	var env string
+	env, p.ready = testenv.NotifySocket(t)
+	p.cmd.Env = append(os.Environ(), env)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

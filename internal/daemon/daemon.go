@@ -1,5 +1,5 @@
 // Package daemon holds what every Chronicle command shares: structured logging, the
-// Prometheus /metrics endpoint, signal handling and progress bars.
+// Prometheus /metrics endpoint, signal handling, readiness notification and progress bars.
 package daemon
 
 import (
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/internal/config"
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -87,12 +88,25 @@ func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 	go func() {
 		s := <-ch
 		log.Info("shutting down", "signal", s.String())
+		notify(log, sdnotify.SdNotifyStopping)
 		cancel()
 		s = <-ch
 		log.Warn("second signal: exiting now", "signal", s.String())
 		os.Exit(1)
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// Ready tells the service manager (systemd Type=notify, or a test harness listening on
+// $NOTIFY_SOCKET) that the daemon is up: configuration read, signals handled, metrics
+// listening. From then on SIGTERM means a clean shutdown. Without NOTIFY_SOCKET it does
+// nothing.
+func Ready(log *slog.Logger) { notify(log, sdnotify.SdNotifyReady) }
+
+func notify(log *slog.Logger, state string) {
+	if _, err := sdnotify.SdNotify(false, state); err != nil {
+		log.Warn("notify the service manager", "state", state, "err", err)
+	}
 }
 
 // IsTerminal reports whether f is a terminal.
