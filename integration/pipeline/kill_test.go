@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/trees"
 )
 
 // TestKillEachDaemon runs the whole pipeline while it kills (SIGKILL) one daemon after
@@ -110,7 +111,7 @@ func TestKillEachDaemon(t *testing.T) {
 	mu.Unlock()
 
 	p.stop("etl")
-	sameTrees(t, tree(t, p.reference()), tree(t, p.mnt), "after kill -9 of every daemon vs an uninterrupted refinery run")
+	trees.Same(t, trees.Served(t, p.reference()), trees.Served(t, p.mnt), "after kill -9 of every daemon vs an uninterrupted refinery run")
 	// A feed restarted while its market played shows in its venue's partitions.
 	for _, v := range restarted {
 		parts, _ := filepath.Glob(filepath.Join(p.mnt, "v1", v, "*", "*", meta.FileName))

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -551,73 +550,6 @@ func sent(s *exsim.Sim) [][]byte {
 		}
 	}
 	return out
-}
-
-// tree maps every file of the partitions below root/v1 (book.q, meta.json with its
-// ingest time zeroed, index/...) to its bytes; book.npy, which the mount makes up, is left
-// out. Through the mount, each book.q reads from whatever tier holds it.
-func tree(t *testing.T, root string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.Walk(filepath.Join(root, "v1"), func(path string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() || fi.Name() == "book.npy" {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, path)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if fi.Name() == meta.FileName {
-			m, err := meta.Parse(b, path)
-			if err != nil {
-				return err
-			}
-			m.IngestTime = 0
-			if b, err = meta.Marshal(m); err != nil {
-				return err
-			}
-		}
-		if fi.Name() == "book.q" {
-			// A growing book's file runs past its committed records (the writer grows it
-			// in chunks); what it holds is the committed part.
-			h, err := format.ReadHeader(bytes.NewReader(b), int64(len(b)), path)
-			if err != nil {
-				return err
-			}
-			b = b[:h.Committed]
-		}
-		out[rel] = b
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameTrees(t *testing.T, want, got map[string][]byte, what string) {
-	t.Helper()
-	var a, b []string
-	for k := range want {
-		a = append(a, k)
-	}
-	for k := range got {
-		b = append(b, k)
-	}
-	sort.Strings(a)
-	sort.Strings(b)
-	if len(a) == 0 || strings.Join(a, "\n") != strings.Join(b, "\n") {
-		t.Fatalf("%s: files differ:\nwant %v\ngot  %v", what, a, b)
-	}
-	for _, k := range a {
-		if !bytes.Equal(want[k], got[k]) {
-			t.Fatalf("%s: %s differs (%d vs %d bytes)", what, k, len(want[k]), len(got[k]))
-		}
-	}
 }
 
 // reference refines the final journals again with chronicle-etl backfill, uninterrupted,

@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
+	"github.com/chronicle/chronicle/internal/testkit/trees"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -109,17 +110,17 @@ func TestPipeline(t *testing.T) {
 		waitFor(t, "the refinery to reach the end of "+v, 2*time.Minute, func() bool { return p.caughtUp(v) })
 	}
 	p.sealEnded()
-	written := tree(t, p.roots.Hot) // every partition as the refinery wrote it, all in hot so far
+	written := trees.Served(t, p.roots.Hot) // every partition as the refinery wrote it, all in hot so far
 
 	p.start("tier", bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
 	waitFor(t, "every partition in its tier", 2*time.Minute, p.placed)
 
 	checkFigures(t, p.mnt, numpyCounts(t, p.mnt))
-	sameTrees(t, written, tree(t, p.mnt), "what the refinery wrote vs what the mount serves from every tier")
+	trees.Same(t, written, trees.Served(t, p.mnt), "what the refinery wrote vs what the mount serves from every tier")
 	checkDrop(t, p, dropAt)
 
 	p.stop("etl") // its open partitions' final meta.json
-	sameTrees(t, tree(t, p.reference()), tree(t, p.mnt), "the live pipeline vs a backfill of its journals")
+	trees.Same(t, trees.Served(t, p.reference()), trees.Served(t, p.mnt), "the live pipeline vs a backfill of its journals")
 }
 
 // snapshotReasons lists the reasons of the snapshot requests a journal holds.

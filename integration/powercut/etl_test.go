@@ -1,21 +1,19 @@
 package powercut
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/feed/journal"
-	"github.com/chronicle/chronicle/format/meta"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/lazyfs"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/trees"
 )
 
 // TestPowerCutRefinery cuts the power while `chronicle-etl run` refines the COIN-M capture
@@ -110,7 +108,7 @@ func TestPowerCutRefinery(t *testing.T) {
 
 	ref := filepath.Join(dir, "ref")
 	refine(t, "reference", journalFor(), ref)
-	want := treeFiles(t, ref)
+	want := trees.Refined(t, ref)
 
 	empty := t.TempDir()
 	var full time.Duration
@@ -120,7 +118,7 @@ func TestPowerCutRefinery(t *testing.T) {
 		if full == 0 || d < full {
 			full = d
 		}
-		sameTrees(t, want, treeFiles(t, filepath.Join(lz.Dir(), "warm")), "calibration")
+		trees.Same(t, want, trees.Refined(t, filepath.Join(lz.Dir(), "warm")), "calibration")
 		lz.Close()
 	}
 	t.Logf("an uninterrupted run takes %v on lazyfs to refine the journal; cutting the power at uniform moments within it", full)
@@ -159,7 +157,7 @@ func TestPowerCutRefinery(t *testing.T) {
 			}
 			readAll(t, lz.Dir())
 			refine(t, what+": the run after the cut", hot, warm)
-			sameTrees(t, want, treeFiles(t, warm), what)
+			trees.Same(t, want, trees.Refined(t, warm), what)
 		})
 		cuts++
 		last = lz.Stats()
@@ -179,64 +177,4 @@ func behind(seg string, off int64, cp journal.Checkpoint) bool {
 		return true
 	}
 	return a.Seq < b.Seq || (a.Seq == b.Seq && off < cp.Offset)
-}
-
-// treeFiles maps every file below root (outside the refinery's state) to its bytes, with
-// meta.json's ingest_time zeroed: the only field that is not a function of the journal.
-func treeFiles(t testing.TB, root string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			if fi.Name() == ".chronicle-etl" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if fi.Name() == meta.FileName {
-			m, err := meta.Parse(b, p)
-			if err != nil {
-				return err
-			}
-			m.IngestTime = 0
-			if b, err = meta.Marshal(m); err != nil {
-				return err
-			}
-		}
-		out[rel] = b
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameTrees(t testing.TB, want, got map[string][]byte, what string) {
-	t.Helper()
-	if len(want) == 0 || len(want) != len(got) {
-		var a, b []string
-		for k := range want {
-			a = append(a, k)
-		}
-		for k := range got {
-			b = append(b, k)
-		}
-		sort.Strings(a)
-		sort.Strings(b)
-		t.Fatalf("%s: files differ:\nwant %v\ngot  %v", what, a, b)
-	}
-	for k, v := range want {
-		if !bytes.Equal(v, got[k]) {
-			t.Fatalf("%s: %s differs (%d vs %d bytes)", what, k, len(v), len(got[k]))
-		}
-	}
 }

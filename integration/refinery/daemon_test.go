@@ -20,6 +20,7 @@ import (
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/trees"
 	_ "github.com/chronicle/chronicle/venue/all"
 )
 
@@ -161,7 +162,7 @@ level = "warn"
 	}
 	ref := filepath.Join(dir, "ref")
 	run(t, etlBin, "backfill", "--log-level", "warn", "--grace", "1m", "--root", ref, jdir)
-	sameTrees(t, treeFiles(t, ref), treeFiles(t, warm), "run vs backfill")
+	trees.Same(t, trees.Refined(t, ref), trees.Refined(t, warm), "run vs backfill")
 }
 
 // TestRetentionWaitsForRefinery: the feed's retention deletes a journal segment only

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/trees"
 )
 
 // TestKillNine kills the real chronicle-etl with SIGKILL at random moments while it
@@ -39,7 +40,7 @@ func TestKillNine(t *testing.T) {
 	t0 := time.Now()
 	run(t, etlBin, args(ref)...)
 	full := time.Since(t0)
-	want := treeFiles(t, ref)
+	want := trees.Refined(t, ref)
 	t.Logf("an uninterrupted backfill takes %v; killing at uniform moments within it", full)
 
 	landed, rounds := 0, 0
@@ -75,7 +76,7 @@ func TestKillNine(t *testing.T) {
 			}
 			landed++
 		}
-		sameTrees(t, want, treeFiles(t, root), "round "+strconv.Itoa(rounds))
+		trees.Same(t, want, trees.Refined(t, root), "round "+strconv.Itoa(rounds))
 	}
 	t.Logf("%d kills in %d rounds; every round's tree is identical to the uninterrupted run's", landed, rounds)
 }

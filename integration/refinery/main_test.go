@@ -10,12 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
@@ -123,64 +121,4 @@ func replayCheck(t testing.TB, path string, recs []format.BookRecord) (books.Sta
 		t.Fatalf("%s: %v", path, err)
 	}
 	return b, n
-}
-
-// treeFiles maps every file below root (outside the refinery's state) to its bytes, with
-// meta.json's ingest_time zeroed: the only field that is not a function of the journal.
-func treeFiles(t testing.TB, root string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			if fi.Name() == ".chronicle-etl" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if fi.Name() == meta.FileName {
-			m, err := meta.Parse(b, p)
-			if err != nil {
-				return err
-			}
-			m.IngestTime = 0
-			if b, err = meta.Marshal(m); err != nil {
-				return err
-			}
-		}
-		out[rel] = b
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func sameTrees(t testing.TB, want, got map[string][]byte, what string) {
-	t.Helper()
-	if len(want) == 0 || len(want) != len(got) {
-		var a, b []string
-		for k := range want {
-			a = append(a, k)
-		}
-		for k := range got {
-			b = append(b, k)
-		}
-		sort.Strings(a)
-		sort.Strings(b)
-		t.Fatalf("%s: files differ:\nwant %v\ngot  %v", what, a, b)
-	}
-	for k, v := range want {
-		if !bytes.Equal(v, got[k]) {
-			t.Fatalf("%s: %s differs (%d vs %d bytes)", what, k, len(v), len(got[k]))
-		}
-	}
 }
