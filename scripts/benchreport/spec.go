@@ -1,6 +1,9 @@
 package main
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // The figures of the report: what each id measures, its unit, what its baseline is, and its
 // goal. One table, so that the goals live in one place; the benchmarks only measure.
@@ -114,23 +117,49 @@ func peerSpecs() []Spec {
 	return s
 }
 
+// bench reads a figure already in the spec's unit from `go test -bench` output.
+func bench(name, value, baseline string) *BenchSrc {
+	return &BenchSrc{Name: name, Value: value, Baseline: baseline, Scale: 1}
+}
+
+// appendSpec: one append of a record of the given kind, p99, against a bare memcpy.
+func appendSpec(id, what, sub string, goal Goal) Spec {
+	return Spec{ID: id, What: what, Unit: "ns", Baseline: "memcpy into a mapping + atomic store, p99", Goal: goal,
+		Bench: bench("BenchmarkAppendLatency/"+sub, "p99_ns", "base_p99_ns")}
+}
+
+// mountSeq: dd of a tier's book.q through the mount.
+func mountSeq(tier, how, baseline string, goal Goal) Spec {
+	return Spec{ID: "fs." + tier + "_seq", What: "dd bs=1M of " + tier + " book.q through the mount (" + how + ")", Unit: "MB/s",
+		Baseline: baseline, Goal: goal}
+}
+
+// pread4k: random 4 KiB preads through the mount from one tier, p50 (with its goal) and p99.
+func pread4k(tier, where, baseline string, p50 Goal, why string) []Spec {
+	what := "random 4 KiB pread %s through the mount, " + where
+	return []Spec{
+		{ID: "fs." + tier + "_pread4k_p50", What: fmt.Sprintf(what, "p50"), Unit: "ms", Baseline: baseline, Goal: p50, Why: why},
+		{ID: "fs." + tier + "_pread4k_p99", What: fmt.Sprintf(what, "p99"), Unit: "ms", Baseline: baseline},
+	}
+}
+
+// backfill: the refinery backfilling one capture's journal against the JSON parser alone.
+func backfill(id, what, baseline, capture string) Spec {
+	return Spec{ID: id, What: what, Unit: "MB/s", Baseline: baseline, Goal: ge(1),
+		Bench: bench("BenchmarkBackfill/"+capture, "refinery_MB/s", "fastjson_MB/s")}
+}
+
 func specs() []Spec {
 	s := []Spec{
-		{ID: "format.append_p99", What: "append one 64 B book record to a mapped file (/dev/shm), p99", Unit: "ns",
-			Baseline: "memcpy into a mapping + atomic store, p99", Goal: vle(200),
-			Bench: &BenchSrc{Name: "BenchmarkAppendLatency/book64B", Value: "p99_ns", Baseline: "base_p99_ns", Scale: 1}},
-		{ID: "format.append_journal_p99", What: "append one 1 KiB journal record, p99", Unit: "ns",
-			Baseline: "memcpy into a mapping + atomic store, p99", Goal: vle(1000),
-			Bench: &BenchSrc{Name: "BenchmarkAppendLatency/journal1KiB", Value: "p99_ns", Baseline: "base_p99_ns", Scale: 1}},
+		appendSpec("format.append_p99", "append one 64 B book record to a mapped file (/dev/shm), p99", "book64B", vle(200)),
+		appendSpec("format.append_journal_p99", "append one 1 KiB journal record, p99", "journal1KiB", vle(1000)),
 		{ID: "format.decode", What: "iterate every record of a mapped book.q", Unit: "GB/s",
 			Baseline: "summing the mapped bytes as u64 words", Goal: ge(0.5),
-			Bench: &BenchSrc{Name: "BenchmarkDecode", Value: "decode_GB/s", Baseline: "base_sum_GB/s", Scale: 1}},
+			Bench: bench("BenchmarkDecode", "decode_GB/s", "base_sum_GB/s")},
 		{ID: "qzst.transcode", What: "book.q -> seekable zstd (libzstd level 3, files + fsync)", Unit: "MB/s",
-			Baseline: "zstd -3 -T2", Goal: ge(1),
-			Bench: &BenchSrc{Name: "BenchmarkTranscode/libzstd/file", Value: "MB/s", Baseline: "cli_MB/s", Scale: 1}},
+			Baseline: "zstd -3 -T2", Goal: ge(1), Bench: bench("BenchmarkTranscode/libzstd/file", "MB/s", "cli_MB/s")},
 		{ID: "qzst.seq_read", What: "read a whole .zst through the frame cache (128 KiB reads)", Unit: "MB/s",
-			Baseline: "zstd -dc > /dev/null", Goal: ge(2),
-			Bench: &BenchSrc{Name: "BenchmarkSeqRead", Value: "MB/s", Baseline: "cli_MB/s", Scale: 1}},
+			Baseline: "zstd -dc > /dev/null", Goal: ge(2), Bench: bench("BenchmarkSeqRead", "MB/s", "cli_MB/s")},
 		{ID: "tier.warm_to_cold", What: "warm -> cold move: transcode, verify every byte, fsync, rename, delete", Unit: "MB/s",
 			Baseline: "zstd -3 -T2 then zstd -t on its output (equal work)", Goal: ge(1.1),
 			Why: "issue 17: the move compresses and verifies every byte, as the baseline does"},
@@ -141,50 +170,34 @@ func specs() []Spec {
 		{ID: "tier.cold_to_remote", What: "cold -> remote upload, verified (SHA-256, HEADs, stub fsynced)", Unit: "MB/s",
 			Baseline: "plain S3 PutObject of the same files, same versitygw", Goal: ge(0.9)},
 		{ID: "tiers.remote_seq", What: "whole remote partition through the resolver (loopback S3)", Unit: "MB/s",
-			Baseline: "S3 GET | zstd -dc", Goal: ge(1),
-			Bench: &BenchSrc{Name: "BenchmarkRemoteSequential", Value: "MB/s", Baseline: "get+zstd_MB/s", Scale: 1}},
-		{ID: "fs.hot_seq", What: "dd bs=1M of hot book.q through the mount (passthrough)", Unit: "MB/s",
-			Baseline: "dd of the native hot file (tmpfs)", Goal: ge(0.9)},
-		{ID: "fs.warm_seq", What: "dd bs=1M of warm book.q through the mount (passthrough)", Unit: "MB/s",
-			Baseline: "dd of the native warm file", Goal: ge(0.9)},
-		{ID: "fs.cold_seq", What: "dd bs=1M of cold book.q through the mount (decoded .zst)", Unit: "MB/s",
-			Baseline: "zstd -dc of the same .zst", Goal: ge(1.5)},
-		{ID: "fs.remote_seq", What: "dd bs=1M of remote book.q through the mount (versitygw on loopback)", Unit: "MB/s",
-			Baseline: "the same through the mount from cold", Goal: ge(0.9)},
+			Baseline: "S3 GET | zstd -dc", Goal: ge(1), Bench: bench("BenchmarkRemoteSequential", "MB/s", "get+zstd_MB/s")},
+		mountSeq("hot", "passthrough", "dd of the native hot file (tmpfs)", ge(0.9)),
+		mountSeq("warm", "passthrough", "dd of the native warm file", ge(0.9)),
+		mountSeq("cold", "decoded .zst", "zstd -dc of the same .zst", ge(1.5)),
+		mountSeq("remote", "versitygw on loopback", "the same through the mount from cold", ge(0.9)),
 		{ID: "fs.remote_cpu", What: "chronicle-fs CPU seconds per GiB read, remote", Unit: "cpu_s/GiB",
 			Baseline: "chronicle-fs CPU seconds per GiB read, cold", Goal: le(1.1),
 			Why: "the bytes are the same frames; only the transport differs"},
 		{ID: "fs.remote_cpu.server", What: "versitygw CPU seconds per GiB read by the remote passes (not in fs.remote_cpu)", Unit: "cpu_s/GiB",
 			Baseline: "chronicle-fs CPU seconds per GiB, remote"},
-		{ID: "fs.cold_pread4k_p50", What: "random 4 KiB pread p50 through the mount, cold tier", Unit: "ms",
-			Baseline: "the native warm file", Goal: vle(2), Why: "docs/format/qzst.md: one frame decode per miss"},
-		{ID: "fs.cold_pread4k_p99", What: "random 4 KiB pread p99 through the mount, cold tier", Unit: "ms",
-			Baseline: "the native warm file"},
-		{ID: "fs.remote_pread4k_p50", What: "random 4 KiB pread p50 through the mount, remote tier (loopback)", Unit: "ms",
-			Baseline: "the same from the cold tier", Goal: vle(5), Why: "one ranged GET + one frame decode per miss"},
-		{ID: "fs.remote_pread4k_p99", What: "random 4 KiB pread p99 through the mount, remote tier (loopback)", Unit: "ms",
-			Baseline: "the same from the cold tier"},
-		{ID: "fs.peak_rss", What: "chronicle-fs peak RSS reading a cold book sequentially and randomly", Unit: "MiB",
-			Baseline: "configured frame cache + 100 MiB", Goal: le(1),
-			Bench: &BenchSrc{Name: "BenchmarkPeakRSS", Value: "peak-RSS-MiB", Baseline: "bound-MiB", Scale: 1}},
-		{ID: "numpy.warm_memmap", What: "numpy price.sum() over warm book.q memmap through the mount, first pass", Unit: "s",
+	}
+	s = append(s, pread4k("cold", "cold tier", "the native warm file", vle(2), "docs/format/qzst.md: one frame decode per miss")...)
+	s = append(s, pread4k("remote", "remote tier (loopback)", "the same from the cold tier", vle(5), "one ranged GET + one frame decode per miss")...)
+	s = append(s,
+		Spec{ID: "fs.peak_rss", What: "chronicle-fs peak RSS reading a cold book sequentially and randomly", Unit: "MiB",
+			Baseline: "configured frame cache + 100 MiB", Goal: le(1), Bench: bench("BenchmarkPeakRSS", "peak-RSS-MiB", "bound-MiB")},
+		Spec{ID: "numpy.warm_memmap", What: "numpy price.sum() over warm book.q memmap through the mount, first pass", Unit: "s",
 			Baseline: "the same on the native warm file", Goal: le(1.1)},
-		{ID: "numpy.book_npy_warm", What: "numpy price.sum() over warm book.npy (served by the daemon), first pass", Unit: "s",
+		Spec{ID: "numpy.book_npy_warm", What: "numpy price.sum() over warm book.npy (served by the daemon), first pass", Unit: "s",
 			Baseline: "warm book.q memmap through the mount", Goal: le(1.5)},
-		{ID: "numpy.book_npy_cold", What: "numpy price.sum() over cold book.npy, first pass", Unit: "s",
+		Spec{ID: "numpy.book_npy_cold", What: "numpy price.sum() over cold book.npy, first pass", Unit: "s",
 			Baseline: "warm book.q memmap through the mount"},
-		{ID: "etl.backfill", What: "refinery backfill of the USD-M capture's journal, one core", Unit: "MB/s",
-			Baseline: "valyala/fastjson parsing the same messages alone", Goal: ge(1),
-			Bench: &BenchSrc{Name: "BenchmarkBackfill/usdm", Value: "refinery_MB/s", Baseline: "fastjson_MB/s", Scale: 1}},
-		{ID: "etl.backfill.coinm", What: "refinery backfill, COIN-M capture", Unit: "MB/s",
-			Baseline: "valyala/fastjson parse alone", Goal: ge(1),
-			Bench: &BenchSrc{Name: "BenchmarkBackfill/coinm", Value: "refinery_MB/s", Baseline: "fastjson_MB/s", Scale: 1}},
-		{ID: "etl.backfill.spot", What: "refinery backfill, spot capture", Unit: "MB/s",
-			Baseline: "valyala/fastjson parse alone", Goal: ge(1),
-			Bench: &BenchSrc{Name: "BenchmarkBackfill/spot", Value: "refinery_MB/s", Baseline: "fastjson_MB/s", Scale: 1}},
-		{ID: "etl.live_p99", What: "journal append -> canonical records committed, p99 (live tail)", Unit: "us",
+		backfill("etl.backfill", "refinery backfill of the USD-M capture's journal, one core", "valyala/fastjson parsing the same messages alone", "usdm"),
+		backfill("etl.backfill.coinm", "refinery backfill, COIN-M capture", "valyala/fastjson parse alone", "coinm"),
+		backfill("etl.backfill.spot", "refinery backfill, spot capture", "valyala/fastjson parse alone", "spot"),
+		Spec{ID: "etl.live_p99", What: "journal append -> canonical records committed, p99 (live tail)", Unit: "us",
 			Baseline: "the journal tailer alone, p99", Goal: vle(100),
 			Bench: &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p99_ns", Baseline: "tailer_p99_ns", Scale: 1e-3}},
-	}
+	)
 	return append(append(s, peerSpecs()...), researchSpecs()...)
 }
