@@ -14,6 +14,7 @@ command -v getfattr >/dev/null || need+=(attr)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import pandas' 2>/dev/null || need+=(python3-pandas)
 /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib) # the demo's charts
+command -v fusermount3 >/dev/null || need+=(fuse3) # chronicle-fs mounted by a user without root
 # make bench: the peers chronicle-fs is measured against, and the shaped link (tc, nsenter)
 command -v rclone >/dev/null || need+=(rclone fuse3)
 command -v s3fs >/dev/null || need+=(s3fs)

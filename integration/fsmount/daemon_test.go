@@ -138,6 +138,13 @@ func start(t testing.TB, cfg, mp string, extraArgs ...string) *daemon {
 // entered with nsenter so that the mount is seen outside.
 func startIn(t testing.TB, netns, cfg, mp string, extraArgs ...string) *daemon {
 	t.Helper()
+	return launch(t, netns, nil, cfg, mp, extraArgs...)
+}
+
+// launch starts chronicle-fs mount in netns ("" for this one) as cred (nil: as this
+// process) and waits until it serves.
+func launch(t testing.TB, netns string, cred *syscall.Credential, cfg, mp string, extraArgs ...string) *daemon {
+	t.Helper()
 	args := append(append([]string{"mount", "--config", cfg}, extraArgs...), mp)
 	cmd := exec.Command(binPath, args...)
 	if netns != "" {
@@ -147,7 +154,7 @@ func startIn(t testing.TB, netns, cfg, mp string, extraArgs ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
