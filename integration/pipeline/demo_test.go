@@ -25,7 +25,7 @@ func demoCmd(t *testing.T, dir string, env ...string) *exec.Cmd {
 	repo := testenv.RepoRoot(t)
 	cmd := exec.Command("bash", filepath.Join(repo, "scripts", "demo.sh"))
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), append([]string{"CHRONICLE_DEMO_DIR=" + dir, "BIN=" + binDir}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"CHRONICLE_DEMO_DIR=" + dir, "BIN=" + testenv.BinDir()}, env...)...)
 	return cmd
 }
 

@@ -28,11 +28,11 @@ func TestKillEachDaemon(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(testenv.Seed(t)), 14))
 	p := newPipe(t)
 	p.serveBinary(25)
-	p.start("etl", bin("chronicle-etl"), "run", "--config", p.cfg)
-	p.start("tier", bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
-	p.start("fs", bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
+	p.start("etl", testenv.Bin("chronicle-etl"), "run", "--config", p.cfg)
+	p.start("tier", testenv.Bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
+	p.start("fs", testenv.Bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
 	feed := func(proc, market string) {
-		p.start(proc, append([]string{bin("chronicle-feed")}, p.feedArgs(market)...)...)
+		p.start(proc, append([]string{testenv.Bin("chronicle-feed")}, p.feedArgs(market)...)...)
 	}
 	feed("feed-coinm", "coinm")
 	feed("feed-spot", "spot")

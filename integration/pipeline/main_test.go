@@ -35,33 +35,12 @@ import (
 	_ "github.com/chronicle/chronicle/venue/all"
 )
 
-// binDir holds the binaries TestMain builds.
-var binDir string
-
-func bin(name string) string { return filepath.Join(binDir, name) }
-
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		if os.Geteuid() != 0 {
-			fmt.Fprintln(os.Stderr, "pipeline: these tests mount FUSE file systems for real and must run as root")
-			return 1
-		}
-		dir, err := os.MkdirTemp("", "chronicle-pipeline-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/chronicle-feed", "./cmd/chronicle-etl", "./cmd/chronicle-tier",
-			"./cmd/chronicle-fs", "./cmd/chronicle-exsim")
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}())
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "pipeline: these tests mount FUSE file systems for real and must run as root")
+		os.Exit(1)
+	}
+	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs", "chronicle-exsim"))
 }
 
 // The demo clock of chronicle-tier, and where it puts each partition of the captures:
@@ -215,7 +194,7 @@ func (p *pipe) serveInProcess(speed float64) {
 func (p *pipe) serveBinary(speed float64) {
 	p.t.Helper()
 	p.exsimDir = filepath.Join(p.dir, "exsim")
-	p.start("exsim", bin("chronicle-exsim"), "--captures", testenv.CapturesDir(), "--state-dir", p.exsimDir,
+	p.start("exsim", testenv.Bin("chronicle-exsim"), "--captures", testenv.CapturesDir(), "--state-dir", p.exsimDir,
 		"--speed", fmt.Sprint(speed), "--log-level", "warn")
 	waitFor(p.t, "chronicle-exsim", time.Minute, func() bool {
 		b, err := os.ReadFile(filepath.Join(p.exsimDir, "addr"))
@@ -356,7 +335,7 @@ func (p *pipe) stopAll() {
 		}
 	}
 	if mounted(p.mnt) {
-		exec.Command(bin("chronicle-fs"), "unmount", p.mnt).Run()
+		exec.Command(testenv.Bin("chronicle-fs"), "unmount", p.mnt).Run()
 		if mounted(p.mnt) {
 			unix.Unmount(p.mnt, unix.MNT_DETACH)
 		}
@@ -444,9 +423,9 @@ var venues = []string{"binance-perp", "binance-coinm", "binance-spot"}
 func (p *pipe) sealEnded() {
 	p.t.Helper()
 	p.stop("etl")
-	run(p.t, bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", p.roots.Hot,
+	run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", p.roots.Hot,
 		p.journalDir("binance-coinm"), p.journalDir("binance-spot"))
-	p.start("etl", bin("chronicle-etl"), "run", "--config", p.cfg)
+	p.start("etl", testenv.Bin("chronicle-etl"), "run", "--config", p.cfg)
 }
 
 // tierOf reads the mount's tier attribute of a partition's book.q.
@@ -467,7 +446,7 @@ func (p *pipe) placed() bool {
 			return false
 		}
 	}
-	out, err := exec.Command(bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "--log-level", "error", "status", "--json").Output()
+	out, err := exec.Command(testenv.Bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "--log-level", "error", "status", "--json").Output()
 	if err != nil {
 		return false
 	}
@@ -558,8 +537,8 @@ func sent(s *exsim.Sim) [][]byte {
 func (p *pipe) reference() string {
 	p.t.Helper()
 	ref := filepath.Join(p.dir, "ref")
-	run(p.t, bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--root", ref, p.journalDir("binance-perp"))
-	run(p.t, bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", ref,
+	run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--root", ref, p.journalDir("binance-perp"))
+	run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", ref,
 		p.journalDir("binance-coinm"), p.journalDir("binance-spot"))
 	return ref
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/internal/testkit/trees"
 	"github.com/chronicle/chronicle/venue"
 )
@@ -34,15 +35,15 @@ import (
 func TestPipeline(t *testing.T) {
 	p := newPipe(t)
 	p.serveInProcess(0)
-	p.start("etl", bin("chronicle-etl"), "run", "--config", p.cfg)
-	p.start("fs", bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
+	p.start("etl", testenv.Bin("chronicle-etl"), "run", "--config", p.cfg)
+	p.start("fs", testenv.Bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
 	waitFor(t, "the mount", 20*time.Second, func() bool { return mounted(p.mnt) })
 
 	for _, name := range []string{"cryptofeed", "usdm", "spot"} {
 		p.sims[name].PlayAfterSnapshots()
 	}
 	feed := func(proc, market string) {
-		p.start(proc, append([]string{bin("chronicle-feed")}, p.feedArgs(market)...)...)
+		p.start(proc, append([]string{testenv.Bin("chronicle-feed")}, p.feedArgs(market)...)...)
 	}
 	feed("feed-coinm", "coinm")
 	feed("feed-spot", "spot")
@@ -112,7 +113,7 @@ func TestPipeline(t *testing.T) {
 	p.sealEnded()
 	written := trees.Served(t, p.roots.Hot) // every partition as the refinery wrote it, all in hot so far
 
-	p.start("tier", bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
+	p.start("tier", testenv.Bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
 	waitFor(t, "every partition in its tier", 2*time.Minute, p.placed)
 
 	checkFigures(t, p.mnt, numpyCounts(t, p.mnt))

@@ -28,7 +28,7 @@ import (
 //     uninterrupted run's (books, index/, meta.json but its ingest time): nothing lost,
 //     nothing written twice.
 func TestPowerCutRefinery(t *testing.T) {
-	n := runs(t)
+	n := testenv.CrashRuns(t)
 	rng := newRand(t)
 	c := kit.Get("coinm")
 	dir := t.TempDir()

@@ -29,7 +29,7 @@ import (
 //   - every segment is readable to its committed length (whole records only);
 //   - no message was journaled twice, and no pre-created or temporary file is left.
 func TestPowerCutFeed(t *testing.T) {
-	n := runs(t)
+	n := testenv.CrashRuns(t)
 	rng := newRand(t)
 	recs, err := capture.ReadAll(testenv.CapturesDir() + "binance-usdm_ethusdt_20240808.jsonl.gz")
 	if err != nil {

@@ -8,13 +8,11 @@ package powercut
 
 import (
 	"bytes"
-	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,38 +20,8 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
-// bins are the binaries built for this test run.
-var bins = map[string]string{}
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chronicle-powercut-bin-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	for _, name := range []string{"chronicle-tier", "chronicle-etl", "chronicle-feed"} {
-		bin := filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/chronicle/chronicle/cmd/"+name).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", name, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-		bins[name] = bin
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func runs(t *testing.T) int {
-	n := 50
-	if testing.Short() {
-		n = 10
-	}
-	if v := os.Getenv("CHRONICLE_CRASH_RUNS"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
-	return n
+	os.Exit(testenv.RunWithCommands(m, "chronicle-tier", "chronicle-etl", "chronicle-feed"))
 }
 
 func newRand(t *testing.T) *rand.Rand {
@@ -91,7 +59,7 @@ type proc struct {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bins[name], args...), exited: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(testenv.Bin(name), args...), exited: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	var env string
 	env, p.ready = testenv.NotifySocket(t)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chronicle/chronicle/internal/testkit/lazyfs"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
@@ -22,24 +23,13 @@ import (
 // apply each is in exactly one tier, where the policies put it, with no temporary file,
 // leftover directory or orphan object.
 func TestPowerCutTier(t *testing.T) {
-	n := runs(t)
+	n := testenv.CrashRuns(t)
 	rng := newRand(t)
-	key := func(date string) layout.Key { return layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: date} }
-	parts := []lt.Partition{
-		lt.NewPartition(t, key("2024-08-08"), 3000, 1),
-		lt.NewPartition(t, key("2025-06-01"), 3000, 2),
-		lt.NewPartition(t, key("2023-01-01"), 3000, 3),
-		lt.NewPartition(t, key("2025-12-31"), 3000, 4),
-	}
-	from := []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Hot}
-	want := []layout.Tier{layout.Remote, layout.Cold, layout.Remote, layout.Warm}
+	crash := lt.NewCrash(t)
 
 	// The seed tree: partitions placed in their first tier, an empty remote.
 	seed := t.TempDir()
-	se := lt.NewEnv(t, seed, nil)
-	for i, p := range parts {
-		se.Place(t, p, from[i])
-	}
+	crash.Place(t, lt.NewEnv(t, seed, nil))
 	os.MkdirAll(filepath.Join(seed, "remote"), 0o755)
 
 	setup := func() (*lazyEnv, []string) {
@@ -55,7 +45,7 @@ func TestPowerCutTier(t *testing.T) {
 		cfg := filepath.Join(t.TempDir(), "chronicle.toml")
 		os.WriteFile(cfg, fmt.Appendf(nil, "[tiers]\nhot = %q\nwarm = %q\ncold = %q\nremote = %q\n[tier]\nblock_size = 65536\nhot_settle = \"1h\"\n",
 			e.Roots.Hot, e.Roots.Warm, e.Roots.Cold, e.Roots.Remote), 0o644)
-		return &lazyEnv{lz: lz, e: e}, []string{"--config", cfg, "--now", "2026-01-01T12:00:00Z", "--metrics-addr", "", "apply"}
+		return &lazyEnv{lz: lz, e: e}, []string{"--config", cfg, "--now", lt.CrashNow, "--metrics-addr", "", "apply"}
 	}
 
 	// Calibrate: an uninterrupted apply on the lazy file system.
@@ -67,7 +57,7 @@ func TestPowerCutTier(t *testing.T) {
 		if d := time.Since(t0); full == 0 || d < full {
 			full = d
 		}
-		checkTiers(t, le.e, parts, want)
+		crash.CheckFinal(t, le.e)
 		le.lz.Close()
 	}
 	t.Logf("an uninterrupted apply takes %v on lazyfs; cutting the power at uniform moments within it", full)
@@ -84,12 +74,12 @@ func TestPowerCutTier(t *testing.T) {
 		what := fmt.Sprintf("run %d (power cut after %v)", i, delay)
 		t.Run(fmt.Sprintf("cut-%02d", i), func(t *testing.T) {
 			readAll(t, le.lz.Dir())
-			le.e.CheckReadable(t, parts)
+			le.e.CheckReadable(t, crash.Parts)
 			out := run(t, what+": the apply after the cut", "chronicle-tier", args...)
 			if strings.Contains(out, `"level":"ERROR"`) {
 				t.Logf("%s: errors logged by the apply after the cut:\n%s\ncut run:\n%s", what, out, log)
 			}
-			checkTiers(t, le.e, parts, want)
+			crash.CheckFinal(t, le.e)
 		})
 		lastStats = le.lz.Stats()
 		le.lz.Close()
@@ -103,14 +93,4 @@ func TestPowerCutTier(t *testing.T) {
 type lazyEnv struct {
 	lz *lazyfs.FS
 	e  *lt.Env
-}
-
-func checkTiers(t *testing.T, e *lt.Env, parts []lt.Partition, want []layout.Tier) {
-	t.Helper()
-	got := e.Check(t, parts)
-	for j, p := range parts {
-		if got[p.Key] != want[j] {
-			t.Fatalf("%s in %s, want %s", p.Key, got[p.Key], want[j])
-		}
-	}
 }

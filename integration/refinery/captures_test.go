@@ -27,7 +27,7 @@ func TestCaptures(t *testing.T) {
 			dir := t.TempDir()
 			j, r := filepath.Join(dir, "J"), filepath.Join(dir, "R")
 			replay(t, c, j)
-			run(t, etlBin, "backfill", "--log-level", "warn", "--root", r, j)
+			run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--root", r, j)
 
 			books, _ := filepath.Glob(filepath.Join(r, "v1", "*", "*", "*", "book.q"))
 			var want []string

@@ -20,6 +20,7 @@ import (
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/internal/testkit/trees"
 	_ "github.com/chronicle/chronicle/venue/all"
 )
@@ -42,7 +43,7 @@ type daemon struct {
 
 func startETL(t *testing.T, cfg string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(etlBin, "run", "--config", cfg), out: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{cmd: exec.Command(testenv.Bin("chronicle-etl"), "run", "--config", cfg), out: &bytes.Buffer{}, done: make(chan error, 1)}
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ level = "warn"
 `, hot, warm, addr)), 0o644)
 	d := startETL(t, cfg) // before the journal exists: it waits for it
 	c := captures[1]
-	feedCmd := exec.Command(feedBin, append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
+	feedCmd := exec.Command(testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
 	var feedOut bytes.Buffer
 	feedCmd.Stdout, feedCmd.Stderr = &feedOut, &feedOut
 	if err := feedCmd.Start(); err != nil {
@@ -161,7 +162,7 @@ level = "warn"
 		t.Fatalf("2024-08-09 should still grow: %+v %v", m, err)
 	}
 	ref := filepath.Join(dir, "ref")
-	run(t, etlBin, "backfill", "--log-level", "warn", "--grace", "1m", "--root", ref, jdir)
+	run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--grace", "1m", "--root", ref, jdir)
 	trees.Same(t, trees.Refined(t, ref), trees.Refined(t, warm), "run vs backfill")
 }
 

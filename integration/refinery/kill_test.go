@@ -21,13 +21,7 @@ import (
 // uninterrupted run's. Rounds start from an empty output root until at least 50 kills
 // (CHRONICLE_CRASH_RUNS) landed.
 func TestKillNine(t *testing.T) {
-	kills := 50
-	if testing.Short() {
-		kills = 10
-	}
-	if v := os.Getenv("CHRONICLE_CRASH_RUNS"); v != "" {
-		kills, _ = strconv.Atoi(v)
-	}
+	kills := testenv.CrashRuns(t)
 	rng := rand.New(rand.NewPCG(uint64(testenv.Seed(t)), 7))
 	dir := t.TempDir()
 	j := filepath.Join(dir, "J")
@@ -38,7 +32,7 @@ func TestKillNine(t *testing.T) {
 	}
 	ref := filepath.Join(dir, "ref")
 	t0 := time.Now()
-	run(t, etlBin, args(ref)...)
+	run(t, testenv.Bin("chronicle-etl"), args(ref)...)
 	full := time.Since(t0)
 	want := trees.Refined(t, ref)
 	t.Logf("an uninterrupted backfill takes %v; killing at uniform moments within it", full)
@@ -51,7 +45,7 @@ func TestKillNine(t *testing.T) {
 			if attempt > 200 {
 				t.Fatalf("round %d did not finish after 200 restarts", rounds)
 			}
-			cmd := exec.Command(etlBin, args(root)...)
+			cmd := exec.Command(testenv.Bin("chronicle-etl"), args(root)...)
 			out, _ := os.Create(filepath.Join(dir, "log"))
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {

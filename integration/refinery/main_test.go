@@ -6,7 +6,6 @@ package refinery
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,30 +18,8 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
-// Binaries built for this test run.
-var feedBin, etlBin, fsBin, tierBin string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chronicle-refinery-bin-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	feedBin, etlBin = filepath.Join(dir, "chronicle-feed"), filepath.Join(dir, "chronicle-etl")
-	fsBin, tierBin = filepath.Join(dir, "chronicle-fs"), filepath.Join(dir, "chronicle-tier")
-	for bin, pkg := range map[string]string{feedBin: "./cmd/chronicle-feed", etlBin: "./cmd/chronicle-etl",
-		fsBin: "./cmd/chronicle-fs", tierBin: "./cmd/chronicle-tier"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Dir = "../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-fs", "chronicle-tier"))
 }
 
 // dayWant is what an independent rebuild of a capture found for one UTC date.
@@ -98,7 +75,7 @@ func run(t testing.TB, bin string, args ...string) string {
 // replay journals a capture with chronicle-feed into dir.
 func replay(t testing.TB, c capture, dir string) {
 	t.Helper()
-	run(t, feedBin, append([]string{"replay", "--speed", "0", "--venue", c.venue, "--journal-dir", dir, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
+	run(t, testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", c.venue, "--journal-dir", dir, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
 }
 
 // records reads every record of a book file.

@@ -64,7 +64,7 @@ func mountAll(t *testing.T, roots layout.Roots) string {
 	t.Helper()
 	mp := filepath.Join(t.TempDir(), "chronicle")
 	os.MkdirAll(mp, 0o755)
-	cmd := exec.Command(fsBin, "mount", "--hot", roots.Hot, "--warm", roots.Warm, "--cold", roots.Cold, "--remote", roots.Remote,
+	cmd := exec.Command(testenv.Bin("chronicle-fs"), "mount", "--hot", roots.Hot, "--warm", roots.Warm, "--cold", roots.Cold, "--remote", roots.Remote,
 		"--metrics-addr", "", "--log-level", "warn", mp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -118,7 +118,7 @@ func TestThroughMountEveryTier(t *testing.T) {
 	for _, c := range captures {
 		j, r := filepath.Join(dir, "J-"+c.name), filepath.Join(dir, "R-"+c.name)
 		replay(t, c, j)
-		run(t, etlBin, "backfill", "--log-level", "warn", "--seal-all", "--root", r, j)
+		run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--seal-all", "--root", r, j)
 		staged[c.name] = r
 	}
 	// spot and cryptofeed go through the tier manager: warm -> cold, and the 2021 day on
@@ -127,8 +127,8 @@ func TestThroughMountEveryTier(t *testing.T) {
 	copyTree(t, staged["cryptofeed"], roots.Warm)
 	tierArgs := []string{"--hot", roots.Hot, "--warm", roots.Warm, "--cold", roots.Cold, "--remote", roots.Remote,
 		"--now", "2024-08-20", "--cold-after", "24h", "--remote-after", "8760h", "--hot-to-warm=false", "--log-level", "warn", "apply"}
-	run(t, tierBin, tierArgs...)
-	run(t, tierBin, tierArgs...)
+	run(t, testenv.Bin("chronicle-tier"), tierArgs...)
+	run(t, testenv.Bin("chronicle-tier"), tierArgs...)
 	copyTree(t, staged["coinm"], roots.Warm)
 	copyTree(t, staged["usdm"], roots.Hot)
 	if _, err := os.Stat(filepath.Join(roots.Cold, "v1", "binance-spot", "eth-usdt", "2024-08-08", layout.ZstName)); err != nil {

@@ -27,25 +27,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var binDir string
-
-func bin(name string) string { return filepath.Join(binDir, name) }
-
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		if os.Geteuid() != 0 {
-			fmt.Fprintln(os.Stderr, "research: these tests make network namespaces and FUSE mounts and must run as root")
-			return 1
-		}
-		dir, err := testenv.BuildCommands("chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		return m.Run()
-	}())
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "research: these tests make network namespaces and FUSE mounts and must run as root")
+		os.Exit(1)
+	}
+	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs"))
 }
 
 // link is two network namespaces joined by a veth pair shaped to 1 Gbit/s each way.
@@ -149,15 +136,15 @@ func (h *captureHost) refine(t *testing.T, venue string, files ...string) {
 	for _, f := range files {
 		paths = append(paths, filepath.Join(testenv.CapturesDir(), f))
 	}
-	run(t, exec.Command(bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", venue,
+	run(t, exec.Command(testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", venue,
 		"--journal-dir", journal, "--metrics-addr", "", "--log-level", "warn"}, paths...)...))
-	run(t, exec.Command(bin("chronicle-etl"), "backfill", "--log-level", "warn", "--seal-all", "--root", h.roots.Warm, journal))
+	run(t, exec.Command(testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--seal-all", "--root", h.roots.Warm, journal))
 }
 
 // upload ages everything in the warm tier to remote (the tier manager's clock years ahead),
 // from inside the capture namespace.
 func (h *captureHost) upload(t *testing.T, ns string) {
-	run(t, in(ns, bin("chronicle-tier"), "--config", h.config, "--now", "2030-01-01", "apply"))
+	run(t, in(ns, testenv.Bin("chronicle-tier"), "--config", h.config, "--now", "2030-01-01", "apply"))
 }
 
 // files maps every partition file below root to its bytes (logical paths, as the mount
@@ -220,7 +207,7 @@ format = "text"
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := in(l.research, bin("chronicle-fs"), "mount", "--config", cfg, mp)
+	cmd := in(l.research, testenv.Bin("chronicle-fs"), "mount", "--config", cfg, mp)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

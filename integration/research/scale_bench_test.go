@@ -192,7 +192,7 @@ level = "warn"
 	if p := os.Getenv("CHRONICLE_BENCH_FS_CPUPROFILE"); p != "" {
 		args = append(args, "--cpuprofile", p)
 	}
-	cmd := exec.Command(bin("chronicle-fs"), args...)
+	cmd := exec.Command(testenv.Bin("chronicle-fs"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	mountStart = time.Now()
 	if err := cmd.Start(); err != nil {

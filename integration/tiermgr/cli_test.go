@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/internal/testkit"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -107,7 +108,7 @@ func freeAddr(t *testing.T) string {
 
 // daemon starts `chronicle-tier ... run` and returns its log lines as they come.
 func daemon(t *testing.T, args ...string) (*exec.Cmd, <-chan map[string]any) {
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(testenv.Bin("chronicle-tier"), args...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,7 @@ package tiermgr
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +12,8 @@ import (
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
-	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
-
-// crashNow: hot 2024-08-08 goes hot -> warm -> cold -> remote, warm 2025-06-01 to cold,
-// cold 2023-01-01 to remote, hot 2025-12-31 (its day ended 12 h ago) only to warm.
-const crashNow = "2026-01-01T12:00:00Z"
 
 // TestKillNine kills the real chronicle-tier with SIGKILL at random moments of an apply
 // that moves four partitions through every policy (file:// and S3 remotes alternately,
@@ -28,23 +21,10 @@ const crashNow = "2026-01-01T12:00:00Z"
 // read back identically; after one clean run every partition must be in exactly one tier,
 // where the policies put it, identical, with no temporary file, leftover or orphan object.
 func TestKillNine(t *testing.T) {
-	runs := 50
-	if testing.Short() {
-		runs = 10
-	}
-	if v := os.Getenv("CHRONICLE_CRASH_RUNS"); v != "" {
-		runs, _ = strconv.Atoi(v)
-	}
+	runs := testenv.CrashRuns(t)
 	rng := newRand(seed(t))
 	srv := s3test.Start(t)
-	parts := []lt.Partition{
-		lt.NewPartition(t, key("2024-08-08"), 3000, 1),
-		lt.NewPartition(t, key("2025-06-01"), 3000, 2),
-		lt.NewPartition(t, key("2023-01-01"), 3000, 3),
-		lt.NewPartition(t, key("2025-12-31"), 3000, 4),
-	}
-	start := []layout.Tier{layout.Hot, layout.Warm, layout.Cold, layout.Hot}
-	want := []layout.Tier{layout.Remote, layout.Cold, layout.Remote, layout.Warm}
+	crash := lt.NewCrash(t)
 
 	setup := func(i int) (*lt.Env, []string) {
 		var store objstore.Store
@@ -55,14 +35,12 @@ func TestKillNine(t *testing.T) {
 			store, s = lt.S3Store(t, srv, fmt.Sprintf("kill-%d", i)), srv
 		}
 		e := lt.NewEnv(t, testenv.FastDir(t), store)
-		for j, p := range parts {
-			e.Place(t, p, start[j])
-		}
+		crash.Place(t, e)
 		extra := ""
 		if i%3 == 0 {
 			extra = `derive = "parquet"`
 		}
-		return e, append(config(t, e, s, extra), "--now", crashNow, "apply")
+		return e, append(config(t, e, s, extra), "--now", lt.CrashNow, "apply")
 	}
 
 	// Calibrate: how long one uninterrupted apply takes, per remote backend.
@@ -76,7 +54,7 @@ func TestKillNine(t *testing.T) {
 		if d := time.Since(t0); full[i%2] == 0 || d < full[i%2] {
 			full[i%2] = d
 		}
-		checkFinal(t, e, parts, want)
+		crash.CheckFinal(t, e)
 	}
 	t.Logf("an uninterrupted apply takes %v (file://), %v (S3); killing at uniform moments within that", full[0], full[1])
 
@@ -84,7 +62,7 @@ func TestKillNine(t *testing.T) {
 	for i := 0; i < runs; i++ {
 		e, args := setup(i)
 		delay := time.Duration(rng.Int64N(int64(full[i%2])))
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(testenv.Bin("chronicle-tier"), args...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		start := time.Now()
@@ -110,7 +88,7 @@ func TestKillNine(t *testing.T) {
 		what := fmt.Sprintf("run %d (kill after %v, remote %s)", i, delay, e.Roots.Remote)
 		t.Run(fmt.Sprintf("run-%02d", i), func(t *testing.T) {
 			// No loss at the moment of the crash.
-			e.CheckReadable(t, parts)
+			e.CheckReadable(t, crash.Parts)
 			// The next run finishes or rolls back, then completes the plan.
 			_, out, code := tier(t, args...)
 			if code != 0 {
@@ -119,21 +97,11 @@ func TestKillNine(t *testing.T) {
 			if strings.Contains(out, `"msg":"recovery"`) {
 				recovered++
 			}
-			checkFinal(t, e, parts, want)
+			crash.CheckFinal(t, e)
 		})
 	}
 	t.Logf("%d runs, %d killed before they finished, %d needed recovery (finish, roll back or clean up)", runs, killed, recovered)
 	if killed < runs/2 {
 		t.Fatalf("only %d of %d runs were killed mid-way: the kill moments do not cover the run", killed, runs)
-	}
-}
-
-func checkFinal(t *testing.T, e *lt.Env, parts []lt.Partition, want []layout.Tier) {
-	t.Helper()
-	got := e.Check(t, parts)
-	for j, p := range parts {
-		if got[p.Key] != want[j] {
-			t.Fatalf("%s in %s, want %s", p.Key, got[p.Key], want[j])
-		}
 	}
 }

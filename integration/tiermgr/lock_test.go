@@ -14,6 +14,7 @@ import (
 
 	"github.com/chronicle/chronicle/internal/testkit"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 )
@@ -28,7 +29,7 @@ type proc struct {
 
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan map[string]any, 1000), all: make(chan []map[string]any, 1), exit: make(chan int, 1)}
+	p := &proc{cmd: exec.Command(testenv.Bin("chronicle-tier"), args...), lines: make(chan map[string]any, 1000), all: make(chan []map[string]any, 1), exit: make(chan int, 1)}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

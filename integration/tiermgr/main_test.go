@@ -21,24 +21,8 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 )
 
-// bin is the chronicle-tier binary built for this test run.
-var bin string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chronicle-tier-bin-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "chronicle-tier")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/chronicle/chronicle/cmd/chronicle-tier").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build chronicle-tier: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.RunWithCommands(m, "chronicle-tier"))
 }
 
 func key(date string) layout.Key {
@@ -67,7 +51,7 @@ func config(t testing.TB, e *lt.Env, srv *s3test.Server, extra string) []string 
 // tier runs chronicle-tier to completion and returns stdout, stderr and the exit code.
 func tier(t testing.TB, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(testenv.Bin("chronicle-tier"), args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

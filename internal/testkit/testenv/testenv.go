@@ -101,6 +101,24 @@ func Seed(t testing.TB) int64 {
 	return seed
 }
 
+// CrashRuns is how many crashes (kill -9, power cuts) a crash test makes:
+// $CHRONICLE_CRASH_RUNS, else 50, or 10 with -short.
+func CrashRuns(t testing.TB) int {
+	t.Helper()
+	n := 50
+	if testing.Short() {
+		n = 10
+	}
+	if s := os.Getenv("CHRONICLE_CRASH_RUNS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("CHRONICLE_CRASH_RUNS=%q: %v", s, err)
+		}
+		n = v
+	}
+	return n
+}
+
 // FastDir returns a temporary directory on tmpfs (/dev/shm) when there is one, removed at
 // the end of the test: for tests that fsync many small files, where a disk would only add
 // time (and a slow fsync can make a fuzzer take an iteration for a hang).
@@ -148,3 +166,26 @@ func BuildCommands(names ...string) (string, error) {
 	}
 	return dir, nil
 }
+
+// binDir is where RunWithCommands built the commands.
+var binDir string
+
+// RunWithCommands is the body of TestMain in packages that run the real binaries: it
+// builds the named commands (BuildCommands), runs the tests, removes the binaries and
+// returns the exit code. Bin gives each binary's path.
+func RunWithCommands(m *testing.M, names ...string) int {
+	dir, err := BuildCommands(names...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	return m.Run()
+}
+
+// Bin is the path of a command (e.g. "chronicle-etl") that RunWithCommands built.
+func Bin(name string) string { return filepath.Join(binDir, name) }
+
+// BinDir is the directory that holds them.
+func BinDir() string { return binDir }
