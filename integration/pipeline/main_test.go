@@ -101,21 +101,8 @@ func newPipe(t *testing.T) *pipe {
 	}
 	p.s3 = s3test.Start(t)
 	p.roots.Remote = p.s3.URI("archive")
-	c := testkit.S3Config(p.s3)
 	p.cfg = filepath.Join(dir, "chronicle.toml")
-	cfg := fmt.Sprintf(`[tiers]
-hot = %q
-warm = %q
-cold = %q
-remote = %q
-
-[remote]
-endpoint = %q
-region = %q
-access_key = %q
-secret_key = %q
-path_style = true
-
+	cfg := testkit.ConfigTOML(p.roots, testkit.S3Config(p.s3)) + `
 [log]
 level = "info"
 format = "text"
@@ -146,7 +133,7 @@ metrics_addr = ""
 [fs]
 cache_bytes = 67108864
 metrics_addr = ""
-`, p.roots.Hot, p.roots.Warm, p.roots.Cold, p.roots.Remote, c.Endpoint, c.Region, c.AccessKey, c.SecretKey)
+`
 	if err := os.WriteFile(p.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

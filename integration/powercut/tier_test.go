@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/lazyfs"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
@@ -43,8 +44,7 @@ func TestPowerCutTier(t *testing.T) {
 		e := &lt.Env{Dir: m, Store: store, Ignore: map[layout.Key]bool{}, Roots: layout.Roots{
 			Hot: filepath.Join(m, "hot"), Warm: filepath.Join(m, "warm"), Cold: filepath.Join(m, "cold"), Remote: store.URI("")}}
 		cfg := filepath.Join(t.TempDir(), "chronicle.toml")
-		os.WriteFile(cfg, fmt.Appendf(nil, "[tiers]\nhot = %q\nwarm = %q\ncold = %q\nremote = %q\n[tier]\nblock_size = 65536\nhot_settle = \"1h\"\n",
-			e.Roots.Hot, e.Roots.Warm, e.Roots.Cold, e.Roots.Remote), 0o644)
+		os.WriteFile(cfg, []byte(testkit.ConfigTOML(e.Roots, objstore.Config{})+"[tier]\nblock_size = 65536\nhot_settle = \"1h\"\n"), 0o644)
 		return &lazyEnv{lz: lz, e: e}, []string{"--config", cfg, "--now", lt.CrashNow, "--metrics-addr", "", "apply"}
 	}
 

@@ -7,8 +7,6 @@ package research
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
@@ -102,19 +101,7 @@ func newCaptureHost(t *testing.T, srv *s3test.Server) *captureHost {
 	for _, r := range []string{h.roots.Hot, h.roots.Warm, h.roots.Cold} {
 		os.MkdirAll(r, 0o755)
 	}
-	cfg := fmt.Sprintf(`[tiers]
-hot = %q
-warm = %q
-cold = %q
-remote = %q
-
-[remote]
-endpoint = %q
-region = %q
-access_key = %q
-secret_key = %q
-path_style = true
-
+	cfg := testkit.ConfigTOML(h.roots, testkit.S3Config(srv)) + `
 [tier]
 cold_after = "24h"
 remote_after = "48h"
@@ -122,7 +109,7 @@ metrics_addr = ""
 
 [log]
 level = "warn"
-`, h.roots.Hot, h.roots.Warm, h.roots.Cold, h.roots.Remote, srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey)
+`
 	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -176,19 +163,9 @@ func mount(t *testing.T, l link, srv *s3test.Server, ak, sk string) string {
 	mp := filepath.Join(dir, "mnt")
 	os.Mkdir(mp, 0o755)
 	cfg := filepath.Join(dir, "research.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`[tiers]
-hot = ""
-warm = ""
-cold = ""
-remote = %q
-
-[remote]
-endpoint = %q
-region = %q
-access_key = %q
-secret_key = %q
-path_style = true
-request_timeout = "2s"
+	remote := testkit.S3Config(srv)
+	remote.AccessKey, remote.SecretKey = ak, sk
+	os.WriteFile(cfg, []byte(testkit.ConfigTOML(layout.Roots{Remote: srv.URI("chronicle")}, remote)+fmt.Sprintf(`request_timeout = "2s"
 max_retries = 1
 
 [fs]
@@ -202,7 +179,7 @@ disk_cache_dir = %q
 [log]
 level = "info"
 format = "text"
-`, srv.URI("chronicle"), srv.Endpoint, srv.Region, ak, sk, filepath.Join(dir, "cache"))), 0o600)
+`, filepath.Join(dir, "cache"))), 0o600)
 	logf, err := os.Create(filepath.Join(dir, "chronicle-fs.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -247,8 +224,6 @@ format = "text"
 	}
 }
 
-func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-
 // checkServed reads every file of want through the mount and compares the bytes; books
 // are also read by numpy through a memmap and must be tier "remote".
 func checkServed(t *testing.T, mp string, want map[string][]byte) {
@@ -276,7 +251,7 @@ func checkServed(t *testing.T, mp string, want map[string][]byte) {
 m = np.memmap(sys.argv[1], dtype=np.uint8, mode="r")
 print(hashlib.sha256(m.tobytes()).hexdigest())`, p)
 		out, err := py.CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != sum(b) {
+		if err != nil || strings.TrimSpace(string(out)) != testkit.SHA256(b) {
 			t.Fatalf("%s: numpy memmap through the mount: %v\n%s", rel, err, out)
 		}
 	}

@@ -167,26 +167,14 @@ func scaleMount(b *testing.B, srv *s3test.Server) (string, int, func()) {
 	mp := filepath.Join(dir, "mnt")
 	os.Mkdir(mp, 0o755)
 	cfg := filepath.Join(dir, "research.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`[tiers]
-hot = ""
-warm = ""
-cold = ""
-remote = %q
-
-[remote]
-endpoint = %q
-region = %q
-access_key = %q
-secret_key = %q
-path_style = true
-
+	os.WriteFile(cfg, []byte(testkit.ConfigTOML(layout.Roots{Remote: srv.URI("chronicle")}, testkit.S3Config(srv))+fmt.Sprintf(`
 [fs]
 metrics_addr = ""
 disk_cache_dir = %q
 
 [log]
 level = "warn"
-`, srv.URI("chronicle"), srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey, filepath.Join(dir, "cache"))), 0o600)
+`, filepath.Join(dir, "cache"))), 0o600)
 	logf, _ := os.Create(filepath.Join(dir, "chronicle-fs.log"))
 	args := []string{"mount", "--config", cfg, mp}
 	if p := os.Getenv("CHRONICLE_BENCH_FS_CPUPROFILE"); p != "" {

@@ -14,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers/objstore"
 
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
@@ -33,13 +35,16 @@ func key(date string) layout.Key {
 // returns the arguments that point chronicle-tier at it.
 func config(t testing.TB, e *lt.Env, srv *s3test.Server, extra string) []string {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "[tiers]\nhot = %q\nwarm = %q\ncold = %q\nremote = %q\n\n", e.Roots.Hot, e.Roots.Warm, e.Roots.Cold, e.Roots.Remote)
-	fmt.Fprintf(&b, "[tier]\nblock_size = 65536\nhot_settle = \"1h\"\n%s\n", extra)
+	var remote objstore.Config
 	if srv != nil {
-		fmt.Fprintf(&b, "[remote]\nendpoint = %q\nregion = %q\naccess_key = %q\nsecret_key = %q\npath_style = true\nrequest_timeout = \"5s\"\n",
-			srv.Endpoint, srv.Region, srv.AccessKey, srv.SecretKey)
+		remote = testkit.S3Config(srv)
 	}
+	var b strings.Builder
+	b.WriteString(testkit.ConfigTOML(e.Roots, remote))
+	if srv != nil {
+		b.WriteString("request_timeout = \"5s\"\n")
+	}
+	fmt.Fprintf(&b, "\n[tier]\nblock_size = 65536\nhot_settle = \"1h\"\n%s\n", extra)
 	fmt.Fprintf(&b, "[log]\nlevel = \"info\"\nformat = \"json\"\n")
 	p := filepath.Join(e.Dir, "chronicle.toml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
