@@ -80,28 +80,28 @@ func TestPowerCutRefinery(t *testing.T) {
 				break
 			}
 			select {
-			case err := <-p.exited:
-				t.Fatalf("%s: chronicle-etl run exited: %v\n%s", what, err, p.out.String())
+			case <-p.Done():
+				t.Fatalf("%s: chronicle-etl run exited: %v\n%s", what, p.Err(), p.Output())
 			case <-time.After(10 * time.Millisecond):
 			}
 			if time.Since(t0) > 2*time.Minute {
-				p.cmd.Process.Kill()
-				t.Fatalf("%s: chronicle-etl run did not reach the journal's end\n%s", what, p.out.String())
+				p.Cmd.Process.Kill()
+				t.Fatalf("%s: chronicle-etl run did not reach the journal's end\n%s", what, p.Output())
 			}
 		}
 		took := time.Since(t0)
 		// A run that starts at the journal's end reaches it at once: stop it only once it
 		// is up, or SIGTERM finds a process that does not handle it yet.
 		select {
-		case <-p.ready:
-		case err := <-p.exited:
-			t.Fatalf("%s: chronicle-etl run exited: %v\n%s", what, err, p.out.String())
+		case <-p.Ready:
+		case <-p.Done():
+			t.Fatalf("%s: chronicle-etl run exited: %v\n%s", what, p.Err(), p.Output())
 		case <-time.After(time.Minute):
-			t.Fatalf("%s: chronicle-etl run never reported ready\n%s", what, p.out.String())
+			t.Fatalf("%s: chronicle-etl run never reported ready\n%s", what, p.Output())
 		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-p.exited; err != nil {
-			t.Fatalf("%s: exit after SIGTERM: %v\n%s", what, err, p.out.String())
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		if err := p.Wait(); err != nil {
+			t.Fatalf("%s: exit after SIGTERM: %v\n%s", what, err, p.Output())
 		}
 		return took
 	}
@@ -131,13 +131,13 @@ func TestPowerCutRefinery(t *testing.T) {
 		delay := time.Duration(rng.Int64N(int64(full)))
 		p := start(t, "chronicle-etl", args(hot, warm)...)
 		select {
-		case err := <-p.exited:
-			t.Fatalf("chronicle-etl run exited: %v\n%s", err, p.out.String())
+		case <-p.Done():
+			t.Fatalf("chronicle-etl run exited: %v\n%s", p.Err(), p.Output())
 		case <-time.After(delay):
 		}
 		lz.Cut()
-		p.cmd.Process.Kill()
-		<-p.exited
+		p.Cmd.Process.Kill()
+		p.Wait()
 		if err := lz.Restart(); err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestPowerCutRefinery(t *testing.T) {
 				acked++
 				st, found, err := etl.ReadState(etl.StatePath(warm, c.Venue))
 				if err != nil || !found {
-					t.Fatalf("%s: published checkpoint %s@%d, but the refinery's state after the cut: found %v, %v\ncut run:\n%s", what, cp.Segment, cp.Offset, found, err, p.out.String())
+					t.Fatalf("%s: published checkpoint %s@%d, but the refinery's state after the cut: found %v, %v\ncut run:\n%s", what, cp.Segment, cp.Offset, found, err, p.Output())
 				}
 				if behind(st.Segment, st.Offset, cp) {
 					t.Fatalf("%s: state after the cut at %s@%d, behind the published checkpoint %s@%d", what, st.Segment, st.Offset, cp.Segment, cp.Offset)

@@ -69,25 +69,25 @@ reconnect_max = "50ms"
 
 		p := start(t, "chronicle-feed", "run", "--config", cfg)
 		if !s.WaitConns(1, 20*time.Second) {
-			t.Fatalf("run %d: the feed did not connect\n%s", i, p.out.String())
+			t.Fatalf("run %d: the feed did not connect\n%s", i, p.Output())
 		}
 		s.Play()
 		delay := 300*time.Millisecond + time.Duration(rng.Int64N(int64(2700*time.Millisecond)))
 		select {
-		case err := <-p.exited:
-			t.Fatalf("run %d: the feed exited: %v\n%s", i, err, p.out.String())
+		case <-p.Done():
+			t.Fatalf("run %d: the feed exited: %v\n%s", i, p.Err(), p.Output())
 		case <-time.After(delay):
 		}
 		lz.Cut()
-		p.cmd.Process.Kill()
-		<-p.exited
+		p.Cmd.Process.Kill()
+		p.Wait()
 		cuts++
 		if err := lz.Restart(); err != nil {
 			t.Fatal(err)
 		}
 		what := fmt.Sprintf("run %d (power cut after %v)", i, delay)
 		t.Run(fmt.Sprintf("cut-%02d", i), func(t *testing.T) {
-			sealed := sealedLogged(p.out.String())
+			sealed := sealedLogged(p.Output())
 			acked += len(sealed)
 			kept := map[string][]byte{}
 			for _, name := range sealed {
@@ -106,12 +106,12 @@ reconnect_max = "50ms"
 			s.Conns()[0].Wait()
 			p2 := start(t, "chronicle-feed", "run", "--config", cfg)
 			if !s.WaitConns(1, 20*time.Second) || len(s.Conns()) != 2 {
-				t.Fatalf("%s: the restarted feed did not connect\n%s", what, p2.out.String())
+				t.Fatalf("%s: the restarted feed did not connect\n%s", what, p2.Output())
 			}
 			time.Sleep(700 * time.Millisecond)
-			p2.cmd.Process.Signal(syscall.SIGTERM)
-			if err := <-p2.exited; err != nil {
-				t.Fatalf("%s: restarted feed: %v\n%s", what, err, p2.out.String())
+			p2.Cmd.Process.Signal(syscall.SIGTERM)
+			if err := p2.Wait(); err != nil {
+				t.Fatalf("%s: restarted feed: %v\n%s", what, err, p2.Output())
 			}
 			for name, b := range kept {
 				now, err := os.ReadFile(filepath.Join(jd, name))

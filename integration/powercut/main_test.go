@@ -7,7 +7,6 @@
 package powercut
 
 import (
-	"bytes"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/internal/testkit/lazyfs"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
@@ -49,27 +49,10 @@ func mountLazy(t *testing.T, seed string) *lazyfs.FS {
 	return lz
 }
 
-// proc is a running binary.
-type proc struct {
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-	exited chan error
-	ready  <-chan struct{} // closed when a daemon has told it is up (testenv.NotifySocket)
-}
-
-func start(t *testing.T, name string, args ...string) *proc {
+// start starts a binary; it is killed at the end of the test, never left holding the mount.
+func start(t *testing.T, name string, args ...string) *proc.Proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(testenv.Bin(name), args...), exited: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	var env string
-	env, p.ready = testenv.NotifySocket(t)
-	p.cmd.Env = append(os.Environ(), env)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.cmd.Process.Kill() }) // never leave a process holding the mount
-	return p
+	return proc.Start(t, exec.Command(testenv.Bin(name), args...))
 }
 
 // run runs a binary to completion and fails the test if it exits non-zero.
@@ -77,15 +60,15 @@ func run(t *testing.T, what string, name string, args ...string) string {
 	t.Helper()
 	p := start(t, name, args...)
 	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("%s: %s %v: %v\n%s", what, name, args, err, p.out.String())
+	case <-p.Done():
+		if err := p.Err(); err != nil {
+			t.Fatalf("%s: %s %v: %v\n%s", what, name, args, err, p.Output())
 		}
 	case <-time.After(2 * time.Minute):
-		p.cmd.Process.Kill()
-		t.Fatalf("%s: %s %v did not finish\n%s", what, name, args, p.out.String())
+		p.Cmd.Process.Kill()
+		t.Fatalf("%s: %s %v did not finish\n%s", what, name, args, p.Output())
 	}
-	return p.out.String()
+	return p.Output()
 }
 
 // cutDuring starts the binary, cuts the power after delay (or lets it finish first),
@@ -94,20 +77,20 @@ func cutDuring(t *testing.T, lz *lazyfs.FS, delay time.Duration, name string, ar
 	t.Helper()
 	p := start(t, name, args...)
 	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("%s %v exited by itself: %v\n%s", name, args, err, p.out.String())
+	case <-p.Done():
+		if err := p.Err(); err != nil {
+			t.Fatalf("%s %v exited by itself: %v\n%s", name, args, err, p.Output())
 		}
 	case <-time.After(delay):
 		cut = true
 		lz.Cut()
-		p.cmd.Process.Kill()
-		<-p.exited
+		p.Cmd.Process.Kill()
+		p.Wait()
 	}
 	if err := lz.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	return cut, p.out.String()
+	return cut, p.Output()
 }
 
 // readAll reads every regular file below root: after a power cut each must be readable.

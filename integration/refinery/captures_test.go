@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
@@ -27,7 +28,7 @@ func TestCaptures(t *testing.T) {
 			dir := t.TempDir()
 			j, r := filepath.Join(dir, "J"), filepath.Join(dir, "R")
 			replay(t, c, j)
-			run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--root", r, j)
+			proc.Run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--root", r, j)
 
 			books, _ := filepath.Glob(filepath.Join(r, "v1", "*", "*", "*", "book.q"))
 			var want []string

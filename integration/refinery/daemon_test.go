@@ -1,7 +1,6 @@
 package refinery
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/internal/testkit/trees"
 	_ "github.com/chronicle/chronicle/venue/all"
@@ -35,36 +34,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-type daemon struct {
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan error
-}
-
-func startETL(t *testing.T, cfg string) *daemon {
+// startETL starts `chronicle-etl run` on the configuration file cfg.
+func startETL(t *testing.T, cfg string) *proc.Proc {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(testenv.Bin("chronicle-etl"), "run", "--config", cfg), out: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() { d.cmd.Process.Kill() })
-	return d
-}
-
-// stop sends SIGTERM and requires a clean exit.
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Fatalf("chronicle-etl run exited with %v after SIGTERM:\n%s", err, d.out)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("chronicle-etl run did not stop within 15 s of SIGTERM:\n%s", d.out)
-	}
+	return proc.Start(t, exec.Command(testenv.Bin("chronicle-etl"), "run", "--config", cfg))
 }
 
 func committed(path string) int64 {
@@ -116,14 +89,7 @@ level = "warn"
 `, hot, warm, addr)), 0o644)
 	d := startETL(t, cfg) // before the journal exists: it waits for it
 	c := captures[1]
-	feedCmd := exec.Command(testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
-	var feedOut bytes.Buffer
-	feedCmd.Stdout, feedCmd.Stderr = &feedOut, &feedOut
-	if err := feedCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	feedDone := make(chan error, 1)
-	go func() { feedDone <- feedCmd.Wait() }()
+	replaying := proc.Start(t, exec.Command(testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...))
 
 	book := filepath.Join(warm, "v1", c.venue, "eth-usd-perp", "2024-08-08", "book.q")
 	waitFor(t, "a growing partition", 30*time.Second, func() bool { return committed(book) > format.HeaderSize })
@@ -141,10 +107,10 @@ level = "warn"
 	if !strings.Contains(string(body), `chronicle_etl_events_total{kind="depth",venue="binance-coinm"}`) {
 		t.Fatalf("/metrics lacks the refinery's event counter:\n%.2000s", body)
 	}
-	d.stop(t)
+	d.Stop(t, 15*time.Second)
 	d = startETL(t, cfg)
-	if err := <-feedDone; err != nil {
-		t.Fatalf("replay: %v\n%s", err, feedOut.String())
+	if err := replaying.Wait(); err != nil {
+		t.Fatalf("replay: %v\n%s", err, replaying.Output())
 	}
 	jdir := journal.Dir(hot, c.venue)
 	segs, _ := journal.List(jdir)
@@ -154,7 +120,7 @@ level = "warn"
 		cp, ok, _ := journal.ReadCheckpoint(jdir)
 		return ok && cp.Segment == last.Name && cp.Offset == end
 	})
-	d.stop(t)
+	d.Stop(t, 15*time.Second)
 	if h, _ := records(t, book); !h.Sealed {
 		t.Fatal("2024-08-08 is not sealed although the exchange clock passed its grace")
 	}
@@ -162,7 +128,7 @@ level = "warn"
 		t.Fatalf("2024-08-09 should still grow: %+v %v", m, err)
 	}
 	ref := filepath.Join(dir, "ref")
-	run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--grace", "1m", "--root", ref, jdir)
+	proc.Run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--grace", "1m", "--root", ref, jdir)
 	trees.Same(t, trees.Refined(t, ref), trees.Refined(t, warm), "run vs backfill")
 }
 

@@ -2,7 +2,6 @@ package refinery
 
 import (
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/internal/testkit/trees"
 )
@@ -32,7 +32,7 @@ func TestKillNine(t *testing.T) {
 	}
 	ref := filepath.Join(dir, "ref")
 	t0 := time.Now()
-	run(t, testenv.Bin("chronicle-etl"), args(ref)...)
+	proc.Run(t, testenv.Bin("chronicle-etl"), args(ref)...)
 	full := time.Since(t0)
 	want := trees.Refined(t, ref)
 	t.Logf("an uninterrupted backfill takes %v; killing at uniform moments within it", full)
@@ -45,28 +45,20 @@ func TestKillNine(t *testing.T) {
 			if attempt > 200 {
 				t.Fatalf("round %d did not finish after 200 restarts", rounds)
 			}
-			cmd := exec.Command(testenv.Bin("chronicle-etl"), args(root)...)
-			out, _ := os.Create(filepath.Join(dir, "log"))
-			cmd.Stdout, cmd.Stderr = out, out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			p := proc.Start(t, exec.Command(testenv.Bin("chronicle-etl"), args(root)...))
 			var err error
 			select {
-			case err = <-done:
+			case <-p.Done():
+				err = p.Err()
 			case <-time.After(time.Duration(rng.Int64N(int64(full)))):
-				cmd.Process.Signal(syscall.SIGKILL)
-				err = <-done
+				p.Cmd.Process.Signal(syscall.SIGKILL)
+				err = p.Wait()
 			}
-			out.Close()
 			if err == nil {
 				break // this run finished the refinement
 			}
 			if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				log, _ := os.ReadFile(filepath.Join(dir, "log"))
-				t.Fatalf("round %d: chronicle-etl failed after a kill: %v\n%s", rounds, err, log)
+				t.Fatalf("round %d: chronicle-etl failed after a kill: %v\n%s", rounds, err, p.Output())
 			}
 			landed++
 		}

@@ -5,16 +5,14 @@
 package refinery
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
@@ -60,22 +58,10 @@ func (c capture) paths() []string {
 	return out
 }
 
-// run runs a binary to completion and fails the test on a non-zero exit.
-func run(t testing.TB, bin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
-}
-
 // replay journals a capture with chronicle-feed into dir.
 func replay(t testing.TB, c capture, dir string) {
 	t.Helper()
-	run(t, testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", c.venue, "--journal-dir", dir, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
+	proc.Run(t, testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", c.venue, "--journal-dir", dir, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...)
 }
 
 // records reads every record of a book file.

@@ -9,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookindex"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
@@ -64,34 +64,8 @@ func mountAll(t *testing.T, roots layout.Roots) string {
 	t.Helper()
 	mp := filepath.Join(t.TempDir(), "chronicle")
 	os.MkdirAll(mp, 0o755)
-	cmd := exec.Command(testenv.Bin("chronicle-fs"), "mount", "--hot", roots.Hot, "--warm", roots.Warm, "--cold", roots.Cold, "--remote", roots.Remote,
-		"--metrics-addr", "", "--log-level", "warn", mp)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			unix.Unmount(mp, unix.MNT_DETACH)
-		}
-	})
-	waitFor(t, "the mount", 20*time.Second, func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("chronicle-fs exited: %v\n%s", err, out.String())
-		default:
-		}
-		_, err := os.Stat(filepath.Join(mp, "v1"))
-		return err == nil
-	})
+	proc.Mount(t, exec.Command(testenv.Bin("chronicle-fs"), "mount", "--hot", roots.Hot, "--warm", roots.Warm, "--cold", roots.Cold, "--remote", roots.Remote,
+		"--metrics-addr", "", "--log-level", "warn", mp), mp, 20*time.Second, nil)
 	return mp
 }
 
@@ -118,7 +92,7 @@ func TestThroughMountEveryTier(t *testing.T) {
 	for _, c := range captures {
 		j, r := filepath.Join(dir, "J-"+c.name), filepath.Join(dir, "R-"+c.name)
 		replay(t, c, j)
-		run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--seal-all", "--root", r, j)
+		proc.Run(t, testenv.Bin("chronicle-etl"), "backfill", "--log-level", "warn", "--seal-all", "--root", r, j)
 		staged[c.name] = r
 	}
 	// spot and cryptofeed go through the tier manager: warm -> cold, and the 2021 day on
@@ -127,8 +101,8 @@ func TestThroughMountEveryTier(t *testing.T) {
 	copyTree(t, staged["cryptofeed"], roots.Warm)
 	tierArgs := []string{"--hot", roots.Hot, "--warm", roots.Warm, "--cold", roots.Cold, "--remote", roots.Remote,
 		"--now", "2024-08-20", "--cold-after", "24h", "--remote-after", "8760h", "--hot-to-warm=false", "--log-level", "warn", "apply"}
-	run(t, testenv.Bin("chronicle-tier"), tierArgs...)
-	run(t, testenv.Bin("chronicle-tier"), tierArgs...)
+	proc.Run(t, testenv.Bin("chronicle-tier"), tierArgs...)
+	proc.Run(t, testenv.Bin("chronicle-tier"), tierArgs...)
 	copyTree(t, staged["coinm"], roots.Warm)
 	copyTree(t, staged["usdm"], roots.Hot)
 	if _, err := os.Stat(filepath.Join(roots.Cold, "v1", "binance-spot", "eth-usdt", "2024-08-08", layout.ZstName)); err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
@@ -184,48 +185,16 @@ format = "text"
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { logf.Close() })
 	cmd := in(l.research, testenv.Bin("chronicle-fs"), "mount", "--config", cfg, mp)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			unix.Unmount(mp, unix.MNT_DETACH)
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("chronicle-fs log:\n%s", b)
-		}
+	proc.Mount(t, cmd, mp, 30*time.Second, func() string {
+		b, _ := os.ReadFile(logf.Name())
+		return string(b)
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(mp, "v1")); err == nil {
-			return mp
-		}
-		select {
-		case err := <-done:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("chronicle-fs exited: %v\n%s", err, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("mount not ready after 30 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return mp
 }
 
-// checkServed reads every file of want through the mount and compares the bytes; books
-// are also read by numpy through a memmap and must be tier "remote".
 func checkServed(t *testing.T, mp string, want map[string][]byte) {
 	t.Helper()
 	books := 0

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
@@ -183,29 +183,12 @@ level = "warn"
 	cmd := exec.Command(testenv.Bin("chronicle-fs"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	mountStart = time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(mp, "v1")); err == nil {
-			break
-		}
-		if time.Since(mountStart) > 30*time.Second {
-			cmd.Process.Kill()
-			b.Fatal("mount not ready after 30 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	p := proc.Mount(b, cmd, mp, 30*time.Second, func() string {
+		out, _ := os.ReadFile(logf.Name())
+		return string(out)
+	})
 	return mp, cmd.Process.Pid, func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			unix.Unmount(mp, unix.MNT_DETACH)
-		}
+		p.Unmount()
 		logf.Close()
 	}
 }

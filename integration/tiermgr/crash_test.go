@@ -1,7 +1,6 @@
 package tiermgr
 
 import (
-	"bytes"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/chronicle/chronicle/internal/testkit"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -62,26 +62,19 @@ func TestKillNine(t *testing.T) {
 	for i := 0; i < runs; i++ {
 		e, args := setup(i)
 		delay := time.Duration(rng.Int64N(int64(full[i%2])))
-		cmd := exec.Command(testenv.Bin("chronicle-tier"), args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
 		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		p := proc.Start(t, exec.Command(testenv.Bin("chronicle-tier"), args...))
 		select {
-		case err := <-exited:
+		case <-p.Done():
 			// Finished before the kill moment: this machine is running faster than during
 			// the calibration (shared hosts vary), so later kills aim within this run's time.
-			if err != nil {
-				t.Fatalf("run %d exited by itself with %v:\n%s", i, err, stderr.String())
+			if err := p.Err(); err != nil {
+				t.Fatalf("run %d exited by itself with %v:\n%s", i, err, p.Output())
 			}
 			full[i%2] = min(full[i%2], time.Since(start))
 		case <-time.After(delay):
-			cmd.Process.Kill()
-			if err := <-exited; err != nil {
+			p.Cmd.Process.Kill()
+			if err := p.Wait(); err != nil {
 				killed++
 			}
 		}
@@ -92,7 +85,7 @@ func TestKillNine(t *testing.T) {
 			// The next run finishes or rolls back, then completes the plan.
 			_, out, code := tier(t, args...)
 			if code != 0 {
-				t.Fatalf("%s: the run after the kill exited %d:\n%s\nkilled run's log:\n%s", what, code, out, stderr.String())
+				t.Fatalf("%s: the run after the kill exited %d:\n%s\nkilled run's log:\n%s", what, code, out, p.Output())
 			}
 			if strings.Contains(out, `"msg":"recovery"`) {
 				recovered++

@@ -19,17 +19,17 @@ import (
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 )
 
-// proc is a chronicle-tier process whose JSON log lines are collected.
-type proc struct {
+// logProc is a chronicle-tier process whose JSON log lines are collected.
+type logProc struct {
 	cmd   *exec.Cmd
 	lines chan map[string]any
 	all   chan []map[string]any // every line, once the process has exited
 	exit  chan int
 }
 
-func startProc(t *testing.T, args ...string) *proc {
+func startProc(t *testing.T, args ...string) *logProc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(testenv.Bin("chronicle-tier"), args...), lines: make(chan map[string]any, 1000), all: make(chan []map[string]any, 1), exit: make(chan int, 1)}
+	p := &logProc{cmd: exec.Command(testenv.Bin("chronicle-tier"), args...), lines: make(chan map[string]any, 1000), all: make(chan []map[string]any, 1), exit: make(chan int, 1)}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func startProc(t *testing.T, args ...string) *proc {
 }
 
 // waitFor returns the first log line with message msg.
-func (p *proc) waitFor(t *testing.T, msg string, timeout time.Duration) map[string]any {
+func (p *logProc) waitFor(t *testing.T, msg string, timeout time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -101,7 +101,7 @@ func TestOneOwnerPerTree(t *testing.T) {
 	args := append(config(t, e, nil, ""), "--now", "2026-01-01", "--metrics-addr", "", "--scan-interval", "1h", "--bandwidth", fmt.Sprint(bw))
 
 	a, b := startProc(t, append(args, "run")...), startProc(t, append(args, "run")...)
-	var winner, loser *proc
+	var winner, loser *logProc
 	select {
 	case code := <-a.exit:
 		winner, loser = b, a
@@ -153,7 +153,7 @@ func TestOneOwnerPerTree(t *testing.T) {
 }
 
 // checkLocked: loser exited 3 and its log names the tier lock and the winner's pid.
-func checkLocked(t *testing.T, loser, winner *proc) {
+func checkLocked(t *testing.T, loser, winner *logProc) {
 	t.Helper()
 	var code int
 	select {
