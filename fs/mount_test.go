@@ -311,3 +311,44 @@ func TestEmptyTiers(t *testing.T) {
 		t.Fatal("partition placed after mounting: bytes differ")
 	}
 }
+
+// TestListingCacheFollowsChanges: a directory listed twice is served from the kernel's
+// cache the second time, yet a partition that appears or goes shows at the next listing.
+func TestListingCacheFollowsChanges(t *testing.T) {
+	roots := testkit.Roots(t)
+	day := func(d string) layout.Key { k := testkit.Key; k.Date = d; return k }
+	for _, d := range []string{"2024-08-07", "2024-08-08"} {
+		testkit.PlacePlain(t, roots.Warm, day(d), testkit.Book(t, day(d), 100, 1))
+	}
+	tm := mountTiers(t, roots, nil, nil)
+	symDir := filepath.Dir(tm.path(testkit.Key, ""))
+	list := func() string {
+		t.Helper()
+		ents, err := os.ReadDir(symDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	for range 3 {
+		if got := list(); got != "2024-08-07 2024-08-08" {
+			t.Fatalf("lists %q", got)
+		}
+	}
+	testkit.PlacePlain(t, roots.Warm, day("2024-08-09"), testkit.Book(t, day("2024-08-09"), 100, 2))
+	if got := list(); got != "2024-08-07 2024-08-08 2024-08-09" {
+		t.Fatalf("after a new partition: lists %q", got)
+	}
+	if err := os.RemoveAll(testkit.PartDir(roots.Warm, day("2024-08-07"))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got := list(); got != "2024-08-08 2024-08-09" {
+			t.Fatalf("after a partition went: lists %q", got)
+		}
+	}
+}
