@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers/objstore"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -116,13 +117,16 @@ var (
 	dDiskEvicted  = desc("disk_cache_evictions_total", "Entries evicted from the disk cache.")
 	dDiskCorrupt  = desc("disk_cache_corrupt_total", "Disk cache entries that failed their checksum and were dropped.")
 	dDiskBytes    = desc("disk_cache_bytes", "Bytes held by the disk cache.")
+	// The object store's own counter keeps the store's name: chronicle-tier exports it too.
+	dGetResumes = prometheus.NewDesc("chronicle_objstore_get_resumes_total",
+		"Ranged GETs re-issued for the rest of a body that failed mid-stream (early EOF, reset, stall).", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts,
-		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes} {
+		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes} {
 		ch <- d
 	}
 	c.fs.st.latency.Describe(ch)
@@ -170,6 +174,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dRemoteReqs, uint64(rs.RemoteRequests.Load()))
 	counter(dRemoteBytes, uint64(rs.RemoteBytes.Load()))
 	counter(dRemoteErrors, uint64(rs.RemoteErrors.Load()))
+	counter(dGetResumes, uint64(objstore.StatsOf(f.res.Store()).GetResumes))
 	counter(dRetries, uint64(rs.Retries.Load()))
 	gauge(dParts, float64(len(f.partList())))
 	counter(dBucketLists, uint64(rs.BucketLists.Load()))

@@ -83,6 +83,9 @@ type Stats struct {
 	BucketStubs    atomic.Int64 // partition stubs fetched from the bucket (found or not)
 }
 
+// Store returns the remote tier's object store, nil when there is none.
+func (r *Resolver) Store() objstore.Store { return r.store }
+
 // DiskCache returns the on-disk cache of remote reads, nil when there is none.
 func (r *Resolver) DiskCache() *diskcache.Cache { return r.opts.DiskCache }
 

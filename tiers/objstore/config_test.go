@@ -19,6 +19,7 @@ func TestConfigValidated(t *testing.T) {
 		{"request_timeout", objstore.Config{RequestTimeout: -time.Second}},
 		{"max_backoff", objstore.Config{MaxBackoff: -time.Second}},
 		{"max_retries", objstore.Config{MaxRetries: -2}},
+		{"max_resumes", objstore.Config{MaxResumes: -2}},
 		{"part_size", objstore.Config{PartSize: 1 << 20}},
 		{"multipart_threshold", objstore.Config{PartSize: 8 << 20, MultipartThreshold: 6 << 20}},
 		{"concurrency", objstore.Config{Concurrency: -1}},

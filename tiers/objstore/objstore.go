@@ -30,6 +30,10 @@ var (
 	// (connection refused/reset, timeout, stalled body, 5xx). Retrying later
 	// may succeed.
 	ErrUnavailable = errors.New("object store unavailable")
+	// ErrChanged: the object was replaced or deleted while a ranged read was
+	// resuming, so the bytes already returned and the rest would come from
+	// different versions. Reading again from the start gives the new object.
+	ErrChanged = errors.New("object changed during read")
 )
 
 // Store is a flat namespace of immutable-once-written objects addressed by
@@ -47,9 +51,10 @@ type Store interface {
 	// Head returns the object's size, ETag and recorded SHA-256.
 	Head(ctx context.Context, key string) (ObjectInfo, error)
 	// GetRange streams bytes [off, off+n). The reader yields exactly n bytes
-	// and then io.EOF, or fails with an error wrapping ErrUnavailable; a range
-	// not inside the object fails up front with ErrOutOfRange. n == 0 is
-	// allowed for 0 <= off <= size. The caller must Close the reader.
+	// and then io.EOF, or fails with an error wrapping ErrUnavailable (or
+	// ErrChanged when the object was replaced while S3 resumed the read); a
+	// range not inside the object fails up front with ErrOutOfRange. n == 0
+	// is allowed for 0 <= off <= size. The caller must Close the reader.
 	GetRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, error)
 	// Delete removes key. Deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
@@ -108,6 +113,7 @@ const (
 	DefaultRequestTimeout      = 10 * time.Second
 	DefaultMaxRetries          = 3
 	DefaultMaxBackoff          = time.Second
+	DefaultMaxResumes          = 3
 	DefaultPartSize            = 16 << 20
 	DefaultMultipartThreshold  = 128 << 20
 	DefaultConcurrency         = 4
@@ -156,6 +162,11 @@ type Config struct {
 	// 0 means DefaultMaxRetries; use -1 for no retries.
 	MaxRetries int           `toml:"max_retries"`
 	MaxBackoff time.Duration `toml:"max_backoff"`
+	// MaxResumes bounds the ranged GETs one GetRange reader re-issues for
+	// the bytes it still misses after its body fails mid-stream (early EOF,
+	// reset, stall), each after a backoff capped at MaxBackoff and each with
+	// its own MaxRetries. 0 means DefaultMaxResumes; use -1 for none.
+	MaxResumes int `toml:"max_resumes"`
 	// PartSize and MultipartThreshold: objects of at least
 	// MultipartThreshold bytes are uploaded in parts of PartSize bytes.
 	PartSize           int64 `toml:"part_size"`
@@ -174,6 +185,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxRetries < -1 {
 		return c, fmt.Errorf("max_retries %d: want -1 (no retries), 0 (the default %d) or more: %w", c.MaxRetries, DefaultMaxRetries, ErrInvalidConfig)
 	}
+	if c.MaxResumes < -1 {
+		return c, fmt.Errorf("max_resumes %d: want -1 (no resumes), 0 (the default %d) or more: %w", c.MaxResumes, DefaultMaxResumes, ErrInvalidConfig)
+	}
 	if c.Endpoint != "" {
 		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return c, fmt.Errorf("endpoint %q: want http://host:port or https://host: %w", c.Endpoint, ErrInvalidConfig)
@@ -190,6 +204,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	switch {
+	case c.MaxResumes == 0:
+		c.MaxResumes = DefaultMaxResumes
+	case c.MaxResumes < 0:
+		c.MaxResumes = 0
 	}
 	if c.PartSize == 0 {
 		c.PartSize = DefaultPartSize
@@ -226,7 +246,8 @@ func (c Config) withDefaults() (Config, error) {
 // MaxWait is the longest an S3 call can wait on an unresponsive server before
 // failing with ErrUnavailable: every attempt times out after RequestTimeout
 // and each backoff is at most MaxBackoff. (A streaming body is bounded per
-// stall, not in total.)
+// stall, not in total; each of its MaxResumes resumes adds at most
+// MaxBackoff + MaxWait.)
 func (c Config) MaxWait() time.Duration {
 	c, err := c.withDefaults()
 	if err != nil {
@@ -234,6 +255,22 @@ func (c Config) MaxWait() time.Duration {
 	}
 	attempts := time.Duration(c.MaxRetries + 1)
 	return attempts*c.RequestTimeout + (attempts-1)*c.MaxBackoff
+}
+
+// Stats are the counters a store keeps for /metrics.
+type Stats struct {
+	// GetResumes counts ranged GETs re-issued for the rest of a body that
+	// failed mid-stream (S3 only).
+	GetResumes int64
+}
+
+// StatsOf returns st's counters; zero for a store that keeps none (file://,
+// nil).
+func StatsOf(st Store) Stats {
+	if s, ok := st.(interface{ Stats() Stats }); ok {
+		return s.Stats()
+	}
+	return Stats{}
 }
 
 // Open returns the Store for a root URI: s3://bucket[/prefix] or

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,8 @@ type s3Store struct {
 	tr     *http.Transport
 	log    *slog.Logger
 	dials  atomic.Int64 // TCP connections opened; tests check reuse
+	// resumes counts ranged GETs re-issued after a body failed mid-stream.
+	resumes atomic.Int64
 }
 
 func newS3Store(ctx context.Context, loc Location, cfg Config) (*s3Store, error) {
@@ -322,14 +325,9 @@ func (s *s3Store) GetRange(ctx context.Context, key string, off, n int64) (io.Re
 		}
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	out, err := s.client.GetObject(rctx, &s3.GetObjectInput{
-		Bucket: aws.String(s.loc.Bucket),
-		Key:    aws.String(s.loc.ObjectKey(key)),
-		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
-	})
+	r := &s3Range{s: s, parent: ctx, key: key, off: off, n: n, closing: make(chan struct{})}
+	out, body, err := r.open(off)
 	if err != nil {
-		cancel()
 		err = classify(ctx, "get", key, err)
 		if errors.Is(err, ErrOutOfRange) {
 			return nil, fmt.Errorf("get %q [%d,+%d): starts at or past the end: %w", key, off, n, err)
@@ -337,8 +335,7 @@ func (s *s3Store) GetRange(ctx context.Context, key string, off, n int64) (io.Re
 		return nil, err
 	}
 	if got := aws.ToInt64(out.ContentLength); got != n {
-		out.Body.Close()
-		cancel()
+		body.close()
 		total := totalFromContentRange(aws.ToString(out.ContentRange))
 		if got < n && total >= 0 && off+n > total {
 			return nil, fmt.Errorf("get: %w", outOfRange(key, off, n, total))
@@ -346,12 +343,9 @@ func (s *s3Store) GetRange(ctx context.Context, key string, off, n int64) (io.Re
 		return nil, fmt.Errorf("get %q [%d,+%d): server sent %d bytes (Content-Range %q): %w",
 			key, off, n, got, aws.ToString(out.ContentRange), ErrUnavailable)
 	}
-	rr := &s3Range{body: out.Body, parent: ctx, cancel: cancel, key: key, off: off, n: n, timeout: s.cfg.RequestTimeout}
-	rr.timer = time.AfterFunc(rr.timeout, func() {
-		rr.stalled.Store(true)
-		cancel()
-	})
-	return rr, nil
+	r.etag = aws.ToString(out.ETag)
+	r.cur = body
+	return r, nil
 }
 
 // totalFromContentRange parses "bytes a-b/total"; -1 when absent or "*".
@@ -367,62 +361,219 @@ func totalFromContentRange(cr string) int64 {
 	return v
 }
 
-// s3Range streams one ranged GET body. A watchdog cancels the request when
-// no byte arrives for timeout, so a stalled server becomes ErrUnavailable
-// instead of a hang; a body that ends early is ErrUnavailable too.
+// Stats returns the store's counters.
+func (s *s3Store) Stats() Stats { return Stats{GetResumes: s.resumes.Load()} }
+
+// s3Range streams one ranged GET. When the body fails mid-stream (it ends
+// early, the connection resets, or the watchdog finds it stalled) and the
+// caller's context is still live, it re-issues a GET for the bytes it still
+// misses, up to MaxResumes times per reader, with backoff. Every resumed GET
+// carries If-Match with the first response's ETag, so a replaced object
+// fails with ErrChanged instead of splicing two versions; once the resumes
+// are spent the read fails with ErrUnavailable.
 type s3Range struct {
-	body    io.ReadCloser
+	s       *s3Store
 	parent  context.Context
-	cancel  context.CancelFunc
-	timer   *time.Timer
-	stalled atomic.Bool
-	timeout time.Duration
 	key     string
 	off, n  int64
 	got     int64
-	closeMu sync.Once
+	etag    string // of the first response, quoted as sent
+	resumes int
+	err     error // sticky once a read failed for good
+
+	mu      sync.Mutex
+	cur     *rangeBody // replaced only by Read's goroutine, under mu
+	closed  bool
+	closing chan struct{} // closed by Close: wakes a resume backoff
+}
+
+// rangeBody is one GET attempt's body with its own context and stall
+// watchdog: the watchdog cancels the request when no byte arrives for
+// RequestTimeout, so a stalled server becomes an error instead of a hang.
+type rangeBody struct {
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	stalled atomic.Bool
+	once    sync.Once
+}
+
+func (b *rangeBody) close() {
+	b.once.Do(func() {
+		b.timer.Stop()
+		b.body.Close()
+		b.cancel()
+	})
+}
+
+// open sends the GET for [from, off+n) on a fresh context derived from the
+// caller's, pinned to the first response's ETag once there is one.
+func (r *s3Range) open(from int64) (*s3.GetObjectOutput, *rangeBody, error) {
+	actx, cancel := context.WithCancel(r.parent)
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(r.s.loc.Bucket),
+		Key:    aws.String(r.s.loc.ObjectKey(r.key)),
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", from, r.off+r.n-1)),
+	}
+	if r.etag != "" {
+		in.IfMatch = aws.String(r.etag)
+	}
+	out, err := r.s.client.GetObject(actx, in)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	b := &rangeBody{body: out.Body, cancel: cancel}
+	b.timer = time.AfterFunc(r.s.cfg.RequestTimeout, func() {
+		b.stalled.Store(true)
+		cancel()
+	})
+	return out, b, nil
 }
 
 func (r *s3Range) Read(p []byte) (int, error) {
 	if r.got == r.n {
 		return 0, io.EOF
 	}
+	if r.err != nil {
+		return 0, r.err
+	}
 	if rem := r.n - r.got; int64(len(p)) > rem {
 		p = p[:rem]
 	}
-	k, err := r.body.Read(p)
-	r.got += int64(k)
-	if k > 0 {
-		r.timer.Reset(r.timeout)
+	for {
+		b := r.cur
+		k, err := b.body.Read(p)
+		r.got += int64(k)
+		if k > 0 {
+			b.timer.Reset(r.s.cfg.RequestTimeout)
+		}
+		if r.got == r.n {
+			return k, nil // the next call reports io.EOF
+		}
+		if err == nil {
+			return k, nil
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err = r.recover(b, err); err != nil {
+			r.err = err
+			return k, err
+		}
+		if k > 0 {
+			return k, nil
+		}
 	}
-	if r.got == r.n {
-		return k, nil // the next call reports io.EOF
+}
+
+// recover handles a failed body: the caller's cancellation and Close end
+// the read; anything else is resumed.
+func (r *s3Range) recover(b *rangeBody, cause error) error {
+	stalled := b.stalled.Load()
+	b.close()
+	if err := r.parent.Err(); err != nil {
+		return fmt.Errorf("get %q [%d,+%d): %w", r.key, r.off, r.n, err)
 	}
-	if err == nil {
-		return k, nil
+	if r.isClosed() {
+		return fmt.Errorf("get %q [%d,+%d): read after Close: %w", r.key, r.off, r.n, os.ErrClosed)
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	if stalled {
+		cause = fmt.Errorf("no data for %v after %d bytes: %w", r.s.cfg.RequestTimeout, r.got, cause)
+	} else {
+		cause = fmt.Errorf("body failed after %d bytes: %w", r.got, cause)
 	}
-	switch {
-	case r.stalled.Load():
-		err = fmt.Errorf("get %q [%d,+%d): no data for %v after %d bytes: %w: %w",
-			r.key, r.off, r.n, r.timeout, r.got, ErrUnavailable, err)
-	case r.parent.Err() != nil:
-		err = fmt.Errorf("get %q [%d,+%d): %w", r.key, r.off, r.n, r.parent.Err())
-	default:
-		err = fmt.Errorf("get %q [%d,+%d): body failed after %d bytes: %w: %w",
-			r.key, r.off, r.n, r.got, ErrUnavailable, err)
+	return r.resume(cause)
+}
+
+func (r *s3Range) resume(cause error) error {
+	if r.etag == "" {
+		return fmt.Errorf("get %q [%d,+%d): %w: %w (not resumed: no ETag to pin the object to)",
+			r.key, r.off, r.n, ErrUnavailable, cause)
 	}
-	return k, err
+	backoff := jitterBackoff{base: 50 * time.Millisecond, max: r.s.cfg.MaxBackoff}
+	for r.resumes < r.s.cfg.MaxResumes {
+		d, _ := backoff.BackoffDelay(r.resumes, nil)
+		r.resumes++
+		r.s.resumes.Add(1)
+		from := r.off + r.got
+		r.s.log.Info("objstore: resuming ranged get", "uri", r.s.URI(r.key), "off", r.off, "n", r.n,
+			"got", r.got, "resume", r.resumes, "backoff", d, "cause", cause)
+		if err := r.sleep(d); err != nil {
+			return err
+		}
+		out, b, err := r.open(from)
+		if err != nil {
+			err = classify(r.parent, "get", r.key, err)
+			switch {
+			case r.parent.Err() != nil:
+				return fmt.Errorf("get %q [%d,+%d): resume at byte %d: %w", r.key, r.off, r.n, r.got, err)
+			case errors.Is(err, ErrChanged): // 412: If-Match failed
+				return fmt.Errorf("get %q [%d,+%d): resume at byte %d: replaced since the first response (ETag %s): %w",
+					r.key, r.off, r.n, r.got, r.etag, err)
+			case errors.Is(err, ErrNotFound):
+				return fmt.Errorf("get %q [%d,+%d): resume at byte %d: deleted since the first response: %w: %w",
+					r.key, r.off, r.n, r.got, ErrChanged, err)
+			case !errors.Is(err, ErrUnavailable):
+				return fmt.Errorf("get %q [%d,+%d): resume at byte %d: %w", r.key, r.off, r.n, r.got, err)
+			}
+			cause = err
+			continue
+		}
+		// If-Match makes the server refuse another version; check anyway, as a
+		// server that ignores the header must not splice two objects either.
+		if et := aws.ToString(out.ETag); et != "" && unquote(et) != unquote(r.etag) {
+			b.close()
+			return fmt.Errorf("get %q [%d,+%d): resume at byte %d: ETag %s, first response %s: %w",
+				r.key, r.off, r.n, r.got, et, r.etag, ErrChanged)
+		}
+		if got, want := aws.ToInt64(out.ContentLength), r.off+r.n-from; got != want {
+			b.close()
+			return fmt.Errorf("get %q [%d,+%d): resume at byte %d: server sent %d bytes (Content-Range %q), want %d: %w",
+				r.key, r.off, r.n, r.got, got, aws.ToString(out.ContentRange), want, ErrUnavailable)
+		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			b.close()
+			return fmt.Errorf("get %q [%d,+%d): read after Close: %w", r.key, r.off, r.n, os.ErrClosed)
+		}
+		r.cur = b
+		r.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("get %q [%d,+%d): %d of %d bytes after %d resumes: %w: %w",
+		r.key, r.off, r.n, r.got, r.n, r.resumes, ErrUnavailable, cause)
+}
+
+// sleep waits d unless the caller's context ends or the reader is closed.
+func (r *s3Range) sleep(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.parent.Done():
+		return fmt.Errorf("get %q [%d,+%d): %w", r.key, r.off, r.n, r.parent.Err())
+	case <-r.closing:
+		return fmt.Errorf("get %q [%d,+%d): read after Close: %w", r.key, r.off, r.n, os.ErrClosed)
+	}
+}
+
+func (r *s3Range) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 func (r *s3Range) Close() error {
-	r.closeMu.Do(func() {
-		r.timer.Stop()
-		r.body.Close()
-		r.cancel()
-	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		close(r.closing)
+		r.cur.close()
+	}
 	return nil
 }
 

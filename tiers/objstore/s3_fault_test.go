@@ -45,7 +45,8 @@ func readRange(st objstore.Store, key string, off, n int64) ([]byte, error) {
 	return p, err
 }
 
-// The server dies in the middle of a streamed read: the read fails, calls on
+// The server dies in the middle of a streamed read: the read resumes into the dead
+// server until its resumes are spent and fails, calls on
 // the dead server fail with ErrUnavailable, and everything works again once it
 // is back.
 func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
@@ -75,6 +76,10 @@ func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
 		return err
 	})
 	rc.Close()
+	// The read resumed, MaxResumes times, into a server that stayed dead.
+	if r := objstore.StatsOf(st).GetResumes; r != objstore.DefaultMaxResumes {
+		t.Fatalf("%d resumes of the cut read; want %d", r, objstore.DefaultMaxResumes)
+	}
 
 	within(t, "get on a stopped server", func() error { _, err := readRange(st, "big", 10, 4096); return err })
 	within(t, "head on a stopped server", func() error { _, err := st.Head(context.Background(), "big"); return err })
@@ -94,7 +99,7 @@ func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
 
 // A hung server (SIGSTOP: the kernel still accepts connections, nobody
 // answers) must produce ErrUnavailable, never a hang, for calls and for a
-// body that stalls mid-stream.
+// body that stalls mid-stream (once its resumes, each stalled too, are spent).
 func TestS3ServerHungThenResumed(t *testing.T) {
 	srv := s3test.Start(t)
 	cfg := faultConfig(srv)
@@ -117,6 +122,10 @@ func TestS3ServerHungThenResumed(t *testing.T) {
 		return err
 	})
 	rc.Close()
+	// Each resume met the same hung server, until MaxResumes were spent.
+	if r := objstore.StatsOf(st).GetResumes; r != objstore.DefaultMaxResumes {
+		t.Fatalf("%d resumes of the stalled read; want %d", r, objstore.DefaultMaxResumes)
+	}
 	within(t, "get on a hung server", func() error { _, err := readRange(st, "big", 0, 4096); return err })
 	within(t, "head on a hung server", func() error { _, err := st.Head(context.Background(), "big"); return err })
 	within(t, "put on a hung server", func() error { return putBytes(st, "small", data[:1000]) })

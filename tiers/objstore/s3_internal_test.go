@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,16 +110,43 @@ func TestS3ServerErrorsRetryBoundedThenUnavailable(t *testing.T) {
 	}
 }
 
-func TestS3ShortBodyAndStallAreUnavailable(t *testing.T) {
+// fakeRanges serves a 5000-byte object (byte i is i*7) at every key, honouring
+// Range, but sends at most 300 body bytes per response before it cuts the
+// body short ("stall" keys: holds it open instead). etag(n) is the ETag of the
+// n-th response (1-based; "" sends none); every request is recorded.
+type fakeRanges struct {
+	etag    func(n int) string
+	mu      sync.Mutex
+	ranges  []string
+	ifMatch []string
+}
+
+func (f *fakeRanges) start(t *testing.T) *httptest.Server {
 	release := make(chan struct{})
-	defer close(release)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000")
-		w.Header().Set("Content-Range", "bytes 0-999/5000")
+		var a, b int
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b); err != nil {
+			http.Error(w, "want a range", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.ranges = append(f.ranges, r.Header.Get("Range"))
+		f.ifMatch = append(f.ifMatch, r.Header.Get("If-Match"))
+		n := len(f.ranges)
+		f.mu.Unlock()
+		if et := f.etag(n); et != "" {
+			w.Header().Set("ETag", et)
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(b-a+1))
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/5000", a, b))
 		w.WriteHeader(http.StatusPartialContent)
-		w.Write(make([]byte, 400))
+		body := make([]byte, min(300, b-a+1))
+		for i := range body {
+			body[i] = byte((a + i) * 7)
+		}
+		w.Write(body)
 		w.(http.Flusher).Flush()
-		if r.URL.Path == "/bucket/p/stall" {
+		if strings.HasSuffix(r.URL.Path, "/stall") {
 			select { // hold the body open without sending more
 			case <-release:
 			case <-r.Context().Done():
@@ -123,21 +154,101 @@ func TestS3ShortBodyAndStallAreUnavailable(t *testing.T) {
 		}
 		// returning early cuts the body short of Content-Length
 	}))
-	defer ts.Close()
+	t.Cleanup(func() { close(release); ts.Close() })
+	return ts
+}
+
+func (f *fakeRanges) seen() (ranges, ifMatch []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ranges), slices.Clone(f.ifMatch)
+}
+
+// A body cut short or stalled is resumed with ranged GETs for the rest, pinned to the
+// first ETag, until MaxResumes are spent: then ErrUnavailable naming the bytes got.
+func TestS3ShortBodyAndStallResumeThenUnavailable(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) { c.RequestTimeout = timeout })
 	for _, key := range []string{"short", "stall"} {
-		rc, err := st.GetRange(context.Background(), key, 0, 1000)
+		f := &fakeRanges{etag: func(int) string { return `"v1"` }}
+		ts := f.start(t)
+		st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) {
+			c.RequestTimeout, c.MaxResumes, c.MaxBackoff = timeout, 2, 10*time.Millisecond
+		})
+		rc, err := st.GetRange(context.Background(), key, 100, 1000)
 		if err != nil {
 			t.Fatalf("%s: %v", key, err)
 		}
 		start := time.Now()
-		_, err = io.ReadAll(rc)
+		got, err := io.ReadAll(rc)
 		rc.Close()
-		if !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("%s body: %v; want ErrUnavailable", key, err)
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "900 of 1000 bytes after 2 resumes") ||
+			!strings.Contains(err.Error(), `"`+key+`" [100,+1000)`) {
+			t.Fatalf("%s body: %v; want ErrUnavailable naming the key, range and 900 of 1000 bytes", key, err)
 		}
-		t.Logf("%s body failed after %v (request timeout %v)", key, time.Since(start), timeout)
+		if len(got) != 900 || got[899] != byte(999*7%256) {
+			t.Fatalf("%s: read %d bytes before the error; want 900 in order", key, len(got))
+		}
+		ranges, ifMatch := f.seen()
+		if want := []string{"bytes=100-1099", "bytes=400-1099", "bytes=700-1099"}; !slices.Equal(ranges, want) {
+			t.Fatalf("%s: ranges requested %q; want %q", key, ranges, want)
+		}
+		if want := []string{"", `"v1"`, `"v1"`}; !slices.Equal(ifMatch, want) {
+			t.Fatalf("%s: If-Match sent %q; want %q", key, ifMatch, want)
+		}
+		if n := st.Stats().GetResumes; n != 2 {
+			t.Fatalf("%s: %d resumes counted; want 2", key, n)
+		}
+		t.Logf("%s body failed after %v (request timeout %v): %v", key, time.Since(start), timeout, err)
+	}
+}
+
+// With one resume more the same body arrives whole, in order.
+func TestS3ShortBodyResumedWhole(t *testing.T) {
+	f := &fakeRanges{etag: func(int) string { return `"v1"` }}
+	ts := f.start(t)
+	st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) { c.MaxResumes, c.MaxBackoff = 3, 10*time.Millisecond })
+	p := make([]byte, 1000)
+	if err := ReadRange(context.Background(), st, "short", 100, p); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range p {
+		if b != byte((100+i)*7) {
+			t.Fatalf("byte %d is %d; want %d", i, b, byte((100+i)*7))
+		}
+	}
+	if ranges, _ := f.seen(); len(ranges) != 4 || ranges[3] != "bytes=1000-1099" {
+		t.Fatalf("ranges requested %q; want 4 ending with bytes=1000-1099", ranges)
+	}
+	if n := StatsOf(st).GetResumes; n != 3 {
+		t.Fatalf("%d resumes counted; want 3", n)
+	}
+}
+
+// Without an ETag to pin the object, and with resumes off, a cut body is not resumed;
+// a server that ignores If-Match and answers another version fails with ErrChanged.
+func TestS3ResumeNeedsTheSameObject(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		etag    func(int) string
+		resumes int
+		want    error
+		reqs    int
+	}{
+		{"no etag", func(int) string { return "" }, 3, ErrUnavailable, 1},
+		{"resumes off", func(int) string { return `"v1"` }, -1, ErrUnavailable, 1},
+		{"etag changed", func(n int) string { return fmt.Sprintf(`"v%d"`, n) }, 3, ErrChanged, 2},
+	} {
+		f := &fakeRanges{etag: tc.etag}
+		ts := f.start(t)
+		st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) { c.MaxResumes, c.MaxBackoff = tc.resumes, 10*time.Millisecond })
+		err := ReadRange(context.Background(), st, "short", 0, make([]byte, 1000))
+		if !errors.Is(err, tc.want) || (tc.want == ErrUnavailable && errors.Is(err, ErrChanged)) {
+			t.Fatalf("%s: %v; want %v", tc.name, err, tc.want)
+		}
+		if ranges, _ := f.seen(); len(ranges) != tc.reqs {
+			t.Fatalf("%s: %d requests; want %d", tc.name, len(ranges), tc.reqs)
+		}
+		t.Logf("%s: %v", tc.name, err)
 	}
 }
 

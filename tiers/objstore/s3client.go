@@ -143,6 +143,8 @@ func classify(ctx context.Context, op, key string, err error) error {
 	switch {
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchBucket" || status == http.StatusNotFound:
 		sentinel = ErrNotFound
+	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
+		sentinel = ErrChanged // only GetRange sends If-Match (a resumed read)
 	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
 		sentinel = ErrOutOfRange
 	case code == "BadDigest" || code == "InvalidDigest" || code == "XAmzContentSHA256Mismatch" ||

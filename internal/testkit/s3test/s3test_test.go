@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,55 @@ func TestReadOnlyUser(t *testing.T) {
 	}
 	if _, err := root.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("p/a")}); err != nil {
 		t.Fatalf("object gone after the read-only user's delete: %v", err)
+	}
+}
+
+// TestProxyBreaksBodies: each fault hits the armed connection exactly After body bytes in,
+// and the next connection is relayed whole.
+func TestProxyBreaksBodies(t *testing.T) {
+	srv := Start(t)
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
+	if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("obj"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	p := srv.NewProxy()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := s3.New(s3.Options{Region: srv.Region, BaseEndpoint: aws.String(p.Endpoint), UsePathStyle: true,
+		HTTPClient:                 &http.Client{Transport: tr},
+		Credentials:                credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired})
+	get := func(ctx context.Context) ([]byte, error) {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: aws.String("obj")})
+		if err != nil {
+			t.Fatalf("get through proxy: %v", err)
+		}
+		defer out.Body.Close()
+		return io.ReadAll(out.Body)
+	}
+	const after = 70001
+	for i, kind := range []FaultKind{Cut, Reset, Stall} {
+		called := 0
+		tr.CloseIdleConnections() // a fault arms new connections, not kept-alive ones
+		p.Break(Fault{Kind: kind, After: after, Conns: 1, OnFault: func(n int) { called = n }})
+		rctx, cancel := context.WithTimeout(ctx, time.Second) // ends the stall
+		got, err := get(rctx)
+		cancel()
+		if err == nil || len(got) != after || !bytes.Equal(got, body[:after]) {
+			t.Fatalf("%v: read %d bytes, err %v; want the first %d bytes and an error", kind, len(got), err, after)
+		}
+		if called != 1 || p.Faults() != i+1 {
+			t.Fatalf("%v: OnFault saw connection %d, %d faults; want 1 and %d", kind, called, p.Faults(), i+1)
+		}
+		t.Logf("%v after %d bytes: %v", kind, after, err)
+		got, err = get(ctx)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("%v: next connection read %d bytes, err %v; want all %d", kind, len(got), err, len(body))
+		}
+	}
+	if p.Accepted() < 6 {
+		t.Fatalf("proxy accepted %d connections; want at least 6 (a new one after each fault)", p.Accepted())
 	}
 }
