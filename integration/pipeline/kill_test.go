@@ -31,8 +31,8 @@ func TestKillEachDaemon(t *testing.T) {
 	p.start("etl", testenv.Bin("chronicle-etl"), "run", "--config", p.cfg)
 	p.start("tier", testenv.Bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
 	p.start("fs", testenv.Bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
-	feed := func(proc, market string) {
-		p.start(proc, append([]string{testenv.Bin("chronicle-feed")}, p.feedArgs(market)...)...)
+	feed := func(name, market string) {
+		p.start(name, append([]string{testenv.Bin("chronicle-feed")}, p.feedArgs(market)...)...)
 	}
 	feed("feed-coinm", "coinm")
 	feed("feed-spot", "spot")
@@ -85,16 +85,16 @@ func TestKillEachDaemon(t *testing.T) {
 		p.stop(f)
 	}
 	for _, v := range venues {
-		waitFor(t, "the refinery to reach the end of "+v, 2*time.Minute, func() bool { return p.caughtUp(v) })
+		testenv.WaitFor(t, "the refinery to reach the end of "+v, 2*time.Minute, func() bool { return p.caughtUp(v) })
 	}
 	p.sealEnded()
 	time.Sleep(3 * time.Second) // kills go on while the tier manager moves
 	close(stopKilling)
 	<-killerDone
-	waitFor(t, "the mount", 20*time.Second, func() bool { return mounted(p.mnt) && p.running("fs") })
-	waitFor(t, "every partition in its tier", 2*time.Minute, p.placed)
+	testenv.WaitFor(t, "the mount", 20*time.Second, func() bool { return mounted(p.mnt) && p.running("fs") })
+	testenv.WaitFor(t, "every partition in its tier", 2*time.Minute, p.placed)
 	for _, v := range venues {
-		waitFor(t, "the refinery to reach the end of "+v, time.Minute, func() bool { return p.caughtUp(v) })
+		testenv.WaitFor(t, "the refinery to reach the end of "+v, time.Minute, func() bool { return p.caughtUp(v) })
 	}
 
 	mu.Lock()
@@ -164,7 +164,7 @@ func (p *pipe) quiet(dir string) {
 		return b.String()
 	}
 	last, since := size(), time.Now()
-	waitFor(p.t, "journal "+dir+" to stop growing", 2*time.Minute, func() bool {
+	testenv.WaitFor(p.t, "journal "+dir+" to stop growing", 2*time.Minute, func() bool {
 		if s := size(); s != last {
 			last, since = s, time.Now()
 		}

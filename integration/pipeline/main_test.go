@@ -29,6 +29,7 @@ import (
 	"github.com/chronicle/chronicle/internal/exsim"
 	"github.com/chronicle/chronicle/internal/testkit"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
+	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
@@ -61,8 +62,8 @@ var wantTier = map[string]string{
 	"binance-perp/ctk-usdt/2021-07-22":      "remote",
 }
 
-// proc is one daemon process of the pipeline.
-type proc struct {
+// daemon is one daemon process of the pipeline.
+type daemon struct {
 	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -84,7 +85,7 @@ type pipe struct {
 	exsimDir string
 
 	mu    sync.Mutex
-	procs map[string]*proc
+	procs map[string]*daemon
 }
 
 // newPipe sets up folders, the S3 remote and the config file. Nothing runs yet; the
@@ -92,7 +93,7 @@ type pipe struct {
 func newPipe(t *testing.T) *pipe {
 	t.Helper()
 	dir := t.TempDir()
-	p := &pipe{t: t, dir: dir, mnt: filepath.Join(dir, "mnt"), procs: map[string]*proc{}, sims: map[string]*exsim.Sim{}}
+	p := &pipe{t: t, dir: dir, mnt: filepath.Join(dir, "mnt"), procs: map[string]*daemon{}, sims: map[string]*exsim.Sim{}}
 	p.roots = layout.Roots{Hot: filepath.Join(dir, "hot"), Warm: filepath.Join(dir, "warm"), Cold: filepath.Join(dir, "cold")}
 	for _, d := range []string{p.roots.Hot, p.roots.Warm, p.roots.Cold, p.mnt} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -183,7 +184,7 @@ func (p *pipe) serveBinary(speed float64) {
 	p.exsimDir = filepath.Join(p.dir, "exsim")
 	p.start("exsim", testenv.Bin("chronicle-exsim"), "--captures", testenv.CapturesDir(), "--state-dir", p.exsimDir,
 		"--speed", fmt.Sprint(speed), "--log-level", "warn")
-	waitFor(p.t, "chronicle-exsim", time.Minute, func() bool {
+	testenv.WaitFor(p.t, "chronicle-exsim", time.Minute, func() bool {
 		b, err := os.ReadFile(filepath.Join(p.exsimDir, "addr"))
 		p.addr = strings.TrimSpace(string(b))
 		return err == nil && p.addr != ""
@@ -241,7 +242,7 @@ func (p *pipe) startLocked(name string, args []string) {
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	pr := &proc{args: args, cmd: cmd, done: make(chan struct{})}
+	pr := &daemon{args: args, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		pr.err = cmd.Wait()
 		log.Close()
@@ -308,7 +309,7 @@ func (p *pipe) running(name string) bool {
 func (p *pipe) stopAll() {
 	p.mu.Lock()
 	procs := p.procs
-	p.procs = map[string]*proc{}
+	p.procs = map[string]*daemon{}
 	p.mu.Unlock()
 	for _, pr := range procs {
 		pr.cmd.Process.Signal(syscall.SIGTERM)
@@ -343,24 +344,13 @@ func mounted(dir string) bool {
 	return bytes.Contains(b, []byte(" "+dir+" "))
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // marketDone waits until market name has published everything and written it to every
 // connection.
 func (p *pipe) marketDone(name string) {
 	p.t.Helper()
 	s := p.sims[name]
 	if s == nil {
-		waitFor(p.t, "market "+name, 3*time.Minute, func() bool { return !p.playing(name) })
+		testenv.WaitFor(p.t, "market "+name, 3*time.Minute, func() bool { return !p.playing(name) })
 		return
 	}
 	select {
@@ -380,7 +370,7 @@ func (p *pipe) drained(name string) {
 	s := p.sims[name]
 	sub, _ := s.Subscription()
 	want := len(sent(s))
-	waitFor(p.t, "the feed to journal what market "+name+" sent", time.Minute, func() bool {
+	testenv.WaitFor(p.t, "the feed to journal what market "+name+" sent", time.Minute, func() bool {
 		return len(journaled(p.t, p.journalDir(s.Venue().Name()), sub.Symbols)) >= want
 	})
 }
@@ -410,7 +400,7 @@ var venues = []string{"binance-perp", "binance-coinm", "binance-spot"}
 func (p *pipe) sealEnded() {
 	p.t.Helper()
 	p.stop("etl")
-	run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", p.roots.Hot,
+	proc.Run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", p.roots.Hot,
 		p.journalDir("binance-coinm"), p.journalDir("binance-spot"))
 	p.start("etl", testenv.Bin("chronicle-etl"), "run", "--config", p.cfg)
 }
@@ -446,18 +436,6 @@ func (p *pipe) placed() bool {
 	return json.Unmarshal(out, &st) == nil && len(st.Plan.Moves) == 0 && len(st.Plan.Problems) == 0
 }
 
-// run runs a command to completion and fails the test on a non-zero exit.
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
-}
-
 // journaled returns the websocket messages a venue journal holds for the given symbols,
 // in journal order (streams are mapped to symbols by the journal's connect records).
 func journaled(t *testing.T, dir string, symbols []string) [][]byte {
@@ -466,12 +444,34 @@ func journaled(t *testing.T, dir string, symbols []string) [][]byte {
 	for _, s := range symbols {
 		want[s] = true
 	}
+	chanSym := map[uint16]string{}
+	var out [][]byte
+	eachRecord(t, dir, func(rec format.JournalRecord) {
+		switch rec.TypeID {
+		case format.JournalConnect:
+			var c journal.Connect
+			if err := journal.Decode(rec.Payload, &c); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range c.Streams {
+				chanSym[st.Channel] = st.Symbol
+			}
+		case format.JournalMessage:
+			if want[chanSym[rec.Channel]] {
+				out = append(out, bytes.Clone(rec.Payload))
+			}
+		}
+	})
+	return out
+}
+
+// eachRecord calls fn with every record of the journal in dir, in order.
+func eachRecord(t *testing.T, dir string, fn func(format.JournalRecord)) {
+	t.Helper()
 	segs, err := journal.List(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chanSym := map[uint16]string{}
-	var out [][]byte
 	for _, sg := range segs {
 		tl, err := format.OpenTailer(filepath.Join(dir, sg.Name))
 		if err != nil {
@@ -485,24 +485,10 @@ func journaled(t *testing.T, dir string, symbols []string) [][]byte {
 			if !ok {
 				break
 			}
-			switch rec.TypeID {
-			case format.JournalConnect:
-				var c journal.Connect
-				if err := journal.Decode(rec.Payload, &c); err != nil {
-					t.Fatal(err)
-				}
-				for _, st := range c.Streams {
-					chanSym[st.Channel] = st.Symbol
-				}
-			case format.JournalMessage:
-				if want[chanSym[rec.Channel]] {
-					out = append(out, bytes.Clone(rec.Payload))
-				}
-			}
+			fn(rec)
 		}
 		tl.Close()
 	}
-	return out
 }
 
 // sent returns the capture messages the simulator wrote to its connections, in order.
@@ -524,8 +510,8 @@ func sent(s *exsim.Sim) [][]byte {
 func (p *pipe) reference() string {
 	p.t.Helper()
 	ref := filepath.Join(p.dir, "ref")
-	run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--root", ref, p.journalDir("binance-perp"))
-	run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", ref,
+	proc.Run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--root", ref, p.journalDir("binance-perp"))
+	proc.Run(p.t, testenv.Bin("chronicle-etl"), "backfill", "--config", p.cfg, "--log-level", "warn", "--seal-all", "--root", ref,
 		p.journalDir("binance-coinm"), p.journalDir("binance-spot"))
 	return ref
 }
@@ -534,27 +520,8 @@ func (p *pipe) reference() string {
 // records, depth updates (non-snapshot level records flagged last-of-event), trades.
 func numpyCounts(t *testing.T, dir string) map[string][3]int64 {
 	t.Helper()
-	py := testenv.Python(t)
 	books, _ := filepath.Glob(filepath.Join(dir, "v1", "*", "*", "*", "book.q"))
-	script := `
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import chronicle_q as q
-out = {}
-for path in sys.argv[2:]:
-    b = q.open_book(path)
-    lvl = (b["type_id"] == q.LEVEL) & (b["flags"] & q.SNAPSHOT == 0) & (b["flags"] & q.LAST != 0)
-    out[path] = [len(b), int(lvl.sum()), int((b["type_id"] == q.TRADE).sum())]
-print(json.dumps(out))
-`
-	out, err := exec.Command(py, append([]string{"-c", script, filepath.Join(testenv.RepoRoot(t), "python")}, books...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
-	}
-	var got map[string][3]int64
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("python output %q: %v", out, err)
-	}
+	got := testenv.BookCounts(t, books...)
 	res := map[string][3]int64{}
 	for path, c := range got {
 		rel, _ := filepath.Rel(filepath.Join(dir, "v1"), filepath.Dir(path))

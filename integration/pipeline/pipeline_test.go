@@ -37,13 +37,13 @@ func TestPipeline(t *testing.T) {
 	p.serveInProcess(0)
 	p.start("etl", testenv.Bin("chronicle-etl"), "run", "--config", p.cfg)
 	p.start("fs", testenv.Bin("chronicle-fs"), "mount", "--config", p.cfg, p.mnt)
-	waitFor(t, "the mount", 20*time.Second, func() bool { return mounted(p.mnt) })
+	testenv.WaitFor(t, "the mount", 20*time.Second, func() bool { return mounted(p.mnt) })
 
 	for _, name := range []string{"cryptofeed", "usdm", "spot"} {
 		p.sims[name].PlayAfterSnapshots()
 	}
-	feed := func(proc, market string) {
-		p.start(proc, append([]string{testenv.Bin("chronicle-feed")}, p.feedArgs(market)...)...)
+	feed := func(name, market string) {
+		p.start(name, append([]string{testenv.Bin("chronicle-feed")}, p.feedArgs(market)...)...)
 	}
 	feed("feed-coinm", "coinm")
 	feed("feed-spot", "spot")
@@ -60,14 +60,14 @@ func TestPipeline(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, "the COIN-M feed's snapshot", 30*time.Second, func() bool { return okSnaps() == 1 })
+	testenv.WaitFor(t, "the COIN-M feed's snapshot", 30*time.Second, func() bool { return okSnaps() == 1 })
 	dropAt := coinm.Len() / 3
 	coinm.PlayUntil(dropAt)
 	if !coinm.Flush(30 * time.Second) {
 		t.Fatal("COIN-M connection did not drain before the drop")
 	}
 	coinm.DropConnections(false)
-	waitFor(t, "the COIN-M feed to reconnect and resync", 30*time.Second, func() bool { return len(coinm.Conns()) == 2 && okSnaps() == 2 })
+	testenv.WaitFor(t, "the COIN-M feed to reconnect and resync", 30*time.Second, func() bool { return len(coinm.Conns()) == 2 && okSnaps() == 2 })
 	coinm.Play()
 
 	p.marketDone("cryptofeed")
@@ -108,13 +108,13 @@ func TestPipeline(t *testing.T) {
 	}
 
 	for _, v := range venues {
-		waitFor(t, "the refinery to reach the end of "+v, 2*time.Minute, func() bool { return p.caughtUp(v) })
+		testenv.WaitFor(t, "the refinery to reach the end of "+v, 2*time.Minute, func() bool { return p.caughtUp(v) })
 	}
 	p.sealEnded()
 	written := trees.Served(t, p.roots.Hot) // every partition as the refinery wrote it, all in hot so far
 
 	p.start("tier", testenv.Bin("chronicle-tier"), "--config", p.cfg, "--now", demoNow, "run")
-	waitFor(t, "every partition in its tier", 2*time.Minute, p.placed)
+	testenv.WaitFor(t, "every partition in its tier", 2*time.Minute, p.placed)
 
 	checkFigures(t, p.mnt, numpyCounts(t, p.mnt))
 	trees.Same(t, written, trees.Served(t, p.mnt), "what the refinery wrote vs what the mount serves from every tier")
@@ -127,31 +127,16 @@ func TestPipeline(t *testing.T) {
 // snapshotReasons lists the reasons of the snapshot requests a journal holds.
 func snapshotReasons(t *testing.T, dir string) []string {
 	t.Helper()
-	segs, _ := journal.List(dir)
 	var out []string
-	for _, sg := range segs {
-		tl, err := format.OpenTailer(filepath.Join(dir, sg.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			rec, ok, err := tl.NextJournal()
-			if err != nil {
+	eachRecord(t, dir, func(rec format.JournalRecord) {
+		if rec.TypeID == format.JournalSnapshotRequest {
+			var q journal.SnapshotRequest
+			if err := journal.Decode(rec.Payload, &q); err != nil {
 				t.Fatal(err)
 			}
-			if !ok {
-				break
-			}
-			if rec.TypeID == format.JournalSnapshotRequest {
-				var q journal.SnapshotRequest
-				if err := journal.Decode(rec.Payload, &q); err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, q.Reason)
-			}
+			out = append(out, q.Reason)
 		}
-		tl.Close()
-	}
+	})
 	return out
 }
 

@@ -1,8 +1,6 @@
 package refinery
 
 import (
-	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,8 +19,6 @@ import (
 // the final best bid/ask, every snapshot run against the replay before it, record times
 // within their date, and meta.json's counts against the records.
 func TestCaptures(t *testing.T) {
-	py := testenv.Python(t)
-	repo := testenv.RepoRoot(t)
 	for _, c := range captures {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -41,28 +37,7 @@ func TestCaptures(t *testing.T) {
 				t.Fatalf("partitions %v, want %v", books, want)
 			}
 			// numpy, through chronicle_q, counts what the issue counts.
-			script := `
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import chronicle_q as q
-out = {}
-for path in sys.argv[2:]:
-    b = q.open_book(path)
-    lvl = (b["type_id"] == q.LEVEL) & (b["flags"] & q.SNAPSHOT == 0) & (b["flags"] & q.LAST != 0)
-    out[path] = [int(lvl.sum()), int((b["type_id"] == q.TRADE).sum())]
-print(json.dumps(out))
-`
-			out, err := exec.Command(py, "-c", script, filepath.Join(repo, "python")).CombinedOutput()
-			if err == nil {
-				out, err = exec.Command(py, append([]string{"-c", script, filepath.Join(repo, "python")}, books...)...).CombinedOutput()
-			}
-			if err != nil {
-				t.Fatalf("python: %v\n%s", err, out)
-			}
-			var counts map[string][2]int64
-			if err := json.Unmarshal(out, &counts); err != nil {
-				t.Fatalf("python output %q: %v", out, err)
-			}
+			counts := testenv.BookCounts(t, books...)
 			for sym, days := range c.symbols {
 				for date, w := range days {
 					pdir := filepath.Join(r, "v1", c.venue, sym, date)
@@ -72,8 +47,8 @@ print(json.dumps(out))
 						t.Fatalf("meta.json beside %s: %v", path, err)
 					}
 					got := counts[path]
-					if (w.depth >= 0 && got[0] != w.depth) || (w.trades >= 0 && got[1] != w.trades) {
-						t.Errorf("%s %s: numpy counts %d depth updates, %d trades; want %d, %d", sym, date, got[0], got[1], w.depth, w.trades)
+					if (w.depth >= 0 && got[1] != w.depth) || (w.trades >= 0 && got[2] != w.trades) {
+						t.Errorf("%s %s: numpy counts %d depth updates, %d trades; want %d, %d", sym, date, got[1], got[2], w.depth, w.trades)
 					}
 					h, recs := records(t, path)
 					checkPartition(t, path, h, recs, m, date, w)

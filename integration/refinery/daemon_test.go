@@ -54,17 +54,6 @@ func committed(path string) int64 {
 	return int64(h.Committed)
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestRunDaemon: chronicle-etl run tails the journal chronicle-feed writes (a COIN-M
 // capture replayed at 60x), shows growing partitions while it works, serves /metrics,
 // stops cleanly on SIGTERM and resumes where it stopped, seals the previous day once the
@@ -92,9 +81,9 @@ level = "warn"
 	replaying := proc.Start(t, exec.Command(testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "60", "--clock", "capture", "--venue", c.venue, "--hot", hot, "--metrics-addr", "", "--log-level", "warn"}, c.paths()...)...))
 
 	book := filepath.Join(warm, "v1", c.venue, "eth-usd-perp", "2024-08-08", "book.q")
-	waitFor(t, "a growing partition", 30*time.Second, func() bool { return committed(book) > format.HeaderSize })
+	testenv.WaitFor(t, "a growing partition", 30*time.Second, func() bool { return committed(book) > format.HeaderSize })
 	first := committed(book)
-	waitFor(t, "the partition to grow", 30*time.Second, func() bool { return committed(book) > first })
+	testenv.WaitFor(t, "the partition to grow", 30*time.Second, func() bool { return committed(book) > first })
 	if _, err := meta.Read(filepath.Join(filepath.Dir(book), meta.FileName)); err != nil {
 		t.Fatalf("a growing partition has no readable meta.json: %v", err)
 	}
@@ -116,7 +105,7 @@ level = "warn"
 	segs, _ := journal.List(jdir)
 	last := segs[len(segs)-1]
 	end := committed(filepath.Join(jdir, last.Name))
-	waitFor(t, "the refinery to reach the journal's end", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "the refinery to reach the journal's end", 60*time.Second, func() bool {
 		cp, ok, _ := journal.ReadCheckpoint(jdir)
 		return ok && cp.Segment == last.Name && cp.Offset == end
 	})

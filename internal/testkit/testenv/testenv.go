@@ -119,6 +119,18 @@ func CrashRuns(t testing.TB) int {
 	return n
 }
 
+// WaitFor polls ok until it holds, failing the test after d; what names the wait.
+func WaitFor(t testing.TB, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // FastDir returns a temporary directory on tmpfs (/dev/shm) when there is one, removed at
 // the end of the test: for tests that fsync many small files, where a disk would only add
 // time (and a slow fsync can make a fuzzer take an iteration for a hang).
