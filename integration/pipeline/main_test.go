@@ -407,12 +407,8 @@ func (p *pipe) sealEnded() {
 
 // tierOf reads the mount's tier attribute of a partition's book.q.
 func (p *pipe) tierOf(part string) string {
-	buf := make([]byte, 64)
-	n, err := unix.Getxattr(filepath.Join(p.mnt, "v1", part, "book.q"), "user.chronicle.tier", buf)
-	if err != nil {
-		return ""
-	}
-	return string(buf[:n])
+	tier, _ := testkit.ServedTier(filepath.Join(p.mnt, "v1", part, "book.q"))
+	return tier
 }
 
 // placed reports whether every partition is in its tier and the tier manager has nothing

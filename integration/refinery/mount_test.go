@@ -2,9 +2,7 @@ package refinery
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +12,10 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookindex"
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
-	"golang.org/x/sys/unix"
 )
 
 // copyTree copies every file below src into dst, keeping relative paths.
@@ -45,18 +43,14 @@ func copyTree(t *testing.T, src, dst string) {
 	}
 }
 
+// sum is the SHA-256 of a file, read whole.
 func sum(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(p)
+	h, _, err := testkit.HashFile(p)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
 		t.Fatalf("read %s: %v", p, err)
 	}
-	return fmt.Sprintf("%x", h.Sum(nil))
+	return h
 }
 
 // mountAll mounts chronicle-fs over the roots and returns the mount point.
@@ -127,7 +121,7 @@ func TestThroughMountEveryTier(t *testing.T) {
 						t.Fatalf("%s: %s through the mount differs", rel, f)
 					}
 				}
-				if x, err := getxattr(filepath.Join(mdir, "book.q"), "user.chronicle.tier"); err != nil || x != tiers[c.name] {
+				if x, err := testkit.ServedTier(filepath.Join(mdir, "book.q")); err != nil || x != tiers[c.name] {
 					t.Fatalf("%s is served from %q (%v), want %s", rel, x, err, tiers[c.name])
 				}
 				checkRangeReads(t, mdir)
@@ -162,15 +156,6 @@ func readFile(t *testing.T, p string) []byte {
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
-}
-
-func getxattr(p, name string) (string, error) {
-	buf := make([]byte, 64)
-	n, err := unix.Getxattr(p, name, buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }
 
 // checkRangeReads compares reads by exchange time, in Go and in numpy, with filtering

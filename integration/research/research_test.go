@@ -24,7 +24,6 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
-	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -211,10 +210,8 @@ func checkServed(t *testing.T, mp string, want map[string][]byte) {
 			continue
 		}
 		books++
-		buf := make([]byte, 16)
-		n, err := unix.Getxattr(p, "user.chronicle.tier", buf)
-		if err != nil || string(buf[:n]) != "remote" {
-			t.Fatalf("%s: tier xattr %q %v, want remote", rel, buf[:n], err)
+		if tier, err := testkit.ServedTier(p); err != nil || tier != "remote" {
+			t.Fatalf("%s: tier xattr %q %v, want remote", rel, tier, err)
 		}
 		py := exec.Command(testenv.Python(t), "-c", `import hashlib, sys, numpy as np
 m = np.memmap(sys.argv[1], dtype=np.uint8, mode="r")
