@@ -21,49 +21,48 @@ type Metrics struct {
 	ScanSeconds    prometheus.Histogram
 }
 
+// The series are chronicle_tier_<name>; these build them.
+func tierOpts(name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: "chronicle", Subsystem: "tier", Name: name, Help: help}
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts(tierOpts(name, help)))
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts(tierOpts(name, help)), labels)
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts(tierOpts(name, help)))
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts(tierOpts(name, help)), labels)
+}
+
+// seconds describes a histogram of durations: 10 buckets growing 4x from start.
+func seconds(name, help string, start float64) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{Namespace: "chronicle", Subsystem: "tier", Name: name, Help: help,
+		Buckets: prometheus.ExponentialBuckets(start, 4, 10)}
+}
+
 func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Moves: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chronicle_tier_moves_total", Help: "Partition moves by policy and result (ok, failed).",
-		}, []string{"policy", "result"}),
-		MoveBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chronicle_tier_move_bytes_total", Help: "Source book bytes of completed moves.",
-		}, []string{"policy"}),
-		MoveSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "chronicle_tier_move_duration_seconds", Help: "Duration of completed moves.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
-		}, []string{"policy"}),
-		UploadFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chronicle_tier_upload_failures_total", Help: "Failed or mismatched uploads; the local copy stayed.",
-		}),
-		VerifyFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chronicle_tier_verify_failures_total", Help: "Copies that did not match their source and were discarded.",
-		}),
-		DeriveFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "chronicle_tier_derive_failures_total", Help: "derived/book.parquet files that could not be written or verified.",
-		}),
-		Recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chronicle_tier_recoveries_total", Help: "Recovery actions: finished, rolled_back, leftover_removed, temp_removed, intent_rolled_back, conflict.",
-		}, []string{"action"}),
-		Partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "chronicle_tier_partitions", Help: "Partitions served by each tier at the last scan.",
-		}, []string{"tier"}),
-		Pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "chronicle_tier_pending_moves", Help: "Moves planned at the last scan.",
-		}, []string{"policy"}),
-		Backoff: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "chronicle_tier_backoff_partitions", Help: "Partitions waiting to retry a failed move.",
-		}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "chronicle_tier_moves_in_flight", Help: "Moves running now.",
-		}),
-		LastScan: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "chronicle_tier_last_scan_timestamp_seconds", Help: "Wall-clock time of the last completed scan.",
-		}),
-		ScanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "chronicle_tier_scan_duration_seconds", Help: "Duration of a scan (recovery and planning).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		}),
+		Moves:          counterVec("moves_total", "Partition moves by policy and result (ok, failed).", "policy", "result"),
+		MoveBytes:      counterVec("move_bytes_total", "Source book bytes of completed moves.", "policy"),
+		MoveSeconds:    prometheus.NewHistogramVec(seconds("move_duration_seconds", "Duration of completed moves.", 0.01), []string{"policy"}),
+		UploadFailures: counter("upload_failures_total", "Failed or mismatched uploads; the local copy stayed."),
+		VerifyFailures: counter("verify_failures_total", "Copies that did not match their source and were discarded."),
+		DeriveFailures: counter("derive_failures_total", "derived/book.parquet files that could not be written or verified."),
+		Recoveries:     counterVec("recoveries_total", "Recovery actions: finished, rolled_back, leftover_removed, temp_removed, intent_rolled_back, conflict.", "action"),
+		Partitions:     gaugeVec("partitions", "Partitions served by each tier at the last scan.", "tier"),
+		Pending:        gaugeVec("pending_moves", "Moves planned at the last scan.", "policy"),
+		Backoff:        gauge("backoff_partitions", "Partitions waiting to retry a failed move."),
+		InFlight:       gauge("moves_in_flight", "Moves running now."),
+		LastScan:       gauge("last_scan_timestamp_seconds", "Wall-clock time of the last completed scan."),
+		ScanSeconds:    prometheus.NewHistogram(seconds("scan_duration_seconds", "Duration of a scan (recovery and planning).", 0.001)),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Moves, m.MoveBytes, m.MoveSeconds, m.UploadFailures, m.VerifyFailures,

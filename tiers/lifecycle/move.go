@@ -198,30 +198,17 @@ const copyChunk = 1 << 20
 
 // copyCRC copies exactly n bytes of src from offset 0 to w and returns their CRC-32C.
 func copyCRC(ctx context.Context, w io.Writer, src io.ReaderAt, n int64) (uint32, error) {
-	buf := make([]byte, min(n, copyChunk))
-	var c uint32
-	for off := int64(0); off < n; {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		b := buf[:min(int64(len(buf)), n-off)]
-		if k, err := src.ReadAt(b, off); k < len(b) {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, fmt.Errorf("read at %d: %w", off, err)
-		}
-		c = crc32.Update(c, castagnoli, b)
-		if _, err := w.Write(b); err != nil {
-			return 0, err
-		}
-		off += int64(len(b))
-	}
-	return c, nil
+	return readCRC(ctx, src, n, nil, w)
 }
 
 // crcOf reads n bytes of r and returns their CRC-32C.
 func crcOf(ctx context.Context, r io.ReaderAt, n int64, lim *limiter) (uint32, error) {
+	return readCRC(ctx, r, n, lim, nil)
+}
+
+// readCRC reads exactly n bytes of r from offset 0 in chunks, paced by lim (nil: not
+// paced), writes each chunk to w (nil: nowhere) and returns their CRC-32C.
+func readCRC(ctx context.Context, r io.ReaderAt, n int64, lim *limiter, w io.Writer) (uint32, error) {
 	buf := make([]byte, min(n, copyChunk))
 	var c uint32
 	for off := int64(0); off < n; {
@@ -239,6 +226,11 @@ func crcOf(ctx context.Context, r io.ReaderAt, n int64, lim *limiter) (uint32, e
 			return 0, fmt.Errorf("read at %d: %w", off, err)
 		}
 		c = crc32.Update(c, castagnoli, b)
+		if w != nil {
+			if _, err := w.Write(b); err != nil {
+				return 0, err
+			}
+		}
 		off += int64(len(b))
 	}
 	return c, nil

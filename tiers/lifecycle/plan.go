@@ -275,23 +275,33 @@ func (m *Manager) readMeta(p string) (*meta.Meta, error) {
 
 // readBookHeader reads a plain book's header and its file size.
 func (m *Manager) readBookHeader(p string) (format.Header, int64, error) {
-	f, err := m.fs.Open(p)
+	f, size, err := m.openSized(p)
 	if err != nil {
 		return format.Header{}, 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return format.Header{}, 0, err
-	}
-	h, err := format.ReadHeader(f, st.Size(), p)
+	h, err := format.ReadHeader(f, size, p)
 	if err != nil {
 		return h, 0, err
 	}
 	if h.Layout != format.LayoutBook {
 		return h, 0, fmt.Errorf("%s: %w", p, format.ErrWrongLayout)
 	}
-	return h, st.Size(), nil
+	return h, size, nil
+}
+
+// openSized opens p and returns it with its size; on an error nothing stays open.
+func (m *Manager) openSized(p string) (vfs.File, int64, error) {
+	f, err := m.fs.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
 
 // humanDuration prints whole days as "365d", anything else as Go does ("36h0m0s").

@@ -186,11 +186,7 @@ func (m *Manager) resolvePair(ctx context.Context, k layout.Key, upper, lower bo
 	}
 	if damaged != nil {
 		log.Warn("recovery: rolling back: the copy in the lower tier is damaged or incomplete", "why", damaged)
-		if err := m.dropCopy(lower, upper); err != nil {
-			return err
-		}
-		m.count(&rep.RolledBack, "rolled_back")
-		return nil
+		return m.rollBack(lower, upper, rep)
 	}
 	if upper.kind == kindPlain {
 		h, size, err := m.readBookHeader(filepath.Join(upper.dir, layout.BookName))
@@ -221,14 +217,19 @@ func (m *Manager) resolvePair(ctx context.Context, k layout.Key, upper, lower bo
 	}
 	if upperDamaged != nil {
 		log.Warn("recovery: the upper copy is damaged and the lower intact: removing the upper", "why", upperDamaged)
-		if err := m.dropCopy(upper, lower); err != nil {
-			return err
-		}
-		m.count(&rep.RolledBack, "rolled_back")
-		return nil
+		return m.rollBack(upper, lower, rep)
 	}
 	m.count(&rep.Conflicts, "conflict")
 	return fmt.Errorf("%s and %s are both intact but differ: %w", upper, lower, ErrConflict)
+}
+
+// rollBack removes the damaged copy of a pair, keeping the other, and counts it.
+func (m *Manager) rollBack(damaged, keep bookCopy, rep *RecoverReport) error {
+	if err := m.dropCopy(damaged, keep); err != nil {
+		return err
+	}
+	m.count(&rep.RolledBack, "rolled_back")
+	return nil
 }
 
 func bookFiles(c bookCopy) []string {
@@ -324,20 +325,12 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 	if hex.EncodeToString(idx.SHA256[:]) != s.Zst.SHA256 || idx.ZstSize != s.Zst.Size || idx.Size != s.UncompressedSize {
 		return rollback(fmt.Errorf("local index describes .zst sha256 %x (%d bytes), stub %s (%d bytes)", idx.SHA256, idx.ZstSize, s.Zst.SHA256, s.Zst.Size))
 	}
-	for _, o := range []struct {
-		key string
-		obj stub.Object
-	}{{zk, s.Zst}, {ik, s.Idx}} {
-		h, err := m.store.Head(ctx, o.key)
-		if err != nil {
-			if errors.Is(err, objstore.ErrNotFound) {
-				return rollback(err)
-			}
-			return err
-		}
-		if h.Size != o.obj.Size || h.SHA256 != o.obj.SHA256 {
-			return rollback(fmt.Errorf("%s: store holds %d bytes sha256 %q, stub says %d bytes sha256 %s", o.obj.URI, h.Size, h.SHA256, o.obj.Size, o.obj.SHA256))
-		}
+	damaged, err := m.remoteDamage(ctx, s, zk, ik)
+	if err != nil {
+		return err
+	}
+	if damaged != nil {
+		return rollback(damaged)
 	}
 	if err := m.fs.SyncDir(dir); err != nil {
 		return err
@@ -376,16 +369,12 @@ func (m *Manager) intact(ctx context.Context, k layout.Key, c bookCopy) (damaged
 			return nil, err
 		}
 		zp := filepath.Join(c.dir, layout.ZstName)
-		f, err := m.fs.Open(zp)
+		f, size, err := m.openSized(zp)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		if err := qzst.Verify(ctx, f, st.Size(), idx, qzst.VerifyOptions{Name: zp, Concurrency: m.cfg.Threads}); err != nil {
+		if err := qzst.Verify(ctx, f, size, idx, qzst.VerifyOptions{Name: zp, Concurrency: m.cfg.Threads}); err != nil {
 			if isCorrupt(err) {
 				return err, nil
 			}
@@ -400,24 +389,30 @@ func (m *Manager) intact(ctx context.Context, k layout.Key, c bookCopy) (damaged
 			}
 			return nil, err
 		}
-		for _, o := range []struct {
-			key string
-			obj stub.Object
-		}{{zk, s.Zst}, {ik, s.Idx}} {
-			h, err := m.store.Head(ctx, o.key)
-			if err != nil {
-				if errors.Is(err, objstore.ErrNotFound) {
-					return err, nil
-				}
-				return nil, err
-			}
-			if h.Size != o.obj.Size || h.SHA256 != o.obj.SHA256 {
-				return fmt.Errorf("%s: store holds %d bytes sha256 %q, stub says %d bytes sha256 %s", o.obj.URI, h.Size, h.SHA256, o.obj.Size, o.obj.SHA256), nil
-			}
-		}
-		return nil, nil
+		return m.remoteDamage(ctx, s, zk, ik)
 	}
 	return nil, fmt.Errorf("unknown copy kind %d", c.kind)
+}
+
+// remoteDamage checks that the store holds the .zst and .idx a stub describes (keys zk and
+// ik): damaged says what is missing or differs; err is a failure to ask (try again later).
+func (m *Manager) remoteDamage(ctx context.Context, s *stub.Stub, zk, ik string) (damaged, err error) {
+	for _, o := range []struct {
+		key string
+		obj stub.Object
+	}{{zk, s.Zst}, {ik, s.Idx}} {
+		h, err := m.store.Head(ctx, o.key)
+		if err != nil {
+			if errors.Is(err, objstore.ErrNotFound) {
+				return err, nil
+			}
+			return nil, err
+		}
+		if h.Size != o.obj.Size || h.SHA256 != o.obj.SHA256 {
+			return fmt.Errorf("%s: store holds %d bytes sha256 %q, stub says %d bytes sha256 %s", o.obj.URI, h.Size, h.SHA256, o.obj.Size, o.obj.SHA256), nil
+		}
+	}
+	return nil, nil
 }
 
 func isCorrupt(err error) bool {
@@ -452,16 +447,11 @@ func (m *Manager) openLogical(ctx context.Context, k layout.Key, c bookCopy) (*l
 			return nil, err
 		}
 		zp := filepath.Join(c.dir, layout.ZstName)
-		f, err := m.fs.Open(zp)
+		f, size, err := m.openSized(zp)
 		if err != nil {
 			return nil, err
 		}
-		st, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		r, err := qzst.Open(f, st.Size(), idx, nil, qzst.ReaderOptions{Name: zp, Readahead: -1})
+		r, err := qzst.Open(f, size, idx, nil, qzst.ReaderOptions{Name: zp, Readahead: -1})
 		if err != nil {
 			f.Close()
 			return nil, err

@@ -22,22 +22,15 @@ func NewFS(inner vfs.FS, in *Injector) *FS {
 	return &FS{Inner: inner, In: in}
 }
 
-func (f *FS) Create(name string) (vfs.File, error) {
-	if f.In.decide(OpCreate, name) != pass {
-		return nil, injected(OpCreate, name)
-	}
-	h, err := f.Inner.Create(name)
-	if err != nil {
-		return nil, err
-	}
-	return &file{inner: h, in: f.In}, nil
-}
+func (f *FS) Create(name string) (vfs.File, error) { return f.file(OpCreate, name, f.Inner.Create) }
+func (f *FS) Open(name string) (vfs.File, error)   { return f.file(OpOpen, name, f.Inner.Open) }
 
-func (f *FS) Open(name string) (vfs.File, error) {
-	if f.In.decide(OpOpen, name) != pass {
-		return nil, injected(OpOpen, name)
+// file opens name with open unless op on it is to fail; the file it returns injects too.
+func (f *FS) file(op Op, name string, open func(string) (vfs.File, error)) (vfs.File, error) {
+	if f.In.decide(op, name) != pass {
+		return nil, injected(op, name)
 	}
-	h, err := f.Inner.Open(name)
+	h, err := open(name)
 	if err != nil {
 		return nil, err
 	}
