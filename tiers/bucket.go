@@ -101,6 +101,20 @@ func (b *bucket) once(id string, fetch func() error) error {
 	return c.err
 }
 
+// fill fetches the value of k through once (id names the fetch) and caches it in c.
+func fill[K comparable, V any](b *bucket, c *lru[K, V], id string, k K, fetch func() (V, error)) error {
+	return b.once(id, func() error {
+		v, err := fetch()
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		c.put(k, v, b.now())
+		b.mu.Unlock()
+		return nil
+	})
+}
+
 func (b *bucket) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), b.timeout)
 }
@@ -116,18 +130,12 @@ func (b *bucket) subdirs(rel string) ([]string, error) {
 		if ok && b.now().Sub(at) < b.ttl {
 			return names, nil
 		}
-		err := b.once("ls:"+dir, func() error {
+		err := fill(b, &b.listings, "ls:"+dir, dir, func() ([]string, error) {
 			ctx, cancel := b.ctx()
 			defer cancel()
 			b.count(func(s *Stats) { s.BucketLists.Add(1) })
 			subs, _, err := b.store.ListDir(ctx, dir)
-			if err != nil {
-				return err
-			}
-			b.mu.Lock()
-			b.listings.put(dir, subs, b.now())
-			b.mu.Unlock()
-			return nil
+			return subs, err
 		})
 		if err == nil && attempt == 0 {
 			continue // read what the fetch stored
@@ -155,16 +163,7 @@ func (b *bucket) partition(k layout.Key) (*bstub, error) {
 			return p, nil
 		}
 		b.noteMiss(k)
-		err := b.once("stub:"+k.Dir(), func() error {
-			p, err := b.fetchStub(k)
-			if err != nil {
-				return err
-			}
-			b.mu.Lock()
-			b.stubs.put(k, p, b.now())
-			b.mu.Unlock()
-			return nil
-		})
+		err := fill(b, &b.stubs, "stub:"+k.Dir(), k, func() (*bstub, error) { return b.fetchStub(k) })
 		if err != nil {
 			if ok {
 				return p, nil

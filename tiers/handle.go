@@ -100,6 +100,13 @@ func (h *plainHandle) ReadAt(p []byte, off int64) (int, error) {
 			end = h.committed()
 		}
 	}
+	return readBefore(h.f, p, off, end)
+}
+
+// readBefore reads r at off into p as io.ReaderAt does, with end as the end of the file:
+// bytes at or past end are not read, and a read that reaches end returns io.EOF only when
+// it is short of len(p).
+func readBefore(r io.ReaderAt, p []byte, off, end int64) (int, error) {
 	if off >= end {
 		return 0, io.EOF
 	}
@@ -107,7 +114,7 @@ func (h *plainHandle) ReadAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > end {
 		want = p[:end-off]
 	}
-	n, err := h.f.ReadAt(want, off)
+	n, err := r.ReadAt(want, off)
 	if err == io.EOF && n == len(want) {
 		err = nil
 	}

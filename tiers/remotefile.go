@@ -77,21 +77,7 @@ type bytesHandle struct {
 }
 
 func (h *bytesHandle) ReadAt(p []byte, off int64) (int, error) {
-	if off >= h.size {
-		return 0, io.EOF
-	}
-	want := p
-	if off+int64(len(p)) > h.size {
-		want = p[:h.size-off]
-	}
-	n, err := h.ra.ReadAt(want, off)
-	if err == io.EOF && n == len(want) {
-		err = nil
-	}
-	if err == nil && len(want) < len(p) {
-		err = io.EOF
-	}
-	return n, err
+	return readBefore(h.ra, p, off, h.size)
 }
 func (h *bytesHandle) Size() int64        { return h.size }
 func (h *bytesHandle) Tier() layout.Tier  { return layout.Remote }
