@@ -473,30 +473,43 @@ func (a *Appender) close(seal bool) error {
 	a.limit = -1 // every later append takes the slow path and sees ErrClosed
 	close(a.stop)
 	a.wg.Wait() // the grower must not extend the file again after the trim
-	committed := a.Committed()
-	if seal && a.pub != committed {
-		// Sealed while a resumed file still held more: what was regenerated is the file.
-		committed = a.pub
-		atomic.StoreUint64(a.committed, uint64(committed))
+	return closeWriter(a.path, a.f, a.committed, a.state, a.pub, seal, func() error {
+		err := unix.Munmap(a.mem)
+		a.mem = nil
+		if err != nil {
+			return fmt.Errorf("munmap %s: %w", a.path, err)
+		}
+		return nil
+	})
+}
+
+// closeWriter ends a writer of path: the file is trimmed to its committed length (a seal
+// publishes pub first: when a resumed file held more, what was regenerated is the file) and,
+// on seal, marked sealed; release then drops the writer's mapping, a sealed file is fsynced
+// (the mapping's dirty pages belong to the file: fsync writes them and the metadata) and f
+// is closed. Every step runs; the errors are joined.
+func closeWriter(path string, f *os.File, committed *uint64, state *uint32, pub int64, seal bool, release func() error) error {
+	c := int64(atomic.LoadUint64(committed))
+	if seal && pub != c {
+		c = pub
+		atomic.StoreUint64(committed, uint64(c))
 	}
 	var errs []error
-	if err := a.f.Truncate(committed); err != nil {
-		errs = append(errs, fmt.Errorf("truncate %s: %w", a.path, err))
+	if err := f.Truncate(c); err != nil {
+		errs = append(errs, fmt.Errorf("truncate %s: %w", path, err))
 	}
 	if seal && len(errs) == 0 {
-		atomic.StoreUint32(a.state, atomic.LoadUint32(a.state)|stateSealed)
+		atomic.StoreUint32(state, atomic.LoadUint32(state)|stateSealed)
 	}
-	if err := unix.Munmap(a.mem); err != nil {
-		errs = append(errs, fmt.Errorf("munmap %s: %w", a.path, err))
+	if err := release(); err != nil {
+		errs = append(errs, err)
 	}
-	a.mem = nil
 	if seal {
-		// The mapping's dirty pages belong to the file: fsync writes them and the metadata.
-		if err := a.f.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("fsync %s: %w", a.path, err))
+		if err := f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", path, err))
 		}
 	}
-	if err := a.f.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

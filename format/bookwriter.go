@@ -262,32 +262,14 @@ func (w *BookWriter) Close() error {
 
 func (w *BookWriter) close(seal bool) error {
 	w.closed = true
-	committed := w.Committed()
-	if seal && w.pub != committed {
-		// Sealed while a resumed file still held more: what was regenerated is the file.
-		committed = w.pub
-		atomic.StoreUint64(w.committed, uint64(committed))
-	}
-	var errs []error
-	if err := w.f.Truncate(committed); err != nil {
-		errs = append(errs, fmt.Errorf("truncate %s: %w", w.path, err))
-	}
-	if seal && len(errs) == 0 {
-		atomic.StoreUint32(w.state, atomic.LoadUint32(w.state)|stateSealed)
-	}
-	if err := unix.Msync(w.head, unix.MS_SYNC); err != nil {
-		errs = append(errs, fmt.Errorf("msync %s: %w", w.path, err))
-	}
-	if err := unix.Munmap(w.head); err != nil {
-		errs = append(errs, fmt.Errorf("munmap %s: %w", w.path, err))
-	}
-	if seal {
-		if err := w.f.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("fsync %s: %w", w.path, err))
+	return closeWriter(w.path, w.f, w.committed, w.state, w.pub, seal, func() error {
+		var errs []error
+		if err := unix.Msync(w.head, unix.MS_SYNC); err != nil {
+			errs = append(errs, fmt.Errorf("msync %s: %w", w.path, err))
 		}
-	}
-	if err := w.f.Close(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+		if err := unix.Munmap(w.head); err != nil {
+			errs = append(errs, fmt.Errorf("munmap %s: %w", w.path, err))
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -90,14 +90,21 @@ type BookReader struct {
 
 // OpenBook reads and checks the header. size is the source's length, or -1 if unknown.
 func OpenBook(r io.ReaderAt, size int64, name string) (*BookReader, error) {
-	h, err := ReadHeader(r, size, name)
+	h, err := readLayout(r, size, name, LayoutBook, "a book file")
 	if err != nil {
 		return nil, err
 	}
-	if h.Layout != LayoutBook {
-		return nil, corrupt(name, offLayout, ErrWrongLayout, "%s file where a book file was expected", h.Layout)
-	}
 	return &BookReader{r: r, name: name, h: h}, nil
+}
+
+// readLayout reads the header of r and checks that the file holds want records (what, in
+// the error).
+func readLayout(r io.ReaderAt, size int64, name string, want Layout, what string) (Header, error) {
+	h, err := ReadHeader(r, size, name)
+	if err == nil && h.Layout != want {
+		err = corrupt(name, offLayout, ErrWrongLayout, "%s file where %s was expected", h.Layout, what)
+	}
+	return h, err
 }
 
 func (b *BookReader) Header() Header { return b.h }
@@ -229,12 +236,9 @@ type JournalIter struct {
 
 // NewJournalIter reads the header of r (size -1 if unknown) and iterates its frames.
 func NewJournalIter(r io.ReaderAt, size int64, name string) (*JournalIter, error) {
-	h, err := ReadHeader(r, size, name)
+	h, err := readLayout(r, size, name, LayoutJournal, "a journal")
 	if err != nil {
 		return nil, err
-	}
-	if h.Layout != LayoutJournal {
-		return nil, corrupt(name, offLayout, ErrWrongLayout, "%s file where a journal was expected", h.Layout)
 	}
 	return NewJournalIterHeader(r, h, name), nil
 }

@@ -115,13 +115,19 @@ func (t *Tailer) Raw(off, end int64) []byte {
 	return t.buf[off-t.bufOff : end-t.bufOff]
 }
 
+// visibleAs checks that the file holds want records (read as what) and returns the end of
+// what is visible.
+func (t *Tailer) visibleAs(want Layout, what string) (int64, error) {
+	if t.hdr.Layout != want {
+		return 0, corrupt(t.path, offLayout, ErrWrongLayout, "%s file read as %s", t.hdr.Layout, what)
+	}
+	return t.visible()
+}
+
 // NextBook returns the next committed canonical record; ok is false when none is available
 // yet. Unknown type ids are skipped.
 func (t *Tailer) NextBook() (rec BookRecord, ok bool, err error) {
-	if t.hdr.Layout != LayoutBook {
-		return rec, false, corrupt(t.path, offLayout, ErrWrongLayout, "%s file read as book", t.hdr.Layout)
-	}
-	end, err := t.visible()
+	end, err := t.visibleAs(LayoutBook, "book")
 	if err != nil {
 		return rec, false, err
 	}
@@ -142,10 +148,7 @@ func (t *Tailer) NextBook() (rec BookRecord, ok bool, err error) {
 // NextJournal returns the next committed journal frame; ok is false when none is available
 // yet. The payload aliases the Tailer's buffer: copy it to keep it past the next call.
 func (t *Tailer) NextJournal() (rec JournalRecord, ok bool, err error) {
-	if t.hdr.Layout != LayoutJournal {
-		return rec, false, corrupt(t.path, offLayout, ErrWrongLayout, "%s file read as journal", t.hdr.Layout)
-	}
-	end, err := t.visible()
+	end, err := t.visibleAs(LayoutJournal, "journal")
 	if err != nil {
 		return rec, false, err
 	}

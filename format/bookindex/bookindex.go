@@ -138,28 +138,24 @@ func (t *Time) Range(start, end int64) (lo, hi int64) {
 	if n == 0 || end <= start {
 		return 0, 0
 	}
-	s0 := floorSec(start) - t.Base
-	s1 := floorSec(end-1) - t.Base
-	switch {
-	case s0 < 0:
-		lo = 0
-	case s0 >= n:
-		lo = t.Records
-	default:
-		lo = int64(t.Lo[s0])
-	}
-	switch {
-	case s1 < 0:
-		hi = 0
-	case s1 >= n:
-		hi = t.Records
-	default:
-		hi = int64(t.Hi[s1])
-	}
+	lo = t.bound(t.Lo, floorSec(start)-t.Base)
+	hi = t.bound(t.Hi, floorSec(end-1)-t.Base)
 	if hi < lo {
 		hi = lo
 	}
 	return lo, hi
+}
+
+// bound is the record number of second s of the index in bounds (t.Lo or t.Hi): 0 before
+// the first second, t.Records after the last.
+func (t *Time) bound(bounds []uint64, s int64) int64 {
+	switch {
+	case s < 0:
+		return 0
+	case s >= int64(len(bounds)):
+		return t.Records
+	}
+	return int64(bounds[s])
 }
 
 // Before returns the last snapshot run at or before ts, or false if none.
