@@ -244,40 +244,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func status(ctx context.Context, m *lifecycle.Manager, asJSON bool, w io.Writer, log *slog.Logger) int {
-	s, err := m.Status(ctx)
-	if err != nil {
-		log.Error("status", "err", err)
-		return 1
-	}
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(s)
-	} else {
-		err = s.WriteText(w)
-	}
-	if err != nil {
-		log.Error("status", "err", err)
-		return 1
-	}
-	return 0
+	return report(log, "status", func() (*lifecycle.Status, error) { return m.Status(ctx) }, (*lifecycle.Status).WriteText, asJSON, w)
 }
 
 func dryRun(ctx context.Context, m *lifecycle.Manager, asJSON bool, w io.Writer, log *slog.Logger) int {
-	p, err := m.PlanOnly(ctx)
-	if err != nil {
-		log.Error("plan", "err", err)
-		return 1
-	}
-	if asJSON {
+	text := func(p *lifecycle.Plan, w io.Writer) error { p.WriteText(w); return nil }
+	return report(log, "plan", func() (*lifecycle.Plan, error) { return m.PlanOnly(ctx) }, text, asJSON, w)
+}
+
+// report writes what get returns to w as indented JSON, or as text; an error is logged
+// under name and exits 1.
+func report[T any](log *slog.Logger, name string, get func() (T, error), text func(T, io.Writer) error, asJSON bool, w io.Writer) int {
+	v, err := get()
+	if err == nil && asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(p); err != nil {
-			return 1
-		}
-		return 0
+		err = enc.Encode(v)
+	} else if err == nil {
+		err = text(v, w)
 	}
-	p.WriteText(w)
+	if err != nil {
+		log.Error(name, "err", err)
+		return 1
+	}
 	return 0
 }
 
