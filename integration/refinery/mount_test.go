@@ -117,7 +117,7 @@ func TestThroughMountEveryTier(t *testing.T) {
 					t.Fatalf("%s (%s): book.q through the mount differs from what the refinery wrote", rel, tiers[c.name])
 				}
 				for _, f := range []string{"meta.json", "index/time.idx", "index/snapshots.idx"} {
-					if !bytes.Equal(readFile(t, filepath.Join(mdir, f)), readFile(t, filepath.Join(staged[c.name], rel, f))) {
+					if !bytes.Equal(testkit.ReadFile(t, filepath.Join(mdir, f)), testkit.ReadFile(t, filepath.Join(staged[c.name], rel, f))) {
 						t.Fatalf("%s: %s through the mount differs", rel, f)
 					}
 				}
@@ -142,15 +142,6 @@ func TestThroughMountEveryTier(t *testing.T) {
 		}
 		t.Logf("%s (%s tier): %s", c.name, tiers[c.name], lastLine(out))
 	}
-}
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func lastLine(b []byte) string {

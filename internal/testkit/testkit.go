@@ -357,6 +357,16 @@ func SHA256(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// ReadFile reads a whole file or fails the test.
+func ReadFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // HashFile reads a whole file and returns its digest and size.
 func HashFile(p string) (string, int64, error) {
 	f, err := os.Open(p)
