@@ -136,11 +136,7 @@ def draw(a, title, out_dir, stem):
     ax2.set_ylabel("spread")
     ax2.set_xlabel("exchange time (UTC)")
     ax2.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    mid_png = stem + "_mid_spread.png"
-    fig.savefig(os.path.join(out_dir, mid_png), dpi=80)
-    plt.close(fig)
+    mid_png = save(plt, fig, out_dir, stem + "_mid_spread.png")
 
     t2, bq, aq = thin(t, a["bid_qty"], a["ask_qty"])
     fig, ax = plt.subplots(figsize=(9, 3.2))
@@ -152,12 +148,17 @@ def draw(a, title, out_dir, stem):
     ax.set_title(title + ": top-of-book depth", fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
+    depth_png = save(plt, fig, out_dir, stem + "_depth.png")
+    return mid_png, depth_png
+
+
+def save(plt, fig, out_dir, name):
+    """lays out a time-axis figure, writes it to out_dir/name and closes it; returns name."""
     fig.autofmt_xdate()
     fig.tight_layout()
-    depth_png = stem + "_depth.png"
-    fig.savefig(os.path.join(out_dir, depth_png), dpi=80)
+    fig.savefig(os.path.join(out_dir, name), dpi=80)
     plt.close(fig)
-    return mid_png, depth_png
+    return name
 
 
 def write_html(out_dir, mount, rows):
