@@ -582,13 +582,4 @@ func vmHWM(b *testing.B, pid int) int64 {
 
 // benchBlock is the cold frame size of the benchmark books: $CHRONICLE_BENCH_BLOCK or 1 MiB
 // (the default of [tier] block_size).
-func benchBlock(b *testing.B) int {
-	if s := os.Getenv("CHRONICLE_BENCH_BLOCK"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 4096 {
-			b.Fatalf("CHRONICLE_BENCH_BLOCK=%q: want a byte count of at least 4096", s)
-		}
-		return n
-	}
-	return 1 << 20
-}
+func benchBlock(b *testing.B) int { return testenv.BenchCount(b, "CHRONICLE_BENCH_BLOCK", 1<<20, 4096) }

@@ -40,14 +40,7 @@ const peerBucket = "peers"
 // peerPreads is how many random 4 KiB preads each contender makes per round and link
 // (CHRONICLE_BENCH_PEER_PREADS to change).
 func peerPreads(b *testing.B) int {
-	if s := os.Getenv("CHRONICLE_BENCH_PEER_PREADS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 100 {
-			b.Fatalf("CHRONICLE_BENCH_PEER_PREADS=%q: want a count of at least 100", s)
-		}
-		return n
-	}
-	return 500
+	return testenv.BenchCount(b, "CHRONICLE_BENCH_PEER_PREADS", 500, 100)
 }
 
 // contender mounts one file system afresh and returns the book's path in it and a stop.

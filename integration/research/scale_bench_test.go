@@ -41,14 +41,7 @@ func BenchmarkBucketScale(b *testing.B) {
 	if testenv.Probe(b) {
 		return
 	}
-	parts := 100000
-	if s := os.Getenv("CHRONICLE_BENCH_PARTITIONS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < scaleDates {
-			b.Fatalf("CHRONICLE_BENCH_PARTITIONS=%q: want a number >= %d", s, scaleDates)
-		}
-		parts = n
-	}
+	parts := testenv.BenchCount(b, "CHRONICLE_BENCH_PARTITIONS", 100000, scaleDates)
 	srv := s3test.Start(b)
 	began := time.Now()
 	keys := scaleFixture(b, srv, parts)

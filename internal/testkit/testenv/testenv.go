@@ -160,6 +160,20 @@ func BenchBytes(b testing.TB, def int64) int64 {
 	return n
 }
 
+// BenchCount is a benchmark's whole-number knob: $name, which must be at least least,
+// else def.
+func BenchCount(b testing.TB, name string, def, least int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < least {
+		b.Fatalf("%s=%q: want a whole number of at least %d", name, s, least)
+	}
+	return n
+}
+
 // BuildCommands builds the repository's commands (names under cmd/, e.g. "chronicle-fs")
 // into a new temporary directory and returns it; for TestMain of tests that run the real
 // binaries. The caller removes the directory.
