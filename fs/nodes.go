@@ -264,10 +264,11 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 }
 
 // OpendirHandle lists the directory once per open and lets the kernel keep the listing in
-// its page cache (FOPEN_CACHE_DIR) while it is the one served last: listing 3,650 dates
-// again then costs one OPENDIR instead of a READDIR round trip per page. A listing that
-// changed is served without the flag, which drops the kernel's copy, so a partition that
-// appears (or goes) shows at the next open.
+// its page cache (FOPEN_CACHE_DIR) unless it differs from the one served last: listing
+// 3,650 dates again then costs one OPENDIR instead of a READDIR round trip per page. A
+// listing that changed is served without the flag, which drops the kernel's copy, so a
+// partition that appears (or goes) shows at the next open. (A node listed for the first
+// time has a new kernel inode, with nothing cached yet.)
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	out, errno := d.list()
 	if errno != 0 {
@@ -284,11 +285,11 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	}
 	sum := h.Sum64()
 	d.mu.Lock()
-	same := d.listed && d.listing == sum
+	changed := d.listed && d.listing != sum
 	d.listed, d.listing = true, sum
 	d.mu.Unlock()
 	var fl uint32
-	if same {
+	if !changed {
 		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	}
 	return gofs.NewListDirStream(out), fl, 0
