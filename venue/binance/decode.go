@@ -484,11 +484,8 @@ func (v Venue) DecodeSnapshot(body []byte, snap *venue.BookSnapshot) error {
 		var err error
 		switch string(key) {
 		case "lastUpdateId":
-			v, ok := s.int()
-			if !ok || v < 0 {
-				return false, s.fail("lastUpdateId", venue.ErrBadField)
-			}
-			snap.LastUpdateID, haveID = v, true
+			snap.LastUpdateID, err = lastUpdateID(&s)
+			haveID = true
 		case "E":
 			v, ok := s.int()
 			if !ok || v <= 0 || v > maxMillis {
@@ -519,10 +516,8 @@ func (v Venue) DecodeSnapshot(body []byte, snap *venue.BookSnapshot) error {
 		return err
 	}
 	switch {
-	case isErr && !haveID:
-		return fault.Field(0, "", venue.ErrSnapshotError)
 	case !haveID:
-		return fault.Field(0, "lastUpdateId", venue.ErrMissingField)
+		return noUpdateID(isErr)
 	case !haveBids:
 		return fault.Field(0, "bids", venue.ErrMissingField)
 	case !haveAsks:

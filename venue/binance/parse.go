@@ -238,12 +238,10 @@ func (Venue) ParseSnapshot(body []byte) (venue.Snapshot, error) {
 	err := s.members(func(key []byte) (bool, error) {
 		switch string(key) {
 		case "lastUpdateId":
-			v, ok := s.int()
-			if !ok || v < 0 {
-				return false, s.fail("lastUpdateId", venue.ErrBadField)
-			}
-			snap.LastUpdateID, found = v, true
-			return true, nil
+			var err error
+			snap.LastUpdateID, err = lastUpdateID(&s)
+			found = true
+			return err == nil, err
 		case "code":
 			isErr = true
 		}
@@ -256,10 +254,25 @@ func (Venue) ParseSnapshot(body []byte) (venue.Snapshot, error) {
 		return venue.Snapshot{}, err
 	}
 	if !found {
-		if isErr {
-			return venue.Snapshot{}, fault.Field(0, "", venue.ErrSnapshotError)
-		}
-		return venue.Snapshot{}, fault.Field(0, "lastUpdateId", venue.ErrMissingField)
+		return venue.Snapshot{}, noUpdateID(isErr)
 	}
 	return snap, nil
+}
+
+// lastUpdateID reads a depth snapshot's lastUpdateId.
+func lastUpdateID(s *scanner) (int64, error) {
+	v, ok := s.int()
+	if !ok || v < 0 {
+		return 0, s.fail("lastUpdateId", venue.ErrBadField)
+	}
+	return v, nil
+}
+
+// noUpdateID is the error of a snapshot body without lastUpdateId: an error body
+// ({"code":...}) or a missing field.
+func noUpdateID(isErr bool) error {
+	if isErr {
+		return fault.Field(0, "", venue.ErrSnapshotError)
+	}
+	return fault.Field(0, "lastUpdateId", venue.ErrMissingField)
 }

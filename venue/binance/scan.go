@@ -245,47 +245,8 @@ func (s *scanner) value(depth int) bool {
 	switch c := s.peek(); {
 	case c == '"':
 		return s.strictStr()
-	case c == '{':
-		s.i++
-		if s.peek() == '}' {
-			s.i++
-			return true
-		}
-		for {
-			s.ws()
-			if !s.strictStr() || !s.expect(':') || !s.value(depth+1) {
-				return false
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == '[':
-		s.i++
-		if s.peek() == ']' {
-			s.i++
-			return true
-		}
-		for {
-			if !s.value(depth + 1) {
-				return false
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
-			}
-		}
+	case c == '{' || c == '[':
+		return s.container(c == '{', depth)
 	case c == '-' || c >= '0' && c <= '9':
 		return s.number()
 	case c == 't':
@@ -296,6 +257,39 @@ func (s *scanner) value(depth int) bool {
 		return s.literal(litNull)
 	}
 	return false
+}
+
+// container passes over an object (obj) or an array at s.i, its items included.
+func (s *scanner) container(obj bool, depth int) bool {
+	end := byte(']')
+	if obj {
+		end = '}'
+	}
+	s.i++
+	if s.peek() == end {
+		s.i++
+		return true
+	}
+	for {
+		if obj {
+			s.ws()
+			if !s.strictStr() || !s.expect(':') {
+				return false
+			}
+		}
+		if !s.value(depth + 1) {
+			return false
+		}
+		switch s.peek() {
+		case ',':
+			s.i++
+		case end:
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 var litNull = []byte("null")
