@@ -556,28 +556,12 @@ func BenchmarkPeakRSS(b *testing.B) {
 		wg.Wait()
 	}
 	b.StopTimer()
-	hwm := vmHWM(b, d.cmd.Process.Pid)
+	hwm := testenv.PeakRSS(b, d.cmd.Process.Pid)
 	bound := cache + 100<<20
 	b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
 	b.ReportMetric(float64(bound)/(1<<20), "bound-MiB")
 	b.Logf("peak RSS of chronicle-fs %d MiB reading a %d MiB cold book sequentially and randomly; configured cache %d MiB + 100 MiB = %d MiB",
 		hwm>>20, size>>20, cache>>20, bound>>20)
-}
-
-func vmHWM(b *testing.B, pid int) int64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, l := range strings.Split(string(st), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			f := strings.Fields(l)
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	b.Fatal("no VmHWM")
-	return 0
 }
 
 // benchBlock is the cold frame size of the benchmark books: $CHRONICLE_BENCH_BLOCK or 1 MiB

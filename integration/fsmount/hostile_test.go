@@ -15,6 +15,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
@@ -218,7 +219,7 @@ func TestHostileTree(t *testing.T) {
 			t.Fatalf("good partition %s after the hostile ones: %d bytes, %v", k, len(got), err)
 		}
 	}
-	rss := peakRSS(t, d.cmd.Process.Pid)
+	rss := testenv.PeakRSS(t, d.cmd.Process.Pid)
 	t.Logf("chronicle-fs peak RSS %d MiB over %d hostile entries", rss>>20, len(cases)+5)
 	if limit := int64(64<<20) + 200<<20; rss > limit {
 		t.Errorf("peak RSS %d MiB above %d MiB (frame cache + 200 MiB)", rss>>20, limit>>20)
@@ -246,23 +247,6 @@ func journalBytes(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// peakRSS is a process's peak resident set (VmHWM) in bytes.
-func peakRSS(t testing.TB, pid int) int64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			var kb int64
-			fmt.Sscan(f[1], &kb)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
 }
 
 func keyOn(date string) layout.Key {

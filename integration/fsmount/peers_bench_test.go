@@ -152,7 +152,9 @@ func BenchmarkPeers(b *testing.B) {
 			seq, seqBytes := map[string]float64{}, map[string]float64{}
 			p50, p99, prBytes := map[string]float64{}, map[string]float64{}, map[string]float64{}
 			for _, c := range order {
-				dropCaches(b)
+				if err := testenv.DropCaches(); err != nil {
+					b.Fatalf("drop caches: %v", err)
+				}
 				file, stop := c.mount(b)
 				n0 := counter()
 				d := timeCmd(b, "dd", "if="+file, "of=/dev/null", "bs=1M", "status=none")
@@ -161,7 +163,9 @@ func BenchmarkPeers(b *testing.B) {
 				stop()
 			}
 			for _, c := range order {
-				dropCaches(b)
+				if err := testenv.DropCaches(); err != nil {
+					b.Fatalf("drop caches: %v", err)
+				}
 				file, stop := c.mount(b)
 				n0 := counter()
 				lat := preadRound(b, file, false, size, int64(100+i), peerPreads(b))
@@ -319,14 +323,6 @@ func loBytes(b *testing.B, pid int) int64 {
 	}
 	b.Fatalf("no lo in /proc/%d/net/dev", pid)
 	return 0
-}
-
-// dropCaches writes back and drops the page cache (and dentries and inodes) machine-wide.
-func dropCaches(b *testing.B) {
-	unix.Sync()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200); err != nil {
-		b.Fatalf("drop caches: %v", err)
-	}
 }
 
 func toolVersion(bin, flag string) string {

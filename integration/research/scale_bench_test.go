@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
-	"golang.org/x/sys/unix"
 )
 
 // scaleDates is the depth of the symbol `ls` is timed on: ten years of days.
@@ -53,7 +51,9 @@ func BenchmarkBucketScale(b *testing.B) {
 	symDir := "v1/" + sym.Venue + "/" + sym.Symbol
 
 	for range b.N {
-		dropCaches(b)
+		if err := testenv.DropCaches(); err != nil {
+			b.Logf("drop caches: %v", err)
+		}
 		mp, pid, stop := scaleMount(b, srv)
 		mountS := time.Since(mountStart)
 
@@ -90,7 +90,7 @@ func BenchmarkBucketScale(b *testing.B) {
 		flat := rootList(b, client, srv.Bucket, "chronicle/", "")
 		testenv.Emit(b, testenv.Figure{ID: "research.find", Value: find.Seconds(), Baseline: time.Since(t0).Seconds(), Unit: "s",
 			Note: fmt.Sprintf("baseline lists %d keys", flat)})
-		testenv.Emit(b, testenv.Figure{ID: "research.rss", Value: float64(peakRSS(b, pid)) / (1 << 20), Unit: "MiB"})
+		testenv.Emit(b, testenv.Figure{ID: "research.rss", Value: float64(testenv.PeakRSS(b, pid)) / (1 << 20), Unit: "MiB"})
 		stop()
 	}
 }
@@ -202,27 +202,4 @@ func rootList(b *testing.B, c *s3.Client, bucket, prefix, delim string) int {
 		n += len(p.Contents) + len(p.CommonPrefixes)
 	}
 	return n
-}
-
-// peakRSS is a process's peak resident set (VmHWM), in bytes.
-func peakRSS(b *testing.B, pid int) int64 {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	b.Fatal("no VmHWM")
-	return 0
-}
-
-func dropCaches(b *testing.B) {
-	unix.Sync()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200); err != nil {
-		b.Logf("drop caches: %v", err)
-	}
 }
