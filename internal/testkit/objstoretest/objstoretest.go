@@ -287,17 +287,24 @@ func testList(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		if err != nil {
 			t.Fatalf("list %q: %v", c.prefix, err)
 		}
-		var keys []string
-		for _, o := range got {
-			keys = append(keys, o.Key)
-			if o.Size != int64(sizes[o.Key]) {
-				t.Fatalf("list %q: %s size %d, want %d", c.prefix, o.Key, o.Size, sizes[o.Key])
-			}
-		}
+		keys := listedKeys(t, fmt.Sprintf("list %q", c.prefix), got, sizes)
 		if !slices.Equal(keys, c.want) {
 			t.Fatalf("list %q = %q, want %q", c.prefix, keys, c.want)
 		}
 	}
+}
+
+// listedKeys returns the keys of a listing, checking each object's size against sizes.
+func listedKeys(t *testing.T, what string, objs []objstore.ObjectInfo, sizes map[string]int) []string {
+	t.Helper()
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.Key)
+		if o.Size != int64(sizes[o.Key]) {
+			t.Fatalf("%s: %s size %d, want %d", what, o.Key, o.Size, sizes[o.Key])
+		}
+	}
+	return keys
 }
 
 func testListDir(t *testing.T, st objstore.Store, rng *rand.Rand) {
@@ -320,13 +327,7 @@ func testListDir(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		if err != nil {
 			t.Fatalf("listdir %q: %v", c.dir, err)
 		}
-		var keys []string
-		for _, o := range objs {
-			keys = append(keys, o.Key)
-			if o.Size != int64(sizes[o.Key]) {
-				t.Fatalf("listdir %q: %s size %d, want %d", c.dir, o.Key, o.Size, sizes[o.Key])
-			}
-		}
+		keys := listedKeys(t, fmt.Sprintf("listdir %q", c.dir), objs, sizes)
 		if !slices.Equal(dirs, c.dirs) || !slices.Equal(keys, c.objs) {
 			t.Fatalf("listdir %q = %q %q, want %q %q", c.dir, dirs, keys, c.dirs, c.objs)
 		}
