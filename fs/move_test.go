@@ -3,12 +3,12 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -45,59 +45,36 @@ func TestMoveWhileReading(t *testing.T) {
 		inos[k] = fi.Sys().(*syscall.Stat_t).Ino
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var loops, errs atomic.Int64
-	fail := func(format string, args ...any) {
-		errs.Add(1)
-		t.Errorf(format, args...)
-	}
+	loops := testkit.NewLoops(t)
+	var hashes atomic.Int64
 	for k, want := range books {
 		wantSum := testkit.SHA256(want)
 		for range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					sum, n, err := testkit.HashFile(tm.path(k, layout.BookName))
-					if err != nil || sum != wantSum || n != int64(len(want)) {
-						fail("%s: hash loop: %d bytes, match %v, err %v", k.Date, n, sum == wantSum, err)
-						return
-					}
-					loops.Add(1)
+			loops.Go(func() error {
+				sum, n, err := testkit.HashFile(tm.path(k, layout.BookName))
+				if err != nil || sum != wantSum || n != int64(len(want)) {
+					return fmt.Errorf("%s: hash loop: %d bytes, match %v, err %v", k.Date, n, sum == wantSum, err)
 				}
-			}()
+				hashes.Add(1)
+				return nil
+			})
 		}
 	}
 	f, err := os.Open(tm.path(held, layout.BookName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		rng := rand.New(rand.NewSource(seed))
-		want := books[held]
-		buf := make([]byte, 256<<10)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			off := rng.Int63n(int64(len(want)))
-			n, err := f.ReadAt(buf[:1+rng.Intn(len(buf))], off)
-			if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
-				fail("held descriptor: pread at %d: %d bytes, %v", off, n, err)
-				return
-			}
+	rng := rand.New(rand.NewSource(seed))
+	want := books[held]
+	buf := make([]byte, 256<<10)
+	loops.Go(func() error {
+		off := rng.Int63n(int64(len(want)))
+		n, err := f.ReadAt(buf[:1+rng.Intn(len(buf))], off)
+		if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+			return fmt.Errorf("held descriptor: pread at %d: %d bytes, %v", off, n, err)
 		}
-	}()
+		return nil
+	})
 
 	pause := func() { time.Sleep(300 * time.Millisecond) }
 	pause()
@@ -113,13 +90,12 @@ func TestMoveWhileReading(t *testing.T) {
 		}
 	}
 	pause()
-	close(stop)
-	wg.Wait()
+	loops.Stop()
 	f.Close()
-	if errs.Load() > 0 {
+	if loops.Errs.Load() > 0 {
 		t.FailNow()
 	}
-	t.Logf("%d whole-file hashes through the moves", loops.Load())
+	t.Logf("%d whole-file hashes through the moves", hashes.Load())
 
 	// Once every handle is released, a new open is served by the remote tier.
 	before := tm.fs.Stats().Reads[layout.Remote]

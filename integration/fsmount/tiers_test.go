@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,35 +457,11 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var errs, passes atomic.Int64
-	fail := func(format string, args ...any) {
-		errs.Add(1)
-		t.Errorf(format, args...)
-	}
-	loop := func(fn func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := fn(); err != nil {
-					fail("%v", err)
-					return
-				}
-				passes.Add(1)
-			}
-		}()
-	}
+	loops := testkit.NewLoops(t)
 	wantBook := testkit.SHA256(books[free])
 	wantNPY := sha256Tail(books[free][format.HeaderSize:])
 	for range 2 {
-		loop(func() error {
+		loops.Go(func() error {
 			sum, n, err := hashUncached(path(free, layout.BookName), 0)
 			if err != nil || sum != wantBook {
 				return fmt.Errorf("free book.q: %d bytes, digest match %v: %v", n, sum == wantBook, err)
@@ -494,7 +469,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 			return nil
 		})
 	}
-	loop(func() error {
+	loops.Go(func() error {
 		sum, n, err := hashUncached(path(free, "book.npy"), format.HeaderSize)
 		if err != nil || sum != wantNPY {
 			return fmt.Errorf("free book.npy records: %d bytes, digest match %v: %v", n, sum == wantNPY, err)
@@ -508,7 +483,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 	defer f.Close()
 	rng := rand.New(rand.NewSource(seed))
 	buf := make([]byte, 1<<20)
-	loop(func() error {
+	loops.Go(func() error {
 		want := books[held]
 		off := rng.Int63n(int64(len(want)))
 		n, err := f.ReadAt(buf[:1+rng.Intn(len(buf))], off)
@@ -533,8 +508,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 		}
 	}
 	pause()
-	close(stop)
-	wg.Wait()
+	loops.Stop()
 	os.WriteFile(stopFile, nil, 0o644)
 	if err := py.Wait(); err != nil {
 		t.Fatalf("python holder: %v\n%s", err, pyOut.String())
@@ -545,8 +519,8 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 	}
 	remoteBytes := d.metric(t, `chronicle_fs_read_bytes_total{tier="remote"}`)
 	t.Logf("%d Go read passes, %d numpy passes; served during the moves: cold %.0f bytes, remote %.0f bytes",
-		passes.Load(), pyLoops, coldBytes, remoteBytes)
-	if errs.Load() > 0 {
+		loops.Passes.Load(), pyLoops, coldBytes, remoteBytes)
+	if loops.Errs.Load() > 0 {
 		return
 	}
 	if coldBytes == 0 || remoteBytes == 0 {
