@@ -65,6 +65,10 @@ type Roots struct {
 	Warm   string `toml:"warm"`
 	Cold   string `toml:"cold"`
 	Remote string `toml:"remote"` // object-store URI: s3://bucket/prefix or file:///dir; "" for none
+	// AllowSharedRoots accepts local roots that other users can write to (without the
+	// sticky bit) or that another user owns, with a warning, instead of refusing to start
+	// (CheckRoots).
+	AllowSharedRoots bool `toml:"allow_shared_roots" json:"-"`
 }
 
 // DefaultRoots are the production defaults of decisions.md.

@@ -105,7 +105,7 @@ done
 # A previous demo's mount (even a crashed one) must go before its folder can.
 if mounted; then "$BIN/chronicle-fs" unmount "$D/mnt" 2>/dev/null || umount -l "$D/mnt" || true; fi
 rm -rf "$D"
-mkdir -p "$D"/{hot,warm,cold,mnt}
+mkdir -p -m 0755 "$D"/{hot,warm,cold,mnt} # the daemons refuse roots others can write to
 
 REMOTE="file://$D/remote"
 REMOTE_CFG=""

@@ -193,6 +193,13 @@ func runDaemon(f *flags) error {
 	if err != nil {
 		return err
 	}
+	root := f.outputRoot(st)
+	// The journals are read and the partitions written as trusted: refuse roots other
+	// users could fill.
+	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "hot", Dir: st.roots.Hot},
+		layout.LocalRoot{Name: "output", Dir: root}); err != nil {
+		return err
+	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 	reg := daemon.Registry()
@@ -204,7 +211,6 @@ func runDaemon(f *flags) error {
 	if err != nil {
 		return err
 	}
-	root := f.outputRoot(st)
 	daemon.Ready(log)
 	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
 	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw})
@@ -223,6 +229,9 @@ func runBackfill(f *flags, stderr io.Writer) error {
 	}
 	log, err := daemon.Logger(st.log, "chronicle-etl")
 	if err != nil {
+		return err
+	}
+	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "output", Dir: f.root}); err != nil {
 		return err
 	}
 	ctx, stop := daemon.SignalContext(log)

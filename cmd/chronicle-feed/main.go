@@ -87,6 +87,15 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "chronicle-feed:", err)
 		return 2
 	}
+	// The refinery trusts what is in the journal: refuse directories other users could fill.
+	journalRoots := []layout.LocalRoot{{Name: "journal", Dir: cfg.Dir()}}
+	if cfg.JournalDir == "" {
+		journalRoots = append([]layout.LocalRoot{{Name: "hot", Dir: cfg.HotRoot}}, journalRoots...)
+	}
+	if err := layout.CheckRoots(roots.AllowSharedRoots, log, journalRoots...); err != nil {
+		log.Error("start", "err", err)
+		return 2
+	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 	reg := daemon.Registry()

@@ -242,6 +242,10 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		debug.SetGCPercent(400)
 	}
 
+	// Files in the roots are served as ours: refuse roots other users could fill.
+	if err := layout.CheckRoots(s.roots.AllowSharedRoots, log, s.roots.LocalRoots()...); err != nil {
+		return err
+	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 

@@ -20,6 +20,7 @@ import (
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
 
@@ -183,6 +184,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chronicle-tier: %v\n", err)
 		return 2
 	}
+	// Partitions found in the roots are moved and uploaded as ours: refuse roots other users
+	// could fill.
+	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, st.roots.LocalRoots()...); err != nil {
+		log.Error("start", "err", err)
+		return 2
+	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 
@@ -196,6 +203,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer store.Close()
 	}
 	reg := daemon.Registry()
+	if store != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chronicle_objstore_get_resumes_total",
+			Help: "Ranged GETs re-issued for the rest of a body that failed mid-stream (early EOF, reset, stall).",
+		}, func() float64 { return float64(objstore.StatsOf(store).GetResumes) }))
+	}
 	m, err := lifecycle.New(lifecycle.Options{Config: st.cfg, Roots: st.roots, Store: store, Now: st.now, Registerer: reg, Logger: log})
 	if err != nil {
 		log.Error("start", "err", err)

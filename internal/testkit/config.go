@@ -16,6 +16,9 @@ import (
 func ConfigTOML(roots layout.Roots, remote objstore.Config) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[tiers]\nhot = %q\nwarm = %q\ncold = %q\nremote = %q\n", roots.Hot, roots.Warm, roots.Cold, roots.Remote)
+	if roots.AllowSharedRoots {
+		b.WriteString("allow_shared_roots = true\n")
+	}
 	if remote.Endpoint != "" {
 		fmt.Fprintf(&b, "\n[remote]\nendpoint = %q\nregion = %q\naccess_key = %q\nsecret_key = %q\npath_style = true\n",
 			remote.Endpoint, remote.Region, remote.AccessKey, remote.SecretKey)
