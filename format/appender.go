@@ -531,6 +531,35 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// WriteFile is os.WriteFile made atomic and durable: b goes to a temporary file in path's
+// directory (mode perm), which is fsynced and renamed over path, and the directory is
+// fsynced. A reader sees the old content or the new, never a mix; on an error path is
+// untouched. Errors name path.
+func WriteFile(path string, b []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	err = f.Chmod(perm) // CreateTemp makes 0600 files
+	if err == nil {
+		_, err = f.Write(b)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
 // MkdirAll is os.MkdirAll made durable: each directory it creates is fsynced into its
 // parent, so that a file later made durable in it (fsync of the file and of dir) survives a
 // power cut with its whole path.

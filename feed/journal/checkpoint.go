@@ -72,26 +72,7 @@ func WriteCheckpoint(dir string, cp Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+CheckpointFile+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, CheckpointFile)); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := format.SyncDir(dir); err != nil {
+	if err := format.WriteFile(filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil

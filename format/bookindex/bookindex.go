@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"os"
 	"path/filepath"
 
 	"github.com/chronicle/chronicle/format"
@@ -331,36 +330,9 @@ func Write(partDir string, t *Time, snaps []Snapshot) error {
 		name string
 		b    []byte
 	}{{TimeName, MarshalTime(t)}, {SnapshotsName, MarshalSnapshots(snaps, t.Records)}} {
-		if err := writeAtomic(d, f.name, f.b); err != nil {
+		if err := format.WriteFile(filepath.Join(d, f.name), f.b, 0o644); err != nil {
 			return err
 		}
 	}
-	if err := format.SyncDir(d); err != nil {
-		return err
-	}
 	return format.SyncDir(partDir)
-}
-
-func writeAtomic(dir, name string, b []byte) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync %s: %w", filepath.Join(dir, name), err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
 }

@@ -367,32 +367,5 @@ const FileName = "meta.json"
 // WriteBytes writes an already encoded document atomically (for fixtures that need exact
 // bytes).
 func WriteBytes(dir string, b []byte) error {
-	dst := filepath.Join(dir, FileName)
-	f, err := os.CreateTemp(dir, "."+FileName+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err := format.SyncDir(dir); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	return nil
+	return format.WriteFile(filepath.Join(dir, FileName), b, 0o644)
 }
