@@ -101,6 +101,14 @@ func (b *bucket) once(id string, fetch func() error) error {
 	return c.err
 }
 
+// cached looks k up in c: ok says it is there, fresh that it is also younger than the TTL.
+func cached[K comparable, V any](b *bucket, c *lru[K, V], k K) (v V, ok, fresh bool) {
+	b.mu.Lock()
+	v, at, ok := c.get(k)
+	b.mu.Unlock()
+	return v, ok, ok && b.now().Sub(at) < b.ttl
+}
+
 // fill fetches the value of k through once (id names the fetch) and caches it in c.
 func fill[K comparable, V any](b *bucket, c *lru[K, V], id string, k K, fetch func() (V, error)) error {
 	return b.once(id, func() error {
@@ -124,10 +132,8 @@ func (b *bucket) ctx() (context.Context, context.CancelFunc) {
 func (b *bucket) subdirs(rel string) ([]string, error) {
 	dir := rel + "/"
 	for attempt := 0; ; attempt++ {
-		b.mu.Lock()
-		names, at, ok := b.listings.get(dir)
-		b.mu.Unlock()
-		if ok && b.now().Sub(at) < b.ttl {
+		names, ok, fresh := cached(b, &b.listings, dir)
+		if fresh {
 			return names, nil
 		}
 		err := fill(b, &b.listings, "ls:"+dir, dir, func() ([]string, error) {
@@ -153,10 +159,8 @@ func (b *bucket) subdirs(rel string) ([]string, error) {
 // partition returns k's stub from the bucket, nil when the bucket does not hold k.
 func (b *bucket) partition(k layout.Key) (*bstub, error) {
 	for attempt := 0; ; attempt++ {
-		b.mu.Lock()
-		p, at, ok := b.stubs.get(k)
-		b.mu.Unlock()
-		if ok && b.now().Sub(at) < b.ttl {
+		p, ok, fresh := cached(b, &b.stubs, k)
+		if fresh {
 			return p, nil
 		}
 		if attempt > 0 {

@@ -145,22 +145,29 @@ func (h *plainHandle) Close() error { return h.f.Close() }
 // zstdHandle serves a seekable .zst through the shared frame cache, from a local file
 // (cold) or the object store (remote).
 type zstdHandle struct {
-	r       *qzst.Reader
-	f       *os.File // nil for remote
+	sealedFile
+	r *qzst.Reader
+	f *os.File // nil for remote
+}
+
+func (h *zstdHandle) ReadAt(p []byte, off int64) (int, error) { return h.r.ReadAt(p, off) }
+func (h *zstdHandle) Size() int64                             { return h.r.Size() }
+
+// sealedFile describes a handle's file that is not served from a local descriptor (a
+// decoded .zst or a remote object): immutable, with no *os.File to pass through.
+type sealedFile struct {
 	tier    layout.Tier
 	src     string
 	version string
 	mtime   time.Time
 }
 
-func (h *zstdHandle) ReadAt(p []byte, off int64) (int, error) { return h.r.ReadAt(p, off) }
-func (h *zstdHandle) Size() int64                             { return h.r.Size() }
-func (h *zstdHandle) Tier() layout.Tier                       { return h.tier }
-func (h *zstdHandle) Source() string                          { return h.src }
-func (h *zstdHandle) Version() string                         { return h.version }
-func (h *zstdHandle) Sealed() bool                            { return true }
-func (h *zstdHandle) ModTime() time.Time                      { return h.mtime }
-func (h *zstdHandle) File() *os.File                          { return nil }
+func (s *sealedFile) Tier() layout.Tier  { return s.tier }
+func (s *sealedFile) Source() string     { return s.src }
+func (s *sealedFile) Version() string    { return s.version }
+func (s *sealedFile) Sealed() bool       { return true }
+func (s *sealedFile) ModTime() time.Time { return s.mtime }
+func (s *sealedFile) File() *os.File     { return nil }
 
 // Reader exposes the decompressing reader (for its statistics).
 func (h *zstdHandle) Reader() *qzst.Reader { return h.r }

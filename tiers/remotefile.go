@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sort"
-	"time"
 
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/format/stub"
@@ -32,7 +30,7 @@ func (r *Resolver) openBucketFile(ctx context.Context, k layout.Key, bs *bstub, 
 	}
 	key := fileKey(k, rest)
 	uri := r.store.URI(key)
-	h := &bytesHandle{src: uri, mtime: bs.s.UploadedAt, version: "remote:" + f.SHA256}
+	h := &bytesHandle{sealedFile: sealedFile{tier: layout.Remote, src: uri, mtime: bs.s.UploadedAt, version: "remote:" + f.SHA256}}
 	if f.Size > wholeFileMax {
 		h.ra, h.size = &remoteAt{r: r, key: key, uri: uri, size: f.Size}, f.Size
 		return h, nil
@@ -69,24 +67,16 @@ func (r *Resolver) fetchVerified(ctx context.Context, key, uri string, size int6
 
 // bytesHandle serves a remote file other than a book, sealed by construction.
 type bytesHandle struct {
-	ra      io.ReaderAt
-	size    int64
-	src     string
-	version string
-	mtime   time.Time
+	sealedFile
+	ra   io.ReaderAt
+	size int64
 }
 
 func (h *bytesHandle) ReadAt(p []byte, off int64) (int, error) {
 	return readBefore(h.ra, p, off, h.size)
 }
-func (h *bytesHandle) Size() int64        { return h.size }
-func (h *bytesHandle) Tier() layout.Tier  { return layout.Remote }
-func (h *bytesHandle) Source() string     { return h.src }
-func (h *bytesHandle) Version() string    { return h.version }
-func (h *bytesHandle) Sealed() bool       { return true }
-func (h *bytesHandle) ModTime() time.Time { return h.mtime }
-func (h *bytesHandle) File() *os.File     { return nil }
-func (h *bytesHandle) Close() error       { return nil }
+func (h *bytesHandle) Size() int64  { return h.size }
+func (h *bytesHandle) Close() error { return nil }
 
 // frameCachedAt reads a remote .zst through the disk cache, one entry per compressed
 // frame, named by the object's SHA-256 and the frame's number (content-addressed: never

@@ -366,7 +366,7 @@ func (r *Resolver) openZstd(loc Location) (Handle, error) {
 		f.Close()
 		return nil, err
 	}
-	return &zstdHandle{r: zr, f: f, tier: layout.Cold, src: f.Name(), version: "zst:" + hex.EncodeToString(idx.SHA256[:]), mtime: st.ModTime()}, nil
+	return &zstdHandle{r: zr, f: f, sealedFile: sealedFile{tier: layout.Cold, src: f.Name(), version: "zst:" + hex.EncodeToString(idx.SHA256[:]), mtime: st.ModTime()}}, nil
 }
 
 // readLocal reads a whole small file of a local tier, refusing one above max bytes before
@@ -425,7 +425,7 @@ func (r *Resolver) openRemoteBook(ctx context.Context, s *stub.Stub, zk, ik stri
 	if err != nil {
 		return nil, err
 	}
-	return &zstdHandle{r: zr, tier: layout.Remote, src: s.Zst.URI, version: "remote:" + s.Zst.SHA256, mtime: s.UploadedAt}, nil
+	return &zstdHandle{r: zr, sealedFile: sealedFile{tier: layout.Remote, src: s.Zst.URI, version: "remote:" + s.Zst.SHA256, mtime: s.UploadedAt}}, nil
 }
 
 // remoteIndex returns the partition's .idx: from memory, the local idx cache, or one GET,
