@@ -54,6 +54,11 @@ type Config struct {
 	// WatchInterval is how often partitions known to the kernel are checked for a tier move
 	// (to drop cached attributes and names of their small files).
 	WatchInterval time.Duration `toml:"watch_interval"`
+	// MaxKnownPartitions bounds the partition directories the kernel may keep looked up
+	// (0: no bound). Each pins a handful of inodes in the daemon, so a `find` over a bucket
+	// of 100,000 partitions would hold all of them; beyond the bound the least recently used
+	// are forgotten (the kernel drops their names and looks them up again when asked).
+	MaxKnownPartitions int `toml:"max_known_partitions"`
 
 	// MaxWrite is the largest FUSE request (also the kernel's max_read).
 	MaxWrite int `toml:"max_write"`
@@ -91,22 +96,23 @@ type Config struct {
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		CacheBytes:      qzst.DefaultCacheBytes,
-		MetricsAddr:     "127.0.0.1:9467",
-		Passthrough:     true,
-		SealedTimeout:   time.Hour,
-		GrowingTimeout:  0,
-		DirTimeout:      time.Second,
-		NegativeTimeout: time.Second,
-		RemoteTimeout:   30 * time.Second,
-		WatchInterval:   time.Second,
-		MaxWrite:        1 << 20,
-		MaxBackground:   64,
-		ReadAheadKB:     16384,
-		DirectReads:     true,
-		ShutdownGrace:   10 * time.Second,
-		DiskCacheBytes:  8 << 30,
-		BucketTTL:       time.Minute,
+		CacheBytes:         qzst.DefaultCacheBytes,
+		MetricsAddr:        "127.0.0.1:9467",
+		Passthrough:        true,
+		SealedTimeout:      time.Hour,
+		GrowingTimeout:     0,
+		DirTimeout:         time.Second,
+		NegativeTimeout:    time.Second,
+		RemoteTimeout:      30 * time.Second,
+		WatchInterval:      time.Second,
+		MaxKnownPartitions: 20000,
+		MaxWrite:           1 << 20,
+		MaxBackground:      64,
+		ReadAheadKB:        16384,
+		DirectReads:        true,
+		ShutdownGrace:      10 * time.Second,
+		DiskCacheBytes:     8 << 30,
+		BucketTTL:          time.Minute,
 	}
 }
 
@@ -142,6 +148,8 @@ func (c Config) Validate() error {
 		return bad("remote_timeout", c.RemoteTimeout, "must be positive: remote reads must fail with EIO, never hang")
 	case c.WatchInterval <= 0:
 		return bad("watch_interval", c.WatchInterval, "must be positive")
+	case c.MaxKnownPartitions < 0:
+		return bad("max_known_partitions", c.MaxKnownPartitions, "must be 0 (no bound) or positive")
 	case c.MaxWrite < 4096 || c.MaxWrite > 1<<20 || c.MaxWrite%4096 != 0:
 		return bad("max_write", c.MaxWrite, "want a multiple of 4096 in [4096, 1 MiB]")
 	case c.MaxBackground < 1 || c.MaxBackground > 65535:

@@ -17,6 +17,7 @@ type stats struct {
 	reads, bytes, errors [numTiers]atomic.Uint64
 	opensServed, opensPT [numTiers]atomic.Uint64
 	fallbackReads        atomic.Uint64
+	forgotten            atomic.Uint64 // partitions the kernel was asked to forget (FS.forget)
 	latency              *prometheus.HistogramVec
 	lat                  [numTiers]prometheus.Observer
 }
@@ -110,6 +111,7 @@ var (
 	dResOpens     = desc("resolver_opens_total", "Logical files opened by the resolver (lookups and stats included), by tier.", "tier")
 	dRetries      = desc("resolver_retries_total", "Re-resolutions of partitions that moved during an open.")
 	dParts        = desc("known_partitions", "Partition directories the kernel currently knows (checked for tier moves).")
+	dForgotten    = desc("partitions_forgotten_total", "Least recently used partition directories the kernel was asked to forget (max_known_partitions).")
 	dBucketLists  = desc("bucket_listings_total", "Directory listings requested from the bucket (research hosts: partitions found by listing).")
 	dBucketStubs  = desc("bucket_stubs_total", "Partition stubs fetched from the bucket.")
 	dDiskHits     = desc("disk_cache_hits_total", "Remote frames and files found in the disk cache.")
@@ -125,7 +127,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
-		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts,
+		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
 		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes} {
 		ch <- d
 	}
@@ -177,6 +179,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dGetResumes, uint64(objstore.StatsOf(f.res.Store()).GetResumes))
 	counter(dRetries, uint64(rs.Retries.Load()))
 	gauge(dParts, float64(len(f.partList())))
+	counter(dForgotten, f.st.forgotten.Load())
 	counter(dBucketLists, uint64(rs.BucketLists.Load()))
 	counter(dBucketStubs, uint64(rs.BucketStubs.Load()))
 	if dc := f.res.DiskCache(); dc != nil {

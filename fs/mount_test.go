@@ -352,3 +352,53 @@ func TestListingCacheFollowsChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetsLeastRecentlyUsedPartitions: past max_known_partitions the kernel is asked to
+// forget the least recently used partition directories, so the daemon's inodes stay bounded
+// after a walk of every partition, and a forgotten partition reads again as before.
+func TestForgetsLeastRecentlyUsedPartitions(t *testing.T) {
+	const parts, budget = 40, 5
+	roots := testkit.Roots(t)
+	books := map[layout.Key][]byte{}
+	for i := range parts {
+		k := testkit.Key
+		k.Date = time.Date(2024, 1, 1+i, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+		books[k] = testkit.Book(t, k, 50, int64(i))
+		testkit.PlacePlain(t, roots.Warm, k, books[k])
+	}
+	tm := mountTiers(t, roots, nil, func(c *Config) { c.MaxKnownPartitions = budget })
+	walk := func() {
+		t.Helper()
+		for k, want := range books {
+			if _, err := os.ReadDir(filepath.Dir(tm.path(k, layout.BookName))); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFile(t, tm.path(k, layout.BookName)); !bytes.Equal(got, want) {
+				t.Fatalf("%s: read %d bytes, want the %d-byte book", k, len(got), len(want))
+			}
+		}
+	}
+	walk()
+	var known, children int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ps := tm.fs.partList()
+		known, children = len(ps), -1
+		if known > 0 {
+			if _, sym := ps[0].Parent(); sym != nil {
+				children = len(sym.Children())
+			}
+		}
+		if known <= budget && children >= 0 && children <= budget {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a walk of %d partitions: %d known, %d inodes under the symbol; want at most %d", parts, known, children, budget)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := tm.fs.st.forgotten.Load(); n < parts-budget {
+		t.Fatalf("%d partitions forgotten, want at least %d", n, parts-budget)
+	}
+	walk() // forgotten partitions are looked up again
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,7 @@ type dirNode struct {
 	loc     locState // partitions: where the book was when last checked
 	listed  bool     // listing holds the hash of the last listing served
 	listing uint64
+	used    atomic.Int64 // partitions: when the kernel last asked about it (unix ns)
 }
 
 type locState struct {
@@ -154,6 +156,14 @@ func access(mask uint32) syscall.Errno {
 	return 0
 }
 
+// touch records a use of a partition directory (the least recently used are forgotten
+// first, see FS.forget).
+func (d *dirNode) touch() {
+	if d.depth == 3 {
+		d.used.Store(time.Now().UnixNano())
+	}
+}
+
 func (d *dirNode) OnForget() {
 	if d.depth == 3 {
 		d.fs.dropPart(d)
@@ -174,6 +184,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return ch, 0
 	}
 	child := d.child(name)
+	d.touch()
 	if d.depth == 3 && (name == layout.BookName || name == NPYName) {
 		return d.lookupBook(ctx, name, out)
 	}
@@ -189,6 +200,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			return nil, f.collision(child, ch)
 		}
 		if cd.depth == 3 {
+			cd.touch()
 			cd.checkLoc()
 			f.addPart(cd)
 		}
@@ -270,6 +282,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // partition that appears (or goes) shows at the next open. (A node listed for the first
 // time has a new kernel inode, with nothing cached yet.)
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	d.touch()
 	out, errno := d.list()
 	if errno != 0 {
 		return nil, 0, errno

@@ -45,6 +45,34 @@ func (f *FS) watch(ctx context.Context) {
 		if len(parts) > 0 {
 			next = (next + watchBudget) % len(parts)
 		}
+		f.forget(parts)
+	}
+}
+
+// forgetBudget bounds the partitions forgotten per tick: each is one notification the
+// kernel handles synchronously.
+const forgetBudget = 20000
+
+// forget asks the kernel to drop the least recently used partition directories beyond
+// max_known_partitions. Every name the kernel holds pins an inode here (go-fuse keeps one
+// per kernel inode): a `find` over 100,000 partitions would otherwise keep some 700,000 in
+// memory. The kernel drops the name and its children, forgets their inodes once nothing
+// uses them, and looks the partition up again whenever someone asks; open files keep
+// working. A partition still in use when forgotten is no longer watched for moves until it
+// is looked up again (its book's bytes are the same in every tier).
+func (f *FS) forget(parts []*dirNode) {
+	over := len(parts) - f.cfg.MaxKnownPartitions
+	if f.cfg.MaxKnownPartitions == 0 || over <= 0 {
+		return
+	}
+	over = min(over, forgetBudget)
+	sort.Slice(parts, func(i, j int) bool { return parts[i].used.Load() < parts[j].used.Load() })
+	for _, d := range parts[:over] {
+		f.dropPart(d)
+		if name, parent := d.Parent(); parent != nil {
+			parent.NotifyEntry(name)
+		}
+		f.st.forgotten.Add(1)
 	}
 }
 
