@@ -2,20 +2,18 @@ package etl
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/sys/unix"
 
 	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
 
 // TestOutputDeviceFull runs the refinery daemon with its output root on a small tmpfs that
@@ -25,16 +23,7 @@ import (
 // as a run that never ran out of space.
 func TestOutputDeviceFull(t *testing.T) {
 	mid := ms("2024-08-09T00:00:00Z")
-	j := newJournal(t, "binance-perp", time.UnixMilli(mid-600000))
-	j.connect(1, sDepth, sTrade, sTicker)
-	j.snapshot(sDepth, "ETHUSDT", snap(100, mid-590000, "100.0:1,99.0:1", "100.1:1,101:1"))
-	u := int64(100)
-	for i := int64(0); i < 6000; i++ {
-		ts := mid - 580000 + i*200
-		j.msg(sDepth, depth("ETHUSDT", ts, u+1, u+2, u, "100.0:"+itoa(i%7+1), "100.1:"+itoa(i%5+1)))
-		u += 2
-		j.msg(sTrade, trade("ETHUSDT", ts+1, i+1, "100.1", "0.1", i%2 == 0))
-	}
+	j := ethBusy(t, mid-600000, mid-580000, 6000, 200, nil)
 	j.close()
 	hot := filepath.Join(filepath.Dir(j.dir), "hot")
 	jd := journal.Dir(hot, "binance-perp")
@@ -84,14 +73,10 @@ func TestOutputDeviceFull(t *testing.T) {
 	daemon(ref, NewMetrics(nil), nil)
 	size := treeSize(t, ref)
 
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
-		t.Fatalf("mount a tmpfs (the test needs root): %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	dir := testenv.Tmpfs(t, "16m")
 	// Room for about half of the output (and the live appender's first chunks).
 	t.Logf("output %d bytes", size)
-	filler := fillDevice(t, dir, size/2)
+	filler := testenv.FillDevice(t, dir, size/2)
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
 	root := filepath.Join(dir, "warm")
@@ -121,31 +106,6 @@ func treeSize(t *testing.T, root string) int64 {
 		return nil
 	})
 	return n
-}
-
-// fillDevice writes a file until the device is full, then gives back spare bytes.
-func fillDevice(t *testing.T, dir string, spare int64) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<16)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	st, _ := f.Stat()
-	if err := f.Truncate(max(0, st.Size()-spare)); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // noTemps fails on a temporary file anywhere below root.

@@ -10,50 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/exsim"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
-
-// smallTmpfs mounts a tmpfs of size bytes on a new directory (the test needs root).
-func smallTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mount a %s tmpfs (the test needs root): %v", size, err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
-// fill writes a file until the device is full, then gives back spare bytes, and returns
-// its path.
-func fill(t *testing.T, dir string, spare int64) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			if spare > 0 {
-				st, _ := f.Stat()
-				if err := f.Truncate(max(0, st.Size()-spare)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return p
-		}
-	}
-}
 
 // strays lists temporary and pre-created files left in a journal directory.
 func strays(t *testing.T, dir string) []string {
@@ -71,20 +33,76 @@ func strays(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestDeviceFullAtRoll: the device fills up just before a period ends, so the roll cannot
-// create the next segment. Every append fails (counted), no file is left behind (no
-// pre-created .next-*, no half-created segment), and the first append after space returns
-// rolls at once (not at the next period), writing the gap record first.
-func TestDeviceFullAtRoll(t *testing.T) {
-	dir := smallTmpfs(t, "2m")
-	reg := prometheus.NewRegistry()
-	m := newMetrics(reg, "binance-perp")
+// smallChunkJournal opens a binance-perp journal in dir/feed that grows its segments in
+// 64 KiB chunks, so that a small device fills between appends, with its own metrics.
+func smallChunkJournal(t *testing.T, dir string) (*Journal, *Metrics) {
+	t.Helper()
+	m := newMetrics(prometheus.NewRegistry(), "binance-perp")
 	o := jopt(filepath.Join(dir, "feed"))
 	o.ChunkSize = 64 << 10
 	j, err := OpenJournal(o, t0, nil, m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return j, m
+}
+
+// TestDeviceFull fills a real, small tmpfs: appends fail with ENOSPC, are counted, no
+// record is torn, and once space is freed a gap record says what was lost.
+func TestDeviceFull(t *testing.T) {
+	dir := testenv.Tmpfs(t, "2m")
+	filler := filepath.Join(dir, "filler")
+	os.WriteFile(filler, make([]byte, 1<<20), 0o644)
+	j, m := smallChunkJournal(t, dir)
+	payload := make([]byte, 4000)
+	var firstErr error
+	ok := 0
+	for i := 0; i < 1000 && firstErr == nil; i++ {
+		if err := j.Append(format.JournalMessage, 1, t0+int64(i), payload); err != nil {
+			firstErr = err
+		} else {
+			ok++
+		}
+	}
+	if !errors.Is(firstErr, syscall.ENOSPC) || !strings.Contains(firstErr.Error(), ".q") {
+		t.Fatalf("want ENOSPC naming the segment, got %v", firstErr)
+	}
+	for i := 0; i < 5; i++ {
+		j.Append(format.JournalMessage, 1, t0+int64(2000+i), payload)
+	}
+	if got := value(t, m.appendErrors.WithLabelValues("device_full")); got != 6 {
+		t.Fatalf("device_full errors %v, want 6", got)
+	}
+	os.Remove(filler)
+	if err := j.Append(format.JournalMessage, 1, t0+3000, []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	recs := readJournal(t, j.opt.Dir)
+	var lost int64
+	for _, r := range recs[ok:] {
+		var g journal.Gap
+		if r.TypeID == format.JournalGap {
+			if journal.Decode(r.Payload, &g) != nil || g.Reason != journal.GapWriteFailed {
+				t.Fatalf("gap record %s", r.Payload)
+			}
+			lost += g.Lost
+		} else if string(r.Payload) != "back" {
+			t.Fatalf("record type %d %d bytes after the failures", r.TypeID, len(r.Payload))
+		}
+	}
+	if lost != 6 || recs[ok].TypeID != format.JournalGap || string(recs[len(recs)-1].Payload) != "back" {
+		t.Fatalf("lost %d, records %d (ok %d)", lost, len(recs), ok)
+	}
+}
+
+// TestDeviceFullAtRoll: the device fills up just before a period ends, so the roll cannot
+// create the next segment. Every append fails (counted), no file is left behind (no
+// pre-created .next-*, no half-created segment), and the first append after space returns
+// rolls at once (not at the next period), writing the gap record first.
+func TestDeviceFullAtRoll(t *testing.T) {
+	dir := testenv.Tmpfs(t, "2m")
+	j, m := smallChunkJournal(t, dir)
 	defer j.Close()
 	writable := 0
 	j.onWritable = func(int64) { writable++ }
@@ -98,11 +116,11 @@ func TestDeviceFullAtRoll(t *testing.T) {
 	// Pre-creating the next segment fails on the full device, and leaves nothing. Room
 	// for a segment's header but not for its first appends: the case that used to leave a
 	// header-only segment under its final name, which every later roll then ran into.
-	filler := fill(t, dir, 32<<10)
+	filler := testenv.FillDevice(t, dir, 32<<10)
 	if err := j.Precreate(end-int64(10*time.Second), 30*time.Second); err == nil {
 		t.Fatal("pre-created a segment on a full device")
 	}
-	if s := strays(t, o.Dir); len(s) > 0 {
+	if s := strays(t, j.opt.Dir); len(s) > 0 {
 		t.Fatalf("left behind: %v", s)
 	}
 	failed := 0
@@ -116,10 +134,10 @@ func TestDeviceFullAtRoll(t *testing.T) {
 		}
 		failed++
 	}
-	if s := strays(t, o.Dir); len(s) > 0 {
+	if s := strays(t, j.opt.Dir); len(s) > 0 {
 		t.Fatalf("left behind: %v", s)
 	}
-	if segs, _ := journal.List(o.Dir); len(segs) != 1 {
+	if segs, _ := journal.List(j.opt.Dir); len(segs) != 1 {
 		t.Fatalf("segments while full: %v", segs)
 	}
 	if got := value(t, m.appendErrors.WithLabelValues("device_full")); got != float64(failed) {
@@ -133,12 +151,12 @@ func TestDeviceFullAtRoll(t *testing.T) {
 	if writable != 1 {
 		t.Fatalf("onWritable ran %d times, want 1", writable)
 	}
-	segs, _ := journal.List(o.Dir)
+	segs, _ := journal.List(j.opt.Dir)
 	if len(segs) != 2 || segs[1].Start.UnixNano() != end {
 		t.Fatalf("segments after space returned: %v", segs)
 	}
 	j.Close()
-	recs := readJournal(t, o.Dir)
+	recs := readJournal(t, j.opt.Dir)
 	var tail []rec
 	for _, r := range recs {
 		if r.seg == segs[1].Name {
@@ -150,7 +168,7 @@ func TestDeviceFullAtRoll(t *testing.T) {
 		g.Reason != journal.GapWriteFailed || g.Lost != int64(failed) || g.FromNs != end || string(tail[1].Payload) != "back" {
 		t.Fatalf("new segment holds %d records, first %q: want the gap (%d lost from %d) then the record", len(tail), tail[0].Payload, failed, end)
 	}
-	if s := strays(t, o.Dir); len(s) > 0 {
+	if s := strays(t, j.opt.Dir); len(s) > 0 {
 		t.Fatalf("left behind: %v", s)
 	}
 }
@@ -232,7 +250,7 @@ func TestClockStepsNeverOverlapSegments(t *testing.T) {
 // space returns, a new snapshot is asked for every depth stream (reason write_failed) and
 // journaled, capture goes on, and no pre-created or temporary file is left.
 func TestDeviceFullKeepsCapturing(t *testing.T) {
-	dir := smallTmpfs(t, "8m")
+	dir := testenv.Tmpfs(t, "8m")
 	s := newSim(t, exsim.Options{Records: ethCapture(t, 40000), Interval: 100 * time.Microsecond})
 	cfg := simConfig(filepath.Join(dir, "journal"), s)
 	cfg.RollPeriod = time.Second
@@ -246,7 +264,7 @@ func TestDeviceFullKeepsCapturing(t *testing.T) {
 	s.Play()
 	waitFor(t, "2000 messages journaled", 20*time.Second, func() bool { return r.journaled() >= 2000 })
 	full := func() float64 { return valueNoT(r.f.m.appendErrors.WithLabelValues("device_full")) }
-	filler := fill(t, dir, 0)
+	filler := testenv.FillDevice(t, dir, 0)
 	waitFor(t, "appends failing", 10*time.Second, func() bool { return full() > 0 })
 	time.Sleep(2500 * time.Millisecond) // more than two periods: at least one roll while full
 	before := len(s.Snapshots())

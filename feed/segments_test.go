@@ -6,12 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
@@ -197,65 +193,5 @@ func TestRetentionFollowsCheckpoint(t *testing.T) {
 	journal.WriteCheckpoint(dir, journal.Checkpoint{Segment: journal.SegmentName(99, time.Unix(0, t0)), Offset: 1})
 	if _, err := j.Retain(now, 0); err == nil {
 		t.Fatal("checkpoint ahead of the journal accepted")
-	}
-}
-
-// TestDeviceFull fills a real, small tmpfs: appends fail with ENOSPC, are counted, no
-// record is torn, and once space is freed a gap record says what was lost.
-func TestDeviceFull(t *testing.T) {
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
-		t.Fatalf("mount a 2 MiB tmpfs (the test needs root): %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	filler := filepath.Join(dir, "filler")
-	os.WriteFile(filler, make([]byte, 1<<20), 0o644)
-	reg := prometheus.NewRegistry()
-	m := newMetrics(reg, "binance-perp")
-	o := jopt(filepath.Join(dir, "feed"))
-	o.ChunkSize = 64 << 10
-	j, err := OpenJournal(o, t0, nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload := make([]byte, 4000)
-	var firstErr error
-	ok := 0
-	for i := 0; i < 1000 && firstErr == nil; i++ {
-		if err := j.Append(format.JournalMessage, 1, t0+int64(i), payload); err != nil {
-			firstErr = err
-		} else {
-			ok++
-		}
-	}
-	if !errors.Is(firstErr, syscall.ENOSPC) || !strings.Contains(firstErr.Error(), ".q") {
-		t.Fatalf("want ENOSPC naming the segment, got %v", firstErr)
-	}
-	for i := 0; i < 5; i++ {
-		j.Append(format.JournalMessage, 1, t0+int64(2000+i), payload)
-	}
-	if got := value(t, m.appendErrors.WithLabelValues("device_full")); got != 6 {
-		t.Fatalf("device_full errors %v, want 6", got)
-	}
-	os.Remove(filler)
-	if err := j.Append(format.JournalMessage, 1, t0+3000, []byte("back")); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	recs := readJournal(t, o.Dir)
-	var lost int64
-	for _, r := range recs[ok:] {
-		var g journal.Gap
-		if r.TypeID == format.JournalGap {
-			if journal.Decode(r.Payload, &g) != nil || g.Reason != journal.GapWriteFailed {
-				t.Fatalf("gap record %s", r.Payload)
-			}
-			lost += g.Lost
-		} else if string(r.Payload) != "back" {
-			t.Fatalf("record type %d %d bytes after the failures", r.TypeID, len(r.Payload))
-		}
-	}
-	if lost != 6 || recs[ok].TypeID != format.JournalGap || string(recs[len(recs)-1].Payload) != "back" {
-		t.Fatalf("lost %d, records %d (ok %d)", lost, len(recs), ok)
 	}
 }

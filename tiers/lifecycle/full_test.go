@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -23,29 +22,8 @@ import (
 // point and the filler's path.
 func fullTmpfs(t *testing.T, spare int64) (string, string) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
-		t.Fatalf("mount a tmpfs (the test needs root): %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<16)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	st, _ := f.Stat()
-	f.Truncate(max(0, st.Size()-spare))
-	return dir, p
+	dir := testenv.Tmpfs(t, "4m")
+	return dir, testenv.FillDevice(t, dir, spare)
 }
 
 // TestFullTarget: each policy's destination (warm, cold, a file:// remote) is a tmpfs with
