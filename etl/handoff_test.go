@@ -22,16 +22,7 @@ var errStop = errors.New("test: stop here")
 // the same tree as an uninterrupted run.
 func TestSealHandoff(t *testing.T) {
 	mid := ms("2024-08-09T00:00:00Z")
-	j := newJournal(t, "binance-perp", time.UnixMilli(mid-60000))
-	j.connect(1, sDepth, sTrade, sTicker)
-	j.snapshot(sDepth, "ETHUSDT", snap(100, mid-50000, "100.0:1,99.0:1", "100.1:1,101:1"))
-	u := int64(100)
-	for i := int64(0); i < 200; i++ {
-		ts := mid - 45000 + i*500 // crosses midnight at i = 90
-		j.msg(sDepth, depth("ETHUSDT", ts, u+1, u+2, u, "100.0:"+itoa(i%7+1), "100.1:"+itoa(i%5+1)))
-		u += 2
-		j.msg(sTrade, trade("ETHUSDT", ts+1, i+1, "100.1", "0.1", i%2 == 0))
-	}
+	j := ethBusy(t, mid-60000, mid-45000, 200, 500, nil) // crosses midnight at step 90
 	j.close()
 	mut := func(c *Config) { c.SnapshotInterval = 10 * time.Second; c.Grace = time.Second }
 	once := t.TempDir()

@@ -121,6 +121,26 @@ func (j *jb) snapshot(stream, symbol, body string) {
 	j.append(format.JournalRESTSnapshot, ch, []byte(body))
 }
 
+// ethBusy journals a binance-perp session opened at start (ms): an ETHUSDT snapshot 10 s
+// later, then from first (ms) n steps step ms apart, each a depth update and a trade, then
+// also (when not nil) what more journals given the step's number, time and last update id.
+func ethBusy(t *testing.T, start, first, n, step int64, more func(j *jb, i, ts, u int64)) *jb {
+	j := newJournal(t, "binance-perp", time.UnixMilli(start))
+	j.connect(1, sDepth, sTrade, sTicker)
+	j.snapshot(sDepth, "ETHUSDT", snap(100, start+10000, "100.0:1,99.0:1", "100.1:1,101:1"))
+	u := int64(100)
+	for i := int64(0); i < n; i++ {
+		ts := first + i*step
+		j.msg(sDepth, depth("ETHUSDT", ts, u+1, u+2, u, "100.0:"+itoa(i%7+1), "100.1:"+itoa(i%5+1)))
+		u += 2
+		j.msg(sTrade, trade("ETHUSDT", ts+1, i+1, "100.1", "0.1", i%2 == 0))
+		if more != nil {
+			more(j, i, ts, u)
+		}
+	}
+	return j
+}
+
 // USD-M message builders. Times are ms since the epoch; levels "price:qty,price:qty".
 func levelsJSON(spec string) string {
 	if spec == "" {

@@ -292,20 +292,12 @@ func TestTradeGap(t *testing.T) {
 // changes nothing.
 func TestResumeIsExact(t *testing.T) {
 	mid := ms("2024-08-09T00:00:00Z")
-	j := newJournal(t, "binance-perp", time.UnixMilli(mid-60000))
-	j.connect(1, sDepth, sTrade, sTicker)
-	j.snapshot(sDepth, "ETHUSDT", snap(100, mid-50000, "100.0:1,99.0:1", "100.1:1,101:1"))
-	u := int64(100)
-	for i := int64(0); i < 400; i++ {
-		ts := mid - 45000 + i*250
-		j.msg(sDepth, depth("ETHUSDT", ts, u+1, u+2, u, "100.0:"+itoa(i%7+1), "100.1:"+itoa(i%5+1)))
-		u += 2
-		j.msg(sTrade, trade("ETHUSDT", ts+1, i+1, "100.1", "0.1", i%2 == 0))
+	j := ethBusy(t, mid-60000, mid-45000, 400, 250, func(j *jb, i, ts, u int64) {
 		j.msg(sTicker, ticker("ETHUSDT", ts+2, u, "100.0", itoa(i%7+1), "100.1", itoa(i%5+1)))
 		if i == 150 || i == 300 {
 			j.roll()
 		}
-	}
+	})
 	j.close()
 	segs, _ := filepath.Glob(filepath.Join(j.dir, "*.q"))
 	mut := func(c *Config) { c.SnapshotInterval = 10 * time.Second; c.Grace = 5 * time.Second }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/testkit"
 )
 
 // TestUndatedWaitForExchangeTime: spot bookTickers carry no time and are dated from the
@@ -83,7 +84,7 @@ func TestUndatedWaitForExchangeTime(t *testing.T) {
 			t.Errorf("waiting ticker %d: exchange time %d (want %d), recv %d, flags %#x", i, r.ExchTs, want, r.RecvTs, r.Flags)
 		}
 	}
-	if got, _ := os.ReadFile(filepath.Join(one, "v1", "binance-spot", "eth-usdt", "2024-08-08", "book.q")); !bytes.Equal(got, mustRead(t, want)) {
+	if got, _ := os.ReadFile(filepath.Join(one, "v1", "binance-spot", "eth-usdt", "2024-08-08", "book.q")); !bytes.Equal(got, testkit.ReadFile(t, want)) {
 		t.Fatal("two backfills with tickers waiting across them differ from one")
 	}
 	if m := readMeta(t, filepath.Dir(want)); m.Events.BBO != 3 || m.Events.Trades != 1 || m.Events.DepthUpdates != 1 {
@@ -103,15 +104,6 @@ func TestUndatedWaitForExchangeTime(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("with --seal-all the waiting tickers are not written by receive time")
 	}
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestIdleOnSealedJournal: a live refinery that has read a sealed journal to its end (the
