@@ -144,15 +144,8 @@ func benchBookFile(b *testing.B, dir string, size int64) string {
 func BenchmarkDecode(b *testing.B) {
 	dir := testenv.FastDir(b)
 	path := benchBookFile(b, dir, testenv.BenchBytes(b, 1<<30))
-	m, err := MapFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m, br := mapBook(b, path)
 	defer m.Close()
-	br, err := OpenBook(m, m.Size(), path)
-	if err != nil {
-		b.Fatal(err)
-	}
 	data := m.Bytes()[HeaderSize:]
 	var oursNs, baseNs int64
 	var sink int64

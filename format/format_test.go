@@ -248,17 +248,25 @@ func TestReopenResumes(t *testing.T) {
 	}
 }
 
-func checkBookSequence(t *testing.T, path string, want int) {
-	t.Helper()
+// mapBook maps a book file and opens it; the caller closes the mapping.
+func mapBook(tb testing.TB, path string) (*Mapped, *BookReader) {
+	tb.Helper()
 	m, err := MapFile(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer m.Close()
 	br, err := OpenBook(m, m.Size(), path)
 	if err != nil {
-		t.Fatal(err)
+		m.Close()
+		tb.Fatal(err)
 	}
+	return m, br
+}
+
+func checkBookSequence(t *testing.T, path string, want int) {
+	t.Helper()
+	m, br := mapBook(t, path)
+	defer m.Close()
 	it := br.Iter()
 	i := 0
 	for it.Next() {

@@ -127,10 +127,7 @@ func BenchmarkRemoteRandom4K(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := openBook(b, r)
 	defer h.Close()
 	rng := rand.New(rand.NewSource(1))
 	buf := make([]byte, 4096)

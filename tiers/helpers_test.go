@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -23,4 +24,14 @@ func newResolver(t testing.TB, roots layout.Roots, store objstore.Store) *Resolv
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// openBook opens testKey's logical book.q through r; the caller closes it.
+func openBook(tb testing.TB, r *Resolver) Handle {
+	tb.Helper()
+	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }

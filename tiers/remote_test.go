@@ -41,10 +41,7 @@ func TestRemoteOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := openBook(t, r)
 	defer h.Close()
 	buf := make([]byte, 4096)
 	if _, err := h.ReadAt(buf, 0); err != nil || !bytes.Equal(buf, book[:4096]) {

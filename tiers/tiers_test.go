@@ -216,10 +216,7 @@ func TestGrowingHotBook(t *testing.T) {
 	}
 	defer a.Close()
 	r := newResolver(t, roots, nil)
-	h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := openBook(t, r)
 	defer h.Close()
 	if h.Sealed() || h.File() != nil || h.Size() != format.HeaderSize {
 		t.Fatalf("growing file: sealed %v size %d", h.Sealed(), h.Size())

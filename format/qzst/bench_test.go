@@ -206,18 +206,24 @@ func benchTranscode(b *testing.B, name string, src *os.File, opts Options) {
 	})
 }
 
+// openBenchZst makes the benchmark files and opens the .zst, closed when b ends.
+func openBenchZst(b *testing.B) *os.File {
+	benchFiles(b)
+	f, err := os.Open(bench.zst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	return f
+}
+
 // BenchmarkSeqRead: a Reader reading the whole file front to back in 128 KiB reads
 // (FUSE-sized) vs `zstd -dc file > /dev/null`. The Cache (64 MiB) lives across iterations as
 // in a daemon, but each iteration opens the file under a fresh identity, so nothing of it is
 // cached. go1_MB/s is klauspost DecodeAll of every frame on one goroutine, for reference.
 // QZST_DECODER=go or libzstd picks the cache's decoder (default: the build's first).
 func BenchmarkSeqRead(b *testing.B) {
-	benchFiles(b)
-	f, err := os.Open(bench.zst)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := openBenchZst(b)
 	c, err := NewCache(CacheOptions{MaxBytes: 64 << 20, Decoder: os.Getenv("QZST_DECODER")})
 	if err != nil {
 		b.Fatal(err)
@@ -342,12 +348,7 @@ func BenchmarkDecodeInto(b *testing.B) {
 // so each read fetches and decodes one frame; the .zst itself is in the OS page cache.
 // warm: every frame is cached.
 func BenchmarkRandom4K(b *testing.B) {
-	benchFiles(b)
-	f, err := os.Open(bench.zst)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+	f := openBenchZst(b)
 	bs := int64(bench.idx.BlockSize)
 	for _, mode := range []string{"cold", "warm"} {
 		b.Run(mode, func(b *testing.B) {

@@ -24,11 +24,7 @@ func FuzzParseIndex(f *testing.F) {
 	f.Add([]byte(IndexMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		x, err := ParseIndex(b, "f.idx")
-		if err != nil {
-			var ce *CorruptError
-			if !errors.As(err, &ce) {
-				t.Fatalf("untyped error %T %v", err, err)
-			}
+		if !typedOrNil(t, err) {
 			return
 		}
 		again, err := x.MarshalBinary()
@@ -50,11 +46,7 @@ func FuzzSeekTable(f *testing.F) {
 	f.Add(encode(f, nil, Options{}).zst)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := ReadSeekTable(bytes.NewReader(b), int64(len(b)), "f.zst")
-		if err != nil {
-			var ce *CorruptError
-			if !errors.As(err, &ce) {
-				t.Fatalf("untyped error %T %v", err, err)
-			}
+		if !typedOrNil(t, err) {
 			return
 		}
 		var total int64
@@ -109,21 +101,14 @@ func FuzzReadFrame(f *testing.F) {
 			}
 			defer c.Close()
 			r, err := Open(bytes.NewReader(zst), int64(len(zst)), x, c, ReaderOptions{SkipSeekTableCheck: direct, Direct: direct})
-			if err != nil {
-				var ce *CorruptError
-				if !errors.As(err, &ce) {
-					t.Fatalf("untyped error %T %v", err, err)
-				}
+			if !typedOrNil(t, err) {
 				continue
 			}
 			p := make([]byte, n)
 			got, err := r.ReadAt(p, int64(off))
 			r.Close()
-			if err != nil && err != io.EOF {
-				var ce *CorruptError
-				if !errors.As(err, &ce) {
-					t.Fatalf("untyped error %T %v", err, err)
-				}
+			if err != io.EOF {
+				typedOrNil(t, err)
 			}
 			if int64(off) < int64(len(e.data)) && !bytes.Equal(p[:got], e.data[off:int64(off)+int64(got)]) {
 				t.Fatal("garbage returned")
@@ -150,11 +135,7 @@ func FuzzOpenMutatedIndex(f *testing.F) {
 		copy(idx[at:len(idx)-4], patch)
 		binary.LittleEndian.PutUint32(idx[len(idx)-4:], crc32.Checksum(idx[:len(idx)-4], castagnoli))
 		x, err := ParseIndex(idx, "f.idx")
-		if err != nil {
-			var ce *CorruptError
-			if !errors.As(err, &ce) {
-				t.Fatalf("untyped error %T %v", err, err)
-			}
+		if !typedOrNil(t, err) {
 			return
 		}
 		for _, direct := range []bool{false, true} {
@@ -163,27 +144,31 @@ func FuzzOpenMutatedIndex(f *testing.F) {
 				t.Fatal(err)
 			}
 			r, err := Open(bytes.NewReader(e.zst), int64(len(e.zst)), x, c, ReaderOptions{SkipSeekTableCheck: direct, Direct: direct})
-			if err != nil {
+			if !typedOrNil(t, err) {
 				c.Close()
-				var ce *CorruptError
-				if !errors.As(err, &ce) {
-					t.Fatalf("untyped error %T %v", err, err)
-				}
 				continue
 			}
 			p := make([]byte, min(x.Size, 1<<20))
 			got, err := r.ReadAt(p, 0)
 			r.Close()
 			c.Close()
-			if err != nil && err != io.EOF {
-				var ce *CorruptError
-				if !errors.As(err, &ce) {
-					t.Fatalf("untyped error %T %v", err, err)
-				}
+			if err != io.EOF {
+				typedOrNil(t, err)
 			}
 			if got > len(e.data) || !bytes.Equal(p[:got], e.data[:got]) {
 				t.Fatalf("garbage returned: %d bytes read through a lying index", got)
 			}
 		}
 	})
+}
+
+// typedOrNil fails the test unless err is nil or a *CorruptError; it reports whether err
+// is nil.
+func typedOrNil(t *testing.T, err error) bool {
+	t.Helper()
+	var ce *CorruptError
+	if err != nil && !errors.As(err, &ce) {
+		t.Fatalf("untyped error %T %v", err, err)
+	}
+	return err == nil
 }
