@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -558,6 +559,16 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// EncodeJSON encodes v as Chronicle's JSON documents (meta.json, stubs) are written:
+// indented by two spaces, with a final newline.
+func EncodeJSON(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 // MkdirAll is os.MkdirAll made durable: each directory it creates is fsynced into its

@@ -258,11 +258,7 @@ func Marshal(m *Meta) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return format.EncodeJSON(m)
 }
 
 // Parse decodes and validates a meta.json document. name labels errors.

@@ -12,6 +12,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -72,11 +73,7 @@ type Stub struct {
 // Marshal encodes the stub as indented JSON with a trailing newline.
 func (s *Stub) Marshal() ([]byte, error) {
 	s.Format, s.Version = Format, Version
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return format.EncodeJSON(s)
 }
 
 // Parse decodes and checks a stub's own consistency. name labels errors.

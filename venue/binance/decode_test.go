@@ -212,6 +212,20 @@ func refLevels(v any) (out []venue.Level, why string) {
 	return out, why
 }
 
+// refBook reads a bids and an asks level list; why says what makes them invalid (bad or
+// missing levels, or a decimal too large), "" when they are valid.
+func refBook(bids, asks any) (b, a []venue.Level, why string) {
+	b, why1 := refLevels(bids)
+	a, why2 := refLevels(asks)
+	switch {
+	case why1 == decSyntax || why2 == decSyntax:
+		why = "bad or missing levels"
+	case why1 != "" || why2 != "":
+		why = whyDecimalOverflow
+	}
+	return b, a, why
+}
+
 // hasDupKeys reports whether any object in a JSON document names a key twice (after
 // unescaping), which encoding/json resolves by keeping the last.
 func hasDupKeys(b []byte) bool {
@@ -412,14 +426,9 @@ func refDecodeDups(v binance.Venue, msg []byte, dups bool) (r refMessage, ok boo
 		if w.First > w.ID || w.Prev > w.ID {
 			fail("U or pu after u")
 		}
-		var why1, why2 string
-		w.Bids, why1 = refLevels(data["b"])
-		w.Asks, why2 = refLevels(data["a"])
-		switch {
-		case why1 == decSyntax || why2 == decSyntax:
-			fail("bad or missing levels")
-		case why1 != "" || why2 != "":
-			fail(whyDecimalOverflow)
+		var why string
+		if w.Bids, w.Asks, why = refBook(data["b"], data["a"]); why != "" {
+			fail(why)
 		}
 	case venue.KindTrade, venue.KindAggTrade:
 		if w.Kind == venue.KindTrade {
@@ -547,14 +556,9 @@ func refSnapshot(body []byte) (want venue.BookSnapshot, invalid string, ok bool)
 		}
 		want.Symbol = str
 	}
-	var why1, why2 string
-	want.Bids, why1 = refLevels(m["bids"])
-	want.Asks, why2 = refLevels(m["asks"])
-	switch {
-	case why1 == decSyntax || why2 == decSyntax:
-		fail("bad or missing levels")
-	case why1 != "" || why2 != "":
-		fail(whyDecimalOverflow)
+	var why string
+	if want.Bids, want.Asks, why = refBook(m["bids"], m["asks"]); why != "" {
+		fail(why)
 	}
 	return want, invalid, true
 }
