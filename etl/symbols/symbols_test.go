@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,13 +17,6 @@ import (
 	"github.com/chronicle/chronicle/etl/symbols"
 )
 
-// knownBug skips the rest of a test that exercises a reported, not yet fixed bug in
-// non-test code, unless CHRONICLE_KNOWN_BUGS is set.
-func knownBug(t testing.TB, what string) {
-	t.Helper()
-	_ = what // fixed: the test runs
-}
-
 func ns(s string) int64 {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -35,15 +27,12 @@ func ns(s string) int64 {
 
 const header = "symbol_id,symbol_version_id,venue,raw_symbol,symbol_code,valid_from,valid_to\n"
 
-// parse is ParseCSV that turns a panic into a test failure (or a skip for the reported
-// FieldPos panic), so that one bad input does not take the whole test binary down.
+// parse is ParseCSV that turns a panic into a test failure, so that one bad input does
+// not take the whole test binary down.
 func parse(t testing.TB, csv, name string) (tab *symbols.Table, err error) {
 	t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
-			if strings.Contains(fmt.Sprint(r), "FieldPos") {
-				knownBug(t, "ParseCSV panics (csv.Reader.FieldPos out of range) on a CSV syntax error")
-			}
 			t.Fatalf("ParseCSV panics on %q: %v", csv, r)
 		}
 	}()
@@ -278,7 +267,7 @@ func TestInvalidCSV(t *testing.T) {
 		name string
 		csv  string
 		want []string // substrings of the message besides the file name
-		bug  string
+		bug  string   // the reported bug this case once caught (fixed)
 	}{
 		{"empty file", "", []string{"header"}, ""},
 		{"only comments", "# nothing\n", []string{"header"}, ""},
@@ -327,9 +316,6 @@ func TestInvalidCSV(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" {
-				knownBug(t, c.bug)
-			}
 			tab, err := parse(t, c.csv, "bad.csv")
 			if err == nil {
 				t.Fatalf("accepted: %+v", tab.Rows())
@@ -354,7 +340,6 @@ func TestInvalidCSV(t *testing.T) {
 // The table-wide rules (overlaps, duplicate versions, one venue per symbol_id) are
 // checked after parsing and name versions or data-row ordinals, not the file's lines.
 func TestInvalidCSVNamesLines(t *testing.T) {
-	knownBug(t, "table-level errors name no CSV line (duplicate symbol_version_id reports data-row ordinals \"rows 1 and 2\", overlaps only version ids)")
 	for _, c := range []struct {
 		name  string
 		csv   string
