@@ -233,13 +233,11 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		defer pprof.StopCPUProfile()
 	}
 	// Decoded frames are live heap: without a limit the collector lets the heap grow to
-	// twice the cache before it runs. Below the limit, collections are spaced out
-	// (GOGC 400 unless the environment sets GOGC): each one empties go-fuse's sync.Pool of
-	// 1 MiB request buffers, and every buffer made anew costs zeroing and page faults on
-	// the read path (cold reads: 881 against 815 MB/s in one pair of BenchmarkFS runs).
+	// twice the cache before it runs. gc_percent trades memory for fewer collections (each
+	// empties go-fuse's sync.Pool of 1 MiB request buffers); see fs.Config.GCPercent.
 	debug.SetMemoryLimit(s.fs.EffectiveMemoryLimit())
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(s.fs.GCPercent)
 	}
 
 	// Files in the roots are served as ours: refuse roots other users could fill.
