@@ -110,7 +110,7 @@ func DefaultConfig() Config {
 		NegativeTimeout:    time.Second,
 		RemoteTimeout:      30 * time.Second,
 		WatchInterval:      time.Second,
-		MaxKnownPartitions: 20000,
+		MaxKnownPartitions: 10000,
 		GCPercent:          100,
 		MaxWrite:           1 << 20,
 		MaxBackground:      64,

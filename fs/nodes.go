@@ -40,11 +40,13 @@ type dirNode struct {
 	logical string // "" for the mount root, then "v1", "v1/venue", ...
 	depth   int    // -1 root, 0 v1, 1 venue, 2 symbol, 3 partition, 4+ inside a partition
 
-	mu      sync.Mutex
-	loc     locState // partitions: where the book was when last checked
-	listed  bool     // listing holds the hash of the last listing served
-	listing uint64
-	used    atomic.Int64 // partitions: when the kernel last asked about it (unix ns)
+	mu       sync.Mutex
+	loc      locState // partitions: where the book was when last checked
+	listed   bool     // listing holds the hash of the last listing served
+	listing  uint64
+	listedAt time.Time       // when it was made; reused for dir_timeout
+	entries  []fuse.DirEntry // what it was
+	used     atomic.Int64    // partitions: when the kernel last asked about it (unix ns)
 }
 
 type locState struct {
@@ -279,10 +281,18 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // its page cache (FOPEN_CACHE_DIR) unless it differs from the one served last: listing
 // 3,650 dates again then costs one OPENDIR instead of a READDIR round trip per page. A
 // listing that changed is served without the flag, which drops the kernel's copy, so a
-// partition that appears (or goes) shows at the next open. (A node listed for the first
-// time has a new kernel inode, with nothing cached yet.)
+// partition that appears (or goes) shows at the next open after dir_timeout, the time
+// directories' attributes are trusted too. (A node listed for the first time has a new
+// kernel inode, with nothing cached yet.)
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	d.touch()
+	d.mu.Lock()
+	if d.listed && time.Since(d.listedAt) < d.fs.cfg.DirTimeout {
+		out := d.entries // never modified: a new listing replaces the slice
+		d.mu.Unlock()
+		return gofs.NewListDirStream(out), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	}
+	d.mu.Unlock()
 	out, errno := d.list()
 	if errno != 0 {
 		return nil, 0, errno
@@ -299,7 +309,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	sum := h.Sum64()
 	d.mu.Lock()
 	changed := d.listed && d.listing != sum
-	d.listed, d.listing = true, sum
+	d.listed, d.listing, d.listedAt, d.entries = true, sum, time.Now(), out
 	d.mu.Unlock()
 	var fl uint32
 	if !changed {
