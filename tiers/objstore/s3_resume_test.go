@@ -113,16 +113,16 @@ func TestS3ReadResumeRefusesReplacedObject(t *testing.T) {
 	direct, st, p, data := resumeSetup(t, nil)
 	next := randData(12, len(data)) // same size: only the ETag tells them apart
 	const after = 100_000
-	var putErr error
-	p.Break(s3test.Fault{Kind: s3test.Cut, After: after, Conns: 1, OnFault: func(int) { putErr = putBytes(direct, "obj", next) }})
+	putErr := make(chan error, 1) // OnFault runs on the proxy's goroutine
+	p.Break(s3test.Fault{Kind: s3test.Cut, After: after, Conns: 1, OnFault: func(int) { putErr <- putBytes(direct, "obj", next) }})
 	rc, err := st.GetRange(context.Background(), "obj", 0, int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(rc)
 	rc.Close()
-	if putErr != nil {
-		t.Fatalf("replace: %v", putErr)
+	if err := <-putErr; err != nil {
+		t.Fatalf("replace: %v", err)
 	}
 	if !errors.Is(err, objstore.ErrChanged) || errors.Is(err, objstore.ErrUnavailable) {
 		t.Fatalf("read across a replacement: %v; want ErrChanged", err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,17 +105,17 @@ func TestProxyBreaksBodies(t *testing.T) {
 	}
 	const after = 70001
 	for i, kind := range []FaultKind{Cut, Reset, Stall} {
-		called := 0
+		var called atomic.Int32   // set on the proxy's goroutine
 		tr.CloseIdleConnections() // a fault arms new connections, not kept-alive ones
-		p.Break(Fault{Kind: kind, After: after, Conns: 1, OnFault: func(n int) { called = n }})
+		p.Break(Fault{Kind: kind, After: after, Conns: 1, OnFault: func(n int) { called.Store(int32(n)) }})
 		rctx, cancel := context.WithTimeout(ctx, time.Second) // ends the stall
 		got, err := get(rctx)
 		cancel()
 		if err == nil || len(got) != after || !bytes.Equal(got, body[:after]) {
 			t.Fatalf("%v: read %d bytes, err %v; want the first %d bytes and an error", kind, len(got), err, after)
 		}
-		if called != 1 || p.Faults() != i+1 {
-			t.Fatalf("%v: OnFault saw connection %d, %d faults; want 1 and %d", kind, called, p.Faults(), i+1)
+		if called.Load() != 1 || p.Faults() != i+1 {
+			t.Fatalf("%v: OnFault saw connection %d, %d faults; want 1 and %d", kind, called.Load(), p.Faults(), i+1)
 		}
 		t.Logf("%v after %d bytes: %v", kind, after, err)
 		got, err = get(ctx)
