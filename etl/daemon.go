@@ -131,6 +131,9 @@ type DaemonOptions struct {
 	Log     *slog.Logger
 	Metrics *Metrics
 	Table   *TableWatcher
+	// Ready, if set, is called once every venue journal found at start has taken over its
+	// checkpoint: from then on a stop closes (trims) the partitions it reopened.
+	Ready func()
 }
 
 // RunDaemon refines every configured venue journal (or every one that appears under
@@ -142,9 +145,9 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	}
 	feedDir := filepath.Join(o.HotRoot, "feed")
 	go o.Table.Watch(ctx, o.Config.DimReload)
-	var wg sync.WaitGroup
+	var wg, first sync.WaitGroup // first: the venues found at start, until they resumed
 	started := map[string]bool{}
-	start := func(dir string) {
+	start := func(dir string, resumed func()) {
 		if started[dir] {
 			return
 		}
@@ -152,11 +155,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer resumed() // also when ctx ended before a run began
 			var lastLog time.Time
 			lastReason := ""
 			for ctx.Err() == nil {
 				st, err := Refine(ctx, Options{Config: o.Config, Root: o.Root, JournalDir: dir, Follow: true,
-					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics})
+					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics, Resumed: resumed})
 				if err == nil {
 					o.Log.Info("refinery stopped", "journal", dir, "frames", st.Frames)
 					return
@@ -183,6 +187,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 			}
 		}()
 	}
+	readied := false
 	for {
 		var dirs []string
 		if len(o.Config.Venues) > 0 {
@@ -200,7 +205,21 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		}
 		sort.Strings(dirs)
 		for _, d := range dirs {
-			start(d)
+			resumed := func() {}
+			if !readied {
+				first.Add(1)
+				resumed = sync.OnceFunc(first.Done)
+			}
+			start(d, resumed)
+		}
+		if !readied {
+			readied = true
+			go func() {
+				first.Wait()
+				if o.Ready != nil && ctx.Err() == nil {
+					o.Ready()
+				}
+			}()
 		}
 		select {
 		case <-ctx.Done():

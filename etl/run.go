@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -44,6 +45,9 @@ type Options struct {
 	Progress func(delta int64)
 	// Total, if set, is told the journal bytes to refine before the run starts.
 	Total func(bytes int64)
+	// Resumed, if set, is called once the run has taken over its checkpoint (partitions
+	// reopened where it left them), found no journal to resume yet, or failed.
+	Resumed func()
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
 	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
@@ -65,6 +69,12 @@ type Stats struct {
 // unless their grace passed, or SealAll.
 func Refine(ctx context.Context, opt Options) (Stats, error) {
 	var stats Stats
+	resumed := sync.OnceFunc(func() {
+		if opt.Resumed != nil {
+			opt.Resumed()
+		}
+	})
+	defer resumed()
 	cfg := opt.Config
 	if err := cfg.Validate(); err != nil {
 		return stats, err
@@ -99,6 +109,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		if !opt.Follow {
 			return stats, nil
 		}
+		resumed() // nothing to take over until the feed starts the journal
 		select {
 		case <-ctx.Done():
 			return stats, nil
@@ -148,6 +159,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats}
 	r.beforeSeal = run.checkpoint
 	r.sealHook = opt.sealHook
+	resumed()
 	err = run.loop(ctx)
 	stats.Diverged = r.diverged
 	stats.Open = len(r.parts)

@@ -211,9 +211,9 @@ func runDaemon(f *flags) error {
 	if err != nil {
 		return err
 	}
-	daemon.Ready(log)
 	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
-	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw})
+	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw,
+		Ready: func() { daemon.Ready(log) }})
 }
 
 func runBackfill(f *flags, stderr io.Writer) error {
