@@ -2,8 +2,8 @@ package fs
 
 import (
 	"context"
-	"encoding/binary"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -41,11 +40,10 @@ type dirNode struct {
 	depth   int    // -1 root, 0 v1, 1 venue, 2 symbol, 3 partition, 4+ inside a partition
 
 	mu       sync.Mutex
-	loc      locState // partitions: where the book was when last checked
-	listed   bool     // listing holds the hash of the last listing served
-	listing  uint64
+	loc      locState        // partitions: where the book was when last checked
+	listed   bool            // entries holds the last listing served
 	listedAt time.Time       // when it was made; reused for dir_timeout
-	entries  []fuse.DirEntry // what it was
+	entries  []fuse.DirEntry // never modified: a new listing replaces the slice
 	used     atomic.Int64    // partitions: when the kernel last asked about it (unix ns)
 }
 
@@ -58,7 +56,6 @@ type locState struct {
 
 var (
 	_ gofs.NodeLookuper        = (*dirNode)(nil)
-	_ gofs.NodeReaddirer       = (*dirNode)(nil)
 	_ gofs.NodeOpendirHandler  = (*dirNode)(nil)
 	_ gofs.NodeGetattrer       = (*dirNode)(nil)
 	_ gofs.NodeSetattrer       = (*dirNode)(nil)
@@ -269,14 +266,6 @@ func (d *dirNode) checkLoc() (changed bool) {
 	return changed
 }
 
-func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	out, errno := d.list()
-	if errno != 0 {
-		return nil, errno
-	}
-	return gofs.NewListDirStream(out), 0
-}
-
 // OpendirHandle lists the directory once per open and lets the kernel keep the listing in
 // its page cache (FOPEN_CACHE_DIR) unless it differs from the one served last: listing
 // 3,650 dates again then costs one OPENDIR instead of a READDIR round trip per page. A
@@ -288,7 +277,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	d.touch()
 	d.mu.Lock()
 	if d.listed && time.Since(d.listedAt) < d.fs.cfg.DirTimeout {
-		out := d.entries // never modified: a new listing replaces the slice
+		out := d.entries
 		d.mu.Unlock()
 		return gofs.NewListDirStream(out), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 	}
@@ -297,19 +286,9 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	h := xxhash.New()
-	var b [12]byte
-	for _, e := range out {
-		binary.LittleEndian.PutUint32(b[:4], e.Mode)
-		binary.LittleEndian.PutUint64(b[4:], e.Ino)
-		h.Write(b[:])
-		h.WriteString(e.Name)
-		h.Write([]byte{0})
-	}
-	sum := h.Sum64()
 	d.mu.Lock()
-	changed := d.listed && d.listing != sum
-	d.listed, d.listing, d.listedAt, d.entries = true, sum, time.Now(), out
+	changed := d.listed && !slices.Equal(d.entries, out)
+	d.listed, d.listedAt, d.entries = true, time.Now(), out
 	d.mu.Unlock()
 	var fl uint32
 	if !changed {

@@ -310,17 +310,23 @@ func mountpoint(t testing.TB) string { return filepath.Join(t.TempDir(), "chroni
 
 func isMounted(t testing.TB, mp string) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	return mountOptions(t, mp) != ""
+}
+
+// mountOptions returns the options of the FUSE mount at mp in /proc/mounts, "" if none.
+func mountOptions(t testing.TB, mp string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/mounts")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 4 && f[4] == mp {
-			return true
+		if len(f) >= 4 && f[1] == mp {
+			return f[3]
 		}
 	}
-	return false
+	return ""
 }
 
 // run runs a command and returns its stdout, failing the test with stderr on error.
