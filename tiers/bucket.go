@@ -25,8 +25,9 @@ import (
 
 // Bounds of the bucket's caches (entries): a listing of 10,000 names is about 200 KB, a
 // parsed stub about 1 KB. 16,384 stubs cover ten years of days of four symbols; a walk of a
-// larger tree fetches them again the next time (65,536 kept 80 MB live after a find of
-// 100,000 partitions, about a third of the daemon's memory).
+// larger tree fetches them again the next time. (With 65,536, and before the mount bounded
+// its inodes and ran the collector at GOGC 100, BenchmarkBucketScale's find over 100,000
+// partitions peaked at 307 MiB; with all three, 117-129 MiB.)
 const (
 	maxCachedListings = 4096
 	maxCachedStubs    = 16384
