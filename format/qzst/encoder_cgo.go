@@ -70,8 +70,6 @@ func newLibzstdEncoder(level, _ int) (frameEncoder, error) {
 }
 
 func (e *libzstdEncoder) encode(dst, src []byte) ([]byte, error) {
-	// Hash first: in Go, a memory fault in a lent block (BlockSource) is an error; the C
-	// code then reads pages this pass brought in.
 	sum := xxhash.Sum64(src)
 	start := len(dst)
 	// Room for the worst case and the checksum, so the binding writes into dst.

@@ -11,14 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	seekable "github.com/SaveTheRbtz/zstd-seekable-format-go/pkg"
-	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
@@ -739,61 +737,6 @@ func TestVerifyFramesCatchesBadRead(t *testing.T) {
 		var ce *CorruptError
 		if !errors.As(err, &ce) || !errors.Is(err, ErrContentMismatch) || ce.Frame != 3 || ce.File != "y.zst" {
 			t.Fatalf("%s: %v", enc, err)
-		}
-	}
-}
-
-// mappedSrc lends the bytes of a mapped file.
-type mappedSrc struct{ *format.Mapped }
-
-func (m mappedSrc) Block(off int64, n int) ([]byte, error) {
-	if off+int64(n) > m.Size() {
-		return nil, io.ErrUnexpectedEOF
-	}
-	return m.Bytes()[off : off+int64(n)], nil
-}
-
-func mapFile(t *testing.T, path string) mappedSrc {
-	t.Helper()
-	m, err := format.MapFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return mappedSrc{m}
-}
-
-func TestTranscodeLentBlocks(t *testing.T) {
-	data := genBook(8, 3<<20+777)
-	path := filepath.Join(t.TempDir(), "book.q")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	src := mapFile(t, path)
-	for _, enc := range Encoders() {
-		var zst, idx bytes.Buffer
-		res, err := TranscodeTo(context.Background(), src, int64(len(data)), &zst, &idx, Options{BlockSize: 256 << 10, Encoder: enc, VerifyFrames: true})
-		if err != nil {
-			t.Fatalf("%s: %v", enc, err)
-		}
-		r, err := Open(bytes.NewReader(zst.Bytes()), int64(zst.Len()), res.Index, nil, ReaderOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := readAll(t, r, 1<<20); !bytes.Equal(got, data) {
-			t.Fatalf("%s: round trip from lent blocks differs", enc)
-		}
-		r.Close()
-	}
-	// The file shrinks under the mapping: reading the lost pages faults. The transcode
-	// must fail with an error naming the block, and the process live on.
-	if err := os.Truncate(path, 100_000); err != nil {
-		t.Fatal(err)
-	}
-	for _, enc := range Encoders() {
-		_, err := TranscodeTo(context.Background(), src, int64(len(data)), io.Discard, io.Discard, Options{BlockSize: 256 << 10, Encoder: enc, VerifyFrames: true})
-		if err == nil || !strings.Contains(err.Error(), "memory fault") || !strings.Contains(err.Error(), "source block") {
-			t.Fatalf("%s after truncation: %v", enc, err)
 		}
 	}
 }

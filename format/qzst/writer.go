@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"sync"
 
 	"github.com/chronicle/chronicle/format"
@@ -162,21 +161,11 @@ func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx 
 
 type encJob struct {
 	i    int
-	buf  []byte // owned buffer the block is read into (unless the source lends it)
-	in   []byte // the block: buf, or the source's own bytes
+	buf  []byte // the buffer the block is read into
+	in   []byte // the block: buf[:its length]
 	out  []byte
 	err  error
 	done chan struct{}
-}
-
-// BlockSource is a source that lends its bytes instead of copying them, such as a mapped
-// file. Block returns the n bytes at off, which must stay valid and unchanged until
-// TranscodeTo returns. Frames are then compressed straight from them, and VerifyFrames
-// compares the decoded frames with them. A memory fault while reading them (an I/O error
-// under a mapping) fails the transcode with an error instead of killing the process.
-type BlockSource interface {
-	io.ReaderAt
-	Block(off int64, n int) ([]byte, error)
 }
 
 // TranscodeTo is Transcode into writers: the .zst bytes go to zst in order, then the encoded
@@ -249,14 +238,10 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // see BlockSource
 			// This worker's buffers for checking its frames.
 			var v verifier
 			if dec != nil {
-				v = verifier{dec: dec, src: src, name: o.Name, bs: bs, decoded: make([]byte, 0, bs)}
-				if _, lent := src.(BlockSource); !lent {
-					v.again = make([]byte, bs)
-				}
+				v = verifier{dec: dec, src: src, name: o.Name, bs: bs, decoded: make([]byte, 0, bs), again: make([]byte, bs)}
 			}
 			for j := range work {
 				j.err = encodeBlock(ctx, enc, src, size, bs, j)
@@ -312,12 +297,11 @@ func encodeBlock(ctx context.Context, enc frameEncoder, src io.ReaderAt, size, b
 	}
 	off := int64(j.i) * bs
 	ln := min(bs, size-off) // never zero: frames exist only for non-empty blocks
-	if _, lent := src.(BlockSource); lent {
-		defer recoverFault(&err, "compress source block %d at offset %d", j.i, off)
-	} else if int64(cap(j.buf)) < ln {
+	if int64(cap(j.buf)) < ln {
 		j.buf = make([]byte, bs)
 	}
-	if j.in, err = sourceBlock(src, j.buf, off, int(ln)); err != nil {
+	j.in = j.buf[:ln]
+	if err := readFull(src, j.in, off); err != nil {
 		return fmt.Errorf("read source block %d at offset %d: %w", j.i, off, err)
 	}
 	out, err := enc.encode(j.out[:0], j.in)
@@ -326,29 +310,6 @@ func encodeBlock(ctx context.Context, enc frameEncoder, src io.ReaderAt, size, b
 	}
 	j.out = out
 	return nil
-}
-
-// sourceBlock returns the n bytes of src at off: lent by a BlockSource, otherwise read into
-// buf (of at least n bytes).
-func sourceBlock(src io.ReaderAt, buf []byte, off int64, n int) ([]byte, error) {
-	if bsrc, ok := src.(BlockSource); ok {
-		return bsrc.Block(off, n)
-	}
-	return buf[:n], readFull(src, buf[:n], off)
-}
-
-// recoverFault turns the panic of a memory fault in a lent block (debug.SetPanicOnFault)
-// into *err; other panics go on.
-func recoverFault(err *error, format string, args ...any) {
-	r := recover()
-	if r == nil {
-		return
-	}
-	if f, ok := r.(interface{ Addr() uintptr }); ok {
-		*err = fmt.Errorf(format+": memory fault at %#x reading the source (I/O error, or the file shrank): %v", append(args, f.Addr(), r)...)
-		return
-	}
-	panic(r)
 }
 
 // verifier checks a frame right after it is encoded: decoded, it must equal a second read
@@ -370,11 +331,8 @@ func (v *verifier) check(j *encJob) (err error) {
 	if err != nil {
 		return corrupt(v.name, int64(j.i), off, "", ErrFrameDecode, "decoding the frame just compressed: %v", err)
 	}
-	if _, lent := v.src.(BlockSource); lent {
-		defer recoverFault(&err, "verify source block %d at offset %d", j.i, off)
-	}
-	again, err := sourceBlock(v.src, v.again, off, len(j.in))
-	if err != nil {
+	again := v.again[:len(j.in)]
+	if err := readFull(v.src, again, off); err != nil {
 		return fmt.Errorf("read source block %d at offset %d again: %w", j.i, off, err)
 	}
 	if !bytes.Equal(data, again) {

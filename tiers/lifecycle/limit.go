@@ -2,14 +2,9 @@ package lifecycle
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
-
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
-	"golang.org/x/sys/unix"
 )
 
 // limiter is a token bucket over bytes shared by every move. A read larger than the
@@ -106,49 +101,3 @@ func (s *sourceReader) done(total int64) {
 		s.progress(rest)
 	}
 }
-
-// mappedSource is a sourceReader whose file is also mapped, so the transcoder compresses
-// and verifies straight from the page cache instead of copying each block out twice
-// (qzst.BlockSource). Blocks are metered like reads.
-type mappedSource struct {
-	*sourceReader
-	mem []byte
-}
-
-// mapSource maps f when it is a real file (the fault-injecting test filesystem's files are
-// not, and stay on ReadAt). The caller unmaps with close.
-func mapSource(sr *sourceReader, f vfs.File, size int64) (*mappedSource, error) {
-	of, ok := f.(*os.File)
-	if !ok || size <= 0 || int64(int(size)) != size {
-		return nil, nil
-	}
-	mem, err := unix.Mmap(int(of.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("mmap %s: %w", of.Name(), err)
-	}
-	_ = unix.Madvise(mem, unix.MADV_SEQUENTIAL) // a hint: more readahead, early reclaim
-	return &mappedSource{sourceReader: sr, mem: mem}, nil
-}
-
-func (s *mappedSource) Block(off int64, n int) ([]byte, error) {
-	if off < 0 || n < 0 || off+int64(n) > int64(len(s.mem)) {
-		return nil, fmt.Errorf("block of %d bytes at %d is beyond the %d mapped: %w", n, off, len(s.mem), io.ErrUnexpectedEOF)
-	}
-	if err := s.ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := s.lim.wait(s.ctx, n); err != nil {
-		return nil, err
-	}
-	b := s.mem[off : off+int64(n)]
-	// Map the block's pages in one call rather than one fault per 4 KiB page, and learn
-	// of an I/O error here rather than as SIGBUS (Linux 5.14+; older kernels say EINVAL
-	// and the pages fault in one by one).
-	if err := unix.Madvise(b, unix.MADV_POPULATE_READ); err != nil && err != unix.EINVAL {
-		return nil, fmt.Errorf("read %d bytes at %d: %w", n, off, err)
-	}
-	s.advance(off + int64(n))
-	return b, nil
-}
-
-func (s *mappedSource) close() error { return unix.Munmap(s.mem) }

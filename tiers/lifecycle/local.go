@@ -220,15 +220,8 @@ func (m *Manager) deriveIfWanted(ctx context.Context, mv Move, in vfs.File, h fo
 // transcode writes the seekable zstd book and its index into the staged files: every
 // frame is decoded and compared with its source block before it is written (VerifyFrames).
 func (m *Manager) transcode(ctx context.Context, mv Move, sr *sourceReader, in vfs.File, size int64, zs, xs *staged, srcBook string) (*qzst.Result, error) {
-	var from io.ReaderAt = sr
-	if ms, err := mapSource(sr, in, size); err != nil {
-		m.log.Warn("mapping the source failed; reading it instead", "partition", mv.Key.String(), "err", err)
-	} else if ms != nil {
-		defer ms.close()
-		from = ms
-	}
 	zw, xw := newAsyncWriter(zs.f), bufio.NewWriterSize(xs.f, 64<<10)
-	res, err := qzst.TranscodeTo(ctx, from, size, zw, xw, qzst.Options{
+	res, err := qzst.TranscodeTo(ctx, sr, size, zw, xw, qzst.Options{
 		BlockSize: m.cfg.BlockSize, Level: m.cfg.ZstdLevel, Concurrency: m.cfg.Threads, Logger: m.log,
 		MaxInFlight: 32 << 20, Encoder: m.cfg.ZstdEncoder, VerifyFrames: true, Name: zs.tmp})
 	if cerr := zw.Close(); cerr != nil {
