@@ -318,13 +318,16 @@ func runClass(n int) int {
 	return c
 }
 
-// runBudget is what Direct readers may hold in compressed runs, all together: half the
-// cache (Direct readers leave the frame cache mostly empty). Past it, runs shrink to the
+// runBudget is what Direct readers may hold in compressed runs, all together: the whole
+// cache, whose frames make room for them (evictLocked; Direct readers leave the frame cache
+// mostly empty anyway). Half of it was too little for one sequential reader under a small
+// cache: runs were dropped and allocated again, thousands of page faults per pass and a
+// quarter more CPU per GiB (BenchmarkFS logs both per pass). Past it, runs shrink to the
 // frame being read, so memory stays bounded by the configuration whatever the number of
 // readers. Idle run buffers are kept for reuse only within the same budget: a buffer the
 // GC frees is returned to the kernel, and faulting a new one in costs more than reading
-// it full (8 MiB is 2048 page faults; BenchmarkDecodeInto/*/fresh shows their price).
-func (c *Cache) runBudget() int64 { return c.maxBytes / 2 }
+// it full (4 MiB is 1024 page faults; BenchmarkDecodeInto/*/fresh shows their price).
+func (c *Cache) runBudget() int64 { return c.maxBytes }
 
 func (c *Cache) getRun(n, refs int) *runBuf {
 	rb := &runBuf{c: c}

@@ -75,7 +75,7 @@ type compRun struct {
 // frame asked for); a Reader keeps maxRuns runs.
 const (
 	directRun      = 16
-	directRunBytes = 8 << 20 // compressed
+	directRunBytes = 4 << 20 // compressed; a sequential reader holds up to maxRuns of them
 	directNear     = 4 * directRun
 	directAhead    = 1 // runs fetched ahead of the one being read
 	maxRuns        = directAhead + 3
