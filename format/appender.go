@@ -196,6 +196,10 @@ func (a *Appender) CatchingUp() bool { return a.pos < a.floor }
 // Pos is the write cursor: the file offset the next record goes to.
 func (a *Appender) Pos() int64 { return a.pos }
 
+// Grown is how far the file is allocated and pre-faulted: appends below it never wait on
+// the grower or fault.
+func (a *Appender) Grown() int64 { return a.grown.Load() }
+
 func start(path string, f *os.File, h Header, size int64, opt Options) (*Appender, error) {
 	max := opt.MaxSize
 	if max < size {
