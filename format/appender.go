@@ -325,7 +325,12 @@ func (a *Appender) reserve(end int64) error {
 		return fmt.Errorf("append to %s: %w (%d bytes)", a.path, ErrFull, a.max)
 	}
 	if err := a.growTo(end + a.opt.ChunkSize); err != nil {
-		return err
+		// A nearly full device may hold the record but not a chunk of slack after it; the
+		// record is what counts. (Asking for the slack alone failed appends that fit, while
+		// the grower's smaller steps later made room: how many failed was a race.)
+		if err := a.growTo(end); err != nil {
+			return err
+		}
 	}
 	a.refreshLimit()
 	return nil

@@ -6,8 +6,11 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
@@ -392,6 +395,41 @@ func TestChunkGrowthAndFull(t *testing.T) {
 	checkBookSequence(t, path, 100)
 	if err := a.AppendBook(&BookRecord{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after close: %v", err)
+	}
+}
+
+// TestAppendFillsTheDevice: on a nearly full device, appends go on while the record itself
+// fits, even when a chunk of slack after it does not; the first ENOSPC leaves less than a
+// record (and a page) free, and every later append of the same size fails too.
+func TestAppendFillsTheDevice(t *testing.T) {
+	dir := testenv.Tmpfs(t, "4m")
+	path := filepath.Join(dir, "j.q")
+	a, err := Create(path, NewJournalHeader("v", "t"), Options{ChunkSize: 512 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	testenv.FillDevice(t, dir, 300<<10) // less than a chunk left
+	payload := make([]byte, 4000)
+	var appendErr error
+	n := 0
+	for ; n < 10000 && appendErr == nil; n++ {
+		appendErr = a.AppendJournal(JournalMessage, 1, int64(n), payload)
+	}
+	if !errors.Is(appendErr, syscall.ENOSPC) {
+		t.Fatalf("after %d appends: %v, want ENOSPC", n, appendErr)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free >= pageSize+JournalFrameLen(len(payload)) {
+		t.Fatalf("first ENOSPC after %d appends with %d bytes still free", n, free)
+	}
+	for i := 0; i < 5; i++ {
+		if err := a.AppendJournal(JournalMessage, 1, int64(n+i), payload); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("append %d after the first ENOSPC: %v", i, err)
+		}
 	}
 }
 
