@@ -64,10 +64,11 @@ var wantTier = map[string]string{
 
 // daemon is one daemon process of the pipeline.
 type daemon struct {
-	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	args  []string
+	cmd   *exec.Cmd
+	ready <-chan struct{} // READY=1 received: SIGTERM now means a clean shutdown
+	done  chan struct{}
+	err   error
 }
 
 // pipe is a running pipeline: tier folders, a versitygw remote, the simulator's markets
@@ -239,10 +240,12 @@ func (p *pipe) startLocked(name string, args []string) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	env, ready := testenv.NotifySocket(p.t)
+	cmd.Env = append(os.Environ(), env)
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	pr := &daemon{args: args, cmd: cmd, done: make(chan struct{})}
+	pr := &daemon{args: args, cmd: cmd, ready: ready, done: make(chan struct{})}
 	go func() {
 		pr.err = cmd.Wait()
 		log.Close()
@@ -260,6 +263,14 @@ func (p *pipe) stop(name string) {
 	p.mu.Unlock()
 	if pr == nil {
 		return
+	}
+	// A daemon the killer has just restarted may not handle signals yet, and SIGTERM
+	// would kill it the default way: wait until it says it is up, as systemd does.
+	select {
+	case <-pr.ready:
+	case <-pr.done:
+	case <-time.After(time.Minute):
+		p.t.Errorf("%s not ready a minute after its start; log %s", name, p.logTail(name))
 	}
 	pr.cmd.Process.Signal(syscall.SIGTERM)
 	select {
