@@ -109,6 +109,9 @@ func markdown(rep *Report) string {
 			if f.Why != "" {
 				s += " (" + f.Why + ")"
 			}
+			if f.Bound != "" {
+				s += "\n  - bound: " + f.Bound
+			}
 			not = append(not, s)
 		}
 	}

@@ -39,6 +39,7 @@ type Figure struct {
 	GoalSpec      *Goal    `json:"goal_spec,omitempty"`
 	Holds         *bool    `json:"holds"` // null: no goal, or not measured
 	Why           string   `json:"why,omitempty"`
+	Bound         string   `json:"bound,omitempty"` // what limits it; only when the goal does not hold
 	Notes         []string `json:"notes,omitempty"`
 }
 
@@ -258,6 +259,7 @@ func build(ss []Spec, rounds map[string][]Round, notes map[string]string) (*Repo
 				rep.Summary.Hold++
 			} else {
 				rep.Summary.NotHold++
+				f.Bound = s.Bound
 			}
 		}
 		rep.Figures = append(rep.Figures, f)

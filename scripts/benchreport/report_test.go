@@ -68,6 +68,7 @@ func TestReport(t *testing.T) {
 	for _, want := range []string{
 		"| `fs.cold_seq` |", "| 1000 (900-1200) | MB/s | 600 zstd -dc of the same .zst | 2.00x (1.29-2.00) | >= 1.5x | holds | 3 |",
 		"| `tier.warm_to_cold` |", "0.75x | >= 1.1x | **does not hold** | 1 |",
+		"\n  - bound: CPU: the move and its baseline", // what limits a goal that does not hold
 		"| `format.append_p99` |", "| 180 (150-250) | ns |", "<= 200 | holds | 3 |",
 		"| `peer.rclone.seq.loopback` |", "not measured",
 		"- peer.options: rclone --vfs-cache-mode off",
@@ -77,7 +78,10 @@ func TestReport(t *testing.T) {
 		}
 	}
 	js, _ := os.ReadFile(filepath.Join(out, "report.json"))
-	for _, want := range []string{`"id": "fs.cold_seq"`, `"holds": false`, `"cpu":`, `"commit":`} {
+	if n := strings.Count(string(md), "  - bound: "); n != 1 {
+		t.Errorf("report.md gives %d bounds, want 1 (the goal that holds has none)", n)
+	}
+	for _, want := range []string{`"id": "fs.cold_seq"`, `"holds": false`, `"bound": "CPU: the move`, `"cpu":`, `"commit":`} {
 		if !strings.Contains(string(js), want) {
 			t.Errorf("report.json lacks %q", want)
 		}
