@@ -52,6 +52,9 @@ func run(figures, raw, out, readme, command, started, benchBytes string) error {
 	if raw != "" {
 		files, _ := filepath.Glob(filepath.Join(raw, "*.txt"))
 		for _, f := range files {
+			if isProfileOutput(f) {
+				continue // one profiled round, not measured
+			}
 			if err := readBenchOutput(f, specs(), rounds); err != nil {
 				return err
 			}
@@ -60,6 +63,9 @@ func run(figures, raw, out, readme, command, started, benchBytes string) error {
 	rep, err := build(specs(), rounds, notes)
 	if err != nil {
 		return err
+	}
+	if raw != "" {
+		rep.Profiles = readProfiles(raw)
 	}
 	rep.Machine = machine()
 	rep.Command, rep.BenchBytes = command, benchBytes

@@ -135,6 +135,22 @@ func markdown(rep *Report) string {
 	if len(fn) > 0 {
 		b.WriteString("\n## Notes from the benchmarks\n\n" + strings.Join(fn, "\n") + "\n")
 	}
+	if len(rep.Profiles) > 0 {
+		b.WriteString("\n## Profiles\n\nWhere the CPU goes for the goals above: one round of each benchmark under the CPU profiler, apart from the measured rounds (scripts/bench.d/profiles.sh); `go tool pprof -top` of `raw/STEP.pprof`. Time in libzstd shows under the cgo call that entered it.\n")
+		for _, p := range rep.Profiles {
+			fmt.Fprintf(&b, "\n### %s\n\n%s. Explains: %s.", p.Step, p.What, "`"+strings.Join(p.Explains, "`, `")+"`")
+			if p.Options != "" {
+				fmt.Fprintf(&b, " pprof options: `%s`.", p.Options)
+			}
+			b.WriteString("\n\n```\n")
+			if p.Err != "" {
+				b.WriteString(p.Err + "\n")
+			} else {
+				b.WriteString(strings.Join(p.Top, "\n") + "\n")
+			}
+			b.WriteString("```\n")
+		}
+	}
 	return b.String()
 }
 

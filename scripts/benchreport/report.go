@@ -64,6 +64,7 @@ type Report struct {
 	Machine    Machine           `json:"machine"`
 	Figures    []Figure          `json:"figures"`
 	Notes      map[string]string `json:"notes,omitempty"`
+	Profiles   []Profile         `json:"profiles,omitempty"`
 	Summary    struct {
 		Goals   int `json:"goals"`
 		Hold    int `json:"hold"`

@@ -3,8 +3,10 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRequiredIDsHaveSpecs(t *testing.T) {
@@ -115,3 +117,53 @@ func TestBadFigures(t *testing.T) {
 		t.Error("a README without markers was rewritten")
 	}
 }
+
+// TestProfiles: a profile step's CPU profile is summarised in the report (go tool pprof, as
+// the reader would run it), and its saved benchmark output is not read as rounds.
+func TestProfiles(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "raw")
+	os.Mkdir(raw, 0o755)
+	f, err := os.Create(filepath.Join(raw, "profile-qzst.pprof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	spin(300 * time.Millisecond)
+	pprof.StopCPUProfile()
+	f.Close()
+	os.WriteFile(filepath.Join(raw, "profile-qzst.txt"), []byte(
+		"BenchmarkSeqRead-2 \t 1\t 70.0 ns/op\t 5 MB/s\t 10 cli_MB/s\n"), 0o644)
+	out := filepath.Join(dir, "bench")
+	if err := run("", raw, out, "", "make bench", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	for _, want := range []string{"## Profiles", "### profile-qzst", "Explains: `qzst.seq_read`", "flat%", "spin"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(string(md), "| 5 | MB/s |") {
+		t.Errorf("a profiled round was read as a measured one:\n%s", md)
+	}
+	js, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	if !strings.Contains(string(js), `"step": "profile-qzst"`) {
+		t.Errorf("report.json lacks the profile:\n%s", js)
+	}
+}
+
+//go:noinline
+func spin(d time.Duration) {
+	x := 0
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := 0; i < 1000; i++ {
+			x += i * i
+		}
+	}
+	sink = x
+}
+
+var sink int

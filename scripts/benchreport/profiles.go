@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Profile is the summary of a CPU profile that a profile-* step of scripts/bench.sh took
+// (scripts/bench.d/profiles.sh): where the CPU goes for the figures it explains.
+type Profile struct {
+	Step     string   `json:"step"`
+	What     string   `json:"what"`
+	Explains []string `json:"explains"` // figure ids
+	Options  string   `json:"pprof_options"`
+	Top      []string `json:"top"` // go tool pprof -top, from its summary line on
+	Err      string   `json:"error,omitempty"`
+}
+
+type profileSpec struct {
+	Step, What string
+	Explains   []string
+	Options    []string // go tool pprof options besides -top
+}
+
+func profileSpecs() []profileSpec {
+	return []profileSpec{
+		{Step: "profile-qzst", What: "BenchmarkSeqRead, one round, the benchmark process (the single-thread Go decoder of its diagnostic left out)",
+			Explains: []string{"qzst.seq_read"}, Options: []string{"-ignore=decodeOneThread"}},
+		{Step: "profile-tier", What: "BenchmarkWarmToCold/level-3, one round, the benchmark process (the zstd CLI of the baseline runs apart)",
+			Explains: []string{"tier.warm_to_cold"}},
+		{Step: "profile-etl", What: "BenchmarkBackfill/usdm, one round, the refinery only (etl.Refine; the parsers of the baselines left out)",
+			Explains: []string{"etl.backfill", "etl.backfill.coinm", "etl.backfill.spot"}, Options: []string{`-focus=etl\.Refine`}},
+		{Step: "profile-fs", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/seq: its cold and remote passes (versitygw's share is fs.remote_cpu.server)",
+			Explains: []string{"fs.remote_seq", "fs.remote_cpu", "peer.s3fs.seq.loopback", "peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit"}},
+	}
+}
+
+// topLines is how many functions each summary keeps.
+const topLines = 15
+
+// readProfiles summarises every profile the run left in raw; a profile that pprof cannot
+// read is reported with its error rather than failing the report.
+func readProfiles(raw string) []Profile {
+	var out []Profile
+	for _, ps := range profileSpecs() {
+		path := filepath.Join(raw, ps.Step+".pprof")
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		args := append([]string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", topLines)}, ps.Options...)
+		p := Profile{Step: ps.Step, What: ps.What, Explains: ps.Explains, Options: strings.Join(ps.Options, " ")}
+		b, err := exec.Command("go", append(args, path)...).CombinedOutput()
+		if err != nil {
+			p.Err = fmt.Sprintf("go tool pprof %s: %v: %s", path, err, strings.TrimSpace(string(b)))
+		} else {
+			p.Top = pprofTop(string(b))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// pprofTop keeps pprof -top's output from its "Showing nodes" summary on (dropping the
+// file, build id and type lines, which name this machine's paths).
+func pprofTop(s string) []string {
+	var out []string
+	keep := false
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if strings.HasPrefix(l, "Showing nodes") || strings.HasPrefix(l, "Duration:") {
+			keep = true
+		}
+		if keep {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// isProfileOutput tells a profile step's saved output, which is not read as rounds.
+func isProfileOutput(path string) bool { return strings.HasPrefix(filepath.Base(path), "profile-") }
