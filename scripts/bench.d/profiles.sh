@@ -6,6 +6,6 @@
 # chronicle-fs runs in its own process and writes its profile itself (--cpuprofile).
 CHRONICLE_BENCH_FIGURES= run profile-qzst -bench 'BenchmarkSeqRead' -benchtime 1x -cpuprofile "$raw/profile-qzst.pprof" -o "$raw/profile-qzst.test" ./format/qzst/
 CHRONICLE_BENCH_FIGURES= run profile-tier -bench 'BenchmarkWarmToCold/level-3' -benchtime 1x -cpuprofile "$raw/profile-tier.pprof" -o "$raw/profile-tier.test" ./tiers/lifecycle/
-CHRONICLE_BENCH_FIGURES= run profile-etl -bench 'BenchmarkBackfill/usdm' -benchtime 1x -cpuprofile "$raw/profile-etl.pprof" -o "$raw/profile-etl.test" ./etl/
+CHRONICLE_BENCH_FIGURES= run profile-etl -bench 'BenchmarkBackfill/usdm' -benchtime 5x -cpuprofile "$raw/profile-etl.pprof" -o "$raw/profile-etl.test" ./etl/
 CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="--cpuprofile $raw/profile-fs.pprof" \
   run profile-fs -bench 'BenchmarkFS$/seq' -benchtime 1x -timeout 30m -v ./integration/fsmount/

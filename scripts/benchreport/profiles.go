@@ -27,11 +27,11 @@ type profileSpec struct {
 
 func profileSpecs() []profileSpec {
 	return []profileSpec{
-		{Step: "profile-qzst", What: "BenchmarkSeqRead, one round, the benchmark process (the single-thread Go decoder of its diagnostic left out)",
-			Explains: []string{"qzst.seq_read"}, Options: []string{"-ignore=decodeOneThread"}},
-		{Step: "profile-tier", What: "BenchmarkWarmToCold/level-3, one round, the benchmark process (the zstd CLI of the baseline runs apart)",
-			Explains: []string{"tier.warm_to_cold"}},
-		{Step: "profile-etl", What: "BenchmarkBackfill/usdm, one round, the refinery only (etl.Refine; the parsers of the baselines left out)",
+		{Step: "profile-qzst", What: "BenchmarkSeqRead, one round, the reader only (qzst.Reader and its decoding goroutines; the fixture and the diagnostic's Go decoder left out)",
+			Explains: []string{"qzst.seq_read"}, Options: []string{`-focus=qzst\.\(\*Reader\)`}},
+		{Step: "profile-tier", What: "BenchmarkWarmToCold/level-3, one round, the move in the benchmark process (the fixture's book left out; the zstd CLI of the baseline runs apart)",
+			Explains: []string{"tier.warm_to_cold"}, Options: []string{`-ignore=lifecycletest\.WriteBook|Appender\)\.grower`}},
+		{Step: "profile-etl", What: "BenchmarkBackfill/usdm, five rounds, the refinery only (etl.Refine; the fixture and the parsers of the baselines left out)",
 			Explains: []string{"etl.backfill", "etl.backfill.coinm", "etl.backfill.spot"}, Options: []string{`-focus=etl\.Refine`}},
 		{Step: "profile-fs", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/seq: its cold and remote passes (versitygw's share is fs.remote_cpu.server)",
 			Explains: []string{"fs.remote_seq", "fs.remote_cpu", "peer.s3fs.seq.loopback", "peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit"}},
@@ -41,17 +41,27 @@ func profileSpecs() []profileSpec {
 // topLines is how many functions each summary keeps.
 const topLines = 15
 
+// commonOptions: percentages of what the focus keeps, and the cgo and system-call wrappers
+// hidden, so that their time shows under the function that called them (libzstd as
+// _Cfunc_ZSTD_*, a FUSE reply as unix.writev) instead of under runtime.cgocall.
+var commonOptions = []string{"-relative_percentages",
+	`-hide=^runtime\.cgocall$|^internal/runtime/syscall|^syscall\.|^internal/poll\.ignoringEINTR`}
+
 // readProfiles summarises every profile the run left in raw; a profile that pprof cannot
 // read is reported with its error rather than failing the report.
 func readProfiles(raw string) []Profile {
 	var out []Profile
 	for _, ps := range profileSpecs() {
 		path := filepath.Join(raw, ps.Step+".pprof")
-		if _, err := os.Stat(path); err != nil {
+		if !exists(path) {
 			continue
 		}
-		args := append([]string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", topLines)}, ps.Options...)
-		p := Profile{Step: ps.Step, What: ps.What, Explains: ps.Explains, Options: strings.Join(ps.Options, " ")}
+		opts := append(append([]string(nil), commonOptions...), ps.Options...)
+		args := append([]string{"tool", "pprof", "-top", fmt.Sprintf("-nodecount=%d", topLines)}, opts...)
+		p := Profile{Step: ps.Step, What: ps.What, Explains: ps.Explains, Options: strings.Join(opts, " ")}
+		if bin := filepath.Join(raw, ps.Step+".test"); exists(bin) {
+			args = append(args, bin) // symbols for what the profile does not name itself
+		}
 		b, err := exec.Command("go", append(args, path)...).CombinedOutput()
 		if err != nil {
 			p.Err = fmt.Sprintf("go tool pprof %s: %v: %s", path, err, strings.TrimSpace(string(b)))
@@ -78,6 +88,8 @@ func pprofTop(s string) []string {
 	}
 	return out
 }
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // isProfileOutput tells a profile step's saved output, which is not read as rounds.
 func isProfileOutput(path string) bool { return strings.HasPrefix(filepath.Base(path), "profile-") }

@@ -136,7 +136,7 @@ func markdown(rep *Report) string {
 		b.WriteString("\n## Notes from the benchmarks\n\n" + strings.Join(fn, "\n") + "\n")
 	}
 	if len(rep.Profiles) > 0 {
-		b.WriteString("\n## Profiles\n\nWhere the CPU goes for the goals above: one round of each benchmark under the CPU profiler, apart from the measured rounds (scripts/bench.d/profiles.sh); `go tool pprof -top` of `raw/STEP.pprof`. Time in libzstd shows under the cgo call that entered it.\n")
+		b.WriteString("\n## Profiles\n\nWhere the CPU goes for the goals above: one round of each benchmark under the CPU profiler, apart from the measured rounds (scripts/bench.d/profiles.sh); `go tool pprof -top` of `raw/STEP.pprof` with the options shown: percentages are of the samples the focus keeps, and cgo and system-call wrappers are hidden, so libzstd shows as `_Cfunc_ZSTD_*` and a system call under the function that made it.\n")
 		for _, p := range rep.Profiles {
 			fmt.Fprintf(&b, "\n### %s\n\n%s. Explains: %s.", p.Step, p.What, "`"+strings.Join(p.Explains, "`, `")+"`")
 			if p.Options != "" {

@@ -124,7 +124,7 @@ func TestProfiles(t *testing.T) {
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "raw")
 	os.Mkdir(raw, 0o755)
-	f, err := os.Create(filepath.Join(raw, "profile-qzst.pprof"))
+	f, err := os.Create(filepath.Join(raw, "profile-fs.pprof"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +134,14 @@ func TestProfiles(t *testing.T) {
 	spin(300 * time.Millisecond)
 	pprof.StopCPUProfile()
 	f.Close()
-	os.WriteFile(filepath.Join(raw, "profile-qzst.txt"), []byte(
+	os.WriteFile(filepath.Join(raw, "profile-fs.txt"), []byte(
 		"BenchmarkSeqRead-2 \t 1\t 70.0 ns/op\t 5 MB/s\t 10 cli_MB/s\n"), 0o644)
 	out := filepath.Join(dir, "bench")
 	if err := run("", raw, out, "", "make bench", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	for _, want := range []string{"## Profiles", "### profile-qzst", "Explains: `qzst.seq_read`", "flat%", "spin"} {
+	for _, want := range []string{"## Profiles", "### profile-fs", "Explains: `fs.remote_seq`", "flat%", "spin"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
 		}
@@ -150,7 +150,7 @@ func TestProfiles(t *testing.T) {
 		t.Errorf("a profiled round was read as a measured one:\n%s", md)
 	}
 	js, _ := os.ReadFile(filepath.Join(out, "report.json"))
-	if !strings.Contains(string(js), `"step": "profile-qzst"`) {
+	if !strings.Contains(string(js), `"step": "profile-fs"`) {
 		t.Errorf("report.json lacks the profile:\n%s", js)
 	}
 }

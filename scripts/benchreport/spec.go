@@ -163,7 +163,7 @@ func pread4k(tier, where, baseline string, p50 Goal, why string) []Spec {
 func backfill(id, what, baseline, capture string) Spec {
 	return Spec{ID: id, What: what, Unit: "MB/s", Baseline: baseline, Goal: ge(1),
 		Bench: bench("BenchmarkBackfill/"+capture, "refinery_MB/s", "fastjson_MB/s"),
-		Bound: "one core: the venue decoder alone already runs at about fastjson's speed (`etl.backfill.decode`), and the book rebuild, records, partitions and checkpoint come on top of it (issue 13)"}
+		Bound: "one core: the venue decoder alone already runs at about fastjson's speed (`etl.backfill.decode`), and the book rebuild, records, partitions and checkpoint come on top of it (issue 13); profile-etl"}
 }
 
 func specs() []Spec {
@@ -177,13 +177,13 @@ func specs() []Spec {
 			Baseline: "zstd -3 -T2", Goal: ge(1), Bench: bench("BenchmarkTranscode/libzstd/file", "MB/s", "cli_MB/s")},
 		{ID: "qzst.seq_read", What: "read a whole .zst through the frame cache (128 KiB reads)", Unit: "MB/s",
 			Baseline: "zstd -dc > /dev/null", Goal: ge(2), Bench: bench("BenchmarkSeqRead", "MB/s", "cli_MB/s"),
-			Bound: "CPU: libzstd decodes frames on both cores against the CLI's one, so 2x needs both cores busy all the time at the CLI's MB per CPU second (`qzst.seq_read.cpu`)"},
+			Bound: "CPU: libzstd decodes frames on both cores against the CLI's one, so 2x needs both cores busy all the time at the CLI's MB per CPU second (`qzst.seq_read.cpu`); profile-qzst"},
 		{ID: "qzst.seq_read.cpu", What: "read a whole .zst through the frame cache, MB per CPU second", Unit: "MB/cpu_s",
 			Baseline: "zstd -dc, MB per CPU second", Bench: bench("BenchmarkSeqRead", "MB/cpu_s", "cli_MB/cpu_s")},
 		{ID: "tier.warm_to_cold", What: "warm -> cold move: transcode, verify every byte, fsync, rename, delete", Unit: "MB/s",
 			Baseline: "zstd -3 -T2 then zstd -t on its output (equal work)", Goal: ge(1.1),
 			Why:   "issue 17: the move compresses and verifies every byte, as the baseline does",
-			Bound: "CPU: the move and its baseline do the same libzstd work on both cores (`tier.warm_to_cold.cpu` compares their MB per CPU second); what is left is the move's own hashing, fsyncs and renames"},
+			Bound: "CPU: the move and its baseline do the same libzstd work on both cores (`tier.warm_to_cold.cpu` compares their MB per CPU second); what is left is the move's own hashing, fsyncs and renames; profile-tier"},
 		{ID: "tier.warm_to_cold.cpu", What: "warm -> cold move, CPU throughput (MB per CPU second)", Unit: "MB/cpu_s",
 			Baseline: "zstd -3 -T2 then zstd -t, MB per CPU second"},
 		{ID: "tier.warm_to_cold.compress_only", What: "warm -> cold move vs compression alone (the old baseline)", Unit: "MB/s",
@@ -196,11 +196,11 @@ func specs() []Spec {
 		mountSeq("warm", "passthrough", "dd of the native warm file", ge(0.9)),
 		mountSeq("cold", "decoded .zst", "zstd -dc of the same .zst", ge(1.5)),
 		withBound(mountSeq("remote", "versitygw on loopback", "the same through the mount from cold", ge(0.9)),
-			"CPU: versitygw runs on the same two cores; a remote GiB costs `fs.remote_cpu.total` times the CPU of a cold one (chronicle-fs and server together), so with both cores busy the remote pass runs at about 1/that of the cold pass"),
+			"CPU: versitygw runs on the same two cores; a remote GiB costs `fs.remote_cpu.total` times the CPU of a cold one (chronicle-fs and server together), so with both cores busy the remote pass runs at about 1/that of the cold pass; profile-fs"),
 		{ID: "fs.remote_cpu", What: "chronicle-fs CPU seconds per GiB read, remote", Unit: "cpu_s/GiB",
 			Baseline: "chronicle-fs CPU seconds per GiB read, cold", Goal: le(1.1),
 			Why:   "the bytes are the same frames; only the transport differs",
-			Bound: "receiving the ranged GETs (socket reads) on top of the same frame decodes; CHRONICLE_BENCH_FS_ARGS='--cpuprofile FILE' profiles the passes"},
+			Bound: "receiving the ranged GETs (socket reads) on top of the same frame decodes; profile-fs"},
 		{ID: "fs.remote_cpu.server", What: "versitygw CPU seconds per GiB read by the remote passes (not in fs.remote_cpu)", Unit: "cpu_s/GiB",
 			Baseline: "chronicle-fs CPU seconds per GiB, remote"},
 		{ID: "fs.remote_cpu.total", What: "chronicle-fs + versitygw CPU seconds per GiB read, remote", Unit: "cpu_s/GiB",
