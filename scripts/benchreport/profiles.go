@@ -34,7 +34,9 @@ func profileSpecs() []profileSpec {
 		{Step: "profile-etl", What: "BenchmarkBackfill/usdm, five rounds, the refinery only (etl.Refine; the fixture and the parsers of the baselines left out)",
 			Explains: []string{"etl.backfill", "etl.backfill.coinm", "etl.backfill.spot"}, Options: []string{`-focus=etl\.Refine`}},
 		{Step: "profile-fs", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/seq: its cold and remote passes (versitygw's share is fs.remote_cpu.server)",
-			Explains: []string{"fs.remote_seq", "fs.remote_cpu", "peer.s3fs.seq.loopback", "peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit"}},
+			Explains: []string{"fs.cold_seq", "fs.remote_seq", "fs.remote_cpu", "peer.s3fs.seq.loopback", "peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit"}},
+		{Step: "profile-fs-npy", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/numpy: the reads of book.npy, warm and cold, with the cold book's decoding left out (the replies of both remain)",
+			Explains: []string{"numpy.book_npy_warm"}, Options: []string{`-ignore=qzst`}},
 	}
 }
 

@@ -141,7 +141,7 @@ func TestProfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	for _, want := range []string{"## Profiles", "### profile-fs", "Explains: `fs.remote_seq`", "flat%", "spin"} {
+	for _, want := range []string{"## Profiles", "### profile-fs", "`fs.remote_seq`", "flat%", "spin"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
 		}

@@ -108,7 +108,7 @@ func peerSpecs() []Spec {
 				Spec{ID: "peer." + p + ".pread4k_p50" + link.id, What: "random 4 KiB pread p50, fresh mounts: chronicle-fs vs " + p + ", " + link.what,
 					Unit: "ms", Baseline: p},
 				Spec{ID: "peer." + p + ".pread4k_p99" + link.id, What: "random 4 KiB pread p99, fresh mounts: chronicle-fs vs " + p + ", " + link.what,
-					Unit: "ms", Baseline: p, Goal: lt(1)},
+					Unit: "ms", Baseline: p, Goal: lt(1), Bound: p99Bound(p)},
 				Spec{ID: "peer." + p + ".pread4k_bytes" + link.id, What: "bytes over the link for the same random reads: chronicle-fs vs " + p + ", " + link.what,
 					Unit: "MB", Baseline: p, Goal: lt(1)},
 			)
@@ -132,6 +132,14 @@ func seqBound(link, peer string) string {
 }
 
 func withBound(s Spec, bound string) Spec { s.Bound = bound; return s }
+
+// p99Bound is what sets the random-read p99 against a peer.
+func p99Bound(peer string) string {
+	if peer == "s3fs" {
+		return "s3fs's slow reads are its first ones, which wait for the whole object (its p50 is a page-cache read, `peer.s3fs.pread4k_p50`); over loopback that download is about as long as our slowest reads (a ranged GET and a frame decode each), so the two p99s are close and either may win"
+	}
+	return ""
+}
 
 // bench reads a figure already in the spec's unit from `go test -bench` output.
 func bench(name, value, baseline string) *BenchSrc {
@@ -168,7 +176,8 @@ func backfill(id, what, baseline, capture string) Spec {
 
 func specs() []Spec {
 	s := []Spec{
-		appendSpec("format.append_p99", "append one 64 B book record to a mapped file (/dev/shm), p99", "book64B", vle(200)),
+		withBound(appendSpec("format.append_p99", "append one 64 B book record to a mapped file (/dev/shm), p99", "book64B", vle(200)),
+			"the machine: the goal bounds the value, and the baseline, a bare memcpy into the same kind of mapping and an atomic store, has its own p99 (same run) near or above it; the ratio is the append's own cost"),
 		appendSpec("format.append_journal_p99", "append one 1 KiB journal record, p99", "journal1KiB", vle(1000)),
 		{ID: "format.decode", What: "iterate every record of a mapped book.q", Unit: "GB/s",
 			Baseline: "summing the mapped bytes as u64 words", Goal: ge(0.5),
@@ -194,7 +203,8 @@ func specs() []Spec {
 			Baseline: "S3 GET | zstd -dc", Goal: ge(1), Bench: bench("BenchmarkRemoteSequential", "MB/s", "get+zstd_MB/s")},
 		mountSeq("hot", "passthrough", "dd of the native hot file (tmpfs)", ge(0.9)),
 		mountSeq("warm", "passthrough", "dd of the native warm file", ge(0.9)),
-		mountSeq("cold", "decoded .zst", "zstd -dc of the same .zst", ge(1.5)),
+		withBound(mountSeq("cold", "decoded .zst", "zstd -dc of the same .zst", ge(1.5)),
+			"CPU: libzstd decoding on both cores against the CLI's one (`qzst.seq_read.cpu` is the decoder's efficiency per CPU second), plus the FUSE replies; profile-fs"),
 		withBound(mountSeq("remote", "versitygw on loopback", "the same through the mount from cold", ge(0.9)),
 			"CPU: versitygw runs on the same two cores; a remote GiB costs `fs.remote_cpu.total` times the CPU of a cold one (chronicle-fs and server together), so with both cores busy the remote pass runs at about 1/that of the cold pass; profile-fs"),
 		{ID: "fs.remote_cpu", What: "chronicle-fs CPU seconds per GiB read, remote", Unit: "cpu_s/GiB",
@@ -214,7 +224,8 @@ func specs() []Spec {
 		Spec{ID: "numpy.warm_memmap", What: "numpy price.sum() over warm book.q memmap through the mount, first pass", Unit: "s",
 			Baseline: "the same on the native warm file", Goal: le(1.1)},
 		Spec{ID: "numpy.book_npy_warm", What: "numpy price.sum() over warm book.npy (served by the daemon), first pass", Unit: "s",
-			Baseline: "warm book.q memmap through the mount", Goal: le(1.5)},
+			Baseline: "warm book.q memmap through the mount", Goal: le(1.5),
+			Bound: "copies: book.npy cannot be passthrough (its header is not the book's), so every byte is read by the daemon (pread) and copied by the kernel into the mount's page cache (the reply's writev), while the baseline maps page-cache pages that are already there; the ratio follows the machine's copy speed against its mapping speed; profile-fs-npy"},
 		Spec{ID: "numpy.book_npy_cold", What: "numpy price.sum() over cold book.npy, first pass", Unit: "s",
 			Baseline: "warm book.q memmap through the mount"},
 		backfill("etl.backfill", "refinery backfill of the USD-M capture's journal, one core", "valyala/fastjson parsing the same messages alone", "usdm"),
