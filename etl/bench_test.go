@@ -180,6 +180,38 @@ func BenchmarkBackfill(b *testing.B) {
 	}
 }
 
+// stalls describes how the frames slower than slow group in time: stretches of slow
+// frames less than a millisecond apart, their count and the longest ones. Few long
+// stretches mean periodic work on the reader's path; many short ones, scheduling.
+func stalls(lat, at []int64, slow time.Duration) string {
+	type run struct {
+		start, end, max int64
+		frames          int
+	}
+	var runs []run
+	slowN := 0
+	for i, l := range lat {
+		if l <= int64(slow) {
+			continue
+		}
+		slowN++
+		if k := len(runs) - 1; k >= 0 && at[i]-runs[k].end < int64(time.Millisecond) {
+			runs[k].end, runs[k].max, runs[k].frames = at[i], max(runs[k].max, l), runs[k].frames+1
+			continue
+		}
+		runs = append(runs, run{start: at[i], end: at[i], max: l, frames: 1})
+	}
+	s := fmt.Sprintf("%d of %d frames over %v, in %d stretches", slowN, len(lat), slow, len(runs))
+	sort.Slice(runs, func(i, j int) bool { return runs[i].frames > runs[j].frames })
+	for i, r := range runs[:min(len(runs), 5)] {
+		if i == 0 {
+			s += "; the largest:"
+		}
+		s += fmt.Sprintf(" +%.0fms %d frames (max %v)", float64(r.start-at[0])/1e6, r.frames, time.Duration(r.max).Round(time.Microsecond))
+	}
+	return s
+}
+
 func countRecords(b *testing.B, root string) int64 {
 	var n int64
 	books, _ := filepath.Glob(filepath.Join(root, "v1", "*", "*", "*", "book.q"))
@@ -245,6 +277,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 		var seen atomic.Int64
 		done := make(chan error, 1)
 		lat := make([]int64, 0, n+2000)
+		at := make([]int64, 0, n+2000) // when each was seen, for the stall timeline
 		switch mode {
 		case "refinery":
 			cfg := Defaults()
@@ -252,7 +285,8 @@ func BenchmarkLiveLatency(b *testing.B) {
 			go func() {
 				st, err := Refine(ctx, Options{Config: cfg, Root: filepath.Join(filepath.Dir(dir), "out"), JournalDir: dir, Follow: true,
 					afterCommit: func(recv int64) {
-						lat = append(lat, time.Now().UnixNano()-recv)
+						now := time.Now().UnixNano()
+						lat, at = append(lat, now-recv), append(at, now)
 						seen.Add(1)
 					}})
 				_ = st
@@ -273,7 +307,8 @@ func BenchmarkLiveLatency(b *testing.B) {
 						return
 					}
 					if ok && rec.TypeID == format.JournalMessage {
-						lat = append(lat, time.Now().UnixNano()-rec.RecvTs)
+						now := time.Now().UnixNano()
+						lat, at = append(lat, now-rec.RecvTs), append(at, now)
 						seen.Add(1)
 					}
 				}
@@ -328,10 +363,11 @@ func BenchmarkLiveLatency(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
-		lat = lat[min(skip, int64(len(lat))):]
+		lat, at = lat[min(skip, int64(len(lat))):], at[min(skip, int64(len(at))):]
 		if len(lat) == 0 {
 			b.Fatalf("%s: no commits observed", mode)
 		}
+		b.Logf("%s: %s", mode, stalls(lat, at, 100*time.Microsecond))
 		a.Close()
 		h := &refHist
 		if mode == "tailer" {

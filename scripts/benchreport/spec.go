@@ -236,7 +236,7 @@ func specs() []Spec {
 		Spec{ID: "etl.live_p99", What: "journal append -> canonical records committed, p99 (live tail)", Unit: "us",
 			Baseline: "the journal tailer alone, p99", Goal: vle(100),
 			Bench: &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p99_ns", Baseline: "tailer_p99_ns", Scale: 1e-3},
-			Bound: "stalls of the shared vCPUs, which hold the writer and the refinery alike: the median is `etl.live_p50`, and the tailer baseline's p99 moves with the same stalls (its range)"},
+			Bound: "stretches of about a millisecond in which a whole burst of frames waits behind the refinery (the replay writes in bursts: its sleeps are coarse); BenchmarkLiveLatency logs them, and the tailer alone has fewer. Between them frames queue at about a microsecond each (`etl.live_p50`). Listing the journal directory less often and turning the collector off (GOGC=off) did not remove them"},
 		Spec{ID: "etl.live_p50", What: "journal append -> canonical records committed, p50 (live tail)", Unit: "us",
 			Baseline: "the journal tailer alone, p50",
 			Bench:    &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p50_ns", Baseline: "tailer_p50_ns", Scale: 1e-3}},
