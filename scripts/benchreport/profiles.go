@@ -75,8 +75,8 @@ func readProfiles(raw string) []Profile {
 	return out
 }
 
-// pprofTop keeps pprof -top's output from its "Showing nodes" summary on (dropping the
-// file, build id and type lines, which name this machine's paths).
+// pprofTop keeps pprof -top's output from its Duration line on (dropping the file, build
+// id and time lines before it, which name this machine's paths).
 func pprofTop(s string) []string {
 	var out []string
 	keep := false
