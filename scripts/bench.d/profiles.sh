@@ -3,11 +3,12 @@
 # measured side only, so nothing here is a figure: CHRONICLE_BENCH_FIGURES is unset and the
 # report skips profile-* outputs). raw/<step>.pprof is summarised (go tool pprof -top) in the
 # report's "Profiles"; scripts/benchreport/profiles.go says which figures each explains.
-# chronicle-fs runs in its own process and writes its profile itself (--cpuprofile).
+# chronicle-fs runs in its own process and writes its profile itself (--cpuprofile, added to
+# any CHRONICLE_BENCH_FS_ARGS given).
 CHRONICLE_BENCH_FIGURES= run profile-qzst -bench 'BenchmarkSeqRead' -benchtime 1x -cpuprofile "$raw/profile-qzst.pprof" -o "$raw/profile-qzst.test" ./format/qzst/
 CHRONICLE_BENCH_FIGURES= run profile-tier -bench 'BenchmarkWarmToCold/level-3' -benchtime 1x -cpuprofile "$raw/profile-tier.pprof" -o "$raw/profile-tier.test" ./tiers/lifecycle/
 CHRONICLE_BENCH_FIGURES= run profile-etl -bench 'BenchmarkBackfill/usdm' -benchtime 5x -cpuprofile "$raw/profile-etl.pprof" -o "$raw/profile-etl.test" ./etl/
-CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="--cpuprofile $raw/profile-fs.pprof" \
+CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs.pprof" \
   run profile-fs -bench 'BenchmarkFS$/seq' -benchtime 1x -timeout 30m -v ./integration/fsmount/
-CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="--cpuprofile $raw/profile-fs-npy.pprof" \
+CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs-npy.pprof" \
   run profile-fs-npy -bench 'BenchmarkFS$/numpy' -benchtime 1x -timeout 30m -v ./integration/fsmount/

@@ -81,9 +81,7 @@ func pprofTop(s string) []string {
 	var out []string
 	keep := false
 	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		if strings.HasPrefix(l, "Showing nodes") || strings.HasPrefix(l, "Duration:") {
-			keep = true
-		}
+		keep = keep || strings.HasPrefix(l, "Duration:")
 		if keep {
 			out = append(out, l)
 		}

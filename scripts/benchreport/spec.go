@@ -217,7 +217,7 @@ func specs() []Spec {
 			Baseline: "chronicle-fs CPU seconds per GiB read, cold"},
 	}
 	cold := pread4k("cold", "cold tier", "the native warm file", vle(2), "docs/format/qzst.md: one frame decode per miss")
-	cold[0].Bound = "the goal bounds the value: a miss decodes one whole 1 MiB frame, so the p50 follows the machine's decoding speed (`qzst.seq_read.cpu`, MB per CPU second, and its zstd -dc baseline); profile-qzst"
+	cold[0] = withBound(cold[0], "the goal bounds the value: a miss decodes one whole 1 MiB frame, so the p50 follows the machine's decoding speed (`qzst.seq_read.cpu`, MB per CPU second, and its zstd -dc baseline); profile-qzst")
 	s = append(s, cold...)
 	s = append(s, pread4k("remote", "remote tier (loopback)", "the same from the cold tier", vle(5), "one ranged GET + one frame decode per miss")...)
 	s = append(s,
