@@ -94,6 +94,12 @@ type Config struct {
 	// always asks for it (go-fuse does not offer the kernel's adaptive mode). Off, `ls` is one
 	// cheap request and `ls -l` looks entries up itself.
 	ReaddirPlus bool `toml:"readdirplus"`
+	// MountSocket, when set, is a unix socket where a privileged helper mounts the file
+	// system for this process and passes back the /dev/fuse descriptor (fusermount3's
+	// protocol, run by deploy/chronicle-fs-mount@.service): the daemon then needs no
+	// capability and no view of the host's mount table. The helper chooses the mount point
+	// and options; closing the socket asks it to detach the mount (lazily).
+	MountSocket string `toml:"mount_socket"`
 	// Debug logs every FUSE request (very verbose).
 	Debug bool `toml:"debug"`
 }

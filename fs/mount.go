@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ type Mount struct {
 	done   chan struct{} // closed when the kernel ends the session
 	once   sync.Once
 	uerr   error
+	helper *os.File // the helper's connection (MountSocket): closing it detaches the mount
 }
 
 // Mount mounts the file system on dir (which must exist) and starts serving. Clean a stale
@@ -44,17 +46,28 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	neg := f.cfg.NegativeTimeout
-	// root mounts with mount(2) itself (read-only); any other user through the setuid
-	// fusermount3 helper, which needs "ro" spelled out and mounts nosuid,nodev anyway.
-	// Passthrough needs CAP_SYS_ADMIN in this process, so only root gets it.
-	asRoot := os.Geteuid() == 0
+	// A process with CAP_SYS_ADMIN (root, or a service user given it as an ambient
+	// capability) mounts with mount(2) itself (read-only); any other user through the setuid
+	// fusermount3 helper, which needs "ro" spelled out and mounts nosuid,nodev anyway, or
+	// through a helper socket (MountSocket). Passthrough needs CAP_SYS_ADMIN in this process.
+	privileged := hasCapSysAdmin()
 	mopts := []string{"default_permissions"} // the kernel checks 0444/0555 itself
-	if !asRoot {
+	if !privileged {
 		mopts = append(mopts, "ro")
 		if f.cfg.Passthrough {
-			f.log.Info("not root: mounting through fusermount3, without passthrough (it needs CAP_SYS_ADMIN)")
+			f.log.Info("no CAP_SYS_ADMIN: mounting through a helper, without passthrough (it needs CAP_SYS_ADMIN)")
 			f.cfg.Passthrough = false
 		}
+	}
+	mountPoint := dir
+	var helper *os.File
+	if f.cfg.MountSocket != "" {
+		fd, conn, err := helperMount(f.cfg.MountSocket)
+		if err != nil {
+			return nil, fmt.Errorf("mount %s through %s: %w", dir, f.cfg.MountSocket, err)
+		}
+		// go-fuse serves a descriptor mounted by someone else when named /dev/fd/N.
+		mountPoint, helper, privileged = fmt.Sprintf("/dev/fd/%d", fd), conn, false
 	}
 	opts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
@@ -65,7 +78,7 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 			MaxReadAhead:         f.cfg.MaxWrite,
 			FsName:               FSType,
 			Name:                 FSType,
-			DirectMountStrict:    asRoot,
+			DirectMountStrict:    privileged,
 			DirectMountFlags:     unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 			IgnoreSecurityLabels: true,
 			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
@@ -82,17 +95,20 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 		Logger:          log.New(&slogWriter{f.log}, "", 0),
 	}
 	root := &dirNode{fs: f, depth: -1}
-	server, err := gofs.Mount(dir, root, opts)
+	server, err := gofs.Mount(mountPoint, root, opts)
 	if err != nil {
+		if helper != nil {
+			helper.Close()
+		}
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Mount{fs: f, dir: dir, server: server, cancel: cancel, done: make(chan struct{})}
+	m := &Mount{fs: f, dir: dir, server: server, cancel: cancel, done: make(chan struct{}), helper: helper}
 	go func() {
 		server.Wait()
 		close(m.done)
 	}()
-	if f.cfg.ReadAheadKB > 0 {
+	if f.cfg.ReadAheadKB > 0 && helper == nil { // through a helper, dir is not the mount here
 		if err := setReadAhead(dir, f.cfg.ReadAheadKB); err != nil {
 			f.log.Warn("could not raise readahead; the kernel keeps 128 KiB", "err", err)
 		}
@@ -141,6 +157,13 @@ func (m *Mount) unmount(grace time.Duration) error {
 		return nil // already unmounted from outside
 	default:
 	}
+	if m.helper != nil {
+		// The helper (fusermount3 auto_unmount) detaches the mount lazily once the
+		// connection closes; open files keep working until they close.
+		log.Info("asking the mount helper to detach the mount", "dir", m.dir, "grace", grace)
+		m.helper.Close()
+		return m.waitDone(grace)
+	}
 	err := umount(m.dir, 0)
 	switch {
 	case err == nil:
@@ -154,12 +177,68 @@ func (m *Mount) unmount(grace time.Duration) error {
 	default:
 		return fmt.Errorf("unmount %s: %w", m.dir, err)
 	}
+	return m.waitDone(grace)
+}
+
+func (m *Mount) waitDone(grace time.Duration) error {
 	select {
 	case <-m.done:
-		log.Info("unmounted", "dir", m.dir)
+		m.fs.log.Info("unmounted", "dir", m.dir)
 		return nil
 	case <-time.After(grace):
 		return fmt.Errorf("%s: %w (%v)", m.dir, ErrUnmountTimeout, grace)
+	}
+}
+
+// hasCapSysAdmin reports whether this process may mount(2) and register passthrough
+// backing files: CAP_SYS_ADMIN in its effective set.
+func hasCapSysAdmin() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.Geteuid() == 0
+	}
+	return data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+}
+
+// helperMount connects to a mount helper's socket and receives the /dev/fuse descriptor
+// it mounted (one byte carrying SCM_RIGHTS, as fusermount3 sends it to $_FUSE_COMMFD).
+// The connection stays open: the helper detaches the mount when it closes.
+func helperMount(socket string) (int, *os.File, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		return -1, nil, err
+	}
+	f, err := conn.File() // a blocking descriptor of its own; conn is no longer needed
+	conn.Close()
+	if err != nil {
+		return -1, nil, err
+	}
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			f.Close()
+			return -1, nil, fmt.Errorf("receive the descriptor: %w", err)
+		}
+		if n == 0 && oobn == 0 {
+			f.Close()
+			return -1, nil, fmt.Errorf("the helper closed the connection without a descriptor (see its log: mount refused?)")
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			f.Close()
+			return -1, nil, fmt.Errorf("no descriptor in the helper's reply")
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			f.Close()
+			return -1, nil, fmt.Errorf("want one descriptor from the helper, got %d (%v)", len(fds), err)
+		}
+		return fds[0], f, nil
 	}
 }
 

@@ -34,6 +34,7 @@ Examples:
   chronicle-fs mount --warm /mnt/nvme-warm/chronicle --cold /mnt/hdd/chronicle \
       --remote s3://md-archive/chronicle --remote-endpoint http://10.0.0.5:7070 /chronicle
   chronicle-fs mount --config chronicle.toml --cache-bytes 1GiB --allow-other /chronicle
+  chronicle-fs mount --config chronicle.toml --mount-socket /run/chronicle-fs-mount.sock /chronicle
   dd if=/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q of=/dev/null bs=1M
   python3 -c 'import numpy; a = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.npy", mmap_mode="r"); print(a["price"][:5])'
   getfattr -d /chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q
@@ -124,6 +125,7 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	fl.StringVar(&s.fs.DiskCacheDir, "disk-cache-dir", "", "keep fetched remote frames and files here (default ~/.cache/chronicle-fs)")
 	fl.StringVar(&s.diskCache, "disk-cache-bytes", "", "bound of the disk cache, e.g. 20GiB; 0 turns it off (default 8GiB)")
 	fl.DurationVar(&s.fs.BucketTTL, "bucket-ttl", 0, "trust bucket listings this long; a later upload appears within it (negative: no listing)")
+	fl.StringVar(&s.fs.MountSocket, "mount-socket", "", "let the helper listening here mount MOUNTPOINT and pass the FUSE descriptor back (no privilege needed; deploy/chronicle-fs-research.service)")
 	fl.DurationVar(&s.fs.ShutdownGrace, "shutdown-grace", 0, "how long a busy, lazily detached mount keeps serving after SIGTERM")
 	fl.BoolVar(&s.fs.Debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
@@ -174,6 +176,7 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 	set("max-background", func() { s.fs.MaxBackground = f.fs.MaxBackground })
 	set("disk-cache-dir", func() { s.fs.DiskCacheDir = f.fs.DiskCacheDir })
 	set("bucket-ttl", func() { s.fs.BucketTTL = f.fs.BucketTTL })
+	set("mount-socket", func() { s.fs.MountSocket = f.fs.MountSocket })
 	set("shutdown-grace", func() { s.fs.ShutdownGrace = f.fs.ShutdownGrace })
 	set("debug", func() { s.fs.Debug = f.fs.Debug })
 	set("log-level", func() { s.log.Level = f.log.Level })
@@ -283,8 +286,12 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := chfs.CleanStale(dir, log); err != nil {
-		return err
+	// Through a helper the mount is made (and a stale one cleaned) outside this process's
+	// view of the mount table.
+	if s.fs.MountSocket == "" {
+		if err := chfs.CleanStale(dir, log); err != nil {
+			return err
+		}
 	}
 	m, err := fsys.Mount(dir)
 	if err != nil {
