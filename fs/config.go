@@ -98,7 +98,7 @@ type Config struct {
 	// system for this process and passes back the /dev/fuse descriptor (fusermount3's
 	// protocol, run by deploy/chronicle-fs-mount@.service): the daemon then needs no
 	// capability and no view of the host's mount table. The helper chooses the mount point
-	// and options; closing the socket asks it to detach the mount (lazily).
+	// and options; closing the connection asks it to detach the mount (lazily).
 	MountSocket string `toml:"mount_socket"`
 	// Debug logs every FUSE request (very verbose).
 	Debug bool `toml:"debug"`

@@ -158,8 +158,8 @@ func (m *Mount) unmount(grace time.Duration) error {
 	default:
 	}
 	if m.helper != nil {
-		// The helper (fusermount3 auto_unmount) detaches the mount lazily once the
-		// connection closes; open files keep working until they close.
+		// Closing the connection ends the helper, which detaches the mount lazily
+		// (deploy/chronicle-fs-mount@.service); open files keep working until they close.
 		log.Info("asking the mount helper to detach the mount", "dir", m.dir, "grace", grace)
 		m.helper.Close()
 		return m.waitDone(grace)

@@ -226,7 +226,8 @@ func (h *Host) Spec(u *Unit, cmd Command) (*Spec, error) {
 		}
 		return out
 	}
-	s.ReadWrite = append(s.ReadWrite, rebaseAll("ReadWritePaths")...)
+	listed := rebaseAll("ReadWritePaths")
+	s.ReadWrite = append(s.ReadWrite, listed...)
 	s.ReadOnly = rebaseAll("ReadOnlyPaths")
 	switch ps := get("ProtectSystem"); ps {
 	case "", "no", "false":
@@ -246,7 +247,8 @@ func (h *Host) Spec(u *Unit, cmd Command) (*Spec, error) {
 	}
 	s.ProcOptions = strings.Join(procOpts, ",")
 	s.PrivateNetwork, s.UTSNamespace = yes("PrivateNetwork"), yes("ProtectHostname")
-	s.MountNS = s.ProtectSystem != "" || len(s.ReadWrite)+len(s.ReadOnly) > 0 || s.PrivateTmp || s.ProtectHome ||
+	// State and cache folders alone need no namespace (they are writable anyway).
+	s.MountNS = s.ProtectSystem != "" || len(listed)+len(s.ReadOnly) > 0 || s.PrivateTmp || s.ProtectHome ||
 		s.PrivateDevices || s.KernelTunables || s.ProcOptions != "" || yes("PrivateMounts") ||
 		yes("ProtectKernelModules") || yes("ProtectKernelLogs")
 	if s.PrivateDevices {

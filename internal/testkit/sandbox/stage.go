@@ -52,7 +52,18 @@ func stage1(s *Spec) error {
 	}
 	unix.Umask(s.UMask)
 	if s.NoFile > 0 {
-		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: s.NoFile, Max: s.NoFile}); err != nil {
+		lim := unix.Rlimit{Cur: s.NoFile, Max: s.NoFile}
+		err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		if err == unix.EPERM {
+			// Without CAP_SYS_RESOURCE (some containers) the hard limit cannot rise: keep
+			// the machine's where the unit asks for more.
+			var cur unix.Rlimit
+			if unix.Getrlimit(unix.RLIMIT_NOFILE, &cur) == nil && cur.Max < lim.Max {
+				lim = unix.Rlimit{Cur: cur.Max, Max: cur.Max}
+			}
+			err = unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		}
+		if err != nil {
 			return fmt.Errorf("LimitNOFILE: %w", err)
 		}
 	}
@@ -65,7 +76,8 @@ func stage1(s *Spec) error {
 	}
 	argv := append([]string{"setpriv"}, s.Setpriv...)
 	argv = append(argv, "--", self)
-	env := []string{envStage + "=2", envSpec + "=" + os.Getenv(envSpec), EnvSeccomp + "=" + os.Getenv(EnvSeccomp)}
+	env := []string{envStage + "=2", envSpec + "=" + os.Getenv(envSpec), EnvSeccomp + "=" + os.Getenv(EnvSeccomp),
+		"NOTIFY_SOCKET=" + os.Getenv("NOTIFY_SOCKET")}
 	return syscall.Exec(setprivPath, argv, env)
 }
 
@@ -76,6 +88,9 @@ const setprivPath = "/usr/bin/setpriv"
 // seccomp filter and execs the daemon, as systemd does last before execve.
 func stage2(s *Spec) error {
 	env := s.Env
+	if n := os.Getenv("NOTIFY_SOCKET"); n != "" { // the service manager's, as systemd sets it
+		env = append(env, "NOTIFY_SOCKET="+n)
+	}
 	for _, e := range env {
 		if strings.HasPrefix(e, "LISTEN_FDS=") {
 			env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
