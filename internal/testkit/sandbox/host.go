@@ -138,6 +138,7 @@ func (h *Host) Unit(t testing.TB, name string) *Unit {
 
 // Options are what a launch adds to the unit, the way systemd's manager would.
 type Options struct {
+	Argv  []string   // replaces the unit's command (probes of the sandbox itself)
 	Args  []string   // appended to the command line (test-only flags)
 	Files []*os.File // passed as fds 3, 4... with LISTEN_FDS (socket activation)
 	Names []string   // LISTEN_FDNAMES
@@ -164,6 +165,9 @@ func (h *Host) command(t testing.TB, u *Unit, c Command, o Options) *exec.Cmd {
 	s, err := h.Spec(u, c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.Argv != nil {
+		s.Argv = append([]string{}, o.Argv...)
 	}
 	s.Argv = append(s.Argv, o.Args...)
 	s.Env = append(s.Env, o.Env...)
