@@ -4,6 +4,9 @@
 #   Debian: zstd (CLI reader), python3-numpy + python3-pandas (independent readers), attr (getfattr),
 #           python3-matplotlib (the demo's charts)
 #   Debian: rclone, s3fs, fuse3, iproute2 (the peers and the shaped link of `make bench`)
+#   Debian: systemd (systemd-analyze audits deploy/'s units; systemd-sysusers and systemd-tmpfiles
+#           lay out integration/hardening's test hosts; installing it does not make it PID 1),
+#           util-linux (setpriv: the units' users and capabilities)
 #   versitygw: the S3 server the remote-tier tests run on loopback (decisions.md)
 set -euo pipefail
 
@@ -20,6 +23,8 @@ command -v rclone >/dev/null || need+=(rclone fuse3)
 command -v s3fs >/dev/null || need+=(s3fs)
 command -v tc >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v systemd-analyze >/dev/null || need+=(systemd) # deploy: TestUnitExposure; integration/hardening
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
