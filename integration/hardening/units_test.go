@@ -391,26 +391,44 @@ func researchMountServes(t *testing.T, deploy string, s3 *s3test.Server, remote 
 	}
 	// Each connection starts an instance of the helper unit with the connection as fd 3.
 	mu := h.Unit(t, "chronicle-fs-mount@.service")
-	helper := make(chan *proc.Proc, 1)
-	go func() {
-		c, err := ln.AcceptUnix()
-		if err != nil {
-			close(helper)
-			return
+	acceptOne := func() <-chan *proc.Proc {
+		helper := make(chan *proc.Proc, 1)
+		go func() {
+			defer close(helper)
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			cf, err := c.File()
+			c.Close()
+			if err != nil {
+				return
+			}
+			defer cf.Close()
+			if out, err := h.Command(t, mu, "ExecStartPre", sandbox.Options{}).CombinedOutput(); err != nil {
+				t.Errorf("helper ExecStartPre: %v\n%s", err, out)
+			}
+			helper <- proc.Start(t, h.Command(t, mu, "ExecStart", sandbox.Options{Files: []*os.File{cf}, Names: []string{"connection"}}))
+		}()
+		return helper
+	}
+	// helperEnds waits for the helper's instance to end and runs its ExecStopPost, as
+	// systemd would.
+	helperEnds := func(hp *proc.Proc, after string) {
+		t.Helper()
+		select {
+		case <-hp.Done():
+			if hp.Err() != nil {
+				t.Fatalf("the helper exited with %v:\n%s", hp.Err(), hp.Output())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the helper still runs 30 s after %s:\n%s", after, hp.Output())
 		}
-		cf, err := c.File()
-		c.Close()
-		if err != nil {
-			close(helper)
-			return
+		if out, err := h.Command(t, mu, "ExecStopPost", sandbox.Options{}).CombinedOutput(); err != nil {
+			t.Fatalf("helper ExecStopPost: %v\n%s", err, out)
 		}
-		if out, err := h.Command(t, mu, "ExecStartPre", sandbox.Options{}).CombinedOutput(); err != nil {
-			t.Errorf("helper ExecStartPre: %v\n%s", err, out)
-		}
-		p := proc.Start(t, h.Command(t, mu, "ExecStart", sandbox.Options{Files: []*os.File{cf}, Names: []string{"connection"}}))
-		cf.Close()
-		helper <- p
-	}()
+	}
+	helper := acceptOne()
 
 	u := h.Unit(t, "chronicle-fs-research.service")
 	p := h.Start(t, u, sandbox.Options{})
@@ -431,17 +449,7 @@ func researchMountServes(t *testing.T, deploy string, s3 *s3test.Server, remote 
 	// systemd's part again: SIGTERM; the helper's instance ends when the daemon closes the
 	// connection, and its ExecStopPost runs while the daemon waits for the session to end.
 	p.Cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-hp.Done():
-		if hp.Err() != nil {
-			t.Fatalf("the helper exited with %v:\n%s", hp.Err(), hp.Output())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the helper still runs 30 s after SIGTERM to the daemon:\n%s", hp.Output())
-	}
-	if out, err := h.Command(t, mu, "ExecStopPost", sandbox.Options{}).CombinedOutput(); err != nil {
-		t.Fatalf("helper ExecStopPost: %v\n%s", err, out)
-	}
+	helperEnds(hp, "SIGTERM to the daemon")
 	select {
 	case <-p.Done():
 		if p.Err() != nil {
@@ -455,5 +463,22 @@ func researchMountServes(t *testing.T, deploy string, s3 *s3test.Server, remote 
 	}
 	if mounted(t, mp) {
 		t.Fatal("still mounted after the daemon stopped")
+	}
+
+	// A daemon killed outright: the helper sees its connection close and no mount is left
+	// behind ("transport endpoint is not connected" for every reader).
+	helper = acceptOne()
+	p = h.Start(t, u, sandbox.Options{})
+	ready(t, p)
+	if hp = <-helper; hp == nil {
+		t.Fatal("no connection from the restarted research daemon")
+	}
+	if _, err := os.Stat(filepath.Join(mp, "v1")); err != nil {
+		t.Fatalf("the restarted mount does not serve: %v\n%s", err, p.Output())
+	}
+	p.Cmd.Process.Kill()
+	helperEnds(hp, "the daemon was killed")
+	if mounted(t, mp) {
+		t.Fatal("a dead mount is left after the daemon was killed")
 	}
 }
