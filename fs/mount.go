@@ -269,10 +269,48 @@ func ReadAheadKB(dir string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
+// CheckMountPoint checks, without changing anything, that dir can be mounted on: an
+// existing directory, or a missing one when mkdir is set (a typo in a mount point must not
+// become a new tree). A live mount on it is ErrMounted; a stale one passes (CleanStale
+// detaches it).
+func CheckMountPoint(dir string, mkdir bool) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounted, fstype, err := mountedAt(dir)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		var sfs unix.Statfs_t
+		if err := unix.Statfs(dir, &sfs); err == nil {
+			return fmt.Errorf("mount point %s (%s): %w", dir, fstype, ErrMounted)
+		}
+		return nil
+	}
+	var st unix.Stat_t
+	switch err := unix.Stat(dir, &st); {
+	case err == nil:
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("mount point %s: %w", dir, unix.ENOTDIR)
+		}
+		return nil
+	case errors.Is(err, unix.ENOENT):
+		if mkdir {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", dir, ErrNoMountPoint)
+	default:
+		return fmt.Errorf("stat mount point %s: %w", dir, err)
+	}
+}
+
 // CleanStale prepares dir for mounting. A mount left by a crashed daemon answers
 // "transport endpoint is not connected"; it is detached. A live mount is left alone and
-// reported as ErrMounted. A missing dir is created.
-func CleanStale(dir string, log *slog.Logger) error {
+// reported as ErrMounted. A missing dir is ErrNoMountPoint, or created with its parents
+// when mkdir is set.
+func CleanStale(dir string, mkdir bool, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -290,7 +328,7 @@ func CleanStale(dir string, log *slog.Logger) error {
 		err := unix.Statfs(dir, &sfs)
 		switch {
 		case err == nil:
-			return fmt.Errorf("%s (%s): %w", dir, fstype, ErrMounted)
+			return fmt.Errorf("mount point %s (%s): %w", dir, fstype, ErrMounted)
 		case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
 			log.Warn("stale mount from a crashed daemon: detaching it", "dir", dir, "type", fstype, "err", err)
 			if err := umount(dir, unix.MNT_DETACH); err != nil {
@@ -309,6 +347,9 @@ func CleanStale(dir string, log *slog.Logger) error {
 		}
 		return nil
 	case errors.Is(err, unix.ENOENT):
+		if !mkdir {
+			return fmt.Errorf("%s: %w", dir, ErrNoMountPoint)
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create mount point: %w", err)
 		}
@@ -367,9 +408,24 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// LazyUnmount unmounts dir, detaching lazily if it is busy (chronicle-fs unmount).
+// LazyUnmount unmounts dir, detaching lazily if it is busy (chronicle-fs unmount). A
+// directory that is not a mount point is ErrNotMounted.
 func LazyUnmount(dir string) error {
-	err := umount(dir, 0)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounted, _, err := mountedAt(abs)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+		return fmt.Errorf("unmount %s: %w", dir, ErrNotMounted)
+	}
+	err = umount(abs, 0)
 	if errors.Is(err, unix.EBUSY) {
 		err = umount(dir, unix.MNT_DETACH)
 	}

@@ -25,6 +25,7 @@ var layers = []struct {
 	{"fault", nil, nil},
 	{"deploy", nil, nil},
 	{"internal/config", nil, []string{"internal/testkit"}},
+	{"internal/cli", nil, nil},
 	{"internal/latency", nil, nil},
 	{"internal/capture", nil, []string{"internal/testkit"}},
 	{"format", nil, []string{"internal/testkit/testenv"}},

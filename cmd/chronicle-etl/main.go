@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -50,49 +51,39 @@ Examples:
 Flags override the [etl], [tiers] and [log] sections of --config:
 `
 
+var (
+	prog = &cli.Command{Program: "chronicle-etl", Help: usage, FlagsTitle: "-", Usage: `chronicle-etl run      [flags]
+chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
+chronicle-etl status   [flags] [--json]
+chronicle-etl synth    [flags]`}
+	cmdRun      = &cli.Command{Program: "chronicle-etl", Name: "run", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl run [flags]"}
+	cmdBackfill = &cli.Command{Program: "chronicle-etl", Name: "backfill", Help: usage, FlagsTitle: "-",
+		Usage: "chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT..."}
+	cmdStatus = &cli.Command{Program: "chronicle-etl", Name: "status", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl status [flags] [--json]"}
+)
+
+func init() { prog.Flags = func() *pflag.FlagSet { return newFlags(cmdRun).set } }
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		f := newFlags(stderr)
-		f.set.Usage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd := args[0]
-	var err error
-	switch cmd {
-	case "run", "backfill", "status":
-		f := newFlags(stderr)
-		if err = f.set.Parse(args[1:]); err != nil {
-			if errors.Is(err, pflag.ErrHelp) {
-				return 0
+	sub := func(c *cli.Command, do func(*flags) error) func([]string) int {
+		return func(args []string) int {
+			f := newFlags(c)
+			if code, done := c.Parse(f.set, args, stdout, stderr); done {
+				return code
 			}
-			return 2
+			return c.Exit(stderr, do(f))
 		}
-		switch cmd {
-		case "run":
-			err = runDaemon(f)
-		case "backfill":
-			err = runBackfill(f, stderr)
-		case "status":
-			err = runStatus(f, stdout)
-		}
-	case "synth":
-		err = runSynth(args[1:])
-	default:
-		fmt.Fprintf(stderr, "chronicle-etl: unknown command %q (want run, backfill, status or synth; see --help)\n", cmd)
-		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-etl:", err)
-		return 1
-	}
-	return 0
+	return cli.Dispatch(prog, map[string]func([]string) int{
+		"run":      sub(cmdRun, runDaemon),
+		"backfill": sub(cmdBackfill, func(f *flags) error { return runBackfill(f, stderr) }),
+		"status":   sub(cmdStatus, func(f *flags) error { return runStatus(f, stdout) }),
+		"synth":    func(args []string) int { return runSynth(args, stdout, stderr) },
+	}, []string{"run", "backfill", "status", "synth"}, args, stdout, stderr)
 }
 
 type flags struct {
@@ -106,11 +97,10 @@ type flags struct {
 	sealAll, asJSON                  bool
 }
 
-func newFlags(stderr io.Writer) *flags {
+func newFlags(c *cli.Command) *flags {
 	d := etl.Defaults()
-	f := &flags{set: pflag.NewFlagSet("chronicle-etl", pflag.ContinueOnError)}
+	f := &flags{set: c.FlagSet()}
 	s := f.set
-	s.SetOutput(stderr)
 	s.StringVar(&f.configPath, "config", "", "shared TOML configuration file")
 	s.StringVar(&f.root, "root", "", "backfill, status: output root (v1/... goes below it); default the [etl] output tier's root")
 	s.StringVar(&f.hot, "hot", "", "hot tier root; journals are {hot}/feed/{venue} ([tiers] hot)")
@@ -128,10 +118,6 @@ func newFlags(stderr io.Writer) *flags {
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.sealAll, "seal-all", false, "backfill: the journal is complete; seal every partition at the end")
 	s.BoolVar(&f.asJSON, "json", false, "status: print JSON")
-	s.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		s.PrintDefaults()
-	}
 	return f
 }
 
@@ -146,6 +132,12 @@ func (f *flags) settings() (*settings, error) {
 	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log}); err != nil {
 		return nil, err
 	}
+	check := func() error { return errors.Join(st.cfg.Validate(), st.log.Validate()) }
+	return st, cli.Validate(f.configPath, check, func() { f.apply(st) })
+}
+
+// apply sets what the flags given on the command line say over the file.
+func (f *flags) apply(st *settings) {
 	set := func(name string, apply func()) {
 		if f.set.Changed(name) {
 			apply()
@@ -164,10 +156,6 @@ func (f *flags) settings() (*settings, error) {
 	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metricsAddr })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
-	if err := st.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return st, nil
 }
 
 // outputRoot is --root, else the configured output tier's root.
@@ -182,8 +170,8 @@ func (f *flags) outputRoot(st *settings) string {
 }
 
 func runDaemon(f *flags) error {
-	if f.set.NArg() > 0 {
-		return fmt.Errorf("run takes no arguments (got %v)", f.set.Args())
+	if err := cli.Args(f.set, 0, 0, ""); err != nil {
+		return err
 	}
 	st, err := f.settings()
 	if err != nil {
@@ -217,15 +205,21 @@ func runDaemon(f *flags) error {
 }
 
 func runBackfill(f *flags, stderr io.Writer) error {
+	if f.root == "" {
+		return cli.Usagef("backfill needs --root (where v1/... is written)")
+	}
+	if err := cli.Args(f.set, 1, -1, "a journal directory or segment files"); err != nil {
+		return err
+	}
 	st, err := f.settings()
 	if err != nil {
 		return err
 	}
-	if f.root == "" {
-		return errors.New("backfill needs --root (where v1/... is written)")
-	}
-	if f.set.NArg() == 0 {
-		return errors.New("backfill needs a journal directory or segment files (see --help)")
+	// Every argument must exist before anything starts.
+	for _, a := range f.set.Args() {
+		if _, err := os.Stat(a); err != nil {
+			return err
+		}
 	}
 	log, err := daemon.Logger(st.log, "chronicle-etl")
 	if err != nil {
@@ -313,6 +307,9 @@ func runBackfill(f *flags, stderr io.Writer) error {
 }
 
 func runStatus(f *flags, stdout io.Writer) error {
+	if err := cli.Args(f.set, 0, 0, ""); err != nil {
+		return err
+	}
 	st, err := f.settings()
 	if err != nil {
 		return err

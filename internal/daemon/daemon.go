@@ -28,9 +28,12 @@ import (
 
 // Logger builds the process logger from the [log] section, writing to stderr.
 func Logger(c config.Log, component string) (*slog.Logger, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+		return nil, fmt.Errorf("[log] level %q: %w", c.Level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	var h slog.Handler
@@ -40,7 +43,7 @@ func Logger(c config.Log, component string) (*slog.Logger, error) {
 	case "text":
 		h = slog.NewTextHandler(os.Stderr, opts)
 	default:
-		return nil, fmt.Errorf("log format %q: want json or text", c.Format)
+		return nil, fmt.Errorf("[log] format %q: want json or text", c.Format)
 	}
 	return slog.New(h).With("component", component), nil
 }
