@@ -18,6 +18,7 @@ type stats struct {
 	opensServed, opensPT [numTiers]atomic.Uint64
 	fallbackReads        atomic.Uint64
 	forgotten            atomic.Uint64 // partitions the kernel was asked to forget (FS.forget)
+	viewStats
 	latency              *prometheus.HistogramVec
 	lat                  [numTiers]prometheus.Observer
 }
@@ -119,6 +120,14 @@ var (
 	dDiskEvicted  = desc("disk_cache_evictions_total", "Entries evicted from the disk cache.")
 	dDiskCorrupt  = desc("disk_cache_corrupt_total", "Disk cache entries that failed their checksum and were dropped.")
 	dDiskBytes    = desc("disk_cache_bytes", "Bytes held by the disk cache.")
+	dViewLoads     = desc("view_partitions_loaded_total", "Partitions whose views/ were opened (index loaded, or the book scanned when index/events.idx is absent).")
+	dViewRenders   = desc("view_segments_rendered_total", "Segments of view rows rendered from book.q.")
+	dViewErrors    = desc("view_render_errors_total", "Segments that failed to render (a damaged book or index, a failed read): EIO.")
+	dViewHits      = desc("view_segment_hits_total", "View reads served by a segment already rendered (or being rendered).")
+	dViewSeconds   = desc("view_render_seconds_total", "Time spent rendering view segments.")
+	dViewRendered  = desc("view_rendered_bytes_total", "Bytes of view rows rendered.")
+	dViewCacheSize = desc("view_cache_bytes", "Rendered view rows held in memory.")
+	dViewCacheMax  = desc("view_cache_limit_bytes", "Configured views_cache_bytes.")
 	// The object store's own counter keeps the store's name: chronicle-tier exports it too.
 	dGetResumes = prometheus.NewDesc("chronicle_objstore_get_resumes_total",
 		"Ranged GETs re-issued for the rest of a body that failed mid-stream (early EOF, reset, stall).", nil, nil)
@@ -128,7 +137,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
-		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes} {
+		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
+		dViewLoads, dViewRenders, dViewErrors, dViewHits, dViewSeconds, dViewRendered, dViewCacheSize, dViewCacheMax} {
 		ch <- d
 	}
 	c.fs.st.latency.Describe(ch)
@@ -189,5 +199,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dDiskCorrupt, uint64(dc.Corrupt.Load()))
 		gauge(dDiskBytes, float64(dc.Size()))
 	}
+	counter(dViewLoads, f.st.viewLoads.Load())
+	counter(dViewRenders, f.st.viewRenders.Load())
+	counter(dViewErrors, f.st.viewRenderErrors.Load())
+	counter(dViewHits, f.st.viewHits.Load())
+	ch <- prometheus.MustNewConstMetric(dViewSeconds, prometheus.CounterValue, float64(f.st.viewRenderNanos.Load())/1e9)
+	counter(dViewRendered, f.st.viewRenderBytes.Load())
+	gauge(dViewCacheSize, float64(f.segs.Bytes()))
+	gauge(dViewCacheMax, float64(f.cfg.ViewsCacheBytes))
 	f.st.latency.Collect(ch)
 }

@@ -37,6 +37,7 @@ Examples:
   dd if=/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q of=/dev/null bs=1M
   python3 -c 'import numpy; a = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.npy", mmap_mode="r"); print(a["price"][:5])'
   getfattr -d /chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q
+  python3 -c 'import numpy; t = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/views/top10.npy", mmap_mode="r"); print(t["bid_price"][-1])'
 
 The config file's [tiers], [remote], [log] and [fs] sections are read; flags override them.
 A stale mount left by a crash is cleaned at start. SIGTERM or SIGINT unmounts (detaching
@@ -93,6 +94,7 @@ type settings struct {
 	cacheBytes string
 	memLimit   string
 	diskCache  string
+	viewsCache string
 	cpuProfile string
 }
 
@@ -125,6 +127,8 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	fl.StringVar(&s.diskCache, "disk-cache-bytes", "", "bound of the disk cache, e.g. 20GiB; 0 turns it off (default 8GiB)")
 	fl.DurationVar(&s.fs.BucketTTL, "bucket-ttl", 0, "trust bucket listings this long; a later upload appears within it (negative: no listing)")
 	fl.DurationVar(&s.fs.ShutdownGrace, "shutdown-grace", 0, "how long a busy, lazily detached mount keeps serving after SIGTERM")
+	fl.IntSliceVar(&s.fs.Views, "views", nil, "N of the top-N views under each partition's views/ (default 1,10,25)")
+	fl.StringVar(&s.viewsCache, "views-cache-bytes", "", "rendered view rows kept in memory, e.g. 64MiB ([fs] views_cache_bytes)")
 	fl.BoolVar(&s.fs.Debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	fl.StringVar(&s.log.Level, "log-level", "", "debug, info, warn, error")
@@ -176,13 +180,15 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 	set("bucket-ttl", func() { s.fs.BucketTTL = f.fs.BucketTTL })
 	set("shutdown-grace", func() { s.fs.ShutdownGrace = f.fs.ShutdownGrace })
 	set("debug", func() { s.fs.Debug = f.fs.Debug })
+	set("views", func() { s.fs.Views = f.fs.Views })
 	set("log-level", func() { s.log.Level = f.log.Level })
 	set("cpuprofile", func() { s.cpuProfile = f.cpuProfile })
 	set("log-format", func() { s.log.Format = f.log.Format })
 	for name, size := range map[string]struct {
 		dst *int64
 		src string
-	}{"cache-bytes": {&s.fs.CacheBytes, f.cacheBytes}, "memory-limit": {&s.fs.MemoryLimit, f.memLimit}, "disk-cache-bytes": {&s.fs.DiskCacheBytes, f.diskCache}} {
+	}{"cache-bytes": {&s.fs.CacheBytes, f.cacheBytes}, "memory-limit": {&s.fs.MemoryLimit, f.memLimit}, "disk-cache-bytes": {&s.fs.DiskCacheBytes, f.diskCache},
+		"views-cache-bytes": {&s.fs.ViewsCacheBytes, f.viewsCache}} {
 		if !fl.Changed(name) {
 			continue
 		}
