@@ -194,3 +194,34 @@ func firstValid(snaps []bookindex.Snapshot, from uint64) (bookindex.Snapshot, bo
 	}
 	return bookindex.Snapshot{}, false
 }
+
+// Span returns the smallest and largest exchange times of the records served, ok false
+// for an empty book. The time index bounds the records to look at: those of the first
+// and of the last second.
+func (p *Partition) Span() (first, last int64, ok bool) {
+	st := p.st.Load()
+	if st.n == 0 {
+		return 0, 0, false
+	}
+	tix := st.time
+	if tix == nil {
+		tix = p.timeIndex(st)
+	}
+	first, last = int64(1<<63-1), int64(-1<<63)
+	scan := func(lo, hi int64) {
+		s := p.newScanner(lo, hi)
+		defer s.Close()
+		for s.Next() {
+			for i := range s.recs {
+				first, last = min(first, s.recs[i].ExchTs), max(last, s.recs[i].ExchTs)
+			}
+		}
+	}
+	if k := len(tix.Hi); k > 0 && tix.Records == st.n {
+		scan(0, int64(tix.Hi[0]))
+		scan(int64(tix.Lo[k-1]), st.n)
+	} else {
+		scan(0, st.n)
+	}
+	return first, last, first <= last
+}

@@ -140,9 +140,23 @@ func (v View) Size(rows int64) int64 { return v.DataOffset() + rows*v.RowSize() 
 // Rows is the number of rows of a view over the records served.
 func (p *Partition) Rows(v View) int64 { return int64(v.count(p.st.Load().events.Totals())) }
 
-// segmentRows bounds the rows of one top-N segment: a stretch between snapshot runs with
-// more depth updates is served in parts of this many rows (a variable for tests).
-var segmentRows int64 = 16384
+// A stretch between snapshot runs with more depth updates than fit in segmentBytes of
+// rows (and never more than segmentRows) is served in parts (variables for tests).
+var (
+	segmentRows  int64 = 16384
+	segmentBytes int64 = 4 << 20
+)
+
+// partRows is the largest number of rows of one top-N segment.
+func (v View) partRows() int64 { return max(1, min(segmentRows, segmentBytes/v.RowSize())) }
+
+// MaxSegmentBytes is the most bytes one segment of v renders to.
+func (v View) MaxSegmentBytes() int64 {
+	if v.Kind == KindTop {
+		return v.partRows() * v.RowSize()
+	}
+	return bookindex.DefaultStride * v.RowSize()
+}
 
 // Segment is a stretch of a view's rows that is rendered as a whole: for top N the rows
 // between two snapshot runs (in parts of at most segmentRows), for trades and bbo the
@@ -173,9 +187,10 @@ func (p *Partition) Segment(v View, row int64) (Segment, error) {
 	b := ev.Anchors[k]
 	seg := Segment{View: v, Lo: int64(v.count(a)), Hi: int64(v.count(b)), from: int64(a.Record), base: int64(v.count(a)), to: int64(b.Record)}
 	if top {
-		part := (row - seg.Lo) / segmentRows
-		seg.Lo += part * segmentRows
-		seg.Hi = min(seg.Hi, seg.Lo+segmentRows)
+		pr := v.partRows()
+		part := (row - seg.Lo) / pr
+		seg.Lo += part * pr
+		seg.Hi = min(seg.Hi, seg.Lo+pr)
 	}
 	return seg, nil
 }
@@ -280,7 +295,7 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 			}
 			row++
 			if row == seg.Hi {
-				if seg.Hi-seg.Lo == segmentRows { // a full part: the next one may follow
+				if seg.Hi-seg.Lo == seg.View.partRows() { // a full part: the next one may follow
 					p.putCheckpoint(ckKey{seg.from, row}, &checkpoint{r: r, pos: s.next + int64(i) + 1})
 				}
 				return nil
