@@ -8,15 +8,24 @@ type Level struct {
 	Qty   int64
 }
 
-// side is one side of a book, sorted so that the best level is last: market data changes
-// mostly near the touch, so inserts and deletes there move few entries. key orders the
-// levels: the price for bids, its bitwise complement for asks (a descending order that
-// cannot overflow).
+// side is one side of a book: levels in blocks of at most blockMax, each sorted, the
+// blocks in order, so that the best level is the last of the last block. Books of real
+// venues change anywhere in their first thousand levels: a block bounds what an insert
+// or a delete moves (a flat sorted slice moved half the book each time, a B-tree costs a
+// call per comparison). key orders the levels: the price for bids, its bitwise
+// complement for asks (a descending order that cannot overflow).
 type side struct {
+	blocks []*block
+	n      int
+	ask    bool
+}
+
+type block struct {
 	keys []int64
 	qtys []int64
-	ask  bool
 }
+
+const blockMax = 64
 
 func (s *side) key(price int64) int64 {
 	if s.ask {
@@ -25,85 +34,125 @@ func (s *side) key(price int64) int64 {
 	return price
 }
 
+func (s *side) unkey(k int64) int64 {
+	if s.ask {
+		return ^k
+	}
+	return k
+}
+
+// find returns the block that holds k or would: the first whose last key is at or above
+// it, else the last.
+func (s *side) find(k int64) int {
+	bs := s.blocks
+	last := len(bs) - 1
+	if k >= bs[last].keys[0] { // at the touch: the common case
+		return last
+	}
+	i := sort.Search(last, func(i int) bool { b := bs[i]; return b.keys[len(b.keys)-1] >= k })
+	return i
+}
+
 // set gives the level at price the quantity qty; 0 deletes it (deleting an absent level
 // is normal in venue feeds).
 func (s *side) set(price, qty int64) {
 	k := s.key(price)
-	n := len(s.keys)
-	// Search from the best end first: most changes are within a few levels of it.
-	i := n
-	for j := 0; j < 8 && i > 0 && s.keys[i-1] > k; j++ {
-		i--
+	if len(s.blocks) == 0 {
+		if qty != 0 {
+			s.blocks = append(s.blocks, &block{keys: append(make([]int64, 0, blockMax), k), qtys: append(make([]int64, 0, blockMax), qty)})
+			s.n++
+		}
+		return
 	}
-	if i > 0 && s.keys[i-1] > k {
-		i = sort.Search(i, func(x int) bool { return s.keys[x] > k })
-	}
-	// keys[i-1] <= k < keys[i]
-	if i > 0 && s.keys[i-1] == k {
-		if qty == 0 {
-			s.keys = append(s.keys[:i-1], s.keys[i:]...)
-			s.qtys = append(s.qtys[:i-1], s.qtys[i:]...)
-		} else {
-			s.qtys[i-1] = qty
+	bi := s.find(k)
+	b := s.blocks[bi]
+	n := len(b.keys)
+	i := sort.Search(n, func(x int) bool { return b.keys[x] >= k })
+	if i < n && b.keys[i] == k {
+		if qty != 0 {
+			b.qtys[i] = qty
+			return
+		}
+		copy(b.keys[i:], b.keys[i+1:])
+		copy(b.qtys[i:], b.qtys[i+1:])
+		b.keys, b.qtys = b.keys[:n-1], b.qtys[:n-1]
+		s.n--
+		if n == 1 {
+			s.blocks = append(s.blocks[:bi], s.blocks[bi+1:]...)
 		}
 		return
 	}
 	if qty == 0 {
 		return
 	}
-	s.keys = append(s.keys, 0)
-	s.qtys = append(s.qtys, 0)
-	copy(s.keys[i+1:], s.keys[i:n])
-	copy(s.qtys[i+1:], s.qtys[i:n])
-	s.keys[i], s.qtys[i] = k, qty
+	if n == blockMax { // split, then insert into the half that holds k
+		h := blockMax / 2
+		nb := &block{keys: append(make([]int64, 0, blockMax), b.keys[h:]...), qtys: append(make([]int64, 0, blockMax), b.qtys[h:]...)}
+		b.keys, b.qtys = b.keys[:h], b.qtys[:h]
+		s.blocks = append(s.blocks, nil)
+		copy(s.blocks[bi+2:], s.blocks[bi+1:])
+		s.blocks[bi+1] = nb
+		if i > h {
+			b, i = nb, i-h
+		}
+		n = len(b.keys)
+	}
+	b.keys, b.qtys = append(b.keys, 0), append(b.qtys, 0)
+	copy(b.keys[i+1:], b.keys[i:n])
+	copy(b.qtys[i+1:], b.qtys[i:n])
+	b.keys[i], b.qtys[i] = k, qty
+	s.n++
 }
 
-func (s *side) reset() { s.keys, s.qtys = s.keys[:0], s.qtys[:0] }
+func (s *side) reset() { s.blocks, s.n = s.blocks[:0], 0 }
 
-func (s *side) price(i int) int64 {
-	if s.ask {
-		return ^s.keys[i]
+// each calls fn for up to n levels from the best down (all when n < 0) until it returns false.
+func (s *side) each(n int, fn func(price, qty int64) bool) {
+	for bi := len(s.blocks) - 1; bi >= 0 && n != 0; bi-- {
+		b := s.blocks[bi]
+		for i := len(b.keys) - 1; i >= 0 && n != 0; i-- {
+			if !fn(s.unkey(b.keys[i]), b.qtys[i]) {
+				return
+			}
+			n--
+		}
 	}
-	return s.keys[i]
 }
 
 // best returns the best level, ok false for an empty side.
 func (s *side) best() (Level, bool) {
-	n := len(s.keys)
-	if n == 0 {
+	if len(s.blocks) == 0 {
 		return Level{}, false
 	}
-	return Level{s.price(n - 1), s.qtys[n-1]}, true
+	b := s.blocks[len(s.blocks)-1]
+	return Level{s.unkey(b.keys[len(b.keys)-1]), b.qtys[len(b.keys)-1]}, true
 }
 
 // top fills price and qty with the best len(price) levels, best first, zeros past the
 // last level.
 func (s *side) top(price, qty []int64) {
-	n := len(s.keys)
-	for i := range price {
-		if i < n {
-			price[i], qty[i] = s.price(n-1-i), s.qtys[n-1-i]
-		} else {
-			price[i], qty[i] = 0, 0
-		}
-	}
+	i := 0
+	s.each(len(price), func(p, q int64) bool { price[i], qty[i] = p, q; i++; return true })
+	clear(price[i:])
+	clear(qty[i:])
 }
 
 // levels returns up to depth levels (all when depth <= 0), best first.
 func (s *side) levels(depth int) []Level {
-	n := len(s.keys)
-	if depth <= 0 || depth > n {
-		depth = n
+	if depth <= 0 || depth > s.n {
+		depth = s.n
 	}
-	out := make([]Level, depth)
-	for i := range out {
-		out[i] = Level{s.price(n - 1 - i), s.qtys[n-1-i]}
-	}
+	out := make([]Level, 0, depth)
+	s.each(depth, func(p, q int64) bool { out = append(out, Level{p, q}); return true })
 	return out
 }
 
 func (s *side) clone() side {
-	return side{keys: append([]int64(nil), s.keys...), qtys: append([]int64(nil), s.qtys...), ask: s.ask}
+	c := side{blocks: make([]*block, len(s.blocks)), n: s.n, ask: s.ask}
+	for i, b := range s.blocks {
+		c.blocks[i] = &block{keys: append(make([]int64, 0, blockMax), b.keys...), qtys: append(make([]int64, 0, blockMax), b.qtys...)}
+	}
+	return c
 }
 
 // Book is an L2 order book: bids and asks by price.
@@ -130,7 +179,7 @@ func (b *Book) Reset() {
 }
 
 // Len returns the number of bid and ask levels.
-func (b *Book) Len() (bids, asks int) { return len(b.bids.keys), len(b.asks.keys) }
+func (b *Book) Len() (bids, asks int) { return b.bids.n, b.asks.n }
 
 // BestBid and BestAsk return the touch, ok false for an empty side.
 func (b *Book) BestBid() (Level, bool) { return b.bids.best() }

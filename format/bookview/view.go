@@ -329,12 +329,13 @@ func putRow(b []byte, r *replayer, ts int64, n int) {
 
 func putSide(s *side, price, qty []byte, n int) {
 	le := binary.LittleEndian
-	m := len(s.keys)
-	k := min(n, m)
-	for i := range k {
-		le.PutUint64(price[8*i:], uint64(s.price(m-1-i)))
-		le.PutUint64(qty[8*i:], uint64(s.qtys[m-1-i]))
-	}
+	k := 0
+	s.each(n, func(p, q int64) bool {
+		le.PutUint64(price[8*k:], uint64(p))
+		le.PutUint64(qty[8*k:], uint64(q))
+		k++
+		return true
+	})
 	clear(price[8*k:])
 	clear(qty[8*k:])
 }
