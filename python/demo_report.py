@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import chronicle_q as q  # noqa: E402
+import report_ladder  # noqa: E402
 
 TIER_XATTR = "user.chronicle.tier"
 SHORT_VENUE = {"binance-perp": "perp", "binance-coinm": "coinm", "binance-spot": "spot"}
@@ -195,9 +196,9 @@ the size at the best bid and ask.</p>
 
 def render(job):
     name, a, out_dir, stem = job
-    if not len(a["ts"]):
-        return name, []
-    return name, list(draw(a, name, out_dir, stem))
+    pngs = list(draw(a, name, out_dir, stem)) if len(a["ts"]) else []
+    # book ladders at a few instants, from the partition's views/top25.npy
+    return name, pngs + report_ladder.draw(a["dir"], name, out_dir, stem, a["price_decimals"], a["qty_decimals"])
 
 
 def cmd_summary(args):
@@ -206,6 +207,8 @@ def cmd_summary(args):
     for venue, sym, date, pdir in partitions(args.mount):
         name = f"{SHORT_VENUE.get(venue, venue)}/{sym}/{date}"
         a = analyse(pdir)
+        a.update(dir=pdir, price_decimals=q.read_header(os.path.join(pdir, "book.q"))["price_decimals"],
+                 qty_decimals=q.read_header(os.path.join(pdir, "book.q"))["qty_decimals"])
         print(summary_line(name, a), flush=True)
         rows.append((name, a, f"{venue}_{sym}_{date}"))
     if not args.report:
