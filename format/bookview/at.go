@@ -202,6 +202,11 @@ func (p *Partition) BookAt(t int64, depth int) (*State, error) {
 	if err := c.advance(t); err != nil {
 		return nil, err
 	}
+	return p.state(c, st, t, depth)
+}
+
+// state is the answer of a cutter advanced to t.
+func (p *Partition) state(c *cutter, st *state, t int64, depth int) (*State, error) {
 	r := c.r
 	if !r.known && r.reason == 0 && !r.seeded {
 		fv, ok := firstValid(st.snaps, uint64(c.applied))
@@ -217,4 +222,45 @@ func (p *Partition) BookAt(t int64, depth int) (*State, error) {
 	out.BidLevels, out.AskLevels = r.book.Len()
 	out.Bids, out.Asks = r.book.Bids(depth), r.book.Asks(depth)
 	return out, nil
+}
+
+// BooksAt calls fn with the book at each instant of times, which must not decrease, in one
+// forward replay (BookAt for each would replay from a snapshot run every time): the books
+// of a study at many instants. An instant outside the day or before the first book gets
+// its error in fn's err, and the walk goes on; fn's own error stops it.
+func (p *Partition) BooksAt(times []int64, depth int, fn func(t int64, s *State, err error) error) error {
+	for i := 1; i < len(times); i++ {
+		if times[i] < times[i-1] {
+			return fmt.Errorf("%w: instants out of order at %d", ErrBadArgument, i)
+		}
+	}
+	if len(times) == 0 {
+		return nil
+	}
+	st := p.st.Load()
+	start := int64(0)
+	for _, s := range st.snaps {
+		if s.ExchTs <= times[0] && s.Flags&format.FlagBookInvalid == 0 && int64(s.Record) < st.n {
+			start = int64(s.Record)
+		}
+	}
+	c := p.newCutter(st, start)
+	defer c.close()
+	dayLo, dayHi, hasDay := p.Day()
+	for _, t := range times {
+		if hasDay && (t < dayLo || t >= dayHi) {
+			if err := fn(t, nil, fmt.Errorf("%s: %w: %s is not in %s", p.name, ErrOutsideDay, FormatTime(t), p.hdr.DateTime().Format("2006-01-02"))); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.advance(t); err != nil {
+			return err
+		}
+		s, err := p.state(c, st, t, depth)
+		if err := fn(t, s, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,7 +1,5 @@
 package bookview
 
-import "sort"
-
 // Level is one price level: price and quantity in the book header's fixed point.
 type Level struct {
 	Price int64
@@ -49,8 +47,30 @@ func (s *side) find(k int64) int {
 	if k >= bs[last].keys[0] { // at the touch: the common case
 		return last
 	}
-	i := sort.Search(last, func(i int) bool { b := bs[i]; return b.keys[len(b.keys)-1] >= k })
-	return i
+	lo, hi := 0, last // the first block in [lo, last) whose last key is >= k, else last
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b := bs[m]; b.keys[len(b.keys)-1] < k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// search is the first index of keys at or above k (len(keys) if none).
+func search(keys []int64, k int64) int {
+	lo, hi := 0, len(keys)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if keys[m] < k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // set gives the level at price the quantity qty; 0 deletes it (deleting an absent level
@@ -67,7 +87,7 @@ func (s *side) set(price, qty int64) {
 	bi := s.find(k)
 	b := s.blocks[bi]
 	n := len(b.keys)
-	i := sort.Search(n, func(x int) bool { return b.keys[x] >= k })
+	i := search(b.keys, k)
 	if i < n && b.keys[i] == k {
 		if qty != 0 {
 			b.qtys[i] = qty

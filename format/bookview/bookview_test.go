@@ -379,6 +379,23 @@ func checkBookAt(t *testing.T, p *Partition, rf *ref, rng *rand.Rand, k int) {
 			t.Fatalf("book at %d (%s): %v", x, FormatTime(x), e)
 		}
 	}
+	// BooksAt walks the same instants in one pass and gives the same answers.
+	walk = rf.walker()
+	err := p.BooksAt(ts, 0, func(x int64, got *State, err error) error {
+		if x < lo || x >= hi {
+			if !errors.Is(err, ErrOutsideDay) {
+				return fmt.Errorf("outside the day: %v", err)
+			}
+			return nil
+		}
+		if e := sameState(got, err, walk(x)); e != nil {
+			return fmt.Errorf("BooksAt %s: %v", FormatTime(x), e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The grid gives the book at each point.
 	step := (last - first) / 300
 	it := p.Grid(3, first-step*3, last+step, step)

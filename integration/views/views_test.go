@@ -83,7 +83,9 @@ type tierSet struct {
 	d     *proc.Proc
 }
 
-func (s *tierSet) part(logical string) string { return filepath.Join(s.mp, filepath.FromSlash(logical)) }
+func (s *tierSet) part(logical string) string {
+	return filepath.Join(s.mp, filepath.FromSlash(logical))
+}
 
 // placeEverywhere builds the four trees: hot and warm copies, and copies moved by the real
 // chronicle-tier to cold and on to the S3 server.
@@ -355,8 +357,8 @@ func checkRows(t *testing.T, logical string, recs []format.BookRecord, views map
 }
 
 // checkBookAt asks bookview, reading through the mount, for the book at k random instants
-// (and at the edges) and compares each with the replay from the partition's start up to
-// the instant. The captures' book events are in time order (checked), so the replay
+// (and at the edges; all in one walk, a tenth also alone) and compares each with the replay
+// from the partition's start up to the instant. The captures' book events are in time order (checked), so the replay
 // applies every event whose first record is at or before the instant.
 func checkBookAt(t *testing.T, logical, mdir string, recs []format.BookRecord, rng *rand.Rand, k int) int {
 	t.Helper()
@@ -394,8 +396,10 @@ func checkBookAt(t *testing.T, logical, mdir string, recs []format.BookRecord, r
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
 	r, next, ev := &replay{}, 0, 0
-	checked := 0
-	for _, at := range ts {
+	checked, i := 0, 0
+	// One forward walk (BooksAt) answers every instant; every tenth is also asked alone
+	// (BookAt: a seek to the snapshot run before it).
+	err = p.BooksAt(ts, 0, func(at int64, got *bookview.State, err error) error {
 		for ev < len(starts) && recs[starts[ev]].ExchTs <= at {
 			end := len(recs)
 			if ev+1 < len(starts) {
@@ -406,29 +410,38 @@ func checkBookAt(t *testing.T, logical, mdir string, recs []format.BookRecord, r
 			}
 			ev++
 		}
-		got, err := p.BookAt(at, 0)
+		if i++; i%10 == 0 {
+			alone, aerr := p.BookAt(at, 0)
+			if fmt.Sprint(alone, aerr) != fmt.Sprint(got, err) {
+				return fmt.Errorf("book at %s alone differs from the walk's: %+v %v / %+v %v", bookview.FormatTime(at), alone, aerr, got, err)
+			}
+		}
 		switch {
 		case at < dayLo || at >= dayHi:
 			if !errors.Is(err, bookview.ErrOutsideDay) {
-				t.Fatalf("%s: book at %s outside the day: %v", logical, bookview.FormatTime(at), err)
+				return fmt.Errorf("book at %s outside the day: %v", bookview.FormatTime(at), err)
 			}
-			continue
+			return nil
 		case !r.known && r.reason == 0 && !r.seeded:
 			var nb *bookview.NoBookError
 			if !errors.As(err, &nb) {
-				t.Fatalf("%s: book at %s before the first book: %+v, %v", logical, bookview.FormatTime(at), got, err)
+				return fmt.Errorf("book at %s before the first book: %+v, %v", bookview.FormatTime(at), got, err)
 			}
-			continue
+			return nil
 		case err != nil:
-			t.Fatalf("%s: book at %s: %v", logical, bookview.FormatTime(at), err)
+			return fmt.Errorf("book at %s: %v", bookview.FormatTime(at), err)
 		}
 		if got.Valid != r.known || got.Reason != r.reason {
-			t.Fatalf("%s: book at %s: valid %v reason %d, replay %v %d", logical, bookview.FormatTime(at), got.Valid, got.Reason, r.known, r.reason)
+			return fmt.Errorf("book at %s: valid %v reason %d, replay %v %d", bookview.FormatTime(at), got.Valid, got.Reason, r.known, r.reason)
 		}
 		if r.known && (fmt.Sprint(got.Bids) != fmt.Sprint(sorted(r.bids, true)) || fmt.Sprint(got.Asks) != fmt.Sprint(sorted(r.asks, false))) {
-			t.Fatalf("%s: book at %s: %d/%d levels differ from the replay's %d/%d", logical, bookview.FormatTime(at), len(got.Bids), len(got.Asks), len(r.bids), len(r.asks))
+			return fmt.Errorf("book at %s: %d/%d levels differ from the replay's %d/%d", bookview.FormatTime(at), len(got.Bids), len(got.Asks), len(r.bids), len(r.asks))
 		}
 		checked++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", logical, err)
 	}
 	return checked
 }
