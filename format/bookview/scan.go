@@ -2,7 +2,6 @@ package bookview
 
 import (
 	"io"
-	"sync"
 
 	"github.com/chronicle/chronicle/fault"
 	"github.com/chronicle/chronicle/format"
@@ -35,8 +34,8 @@ func putBuf(b []byte) {
 
 type bytesReader interface{ Bytes() []byte }
 
-// scanner reads records [lo, hi) of a book in order, a chunk at a time, the next chunk
-// read on another goroutine while the caller works on the current one (so decoding a cold
+// scanner reads records [lo, hi) of a book in order, a chunk at a time, the next chunks
+// read on other goroutines while the caller works on the current one (so decoding a cold
 // book and replaying it share the cores).
 type scanner struct {
 	recs []format.BookRecord // current chunk
@@ -48,16 +47,18 @@ type scanner struct {
 	mapped bool
 	done   bool
 
-	src     io.ReaderAt
-	name    string
-	dataOff int64
-	pos     int64 // next record to read
-	hi      int64
-	cur     []byte
-	ahead   chan chunk
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	src      io.ReaderAt
+	name     string
+	dataOff  int64
+	hi       int64
+	nextRead int64        // first record not yet asked for
+	queue    []chan chunk // reads in flight, in order
+	cur      []byte
 }
+
+// ahead is how many chunks a scan reads ahead of its reader: two keep both cores decoding
+// a cold or remote book while the reader replays.
+const ahead = 2
 
 type chunk struct {
 	buf []byte
@@ -67,7 +68,7 @@ type chunk struct {
 }
 
 func (p *Partition) newScanner(lo, hi int64) *scanner {
-	s := &scanner{src: p.src, name: p.name, dataOff: p.hdr.DataStart(), pos: lo, hi: hi, next: lo}
+	s := &scanner{src: p.src, name: p.name, dataOff: p.hdr.DataStart(), nextRead: lo, hi: hi, next: lo}
 	if m, ok := p.src.(bytesReader); ok && int64(len(m.Bytes())) >= s.dataOff+hi*format.BookRecordSize {
 		raw := m.Bytes()[s.dataOff+lo*format.BookRecordSize : s.dataOff+hi*format.BookRecordSize]
 		if recs, ok := format.BookRecords(raw); ok {
@@ -86,8 +87,7 @@ func (s *scanner) chunkAt(lo int64) int64 {
 	return min((end-off)/format.BookRecordSize, s.hi-lo)
 }
 
-func (s *scanner) read(lo int64) chunk {
-	n := s.chunkAt(lo)
+func (s *scanner) read(lo, n int64) chunk {
 	buf := getBuf()
 	got, err := s.src.ReadAt(buf[:n*format.BookRecordSize], s.dataOff+lo*format.BookRecordSize)
 	if int64(got) < n*format.BookRecordSize {
@@ -97,6 +97,17 @@ func (s *scanner) read(lo int64) chunk {
 		return chunk{buf: buf, lo: lo, err: err}
 	}
 	return chunk{buf: buf, lo: lo, n: n}
+}
+
+// schedule keeps up to ahead reads in flight.
+func (s *scanner) schedule() {
+	for len(s.queue) < ahead && s.nextRead < s.hi {
+		lo, n := s.nextRead, s.chunkAt(s.nextRead)
+		s.nextRead += n
+		ch := make(chan chunk, 1)
+		go func() { ch <- s.read(lo, n) }()
+		s.queue = append(s.queue, ch)
+	}
 }
 
 // Next moves to the next chunk of records; false at the end or on an error.
@@ -113,38 +124,23 @@ func (s *scanner) Next() bool {
 		putBuf(s.cur)
 		s.cur = nil
 	}
-	if s.err != nil || s.pos >= s.hi {
+	if s.err != nil {
 		s.recs = nil
 		return false
 	}
-	var c chunk
-	if s.ahead != nil {
-		c = <-s.ahead
-	} else {
-		c = s.read(s.pos)
+	s.schedule()
+	if len(s.queue) == 0 {
+		s.recs = nil
+		return false
 	}
+	c := <-s.queue[0]
+	s.queue = s.queue[1:]
 	if c.err != nil {
 		putBuf(c.buf)
 		s.err, s.recs = c.err, nil
 		return false
 	}
-	s.pos = c.lo + c.n
-	// More than one chunk left: read the next one meanwhile.
-	if s.pos < s.hi {
-		if s.ahead == nil {
-			s.ahead, s.stop = make(chan chunk, 1), make(chan struct{})
-		}
-		s.wg.Add(1)
-		go func(lo int64) {
-			defer s.wg.Done()
-			c := s.read(lo)
-			select {
-			case s.ahead <- c:
-			case <-s.stop:
-				putBuf(c.buf)
-			}
-		}(s.pos)
-	}
+	s.schedule()
 	s.cur = c.buf
 	data := c.buf[:c.n*format.BookRecordSize]
 	recs, ok := format.BookRecords(data)
@@ -161,18 +157,12 @@ func (s *scanner) Next() bool {
 // Err is the error that stopped the scan.
 func (s *scanner) Err() error { return s.err }
 
-// Close stops the read ahead and returns the buffers.
+// Close waits for the reads in flight and returns the buffers.
 func (s *scanner) Close() {
-	if s.stop != nil {
-		close(s.stop)
-		s.wg.Wait()
-		select {
-		case c := <-s.ahead:
-			putBuf(c.buf)
-		default:
-		}
-		s.stop = nil
+	for _, ch := range s.queue {
+		putBuf((<-ch).buf)
 	}
+	s.queue = nil
 	if s.cur != nil {
 		putBuf(s.cur)
 		s.cur = nil
