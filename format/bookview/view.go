@@ -178,10 +178,16 @@ func (p *Partition) Segment(v View, row int64) (Segment, error) {
 		return Segment{}, fmt.Errorf("%s: %w: row %d of %s, which has %d", p.name, ErrBadArgument, row, v.Name(), tot)
 	}
 	top := v.Kind == KindTop
-	j := ev.Seek(uint64(row), top, v.count)
+	j := ev.Seek(uint64(row), false, v.count)
+	// Top-N rows replay from a valid run (it sets the whole state; after an invalid one the
+	// reason depends on what came before), or from the start, to the next valid run.
+	const valid = bookindex.AnchorSnapshot | bookindex.AnchorValid
+	for top && j > 0 && ev.Anchors[j].Flags&valid != valid {
+		j--
+	}
 	a := ev.Anchors[j]
 	k := j + 1
-	for top && k < len(ev.Anchors)-1 && ev.Anchors[k].Flags&bookindex.AnchorSnapshot == 0 {
+	for top && k < len(ev.Anchors)-1 && ev.Anchors[k].Flags&valid != valid {
 		k++
 	}
 	b := ev.Anchors[k]
