@@ -454,8 +454,11 @@ func sameSide(levels []bookview.Level, m map[int64]int64, desc bool) bool {
 		return false
 	}
 	for i, l := range levels {
-		if q, ok := m[l.Price]; !ok || q != l.Qty || i > 0 && (levels[i-1].Price < l.Price) != desc {
+		if q, ok := m[l.Price]; !ok || q != l.Qty {
 			return false
+		}
+		if i > 0 && (desc && levels[i-1].Price <= l.Price || !desc && levels[i-1].Price >= l.Price) {
+			return false // bids from the highest down, asks from the lowest up
 		}
 	}
 	return true
