@@ -275,7 +275,7 @@ print(f"perp/eth-usdt/2024-08-08: book.npy {npy.shape[0]} records; 23:58-23:59 r
       f"{len(df)} trades, VWAP {np.average(df.price_f, weights=df.qty_f):.2f}")
 PYEOF
 
-bold "8. Charts (matplotlib, read through the mount): mid-price and spread, top-of-book depth"
+bold "8. Charts (matplotlib, read through the mount): mid-price and spread, top-of-book depth, book ladders (views/top25.npy)"
 say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; every daemon and the mount stop now"
 stop fs tier etl exsim s3
 trap - EXIT

@@ -91,8 +91,13 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	imgs := regexp.MustCompile(`<img src="([^"]+)"`).FindAllStringSubmatch(string(page), -1)
-	if len(imgs) != 2*len(wantTier) {
-		t.Errorf("the report shows %d charts, want 2 per partition (%d)", len(imgs), 2*len(wantTier))
+	// Per partition: mid-price and spread, top-of-book depth, and the book ladder read from
+	// views/top25.npy.
+	if len(imgs) != 3*len(wantTier) {
+		t.Errorf("the report shows %d charts, want 3 per partition (%d)", len(imgs), 3*len(wantTier))
+	}
+	if n := strings.Count(string(page), "_ladder.png"); n != len(wantTier) {
+		t.Errorf("the report shows %d book ladders, want one per partition (%d)", n, len(wantTier))
 	}
 	for _, m := range imgs {
 		b, err := os.ReadFile(filepath.Join(dir, "report", m[1]))
