@@ -193,6 +193,7 @@ func (p *Partition) BookAt(t int64, depth int) (*State, error) {
 	}
 	c := p.newCutter(st, start)
 	defer c.close()
+	c.r.lww = &[2]lwwSide{{}, {ask: true}} // one book, at the end: final quantities suffice
 	if !found {
 		fv, ok := firstValid(st.snaps, 0)
 		if !ok || int64(fv.Record) >= c.bound(t) {
@@ -216,6 +217,16 @@ func (p *Partition) state(c *cutter, st *state, t int64, depth int) (*State, err
 		Valid: r.known, PriceDecimals: p.hdr.PriceDecimals, QtyDecimals: p.hdr.QtyDecimals}
 	if !r.known {
 		out.Reason, out.InvalidSince = r.reason, r.since
+		return out, nil
+	}
+	if r.lww != nil {
+		bids, asks := r.lww[0].levels(), r.lww[1].levels()
+		out.Crossed = len(bids) > 0 && len(asks) > 0 && bids[0].Price >= asks[0].Price
+		out.BidLevels, out.AskLevels = len(bids), len(asks)
+		if depth > 0 {
+			bids, asks = bids[:min(depth, len(bids))], asks[:min(depth, len(asks))]
+		}
+		out.Bids, out.Asks = bids, asks
 		return out, nil
 	}
 	out.Crossed = r.book.Crossed()

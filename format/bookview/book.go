@@ -167,6 +167,22 @@ func (s *side) levels(depth int) []Level {
 	return out
 }
 
+// fill replaces the side with levels given best first (as lwwSide.levels returns them),
+// in blocks three quarters full so that the next inserts do not split at once.
+func (s *side) fill(levels []Level) {
+	s.blocks, s.n = s.blocks[:0], len(levels)
+	const per = blockMax * 3 / 4
+	for i := len(levels); i > 0; i -= per {
+		lo := max(0, i-per)
+		b := &block{keys: make([]int64, 0, blockMax), qtys: make([]int64, 0, blockMax)}
+		for j := i - 1; j >= lo; j-- { // worst to best: ascending keys
+			b.keys = append(b.keys, s.key(levels[j].Price))
+			b.qtys = append(b.qtys, levels[j].Qty)
+		}
+		s.blocks = append(s.blocks, b)
+	}
+}
+
 func (s *side) clone() side {
 	c := side{blocks: make([]*block, len(s.blocks)), n: s.n, ask: s.ask}
 	for i, b := range s.blocks {

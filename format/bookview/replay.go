@@ -8,6 +8,7 @@ import "github.com/chronicle/chronicle/format"
 // change it while it is known. Trades, tickers and unknown types leave it alone.
 type replayer struct {
 	book   Book
+	lww    *[2]lwwSide // BookAt's book: final quantities only (lww.go); nil: book
 	known  bool  // a valid run seeded the book and no gap since
 	seeded bool  // a valid run was applied during this replay
 	reason int64 // why the book is unknown: a book_invalid reason, 0 when none was given
@@ -50,7 +51,7 @@ func endsEvent(rec *format.BookRecord) bool {
 func (r *replayer) apply(rec *format.BookRecord) bool {
 	switch rec.TypeID {
 	case format.TypeSnapshotBegin:
-		r.book.Reset()
+		r.reset()
 		r.inEvent = true
 		if rec.Flags&format.FlagBookInvalid == 0 {
 			r.known, r.seeded, r.reason, r.since = true, true, 0, 0
@@ -61,15 +62,17 @@ func (r *replayer) apply(rec *format.BookRecord) bool {
 		r.inEvent = false
 		r.note(rec)
 	case format.TypeBookInvalid:
-		r.book.Reset()
+		r.reset()
 		r.known, r.reason, r.since, r.inEvent = false, rec.Qty, rec.ExchTs, false
 		r.note(rec)
 	case format.TypeLevel:
 		if r.known {
-			switch {
-			case rec.Flags&format.FlagBid != 0:
+			switch side := rec.Flags & (format.FlagBid | format.FlagAsk); {
+			case r.lww != nil && side != 0:
+				r.lww[side>>1].set(rec.Price, rec.Qty) // FlagBid 1 -> 0, FlagAsk 2 -> 1
+			case side == format.FlagBid:
 				r.book.bids.set(rec.Price, rec.Qty)
-			case rec.Flags&format.FlagAsk != 0:
+			case side == format.FlagAsk:
 				r.book.asks.set(rec.Price, rec.Qty)
 			}
 		}
@@ -85,6 +88,15 @@ func (r *replayer) apply(rec *format.BookRecord) bool {
 		return true
 	}
 	return false
+}
+
+func (r *replayer) reset() {
+	if r.lww != nil {
+		r.lww[0].reset()
+		r.lww[1].reset()
+		return
+	}
+	r.book.Reset()
 }
 
 func (r *replayer) note(rec *format.BookRecord) {
