@@ -143,7 +143,7 @@ func (p *Partition) Rows(v View) int64 { return int64(v.count(p.st.Load().events
 // A stretch between snapshot runs with more depth updates than fit in segmentBytes of
 // rows (and never more than segmentRows) is served in parts (variables for tests).
 var (
-	segmentRows  int64 = 512
+	segmentRows  int64 = 16384
 	segmentBytes int64 = 4 << 20
 )
 
