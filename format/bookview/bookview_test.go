@@ -313,6 +313,10 @@ func checkViews(t *testing.T, p *Partition, rf *ref, recs []format.BookRecord, r
 			t.Fatalf("top%d: %d rows, size %d", n, f.Rows(), f.Size())
 		}
 		b := readAll(t, f, f.Size(), rng)
+		whole := make([]byte, f.Size()) // one read: whole segments, not the small-read path
+		if k, err := f.ReadAt(whole, 0); int64(k) != f.Size() || err != nil && err != io.EOF || !bytes.Equal(whole, b) {
+			t.Fatalf("top%d: one whole read differs from reads in pieces (%d bytes, %v)", n, k, err)
+		}
 		if !bytes.Equal(b[:v.DataOffset()], v.Header(int64(len(want)))) {
 			t.Fatalf("top%d: header differs", n)
 		}

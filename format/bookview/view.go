@@ -400,6 +400,9 @@ func (Direct) Segment(p *Partition, seg Segment) ([]byte, func(), error) {
 	return b, func() {}, nil
 }
 
+// smallRead is the largest read served by rendering only the rows it covers.
+const smallRead = 64 << 10
+
 // ViewFile is an open view: the NPY header with the row count at open, then every row
 // (a growing partition's rows past that count stay readable, up to Size).
 type ViewFile struct {
@@ -448,6 +451,11 @@ func (f *ViewFile) ReadAt(b []byte, off int64) (int, error) {
 		seg, err := f.p.Segment(f.v, pos/rs)
 		if err != nil {
 			return n, err
+		}
+		if small := len(want)-n <= smallRead; small && f.v.Kind == KindTop {
+			// A small read (a row, a page) renders only its rows, after a fast-forward
+			// from the stretch's run; reads in order take whole segments and checkpoints.
+			seg.Lo, seg.Hi = pos/rs, min(seg.Hi, (off+int64(len(want))-int64(len(f.hdr))+rs-1)/rs)
 		}
 		data, release, err := f.src.Segment(f.p, seg)
 		if err != nil {
