@@ -263,6 +263,23 @@ type segSource struct {
 	vp *viewPart
 }
 
+// Cached returns a segment already rendered (not one being rendered), for small reads.
+func (s *segSource) Cached(p *bookview.Partition, seg bookview.Segment) ([]byte, func(), bool) {
+	k := segKey{logical: s.vp.logical, created: s.vp.created, view: seg.View.Name(), lo: seg.Lo, hi: seg.Hi}
+	c := s.c
+	c.mu.Lock()
+	e, ok := c.entries[k]
+	if !ok || e.el == nil {
+		c.mu.Unlock()
+		return nil, nil, false
+	}
+	e.refs++
+	c.lru.MoveToFront(e.el)
+	c.mu.Unlock()
+	c.st.viewHits.Add(1)
+	return e.data, func() { c.release(e) }, true
+}
+
 func (s *segSource) Segment(p *bookview.Partition, seg bookview.Segment) ([]byte, func(), error) {
 	k := segKey{logical: s.vp.logical, created: s.vp.created, view: seg.View.Name(), lo: seg.Lo, hi: seg.Hi}
 	return s.c.get(k, func() ([]byte, error) {

@@ -389,6 +389,12 @@ type SegmentSource interface {
 	Segment(p *Partition, seg Segment) (data []byte, release func(), err error)
 }
 
+// CachedSource is a SegmentSource that can say whether a segment is rendered already,
+// without rendering it.
+type CachedSource interface {
+	Cached(p *Partition, seg Segment) (data []byte, release func(), ok bool)
+}
+
 // Direct renders every segment asked for, with no cache.
 type Direct struct{}
 
@@ -453,8 +459,16 @@ func (f *ViewFile) ReadAt(b []byte, off int64) (int, error) {
 			return n, err
 		}
 		if small := len(want)-n <= smallRead; small && f.v.Kind == KindTop {
-			// A small read (a row, a page) renders only its rows, after a fast-forward
-			// from the stretch's run; reads in order take whole segments and checkpoints.
+			// A small read (a row, a page) takes its whole segment when that is rendered
+			// already, else renders only its rows after a fast-forward from the stretch's
+			// run; reads in order take whole segments and checkpoints.
+			if c, ok := f.src.(CachedSource); ok {
+				if data, release, ok := c.Cached(f.p, seg); ok {
+					n += copy(want[n:], data[pos-seg.Lo*rs:])
+					release()
+					continue
+				}
+			}
 			seg.Lo, seg.Hi = pos/rs, min(seg.Hi, (off+int64(len(want))-int64(len(f.hdr))+rs-1)/rs)
 		}
 		data, release, err := f.src.Segment(f.p, seg)
