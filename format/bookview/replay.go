@@ -9,10 +9,10 @@ import "github.com/chronicle/chronicle/format"
 type replayer struct {
 	book   Book
 	lww    *[2]lwwSide // BookAt's book: final quantities only (lww.go); nil: book
-	known  bool  // a valid run seeded the book and no gap since
-	seeded bool  // a valid run was applied during this replay
-	reason int64 // why the book is unknown: a book_invalid reason, 0 when none was given
-	since  int64 // exchange time it became unknown (0: before this replay started)
+	known  bool        // a valid run seeded the book and no gap since
+	seeded bool        // a valid run was applied during this replay
+	reason int64       // why the book is unknown: a book_invalid reason, 0 when none was given
+	since  int64       // exchange time it became unknown (0: before this replay started)
 
 	// The last book event applied: what a row or a state reports.
 	lastTs, lastRecv int64
