@@ -69,6 +69,15 @@ func (p *Partition) newCutter(st *state, start int64) *cutter {
 
 func (c *cutter) close() { c.s.Close() }
 
+// limit ends the scan (and its read-ahead) at record end, for a single instant: the
+// records past its bound are read only if an event in hand runs over it.
+func (c *cutter) limit(end int64) {
+	if end < c.st.n && c.i >= len(c.recs) && c.pos == c.s.next && c.s.recs == nil {
+		c.s.Close()
+		c.s = c.p.newScanner(c.pos, max(end, c.pos))
+	}
+}
+
 // bound is one past the last record that can have an exchange time at or before t.
 func (c *cutter) bound(t int64) int64 {
 	n := c.st.n
@@ -83,7 +92,13 @@ func (c *cutter) bound(t int64) int64 {
 func (c *cutter) pull() (*format.BookRecord, bool) {
 	for c.i >= len(c.recs) {
 		if !c.s.Next() {
-			return nil, false
+			if c.s.Err() != nil || c.pos >= c.st.n {
+				return nil, false
+			}
+			// The scan was cut short (limit): go on to the end of the book.
+			c.s.Close()
+			c.s = c.p.newScanner(c.pos, c.st.n)
+			continue
 		}
 		c.recs, c.i = c.s.recs, 0
 	}
@@ -200,6 +215,7 @@ func (p *Partition) BookAt(t int64, depth int) (*State, error) {
 			return nil, &NoBookError{Name: p.name, At: t, First: fv.ExchTs, Has: ok}
 		}
 	}
+	c.limit(c.bound(t)) // no read-ahead (a cold frame decoded) past what t can need
 	if err := c.advance(t); err != nil {
 		return nil, err
 	}

@@ -287,6 +287,23 @@ func TestViewsMatchReference(t *testing.T) {
 				t.Logf("seed %d", seed)
 				checkViews(t, l.Partition, fx.ref, fx.recs, rng)
 				checkBookAt(t, l.Partition, fx.ref, rng, 400)
+				// The same through a plain reader (what a cold or remote handle is): scans in
+				// chunks with read-ahead, cut at the instant's bound.
+				f, err := os.Open(filepath.Join(dir, bookindex.BookName))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				ix, err := LoadIndexes(dir, func(rel string, max int64) ([]byte, error) { return format.ReadFileLimit(filepath.Join(dir, rel), max) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := l.Header()
+				pr, err := Open(f, h.DataStart()+l.Records()*format.BookRecordSize, "plain", ix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkBookAt(t, pr, fx.ref, rng, 200)
 			})
 		}
 	}
