@@ -383,7 +383,11 @@ func buildIndex(dir string) error {
 	if err != nil {
 		return fmt.Errorf("index %s: %w", p, err)
 	}
-	return bookindex.Write(dir, t, snaps)
+	ev, err := bookindex.BuildEvents(m.Bytes()[h.HeaderSize:h.Committed], h.Records())
+	if err != nil {
+		return fmt.Errorf("index %s: %w", p, err)
+	}
+	return bookindex.Write(dir, t, snaps, ev)
 }
 
 // lowerName turns a raw venue symbol into a directory name ("ETHUSD_PERP" -> "ethusd_perp").

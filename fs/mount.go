@@ -146,6 +146,7 @@ func (m *Mount) Unmount(grace time.Duration) error {
 		m.cancel()
 		m.wg.Wait()
 		m.uerr = m.unmount(grace)
+		m.fs.views.closeAll()
 	})
 	return m.uerr
 }

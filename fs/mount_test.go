@@ -162,7 +162,7 @@ func TestServesEveryTier(t *testing.T) {
 		for _, e := range ents {
 			names = append(names, e.Name())
 		}
-		if want := "book.npy book.q index meta.json"; strings.Join(names, " ") != want {
+		if want := "book.npy book.q index meta.json views"; strings.Join(names, " ") != want {
 			t.Fatalf("%s: partition lists %q, want %q", tier, names, want)
 		}
 	}

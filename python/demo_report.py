@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # chronicle_q beside this script
 import chronicle_q as q  # noqa: E402
+import report_ladder  # noqa: E402
 
 TIER_XATTR = "user.chronicle.tier"
 SHORT_VENUE = {"binance-perp": "perp", "binance-coinm": "coinm", "binance-spot": "spot"}
@@ -379,7 +380,18 @@ def chart_depth(a, out_dir, stem):
 
 
 # A partition's charts, in order; each returns (png name, caption) or None.
-PARTITION_CHARTS = [chart_mid_spread, chart_depth]
+def chart_ladders(a, out_dir, stem):
+    """Book ladders at a few instants, from the partition's views/top25.npy (report_ladder)."""
+    h = q.read_header(a["path"])
+    pngs = report_ladder.draw(a["dir"], a["name"], out_dir, stem, h["price_decimals"], h["qty_decimals"])
+    if not pngs:
+        return None
+    unit = f"{a['quote']} per {a['base']}" if a["qty_unit"] == a["base"] else a["quote"]
+    return pngs[0], (f"Book ladders: cumulative bid and ask size ({a['qty_unit']}) by price ({unit}) over the top 25 "
+                     f"levels, at a quarter, half and three quarters of the captured span, read from views/top25.npy.")
+
+
+PARTITION_CHARTS = [chart_mid_spread, chart_depth, chart_ladders]
 
 
 def chartable(a):

@@ -304,7 +304,7 @@ print(f"perp/eth-usdt/2024-08-08: book.npy {npy.shape[0]} records; 23:58-23:59 r
       f"{len(df)} trades, VWAP {np.average(df.price_f, weights=df.qty_f):.2f}")
 PYEOF
 
-bold "8. Charts (matplotlib, read through the mount): a summary table, each partition, the venues side by side"
+bold "8. Charts (matplotlib, read through the mount): a summary table, each partition with its book ladders (views/top25.npy), the venues side by side"
 if [ "$KEEP" = 1 ]; then
   say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; the producers stop, the mount stays (KEEP=1)"
   stop tier etl exsim

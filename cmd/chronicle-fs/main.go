@@ -41,6 +41,7 @@ Examples:
   dd if=/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q of=/dev/null bs=1M
   python3 -c 'import numpy; a = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.npy", mmap_mode="r"); print(a["price"][:5])'
   getfattr -d /chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q
+  python3 -c 'import numpy; t = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/views/top10.npy", mmap_mode="r"); print(t["bid_price"][-1])'
 
 The config file's [tiers], [remote], [log] and [fs] sections are read; flags override them.
 A stale mount left by a crash is cleaned at start. SIGTERM or SIGINT unmounts (detaching
@@ -104,6 +105,7 @@ type settings struct {
 	cacheBytes string
 	memLimit   string
 	diskCache  string
+	viewsCache string
 	cpuProfile string
 	mkdir      bool
 }
@@ -139,6 +141,8 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	fl.DurationVar(&s.fs.BucketTTL, "bucket-ttl", 0, "trust bucket listings this long; a later upload appears within it (negative: no listing)")
 	fl.StringVar(&s.fs.MountSocket, "mount-socket", "", "let the helper listening here mount MOUNTPOINT and pass the FUSE descriptor back (no privilege needed; deploy/chronicle-fs-research.service)")
 	fl.DurationVar(&s.fs.ShutdownGrace, "shutdown-grace", 0, "how long a busy, lazily detached mount keeps serving after SIGTERM")
+	fl.IntSliceVar(&s.fs.Views, "views", nil, "N of the top-N views under each partition's views/ (default 1,10,25)")
+	fl.StringVar(&s.viewsCache, "views-cache-bytes", "", "rendered view rows kept in memory, e.g. 64MiB ([fs] views_cache_bytes)")
 	fl.BoolVar(&s.fs.Debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	fl.StringVar(&s.log.Level, "log-level", "", "debug, info, warn, error")
@@ -155,7 +159,8 @@ func load(fl *pflag.FlagSet, fromFlags *settings) (*settings, error) {
 	for _, size := range []struct {
 		name, src string
 		dst       *int64
-	}{{"cache-bytes", f.cacheBytes, &f.fs.CacheBytes}, {"memory-limit", f.memLimit, &f.fs.MemoryLimit}, {"disk-cache-bytes", f.diskCache, &f.fs.DiskCacheBytes}} {
+	}{{"cache-bytes", f.cacheBytes, &f.fs.CacheBytes}, {"memory-limit", f.memLimit, &f.fs.MemoryLimit}, {"disk-cache-bytes", f.diskCache, &f.fs.DiskCacheBytes},
+		{"views-cache-bytes", f.viewsCache, &f.fs.ViewsCacheBytes}} {
 		if !fl.Changed(size.name) {
 			continue
 		}
@@ -205,12 +210,14 @@ func (f *settings) apply(fl *pflag.FlagSet, s *settings) {
 	set("mount-socket", func() { s.fs.MountSocket = f.fs.MountSocket })
 	set("shutdown-grace", func() { s.fs.ShutdownGrace = f.fs.ShutdownGrace })
 	set("debug", func() { s.fs.Debug = f.fs.Debug })
+	set("views", func() { s.fs.Views = f.fs.Views })
 	set("log-level", func() { s.log.Level = f.log.Level })
 	set("cpuprofile", func() { s.cpuProfile = f.cpuProfile })
 	set("log-format", func() { s.log.Format = f.log.Format })
 	set("cache-bytes", func() { s.fs.CacheBytes = f.fs.CacheBytes })
 	set("memory-limit", func() { s.fs.MemoryLimit = f.fs.MemoryLimit })
 	set("disk-cache-bytes", func() { s.fs.DiskCacheBytes = f.fs.DiskCacheBytes })
+	set("views-cache-bytes", func() { s.fs.ViewsCacheBytes = f.fs.ViewsCacheBytes })
 }
 
 func mountCmd(args []string, stdout, stderr io.Writer) int {

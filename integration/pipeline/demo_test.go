@@ -162,8 +162,8 @@ func checkReport(t *testing.T, report string) {
 			if n != 0 || !strings.Contains(body, "too short") {
 				t.Errorf("the one-second partition perp/eth-usdt/2024-08-09 shows %d charts, want none and a sentence saying why", n)
 			}
-		case n < 2:
-			t.Errorf("a partition's section has %d charts, want mid-price/spread and depth:\n%.500s", n, body)
+		case n != 3 || strings.Count(body, "_ladder.png") != 1:
+			t.Errorf("a partition's section has %d charts, want mid-price/spread, depth and the book ladder read from views/top25.npy:\n%.500s", n, body)
 		}
 		if regexp.MustCompile(`\b(True|False|None)\b|\d{18,}`).MatchString(body) {
 			t.Errorf("a partition's section shows Python reprs or raw nanoseconds:\n%.800s", body)
@@ -217,7 +217,9 @@ exec "$@"`
 		}
 		cmd := exec.Command("bash", append([]string{"-c", setup, "readme"}, argv...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-		cmd.Env = append(os.Environ(), "DEMO_MNT="+mnt, "PYDIR="+filepath.Join(repo, "python"))
+		// bin/ on PATH, as after `make build` (chronicle-q).
+		cmd.Env = append(os.Environ(), "DEMO_MNT="+mnt, "PYDIR="+filepath.Join(repo, "python"),
+			"PATH="+testenv.BinDir()+":"+os.Getenv("PATH"))
 		cmd.Stdin = strings.NewReader(b.body)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
