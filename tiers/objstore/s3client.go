@@ -144,7 +144,7 @@ func classify(ctx context.Context, op, key string, err error) error {
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchBucket" || status == http.StatusNotFound:
 		sentinel = ErrNotFound
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
-		sentinel = ErrChanged // only GetRange sends If-Match (a resumed read)
+		sentinel = ErrChanged // a resumed read's If-Match; Put maps it to ErrExists for If-None-Match
 	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
 		sentinel = ErrOutOfRange
 	case code == "BadDigest" || code == "InvalidDigest" || code == "XAmzContentSHA256Mismatch" ||
@@ -153,7 +153,8 @@ func classify(ctx context.Context, op, key string, err error) error {
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
 		status == http.StatusForbidden:
 		sentinel = ErrAccessDenied
-	case status >= 500 || status == http.StatusTooManyRequests || code == "SlowDown" || code == "RequestTimeout":
+	case status >= 500 || status == http.StatusTooManyRequests || code == "SlowDown" || code == "RequestTimeout" ||
+		code == "ConditionalRequestConflict": // 409: a concurrent conditional write; try again
 		sentinel = ErrUnavailable
 	case status == 0 && isTransportErr(err):
 		sentinel = ErrUnavailable
