@@ -132,8 +132,6 @@ type PutOptions struct {
 	IfAbsent bool
 }
 
-
-
 // Values of Config.ConditionalWrites.
 const (
 	ConditionalAuto = "auto"
