@@ -59,7 +59,7 @@ func TestCollisionRoundTrip(t *testing.T) {
 	for name, in := range map[string]string{
 		"no upload": strings.Replace(string(b), `"uploaded"`, `"uploaded_x"`, 1),
 		"bad stub":  strings.Replace(string(b), `"format": "chronicle-remote-stub"`, `"format": "x"`, 1),
-		"bad host":  strings.Replace(string(b), `"host": "capture-b",
+		"bad host": strings.Replace(string(b), `"host": "capture-b",
   "holder"`, `"host": "B",
   "holder"`, 1),
 	} {

@@ -226,7 +226,9 @@ func KeysIn(k layout.Key, slot string) (zstKey, idxKey string) {
 }
 
 // ObjectKeyIn is the key of a version's stub copy.
-func ObjectKeyIn(k layout.Key, slot string) string { return path.Join(SlotDir(k, slot), layout.StubName) }
+func ObjectKeyIn(k layout.Key, slot string) string {
+	return path.Join(SlotDir(k, slot), layout.StubName)
+}
 
 // FileKeyIn is the key of a version's travelling file name.
 func FileKeyIn(k layout.Key, slot, name string) string { return path.Join(SlotDir(k, slot), name) }
@@ -236,7 +238,9 @@ func ClaimKey(k layout.Key, slot string) string { return path.Join(SlotDir(k, sl
 
 // ClaimsPrefix is the key prefix (ending in '/') of the create-then-verify claim entries of
 // a version's slot.
-func ClaimsPrefix(k layout.Key, slot string) string { return path.Join(SlotDir(k, slot), ClaimsDir) + "/" }
+func ClaimsPrefix(k layout.Key, slot string) string {
+	return path.Join(SlotDir(k, slot), ClaimsDir) + "/"
+}
 
 func isHexNonce(s string) bool {
 	if len(s) != 32 {
