@@ -18,7 +18,7 @@ type dirState struct {
 	dir                    string
 	book, zst, idx, stub   bool
 	intent                 bool
-	collision              bool // book.q.zst.collision.json: kept local, another host holds the key
+	collision              bool       // book.q.zst.collision.json: kept local, another host holds the key
 	aux                    int        // other entries: meta.json, index/, derived/, ...
 	ownTemps, foreignTemps []tempFile // anywhere below dir
 	bytes                  int64      // sum of regular file sizes (for status)
