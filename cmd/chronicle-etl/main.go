@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -47,7 +48,7 @@ Examples:
   chronicle-etl status --config /etc/chronicle/chronicle.toml --json
   chronicle-etl synth --root /tmp/warm --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
 
-Flags override the [etl], [tiers] and [log] sections of --config:
+Flags override the [etl], [tiers], [host] and [log] sections of --config:
 `
 
 func main() {
@@ -100,6 +101,7 @@ type flags struct {
 	configPath, root, hot, warm      string
 	output, latePolicy, dimSymbol    string
 	metricsAddr, logLevel, logFormat string
+	hostID                           string
 	grace, snapshotInterval          time.Duration
 	checkpointInterval, idleSpin     time.Duration
 	venues                           []string
@@ -124,6 +126,7 @@ func newFlags(stderr io.Writer) *flags {
 	s.DurationVar(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "make output and state durable this often ([etl] checkpoint_interval)")
 	s.DurationVar(&f.idleSpin, "idle-spin", d.IdleSpin, "run: busy-poll the journal this long after the last record; 0 = never ([etl] idle_spin)")
 	s.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "run: serve /metrics here; empty = off ([etl] metrics_addr)")
+	s.StringVar(&f.hostID, "host-id", "", "this capture host's id, recorded in meta.json ([host] id; default the hostname)")
 	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.sealAll, "seal-all", false, "backfill: the journal is complete; seal every partition at the end")
@@ -139,11 +142,12 @@ type settings struct {
 	cfg   etl.Config
 	roots layout.Roots
 	log   config.Log
+	host  config.Host
 }
 
 func (f *flags) settings() (*settings, error) {
 	st := &settings{cfg: etl.Defaults(), roots: layout.DefaultRoots(), log: config.DefaultLog()}
-	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log}); err != nil {
+	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log, "host": &st.host}); err != nil {
 		return nil, err
 	}
 	set := func(name string, apply func()) {
@@ -164,10 +168,20 @@ func (f *flags) settings() (*settings, error) {
 	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metricsAddr })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
+	set("host-id", func() { st.host.ID = f.hostID })
 	if err := st.cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// metaHost is the host id meta.json records: [host] id (or --host-id), else the hostname.
+func (st *settings) metaHost() (*meta.Host, error) {
+	id, from, err := config.ResolveHost(st.host.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &meta.Host{ID: id, From: from}, nil
 }
 
 // outputRoot is --root, else the configured output tier's root.
@@ -212,8 +226,12 @@ func runDaemon(f *flags) error {
 		return err
 	}
 	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
+	host, err := st.metaHost()
+	if err != nil {
+		return err
+	}
 	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw,
-		Ready: func() { daemon.Ready(log) }})
+		Ready: func() { daemon.Ready(log) }, Host: host})
 }
 
 func runBackfill(f *flags, stderr io.Writer) error {
@@ -278,13 +296,17 @@ func runBackfill(f *flags, stderr io.Writer) error {
 	}
 	cfg := st.cfg
 	cfg.DimReload = 0
+	host, err := st.metaHost()
+	if err != nil {
+		return err
+	}
 	for _, j := range jobs {
 		var bar interface {
 			Add64(int64) error
 			Finish() error
 		}
 		opt := etl.Options{Config: cfg, Root: f.root, JournalDir: j.dir, Segments: j.segs, SealAll: f.sealAll,
-			Table: tw.Table, Log: log}
+			Table: tw.Table, Log: log, Host: host}
 		opt.Total = func(n int64) {
 			if pb := daemon.Progress(n, "refining "+filepath.Base(j.dir)); pb != nil {
 				bar = pb

@@ -30,7 +30,7 @@ Usage:
 
 The journal goes to {hot}/feed/{venue}/ (outside v1/), one segment per roll period.
 Several files given to one replay are one stream, in order (one capture split in files).
-Settings come from the [feed] and [log] sections of --config; flags override the file.
+Settings come from the [feed], [host] and [log] sections of --config; flags override the file.
 SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
 
 Examples:
@@ -76,12 +76,22 @@ func run(args []string, stderr io.Writer) int {
 	logCfg := config.DefaultLog()
 	// The journal lives under the hot tier, [tiers] hot.
 	roots := layout.DefaultRoots()
-	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots}); err != nil {
+	var host config.Host
+	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots, "host": &host}); err != nil {
 		fmt.Fprintln(stderr, "chronicle-feed:", err)
 		return 2
 	}
 	cfg.HotRoot = roots.Hot
 	fl.apply(fs, &cfg, &logCfg)
+	if fs.Changed("host-id") {
+		host.ID = fl.hostID
+	}
+	id, _, err := config.ResolveHost(host.ID)
+	if err != nil {
+		fmt.Fprintln(stderr, "chronicle-feed:", err)
+		return 2
+	}
+	cfg.Host = id
 	log, err := daemon.Logger(logCfg, "chronicle-feed")
 	if err != nil {
 		fmt.Fprintln(stderr, "chronicle-feed:", err)
@@ -135,6 +145,7 @@ type cmdFlags struct {
 	venue, depthSpeed, hotRoot, journalDir string
 	wsURL, restURL                         string
 	metricsAddr, logLevel, logFormat       string
+	hostID                                 string
 	snapshotLimit, maxStreams              int
 	rollPeriod, retentionMinAge            time.Duration
 }
@@ -158,6 +169,7 @@ func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
 	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL (default: the venue's)")
 	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL (default: the venue's)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "serve /metrics here (empty: off)")
+	fs.StringVar(&f.hostID, "host-id", "", "this capture host's id, recorded in the journal ([host] id; default the hostname)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.IntVar(&f.snapshotLimit, "snapshot-limit", d.SnapshotLimit, "REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)")
