@@ -124,36 +124,34 @@ const (
 // Merge describes a partition written by chronicle-etl merge from several hosts'
 // captures of the same streams (added within version 1).
 type Merge struct {
-	// Base is the host whose messages are used wherever it had them; the others fill its
-	// holes. It is chosen by host id, never by the order the inputs were named in.
+	// Base is the host whose copy of an event is used when several hosts have it; the
+	// others fill its holes. It is the host whose id sorts first, never chosen by the
+	// order the inputs were named in.
 	Base string `json:"base"`
-	// Hosts are the inputs, sorted by id: the journal segments each was read from and the
-	// intervals during which that host's own book was invalid.
+	// Hosts are the inputs, sorted by id: the journal segments each was read from, and
+	// how many of the partition's depth updates, trades and tickers came from each.
 	Hosts []MergeHost `json:"hosts"`
-	// Supplied cuts the partition's exchange time into stretches whose book (depth
-	// updates) came from one host, in time order; Trades and BBO count the trades and
-	// tickers each stretch took from that host.
+	// Supplied cuts the partition's book into stretches of exchange time whose depth
+	// updates all came from one host, in time order.
 	Supplied []Supplied `json:"supplied"`
 }
 
 // MergeHost is one input of a merge.
 type MergeHost struct {
-	ID       string    `json:"id"`
-	Segments []Segment `json:"segments"`
-	// Invalid are this host's own invalid stretches that overlap the partition's day, as
-	// its capture alone would have shown them.
-	Invalid []Invalid `json:"invalid"`
-	// Messages counts the messages of the partition's symbol taken from this host.
-	Messages int64 `json:"messages"`
+	ID           string    `json:"id"`
+	Segments     []Segment `json:"segments"`
+	DepthUpdates int64     `json:"depth_updates"`
+	Trades       int64     `json:"trades"`
+	BBO          int64     `json:"bbo"`
 }
 
-// Supplied is one stretch of a merged book and the host it came from.
+// Supplied is one stretch of a merged book and the host its depth updates came from:
+// from the exchange time of its first update to that of the next stretch's first (the
+// last stretch ends just after the partition's last record).
 type Supplied struct {
 	Interval
 	Host         string `json:"host"`
 	DepthUpdates int64  `json:"depth_updates"`
-	Trades       int64  `json:"trades"`
-	BBO          int64  `json:"bbo"`
 }
 
 // Invalid is an interval during which the book was unreliable, with why.
@@ -312,21 +310,19 @@ func (m *Meta) Validate() error {
 	if mg := m.Merge; mg != nil {
 		hosts := map[string]bool{}
 		for i, h := range mg.Hosts {
-			if !layout.ValidName(h.ID) || hosts[h.ID] || (i > 0 && h.ID < mg.Hosts[i-1].ID) || h.Messages < 0 {
+			if !layout.ValidName(h.ID) || hosts[h.ID] || (i > 0 && h.ID < mg.Hosts[i-1].ID) {
 				return bad(fmt.Sprintf("merge.hosts[%d]", i), "id %q (ids must be valid, distinct and sorted)", h.ID)
 			}
-			hosts[h.ID] = true
-			for j, v := range h.Invalid {
-				if v.To < v.From || v.Reason == "" {
-					return bad(fmt.Sprintf("merge.hosts[%d].invalid[%d]", i, j), "%s..%s %q", v.From, v.To, v.Reason)
-				}
+			if h.DepthUpdates < 0 || h.Trades < 0 || h.BBO < 0 {
+				return bad(fmt.Sprintf("merge.hosts[%d]", i), "negative count")
 			}
+			hosts[h.ID] = true
 		}
 		if len(mg.Hosts) < 2 || !hosts[mg.Base] {
 			return bad("merge.base", "%q among %d hosts", mg.Base, len(mg.Hosts))
 		}
 		for i, sp := range mg.Supplied {
-			if sp.To < sp.From || !hosts[sp.Host] || (i > 0 && sp.From < mg.Supplied[i-1].To) || sp.DepthUpdates < 0 || sp.Trades < 0 || sp.BBO < 0 {
+			if sp.To < sp.From || !hosts[sp.Host] || (i > 0 && sp.From < mg.Supplied[i-1].To) || sp.DepthUpdates < 0 {
 				return bad(fmt.Sprintf("merge.supplied[%d]", i), "%s..%s from %q", sp.From, sp.To, sp.Host)
 			}
 		}

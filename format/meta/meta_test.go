@@ -65,15 +65,13 @@ func full() *meta.Meta {
 		Merge: &meta.Merge{Base: "capture-a",
 			Hosts: []meta.MergeHost{
 				{ID: "capture-a", Segments: []meta.Segment{{Name: "00000001-20240808T230000Z.q", XXH64: "0123456789abcdef", End: 99, Complete: true}},
-					Invalid:  []meta.Invalid{{Interval: iv("2024-08-08T23:56:00Z", "2024-08-08T23:56:02Z"), Reason: "disconnect", Open: true}},
-					Messages: 70000},
+					DepthUpdates: 6000, Trades: 14000, BBO: 50000},
 				{ID: "capture-b", Segments: []meta.Segment{{Name: "00000001-20240808T230000Z.q", XXH64: "fedcba9876543210", End: 98, Complete: true}},
-					Invalid:  []meta.Invalid{{Interval: iv("2024-08-08T23:57:00Z", "2024-08-08T23:57:02Z"), Reason: "disconnect", Open: true}},
-					Messages: 4655},
+					DepthUpdates: 575, Trades: 76, BBO: 3992},
 			},
 			Supplied: []meta.Supplied{
-				{Interval: iv("2024-08-08T23:54:16Z", "2024-08-08T23:56:00Z"), Host: "capture-a", DepthUpdates: 100, Trades: 7, BBO: 9},
-				{Interval: iv("2024-08-08T23:56:00Z", "2024-08-08T23:56:02Z"), Host: "capture-b", DepthUpdates: 10, Trades: 1, BBO: 2},
+				{Interval: iv("2024-08-08T23:54:16Z", "2024-08-08T23:56:00Z"), Host: "capture-a", DepthUpdates: 100},
+				{Interval: iv("2024-08-08T23:56:00Z", "2024-08-08T23:56:02Z"), Host: "capture-b", DepthUpdates: 10},
 			}},
 	}
 }
@@ -424,7 +422,7 @@ func TestParseInvalid(t *testing.T) {
 		{"merge host twice", doc(set("merge.hosts.1.id", "capture-a")), "merge.hosts[1]", ""},
 		{"merge supplied by a stranger", doc(set("merge.supplied.1.host", "capture-c")), "merge.supplied[1]", ""},
 		{"merge supplied overlapping", doc(set("merge.supplied.1.from", "2024-08-08T23:55:00Z")), "merge.supplied[1]", ""},
-		{"merge invalid without reason", doc(set("merge.hosts.0.invalid.0.reason", "")), "merge.hosts[0].invalid[0]", ""},
+		{"merge negative count", doc(set("merge.hosts.0.trades", -1)), "merge.hosts[0]", ""},
 		{"time not a string", doc(set("ingest_time", 1723161256)), "ingest_time", ""},
 		{"bad time", doc(set("ingest_time", "yesterday")), "ingest_time", "a bad time string is reported without the field's name or an offset"},
 		{"time out of range", doc(set("ingest_time", "2300-01-01T00:00:00Z")), "ingest_time", "times outside 1677..2262 wrap around int64 nanoseconds"},
