@@ -54,10 +54,10 @@ type item struct {
 
 // hostQueue is one host's frames read ahead, in journal order.
 type hostQueue struct {
-	src     *frameSource
-	items   []*item
-	head    int
-	eof     bool
+	src      *frameSource
+	items    []*item
+	head     int
+	eof      bool
 	lastMT   int64
 	unpaired map[uint64][]*item // messages not matched yet, by join key
 	byStream map[int][]*item    // pending unmatched messages per stream, in order
