@@ -37,6 +37,8 @@ Usage:
   chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
                                                     refine journal segments once, then stop
   chronicle-etl status   [flags] [--json]           where each venue stands, open partitions
+  chronicle-etl merge    [flags] --root ROOT [ID=]JOURNAL_A [ID=]JOURNAL_B
+                                                    A/B merge of two hosts' journals (see merge --help)
   chronicle-etl synth    [flags]                    write synthetic partitions (demos, benchmarks)
 
 Examples:
@@ -46,6 +48,7 @@ Examples:
   chronicle-etl backfill --root /tmp/books --seal-all /tmp/journal/00000001-20240808T230000Z.q
   chronicle-etl backfill --root /tmp/books --dim-symbol /etc/chronicle/dim_symbol.parquet /dev/shm/chronicle/feed
   chronicle-etl status --config /etc/chronicle/chronicle.toml --json
+  chronicle-etl merge --root /data/merged /mnt/a/feed/binance-perp /mnt/b/feed/binance-perp
   chronicle-etl synth --root /tmp/warm --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
 
 Flags override the [etl], [tiers], [host] and [log] sections of --config:
@@ -85,8 +88,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "synth":
 		err = runSynth(args[1:])
+	case "merge":
+		return mergeCmd(args[1:], stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "chronicle-etl: unknown command %q (want run, backfill, status or synth; see --help)\n", cmd)
+		fmt.Fprintf(stderr, "chronicle-etl: unknown command %q (want run, backfill, status, merge or synth; see --help)\n", cmd)
 		return 2
 	}
 	if err != nil {

@@ -154,6 +154,7 @@ type capturePlan struct {
 	skip    int      // a depth event the host misses without a disconnect (0: none): a gap record and a snapshot follow
 	corrupt int      // a depth event whose payload the host damaged (0: none)
 	lost    [2]int   // events in a journal segment that is missing (0, 0: none)
+	lead    int64    // ns before the event at which a reconnection journals its connect and snapshot (default 300)
 }
 
 // journalOf writes what chronicle-feed would journal of evs under plan into dir (one
@@ -188,7 +189,7 @@ func journalOf(t *testing.T, evs []event, plan capturePlan, dir string) string {
 	snapshot := func(recv int64, i int) {
 		q := journal.SnapshotRequest{Symbol: "ETHUSDT", Stream: sDepth, URL: "http://x", Limit: 1000, Weight: 20, Reason: "start"}
 		put(format.JournalSnapshotRequest, ch(0), recv, string(mustJSON(q)))
-		put(format.JournalRESTSnapshot, ch(0), recv+1000, snapshotAfter(evs, i))
+		put(format.JournalRESTSnapshot, ch(0), recv+50, snapshotAfter(evs, i))
 	}
 	recvOf := func(i int) int64 { return (evs[i].ms+plan.offset)*1e6 + int64(i%7)*1000 }
 	connect(recvOf(0) - 2e6)
@@ -201,9 +202,10 @@ func journalOf(t *testing.T, evs []event, plan capturePlan, dir string) string {
 				down = true
 			}
 			if i == d[1] {
+				lead := max(plan.lead, 300)
 				gen++
-				connect(recvOf(i) - 300)
-				snapshot(recvOf(i)-200, i-1)
+				connect(recvOf(i) - lead)
+				snapshot(recvOf(i)-lead+100, i-1)
 				down = false
 			}
 		}

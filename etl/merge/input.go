@@ -248,3 +248,19 @@ func (c *channels) depthOn(conn uint16) []string {
 	}
 	return syms
 }
+
+// JournalVenue is the venue a journal directory's first segment belongs to.
+func JournalVenue(dir string) (string, error) {
+	segs, err := journal.List(dir)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	if len(segs) == 0 {
+		return "", fmt.Errorf("%w: %s holds no journal segments", ErrInput, dir)
+	}
+	h, err := format.ReadHeaderFile(filepath.Join(dir, segs[0].Name))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	return h.Venue, nil
+}

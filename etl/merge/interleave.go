@@ -125,14 +125,14 @@ type interleaver struct {
 	last    []int64 // per stream: id of the last event merged (0: none)
 	started []bool
 	lastU   map[string]int64 // per symbol: the last depth update merged
+	gone    map[string]bool  // per symbol: a loss was passed on after the last depth update
 	sources [][]source       // per stream
 	diffs   []int64          // recent matched receive-time differences (base - other)
 	st      stats
-	snaps   map[string]uint64 // per symbol: join key of the last REST snapshot written
 }
 
 func newInterleaver(v venue.Venue, rule joinRule, sv *survey, hosts [2]*hostJournal, syms []string, bySym map[string][]streamInfo, out *journalWriter) *interleaver {
-	m := &interleaver{v: v, rule: rule, sv: sv, out: out, byName: map[string]int{}, lastU: map[string]int64{}, snaps: map[string]uint64{}}
+	m := &interleaver{v: v, rule: rule, sv: sv, out: out, byName: map[string]int{}, lastU: map[string]int64{}, gone: map[string]bool{}}
 	for _, s := range syms {
 		for _, st := range bySym[s] {
 			m.byName[st.name] = len(m.streams)
@@ -464,7 +464,7 @@ func (m *interleaver) emitMessage(it *item) error {
 	}
 	m.last[s], m.started[s] = it.ev.ID, true
 	if st.kind == venue.KindDepth {
-		m.lastU[st.symbol] = it.ev.ID
+		m.lastU[st.symbol], m.gone[st.symbol] = it.ev.ID, false
 	}
 	return m.out.message(st, it.recv, it.pl)
 }
@@ -481,14 +481,16 @@ func (m *interleaver) unparsed(it *item) error {
 		return nil
 	}
 	m.st.Invalidated++
+	m.gone[ci.symbol] = true
 	return m.out.badMessage(ci.symbol, it.recv, it.pl)
 }
 
-// chainLost: the symbol's merged book has started and no host continues its chain past
-// the last update merged.
+// chainLost: the symbol's merged book has started, no host continues its chain past the
+// last update merged, and no loss was passed on since that update (the merged book is
+// unknown already: another loss would only drop what it has buffered towards a resync).
 func (m *interleaver) chainLost(sym string) bool {
 	last, ok := m.lastU[sym]
-	return ok && !m.sv.continues(sym, last)
+	return ok && !m.gone[sym] && !m.sv.continues(sym, last)
 }
 
 // lose passes a host's loss of the books of syms on to the merged journal, for those
@@ -501,6 +503,7 @@ func (m *interleaver) lose(it *item, syms []string, why string) error {
 			continue
 		}
 		m.st.Invalidated++
+		m.gone[sym] = true
 		if err := m.out.disconnect(sym, it.recv, fmt.Sprintf("merge: host %d %s", it.h, why)); err != nil {
 			return err
 		}
@@ -544,11 +547,13 @@ func (m *interleaver) gap(it *item) error {
 		return nil
 	}
 	m.st.Invalidated++
+	m.gone[ci.symbol] = true
 	return m.out.gap(ci.symbol, it.recv, it.pl)
 }
 
-// snapshot writes a REST snapshot on its symbol's depth stream (once, when both hosts
-// received the same body in a row).
+// snapshot writes a REST snapshot on its symbol's depth stream. Every host's is written:
+// the refinery ignores those that come while its book is valid, and a second copy of one
+// it holds changes nothing.
 func (m *interleaver) snapshot(it *item) error {
 	ch := m.q[it.h].ch
 	sym := ch.snapReq[it.ch]
@@ -564,11 +569,6 @@ func (m *interleaver) snapshot(it *item) error {
 	if sym == "" {
 		return nil // the refinery could not place it either
 	}
-	k := m.rule.key(it.pl, venue.Event{})
-	if m.snaps[sym] == k {
-		return nil
-	}
-	m.snaps[sym] = k
 	m.st.Snapshots++
 	return m.out.snapshot(sym, it.recv, it.pl)
 }

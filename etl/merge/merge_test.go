@@ -100,24 +100,35 @@ func TestMergeWithItself(t *testing.T) {
 }
 
 // Overlapping drops: the merge is invalid exactly over the overlap (the intersection of
-// the two hosts' invalid intervals), with the reason of the host that lost it last.
+// the two hosts' invalid intervals), with the reason of the host that lost it last; also
+// when both come back at once and receive the same snapshot, one host's reconnection
+// arriving after the other's snapshot.
 func TestOverlappingDrops(t *testing.T) {
 	evs := exchange(3, t0, 500)
-	dir := t.TempDir()
-	ja := journalOf(t, evs, capturePlan{host: "a", drops: [][2]int{{300, 600}}}, filepath.Join(dir, "a"))
-	jb := journalOf(t, evs, capturePlan{host: "b", offset: -1500, drops: [][2]int{{450, 800}}}, filepath.Join(dir, "b"))
-	ma, mb := readMeta(t, refineOne(t, ja)), readMeta(t, refineOne(t, jb))
-	out := t.TempDir()
-	mergeInto(t, out, Input{Dir: ja}, Input{Dir: jb})
-	m := readMeta(t, out)
-	want := intersect(invalids(ma), invalids(mb))
-	if len(want) != 2 || !sameIntervals(invalids(m), want) {
-		t.Fatalf("merged invalid %+v\nwant the intersection %+v\nof a %+v\nand b %+v", invalids(m), want, invalids(ma), invalids(mb))
+	for _, c := range []struct {
+		name string
+		a, b capturePlan
+	}{
+		{"a back first", capturePlan{host: "a", drops: [][2]int{{300, 600}}}, capturePlan{host: "b", offset: -1500, drops: [][2]int{{450, 800}}}},
+		{"back together", capturePlan{host: "a", drops: [][2]int{{300, 600}}}, capturePlan{host: "b", drops: [][2]int{{450, 600}}, lead: 5e6}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ja, jb := journalOf(t, evs, c.a, filepath.Join(dir, "a")), journalOf(t, evs, c.b, filepath.Join(dir, "b"))
+			ma, mb := readMeta(t, refineOne(t, ja)), readMeta(t, refineOne(t, jb))
+			out := t.TempDir()
+			mergeInto(t, out, Input{Dir: ja}, Input{Dir: jb})
+			m := readMeta(t, out)
+			want := intersect(invalids(ma), invalids(mb))
+			if len(want) != 2 || !sameIntervals(invalids(m), want) {
+				t.Fatalf("merged invalid %+v\nwant the intersection %+v\nof a %+v\nand b %+v", invalids(m), want, invalids(ma), invalids(mb))
+			}
+			if invalids(m)[1].Reason != "disconnect" {
+				t.Fatalf("reason %q, want disconnect", invalids(m)[1].Reason)
+			}
+			checkRunsMatchReplay(t, records(t, out))
+		})
 	}
-	if invalids(m)[1].Reason != "disconnect" {
-		t.Fatalf("reason %q, want disconnect", invalids(m)[1].Reason)
-	}
-	checkRunsMatchReplay(t, records(t, out))
 }
 
 // intersect is the intersection of two sets of intervals.
