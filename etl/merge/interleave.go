@@ -55,6 +55,7 @@ type item struct {
 // hostQueue is one host's frames read ahead, in journal order.
 type hostQueue struct {
 	src      *frameSource
+	prod     *producer
 	items    []*item
 	head     int
 	eof      bool
@@ -150,8 +151,70 @@ func newInterleaver(v venue.Venue, rule joinRule, sv *survey, hosts [2]*hostJour
 
 func (m *interleaver) close() {
 	for _, q := range m.q {
+		if q.prod != nil {
+			close(q.prod.stop)
+			for range q.prod.ch { // the producer returns, then closes ch
+			}
+		}
 		q.src.close()
 	}
+}
+
+// producer reads one host's journal in its own goroutine, parsing each message and
+// computing its join key, and hands the frames over in batches.
+type producer struct {
+	ch    chan []*item
+	stop  chan struct{}
+	err   error // set before ch is closed
+	batch []*item
+	next  int
+}
+
+const batchFrames = 512
+
+// start runs a host's producer.
+func (m *interleaver) start(h int, src *frameSource) *producer {
+	p := &producer{ch: make(chan []*item, 8), stop: make(chan struct{})}
+	go func() {
+		defer close(p.ch)
+		batch := make([]*item, 0, batchFrames)
+		for {
+			f, err := src.next()
+			if err != nil {
+				p.err = err
+				return
+			}
+			if f != nil {
+				batch = append(batch, m.makeItem(h, f))
+			}
+			if len(batch) == batchFrames || (f == nil && len(batch) > 0) {
+				select {
+				case p.ch <- batch:
+				case <-p.stop:
+					return
+				}
+				batch = make([]*item, 0, batchFrames)
+			}
+			if f == nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// makeItem copies a frame and reads a message's stream, ids and join key.
+func (m *interleaver) makeItem(h int, f *frame) *item {
+	it := &item{h: h, typ: f.TypeID, ch: f.Channel, recv: f.RecvTs, seg: f.seg, lost: f.lost, pl: append([]byte(nil), f.Payload...)}
+	if it.typ == format.JournalMessage {
+		if ev, err := m.v.Parse(it.pl); err == nil && ev.Kind != venue.KindOther {
+			if s, ok := m.byName[string(ev.Stream)]; ok {
+				it.msg, it.stream, it.ev, it.key = true, s, ev, m.rule.key(it.pl, ev)
+				it.ev.Stream = nil // aliases the payload; the index says which stream
+			}
+		}
+	}
+	return it
 }
 
 // read appends the host's next frame to its queue; false at its end.
@@ -160,29 +223,24 @@ func (m *interleaver) read(h int) (bool, error) {
 	if q.eof {
 		return false, nil
 	}
-	f, err := q.src.next()
-	if err != nil {
-		return false, err
+	p := q.prod
+	if p.next == len(p.batch) {
+		b, ok := <-p.ch
+		if !ok {
+			q.eof = true
+			return false, p.err
+		}
+		p.batch, p.next = b, 0
 	}
-	if f == nil {
-		q.eof = true
-		return false, nil
-	}
+	it := p.batch[p.next]
+	p.batch[p.next] = nil
+	p.next++
 	m.st.Frames[h]++
-	q.read += format.JournalFrameLen(len(f.Payload))
-	it := &item{h: h, typ: f.TypeID, ch: f.Channel, recv: f.RecvTs, mt: f.RecvTs + q.off, seg: f.seg, lost: f.lost,
-		pl: append([]byte(nil), f.Payload...)}
+	q.read += format.JournalFrameLen(len(it.pl))
+	it.mt = it.recv + q.off
 	q.lastMT = max(q.lastMT, it.mt)
-	if it.typ == format.JournalMessage {
-		if ev, err := m.v.Parse(it.pl); err == nil && ev.Kind != venue.KindOther {
-			if s, ok := m.byName[string(ev.Stream)]; ok {
-				it.msg, it.stream, it.ev, it.key = true, s, ev, m.rule.key(it.pl, ev)
-				it.ev.Stream = nil // aliases the payload copy; the index says which stream
-			}
-		}
-		if it.msg {
-			m.match(it)
-		}
+	if it.msg {
+		m.match(it)
 	}
 	q.items = append(q.items, it)
 	return true, nil
@@ -320,6 +378,9 @@ func (m *interleaver) pick() *item {
 
 // run merges everything.
 func (m *interleaver) run(ctx context.Context, progress func(int64)) error {
+	for h, q := range m.q {
+		q.prod = m.start(h, q.src)
+	}
 	var reported int64
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {

@@ -2,9 +2,11 @@ package merge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -79,73 +81,122 @@ func kindOf(s string) venue.Kind {
 	return venue.KindOther
 }
 
-// surveyHosts is the first pass over both journals.
+// surveyHosts is the first pass over both journals, one goroutine each.
 func surveyHosts(ctx context.Context, v venue.Venue, rule joinRule, hosts [2]*hostJournal, progress func(int64)) (*survey, error) {
+	var part [2]*survey
+	var errs [2]error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	prog := func(n int64) {
+		if progress != nil {
+			mu.Lock()
+			progress(n)
+			mu.Unlock()
+		}
+	}
+	for h := range 2 {
+		wg.Go(func() { part[h], errs[h] = surveyHost(ctx, v, rule, hosts[h], prog) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[0], errs[1]); err != nil {
+		return nil, err
+	}
 	sv := &survey{streams: map[string]streamInfo{}, runs: map[string][]run{}}
-	for h, j := range hosts {
-		cur := map[string]*run{}
-		src := newFrameSource(j)
-		for {
-			f, err := src.next()
-			if err != nil {
-				src.close()
-				return nil, err
-			}
-			if f == nil {
-				break
-			}
-			sv.frames[h]++
-			if sv.frames[h]%4096 == 0 && ctx.Err() != nil {
-				src.close()
-				return nil, ctx.Err()
-			}
-			n := format.JournalFrameLen(len(f.Payload))
-			sv.bytes[h] += n
-			if progress != nil {
-				progress(n)
-			}
-			sv.maxRecv = max(sv.maxRecv, f.RecvTs)
-			switch f.TypeID {
-			case format.JournalConnect:
-				var ch channels
-				ch.byCh = map[uint16]chanInfo{}
-				if ev, _, _, ok := ch.connect(v, f.Payload); ok {
-					for _, st := range ev.Streams {
-						sym := st.Symbol
-						if sym == "" {
-							sym = v.Symbol(st.Stream)
-						}
-						sv.addStream(st.Stream, sym, kindOf(st.Kind))
+	for h, p := range part {
+		for _, name := range sortedNames(p.streams) {
+			st := p.streams[name]
+			sv.addStream(st.name, st.symbol, st.kind)
+		}
+		for sym, rs := range p.runs {
+			sv.runs[sym] = append(sv.runs[sym], rs...)
+		}
+		sv.maxRecv = max(sv.maxRecv, p.maxRecv)
+		sv.frames[h], sv.bytes[h] = p.frames[0], p.bytes[0]
+	}
+	return sv, nil
+}
+
+func sortedNames(m map[string]streamInfo) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// surveyHost surveys one host's journal.
+func surveyHost(ctx context.Context, v venue.Venue, rule joinRule, j *hostJournal, progress func(int64)) (*survey, error) {
+	sv := &survey{streams: map[string]streamInfo{}, runs: map[string][]run{}}
+	cur := map[string]*run{}
+	chans := newChannels() // messages on channels the connect records say are not depth need no parse
+	src := newFrameSource(j)
+	defer src.close()
+	var pending int64
+	for {
+		f, err := src.next()
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			break
+		}
+		sv.frames[0]++
+		if sv.frames[0]%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		n := format.JournalFrameLen(len(f.Payload))
+		sv.bytes[0] += n
+		if pending += n; pending > 1<<20 {
+			progress(pending)
+			pending = 0
+		}
+		sv.maxRecv = max(sv.maxRecv, f.RecvTs)
+		switch f.TypeID {
+		case format.JournalConnect:
+			if ev, _, _, ok := chans.connect(v, f.Payload); ok {
+				for _, st := range ev.Streams {
+					sym := st.Symbol
+					if sym == "" {
+						sym = v.Symbol(st.Stream)
 					}
-				}
-			case format.JournalMessage:
-				ev, err := v.Parse(f.Payload)
-				if err != nil || ev.Kind == venue.KindOther {
-					continue
-				}
-				name := string(ev.Stream)
-				sym := v.Symbol(name)
-				sv.addStream(name, sym, ev.Kind)
-				if ev.Kind != venue.KindDepth {
-					continue
-				}
-				r := cur[sym]
-				switch {
-				case r == nil:
-					cur[sym] = &run{prev: rule.prev(ev), last: ev.ID}
-				case v.Check(r.last, ev) == venue.SeqNext:
-					r.last = ev.ID
-				case v.Check(r.last, ev) == venue.SeqStale:
-				default:
-					sv.runs[sym] = append(sv.runs[sym], *r)
-					cur[sym] = &run{prev: rule.prev(ev), last: ev.ID}
+					sv.addStream(st.Stream, sym, kindOf(st.Kind))
 				}
 			}
+		case format.JournalMessage:
+			if ci, ok := chans.byCh[f.Channel]; ok && ci.kind != "depth" && ci.kind != "" {
+				if _, known := sv.streams[ci.stream]; known {
+					continue
+				}
+			}
+			ev, err := v.Parse(f.Payload)
+			if err != nil || ev.Kind == venue.KindOther {
+				continue
+			}
+			name := string(ev.Stream)
+			if _, ok := sv.streams[name]; !ok {
+				sv.addStream(name, v.Symbol(name), ev.Kind)
+			}
+			if ev.Kind != venue.KindDepth {
+				continue
+			}
+			sym := sv.streams[name].symbol
+			r := cur[sym]
+			switch {
+			case r == nil:
+				cur[sym] = &run{prev: rule.prev(ev), last: ev.ID}
+			case v.Check(r.last, ev) == venue.SeqNext:
+				r.last = ev.ID
+			case v.Check(r.last, ev) == venue.SeqStale:
+			default:
+				sv.runs[sym] = append(sv.runs[sym], *r)
+				cur[sym] = &run{prev: rule.prev(ev), last: ev.ID}
+			}
 		}
-		src.close()
-		for sym, r := range cur {
-			sv.runs[sym] = append(sv.runs[sym], *r)
-		}
+	}
+	progress(pending)
+	for sym, r := range cur {
+		sv.runs[sym] = append(sv.runs[sym], *r)
 	}
 	return sv, nil
 }

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"math/rand/v2"
+	"syscall"
+
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/stub"
@@ -118,7 +121,7 @@ func TestABMerge(t *testing.T) {
 	}
 	swapped := filepath.Join(t.TempDir(), "swapped")
 	runBin(t, "chronicle-etl", "merge", "--log-level", "warn", "--root", swapped, jb, ja)
-	trees.Same(t, trees.Refined(t, merged), trees.Refined(t, swapped), "merge a+b vs b+a")
+	trees.Same(t, rawTree(t, merged), rawTree(t, swapped), "merge a+b vs b+a, byte for byte")
 
 	figures := kit.Get("usdm").Symbols["eth-usdt"]
 	for _, date := range days {
@@ -318,3 +321,47 @@ func TestABOverlappingDrops(t *testing.T) {
 		t.Fatalf("merged %d depth updates, a %d, b %d: want more than either", mm.Events.DepthUpdates, ma.Events.DepthUpdates, mb.Events.DepthUpdates)
 	}
 }
+
+// TestMergeKillNine kills chronicle-etl merge with SIGKILL at random moments of its run
+// (CHRONICLE_CRASH_RUNS times, seed printed), each time on the root the last one left,
+// then lets it finish: the partitions are byte for byte an uninterrupted merge's, and no
+// work files remain.
+func TestMergeKillNine(t *testing.T) {
+	ja, jb, _ := captureAB(t, 15000, 45000, 3000, false)
+	runBin(t, "chronicle-etl", "merge", "--log-level", "warn", "--root", filepath.Join(t.TempDir(), "warm-up"), ja, jb)
+	ref := filepath.Join(t.TempDir(), "ref")
+	start := time.Now()
+	runBin(t, "chronicle-etl", "merge", "--log-level", "warn", "--root", ref, ja, jb)
+	took := time.Since(start)
+	rng := newRand(uint64(testenv.Seed(t)))
+	root := filepath.Join(t.TempDir(), "killed")
+	runs := testenv.CrashRuns(t)
+	killed := 0
+	for i := range runs {
+		cmd := exec.Command(testenv.Bin("chronicle-etl"), "merge", "--log-level", "warn", "--root", root, ja, jb)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Duration(rng.Int64N(int64(took) + 1))
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: merge failed on its own: %v", i, err)
+			}
+		case <-time.After(at):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			killed++
+		}
+	}
+	runBin(t, "chronicle-etl", "merge", "--log-level", "warn", "--root", root, ja, jb)
+	t.Logf("%d runs, %d killed (an uninterrupted merge takes %v)", runs, killed, took)
+	trees.Same(t, rawTree(t, ref), rawTree(t, root), "merged after kills vs uninterrupted, byte for byte")
+	if exists(filepath.Join(root, ".chronicle-merge")) {
+		t.Fatal("the merge's work directory remains")
+	}
+}
+
+func newRand(s uint64) *rand.Rand { return rand.New(rand.NewPCG(s, s^0x5eed)) }

@@ -271,3 +271,23 @@ func intervals(iv []meta.Invalid) []meta.Interval {
 	}
 	return out
 }
+
+// rawTree maps every file below root/v1 to its bytes, exactly (meta.json's ingest_time
+// included: a merge's is a function of its inputs).
+func rawTree(t *testing.T, root string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(filepath.Join(root, "v1"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		out[rel] = b
+		return err
+	})
+	if err != nil || len(out) == 0 {
+		t.Fatalf("read %s: %d files, %v", root, len(out), err)
+	}
+	return out
+}
