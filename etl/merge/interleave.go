@@ -177,6 +177,10 @@ func (m *interleaver) start(h int, src *frameSource) *producer {
 	p := &producer{ch: make(chan []*item, 8), stop: make(chan struct{})}
 	go func() {
 		defer close(p.ch)
+		// Items and their payloads are allocated a batch at a time: one allocation each
+		// instead of two per frame.
+		var items []item
+		var arena []byte
 		batch := make([]*item, 0, batchFrames)
 		for {
 			f, err := src.next()
@@ -185,7 +189,19 @@ func (m *interleaver) start(h int, src *frameSource) *producer {
 				return
 			}
 			if f != nil {
-				batch = append(batch, m.makeItem(h, f))
+				if len(items) == 0 {
+					items = make([]item, batchFrames)
+				}
+				if len(arena) < len(f.Payload) {
+					arena = make([]byte, max(len(f.Payload), 1<<20))
+				}
+				pl := arena[:len(f.Payload):len(f.Payload)]
+				arena = arena[len(f.Payload):]
+				copy(pl, f.Payload)
+				it := &items[0]
+				items = items[1:]
+				m.makeItem(it, h, f, pl)
+				batch = append(batch, it)
 			}
 			if len(batch) == batchFrames || (f == nil && len(batch) > 0) {
 				select {
@@ -203,9 +219,10 @@ func (m *interleaver) start(h int, src *frameSource) *producer {
 	return p
 }
 
-// makeItem copies a frame and reads a message's stream, ids and join key.
-func (m *interleaver) makeItem(h int, f *frame) *item {
-	it := &item{h: h, typ: f.TypeID, ch: f.Channel, recv: f.RecvTs, seg: f.seg, lost: f.lost, pl: append([]byte(nil), f.Payload...)}
+// makeItem fills it with a frame (its payload copied to pl) and a message's stream, ids
+// and join key.
+func (m *interleaver) makeItem(it *item, h int, f *frame, pl []byte) {
+	*it = item{h: h, typ: f.TypeID, ch: f.Channel, recv: f.RecvTs, seg: f.seg, lost: f.lost, pl: pl}
 	if it.typ == format.JournalMessage {
 		if ev, err := m.v.Parse(it.pl); err == nil && ev.Kind != venue.KindOther {
 			if s, ok := m.byName[string(ev.Stream)]; ok {
@@ -214,7 +231,6 @@ func (m *interleaver) makeItem(h int, f *frame) *item {
 			}
 		}
 	}
-	return it
 }
 
 // read appends the host's next frame to its queue; false at its end.
@@ -316,7 +332,7 @@ func (m *interleaver) fill() error {
 // with: the median receive-time difference of the matched ones among the first
 // calibrateFrames messages of each.
 func (m *interleaver) calibrate(hosts [2]*hostJournal) error {
-	const calibrateFrames = 20000
+	const calibrateFrames = 4000
 	var keys [2]map[uint64]int64
 	for h := range 2 {
 		keys[h] = map[uint64]int64{}

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/etl/symbols"
@@ -128,6 +129,18 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 		}
 	}
 
+	// The hosts' segments are hashed for meta.json meanwhile.
+	var segInfo [2][]metaSegment
+	var segErr [2]error
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for i, j := range hosts {
+			segInfo[i], segErr[i] = j.segmentInfo()
+		}
+	}()
+	defer func() { <-hashed }()
+
 	rule := newJoinRule(v)
 	phase("survey", inBytes)
 	sv, err := surveyHosts(ctx, v, rule, hosts, opt.Progress)
@@ -138,25 +151,48 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if sv.minRecv == 0 {
+		os.RemoveAll(work)
+		os.Remove(filepath.Join(opt.Root, WorkDir))
+		return res, nil // two journals without a frame
+	}
 	w, err := newJournalWriter(jdir, res.Venue, syms, bySym)
 	if err != nil {
 		return res, err
 	}
+	if err := w.begin(sv.minRecv); err != nil {
+		return res, err
+	}
+	cfg := opt.Config
+	if cfg.Output == "" {
+		cfg = etl.Defaults()
+	}
+	cfg.DimReload = 0
+	// The refinery follows the merged journal as it is written, on the other core: a
+	// backfill stopped at any frame resumes from its checkpoint to the same bytes, so it
+	// runs to the end of what is written, again and again, and seals at the end.
+	rctx, stopRefine := context.WithCancel(ctx)
+	defer stopRefine()
+	written := make(chan struct{})
+	refined := make(chan error, 1)
+	ropt := etl.Options{Config: cfg, Root: stage, JournalDir: jdir, Segments: []string{w.path}, Table: opt.Table, Log: log}
+	go func() { refined <- refineAlong(rctx, ropt, w, written, &res.Refine) }()
+
 	il := newInterleaver(v, rule, sv, hosts, syms, bySym, w)
 	phase("merge", inBytes)
-	if err := il.calibrate(hosts); err != nil {
-		il.close()
-		w.abort()
-		return res, err
+	err = il.calibrate(hosts)
+	if err == nil {
+		err = il.run(ctx, opt.Progress)
 	}
-	err = il.run(ctx, opt.Progress)
 	il.close()
-	if err != nil {
+	if err == nil {
+		_, err = w.finish()
+	} else {
 		w.abort()
-		return res, err
 	}
-	seg, err := w.finish()
 	if err != nil {
+		stopRefine()
+		<-refined
 		return res, err
 	}
 	il.st.Emitted = w.frames
@@ -164,24 +200,12 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 	log.Info("merged journal written", "venue", res.Venue, "base", res.Hosts[0], "other", res.Hosts[1], "frames", w.frames,
 		"common", il.st.Common, "only_base", il.st.Only[0], "only_other", il.st.Only[1], "stale", il.st.Stale,
 		"suppressed_losses", il.st.Suppressed, "losses", il.st.Invalidated)
-	if seg == "" {
-		os.RemoveAll(work)
-		os.Remove(filepath.Join(opt.Root, WorkDir))
-		return res, nil
-	}
-	if fi, err := os.Stat(seg); err == nil {
+	if fi, err := os.Stat(w.path); err == nil {
 		res.Journal = fi.Size()
 	}
-
-	phase("refine", res.Journal)
-	cfg := opt.Config
-	if cfg.Output == "" {
-		cfg = etl.Defaults()
-	}
-	cfg.DimReload = 0
-	res.Refine, err = etl.Refine(ctx, etl.Options{Config: cfg, Root: stage, JournalDir: jdir, Segments: []string{seg},
-		SealAll: true, Table: opt.Table, Log: log, Progress: opt.Progress})
-	if err != nil {
+	phase("refine", 0)
+	close(written)
+	if err := <-refined; err != nil {
 		return res, fmt.Errorf("refine the merged journal: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -191,11 +215,9 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	segInfo := [2][]metaSegment{}
-	for i, j := range hosts {
-		if segInfo[i], err = j.segmentInfo(); err != nil {
-			return res, err
-		}
+	<-hashed
+	if err := errors.Join(segErr[0], segErr[1]); err != nil {
+		return res, err
 	}
 	an := &annotator{v: v, sv: sv, il: il, hosts: res.Hosts, segs: segInfo}
 	for _, rel := range parts {
@@ -223,4 +245,30 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 	}
 	os.Remove(filepath.Join(opt.Root, WorkDir)) // when no other venue's merge uses it
 	return res, nil
+}
+
+// refineAlong refines the merged journal while it is written: a backfill to the end of
+// what is committed, again whenever another refineStep was written, then, once written is
+// closed (the journal is sealed), a last one that seals every partition.
+func refineAlong(ctx context.Context, opt etl.Options, w *journalWriter, written <-chan struct{}, stats *etl.Stats) error {
+	const refineStep = 8 << 20
+	var done int64
+	for {
+		select {
+		case <-written:
+			opt.SealAll = true
+			st, err := etl.Refine(ctx, opt)
+			*stats = st
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if c := w.committed(); c-done >= refineStep {
+			if _, err := etl.Refine(ctx, opt); err != nil {
+				return err
+			}
+			done = c
+		}
+	}
 }

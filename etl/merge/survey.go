@@ -37,6 +37,7 @@ type survey struct {
 	streams map[string]streamInfo
 	runs    map[string][]run // symbol -> every host's runs
 	maxRecv int64            // latest receive time of any frame (the merged partitions' ingest_time)
+	minRecv int64            // earliest (the merged journal's stamp)
 	frames  [2]int64
 	bytes   [2]int64
 }
@@ -111,6 +112,9 @@ func surveyHosts(ctx context.Context, v venue.Venue, rule joinRule, hosts [2]*ho
 			sv.runs[sym] = append(sv.runs[sym], rs...)
 		}
 		sv.maxRecv = max(sv.maxRecv, p.maxRecv)
+		if p.minRecv != 0 && (sv.minRecv == 0 || p.minRecv < sv.minRecv) {
+			sv.minRecv = p.minRecv
+		}
 		sv.frames[h], sv.bytes[h] = p.frames[0], p.bytes[0]
 	}
 	return sv, nil
@@ -152,6 +156,9 @@ func surveyHost(ctx context.Context, v venue.Venue, rule joinRule, j *hostJourna
 			pending = 0
 		}
 		sv.maxRecv = max(sv.maxRecv, f.RecvTs)
+		if sv.minRecv == 0 || f.RecvTs < sv.minRecv {
+			sv.minRecv = f.RecvTs
+		}
 		switch f.TypeID {
 		case format.JournalConnect:
 			if ev, _, _, ok := chans.connect(v, f.Payload); ok {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronicle/chronicle/feed/journal"
@@ -22,13 +23,13 @@ const mergeSession = 1
 // journalWriter writes the merged journal: one segment, every symbol on a connection of
 // its own, declared before the first frame.
 type journalWriter struct {
-	venue   string
-	path    string
-	a       *format.Appender
-	syms    []string
-	slots   map[string]*slot
-	started bool
-	frames  int64
+	venue  string
+	path   string
+	a      *format.Appender
+	syms   []string
+	slots  map[string]*slot
+	frames int64
+	pos    atomic.Int64 // bytes of frames written
 }
 
 type slot struct {
@@ -59,14 +60,13 @@ func newJournalWriter(dir, venueName string, syms []string, bySym map[string][]s
 		}
 		w.slots[sym] = sl
 	}
-	w.path = filepath.Join(dir, "segment.q") // renamed once the first frame dates it
+	w.path = filepath.Join(dir, "segment.q") // named by begin
 	return w, nil
 }
 
-// begin creates the segment, named and stamped by the first frame's receive time (so the
-// same inputs make the same file), and declares every symbol's connection.
+// begin creates the segment, named and stamped by the inputs' earliest receive time (so
+// the same inputs make the same file), and declares every symbol's connection.
 func (w *journalWriter) begin(recv int64) error {
-	w.started = true
 	start := time.Unix(0, recv).UTC().Truncate(time.Hour)
 	w.path = filepath.Join(filepath.Dir(w.path), journal.SegmentName(1, start))
 	h := format.NewJournalHeader(w.venue, "merge")
@@ -90,16 +90,16 @@ func (w *journalWriter) begin(recv int64) error {
 	return nil
 }
 
+// committed is how much of the segment is written (safe from any goroutine, also once the
+// segment is sealed and its mapping gone).
+func (w *journalWriter) committed() int64 { return w.pos.Load() }
+
 func (w *journalWriter) append(typ, ch uint16, recv int64, pl []byte) error {
-	if !w.started {
-		if err := w.begin(recv); err != nil {
-			return err
-		}
-	}
 	w.frames++
 	if err := w.a.AppendJournal(typ, ch, recv, pl); err != nil {
 		return fmt.Errorf("merged journal: %w", err)
 	}
+	w.pos.Add(format.JournalFrameLen(len(pl)))
 	return nil
 }
 
@@ -142,11 +142,8 @@ func (w *journalWriter) disconnect(sym string, recv int64, reason string) error 
 	return w.append(format.JournalDisconnect, sl.conn, recv, mustJSON(d))
 }
 
-// finish seals the segment; it returns its path ("" when nothing was merged).
+// finish seals the segment and returns its path.
 func (w *journalWriter) finish() (string, error) {
-	if w.a == nil {
-		return "", nil
-	}
 	if err := w.a.Seal(); err != nil {
 		return "", fmt.Errorf("merged journal: %w", err)
 	}
