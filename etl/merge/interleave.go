@@ -15,9 +15,11 @@ import (
 //
 //   - every message once: the same event seen by both hosts (matched by the venue's join
 //     rule) is taken from the base host, with the base's receive time; events only one
-//     host saw are taken from it, at the place its own clock puts them, corrected by the
-//     hosts' clock difference (the median difference of the receive times of the last
-//     matched events);
+//     host saw are taken from it, placed by the exchange's own clock: each frame's receive
+//     time less its host's latency, as the host's latest depth update shows it (receive
+//     time minus the update's event time). Hosts' receive clocks and latencies differ, and
+//     a host catching up on a backlog receives events late: the exchange's times keep
+//     what one host received before a disconnect ahead of what the other received after;
 //   - per stream in the venue's order: nothing goes out behind a later event of its stream
 //     (ids, as Check says), so trades and tickers are de-duplicated by id and depth updates
 //     joined by their sequence ids;
@@ -29,8 +31,8 @@ import (
 // The base host is the one whose id sorts first, so the same inputs make the same journal
 // whichever host was named first.
 
-// window is how far (receive time) each host's journal is read ahead of the other's: an
-// event both hosts received lies within it on both sides once their clocks are aligned.
+// window is how far (exchange-aligned time) each host's journal is read ahead of the
+// other's: an event both hosts received lies within it on both sides.
 const window = int64(5e9)
 
 // item is a frame waiting in a host's queue.
@@ -39,7 +41,7 @@ type item struct {
 	typ  uint16
 	ch   uint16
 	recv int64
-	mt   int64 // receive time on the base host's clock
+	mt   int64 // exchange-aligned time: recv less the host's latency (lag)
 	seg  int
 	lost bool
 	pl   []byte
@@ -63,8 +65,8 @@ type hostQueue struct {
 	unpaired map[uint64][]*item // messages not matched yet, by join key
 	byStream map[int][]*item    // pending unmatched messages per stream, in order
 	ch       *channels
-	off      int64 // add to receive times to get base-clock times
 	read     int64
+	lag      int64 // the host's latency at its journal's start (firstLag)
 }
 
 func (q *hostQueue) front() *item {
@@ -128,7 +130,6 @@ type interleaver struct {
 	lastU   map[string]int64 // per symbol: the last depth update merged
 	gone    map[string]bool  // per symbol: a loss was passed on after the last depth update
 	sources [][]source       // per stream
-	diffs   []int64          // recent matched receive-time differences (base - other)
 	st      stats
 }
 
@@ -177,46 +178,115 @@ func (m *interleaver) start(h int, src *frameSource) *producer {
 	p := &producer{ch: make(chan []*item, 8), stop: make(chan struct{})}
 	go func() {
 		defer close(p.ch)
+		// Each frame's place on the exchange's clock: a dated depth update's own event
+		// time; another frame's receive time less the host's latency, as its latest depth
+		// update measured it. After a loss (a disconnect, a new connection, a gap) that
+		// latency says nothing of the new connection, and a host reconnecting to a market
+		// that moved on receives it in a burst: the frames until the next dated depth update
+		// wait (held) and take its time.
+		lag := m.q[h].lag
+		fresh := false
+		var held []*item
+		var msg venue.Message
 		// Items and their payloads are allocated a batch at a time: one allocation each
 		// instead of two per frame.
 		var items []item
 		var arena []byte
 		batch := make([]*item, 0, batchFrames)
+		send := func() bool {
+			select {
+			case p.ch <- batch:
+			case <-p.stop:
+				return false
+			}
+			batch = make([]*item, 0, batchFrames)
+			return true
+		}
+		release := func(mt int64) {
+			for _, x := range held {
+				x.mt = mt
+			}
+			batch = append(batch, held...)
+			held = held[:0]
+		}
 		for {
 			f, err := src.next()
 			if err != nil {
 				p.err = err
 				return
 			}
-			if f != nil {
-				if len(items) == 0 {
-					items = make([]item, batchFrames)
-				}
-				if len(arena) < len(f.Payload) {
-					arena = make([]byte, max(len(f.Payload), 1<<20))
-				}
-				pl := arena[:len(f.Payload):len(f.Payload)]
-				arena = arena[len(f.Payload):]
-				copy(pl, f.Payload)
-				it := &items[0]
-				items = items[1:]
-				m.makeItem(it, h, f, pl)
-				batch = append(batch, it)
-			}
-			if len(batch) == batchFrames || (f == nil && len(batch) > 0) {
-				select {
-				case p.ch <- batch:
-				case <-p.stop:
-					return
-				}
-				batch = make([]*item, 0, batchFrames)
-			}
 			if f == nil {
+				release(lastRecv(batch, held) - lag)
+				if len(batch) > 0 {
+					send()
+				}
+				return
+			}
+			if len(items) == 0 {
+				items = make([]item, batchFrames)
+			}
+			if len(arena) < len(f.Payload) {
+				arena = make([]byte, max(len(f.Payload), 1<<20))
+			}
+			pl := arena[:len(f.Payload):len(f.Payload)]
+			arena = arena[len(f.Payload):]
+			copy(pl, f.Payload)
+			it := &items[0]
+			items = items[1:]
+			m.makeItem(it, h, f, pl)
+			dated := it.msg && it.ev.Kind == venue.KindDepth && m.v.Decode(pl, &msg) == nil && msg.ExchNs != 0
+			switch {
+			case dated:
+				lag = it.recv - msg.ExchNs
+				it.mt = msg.ExchNs
+				release(it.mt)
+				fresh = false
+			case fresh && len(held) < maxHeld:
+				held = append(held, it) // everything, in order, until a depth update dates it
+				continue
+			default:
+				release(it.recv - lag) // a full hold goes with the latency it has
+				it.mt = it.recv - lag
+				if it.lost || loses(it) {
+					fresh = true
+				}
+			}
+			batch = append(batch, it)
+			if len(batch) >= batchFrames && len(held) == 0 && !send() {
 				return
 			}
 		}
 	}()
 	return p
+}
+
+// maxHeld bounds the frames a producer holds back for a depth update to date them.
+const maxHeld = 1 << 16
+
+func lastRecv(batch, held []*item) int64 {
+	if len(held) > 0 {
+		return held[len(held)-1].recv
+	}
+	if len(batch) > 0 {
+		return batch[len(batch)-1].recv
+	}
+	return 0
+}
+
+// loses reports frames after which the host's connection (and its latency) is new: a
+// disconnect other than a rollover, a connect that takes over from nothing, a gap record.
+func loses(it *item) bool {
+	switch it.typ {
+	case format.JournalDisconnect:
+		var d journal.Disconnect
+		return journal.Decode(it.pl, &d) == nil && d.Kind != journal.DisconnectRollover
+	case format.JournalConnect:
+		var c journal.Connect
+		return journal.Decode(it.pl, &c) == nil && !c.Carried && c.Replaces == nil
+	case format.JournalGap:
+		return true
+	}
+	return false
 }
 
 // makeItem fills it with a frame (its payload copied to pl) and a message's stream, ids
@@ -253,7 +323,6 @@ func (m *interleaver) read(h int) (bool, error) {
 	p.next++
 	m.st.Frames[h]++
 	q.read += format.JournalFrameLen(len(it.pl))
-	it.mt = it.recv + q.off
 	q.lastMT = max(q.lastMT, it.mt)
 	if it.msg {
 		m.match(it)
@@ -275,31 +344,12 @@ func (m *interleaver) match(it *item) {
 		if !p.done {
 			it.pair, p.pair = p, it
 			m.st.Common++
-			base, other := it, p
-			if it.h != 0 {
-				base, other = p, it
-			}
-			m.noteDiff(base.recv - other.recv)
 			return
 		}
 	}
 	q := m.q[it.h]
 	q.unpaired[it.key] = append(q.unpaired[it.key], it)
 	q.byStream[it.stream] = append(q.byStream[it.stream], it)
-}
-
-// noteDiff tracks the hosts' clock difference: the median of the last 255 matched events,
-// recomputed every 64 (a deterministic function of the journals).
-func (m *interleaver) noteDiff(d int64) {
-	m.diffs = append(m.diffs, d)
-	if len(m.diffs) > 255 {
-		m.diffs = m.diffs[len(m.diffs)-255:]
-	}
-	if len(m.diffs)%64 == 1 || len(m.diffs) < 64 {
-		s := append([]int64(nil), m.diffs...)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		m.q[1].off = s[len(s)/2]
-	}
 }
 
 // fill reads both journals ahead of the later of their next frames by window (each
@@ -328,50 +378,26 @@ func (m *interleaver) fill() error {
 	return nil
 }
 
-// calibrate sets the hosts' initial clock difference from the events both journals begin
-// with: the median receive-time difference of the matched ones among the first
-// calibrateFrames messages of each.
-func (m *interleaver) calibrate(hosts [2]*hostJournal) error {
-	const calibrateFrames = 4000
-	var keys [2]map[uint64]int64
-	for h := range 2 {
-		keys[h] = map[uint64]int64{}
-		src := newFrameSource(hosts[h])
-		for n := 0; n < calibrateFrames; {
-			f, err := src.next()
-			if err != nil {
-				src.close()
-				return err
-			}
-			if f == nil {
-				break
-			}
-			if f.TypeID != format.JournalMessage {
-				continue
-			}
-			ev, err := m.v.Parse(f.Payload)
-			if err != nil || ev.Kind == venue.KindOther {
-				continue
-			}
-			n++
-			k := m.rule.key(f.Payload, ev)
-			if _, dup := keys[h][k]; !dup {
-				keys[h][k] = f.RecvTs
+// firstLag is a host's latency when its journal begins: receive time minus event time
+// of its first depth update (0 when it has none), for the frames before it.
+func (m *interleaver) firstLag(j *hostJournal) (int64, error) {
+	src := newFrameSource(j)
+	defer src.close()
+	var msg venue.Message
+	for {
+		f, err := src.next()
+		if err != nil || f == nil {
+			return 0, err
+		}
+		if f.TypeID != format.JournalMessage {
+			continue
+		}
+		if ev, err := m.v.Parse(f.Payload); err == nil && ev.Kind == venue.KindDepth {
+			if m.v.Decode(f.Payload, &msg) == nil && msg.ExchNs != 0 {
+				return f.RecvTs - msg.ExchNs, nil
 			}
 		}
-		src.close()
 	}
-	var d []int64
-	for k, r0 := range keys[0] {
-		if r1, ok := keys[1][k]; ok {
-			d = append(d, r0-r1)
-		}
-	}
-	if len(d) > 0 {
-		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-		m.q[1].off = d[len(d)/2]
-	}
-	return nil
 }
 
 // pick chooses the next frame to merge: the earlier of the two hosts' next frames on the

@@ -180,7 +180,11 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 
 	il := newInterleaver(v, rule, sv, hosts, syms, bySym, w)
 	phase("merge", inBytes)
-	err = il.calibrate(hosts)
+	for h, j := range hosts {
+		if err == nil {
+			il.q[h].lag, err = il.firstLag(j)
+		}
+	}
 	if err == nil {
 		err = il.run(ctx, opt.Progress)
 	}

@@ -90,3 +90,28 @@ func FuzzParseClaim(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCollision(f *testing.F) {
+	s := validStub()
+	s.Slot = HostSlot("capture-b")
+	b, _ := (&Collision{Partition: "v1/binance-perp/eth-usdt/2024-08-08", Host: "capture-b", Holder: validClaim(),
+		DetectedAt: time.Unix(1700000001, 0).UTC(), Uploaded: s}).Marshal()
+	f.Add(b)
+	f.Add([]byte(`{"format":"chronicle-collision","version":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseCollision(b, "fuzz")
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		out, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("accepted record does not encode: %v", err)
+		}
+		if _, err := ParseCollision(out, "re"); err != nil {
+			t.Fatalf("re-encoded record rejected: %v", err)
+		}
+	})
+}

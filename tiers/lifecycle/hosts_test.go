@@ -23,6 +23,8 @@ import (
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // jitterStore sleeps a random moment (from its own seeded generator) before every call, so
@@ -230,10 +232,18 @@ func checkTwoHosts(t *testing.T, what string, store objstore.Store, envs [2]*lt.
 	if got := readAll(t, res, path.Join(k.Dir(), layout.BookName)); !bytes.Equal(got, want) {
 		t.Fatalf("%s: the research host serves another book than the key holder %s's", what, holder)
 	}
-	// A second run of both changes nothing.
+	// A second run of both changes nothing; the one that kept its partition local counted
+	// the collision and reports the partition as kept.
 	for i := range 2 {
 		if r, err := ms[i].Apply(ctx, nil); err != nil || r.Moved != 0 || r.Failed != 0 {
 			t.Fatalf("%s: %s second apply: %+v %v", what, hosts[i], r, err)
+		}
+		want := 0.0
+		if hosts[i] != holder {
+			want = 1
+		}
+		if c, k := metricValue(t, ms[i].Metrics().Collisions), metricValue(t, ms[i].Metrics().Kept); c != want || k != want {
+			t.Fatalf("%s: %s collisions_total %v, collisions %v; want %v", what, hosts[i], c, k, want)
 		}
 	}
 	return holder
@@ -275,4 +285,17 @@ func getObject(t *testing.T, st objstore.Store, key string) []byte {
 		t.Fatalf("get %s: %v", key, err)
 	}
 	return b
+}
+
+// metricValue reads a counter's or gauge's value.
+func metricValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }
