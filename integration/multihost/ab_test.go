@@ -318,6 +318,7 @@ func TestABOverlappingDrops(t *testing.T) {
 		t.Fatalf("the drops did not overlap (and b did not drop again alone): a %v, b %v", ma.Completeness.Invalid, mb.Completeness.Invalid)
 	}
 	if got := intervals(mm.Completeness.Invalid); !reflect.DeepEqual(got, want) {
+		// CHRONICLE_KEEP_JOURNALS=DIR keeps the two journals of a failing run to replay.
 		if d := os.Getenv("CHRONICLE_KEEP_JOURNALS"); d != "" {
 			os.CopyFS(filepath.Join(d, "a"), os.DirFS(ja))
 			os.CopyFS(filepath.Join(d, "b"), os.DirFS(jb))
