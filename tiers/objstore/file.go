@@ -24,7 +24,8 @@ import (
 // size and mtime let Head notice a file changed behind our back.
 const xattrSHA256 = "user.chronicle.sha256"
 
-// ErrKeyConflict: the file backend cannot hold both "a" and "a/b".
+// ErrKeyConflict: the file backend, like S3 gateways over a POSIX filesystem, cannot hold
+// both "a" and "a/b".
 var ErrKeyConflict = errors.New("key conflicts with an existing key")
 
 // fileStore keeps objects as plain files under a root directory: key "a/b"

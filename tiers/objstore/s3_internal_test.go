@@ -346,3 +346,60 @@ func TestS3ConditionalProbeServerIgnoresHeader(t *testing.T) {
 		t.Fatalf("conditional_writes maybe: %v; want ErrInvalidConfig", err)
 	}
 }
+
+// A POSIX-backed gateway answers a Put whose parent directory a concurrent delete just
+// removed with 409 ExistingObjectIsDirectory (versitygw's posix backend, seen in
+// TestTwoHostsOneKey): retried, it succeeds; a key that stays a directory is
+// ErrKeyConflict once the retries are spent.
+func TestS3PutRetriesExistingObjectIsDirectory(t *testing.T) {
+	var calls, fail atomic.Int32
+	var mu sync.Mutex
+	var held http.Header // the stored object's headers, answered to HEAD
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range held {
+				w.Header()[k] = v
+			}
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		if calls.Add(1) <= fail.Load() {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `<?xml version="1.0"?><Error><Code>ExistingObjectIsDirectory</Code><Message>Existing Object is a directory.</Message></Error>`)
+			return
+		}
+		h := http.Header{}
+		h.Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+		h.Set("Content-Length", strconv.FormatInt(n, 10))
+		h.Set("x-amz-checksum-sha256", r.Header.Get("x-amz-checksum-sha256"))
+		h.Set("x-amz-checksum-type", "FULL_OBJECT")
+		for k, v := range r.Header {
+			if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
+				h[k] = v
+			}
+		}
+		mu.Lock()
+		held = h
+		mu.Unlock()
+		w.Header().Set("ETag", h.Get("ETag"))
+		w.Header().Set("x-amz-checksum-sha256", h.Get("x-amz-checksum-sha256"))
+	}))
+	defer ts.Close()
+	st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) {
+		c.MaxRetries = 3
+		c.MaxBackoff = 5 * time.Millisecond
+	})
+	body := []byte("claim entry")
+	fail.Store(1)
+	if _, err := st.Put(context.Background(), "a/claims/h-1", bytes.NewReader(body), int64(len(body)), PutOptions{}); err != nil || calls.Load() != 2 {
+		t.Fatalf("put after one 409: %v after %d attempts; want success after 2", err, calls.Load())
+	}
+	calls.Store(0)
+	fail.Store(100)
+	if _, err := st.Put(context.Background(), "a/claims/h-1", bytes.NewReader(body), int64(len(body)), PutOptions{}); !errors.Is(err, ErrKeyConflict) || calls.Load() != 4 {
+		t.Fatalf("put against a directory: %v after %d attempts; want ErrKeyConflict after 4", err, calls.Load())
+	}
+}
