@@ -15,3 +15,12 @@ type Joiner interface {
 	// that ends at ChainPrev(ev) (Check(ChainPrev(ev), ev) is SeqNext).
 	ChainPrev(ev Event) int64
 }
+
+// EventTimer is implemented by venues that can read a message's exchange event time without
+// decoding the rest of it. chronicle-etl merge places every depth update of both hosts by it
+// (Decode would parse every price level only for the time).
+type EventTimer interface {
+	// EventTime is msg's exchange event time in ns, as Decode's Message.ExchNs; ok is false
+	// when msg carries none that can be read.
+	EventTime(msg []byte) (ns int64, ok bool)
+}

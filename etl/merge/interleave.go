@@ -234,11 +234,15 @@ func (m *interleaver) start(h int, src *frameSource) *producer {
 			it := &items[0]
 			items = items[1:]
 			m.makeItem(it, h, f, pl)
-			dated := it.msg && it.ev.Kind == venue.KindDepth && m.v.Decode(pl, &msg) == nil && msg.ExchNs != 0
+			var exch int64
+			dated := it.msg && it.ev.Kind == venue.KindDepth
+			if dated {
+				exch, dated = m.eventTime(pl, &msg)
+			}
 			switch {
 			case dated:
-				lag = it.recv - msg.ExchNs
-				it.mt = msg.ExchNs
+				lag = it.recv - exch
+				it.mt = exch
 				release(it.mt)
 				fresh = false
 			case fresh && len(held) < maxHeld:
@@ -393,11 +397,23 @@ func (m *interleaver) firstLag(j *hostJournal) (int64, error) {
 			continue
 		}
 		if ev, err := m.v.Parse(f.Payload); err == nil && ev.Kind == venue.KindDepth {
-			if m.v.Decode(f.Payload, &msg) == nil && msg.ExchNs != 0 {
-				return f.RecvTs - msg.ExchNs, nil
+			if exch, ok := m.eventTime(f.Payload, &msg); ok {
+				return f.RecvTs - exch, nil
 			}
 		}
 	}
+}
+
+// eventTime is a depth update's exchange event time: the venue's EventTime where it has one
+// (a few bytes read), else Decode's (every level parsed; msg is its scratch).
+func (m *interleaver) eventTime(pl []byte, msg *venue.Message) (int64, bool) {
+	if t, ok := m.v.(venue.EventTimer); ok {
+		return t.EventTime(pl)
+	}
+	if m.v.Decode(pl, msg) != nil || msg.ExchNs == 0 {
+		return 0, false
+	}
+	return msg.ExchNs, true
 }
 
 // pick chooses the next frame to merge: the earlier of the two hosts' next frames on the

@@ -239,7 +239,7 @@ func specs() []Spec {
 			Baseline: "the refinery's backfill of one of the journals (MB/s of its messages)", Goal: ge(1),
 			Why:   "merging two hosts' captures should take no longer than refining them one after the other",
 			Bench: bench("BenchmarkMerge", "merge_MB/s", "backfill_MB/s"),
-			Bound: "the merge reads both journals twice (a survey of each host's depth chains, then the interleave, each host parsed in its own goroutine) and refines the merged journal on one core: on two shared cores its figure follows the machine's load more than the backfill's"},
+			Bound: "the merge reads both journals twice (a survey of each host's depth chains, then the interleave, each host's frames parsed and dated in its own goroutine) while the refinery follows the merged journal on the other core: it needs both cores where the backfill needs one, so on two shared cores its figure follows the machine's load more than the backfill's (rounds between 0.64x and 1.07x in one run)"},
 		Spec{ID: "etl.live_p99", What: "journal append -> canonical records committed, p99 (live tail)", Unit: "us",
 			Baseline: "the journal tailer alone, p99", Goal: vle(100),
 			Bench: &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p99_ns", Baseline: "tailer_p99_ns", Scale: 1e-3},
