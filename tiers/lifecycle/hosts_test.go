@@ -87,7 +87,7 @@ func TestTwoHostsOneKey(t *testing.T) {
 	for run := range runs {
 		mode := [2]string{"if-none-match", "create-then-verify"}[run%2]
 		rs := uint64(seed) + uint64(run)
-		base := lt.S3Store(t, srv, fmt.Sprintf("hosts-%d", run))
+		base := retryingStore(t, srv, fmt.Sprintf("hosts-%d", run))
 		var envs [2]*lt.Env
 		var ms [2]*lifecycle.Manager
 		for i := range 2 {
@@ -121,6 +121,23 @@ func TestTwoHostsOneKey(t *testing.T) {
 		wins[holder]++
 	}
 	t.Logf("%d runs: key held by %v", runs, wins)
+}
+
+// retryingStore opens prefix with retries, as chronicle-tier's default max_retries does:
+// versitygw's posix backend prunes a claims/ directory emptied by one host's delete under
+// the other host's Put, which gets a 409 ExistingObjectIsDirectory the retry settles
+// (objstore TestS3PutRetriesExistingObjectIsDirectory); the lifecycle tests' stores have
+// no retries, so that a fault shows at once.
+func retryingStore(t *testing.T, srv *s3test.Server, prefix string) objstore.Store {
+	t.Helper()
+	cfg := lt.S3Config(srv)
+	cfg.MaxRetries, cfg.MaxBackoff = 3, 20*time.Millisecond
+	s, err := objstore.Open(context.Background(), srv.URI(prefix), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // checkTwoHosts checks one race's outcome and returns the host holding the key ("" for
