@@ -243,6 +243,9 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		return nil
 	}
 	s := r.sym(string(m.Symbol), ts)
+	if s.Fresh && (s.FirstSeen == 0 || ts < s.FirstSeen) {
+		s.FirstSeen = ts
+	}
 	var err error
 	switch m.Kind {
 	case venue.KindDepth:
@@ -959,8 +962,17 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 			p.hasMeta = true
 		}
 		if !s.live() {
-			p.openInvalid(max(s.InvalidFrom, p.dayStart), s.InvalidReason)
+			from := max(s.InvalidFrom, p.dayStart)
+			if s.Fresh { // the capture starts here
+				from = ts
+				if s.FirstSeen != 0 {
+					from = min(from, s.FirstSeen)
+				}
+				p.st.CaptureFrom = from
+			}
+			p.openInvalid(from, s.InvalidReason)
 		}
+		s.Fresh = false
 		if !runFollows {
 			if err := r.snapshotRun(s, p, ts, r.recvNs, uint64(s.LastU), r.segName); err != nil {
 				return nil, err
@@ -1113,14 +1125,14 @@ func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
 	if st.HaveTs {
 		m.EventTimeRange = &meta.Interval{From: meta.Time(st.FirstTs), To: meta.Time(st.LastTs)}
 	}
-	m.Completeness.Invalid = append([]meta.Invalid{}, st.Invalid...)
+	m.Completeness.Invalid = p.invalidForMeta()
 	for i := range m.Completeness.Invalid {
 		if iv := &m.Completeness.Invalid[i]; iv.Open && !sealed {
 			iv.To = meta.Time(max(min(r.clock, p.dayEnd), int64(iv.From))) // so far
 		}
 	}
 	m.Completeness.Gaps = append([]meta.Gap{}, st.Gaps...)
-	m.Completeness.Complete = len(st.Invalid) == 0 && len(st.Gaps) == 0
+	m.Completeness.Complete = len(m.Completeness.Invalid) == 0 && len(st.Gaps) == 0
 	if p.key.Kind == kindUnmapped {
 		m.SymbolVersions = []meta.SymbolVersion{{SymbolCode: p.code, RawSymbol: p.raw, Interval: meta.Interval{From: meta.Time(p.dayStart), To: meta.Time(p.dayEnd)}}}
 	} else {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -37,7 +38,7 @@ Usage:
   chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
                                                     refine journal segments once, then stop
   chronicle-etl status   [flags] [--json]           where each venue stands, open partitions
-  chronicle-etl merge    [flags] --root ROOT [ID=]JOURNAL_A [ID=]JOURNAL_B
+  chronicle-etl merge    [flags] --root ROOT JOURNAL_A JOURNAL_B
                                                     A/B merge of two hosts' journals (see merge --help)
   chronicle-etl synth    [flags]                    write synthetic partitions (demos, benchmarks)
 
@@ -54,51 +55,43 @@ Examples:
 Flags override the [etl], [tiers], [host] and [log] sections of --config:
 `
 
+var (
+	prog = &cli.Command{Program: "chronicle-etl", Help: usage, FlagsTitle: "-", Usage: `chronicle-etl run      [flags]
+chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
+chronicle-etl status   [flags] [--json]
+chronicle-etl merge    [flags] --root ROOT JOURNAL_A JOURNAL_B
+chronicle-etl synth    [flags]`}
+	cmdRun      = &cli.Command{Program: "chronicle-etl", Name: "run", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl run [flags]"}
+	cmdBackfill = &cli.Command{Program: "chronicle-etl", Name: "backfill", Help: usage, FlagsTitle: "-",
+		Usage: "chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT..."}
+	cmdStatus = &cli.Command{Program: "chronicle-etl", Name: "status", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl status [flags] [--json]"}
+	cmdMerge  = &cli.Command{Program: "chronicle-etl", Name: "merge", Help: mergeUsage, FlagsTitle: "-",
+		Usage: "chronicle-etl merge [flags] --root ROOT JOURNAL_A JOURNAL_B"}
+)
+
+func init() { prog.Flags = func() *pflag.FlagSet { return newFlags(cmdRun).set } }
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		f := newFlags(stderr)
-		f.set.Usage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd := args[0]
-	var err error
-	switch cmd {
-	case "run", "backfill", "status":
-		f := newFlags(stderr)
-		if err = f.set.Parse(args[1:]); err != nil {
-			if errors.Is(err, pflag.ErrHelp) {
-				return 0
+	sub := func(c *cli.Command, do func(*flags) error) func([]string) int {
+		return func(args []string) int {
+			f := newFlags(c)
+			if code, done := c.Parse(f.set, args, stdout, stderr); done {
+				return code
 			}
-			return 2
+			return c.Exit(stderr, do(f))
 		}
-		switch cmd {
-		case "run":
-			err = runDaemon(f)
-		case "backfill":
-			err = runBackfill(f, stderr)
-		case "status":
-			err = runStatus(f, stdout)
-		}
-	case "synth":
-		err = runSynth(args[1:])
-	case "merge":
-		return mergeCmd(args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "chronicle-etl: unknown command %q (want run, backfill, status, merge or synth; see --help)\n", cmd)
-		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-etl:", err)
-		return 1
-	}
-	return 0
+	return cli.Dispatch(prog, map[string]func([]string) int{
+		"run":      sub(cmdRun, runDaemon),
+		"backfill": sub(cmdBackfill, func(f *flags) error { return runBackfill(f, stderr) }),
+		"status":   sub(cmdStatus, func(f *flags) error { return runStatus(f, stdout) }),
+		"merge":    func(args []string) int { return mergeCmd(args, stdout, stderr) },
+		"synth":    func(args []string) int { return runSynth(args, stdout, stderr) },
+	}, []string{"run", "backfill", "status", "merge", "synth"}, args, stdout, stderr)
 }
 
 type flags struct {
@@ -113,11 +106,10 @@ type flags struct {
 	sealAll, asJSON                  bool
 }
 
-func newFlags(stderr io.Writer) *flags {
+func newFlags(c *cli.Command) *flags {
 	d := etl.Defaults()
-	f := &flags{set: pflag.NewFlagSet("chronicle-etl", pflag.ContinueOnError)}
+	f := &flags{set: c.FlagSet()}
 	s := f.set
-	s.SetOutput(stderr)
 	s.StringVar(&f.configPath, "config", "", "shared TOML configuration file")
 	s.StringVar(&f.root, "root", "", "backfill, status: output root (v1/... goes below it); default the [etl] output tier's root")
 	s.StringVar(&f.hot, "hot", "", "hot tier root; journals are {hot}/feed/{venue} ([tiers] hot)")
@@ -136,10 +128,6 @@ func newFlags(stderr io.Writer) *flags {
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.sealAll, "seal-all", false, "backfill: the journal is complete; seal every partition at the end")
 	s.BoolVar(&f.asJSON, "json", false, "status: print JSON")
-	s.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		s.PrintDefaults()
-	}
 	return f
 }
 
@@ -155,6 +143,15 @@ func (f *flags) settings() (*settings, error) {
 	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log, "host": &st.host}); err != nil {
 		return nil, err
 	}
+	check := func() error {
+		_, _, herr := config.ResolveHost(st.host.ID)
+		return errors.Join(st.cfg.Validate(), st.log.Validate(), herr)
+	}
+	return st, cli.Validate(f.configPath, check, func() { f.apply(st) })
+}
+
+// apply sets what the flags given on the command line say over the file.
+func (f *flags) apply(st *settings) {
 	set := func(name string, apply func()) {
 		if f.set.Changed(name) {
 			apply()
@@ -174,10 +171,6 @@ func (f *flags) settings() (*settings, error) {
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
 	set("host-id", func() { st.host.ID = f.hostID })
-	if err := st.cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return st, nil
 }
 
 // metaHost is the host id meta.json records: [host] id (or --host-id), else the hostname.
@@ -201,8 +194,8 @@ func (f *flags) outputRoot(st *settings) string {
 }
 
 func runDaemon(f *flags) error {
-	if f.set.NArg() > 0 {
-		return fmt.Errorf("run takes no arguments (got %v)", f.set.Args())
+	if err := cli.Args(f.set, 0, 0, ""); err != nil {
+		return err
 	}
 	st, err := f.settings()
 	if err != nil {
@@ -240,15 +233,21 @@ func runDaemon(f *flags) error {
 }
 
 func runBackfill(f *flags, stderr io.Writer) error {
+	if f.root == "" {
+		return cli.Usagef("backfill needs --root (where v1/... is written)")
+	}
+	if err := cli.Args(f.set, 1, -1, "a journal directory or segment files"); err != nil {
+		return err
+	}
 	st, err := f.settings()
 	if err != nil {
 		return err
 	}
-	if f.root == "" {
-		return errors.New("backfill needs --root (where v1/... is written)")
-	}
-	if f.set.NArg() == 0 {
-		return errors.New("backfill needs a journal directory or segment files (see --help)")
+	// Every argument must exist before anything starts.
+	for _, a := range f.set.Args() {
+		if _, err := os.Stat(a); err != nil {
+			return err
+		}
 	}
 	log, err := daemon.Logger(st.log, "chronicle-etl")
 	if err != nil {
@@ -340,6 +339,9 @@ func runBackfill(f *flags, stderr io.Writer) error {
 }
 
 func runStatus(f *flags, stdout io.Writer) error {
+	if err := cli.Args(f.set, 0, 0, ""); err != nil {
+		return err
+	}
 	st, err := f.settings()
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/etl/merge"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -30,11 +30,11 @@ whichever host is named first, and after a merge killed at any moment is run aga
 meta.json's "merge" says which host supplied which stretch of the book.
 
 Usage:
-  chronicle-etl merge [flags] --root ROOT [ID=]JOURNAL_A [ID=]JOURNAL_B
+  chronicle-etl merge [flags] --root ROOT JOURNAL_A JOURNAL_B
 
 JOURNAL is a venue journal directory ({hot}/feed/{venue}), or a feed directory holding
-several (their venues are paired by name). A host's id comes from the journal's connect
-records, or from ID= (journals written before host ids). Partitions already in ROOT are
+several (their venues are paired by name), optionally as ID=DIR. A host's id comes from
+the journal's connect records, or from ID= (journals written before host ids). Partitions already in ROOT are
 left alone when identical and refused when not.
 
 Examples:
@@ -45,62 +45,51 @@ Examples:
 Flags override the [etl] and [log] sections of --config:
 `
 
-// mergeCmd is `chronicle-etl merge`; it follows the binaries' convention: usage errors
-// say "chronicle-etl: ..." and the usage line on stderr and exit 2, --help goes to stdout
-// and exits 0, runtime errors are one line "chronicle-etl: merge: what: why" and exit 1.
+// mergeCmd is `chronicle-etl merge`, by the binaries' convention (internal/cli): usage
+// errors and the usage line on stderr, exit 2; --help (its own flags only) on stdout, exit
+// 0; a runtime error one line "chronicle-etl: what failed: why", exit 1.
 func mergeCmd(args []string, stdout, stderr io.Writer) int {
-	f := newFlags(stderr)
-	f.set.Usage = func() {}
-	f.set.SetOutput(io.Discard)
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "chronicle-etl: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "usage: chronicle-etl merge [flags] --root ROOT [ID=]JOURNAL_A [ID=]JOURNAL_B (see --help)")
-		return 2
+	f := newFlags(cmdMerge)
+	f.set = mergeFlags(f.set) // its --help lists only the flags merge reads
+	if code, done := cmdMerge.Parse(f.set, args, stdout, stderr); done {
+		return code
 	}
-	if err := f.set.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprint(stdout, mergeUsage)
-			fmt.Fprint(stdout, mergeFlags(f.set))
-			return 0
-		}
-		return usageErr("merge: %v", err)
-	}
+	return cmdMerge.Exit(stderr, runMerge(f, stdout, stderr))
+}
+
+func runMerge(f *flags, stdout, stderr io.Writer) error {
 	if f.root == "" {
-		return usageErr("merge needs --root (where v1/... is written)")
+		return cli.Usagef("merge needs --root (where v1/... is written)")
 	}
-	if f.set.NArg() != 2 {
-		return usageErr("merge takes two journals, one per host (got %d)", f.set.NArg())
+	if err := cli.Args(f.set, 2, 2, "two journals, one per host"); err != nil {
+		return err
 	}
 	st, err := f.settings()
 	if err != nil {
-		return usageErr("merge: %v", err)
+		return err
 	}
 	var inputs [2][]merge.Input
 	for i, a := range f.set.Args() {
 		if inputs[i], err = journalsOf(a); err != nil {
-			return usageErr("merge: %v", err)
+			return err
 		}
 	}
 	pairs, err := pairByVenue(inputs)
 	if err != nil {
-		return usageErr("merge: %v", err)
-	}
-	runtimeErr := func(what string, err error) int {
-		fmt.Fprintf(stderr, "chronicle-etl: merge: %s: %v\n", what, err)
-		return 1
+		return err
 	}
 	log, err := daemon.Logger(st.log, "chronicle-etl")
 	if err != nil {
-		return usageErr("merge: %v", err)
+		return err
 	}
 	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "output", Dir: f.root}); err != nil {
-		return runtimeErr("output root", err)
+		return err
 	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, nil)
 	if err != nil {
-		return runtimeErr("dim_symbol", err)
+		return err
 	}
 	for _, p := range pairs {
 		var bar *progressbar.ProgressBar
@@ -125,9 +114,9 @@ func mergeCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return runtimeErr(p[0].Dir, fmt.Errorf("interrupted (run it again: it starts over and writes the same bytes)"))
+				return fmt.Errorf("merge %s and %s: interrupted (run it again: it starts over and writes the same bytes)", p[0].Dir, p[1].Dir)
 			}
-			return runtimeErr(fmt.Sprintf("%s and %s", p[0].Dir, p[1].Dir), err)
+			return fmt.Errorf("merge %s and %s: %w", p[0].Dir, p[1].Dir, err)
 		}
 		log.Info("merge done", "venue", res.Venue, "base", res.Hosts[0], "other", res.Hosts[1],
 			"published", len(res.Published), "already_there", len(res.Existing), "journal_bytes", res.Journal,
@@ -137,20 +126,20 @@ func mergeCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, filepath.Join(f.root, rel))
 		}
 	}
-	return 0
+	return nil
 }
 
-// mergeFlags lists the flags merge uses.
-func mergeFlags(s *pflag.FlagSet) string {
+// mergeFlags is the set of the flags merge reads, bound to the same variables.
+func mergeFlags(s *pflag.FlagSet) *pflag.FlagSet {
 	keep := map[string]bool{"config": true, "root": true, "grace": true, "snapshot-interval": true, "late-policy": true,
 		"dim-symbol": true, "checkpoint-interval": true, "log-level": true, "log-format": true}
-	out := pflag.NewFlagSet("merge", pflag.ContinueOnError)
+	out := cmdMerge.FlagSet()
 	s.VisitAll(func(fl *pflag.Flag) {
 		if keep[fl.Name] {
 			out.AddFlag(fl)
 		}
 	})
-	return out.FlagUsages()
+	return out
 }
 
 // journalsOf reads one argument: [ID=]DIR, DIR a venue journal or a feed directory.
@@ -159,7 +148,7 @@ func journalsOf(arg string) ([]merge.Input, error) {
 	if i := strings.IndexByte(arg, '='); i > 0 && !strings.Contains(arg[:i], "/") {
 		host, dir = arg[:i], arg[i+1:]
 		if !config.ValidHostID(host) {
-			return nil, fmt.Errorf("%q: host id %q: want 1-64 of a-z 0-9 '-' '_' '.'", arg, host)
+			return nil, cli.Usagef("%q: host id %q: want 1-64 of a-z 0-9 '-' '_' '.'", arg, host)
 		}
 	}
 	fi, err := os.Stat(dir)

@@ -248,5 +248,27 @@ func specs() []Spec {
 			Baseline: "the journal tailer alone, p50",
 			Bench:    &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p50_ns", Baseline: "tailer_p50_ns", Scale: 1e-3}},
 	)
-	return append(append(s, peerSpecs()...), researchSpecs()...)
+	return append(append(append(s, viewSpecs()...), peerSpecs()...), researchSpecs()...)
+}
+
+// viewSpecs are the research views' figures (BenchmarkViews, docs/format/views.md).
+func viewSpecs() []Spec {
+	replay := "replaying the partition from its start to the instant (what users do today), p99"
+	bound := "the replay from the snapshot run before the instant: up to a minute of records (a 2,000-level run, then about 100,000 records of books.Gen), decoded (cold, remote) and applied one by one, so the figure follows the machine's speed per record and the refinery's snapshot_interval: BenchmarkBookAt (profile-views, same machine) replays about 49,000 records a query with runs every minute and 10,500 with runs every 10 s, p50 several times lower; profile-views"
+	return []Spec{
+		{ID: "views.book_at_p99.warm", What: "the book at random instants, warm, through format/bookview (as chronicle-q reads), p99", Unit: "ms",
+			Baseline: replay, Goal: vle(2), Why: "issue 22: warm <= 2 ms", Bound: bound},
+		{ID: "views.book_at_p99.cold", What: "the book at random instants, cold (seekable zstd), p99", Unit: "ms",
+			Baseline: replay, Goal: vle(10), Why: "the seed's Zone 3 budget", Bound: bound},
+		{ID: "views.book_at_p99.remote", What: "the book at random instants, remote (versitygw on loopback), p99", Unit: "ms",
+			Baseline: replay, Goal: vle(30), Bound: bound},
+		{ID: "views.top10_seq", What: "first pass (dd) over cold views/top10.npy through a fresh mount", Unit: "s",
+			Baseline: "first pass over the same partition's cold book.q", Goal: le(2),
+			Bound: "rendering decodes the whole cold book and replays every level record; the baseline only decodes"},
+		{ID: "views.top10_random_p99", What: "random row reads (one row, pread) of cold views/top10.npy through a fresh mount, p99", Unit: "ms",
+			Baseline: "random record reads of the same cold book.q, p99", Goal: vle(10),
+			Bound: "a row's first read renders its segment: the replay from the snapshot run before it (" + "as for views.book_at_p99.cold" + ")"},
+		{ID: "fs.views_rss", What: "chronicle-fs peak RSS after random rows and a pass of every view of a cold book", Unit: "MiB",
+			Baseline: "configured frame cache + views cache + 100 MiB", Goal: le(1)},
+	}
 }
