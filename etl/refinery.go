@@ -70,7 +70,8 @@ type Refinery struct {
 	beforeSeal func() error
 	sealHook   func(stage string) error // test hook (Options.sealHook)
 
-	live        bool // commit after every frame (tailing a live journal)
+	host        *meta.Host // source.host of every meta.json (Options.Host)
+	live        bool       // commit after every frame (tailing a live journal)
 	fopt        format.Options
 	afterCommit func(recvNs int64)
 }
@@ -1105,7 +1106,7 @@ func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
 		Records: map[string]int64{}, LatePolicy: r.cfg.LatePolicy,
 		Events: meta.Events{DepthUpdates: st.DepthUpdates, Trades: st.Trades, BBO: st.BBO, Snapshots: st.Snapshots, BookInvalid: st.BookInvalid},
 		Checks: meta.Checks{CrossedEvents: st.Crossed, TickerChecks: st.Checks, TickerMismatches: st.Mismatches},
-		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments)},
+		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments), Host: r.host},
 	}
 	inst := r.v.Instrument(p.raw)
 	m.Instrument = &meta.Instrument{QtyUnit: inst.QtyUnit, ContractSize: inst.ContractSize, ContractCurrency: inst.ContractCurrency}

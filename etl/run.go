@@ -48,6 +48,8 @@ type Options struct {
 	// Resumed, if set, is called once the run has taken over its checkpoint (partitions
 	// reopened where it left them), found no journal to resume yet, or failed.
 	Resumed func()
+	// Host is the capture host recorded in every meta.json (source.host); nil records none.
+	Host *meta.Host
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
 	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
@@ -124,7 +126,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	stats.Venue = v.Name()
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
-	r.afterCommit, r.live = opt.afterCommit, opt.Follow
+	r.afterCommit, r.live, r.host = opt.afterCommit, opt.Follow, opt.Host
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
 	statePath := StatePath(opt.Root, v.Name())
 	if err := removeTemps(filepath.Dir(statePath)); err != nil {
