@@ -38,7 +38,7 @@ var bench struct {
 
 // benchOptions are the transcode options benchmarked: defaults, or QZST_BLOCK_SIZE /
 // QZST_LEVEL to explore other trade-offs.
-func benchOptions(b *testing.B) Options {
+func benchOptions(b testing.TB) Options {
 	var o Options
 	for env, dst := range map[string]*int{"QZST_BLOCK_SIZE": &o.BlockSize, "QZST_LEVEL": &o.Level} {
 		if s := os.Getenv(env); s != "" {
@@ -53,7 +53,7 @@ func benchOptions(b *testing.B) Options {
 }
 
 // benchFiles writes the book and its default transcode once per process.
-func benchFiles(b *testing.B) {
+func benchFiles(b testing.TB) {
 	size := testenv.BenchBytes(b, 256<<20)
 	opts := benchOptions(b)
 	bench.once.Do(func() {

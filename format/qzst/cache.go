@@ -61,14 +61,32 @@ type frameKey struct {
 
 type entry struct {
 	key        frameKey
-	data       []byte
+	data       []byte // the frame's bytes; only data[:avail] are decoded
+	avail      int
 	size       int64 // bytes charged to the cache
 	refs       int32
-	ready      bool
+	ready      bool // data[:avail] may be read (closed done)
 	inCache    bool // in m (and, once ready, in the LRU list)
 	err        error
 	done       chan struct{}
 	prev, next *entry
+	// A frame decoded in part (a random read): st continues the decode; busy, while a
+	// reader continues it, is closed when that reader is done (c.mu guards both).
+	st   *stepState
+	busy chan struct{}
+}
+
+// stepState is a frame decoded in part: the stepwise decoder and the compressed bytes it
+// reads (a run buffer of its own, released with it).
+type stepState struct {
+	fs    frameSteps
+	rb    *runBuf
+	bytes int64 // charged to the cache besides the frame's buffer
+}
+
+func (s *stepState) free() {
+	s.fs.free()
+	s.rb.release()
 }
 
 // directPerCore is how many Direct decodes may run at once per unit of Concurrency.
@@ -158,32 +176,70 @@ func (c *Cache) complete(e *entry, data []byte, err error) {
 			c.used -= e.size
 		}
 	} else {
-		e.data, e.ready = data, true
-		sz := int64(cap(data))
+		e.data, e.avail, e.ready = data, len(data), true
+		c.charge(e, int64(cap(data)))
 		if e.inCache {
-			c.used += sz - e.size
 			c.pushFront(e)
 		}
-		e.size = sz
 		c.evictLocked()
 	}
 	c.mu.Unlock()
 	close(e.done)
 }
 
+// completePart publishes a frame decoded up to avail bytes; st continues it.
+func (c *Cache) completePart(e *entry, data []byte, avail int, st *stepState) {
+	c.mu.Lock()
+	e.data, e.avail, e.st, e.ready = data, avail, st, true
+	c.charge(e, int64(cap(data))+st.bytes)
+	if e.inCache {
+		c.pushFront(e)
+	}
+	c.evictLocked()
+	c.mu.Unlock()
+	close(e.done)
+}
+
+// charge sets the bytes e is charged (c.mu held).
+func (c *Cache) charge(e *entry, size int64) {
+	if e.inCache {
+		c.used += size - e.size
+	}
+	e.size = size
+}
+
+// dropLocked takes e out of the cache (c.mu held): it is freed by its last reader.
+func (c *Cache) dropLocked(e *entry) {
+	if !e.inCache {
+		return
+	}
+	c.unlink(e)
+	delete(c.m, e.key)
+	e.inCache = false
+	c.used -= e.size
+}
+
+// recycleLocked frees what an entry out of the cache and without readers holds (c.mu held).
+func (c *Cache) recycleLocked(e *entry) {
+	if e.refs != 0 || e.inCache {
+		return
+	}
+	if e.data != nil {
+		c.putBuf(e.data)
+		e.data = nil
+	}
+	if e.st != nil {
+		e.st.free()
+		e.st = nil
+	}
+}
+
 // release drops a reference; an evicted entry's buffer is recycled by its last reader.
 func (c *Cache) release(e *entry) {
 	c.mu.Lock()
 	e.refs--
-	recycle := e.refs == 0 && !e.inCache && e.data != nil
-	var data []byte
-	if recycle {
-		data, e.data = e.data, nil
-	}
+	c.recycleLocked(e)
 	c.mu.Unlock()
-	if recycle {
-		c.putBuf(data)
-	}
 }
 
 // demote moves a frame to the cold end of the LRU (drop-behind for sequential readers).
@@ -206,16 +262,9 @@ func (c *Cache) evictLocked() {
 		if v == &c.lru {
 			return // only loading entries remain; they are charged but cannot go yet
 		}
-		c.unlink(v)
-		delete(c.m, v.key)
-		v.inCache = false
-		c.used -= v.size
+		c.dropLocked(v)
 		c.stats.evictions.Add(1)
-		if v.refs == 0 && v.data != nil {
-			data := v.data
-			v.data = nil
-			c.putBuf(data)
-		}
+		c.recycleLocked(v)
 	}
 }
 
@@ -271,8 +320,10 @@ func (c *Cache) putBuf(b []byte) {
 
 // Stats are counters for metrics. Cache.Stats sums all Readers; Reader.Stats is one Reader's.
 type Stats struct {
-	CacheHits       uint64 // frame found decoded
+	CacheHits       uint64 // frame found decoded (as far as the read needed)
 	CacheMisses     uint64 // frame decoded on demand by the reader, into the cache
+	PartialFrames   uint64 // misses of random reads that decoded the frame only up to the bytes asked for
+	PartialResumes  uint64 // reads that continued a frame decoded in part
 	DirectFrames    uint64 // frames decoded straight into a reader's buffer (Direct), uncached
 	CacheWaits      uint64 // frame being decoded by another reader or readahead: waited for it
 	FramesDecoded   uint64 // including readahead
@@ -287,11 +338,13 @@ type Stats struct {
 
 type counters struct {
 	hits, misses, waits, direct, decoded, readahead, reads, fetched, decodeErrs, evictions atomic.Uint64
+	partial, resumes                                                                       atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), CacheWaits: c.waits.Load(), DirectFrames: c.direct.Load(),
+		PartialFrames: c.partial.Load(), PartialResumes: c.resumes.Load(),
 		FramesDecoded: c.decoded.Load(), ReadaheadFrames: c.readahead.Load(),
 		SourceReads: c.reads.Load(), BytesFetched: c.fetched.Load(),
 		DecodeErrors: c.decodeErrs.Load(), Evictions: c.evictions.Load(),

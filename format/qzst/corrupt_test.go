@@ -185,7 +185,9 @@ func TestCorruptIndex(t *testing.T) {
 		frame  int64
 	}{
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrBadMagic, "magic", 0, -1},
-		{"version", func(b []byte) []byte { le.PutUint32(b[8:], 2); return resum(b) }, ErrUnsupportedVersion, "version", 8, -1},
+		{"version", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resum(b) }, ErrUnsupportedVersion, "version", 8, -1},
+		// A version 2 index read as version 1 has 4N bytes too many.
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resum(b) }, ErrBadIndex, "trailer", int64(indexSize(n, 1)), -1},
 		{"block_size", func(b []byte) []byte { le.PutUint32(b[12:], 0); return resum(b) }, ErrBadIndex, "block_size", 12, -1},
 		{"frame_count", func(b []byte) []byte { le.PutUint64(b[16:], uint64(n+1)); return resum(b) }, ErrTruncated, "frame_count", int64(len(e.idx)), -1},
 		{"uncompressed_offset", func(b []byte) []byte { le.PutUint64(b[24+2*24:], 5); return resum(b) }, ErrBadIndex, "uncompressed_offset", 24 + 2*24, 2},

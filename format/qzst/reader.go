@@ -31,7 +31,13 @@ type ReaderOptions struct {
 	// own parallelism and caching, such as the kernel's readahead over FUSE. Partial-frame
 	// reads still go through the cache.
 	Direct bool
-	Logger *slog.Logger
+	// WholeFrames decodes every frame whole, even for a random read that needs a few bytes
+	// of it. By default a random read of a frame not in the cache decodes it only up to the
+	// bytes asked for and keeps it in the cache in part, and a later read continues it
+	// (when the index has the frames' compressed CRCs, which guard those bytes, and the
+	// decoder can decode in steps). For comparisons.
+	WholeFrames bool
+	Logger      *slog.Logger
 }
 
 // Reader is an io.ReaderAt over the uncompressed bytes of a seekable .zst. It is safe for
@@ -46,6 +52,7 @@ type Reader struct {
 	fileKey  [32]byte
 	ra       int
 	direct   bool
+	steps    stepDecoder // nil: frames are decoded whole
 	maxFetch int64
 	log      *slog.Logger
 	stats    counters
@@ -151,6 +158,9 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 	}
 	// Readahead never takes more than a quarter of the cache, so it cannot evict itself.
 	r.ra = min(r.ra, int(r.c.maxBytes/4/int64(idx.BlockSize)))
+	if idx.HasCompressedCRC && !opts.WholeFrames {
+		r.steps = r.c.dec.steps()
+	}
 	if idx.hasHash() {
 		r.fileKey = idx.SHA256
 	} else {
@@ -234,11 +244,13 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			}
 		}
 		seq := r.note(fi)
-		e, err := r.frame(fi, seq)
+		start := int64(fi) * bs
+		need := int(min(off+int64(len(p)), start+int64(r.idx.Frames[fi].UncompressedSize)) - start)
+		e, avail, err := r.frame(fi, seq, need)
 		if err != nil {
 			return n, err
 		}
-		n += copy(p[n:], e.data[pos-int64(fi)*bs:])
+		n += copy(p[n:], e.data[pos-start:avail])
 		r.c.release(e)
 	}
 	if n < len(p) {
@@ -461,8 +473,10 @@ func (r *Reader) note(fi int) bool {
 
 func (r *Reader) key(fi int) frameKey { return frameKey{file: r.fileKey, frame: uint32(fi)} }
 
-// frame returns frame fi decoded, with a cache reference the caller must release.
-func (r *Reader) frame(fi int, seq bool) (*entry, error) {
+// frame returns frame fi decoded at least up to need bytes, with a cache reference the
+// caller must release, and how many of its bytes are decoded. A sequential reader's misses
+// decode whole frames; a random read's decode only up to the bytes it needs (loadPart).
+func (r *Reader) frame(fi int, seq bool, need int) (*entry, int, error) {
 	for attempt := 0; ; attempt++ {
 		e, owner, hit := r.c.acquire(r.key(fi), int64(r.idx.Frames[fi].UncompressedSize))
 		switch {
@@ -473,7 +487,11 @@ func (r *Reader) frame(fi int, seq bool) (*entry, error) {
 			if seq {
 				r.extend(fi)
 			}
-			r.load(fi, []*entry{e}, true)
+			if seq || r.steps == nil {
+				r.load(fi, []*entry{e}, true)
+			} else {
+				r.loadPart(fi, e, need)
+			}
 		case hit:
 			r.count(func(c *counters) { c.hits.Add(1) })
 		default:
@@ -484,16 +502,160 @@ func (r *Reader) frame(fi int, seq bool) (*entry, error) {
 		}
 		<-e.done
 		if e.err == nil {
-			return e, nil
+			avail, err := r.upTo(fi, e, need)
+			if err != nil {
+				r.c.release(e)
+				return nil, 0, err
+			}
+			return e, avail, nil
 		}
 		r.c.release(e)
 		// The load we waited for may have been another Reader's of the same content (same
 		// cache key) that failed for its own reasons (closed, its source's I/O error or
 		// damage): load it once more from our own source.
 		if owner || attempt > 0 {
-			return nil, e.err
+			return nil, 0, e.err
 		}
 	}
+}
+
+// loadPart fills the owned entry e of frame fi for a random read: the frame's compressed
+// bytes are fetched and checked against the index's CRC-32C, then decoded only up to need
+// bytes (whole zstd blocks). The entry keeps the decoder, so a later read of the frame
+// continues where this one stopped (upTo).
+func (r *Reader) loadPart(fi int, e *entry, need int) {
+	f := r.idx.Frames[fi]
+	rb := r.c.getRun(int(f.CompressedSize), 1)
+	if _, err := r.readRun(fi, 1, rb.b); err != nil {
+		rb.release()
+		r.c.complete(e, nil, err)
+		return
+	}
+	comp := rb.b[:f.CompressedSize]
+	fail := func(err error) {
+		r.count(func(c *counters) { c.decodeErrs.Add(1) })
+		r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
+		r.c.complete(e, nil, err)
+	}
+	if err := checkCompressedCRC(r.idx, fi, comp, r.name); err != nil {
+		rb.release()
+		fail(err)
+		return
+	}
+	if err := checkEnvelope(r.idx, fi, comp, r.name); err != nil {
+		rb.release()
+		fail(err)
+		return
+	}
+	buf := r.c.getBuf(int(r.idx.BlockSize))
+	full := int(f.UncompressedSize)
+	// The decoder sees only the frame's size: it never writes past it.
+	fs, err := r.steps.begin(comp, buf[:0:full])
+	if err != nil {
+		rb.release()
+		r.c.putBuf(buf)
+		fail(r.stepErr(fi, err))
+		return
+	}
+	r.count(func(c *counters) { c.partial.Add(1) })
+	st := &stepState{fs: fs, rb: rb, bytes: r.steps.stateBytes()}
+	n, done, err := fs.decodeTo(need)
+	switch {
+	case err != nil:
+		st.free()
+		r.c.putBuf(buf)
+		fail(r.stepErr(fi, err))
+	case done:
+		st.free()
+		if n != full {
+			r.c.putBuf(buf)
+			fail(corrupt(r.name, int64(fi), int64(f.CompressedOffset), "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", n, full))
+			return
+		}
+		r.count(func(c *counters) { c.decoded.Add(1) })
+		r.c.complete(e, buf[:full], nil)
+	default:
+		r.c.completePart(e, buf[:full], n, st)
+	}
+}
+
+// upTo returns how many bytes of entry e (frame fi, published) are decoded, after
+// continuing its decode until at least need are. One reader continues a frame at a time;
+// the others wait for it. A frame that fails to continue is dropped from the cache.
+func (r *Reader) upTo(fi int, e *entry, need int) (int, error) {
+	c := r.c
+	resumed := false
+	for {
+		c.mu.Lock()
+		switch {
+		case e.avail >= need:
+			a := e.avail
+			c.mu.Unlock()
+			return a, nil
+		case e.err != nil: // a continuation failed
+			err := e.err
+			c.mu.Unlock()
+			return 0, err
+		case e.busy != nil:
+			ch := e.busy
+			c.mu.Unlock()
+			<-ch
+			continue
+		case e.st == nil:
+			c.mu.Unlock()
+			return 0, fmt.Errorf("read %s frame %d: %d of %d bytes decoded and no decoder to continue", r.name, fi, e.avail, len(e.data))
+		}
+		ch := make(chan struct{})
+		e.busy = ch
+		st := e.st
+		c.mu.Unlock()
+		if !resumed {
+			r.count(func(c *counters) { c.resumes.Add(1) })
+			resumed = true
+		}
+		n, done, err := st.fs.decodeTo(need)
+		if err == nil && done && n != len(e.data) {
+			err = corrupt(r.name, int64(fi), int64(r.idx.Frames[fi].CompressedOffset), "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", n, len(e.data))
+		} else if err != nil {
+			err = r.stepErr(fi, err)
+		}
+		c.mu.Lock()
+		e.busy = nil
+		close(ch)
+		switch {
+		case err != nil:
+			e.err = err
+			e.st = nil
+			c.dropLocked(e)
+		case done:
+			e.avail = n
+			e.st = nil
+			c.charge(e, int64(cap(e.data)))
+		default:
+			e.avail = n
+		}
+		c.mu.Unlock()
+		if err != nil || done {
+			st.free()
+		}
+		if err != nil {
+			r.count(func(c *counters) { c.decodeErrs.Add(1) })
+			r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
+			return 0, err
+		}
+		if done {
+			r.count(func(c *counters) { c.decoded.Add(1) })
+		}
+	}
+}
+
+// stepErr labels an error of the stepwise decoder of frame fi.
+func (r *Reader) stepErr(fi int, err error) error {
+	cause := ErrFrameDecode
+	if r.steps.checksum(err) {
+		cause = ErrFrameChecksum
+	}
+	return corrupt(r.name, int64(fi), int64(r.idx.Frames[fi].CompressedOffset), "", cause, "%v", err)
 }
 
 // reserveRun takes ownership of the absent frames from..to that directly follow each other,
@@ -648,14 +810,8 @@ func (r *Reader) decode(fi int, comp []byte) ([]byte, error) {
 func decodeFrame(dec frameDecoder, x *Index, fi int, comp, buf []byte, name string) ([]byte, error) {
 	f := x.Frames[fi]
 	off := int64(f.CompressedOffset)
-	if m := binary.LittleEndian.Uint32(comp); m != zstdFrameMagic {
-		return nil, corrupt(name, int64(fi), off, "frame_magic", ErrFrameDecode, "%#08x", m)
-	}
-	if comp[4]&zstdChecksumFlag == 0 {
-		return nil, corrupt(name, int64(fi), off+4, "frame_header_descriptor", ErrFrameChecksum, "frame has no content checksum")
-	}
-	if sum := binary.LittleEndian.Uint32(comp[len(comp)-4:]); sum != f.Checksum {
-		return nil, corrupt(name, int64(fi), off+int64(len(comp))-4, "content_checksum", ErrFrameChecksum, "frame says %#08x, index %#08x", sum, f.Checksum)
+	if err := checkEnvelope(x, fi, comp, name); err != nil {
+		return nil, err
 	}
 	data, err := dec.decodeAll(comp, buf[:0])
 	if err != nil {
@@ -669,6 +825,36 @@ func decodeFrame(dec frameDecoder, x *Index, fi int, comp, buf []byte, name stri
 		return nil, corrupt(name, int64(fi), off, "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", len(data), f.UncompressedSize)
 	}
 	return data, nil
+}
+
+// checkEnvelope checks frame fi's zstd magic, that it carries a content checksum, and that
+// the checksum is the index's.
+func checkEnvelope(x *Index, fi int, comp []byte, name string) error {
+	f := x.Frames[fi]
+	off := int64(f.CompressedOffset)
+	if m := binary.LittleEndian.Uint32(comp); m != zstdFrameMagic {
+		return corrupt(name, int64(fi), off, "frame_magic", ErrFrameDecode, "%#08x", m)
+	}
+	if comp[4]&zstdChecksumFlag == 0 {
+		return corrupt(name, int64(fi), off+4, "frame_header_descriptor", ErrFrameChecksum, "frame has no content checksum")
+	}
+	if sum := binary.LittleEndian.Uint32(comp[len(comp)-4:]); sum != f.Checksum {
+		return corrupt(name, int64(fi), off+int64(len(comp))-4, "content_checksum", ErrFrameChecksum, "frame says %#08x, index %#08x", sum, f.Checksum)
+	}
+	return nil
+}
+
+// checkCompressedCRC compares frame fi's compressed bytes with the index's CRC-32C, when
+// the index has one.
+func checkCompressedCRC(x *Index, fi int, comp []byte, name string) error {
+	if !x.HasCompressedCRC {
+		return nil
+	}
+	f := x.Frames[fi]
+	if got := CompressedCRC(comp); got != f.CompressedCRC {
+		return corrupt(name, int64(fi), int64(f.CompressedOffset), "compressed_crc32c", ErrFrameChecksum, "frame bytes have %#08x, index %#08x", got, f.CompressedCRC)
+	}
+	return nil
 }
 
 // count applies f to the Reader's and the Cache's counters.

@@ -64,7 +64,7 @@ func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opt
 		return err
 	}
 	defer zd.Close()
-	dec := goDecoder{zd}
+	dec := goDecoder{d: zd, st: newGoSteps(1)}
 	h := sha256.New()
 	const chunk = 16 << 20
 	var comp []byte
@@ -100,7 +100,12 @@ func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opt
 				bp := bufs.Get().(*[]byte)
 				defer bufs.Put(bp)
 				b := *bp
-				data, err := decodeFrame(dec, idx, fi, comp[int64(f.CompressedOffset)-start:][:f.CompressedSize], b[:idx.BlockSize], name)
+				fc := comp[int64(f.CompressedOffset)-start:][:f.CompressedSize]
+				err := checkCompressedCRC(idx, fi, fc, name)
+				var data []byte
+				if err == nil {
+					data, err = decodeFrame(dec, idx, fi, fc, b[:idx.BlockSize], name)
+				}
 				if err == nil && opts.Original != nil {
 					orig := b[idx.BlockSize:][:f.UncompressedSize]
 					if rerr := readFull(opts.Original, orig, int64(f.UncompressedOffset)); rerr != nil {
