@@ -24,6 +24,7 @@ type handle struct {
 	node *fileNode
 	h    tiers.Handle
 	src  readerAt // h, or the book.npy view over it
+	npy  *npyView // book.npy
 	tier layout.Tier
 	pt   bool // opened for kernel passthrough
 	ptFd int
@@ -38,16 +39,32 @@ func (h *handle) PassthroughFd() (int, bool) { return h.ptFd, h.pt }
 // Read fills dest from the handle's tier. It returns a short count only at end of file: a
 // short read would make the kernel shrink the file, so any failure is EIO instead (the
 // remote tier's reads are bounded by the resolver's RemoteTimeout).
+//
+// Replies are vectors (written with writev as they are) or, for book.npy of a local book,
+// file descriptors go-fuse splices; never plain byte results, which go-fuse would first try
+// to splice through a pipe it cannot make large enough for a 1 MiB reply.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	start := time.Now()
-	n, err := h.src.ReadAt(dest, off)
+	var (
+		rr  fuse.ReadResult
+		n   int
+		err error
+	)
+	if h.npy != nil {
+		rr, n, err = h.npy.readResult(dest, off)
+	} else {
+		n, err = h.src.ReadAt(dest, off)
+		if err == nil || err == io.EOF {
+			rr, err = fuse.ReadResultVector([][]byte{dest[:n]}), nil
+		}
+	}
 	if err != nil && err != io.EOF {
 		h.fs.st.readError(h.tier)
 		h.fs.log.Error("read failed", "path", h.node.logical, "tier", h.tier.String(), "off", off, "len", len(dest), "err", err)
 		return nil, syscall.EIO
 	}
 	h.fs.st.read(h.tier, n, time.Since(start), h.pt)
-	return fuse.ReadResultData(dest[:n]), 0
+	return rr, 0
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
@@ -55,6 +72,9 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	h.node.release(h)
+	if h.npy != nil {
+		h.npy.close()
+	}
 	if err := h.h.Close(); err != nil {
 		h.fs.log.Warn("close", "path", h.node.logical, "err", err)
 	}

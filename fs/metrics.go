@@ -17,6 +17,7 @@ type stats struct {
 	reads, bytes, errors [numTiers]atomic.Uint64
 	opensServed, opensPT [numTiers]atomic.Uint64
 	fallbackReads        atomic.Uint64
+	npySplice, npyMapped atomic.Uint64 // book.npy replies spliced from, or written from a mapping of, the tier file
 	forgotten            atomic.Uint64 // partitions the kernel was asked to forget (FS.forget)
 	viewStats
 	latency *prometheus.HistogramVec
@@ -60,6 +61,10 @@ type Stats struct {
 	Reads, ReadBytes, ReadErrors  [numTiers]uint64
 	OpensServed, OpensPassthrough [numTiers]uint64
 	PassthroughFallbackReads      uint64
+	// NPYSpliced and NPYMapped count the replies to reads of hot and warm book.npy that
+	// the kernel took from the tier file's pages: spliced (replies that fit a pipe), or
+	// written from a mapping (larger ones). The others are copied through the daemon.
+	NPYSpliced, NPYMapped uint64
 }
 
 // Stats returns the current counters.
@@ -73,6 +78,7 @@ func (f *FS) Stats() Stats {
 		out.OpensPassthrough[t] = f.st.opensPT[t].Load()
 	}
 	out.PassthroughFallbackReads = f.st.fallbackReads.Load()
+	out.NPYSpliced, out.NPYMapped = f.st.npySplice.Load(), f.st.npyMapped.Load()
 	return out
 }
 
@@ -92,6 +98,7 @@ var (
 	dReadErrors    = desc("read_errors_total", "FUSE reads answered with EIO, by tier.", "tier")
 	dOpens         = desc("opens_total", "Files opened, by tier and mode (passthrough: the kernel reads the backing file itself; served: the daemon answers reads).", "tier", "mode")
 	dFallback      = desc("passthrough_fallback_reads_total", "Reads of files opened for passthrough that reached the daemon because the kernel refused passthrough.")
+	dNPYReplies    = desc("npy_zero_copy_replies_total", "Replies to reads of hot and warm book.npy taken by the kernel from the tier file's pages, not copied through the daemon: spliced (replies that fit a pipe: pipe-max-size) or written from a mapping.", "how")
 	dHits          = desc("frame_cache_hits_total", "Cold/remote frame lookups found decoded in the cache.")
 	dMisses        = desc("frame_cache_misses_total", "Cold/remote frame lookups decoded on demand.")
 	dDirect        = desc("direct_frames_total", "Whole cold/remote frames decoded straight into a FUSE reply, bypassing the frame cache (direct_reads).")
@@ -134,7 +141,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
+	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dNPYReplies, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
 		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
@@ -164,6 +171,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dResOpens, uint64(rs.Opens[t].Load()), name)
 	}
 	counter(dFallback, st.PassthroughFallbackReads)
+	counter(dNPYReplies, st.NPYSpliced, "splice")
+	counter(dNPYReplies, st.NPYMapped, "mapping")
 	cs := f.res.Cache().Stats()
 	counter(dHits, cs.CacheHits)
 	counter(dMisses, cs.CacheMisses)

@@ -510,7 +510,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		}
 		src, sealed, size = th, bi.sealed, bi.size
 		if n.kind == kindNPY {
-			v, err := newNPYView(th, bi.headerSize, bi.size)
+			v, err := newNPYView(th, bi.headerSize, bi.size, f.st)
 			if err != nil {
 				th.Close()
 				return nil, 0, f.errno("open", n.logical, err)
@@ -519,6 +519,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		}
 	}
 	h := &handle{node: n, h: th, src: src, tier: th.Tier(), fs: f}
+	if v, ok := src.(*npyView); ok {
+		h.npy = v
+	}
 
 	n.mu.Lock()
 	var keep bool
