@@ -111,6 +111,15 @@ var (
 	dCacheBytes    = desc("frame_cache_bytes", "Decoded bytes held by the frame cache.")
 	dCacheFrames   = desc("frame_cache_frames", "Frames held by the frame cache.")
 	dCacheLimit    = desc("frame_cache_limit_bytes", "Configured frame cache budget.")
+	dPartial       = desc("frames_partial_total", "Frames a random read decoded only up to the bytes it needed (kept in the cache in part).")
+	dResumes       = desc("frames_resumed_total", "Reads that continued decoding a frame kept in part.")
+	dStalls        = desc("fetch_stalls_total", "Direct reads that waited for compressed frames fetched ahead whose source read had not finished.")
+	dStallSecs     = desc("fetch_stall_seconds_total", "Time Direct reads waited for compressed frames fetched ahead.")
+	dInflight      = desc("source_inflight_bytes", "Compressed bytes asked of .zst sources (ranged GETs for remote books) and not yet received.")
+	dInflightPeak  = desc("source_inflight_peak_bytes", "The most compressed bytes in flight at once since start.")
+	dInflightBS    = desc("source_inflight_byte_seconds_total", "Integral of the bytes in flight over time: its rate is the mean bytes in flight.")
+	dWindowRuns    = desc("fetch_window_runs", "The largest window of compressed runs a sequential reader kept fetched ahead (it grows to cover the source's bandwidth-delay product).")
+	dWindowBytes   = desc("fetch_window_bytes", "The largest window of compressed runs fetched ahead, in bytes.")
 	dSourceReads   = desc("zst_source_reads_total", "Reads of .zst sources, local or remote (coalesced runs count once).")
 	dFetched       = desc("zst_bytes_fetched_total", "Compressed bytes read from .zst sources.")
 	dRemoteReqs    = desc("remote_requests_total", "Ranged GETs sent to the object store.")
@@ -143,6 +152,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dNPYReplies, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
+		dPartial, dResumes, dStalls, dStallSecs, dInflight, dInflightPeak, dInflightBS, dWindowRuns, dWindowBytes,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
 		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
 		dViewLoads, dViewRenders, dViewErrors, dViewHits, dViewSeconds, dViewRendered, dViewCacheSize, dViewCacheMax} {
@@ -190,6 +200,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dCacheBytes, float64(cs.CachedBytes))
 	gauge(dCacheFrames, float64(cs.CachedFrames))
 	gauge(dCacheLimit, float64(f.cfg.CacheBytes))
+	counter(dPartial, cs.PartialFrames)
+	counter(dResumes, cs.PartialResumes)
+	counter(dStalls, cs.FetchStalls)
+	ch <- prometheus.MustNewConstMetric(dStallSecs, prometheus.CounterValue, cs.FetchStallTime.Seconds())
+	gauge(dInflight, float64(cs.InflightBytes))
+	gauge(dInflightPeak, float64(cs.InflightPeak))
+	ch <- prometheus.MustNewConstMetric(dInflightBS, prometheus.CounterValue, cs.InflightByteSeconds)
+	gauge(dWindowRuns, float64(cs.WindowRuns))
+	gauge(dWindowBytes, float64(cs.WindowBytes))
 	counter(dSourceReads, cs.SourceReads)
 	counter(dFetched, cs.BytesFetched)
 	counter(dRemoteReqs, uint64(rs.RemoteRequests.Load()))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultCacheBytes is the frame cache budget when CacheOptions.MaxBytes is zero.
@@ -47,6 +48,10 @@ type Cache struct {
 	idleRuns  atomic.Int64     // capacity of runs (changed under freeMu)
 	runBytes  atomic.Int64     // capacity of the run buffers Direct readers hold
 	runAllocs atomic.Int64     // run buffers allocated (tests)
+	flight    inflight         // source reads in progress
+	// The largest window of runs fetched ahead a Direct reader has had (under freeMu).
+	windowRuns  int
+	windowBytes int64
 
 	mu   sync.Mutex
 	used int64
@@ -134,6 +139,10 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	s.CachedBytes, s.CachedFrames = c.used, int64(len(c.m))
 	c.mu.Unlock()
+	s.InflightBytes, s.InflightPeak, s.InflightByteSeconds = c.flight.snapshot()
+	c.freeMu.Lock()
+	s.WindowRuns, s.WindowBytes = c.windowRuns, c.windowBytes
+	c.freeMu.Unlock()
 	return s
 }
 
@@ -320,10 +329,14 @@ func (c *Cache) putBuf(b []byte) {
 
 // Stats are counters for metrics. Cache.Stats sums all Readers; Reader.Stats is one Reader's.
 type Stats struct {
-	CacheHits       uint64 // frame found decoded (as far as the read needed)
-	CacheMisses     uint64 // frame decoded on demand by the reader, into the cache
-	PartialFrames   uint64 // misses of random reads that decoded the frame only up to the bytes asked for
-	PartialResumes  uint64 // reads that continued a frame decoded in part
+	CacheHits      uint64 // frame found decoded (as far as the read needed)
+	CacheMisses    uint64 // frame decoded on demand by the reader, into the cache
+	PartialFrames  uint64 // misses of random reads that decoded the frame only up to the bytes asked for
+	PartialResumes uint64 // reads that continued a frame decoded in part
+	// FetchStalls counts Direct reads that waited for a run of compressed frames fetched
+	// ahead whose source read had not finished, FetchStallTime the time they waited.
+	FetchStalls     uint64
+	FetchStallTime  time.Duration
 	DirectFrames    uint64 // frames decoded straight into a reader's buffer (Direct), uncached
 	CacheWaits      uint64 // frame being decoded by another reader or readahead: waited for it
 	FramesDecoded   uint64 // including readahead
@@ -334,17 +347,68 @@ type Stats struct {
 	Evictions       uint64
 	CachedBytes     int64 // Cache.Stats only
 	CachedFrames    int64 // Cache.Stats only
+	// Source reads in flight (Cache.Stats only): compressed bytes asked of the sources and
+	// not yet received, now and at most since the cache was made; InflightByteSeconds is
+	// their integral over time (the mean between two snapshots is its difference over the
+	// time between them). WindowRuns is the largest window of runs fetched ahead a Direct
+	// reader has had (one run until the source's round trips ask for more), WindowBytes
+	// the largest in bytes.
+	InflightBytes, InflightPeak int64
+	InflightByteSeconds         float64
+	WindowRuns                  int
+	WindowBytes                 int64
 }
 
 type counters struct {
 	hits, misses, waits, direct, decoded, readahead, reads, fetched, decodeErrs, evictions atomic.Uint64
-	partial, resumes                                                                       atomic.Uint64
+	partial, resumes, stalls, stallNs                                                      atomic.Uint64
+}
+
+// inflight measures the bytes of source reads in progress over time.
+type inflight struct {
+	mu          sync.Mutex
+	now, peak   int64
+	byteSeconds float64
+	since       time.Time
+}
+
+func (f *inflight) add(n int64) {
+	f.mu.Lock()
+	f.integrate(time.Now())
+	f.now += n
+	f.peak = max(f.peak, f.now)
+	f.mu.Unlock()
+}
+
+// integrate adds the bytes in flight since the last change (f.mu held).
+func (f *inflight) integrate(t time.Time) {
+	if !f.since.IsZero() {
+		f.byteSeconds += float64(f.now) * t.Sub(f.since).Seconds()
+	}
+	f.since = t
+}
+
+func (f *inflight) snapshot() (now, peak int64, byteSeconds float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.integrate(time.Now())
+	return f.now, f.peak, f.byteSeconds
+}
+
+// noteWindow records a Direct reader's window (runs, and bytes at its current run size) if
+// it is the largest so far.
+func (c *Cache) noteWindow(runs int, bytes int64) {
+	c.freeMu.Lock()
+	c.windowRuns = max(c.windowRuns, runs)
+	c.windowBytes = max(c.windowBytes, bytes)
+	c.freeMu.Unlock()
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), CacheWaits: c.waits.Load(), DirectFrames: c.direct.Load(),
 		PartialFrames: c.partial.Load(), PartialResumes: c.resumes.Load(),
+		FetchStalls: c.stalls.Load(), FetchStallTime: time.Duration(c.stallNs.Load()),
 		FramesDecoded: c.decoded.Load(), ReadaheadFrames: c.readahead.Load(),
 		SourceReads: c.reads.Load(), BytesFetched: c.fetched.Load(),
 		DecodeErrors: c.decodeErrs.Load(), Evictions: c.evictions.Load(),

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestStepsMatchDecodeAll: each decoder of the build decodes frames in steps of random sizes
@@ -233,5 +234,55 @@ func TestPartialCorrupt(t *testing.T) {
 	asCorrupt(t, err, ErrFrameChecksum)
 	if st := c.Stats(); st.CachedFrames != 0 || st.DecodeErrors != 1 {
 		t.Fatalf("failed frame kept: %+v", st)
+	}
+}
+
+// slowSource answers each read after a delay, like an object store across a link.
+type slowSource struct {
+	io.ReaderAt
+	delay time.Duration
+}
+
+func (s slowSource) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.delay)
+	return s.ReaderAt.ReadAt(p, off)
+}
+
+// TestWindowCoversSlowSource: a Direct reader of a source that takes much longer to answer
+// a read than the reader takes to decode a run widens its window of runs fetched ahead and
+// keeps several source reads in flight at once; the stats report the window, the bytes in
+// flight and the waits.
+func TestWindowCoversSlowSource(t *testing.T) {
+	data := genBook(51, 24<<20)
+	e := encode(t, data, Options{BlockSize: 64 << 10})
+	x, err := ParseIndex(e.idx, "t.idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCache(t, 64<<20)
+	r, err := Open(slowSource{bytes.NewReader(e.zst), 30 * time.Millisecond}, int64(len(e.zst)), x, c, ReaderOptions{Direct: true, SkipSeekTableCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := make([]byte, 64<<10)
+	for off := int64(0); off < int64(len(data)); off += int64(len(p)) {
+		n, err := r.ReadAt(p, off)
+		if (err != nil && err != io.EOF) || !bytes.Equal(p[:n], data[off:off+int64(n)]) {
+			t.Fatalf("ReadAt %d: %d, %v", off, n, err)
+		}
+	}
+	st := c.Stats()
+	r.mu.Lock()
+	ahead := r.ahead
+	r.mu.Unlock()
+	t.Logf("window %d runs now, at most %d runs (%d KiB); in flight at most %d KiB; %d waits (%v); %d source reads",
+		ahead, st.WindowRuns, st.WindowBytes>>10, st.InflightPeak>>10, st.FetchStalls, st.FetchStallTime, st.SourceReads)
+	if ahead < 3 || st.WindowRuns < ahead || st.WindowBytes == 0 || st.FetchStalls == 0 {
+		t.Fatalf("window %d runs, stats %+v: the window did not grow", ahead, st)
+	}
+	run := int64(x.Frames[directRun].CompressedOffset) // about one run of compressed bytes
+	if st.InflightPeak < 2*run || st.InflightBytes != 0 {
+		t.Fatalf("in flight: peak %d (one run %d), now %d", st.InflightPeak, run, st.InflightBytes)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ReaderOptions configure Open.
@@ -64,6 +65,16 @@ type Reader struct {
 	forward   bool       // the previous reads moved forward frame by frame
 	raNext    int        // first frame readahead has not been scheduled for
 	runs      []*compRun // Direct: recently fetched compressed runs, newest last
+	// ahead is how many runs Direct reads keep fetched or in flight after the one being
+	// read: enough to cover the source's bandwidth-delay product, in runs, as the Reader
+	// measures it (window), within the run budget.
+	ahead int
+	// fetchTime is the mean time a run fetched ahead took to arrive, consumeTime the mean
+	// time readers took to move from one run to the next (both moving averages); lastRun
+	// and lastTouch are the run readers moved to last, and when.
+	fetchTime, consumeTime time.Duration
+	lastRun                *compRun
+	lastTouch              time.Time
 }
 
 // compRun is a run of compressed frames fetched in one source read for Direct reads, which
@@ -75,17 +86,20 @@ type compRun struct {
 	rb       *runBuf // one reference per user, one for Reader.runs
 	done     chan struct{}
 	err      error
+	ahead    bool        // fetched ahead of the reads (prefetchAfter), not on demand
+	reading  atomic.Bool // its source read has started
 }
 
 // Direct reads fetch compressed bytes ahead in runs of up to directRun frames and
 // directRunBytes once reads look sequential (a run ends within directNear frames before the
-// frame asked for); a Reader keeps maxRuns runs.
+// frame asked for); a Reader keeps its window of runs ahead (Reader.ahead, at most
+// maxAhead) and runsBehind more.
 const (
 	directRun      = 16
-	directRunBytes = 4 << 20 // compressed; a sequential reader holds up to maxRuns of them
+	directRunBytes = 4 << 20 // compressed
 	directNear     = 4 * directRun
-	directAhead    = 1 // runs fetched ahead of the one being read
-	maxRuns        = directAhead + 3
+	maxAhead       = 16 // runs in flight ahead: 64 MiB, a 1 GB/s link with a 64 ms round trip
+	runsBehind     = 3  // runs kept besides the window: the one being read and the last ones
 )
 
 // What a frame that cannot be trusted reports.
@@ -129,7 +143,7 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 			return nil, err
 		}
 	}
-	r := &Reader{src: src, idx: idx, c: cache, name: name, maxFetch: opts.MaxFetch, lastFrame: -1, log: opts.Logger}
+	r := &Reader{src: src, idx: idx, c: cache, name: name, maxFetch: opts.MaxFetch, lastFrame: -1, log: opts.Logger, ahead: 1}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -295,7 +309,19 @@ func (r *Reader) compressed(fi int) (*compRun, error) {
 		if cr := r.holder(fi); cr != nil {
 			cr.rb.refs.Add(1)
 			r.mu.Unlock()
-			<-cr.done
+			select {
+			case <-cr.done:
+			default:
+				// Waiting for a run fetched ahead whose source read is under way: the
+				// window was short (counted; window() sizes it). One whose read has not
+				// started yet waits for the scheduler, not the source.
+				reading, t0 := cr.reading.Load(), time.Now()
+				<-cr.done
+				if cr.ahead && reading && cr.err == nil {
+					d := time.Since(t0)
+					r.count(func(c *counters) { c.stalls.Add(1); c.stallNs.Add(uint64(d)) })
+				}
+			}
 			switch {
 			case cr.err != nil:
 				cr.rb.release()
@@ -304,61 +330,123 @@ func (r *Reader) compressed(fi int) (*compRun, error) {
 				cr.rb.release()
 				continue
 			}
+			r.touch(cr)
 			r.prefetchAfter(cr)
 			return cr, nil
 		}
 		cr, err := r.fetchRun(fi) // unlocks r.mu
 		if err == nil {
+			r.touch(cr)
 			r.prefetchAfter(cr)
 		}
 		return cr, err
 	}
 }
 
-// prefetchAfter keeps up to directAhead runs in flight after cr when cr is a sequential
-// run (more than one frame): it starts the first one missing. Remote reads then never wait
-// a round trip at a run boundary.
+// prefetchAfter keeps the Reader's window of runs (r.ahead) fetched or in flight after cr
+// when cr is a sequential run (more than one frame): it starts every run missing from the
+// window, each with its own source read, at once (ranged GETs in flight together for a
+// remote book). Remote reads then never wait a round trip at a run boundary.
 func (r *Reader) prefetchAfter(cr *compRun) {
 	if cr.n < 2 {
 		return
 	}
+	var started, old []*compRun
 	r.mu.Lock()
 	next := cr.first + cr.n
-	for range directAhead {
-		if next >= len(r.idx.Frames) {
-			r.mu.Unlock()
-			return
+	for range r.ahead {
+		if next >= len(r.idx.Frames) || r.closed.Load() {
+			break
 		}
 		h := r.holder(next)
 		if h == nil {
-			break
+			var o *compRun
+			h, o = r.newRun(next, true)
+			started = append(started, h)
+			if o != nil {
+				old = append(old, o)
+			}
 		}
 		next = h.first + h.n
 	}
-	held := next >= len(r.idx.Frames) || r.holder(next) != nil
 	r.mu.Unlock()
-	if held {
-		return
+	for _, o := range old {
+		o.rb.release() // the list's reference
 	}
-	r.async(func() {
-		r.mu.Lock()
-		if r.holder(next) != nil || r.closed.Load() {
-			r.mu.Unlock()
-			return
+	for _, h := range started {
+		if !r.async(func() {
+			r.fillRun(h)
+			h.rb.release()
+		}) {
+			r.failRun(h, ErrClosed)
+			h.rb.release()
 		}
-		if cr, err := r.fetchRun(next); err == nil { // unlocks r.mu
-			cr.rb.release()
-		}
-	})
+	}
 }
 
-// fetchRun fetches a new run starting at frame fi (r.mu held on entry, released): up to
-// directRun frames no run holds, MaxFetch bytes at most, when reads look sequential.
+// Moving averages of the window's inputs weigh the newest sample by 1/ewmaWeight.
+const ewmaWeight = 4
+
+func ewma(avg, sample time.Duration) time.Duration {
+	if avg == 0 {
+		return sample
+	}
+	return avg + (sample-avg)/ewmaWeight
+}
+
+// touch notes that readers moved on to run cr. The time since they moved to the one before
+// is how long they take to consume a run; with the time a run fetched ahead takes to
+// arrive, it sizes the window: the runs that must be in flight so that the next one has
+// arrived when readers reach it (the source's bandwidth-delay product, in runs), plus one
+// for the variation, within maxAhead and the run budget (each Reader's window and the runs
+// it keeps fit the cache's budget).
+func (r *Reader) touch(cr *compRun) {
+	if cr.n < 2 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cr == r.lastRun {
+		return
+	}
+	now := time.Now()
+	if r.lastRun != nil && cr.first == r.lastRun.first+r.lastRun.n {
+		r.consumeTime = ewma(r.consumeTime, now.Sub(r.lastTouch))
+	}
+	r.lastRun, r.lastTouch = cr, now
+	if r.consumeTime <= 0 || r.fetchTime <= 0 {
+		return
+	}
+	w := int((r.fetchTime+r.consumeTime-1)/r.consumeTime) + 1
+	room := int(r.c.runBudget()/directRunBytes) - runsBehind
+	r.ahead = max(1, min(w, maxAhead, room))
+	r.c.noteWindow(r.ahead, int64(r.ahead)*int64(len(cr.rb.b)))
+}
+
+// fetchRun fetches a new run starting at frame fi on demand (r.mu held on entry, released).
 func (r *Reader) fetchRun(fi int) (*compRun, error) {
 	if r.closed.Load() { // Close has released the runs; a new one would never be
 		r.mu.Unlock()
 		return nil, ErrClosed
 	}
+	cr, old := r.newRun(fi, false)
+	r.mu.Unlock()
+	if old != nil {
+		old.rb.release() // the list's reference
+	}
+	if err := r.fillRun(cr); err != nil {
+		cr.rb.release()
+		return nil, err
+	}
+	return cr, nil
+}
+
+// newRun registers a run starting at frame fi (r.mu held): up to directRun frames no run
+// holds, MaxFetch bytes at most, when reads look sequential. Its buffer has one reference
+// for r.runs and one for the caller, who fills it (fillRun). ahead marks a run fetched
+// before any read asked for it. It returns the run that dropped out of r.runs, if any,
+// whose list reference the caller releases once r.mu is unlocked.
+func (r *Reader) newRun(fi int, ahead bool) (cr, old *compRun) {
 	seq := false
 	for _, cr := range r.runs {
 		if end := cr.first + cr.n; fi >= end && fi < end+directNear {
@@ -379,42 +467,57 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 	first, last := r.idx.Frames[fi], r.idx.Frames[fi+n-1]
 	start := int64(first.CompressedOffset)
 	size := int64(last.CompressedOffset) + int64(last.CompressedSize) - start
-	cr := &compRun{first: fi, n: n, start: start, rb: r.c.getRun(int(size), 2), done: make(chan struct{})}
+	cr = &compRun{first: fi, n: n, start: start, rb: r.c.getRun(int(size), 2), done: make(chan struct{}), ahead: ahead}
 	r.runs = append(r.runs, cr)
-	var old *compRun
-	if len(r.runs) > maxRuns {
+	if len(r.runs) > r.ahead+runsBehind {
 		old = r.runs[0]
 		r.runs = append(r.runs[:0], r.runs[1:]...)
 	}
-	r.mu.Unlock()
-	if old != nil {
-		old.rb.release() // the list's reference
+	return cr, old
+}
+
+// fillRun reads a registered run's compressed bytes and publishes it. A run that the source
+// ends inside, or whose read fails, ends before the first frame that did not arrive whole;
+// it fails (and is forgotten, so a later read tries again) when that is its first frame.
+func (r *Reader) fillRun(cr *compRun) error {
+	r.count(func(c *counters) { c.readahead.Add(uint64(cr.n - 1)) })
+	cr.reading.Store(true)
+	t0 := time.Now()
+	good, err := r.readRun(cr.first, cr.n, cr.rb.b)
+	if err == nil {
+		if cr.ahead && cr.n > 1 {
+			r.mu.Lock()
+			r.fetchTime = ewma(r.fetchTime, time.Since(t0))
+			r.mu.Unlock()
+		}
+		close(cr.done)
+		return nil
 	}
-	r.count(func(c *counters) { c.readahead.Add(uint64(n - 1)) })
-	if good, err := r.readRun(fi, n, cr.rb.b); err != nil {
-		// The run ends before the first frame that did not arrive whole, and fails only
-		// when that is frame fi.
+	if good > 0 {
 		r.mu.Lock()
 		cr.n = good
-		if good == 0 {
-			cr.err = err
-			for i, x := range r.runs { // forgotten, so a later read tries again
-				if x == cr {
-					r.runs = append(r.runs[:i], r.runs[i+1:]...)
-					cr.rb.release()
-					break
-				}
-			}
-		}
 		r.mu.Unlock()
-		if good == 0 {
-			close(cr.done)
+		close(cr.done)
+		return nil
+	}
+	r.failRun(cr, err)
+	return err
+}
+
+// failRun publishes a run that has no frame: it leaves r.runs (dropping the list's
+// reference) and its readers get err.
+func (r *Reader) failRun(cr *compRun, err error) {
+	r.mu.Lock()
+	cr.n, cr.err = 0, err
+	for i, x := range r.runs {
+		if x == cr {
+			r.runs = append(r.runs[:i], r.runs[i+1:]...)
 			cr.rb.release()
-			return nil, cr.err
+			break
 		}
 	}
+	r.mu.Unlock()
 	close(cr.done)
-	return cr, nil
 }
 
 // readRun reads the compressed bytes of the n frames from first into buf. On a short read
@@ -422,7 +525,9 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 // source ending inside it (ErrTruncated), or the source's read error.
 func (r *Reader) readRun(first, n int, buf []byte) (good int, err error) {
 	start := int64(r.idx.Frames[first].CompressedOffset)
+	r.c.flight.add(int64(len(buf)))
 	k, err := r.src.ReadAt(buf, start)
+	r.c.flight.add(-int64(len(buf)))
 	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(k)) })
 	if k == len(buf) {
 		return n, nil
