@@ -29,8 +29,10 @@ typedef struct {
 
 // qz_decode_until continues the frame in dctx until at least want bytes are in dst or the
 // frame ends: whole blocks, so it may pass want by up to one block. want >= cap means the
-// whole frame, checksum included.
+// whole frame, checksum included. srcSize is what of the frame has arrived: short_src says
+// the next block is not all there yet.
 static void qz_decode_until(ZSTD_DCtx* dctx, char* dst, size_t cap, const char* src, size_t srcSize, size_t want, qz_progress* p) {
+	p->short_src = 0;
 	for (;;) {
 		if (p->out >= want && p->out < cap) return;
 		size_t n = ZSTD_nextSrcSizeToDecompress(dctx);
@@ -118,21 +120,27 @@ type libzstdFrame struct {
 }
 
 func (f *libzstdFrame) decodeTo(want int) (int, bool, error) {
+	n, done, short, err := f.decodeAvail(want, len(f.comp))
+	if err == nil && short {
+		err = fmt.Errorf("libzstd decompress: frame continues past its %d bytes", len(f.comp))
+	}
+	return n, done, err
+}
+
+func (f *libzstdFrame) decodeAvail(want, avail int) (n int, done, short bool, err error) {
 	if f.d == nil {
-		return 0, false, errors.New("libzstd decompress: frame state freed")
+		return 0, false, false, errors.New("libzstd decompress: frame state freed")
 	}
 	if f.p.done != 0 {
-		return int(f.p.out), true, nil
+		return int(f.p.out), true, false, nil
 	}
+	avail = min(avail, len(f.comp))
 	C.qz_decode_until(f.d, (*C.char)(unsafe.Pointer(unsafe.SliceData(f.dst))), C.size_t(len(f.dst)),
-		(*C.char)(unsafe.Pointer(unsafe.SliceData(f.comp))), C.size_t(len(f.comp)), C.size_t(want), &f.p)
-	switch {
-	case f.p.err != 0:
-		return int(f.p.out), false, libzstdErr(f.p.err)
-	case f.p.short_src != 0:
-		return int(f.p.out), false, fmt.Errorf("libzstd decompress: frame continues past its %d bytes", len(f.comp))
+		(*C.char)(unsafe.Pointer(unsafe.SliceData(f.comp))), C.size_t(avail), C.size_t(want), &f.p)
+	if f.p.err != 0 {
+		return int(f.p.out), false, false, libzstdErr(f.p.err)
 	}
-	return int(f.p.out), f.p.done != 0, nil
+	return int(f.p.out), f.p.done != 0, f.p.short_src != 0, nil
 }
 
 func (f *libzstdFrame) free() {

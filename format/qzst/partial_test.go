@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -57,6 +58,43 @@ func TestStepsMatchDecodeAll(t *testing.T) {
 					}
 				}
 				fs.free()
+			}
+			// A decoder that can decodes while the compressed bytes arrive: with a prefix
+			// of them, it decodes the blocks inside and says the next one is short.
+			for fi, f := range x.Frames {
+				comp := e.zst[f.CompressedOffset:][:f.CompressedSize]
+				want := data[f.UncompressedOffset:][:f.UncompressedSize]
+				dst := make([]byte, 0, f.UncompressedSize)
+				fs, err := st.begin(comp, dst)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ar, ok := fs.(arrivingSteps)
+				if !ok {
+					fs.free()
+					break
+				}
+				n, early := 0, 0
+				for avail := 3000; ; avail += 3000 {
+					got, done, short, err := ar.decodeAvail(len(want), avail)
+					if err != nil || got < n || !bytes.Equal(dst[:got], want[:got]) {
+						t.Fatalf("frame %d: %d bytes arrived: decoded %d (before %d): %v", fi, avail, got, n, err)
+					}
+					if got > 0 && avail < len(comp) {
+						early = got
+					}
+					n = got
+					if done {
+						break
+					}
+					if !short || avail > len(comp)+3000 {
+						t.Fatalf("frame %d: stopped at %d of %d bytes with %d arrived, not short", fi, n, len(want), avail)
+					}
+				}
+				fs.free()
+				if n != len(want) || early == 0 && len(want) > MaxZstdBlock {
+					t.Fatalf("frame %d: decoded %d, %d of them before the frame had arrived", fi, n, early)
+				}
 			}
 			// A frame whose content checksum is wrong decodes every byte and then fails.
 			f := x.Frames[0]
@@ -284,5 +322,122 @@ func TestWindowCoversSlowSource(t *testing.T) {
 	run := int64(x.Frames[directRun].CompressedOffset) // about one run of compressed bytes
 	if st.InflightPeak < 2*run || st.InflightBytes != 0 {
 		t.Fatalf("in flight: peak %d (one run %d), now %d", st.InflightPeak, run, st.InflightBytes)
+	}
+}
+
+// TestDecodeFrame: the exported whole-frame decode returns each frame's bytes and refuses
+// compressed bytes the index does not describe.
+func TestDecodeFrame(t *testing.T) {
+	data := genBook(61, 2<<20+999)
+	e := encode(t, data, Options{BlockSize: 1 << 20})
+	x := e.res.Index
+	dst := make([]byte, x.BlockSize)
+	for fi, f := range x.Frames {
+		got, err := DecodeFrame(x, fi, e.zst[f.CompressedOffset:][:f.CompressedSize], dst[:0])
+		if err != nil || !bytes.Equal(got, data[f.UncompressedOffset:][:f.UncompressedSize]) {
+			t.Fatalf("frame %d: %v", fi, err)
+		}
+	}
+	if _, err := DecodeFrame(x, 0, e.zst[:10], dst[:0]); err == nil {
+		t.Fatal("short frame accepted")
+	}
+	if _, err := DecodeFrame(x, len(x.Frames), nil, dst[:0]); err == nil {
+		t.Fatal("frame out of range accepted")
+	}
+}
+
+// streamSource is a RangeStreamer whose streams deliver a few KiB per Read, like a socket;
+// cut, when set, ends every stream that many bytes early.
+type streamSource struct {
+	*bytes.Reader
+	chunk, cut int
+	streams    atomic.Int32
+}
+
+func (s *streamSource) StreamRange(off, n int64) (io.ReadCloser, error) {
+	s.streams.Add(1)
+	b := make([]byte, n)
+	if _, err := s.ReadAt(b, off); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&chunkReader{b: b[:max(0, int(n)-s.cut)], chunk: s.chunk}), nil
+}
+
+type chunkReader struct {
+	b     []byte
+	chunk int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.chunk)], c.b)
+	c.b = c.b[n:]
+	return n, nil
+}
+
+// TestPartialArriving: random reads of a source that streams decode frames while their
+// bytes arrive, return the book's bytes, continue later, and refuse a damaged or cut frame
+// before publishing anything.
+func TestPartialArriving(t *testing.T) {
+	seed := testSeed(t)
+	data := genBook(seed, 5<<20+300)
+	e := encode(t, data, Options{BlockSize: 1 << 20})
+	x := e.res.Index
+	for _, dec := range Decoders() {
+		t.Run(dec, func(t *testing.T) {
+			c, err := NewCache(CacheOptions{MaxBytes: 32 << 20, Decoder: dec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			src := &streamSource{Reader: bytes.NewReader(e.zst), chunk: 7000}
+			r, err := Open(src, int64(len(e.zst)), x, c, ReaderOptions{Direct: true, SkipSeekTableCheck: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			rng := rand.New(rand.NewPCG(seed, 3))
+			for range 40 {
+				n := 1 + rng.IntN(20<<10)
+				off := rng.Int64N(int64(len(data) - n))
+				p := make([]byte, n)
+				if got, err := r.ReadAt(p, off); err != nil || got != n || !bytes.Equal(p, data[off:off+int64(n)]) {
+					t.Fatalf("ReadAt(%d, %d) = %d, %v", n, off, got, err)
+				}
+			}
+			if st := r.Stats(); st.PartialFrames == 0 || src.streams.Load() == 0 {
+				t.Fatalf("no frame streamed in part: %+v", st)
+			}
+			if got := readAll(t, r, 1<<20); !bytes.Equal(got, data) {
+				t.Fatal("whole read differs")
+			}
+		})
+	}
+	f := x.Frames[2]
+	for name, src := range map[string]*streamSource{
+		"damaged": {Reader: bytes.NewReader(func() []byte {
+			b := bytes.Clone(e.zst)
+			b[f.CompressedOffset+uint64(f.CompressedSize)-30] ^= 1 // after the bytes the read needs
+			return b
+		}()), chunk: 5000},
+		"cut": {Reader: bytes.NewReader(e.zst), chunk: 5000, cut: 100},
+	} {
+		c := newCache(t, 16<<20)
+		r, err := Open(src, int64(len(e.zst)), x, c, ReaderOptions{Direct: true, SkipSeekTableCheck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.ReadAt(make([]byte, 10), int64(f.UncompressedOffset)+20)
+		want := ErrFrameChecksum
+		if name == "cut" {
+			want = ErrTruncated
+		}
+		asCorrupt(t, err, want)
+		if st := c.Stats(); st.CachedFrames != 0 {
+			t.Fatalf("%s: frame kept: %+v", name, st)
+		}
+		r.Close()
 	}
 }

@@ -629,6 +629,10 @@ func (r *Reader) frame(fi int, seq bool, need int) (*entry, int, error) {
 // bytes (whole zstd blocks). The entry keeps the decoder, so a later read of the frame
 // continues where this one stopped (upTo).
 func (r *Reader) loadPart(fi int, e *entry, need int) {
+	if rs, ok := r.src.(RangeStreamer); ok {
+		r.loadPartArriving(rs, fi, e, need)
+		return
+	}
 	f := r.idx.Frames[fi]
 	rb := r.c.getRun(int(f.CompressedSize), 1)
 	if _, err := r.readRun(fi, 1, rb.b); err != nil {
@@ -682,6 +686,107 @@ func (r *Reader) loadPart(fi int, e *entry, need int) {
 	default:
 		r.c.completePart(e, buf[:full], n, st)
 	}
+}
+
+// RangeStreamer is implemented by sources that can stream a range of the .zst as it
+// arrives, like an object store's ranged GET. A random read of a frame from such a source
+// decodes the frame's blocks while the rest of its bytes are still on the way: it waits for
+// about the longer of the transfer and the decode instead of their sum. No decoded byte is
+// published before the whole frame has arrived and passed its CRC-32C.
+type RangeStreamer interface {
+	StreamRange(off, n int64) (io.ReadCloser, error)
+}
+
+// loadPartArriving is loadPart for a source that streams: frame fi's compressed bytes are
+// decoded up to need as they arrive (with a decoder that can; others wait for all of it).
+func (r *Reader) loadPartArriving(rs RangeStreamer, fi int, e *entry, need int) {
+	f := r.idx.Frames[fi]
+	size := int(f.CompressedSize)
+	rb := r.c.getRun(size, 1)
+	comp := rb.b[:size]
+	buf := r.c.getBuf(int(r.idx.BlockSize))
+	full := int(f.UncompressedSize)
+	var st *stepState
+	fail := func(err error, decodeErr bool) {
+		if st != nil {
+			st.free()
+		} else {
+			rb.release()
+		}
+		r.c.putBuf(buf)
+		if decodeErr {
+			r.count(func(c *counters) { c.decodeErrs.Add(1) })
+			r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
+		}
+		r.c.complete(e, nil, err)
+	}
+	fs, err := r.steps.begin(comp, buf[:0:full])
+	if err != nil {
+		fail(r.stepErr(fi, err), true)
+		return
+	}
+	st = &stepState{fs: fs, rb: rb, bytes: r.steps.stateBytes()}
+	arriving, _ := fs.(arrivingSteps)
+	off := int64(f.CompressedOffset)
+	r.c.flight.add(int64(size))
+	got, n, done, derr := 0, 0, false, error(nil)
+	rc, err := rs.StreamRange(off, int64(size))
+	if err == nil {
+		for got < size && err == nil {
+			var k int
+			k, err = rc.Read(comp[got:])
+			got += k
+			// Decode what has arrived, up to the read (the first 5 bytes hold the frame
+			// header's start; a damaged frame fails here or, at the latest, on its CRC).
+			if arriving != nil && derr == nil && !done && n < need && got > 5 {
+				n, done, _, derr = arriving.decodeAvail(need, got)
+			}
+		}
+		rc.Close()
+	}
+	r.c.flight.add(-int64(size))
+	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(got)) })
+	switch {
+	case got == size:
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		fail(corrupt(r.name, int64(fi), off+int64(got), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes", fi, got, size), false)
+		return
+	default:
+		fail(fmt.Errorf("read %s frame %d at offset %d: %w", r.name, fi, off, err), false)
+		return
+	}
+	if err := checkCompressedCRC(r.idx, fi, comp, r.name); err != nil {
+		fail(err, true)
+		return
+	}
+	if err := checkEnvelope(r.idx, fi, comp, r.name); err != nil {
+		fail(err, true)
+		return
+	}
+	if derr != nil {
+		fail(r.stepErr(fi, derr), true)
+		return
+	}
+	r.count(func(c *counters) { c.partial.Add(1) })
+	if !done && n < need {
+		if n, done, err = fs.decodeTo(need); err != nil {
+			fail(r.stepErr(fi, err), true)
+			return
+		}
+	}
+	if !done {
+		r.c.completePart(e, buf[:full], n, st)
+		return
+	}
+	st.free()
+	if n != full {
+		r.c.putBuf(buf)
+		r.count(func(c *counters) { c.decodeErrs.Add(1) })
+		r.c.complete(e, nil, corrupt(r.name, int64(fi), off, "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", n, full))
+		return
+	}
+	r.count(func(c *counters) { c.decoded.Add(1) })
+	r.c.complete(e, buf[:full], nil)
 }
 
 // upTo returns how many bytes of entry e (frame fi, published) are decoded, after

@@ -33,6 +33,16 @@ type frameSteps interface {
 	free()
 }
 
+// arrivingSteps is a frameSteps that can decode while its compressed bytes still arrive
+// (libzstd's): a random read of a remote frame decodes the blocks already received while
+// the rest of the ranged GET is on the wire.
+type arrivingSteps interface {
+	frameSteps
+	// decodeAvail is decodeTo with only the frame's first avail compressed bytes present:
+	// short reports that it stopped because the next block has not all arrived.
+	decodeAvail(want, avail int) (n int, done, short bool, err error)
+}
+
 // goSteps is the stepwise decoder of builds without cgo: klauspost's streaming decoder on
 // one goroutine (no decoding ahead), which copies out of its own window.
 type goSteps struct{ pool chan *zstd.Decoder }
