@@ -697,6 +697,10 @@ type RangeStreamer interface {
 	StreamRange(off, n int64) (io.ReadCloser, error)
 }
 
+// arriveChunk bounds each read of an arriving frame, so that its blocks are decoded as
+// they come off the socket rather than after a large read fills.
+const arriveChunk = 32 << 10
+
 // loadPartArriving is loadPart for a source that streams: frame fi's compressed bytes are
 // decoded up to need as they arrive (with a decoder that can; others wait for all of it).
 func (r *Reader) loadPartArriving(rs RangeStreamer, fi int, e *entry, need int) {
@@ -734,7 +738,7 @@ func (r *Reader) loadPartArriving(rs RangeStreamer, fi int, e *entry, need int) 
 	if err == nil {
 		for got < size && err == nil {
 			var k int
-			k, err = rc.Read(comp[got:])
+			k, err = rc.Read(comp[got:min(size, got+arriveChunk)])
 			got += k
 			// Decode what has arrived, up to the read (the first 5 bytes hold the frame
 			// header's start; a damaged frame fails here or, at the latest, on its CRC).
