@@ -625,123 +625,54 @@ func (r *Reader) frame(fi int, seq bool, need int) (*entry, int, error) {
 }
 
 // loadPart fills the owned entry e of frame fi for a random read: the frame's compressed
-// bytes are fetched and checked against the index's CRC-32C, then decoded only up to need
+// bytes are fetched and checked against the index's CRC-32C, and decoded only up to need
 // bytes (whole zstd blocks). The entry keeps the decoder, so a later read of the frame
-// continues where this one stopped (upTo).
+// continues where this one stopped (upTo). From a source that streams (RangeStreamer) the
+// blocks are decoded as they arrive, with a decoder that can; nothing is published before
+// the whole frame has arrived and passed its CRC.
 func (r *Reader) loadPart(fi int, e *entry, need int) {
-	if rs, ok := r.src.(RangeStreamer); ok {
-		r.loadPartArriving(rs, fi, e, need)
-		return
-	}
 	f := r.idx.Frames[fi]
-	rb := r.c.getRun(int(f.CompressedSize), 1)
-	if _, err := r.readRun(fi, 1, rb.b); err != nil {
-		rb.release()
-		r.c.complete(e, nil, err)
-		return
-	}
-	comp := rb.b[:f.CompressedSize]
-	fail := func(err error) {
-		r.count(func(c *counters) { c.decodeErrs.Add(1) })
-		r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
-		r.c.complete(e, nil, err)
-	}
-	if err := checkCompressedCRC(r.idx, fi, comp, r.name); err != nil {
-		rb.release()
-		fail(err)
-		return
-	}
-	if err := checkEnvelope(r.idx, fi, comp, r.name); err != nil {
-		rb.release()
-		fail(err)
-		return
-	}
-	buf := r.c.getBuf(int(r.idx.BlockSize))
-	full := int(f.UncompressedSize)
-	// The decoder sees only the frame's size: it never writes past it.
-	fs, err := r.steps.begin(comp, buf[:0:full])
-	if err != nil {
-		rb.release()
-		r.c.putBuf(buf)
-		fail(r.stepErr(fi, err))
-		return
-	}
-	r.count(func(c *counters) { c.partial.Add(1) })
-	st := &stepState{fs: fs, rb: rb, bytes: r.steps.stateBytes()}
-	n, done, err := fs.decodeTo(need)
-	switch {
-	case err != nil:
-		st.free()
-		r.c.putBuf(buf)
-		fail(r.stepErr(fi, err))
-	case done:
-		st.free()
-		if n != full {
-			r.c.putBuf(buf)
-			fail(corrupt(r.name, int64(fi), int64(f.CompressedOffset), "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", n, full))
-			return
-		}
-		r.count(func(c *counters) { c.decoded.Add(1) })
-		r.c.complete(e, buf[:full], nil)
-	default:
-		r.c.completePart(e, buf[:full], n, st)
-	}
-}
-
-// RangeStreamer is implemented by sources that can stream a range of the .zst as it
-// arrives, like an object store's ranged GET. A random read of a frame from such a source
-// decodes the frame's blocks while the rest of its bytes are still on the way: it waits for
-// about the longer of the transfer and the decode instead of their sum. No decoded byte is
-// published before the whole frame has arrived and passed its CRC-32C.
-type RangeStreamer interface {
-	StreamRange(off, n int64) (io.ReadCloser, error)
-}
-
-// arriveChunk bounds each read of an arriving frame, so that its blocks are decoded as
-// they come off the socket rather than after a large read fills.
-const arriveChunk = 32 << 10
-
-// loadPartArriving is loadPart for a source that streams: frame fi's compressed bytes are
-// decoded up to need as they arrive (with a decoder that can; others wait for all of it).
-func (r *Reader) loadPartArriving(rs RangeStreamer, fi int, e *entry, need int) {
-	f := r.idx.Frames[fi]
-	size := int(f.CompressedSize)
+	size, full := int(f.CompressedSize), int(f.UncompressedSize)
+	off := int64(f.CompressedOffset)
 	rb := r.c.getRun(size, 1)
 	comp := rb.b[:size]
 	buf := r.c.getBuf(int(r.idx.BlockSize))
-	full := int(f.UncompressedSize)
 	var st *stepState
-	fail := func(err error, decodeErr bool) {
+	fail := func(err error, damaged bool) {
 		if st != nil {
 			st.free()
 		} else {
 			rb.release()
 		}
 		r.c.putBuf(buf)
-		if decodeErr {
+		if damaged {
 			r.count(func(c *counters) { c.decodeErrs.Add(1) })
 			r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
 		}
 		r.c.complete(e, nil, err)
 	}
+	// The decoder sees only the frame's size: it never writes past it.
 	fs, err := r.steps.begin(comp, buf[:0:full])
 	if err != nil {
 		fail(r.stepErr(fi, err), true)
 		return
 	}
 	st = &stepState{fs: fs, rb: rb, bytes: r.steps.stateBytes()}
-	arriving, _ := fs.(arrivingSteps)
-	off := int64(f.CompressedOffset)
-	r.c.flight.add(int64(size))
 	got, n, done, derr := 0, 0, false, error(nil)
-	rc, err := rs.StreamRange(off, int64(size))
-	if err == nil {
+	rs, streams := r.src.(RangeStreamer)
+	r.c.flight.add(int64(size))
+	if !streams {
+		got, err = r.src.ReadAt(comp, off)
+	} else if rc, serr := rs.StreamRange(off, int64(size)); serr != nil {
+		err = serr
+	} else {
+		arriving, _ := fs.(arrivingSteps)
 		for got < size && err == nil {
 			var k int
 			k, err = rc.Read(comp[got:min(size, got+arriveChunk)])
 			got += k
-			// Decode what has arrived, up to the read (the first 5 bytes hold the frame
-			// header's start; a damaged frame fails here or, at the latest, on its CRC).
+			// Decode what has arrived, up to the read (past the frame header's first
+			// bytes; a damaged frame fails here or, at the latest, on its CRC).
 			if arriving != nil && derr == nil && !done && n < need && got > 5 {
 				n, done, _, derr = arriving.decodeAvail(need, got)
 			}
@@ -767,17 +698,14 @@ func (r *Reader) loadPartArriving(rs RangeStreamer, fi int, e *entry, need int) 
 		fail(err, true)
 		return
 	}
+	if derr == nil && !done && n < need {
+		n, done, derr = fs.decodeTo(need)
+	}
 	if derr != nil {
 		fail(r.stepErr(fi, derr), true)
 		return
 	}
 	r.count(func(c *counters) { c.partial.Add(1) })
-	if !done && n < need {
-		if n, done, err = fs.decodeTo(need); err != nil {
-			fail(r.stepErr(fi, err), true)
-			return
-		}
-	}
 	if !done {
 		r.c.completePart(e, buf[:full], n, st)
 		return
@@ -792,6 +720,19 @@ func (r *Reader) loadPartArriving(rs RangeStreamer, fi int, e *entry, need int) 
 	r.count(func(c *counters) { c.decoded.Add(1) })
 	r.c.complete(e, buf[:full], nil)
 }
+
+// RangeStreamer is implemented by sources that can stream a range of the .zst as it
+// arrives, like an object store's ranged GET. A random read of a frame from such a source
+// decodes the frame's blocks while the rest of its bytes are still on the way: it waits for
+// about the longer of the transfer and the decode instead of their sum. No decoded byte is
+// published before the whole frame has arrived and passed its CRC-32C.
+type RangeStreamer interface {
+	StreamRange(off, n int64) (io.ReadCloser, error)
+}
+
+// arriveChunk bounds each read of an arriving frame, so that its blocks are decoded as
+// they come off the socket rather than after a large read fills.
+const arriveChunk = 32 << 10
 
 // upTo returns how many bytes of entry e (frame fi, published) are decoded, after
 // continuing its decode until at least need are. One reader continues a frame at a time;
