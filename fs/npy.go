@@ -146,11 +146,7 @@ func (v *npyView) readResult(dest []byte, off int64) (fuse.ReadResult, int, erro
 		}
 		// No mapping (address space, a file system without mmap): copy.
 	}
-	n, err := v.ReadAt(dest, off)
-	if err != nil && err != io.EOF {
-		return nil, n, err
-	}
-	return fuse.ReadResultVector([][]byte{dest[:n]}), n, nil
+	return readerReplies{v}.readResult(dest, off)
 }
 
 // mapping returns a read-only mapping of the book's file covering [0, end). A book that
