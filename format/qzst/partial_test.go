@@ -441,3 +441,19 @@ func TestPartialArriving(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestSequentialReuseBuffers: a sequential reader decodes into the buffers of the frames it
+// has passed rather than into new memory, even while the cache has room: the frame buffers
+// it allocates stay near its readahead window, not the file's or the cache's size.
+func TestSequentialReuseBuffers(t *testing.T) {
+	data := genBook(71, 40<<20)
+	e := encode(t, data, Options{BlockSize: 1 << 20})
+	c := newCache(t, 64<<20)
+	r := e.open(t, c, ReaderOptions{Readahead: 4})
+	if got := readAll(t, r, 128<<10); !bytes.Equal(got, data) {
+		t.Fatal("read differs")
+	}
+	if n := c.bufAllocs.Load(); n > 12 {
+		t.Fatalf("%d frame buffers allocated for 40 frames read in order with 4 ahead", n)
+	}
+}
