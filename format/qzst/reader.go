@@ -616,9 +616,16 @@ func (r *Reader) frame(fi int, seq bool, need int) (*entry, int, error) {
 		}
 		r.c.release(e)
 		// The load we waited for may have been another Reader's of the same content (same
-		// cache key) that failed for its own reasons (closed, its source's I/O error or
-		// damage): load it once more from our own source.
-		if owner || attempt > 0 {
+		// cache key) that failed for its own reasons. One that Reader abandoned when it was
+		// closed is no failure of ours: wait for or make the next load, however many
+		// Readers come and go meanwhile. After its source's I/O error or damage, load it
+		// once more from our own source.
+		switch {
+		case owner:
+			return nil, 0, e.err
+		case errors.Is(e.err, ErrClosed) && !r.closed.Load():
+			attempt--
+		case attempt > 0:
 			return nil, 0, e.err
 		}
 	}
