@@ -119,9 +119,10 @@ func TestCorruptFramesVerify(t *testing.T) {
 			if ce.Frame != int64(fi) || ce.File != "v.zst" {
 				t.Fatalf("frame %d byte %d: error %v", fi, rel, err)
 			}
-			// HashOnly does not decode, but the hash sees every flipped byte.
+			// HashOnly does not decode, but the frames' CRC-32Cs (and the hash) see every
+			// flipped byte, and the CRC names the frame.
 			err = Verify(context.Background(), bytes.NewReader(zst), int64(len(zst)), x, VerifyOptions{Name: "v.zst", HashOnly: true})
-			if ce = asCorrupt(t, err, ErrFileHash); ce.File != "v.zst" {
+			if ce = asCorrupt(t, err, ErrFrameChecksum); ce.File != "v.zst" || ce.Frame != int64(fi) || ce.Field != "compressed_crc32c" {
 				t.Fatalf("frame %d byte %d, hash only: error %v", fi, rel, err)
 			}
 		}
@@ -133,6 +134,13 @@ func TestCorruptFramesVerify(t *testing.T) {
 	asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &bad, VerifyOptions{HashOnly: true}), ErrFileHash)
 	if err := Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), x, VerifyOptions{HashOnly: true}); err != nil {
 		t.Fatalf("hash only, intact file: %v", err)
+	}
+	// An index whose CRC of one frame is wrong is refused even though the file's hash is right.
+	badCRC := *x
+	badCRC.Frames = append([]Frame(nil), x.Frames...)
+	badCRC.Frames[3].CompressedCRC ^= 1
+	if ce := asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &badCRC, VerifyOptions{HashOnly: true}), ErrFrameChecksum); ce.Frame != 3 {
+		t.Fatalf("wrong CRC of frame 3: %+v", *ce)
 	}
 	nohash := *x
 	nohash.SHA256 = [32]byte{}
