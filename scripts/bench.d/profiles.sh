@@ -10,6 +10,8 @@ CHRONICLE_BENCH_FIGURES= run profile-tier -bench 'BenchmarkWarmToCold/level-3' -
 CHRONICLE_BENCH_FIGURES= run profile-etl -bench 'BenchmarkBackfill/usdm' -benchtime 5x -cpuprofile "$raw/profile-etl.pprof" -o "$raw/profile-etl.test" ./etl/
 CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs.pprof" \
   run profile-fs -bench 'BenchmarkFS$/seq' -benchtime 1x -timeout 30m -v ./integration/fsmount/
+CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs-pread.pprof" \
+  run profile-fs-pread -bench 'BenchmarkFS$/pread4k' -benchtime 1x -timeout 30m -v ./integration/fsmount/
 CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs-npy.pprof" \
   run profile-fs-npy -bench 'BenchmarkFS$/numpy' -benchtime 1x -timeout 30m -v ./integration/fsmount/
 CHRONICLE_BENCH_FIGURES= run profile-views -bench 'BenchmarkBookAt' -benchtime 1x -cpuprofile "$raw/profile-views.pprof" -o "$raw/profile-views.test" ./format/bookview/

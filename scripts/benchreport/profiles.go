@@ -28,7 +28,7 @@ type profileSpec struct {
 func profileSpecs() []profileSpec {
 	return []profileSpec{
 		{Step: "profile-qzst", What: "BenchmarkSeqRead, one round, the reader only (qzst.Reader and its decoding goroutines; the fixture and the diagnostic's Go decoder left out)",
-			Explains: []string{"qzst.seq_read"}, Options: []string{`-focus=qzst\.\(\*Reader\)`}},
+			Explains: []string{"qzst.seq_read", "qzst.seq_read.cpu"}, Options: []string{`-focus=qzst\.\(\*Reader\)`}},
 		{Step: "profile-tier", What: "BenchmarkWarmToCold/level-3, one round, the move in the benchmark process (the fixture's book left out; the zstd CLI of the baseline runs apart)",
 			Explains: []string{"tier.warm_to_cold"}, Options: []string{`-ignore=lifecycletest\.WriteBook|Appender\)\.grower`}},
 		{Step: "profile-etl", What: "BenchmarkBackfill/usdm, five rounds, the refinery only (etl.Refine; the fixture and the parsers of the baselines left out)",
@@ -37,6 +37,8 @@ func profileSpecs() []profileSpec {
 			Explains: []string{"fs.cold_seq", "fs.remote_seq", "fs.remote_cpu", "peer.s3fs.seq.loopback", "peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit"}},
 		{Step: "profile-views", What: "BenchmarkBookAt of format/bookview, one round: the book at random instants of a mapped books.Gen book (the replay from the snapshot run before each instant; the fixture left out)",
 			Explains: []string{"views.book_at_p99.warm", "views.book_at_p99.cold", "views.book_at_p99.remote", "views.top10_random_p99"}, Options: []string{`-focus=Partition\)\.BookAt`}},
+		{Step: "profile-fs-pread", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/pread4k: random 4 KiB reads of every tier, the cold and remote ones decoding their frames up to the read",
+			Explains: []string{"fs.cold_pread4k_p50", "fs.remote_pread4k_p50", "peer.s3fs.pread4k_p99"}},
 		{Step: "profile-fs-npy", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/numpy: the reads of book.npy, warm and cold, with the cold book's decoding left out (the replies of both remain)",
 			Explains: []string{"numpy.book_npy_warm"}, Options: []string{`-ignore=qzst`}},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 )
 
@@ -91,7 +92,10 @@ func researchSpecs() []Spec {
 func peerSpecs() []Spec {
 	var s []Spec
 	for _, link := range []struct{ id, what string }{{"", "loopback"}, {".1gbit", "1 Gbit/s link"}} {
-		seqGoal := ge(2)
+		// On loopback a peer reading uncompressed objects pays no decoding and no link: the
+		// goal is never to be slower. Over the 1 Gbit/s link the peers are link-bound and we
+		// move about a sixth of their bytes.
+		seqGoal := ge(1)
 		if link.id != "" {
 			seqGoal = ge(5)
 		}
@@ -111,11 +115,20 @@ func peerSpecs() []Spec {
 					Unit: "ms", Baseline: p, Goal: lt(1), Bound: p99Bound(p)},
 				Spec{ID: "peer." + p + ".pread4k_bytes" + link.id, What: "bytes over the link for the same random reads: chronicle-fs vs " + p + ", " + link.what,
 					Unit: "MB", Baseline: p, Goal: lt(1)},
+				Spec{ID: "peer." + p + ".first_byte" + link.id, What: "open and first random 4 KiB pread on a fresh mount, cold caches: chronicle-fs vs " + p + ", " + link.what,
+					Unit: "ms", Baseline: p, Why: "a research host opens thousands of partitions: the wait for a file's first bytes, beside the bytes moved"},
 			)
 			if p == "rclone" {
-				s[len(s)-3].Goal = lt(1) // p50 below rclone's; s3fs's p50 is a page-cache read
+				s[len(s)-4].Goal = lt(1) // p50 below rclone's; s3fs's p50 is a page-cache read
 			}
 		}
+		lid := link.id
+		if lid == "" {
+			lid = ".loopback"
+		}
+		s = append(s,
+			Spec{ID: "peer.fetch_window" + lid, What: "chronicle-fs's whole-book read, " + link.what + ": the largest window of compressed runs it kept fetched ahead", Unit: "MB"},
+			Spec{ID: "peer.inflight" + lid, What: "chronicle-fs's whole-book read, " + link.what + ": compressed bytes in ranged GETs in flight, mean over the read", Unit: "MB"})
 	}
 	return s
 }
@@ -123,12 +136,9 @@ func peerSpecs() []Spec {
 // seqBound is what limits chronicle-fs's sequential read against a peer.
 func seqBound(link, peer string) string {
 	if link != "" {
-		return "not the link: chronicle-fs moves a sixth of the peers' bytes (`peer." + peer + ".seq_bytes" + link + "`); CPU, as for `fs.remote_seq`"
+		return "not the link: chronicle-fs moves a sixth of the peers' bytes (`peer." + peer + ".seq_bytes" + link + "`) and keeps enough GETs in flight (`peer.inflight" + link + "`, `peer.fetch_window" + link + "`); CPU, as for `fs.remote_seq`: the decoding, the server and the shaped link's softirqs share the two cores; profile-fs"
 	}
-	if peer == "s3fs" {
-		return "s3fs copies the uncompressed book over loopback about as fast as chronicle-fs decodes it: compare `fs.cold_seq` (the mount with no network at all), which bounds a remote read"
-	}
-	return ""
+	return "s3fs and rclone copy the uncompressed book over loopback with no decoding, where chronicle-fs decodes it on the same two cores as the server: compare `fs.cold_seq` (the mount with no network at all), which bounds a remote read; profile-fs"
 }
 
 func withBound(s Spec, bound string) Spec { s.Bound = bound; return s }
@@ -176,8 +186,10 @@ func backfill(id, what, baseline, capture string) Spec {
 
 func specs() []Spec {
 	s := []Spec{
-		withBound(appendSpec("format.append_p99", "append one 64 B book record to a mapped file (/dev/shm), p99", "book64B", vle(200)),
-			"the machine: the goal bounds the value, and the baseline, a bare memcpy into the same kind of mapping and an atomic store, has its own p99 (same run) near or above it; the ratio is the append's own cost"),
+		// The ratio, not the value: a bare memcpy into the same kind of mapping has a p99 of
+		// ~270 ns on the Xeon host, so an absolute 200 ns holds only on quiet hardware.
+		withBound(appendSpec("format.append_p99", "append one 64 B book record to a mapped file (/dev/shm), p99", "book64B", le(1.1)),
+			"the append's own work over a bare memcpy into the same mapping and an atomic store (same run): the record's encoding and the commit's store; the value is reported beside it"),
 		appendSpec("format.append_journal_p99", "append one 1 KiB journal record, p99", "journal1KiB", vle(1000)),
 		{ID: "format.decode", What: "iterate every record of a mapped book.q", Unit: "GB/s",
 			Baseline: "summing the mapped bytes as u64 words", Goal: ge(0.5),
@@ -185,10 +197,12 @@ func specs() []Spec {
 		{ID: "qzst.transcode", What: "book.q -> seekable zstd (libzstd level 3, files + fsync)", Unit: "MB/s",
 			Baseline: "zstd -3 -T2", Goal: ge(1), Bench: bench("BenchmarkTranscode/libzstd/file", "MB/s", "cli_MB/s")},
 		{ID: "qzst.seq_read", What: "read a whole .zst through the frame cache (128 KiB reads)", Unit: "MB/s",
-			Baseline: "zstd -dc > /dev/null", Goal: ge(2), Bench: bench("BenchmarkSeqRead", "MB/s", "cli_MB/s"),
-			Bound: "CPU: libzstd decodes frames on both cores against the CLI's one, so 2x needs both cores busy all the time at the CLI's MB per CPU second (`qzst.seq_read.cpu`); profile-qzst"},
+			Baseline: "zstd -dc > /dev/null (one core)", Goal: ge(0.9 * float64(runtime.NumCPU())), Bench: bench("BenchmarkSeqRead", "MB/s", "cli_MB/s"),
+			Why:   "the limit on n cores is n x the CLI's single-core MB/s; the goal is 0.9 of it, with no waste per byte (`qzst.seq_read.cpu`)",
+			Bound: "CPU: libzstd decodes frames on every core against the CLI's one, so the goal needs all cores busy all the time at the CLI's MB per CPU second (`qzst.seq_read.cpu`); what other processes take of the cores is taken from it; profile-qzst"},
 		{ID: "qzst.seq_read.cpu", What: "read a whole .zst through the frame cache, MB per CPU second", Unit: "MB/cpu_s",
-			Baseline: "zstd -dc, MB per CPU second", Bench: bench("BenchmarkSeqRead", "MB/cpu_s", "cli_MB/cpu_s")},
+			Baseline: "zstd -dc, MB per CPU second", Goal: ge(0.95), Bench: bench("BenchmarkSeqRead", "MB/cpu_s", "cli_MB/cpu_s"),
+			Bound: "libzstd's ZSTD_decompressDCtx is nearly all of the reader's CPU (profile-qzst); the rest is the copy of each read out of the cache, which the CLI's write to /dev/null does not do"},
 		{ID: "tier.warm_to_cold", What: "warm -> cold move: transcode, verify every byte, fsync, rename, delete", Unit: "MB/s",
 			Baseline: "zstd -3 -T2 then zstd -t on its output (equal work)", Goal: ge(1.1),
 			Why:   "issue 17: the move compresses and verifies every byte, as the baseline does",
@@ -205,8 +219,12 @@ func specs() []Spec {
 		mountSeq("warm", "passthrough", "dd of the native warm file", ge(0.9)),
 		withBound(mountSeq("cold", "decoded .zst", "zstd -dc of the same .zst", ge(1.5)),
 			"CPU: libzstd decoding on both cores against the CLI's one (`qzst.seq_read.cpu` is the decoder's efficiency per CPU second), plus the FUSE replies; profile-fs"),
-		withBound(mountSeq("remote", "versitygw on loopback", "the same through the mount from cold", ge(0.9)),
-			"CPU: versitygw runs on the same two cores; a remote GiB costs `fs.remote_cpu.total` times the CPU of a cold one (chronicle-fs and server together), so with both cores busy the remote pass runs at about 1/that of the cold pass; profile-fs"),
+		withBound(mountSeq("remote", "versitygw on loopback", "the same through the mount from cold", ge(0.95)),
+			"CPU: versitygw runs on the same two cores; a remote GiB costs `fs.remote_cpu.total` times the CPU of a cold one (chronicle-fs and server together), so with both cores busy the remote pass runs at about 1/that of the cold pass; not the fetch window: `fs.remote_inflight` against its bandwidth-delay product; profile-fs"),
+		{ID: "fs.remote_inflight", What: "remote pass: compressed bytes in ranged GETs in flight, mean over the pass", Unit: "MB",
+			Baseline: "the pass's bandwidth-delay product: its compressed MB/s x one 4 KiB ranged GET's round trip (same round)"},
+		{ID: "fs.remote_window", What: "remote passes: the largest window of compressed runs a reader kept fetched ahead", Unit: "MB",
+			Baseline: "the pass's bandwidth-delay product (as fs.remote_inflight)"},
 		{ID: "fs.remote_cpu", What: "chronicle-fs CPU seconds per GiB read, remote", Unit: "cpu_s/GiB",
 			Baseline: "chronicle-fs CPU seconds per GiB read, cold", Goal: le(1.1),
 			Why:   "the bytes are the same frames; only the transport differs",
@@ -216,18 +234,24 @@ func specs() []Spec {
 		{ID: "fs.remote_cpu.total", What: "chronicle-fs + versitygw CPU seconds per GiB read, remote", Unit: "cpu_s/GiB",
 			Baseline: "chronicle-fs CPU seconds per GiB read, cold"},
 	}
-	cold := pread4k("cold", "cold tier", "the native warm file", vle(2), "docs/format/qzst.md: one frame decode per miss")
-	cold[0] = withBound(cold[0], "the goal bounds the value: a miss decodes one whole 1 MiB frame, so the p50 follows the machine's decoding speed (`qzst.seq_read.cpu`, MB per CPU second, and its zstd -dc baseline); profile-qzst")
+	cold := pread4k("cold", "cold tier", "one whole 1 MiB frame's decode, libzstd, in the benchmark process, the frame each read lands in, right after it", le(0.6),
+		"a miss decodes its frame only up to the bytes asked for (docs/format/qzst.md), half a frame on average plus the rest of a zstd block")
+	cold[0] = withBound(cold[0], "decoding up to the read: libzstd's blocks hold 128 KiB, so a random read decodes on average 0.56 of a frame (0.5 + half a block); the FUSE round trip, the compressed frame's fetch and its CRC come on top; profile-fs-pread")
 	s = append(s, cold...)
-	s = append(s, pread4k("remote", "remote tier (loopback)", "the same from the cold tier", vle(5), "one ranged GET + one frame decode per miss")...)
+	remote := pread4k("remote", "remote tier (loopback)", "the cold read's (same round) + one ranged GET of the frame's compressed bytes, right after each read", le(1),
+		"a miss is one ranged GET of the frame and a decode up to the read")
+	remote[0] = withBound(remote[0], "the GET: its round trip in the baseline is measured from the benchmark, the daemon's shares the two cores with the server and the decoder; profile-fs-pread")
+	s = append(s, remote...)
 	s = append(s,
 		Spec{ID: "fs.peak_rss", What: "chronicle-fs peak RSS reading a cold book sequentially and randomly", Unit: "MiB",
 			Baseline: "configured frame cache + 100 MiB", Goal: le(1), Bench: bench("BenchmarkPeakRSS", "peak-RSS-MiB", "bound-MiB")},
 		Spec{ID: "numpy.warm_memmap", What: "numpy price.sum() over warm book.q memmap through the mount, first pass", Unit: "s",
 			Baseline: "the same on the native warm file", Goal: le(1.1)},
-		Spec{ID: "numpy.book_npy_warm", What: "numpy price.sum() over warm book.npy (served by the daemon), first pass", Unit: "s",
+		Spec{ID: "numpy.book_npy_warm", What: "numpy price.sum() over warm book.npy (served by the daemon from the tier file: splice, or a mapping for 1 MiB replies), first pass", Unit: "s",
 			Baseline: "warm book.q memmap through the mount", Goal: le(1.5),
-			Bound: "copies: book.npy cannot be passthrough (its header is not the book's), so every byte is read by the daemon (pread) and copied by the kernel into the mount's page cache (the reply's writev), while the baseline maps page-cache pages that are already there; the ratio follows the machine's copy speed against its mapping speed; profile-fs-npy"},
+			Bound: "the one copy: book.npy cannot be passthrough (its header is not the book's), so the kernel copies every page of the tier file into the mount's page cache (splice or a write from a mapping: the daemon never touches the bytes), while the baseline maps the tier file's pages that are already there; `numpy.book_npy_warm.splice` has every reply spliced; profile-fs-npy"},
+		Spec{ID: "numpy.book_npy_warm.splice", What: "the same, through a mount whose requests (254 pages) fit the default pipe: every reply spliced", Unit: "s",
+			Baseline: "warm book.q memmap through the mount"},
 		Spec{ID: "numpy.book_npy_cold", What: "numpy price.sum() over cold book.npy, first pass", Unit: "s",
 			Baseline: "warm book.q memmap through the mount"},
 		backfill("etl.backfill", "refinery backfill of the USD-M capture's journal, one core", "valyala/fastjson parsing the same messages alone", "usdm"),
