@@ -50,6 +50,7 @@ type Options struct {
 	Resumed func()
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
+	onIdle      func()                   // test hook: the run has read everything committed (Follow)
 	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
 }
 
@@ -227,6 +228,9 @@ func (u *runner) loop(ctx context.Context) error {
 		case statusEnd:
 			return u.finish()
 		case statusIdle:
+			if u.opt.onIdle != nil {
+				u.opt.onIdle()
+			}
 			r.m.lagBytes.Set(float64(src.t.Committed() - src.offset()))
 			r.m.lagSeconds.Set(0)
 			if err := u.housekeep(); err != nil {
