@@ -69,10 +69,39 @@ type Refinery struct {
 	// checkpoint.
 	beforeSeal func() error
 	sealHook   func(stage string) error // test hook (Options.sealHook)
+	// flushInput brings the segments' hashes up to the frames refined (the source hashes
+	// them in large pieces): before they are written into meta.json or a checkpoint.
+	flushInput func()
 
-	live        bool // commit after every frame (tailing a live journal)
+	live        bool // tailing a live journal: the runner commits after each batch of frames
 	fopt        format.Options
-	afterCommit func(recvNs int64)
+	afterCommit func(recvNs int64) // called for each frame whose records a commit published
+	batchRecv   []int64            // receive times of the frames written since the last commit (afterCommit)
+	wrote       bool               // the current frame wrote records
+	lastSym     *symState          // the symbol of the last message (most messages follow one of the same symbol)
+	cnt         counters           // hot-path metrics, added to the registry in batches
+}
+
+// counters are the metrics every message touches, counted here and added to the
+// Prometheus series every few thousand frames (publishMetrics): an atomic add per message
+// and series would cost more than the rest of a ticker's refining.
+type counters struct {
+	depth, trade, ticker, other, crossed, tickerChecks int64
+}
+
+// publishMetrics adds the counts kept since the last call to the series.
+func (r *Refinery) publishMetrics() {
+	c := &r.cnt
+	for _, x := range [...]struct {
+		n *int64
+		c interface{ Add(float64) }
+	}{{&c.depth, r.m.depth}, {&c.trade, r.m.trade}, {&c.ticker, r.m.ticker}, {&c.other, r.m.other},
+		{&c.crossed, r.m.crossed}, {&c.tickerChecks, r.m.tickerChecks}} {
+		if *x.n != 0 {
+			x.c.Add(float64(*x.n))
+			*x.n = 0
+		}
+	}
 }
 
 func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, log *slog.Logger, m *venueMetrics) *Refinery {
@@ -117,8 +146,9 @@ func (r *Refinery) frame(rec *format.JournalRecord, seg string) error {
 	return r.endFrame()
 }
 
-// endFrame publishes what the frame wrote (one exchange event, one commit per file), then
-// flushes holds and seals partitions whose grace has passed.
+// endFrame flushes holds and seals partitions whose grace has passed. What the frame wrote
+// is published by the next commit: the runner's, after a batch of frames (live) or at a
+// checkpoint.
 func (r *Refinery) endFrame() error {
 	if len(r.holders) > 0 {
 		for _, raw := range sortedKeys(r.holders) {
@@ -130,11 +160,10 @@ func (r *Refinery) endFrame() error {
 			}
 		}
 	}
-	if r.live {
-		if err := r.commitTouched(); err != nil {
-			return err
-		}
+	if r.afterCommit != nil && r.wrote {
+		r.batchRecv = append(r.batchRecv, r.recvNs)
 	}
+	r.wrote = false
 	if r.clock >= r.nextSeal {
 		return r.sealDue()
 	}
@@ -142,8 +171,9 @@ func (r *Refinery) endFrame() error {
 }
 
 // commitTouched publishes what the partitions written since the last commit hold. A live
-// refinery commits after every frame, so readers see each exchange event as one step; a
-// backfill commits at checkpoints and writes in large batches meanwhile.
+// refinery commits after each batch of frames (each frame once it has caught up: readers
+// see every exchange event as one step, and every frame of a batch as soon as the batch
+// is done); a backfill commits at checkpoints and writes in large chunks meanwhile.
 func (r *Refinery) commitTouched() error {
 	for _, p := range r.touched {
 		if err := p.commit(); err != nil {
@@ -152,10 +182,13 @@ func (r *Refinery) commitTouched() error {
 		r.m.records.Add(float64(p.written))
 		p.written = 0
 	}
-	if r.afterCommit != nil && len(r.touched) > 0 {
-		r.afterCommit(r.recvNs)
-	}
 	r.touched = r.touched[:0]
+	if r.afterCommit != nil {
+		for _, recv := range r.batchRecv {
+			r.afterCommit(recv)
+		}
+		r.batchRecv = r.batchRecv[:0]
+	}
 	return nil
 }
 
@@ -197,7 +230,7 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		return nil
 	}
 	if m.Kind == venue.KindOther {
-		r.m.other.Inc()
+		r.cnt.other++
 		return nil
 	}
 	ts := m.ExchNs
@@ -241,17 +274,21 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		}
 		return nil
 	}
-	s := r.sym(string(m.Symbol), ts)
+	s := r.lastSym
+	if s == nil || s.Raw != string(m.Symbol) {
+		s = r.sym(string(m.Symbol), ts)
+		r.lastSym = s
+	}
 	var err error
 	switch m.Kind {
 	case venue.KindDepth:
-		r.m.depth.Inc()
+		r.cnt.depth++
 		err = r.onDepth(s, ts)
 	case venue.KindTrade, venue.KindAggTrade:
-		r.m.trade.Inc()
+		r.cnt.trade++
 		err = r.onTrade(s, ts)
 	case venue.KindBookTicker:
-		r.m.ticker.Inc()
+		r.cnt.ticker++
 		err = r.onTicker(s, ts, estimated)
 	}
 	s.LastExch = max(s.LastExch, ts)
@@ -427,41 +464,14 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 	s.LastU = last
 	crossed := s.book.Crossed()
 	if crossed {
-		r.m.crossed.Inc()
+		r.cnt.crossed++
 	}
 	if p != nil {
 		p.noteSegment(seg)
 		rec := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv,
 			Seq: uint64(last), Aux0: first, Aux1: prev}
-		n := len(bids) + len(asks)
-		if n == 0 {
-			// An update that changed no level still advances the chain: one sideless record.
-			rec.Flags = format.FlagLast
-			if crossed {
-				rec.Flags |= format.FlagCrossed
-			}
-			if err := p.write(&rec); err != nil {
-				return err
-			}
-		}
-		i := 0
-		for side, lv := range [2][]venue.Level{bids, asks} {
-			for _, l := range lv {
-				i++
-				rec.Flags, rec.Price, rec.Qty = format.FlagBid, l.Price, l.Qty
-				if side == 1 {
-					rec.Flags = format.FlagAsk
-				}
-				if i == n {
-					rec.Flags |= format.FlagLast
-					if crossed {
-						rec.Flags |= format.FlagCrossed
-					}
-				}
-				if err := p.write(&rec); err != nil {
-					return err
-				}
-			}
+		if err := p.levels(&rec, bids, asks, crossed); err != nil {
+			return err
 		}
 		r.touch(p)
 	}
@@ -661,7 +671,7 @@ func bestOr(s *symState, bid bool) venue.Level {
 func (r *Refinery) tickerCheck(s *symState, t top, tk pendingTicker) {
 	p := r.openPart(s, t.Ts)
 	ok := t.Bid == tk.Bid && t.Ask == tk.Ask
-	r.m.tickerChecks.Inc()
+	r.cnt.tickerChecks++
 	if !ok {
 		r.m.tickerMismatches.Inc()
 		r.log.Warn("ticker disagrees with the book", "symbol", s.Raw, "u", t.U,
@@ -785,6 +795,7 @@ func (r *Refinery) closeInvalid(s *symState, ts int64) {
 }
 
 func (r *Refinery) touch(p *partition) {
+	r.wrote = true
 	for _, q := range r.touched {
 		if q == p {
 			return
@@ -937,11 +948,11 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		top = LateDir
 	}
 	p.dir = filepath.Join(r.root, top, p.venue, p.code, dateString(day))
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt, r.live)
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt)
 	if err != nil {
 		return nil, err
 	}
-	p.w = w
+	p.setWriter(w)
 	r.parts[key] = p
 	if key.Kind != kindLate {
 		s.lastPart = p
@@ -1017,6 +1028,9 @@ func (r *Refinery) sealDue() error {
 // and only then the sealed bit (trim, fsync).
 func (r *Refinery) seal(ps ...*partition) error {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].path() < ps[j].path() })
+	if len(ps) > 0 && r.flushInput != nil {
+		r.flushInput()
+	}
 	metas := map[*partition]*meta.Meta{}
 	for _, p := range ps {
 		if err := p.commit(); err != nil {

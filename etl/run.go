@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -127,7 +129,14 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
 	r.afterCommit, r.live = opt.afterCommit, opt.Follow
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
+	if runtime.GOMAXPROCS(0) > 1 {
+		// A second core writes the output while this one refines (every writer is closed
+		// before Refine returns, and so before this defer).
+		r.fopt.Writeback = format.NewWriteback()
+		defer r.fopt.Writeback.Close()
+	}
 	statePath := StatePath(opt.Root, v.Name())
+	src.setConsumer(r.hasher)
 	if err := removeTemps(filepath.Dir(statePath)); err != nil {
 		src.close()
 		return stats, err
@@ -159,6 +168,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	defer src.close()
 	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats}
 	r.beforeSeal = run.checkpoint
+	r.flushInput = src.flush
 	r.sealHook = opt.sealHook
 	resumed()
 	err = run.loop(ctx)
@@ -183,14 +193,41 @@ type runner struct {
 	dirty     bool
 }
 
-func (u *runner) loop(ctx context.Context) error {
+// maxBatch bounds the frames a live refinery refines before it publishes their records,
+// when the journal holds a backlog: catching up, it commits once per batch instead of once
+// per frame; caught up, each frame is a batch of one.
+const maxBatch = 4096
+
+func (u *runner) loop(ctx context.Context) (err error) {
+	// The journal is mapped (format.Tailer): a segment cut below its committed length under
+	// the reader faults. That is an error of the journal, not a crash of the refinery.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(interface{ Addr() uintptr })
+			if !ok {
+				panic(p)
+			}
+			err = fmt.Errorf("%w: %s: memory fault at %#x reading the journal (a segment cut below its committed length?)", ErrJournal, u.src.path, f.Addr())
+		}
+	}()
 	r, src := u.r, u.src
 	if u.opt.Total != nil {
 		u.opt.Total(src.remaining())
 	}
 	u.lastCkpt, u.lastMeta = time.Now(), time.Now()
 	idleSince := time.Now()
-	var n int
+	var n, batch int
+	var unreported int64 // journal bytes refined since the metrics and progress were told
+	report := func() {
+		r.publishMetrics()
+		r.m.journalBytes.Add(float64(unreported))
+		if u.opt.Progress != nil {
+			u.opt.Progress(unreported)
+		}
+		unreported = 0
+	}
+	defer report()
 	for ctx.Err() == nil {
 		seg := src.seg.Name
 		rec, status, err := src.next()
@@ -203,21 +240,27 @@ func (u *runner) loop(ctx context.Context) error {
 		switch status {
 		case statusFrame:
 			end := src.offset()
-			r.hashFrame(src.seg.Name, src.t.Raw(rec.Offset, end), end)
 			if err := r.frame(&rec, src.seg.Name); err != nil {
 				return err
 			}
 			d := end - rec.Offset
 			u.stats.Frames++
 			u.stats.Bytes += d
-			r.m.journalBytes.Add(float64(d))
-			if u.opt.Progress != nil {
-				u.opt.Progress(d)
-			}
+			unreported += d
 			u.dirty = true
+			if r.live {
+				// Publish at the end of what is committed, or after a batch of frames.
+				if batch++; batch >= maxBatch || !src.more() {
+					if err := r.commitTouched(); err != nil {
+						return err
+					}
+					batch = 0
+				}
+			}
 			if n++; n&1023 != 0 {
 				continue
 			}
+			report()
 			r.m.lagSeconds.Set(time.Since(time.Unix(0, rec.RecvTs)).Seconds())
 		case statusLost:
 			r.log.Error("journal segments missing: every book is invalid until its next snapshot", "next", src.seg.Name)
@@ -226,8 +269,14 @@ func (u *runner) loop(ctx context.Context) error {
 			}
 			continue
 		case statusEnd:
+			report()
 			return u.finish()
 		case statusIdle:
+			if err := r.commitTouched(); err != nil { // a live batch cut by a segment's end
+				return err
+			}
+			batch = 0
+			report()
 			if u.opt.onIdle != nil {
 				u.opt.onIdle()
 			}
@@ -292,6 +341,7 @@ func (u *runner) checkpoint() error {
 			return err
 		}
 	}
+	u.src.flush()
 	st, err := r.save(u.src)
 	if err != nil {
 		return err
@@ -336,6 +386,7 @@ func (u *runner) writeOpenMeta(onlyNew bool) error {
 	if err := r.commitTouched(); err != nil { // meta.json describes published records
 		return err
 	}
+	u.src.flush()
 	for _, k := range sortedParts(r.parts) {
 		p := r.parts[k]
 		if p.key.Kind == kindLate {
@@ -387,6 +438,7 @@ func (u *runner) finish() error {
 
 // markDone marks the current segment complete when it is sealed and read to its end.
 func (u *runner) markDone() {
+	u.src.flush()
 	if t := u.src.t; t.Sealed() && t.Offset() >= t.Committed() {
 		u.r.segmentDone(u.src.seg.Name)
 	}
@@ -422,15 +474,18 @@ func (r *Refinery) flushAllHolds() error {
 	return r.commitTouched()
 }
 
-// hashFrame adds a frame's bytes to its segment's running hash.
-func (r *Refinery) hashFrame(seg string, b []byte, end int64) {
-	h := r.segs[seg]
-	if h == nil {
-		h = &segHash{d: xxhash.New()}
-		r.segs[seg] = h
+// hasher returns what adds a segment's frames to its running hash, as the source reads them
+// (format.Tailer.SetConsumer: a megabyte at a time).
+func (r *Refinery) hasher(seg string) func(off int64, b []byte) {
+	return func(off int64, b []byte) {
+		h := r.segs[seg]
+		if h == nil {
+			h = &segHash{d: xxhash.New()}
+			r.segs[seg] = h
+		}
+		h.d.Write(b)
+		h.end = off + int64(len(b))
 	}
-	h.d.Write(b)
-	h.end = end
 }
 
 // segmentDone marks a segment read to its end.

@@ -159,10 +159,10 @@ func (r *Refinery) restore(st *State) error {
 		if _, err := os.Stat(p.path()); sp.Verifying && errors.Is(err, fs.ErrNotExist) {
 			r.log.Info("a partition sealed by an earlier run was moved to another tier; its records are not compared", "path", p.path())
 			w = &moved{pos: sp.Pos}
-		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt, r.live); err != nil {
+		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt); err != nil {
 			return err
 		}
-		p.w = w
+		p.setWriter(w)
 		r.parts[p.key] = p
 		r.m.partitionsOpen.Inc()
 		if p.key.Kind != kindLate {
@@ -188,7 +188,7 @@ func (r *Refinery) finishSeal(p *partition, pos int64) error {
 		r.log.Info("a partition sealed before the restart has moved to another tier", "path", p.path())
 		return nil
 	}
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt, r.live)
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt)
 	if err != nil {
 		return err
 	}
