@@ -70,7 +70,7 @@ func (v Venue) required(k venue.Kind) uint32 {
 func (v Venue) Decode(msg []byte, m *venue.Message) error {
 	*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0]}
 	var d dataScan
-	if !fastDecode(msg, m, &d) {
+	if !fastDecode(msg, m, &d, v.m.shapes) {
 		*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0]}
 		d = dataScan{}
 		if err := slowDecode(msg, m, &d); err != nil {

@@ -43,19 +43,27 @@ func sameDecode(v Venue, msg []byte) (diff string, fast bool) {
 			m.Asks = nil
 		}
 	}
-	var a, b venue.Message
-	var da, db dataScan
-	if fast = fastDecode(msg, &a, &da); fast {
+	// With the market's shapes, and with the member loop alone.
+	for _, shapes := range []*kindShapes{v.m.shapes, nil} {
+		var a, b venue.Message
+		var da, db dataScan
+		ok := fastDecode(msg, &a, &da, shapes)
+		if shapes != nil {
+			fast = ok
+		}
+		if !ok {
+			continue
+		}
 		if err := slowDecode(msg, &b, &db); err != nil {
-			return "the fast path read a message the general scanner refuses: " + err.Error(), fast
+			return fmt.Sprintf("the fast path (shapes %v) read a message the general scanner refuses: %v", shapes != nil, err), fast
 		}
 		norm(&a)
 		norm(&b)
 		if !reflect.DeepEqual(a, b) || da != db {
-			return fmt.Sprintf("scans differ:\n fast    %+v %+v\n general %+v %+v", a, da, b, db), fast
+			return fmt.Sprintf("scans differ (shapes %v):\n fast    %+v %+v\n general %+v %+v", shapes != nil, a, da, b, db), fast
 		}
 	}
-	a, b = venue.Message{}, venue.Message{}
+	var a, b venue.Message
 	ea := v.Decode(msg, &a)
 	eb := v.slowOnly(msg, &b)
 	switch {
@@ -121,6 +129,38 @@ func TestFastPathOnCaptures(t *testing.T) {
 		}
 		if len(slow) > 0 {
 			t.Errorf("%s: the general scanner decoded %v of %d messages", c.v.Name(), slow, len(msgs))
+		}
+	}
+}
+
+// TestShapesCover: every message of the real captures of a kind the refinery reads fits its
+// market's shape (the member loop and the general scanner are for anything else).
+func TestShapesCover(t *testing.T) {
+	for _, c := range captureFiles {
+		stray := map[string]int{}
+		var eg []byte
+		for _, msg := range captureMessages(t, c.files...) {
+			kind := kindOfStream(streamOf(msg))
+			if kind == venue.KindOther {
+				continue
+			}
+			var m venue.Message
+			var d dataScan
+			i := bytes.Index(msg, []byte(`"data":{`)) + len(`"data":{`)
+			d.sawData = true
+			ok := false
+			for _, sh := range c.v.m.shapes[kind] {
+				if _, ok = fastShape(msg, i, &m, &d, sh, kind); ok {
+					break
+				}
+			}
+			if !ok {
+				stray[kind.String()]++
+				eg = msg
+			}
+		}
+		if len(stray) > 0 {
+			t.Errorf("%s: messages that fit no shape: %v; e.g. %.300s", c.v.Name(), stray, eg)
 		}
 	}
 }
@@ -248,8 +288,19 @@ func BenchmarkDecodeCaptures(b *testing.B) {
 	b.ReportMetric(tJSON.Seconds()/tFast.Seconds(), "x_fastjson")
 }
 
-// BenchmarkDecodeMin is a development aid: the fastest of b.N passes of each variant.
-func BenchmarkDecodeMin(b *testing.B) {
+// decodeNoShapes is Decode without shapes: the member loop, then the general scanner.
+func (v Venue) decodeNoShapes(msg []byte, m *venue.Message) error {
+	*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0]}
+	var d dataScan
+	if !fastDecode(msg, m, &d, nil) {
+		return v.slowOnly(msg, m)
+	}
+	return v.finish(m, &d)
+}
+
+// BenchmarkDecodeAB: the fastest of b.N passes over the USD-M capture of Decode (A) and of
+// the same without shapes (B), interleaved in one process.
+func BenchmarkDecodeAB(b *testing.B) {
 	msgs := captureMessages(b, "binance-usdm_ethusdt_20240808.jsonl.gz")
 	var n int64
 	for _, m := range msgs {
@@ -257,8 +308,7 @@ func BenchmarkDecodeMin(b *testing.B) {
 	}
 	v := New()
 	var m venue.Message
-	var p fastjson.Parser
-	best := [3]time.Duration{1 << 62, 1 << 62, 1 << 62}
+	best := [2]time.Duration{1 << 62, 1 << 62}
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
 		for _, msg := range msgs {
@@ -267,11 +317,38 @@ func BenchmarkDecodeMin(b *testing.B) {
 		best[0] = min(best[0], time.Since(t0))
 		t0 = time.Now()
 		for _, msg := range msgs {
-			p.ParseBytes(msg)
+			v.decodeNoShapes(msg, &m)
 		}
 		best[1] = min(best[1], time.Since(t0))
 	}
-	b.ReportMetric(float64(n)/best[0].Seconds()/1e6, "decode_MB/s")
-	b.ReportMetric(float64(n)/best[1].Seconds()/1e6, "fastjson_MB/s")
-	b.ReportMetric(best[1].Seconds()/best[0].Seconds(), "x_fastjson")
+	b.ReportMetric(float64(n)/best[0].Seconds()/1e6, "A_MB/s")
+	b.ReportMetric(float64(n)/best[1].Seconds()/1e6, "B_MB/s")
+	b.ReportMetric(best[0].Seconds()/best[1].Seconds(), "B/A")
+}
+
+// BenchmarkDecodeKinds is a development aid: ns per message and MB/s by stream kind.
+func BenchmarkDecodeKinds(b *testing.B) {
+	msgs := captureMessages(b, "binance-usdm_ethusdt_20240808.jsonl.gz")
+	by := map[venue.Kind][][]byte{}
+	for _, m := range msgs {
+		k := kindOfStream(streamOf(m))
+		by[k] = append(by[k], m)
+	}
+	v := New()
+	var m venue.Message
+	for k, ms := range by {
+		var n int64
+		for _, x := range ms {
+			n += int64(len(x))
+		}
+		best := time.Duration(1 << 62)
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			for _, msg := range ms {
+				v.Decode(msg, &m)
+			}
+			best = min(best, time.Since(t0))
+		}
+		b.Logf("%s: %d msgs, %.1f MB, %.0f ns/msg, %.0f MB/s, %.2f ms/pass", k, len(ms), float64(n)/1e6, float64(best.Nanoseconds())/float64(len(ms)), float64(n)/best.Seconds()/1e6, best.Seconds()*1e3)
+	}
 }
