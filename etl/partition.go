@@ -137,11 +137,43 @@ func (p *partition) levels(tmpl *format.BookRecord, bids, asks []levelT, crossed
 		last |= format.FlagCrossed
 	}
 	if p.bw == nil || n == 0 {
-		return p.levelsSlow(tmpl, bids, asks, last)
+		return p.levelsSlow(tmpl, bids, asks, 0, last)
+	}
+	out, err := p.encodeLevels(tmpl, bids, asks, 0)
+	if err != nil {
+		return err
+	}
+	// The last record of the event carries its end flags.
+	d := out[len(out)-format.BookRecordSize:]
+	binary.LittleEndian.PutUint16(d[2:], binary.LittleEndian.Uint16(d[2:])|last)
+	st := &p.st
+	st.DepthUpdates++
+	if crossed {
+		st.Crossed++
+	}
+	return nil
+}
+
+// snapshotLevels writes the level records of a snapshot run: tmpl with each level, flagged
+// snapshot and by side.
+func (p *partition) snapshotLevels(tmpl *format.BookRecord, bids, asks []levelT) error {
+	if p.bw == nil {
+		return p.levelsSlow(tmpl, bids, asks, format.FlagSnapshot, 0)
+	}
+	_, err := p.encodeLevels(tmpl, bids, asks, format.FlagSnapshot)
+	return err
+}
+
+// encodeLevels reserves and encodes one level record per level (flags: base and the side),
+// counting them in the statistics; it returns the records.
+func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, base uint16) ([]byte, error) {
+	n := len(bids) + len(asks)
+	if n == 0 {
+		return nil, nil
 	}
 	out, err := p.bw.Reserve(n)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
 	}
 	var rec [format.BookRecordSize]byte
 	tmpl.Flags, tmpl.Price, tmpl.Qty = 0, 0, 0
@@ -149,9 +181,9 @@ func (p *partition) levels(tmpl *format.BookRecord, bids, asks []levelT, crossed
 	le := binary.LittleEndian
 	b := out
 	for side, lv := range [2][]levelT{bids, asks} {
-		flags := format.FlagBid
+		flags := base | format.FlagBid
 		if side == 1 {
-			flags = format.FlagAsk
+			flags = base | format.FlagAsk
 		}
 		for _, l := range lv {
 			d := b[:format.BookRecordSize:format.BookRecordSize]
@@ -162,26 +194,19 @@ func (p *partition) levels(tmpl *format.BookRecord, bids, asks []levelT, crossed
 			b = b[format.BookRecordSize:]
 		}
 	}
-	// The last record of the event carries its end flags.
-	d := out[len(out)-format.BookRecordSize:]
-	le.PutUint16(d[2:], le.Uint16(d[2:])|last)
 	p.touched = true
 	p.written += int64(n)
-	st := &p.st
-	st.Counts[format.TypeLevel] += int64(n)
-	st.DepthUpdates++
-	if crossed {
-		st.Crossed++
-	}
+	p.st.Counts[format.TypeLevel] += int64(n)
 	p.noteTs(tmpl.ExchTs)
-	return nil
+	return out, nil
 }
 
-// levelsSlow is levels one record at a time (writers that compare instead of writing, an
-// update that changed no level).
-func (p *partition) levelsSlow(tmpl *format.BookRecord, bids, asks []levelT, last uint16) error {
+// levelsSlow is levels and snapshotLevels one record at a time (writers that compare
+// instead of writing, an update that changed no level): base flags on every record, last
+// on the last.
+func (p *partition) levelsSlow(tmpl *format.BookRecord, bids, asks []levelT, base, last uint16) error {
 	rec := *tmpl
-	if len(bids)+len(asks) == 0 {
+	if len(bids)+len(asks) == 0 && last != 0 {
 		// An update that changed no level still advances the chain: one sideless record.
 		rec.Flags, rec.Price, rec.Qty = last, 0, 0
 		return p.write(&rec)
@@ -190,9 +215,9 @@ func (p *partition) levelsSlow(tmpl *format.BookRecord, bids, asks []levelT, las
 	for side, lv := range [2][]levelT{bids, asks} {
 		for _, l := range lv {
 			i++
-			rec.Flags, rec.Price, rec.Qty = format.FlagBid, l.Price, l.Qty
+			rec.Flags, rec.Price, rec.Qty = base|format.FlagBid, l.Price, l.Qty
 			if side == 1 {
-				rec.Flags = format.FlagAsk
+				rec.Flags = base | format.FlagAsk
 			}
 			if i == n {
 				rec.Flags |= last

@@ -80,6 +80,12 @@ type Refinery struct {
 	wrote       bool               // the current frame wrote records
 	lastSym     *symState          // the symbol of the last message (most messages follow one of the same symbol)
 	cnt         counters           // hot-path metrics, added to the registry in batches
+	snapBids    []levelT           // a snapshot run's levels (reused)
+	snapAsks    []levelT
+	ahead       *ahead   // messages decoded ahead on another core, or nil
+	segSeq      uint64   // sequence number of the segment of the current frame
+	ownBids     []levelT // r.msg's own level arrays (a message taken from ahead lends it the entry's)
+	ownAsks     []levelT
 }
 
 // counters are the metrics every message touches, counted here and added to the
@@ -87,11 +93,14 @@ type Refinery struct {
 // and series would cost more than the rest of a ticker's refining.
 type counters struct {
 	depth, trade, ticker, other, crossed, tickerChecks int64
+	ahead                                              int64 // messages decoded ahead (aheadTaken)
 }
 
 // publishMetrics adds the counts kept since the last call to the series.
 func (r *Refinery) publishMetrics() {
 	c := &r.cnt
+	aheadTaken.Add(c.ahead)
+	c.ahead = 0
 	for _, x := range [...]struct {
 		n *int64
 		c interface{ Add(float64) }
@@ -218,7 +227,7 @@ func (r *Refinery) plausible(ts int64) bool {
 
 func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	m := &r.msg
-	if err := r.v.Decode(rec.Payload, m); err != nil {
+	if err := r.decode(rec); err != nil {
 		r.m.malformed.Inc()
 		r.log.Debug("undecodable message", "segment", r.segName, "offset", rec.Offset, "err", err)
 		// A depth message that cannot be read breaks the chain: say so now.
@@ -330,9 +339,29 @@ func (r *Refinery) flushUndated(cur *format.JournalRecord) error {
 	}
 	r.recvNs, r.segName = recv, seg
 	if cur != nil {
-		return r.v.Decode(cur.Payload, &r.msg) // decoded once already
+		return r.decodeOwn(cur.Payload) // decoded once already
 	}
 	return nil
+}
+
+// decode decodes a journal message into r.msg: the decoding made ahead on another core
+// when there is one for this frame, else here.
+func (r *Refinery) decode(rec *format.JournalRecord) error {
+	if r.ahead != nil && !r.flushing && !r.ahead.stopped {
+		if ok, err := r.ahead.take(r.segSeq, rec.Offset, rec.Payload, &r.msg); ok {
+			r.cnt.ahead++
+			return err
+		}
+	}
+	return r.decodeOwn(rec.Payload)
+}
+
+// decodeOwn decodes payload into r.msg with r.msg's own level arrays.
+func (r *Refinery) decodeOwn(payload []byte) error {
+	r.msg.Bids, r.msg.Asks = r.ownBids, r.ownAsks
+	err := r.v.Decode(payload, &r.msg)
+	r.ownBids, r.ownAsks = r.msg.Bids, r.msg.Asks
+	return err
 }
 
 // ---- depth ----
@@ -524,20 +553,10 @@ func (r *Refinery) snapshotRun(s *symState, p *partition, ts, recv int64, seq ui
 		return err
 	}
 	if s.live() {
-		var werr error
-		put := func(flag uint16) func(l levelT) {
-			return func(l levelT) {
-				if werr == nil {
-					lr := format.BookRecord{TypeID: format.TypeLevel, Flags: format.FlagSnapshot | flag, SymbolID: p.key.SymbolID,
-						ExchTs: ts, RecvTs: recv, Seq: seq, Price: l.Price, Qty: l.Qty}
-					werr = p.write(&lr)
-				}
-			}
-		}
-		s.book.Bids(put(format.FlagBid))
-		s.book.Asks(put(format.FlagAsk))
-		if werr != nil {
-			return werr
+		r.snapBids, r.snapAsks = s.book.AppendBids(r.snapBids[:0]), s.book.AppendAsks(r.snapAsks[:0])
+		lr := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv, Seq: seq}
+		if err := p.snapshotLevels(&lr, r.snapBids, r.snapAsks); err != nil {
+			return err
 		}
 	}
 	rec = format.BookRecord{TypeID: format.TypeSnapshotEnd, Flags: format.FlagSnapshot | format.FlagLast, SymbolID: p.key.SymbolID,

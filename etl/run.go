@@ -166,7 +166,11 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		log.Info("resumed", "segment", st.Segment, "offset", st.Offset, "partitions", len(st.Parts))
 	}
 	defer src.close()
-	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats}
+	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow {
+		r.ahead = startAhead(v, opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
+	}
+	defer func() { r.ahead.close() }()
+	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats, ahead: runtime.GOMAXPROCS(0) > 1}
 	r.beforeSeal = run.checkpoint
 	r.flushInput = src.flush
 	r.sealHook = opt.sealHook
@@ -191,6 +195,7 @@ type runner struct {
 	lastCkpt  time.Time
 	lastMeta  time.Time
 	dirty     bool
+	ahead     bool // a second core may decode ahead on a backlog (live)
 }
 
 // maxBatch bounds the frames a live refinery refines before it publishes their records,
@@ -240,6 +245,7 @@ func (u *runner) loop(ctx context.Context) (err error) {
 		switch status {
 		case statusFrame:
 			end := src.offset()
+			r.segSeq = src.seg.Seq
 			if err := r.frame(&rec, src.seg.Name); err != nil {
 				return err
 			}
@@ -249,6 +255,11 @@ func (u *runner) loop(ctx context.Context) (err error) {
 			unreported += d
 			u.dirty = true
 			if r.live {
+				if u.ahead && r.ahead.done() && src.backlog() >= aheadBacklog {
+					// A backlog: decode it ahead on the other core.
+					r.ahead.close()
+					r.ahead = startAhead(r.v, src.dir, src.files, src.seg.Name, src.created, src.offset())
+				}
 				// Publish at the end of what is committed, or after a batch of frames.
 				if batch++; batch >= maxBatch || !src.more() {
 					if err := r.commitTouched(); err != nil {

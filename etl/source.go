@@ -99,6 +99,9 @@ func (s *source) flush() {
 // more reports whether frames past the read position are committed in the current segment.
 func (s *source) more() bool { return s.t.Committed() > s.t.Offset() }
 
+// backlog is how many committed bytes of the current segment are not read yet.
+func (s *source) backlog() int64 { return s.t.Committed() - s.t.Offset() }
+
 // dirListings counts journal directory listings (tests check that idle tailing does not
 // list the directory on every look).
 var dirListings atomic.Int64

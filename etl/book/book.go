@@ -19,6 +19,7 @@
 package book
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -504,6 +505,33 @@ func (b *Book) Asks(fn func(venue.Level)) {
 	b.asks.each(func(k, q int64) { fn(venue.Level{Price: -k, Qty: q}) })
 }
 
+// AppendBids appends every bid to dst, from the best down.
+func (b *Book) AppendBids(dst []venue.Level) []venue.Level { return b.bids.appendTo(dst, 1) }
+
+// AppendAsks appends every ask to dst, from the best up.
+func (b *Book) AppendAsks(dst []venue.Level) []venue.Level { return b.asks.appendTo(dst, -1) }
+
+// appendTo appends the side's levels best first, prices as sign*key.
+func (s *side) appendTo(dst []venue.Level, sign int64) []venue.Level {
+	if s.n > 0 {
+		for i := s.top; i >= 0; i = s.below(i - 1) {
+			dst = append(dst, venue.Level{Price: sign * (s.lo + int64(i)*s.tick), Qty: s.qty[i]})
+		}
+	}
+	if len(s.far) > 0 {
+		start := len(dst)
+		for k, q := range s.far {
+			dst = append(dst, venue.Level{Price: k, Qty: q})
+		}
+		far := dst[start:]
+		slices.SortFunc(far, func(a, b venue.Level) int { return cmp.Compare(b.Price, a.Price) })
+		for i := range far {
+			far[i].Price *= sign
+		}
+	}
+	return dst
+}
+
 // State is a book's levels in a plain form for checkpoints: each side best first.
 type State struct {
 	Bids, Asks []venue.Level
@@ -514,8 +542,8 @@ func (b *Book) State() State {
 	var s State
 	s.Bids = make([]venue.Level, 0, b.bids.count())
 	s.Asks = make([]venue.Level, 0, b.asks.count())
-	b.Bids(func(l venue.Level) { s.Bids = append(s.Bids, l) })
-	b.Asks(func(l venue.Level) { s.Asks = append(s.Asks, l) })
+	s.Bids = b.AppendBids(s.Bids)
+	s.Asks = b.AppendAsks(s.Asks)
 	return s
 }
 

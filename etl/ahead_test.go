@@ -1,0 +1,54 @@
+package etl
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/venue"
+)
+
+// TestDecodeAhead: with two cores, a backfill takes every message decoded ahead, and so
+// does a live refinery working through a backlog; both write what one core writes
+// (TestGoldenPartitions checks the bytes).
+func TestDecodeAhead(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	v, _ := venue.Lookup("binance-perp")
+	dir, msgs := captureJournal(t, v, "binance-usdm_ethusdt_20240808.jsonl.gz")
+	cfg := Defaults()
+	cfg.CheckpointInterval, cfg.IdleSpin = time.Hour, 0
+
+	aheadTaken.Store(0)
+	one := filepath.Join(t.TempDir(), "backfill")
+	if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if n := aheadTaken.Load(); n != int64(len(msgs)) {
+		t.Fatalf("backfill: %d of %d messages decoded ahead", n, len(msgs))
+	}
+
+	aheadTaken.Store(0)
+	live := filepath.Join(t.TempDir(), "live")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := Refine(ctx, Options{Config: cfg, Root: live, JournalDir: dir, Follow: true, onIdle: cancel}); err != nil {
+		t.Fatal(err)
+	}
+	// The live refinery starts once it sees the backlog, after a frame of its own.
+	if n := aheadTaken.Load(); n < int64(len(msgs))-10 {
+		t.Fatalf("live: %d of %d messages decoded ahead", n, len(msgs))
+	}
+
+	// One core: none.
+	runtime.GOMAXPROCS(1)
+	aheadTaken.Store(0)
+	if _, err := Refine(t.Context(), Options{Config: cfg, Root: filepath.Join(t.TempDir(), "one"), JournalDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if n := aheadTaken.Load(); n != 0 {
+		t.Fatalf("one core: %d messages decoded ahead", n)
+	}
+	sameTree(t, one, live)
+}
