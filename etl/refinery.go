@@ -480,15 +480,8 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 			return err
 		}
 	}
-	for _, l := range bids {
-		if err := s.book.Set(true, l.Price, l.Qty); err != nil {
-			return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
-		}
-	}
-	for _, l := range asks {
-		if err := s.book.Set(false, l.Price, l.Qty); err != nil {
-			return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
-		}
+	if s.book.Apply(true, bids) != nil || s.book.Apply(false, asks) != nil {
+		return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
 	}
 	s.LastU = last
 	crossed := s.book.Crossed()

@@ -441,6 +441,24 @@ func (b *Book) Set(bid bool, price, qty int64) error {
 	return b.asks.set(-price, qty)
 }
 
+// Apply sets levels of one side in order, as Set does each; it stops at the first level
+// Set refuses, having applied those before it.
+func (b *Book) Apply(bid bool, lv []venue.Level) error {
+	sd, sign := &b.bids, int64(1)
+	if !bid {
+		sd, sign = &b.asks, -1
+	}
+	for _, l := range lv {
+		if l.Price <= 0 || l.Qty < 0 {
+			return fmt.Errorf("level price %d qty %d: %w", l.Price, l.Qty, errBadLevel)
+		}
+		if err := sd.set(sign*l.Price, l.Qty); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Reset replaces the book with a snapshot's levels, given in any order. A price given
 // twice keeps its last quantity; zero quantities are dropped.
 func (b *Book) Reset(bids, asks []venue.Level) error {

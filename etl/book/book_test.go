@@ -174,6 +174,26 @@ func TestRandomOperations(t *testing.T) {
 						t.Fatalf("step %d: delete %d: %v", step, p, err)
 					}
 					r.set(bid, p, 0)
+				case x < 880:
+					// a batch of one side, maybe with a bad level: those before it apply
+					op = "apply"
+					bid := rnd.Intn(2) == 0
+					lv := levels(rnd.Intn(20))
+					bad := -1
+					if len(lv) > 0 && rnd.Intn(4) == 0 {
+						bad = rnd.Intn(len(lv))
+						lv[bad].Price = -lv[bad].Price - 1
+					}
+					err := b.Apply(bid, lv)
+					if (err != nil) != (bad >= 0) {
+						t.Fatalf("step %d: Apply with bad level %d: %v", step, bad, err)
+					}
+					for i, l := range lv {
+						if i == bad {
+							break
+						}
+						r.set(bid, l.Price, l.Qty)
+					}
 				case x < 900:
 					// invalid levels are refused and change nothing
 					op = "invalid set"

@@ -180,10 +180,10 @@ func TestCaptureReplay(t *testing.T) {
 					bid bool
 					lv  []venue.Level
 				}{{true, op.bids}, {false, op.asks}} {
+					if err := b.Apply(side.bid, side.lv); err != nil {
+						t.Fatal(err)
+					}
 					for _, l := range side.lv {
-						if err := b.Set(side.bid, l.Price, l.Qty); err != nil {
-							t.Fatal(err)
-						}
 						old.set(side.bid, l.Price, l.Qty)
 					}
 				}
@@ -207,7 +207,9 @@ func TestCaptureReplay(t *testing.T) {
 
 // BenchmarkReplayCaptures: every depth update of a real capture applied to the ladder and,
 // in the same run, to the book of issue 13 (maps and heaps), in ns per level; with the
-// share of levels set outside the ladder's window and the books' memory at the end.
+// share of levels set outside the ladder's window, the ladder's memory at the end and at
+// its peak (Book.Bytes), and the live heap the map and heap book holds at the end
+// (etl.book_bytes).
 func BenchmarkReplayCaptures(b *testing.B) {
 	for _, c := range bookCaptures {
 		b.Run(c.name, func(b *testing.B) {
@@ -219,7 +221,7 @@ func BenchmarkReplayCaptures(b *testing.B) {
 				}
 			}
 			var tLadder, tOld time.Duration
-			var ladderBytes, oldBytes int
+			var ladderBytes, oldBytes, peak int
 			for i := 0; i < b.N; i++ {
 				var lb book.Book
 				t0 := time.Now()
@@ -228,12 +230,8 @@ func BenchmarkReplayCaptures(b *testing.B) {
 						lb.Reset(op.bids, op.asks)
 						continue
 					}
-					for _, l := range op.bids {
-						lb.Set(true, l.Price, l.Qty)
-					}
-					for _, l := range op.asks {
-						lb.Set(false, l.Price, l.Qty)
-					}
+					lb.Apply(true, op.bids)
+					lb.Apply(false, op.asks)
 					lb.BestBid()
 					lb.BestAsk()
 				}
@@ -263,9 +261,11 @@ func BenchmarkReplayCaptures(b *testing.B) {
 				oldBytes = int(m1.HeapAlloc) - int(m0.HeapAlloc)
 				runtime.KeepAlive(&ob)
 			}
-			// The share of updates outside the window: replay once more, counting.
+			// The share of updates outside the window and the peak footprint: replay once
+			// more, counting.
 			var lb book.Book
 			for _, op := range ops {
+				peak = max(peak, lb.Bytes())
 				if op.reset {
 					lb.Reset(op.bids, op.asks)
 					continue
@@ -284,6 +284,7 @@ func BenchmarkReplayCaptures(b *testing.B) {
 			b.ReportMetric(float64(tLadder.Nanoseconds())/n, "ladder_ns/level")
 			b.ReportMetric(float64(tOld.Nanoseconds())/n, "mapheap_ns/level")
 			b.ReportMetric(float64(ladderBytes), "ladder_bytes")
+			b.ReportMetric(float64(max(peak, lb.Bytes())), "ladder_peak_bytes")
 			b.ReportMetric(float64(oldBytes), "mapheap_bytes")
 			b.Logf("%s: %d levels in %d updates; ladder %.1f ns/level, map+heap %.1f; %d bytes vs %d; at least %d levels (%.1f%%) changed the far maps",
 				c.name, levels, len(ops), float64(tLadder.Nanoseconds())/n, float64(tOld.Nanoseconds())/n, ladderBytes, oldBytes, far, 100*float64(far)/float64(levels))
