@@ -35,7 +35,7 @@ func profileSpecs() []profileSpec {
 			Explains: []string{"etl.backfill", "etl.backfill.coinm", "etl.backfill.spot", "etl.backfill.wall"}, Options: []string{`-focus=etl\.Refine`}},
 		{Step: "profile-etl-2cores", What: "BenchmarkBackfill/usdm/2cores, five rounds, the refinery and its goroutines on the second core (decoding ahead, the writeback)",
 			Explains: []string{"etl.backfill.2cores", "etl.backfill.coinm.2cores", "etl.backfill.spot.2cores"},
-			Options: []string{`-focus=etl\.Refine|etl\.\(\*ahead\)\.run|format\.NewWriteback`}},
+			Options:  []string{`-focus=etl\.Refine|etl\.\(\*ahead\)\.run|format\.NewWriteback`}},
 		{Step: "profile-etl-decode", What: "BenchmarkDecodeCaptures, twenty passes, the venue decoder alone (binance Venue.Decode over the USD-M capture's messages)",
 			Explains: []string{"etl.backfill.decode", "etl.backfill.decode.coinm", "etl.backfill.decode.spot"}, Options: []string{`-focus=binance\.Venue\.Decode`}},
 		{Step: "profile-fs", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/seq: its cold and remote passes (versitygw's share is fs.remote_cpu.server)",
