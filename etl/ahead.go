@@ -1,7 +1,9 @@
 package etl
 
 import (
+	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/chronicle/chronicle/format"
@@ -10,16 +12,22 @@ import (
 
 // Decoding ahead: on a machine with a second core, a goroutine reads the journal with its
 // own source, from where the refinery stands to the end of what is committed, and decodes
-// every message into batches that the refinery takes in journal order. Decoding is a pure
-// function of a message's bytes, so the refinery's output and state do not depend on it:
-// the refinery still reads every frame itself (its position, segment hashes and checkpoints
-// are its own), and takes a message's decoding from the batches when the frame there is the
-// one it read, or decodes it itself (when the goroutine has stopped, or was never started).
-// A live refinery starts one on a backlog, which runs to the end of what was committed.
+// every message into a ring that the refinery takes from in journal order. Decoding is a
+// pure function of a message's bytes, so the refinery's output and state do not depend on
+// it: the refinery still reads every frame itself (its position, segment hashes and
+// checkpoints are its own), and takes a message's decoding from the ring when the entry
+// there is the frame it read, or decodes it itself (when the goroutine has stopped, or was
+// never started). A live refinery starts one on a backlog, which runs to the end of what
+// was committed.
+//
+// The ring is one producer, one consumer, indices published every aheadPublish entries:
+// handing batches over channels made the two goroutines take turns on one core (the
+// scheduler runs a goroutine a channel wakes on the waker's core), where they must run side
+// by side. A side that finds nothing to do spins briefly, then yields, then sleeps.
 
 const (
-	aheadBatch   = 128 // messages per batch
-	aheadBatches = 8   // batches in flight: the goroutine runs at most this far ahead
+	aheadRing    = 1024 // entries: the goroutine runs at most this far ahead
+	aheadPublish = 32   // entries between index publications
 	// aheadBacklog is the backlog (committed journal bytes not yet refined) at which a
 	// live refinery starts decoding ahead.
 	aheadBacklog = 4 << 20
@@ -38,78 +46,83 @@ type decoded struct {
 	stream, symbol [2]int32 // offset in the payload and length; -1 when nil
 }
 
-type decodedBatch struct {
-	n     int
-	items [aheadBatch]decoded
-}
-
 // ahead is one run of the decoding goroutine.
 type ahead struct {
-	full    chan *decodedBatch // in journal order; closed when the goroutine stops
-	free    chan *decodedBatch
-	stop    chan struct{}
-	cur     *decodedBatch // the batch being taken from
-	next    int           // its next entry
-	stopped bool          // full is closed and drained
+	ring [aheadRing]decoded
+	_    [64]byte
+	head atomic.Uint64 // entries written (producer)
+	_    [56]byte
+	tail atomic.Uint64 // entries taken (consumer)
+	_    [56]byte
+	quit atomic.Bool // the producer has stopped: head is final
+	stop atomic.Bool // the consumer asks the producer to stop
+	exited chan struct{}
+
+	// Consumer side.
+	taken   uint64 // entries taken, published to tail every aheadPublish
+	avail   uint64 // head as last loaded
+	stopped bool   // the producer stopped and every entry was taken
 }
 
 // startAhead starts decoding the journal from segment seg (its header's created_ns, for
 // identity) at offset off.
 func startAhead(v venue.Venue, dir string, files []string, seg string, created, off int64) *ahead {
-	a := &ahead{full: make(chan *decodedBatch, aheadBatches), free: make(chan *decodedBatch, aheadBatches), stop: make(chan struct{})}
-	for range aheadBatches {
-		a.free <- &decodedBatch{}
-	}
+	a := &ahead{exited: make(chan struct{})}
 	go a.run(v, &source{dir: dir, files: files}, seg, created, off)
 	return a
 }
 
+// wait spins, then yields, then sleeps, until cond holds or the other side is gone.
+func wait(cond func() bool, gone *atomic.Bool) bool {
+	for i := 0; ; i++ {
+		if cond() {
+			return true
+		}
+		if gone.Load() {
+			return cond()
+		}
+		switch {
+		case i < 100:
+		case i < 2000:
+			runtime.Gosched()
+		default:
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
 func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) {
-	defer close(a.full)
+	defer close(a.exited)
+	defer a.quit.Store(true)
 	defer src.close()
 	if err := src.resume(seg, created, off); err != nil {
 		return // the refinery finds the same fault itself
 	}
-	var b *decodedBatch
-	send := func() bool {
-		if b == nil || b.n == 0 {
-			return true
-		}
-		select {
-		case a.full <- b:
-			b = nil
-			return true
-		case <-a.stop:
-			return false
-		}
-	}
-	for {
+	var head, room uint64 // entries written; the first entry that is not free
+	for !a.stop.Load() {
 		rec, status, err := src.next()
 		if err != nil || status == statusEnd || status == statusIdle {
-			send()
-			return
+			break
 		}
 		if status != statusFrame || rec.TypeID != format.JournalMessage {
 			continue
 		}
-		if b == nil {
-			select {
-			case b = <-a.free:
-				b.n = 0
-			case <-a.stop:
-				return
+		if head == room {
+			a.head.Store(head)
+			if !wait(func() bool { room = a.tail.Load() + aheadRing; return head < room }, &a.stop) {
+				break
 			}
 		}
-		d := &b.items[b.n]
-		b.n++
+		d := &a.ring[head%aheadRing]
 		d.seg, d.off = src.seg.Seq, rec.Offset
 		d.err = v.Decode(rec.Payload, &d.msg)
 		d.stream, d.symbol = span(rec.Payload, d.msg.Stream), span(rec.Payload, d.msg.Symbol)
 		d.msg.Stream, d.msg.Symbol = nil, nil // the payload is this source's: offsets only
-		if b.n == aheadBatch && !send() {
-			return
+		if head++; head%aheadPublish == 0 {
+			a.head.Store(head)
 		}
 	}
+	a.head.Store(head)
 }
 
 // span locates sub, which Decode made alias payload, in payload: offset and length, or -1
@@ -130,30 +143,29 @@ func span(payload, sub []byte) [2]int32 {
 // m's Bids and Asks then belong to the entry until the next take.
 func (a *ahead) take(seg uint64, off int64, payload []byte, m *venue.Message) (ok bool, err error) {
 	for {
-		if a.cur == nil || a.next == a.cur.n {
+		if a.taken == a.avail {
 			if a.stopped {
 				return false, nil
 			}
-			if a.cur != nil {
-				a.free <- a.cur
-				a.cur = nil
-			}
-			b, open := <-a.full
-			if !open {
+			a.tail.Store(a.taken) // every entry before is free again
+			if !wait(func() bool { a.avail = a.head.Load(); return a.taken < a.avail }, &a.quit) {
 				a.stopped = true
 				return false, nil
 			}
-			a.cur, a.next = b, 0
 		}
-		d := &a.cur.items[a.next]
+		d := &a.ring[a.taken%aheadRing]
 		switch {
 		case d.seg < seg || d.seg == seg && d.off < off:
-			a.next++ // a message the refinery passed (it cannot: every one is taken in order)
+			a.taken++ // a message the refinery passed (it cannot: every one is taken in order)
 			continue
 		case d.seg != seg || d.off != off:
 			return false, nil // the goroutine is past this frame: not a message it read
 		}
-		a.next++
+		if a.taken++; a.taken%aheadPublish == 0 {
+			// The entry just taken stays in use until the next take: publish up to the
+			// one before it.
+			a.tail.Store(a.taken - 1)
+		}
 		*m = d.msg
 		m.Stream, m.Symbol = slice(payload, d.stream), slice(payload, d.symbol)
 		return true, d.err
@@ -167,16 +179,15 @@ func slice(payload []byte, s [2]int32) []byte {
 	return payload[s[0] : s[0]+s[1] : s[0]+s[1]]
 }
 
-// close stops the goroutine and waits for it (it closes full when it returns).
+// close stops the goroutine and waits for it.
 func (a *ahead) close() {
 	if a == nil {
 		return
 	}
-	close(a.stop)
-	for range a.full {
-	}
+	a.stop.Store(true)
+	<-a.exited
 	a.stopped = true
 }
 
-// done reports whether the goroutine has stopped and every batch was taken.
+// done reports whether the goroutine has stopped and every entry was taken.
 func (a *ahead) done() bool { return a == nil || a.stopped }

@@ -648,7 +648,7 @@ func (r *Refinery) onTicker(s *symState, ts int64, estimated bool) error {
 		return nil
 	}
 	if len(s.Pending) >= maxPendingTick {
-		s.Pending = append(s.Pending[:0], s.Pending[1:]...)
+		s.Pending = s.Pending[1:] // the oldest goes (appends move the rest now and then)
 	}
 	s.Pending = append(s.Pending, t)
 	return nil
@@ -663,8 +663,11 @@ func (r *Refinery) resolvePending(s *symState, u, ts int64) {
 		}
 		n++
 	}
-	if n > 0 {
-		s.Pending = append(s.Pending[:0], s.Pending[n:]...)
+	switch {
+	case n == len(s.Pending):
+		s.Pending = s.Pending[:0]
+	case n > 0:
+		s.Pending = s.Pending[n:]
 	}
 }
 

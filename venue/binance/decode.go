@@ -183,13 +183,15 @@ func (v Venue) finish(m *venue.Message, d *dataScan) error {
 		m.First, m.Prev, m.Bids, m.Asks = 0, 0, m.Bids[:0], m.Asks[:0]
 		m.BidPrice, m.BidQty, m.AskPrice, m.AskQty = 0, 0, 0, 0
 	case venue.KindBookTicker:
-		for _, f := range [...]struct {
-			v    int64
-			name string
-		}{{m.BidPrice, "b"}, {m.BidQty, "B"}, {m.AskPrice, "a"}, {m.AskQty, "A"}} {
-			if f.v < 0 {
-				return bad(f.name)
-			}
+		switch {
+		case m.BidPrice < 0:
+			return bad("b")
+		case m.BidQty < 0:
+			return bad("B")
+		case m.AskPrice < 0:
+			return bad("a")
+		case m.AskQty < 0:
+			return bad("A")
 		}
 		m.First, m.Prev, m.Bids, m.Asks = 0, 0, m.Bids[:0], m.Asks[:0]
 		m.Price, m.Qty, m.BuyerMaker, m.FirstTrade, m.LastTrade = 0, 0, false, 0, 0
