@@ -1,7 +1,6 @@
 package etl
 
 import (
-	"os"
 	"context"
 	"errors"
 	"fmt"
@@ -130,7 +129,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
 	r.afterCommit, r.live = opt.afterCommit, opt.Follow
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
-	if runtime.GOMAXPROCS(0) > 1 && os.Getenv("NOWB") == "" {
+	if runtime.GOMAXPROCS(0) > 1 {
 		// A second core writes the output while this one refines (every writer is closed
 		// before Refine returns, and so before this defer).
 		r.fopt.Writeback = format.NewWriteback()
@@ -167,7 +166,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		log.Info("resumed", "segment", st.Segment, "offset", st.Offset, "partitions", len(st.Parts))
 	}
 	defer src.close()
-	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow && os.Getenv("NOAHEAD") == "" {
+	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow {
 		r.ahead = startAhead(v, opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
 	}
 	defer func() { r.ahead.close() }()
