@@ -48,14 +48,14 @@ type decoded struct {
 
 // ahead is one run of the decoding goroutine.
 type ahead struct {
-	ring [aheadRing]decoded
-	_    [64]byte
-	head atomic.Uint64 // entries written (producer)
-	_    [56]byte
-	tail atomic.Uint64 // entries taken (consumer)
-	_    [56]byte
-	quit atomic.Bool // the producer has stopped: head is final
-	stop atomic.Bool // the consumer asks the producer to stop
+	ring   [aheadRing]decoded
+	_      [64]byte
+	head   atomic.Uint64 // entries written (producer)
+	_      [56]byte
+	tail   atomic.Uint64 // entries taken (consumer)
+	_      [56]byte
+	quit   atomic.Bool // the producer has stopped: head is final
+	stop   atomic.Bool // the consumer asks the producer to stop
 	exited chan struct{}
 
 	// Consumer side.
