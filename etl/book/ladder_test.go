@@ -32,7 +32,7 @@ func TestPriceWalk(t *testing.T) {
 	mid := int64(2600_00) // in ticks
 	lo, hi := mid, mid
 	steps := 200_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		steps = 50_000
 	}
 	for step := 1; step <= steps; step++ {
@@ -166,6 +166,10 @@ func TestCaptureReplay(t *testing.T) {
 	for _, c := range bookCaptures {
 		t.Run(c.name, func(t *testing.T) {
 			ops := captureOps(t, c.v, c.files...)
+			every := 100
+			if raceEnabled {
+				every = 1000
+			}
 			var b book.Book
 			var old mapHeapBook
 			for i, op := range ops {
@@ -192,7 +196,7 @@ func TestCaptureReplay(t *testing.T) {
 				if ob, oa := old.best(); bb != ob || ba != oa {
 					t.Fatalf("update %d: best %+v / %+v, the map and heap book %+v / %+v", i, bb, ba, ob, oa)
 				}
-				if i%100 == 0 || i == len(ops)-1 {
+				if i%every == 0 || i == len(ops)-1 {
 					if st := b.State(); !reflect.DeepEqual(st, old.state()) {
 						t.Fatalf("update %d: the books differ", i)
 					}
