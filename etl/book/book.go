@@ -357,6 +357,27 @@ func (s *side) each(fn func(key, qty int64)) {
 	}
 }
 
+// worst returns the smallest key held (the side must hold a level): the map's smallest,
+// or the window's lowest occupied slot.
+func (s *side) worst() (key, qty int64) {
+	if len(s.far) > 0 {
+		first := true
+		for k, q := range s.far {
+			if first || k < key {
+				key, qty, first = k, q, false
+			}
+		}
+		return key, qty
+	}
+	for w, m := range s.l1 {
+		if m != 0 {
+			i := w<<6 | bits.TrailingZeros64(m)
+			return s.lo + int64(i)*s.tick, s.qty[i]
+		}
+	}
+	return 0, 0
+}
+
 // bytes is the side's memory: the window's arrays and the map's levels (a Go map costs
 // about 24 bytes per int64 pair at its usual load).
 func (s *side) bytes() int {
@@ -546,6 +567,70 @@ func (s *side) appendTo(dst []venue.Level, sign int64) []venue.Level {
 		for i := range far {
 			far[i].Price *= sign
 		}
+	}
+	return dst
+}
+
+// Top appends a side's best n levels to dst, best first: what a venue's checksum of the
+// top of the book reads after every update (OKX 25, Kraken 10). It walks the ladder from
+// its best slot through the occupancy bitmap, and sorts the levels below the window only
+// when the window holds fewer than n.
+func (b *Book) Top(bid bool, n int, dst []venue.Level) []venue.Level {
+	s, sign := &b.asks, int64(-1)
+	if bid {
+		s, sign = &b.bids, 1
+	}
+	start := len(dst)
+	if s.n > 0 {
+		for i := s.top; i >= 0 && len(dst)-start < n; i = s.below(i - 1) {
+			dst = append(dst, venue.Level{Price: sign * (s.lo + int64(i)*s.tick), Qty: s.qty[i]})
+		}
+	}
+	if len(dst)-start < n && len(s.far) > 0 {
+		keys := make([]int64, 0, len(s.far))
+		for k := range s.far {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for j := len(keys) - 1; j >= 0 && len(dst)-start < n; j-- {
+			dst = append(dst, venue.Level{Price: sign * keys[j], Qty: s.far[keys[j]]})
+		}
+	}
+	return dst
+}
+
+// Trim keeps a side's best depth levels and appends the ones it drops to dst, best
+// first: the local book of a venue that stops sending deletes for levels that leave the
+// subscribed depth (Kraken). The worst levels are the map's lowest and then the window's
+// lowest slots.
+func (b *Book) Trim(bid bool, depth int, dst []venue.Level) []venue.Level {
+	s, sign := &b.asks, int64(-1)
+	if bid {
+		s, sign = &b.bids, 1
+	}
+	over := s.count() - depth
+	if depth < 0 || over <= 0 {
+		return dst
+	}
+	if over <= 2 {
+		// An insert pushed one or two out: find the worst, twice at most.
+		start := len(dst)
+		for ; over > 0; over-- {
+			k, q := s.worst()
+			dst = append(dst, venue.Level{Price: sign * k, Qty: q})
+			s.set(k, 0)
+		}
+		slices.Reverse(dst[start:]) // found worst first
+		return dst
+	}
+	all := s.appendTo(nil, 1) // keys, best first
+	drop := all[depth:]
+	for _, l := range drop {
+		dst = append(dst, venue.Level{Price: sign * l.Price, Qty: l.Qty})
+	}
+	// Delete worst first, so the best level, when it goes too, goes last.
+	for j := len(drop) - 1; j >= 0; j-- {
+		s.set(drop[j].Price, 0)
 	}
 	return dst
 }
