@@ -2,6 +2,7 @@ package etl
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -67,10 +68,23 @@ type ahead struct {
 // startAhead starts decoding the journal from segment seg (its header's created_ns, for
 // identity) at offset off.
 func startAhead(v venue.Venue, dir string, files []string, seg string, created, off int64) *ahead {
-	a := &ahead{exited: make(chan struct{})}
+	a, _ := aheadPool.Get().(*ahead)
+	if a == nil {
+		a = new(ahead)
+	}
+	a.head.Store(0)
+	a.tail.Store(0)
+	a.quit.Store(false)
+	a.stop.Store(false)
+	a.exited = make(chan struct{})
+	a.taken, a.avail, a.stopped = 0, 0, false
 	go a.run(v, &source{dir: dir, files: files}, seg, created, off)
 	return a
 }
+
+// aheadPool keeps rings between runs: each entry's level lists have grown to the largest
+// message it held, and a new ring would grow them again (and give the collector work).
+var aheadPool sync.Pool
 
 // wait spins, then yields, then sleeps, until cond holds or the other side is gone.
 func wait(cond func() bool, gone *atomic.Bool) bool {
@@ -179,7 +193,8 @@ func slice(payload []byte, s [2]int32) []byte {
 	return payload[s[0] : s[0]+s[1] : s[0]+s[1]]
 }
 
-// close stops the goroutine and waits for it.
+// close stops the goroutine, waits for it and gives the ring back to the pool: the caller
+// drops its pointer.
 func (a *ahead) close() {
 	if a == nil {
 		return
@@ -187,6 +202,7 @@ func (a *ahead) close() {
 	a.stop.Store(true)
 	<-a.exited
 	a.stopped = true
+	aheadPool.Put(a)
 }
 
 // done reports whether the goroutine has stopped and every entry was taken.

@@ -169,7 +169,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow {
 		r.ahead = startAhead(v, opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
 	}
-	defer func() { r.ahead.close() }()
+	defer func() { r.ahead.close(); r.ahead = nil }()
 	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats, ahead: runtime.GOMAXPROCS(0) > 1}
 	r.beforeSeal = run.checkpoint
 	r.flushInput = src.flush
