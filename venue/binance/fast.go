@@ -479,6 +479,9 @@ func fastDecimal(b []byte, i int) (v int64, next int, ok bool) {
 		return 0, i, false
 	}
 	i++
+	if d, ok := frac8(b, i); ok {
+		return v*1e8 + d, i + 9, true
+	}
 	fs := i
 	for ; i < len(b); i++ {
 		c := b[i] - '0'
@@ -525,16 +528,20 @@ func fastLevels(b []byte, i int, dst []venue.Level) ([]venue.Level, int, bool) {
 		f := 0
 		if b[i] == '.' {
 			i++
-			s = i
-			for ; i < n; i++ {
-				c := b[i] - '0'
-				if c > 9 {
-					break
+			if d, ok := frac8(b, i); ok {
+				p, i, f = p*1e8+d, i+8, 8
+			} else {
+				s = i
+				for ; i < n; i++ {
+					c := b[i] - '0'
+					if c > 9 {
+						break
+					}
+					p = p*10 + int64(c)
 				}
-				p = p*10 + int64(c)
-			}
-			if f = i - s; f == 0 || f > Decimals {
-				return dst, i, false
+				if f = i - s; f == 0 || f > Decimals {
+					return dst, i, false
+				}
 			}
 		}
 		p *= pow10[Decimals-f]
@@ -556,16 +563,20 @@ func fastLevels(b []byte, i int, dst []venue.Level) ([]venue.Level, int, bool) {
 		f = 0
 		if b[i] == '.' {
 			i++
-			s = i
-			for ; i < n; i++ {
-				c := b[i] - '0'
-				if c > 9 {
-					break
+			if d, ok := frac8(b, i); ok {
+				q, i, f = q*1e8+d, i+8, 8
+			} else {
+				s = i
+				for ; i < n; i++ {
+					c := b[i] - '0'
+					if c > 9 {
+						break
+					}
+					q = q*10 + int64(c)
 				}
-				q = q*10 + int64(c)
-			}
-			if f = i - s; f == 0 || f > Decimals {
-				return dst, i, false
+				if f = i - s; f == 0 || f > Decimals {
+					return dst, i, false
+				}
 			}
 		}
 		q *= pow10[Decimals-f]
@@ -670,4 +681,21 @@ func uintSWAR(b []byte, i int) (v int64, next int, ok bool) {
 		return 0, i, false
 	}
 	return v, i, true
+}
+
+// frac8 reads exactly eight digits at b[i] followed by a quote (spot's prices and sizes
+// carry eight decimals): their value in one go.
+func frac8(b []byte, i int) (int64, bool) {
+	if i+9 > len(b) || b[i+8] != '"' {
+		return 0, false
+	}
+	x := binary.LittleEndian.Uint64(b[i:])
+	if (x&0xF0F0F0F0F0F0F0F0^0x3030303030303030)|((x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0^0x3030303030303030) != 0 {
+		return 0, false
+	}
+	d := x - 0x3030303030303030
+	d = (d*10 + d>>8) & 0x00FF00FF00FF00FF
+	d = (d*100 + d>>16) & 0x0000FFFF0000FFFF
+	d = (d*10000 + d>>32) & 0x00000000FFFFFFFF
+	return int64(d), true
 }
