@@ -175,9 +175,8 @@ func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, b
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
 	}
-	var rec [format.BookRecordSize]byte
-	tmpl.Flags, tmpl.Price, tmpl.Qty = 0, 0, 0
-	tmpl.Put(rec[:])
+	// Eight stores a record, in the layout of docs/format/q.md (format.BookRecord.Put): the
+	// first word (type, flags, symbol) per side, the others per event or per level.
 	le := binary.LittleEndian
 	b := out
 	for side, lv := range [2][]levelT{bids, asks} {
@@ -185,12 +184,17 @@ func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, b
 		if side == 1 {
 			flags = base | format.FlagAsk
 		}
+		head := uint64(tmpl.TypeID) | uint64(flags)<<16 | uint64(tmpl.SymbolID)<<32
 		for _, l := range lv {
 			d := b[:format.BookRecordSize:format.BookRecordSize]
-			copy(d, rec[:])
-			le.PutUint16(d[2:], flags)
+			le.PutUint64(d[0:], head)
+			le.PutUint64(d[8:], uint64(tmpl.ExchTs))
+			le.PutUint64(d[16:], uint64(tmpl.RecvTs))
+			le.PutUint64(d[24:], tmpl.Seq)
 			le.PutUint64(d[32:], uint64(l.Price))
 			le.PutUint64(d[40:], uint64(l.Qty))
+			le.PutUint64(d[48:], uint64(tmpl.Aux0))
+			le.PutUint64(d[56:], uint64(tmpl.Aux1))
 			b = b[format.BookRecordSize:]
 		}
 	}

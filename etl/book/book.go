@@ -183,8 +183,10 @@ func (s *side) set(key, qty int64) error {
 func (s *side) insert(key, qty int64) error {
 	onGrid := s.tick != 0 && key%s.tick == 0
 	if onGrid && key < s.lo && s.n > 0 {
-		if _, held := s.far[key]; !held && s.count() >= MaxLevels {
-			return ErrTooDeep
+		if s.count() >= MaxLevels {
+			if _, held := s.far[key]; !held {
+				return ErrTooDeep
+			}
 		}
 		if s.far == nil {
 			s.far = make(map[int64]int64)
