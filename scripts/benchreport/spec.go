@@ -173,7 +173,7 @@ func backfill(id, what, baseline, capture string) Spec {
 	return Spec{ID: id, What: what, Unit: "MB/s", Baseline: baseline, Goal: ge(1),
 		Bench: bench("BenchmarkBackfill/"+capture+"/1core", "refinery_cpu_MB/s", "fastjson_cpu_MB/s"),
 		Why:   "issue 23: a prototype on this kind of machine reached 0.97-1.09x with a one-pass decoder, a price-ladder book and one write per megabyte",
-		Bound: "one core: the output's pwrite into tmpfs (a fifth of the refinery's CPU: the kernel copies every record and zeroes every new page) and the decoder (`etl.backfill.decode`) leave little for the book, the records and the journal; profile-etl"}
+		Bound: "one core: the decoder alone (2x fastjson, `etl.backfill.decode`) is about two fifths of the refinery's CPU and the output's pwrite into tmpfs (the kernel allocates, zeroes and fills every page of about 1.5 times the input) a fifth; the first reads of the mapped journal (its frames' headers, in the tailer) take a sixth, and the ladder, the records and the tickers' checks the rest, so the whole costs about 1.4 times fastjson's parse; profile-etl"}
 }
 
 // backfill2: the same with both cores (the output written and the messages decoded on the
@@ -182,7 +182,7 @@ func backfill2(id, what, capture string) Spec {
 	return Spec{ID: id, What: what, Unit: "MB/s", Baseline: "valyala/fastjson parse alone, one core, wall clock", Goal: ge(1.3),
 		Bench: bench("BenchmarkBackfill/"+capture+"/2cores", "refinery_MB/s", "fastjson_MB/s"),
 		Why:   "issue 23: hashing, writes and decoding on the second core",
-		Bound: "both cores: the figure is wall clock on a machine the other engineers' work shares (see the load beside the report); the one-core CPU figure (`etl.backfill`) and profile-etl-2cores show where the time goes"}
+		Bound: "both cores: the decoding goroutine (the decoder and its own reading of the journal) and the writeback (pwrite) share the second core while the refinery's own work (the journal's frames, their hash, the ladder, the records) keeps the first busy: the wall time is the larger of the two, and the two together cost more CPU than one core does alone (two readers of the journal, the decodings handed across cores); the figure is wall clock on cores the other engineers' work shares (see the load with the report); profile-etl-2cores"}
 }
 
 // decode: the venue decoder alone against fastjson's parse, CPU time, one core.
@@ -190,7 +190,7 @@ func decode(id, what, capture string) Spec {
 	return Spec{ID: id, What: what, Unit: "MB/s", Baseline: "valyala/fastjson parse alone, CPU time", Goal: ge(2),
 		Bench: bench("BenchmarkBackfill/"+capture+"/1core", "decode_cpu_MB/s", "fastjson_cpu_MB/s"),
 		Why:   "issue 23: a schema-specialised one-pass scanner measured 2.0-2.1x on this kind of machine",
-		Bound: "the digit loops of prices and sizes (a dependent multiply per digit, a branch per length) and the level lists; profile-etl-decode"}
+		Bound: "the digit loops of prices and sizes (a dependent multiply per digit, a branch per length: eight-bytes-at-a-time parsing lost on the short ones) in the level lists, half the decoder's time; profile-etl-decode"}
 }
 
 func specs() []Spec {
