@@ -310,7 +310,10 @@ func (u *runner) loop(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	// Stopped (SIGTERM): make everything durable, seal nothing early.
+	// Stopped (SIGTERM): make everything durable, seal nothing early. A segment read to its
+	// sealed end is marked complete before the checkpoint, so the meta.json written now and
+	// the one a restart writes from the checkpoint say the same.
+	u.markDone()
 	if err := u.checkpoint(); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl/book"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 )
 
 // The refinery's checkpoint: where it is in the journal, how long each open output file
@@ -149,6 +150,11 @@ func (r *Refinery) restore(st *State) error {
 		p := &partition{key: sp.Key, venue: sp.Venue, code: sp.Code, raw: sp.Raw, versionID: sp.VersionID,
 			dir: filepath.Join(r.root, sp.Dir), created: sp.Created, st: sp.Stats,
 			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs}
+		// The run before wrote its meta.json (the periodic refresh brings it up to date); one
+		// a crash left without any is written at the first housekeeping.
+		if _, err := os.Stat(filepath.Join(p.dir, meta.FileName)); err == nil {
+			p.hasMeta = true
+		}
 		if sp.Sealing {
 			if err := r.finishSeal(p, sp.Pos); err != nil {
 				return err
