@@ -21,14 +21,20 @@ import (
 // never started). A live refinery starts one on a backlog, which runs to the end of what
 // was committed.
 //
-// The ring is one producer, one consumer, indices published every aheadPublish entries:
+// The ring is one producer, one consumer, the producer's index published at each entry and
+// the consumer's every aheadPublish:
 // handing batches over channels made the two goroutines take turns on one core (the
 // scheduler runs a goroutine a channel wakes on the waker's core), where they must run side
-// by side. A side that finds nothing to do spins briefly, then yields, then sleeps.
+// by side. The producer, when the ring is full, spins briefly, then yields, then sleeps.
+// The refinery never waits for it: when the entry it needs is not there yet (the goroutine
+// fell behind, or the machine's other work took its core), it decodes the message itself
+// and says how far it got, and the goroutine skips up to there. So two cores are never
+// slower than one.
 
 const (
 	aheadRing    = 1024 // entries: the goroutine runs at most this far ahead
-	aheadPublish = 32   // entries between index publications
+	aheadPublish = 32   // entries the consumer takes between publications of its index
+	aheadLead    = 64   // messages the goroutine skips, once the consumer caught it, to lead again
 	// aheadBacklog is the backlog (committed journal bytes not yet refined) at which a
 	// live refinery starts decoding ahead.
 	aheadBacklog = 4 << 20
@@ -55,8 +61,9 @@ type ahead struct {
 	_      [56]byte
 	tail   atomic.Uint64 // entries taken (consumer)
 	_      [56]byte
-	quit   atomic.Bool // the producer has stopped: head is final
-	stop   atomic.Bool // the consumer asks the producer to stop
+	quit   atomic.Bool   // the producer has stopped: head is final
+	stop   atomic.Bool   // the consumer asks the producer to stop
+	behind atomic.Uint64 // frameKey of the last message the consumer decoded itself
 	exited chan struct{}
 
 	// Consumer side.
@@ -76,6 +83,7 @@ func startAhead(v venue.Venue, dir string, files []string, seg string, created, 
 	a.tail.Store(0)
 	a.quit.Store(false)
 	a.stop.Store(false)
+	a.behind.Store(0)
 	a.exited = make(chan struct{})
 	a.taken, a.avail, a.stopped = 0, 0, false
 	go a.run(v, &source{dir: dir, files: files}, seg, created, off)
@@ -113,6 +121,8 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 		return // the refinery finds the same fault itself
 	}
 	var head, room uint64 // entries written; the first entry that is not free
+	var lastBehind uint64 // the consumer's last behind mark seen
+	lead := 0             // messages still to skip to be ahead of the consumer again
 	for !a.stop.Load() {
 		rec, status, err := src.next()
 		if err != nil || status == statusEnd || status == statusIdle {
@@ -120,6 +130,20 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 		}
 		if status != statusFrame || rec.TypeID != format.JournalMessage {
 			continue
+		}
+		if b := a.behind.Load(); b != lastBehind || lead > 0 {
+			if b != lastBehind {
+				// The consumer got ahead and decodes what it reaches itself: skip past
+				// it, and a stretch beyond, to be ahead of it again.
+				lastBehind, lead = b, aheadLead
+			}
+			if frameKey(src.seg.Seq, rec.Offset) <= b {
+				continue
+			}
+			if lead > 0 {
+				lead--
+				continue
+			}
 		}
 		if head == room {
 			a.head.Store(head)
@@ -132,12 +156,15 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 		d.err = v.Decode(rec.Payload, &d.msg)
 		d.stream, d.symbol = span(rec.Payload, d.msg.Stream), span(rec.Payload, d.msg.Symbol)
 		d.msg.Stream, d.msg.Symbol = nil, nil // the payload is this source's: offsets only
-		if head++; head%aheadPublish == 0 {
-			a.head.Store(head)
-		}
+		head++
+		a.head.Store(head) // each entry at once: the consumer may be close behind
 	}
 	a.head.Store(head)
 }
+
+// frameKey orders frames across segments: the segment's sequence number above its offset
+// (segments are at most format.DefaultMaxSize, far below 2^40 bytes).
+func frameKey(seg uint64, off int64) uint64 { return seg<<40 | uint64(off) }
 
 // span locates sub, which Decode made alias payload, in payload: offset and length, or -1
 // when sub is nil or not inside payload.
@@ -162,9 +189,21 @@ func (a *ahead) take(seg uint64, off int64, payload []byte, m *venue.Message) (o
 				return false, nil
 			}
 			a.tail.Store(a.taken) // every entry before is free again
-			if !wait(func() bool { a.avail = a.head.Load(); return a.taken < a.avail }, &a.quit) {
-				a.stopped = true
-				return false, nil
+			for i := 0; i < 64 && a.taken == a.avail; i++ {
+				a.avail = a.head.Load()
+			}
+			if a.taken == a.avail {
+				if a.quit.Load() {
+					if a.avail = a.head.Load(); a.taken == a.avail {
+						a.stopped = true
+						return false, nil
+					}
+				} else {
+					// The goroutine is behind (or off its core): do not wait for it; it
+					// skips what the refinery decoded itself.
+					a.behind.Store(frameKey(seg, off))
+					return false, nil
+				}
 			}
 		}
 		d := &a.ring[a.taken%aheadRing]
