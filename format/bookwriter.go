@@ -43,7 +43,8 @@ type BookWriter struct {
 	cmp      []byte
 
 	alloc   int64 // bytes reserved with fallocate
-	noAlloc bool  // tmpfs: fallocate would zero pages the writes fill anyway
+	allocMu sync.Mutex
+	noAlloc bool // tmpfs: fallocate would zero pages the writes fill anyway
 	chunk   int64
 	max     int64
 	closed  bool
@@ -238,20 +239,32 @@ func (w *BookWriter) flush(wait bool) error {
 			return err
 		}
 		if !wait && len(w.buf) > 0 && w.bufOff >= w.floor {
-			w.inflight.Add(1)
-			w.wb.jobs <- wbJob{w: w, b: w.buf, off: w.bufOff}
-			if w.nbufs < writebackBufs {
-				select {
-				case b := <-w.free:
-					w.buf = b
-				default:
-					w.buf = make([]byte, 0, bookWriterBuf)
-					w.nbufs++
+			// Go on in a free buffer (or a new one, up to writebackBufs) while the
+			// goroutine writes this one; when it is busy (the machine's other work may
+			// have its core), write this one here rather than wait for it.
+			var next []byte
+			select {
+			case next = <-w.free:
+			default:
+				if w.nbufs < writebackBufs {
+					next, w.nbufs = make([]byte, 0, bookWriterBuf), w.nbufs+1
 				}
-			} else {
-				w.buf = <-w.free
 			}
-			w.bufOff = w.pos
+			if next != nil {
+				w.inflight.Add(1)
+				select {
+				case w.wb.jobs <- wbJob{w: w, b: w.buf, off: w.bufOff}:
+					w.buf, w.bufOff = next[:0], w.pos
+					return nil
+				default:
+					w.inflight.Done()
+					w.free <- next
+				}
+			}
+			if err := w.writeChunk(w.buf, w.bufOff); err != nil {
+				return err
+			}
+			w.buf, w.bufOff = w.buf[:0], w.pos
 			return nil
 		}
 		w.inflight.Wait()
@@ -302,14 +315,20 @@ func (w *BookWriter) writeChunk(b []byte, off int64) error {
 		}
 	}
 	if len(b) > 0 {
-		if end := off + int64(len(b)); end > w.alloc && !w.noAlloc {
+		if end := off + int64(len(b)); !w.noAlloc {
 			// Reserve ahead in chunks, so a full device fails here and the blocks are
-			// allocated in large extents.
-			want := min(max(end, w.alloc+w.chunk), w.max)
-			if err := unix.Fallocate(int(w.f.Fd()), 0, w.alloc, want-w.alloc); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-				return fmt.Errorf("grow %s to %d bytes: %w", w.path, want, err)
+			// allocated in large extents. (The writeback's goroutine and the writer may
+			// both be here.)
+			w.allocMu.Lock()
+			if end > w.alloc {
+				want := min(max(end, w.alloc+w.chunk), w.max)
+				if err := unix.Fallocate(int(w.f.Fd()), 0, w.alloc, want-w.alloc); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+					w.allocMu.Unlock()
+					return fmt.Errorf("grow %s to %d bytes: %w", w.path, want, err)
+				}
+				w.alloc = want
 			}
-			w.alloc = want
+			w.allocMu.Unlock()
 		}
 		if _, err := w.f.WriteAt(b, off); err != nil {
 			return fmt.Errorf("write %s at %d: %w", w.path, off, err)
