@@ -408,6 +408,7 @@ func fastCommon(b []byte, i int, c byte, m *venue.Message, d *dataScan, kind ven
 }
 
 // eventName is each kind's event type as it appears in a message, quotes included.
+// (KindOther never reaches the fast path; its entry matches no JSON value.)
 var eventName = [...]string{venue.KindDepth: `"depthUpdate"`, venue.KindTrade: `"trade"`, venue.KindAggTrade: `"aggTrade"`,
 	venue.KindBookTicker: `"bookTicker"`, venue.KindOther: "\x00"}
 
@@ -650,11 +651,7 @@ func digits8(w []byte) (uint64, int) {
 	// The digits less '0', shifted to the top so that the bytes after them become leading
 	// zeros (a borrow from a non-digit byte only reaches the bytes after it); then pairs,
 	// quads and halves are combined, the first byte being the most significant.
-	d := (x - 0x3030303030303030) << (64 - 8*uint(n))
-	d = (d*10 + d>>8) & 0x00FF00FF00FF00FF
-	d = (d*100 + d>>16) & 0x0000FFFF0000FFFF
-	d = (d*10000 + d>>32) & 0x00000000FFFFFFFF
-	return d, n
+	return combine8((x - 0x3030303030303030) << (64 - 8*uint(n))), n
 }
 
 // uintSWAR is fastUint eight digits at a time, where 16 bytes are readable: ids and
@@ -693,9 +690,13 @@ func frac8(b []byte, i int) (int64, bool) {
 	if (x&0xF0F0F0F0F0F0F0F0^0x3030303030303030)|((x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0^0x3030303030303030) != 0 {
 		return 0, false
 	}
-	d := x - 0x3030303030303030
+	return int64(combine8(x - 0x3030303030303030)), true
+}
+
+// combine8 is the value of eight digit values, one a byte, the first byte the most
+// significant: pairs, quads and halves combined by three multiply-adds.
+func combine8(d uint64) uint64 {
 	d = (d*10 + d>>8) & 0x00FF00FF00FF00FF
 	d = (d*100 + d>>16) & 0x0000FFFF0000FFFF
-	d = (d*10000 + d>>32) & 0x00000000FFFFFFFF
-	return int64(d), true
+	return (d*10000 + d>>32) & 0x00000000FFFFFFFF
 }
