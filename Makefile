@@ -1,5 +1,5 @@
 # Chronicle. `make demo` runs the pipeline on embedded defaults; `make test` runs every test.
-# Both install what they need first (scripts/deps.sh) when it is missing.
+# Each target installs what it needs first (scripts/deps.sh TARGET) when it is missing.
 
 GO        ?= go
 PKGS      ?= ./...
@@ -9,7 +9,7 @@ BIN       := bin
 
 export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 
-.PHONY: all build deps test test-short bench fuzz lint demo clean
+.PHONY: all build deps test test-short bench fuzz lint demo demo-stop clean
 
 all: build
 
@@ -19,7 +19,8 @@ deps:
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: deps
+test:
+	@scripts/deps.sh test
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 25m $(PKGS)
 	# the pure-Go zstd fallback of builds without cgo
@@ -30,7 +31,8 @@ test-short:
 
 # Benchmarks measure our figure beside a baseline in the same run; the report of them is
 # bench/report.json, bench/report.md and README.md's table (docs/benchmarks.md).
-bench: deps
+bench:
+	@scripts/deps.sh bench
 	CHRONICLE_BENCH_BYTES=$(BENCH_BYTES) CHRONICLE_BENCH_COMMAND="make bench BENCH_BYTES=$(BENCH_BYTES)" scripts/bench.sh
 
 fuzz:
@@ -43,10 +45,17 @@ lint:
 
 # S3=1: the remote tier is a loopback S3 server (versitygw) instead of file://.
 # DEMO_SYNTH=1: synthetic partitions too, to show scale.
+# KEEP=1: the demo's tree stays mounted for the README's examples; `make demo-stop` ends it.
 S3         ?= 0
 DEMO_SYNTH ?= 0
-demo: deps build
-	S3=$(S3) DEMO_SYNTH=$(DEMO_SYNTH) scripts/demo.sh
+KEEP       ?= 0
+demo:
+	@scripts/deps.sh demo $(if $(filter 1,$(S3)),s3)
+	@$(MAKE) --no-print-directory build
+	S3=$(S3) DEMO_SYNTH=$(DEMO_SYNTH) KEEP=$(KEEP) scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
 
 clean:
 	rm -rf $(BIN)

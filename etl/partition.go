@@ -91,6 +91,9 @@ type partStats struct {
 	Checks       int64
 	Mismatches   int64
 	Segments     []string // journal segments that contributed, in order
+	// CaptureFrom, when not 0: the symbol's capture begins in this partition, at this
+	// exchange time (its first message).
+	CaptureFrom int64
 }
 
 // partition is one open output file and its statistics.
@@ -311,6 +314,37 @@ func (p *partition) openInvalid(ts int64, reason int64) {
 	p.st.Invalid = append(p.st.Invalid, meta.Invalid{Interval: meta.Interval{From: meta.Time(ts)}, Reason: format.InvalidReasonName(reason), Open: true})
 }
 
+// invalidForMeta is the partition's invalid intervals as meta.json states them (docs/format/
+// meta.md, "What the intervals cover"). In the partition where a symbol's capture begins,
+// the day before it (its first message, or first record if earlier) was not captured, and
+// the book has no snapshot from then on: the no_snapshot interval opened with the partition
+// starts there, whichever message (a REST snapshot, another symbol's event) happened to
+// come first in the journal; an empty one is left out.
+func (p *partition) invalidForMeta() []meta.Invalid {
+	st := &p.st
+	inv := append([]meta.Invalid{}, st.Invalid...)
+	if st.CaptureFrom == 0 {
+		return inv
+	}
+	first := st.CaptureFrom
+	if st.HaveTs {
+		first = min(first, st.FirstTs)
+	}
+	first = max(first, p.dayStart)
+	if len(inv) > 0 && inv[0].Reason == format.InvalidReasonName(format.InvalidNoSnapshot) {
+		iv := &inv[0]
+		iv.From = meta.Time(first)
+		if !iv.Open && int64(iv.To) <= first {
+			inv = inv[1:]
+		}
+	}
+	if first > p.dayStart {
+		inv = append([]meta.Invalid{{Interval: meta.Interval{From: meta.Time(p.dayStart), To: meta.Time(first)},
+			Reason: format.InvalidReasonName(format.InvalidNotCaptured)}}, inv...)
+	}
+	return inv
+}
+
 // closeInvalid ends the open invalid interval at ts (clipped to the day).
 func (p *partition) closeInvalid(ts int64) {
 	if n := len(p.st.Invalid); n > 0 && p.st.Invalid[n-1].Open {
@@ -457,7 +491,11 @@ func buildIndex(dir string) error {
 	if err != nil {
 		return fmt.Errorf("index %s: %w", p, err)
 	}
-	return bookindex.Write(dir, t, snaps)
+	ev, err := bookindex.BuildEvents(m.Bytes()[h.HeaderSize:h.Committed], h.Records())
+	if err != nil {
+		return fmt.Errorf("index %s: %w", p, err)
+	}
+	return bookindex.Write(dir, t, snaps, ev)
 }
 
 // lowerName turns a raw venue symbol into a directory name ("ETHUSD_PERP" -> "ethusd_perp").

@@ -73,7 +73,8 @@ type Refinery struct {
 	// them in large pieces): before they are written into meta.json or a checkpoint.
 	flushInput func()
 
-	live        bool // tailing a live journal: the runner commits after each batch of frames
+	host        *meta.Host // source.host of every meta.json (Options.Host)
+	live        bool       // tailing a live journal: the runner commits after each batch of frames
 	fopt        format.Options
 	afterCommit func(recvNs int64) // called for each frame whose records a commit published
 	batchRecv   []int64            // receive times of the frames written since the last commit (afterCommit)
@@ -287,6 +288,9 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	if s == nil || s.Raw != string(m.Symbol) {
 		s = r.sym(string(m.Symbol), ts)
 		r.lastSym = s
+	}
+	if s.Fresh && (s.FirstSeen == 0 || ts < s.FirstSeen) {
+		s.FirstSeen = ts
 	}
 	var err error
 	switch m.Kind {
@@ -984,8 +988,17 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 			p.hasMeta = true
 		}
 		if !s.live() {
-			p.openInvalid(max(s.InvalidFrom, p.dayStart), s.InvalidReason)
+			from := max(s.InvalidFrom, p.dayStart)
+			if s.Fresh { // the capture starts here
+				from = ts
+				if s.FirstSeen != 0 {
+					from = min(from, s.FirstSeen)
+				}
+				p.st.CaptureFrom = from
+			}
+			p.openInvalid(from, s.InvalidReason)
 		}
+		s.Fresh = false
 		if !runFollows {
 			if err := r.snapshotRun(s, p, ts, r.recvNs, uint64(s.LastU), r.segName); err != nil {
 				return nil, err
@@ -1122,7 +1135,7 @@ func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
 		Records: map[string]int64{}, LatePolicy: r.cfg.LatePolicy,
 		Events: meta.Events{DepthUpdates: st.DepthUpdates, Trades: st.Trades, BBO: st.BBO, Snapshots: st.Snapshots, BookInvalid: st.BookInvalid},
 		Checks: meta.Checks{CrossedEvents: st.Crossed, TickerChecks: st.Checks, TickerMismatches: st.Mismatches},
-		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments)},
+		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments), Host: r.host},
 	}
 	inst := r.v.Instrument(p.raw)
 	m.Instrument = &meta.Instrument{QtyUnit: inst.QtyUnit, ContractSize: inst.ContractSize, ContractCurrency: inst.ContractCurrency}
@@ -1141,14 +1154,14 @@ func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
 	if st.HaveTs {
 		m.EventTimeRange = &meta.Interval{From: meta.Time(st.FirstTs), To: meta.Time(st.LastTs)}
 	}
-	m.Completeness.Invalid = append([]meta.Invalid{}, st.Invalid...)
+	m.Completeness.Invalid = p.invalidForMeta()
 	for i := range m.Completeness.Invalid {
 		if iv := &m.Completeness.Invalid[i]; iv.Open && !sealed {
 			iv.To = meta.Time(max(min(r.clock, p.dayEnd), int64(iv.From))) // so far
 		}
 	}
 	m.Completeness.Gaps = append([]meta.Gap{}, st.Gaps...)
-	m.Completeness.Complete = len(st.Invalid) == 0 && len(st.Gaps) == 0
+	m.Completeness.Complete = len(m.Completeness.Invalid) == 0 && len(st.Gaps) == 0
 	if p.key.Kind == kindUnmapped {
 		m.SymbolVersions = []meta.SymbolVersion{{SymbolCode: p.code, RawSymbol: p.raw, Interval: meta.Interval{From: meta.Time(p.dayStart), To: meta.Time(p.dayEnd)}}}
 	} else {

@@ -74,9 +74,12 @@ func TestGapAndResync(t *testing.T) {
 		t.Fatalf("events %+v checks %+v", m.Events, m.Checks)
 	}
 	inv := m.Completeness.Invalid
-	if len(inv) != 2 || inv[0].Reason != "no_snapshot" || inv[1].Reason != "sequence" ||
-		inv[1].From.Ns() != (t0+8)*1e6 || inv[1].To.Ns() != (t0+8)*1e6 || m.Completeness.Complete {
-		// The resync's bridging update (E t0+8, buffered) is where the book is valid again.
+	// The capture starts with the stale update (t0+1): not captured before it, no snapshot
+	// until the update that bridges it (t0+2). The resync's bridging update (E t0+8,
+	// buffered) is where the book is valid again.
+	if len(inv) != 3 || inv[0].Reason != "not_captured" || inv[0].From.Ns() != ms("2024-08-08T00:00:00Z")*1e6 || inv[0].To.Ns() != (t0+1)*1e6 ||
+		inv[1].Reason != "no_snapshot" || inv[1].From.Ns() != (t0+1)*1e6 || inv[1].To.Ns() != (t0+2)*1e6 ||
+		inv[2].Reason != "sequence" || inv[2].From.Ns() != (t0+8)*1e6 || inv[2].To.Ns() != (t0+8)*1e6 || m.Completeness.Complete {
 		t.Fatalf("completeness %+v", m.Completeness)
 	}
 	var bi format.BookRecord
@@ -238,7 +241,9 @@ func TestConnectionEvents(t *testing.T) {
 	for _, iv := range m.Completeness.Invalid {
 		reasons = append(reasons, iv.Reason)
 	}
-	if strings.Join(reasons, ",") != "no_snapshot,disconnect,feed_restart" || m.Events.DepthUpdates != 3 {
+	// The snapshot came first and bridged at once: not captured until the first update,
+	// and no (empty) no_snapshot interval.
+	if strings.Join(reasons, ",") != "not_captured,disconnect,feed_restart" || m.Events.DepthUpdates != 3 {
 		t.Fatalf("invalid %v depth %d", reasons, m.Events.DepthUpdates)
 	}
 }

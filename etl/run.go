@@ -50,6 +50,8 @@ type Options struct {
 	// Resumed, if set, is called once the run has taken over its checkpoint (partitions
 	// reopened where it left them), found no journal to resume yet, or failed.
 	Resumed func()
+	// Host is the capture host recorded in every meta.json (source.host); nil records none.
+	Host *meta.Host
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
 	onIdle      func()                   // test hook: the run has read everything committed (Follow)
@@ -127,7 +129,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	stats.Venue = v.Name()
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
-	r.afterCommit, r.live = opt.afterCommit, opt.Follow
+	r.afterCommit, r.live, r.host = opt.afterCommit, opt.Follow, opt.Host
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
 	if runtime.GOMAXPROCS(0) > 1 {
 		// A second core writes the output while this one refines (every writer is closed

@@ -78,6 +78,12 @@ type symState struct {
 	RingLen                int
 	Pending                []pendingTicker
 	LastExch               int64 // exchange time of the symbol's latest event
+	// Fresh until the symbol's first partition opens: that partition holds the start of
+	// its capture (meta.json's not_captured and first no_snapshot intervals), which is
+	// FirstSeen, the earliest exchange time among the symbol's messages until then
+	// (updates buffered before a snapshot and dropped as stale count too).
+	Fresh     bool
+	FirstSeen int64
 
 	book book.Book
 
@@ -88,7 +94,7 @@ type symState struct {
 }
 
 func newSymState(raw string, ts int64) *symState {
-	return &symState{Raw: raw, Phase: phaseAwaiting, InvalidReason: format.InvalidNoSnapshot, InvalidFrom: ts}
+	return &symState{Raw: raw, Phase: phaseAwaiting, InvalidReason: format.InvalidNoSnapshot, InvalidFrom: ts, Fresh: true}
 }
 
 func (s *symState) live() bool { return s.Phase == phaseLive }

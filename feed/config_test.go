@@ -112,15 +112,18 @@ ws_routes = { depth = "/public", aggTrade = "/market" }
 // TestCommandLine runs the built binary: help, usage errors, and a replay.
 func TestCommandLine(t *testing.T) {
 	bin := feedBinary(t)
-	out, err := exec.Command(bin, "--help").CombinedOutput()
+	out, err := exec.Command(bin, "--help").Output()
 	if err != nil || !strings.Contains(string(out), "Examples:") || !strings.Contains(string(out), "--roll-period") {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
-	for _, args := range [][]string{{}, {"bogus"}, {"run", "--no-such-flag"}, {"run", "--config", "/nonexistent.toml"}} {
-		err := exec.Command(bin, args...).Run()
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{nil, 2}, {[]string{"bogus"}, 2}, {[]string{"run", "--no-such-flag"}, 2}, {[]string{"run", "--config", "/nonexistent.toml"}, 1}} {
+		err := exec.Command(bin, tc.args...).Run()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%v: exit %v, want 2", args, err)
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("%v: exit %v, want %d", tc.args, err, tc.code)
 		}
 	}
 	dir := t.TempDir()

@@ -42,6 +42,19 @@ type ReplayStats struct {
 // ErrReplay: a capture could not be replayed.
 var ErrReplay = errors.New("replay failed")
 
+// CheckReplayOptions checks the pace and clock of a replay (not its files).
+func CheckReplayOptions(opt ReplayOptions) error {
+	switch opt.Clock {
+	case "", "capture", "now":
+	default:
+		return fmt.Errorf("%w: clock %q (want capture or now)", ErrReplay, opt.Clock)
+	}
+	if opt.Speed < 0 {
+		return fmt.Errorf("%w: negative speed", ErrReplay)
+	}
+	return nil
+}
+
 // Replay journals capture files through the same recorder as live capture: each file is
 // one pseudo-connection (Connect and Disconnect records around it), each message keeps
 // its stream channel, and the venue's sequence rule marks gaps. A cryptofeed websocket
@@ -54,13 +67,8 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 	if len(opt.Files) == 0 {
 		return stats, fmt.Errorf("%w: no capture files", ErrReplay)
 	}
-	switch opt.Clock {
-	case "", "capture", "now":
-	default:
-		return stats, fmt.Errorf("%w: clock %q (want capture or now)", ErrReplay, opt.Clock)
-	}
-	if opt.Speed < 0 {
-		return stats, fmt.Errorf("%w: negative speed", ErrReplay)
+	if err := CheckReplayOptions(opt); err != nil {
+		return stats, err
 	}
 	v, err := LookupVenue(cfg.Venue)
 	if err != nil {
@@ -123,6 +131,7 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 	registerJournalGauges(reg, v.Name(), j)
 	sl := newSlot(0, venue.Connection{URL: url, Streams: streams})
 	rec := newRecorder(v, j, m, log, time.Now().UnixNano(), []*slotState{sl})
+	rec.host = cfg.Host
 	c, err := newWSConn(sl, 0, url)
 	if err != nil {
 		return stats, err

@@ -44,6 +44,9 @@ const (
 	InvalidOversized    int64 = 7 // a message above the feed's size limit was dropped
 	InvalidJournalLost  int64 = 8 // journal segments were missing when the refinery read them
 	InvalidBadMessage   int64 = 9 // a depth message could not be decoded
+	// InvalidNotCaptured names, in meta.json only, the stretch of a partition's day before
+	// the first record of a capture (no record carries it: nothing was received then).
+	InvalidNotCaptured int64 = 10
 )
 
 // InvalidReasonName names a book_invalid reason code ("sequence").
@@ -67,6 +70,8 @@ func InvalidReasonName(code int64) string {
 		return "journal_lost"
 	case InvalidBadMessage:
 		return "bad_message"
+	case InvalidNotCaptured:
+		return "not_captured"
 	}
 	return fmt.Sprintf("reason(%d)", code)
 }

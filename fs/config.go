@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chronicle/chronicle/format/bookview"
 	"github.com/chronicle/chronicle/format/qzst"
 )
 
@@ -94,6 +95,17 @@ type Config struct {
 	// always asks for it (go-fuse does not offer the kernel's adaptive mode). Off, `ls` is one
 	// cheap request and `ls -l` looks entries up itself.
 	ReaddirPlus bool `toml:"readdirplus"`
+	// MountSocket, when set, is a unix socket where a privileged helper mounts the file
+	// system for this process and passes back the /dev/fuse descriptor (fusermount3's
+	// protocol, run by deploy/chronicle-fs-mount@.service): the daemon then needs no
+	// capability and no view of the host's mount table. The helper chooses the mount point
+	// and options; closing the connection asks it to detach the mount (lazily).
+	MountSocket string `toml:"mount_socket"`
+	// Views are the N of the top-N views each partition shows under views/ (topN.npy);
+	// other names are ENOENT.
+	Views []int `toml:"views"`
+	// ViewsCacheBytes bounds the rendered view rows kept in memory, shared by every view.
+	ViewsCacheBytes int64 `toml:"views_cache_bytes"`
 	// Debug logs every FUSE request (very verbose).
 	Debug bool `toml:"debug"`
 }
@@ -119,15 +131,17 @@ func DefaultConfig() Config {
 		ShutdownGrace:      10 * time.Second,
 		DiskCacheBytes:     8 << 30,
 		BucketTTL:          time.Minute,
+		Views:              []int{1, 10, 25},
+		ViewsCacheBytes:    64 << 20,
 	}
 }
 
-// EffectiveMemoryLimit is MemoryLimit or its default.
+// EffectiveMemoryLimit is MemoryLimit or its default: the two caches + 64 MiB.
 func (c Config) EffectiveMemoryLimit() int64 {
 	if c.MemoryLimit > 0 {
 		return c.MemoryLimit
 	}
-	return c.CacheBytes + 64<<20
+	return c.CacheBytes + c.ViewsCacheBytes + 64<<20
 }
 
 // Validate reports the first invalid field.
@@ -170,6 +184,15 @@ func (c Config) Validate() error {
 		return bad("bucket_ttl", c.BucketTTL, "zero would list the bucket on every lookup; negative turns bucket listing off")
 	case c.ShutdownGrace < 0:
 		return bad("shutdown_grace", c.ShutdownGrace, "negative")
+	case c.ViewsCacheBytes < 16<<20:
+		return bad("views_cache_bytes", c.ViewsCacheBytes, "need at least 16 MiB (a few segments of rows)")
+	}
+	seen := map[int]bool{}
+	for _, n := range c.Views {
+		if n < 1 || n > bookview.MaxDepth || seen[n] {
+			return bad("views", c.Views, fmt.Sprintf("each N once, in 1..%d", bookview.MaxDepth))
+		}
+		seen[n] = true
 	}
 	return nil
 }

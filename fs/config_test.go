@@ -35,7 +35,7 @@ whatever = 1
 	if c.DirTimeout != time.Second || c.MaxWrite != 1<<20 || c.MaxBackground != 64 {
 		t.Fatalf("defaults lost: %+v", c)
 	}
-	if c.EffectiveMemoryLimit() != 1<<30+64<<20 {
+	if c.EffectiveMemoryLimit() != 1<<30+c.ViewsCacheBytes+64<<20 { // both caches + 64 MiB
 		t.Fatalf("memory limit %d", c.EffectiveMemoryLimit())
 	}
 	err := config.Decode("[fs]\ncache_byte = 5\n", "typo.toml", map[string]any{"fs": &c})
@@ -49,17 +49,20 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mod := range map[string]func(*Config){
-		"cache_bytes":    func(c *Config) { c.CacheBytes = 1 },
-		"remote_timeout": func(c *Config) { c.RemoteTimeout = 0 },
-		"max_write":      func(c *Config) { c.MaxWrite = 3 << 20 },
-		"max_background": func(c *Config) { c.MaxBackground = 0 },
-		"watch_interval": func(c *Config) { c.WatchInterval = -1 },
-		"sealed_timeout": func(c *Config) { c.SealedTimeout = -time.Second },
+		"cache_bytes":       func(c *Config) { c.CacheBytes = 1 },
+		"remote_timeout":    func(c *Config) { c.RemoteTimeout = 0 },
+		"max_write":         func(c *Config) { c.MaxWrite = 3 << 20 },
+		"max_background":    func(c *Config) { c.MaxBackground = 0 },
+		"watch_interval":    func(c *Config) { c.WatchInterval = -1 },
+		"sealed_timeout":    func(c *Config) { c.SealedTimeout = -time.Second },
+		"views_cache_bytes": func(c *Config) { c.ViewsCacheBytes = 1 << 20 },
+		"views":             func(c *Config) { c.Views = []int{10, 0} },
+		"views ":            func(c *Config) { c.Views = []int{10, 10} },
 	} {
 		c := DefaultConfig()
 		mod(&c)
 		err := c.Validate()
-		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), name) {
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

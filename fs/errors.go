@@ -11,6 +11,12 @@ import (
 var (
 	// ErrMounted means a live file system is already mounted on the mount point.
 	ErrMounted = errors.New("mount point already has a live mount")
+
+	// ErrNoMountPoint means the mount point does not exist (and creating it was not asked).
+	ErrNoMountPoint = errors.New("mount point does not exist (--mkdir creates it)")
+
+	// ErrNotMounted means an unmount was asked of a directory that is not a mount point.
+	ErrNotMounted = errors.New("not a mount point")
 	// ErrBadConfig wraps invalid [fs] settings.
 	ErrBadConfig = errors.New("invalid fs configuration")
 	// ErrNotBook means a book.q does not hold canonical book records, so it has no book.npy.

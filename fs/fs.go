@@ -25,6 +25,9 @@ type FS struct {
 
 	partsMu sync.Mutex
 	parts   map[string]*dirNode // partition directories the kernel knows, by logical path
+
+	views *viewParts // partitions whose views/ are being read (viewcache.go)
+	segs  *segCache  // their rendered rows
 }
 
 // New returns an FS over res. cfg should start from DefaultConfig.
@@ -35,11 +38,14 @@ func New(res *tiers.Resolver, cfg Config, log *slog.Logger) (*FS, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &FS{
+	f := &FS{
 		res: res, cfg: cfg, log: log, st: newStats(),
 		uid: uint32(os.Geteuid()), gid: uint32(os.Getegid()),
 		parts: map[string]*dirNode{},
-	}, nil
+	}
+	f.views = newViewParts(f)
+	f.segs = newSegCache(cfg.ViewsCacheBytes, f.st)
+	return f, nil
 }
 
 // Config returns the configuration in use.

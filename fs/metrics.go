@@ -18,8 +18,9 @@ type stats struct {
 	opensServed, opensPT [numTiers]atomic.Uint64
 	fallbackReads        atomic.Uint64
 	forgotten            atomic.Uint64 // partitions the kernel was asked to forget (FS.forget)
-	latency              *prometheus.HistogramVec
-	lat                  [numTiers]prometheus.Observer
+	viewStats
+	latency *prometheus.HistogramVec
+	lat     [numTiers]prometheus.Observer
 }
 
 func newStats() *stats {
@@ -86,39 +87,47 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	dReads        = desc("reads_total", "FUSE read requests served by the daemon, by tier.", "tier")
-	dReadBytes    = desc("read_bytes_total", "Bytes returned by FUSE reads served by the daemon, by tier.", "tier")
-	dReadErrors   = desc("read_errors_total", "FUSE reads answered with EIO, by tier.", "tier")
-	dOpens        = desc("opens_total", "Files opened, by tier and mode (passthrough: the kernel reads the backing file itself; served: the daemon answers reads).", "tier", "mode")
-	dFallback     = desc("passthrough_fallback_reads_total", "Reads of files opened for passthrough that reached the daemon because the kernel refused passthrough.")
-	dHits         = desc("frame_cache_hits_total", "Cold/remote frame lookups found decoded in the cache.")
-	dMisses       = desc("frame_cache_misses_total", "Cold/remote frame lookups decoded on demand.")
-	dDirect       = desc("direct_frames_total", "Whole cold/remote frames decoded straight into a FUSE reply, bypassing the frame cache (direct_reads).")
-	dWaits        = desc("frame_cache_waits_total", "Cold/remote frame lookups that waited for a decode already in flight (single-flight).")
-	dHitRatio     = desc("frame_cache_hit_ratio", "(hits + waits) / (hits + waits + misses) of the frame cache since start.")
-	dDecoded      = desc("frames_decoded_total", "zstd frames decoded, readahead included.")
-	dReadahead    = desc("readahead_frames_total", "Frames scheduled ahead of sequential readers.")
-	dDecodeErrors = desc("frame_decode_errors_total", "Frames that failed their size or checksum check.")
-	dEvictions    = desc("frame_cache_evictions_total", "Frames evicted from the cache.")
-	dCacheBytes   = desc("frame_cache_bytes", "Decoded bytes held by the frame cache.")
-	dCacheFrames  = desc("frame_cache_frames", "Frames held by the frame cache.")
-	dCacheLimit   = desc("frame_cache_limit_bytes", "Configured frame cache budget.")
-	dSourceReads  = desc("zst_source_reads_total", "Reads of .zst sources, local or remote (coalesced runs count once).")
-	dFetched      = desc("zst_bytes_fetched_total", "Compressed bytes read from .zst sources.")
-	dRemoteReqs   = desc("remote_requests_total", "Ranged GETs sent to the object store.")
-	dRemoteBytes  = desc("remote_bytes_total", "Bytes received from the object store.")
-	dRemoteErrors = desc("remote_errors_total", "Failed object store reads (after the store's own retries).")
-	dResOpens     = desc("resolver_opens_total", "Logical files opened by the resolver (lookups and stats included), by tier.", "tier")
-	dRetries      = desc("resolver_retries_total", "Re-resolutions of partitions that moved during an open.")
-	dParts        = desc("known_partitions", "Partition directories the kernel currently knows (checked for tier moves).")
-	dForgotten    = desc("partitions_forgotten_total", "Least recently used partition directories the kernel was asked to forget (max_known_partitions).")
-	dBucketLists  = desc("bucket_listings_total", "Directory listings requested from the bucket (research hosts: partitions found by listing).")
-	dBucketStubs  = desc("bucket_stubs_total", "Partition stubs fetched from the bucket.")
-	dDiskHits     = desc("disk_cache_hits_total", "Remote frames and files found in the disk cache.")
-	dDiskMisses   = desc("disk_cache_misses_total", "Remote frames and files not in the disk cache (fetched).")
-	dDiskEvicted  = desc("disk_cache_evictions_total", "Entries evicted from the disk cache.")
-	dDiskCorrupt  = desc("disk_cache_corrupt_total", "Disk cache entries that failed their checksum and were dropped.")
-	dDiskBytes    = desc("disk_cache_bytes", "Bytes held by the disk cache.")
+	dReads         = desc("reads_total", "FUSE read requests served by the daemon, by tier.", "tier")
+	dReadBytes     = desc("read_bytes_total", "Bytes returned by FUSE reads served by the daemon, by tier.", "tier")
+	dReadErrors    = desc("read_errors_total", "FUSE reads answered with EIO, by tier.", "tier")
+	dOpens         = desc("opens_total", "Files opened, by tier and mode (passthrough: the kernel reads the backing file itself; served: the daemon answers reads).", "tier", "mode")
+	dFallback      = desc("passthrough_fallback_reads_total", "Reads of files opened for passthrough that reached the daemon because the kernel refused passthrough.")
+	dHits          = desc("frame_cache_hits_total", "Cold/remote frame lookups found decoded in the cache.")
+	dMisses        = desc("frame_cache_misses_total", "Cold/remote frame lookups decoded on demand.")
+	dDirect        = desc("direct_frames_total", "Whole cold/remote frames decoded straight into a FUSE reply, bypassing the frame cache (direct_reads).")
+	dWaits         = desc("frame_cache_waits_total", "Cold/remote frame lookups that waited for a decode already in flight (single-flight).")
+	dHitRatio      = desc("frame_cache_hit_ratio", "(hits + waits) / (hits + waits + misses) of the frame cache since start.")
+	dDecoded       = desc("frames_decoded_total", "zstd frames decoded, readahead included.")
+	dReadahead     = desc("readahead_frames_total", "Frames scheduled ahead of sequential readers.")
+	dDecodeErrors  = desc("frame_decode_errors_total", "Frames that failed their size or checksum check.")
+	dEvictions     = desc("frame_cache_evictions_total", "Frames evicted from the cache.")
+	dCacheBytes    = desc("frame_cache_bytes", "Decoded bytes held by the frame cache.")
+	dCacheFrames   = desc("frame_cache_frames", "Frames held by the frame cache.")
+	dCacheLimit    = desc("frame_cache_limit_bytes", "Configured frame cache budget.")
+	dSourceReads   = desc("zst_source_reads_total", "Reads of .zst sources, local or remote (coalesced runs count once).")
+	dFetched       = desc("zst_bytes_fetched_total", "Compressed bytes read from .zst sources.")
+	dRemoteReqs    = desc("remote_requests_total", "Ranged GETs sent to the object store.")
+	dRemoteBytes   = desc("remote_bytes_total", "Bytes received from the object store.")
+	dRemoteErrors  = desc("remote_errors_total", "Failed object store reads (after the store's own retries).")
+	dResOpens      = desc("resolver_opens_total", "Logical files opened by the resolver (lookups and stats included), by tier.", "tier")
+	dRetries       = desc("resolver_retries_total", "Re-resolutions of partitions that moved during an open.")
+	dParts         = desc("known_partitions", "Partition directories the kernel currently knows (checked for tier moves).")
+	dForgotten     = desc("partitions_forgotten_total", "Least recently used partition directories the kernel was asked to forget (max_known_partitions).")
+	dBucketLists   = desc("bucket_listings_total", "Directory listings requested from the bucket (research hosts: partitions found by listing).")
+	dBucketStubs   = desc("bucket_stubs_total", "Partition stubs fetched from the bucket.")
+	dDiskHits      = desc("disk_cache_hits_total", "Remote frames and files found in the disk cache.")
+	dDiskMisses    = desc("disk_cache_misses_total", "Remote frames and files not in the disk cache (fetched).")
+	dDiskEvicted   = desc("disk_cache_evictions_total", "Entries evicted from the disk cache.")
+	dDiskCorrupt   = desc("disk_cache_corrupt_total", "Disk cache entries that failed their checksum and were dropped.")
+	dDiskBytes     = desc("disk_cache_bytes", "Bytes held by the disk cache.")
+	dViewLoads     = desc("view_partitions_loaded_total", "Partitions whose views/ were opened (index loaded, or the book scanned when index/events.idx is absent).")
+	dViewRenders   = desc("view_segments_rendered_total", "Segments of view rows rendered from book.q.")
+	dViewErrors    = desc("view_render_errors_total", "Segments that failed to render (a damaged book or index, a failed read): EIO.")
+	dViewHits      = desc("view_segment_hits_total", "View reads served by a segment already rendered (or being rendered).")
+	dViewSeconds   = desc("view_render_seconds_total", "Time spent rendering view segments.")
+	dViewRendered  = desc("view_rendered_bytes_total", "Bytes of view rows rendered.")
+	dViewCacheSize = desc("view_cache_bytes", "Rendered view rows held in memory.")
+	dViewCacheMax  = desc("view_cache_limit_bytes", "Configured views_cache_bytes.")
 	// The object store's own counter keeps the store's name: chronicle-tier exports it too.
 	dGetResumes = prometheus.NewDesc("chronicle_objstore_get_resumes_total",
 		"Ranged GETs re-issued for the rest of a body that failed mid-stream (early EOF, reset, stall).", nil, nil)
@@ -128,7 +137,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
-		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes} {
+		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
+		dViewLoads, dViewRenders, dViewErrors, dViewHits, dViewSeconds, dViewRendered, dViewCacheSize, dViewCacheMax} {
 		ch <- d
 	}
 	c.fs.st.latency.Describe(ch)
@@ -189,5 +199,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dDiskCorrupt, uint64(dc.Corrupt.Load()))
 		gauge(dDiskBytes, float64(dc.Size()))
 	}
+	counter(dViewLoads, f.st.viewLoads.Load())
+	counter(dViewRenders, f.st.viewRenders.Load())
+	counter(dViewErrors, f.st.viewRenderErrors.Load())
+	counter(dViewHits, f.st.viewHits.Load())
+	ch <- prometheus.MustNewConstMetric(dViewSeconds, prometheus.CounterValue, float64(f.st.viewRenderNanos.Load())/1e9)
+	counter(dViewRendered, f.st.viewRenderBytes.Load())
+	gauge(dViewCacheSize, float64(f.segs.Bytes()))
+	gauge(dViewCacheMax, float64(f.cfg.ViewsCacheBytes))
 	f.st.latency.Collect(ch)
 }

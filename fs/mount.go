@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ type Mount struct {
 	done   chan struct{} // closed when the kernel ends the session
 	once   sync.Once
 	uerr   error
+	helper *os.File // the helper's connection (MountSocket): closing it detaches the mount
 }
 
 // Mount mounts the file system on dir (which must exist) and starts serving. Clean a stale
@@ -44,17 +46,28 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	neg := f.cfg.NegativeTimeout
-	// root mounts with mount(2) itself (read-only); any other user through the setuid
-	// fusermount3 helper, which needs "ro" spelled out and mounts nosuid,nodev anyway.
-	// Passthrough needs CAP_SYS_ADMIN in this process, so only root gets it.
-	asRoot := os.Geteuid() == 0
+	// A process with CAP_SYS_ADMIN (root, or a service user given it as an ambient
+	// capability) mounts with mount(2) itself (read-only); any other user through the setuid
+	// fusermount3 helper, which needs "ro" spelled out and mounts nosuid,nodev anyway, or
+	// through a helper socket (MountSocket). Passthrough needs CAP_SYS_ADMIN in this process.
+	privileged := hasCapSysAdmin()
 	mopts := []string{"default_permissions"} // the kernel checks 0444/0555 itself
-	if !asRoot {
+	if !privileged {
 		mopts = append(mopts, "ro")
 		if f.cfg.Passthrough {
-			f.log.Info("not root: mounting through fusermount3, without passthrough (it needs CAP_SYS_ADMIN)")
+			f.log.Info("no CAP_SYS_ADMIN: mounting through a helper, without passthrough (it needs CAP_SYS_ADMIN)")
 			f.cfg.Passthrough = false
 		}
+	}
+	mountPoint := dir
+	var helper *os.File
+	if f.cfg.MountSocket != "" {
+		fd, conn, err := helperMount(f.cfg.MountSocket)
+		if err != nil {
+			return nil, fmt.Errorf("mount %s through %s: %w", dir, f.cfg.MountSocket, err)
+		}
+		// go-fuse serves a descriptor mounted by someone else when named /dev/fd/N.
+		mountPoint, helper, privileged = fmt.Sprintf("/dev/fd/%d", fd), conn, false
 	}
 	opts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
@@ -65,7 +78,7 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 			MaxReadAhead:         f.cfg.MaxWrite,
 			FsName:               FSType,
 			Name:                 FSType,
-			DirectMountStrict:    asRoot,
+			DirectMountStrict:    privileged,
 			DirectMountFlags:     unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 			IgnoreSecurityLabels: true,
 			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
@@ -82,17 +95,20 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 		Logger:          log.New(&slogWriter{f.log}, "", 0),
 	}
 	root := &dirNode{fs: f, depth: -1}
-	server, err := gofs.Mount(dir, root, opts)
+	server, err := gofs.Mount(mountPoint, root, opts)
 	if err != nil {
+		if helper != nil {
+			helper.Close()
+		}
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Mount{fs: f, dir: dir, server: server, cancel: cancel, done: make(chan struct{})}
+	m := &Mount{fs: f, dir: dir, server: server, cancel: cancel, done: make(chan struct{}), helper: helper}
 	go func() {
 		server.Wait()
 		close(m.done)
 	}()
-	if f.cfg.ReadAheadKB > 0 {
+	if f.cfg.ReadAheadKB > 0 && helper == nil { // through a helper, dir is not the mount here
 		if err := setReadAhead(dir, f.cfg.ReadAheadKB); err != nil {
 			f.log.Warn("could not raise readahead; the kernel keeps 128 KiB", "err", err)
 		}
@@ -130,6 +146,7 @@ func (m *Mount) Unmount(grace time.Duration) error {
 		m.cancel()
 		m.wg.Wait()
 		m.uerr = m.unmount(grace)
+		m.fs.views.closeAll()
 	})
 	return m.uerr
 }
@@ -140,6 +157,13 @@ func (m *Mount) unmount(grace time.Duration) error {
 	case <-m.done:
 		return nil // already unmounted from outside
 	default:
+	}
+	if m.helper != nil {
+		// Closing the connection ends the helper, which detaches the mount lazily
+		// (deploy/chronicle-fs-mount@.service); open files keep working until they close.
+		log.Info("asking the mount helper to detach the mount", "dir", m.dir, "grace", grace)
+		m.helper.Close()
+		return m.waitDone(grace)
 	}
 	err := umount(m.dir, 0)
 	switch {
@@ -154,12 +178,68 @@ func (m *Mount) unmount(grace time.Duration) error {
 	default:
 		return fmt.Errorf("unmount %s: %w", m.dir, err)
 	}
+	return m.waitDone(grace)
+}
+
+func (m *Mount) waitDone(grace time.Duration) error {
 	select {
 	case <-m.done:
-		log.Info("unmounted", "dir", m.dir)
+		m.fs.log.Info("unmounted", "dir", m.dir)
 		return nil
 	case <-time.After(grace):
 		return fmt.Errorf("%s: %w (%v)", m.dir, ErrUnmountTimeout, grace)
+	}
+}
+
+// hasCapSysAdmin reports whether this process may mount(2) and register passthrough
+// backing files: CAP_SYS_ADMIN in its effective set.
+func hasCapSysAdmin() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.Geteuid() == 0
+	}
+	return data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+}
+
+// helperMount connects to a mount helper's socket and receives the /dev/fuse descriptor
+// it mounted (one byte carrying SCM_RIGHTS, as fusermount3 sends it to $_FUSE_COMMFD).
+// The connection stays open: the helper detaches the mount when it closes.
+func helperMount(socket string) (int, *os.File, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		return -1, nil, err
+	}
+	f, err := conn.File() // a blocking descriptor of its own; conn is no longer needed
+	conn.Close()
+	if err != nil {
+		return -1, nil, err
+	}
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			f.Close()
+			return -1, nil, fmt.Errorf("receive the descriptor: %w", err)
+		}
+		if n == 0 && oobn == 0 {
+			f.Close()
+			return -1, nil, fmt.Errorf("the helper closed the connection without a descriptor (see its log: mount refused?)")
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			f.Close()
+			return -1, nil, fmt.Errorf("no descriptor in the helper's reply")
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			f.Close()
+			return -1, nil, fmt.Errorf("want one descriptor from the helper, got %d (%v)", len(fds), err)
+		}
+		return fds[0], f, nil
 	}
 }
 
@@ -190,10 +270,48 @@ func ReadAheadKB(dir string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
+// CheckMountPoint checks, without changing anything, that dir can be mounted on: an
+// existing directory, or a missing one when mkdir is set (a typo in a mount point must not
+// become a new tree). A live mount on it is ErrMounted; a stale one passes (CleanStale
+// detaches it).
+func CheckMountPoint(dir string, mkdir bool) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounted, fstype, err := mountedAt(dir)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		var sfs unix.Statfs_t
+		if err := unix.Statfs(dir, &sfs); err == nil {
+			return fmt.Errorf("mount point %s (%s): %w", dir, fstype, ErrMounted)
+		}
+		return nil
+	}
+	var st unix.Stat_t
+	switch err := unix.Stat(dir, &st); {
+	case err == nil:
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("mount point %s: %w", dir, unix.ENOTDIR)
+		}
+		return nil
+	case errors.Is(err, unix.ENOENT):
+		if mkdir {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", dir, ErrNoMountPoint)
+	default:
+		return fmt.Errorf("stat mount point %s: %w", dir, err)
+	}
+}
+
 // CleanStale prepares dir for mounting. A mount left by a crashed daemon answers
 // "transport endpoint is not connected"; it is detached. A live mount is left alone and
-// reported as ErrMounted. A missing dir is created.
-func CleanStale(dir string, log *slog.Logger) error {
+// reported as ErrMounted. A missing dir is ErrNoMountPoint, or created with its parents
+// when mkdir is set.
+func CleanStale(dir string, mkdir bool, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -211,7 +329,7 @@ func CleanStale(dir string, log *slog.Logger) error {
 		err := unix.Statfs(dir, &sfs)
 		switch {
 		case err == nil:
-			return fmt.Errorf("%s (%s): %w", dir, fstype, ErrMounted)
+			return fmt.Errorf("mount point %s (%s): %w", dir, fstype, ErrMounted)
 		case errors.Is(err, unix.ENOTCONN), errors.Is(err, unix.ECONNABORTED):
 			log.Warn("stale mount from a crashed daemon: detaching it", "dir", dir, "type", fstype, "err", err)
 			if err := umount(dir, unix.MNT_DETACH); err != nil {
@@ -230,6 +348,9 @@ func CleanStale(dir string, log *slog.Logger) error {
 		}
 		return nil
 	case errors.Is(err, unix.ENOENT):
+		if !mkdir {
+			return fmt.Errorf("%s: %w", dir, ErrNoMountPoint)
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("create mount point: %w", err)
 		}
@@ -288,9 +409,24 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// LazyUnmount unmounts dir, detaching lazily if it is busy (chronicle-fs unmount).
+// LazyUnmount unmounts dir, detaching lazily if it is busy (chronicle-fs unmount). A
+// directory that is not a mount point is ErrNotMounted.
 func LazyUnmount(dir string) error {
-	err := umount(dir, 0)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounted, _, err := mountedAt(abs)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+		return fmt.Errorf("unmount %s: %w", dir, ErrNotMounted)
+	}
+	err = umount(abs, 0)
 	if errors.Is(err, unix.EBUSY) {
 		err = umount(dir, unix.MNT_DETACH)
 	}

@@ -57,7 +57,7 @@ func mountTiers(t *testing.T, roots layout.Roots, store objstore.Store, tweak fu
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "mnt")
-	if err := CleanStale(dir, nil); err != nil {
+	if err := CleanStale(dir, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	m, err := f.Mount(dir)
@@ -162,7 +162,7 @@ func TestServesEveryTier(t *testing.T) {
 		for _, e := range ents {
 			names = append(names, e.Name())
 		}
-		if want := "book.npy book.q index meta.json"; strings.Join(names, " ") != want {
+		if want := "book.npy book.q index meta.json views"; strings.Join(names, " ") != want {
 			t.Fatalf("%s: partition lists %q, want %q", tier, names, want)
 		}
 	}
@@ -276,7 +276,7 @@ func TestStaleMountCleaned(t *testing.T) {
 		unix.Unmount(dir, unix.MNT_DETACH)
 		t.Fatalf("stat of an orphaned mount: %v, want ENOTCONN", err)
 	}
-	if err := CleanStale(dir, nil); err != nil {
+	if err := CleanStale(dir, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := unix.Stat(dir, &st); err != nil {
@@ -288,8 +288,44 @@ func TestStaleMountCleaned(t *testing.T) {
 	// A live mount is refused.
 	roots := testkit.Roots(t)
 	tm := mountTiers(t, roots, nil, nil)
-	if err := CleanStale(tm.dir, nil); !errors.Is(err, ErrMounted) {
+	if err := CleanStale(tm.dir, true, nil); !errors.Is(err, ErrMounted) {
 		t.Fatalf("CleanStale on a live mount: %v, want ErrMounted", err)
+	}
+	if err := CheckMountPoint(tm.dir, false); !errors.Is(err, ErrMounted) {
+		t.Fatalf("CheckMountPoint on a live mount: %v, want ErrMounted", err)
+	}
+}
+
+// TestMissingMountPoint: a mount point that does not exist is refused, and nothing is
+// created, unless mkdir asks for it.
+func TestMissingMountPoint(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "typo", "mnt")
+	if err := CheckMountPoint(dir, false); !errors.Is(err, ErrNoMountPoint) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("CheckMountPoint: %v, want ErrNoMountPoint naming %s", err, dir)
+	}
+	if err := CleanStale(dir, false, nil); !errors.Is(err, ErrNoMountPoint) {
+		t.Fatalf("CleanStale: %v, want ErrNoMountPoint", err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "typo")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused mount point's parent exists: %v", err)
+	}
+	if err := CheckMountPoint(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := CleanStale(dir, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Fatalf("mkdir: %v", err)
+	}
+	f := filepath.Join(base, "file")
+	os.WriteFile(f, nil, 0o644)
+	if err := CheckMountPoint(f, true); !errors.Is(err, unix.ENOTDIR) {
+		t.Fatalf("a file as mount point: %v", err)
+	}
+	if err := LazyUnmount(base); !errors.Is(err, ErrNotMounted) {
+		t.Fatalf("LazyUnmount of a plain folder: %v, want ErrNotMounted", err)
 	}
 }
 

@@ -187,6 +187,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if d.depth == 3 && (name == layout.BookName || name == NPYName) {
 		return d.lookupBook(ctx, name, out)
 	}
+	if d.depth == 3 && name == ViewsDir {
+		return d.lookupViews(ctx, out)
+	}
 	e, err := f.res.Stat(child)
 	if err != nil {
 		return nil, f.errno("lookup", child, err)
@@ -308,7 +311,7 @@ func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
 	}
 	out := make([]fuse.DirEntry, 0, len(ents)+1)
 	for _, e := range ents {
-		if d.depth == 3 && e.Name == NPYName {
+		if d.depth == 3 && (e.Name == NPYName || e.Name == ViewsDir) {
 			continue // the virtual one takes the name
 		}
 		mode := uint32(syscall.S_IFREG)
@@ -317,7 +320,8 @@ func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
 		}
 		out = append(out, fuse.DirEntry{Name: e.Name, Mode: mode, Ino: inoOf(d.child(e.Name))})
 		if d.depth == 3 && e.Name == layout.BookName && !e.IsDir {
-			out = append(out, fuse.DirEntry{Name: NPYName, Mode: syscall.S_IFREG, Ino: inoOf(d.child(NPYName))})
+			out = append(out, fuse.DirEntry{Name: NPYName, Mode: syscall.S_IFREG, Ino: inoOf(d.child(NPYName))},
+				fuse.DirEntry{Name: ViewsDir, Mode: syscall.S_IFDIR, Ino: inoOf(d.child(ViewsDir))})
 		}
 	}
 	if less := func(i, j int) bool { return out[i].Name < out[j].Name }; !sort.SliceIsSorted(out, less) {

@@ -39,6 +39,7 @@ func (f *FS) watch(ctx context.Context) {
 				loc := d.loc
 				d.mu.Unlock()
 				f.log.Info("partition moved", "partition", d.logical, "tier", loc.tier.String(), "found", loc.found)
+				f.views.drop(d.logical, nil) // new opens of its views read the new tier
 				f.invalidate(&d.Inode, !loc.found)
 			}
 		}

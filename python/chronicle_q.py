@@ -14,6 +14,7 @@ of records that can hold it; snapshots.idx: every snapshot run); read_time_index
 read_snapshot_index read it, and read() and snapshots() use it when it is there.
 """
 
+import bisect
 import datetime
 import os
 import struct
@@ -38,11 +39,14 @@ TS_ESTIMATED = 0x80  # the venue sent no exchange time: ts_exchange is estimated
 
 # why a book is invalid: the reason code in a book_invalid record's qty field
 (NO_SNAPSHOT, SEQUENCE, DISCONNECT, FEED_RESTART, WRITE_FAILED, ROLLOVER_LOST, OVERSIZED,
- JOURNAL_LOST, BAD_MESSAGE) = range(1, 10)
+ JOURNAL_LOST, BAD_MESSAGE, NOT_CAPTURED) = range(1, 11)
+# NOT_CAPTURED names meta.json's stretch of a day before a capture's first record; no
+# record carries it (docs/format/meta.md, "What the intervals cover").
 INVALID_REASONS = {NO_SNAPSHOT: "no_snapshot", SEQUENCE: "sequence", DISCONNECT: "disconnect",
                    FEED_RESTART: "feed_restart", WRITE_FAILED: "write_failed",
                    ROLLOVER_LOST: "rollover_lost", OVERSIZED: "oversized",
-                   JOURNAL_LOST: "journal_lost", BAD_MESSAGE: "bad_message"}
+                   JOURNAL_LOST: "journal_lost", BAD_MESSAGE: "bad_message",
+                   NOT_CAPTURED: "not_captured"}
 
 _COMMON = [("type_id", "<u2"), ("flags", "<u2"), ("symbol_id", "<u4"),
            ("ts_exchange", "<i8"), ("ts_recv", "<i8"), ("seq", "<u8")]
@@ -104,9 +108,33 @@ def view(records, type_id):
 
 
 def to_pandas(records, header=None):
-    """A pandas DataFrame with datetime columns and float prices (exact integers kept too)."""
+    """A pandas DataFrame with datetime columns and float prices (exact integers kept too).
+
+    Book records get a type name and price_f / qty_f; top-N rows (top_n, views/top{N}.npy)
+    get one column per level (bid_price_0 is the best bid...) and mid_f, the mid price of
+    the best levels (NaN where a side is empty); other structured arrays keep their fields.
+    """
     import pandas as pd
     h = header or {"price_decimals": 8, "qty_decimals": 8}
+    names = records.dtype.names or ()
+    if "type_id" not in names:
+        cols = {}
+        for name in names:
+            col = np.asarray(records[name])
+            if col.ndim == 2:
+                for i in range(col.shape[1]):
+                    cols[f"{name}_{i}"] = col[:, i]
+            elif name in ("ts_exchange", "ts_recv"):
+                cols[name] = pd.to_datetime(col, unit="ns", utc=True)
+            else:
+                cols[name] = col
+        df = pd.DataFrame(cols)
+        if "bid_price" in names and "ask_price" in names:
+            b = np.asarray(records["bid_price"])[:, 0].astype(float)
+            a = np.asarray(records["ask_price"])[:, 0].astype(float)
+            mid = np.where((b > 0) & (a > 0), (a + b) / 2, np.nan)
+            df["mid_f"] = mid / 10 ** h["price_decimals"]
+        return df
     df = pd.DataFrame({name: np.asarray(records[name]) for name in BOOK_DTYPE.names})
     df["ts_exchange"] = pd.to_datetime(df["ts_exchange"], unit="ns", utc=True)
     df["ts_recv"] = pd.to_datetime(df["ts_recv"], unit="ns", utc=True)
@@ -340,3 +368,509 @@ def snapshots(path):
         runs = np.concatenate([runs, more])
     return runs
 
+
+
+# --- research views: the book at any instant, top N, several partitions merged ----------
+#
+# docs/format/views.md defines the semantics; format/bookview is the Go implementation, and
+# chronicle-fs serves the same rows as views/top{N}.npy. A book event is a depth update
+# (its level records up to the one flagged LAST), a snapshot run (snapshot_begin ..
+# snapshot_end) or a book_invalid record; events apply in file order; an event's time is
+# its first record's exchange time. The book at t is the book after the last event (in
+# file order) whose time is at or before t, every event before it applied.
+
+EVENTS_INDEX_NAME = "events.idx"
+IDX_KIND_EVENTS = 3
+IDX_MAX_EVENT_ENTRIES = IDX_MAX_SECONDS + (4 << 20)
+# 40-byte entries: counts of depth updates, trades and bbo records before each anchor record
+EVENTS_INDEX_DTYPE = np.dtype({"names": ["record", "depth", "trades", "bbo", "flags"],
+                               "formats": ["<u8", "<u8", "<u8", "<u8", "<u4"],
+                               "offsets": [0, 8, 16, 24, 32], "itemsize": 40})
+ANCHOR_SNAPSHOT, ANCHOR_VALID, ANCHOR_STRIDE, ANCHOR_END = 1, 2, 4, 8
+
+# Flags of a top-N row: the canonical records' bit values (ROW_INVALID is FLAG_BOOK_INVALID).
+ROW_INVALID, ROW_BAD_TS_RECV, ROW_CROSSED, ROW_TS_ESTIMATED = FLAG_BOOK_INVALID, BAD_TS_RECV, CROSSED, TS_ESTIMATED
+LEVEL_DTYPE_PAIR = np.dtype([("price", "<i8"), ("qty", "<i8")])
+
+
+def top_dtype(n):
+    """The dtype of a top-n row (views/top{n}.npy): 32 + 32 n bytes."""
+    return np.dtype([("ts_exchange", "<i8"), ("ts_recv", "<i8"), ("seq", "<u8"), ("flags", "<u4"), ("reason", "<u4"),
+                     ("bid_price", "<i8", (n,)), ("bid_qty", "<i8", (n,)), ("ask_price", "<i8", (n,)), ("ask_qty", "<i8", (n,))])
+
+
+class NoBookError(ValueError):
+    """No snapshot run has given the partition a book by the instant asked; .first is the
+    first instant with one (None when the partition has none)."""
+
+    def __init__(self, msg, first):
+        super().__init__(msg)
+        self.first = first
+
+
+def read_events_index(part_dir):
+    """Read <part_dir>/index/events.idx: (anchors, records, stride).
+
+    anchors is a structured array (record, depth, trades, bbo, flags): for each anchor
+    record, how many depth updates, trades and bbo records come before it; the last anchor
+    (ANCHOR_END) is at the end of the book with the totals.
+    """
+    path = os.path.join(part_dir, INDEX_DIR, EVENTS_INDEX_NAME)
+    e, records, stride = _read_index(path, IDX_KIND_EVENTS, EVENTS_INDEX_DTYPE, IDX_MAX_EVENT_ENTRIES)
+    a = e.copy()
+    if not len(a) or a["record"][0] != 0 or a["record"][-1] != records or not a["flags"][-1] & ANCHOR_END:
+        raise FormatError(f"{path}: offset {IDX_HEADER_SIZE}: anchors must run from record 0 to an end anchor at {records}")
+    if len(a) > 1 and (np.diff(a["record"].astype(np.int64)) <= 0).any():
+        raise FormatError(f"{path}: offset {IDX_HEADER_SIZE}: anchors out of order")
+    return a, records, stride
+
+
+def _paths(path):
+    """(book.q path, partition directory) of a book.q path or a partition directory."""
+    if os.path.isdir(path):
+        return os.path.join(path, "book.q"), path
+    return path, os.path.dirname(os.path.abspath(path))
+
+
+def _day(h):
+    d = h["date"]
+    if not d:
+        return None
+    start = int(np.datetime64(f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}", "ns").astype(np.int64))
+    return start, start + 86400 * 10**9
+
+
+def _time_bound(part_dir, n):
+    """A function t -> one past the last record that can have an exchange time <= t."""
+    try:
+        base, records, _, thi = read_time_index(part_dir)
+    except FileNotFoundError:
+        return lambda t: n
+    if records != n or not len(thi):
+        return lambda t: n
+
+    def bound(t):
+        s = _floor_sec(t) - base
+        return 0 if s < 0 else n if s >= len(thi) else min(int(thi[s]), n)
+    return bound
+
+
+class _Book:
+    """One L2 book: ascending price lists per side (best bid last, best ask first)."""
+
+    def __init__(self):
+        self.bp, self.bq, self.ap, self.aq = [], [], [], []
+        self.known = False     # a valid run seeded the book and no gap since
+        self.seeded = False    # a valid run was applied
+        self.reason = 0        # why unknown: a book_invalid reason, 0 when none was given
+        self.since = 0
+        self.last = (0, 0, 0, 0)  # ts_exchange, ts_recv, seq, flags of the last event applied
+
+    def reset(self):
+        self.bp, self.bq, self.ap, self.aq = [], [], [], []
+
+    def set(self, bid, price, qty):
+        ps, qs = (self.bp, self.bq) if bid else (self.ap, self.aq)
+        i = bisect.bisect_left(ps, price)
+        if i < len(ps) and ps[i] == price:
+            if qty == 0:
+                del ps[i], qs[i]
+            else:
+                qs[i] = qty
+        elif qty != 0:
+            ps.insert(i, price)
+            qs.insert(i, qty)
+
+    def apply(self, t, fl, ts, recv, seq, price, qty):
+        """Apply one record; True when it ends a depth update (a row)."""
+        if t == SNAPSHOT_BEGIN:
+            self.reset()
+            if not fl & FLAG_BOOK_INVALID:
+                self.known, self.seeded, self.reason, self.since = True, True, 0, 0
+            elif self.known:
+                self.known, self.reason, self.since = False, 0, ts
+        elif t == SNAPSHOT_END:
+            self.last = (ts, recv, seq, fl)
+        elif t == BOOK_INVALID:
+            self.reset()
+            self.known, self.reason, self.since = False, qty, ts
+            self.last = (ts, recv, seq, fl)
+        elif t == LEVEL:
+            if self.known and fl & (BID | ASK):
+                self.set(bool(fl & BID), price, qty)
+            if not fl & SNAPSHOT and fl & LAST:
+                self.last = (ts, recv, seq, fl)
+                return True
+        return False
+
+    def crossed(self):
+        return bool(self.bp and self.ap and self.bp[-1] >= self.ap[0])
+
+    def row_flags(self):
+        flags = self.last[3] & (BAD_TS_RECV | TS_ESTIMATED)
+        if not self.known:
+            return flags | ROW_INVALID, self.reason
+        return flags | (ROW_CROSSED if self.crossed() else 0), 0
+
+    def put_row(self, row, ts, n):
+        row["ts_exchange"], row["ts_recv"], row["seq"] = ts, self.last[1], self.last[2]
+        row["flags"], row["reason"] = self.row_flags()
+        if not self.known:
+            return  # rows start zeroed
+        k = min(n, len(self.bp))
+        row["bid_price"][:k] = self.bp[:-k - 1:-1]
+        row["bid_qty"][:k] = self.bq[:-k - 1:-1]
+        k = min(n, len(self.ap))
+        row["ask_price"][:k] = self.ap[:k]
+        row["ask_qty"][:k] = self.aq[:k]
+
+
+def _is_book(t):
+    return t == LEVEL or t == SNAPSHOT_BEGIN or t == SNAPSHOT_END or t == BOOK_INVALID
+
+
+def _ends_event(t, fl):
+    return (t == LEVEL and not fl & SNAPSHOT and fl & LAST) or t == SNAPSHOT_END or t == BOOK_INVALID
+
+
+_CHUNK = 1 << 16
+
+
+def _columns(book, lo, hi):
+    """Records [lo, hi) in chunks, as Python lists of the fields a replay needs."""
+    for a in range(lo, hi, _CHUNK):
+        c = book[a:min(hi, a + _CHUNK)]
+        yield (a, c["type_id"].tolist(), c["flags"].tolist(), c["ts_exchange"].tolist(), c["ts_recv"].tolist(),
+               c["seq"].tolist(), c["price"].tolist(), c["qty"].tolist())
+
+
+class _Cutter:
+    """Replays a book up to instants that only move forward (the Go package's cutter):
+    events pulled past an instant wait until a later event at or before some instant makes
+    them part of the book; the time index bounds how far the pull goes."""
+
+    def __init__(self, book, start, bound):
+        self.b = _Book()
+        self.src = self._records(book, start)
+        self.bound = bound
+        self.pos = start
+        self.pending = []     # [ts, [records]] not applied yet
+        self.cur = None       # event being pulled into pending
+        self.streaming = False
+        self.done = False
+        self.applied = start  # one past the last record applied
+
+    @staticmethod
+    def _records(book, start):
+        for a, t, fl, ts, rv, sq, pr, qt in _columns(book, start, len(book)):
+            yield from zip(t, fl, ts, rv, sq, pr, qt)
+
+    def _flush(self, t):
+        k = -1
+        for j, e in enumerate(self.pending):
+            if e[0] <= t:
+                k = j
+        for e in self.pending[:k + 1]:
+            for r in e[1]:
+                self.b.apply(*r)
+            self.applied = e[2]
+        del self.pending[:k + 1]
+
+    def advance(self, t):
+        self._flush(t)
+        hi = self.bound(t)
+        while not self.done and (self.pos < hi or self.streaming or (self.cur is not None and self.cur[0] <= t)):
+            r = next(self.src, None)
+            if r is None:
+                self.done = True
+                break
+            self.pos += 1
+            typ, fl = r[0], r[1]
+            if not _is_book(typ):
+                continue
+            end = _ends_event(typ, fl)
+            if self.streaming:
+                self.b.apply(*r)
+                self.applied = self.pos
+                self.streaming = not end
+            elif self.cur is not None:
+                self.cur[1].append(r)
+                if end:
+                    self._finish(t)
+            elif not self.pending and r[2] <= t:
+                self.b.apply(*r)
+                self.applied = self.pos
+                self.streaming = not end
+            else:
+                self.cur = [r[2], [r]]
+                if end:
+                    self._finish(t)
+
+    def _finish(self, t):
+        self.cur.append(self.pos)  # [ts, records, end]
+        self.pending.append(self.cur)
+        self.cur = None
+        if self.pending[-1][0] <= t:
+            self._flush(t)
+
+
+def _start_record(runs, t):
+    """The last valid snapshot run (by record) at or before t, or None."""
+    ok = (runs["ts_exchange"] <= t) & ((runs["flags"] & FLAG_BOOK_INVALID) == 0)
+    idx = np.nonzero(ok)[0]
+    return int(runs["record"][idx[-1]]) if len(idx) else None
+
+
+def _first_valid(runs, from_record=0):
+    ok = ((runs["flags"] & FLAG_BOOK_INVALID) == 0) & (runs["record"] >= from_record)
+    idx = np.nonzero(ok)[0]
+    return (int(runs["ts_exchange"][idx[0]]), int(runs["record"][idx[0]])) if len(idx) else (None, None)
+
+
+class BookState:
+    """The book at one instant: exact fixed-point ints (price_decimals, qty_decimals)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __repr__(self):
+        return (f"BookState(time={self.time}, valid={self.valid}, reason={self.reason}, crossed={self.crossed}, "
+                f"bids={len(self.bids)} levels, asks={len(self.asks)} levels)")
+
+
+def book_at(path, t, depth=None):
+    """The full L2 book of a partition at exchange time t (ns or anything to_ns takes).
+
+    Returns a BookState: time, as_of (exchange time of the last book event applied),
+    ts_recv, seq, valid, reason (a book_invalid reason code when not valid, 0 when none
+    was given), invalid_since, crossed, bids and asks (LEVEL_DTYPE_PAIR arrays, best first,
+    up to depth levels a side), bid_levels, ask_levels, price_decimals, qty_decimals.
+    Raises NoBookError before the partition's first snapshot run and ValueError for an
+    instant outside the partition's day. path: book.q or its partition directory.
+    """
+    t = to_ns(t)
+    bpath, pdir = _paths(path)
+    h = read_header(bpath)
+    book = open_book(bpath, h)
+    day = _day(h)
+    if day and not day[0] <= t < day[1]:
+        raise ValueError(f"{bpath}: {_fmt(t)} is outside the partition's day {h['date']}")
+    runs = snapshots(bpath)
+    bound = _time_bound(pdir, len(book))
+    start = _start_record(runs, t)
+    if start is None:
+        first, rec = _first_valid(runs)
+        if first is None or rec >= bound(t):
+            raise NoBookError(_no_book(bpath, t, first), first)
+        start = 0
+    c = _Cutter(book, start, bound)
+    c.advance(t)
+    b = c.b
+    if not b.known and b.reason == 0 and not b.seeded:
+        first, _ = _first_valid(runs, c.applied)
+        raise NoBookError(_no_book(bpath, t, first), first)
+    d = None if depth is None or depth <= 0 else depth
+
+    def side(ps, qs, best_last):
+        if best_last:
+            ps, qs = ps[::-1], qs[::-1]
+        out = np.zeros(len(ps[:d]), dtype=LEVEL_DTYPE_PAIR)
+        out["price"], out["qty"] = ps[:d], qs[:d]
+        return out
+    known = b.known
+    return BookState(time=t, as_of=b.last[0], ts_recv=b.last[1], seq=b.last[2], valid=known,
+                     reason=0 if known else b.reason, invalid_since=0 if known else b.since,
+                     crossed=known and b.crossed(),
+                     bids=side(b.bp, b.bq, True) if known else np.zeros(0, LEVEL_DTYPE_PAIR),
+                     asks=side(b.ap, b.aq, False) if known else np.zeros(0, LEVEL_DTYPE_PAIR),
+                     bid_levels=len(b.bp) if known else 0, ask_levels=len(b.ap) if known else 0,
+                     price_decimals=h["price_decimals"], qty_decimals=h["qty_decimals"])
+
+
+def _fmt(ns):
+    return str(np.datetime64(int(ns), "ns")) + "Z"
+
+
+def _no_book(path, t, first):
+    if first is None:
+        return f"{path}: no book at {_fmt(t)}: the partition has no valid snapshot run"
+    return f"{path}: no book at {_fmt(t)}: the first instant with a book is {_fmt(first)}"
+
+
+def top_n(path, n, start=None, end=None, every=None):
+    """Top-n rows of a partition as a top_dtype(n) structured array (to_pandas works on it).
+
+    Without every: one row per applied depth update whose exchange time is in [start, end),
+    the book after it (exactly the rows of views/top{n}.npy, which is read when the mount
+    serves it). With every (ns, or a numpy.timedelta64 / pandas Timedelta / "100ms"-style
+    string): one row per grid point start, start+every, ... before end, the book at that
+    instant (rows repeat while nothing changes; points before the first book and inside
+    invalid stretches are flagged ROW_INVALID). start defaults to the first grid point at or
+    after the partition's first record, end to one past its last record's time.
+    """
+    bpath, pdir = _paths(path)
+    h = read_header(bpath)
+    book = open_book(bpath, h)
+    lo = -(1 << 63) if start is None else to_ns(start)
+    hi = (1 << 63) - 1 if end is None else to_ns(end)
+    if n < 1:
+        raise ValueError(f"top_n: n must be at least 1, not {n}")
+    if every is None:
+        view = os.path.join(pdir, "views", f"top{n}.npy")
+        if os.path.exists(view):
+            rows = np.load(view, mmap_mode="r")
+            if start is None and end is None:
+                return rows
+            ts = rows["ts_exchange"]
+            return np.array(rows[(ts >= lo) & (ts < hi)])
+        return _event_rows(book, pdir, n, lo, hi)
+    step = _to_step(every)
+    if not len(book):
+        return np.zeros(0, dtype=top_dtype(n))
+    if start is None:
+        first = int(book["ts_exchange"].min())
+        lo = -(-first // step) * step
+    if end is None:
+        hi = int(book["ts_exchange"].max()) + 1
+    runs = snapshots(bpath)
+    s = _start_record(runs, lo)
+    c = _Cutter(book, s if s is not None else 0, _time_bound(pdir, len(book)))
+    count = max(0, -(-(hi - lo) // step))
+    out = np.zeros(count, dtype=top_dtype(n))
+    for i in range(count):
+        g = lo + i * step
+        c.advance(g)
+        c.b.put_row(out[i], g, n)
+    return out
+
+
+def _to_step(every):
+    if isinstance(every, (int, np.integer)) and not isinstance(every, bool):
+        step = int(every)
+    elif isinstance(every, np.timedelta64):
+        step = int(every.astype("timedelta64[ns]").astype(np.int64))
+    else:
+        import pandas as pd
+        step = int(pd.Timedelta(every).value)
+    if step <= 0:
+        raise ValueError(f"every must be positive, not {every!r}")
+    return step
+
+
+def _event_rows(book, pdir, n, lo, hi):
+    """Event rows by replaying book.q (no view file at hand)."""
+    b = _Book()
+    out, rows = [], None
+    size = 4096
+    k = 0
+    # start at the last valid run before the first record that can be in range
+    first = 0
+    if lo > -(1 << 63):
+        try:
+            base, records, tlo, _ = read_time_index(pdir)
+            if records == len(book) and len(tlo):
+                s = _floor_sec(lo) - base
+                rec = 0 if s < 0 else records if s >= len(tlo) else int(tlo[s])
+                runs = snapshots(os.path.join(pdir, "book.q"))
+                ok = (runs["record"] <= rec) & ((runs["flags"] & FLAG_BOOK_INVALID) == 0)
+                idx = np.nonzero(ok)[0]
+                first = int(runs["record"][idx[-1]]) if len(idx) else 0
+        except FileNotFoundError:
+            pass
+    for a, t, fl, ts, rv, sq, pr, qt in _columns(book, first, len(book)):
+        for r in zip(t, fl, ts, rv, sq, pr, qt):
+            if b.apply(*r) and lo <= r[2] < hi:
+                if rows is None or k == len(rows):
+                    if rows is not None:
+                        out.append(rows)
+                    rows, k = np.zeros(size, dtype=top_dtype(n)), 0
+                    size = min(size * 2, 1 << 20)
+                b.put_row(rows[k], r[2], n)
+                k += 1
+    if rows is not None:
+        out.append(rows[:k])
+    return np.concatenate(out) if out else np.zeros(0, dtype=top_dtype(n))
+
+
+REPLAY_DTYPE = np.dtype(BOOK_DTYPE.descr + [("source", "<u2")])
+
+
+def replay(paths, start=None, end=None, chunk=1 << 16):
+    """Records of several partitions (symbols, venues) merged by exchange time, for
+    multi-asset backtests; yields REPLAY_DTYPE arrays (the record fields, and source: the
+    index in paths) in bounded memory.
+
+    Each partition's records keep their file order (the refinery's processing order, which
+    a book replay needs): the merge orders them by the running maximum of each
+    partition's exchange times, ties by the order of paths, then file order. That is what
+    a streaming merge of the partitions by their next record's time gives. start and end
+    select records with start <= ts_exchange < end (each partition seeks with its index).
+    """
+    paths = list(paths)
+    if len(paths) > 0xFFFF:
+        raise ValueError("replay: at most 65535 partitions at once")
+    lo = None if start is None else to_ns(start)
+    hi = None if end is None else to_ns(end)
+    srcs = []
+    for i, p in enumerate(paths):
+        bpath, _ = _paths(p)
+        if lo is None and hi is None:
+            recs = open_book(bpath)
+        else:
+            recs = read(bpath, -(1 << 63) if lo is None else lo, (1 << 63) - 1 if hi is None else hi)
+        srcs.append({"recs": recs, "pos": 0, "i": i, "buf": None, "keys": None, "run": -(1 << 63)})
+
+    def refill(s):
+        a = s["pos"]
+        c = s["recs"][a:a + chunk]
+        s["pos"] = a + len(c)
+        if not len(c):
+            return False
+        keys = np.maximum.accumulate(np.maximum(c["ts_exchange"], s["run"]))
+        s["run"] = int(keys[-1])
+        out = np.zeros(len(c), dtype=REPLAY_DTYPE)
+        for name in BOOK_DTYPE.names:
+            out[name] = c[name]
+        out["source"] = s["i"]
+        if s["buf"] is None or not len(s["buf"]):
+            s["buf"], s["keys"] = out, keys
+        else:
+            s["buf"], s["keys"] = np.concatenate([s["buf"], out]), np.concatenate([s["keys"], keys])
+        return True
+
+    live = []
+    for s in srcs:
+        if refill(s):
+            live.append(s)
+    done = []
+    while live:
+        # Everything keyed below the smallest last key of the live sources can go: their
+        # keys only grow.
+        m = min(live, key=lambda s: (s["keys"][-1], s["i"]))
+        horizon = int(m["keys"][-1])
+        yield from _emit(live + done, horizon)
+        done = [s for s in done if s["buf"] is not None and len(s["buf"])]
+        if not refill(m):
+            live.remove(m)
+            if m["buf"] is not None and len(m["buf"]):
+                done.append(m)
+    yield from _emit(done, None)
+
+
+def _emit(srcs, horizon):
+    """Merge and yield the buffered records keyed below horizon (all when None)."""
+    parts, keys = [], []
+    for s in srcs:
+        if s["buf"] is None or not len(s["buf"]):
+            continue
+        k = len(s["keys"]) if horizon is None else int(np.searchsorted(s["keys"], horizon, side="left"))
+        if k:
+            parts.append(s["buf"][:k])
+            keys.append(s["keys"][:k])
+            s["buf"], s["keys"] = s["buf"][k:], s["keys"][k:]
+    if not parts:
+        return
+    recs, ks = np.concatenate(parts), np.concatenate(keys)
+    # stable: key, then source (paths order), then file order (concatenation order)
+    order = np.lexsort((np.arange(len(recs)), recs["source"], ks))
+    yield recs[order]

@@ -16,12 +16,16 @@
 # Options (environment):
 #   S3=1          the remote tier is a loopback S3 server (versitygw) instead of file://
 #   DEMO_SYNTH=1  also write synthetic partitions (chronicle-etl synth) to show scale
+#   KEEP=1        leave the tree mounted at the end (chronicle-fs, and versitygw with S3=1,
+#                 keep running) for the README's "Reading data" examples;
+#                 `scripts/demo.sh stop` (make demo-stop) unmounts it and stops them
 #   BIN=dir       where the binaries are (default bin/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 BIN=$(cd "${BIN:-bin}" && pwd)
 D=${CHRONICLE_DEMO_DIR:-/tmp/chronicle-demo}
+KEEP=${KEEP:-0}
 PY=/usr/bin/python3
 SHARED=${CHRONICLE_SHARED:-$(cd .. && pwd)/shared}
 CAPTURES=$SHARED/data/captures
@@ -43,6 +47,10 @@ start() { # NAME CMD...: run a daemon, its output to $D/NAME.log
   "$@" >>"$D/$name.log" 2>&1 &
   PIDS[$name]=$!
 }
+keepable() { # NAME CMD...: start, in a session of its own when KEEP=1 (it outlives the demo)
+  local name=$1; shift
+  if [ "$KEEP" = 1 ]; then start "$name" setsid "$@" </dev/null; else start "$name" "$@"; fi
+}
 stop() { # NAME...: SIGTERM, then wait (SIGKILL after 20 s)
   local name pid
   for name in "$@"; do
@@ -62,6 +70,27 @@ stop() { # NAME...: SIGTERM, then wait (SIGKILL after 20 s)
   done
 }
 mounted() { grep -qs " $D/mnt " /proc/mounts; }
+# What KEEP=1 left running: DIR/kept holds "NAME PID" lines.
+stop_kept() {
+  if mounted; then "$BIN/chronicle-fs" unmount "$D/mnt" 2>/dev/null || umount -l "$D/mnt" || true; fi
+  [ -s "$D/kept" ] || return 0
+  local name pid
+  while read -r name pid; do
+    # Only a process still running the command it was started as (pids are reused).
+    if grep -qs -- "$D" "/proc/$pid/cmdline"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done < "$D/kept"
+  rm -f "$D/kept"
+}
+if [ "${1:-}" = stop ]; then
+  was=$(mounted && echo yes || true)
+  stop_kept
+  [ -n "$was" ] && echo "demo: unmounted $D/mnt and stopped what KEEP=1 left running" || echo "demo: nothing kept in $D"
+  exit 0
+fi
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -102,8 +131,8 @@ done
 [ "$(id -u)" = 0 ] || die "run as root: chronicle-fs mounts FUSE with mount(2)"
 "$PY" -c 'import numpy, pandas, matplotlib' 2>/dev/null || die "python3 needs numpy, pandas and matplotlib: run scripts/deps.sh"
 
-# A previous demo's mount (even a crashed one) must go before its folder can.
-if mounted; then "$BIN/chronicle-fs" unmount "$D/mnt" 2>/dev/null || umount -l "$D/mnt" || true; fi
+# A previous demo's mount (even a crashed one, or one KEEP=1 left) must go before its folder can.
+stop_kept
 rm -rf "$D"
 mkdir -p -m 0755 "$D"/{hot,warm,cold,mnt} # the daemons refuse roots others can write to
 
@@ -115,7 +144,7 @@ if [ "$S3" = 1 ]; then
   port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   key=demo$RANDOM$RANDOM secret=$("$PY" -c 'import secrets; print(secrets.token_hex(20))')
   mkdir -p "$D/s3/chronicle-demo" # a directory of the posix backend is a bucket
-  start s3 env ROOT_ACCESS_KEY="$key" ROOT_SECRET_KEY="$secret" "$VGW" --port "127.0.0.1:$port" --region us-east-1 \
+  keepable s3 env ROOT_ACCESS_KEY="$key" ROOT_SECRET_KEY="$secret" "$VGW" --port "127.0.0.1:$port" --region us-east-1 \
     --health /health --keep-alive posix "$D/s3"
   REMOTE="s3://chronicle-demo/v1archive"
   REMOTE_CFG=$(printf 'endpoint = "http://127.0.0.1:%s"\nregion = "us-east-1"\npath_style = true\naccess_key = "%s"\nsecret_key = "%s"' "$port" "$key" "$secret")
@@ -245,7 +274,7 @@ open=$(sed -n 's/^ *hot->warm *v1\/\([^:]*\): book still being written.*/\1/p' "
 say "not sealed, so still in hot: ${open:-none}"
 
 bold "5. chronicle-fs mounts every tier as one tree: $D/mnt"
-start fs "$BIN/chronicle-fs" mount "${C[@]}" "$D/mnt"
+keepable fs "$BIN/chronicle-fs" mount "${C[@]}" "$D/mnt"
 wait_for 20 "the mount" test -d "$D/mnt/v1"
 ( cd "$D/mnt" && find v1 -name book.q | sort | while read -r f; do
     tier=$(getfattr --only-values -n user.chronicle.tier "$f" 2>/dev/null || echo "?")
@@ -275,8 +304,19 @@ print(f"perp/eth-usdt/2024-08-08: book.npy {npy.shape[0]} records; 23:58-23:59 r
       f"{len(df)} trades, VWAP {np.average(df.price_f, weights=df.qty_f):.2f}")
 PYEOF
 
-bold "8. Charts (matplotlib, read through the mount): mid-price and spread, top-of-book depth"
-say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; every daemon and the mount stop now"
-stop fs tier etl exsim s3
-trap - EXIT
-printf '\ndemo finished in %s\nReport: %s\n' "$(elapsed)" "file://$D/report/index.html"
+bold "8. Charts (matplotlib, read through the mount): a summary table, each partition with its book ladders (views/top25.npy), the venues side by side"
+if [ "$KEEP" = 1 ]; then
+  say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; the producers stop, the mount stays (KEEP=1)"
+  stop tier etl exsim
+  for name in fs s3; do [ -n "${PIDS[$name]:-}" ] && echo "$name ${PIDS[$name]}" >> "$D/kept"; done
+  trap - EXIT
+  printf '\ndemo finished in %s; the tree stays mounted at %s for the README'"'"'s "Reading data" examples\n' "$(elapsed)" "$D/mnt"
+  envd=""; [ "$D" = /tmp/chronicle-demo ] || envd="CHRONICLE_DEMO_DIR=$D "
+  printf '%smake demo-stop (or: %s unmount %s) ends it\n' "$envd" "$BIN/chronicle-fs" "$D/mnt"
+else
+  say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; every daemon and the mount stop now"
+  stop fs tier etl exsim s3
+  trap - EXIT
+  printf '\ndemo finished in %s (make demo KEEP=1 leaves the tree mounted for the README'"'"'s examples)\n' "$(elapsed)"
+fi
+printf 'Report: %s\n' "file://$D/report/index.html"

@@ -28,7 +28,7 @@ func (r *Resolver) openBucketFile(ctx context.Context, k layout.Key, bs *bstub, 
 		}
 		return nil, fmt.Errorf("%s/%s: %w", k.Dir(), rest, ErrNotFound)
 	}
-	key := fileKey(k, rest)
+	key := bs.fileKey(k, rest)
 	uri := r.store.URI(key)
 	h := &bytesHandle{sealedFile: sealedFile{tier: layout.Remote, src: uri, mtime: bs.s.UploadedAt, version: "remote:" + f.SHA256}}
 	if f.Size > wholeFileMax {

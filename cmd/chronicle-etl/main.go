@@ -18,6 +18,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -36,6 +38,8 @@ Usage:
   chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
                                                     refine journal segments once, then stop
   chronicle-etl status   [flags] [--json]           where each venue stands, open partitions
+  chronicle-etl merge    [flags] --root ROOT JOURNAL_A JOURNAL_B
+                                                    A/B merge of two hosts' journals (see merge --help)
   chronicle-etl synth    [flags]                    write synthetic partitions (demos, benchmarks)
 
 Examples:
@@ -45,54 +49,49 @@ Examples:
   chronicle-etl backfill --root /tmp/books --seal-all /tmp/journal/00000001-20240808T230000Z.q
   chronicle-etl backfill --root /tmp/books --dim-symbol /etc/chronicle/dim_symbol.parquet /dev/shm/chronicle/feed
   chronicle-etl status --config /etc/chronicle/chronicle.toml --json
+  chronicle-etl merge --root /data/merged /mnt/a/feed/binance-perp /mnt/b/feed/binance-perp
   chronicle-etl synth --root /tmp/warm --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
 
-Flags override the [etl], [tiers] and [log] sections of --config:
+Flags override the [etl], [tiers], [host] and [log] sections of --config:
 `
+
+var (
+	prog = &cli.Command{Program: "chronicle-etl", Help: usage, FlagsTitle: "-", Usage: `chronicle-etl run      [flags]
+chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
+chronicle-etl status   [flags] [--json]
+chronicle-etl merge    [flags] --root ROOT JOURNAL_A JOURNAL_B
+chronicle-etl synth    [flags]`}
+	cmdRun      = &cli.Command{Program: "chronicle-etl", Name: "run", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl run [flags]"}
+	cmdBackfill = &cli.Command{Program: "chronicle-etl", Name: "backfill", Help: usage, FlagsTitle: "-",
+		Usage: "chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT..."}
+	cmdStatus = &cli.Command{Program: "chronicle-etl", Name: "status", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl status [flags] [--json]"}
+	cmdMerge  = &cli.Command{Program: "chronicle-etl", Name: "merge", Help: mergeUsage, FlagsTitle: "-",
+		Usage: "chronicle-etl merge [flags] --root ROOT JOURNAL_A JOURNAL_B"}
+)
+
+func init() { prog.Flags = func() *pflag.FlagSet { return newFlags(cmdRun).set } }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		f := newFlags(stderr)
-		f.set.Usage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd := args[0]
-	var err error
-	switch cmd {
-	case "run", "backfill", "status":
-		f := newFlags(stderr)
-		if err = f.set.Parse(args[1:]); err != nil {
-			if errors.Is(err, pflag.ErrHelp) {
-				return 0
+	sub := func(c *cli.Command, do func(*flags) error) func([]string) int {
+		return func(args []string) int {
+			f := newFlags(c)
+			if code, done := c.Parse(f.set, args, stdout, stderr); done {
+				return code
 			}
-			return 2
+			return c.Exit(stderr, do(f))
 		}
-		switch cmd {
-		case "run":
-			err = runDaemon(f)
-		case "backfill":
-			err = runBackfill(f, stderr)
-		case "status":
-			err = runStatus(f, stdout)
-		}
-	case "synth":
-		err = runSynth(args[1:])
-	default:
-		fmt.Fprintf(stderr, "chronicle-etl: unknown command %q (want run, backfill, status or synth; see --help)\n", cmd)
-		return 2
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-etl:", err)
-		return 1
-	}
-	return 0
+	return cli.Dispatch(prog, map[string]func([]string) int{
+		"run":      sub(cmdRun, runDaemon),
+		"backfill": sub(cmdBackfill, func(f *flags) error { return runBackfill(f, stderr) }),
+		"status":   sub(cmdStatus, func(f *flags) error { return runStatus(f, stdout) }),
+		"merge":    func(args []string) int { return mergeCmd(args, stdout, stderr) },
+		"synth":    func(args []string) int { return runSynth(args, stdout, stderr) },
+	}, []string{"run", "backfill", "status", "merge", "synth"}, args, stdout, stderr)
 }
 
 type flags struct {
@@ -100,17 +99,17 @@ type flags struct {
 	configPath, root, hot, warm      string
 	output, latePolicy, dimSymbol    string
 	metricsAddr, logLevel, logFormat string
+	hostID                           string
 	grace, snapshotInterval          time.Duration
 	checkpointInterval, idleSpin     time.Duration
 	venues                           []string
 	sealAll, asJSON                  bool
 }
 
-func newFlags(stderr io.Writer) *flags {
+func newFlags(c *cli.Command) *flags {
 	d := etl.Defaults()
-	f := &flags{set: pflag.NewFlagSet("chronicle-etl", pflag.ContinueOnError)}
+	f := &flags{set: c.FlagSet()}
 	s := f.set
-	s.SetOutput(stderr)
 	s.StringVar(&f.configPath, "config", "", "shared TOML configuration file")
 	s.StringVar(&f.root, "root", "", "backfill, status: output root (v1/... goes below it); default the [etl] output tier's root")
 	s.StringVar(&f.hot, "hot", "", "hot tier root; journals are {hot}/feed/{venue} ([tiers] hot)")
@@ -124,14 +123,11 @@ func newFlags(stderr io.Writer) *flags {
 	s.DurationVar(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "make output and state durable this often ([etl] checkpoint_interval)")
 	s.DurationVar(&f.idleSpin, "idle-spin", d.IdleSpin, "run: busy-poll the journal this long after the last record; 0 = never ([etl] idle_spin)")
 	s.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "run: serve /metrics here; empty = off ([etl] metrics_addr)")
+	s.StringVar(&f.hostID, "host-id", "", "this capture host's id, recorded in meta.json ([host] id; default the hostname)")
 	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.sealAll, "seal-all", false, "backfill: the journal is complete; seal every partition at the end")
 	s.BoolVar(&f.asJSON, "json", false, "status: print JSON")
-	s.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		s.PrintDefaults()
-	}
 	return f
 }
 
@@ -139,13 +135,23 @@ type settings struct {
 	cfg   etl.Config
 	roots layout.Roots
 	log   config.Log
+	host  config.Host
 }
 
 func (f *flags) settings() (*settings, error) {
 	st := &settings{cfg: etl.Defaults(), roots: layout.DefaultRoots(), log: config.DefaultLog()}
-	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log}); err != nil {
+	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log, "host": &st.host}); err != nil {
 		return nil, err
 	}
+	check := func() error {
+		_, _, herr := config.ResolveHost(st.host.ID)
+		return errors.Join(st.cfg.Validate(), st.log.Validate(), herr)
+	}
+	return st, cli.Validate(f.configPath, check, func() { f.apply(st) })
+}
+
+// apply sets what the flags given on the command line say over the file.
+func (f *flags) apply(st *settings) {
 	set := func(name string, apply func()) {
 		if f.set.Changed(name) {
 			apply()
@@ -164,10 +170,16 @@ func (f *flags) settings() (*settings, error) {
 	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metricsAddr })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
-	if err := st.cfg.Validate(); err != nil {
+	set("host-id", func() { st.host.ID = f.hostID })
+}
+
+// metaHost is the host id meta.json records: [host] id (or --host-id), else the hostname.
+func (st *settings) metaHost() (*meta.Host, error) {
+	id, from, err := config.ResolveHost(st.host.ID)
+	if err != nil {
 		return nil, err
 	}
-	return st, nil
+	return &meta.Host{ID: id, From: from}, nil
 }
 
 // outputRoot is --root, else the configured output tier's root.
@@ -182,8 +194,8 @@ func (f *flags) outputRoot(st *settings) string {
 }
 
 func runDaemon(f *flags) error {
-	if f.set.NArg() > 0 {
-		return fmt.Errorf("run takes no arguments (got %v)", f.set.Args())
+	if err := cli.Args(f.set, 0, 0, ""); err != nil {
+		return err
 	}
 	st, err := f.settings()
 	if err != nil {
@@ -212,20 +224,30 @@ func runDaemon(f *flags) error {
 		return err
 	}
 	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
+	host, err := st.metaHost()
+	if err != nil {
+		return err
+	}
 	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw,
-		Ready: func() { daemon.Ready(log) }})
+		Ready: func() { daemon.Ready(log) }, Host: host})
 }
 
 func runBackfill(f *flags, stderr io.Writer) error {
+	if f.root == "" {
+		return cli.Usagef("backfill needs --root (where v1/... is written)")
+	}
+	if err := cli.Args(f.set, 1, -1, "a journal directory or segment files"); err != nil {
+		return err
+	}
 	st, err := f.settings()
 	if err != nil {
 		return err
 	}
-	if f.root == "" {
-		return errors.New("backfill needs --root (where v1/... is written)")
-	}
-	if f.set.NArg() == 0 {
-		return errors.New("backfill needs a journal directory or segment files (see --help)")
+	// Every argument must exist before anything starts.
+	for _, a := range f.set.Args() {
+		if _, err := os.Stat(a); err != nil {
+			return err
+		}
 	}
 	log, err := daemon.Logger(st.log, "chronicle-etl")
 	if err != nil {
@@ -278,13 +300,17 @@ func runBackfill(f *flags, stderr io.Writer) error {
 	}
 	cfg := st.cfg
 	cfg.DimReload = 0
+	host, err := st.metaHost()
+	if err != nil {
+		return err
+	}
 	for _, j := range jobs {
 		var bar interface {
 			Add64(int64) error
 			Finish() error
 		}
 		opt := etl.Options{Config: cfg, Root: f.root, JournalDir: j.dir, Segments: j.segs, SealAll: f.sealAll,
-			Table: tw.Table, Log: log}
+			Table: tw.Table, Log: log, Host: host}
 		opt.Total = func(n int64) {
 			if pb := daemon.Progress(n, "refining "+filepath.Base(j.dir)); pb != nil {
 				bar = pb
@@ -313,6 +339,9 @@ func runBackfill(f *flags, stderr io.Writer) error {
 }
 
 func runStatus(f *flags, stdout io.Writer) error {
+	if err := cli.Args(f.set, 0, 0, ""); err != nil {
+		return err
+	}
 	st, err := f.settings()
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/synth"
 	"github.com/chronicle/chronicle/layout"
@@ -17,6 +19,9 @@ import (
 const synthUsage = `chronicle-etl synth writes synthetic canonical partitions (sealed, with meta.json
 marked synthetic) for demos, benchmarks and capacity tests. Real data comes from run and
 backfill; synthetic partitions carry "synthetic": true in their meta.json.
+
+Usage:
+  chronicle-etl synth [flags]
 
 Examples:
   # 30 days of two symbols, 16 MiB each, into the warm tier of the config file
@@ -28,9 +33,10 @@ Examples:
 Flags:
 `
 
-func runSynth(args []string) error {
-	fl := pflag.NewFlagSet("synth", pflag.ContinueOnError)
-	fl.Usage = func() { fmt.Fprint(os.Stderr, synthUsage, fl.FlagUsages()) }
+var cmdSynth = &cli.Command{Program: "chronicle-etl", Name: "synth", Help: synthUsage, FlagsTitle: "-", Usage: "chronicle-etl synth [flags]"}
+
+func runSynth(args []string, stdout, stderr io.Writer) int {
+	fl := cmdSynth.FlagSet()
 	cfgPath := fl.String("config", "", "shared config file (its [tiers] warm root is the default --root)")
 	root := fl.String("root", "", "tier root to write v1/... partitions into (default: [tiers] warm)")
 	venue := fl.String("venue", "binance-perp", "venue directory")
@@ -39,43 +45,60 @@ func runSynth(args []string) error {
 	end := fl.String("end", "", "last date YYYY-MM-DD (default: yesterday UTC)")
 	size := fl.String("bytes", "16MiB", "approximate size of each partition (KiB, MiB, GiB suffixes)")
 	seed := fl.Int64("seed", 1, "random seed (same seed, same bytes)")
-	if err := fl.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
+	if code, done := cmdSynth.Parse(fl, args, stdout, stderr); done {
+		return code
+	}
+	return cmdSynth.Exit(stderr, synth1(fl, stdout, *cfgPath, *root, *venue, *symbols, *days, *end, *size, *seed))
+}
+
+func synth1(fl *pflag.FlagSet, stdout io.Writer, cfgPath, root, venue string, symbols []string, days int, end, size string, seed int64) error {
+	// The command line first, then the file: nothing is written before both are read.
+	if err := cli.Args(fl, 0, 0, ""); err != nil {
 		return err
 	}
-	roots := layout.DefaultRoots()
-	if err := config.Load(*cfgPath, map[string]any{"tiers": &roots}); err != nil {
-		return err
-	}
-	if *root == "" {
-		*root = roots.Warm
-	}
-	n, err := config.ParseSize(*size)
+	n, err := config.ParseSize(size)
 	if err != nil {
-		return err
+		return cli.Usagef("--bytes: %w", err)
+	}
+	if days < 1 {
+		return cli.Usagef("--days %d: want at least 1", days)
 	}
 	last := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
-	if *end != "" {
-		if last, err = time.Parse(layout.DateLayout, *end); err != nil {
-			return fmt.Errorf("--end: %w", err)
+	if end != "" {
+		if last, err = time.Parse(layout.DateLayout, end); err != nil {
+			return cli.Usagef("--end %q: want YYYY-MM-DD", end)
 		}
 	}
-	for si, sym := range *symbols {
-		for d := *days - 1; d >= 0; d-- {
+	for _, sym := range symbols {
+		if _, err := layout.NewKey(venue, sym, last); err != nil {
+			return cli.Usagef("--venue %s --symbols %s: %w", venue, sym, err)
+		}
+	}
+	roots := layout.DefaultRoots()
+	if err := config.Load(cfgPath, map[string]any{"tiers": &roots}); err != nil {
+		return err
+	}
+	if root == "" {
+		root = roots.Warm
+	}
+	return writeSynth(stdout, root, venue, symbols, days, last, n, seed)
+}
+
+func writeSynth(stdout io.Writer, root, venue string, symbols []string, days int, last time.Time, n, seed int64) error {
+	for si, sym := range symbols {
+		for d := days - 1; d >= 0; d-- {
 			date := last.AddDate(0, 0, -d)
-			k, err := layout.NewKey(*venue, sym, date)
+			k, err := layout.NewKey(venue, sym, date)
 			if err != nil {
 				return err
 			}
-			p := filepath.Join(*root, filepath.FromSlash(k.Dir()), layout.BookName)
+			p := filepath.Join(root, filepath.FromSlash(k.Dir()), layout.BookName)
 			if _, err := os.Stat(p); err == nil {
-				fmt.Printf("exists  %s\n", p)
+				fmt.Fprintf(stdout, "exists  %s\n", p)
 				continue
 			}
-			spec := synth.Spec{Venue: *venue, Symbol: sym, SymbolID: uint32(si + 1), Date: date, Bytes: n,
-				Seed: *seed + int64(si)*100000 + date.Unix()/86400, Price: 2500 + 1000*float64(si)}
+			spec := synth.Spec{Venue: venue, Symbol: sym, SymbolID: uint32(si + 1), Date: date, Bytes: n,
+				Seed: seed + int64(si)*100000 + date.Unix()/86400, Price: 2500 + 1000*float64(si)}
 			if err := synth.Write(p, spec); err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
@@ -86,7 +109,7 @@ func runSynth(args []string) error {
 			if err := meta.Write(filepath.Dir(p), m); err != nil {
 				return err
 			}
-			fmt.Printf("wrote   %s\n", p)
+			fmt.Fprintf(stdout, "wrote   %s\n", p)
 		}
 	}
 	return nil

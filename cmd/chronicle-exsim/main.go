@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/pflag"
-
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/internal/exsim"
@@ -66,7 +64,10 @@ SIGINT or SIGTERM closes every connection and exits 0.
 Flags:
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+var prog = &cli.Command{Program: "chronicle-exsim", Help: usage, FlagsTitle: "-", Usage: `chronicle-exsim [flags]
+chronicle-exsim [flags] NAME=VENUE:FILE[,FILE...]...`}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type flags struct {
 	listen, captures, play, stateDir string
@@ -74,11 +75,9 @@ type flags struct {
 	logLevel, logFormat              string
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	var f flags
-	fs := pflag.NewFlagSet("chronicle-exsim", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs := prog.FlagSet()
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "address to serve on (port 0: any free port; see --state-dir)")
 	fs.StringVar(&f.captures, "captures", defaultCaptures(), "directory of the bundled captures (and of relative FILE arguments)")
 	fs.Float64Var(&f.speed, "speed", 0, "pace as a multiple of the capture's own (0: as fast as the connections take it)")
@@ -86,31 +85,33 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.stateDir, "state-dir", "", "write addr, NAME.feed and NAME.done here")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "json or text")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := prog.Parse(fs, args, stdout, stderr); done {
+		return code
 	}
+	return prog.Exit(stderr, start(f, fs.Args()))
+}
+
+// start checks the command line, then serves.
+func start(f flags, args []string) error {
 	if f.play != "snapshots" && f.play != "now" {
-		fmt.Fprintf(stderr, "chronicle-exsim: --play %q: want snapshots or now\n", f.play)
-		return 2
+		return cli.Usagef("--play %q: want snapshots or now", f.play)
 	}
-	sets, err := parseSets(fs.Args())
+	if f.speed < 0 {
+		return cli.Usagef("--speed %v: want 0 or more", f.speed)
+	}
+	sets, err := parseSets(args)
 	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-exsim:", err)
-		return 2
+		return cli.Usage(err)
 	}
-	log, err := daemon.Logger(config.Log{Level: f.logLevel, Format: f.logFormat}, "chronicle-exsim")
+	lc := config.Log{Level: f.logLevel, Format: f.logFormat}
+	if err := lc.Validate(); err != nil {
+		return cli.Usage(err)
+	}
+	log, err := daemon.Logger(lc, "chronicle-exsim")
 	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-exsim:", err)
-		return 2
+		return err
 	}
-	if err := serve(f, sets, log); err != nil {
-		log.Error("exsim", "err", err)
-		return 1
-	}
-	return 0
+	return serve(f, sets, log)
 }
 
 // defaultCaptures is $CHRONICLE_SHARED/data/captures, else ../shared/data/captures.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/feed"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -30,7 +31,7 @@ Usage:
 
 The journal goes to {hot}/feed/{venue}/ (outside v1/), one segment per roll period.
 Several files given to one replay are one stream, in order (one capture split in files).
-Settings come from the [feed] and [log] sections of --config; flags override the file.
+Settings come from the [feed], [host] and [log] sections of --config; flags override the file.
 SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
 
 Examples:
@@ -47,45 +48,90 @@ Examples:
 Flags:
 `
 
-func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+var (
+	prog = &cli.Command{Program: "chronicle-feed", Help: usage, FlagsTitle: "-", Usage: `chronicle-feed run    [flags]
+chronicle-feed replay [flags] FILE...`}
+	cmdRun    = &cli.Command{Program: "chronicle-feed", Name: "run", Help: usage, FlagsTitle: "-", Usage: "chronicle-feed run [flags]"}
+	cmdReplay = &cli.Command{Program: "chronicle-feed", Name: "replay", Help: usage, FlagsTitle: "-", Usage: "chronicle-feed replay [flags] FILE..."}
+)
+
+func init() {
+	prog.Flags = func() *pflag.FlagSet { fs, _ := newFlags(cmdRun); return fs }
 }
 
-func run(args []string, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fs, _ := newFlags("run", stderr)
-		fs.Usage()
-		if len(args) == 0 {
-			return 2
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	sub := func(c *cli.Command) func([]string) int {
+		return func(args []string) int {
+			fs, fl := newFlags(c)
+			if code, done := c.Parse(fs, args, stdout, stderr); done {
+				return code
+			}
+			return c.Exit(stderr, runCmd(c.Name, fs, fl))
 		}
-		return 0
 	}
-	cmd := args[0]
-	if cmd != "run" && cmd != "replay" {
-		fmt.Fprintf(stderr, "chronicle-feed: unknown command %q (want run or replay; see --help)\n", cmd)
-		return 2
-	}
-	fs, fl := newFlags(cmd, stderr)
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
+	return cli.Dispatch(prog, map[string]func([]string) int{"run": sub(cmdRun), "replay": sub(cmdReplay)},
+		[]string{"run", "replay"}, args, stdout, stderr)
+}
+
+// runCmd checks the command line and the configuration, then starts the command: nothing
+// (journal, log, metrics port) is opened before every setting is known good.
+func runCmd(cmd string, fs *pflag.FlagSet, fl *cmdFlags) error {
+	if cmd == "run" {
+		if err := cli.Args(fs, 0, 0, ""); err != nil {
+			return err
 		}
-		return 2
+	} else {
+		if err := cli.Args(fs, 1, -1, "a capture FILE"); err != nil {
+			return err
+		}
+		if err := feed.CheckReplayOptions(fl.replay); err != nil {
+			return cli.Usage(err)
+		}
 	}
 	cfg := feed.Defaults()
 	logCfg := config.DefaultLog()
 	// The journal lives under the hot tier, [tiers] hot.
 	roots := layout.DefaultRoots()
-	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots}); err != nil {
-		fmt.Fprintln(stderr, "chronicle-feed:", err)
-		return 2
+	var host config.Host
+	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots, "host": &host}); err != nil {
+		return err
 	}
 	cfg.HotRoot = roots.Hot
-	fl.apply(fs, &cfg, &logCfg)
+	check := func() error {
+		var err error
+		if cmd == "run" {
+			_, err = feed.New(cfg, nil, nil) // validates the venue's subscription too
+		} else if err = cfg.Validate(); err == nil {
+			_, err = feed.LookupVenue(cfg.Venue)
+		}
+		_, _, herr := config.ResolveHost(host.ID)
+		return errors.Join(err, logCfg.Validate(), herr)
+	}
+	apply := func() {
+		fl.apply(fs, &cfg, &logCfg)
+		if fs.Changed("host-id") {
+			host.ID = fl.hostID
+		}
+	}
+	if err := cli.Validate(fl.config, check, apply); err != nil {
+		return err
+	}
+	cfg.Host, _, _ = config.ResolveHost(host.ID)
+	if cmd == "replay" {
+		fl.replay.Files = fs.Args()
+		for _, f := range fl.replay.Files {
+			if _, err := os.Stat(f); err != nil {
+				return err
+			}
+		}
+	}
 	log, err := daemon.Logger(logCfg, "chronicle-feed")
 	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-feed:", err)
-		return 2
+		return err
 	}
 	// The refinery trusts what is in the journal: refuse directories other users could fill.
 	journalRoots := []layout.LocalRoot{{Name: "journal", Dir: cfg.Dir()}}
@@ -93,38 +139,34 @@ func run(args []string, stderr io.Writer) int {
 		journalRoots = append([]layout.LocalRoot{{Name: "hot", Dir: cfg.HotRoot}}, journalRoots...)
 	}
 	if err := layout.CheckRoots(roots.AllowSharedRoots, log, journalRoots...); err != nil {
-		log.Error("start", "err", err)
-		return 2
+		return err
 	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 	reg := daemon.Registry()
+	var f *feed.Feed
+	if cmd == "run" {
+		if f, err = feed.New(cfg, log, reg); err != nil {
+			return err
+		}
+	}
 	if _, err := daemon.ServeMetrics(ctx, cfg.MetricsAddr, reg, log); err != nil {
-		log.Error("metrics", "err", err)
-		return 1
+		return err
 	}
 	switch cmd {
 	case "run":
-		f, err := feed.New(cfg, log, reg)
-		if err != nil {
-			log.Error("config", "err", err)
-			return 2
-		}
 		daemon.Ready(log)
 		if err := f.Run(ctx); err != nil {
-			log.Error("feed stopped", "err", err)
-			return 1
+			return fmt.Errorf("feed stopped: %w", err)
 		}
 	case "replay":
-		fl.replay.Files = fs.Args()
 		stats, err := feed.Replay(ctx, cfg, fl.replay, log, reg)
 		if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
-			log.Error("replay failed", "err", err, "messages", stats.Messages)
-			return 1
+			return fmt.Errorf("replay failed after %d messages: %w", stats.Messages, err)
 		}
 		log.Info("replay done", "files", stats.Files, "messages", stats.Messages, "snapshots", stats.Snapshots, "journal", cfg.Dir())
 	}
-	return 0
+	return nil
 }
 
 // cmdFlags holds parsed flags; config values are replaced only by flags given.
@@ -135,19 +177,15 @@ type cmdFlags struct {
 	venue, depthSpeed, hotRoot, journalDir string
 	wsURL, restURL                         string
 	metricsAddr, logLevel, logFormat       string
+	hostID                                 string
 	snapshotLimit, maxStreams              int
 	rollPeriod, retentionMinAge            time.Duration
 }
 
-func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
+func newFlags(c *cli.Command) (*pflag.FlagSet, *cmdFlags) {
 	d := feed.Defaults()
 	f := &cmdFlags{}
-	fs := pflag.NewFlagSet("chronicle-feed "+cmd, pflag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs := c.FlagSet()
 	fs.StringVar(&f.config, "config", "", "shared TOML config file ([feed] and [log] sections)")
 	fs.StringVar(&f.venue, "venue", d.Venue, "venue id: "+strings.Join(venue.Names(), ", "))
 	fs.StringSliceVar(&f.symbols, "symbols", nil, "symbols to capture (BTCUSDT,ETHUSDT)")
@@ -158,6 +196,7 @@ func newFlags(cmd string, out io.Writer) (*pflag.FlagSet, *cmdFlags) {
 	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL (default: the venue's)")
 	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL (default: the venue's)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "serve /metrics here (empty: off)")
+	fs.StringVar(&f.hostID, "host-id", "", "this capture host's id, recorded in the journal ([host] id; default the hostname)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.IntVar(&f.snapshotLimit, "snapshot-limit", d.SnapshotLimit, "REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)")

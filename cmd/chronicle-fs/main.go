@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/chronicle/chronicle/format/qzst"
 	chfs "github.com/chronicle/chronicle/fs"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -29,14 +29,19 @@ Usage:
   chronicle-fs mount [flags] MOUNTPOINT     mount and serve until SIGTERM/SIGINT
   chronicle-fs unmount MOUNTPOINT           unmount (lazily when busy)
 
+MOUNTPOINT must be an existing directory (--mkdir creates it and its parents).
+
 Examples:
   chronicle-fs mount --config /etc/chronicle/chronicle.toml /chronicle
+  chronicle-fs mount --config /etc/chronicle/chronicle.toml --mkdir /chronicle
   chronicle-fs mount --warm /mnt/nvme-warm/chronicle --cold /mnt/hdd/chronicle \
       --remote s3://md-archive/chronicle --remote-endpoint http://10.0.0.5:7070 /chronicle
   chronicle-fs mount --config chronicle.toml --cache-bytes 1GiB --allow-other /chronicle
+  chronicle-fs mount --config chronicle.toml --mount-socket /run/chronicle-fs-mount.sock /chronicle
   dd if=/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q of=/dev/null bs=1M
   python3 -c 'import numpy; a = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.npy", mmap_mode="r"); print(a["price"][:5])'
   getfattr -d /chronicle/v1/binance-perp/eth-usdt/2024-08-08/book.q
+  python3 -c 'import numpy; t = numpy.load("/chronicle/v1/binance-perp/eth-usdt/2024-08-08/views/top10.npy", mmap_mode="r"); print(t["bid_price"][-1])'
 
 The config file's [tiers], [remote], [log] and [fs] sections are read; flags override them.
 A stale mount left by a crash is cleaned at start. SIGTERM or SIGINT unmounts (detaching
@@ -45,41 +50,48 @@ lazily while files are open) and exits 0.
 Mount flags:
 `
 
+var (
+	prog = &cli.Command{Program: "chronicle-fs", Help: usage, FlagsTitle: "-", Usage: `chronicle-fs mount [flags] MOUNTPOINT
+chronicle-fs unmount MOUNTPOINT`}
+	cmdMount   = &cli.Command{Program: "chronicle-fs", Name: "mount", Help: usage, FlagsTitle: "-", Usage: "chronicle-fs mount [flags] MOUNTPOINT"}
+	cmdUnmount = &cli.Command{Program: "chronicle-fs", Name: "unmount", Help: unmountUsage, Usage: "chronicle-fs unmount MOUNTPOINT"}
+)
+
+const unmountUsage = `chronicle-fs unmount MOUNTPOINT unmounts a chronicle-fs mount, detaching it lazily while
+files on it are open (the daemon then exits once the last one closes). A directory that is
+not a mount point is refused.
+
+Usage:
+  chronicle-fs unmount MOUNTPOINT
+
+Examples:
+  chronicle-fs unmount /chronicle
+  chronicle-fs unmount /tmp/chronicle-demo/mnt
+`
+
+func init() { prog.Flags = func() *pflag.FlagSet { return mountFlags(&settings{}) } }
+
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	switch args[0] {
-	case "mount":
-		return mountCmd(args[1:], stderr)
-	case "unmount", "umount":
-		if len(args) != 2 {
-			fmt.Fprintln(stderr, "usage: chronicle-fs unmount MOUNTPOINT")
-			return 2
-		}
-		if err := chfs.LazyUnmount(args[1]); err != nil {
-			fmt.Fprintln(stderr, "chronicle-fs:", err)
-			return 1
-		}
-		return 0
-	}
-	fmt.Fprintf(stderr, "chronicle-fs: unknown command %q (want mount or unmount; --help for usage)\n", args[0])
-	return 2
+func run(args []string, stdout, stderr io.Writer) int {
+	return cli.Dispatch(prog, map[string]func([]string) int{
+		"mount":   func(args []string) int { return mountCmd(args, stdout, stderr) },
+		"unmount": func(args []string) int { return unmountCmd(args, stdout, stderr) },
+		"umount":  func(args []string) int { return unmountCmd(args, stdout, stderr) },
+	}, []string{"mount", "unmount"}, args, stdout, stderr)
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, usage)
-	fl := mountFlags(&settings{})
-	fl.SetOutput(w)
-	fl.PrintDefaults()
+func unmountCmd(args []string, stdout, stderr io.Writer) int {
+	fl := cmdUnmount.FlagSet()
+	if code, done := cmdUnmount.Parse(fl, args, stdout, stderr); done {
+		return code
+	}
+	if err := cli.Args(fl, 1, 1, "the MOUNTPOINT"); err != nil {
+		return cmdUnmount.Exit(stderr, err)
+	}
+	return cmdUnmount.Exit(stderr, chfs.LazyUnmount(fl.Arg(0)))
 }
 
 // settings are everything a mount reads from the config file.
@@ -93,11 +105,14 @@ type settings struct {
 	cacheBytes string
 	memLimit   string
 	diskCache  string
+	viewsCache string
 	cpuProfile string
+	mkdir      bool
 }
 
 func mountFlags(s *settings) *pflag.FlagSet {
-	fl := pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	fl := cmdMount.FlagSet()
+	fl.BoolVar(&s.mkdir, "mkdir", false, "create MOUNTPOINT (and its parents) if it does not exist")
 	fl.StringVar(&s.configPath, "config", "", "TOML configuration file ([tiers], [remote], [log], [fs])")
 	fl.StringVar(&s.roots.Hot, "hot", "", "hot tier root (overrides [tiers] hot)")
 	fl.StringVar(&s.roots.Warm, "warm", "", "warm tier root")
@@ -124,7 +139,10 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	fl.StringVar(&s.fs.DiskCacheDir, "disk-cache-dir", "", "keep fetched remote frames and files here (default ~/.cache/chronicle-fs)")
 	fl.StringVar(&s.diskCache, "disk-cache-bytes", "", "bound of the disk cache, e.g. 20GiB; 0 turns it off (default 8GiB)")
 	fl.DurationVar(&s.fs.BucketTTL, "bucket-ttl", 0, "trust bucket listings this long; a later upload appears within it (negative: no listing)")
+	fl.StringVar(&s.fs.MountSocket, "mount-socket", "", "let the helper listening here mount MOUNTPOINT and pass the FUSE descriptor back (no privilege needed; deploy/chronicle-fs-research.service)")
 	fl.DurationVar(&s.fs.ShutdownGrace, "shutdown-grace", 0, "how long a busy, lazily detached mount keeps serving after SIGTERM")
+	fl.IntSliceVar(&s.fs.Views, "views", nil, "N of the top-N views under each partition's views/ (default 1,10,25)")
+	fl.StringVar(&s.viewsCache, "views-cache-bytes", "", "rendered view rows kept in memory, e.g. 64MiB ([fs] views_cache_bytes)")
 	fl.BoolVar(&s.fs.Debug, "debug", false, "log every FUSE request")
 	fl.StringVar(&s.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	fl.StringVar(&s.log.Level, "log-level", "", "debug, info, warn, error")
@@ -133,25 +151,40 @@ func mountFlags(s *settings) *pflag.FlagSet {
 	return fl
 }
 
-// load reads the config file, then applies the flags that were set.
-func load(args []string, stderr io.Writer) (*settings, []string, error) {
-	var fromFlags settings
-	fl := mountFlags(&fromFlags)
-	fl.SetOutput(stderr)
-	fl.Usage = func() { printUsage(stderr) }
-	if err := fl.Parse(args); err != nil {
-		return nil, nil, err
+// load reads the config file, then applies the flags that were set (parsed into
+// fromFlags by fl).
+func load(fl *pflag.FlagSet, fromFlags *settings) (*settings, error) {
+	f := fromFlags
+	// Sizes are text to parse, checked before the file is read.
+	for _, size := range []struct {
+		name, src string
+		dst       *int64
+	}{{"cache-bytes", f.cacheBytes, &f.fs.CacheBytes}, {"memory-limit", f.memLimit, &f.fs.MemoryLimit}, {"disk-cache-bytes", f.diskCache, &f.fs.DiskCacheBytes},
+		{"views-cache-bytes", f.viewsCache, &f.fs.ViewsCacheBytes}} {
+		if !fl.Changed(size.name) {
+			continue
+		}
+		v, err := config.ParseSize(size.src)
+		if err != nil {
+			return nil, cli.Usagef("--%s: %w", size.name, err)
+		}
+		*size.dst = v
 	}
-	s := &settings{roots: layout.DefaultRoots(), log: config.DefaultLog(), fs: chfs.DefaultConfig()}
-	if err := config.Load(fromFlags.configPath, map[string]any{"tiers": &s.roots, "remote": &s.remote, "log": &s.log, "fs": &s.fs}); err != nil {
-		return nil, nil, err
+	s := &settings{roots: layout.DefaultRoots(), log: config.DefaultLog(), fs: chfs.DefaultConfig(), mkdir: f.mkdir}
+	if err := config.Load(f.configPath, map[string]any{"tiers": &s.roots, "remote": &s.remote, "log": &s.log, "fs": &s.fs}); err != nil {
+		return nil, err
 	}
+	check := func() error { return errors.Join(s.fs.Validate(), s.log.Validate()) }
+	return s, cli.Validate(f.configPath, check, func() { f.apply(fl, s) })
+}
+
+// apply sets the values the command line gave (f) over s.
+func (f *settings) apply(fl *pflag.FlagSet, s *settings) {
 	set := func(name string, apply func()) {
 		if fl.Changed(name) {
 			apply()
 		}
 	}
-	f := &fromFlags
 	set("hot", func() { s.roots.Hot = f.roots.Hot })
 	set("warm", func() { s.roots.Warm = f.roots.Warm })
 	set("cold", func() { s.roots.Cold = f.roots.Cold })
@@ -174,50 +207,47 @@ func load(args []string, stderr io.Writer) (*settings, []string, error) {
 	set("max-background", func() { s.fs.MaxBackground = f.fs.MaxBackground })
 	set("disk-cache-dir", func() { s.fs.DiskCacheDir = f.fs.DiskCacheDir })
 	set("bucket-ttl", func() { s.fs.BucketTTL = f.fs.BucketTTL })
+	set("mount-socket", func() { s.fs.MountSocket = f.fs.MountSocket })
 	set("shutdown-grace", func() { s.fs.ShutdownGrace = f.fs.ShutdownGrace })
 	set("debug", func() { s.fs.Debug = f.fs.Debug })
+	set("views", func() { s.fs.Views = f.fs.Views })
 	set("log-level", func() { s.log.Level = f.log.Level })
 	set("cpuprofile", func() { s.cpuProfile = f.cpuProfile })
 	set("log-format", func() { s.log.Format = f.log.Format })
-	for name, size := range map[string]struct {
-		dst *int64
-		src string
-	}{"cache-bytes": {&s.fs.CacheBytes, f.cacheBytes}, "memory-limit": {&s.fs.MemoryLimit, f.memLimit}, "disk-cache-bytes": {&s.fs.DiskCacheBytes, f.diskCache}} {
-		if !fl.Changed(name) {
-			continue
-		}
-		v, err := config.ParseSize(size.src)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--%s: %w", name, err)
-		}
-		*size.dst = v
-	}
-	return s, fl.Args(), s.fs.Validate()
+	set("cache-bytes", func() { s.fs.CacheBytes = f.fs.CacheBytes })
+	set("memory-limit", func() { s.fs.MemoryLimit = f.fs.MemoryLimit })
+	set("disk-cache-bytes", func() { s.fs.DiskCacheBytes = f.fs.DiskCacheBytes })
+	set("views-cache-bytes", func() { s.fs.ViewsCacheBytes = f.fs.ViewsCacheBytes })
 }
 
-func mountCmd(args []string, stderr io.Writer) int {
-	s, rest, err := load(args, stderr)
-	if errors.Is(err, pflag.ErrHelp) {
-		return 0
+func mountCmd(args []string, stdout, stderr io.Writer) int {
+	var fromFlags settings
+	fl := mountFlags(&fromFlags)
+	if code, done := cmdMount.Parse(fl, args, stdout, stderr); done {
+		return code
 	}
+	return cmdMount.Exit(stderr, mount(fl, &fromFlags))
+}
+
+// mount checks the command line, the configuration and the mount point, then serves:
+// nothing (log, cache, metrics port, mount) is opened before they are known good.
+func mount(fl *pflag.FlagSet, fromFlags *settings) error {
+	if err := cli.Args(fl, 1, 1, "the MOUNTPOINT"); err != nil {
+		return err
+	}
+	s, err := load(fl, fromFlags)
 	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-fs:", err)
-		return 2
+		return err
 	}
-	if len(rest) != 1 {
-		fmt.Fprintln(stderr, "chronicle-fs: mount needs exactly one MOUNTPOINT (--help for usage)")
-		return 2
+	dir := fl.Arg(0)
+	if err := chfs.CheckMountPoint(dir, s.mkdir); err != nil {
+		return err
 	}
 	log, err := daemon.Logger(s.log, "chronicle-fs")
 	if err != nil {
-		fmt.Fprintln(stderr, "chronicle-fs:", err)
-		return 2
+		return err
 	}
-	if err := serve(s, rest[0], log); err != nil {
-		log.Error("chronicle-fs failed", "err", err)
-		return 1
-	}
-	return 0
+	return serve(s, dir, log)
 }
 
 func serve(s *settings, dir string, log *slog.Logger) error {
@@ -283,8 +313,12 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := chfs.CleanStale(dir, log); err != nil {
-		return err
+	// Through a helper the mount is made (and a stale one cleaned) outside this process's
+	// view of the mount table.
+	if s.fs.MountSocket == "" {
+		if err := chfs.CleanStale(dir, s.mkdir, log); err != nil {
+			return err
+		}
 	}
 	m, err := fsys.Mount(dir)
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/layout"
@@ -31,26 +31,45 @@ store (uploaded, verified, then replaced by a local stub). Every move is crash-s
 run first finishes or rolls back whatever a crash interrupted.
 
 Usage:
-  chronicle-tier [flags] run       scan every --scan-interval and move (daemon, /metrics)
-  chronicle-tier [flags] apply     recover and move once (progress bar on a terminal)
-  chronicle-tier [flags] apply --dry-run
-                                   print the plan, change nothing
-  chronicle-tier [flags] status    partitions per tier, sizes, ratios, pending moves
+  chronicle-tier run    [flags]              scan every --scan-interval and move (daemon, /metrics)
+  chronicle-tier apply  [flags] [--dry-run]  recover and move once (progress bar on a terminal);
+                                             --dry-run prints the plan and changes nothing
+  chronicle-tier status [flags] [--json]     partitions per tier, sizes, ratios, pending moves
+(flags may also come before the command: chronicle-tier --config FILE run)
 
 Examples:
-  chronicle-tier --config /etc/chronicle/chronicle.toml run
-  chronicle-tier --config chronicle.toml apply --dry-run
-  chronicle-tier --hot /tmp/demo/hot --warm /tmp/demo/warm --cold /tmp/demo/cold \
-      --remote file:///tmp/demo/remote --now 2026-01-01 --derive parquet apply
-  chronicle-tier --config chronicle.toml status --json
-  chronicle-tier --config chronicle.toml --wait apply   (queue behind a running daemon)
+  chronicle-tier run --config /etc/chronicle/chronicle.toml
+  chronicle-tier apply --config chronicle.toml --dry-run
+  chronicle-tier apply --hot /tmp/demo/hot --warm /tmp/demo/warm --cold /tmp/demo/cold \
+      --remote file:///tmp/demo/remote --now 2026-01-01 --derive parquet
+  chronicle-tier status --config chronicle.toml --json
+  chronicle-tier apply --config chronicle.toml --wait   (queue behind a running daemon)
 
 One process owns a tier tree: run and apply lock .chronicle-tier.lock in every local root
 and exit 3 naming the holder's pid if another chronicle-tier has it (--wait waits instead).
 status and apply --dry-run read without the lock.
 
-Flags override the [tier], [tiers], [remote] and [log] sections of --config:
+Many hosts may upload to one bucket: the first to claim a partition's key is its only
+writer; another host that finds the key held keeps its partition local (listed by status
+under "kept local") and uploads it under hosts/{its id}/ beside it, where research hosts
+read it. Give every host its own [host] id.
+
+Flags override the [tier], [tiers], [remote], [host] and [log] sections of --config:
 `
+
+var (
+	prog = &cli.Command{Program: "chronicle-tier", Help: usage, FlagsTitle: "-", Usage: `chronicle-tier run    [flags]
+chronicle-tier apply  [flags] [--dry-run]
+chronicle-tier status [flags] [--json]`}
+	cmds = map[string]*cli.Command{
+		"run":    {Program: "chronicle-tier", Name: "run", Help: usage, FlagsTitle: "-", Usage: "chronicle-tier run [flags]"},
+		"apply":  {Program: "chronicle-tier", Name: "apply", Help: usage, FlagsTitle: "-", Usage: "chronicle-tier apply [flags] [--dry-run]"},
+		"status": {Program: "chronicle-tier", Name: "status", Help: usage, FlagsTitle: "-", Usage: "chronicle-tier status [flags] [--json]"},
+	}
+)
+
+// exitLocked is the documented exit code for a tier tree another chronicle-tier holds.
+const exitLocked = 3
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -68,13 +87,13 @@ type flags struct {
 	concurrency, level, threads int
 	bandwidth                   int64
 	logLevel, logFormat         string
+	hostID                      string
 	dryRun, asJSON, wait        bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
-	f := &flags{set: pflag.NewFlagSet("chronicle-tier", pflag.ContinueOnError)}
+func newFlags(c *cli.Command) *flags {
+	f := &flags{set: c.FlagSet()}
 	s := f.set
-	s.SetOutput(stderr)
 	s.StringVar(&f.configPath, "config", "", "shared TOML configuration file")
 	s.StringVar(&f.now, "now", "", "pretend the clock reads this at start (RFC 3339 or YYYY-MM-DD); for demos and tests")
 	s.StringVar(&f.hot, "hot", "", "hot tier root ([tiers] hot)")
@@ -94,19 +113,27 @@ func parseFlags(args []string, stderr io.Writer) (*flags, []string, error) {
 	s.IntVar(&f.threads, "threads", 0, "compression threads per move, 0 = all cores ([tier] threads)")
 	s.StringVar(&f.verify, "remote-verify", "", `"head" or "readback" ([tier] remote_verify)`)
 	s.StringVar(&f.metrics, "metrics-addr", "", "listen address for /metrics in run; empty string in the file disables ([tier] metrics_addr)")
+	s.StringVar(&f.hostID, "host-id", "", "this host's id: signs uploads, names its own slot when another host holds a key ([host] id; default the hostname)")
 	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.dryRun, "dry-run", false, "apply: print the plan and change nothing")
 	s.BoolVar(&f.asJSON, "json", false, "status and apply --dry-run: print JSON")
 	s.BoolVar(&f.wait, "wait", false, "run and apply: wait for another chronicle-tier holding the tier tree to exit, instead of failing")
-	s.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		s.PrintDefaults()
+	return f
+}
+
+// command finds the command among args: flags may come before it (chronicle-tier
+// --config FILE run), so it is the first argument that names one; nil if none does.
+func command(args []string) *cli.Command {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if c, ok := cmds[a]; ok {
+			return c
+		}
 	}
-	if err := s.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	return f, s.Args(), nil
+	return nil
 }
 
 // settings are the configuration sections after flags were applied.
@@ -115,14 +142,34 @@ type settings struct {
 	roots  layout.Roots
 	remote objstore.Config
 	log    config.Log
+	host   config.Host
 	now    func() time.Time
 }
 
 func (f *flags) settings() (*settings, error) {
 	st := &settings{cfg: lifecycle.DefaultConfig(), roots: layout.DefaultRoots(), log: config.DefaultLog(), now: time.Now}
-	if err := config.Load(f.configPath, map[string]any{"tier": &st.cfg, "tiers": &st.roots, "remote": &st.remote, "log": &st.log}); err != nil {
+	if err := config.Load(f.configPath, map[string]any{"tier": &st.cfg, "tiers": &st.roots, "remote": &st.remote, "log": &st.log, "host": &st.host}); err != nil {
 		return nil, err
 	}
+	if f.now != "" {
+		t, err := time.Parse(time.RFC3339, f.now)
+		if err != nil {
+			if t, err = time.Parse(layout.DateLayout, f.now); err != nil {
+				return nil, cli.Usagef("--now %q: want RFC 3339 (2026-01-01T00:00:00Z) or YYYY-MM-DD", f.now)
+			}
+		}
+		start := time.Now()
+		st.now = func() time.Time { return t.Add(time.Since(start)) }
+	}
+	check := func() error {
+		_, _, herr := config.ResolveHost(st.host.ID)
+		return errors.Join(st.cfg.Validate(), st.log.Validate(), herr)
+	}
+	return st, cli.Validate(f.configPath, check, func() { f.apply(st) })
+}
+
+// apply sets what the flags given on the command line say over the file.
+func (f *flags) apply(st *settings) {
 	ch := f.set.Changed
 	set := func(name string, apply func()) {
 		if ch(name) {
@@ -146,49 +193,60 @@ func (f *flags) settings() (*settings, error) {
 	set("threads", func() { st.cfg.Threads = f.threads })
 	set("remote-verify", func() { st.cfg.RemoteVerify = f.verify })
 	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metrics })
+	set("host-id", func() { st.host.ID = f.hostID })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
-	if f.now != "" {
-		t, err := time.Parse(time.RFC3339, f.now)
-		if err != nil {
-			if t, err = time.Parse(layout.DateLayout, f.now); err != nil {
-				return nil, fmt.Errorf("--now %q: want RFC 3339 (2026-01-01T00:00:00Z) or YYYY-MM-DD", f.now)
-			}
-		}
-		start := time.Now()
-		st.now = func() time.Time { return t.Add(time.Since(start)) }
-	}
-	return st, st.cfg.Validate()
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	f, rest, err := parseFlags(args, stderr)
-	if errors.Is(err, pflag.ErrHelp) {
-		return 0
+	if len(args) == 2 && args[0] == "help" && cmds[args[1]] != nil {
+		args = []string{args[1], "--help"}
 	}
-	if err != nil {
-		return 2
+	c := command(args)
+	if c == nil {
+		// No command: the program's help, or a usage error.
+		c = prog
+		f := newFlags(c)
+		if code, done := c.Parse(f.set, args, stdout, stderr); done {
+			return code
+		}
+		if f.set.NArg() == 0 {
+			return c.Exit(stderr, cli.Usagef("missing command (run, apply or status)"))
+		}
+		if f.set.Arg(0) == "help" {
+			c.PrintHelp(stdout, f.set)
+			return 0
+		}
+		return c.Exit(stderr, cli.Usagef("unknown command %q (want run, apply or status)", f.set.Arg(0)))
 	}
-	if len(rest) != 1 || (rest[0] != "run" && rest[0] != "apply" && rest[0] != "status") {
-		fmt.Fprintf(stderr, "chronicle-tier: want one command, run, apply or status (got %q); see --help\n", strings.Join(rest, " "))
-		return 2
+	f := newFlags(c)
+	if code, done := c.Parse(f.set, args, stdout, stderr); done {
+		return code
 	}
-	cmd := rest[0]
+	return c.Exit(stderr, start(c.Name, f, stdout, stderr))
+}
+
+// start checks the command line and the configuration, then runs the command: nothing
+// (log, lock, object store, metrics port) is opened before every setting is known good.
+func start(cmd string, f *flags, stdout, stderr io.Writer) error {
+	if err := cli.Args(f.set, 1, 1, "a command"); err != nil {
+		return err
+	}
+	if f.dryRun && cmd != "apply" {
+		return cli.Usagef("--dry-run goes with apply")
+	}
 	st, err := f.settings()
 	if err != nil {
-		fmt.Fprintf(stderr, "chronicle-tier: %v\n", err)
-		return 2
+		return err
 	}
 	log, err := daemon.Logger(st.log, "chronicle-tier")
 	if err != nil {
-		fmt.Fprintf(stderr, "chronicle-tier: %v\n", err)
-		return 2
+		return err
 	}
 	// Partitions found in the roots are moved and uploaded as ours: refuse roots other users
 	// could fill.
 	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, st.roots.LocalRoots()...); err != nil {
-		log.Error("start", "err", err)
-		return 2
+		return err
 	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
@@ -197,8 +255,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if st.roots.Remote != "" {
 		st.remote.Logger = log
 		if store, err = objstore.Open(ctx, st.roots.Remote, st.remote); err != nil {
-			log.Error("open remote tier", "err", err)
-			return 1
+			return fmt.Errorf("open remote tier: %w", err)
 		}
 		defer store.Close()
 	}
@@ -209,10 +266,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Help: "Ranged GETs re-issued for the rest of a body that failed mid-stream (early EOF, reset, stall).",
 		}, func() float64 { return float64(objstore.StatsOf(store).GetResumes) }))
 	}
-	m, err := lifecycle.New(lifecycle.Options{Config: st.cfg, Roots: st.roots, Store: store, Now: st.now, Registerer: reg, Logger: log})
+	host, from, err := config.ResolveHost(st.host.ID)
 	if err != nil {
-		log.Error("start", "err", err)
-		return 2
+		return err
+	}
+	m, err := lifecycle.New(lifecycle.Options{Config: st.cfg, Roots: st.roots, Store: store, Now: st.now, Registerer: reg, Logger: log, Host: host})
+	if err != nil {
+		return err
 	}
 	if cmd == "run" || (cmd == "apply" && !f.dryRun) {
 		lock, err := lifecycle.LockTree(ctx, st.roots, lifecycle.LockOptions{Wait: f.wait, OnWait: func(err error) {
@@ -221,53 +281,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			if ctx.Err() != nil {
 				log.Info("stopped while waiting for the tier tree")
-				return 0
+				return nil
 			}
-			log.Error("start", "err", err)
 			if errors.Is(err, lifecycle.ErrLocked) {
-				return 3
+				return cli.WithCode(exitLocked, err)
 			}
-			return 1
+			return err
 		}
 		defer lock.Unlock()
 	}
 	switch cmd {
 	case "status":
-		return status(ctx, m, f.asJSON, stdout, log)
+		return status(ctx, m, f.asJSON, stdout)
 	case "apply":
 		if f.dryRun {
-			return dryRun(ctx, m, f.asJSON, stdout, log)
+			return dryRun(ctx, m, f.asJSON, stdout)
 		}
 		return apply(ctx, m, stderr, log)
 	default:
 		if _, err := daemon.ServeMetrics(ctx, st.cfg.MetricsAddr, reg, log); err != nil {
-			log.Error("metrics", "err", err)
-			return 1
+			return err
 		}
-		log.Info("running", "hot", st.roots.Hot, "warm", st.roots.Warm, "cold", st.roots.Cold, "remote", st.roots.Remote,
+		log.Info("running", "host", host, "host_from", from, "hot", st.roots.Hot, "warm", st.roots.Warm, "cold", st.roots.Cold, "remote", st.roots.Remote,
 			"scan_interval", st.cfg.ScanInterval.String(), "now", st.now().UTC().Format(time.RFC3339))
 		daemon.Ready(log)
 		if err := m.Run(ctx); err != nil {
-			log.Error("run", "err", err)
-			return 1
+			return err
 		}
 		log.Info("stopped")
-		return 0
+		return nil
 	}
 }
 
-func status(ctx context.Context, m *lifecycle.Manager, asJSON bool, w io.Writer, log *slog.Logger) int {
-	return report(log, "status", func() (*lifecycle.Status, error) { return m.Status(ctx) }, (*lifecycle.Status).WriteText, asJSON, w)
+func status(ctx context.Context, m *lifecycle.Manager, asJSON bool, w io.Writer) error {
+	return report("status", func() (*lifecycle.Status, error) { return m.Status(ctx) }, (*lifecycle.Status).WriteText, asJSON, w)
 }
 
-func dryRun(ctx context.Context, m *lifecycle.Manager, asJSON bool, w io.Writer, log *slog.Logger) int {
+func dryRun(ctx context.Context, m *lifecycle.Manager, asJSON bool, w io.Writer) error {
 	text := func(p *lifecycle.Plan, w io.Writer) error { p.WriteText(w); return nil }
-	return report(log, "plan", func() (*lifecycle.Plan, error) { return m.PlanOnly(ctx) }, text, asJSON, w)
+	return report("plan", func() (*lifecycle.Plan, error) { return m.PlanOnly(ctx) }, text, asJSON, w)
 }
 
-// report writes what get returns to w as indented JSON, or as text; an error is logged
-// under name and exits 1.
-func report[T any](log *slog.Logger, name string, get func() (T, error), text func(T, io.Writer) error, asJSON bool, w io.Writer) int {
+// report writes what get returns to w as indented JSON, or as text; an error names what
+// failed (name).
+func report[T any](name string, get func() (T, error), text func(T, io.Writer) error, asJSON bool, w io.Writer) error {
 	v, err := get()
 	if err == nil && asJSON {
 		enc := json.NewEncoder(w)
@@ -277,13 +334,12 @@ func report[T any](log *slog.Logger, name string, get func() (T, error), text fu
 		err = text(v, w)
 	}
 	if err != nil {
-		log.Error(name, "err", err)
-		return 1
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	return 0
+	return nil
 }
 
-func apply(ctx context.Context, m *lifecycle.Manager, stderr io.Writer, log *slog.Logger) int {
+func apply(ctx context.Context, m *lifecycle.Manager, stderr io.Writer, log *slog.Logger) error {
 	var progress func(int64)
 	if p, err := m.PlanOnly(ctx); err == nil && p.Bytes > 0 {
 		if bar := daemon.Progress(p.Bytes, "moving"); bar != nil {
@@ -300,12 +356,14 @@ func apply(ctx context.Context, m *lifecycle.Manager, stderr io.Writer, log *slo
 	}
 	res, err := m.Apply(ctx, progress)
 	if err != nil {
-		log.Error("apply", "err", err)
-		return 1
+		return fmt.Errorf("apply: %w", err)
 	}
 	log.Info("apply done", "moved", res.Moved, "failed", res.Failed, "bytes", res.Bytes, "interrupted", ctx.Err() != nil)
-	if res.Failed > 0 || ctx.Err() != nil {
-		return 1
+	switch {
+	case res.Failed > 0:
+		return fmt.Errorf("apply: %d of %d moves failed (the log says why)", res.Failed, res.Moved+res.Failed)
+	case ctx.Err() != nil:
+		return fmt.Errorf("apply: interrupted after %d moves", res.Moved)
 	}
-	return 0
+	return nil
 }

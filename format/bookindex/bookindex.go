@@ -319,9 +319,10 @@ func ReadSnapshots(partDir string) ([]Snapshot, int64, error) {
 	return ParseSnapshots(b, p)
 }
 
-// Write builds partDir/index/ from its book.q's records: both files are written under
-// temporary names, fsynced and renamed into place, then the directory is synced.
-func Write(partDir string, t *Time, snaps []Snapshot) error {
+// Write builds partDir/index/ from its book.q's records: each file is written under a
+// temporary name, fsynced and renamed into place, then the directory is synced. A nil ev
+// writes no events index.
+func Write(partDir string, t *Time, snaps []Snapshot, ev *Events) error {
 	d := filepath.Join(partDir, Dir)
 	if err := format.MkdirAll(d, 0o755); err != nil {
 		return err
@@ -329,7 +330,13 @@ func Write(partDir string, t *Time, snaps []Snapshot) error {
 	for _, f := range []struct {
 		name string
 		b    []byte
-	}{{TimeName, MarshalTime(t)}, {SnapshotsName, MarshalSnapshots(snaps, t.Records)}} {
+	}{{TimeName, MarshalTime(t)}, {SnapshotsName, MarshalSnapshots(snaps, t.Records)}, {EventsName, nil}} {
+		if f.name == EventsName {
+			if ev == nil {
+				continue
+			}
+			f.b = MarshalEvents(ev)
+		}
 		if err := format.WriteFile(filepath.Join(d, f.name), f.b, 0o644); err != nil {
 			return err
 		}

@@ -93,7 +93,7 @@ func TestRangeEqualsFilter(t *testing.T) {
 	dir := t.TempDir()
 	recs := writeBook(t, dir, rng, 3000)
 	ti, snaps := build(t, dir)
-	if err := Write(dir, ti, snaps); err != nil {
+	if err := Write(dir, ti, snaps, nil); err != nil {
 		t.Fatal(err)
 	}
 	back, err := ReadTime(dir)

@@ -306,7 +306,14 @@ func (d *daemon) scrape(t testing.TB) map[string]float64 {
 	return out
 }
 
-func mountpoint(t testing.TB) string { return filepath.Join(t.TempDir(), "chronicle") }
+// mountpoint is a new empty directory to mount on (chronicle-fs refuses a missing one).
+func mountpoint(t testing.TB) string {
+	mp := filepath.Join(t.TempDir(), "chronicle")
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return mp
+}
 
 func isMounted(t testing.TB, mp string) bool {
 	t.Helper()

@@ -181,7 +181,10 @@ func testTiers(t *testing.T, backend string) {
 	for _, p := range ps {
 		dir := p.key.Dir()
 		want = append(want, filepath.Dir(filepath.Dir(dir))+"/"+p.key.Symbol, filepath.Dir(dir)+"/"+p.key.Date,
-			dir+"/book.npy", dir+"/book.q", dir+"/index", dir+"/index/snapshots.idx", dir+"/meta.json")
+			dir+"/book.npy", dir+"/book.q", dir+"/index", dir+"/index/snapshots.idx", dir+"/meta.json", dir+"/views")
+		for _, v := range []string{"bbo.npy", "top1.npy", "top10.npy", "top25.npy", "trades.npy"} {
+			want = append(want, dir+"/views/"+v)
+		}
 	}
 	want = append(want, "v1/binance-perp", "v1/binance-spot")
 	sort.Strings(files)

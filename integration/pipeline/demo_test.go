@@ -66,13 +66,21 @@ func checkClean(t *testing.T, dir string) {
 
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
-// TestDemo runs `make demo`'s script to its end: at most about 60 lines on the terminal,
-// the researcher's summary with every partition in the tier the demo clock puts it in, an
-// HTML report whose path is the last line, two charts per partition, and nothing left
-// behind (no daemon, no mount).
+// TestDemo runs `make demo KEEP=1`'s script to its end: at most about 60 lines on the
+// terminal, the researcher's summary with every partition in the tier the demo clock puts
+// it in, an HTML report whose path is the last line (a summary table first, then charts),
+// and the tree left mounted. Every block of the README's "Reading data" section then runs
+// as printed against that tree (at /tmp/chronicle-demo/mnt, in a mount namespace of its
+// own); `scripts/demo.sh stop` (make demo-stop) unmounts it, and nothing is left behind.
 func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	out, err := demoCmd(t, dir).CombinedOutput()
+	stop := func() ([]byte, error) {
+		cmd := demoCmd(t, dir)
+		cmd.Args = append(cmd.Args, "stop")
+		return cmd.CombinedOutput()
+	}
+	t.Cleanup(func() { stop() })
+	out, err := demoCmd(t, dir, "KEEP=1").CombinedOutput()
 	text := ansi.ReplaceAllString(string(out), "")
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, text)
@@ -86,20 +94,7 @@ func TestDemo(t *testing.T) {
 	if last := lines[len(lines)-1]; last != "Report: file://"+report {
 		t.Errorf("last line %q, want the report's path", last)
 	}
-	page, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgs := regexp.MustCompile(`<img src="([^"]+)"`).FindAllStringSubmatch(string(page), -1)
-	if len(imgs) != 2*len(wantTier) {
-		t.Errorf("the report shows %d charts, want 2 per partition (%d)", len(imgs), 2*len(wantTier))
-	}
-	for _, m := range imgs {
-		b, err := os.ReadFile(filepath.Join(dir, "report", m[1]))
-		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
-			t.Errorf("chart %s is not a PNG file (%v)", m[1], err)
-		}
-	}
+	checkReport(t, report)
 	short := map[string]string{"binance-perp": "perp", "binance-coinm": "coinm", "binance-spot": "spot"}
 	for part, tier := range wantTier {
 		v, rest, _ := strings.Cut(part, "/")
@@ -108,7 +103,159 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the summary has no line for %s in the %s tier", part, tier)
 		}
 	}
+
+	// KEEP=1: the mount stays, the producers are gone.
+	mnt := filepath.Join(dir, "mnt")
+	if !mounted(mnt) || !strings.Contains(text, "make demo-stop") {
+		t.Fatalf("KEEP=1: %s is not left mounted, or the demo does not say how to end it", mnt)
+	}
+	runReadme(t, mnt)
+	if out, err := stop(); err != nil {
+		t.Fatalf("demo.sh stop: %v\n%s", err, out)
+	}
 	checkClean(t, dir)
+}
+
+// checkReport reads the demo's report: one HTML file whose first section is the summary
+// table (a row per partition), then the venues' ETH chart, then a section per partition;
+// every image a PNG file beside it; a partition too short to chart gets a sentence, not
+// charts.
+func checkReport(t *testing.T, report string) {
+	t.Helper()
+	page, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(page)
+	if strings.Contains(html, "http://") || strings.Contains(html, "https://") || strings.Contains(html, "<script") {
+		t.Errorf("the report loads something from elsewhere; it must read offline")
+	}
+	secs := regexp.MustCompile(`(?s)<section[^>]*>(.*?)</section>`).FindAllStringSubmatch(html, -1)
+	if len(secs) < 2+len(wantTier) {
+		t.Fatalf("the report has %d sections, want the summary, the venues and one per partition (%d)", len(secs), len(wantTier))
+	}
+	first := secs[0][1]
+	rows := regexp.MustCompile(`(?s)<tr[^>]*>\s*<td`).FindAllStringIndex(first, -1)
+	if !strings.Contains(first, "<h2>Summary") || !strings.Contains(first, "<table") || len(rows) != len(wantTier) {
+		t.Errorf("the report's first section is not the summary table with a row per partition (%d rows):\n%.2000s", len(rows), first)
+	}
+	for _, col := range []string{"tier", "records", "exchange time", "invalid", "ticker checks"} {
+		if !strings.Contains(strings.ToLower(first), col) {
+			t.Errorf("the summary table has no %q column", col)
+		}
+	}
+	if !strings.Contains(secs[1][1], "ETH") || !strings.Contains(secs[1][1], "<img") {
+		t.Errorf("the report's second section is not the venues' ETH chart:\n%.1000s", secs[1][1])
+	}
+	imgs := regexp.MustCompile(`<img src="([^"]+)"`).FindAllStringSubmatch(html, -1)
+	for _, m := range imgs {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(report), m[1]))
+		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+			t.Errorf("chart %s is not a PNG file (%v)", m[1], err)
+		}
+	}
+	for _, s := range secs[2:] {
+		body := s[1]
+		n := strings.Count(body, "<img")
+		switch {
+		case strings.Contains(body, "perp/eth-usdt/2024-08-09"):
+			if n != 0 || !strings.Contains(body, "too short") {
+				t.Errorf("the one-second partition perp/eth-usdt/2024-08-09 shows %d charts, want none and a sentence saying why", n)
+			}
+		case n != 3 || strings.Count(body, "_ladder.png") != 1:
+			t.Errorf("a partition's section has %d charts, want mid-price/spread, depth and the book ladder read from views/top25.npy:\n%.500s", n, body)
+		}
+		if regexp.MustCompile(`\b(True|False|None)\b|\d{18,}`).MatchString(body) {
+			t.Errorf("a partition's section shows Python reprs or raw nanoseconds:\n%.800s", body)
+		}
+	}
+}
+
+// The README's examples read the demo's tree where `make demo` leaves it.
+const readmeMount = "/tmp/chronicle-demo/mnt"
+
+// runReadme runs every shell and Python block of the README's "Reading data" section, as
+// printed, from a folder of their own: the shell ones with bash -e, the Python ones with
+// /usr/bin/python3, the interpreter the README names. They run in a mount namespace of
+// their own where a fresh /tmp holds the demo's tree at /tmp/chronicle-demo/mnt (the test's
+// demo runs elsewhere; nothing outside sees it) and chronicle_q is on PYTHONPATH, standing
+// for the chronicle_q.pth `make demo` installs (TestDepsPythonLink checks that file).
+func runReadme(t *testing.T, mnt string) {
+	t.Helper()
+	repo := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := readmeBlocks(t, string(readme), "Reading data")
+	langs := map[string]int{}
+	for _, b := range blocks {
+		langs[b.lang]++
+		if !strings.Contains(b.body, readmeMount) && b.lang == "python" {
+			t.Errorf("a Python block of \"Reading data\" does not read the demo's tree (%s):\n%s", readmeMount, b.body)
+		}
+	}
+	if langs["sh"] == 0 || langs["python"] == 0 {
+		t.Fatalf("\"Reading data\" has %d shell and %d Python blocks; want both", langs["sh"], langs["python"])
+	}
+	// The two folders are held open (fds 3, 4, opened in the new namespace: a bind mount's
+	// source must be in it) across the /tmp that covers them, then bound.
+	setup := `set -eu
+exec 3<"$DEMO_MNT" 4<"$PYDIR"
+mount -t tmpfs -o mode=1777 chronicle-readme /tmp
+mkdir -p ` + readmeMount + ` /tmp/.chronicle-python /tmp/reader
+mount -c --bind /proc/self/fd/3 ` + readmeMount + `
+mount -c --bind /proc/self/fd/4 /tmp/.chronicle-python
+exec 3<&- 4<&-
+cd /tmp/reader
+export PYTHONPATH=/tmp/.chronicle-python
+exec "$@"`
+	for i, b := range blocks {
+		argv := []string{"bash", "-e", "-o", "pipefail", "-s"}
+		if b.lang == "python" {
+			argv = []string{"/usr/bin/python3", "-"}
+		}
+		cmd := exec.Command("bash", append([]string{"-c", setup, "readme"}, argv...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		// bin/ on PATH, as after `make build` (chronicle-q).
+		cmd.Env = append(os.Environ(), "DEMO_MNT="+mnt, "PYDIR="+filepath.Join(repo, "python"),
+			"PATH="+testenv.BinDir()+":"+os.Getenv("PATH"))
+		cmd.Stdin = strings.NewReader(b.body)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			t.Errorf("README \"Reading data\" block %d (%s) failed: %v\n%s\noutput:\n%s", i+1, b.lang, err, b.body, out.String())
+			continue
+		}
+		t.Logf("README block %d (%s) output:\n%.1500s", i+1, b.lang, out.String())
+	}
+}
+
+type block struct{ lang, body string }
+
+// readmeBlocks returns the fenced code blocks of a README section, in order.
+func readmeBlocks(t *testing.T, readme, section string) []block {
+	t.Helper()
+	start := strings.Index(readme, "\n## "+section+"\n")
+	if start < 0 {
+		t.Fatalf("README has no section %q", section)
+	}
+	rest := readme[start+len(section)+5:]
+	if end := strings.Index(rest, "\n## "); end >= 0 {
+		rest = rest[:end]
+	}
+	var out []block
+	for _, m := range regexp.MustCompile("(?ms)^```([a-z0-9]*)\n(.*?)^```").FindAllStringSubmatch(rest, -1) {
+		switch m[1] {
+		case "sh", "bash", "shell":
+			out = append(out, block{"sh", m[2]})
+		case "python", "py":
+			out = append(out, block{"python", m[2]})
+		default:
+			t.Fatalf("README %q: a block of language %q that the test cannot run:\n%s", section, m[1], m[2])
+		}
+	}
+	return out
 }
 
 // TestDemoInterrupted interrupts the demo (S3=1: with a versitygw remote) with SIGINT at a

@@ -21,21 +21,29 @@ import (
 )
 
 func TestHelpAndUsageErrors(t *testing.T) {
-	_, stderr, code := tier(t, "--help")
-	if code != 0 || !strings.Contains(stderr, "Examples:") || !strings.Contains(stderr, "--cold-after") {
-		t.Fatalf("--help exited %d:\n%s", code, stderr)
+	stdout, _, code := tier(t, "--help")
+	if code != 0 || !strings.Contains(stdout, "Examples:") || !strings.Contains(stdout, "--cold-after") {
+		t.Fatalf("--help exited %d:\n%s", code, stdout)
 	}
 	if _, stderr, code := tier(t, "frobnicate"); code != 2 || !strings.Contains(stderr, "run, apply or status") {
 		t.Fatalf("unknown command exited %d: %s", code, stderr)
 	}
 	e := lt.NewEnv(t, "", nil)
 	args := config(t, e, nil, "concurrency = 0")
-	if _, stderr, code := tier(t, append(args, "status")...); code != 2 || !strings.Contains(stderr, "concurrency") {
+	// The config file's errors are runtime errors (1), the command line's usage errors (2).
+	if _, stderr, code := tier(t, append(args, "status")...); code != 1 || !strings.Contains(stderr, "concurrency") {
 		t.Fatalf("bad config value exited %d: %s", code, stderr)
 	}
+	if _, stderr, code := tier(t, append(args, "status", "--concurrency", "2")...); code != 0 {
+		t.Fatalf("a flag that corrects the file's value: exited %d: %s", code, stderr)
+	}
 	args = config(t, e, nil, "cold_afterr = \"1h\"")
-	if _, stderr, code := tier(t, append(args, "status")...); code != 2 || !strings.Contains(stderr, "tier.cold_afterr") {
+	if _, stderr, code := tier(t, append(args, "status")...); code != 1 || !strings.Contains(stderr, "tier.cold_afterr") {
 		t.Fatalf("typo in config exited %d: %s", code, stderr)
+	}
+	args = config(t, e, nil, "")
+	if _, stderr, code := tier(t, append(args, "status", "--concurrency", "0")...); code != 2 || !strings.Contains(stderr, "concurrency") {
+		t.Fatalf("bad flag value exited %d: %s", code, stderr)
 	}
 }
 

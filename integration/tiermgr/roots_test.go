@@ -10,7 +10,7 @@ import (
 
 // TestSharedRootsRefused: chronicle-tier will not start on a root other users can write to
 // (without the sticky bit) or that another user owns: it exits non-zero naming the root,
-// its mode, its owner and the option. A sticky 1777 root is fine, and [tiers]
+// its mode, its owner and the option (a runtime error: exit 1, docs/cli.md). A sticky 1777 root is fine, and [tiers]
 // allow_shared_roots = true accepts the others with a warning naming them.
 func TestSharedRootsRefused(t *testing.T) {
 	e := lt.NewEnv(t, "", nil)
@@ -31,7 +31,7 @@ func TestSharedRootsRefused(t *testing.T) {
 	if err := os.Chmod(e.Roots.Warm, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	status(2, "warm root "+e.Roots.Warm, "drwxrwxrwx 0777", "owner uid ", "writable by every user", "allow_shared_roots = true")
+	status(1, "warm root "+e.Roots.Warm, "drwxrwxrwx 0777", "owner uid ", "writable by every user", "allow_shared_roots = true")
 
 	if err := os.Chmod(e.Roots.Warm, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ func TestSharedRootsRefused(t *testing.T) {
 		if err := os.Chown(e.Roots.Cold, 4242, 4242); err != nil {
 			t.Fatal(err)
 		}
-		status(2, "cold root "+e.Roots.Cold, "owner uid 4242", "owned by another user")
+		status(1, "cold root "+e.Roots.Cold, "owner uid 4242", "owned by another user")
 	}
 
 	if err := os.Chmod(e.Roots.Warm, 0o777); err != nil {

@@ -24,6 +24,21 @@ type Log struct {
 // DefaultLog logs info and above as JSON.
 func DefaultLog() Log { return Log{Level: "info", Format: "json"} }
 
+// Validate checks the level and the format, naming the key.
+func (l Log) Validate() error {
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("[log] level %q: want debug, info, warn or error", l.Level)
+	}
+	switch strings.ToLower(l.Format) {
+	case "json", "text", "":
+	default:
+		return fmt.Errorf("[log] format %q: want json or text", l.Format)
+	}
+	return nil
+}
+
 // Load decodes the named sections of the TOML file at path into the given pointers, which
 // should already hold their defaults. An empty path loads nothing.
 func Load(path string, sections map[string]any) error {

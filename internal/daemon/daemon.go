@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/internal/config"
+	"github.com/coreos/go-systemd/v22/activation"
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,9 +28,12 @@ import (
 
 // Logger builds the process logger from the [log] section, writing to stderr.
 func Logger(c config.Log, component string) (*slog.Logger, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+		return nil, fmt.Errorf("[log] level %q: %w", c.Level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	var h slog.Handler
@@ -39,7 +43,7 @@ func Logger(c config.Log, component string) (*slog.Logger, error) {
 	case "text":
 		h = slog.NewTextHandler(os.Stderr, opts)
 	default:
-		return nil, fmt.Errorf("log format %q: want json or text", c.Format)
+		return nil, fmt.Errorf("[log] format %q: want json or text", c.Format)
 	}
 	return slog.New(h).With("component", component), nil
 }
@@ -53,13 +57,21 @@ func Registry() *prometheus.Registry {
 
 // ServeMetrics serves /metrics (and /healthz) on addr until ctx ends. An empty addr
 // disables it. It returns once the listener is bound, so a bad address fails at start.
+// A listening socket passed by systemd (socket activation: the one named "metrics", or the
+// only one) wins over addr: the service then needs no network of its own
+// (deploy/chronicle-etl.socket).
 func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (net.Addr, error) {
-	if addr == "" {
-		return nil, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+	ln := activatedListener()
+	if ln == nil {
+		if addr == "" {
+			return nil, nil
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+		}
+	} else if addr != "" {
+		log.Info("metrics: serving the socket passed by the service manager instead of metrics_addr", "metrics_addr", addr)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -78,6 +90,25 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return ln.Addr(), nil
+}
+
+// activatedListener is the metrics socket systemd passed ($LISTEN_FDS), or nil.
+func activatedListener() net.Listener {
+	ls, err := activation.ListenersWithNames()
+	if err != nil {
+		return nil
+	}
+	if l := ls["metrics"]; len(l) > 0 {
+		return l[0]
+	}
+	if len(ls) == 1 {
+		for _, l := range ls {
+			if len(l) == 1 {
+				return l[0]
+			}
+		}
+	}
+	return nil
 }
 
 // SignalContext is cancelled on SIGINT or SIGTERM; a second signal kills the process.

@@ -7,3 +7,6 @@ run etl-backfill -bench 'BenchmarkBackfill' -benchtime 3x -count "$ROUNDS" ./etl
 run etl-catchup -bench 'BenchmarkLiveCatchup/usdm' -benchtime 3x -count "$ROUNDS" ./etl/
 run etl-book -bench 'BenchmarkReplayCaptures/usdm' -benchtime 3x -count "$ROUNDS" ./etl/book/
 run etl-live -bench 'BenchmarkLiveLatency' -benchtime 20000x -count "$ROUNDS" ./etl/
+# A/B merge: two hosts' journals of the USD-M capture merged (chronicle-etl merge) vs the
+# refinery's backfill of one of them, same run.
+run etl-merge -bench 'BenchmarkMerge' -benchtime 3x -count "$ROUNDS" ./etl/merge/

@@ -14,3 +14,4 @@ CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} -
   run profile-fs -bench 'BenchmarkFS$/seq' -benchtime 1x -timeout 30m -v ./integration/fsmount/
 CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs-npy.pprof" \
   run profile-fs-npy -bench 'BenchmarkFS$/numpy' -benchtime 1x -timeout 30m -v ./integration/fsmount/
+CHRONICLE_BENCH_FIGURES= run profile-views -bench 'BenchmarkBookAt' -benchtime 1x -cpuprofile "$raw/profile-views.pprof" -o "$raw/profile-views.test" ./format/bookview/

@@ -40,6 +40,8 @@ func profileSpecs() []profileSpec {
 			Explains: []string{"etl.backfill.decode", "etl.backfill.decode.coinm", "etl.backfill.decode.spot"}, Options: []string{`-focus=binance\.Venue\.Decode`}},
 		{Step: "profile-fs", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/seq: its cold and remote passes (versitygw's share is fs.remote_cpu.server)",
 			Explains: []string{"fs.cold_seq", "fs.remote_seq", "fs.remote_cpu", "peer.s3fs.seq.loopback", "peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit"}},
+		{Step: "profile-views", What: "BenchmarkBookAt of format/bookview, one round: the book at random instants of a mapped books.Gen book (the replay from the snapshot run before each instant; the fixture left out)",
+			Explains: []string{"views.book_at_p99.warm", "views.book_at_p99.cold", "views.book_at_p99.remote", "views.top10_random_p99"}, Options: []string{`-focus=Partition\)\.BookAt`}},
 		{Step: "profile-fs-npy", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/numpy: the reads of book.npy, warm and cold, with the cold book's decoding left out (the replies of both remain)",
 			Explains: []string{"numpy.book_npy_warm"}, Options: []string{`-ignore=qzst`}},
 	}

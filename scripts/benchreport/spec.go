@@ -268,6 +268,11 @@ func specs() []Spec {
 			Baseline: "the book of issue 13 (maps and heaps) after the same updates, live heap", Goal: vle(1024),
 			Bench: &BenchSrc{Name: "BenchmarkReplayCaptures/usdm", Value: "ladder_peak_bytes", Baseline: "mapheap_bytes", Scale: 1.0 / 1024},
 			Why:   "issue 23: a bounded footprint per symbol (two windows of 4096 ticks and the levels below them, at most book.MaxLevels)"},
+		Spec{ID: "etl.merge", What: "chronicle-etl merge of two hosts' journals of the USD-M capture (MB/s of both hosts' messages)", Unit: "MB/s",
+			Baseline: "the refinery's backfill of one of the journals (MB/s of its messages)", Goal: ge(1),
+			Why:   "merging two hosts' captures should take no longer than refining them one after the other",
+			Bench: bench("BenchmarkMerge", "merge_MB/s", "backfill_MB/s"),
+			Bound: "the merge reads both journals twice (a survey of each host's depth chains, then the interleave, each host's frames parsed and dated in its own goroutine) while the refinery follows the merged journal on the other core: it needs both cores where the backfill needs one, so on two shared cores its figure follows the machine's load more than the backfill's (rounds between 0.64x and 1.07x in one run)"},
 		Spec{ID: "etl.live_p99", What: "journal append -> canonical records committed, p99 (live tail)", Unit: "us",
 			Baseline: "the journal tailer alone, p99", Goal: vle(100),
 			Bench: &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p99_ns", Baseline: "tailer_p99_ns", Scale: 1e-3},
@@ -276,5 +281,27 @@ func specs() []Spec {
 			Baseline: "the journal tailer alone, p50",
 			Bench:    &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p50_ns", Baseline: "tailer_p50_ns", Scale: 1e-3}},
 	)
-	return append(append(s, peerSpecs()...), researchSpecs()...)
+	return append(append(append(s, viewSpecs()...), peerSpecs()...), researchSpecs()...)
+}
+
+// viewSpecs are the research views' figures (BenchmarkViews, docs/format/views.md).
+func viewSpecs() []Spec {
+	replay := "replaying the partition from its start to the instant (what users do today), p99"
+	bound := "the replay from the snapshot run before the instant: up to a minute of records (a 2,000-level run, then about 100,000 records of books.Gen), decoded (cold, remote) and applied one by one, so the figure follows the machine's speed per record and the refinery's snapshot_interval: BenchmarkBookAt (profile-views, same machine) replays about 49,000 records a query with runs every minute and 10,500 with runs every 10 s, p50 several times lower; profile-views"
+	return []Spec{
+		{ID: "views.book_at_p99.warm", What: "the book at random instants, warm, through format/bookview (as chronicle-q reads), p99", Unit: "ms",
+			Baseline: replay, Goal: vle(2), Why: "issue 22: warm <= 2 ms", Bound: bound},
+		{ID: "views.book_at_p99.cold", What: "the book at random instants, cold (seekable zstd), p99", Unit: "ms",
+			Baseline: replay, Goal: vle(10), Why: "the seed's Zone 3 budget", Bound: bound},
+		{ID: "views.book_at_p99.remote", What: "the book at random instants, remote (versitygw on loopback), p99", Unit: "ms",
+			Baseline: replay, Goal: vle(30), Bound: bound},
+		{ID: "views.top10_seq", What: "first pass (dd) over cold views/top10.npy through a fresh mount", Unit: "s",
+			Baseline: "first pass over the same partition's cold book.q", Goal: le(2),
+			Bound: "rendering decodes the whole cold book and replays every level record; the baseline only decodes"},
+		{ID: "views.top10_random_p99", What: "random row reads (one row, pread) of cold views/top10.npy through a fresh mount, p99", Unit: "ms",
+			Baseline: "random record reads of the same cold book.q, p99", Goal: vle(10),
+			Bound: "a row's first read renders its segment: the replay from the snapshot run before it (" + "as for views.book_at_p99.cold" + ")"},
+		{ID: "fs.views_rss", What: "chronicle-fs peak RSS after random rows and a pass of every view of a cold book", Unit: "MiB",
+			Baseline: "configured frame cache + views cache + 100 MiB", Goal: le(1)},
+	}
 }

@@ -28,6 +28,9 @@ type Gen struct {
 	nextSnap int64
 	ex, recv int64 // the current event's times: every record of one event shares them
 	pending  []format.BookRecord
+	// SnapEvery is the exchange time between snapshot runs, ms (0: 60,000, the refinery's
+	// default snapshot_interval).
+	SnapEvery int64
 }
 
 const (
@@ -84,7 +87,11 @@ func (g *Gen) event() {
 		g.mid += g.r.Int64N(5) - 2
 	}
 	if g.tsMs >= g.nextSnap {
-		g.nextSnap += snapEvery
+		if g.SnapEvery > 0 {
+			g.nextSnap += g.SnapEvery
+		} else {
+			g.nextSnap += snapEvery
+		}
 		g.seq++
 		g.rec(format.TypeSnapshotBegin, format.FlagSnapshot, 0, 0, 2*snapDepth, 0)
 		for side, flag := range []uint16{format.FlagBid, format.FlagAsk} {

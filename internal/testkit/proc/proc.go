@@ -36,13 +36,28 @@ type Proc struct {
 // still runs.
 func Start(t testing.TB, cmd *exec.Cmd) *Proc {
 	t.Helper()
+	return start(t, cmd, "")
+}
+
+// StartNotify is Start with the notify socket at path notify (testenv.NotifySocketAt).
+func StartNotify(t testing.TB, cmd *exec.Cmd, notify string) *Proc {
+	t.Helper()
+	return start(t, cmd, notify)
+}
+
+func start(t testing.TB, cmd *exec.Cmd, notify string) *Proc {
+	t.Helper()
 	p := &Proc{Cmd: cmd, done: make(chan struct{})}
 	if cmd.Stdout == nil {
 		p.out = &buffer{}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
 	}
 	var env string
-	env, p.Ready = testenv.NotifySocket(t)
+	if notify == "" {
+		env, p.Ready = testenv.NotifySocket(t)
+	} else {
+		env, p.Ready = testenv.NotifySocketAt(t, notify)
+	}
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}

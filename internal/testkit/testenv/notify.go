@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +13,14 @@ import (
 // means a clean shutdown rather than the default death of a process still starting.
 func NotifySocket(t testing.TB) (env string, ready <-chan struct{}) {
 	t.Helper()
+	return NotifySocketAt(t, filepath.Join(t.TempDir(), "n"))
+}
+
+// NotifySocketAt is NotifySocket listening at path p, which every user may write to (a
+// daemon that drops to a service user still reaches it).
+func NotifySocketAt(t testing.TB, p string) (env string, ready <-chan struct{}) {
+	t.Helper()
 	// A short path: unix socket names are limited to 108 bytes.
-	p := filepath.Join(t.TempDir(), "n")
 	if len(p) > 100 {
 		t.Fatalf("notify socket path too long: %s", p)
 	}
@@ -22,6 +29,9 @@ func NotifySocket(t testing.TB) (env string, ready <-chan struct{}) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if err := os.Chmod(p, 0o666); err != nil {
+		t.Fatal(err)
+	}
 	ch := make(chan struct{})
 	go func() {
 		buf := make([]byte, 4096)

@@ -24,8 +24,8 @@ func Refined(t testing.TB, root string) map[string][]byte {
 }
 
 // Served maps every file of the partitions below root/v1 (book.q, meta.json with its
-// ingest time zeroed, index/...) to its bytes, keyed relative to root; book.npy, which the
-// mount makes up, is left out, and each book.q is cut to its committed records. Through a
+// ingest time zeroed, index/...) to its bytes, keyed relative to root; book.npy and views/,
+// which the mount makes up, are left out, and each book.q is cut to its committed records. Through a
 // mount, each book.q reads from whatever tier holds it.
 func Served(t testing.TB, root string) map[string][]byte {
 	t.Helper()
@@ -42,8 +42,8 @@ func read(t testing.TB, root, dir string, served bool) map[string][]byte {
 			return err
 		}
 		if fi.IsDir() {
-			if fi.Name() == ".chronicle-etl" {
-				return filepath.SkipDir
+			if fi.Name() == ".chronicle-etl" || served && fi.Name() == "views" && p != dir {
+				return filepath.SkipDir // views/ is made up by the mount, like book.npy
 			}
 			return nil
 		}

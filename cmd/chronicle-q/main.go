@@ -1,0 +1,450 @@
+// Command chronicle-q answers research questions from the shell: the book of a partition
+// at any instant, and its top N levels after every depth update or on a regular grid as
+// CSV. It reads through the tiers of the shared configuration (any tier, as chronicle-fs
+// does) or a partition directory (a tier's, or one seen through the mount). The work is
+// package format/bookview's; docs/format/views.md defines the rows.
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/bookview"
+	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers"
+	"github.com/chronicle/chronicle/tiers/objstore"
+	"github.com/spf13/pflag"
+)
+
+const prog = "chronicle-q"
+
+const usageLine = "usage: chronicle-q [flags] book PARTITION TIME | chronicle-q [flags] top PARTITION"
+
+const usage = `chronicle-q: the book of a partition at any instant, and top-N rows as CSV.
+
+Usage:
+  chronicle-q [flags] book PARTITION TIME    the book at TIME (--depth, --json)
+  chronicle-q [flags] top PARTITION          top-N rows as CSV: one per depth update,
+                                             or one per --every on a grid
+
+PARTITION is VENUE/SYMBOL/DATE (v1/ in front optional), read through the tiers of
+--config (hot, warm, cold or remote, whichever holds it), or a partition directory
+(one with a book.q, e.g. through the chronicle-fs mount). TIME is RFC 3339 in UTC
+(2024-08-08T23:58:00Z, fractions to the nanosecond), a time of day on the partition's
+date (23:58:00.5), or nanoseconds since the epoch. Prices and sizes print exactly, in
+the partition's decimals. The book at TIME is the book after the last book event at or
+before TIME (docs/format/views.md); inside an invalid stretch it says so with its reason;
+before the first snapshot the error names the first instant with a book.
+
+Examples:
+  chronicle-q --config /etc/chronicle/chronicle.toml book binance-perp/eth-usdt/2024-08-08 23:58:00
+  chronicle-q --config chronicle.toml book --depth 5 --json binance-perp/eth-usdt/2024-08-08 2024-08-08T23:58:00Z
+  chronicle-q top --n 10 --every 1s /chronicle/v1/binance-perp/eth-usdt/2024-08-08 > top10_1s.csv
+  chronicle-q --warm /mnt/nvme-warm/chronicle top --n 5 --start 23:55:00 --end 23:56:00 binance-perp/eth-usdt/2024-08-08
+
+Flags (they override [tiers], [remote] and [log] of --config):
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type options struct {
+	configPath          string
+	roots               layout.Roots
+	remote              objstore.Config
+	depth, n            int
+	asJSON              bool
+	every, start, end   string
+	cacheBytes          string
+	remoteTimeout       time.Duration
+	fl                  *pflag.FlagSet
+	hot, warm, cold, rm string
+}
+
+func flagSet(o *options) *pflag.FlagSet {
+	fl := pflag.NewFlagSet(prog, pflag.ContinueOnError)
+	fl.StringVar(&o.configPath, "config", "", "shared TOML configuration ([tiers], [remote])")
+	fl.StringVar(&o.hot, "hot", "", "hot tier root")
+	fl.StringVar(&o.warm, "warm", "", "warm tier root")
+	fl.StringVar(&o.cold, "cold", "", "cold tier root")
+	fl.StringVar(&o.rm, "remote", "", "remote tier URI (s3://bucket/prefix, file:///dir)")
+	fl.StringVar(&o.remote.Endpoint, "remote-endpoint", "", "S3 endpoint URL")
+	fl.IntVar(&o.depth, "depth", 0, "book: levels a side to print (0: all)")
+	fl.BoolVar(&o.asJSON, "json", false, "book: print JSON")
+	fl.IntVar(&o.n, "n", 10, "top: levels a side in each row")
+	fl.StringVar(&o.every, "every", "", "top: a row per grid point (100ms, 1s, 1m...) instead of per depth update")
+	fl.StringVar(&o.start, "start", "", "top: first instant (default: the partition's first record; a grid starts on a multiple of --every)")
+	fl.StringVar(&o.end, "end", "", "top: end instant, excluded (default: past the last record)")
+	fl.StringVar(&o.cacheBytes, "cache-bytes", "64MiB", "frames of cold and remote books kept decoded")
+	fl.DurationVar(&o.remoteTimeout, "remote-timeout", 30*time.Second, "bound on one remote read")
+	fl.SortFlags = false
+	return fl
+}
+
+// usageError is a mistake in the command line: exit 2 with the usage line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o := &options{}
+	fl := flagSet(o)
+	fl.SetOutput(io.Discard)
+	err := fl.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		fl.SetOutput(stdout)
+		fl.PrintDefaults()
+		return 0
+	}
+	if err == nil {
+		err = dispatch(o, fl, fl.Args(), stdout)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case !errors.Is(err, errRuntime): // the command line: flags, arguments
+		fmt.Fprintf(stderr, "%s: %v\n%s\n", prog, err, usageLine)
+		return 2
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", prog, strings.TrimPrefix(err.Error(), errRuntime.Error()+": "))
+	return 1
+}
+
+// errRuntime marks failures of the work itself (exit 1), as opposed to the command line.
+var errRuntime = errors.New("runtime")
+
+func fail(what string, err error) error { return fmt.Errorf("%w: %s: %w", errRuntime, what, err) }
+
+func dispatch(o *options, fl *pflag.FlagSet, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"no command (want book or top)"}
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "book":
+		if len(args) != 2 {
+			return usageError{"book needs PARTITION and TIME"}
+		}
+	case "top":
+		if len(args) != 1 {
+			return usageError{"top needs one PARTITION"}
+		}
+		if o.n < 1 || o.n > bookview.MaxDepth {
+			return usageError{fmt.Sprintf("--n %d: want 1..%d", o.n, bookview.MaxDepth)}
+		}
+	default:
+		return usageError{fmt.Sprintf("unknown command %q (want book or top)", cmd)}
+	}
+	if o.depth < 0 {
+		return usageError{fmt.Sprintf("--depth %d: want 0 (all) or more", o.depth)}
+	}
+	var every time.Duration
+	if o.every != "" {
+		d, err := time.ParseDuration(o.every)
+		if err != nil || d <= 0 {
+			return usageError{fmt.Sprintf("--every %q: want a positive duration such as 100ms, 1s, 1m", o.every)}
+		}
+		every = d
+	}
+	p, closer, err := openPartition(o, fl, args[0])
+	if err != nil {
+		return err
+	}
+	defer closer()
+	if cmd == "book" {
+		t, err := parseTime(args[1], p)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		st, err := p.BookAt(t, o.depth)
+		if err != nil {
+			return fail("book at "+args[1], err)
+		}
+		if o.asJSON {
+			return printJSON(stdout, args[0], st)
+		}
+		return printBook(stdout, args[0], st)
+	}
+	start, end := int64(math.MinInt64), int64(math.MaxInt64)
+	if o.start != "" {
+		if start, err = parseTime(o.start, p); err != nil {
+			return usageError{"--start: " + err.Error()}
+		}
+	}
+	if o.end != "" {
+		if end, err = parseTime(o.end, p); err != nil {
+			return usageError{"--end: " + err.Error()}
+		}
+	}
+	var it *bookview.RowIter
+	if every > 0 {
+		step := int64(every)
+		if o.start == "" || o.end == "" {
+			lo, hi, _ := p.Span()
+			if o.start == "" {
+				start = (lo + step - 1) / step * step
+			}
+			if o.end == "" {
+				end = hi + 1
+			}
+		}
+		it = p.Grid(o.n, start, end, step)
+	} else {
+		it = p.Top(o.n, start, end)
+	}
+	defer it.Close()
+	if err := writeCSV(stdout, p.Header(), o.n, it); err != nil {
+		return fail("top "+args[0], err)
+	}
+	return nil
+}
+
+// openPartition opens a partition directory, or resolves VENUE/SYMBOL/DATE through the
+// tiers.
+func openPartition(o *options, fl *pflag.FlagSet, arg string) (*bookview.Partition, func(), error) {
+	if st, err := os.Stat(filepath.Join(arg, layout.BookName)); err == nil && !st.IsDir() {
+		l, err := bookview.OpenDir(arg)
+		if err != nil {
+			return nil, nil, fail("open "+arg, err)
+		}
+		return l.Partition, func() { l.Close() }, nil
+	}
+	logical := strings.Trim(arg, "/")
+	if !strings.HasPrefix(logical, layout.LayoutVersion+"/") {
+		logical = layout.LayoutVersion + "/" + logical
+	}
+	l, err := layout.ParseLogical(logical)
+	if err != nil || l.Depth() != 3 {
+		return nil, nil, usageError{fmt.Sprintf("%q is neither a partition directory (with a book.q) nor VENUE/SYMBOL/DATE", arg)}
+	}
+	roots := layout.DefaultRoots()
+	if err := config.Load(o.configPath, map[string]any{"tiers": &roots, "remote": &o.remote}); err != nil {
+		return nil, nil, usageError{err.Error()}
+	}
+	for name, v := range map[string]*string{"hot": &roots.Hot, "warm": &roots.Warm, "cold": &roots.Cold, "remote": &roots.Remote} {
+		if fl.Changed(name) {
+			*v = map[string]string{"hot": o.hot, "warm": o.warm, "cold": o.cold, "remote": o.rm}[name]
+		}
+	}
+	cacheBytes, err := config.ParseSize(o.cacheBytes)
+	if err != nil {
+		return nil, nil, usageError{"--cache-bytes: " + err.Error()}
+	}
+	ctx := context.Background()
+	var store objstore.Store
+	if roots.Remote != "" {
+		if store, err = objstore.Open(ctx, roots.Remote, o.remote); err != nil {
+			return nil, nil, fail("open the remote tier", err)
+		}
+	}
+	cache, err := qzst.NewCache(qzst.CacheOptions{MaxBytes: max(cacheBytes, 8<<20)})
+	if err != nil {
+		return nil, nil, usageError{"--cache-bytes: " + err.Error()}
+	}
+	res, err := tiers.New(roots, tiers.Options{Store: store, Cache: cache, RemoteTimeout: o.remoteTimeout})
+	if err != nil {
+		return nil, nil, fail("tiers", err)
+	}
+	closeAll := func() {
+		res.Close()
+		cache.Close()
+		if store != nil {
+			store.Close()
+		}
+	}
+	part := l.Key.Dir()
+	th, err := res.OpenBook(ctx, l.Key)
+	if err != nil {
+		closeAll()
+		return nil, nil, fail("open "+part, err)
+	}
+	ix, err := bookview.LoadIndexes(part, func(rel string, max int64) ([]byte, error) {
+		h, err := res.Open(ctx, path.Join(part, rel))
+		if errors.Is(err, tiers.ErrNotFound) {
+			return nil, fmt.Errorf("%s: %w", rel, os.ErrNotExist)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer h.Close()
+		if h.Size() > max {
+			return nil, fmt.Errorf("%s: %w", rel, format.ErrTooLarge)
+		}
+		b := make([]byte, h.Size())
+		if n, err := h.ReadAt(b, 0); n < len(b) {
+			return nil, fmt.Errorf("read %s: %w", rel, err)
+		}
+		return b, nil
+	})
+	if err == nil {
+		var p *bookview.Partition
+		if p, err = bookview.Open(th, th.Size(), part+"/"+layout.BookName+" ("+th.Tier().String()+")", ix); err == nil {
+			return p, func() { th.Close(); closeAll() }, nil
+		}
+	}
+	th.Close()
+	closeAll()
+	return nil, nil, fail("open "+part, err)
+}
+
+// parseTime reads an instant: RFC 3339 (UTC when no zone), a time of day on the
+// partition's date, or integer nanoseconds since the epoch.
+func parseTime(s string, p *bookview.Partition) (int64, error) {
+	if ns, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return ns, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UnixNano(), nil
+		}
+	}
+	if lo, _, ok := p.Day(); ok {
+		if t, err := time.Parse("15:04:05.999999999", s); err == nil {
+			return lo + int64(t.Sub(time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC))), nil
+		}
+	}
+	return 0, fmt.Errorf("time %q: want RFC 3339 (2024-08-08T23:58:00Z), a time of day (23:58:00.5) or nanoseconds", s)
+}
+
+func dec(v int64, d uint8) string { return format.FormatDecimal(v, d) }
+
+func reasonName(code int64) string {
+	if code == 0 {
+		return "unknown"
+	}
+	return format.InvalidReasonName(code)
+}
+
+func printBook(w io.Writer, name string, st *bookview.State) error {
+	fmt.Fprintf(w, "%s at %s\n", name, bookview.FormatTime(st.Time))
+	if !st.Valid {
+		since := ""
+		if st.InvalidSince != 0 {
+			since = " since " + bookview.FormatTime(st.InvalidSince)
+		}
+		_, err := fmt.Fprintf(w, "book INVALID (%s)%s: no levels to show\n", reasonName(st.Reason), since)
+		return err
+	}
+	state := "valid"
+	if st.Crossed {
+		state = "valid, CROSSED"
+	}
+	fmt.Fprintf(w, "as of %s, update %d: %s, %d bid levels, %d ask levels\n", bookview.FormatTime(st.AsOf), st.Seq, state, st.BidLevels, st.AskLevels)
+	fmt.Fprintf(w, "%18s %18s | %-18s %-18s\n", "bid size", "bid", "ask", "ask size")
+	for i := 0; i < max(len(st.Bids), len(st.Asks)); i++ {
+		var bq, bp, ap, aq string
+		if i < len(st.Bids) {
+			bp, bq = dec(st.Bids[i].Price, st.PriceDecimals), dec(st.Bids[i].Qty, st.QtyDecimals)
+		}
+		if i < len(st.Asks) {
+			ap, aq = dec(st.Asks[i].Price, st.PriceDecimals), dec(st.Asks[i].Qty, st.QtyDecimals)
+		}
+		fmt.Fprintf(w, "%18s %18s | %-18s %-18s\n", bq, bp, ap, aq)
+	}
+	return nil
+}
+
+type jsonBook struct {
+	Partition    string      `json:"partition"`
+	Time         string      `json:"time"`
+	AsOf         string      `json:"as_of,omitempty"`
+	Seq          uint64      `json:"seq"`
+	Valid        bool        `json:"valid"`
+	Reason       string      `json:"reason,omitempty"`
+	InvalidSince string      `json:"invalid_since,omitempty"`
+	Crossed      bool        `json:"crossed"`
+	BidLevels    int         `json:"bid_levels"`
+	AskLevels    int         `json:"ask_levels"`
+	Bids         [][2]string `json:"bids"`
+	Asks         [][2]string `json:"asks"`
+}
+
+func printJSON(w io.Writer, name string, st *bookview.State) error {
+	j := jsonBook{Partition: name, Time: bookview.FormatTime(st.Time), Seq: st.Seq, Valid: st.Valid, Crossed: st.Crossed,
+		BidLevels: st.BidLevels, AskLevels: st.AskLevels, Bids: [][2]string{}, Asks: [][2]string{}}
+	if st.AsOf != 0 {
+		j.AsOf = bookview.FormatTime(st.AsOf)
+	}
+	if !st.Valid {
+		j.Reason = reasonName(st.Reason)
+		if st.InvalidSince != 0 {
+			j.InvalidSince = bookview.FormatTime(st.InvalidSince)
+		}
+	}
+	for _, l := range st.Bids {
+		j.Bids = append(j.Bids, [2]string{dec(l.Price, st.PriceDecimals), dec(l.Qty, st.QtyDecimals)})
+	}
+	for _, l := range st.Asks {
+		j.Asks = append(j.Asks, [2]string{dec(l.Price, st.PriceDecimals), dec(l.Qty, st.QtyDecimals)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(j)
+}
+
+// writeCSV prints rows: times in RFC 3339, a state column (ok, crossed, invalid:REASON),
+// then each level's price and size, empty past the last level of a side.
+func writeCSV(w io.Writer, h format.Header, n int, it *bookview.RowIter) error {
+	cw := csv.NewWriter(w)
+	head := []string{"ts_exchange", "ts_recv", "seq", "state"}
+	for _, side := range []string{"bid", "ask"} {
+		for i := 1; i <= n; i++ {
+			head = append(head, fmt.Sprintf("%s%d_price", side, i), fmt.Sprintf("%s%d_size", side, i))
+		}
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	rec := make([]string, len(head))
+	for it.Next() {
+		r := it.Row()
+		rec[0] = bookview.FormatTime(r.TsExchange)
+		rec[1] = ""
+		if r.TsRecv != 0 {
+			rec[1] = bookview.FormatTime(r.TsRecv)
+		}
+		rec[2] = strconv.FormatUint(r.Seq, 10)
+		switch {
+		case r.Flags&bookview.RowInvalid != 0:
+			rec[3] = "invalid:" + reasonName(int64(r.Reason))
+		case r.Flags&bookview.RowCrossed != 0:
+			rec[3] = "crossed"
+		default:
+			rec[3] = "ok"
+		}
+		k := 4
+		for _, side := range [][2][]int64{{r.BidPrice, r.BidQty}, {r.AskPrice, r.AskQty}} {
+			for i := range n {
+				rec[k], rec[k+1] = "", ""
+				if side[1][i] != 0 {
+					rec[k], rec[k+1] = dec(side[0][i], h.PriceDecimals), dec(side[1][i], h.QtyDecimals)
+				}
+				k += 2
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	return it.Err()
+}

@@ -1,0 +1,111 @@
+package bookview
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/bookindex"
+)
+
+// Index file paths, relative to a partition directory.
+var (
+	TimePath      = bookindex.Dir + "/" + bookindex.TimeName
+	SnapshotsPath = bookindex.Dir + "/" + bookindex.SnapshotsName
+	EventsPath    = bookindex.Dir + "/" + bookindex.EventsName
+)
+
+// MaxIndexBytes bounds each index file a loader reads.
+var MaxIndexBytes = map[string]int64{
+	TimePath:      bookindex.HeaderSize + bookindex.MaxSeconds*bookindex.TimeEntrySize,
+	SnapshotsPath: bookindex.HeaderSize + bookindex.MaxSnapshots*bookindex.SnapshotEntrySize,
+	EventsPath:    bookindex.HeaderSize + bookindex.MaxEventEntries*bookindex.EventsEntrySize,
+}
+
+// LoadIndexes reads a partition's index/ files through read (which returns a file's bytes
+// by its path relative to the partition, refusing more than max bytes, and an error
+// matching fs.ErrNotExist for a file that is not there). Absent files are nil; a damaged
+// one is an error naming it. name labels errors ("v1/.../2024-08-08").
+func LoadIndexes(name string, read func(rel string, max int64) ([]byte, error)) (Indexes, error) {
+	ix := Indexes{SnapsOf: -1}
+	get := func(rel string) ([]byte, error) {
+		b, err := read(rel, MaxIndexBytes[rel])
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return b, err
+	}
+	b, err := get(TimePath)
+	if err != nil {
+		return ix, err
+	}
+	if b != nil {
+		if ix.Time, err = bookindex.ParseTime(b, filepath.Join(name, TimePath)); err != nil {
+			return ix, err
+		}
+	}
+	if b, err = get(SnapshotsPath); err != nil {
+		return ix, err
+	}
+	if b != nil {
+		if ix.Snapshots, ix.SnapsOf, err = bookindex.ParseSnapshots(b, filepath.Join(name, SnapshotsPath)); err != nil {
+			return ix, err
+		}
+	}
+	if b, err = get(EventsPath); err != nil {
+		return ix, err
+	}
+	if b != nil {
+		if ix.Events, err = bookindex.ParseEvents(b, filepath.Join(name, EventsPath)); err != nil {
+			return ix, err
+		}
+	}
+	return ix, nil
+}
+
+// Local is a partition opened from a local directory (a tier's, or one seen through the
+// mount): book.q mapped read-only, index/ read from beside it.
+type Local struct {
+	*Partition
+	m *format.Mapped
+}
+
+// OpenDir opens the partition in dir. A growing book is served up to its committed length
+// at the time; Refresh reads further.
+func OpenDir(dir string) (*Local, error) {
+	p := filepath.Join(dir, bookindex.BookName)
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: errors.New("is a directory")}
+	}
+	m, err := format.MapFile(p)
+	if err != nil {
+		return nil, err
+	}
+	h, err := format.ReadHeader(m, m.Size(), p)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	ix, err := LoadIndexes(dir, func(rel string, max int64) ([]byte, error) {
+		return format.ReadFileLimit(filepath.Join(dir, rel), max)
+	})
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	part, err := Open(m, int64(h.Committed), p, ix)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &Local{Partition: part, m: m}, nil
+}
+
+// Close unmaps the book.
+func (l *Local) Close() error { return l.m.Close() }

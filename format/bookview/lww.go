@@ -1,0 +1,100 @@
+package bookview
+
+import "slices"
+
+// lwwSide is one side of a book kept as "last write wins": a hash table from price to the
+// last quantity written, with no order. The book at an instant needs only each level's
+// final quantity, so BookAt replays into it (a store per level record, no search, no
+// moves) and sorts the survivors once at the end; rows after every update need the order
+// at every step and use side instead.
+type lwwSide struct {
+	keys []int64
+	vals []int64
+	gens []uint32 // a slot is live when its generation is the table's
+	gen  uint32
+	used int // live slots (deleted levels included: they hold 0)
+	ask  bool
+}
+
+const lwwMinSlots = 1 << 12
+
+func (s *lwwSide) init() {
+	if s.keys == nil {
+		s.keys, s.vals, s.gens = make([]int64, lwwMinSlots), make([]int64, lwwMinSlots), make([]uint32, lwwMinSlots)
+		s.gen = 1
+	}
+}
+
+func slot(price int64, mask int) int {
+	return int(uint64(price)*0x9E3779B97F4A7C15>>32) & mask
+}
+
+// set records the level's quantity (0: deleted).
+func (s *lwwSide) set(price, qty int64) {
+	s.init()
+	mask := len(s.keys) - 1
+	for i := slot(price, mask); ; i = (i + 1) & mask {
+		if s.gens[i] != s.gen {
+			s.keys[i], s.vals[i], s.gens[i] = price, qty, s.gen
+			s.used++
+			if 2*s.used > len(s.keys) {
+				s.grow()
+			}
+			return
+		}
+		if s.keys[i] == price {
+			s.vals[i] = qty
+			return
+		}
+	}
+}
+
+func (s *lwwSide) grow() {
+	keys, vals, gens, gen := s.keys, s.vals, s.gens, s.gen
+	n := 2 * len(keys)
+	s.keys, s.vals, s.gens, s.gen, s.used = make([]int64, n), make([]int64, n), make([]uint32, n), 1, 0
+	for i := range keys {
+		if gens[i] == gen {
+			s.set(keys[i], vals[i])
+		}
+	}
+}
+
+// reset empties the side in O(1): every slot of an older generation is free.
+func (s *lwwSide) reset() {
+	s.init()
+	s.gen++
+	s.used = 0
+	if s.gen == 0 { // wrapped: clear for real
+		clear(s.gens)
+		s.gen = 1
+	}
+}
+
+// levels returns the live levels, best first: bids from the highest price, asks from the
+// lowest.
+func (s *lwwSide) levels() []Level {
+	out := make([]Level, 0, s.used)
+	for i, g := range s.gens {
+		if g == s.gen && s.vals[i] != 0 {
+			out = append(out, Level{s.keys[i], s.vals[i]})
+		}
+	}
+	slices.SortFunc(out, func(a, b Level) int {
+		if s.ask {
+			return cmpInt(a.Price, b.Price)
+		}
+		return cmpInt(b.Price, a.Price)
+	})
+	return out
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
