@@ -28,13 +28,16 @@ import (
 // by side. The producer, when the ring is full, spins briefly, then yields, then sleeps.
 // The refinery never waits for it: when the entry it needs is not there yet (the goroutine
 // fell behind, or the machine's other work took its core), it decodes the message itself
-// and says how far it got, and the goroutine skips up to there. So two cores are never
-// slower than one.
+// and says how far it got, and the goroutine skips up to there. When, over a few thousand
+// messages, the refinery decoded three in four itself, the goroutine has no core of its own
+// (the machine's other work takes it) and stops: its reading and decoding would only take
+// time from the refinery's.
 
 const (
 	aheadRing    = 1024 // entries: the goroutine runs at most this far ahead
 	aheadPublish = 32   // entries the consumer takes between publications of its index
 	aheadLead    = 64   // messages the goroutine skips, once the consumer caught it, to lead again
+	aheadWindow  = 4096 // messages over which the goroutine judges whether it helps
 	// aheadBacklog is the backlog (committed journal bytes not yet refined) at which a
 	// live refinery starts decoding ahead.
 	aheadBacklog = 4 << 20
@@ -123,6 +126,8 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 	var head, room uint64 // entries written; the first entry that is not free
 	var lastBehind uint64 // the consumer's last behind mark seen
 	lead := 0             // messages still to skip to be ahead of the consumer again
+	var seen, lost int    // messages in this window, and those the consumer decoded itself
+	windows := 0
 	for !a.stop.Load() {
 		rec, status, err := src.next()
 		if err != nil || status == statusEnd || status == statusIdle {
@@ -131,6 +136,17 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 		if status != statusFrame || rec.TypeID != format.JournalMessage {
 			continue
 		}
+		if seen++; seen == aheadWindow {
+			// (The first window is the start, where the consumer is ahead while this
+			// goroutine opens the journal.)
+			if windows++; windows > 1 && 4*lost > 3*seen {
+				// The consumer decoded most of them itself: this goroutine does not get a
+				// core of its own (the machine's other work has it), and its reading and
+				// decoding only take time from the refinery's. Stop.
+				break
+			}
+			seen, lost = 0, 0
+		}
 		if b := a.behind.Load(); b != lastBehind || lead > 0 {
 			if b != lastBehind {
 				// The consumer got ahead and decodes what it reaches itself: skip past
@@ -138,10 +154,12 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 				lastBehind, lead = b, aheadLead
 			}
 			if frameKey(src.seg.Seq, rec.Offset) <= b {
+				lost++
 				continue
 			}
 			if lead > 0 {
 				lead--
+				lost++
 				continue
 			}
 		}

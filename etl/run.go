@@ -55,6 +55,7 @@ type Options struct {
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
 	onIdle      func()                   // test hook: the run has read everything committed (Follow)
+	onFrame     func()                   // test hook: a frame was refined
 	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
 }
 
@@ -250,6 +251,9 @@ func (u *runner) loop(ctx context.Context) (err error) {
 			r.segSeq = src.seg.Seq
 			if err := r.frame(&rec, src.seg.Name); err != nil {
 				return err
+			}
+			if u.opt.onFrame != nil {
+				u.opt.onFrame()
 			}
 			d := end - rec.Offset
 			u.stats.Frames++
