@@ -246,7 +246,9 @@ type subReq struct {
 
 // Subscribe returns one {"event":"subscribe","pair":[...],"subscription":{...}} request
 // per channel, listing its pairs in order.
-func (Venue) Subscribe(streams []venue.Stream) ([][]byte, error) { return requests("subscribe", streams) }
+func (Venue) Subscribe(streams []venue.Stream) ([][]byte, error) {
+	return requests("subscribe", streams)
+}
 
 // Unsubscribe returns the matching {"event":"unsubscribe",...} requests.
 func (Venue) Unsubscribe(streams []venue.Stream) ([][]byte, error) {
@@ -377,7 +379,7 @@ func (Venue) ParseSnapshot([]byte) (venue.Snapshot, error) {
 	return venue.Snapshot{}, ErrNoRESTSnapshot
 }
 func (Venue) DecodeSnapshot([]byte, *venue.BookSnapshot) error { return ErrNoRESTSnapshot }
-func (Venue) SnapshotBridge(int64, venue.Event) venue.Bridge  { return venue.BridgeApplies }
+func (Venue) SnapshotBridge(int64, venue.Event) venue.Bridge   { return venue.BridgeApplies }
 
 // Instrument: spot sizes count the base asset.
 func (Venue) Instrument(string) venue.Instrument { return venue.Instrument{QtyUnit: "base"} }

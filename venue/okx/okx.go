@@ -229,7 +229,9 @@ type subReq struct {
 
 // Subscribe returns {"op":"subscribe","args":[{"channel":...,"instId":...},...]}
 // requests, each under OKX's 64 KB limit.
-func (Venue) Subscribe(streams []venue.Stream) ([][]byte, error) { return requests("subscribe", streams) }
+func (Venue) Subscribe(streams []venue.Stream) ([][]byte, error) {
+	return requests("subscribe", streams)
+}
 
 // Unsubscribe returns the matching {"op":"unsubscribe",...} requests.
 func (Venue) Unsubscribe(streams []venue.Stream) ([][]byte, error) {
@@ -345,7 +347,7 @@ func (Venue) ParseSnapshot([]byte) (venue.Snapshot, error) {
 	return venue.Snapshot{}, ErrNoRESTSnapshot
 }
 func (Venue) DecodeSnapshot([]byte, *venue.BookSnapshot) error { return ErrNoRESTSnapshot }
-func (Venue) SnapshotBridge(int64, venue.Event) venue.Bridge  { return venue.BridgeApplies }
+func (Venue) SnapshotBridge(int64, venue.Event) venue.Bridge   { return venue.BridgeApplies }
 
 // Instrument guesses from the instrument id alone what its sizes count (spot: the base
 // asset; swaps and futures: contracts, whose value only the reference data gives).
