@@ -22,6 +22,7 @@ func (Venue) Parse(msg []byte) (venue.Event, error) {
 	var channel, inst []byte
 	var seq, prev, trade int64
 	var haveSeq, haveData bool
+	var idErr error // a malformed id: an error only on a channel that has ids
 	if !s.Close('}') {
 		for {
 			key, ok := s.Key()
@@ -45,7 +46,7 @@ func (Venue) Parse(msg []byte) (venue.Event, error) {
 				ev.Snapshot = string(raw) == "snapshot"
 			case "data":
 				haveData = true
-				if err := parseData(&s, &seq, &prev, &trade, &haveSeq); err != nil {
+				if err := parseData(&s, &seq, &prev, &trade, &haveSeq, &idErr); err != nil {
 					return venue.Event{}, err
 				}
 			default:
@@ -72,6 +73,9 @@ func (Venue) Parse(msg []byte) (venue.Event, error) {
 		return ev, nil
 	}
 	ev.Kind = c.kind
+	if idErr != nil && (c.kind == venue.KindDepth || c.kind == venue.KindTrade) {
+		return venue.Event{}, idErr
+	}
 	switch c.kind {
 	case venue.KindDepth:
 		if haveSeq {
@@ -127,7 +131,7 @@ func parseArg(s *venue.Scanner) (channel, inst []byte, err error) {
 
 // parseData reads the ids of a data array's objects: seqId and prevSeqId (books), and the
 // largest tradeId (trades); everything else is passed over.
-func parseData(s *venue.Scanner, seq, prev, trade *int64, haveSeq *bool) error {
+func parseData(s *venue.Scanner, seq, prev, trade *int64, haveSeq *bool, idErr *error) error {
 	if !s.Expect('[') {
 		return s.Fail("data", venue.ErrBadField)
 	}
@@ -146,9 +150,17 @@ func parseData(s *venue.Scanner, seq, prev, trade *int64, haveSeq *bool) error {
 				}
 				switch string(key) {
 				case "seqId", "prevSeqId":
+					at := s.I
 					v, ok := s.Int()
 					if !ok {
-						return s.Fail(string(key), venue.ErrBadField)
+						s.I = at
+						if *idErr == nil {
+							*idErr = s.Fail(string(key), venue.ErrBadField)
+						}
+						if !s.Skip() {
+							return s.Fail(string(key), venue.ErrSyntax)
+						}
+						break
 					}
 					if key[0] == 's' {
 						*seq, *haveSeq = v, true
@@ -156,9 +168,17 @@ func parseData(s *venue.Scanner, seq, prev, trade *int64, haveSeq *bool) error {
 						*prev = v
 					}
 				case "tradeId":
+					at := s.I
 					v, ok := s.QuotedInt()
 					if !ok {
-						return s.Fail("tradeId", venue.ErrBadField)
+						s.I = at
+						if *idErr == nil {
+							*idErr = s.Fail("tradeId", venue.ErrBadField)
+						}
+						if !s.Skip() {
+							return s.Fail("tradeId", venue.ErrSyntax)
+						}
+						break
 					}
 					*trade = max(*trade, v)
 				default:
