@@ -102,3 +102,8 @@ func (x *Verifier) Verify(msg []byte) Verdict {
 // Live reports whether the verifier holds a book (a snapshot arrived and no mismatch
 // since).
 func (x *Verifier) Live() bool { return x.live }
+
+// Top returns copies of the verifier's book's best n levels a side.
+func (x *Verifier) Top(n int) (bids, asks []Level) {
+	return append([]Level(nil), x.book.Top(true, n)...), append([]Level(nil), x.book.Top(false, n)...)
+}

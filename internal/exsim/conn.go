@@ -86,6 +86,20 @@ func (c *Conn) pending() int {
 
 func (c *Conn) subscribed(stream string) bool { return c.streams[stream] }
 
+// idleFor is how long since the connection last wrote (or was accepted).
+func (c *Conn) idleFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := c.lastWrite
+	if last == 0 {
+		last = c.opened.UnixNano()
+	}
+	if len(c.q) > 0 || c.writing > 0 {
+		return 0
+	}
+	return time.Duration(time.Now().UnixNano() - last)
+}
+
 func (c *Conn) setTrickle(chunk int, d time.Duration) {
 	c.mu.Lock()
 	c.trickle, c.trickleD = chunk, d
@@ -178,6 +192,7 @@ func (c *Conn) writeLoop() {
 		now := time.Now().UnixNano()
 		c.mu.Lock()
 		c.writing = 0
+		c.lastWrite = now
 		if err == nil && it.idx >= -1 {
 			c.sent = append(c.sent, it.idx)
 			c.sentAt = append(c.sentAt, now)
@@ -247,6 +262,10 @@ func (c *Conn) readLoop() {
 			c.mu.Lock()
 			c.pongs++
 			c.mu.Unlock()
+		case opText:
+			if c.onText != nil {
+				c.onText(f.payload)
+			}
 		case opClose:
 			code := uint16(1000)
 			if len(f.payload) >= 2 {

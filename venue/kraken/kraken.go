@@ -46,9 +46,11 @@ const (
 // BookDepths are the depths Kraken's book subscription takes.
 var BookDepths = []int{10, 25, 100, 500, 1000}
 
-// DefaultScale is the scale of a pair the reference data has not described: fine enough
-// for every price Kraken writes (up to 10 fraction digits) and every volume (8).
-var DefaultScale = venue.Scale{Price: 10, Qty: 8}
+// DefaultScale is the scale of a pair the reference data has not described: 8 price
+// decimals (most pairs need fewer; the few with 9 or 10 need their AssetPairs entry) keep
+// even the far orders of a 1000-level book (Kraken's shows asks near 1e10) within an
+// int64; volumes have 8.
+var DefaultScale = venue.Scale{Price: 8, Qty: 8}
 
 func init() { venue.Register(Venue{}) }
 

@@ -43,8 +43,10 @@ const (
 	PingIdle = 20 * time.Second
 )
 
-// DefaultScale is the scale of an instrument the reference data has not described:
-// fine enough for every OKX tick and lot size (1e-8).
+// DefaultScale is the scale of an instrument the reference data has not described: 8
+// decimals for prices and sizes, as fine as most OKX ticks and every lot size in its
+// listings (a few spot instruments tick in 1e-9 to 1e-12 and need their instruments
+// entry).
 var DefaultScale = venue.Scale{Price: 8, Qty: 8}
 
 // InstTypes are the instrument types Chronicle fetches reference data for.
