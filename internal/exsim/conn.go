@@ -33,7 +33,7 @@ func (c *Conn) Path() string { return c.path }
 func (c *Conn) Opened() time.Time { return c.opened }
 
 // Sent returns the indices of messages fully written to this connection, in order
-// (-1 for injected frames).
+// (-1 for injected frames, -3 for book snapshots the simulator rendered).
 func (c *Conn) Sent() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -193,7 +193,7 @@ func (c *Conn) writeLoop() {
 		c.mu.Lock()
 		c.writing = 0
 		c.lastWrite = now
-		if err == nil && it.idx >= -1 {
+		if err == nil && (it.idx >= -1 || it.idx == -3) {
 			c.sent = append(c.sent, it.idx)
 			c.sentAt = append(c.sentAt, now)
 		}

@@ -865,7 +865,7 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 type item struct {
-	idx   int // message index; -1 injected; -2 control
+	idx   int // message index; -1 injected; -2 control; -3 a rendered snapshot
 	frame []byte
 }
 
