@@ -89,7 +89,10 @@ type partStats struct {
 	Crossed      int64
 	Checks       int64
 	Mismatches   int64
-	Segments     []string // journal segments that contributed, in order
+	// Checksums of venues that send one, counted in the partition of the update.
+	ChecksumChecks     int64
+	ChecksumMismatches int64
+	Segments           []string // journal segments that contributed, in order
 	// CaptureFrom, when not 0: the symbol's capture begins in this partition, at this
 	// exchange time (its first message).
 	CaptureFrom int64
@@ -103,16 +106,20 @@ type partition struct {
 	raw       string
 	versionID uint64
 	dir       string
-	w         writer
-	dayStart  int64
-	dayEnd    int64
-	created   int64
-	st        partStats
-	touched   bool  // records written since the last commit
-	hasMeta   bool  // a meta.json was written by this process
-	gone      bool  // sealed: no longer written
-	sealing   bool  // index/ and meta.json final: a restart finishes the seal, never reopens it
-	written   int64 // records written by this process, for the records_total metric
+	// priceDec and qtyDec are the records' scales: the venue's, or the instrument's own
+	// (scaled set) for venues whose instruments have one.
+	priceDec, qtyDec uint8
+	scaled           bool
+	w                writer
+	dayStart         int64
+	dayEnd           int64
+	created          int64
+	st               partStats
+	touched          bool  // records written since the last commit
+	hasMeta          bool  // a meta.json was written by this process
+	gone             bool  // sealed: no longer written
+	sealing          bool  // index/ and meta.json final: a restart finishes the seal, never reopens it
+	written          int64 // records written by this process, for the records_total metric
 }
 
 func (p *partition) path() string { return filepath.Join(p.dir, layout.BookName) }
@@ -225,6 +232,9 @@ func (p *partition) closeInvalid(ts int64) {
 func headerFor(p *partition, priceDec, qtyDec uint8) format.Header {
 	h := format.NewBookHeader(p.venue, p.code, p.key.SymbolID, dateNumber(p.key.Day))
 	h.SymbolVersionID = p.versionID
+	if p.scaled {
+		priceDec, qtyDec = p.priceDec, p.qtyDec
+	}
 	h.PriceDecimals, h.QtyDecimals = priceDec, qtyDec
 	h.CreatedNs = p.created
 	return h

@@ -84,6 +84,12 @@ type symState struct {
 	// (updates buffered before a snapshot and dropped as stale count too).
 	Fresh     bool
 	FirstSeen int64
+	// Venues whose instruments have scales of their own: the scale the symbol's messages
+	// decode at, fixed by its first message (ScaleSet), and how the venue writes its
+	// numbers (for the checksum).
+	Scale    venue.Scale
+	ScaleSet bool
+	Wire     venue.Wire
 
 	book book.Book
 

@@ -226,3 +226,55 @@ func (b *Book) State() State {
 
 // Restore replaces the book with a checkpointed state.
 func (b *Book) Restore(s State) error { return b.Reset(s.Bids, s.Asks) }
+
+// Top appends a side's best n levels to dst, best first: what a venue's checksum of the
+// top of the book reads after every update (OKX 25, Kraken 10), without sorting the side.
+func (b *Book) Top(bid bool, n int, dst []venue.Level) []venue.Level {
+	s, sign := &b.asks, int64(-1)
+	if bid {
+		s, sign = &b.bids, 1
+	}
+	if n <= 0 {
+		return dst
+	}
+	start := len(dst)
+	// The best n keys seen so far stay in dst, best (largest key) first: a key below the
+	// n-th is passed over, any other is inserted in place and the n+1-th dropped.
+	for k, q := range s.lv {
+		full := len(dst)-start == n
+		if full && k <= dst[len(dst)-1].Price*sign {
+			continue
+		}
+		i := len(dst) - 1 // the slot the key enters from: the worst one, when full
+		if !full {
+			dst = append(dst, venue.Level{})
+			i++
+		}
+		for i > start && dst[i-1].Price*sign < k {
+			dst[i] = dst[i-1]
+			i--
+		}
+		dst[i] = venue.Level{Price: k * sign, Qty: q}
+	}
+	return dst
+}
+
+// Trim keeps a side's best depth levels and appends the ones it drops to dst, best
+// first: the local book of a venue that stops sending deletes for levels that leave the
+// subscribed depth (Kraken).
+func (b *Book) Trim(bid bool, depth int, dst []venue.Level) []venue.Level {
+	s, sign := &b.asks, int64(-1)
+	if bid {
+		s, sign = &b.bids, 1
+	}
+	if depth < 0 || len(s.lv) <= depth {
+		return dst
+	}
+	keys := s.sorted()
+	for _, k := range keys[depth:] {
+		dst = append(dst, venue.Level{Price: k * sign, Qty: s.lv[k]})
+		delete(s.lv, k)
+	}
+	s.rebuild()
+	return dst
+}

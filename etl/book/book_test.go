@@ -424,3 +424,42 @@ func BenchmarkSetNearTop(b *testing.B) {
 		b.Fatalf("depth %d/%d", nb, na)
 	}
 }
+
+// TestTopAndTrim: Top returns the best n of each side as full sorted iteration does, and
+// Trim drops exactly the levels past the depth, worst last, leaving the rest.
+func TestTopAndTrim(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for round := 0; round < 200; round++ {
+		var b book.Book
+		n := rng.Intn(300)
+		for i := 0; i < n; i++ {
+			if err := b.Set(rng.Intn(2) == 0, 1+rng.Int63n(500), 1+rng.Int63n(9)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var bids, asks []venue.Level
+		b.Bids(func(l venue.Level) { bids = append(bids, l) })
+		b.Asks(func(l venue.Level) { asks = append(asks, l) })
+		for _, k := range []int{0, 1, 10, 25, 1000} {
+			gb, ga := b.Top(true, k, nil), b.Top(false, k, []venue.Level{{Price: -1}})[1:]
+			if !slices.Equal(gb, bids[:min(k, len(bids))]) || !slices.Equal(ga, asks[:min(k, len(asks))]) {
+				t.Fatalf("round %d top %d: %v %v, want %v %v", round, k, gb, ga, bids[:min(k, len(bids))], asks[:min(k, len(asks))])
+			}
+		}
+		d := rng.Intn(120)
+		db, da := b.Trim(true, d, nil), b.Trim(false, d, nil)
+		if len(bids) > d && !slices.Equal(db, bids[d:]) || len(asks) > d && !slices.Equal(da, asks[d:]) ||
+			len(bids) <= d && db != nil || len(asks) <= d && da != nil {
+			t.Fatalf("round %d trim %d dropped %v %v", round, d, db, da)
+		}
+		var kb, ka []venue.Level
+		b.Bids(func(l venue.Level) { kb = append(kb, l) })
+		b.Asks(func(l venue.Level) { ka = append(ka, l) })
+		if !slices.Equal(kb, bids[:min(d, len(bids))]) || !slices.Equal(ka, asks[:min(d, len(asks))]) {
+			t.Fatalf("round %d trim %d kept %d/%d levels", round, d, len(kb), len(ka))
+		}
+		if bb, ok := b.BestBid(); len(kb) > 0 && (!ok || bb != kb[0]) {
+			t.Fatalf("round %d: best bid %v after trim, want %v", round, bb, kb[0])
+		}
+	}
+}

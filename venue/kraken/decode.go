@@ -350,7 +350,11 @@ func (d *book) finish(m *venue.Message, depth int) error {
 	}
 	m.Snapshot, m.Depth = d.snap, depth
 	m.Checksum, m.HasChecksum = d.cs, d.haveCS
-	m.ExchNs = d.ts
+	// An update's time is its latest level's. A snapshot has none: its levels carry the
+	// times they last changed, hours ago for a quiet far level.
+	if d.upd {
+		m.ExchNs = d.ts
+	}
 	if d.levels > 0 {
 		m.Wire = venue.Wire{PriceFrac: int8(d.pfrac), QtyFrac: int8(d.qfrac), Known: true}
 	}

@@ -278,6 +278,9 @@ func TestDecodeFields(t *testing.T) {
 					}
 				}
 			}
+			if m.Snapshot {
+				latest = 0 // a snapshot carries no time of its own
+			}
 			if len(m.Asks) != na || len(m.Bids) != nb || m.ExchNs != latest || m.Depth != 1000 {
 				t.Errorf("line %d: %d/%d levels at %d depth %d, want %d/%d at %d", r.Line, len(m.Bids), len(m.Asks), m.ExchNs, m.Depth, nb, na, latest)
 			}
