@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/capture"
+	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/venue"
 	"github.com/chronicle/chronicle/venue/kraken"
@@ -113,74 +113,6 @@ func (j *jb) appendAt(recv int64, typ, ch uint16, payload []byte) {
 	}
 }
 
-// figures are what encoding/json finds in a capture, per instrument: book messages that
-// carry a checksum, book updates, trades, tickers.
-type figures struct{ checks, updates, trades, tickers int64 }
-
-func captureFigures(t *testing.T, venueName string, recs []capture.Record) map[string]*figures {
-	t.Helper()
-	out := map[string]*figures{}
-	get := func(sym string) *figures {
-		if out[sym] == nil {
-			out[sym] = &figures{}
-		}
-		return out[sym]
-	}
-	for _, r := range recs {
-		if r.Kind != capture.KindMessage {
-			continue
-		}
-		switch venueName {
-		case okx.Name:
-			var m struct {
-				Arg    struct{ Channel, InstID string }
-				Action string
-				Data   []map[string]json.RawMessage
-			}
-			if json.Unmarshal(r.Payload, &m) != nil || m.Data == nil {
-				continue
-			}
-			f := get(m.Arg.InstID)
-			switch m.Arg.Channel {
-			case "books":
-				if _, ok := m.Data[0]["checksum"]; ok {
-					f.checks++
-				}
-				if m.Action == "update" {
-					f.updates++
-				}
-			case "trades":
-				f.trades += int64(len(m.Data))
-			case "tickers":
-				f.tickers++
-			}
-		case kraken.Name:
-			var a []json.RawMessage
-			if json.Unmarshal(r.Payload, &a) != nil {
-				continue
-			}
-			var channel, pair string
-			json.Unmarshal(a[len(a)-2], &channel)
-			json.Unmarshal(a[len(a)-1], &pair)
-			f := get(pair)
-			switch {
-			case strings.HasPrefix(channel, "book-"):
-				if bytes.Contains(r.Payload, []byte(`"c":"`)) {
-					f.checks++
-					f.updates++
-				}
-			case channel == "trade":
-				var ts [][]string
-				json.Unmarshal(a[1], &ts)
-				f.trades += int64(len(ts))
-			case channel == "ticker":
-				f.tickers++
-			}
-		}
-	}
-	return out
-}
-
 // TestSubscribedCaptures refines the OKX and Kraken captures: in every partition the
 // checksums checked are the book messages that carried one (290 OKX, 4,269 Kraken in
 // all) with no mismatch, the depth updates, trades and tickers are those encoding/json
@@ -190,7 +122,7 @@ func TestSubscribedCaptures(t *testing.T) {
 	for _, c := range subscribedCaptures {
 		t.Run(c.name, func(t *testing.T) {
 			j, recs := subscribedJournal(t, c.venue, c.files, nil)
-			want := captureFigures(t, c.venue, recs)
+			want := kit.Count(c.venue, recs)
 			root := t.TempDir()
 			// A short snapshot interval: runs inside the capture's half minute to check.
 			refine(t, j, root, func(cfg *Config) { cfg.SnapshotInterval = 5 * time.Second }, nil)
@@ -203,11 +135,11 @@ func TestSubscribedCaptures(t *testing.T) {
 				m := readMeta(t, dir)
 				raw := m.SymbolVersions[0].RawSymbol
 				w := want[raw]
-				if m.Checks.ChecksumChecks == nil || *m.Checks.ChecksumChecks != w.checks || *m.Checks.ChecksumMismatches != 0 {
-					t.Errorf("%s: checksum checks %v mismatches %v, want %d and 0", raw, m.Checks.ChecksumChecks, m.Checks.ChecksumMismatches, w.checks)
+				if m.Checks.ChecksumChecks == nil || *m.Checks.ChecksumChecks != w.Checks || *m.Checks.ChecksumMismatches != 0 {
+					t.Errorf("%s: checksum checks %v mismatches %v, want %d and 0", raw, m.Checks.ChecksumChecks, m.Checks.ChecksumMismatches, w.Checks)
 				}
-				if m.Events.DepthUpdates != w.updates || m.Events.Trades != w.trades || m.Events.BBO != w.tickers {
-					t.Errorf("%s: events %+v, want %d updates, %d trades, %d tickers", raw, m.Events, w.updates, w.trades, w.tickers)
+				if m.Events.DepthUpdates != w.Updates || m.Events.Trades != w.Trades || m.Events.BBO != w.Tickers {
+					t.Errorf("%s: events %+v, want %d updates, %d trades, %d tickers", raw, m.Events, w.Updates, w.Trades, w.Tickers)
 				}
 				h, recs := readBook(t, filepath.Join(dir, "book.q"))
 				if h.PriceDecimals != m.PriceDecimals || h.QtyDecimals != m.QtyDecimals || m.Instrument.TickSize == "" {
