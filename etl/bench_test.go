@@ -24,33 +24,41 @@ import (
 
 // captureJournal writes a capture into a journal as chronicle-feed replay does (one
 // connection carrying its streams, each REST snapshot after a request on the depth
-// channel) and returns the journal directory and the websocket messages.
-func captureJournal(b *testing.B, v venue.Venue, files ...string) (string, [][]byte) {
+// channel, a venue's reference data as reference records, control messages on the
+// connection's channel; the files merged by receive time) and returns the journal
+// directory and the websocket messages. reps > 1 journals the capture that many times in a
+// row, each copy received after the last (its books start again from their snapshots,
+// its reference data is journaled once): a capture of half a minute becomes enough work to
+// time.
+func captureJournal(b *testing.B, v venue.Venue, reps int, files ...string) (string, [][]byte) {
 	b.Helper()
-	var recs []capture.Record
+	var paths []string
 	for _, f := range files {
-		rs, err := capture.ReadAll(filepath.Join(testenv.CapturesDir(), f))
-		if err != nil {
-			b.Fatal(err)
-		}
-		recs = append(recs, rs...)
+		paths = append(paths, filepath.Join(testenv.CapturesDir(), f))
 	}
+	recs, err := capture.ReadMerged(paths)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, referenced := v.(venue.Referencer)
 	streams := map[string]uint16{}
 	var infos []journal.StreamInfo
 	var msgs [][]byte
+	var key []byte
 	for _, r := range recs {
 		if r.Kind != capture.KindMessage {
 			continue
 		}
 		msgs = append(msgs, r.Payload)
 		ev, err := v.Parse(r.Payload)
-		if err != nil {
+		if err != nil || ev.Kind == venue.KindControl {
 			continue
 		}
-		if _, ok := streams[string(ev.Stream)]; !ok {
+		key = ev.Key(key[:0])
+		if _, ok := streams[string(key)]; !ok {
 			ch, _ := journal.Channel(0, 1, len(streams))
-			streams[string(ev.Stream)] = ch
-			infos = append(infos, journal.StreamInfo{Channel: ch, Stream: string(ev.Stream), Symbol: v.Symbol(string(ev.Stream)), Kind: ev.Kind.String()})
+			streams[string(key)] = ch
+			infos = append(infos, journal.StreamInfo{Channel: ch, Stream: string(key), Symbol: v.Symbol(string(key)), Kind: ev.Kind.String()})
 		}
 	}
 	dir := filepath.Join(testenv.FastDir(b), "journal")
@@ -69,43 +77,62 @@ func captureJournal(b *testing.B, v venue.Venue, files ...string) (string, [][]b
 			depthCh = in.Channel
 		}
 	}
-	for _, r := range recs {
-		switch r.Kind {
-		case capture.KindMessage:
-			ch := conn
-			if ev, err := v.Parse(r.Payload); err == nil {
-				ch = streams[string(ev.Stream)]
-			}
-			err = a.AppendJournal(format.JournalMessage, ch, r.RecvNs, r.Payload)
-		case capture.KindSnapshot:
-			sym := ""
-			for _, in := range infos {
-				if in.Channel == depthCh {
-					sym = in.Symbol
+	span := recs[len(recs)-1].RecvNs - recs[0].RecvNs + 1
+	for rep := 0; rep < reps; rep++ {
+		shift := int64(rep) * span
+		for _, r := range recs {
+			recv := r.RecvNs + shift
+			switch r.Kind {
+			case capture.KindMessage:
+				ch := conn
+				if ev, err := v.Parse(r.Payload); err == nil && ev.Kind != venue.KindControl {
+					ch = streams[string(ev.Key(key[:0]))]
 				}
+				err = a.AppendJournal(format.JournalMessage, ch, recv, r.Payload)
+			case capture.KindSnapshot:
+				if referenced {
+					if rep == 0 {
+						err = a.AppendJournal(format.JournalReference, journal.ChannelFeed, recv, r.Payload)
+					}
+					break
+				}
+				sym := ""
+				for _, in := range infos {
+					if in.Channel == depthCh {
+						sym = in.Symbol
+					}
+				}
+				q, _ := json.Marshal(journal.SnapshotRequest{Symbol: sym, Reason: journal.SnapshotReplay})
+				a.AppendJournal(format.JournalSnapshotRequest, depthCh, recv, q)
+				err = a.AppendJournal(format.JournalRESTSnapshot, depthCh, recv, r.Payload)
 			}
-			q, _ := json.Marshal(journal.SnapshotRequest{Symbol: sym, Reason: journal.SnapshotReplay})
-			a.AppendJournal(format.JournalSnapshotRequest, depthCh, r.RecvNs, q)
-			err = a.AppendJournal(format.JournalRESTSnapshot, depthCh, r.RecvNs, r.Payload)
-		}
-		if err != nil {
-			b.Fatal(err)
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	if err := a.Seal(); err != nil {
 		b.Fatal(err)
 	}
-	return dir, msgs
+	all := make([][]byte, 0, len(msgs)*reps)
+	for rep := 0; rep < reps; rep++ {
+		all = append(all, msgs...)
+	}
+	return dir, all
 }
 
 var benchCaptures = []struct {
 	name  string
 	venue string
+	reps  int
 	files []string
 }{
-	{"usdm", "binance-perp", []string{"binance-usdm_ethusdt_20240808.jsonl.gz"}},
-	{"coinm", "binance-coinm", []string{"binance-coinm_ethusd_perp_20240808.jsonl.gz", "binance-coinm_ethusd_perp_20240809.jsonl.gz"}},
-	{"spot", "binance-spot", []string{"binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz"}},
+	{"usdm", "binance-perp", 1, []string{"binance-usdm_ethusdt_20240808.jsonl.gz"}},
+	{"coinm", "binance-coinm", 1, []string{"binance-coinm_ethusd_perp_20240808.jsonl.gz", "binance-coinm_ethusd_perp_20240809.jsonl.gz"}},
+	{"spot", "binance-spot", 1, []string{"binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz"}},
+	// Half a minute each: repeated to about 20 MB of messages.
+	{"okx", "okx", 30, []string{"cryptofeed_okx.ws.txt"}},
+	{"kraken", "kraken-spot", 20, []string{"cryptofeed_kraken-book.ws.txt", "cryptofeed_kraken-trade.ws.txt", "cryptofeed_kraken-ticker.ws.txt"}},
 }
 
 // BenchmarkBackfill: the whole refinery (decode, book, records written and committed,
@@ -120,7 +147,20 @@ func BenchmarkBackfill(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			dir, msgs := captureJournal(b, v, c.files...)
+			dir, msgs := captureJournal(b, v, c.reps, c.files...)
+			scales := &venue.Scales{}
+			scales.Default.Price, scales.Default.Qty = v.Decimals()
+			sd, _ := v.(venue.ScaledDecoder)
+			if rv, ok := v.(venue.Referencer); ok {
+				recs, _ := capture.ReadMerged(capturePaths(c.files))
+				for _, r := range recs {
+					if specs, err := rv.DecodeReference(r.Payload, nil); r.Kind == capture.KindSnapshot && err == nil {
+						for _, sp := range specs {
+							scales.Set(sp.Symbol, sp.Scale)
+						}
+					}
+				}
+			}
 			var raw int64
 			for _, m := range msgs {
 				raw += int64(len(m))
@@ -159,7 +199,11 @@ func BenchmarkBackfill(b *testing.B) {
 				// the share of the refinery's time that is JSON.
 				t0 = time.Now()
 				for _, m := range msgs {
-					v.Decode(m, &vm) // a message it refuses costs what the refinery pays for it too
+					if sd != nil { // at each instrument's scale, as the refinery decodes
+						sd.DecodeAt(m, &vm, scales)
+					} else {
+						v.Decode(m, &vm) // a message it refuses costs what the refinery pays for it too
+					}
 				}
 				tDec += time.Since(t0)
 				os.RemoveAll(root)
@@ -178,6 +222,14 @@ func BenchmarkBackfill(b *testing.B) {
 				mbs(tDec), 100*tDec.Seconds()/tRef.Seconds())
 		})
 	}
+}
+
+func capturePaths(files []string) []string {
+	var out []string
+	for _, f := range files {
+		out = append(out, filepath.Join(testenv.CapturesDir(), f))
+	}
+	return out
 }
 
 // stalls describes how the frames slower than slow group in time: stretches of slow

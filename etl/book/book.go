@@ -61,7 +61,7 @@ func (s *side) set(key, qty int64) error {
 			return ErrTooDeep
 		}
 		heap.Push(&s.h, key)
-		if len(s.h) > 2*len(s.lv)+1024 {
+		if len(s.h) > 2*len(s.lv)+64 {
 			s.lv[key] = qty
 			s.rebuild()
 			return nil
@@ -111,6 +111,7 @@ func (s *side) sorted() []int64 {
 // Book is both sides of one instrument's order book.
 type Book struct {
 	bids, asks side
+	front      []int // Top's frontier, kept to reuse its memory
 }
 
 // Set applies one level: the new absolute quantity at a price on one side (0 deletes).
@@ -228,46 +229,100 @@ func (b *Book) State() State {
 func (b *Book) Restore(s State) error { return b.Reset(s.Bids, s.Asks) }
 
 // Top appends a side's best n levels to dst, best first: what a venue's checksum of the
-// top of the book reads after every update (OKX 25, Kraken 10), without sorting the side.
+// top of the book reads after every update (OKX 25, Kraken 10). It walks the side's heap
+// from its root, best first (a second, small heap holds the frontier of heap slots), and
+// passes over the keys the lazy heap still holds for deleted levels and repeats: about n
+// steps of log n each, whatever the side's depth.
 func (b *Book) Top(bid bool, n int, dst []venue.Level) []venue.Level {
 	s, sign := &b.asks, int64(-1)
 	if bid {
 		s, sign = &b.bids, 1
 	}
-	if n <= 0 {
+	if n <= 0 || len(s.h) == 0 {
 		return dst
 	}
-	start := len(dst)
-	// The best n keys seen so far stay in dst, best (largest key) first: a key below the
-	// n-th is passed over, any other is inserted in place and the n+1-th dropped.
-	for k, q := range s.lv {
-		full := len(dst)-start == n
-		if full && k <= dst[len(dst)-1].Price*sign {
-			continue
+	h := s.h
+	front := b.front[:0]
+	push := func(i int) {
+		front = append(front, i)
+		for c := len(front) - 1; c > 0; {
+			p := (c - 1) / 2
+			if h[front[p]] >= h[front[c]] {
+				break
+			}
+			front[p], front[c] = front[c], front[p]
+			c = p
 		}
-		i := len(dst) - 1 // the slot the key enters from: the worst one, when full
-		if !full {
-			dst = append(dst, venue.Level{})
-			i++
-		}
-		for i > start && dst[i-1].Price*sign < k {
-			dst[i] = dst[i-1]
-			i--
-		}
-		dst[i] = venue.Level{Price: k * sign, Qty: q}
 	}
+	pop := func() int {
+		top := front[0]
+		last := len(front) - 1
+		front[0] = front[last]
+		front = front[:last]
+		for p := 0; ; {
+			c := 2*p + 1
+			if c >= len(front) {
+				break
+			}
+			if c+1 < len(front) && h[front[c+1]] > h[front[c]] {
+				c++
+			}
+			if h[front[p]] >= h[front[c]] {
+				break
+			}
+			front[p], front[c] = front[c], front[p]
+			p = c
+		}
+		return top
+	}
+	push(0)
+	start := len(dst)
+	for len(front) > 0 && len(dst)-start < n {
+		i := pop()
+		if c := 2*i + 1; c < len(h) {
+			push(c)
+			if c+1 < len(h) {
+				push(c + 1)
+			}
+		}
+		k := h[i]
+		q, ok := s.lv[k]
+		if !ok || (len(dst) > start && dst[len(dst)-1].Price == k*sign) {
+			continue // a deleted level, or a key pushed twice
+		}
+		dst = append(dst, venue.Level{Price: k * sign, Qty: q})
+	}
+	b.front = front
 	return dst
 }
 
 // Trim keeps a side's best depth levels and appends the ones it drops to dst, best
 // first: the local book of a venue that stops sending deletes for levels that leave the
-// subscribed depth (Kraken).
+// subscribed depth (Kraken). One or two levels over (an insert pushed them out) are found
+// by a scan for the worst; more, by sorting the side.
 func (b *Book) Trim(bid bool, depth int, dst []venue.Level) []venue.Level {
 	s, sign := &b.asks, int64(-1)
 	if bid {
 		s, sign = &b.bids, 1
 	}
-	if depth < 0 || len(s.lv) <= depth {
+	over := len(s.lv) - depth
+	if depth < 0 || over <= 0 {
+		return dst
+	}
+	start := len(dst)
+	if over <= 2 {
+		for ; over > 0; over-- {
+			worst, first := int64(0), true
+			for k := range s.lv {
+				if first || k < worst {
+					worst, first = k, false
+				}
+			}
+			dst = append(dst, venue.Level{Price: worst * sign, Qty: s.lv[worst]})
+			delete(s.lv, worst)
+		}
+		// Found worst first: best first is the other way round.
+		slices.Reverse(dst[start:])
 		return dst
 	}
 	keys := s.sorted()

@@ -26,19 +26,20 @@ func (Venue) Checksum(bids, asks []venue.Level, sc venue.Scale, w venue.Wire) ui
 	if w.Known {
 		pf, qf = int(w.PriceFrac), int(w.QtyFrac)
 	}
-	var crc uint32
-	var buf [48]byte
+	// The whole string in one buffer (20 levels of two numbers of at most 19 digits fit
+	// in 800 bytes): one CRC pass over it runs the table-free path, many small ones don't.
+	var buf [800]byte
+	b := buf[:0]
 	for _, side := range [2][]venue.Level{asks, bids} {
 		for i, l := range side {
 			if i == ChecksumLevels {
 				break
 			}
-			b := appendDigits(buf[:0], l.Price, int(sc.Price), pf)
+			b = appendDigits(b, l.Price, int(sc.Price), pf)
 			b = appendDigits(b, l.Qty, int(sc.Qty), qf)
-			crc = crc32.Update(crc, crc32.IEEETable, b)
 		}
 	}
-	return crc
+	return crc32.ChecksumIEEE(b)
 }
 
 // appendDigits writes v (at scale decimals) as the digits of its wire form with frac
