@@ -130,6 +130,9 @@ func newRecorder(v venue.Venue, j *Journal, m *Metrics, log *slog.Logger, sessio
 // device was full...): records of every stream may be missing, and the refinery drops
 // every book at the write_failed gap, so each depth stream starts a new chain and needs a
 // new snapshot.
+//
+// A venue that sends its snapshots on the websocket is asked again for the stream instead
+// (a resubscription; its verifier waits for the new snapshot).
 func (r *Recorder) writableLocked(now int64) {
 	for _, sl := range r.slots {
 		for i := range sl.streams {
@@ -138,7 +141,12 @@ func (r *Recorder) writableLocked(now int64) {
 				continue
 			}
 			st.needSnap, st.chainFresh, st.snapRecv = true, false, false
-			if r.snap != nil {
+			switch {
+			case r.sub != nil:
+				if c := sl.active; c != nil && r.resubscribe != nil {
+					r.resubscribe(c, st.info, journal.SnapshotWriteFailed)
+				}
+			case r.snap != nil:
 				r.snap.request(st.info.Symbol, journal.SnapshotWriteFailed, 0)
 			}
 		}
@@ -531,6 +539,7 @@ func (r *Recorder) attach(c *wsConn, replaces *uint64, now int64) {
 // become involved between the signal and now.
 func (r *Recorder) promote(sl *slotState, now int64, force bool) bool {
 	var resync []string
+	var restream []venue.Stream
 	r.j.Lock()
 	if sl.incoming == nil || (!force && (sl.pendingAlign > 0 || sl.strongAligned == 0)) {
 		r.j.Unlock()
@@ -545,9 +554,11 @@ func (r *Recorder) promote(sl *slotState, now int64, force bool) bool {
 			if st.info.Kind == venue.KindDepth {
 				st.needSnap, st.chainFresh, st.snapRecv = true, false, false
 				resync = append(resync, st.info.Symbol)
+				restream = append(restream, st.info)
 			}
 		}
 	}
+	promoted := sl.incoming
 	sl.active, sl.incoming = sl.incoming, nil
 	sl.last = sl.active
 	for i := range sl.streams {
@@ -555,6 +566,14 @@ func (r *Recorder) promote(sl *slotState, now int64, force bool) bool {
 	}
 	r.resetOverlapLocked(sl)
 	r.j.Unlock()
+	if r.sub != nil {
+		for _, st := range restream {
+			if r.resubscribe != nil {
+				r.resubscribe(promoted, st, journal.GapRolloverLost)
+			}
+		}
+		return true
+	}
 	for _, sym := range resync {
 		if r.snap != nil {
 			r.snap.request(sym, journal.SnapshotGap, 0)
