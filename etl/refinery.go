@@ -48,8 +48,6 @@ type Refinery struct {
 	wsBooks bool
 	scales  venue.Scales
 	specs   map[string]venue.Spec // reference data, by symbol (checkpointed)
-	topB    []venue.Level
-	topA    []venue.Level
 	trimB   []venue.Level
 	trimA   []venue.Level
 
@@ -598,6 +596,9 @@ func (r *Refinery) onWSDepth(s *symState, ts int64) error {
 	if m.HasChecksum {
 		aux0, dx.flags = int64(m.Checksum), format.FlagChecksum
 	}
+	if s.csValid && r.touchesTop(s, m) {
+		s.csValid = false
+	}
 	if err := r.applyDepth(s, ts, r.recvNs, aux0, m.ID, m.Prev, m.Bids, m.Asks, r.segName, dx); err != nil {
 		return err
 	}
@@ -615,6 +616,7 @@ func (r *Refinery) wsSnapshot(s *symState, ts int64) error {
 			return err
 		}
 	}
+	s.csValid = false
 	if err := s.book.Reset(m.Bids, m.Asks); err != nil {
 		r.log.Warn("unusable snapshot", "symbol", s.Raw, "err", err)
 		r.m.badSnapshots.Inc()
@@ -651,11 +653,19 @@ func (r *Refinery) wsSnapshot(s *symState, ts int64) error {
 // checksum compares the exchange's checksum of the book after an event with the rebuilt
 // book's; a mismatch makes the book invalid (reason checksum) until the next snapshot.
 // Both count in the partition of the event.
+//
+// The checksum reads only the book's top levels: while updates change levels below them
+// it stays the one last computed (touchesTop), which spares most updates of a deep book
+// the walk to the top and the hashing.
 func (r *Refinery) checksum(s *symState, ts int64, seq uint64, want uint32) error {
-	n := r.cs.ChecksumDepth()
-	r.topB = s.book.Top(true, n, r.topB[:0])
-	r.topA = s.book.Top(false, n, r.topA[:0])
-	got := r.cs.Checksum(r.topB, r.topA, s.Scale, s.Wire)
+	got := s.csSum
+	if !s.csValid || s.csWire != s.Wire {
+		n := r.cs.ChecksumDepth()
+		s.csB = s.book.Top(true, n, s.csB[:0])
+		s.csA = s.book.Top(false, n, s.csA[:0])
+		got = r.cs.Checksum(s.csB, s.csA, s.Scale, s.Wire)
+		s.csSum, s.csWire, s.csValid = got, s.Wire, true
+	}
 	p := r.openPart(s, ts)
 	r.m.checksumChecks.Inc()
 	if p != nil {
@@ -671,6 +681,33 @@ func (r *Refinery) checksum(s *symState, ts int64, seq uint64, want uint32) erro
 	r.log.Warn("checksum mismatch: the book is invalid until the next snapshot", "symbol", s.Raw, "seq", seq,
 		"exchange", want, "book", got, "segment", r.segName)
 	return r.invalidate(s, format.InvalidChecksum, ts, seq, int64(want), int64(got), false)
+}
+
+// touchesTop reports whether an update may change the top levels the last checksum read:
+// a level at or above the worst of them on its side, any level on a side that had fewer,
+// or a depth kept shallower than the checksum reads.
+func (r *Refinery) touchesTop(s *symState, m *venue.Message) bool {
+	n := r.cs.ChecksumDepth()
+	if m.Depth > 0 && m.Depth <= n || len(s.csB) < n && len(m.Bids) > 0 || len(s.csA) < n && len(m.Asks) > 0 {
+		return true
+	}
+	if len(m.Bids) > 0 {
+		worst := s.csB[len(s.csB)-1].Price
+		for _, l := range m.Bids {
+			if l.Price >= worst {
+				return true
+			}
+		}
+	}
+	if len(m.Asks) > 0 {
+		worst := s.csA[len(s.csA)-1].Price
+		for _, l := range m.Asks {
+			if l.Price <= worst {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ---- snapshots ----
@@ -992,6 +1029,7 @@ func (r *Refinery) invalidate(s *symState, reason, ts int64, seq uint64, expecte
 	s.Phase, s.Snap = phaseAwaiting, nil
 	s.InvalidReason, s.InvalidFrom = reason, ts
 	s.book.Clear()
+	s.csValid = false
 	s.clearTops()
 	if p != nil {
 		rec.SymbolID = p.key.SymbolID

@@ -93,6 +93,13 @@ type symState struct {
 
 	book book.Book
 
+	// The checksum of the book's top, while no update has touched it (venues that send
+	// checksums; not checkpointed: recomputed after a restart).
+	csValid  bool
+	csSum    uint32
+	csWire   venue.Wire
+	csB, csA []venue.Level
+
 	// Caches of the last resolution and partition (not checkpointed: rebuilt on use).
 	resTable *symbols.Table
 	resRow   symbols.Row
