@@ -1,9 +1,11 @@
 package refinery
 
 import (
+	"maps"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -58,8 +60,9 @@ func TestSubscribedCaptures(t *testing.T) {
 			}
 			want := kit.Count(set.Venue, recs)
 			date := map[string]string{okx.Name: "2022-05-13", kraken.Name: "2021-04-17"}[set.Venue]
+			raws := slices.Sorted(maps.Keys(want))
 			var books []string
-			for raw := range want {
+			for _, raw := range raws {
 				books = append(books, filepath.Join(r, "v1", set.Venue, codeOf(set.Venue, raw), date, "book.q"))
 			}
 			got, _ := filepath.Glob(filepath.Join(r, "v1", "*", "*", "*", "book.q"))
@@ -68,16 +71,17 @@ func TestSubscribedCaptures(t *testing.T) {
 			}
 			counts := testenv.BookCounts(t, books...)
 			var checks int64
-			i := 0
-			for raw, w := range want {
-				path := books[i]
-				i++
+			for i, raw := range raws {
+				w, path := want[raw], books[i]
 				m, err := meta.Read(filepath.Join(filepath.Dir(path), meta.FileName))
 				if err != nil {
 					t.Fatalf("%s: %v", raw, err)
 				}
-				if m.Checks.ChecksumChecks == nil || *m.Checks.ChecksumChecks != w.Checks || *m.Checks.ChecksumMismatches != 0 {
-					t.Errorf("%s: meta.json checksum checks %v, mismatches %v; want %d, 0", raw, m.Checks.ChecksumChecks, m.Checks.ChecksumMismatches, w.Checks)
+				if m.Checks.ChecksumChecks == nil || m.Checks.ChecksumMismatches == nil {
+					t.Fatalf("%s: meta.json has no checksum checks: %+v", raw, m.Checks)
+				}
+				if *m.Checks.ChecksumChecks != w.Checks || *m.Checks.ChecksumMismatches != 0 {
+					t.Errorf("%s: meta.json checksum checks %d, mismatches %d; want %d, 0", raw, *m.Checks.ChecksumChecks, *m.Checks.ChecksumMismatches, w.Checks)
 				}
 				if c := counts[path]; c[1] != w.Updates || c[2] != w.Trades || m.Events.BBO != w.Tickers {
 					t.Errorf("%s: numpy counts %d depth updates, %d trades; meta.json %d tickers; want %d, %d, %d", raw, c[1], c[2], m.Events.BBO, w.Updates, w.Trades, w.Tickers)
@@ -95,7 +99,17 @@ func TestSubscribedCaptures(t *testing.T) {
 			if total := map[string]int64{"okx": 290, "kraken": 4269}[set.Name]; checks != total {
 				t.Fatalf("%d checksums checked in all, want %d", checks, total)
 			}
-			t.Logf("%d partitions, %d checksums checked, none failed", len(books), checks)
+			// The independent rebuild (python/check_capture.py: the exchanges' rules on
+			// their strings, checksums recomputed in Python) against every partition.
+			args := []string{filepath.Join(testenv.RepoRoot(t), "python", "check_capture.py"), "--venue", set.Venue}
+			for raw := range want {
+				args = append(args, "--symbol", raw+"="+filepath.Join(r, "v1", set.Venue, codeOf(set.Venue, raw)))
+			}
+			out, err := exec.Command(testenv.Python(t), append(args, set.Paths(testenv.CapturesDir())...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("the independent check disagrees: %v\n%s", err, out)
+			}
+			t.Logf("%d partitions, %d checksums checked, none failed; %s", len(books), checks, lastLine(out))
 		})
 	}
 }
