@@ -2,6 +2,7 @@ package feed
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -188,42 +189,84 @@ func TestChecksumResubscribe(t *testing.T) {
 // plays: each book moves to the new connection at that connection's own snapshot, so the
 // journal of every book stays a stream whose every checksum holds.
 func TestSubscribedRollover(t *testing.T) {
-	s, _ := subscribedSet(t, "kraken", exsim.Options{Interval: 200 * time.Microsecond})
+	s, _ := subscribedSet(t, "kraken", exsim.Options{Interval: 100 * time.Microsecond})
 	dir := t.TempDir()
 	cfg := subscribedConfig(t, dir, s)
 	cfg.ConnMaxAge, cfg.RolloverJitter, cfg.OverlapTimeout = 300*time.Millisecond, 0, 2*time.Second
 	r := runFeed(t, cfg)
-	s.PlayAfterSnapshots()
+	waitFor(t, "the subscriptions", 30*time.Second, func() bool { return len(s.Conns()) == 1 && len(s.Conns()[0].Streams()) == len(r.f.plan[0].Streams) })
+	// A third of the capture at a time, each after one more rollover (they happen while
+	// the market pauses too: the new connection gets rendered snapshots at once).
+	rolled := func() float64 { return valueNoT(r.f.m.reconnects.WithLabelValues("rollover")) }
+	for k := 1; k <= 2; k++ {
+		s.PlayUntil(k * s.Len() / 3)
+		want := float64(k)
+		waitFor(t, "a rollover", 30*time.Second, func() bool { return rolled() >= want })
+	}
+	s.Play()
 	select {
 	case <-s.Done():
 	case <-time.After(60 * time.Second):
 		t.Fatal("the simulator did not play")
 	}
 	s.Flush(10 * time.Second)
-	time.Sleep(200 * time.Millisecond)
-	r.shutdown(t)
 	v := s.Venue()
-	vers := map[string]*venue.Verifier{}
-	verdicts := map[venue.Verdict]int{}
-	snaps := 0
-	for _, rr := range readJournal(t, dir) {
-		if rr.TypeID != format.JournalMessage {
-			continue
+	// The books the capture ends with...
+	want := map[string]*venue.Verifier{}
+	for i := 0; i < s.Len(); i++ {
+		if ev, err := v.Parse(s.Payload(i)); err == nil && ev.Kind == venue.KindDepth {
+			key := string(ev.Key(nil))
+			if want[key] == nil {
+				want[key] = venue.NewVerifier(v, r.f.rec.scales)
+			}
+			want[key].Verify(s.Payload(i))
 		}
-		ev, err := v.Parse(rr.Payload)
-		if err != nil || ev.Kind != venue.KindDepth {
-			continue
-		}
-		if ev.Snapshot {
-			snaps++
-		}
-		key := string(ev.Key(nil))
-		if vers[key] == nil {
-			vers[key] = venue.NewVerifier(v, r.f.rec.scales)
-		}
-		verdicts[vers[key].Verify(rr.Payload)]++
 	}
+	// ...are the books the journal ends with, once the feed has journaled what it got.
+	var verdicts map[venue.Verdict]int
+	var snaps int
+	same := func() bool {
+		recs, err := readJournalErr(dir)
+		if err != nil {
+			return false
+		}
+		vers := map[string]*venue.Verifier{}
+		verdicts, snaps = map[venue.Verdict]int{}, 0
+		for _, rr := range recs {
+			if rr.TypeID != format.JournalMessage {
+				continue
+			}
+			ev, err := v.Parse(rr.Payload)
+			if err != nil || ev.Kind != venue.KindDepth {
+				continue
+			}
+			if ev.Snapshot {
+				snaps++
+			}
+			key := string(ev.Key(nil))
+			if vers[key] == nil {
+				vers[key] = venue.NewVerifier(v, r.f.rec.scales)
+			}
+			verdicts[vers[key].Verify(rr.Payload)]++
+		}
+		for key, x := range want {
+			if vers[key] == nil {
+				return false
+			}
+			wb, wa := x.Top(1000)
+			gb, ga := vers[key].Top(1000)
+			if !slices.Equal(wb, gb) || !slices.Equal(wa, ga) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, "the journal's books to be the capture's", 30*time.Second, same)
+	r.shutdown(t)
 	rollovers := valueNoT(r.f.m.reconnects.WithLabelValues("rollover"))
+	// Every update is journaled once, from one connection or the other, but those that
+	// the old connection still held when the new one restated the book (they are in that
+	// snapshot): no checksum may fail, and the books must be checked to the end.
 	if verdicts[venue.VerifyMismatch] != 0 || verdicts[venue.VerifyBad] != 0 || rollovers < 2 || snaps <= 10 {
 		t.Fatalf("verdicts %v, %v rollovers, %d snapshots", verdicts, rollovers, snaps)
 	}

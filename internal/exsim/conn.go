@@ -23,8 +23,12 @@ func newConn(nc net.Conn, br *bufio.Reader, path string, streams []string, log *
 // ID is the connection's accept order (0-based).
 func (c *Conn) ID() int { return c.id }
 
-// Streams are the streams the client subscribed to in its URL.
-func (c *Conn) Streams() []string { return append([]string(nil), c.names...) }
+// Streams are the streams the client subscribed to in its URL (or by request).
+func (c *Conn) Streams() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.names...)
+}
 
 // Path is the URL path the client connected to.
 func (c *Conn) Path() string { return c.path }
@@ -84,7 +88,11 @@ func (c *Conn) pending() int {
 	return len(c.q) + c.writing
 }
 
-func (c *Conn) subscribed(stream string) bool { return c.streams[stream] }
+func (c *Conn) subscribed(stream string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams[stream]
+}
 
 // idleFor is how long since the connection last wrote (or was accepted).
 func (c *Conn) idleFor() time.Duration {

@@ -364,14 +364,18 @@ func (s *Sim) allSubscribedLocked() bool {
 // subscribeLocked adds a stream to c and sends its snapshot when the replay is past the
 // recorded one.
 func (s *Sim) subscribeLocked(c *Conn, st *subStream) {
+	c.mu.Lock()
 	c.streams[st.key] = true
 	c.names = append(c.names, st.key)
+	c.mu.Unlock()
 	if st.book != nil && (st.snapDone || st.snapIdx < 0) {
 		c.enqueue(item{idx: -3, frame: frame(opText, s.renderSnapshot(st))})
 	}
 }
 
 func (s *Sim) unsubscribeLocked(c *Conn, st *subStream) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.streams[st.key] {
 		return false
 	}
