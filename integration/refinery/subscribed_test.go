@@ -131,11 +131,19 @@ func TestSubscribedKillNine(t *testing.T) {
 				return []string{"backfill", "--log-level", "warn", "--root", root, "--seal-all",
 					"--checkpoint-interval", "2ms", "--snapshot-interval", "5s", j}
 			}
-			ref := filepath.Join(dir, "ref")
-			t0 := time.Now()
-			proc.Run(t, testenv.Bin("chronicle-etl"), args(ref)...)
-			full := time.Since(t0)
-			want := trees.Refined(t, ref)
+			// These journals are small: a run is mostly the process starting, and its time
+			// varies with the machine's load. The kill lands anywhere in half again the
+			// slowest of three uninterrupted runs, so that the restarts can also finish.
+			var full time.Duration
+			for i := range 3 {
+				ref := filepath.Join(dir, "ref"+strconv.Itoa(i))
+				t0 := time.Now()
+				proc.Run(t, testenv.Bin("chronicle-etl"), args(ref)...)
+				full = max(full, time.Since(t0))
+			}
+			want := trees.Refined(t, filepath.Join(dir, "ref0"))
+			trees.Same(t, want, trees.Refined(t, filepath.Join(dir, "ref1")), set.Name+" second uninterrupted run")
+			window := full * 3 / 2
 			landed, rounds := 0, 0
 			for landed < kills {
 				rounds++
@@ -149,7 +157,7 @@ func TestSubscribedKillNine(t *testing.T) {
 					select {
 					case <-p.Done():
 						err = p.Err()
-					case <-time.After(time.Duration(rng.Int64N(int64(full)))):
+					case <-time.After(time.Duration(rng.Int64N(int64(window)))):
 						p.Cmd.Process.Signal(syscall.SIGKILL)
 						err = p.Wait()
 					}
@@ -163,7 +171,7 @@ func TestSubscribedKillNine(t *testing.T) {
 				}
 				trees.Same(t, want, trees.Refined(t, root), set.Name+" round "+strconv.Itoa(rounds))
 			}
-			t.Logf("%s: an uninterrupted backfill takes %v; %d kills in %d rounds, every tree identical", set.Name, full, landed, rounds)
+			t.Logf("%s: an uninterrupted backfill takes up to %v; %d kills in %d rounds, every tree identical", set.Name, full, landed, rounds)
 		})
 	}
 }
