@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl/book"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -166,6 +167,11 @@ func (r *Refinery) restore(st *State) error {
 			dir: filepath.Join(r.root, sp.Dir), created: sp.Created, st: sp.Stats,
 			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs,
 			scaled: sp.Scaled, priceDec: sp.PriceDec, qtyDec: sp.QtyDec}
+		// The run before wrote its meta.json (the periodic refresh brings it up to date); one
+		// a crash left without any is written at the first housekeeping.
+		if _, err := os.Stat(filepath.Join(p.dir, meta.FileName)); err == nil {
+			p.hasMeta = true
+		}
 		if sp.Sealing {
 			if err := r.finishSeal(p, sp.Pos); err != nil {
 				return err
@@ -176,10 +182,10 @@ func (r *Refinery) restore(st *State) error {
 		if _, err := os.Stat(p.path()); sp.Verifying && errors.Is(err, fs.ErrNotExist) {
 			r.log.Info("a partition sealed by an earlier run was moved to another tier; its records are not compared", "path", p.path())
 			w = &moved{pos: sp.Pos}
-		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt, r.live); err != nil {
+		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt); err != nil {
 			return err
 		}
-		p.w = w
+		p.setWriter(w)
 		r.parts[p.key] = p
 		r.m.partitionsOpen.Inc()
 		if p.key.Kind != kindLate {
@@ -205,7 +211,7 @@ func (r *Refinery) finishSeal(p *partition, pos int64) error {
 		r.log.Info("a partition sealed before the restart has moved to another tier", "path", p.path())
 		return nil
 	}
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt, r.live)
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt)
 	if err != nil {
 		return err
 	}

@@ -115,6 +115,15 @@ func (s *Scales) Set(sym string, sc Scale) {
 	s.by[sym] = sc
 }
 
+// Clone returns an independent copy.
+func (s *Scales) Clone() Scales {
+	c := Scales{Default: s.Default}
+	if s.by != nil {
+		c.by = s.All()
+	}
+	return c
+}
+
 // All returns a copy of every instrument's scale.
 func (s *Scales) All() map[string]Scale {
 	out := make(map[string]Scale, len(s.by))
