@@ -588,15 +588,33 @@ func (b *Book) Top(bid bool, n int, dst []venue.Level) []venue.Level {
 			dst = append(dst, venue.Level{Price: sign * (s.lo + int64(i)*s.tick), Qty: s.qty[i]})
 		}
 	}
-	if len(dst)-start < n && len(s.far) > 0 {
-		keys := make([]int64, 0, len(s.far))
-		for k := range s.far {
-			keys = append(keys, k)
+	if need := n - (len(dst) - start); need > 0 && len(s.far) > 0 {
+		// The map's best few by one pass, not a sort of it all: a checksum reads the top
+		// 10 or 25 of a side whose window may hold fewer (a Kraken book keeps 1,000 levels
+		// over a wide range, most of them in the map), after every update.
+		var buf [32]int64
+		for _, k := range bestKeys(s.far, need, buf[:0]) {
+			dst = append(dst, venue.Level{Price: sign * k, Qty: s.far[k]})
 		}
-		slices.Sort(keys)
-		for j := len(keys) - 1; j >= 0 && len(dst)-start < n; j-- {
-			dst = append(dst, venue.Level{Price: sign * keys[j], Qty: s.far[keys[j]]})
+	}
+	return dst
+}
+
+// bestKeys appends the largest need keys of m to dst, largest first.
+func bestKeys(m map[int64]int64, need int, dst []int64) []int64 {
+	start := len(dst)
+	for k := range m {
+		best := dst[start:]
+		if len(best) == need && k <= best[need-1] {
+			continue
 		}
+		i, _ := slices.BinarySearchFunc(best, k, func(a, b int64) int { return cmp.Compare(b, a) })
+		if len(best) < need {
+			dst = append(dst, 0)
+			best = dst[start:]
+		}
+		copy(best[i+1:], best[i:len(best)-1])
+		best[i] = k
 	}
 	return dst
 }
