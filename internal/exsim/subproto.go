@@ -38,7 +38,6 @@ type subMarket struct {
 	refs    []capture.Record
 	wsPath  string // the websocket path suffix
 	restFor func(u *url.URL) []byte
-	connID  int64
 }
 
 // subStream is one stream of the capture.
