@@ -75,9 +75,70 @@ type ahead struct {
 	stopped bool   // the producer stopped and every entry was taken
 }
 
+// aheadDecoder is the goroutine's decoder: the venue's Decode, or, for venues whose
+// instruments have scales of their own (venue.ScaledDecoder), DecodeAt with the goroutine's
+// own copy of the refinery's scales, kept by the refinery's rules as it reads the same
+// journal: a reference record gives the instruments not yet seen their scales, and a
+// symbol's first message pins its scale. The refinery takes an entry only when the scale it
+// was decoded at is the one it would use (a message the refinery drops before it pins its
+// symbol, an implausible one, can make the two part).
+type aheadDecoder struct {
+	v      venue.Venue
+	sd     venue.ScaledDecoder
+	rv     venue.Referencer
+	scales venue.Scales
+	pinned map[string]bool
+	specs  []venue.Spec
+}
+
+// aheadDecoder returns a decoder for a goroutine that starts where the refinery stands.
+func (r *Refinery) aheadDecoder() *aheadDecoder {
+	d := &aheadDecoder{v: r.v}
+	if r.sd != nil {
+		d.sd = r.sd
+		d.rv, _ = r.v.(venue.Referencer)
+		d.scales = r.scales.Clone()
+		d.pinned = map[string]bool{}
+		for raw, s := range r.syms {
+			if s.ScaleSet {
+				d.pinned[raw] = true
+			}
+		}
+	}
+	return d
+}
+
+func (d *aheadDecoder) decode(payload []byte, m *venue.Message) error {
+	if d.sd == nil {
+		return d.v.Decode(payload, m)
+	}
+	err := d.sd.DecodeAt(payload, m, &d.scales)
+	if err == nil && len(m.Symbol) > 0 && m.Kind != venue.KindOther && m.Kind != venue.KindControl && !d.pinned[string(m.Symbol)] {
+		d.pinned[string(m.Symbol)] = true
+		d.scales.Set(string(m.Symbol), m.Scale)
+	}
+	return err
+}
+
+func (d *aheadDecoder) reference(payload []byte) {
+	if d.rv == nil {
+		return
+	}
+	specs, err := d.rv.DecodeReference(payload, d.specs[:0])
+	d.specs = specs
+	if err != nil {
+		return
+	}
+	for _, sp := range specs {
+		if !d.pinned[sp.Symbol] {
+			d.scales.Set(sp.Symbol, sp.Scale)
+		}
+	}
+}
+
 // startAhead starts decoding the journal from segment seg (its header's created_ns, for
 // identity) at offset off.
-func startAhead(v venue.Venue, dir string, files []string, seg string, created, off int64) *ahead {
+func startAhead(v *aheadDecoder, dir string, files []string, seg string, created, off int64) *ahead {
 	a, _ := aheadPool.Get().(*ahead)
 	if a == nil {
 		a = new(ahead)
@@ -116,7 +177,7 @@ func wait(cond func() bool, gone *atomic.Bool) bool {
 	}
 }
 
-func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) {
+func (a *ahead) run(v *aheadDecoder, src *source, seg string, created, off int64) {
 	defer close(a.exited)
 	defer a.quit.Store(true)
 	defer src.close()
@@ -134,6 +195,9 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 			break
 		}
 		if status != statusFrame || rec.TypeID != format.JournalMessage {
+			if status == statusFrame && rec.TypeID == format.JournalReference {
+				v.reference(rec.Payload)
+			}
 			continue
 		}
 		if seen++; seen == aheadWindow {
@@ -171,7 +235,7 @@ func (a *ahead) run(v venue.Venue, src *source, seg string, created, off int64) 
 		}
 		d := &a.ring[head%aheadRing]
 		d.seg, d.off = src.seg.Seq, rec.Offset
-		d.err = v.Decode(rec.Payload, &d.msg)
+		d.err = v.decode(rec.Payload, &d.msg)
 		d.stream, d.symbol = span(rec.Payload, d.msg.Stream), span(rec.Payload, d.msg.Symbol)
 		d.msg.Stream, d.msg.Symbol = nil, nil // the payload is this source's: offsets only
 		head++

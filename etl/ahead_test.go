@@ -60,3 +60,39 @@ func TestDecodeAhead(t *testing.T) {
 	}
 	sameTree(t, one, live)
 }
+
+// TestDecodeAheadSubscribed: OKX and Kraken decode at each instrument's scale, which the
+// journal's reference records and each symbol's first message set; the decoding goroutine
+// keeps its own copy by the same rules, so the refinery takes most messages from it, and
+// writes what one core writes.
+func TestDecodeAheadSubscribed(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, c := range subscribedBenchCaptures {
+		t.Run(c.name, func(t *testing.T) {
+			v, _ := venue.Lookup(c.venue)
+			dir, msgs := subscribedCaptureJournal(t, v, 3, c.files...)
+			cfg := Defaults()
+			cfg.CheckpointInterval = time.Hour
+			slow := func() {
+				for t0 := time.Now(); time.Since(t0) < 5*time.Microsecond; {
+				}
+			}
+			runtime.GOMAXPROCS(2)
+			aheadTaken.Store(0)
+			two := filepath.Join(t.TempDir(), "two")
+			if _, err := Refine(t.Context(), Options{Config: cfg, Root: two, JournalDir: dir, onFrame: slow}); err != nil {
+				t.Fatal(err)
+			}
+			if n := aheadTaken.Load(); 2*n < int64(len(msgs)) || n > int64(len(msgs)) {
+				t.Fatalf("%d of %d messages decoded ahead", n, len(msgs))
+			}
+			t.Logf("%d of %d messages decoded ahead", aheadTaken.Load(), len(msgs))
+			runtime.GOMAXPROCS(1)
+			one := filepath.Join(t.TempDir(), "one")
+			if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir}); err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, one, two)
+		})
+	}
+}

@@ -34,6 +34,18 @@ var benchCaptures = []struct {
 	{"spot", "binance-spot", []string{"binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz"}},
 }
 
+// subscribedBenchCaptures are the OKX and Kraken captures: half a minute each, journaled
+// that many times in a row (about 10 and 16 MB of messages) to be enough work to time.
+var subscribedBenchCaptures = []struct {
+	name  string
+	venue string
+	reps  int
+	files []string
+}{
+	{"okx", "okx", 30, []string{"cryptofeed_okx.ws.txt"}},
+	{"kraken", "kraken-spot", 20, []string{"cryptofeed_kraken-book.ws.txt", "cryptofeed_kraken-trade.ws.txt", "cryptofeed_kraken-ticker.ws.txt"}},
+}
+
 // cpuNow is the process's CPU time (user and system, every thread): what a measurement
 // costs whatever else the shared machine runs, and what both cores spend together.
 func cpuNow() time.Duration {
@@ -65,14 +77,36 @@ func (c *clock) stop() {
 // the refinery writes its output on the second (the parsers use one either way). Goals: on
 // one core the refinery at least as fast as fastjson's parse alone and the decoder twice as
 // fast; on two cores, 1.3 times fastjson's wall-clock speed.
+//
+// The OKX and Kraken captures (okx, kraken) are journaled several times in a row; their
+// refinery recomputes the exchange's checksum after every book message.
 func BenchmarkBackfill(b *testing.B) {
+	type benchCase struct {
+		name, venue string
+		reps        int
+		files       []string
+	}
+	var cases []benchCase
 	for _, c := range benchCaptures {
+		cases = append(cases, benchCase{c.name, c.venue, 1, c.files})
+	}
+	for _, c := range subscribedBenchCaptures {
+		cases = append(cases, benchCase{c.name, c.venue, c.reps, c.files})
+	}
+	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			v, err := venue.Lookup(c.venue)
 			if err != nil {
 				b.Fatal(err)
 			}
-			dir, msgs := captureJournal(b, v, c.files...)
+			var dir string
+			var msgs [][]byte
+			if c.reps > 1 {
+				dir, msgs = subscribedCaptureJournal(b, v, c.reps, c.files...)
+			} else {
+				dir, msgs = captureJournal(b, v, c.files...)
+			}
+			scales := captureScales(b, v, c.files...)
 			var raw int64
 			for _, m := range msgs {
 				raw += int64(len(m))
@@ -84,14 +118,15 @@ func BenchmarkBackfill(b *testing.B) {
 				}
 				b.Run(name, func(b *testing.B) {
 					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cores))
-					benchBackfill(b, v, dir, msgs, raw, cores == 1)
+					benchBackfill(b, v, scales, dir, msgs, raw, cores == 1)
 				})
 			}
 		})
 	}
 }
 
-func benchBackfill(b *testing.B, v venue.Venue, dir string, msgs [][]byte, raw int64, withJSON bool) {
+func benchBackfill(b *testing.B, v venue.Venue, scales *venue.Scales, dir string, msgs [][]byte, raw int64, withJSON bool) {
+	sd, _ := v.(venue.ScaledDecoder)
 	cfg := Defaults()
 	cfg.CheckpointInterval = time.Hour // one checkpoint at the end, as a backfill of this size makes
 	var ref, fast, dec, std clock
@@ -120,7 +155,11 @@ func benchBackfill(b *testing.B, v venue.Venue, dir string, msgs [][]byte, raw i
 		// The venue's decoder alone: the refinery's JSON share.
 		dec.start()
 		for _, m := range msgs {
-			v.Decode(m, &vm) // a message it refuses costs what the refinery pays for it too
+			if sd != nil { // at each instrument's scale, as the refinery decodes
+				sd.DecodeAt(m, &vm, scales)
+			} else {
+				v.Decode(m, &vm) // a message it refuses costs what the refinery pays for it too
+			}
 		}
 		dec.stop()
 		if withJSON {

@@ -20,12 +20,24 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from this build's partitions")
 
 // goldenCaptures are every bundled capture of a venue this refinery reads.
+// The OKX and Kraken captures are journaled as chronicle-feed replay journals them (reference
+// data, control messages, the files merged by receive time).
 var goldenCaptures = append(benchCaptures[:len(benchCaptures):len(benchCaptures)],
 	struct {
 		name  string
 		venue string
 		files []string
-	}{"cryptofeed", "binance-perp", []string{"cryptofeed_binance-futures.ws.txt"}})
+	}{"cryptofeed", "binance-perp", []string{"cryptofeed_binance-futures.ws.txt"}},
+	struct {
+		name  string
+		venue string
+		files []string
+	}{"okx", "okx", []string{"cryptofeed_okx.ws.txt"}},
+	struct {
+		name  string
+		venue string
+		files []string
+	}{"kraken", "kraken-spot", []string{"cryptofeed_kraken-book.ws.txt", "cryptofeed_kraken-trade.ws.txt", "cryptofeed_kraken-ticker.ws.txt"}})
 
 // TestGoldenPartitions refines every bundled capture and compares what it writes (every
 // book.q, index file and meta.json, the latter without its ingest time) with the hashes in

@@ -22,6 +22,8 @@ type Metrics struct {
 	crossed          *prometheus.CounterVec
 	tickerChecks     *prometheus.CounterVec
 	tickerMismatches *prometheus.CounterVec
+	checksumChecks   *prometheus.CounterVec
+	checksumMismatch *prometheus.CounterVec
 	late             *prometheus.CounterVec // venue, policy
 	unmapped         *prometheus.CounterVec
 	partitionsOpen   *prometheus.GaugeVec
@@ -67,6 +69,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		crossed:          c("crossed_total", "Depth updates after which the book was crossed."),
 		tickerChecks:     c("ticker_checks_total", "Tickers compared with the rebuilt book."),
 		tickerMismatches: c("ticker_mismatches_total", "Tickers that disagreed with the rebuilt book."),
+		checksumChecks:   c("checksum_checks_total", "Depth messages whose exchange checksum was compared with the rebuilt book's."),
+		checksumMismatch: c("checksum_mismatches_total", "Depth messages whose exchange checksum disagreed with the rebuilt book's."),
 		late:             c("late_total", "Records for a sealed partition, by late policy.", "policy"),
 		unmapped:         c("unmapped_total", "Partitions opened in the unmapped stream (no dim_symbol row)."),
 		partitionsOpen:   g("partitions_open", "Partitions being written."),
@@ -94,6 +98,7 @@ type venueMetrics struct {
 	staleSnapshots, badSnapshots, ignoredSnapshots prometheus.Counter
 	snapshots, resyncs, crossed, tickerChecks      prometheus.Counter
 	tickerMismatches, unmapped, sealed, diverged   prometheus.Counter
+	checksumChecks, checksumMismatches             prometheus.Counter
 	journalBytes, checkpoints                      prometheus.Counter
 	partitionsOpen, lagSeconds, lagBytes           prometheus.Gauge
 	checkpointSecs                                 prometheus.Observer
@@ -110,6 +115,7 @@ func (m *Metrics) forVenue(v string) *venueMetrics {
 		snapshots: m.snapshots.With(l), resyncs: m.resyncs.With(l), crossed: m.crossed.With(l), tickerChecks: m.tickerChecks.With(l),
 		tickerMismatches: m.tickerMismatches.With(l), unmapped: m.unmapped.With(l), sealed: m.sealed.With(l), diverged: m.diverged.With(l),
 		journalBytes: m.journalBytes.With(l), checkpoints: m.checkpoints.With(l),
+		checksumChecks: m.checksumChecks.With(l), checksumMismatches: m.checksumMismatch.With(l),
 		partitionsOpen: m.partitionsOpen.With(l), lagSeconds: m.lagSeconds.With(l), lagBytes: m.lagBytes.With(l),
 		checkpointSecs: m.checkpointSecs.With(l),
 	}

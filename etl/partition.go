@@ -90,7 +90,10 @@ type partStats struct {
 	Crossed      int64
 	Checks       int64
 	Mismatches   int64
-	Segments     []string // journal segments that contributed, in order
+	// Checksums of venues that send one, counted in the partition of the update.
+	ChecksumChecks     int64
+	ChecksumMismatches int64
+	Segments           []string // journal segments that contributed, in order
 	// CaptureFrom, when not 0: the symbol's capture begins in this partition, at this
 	// exchange time (its first message).
 	CaptureFrom int64
@@ -104,17 +107,21 @@ type partition struct {
 	raw       string
 	versionID uint64
 	dir       string
-	w         writer
-	dayStart  int64
-	dayEnd    int64
-	created   int64
-	st        partStats
-	touched   bool               // records written since the last commit
-	hasMeta   bool               // a meta.json was written by this process
-	gone      bool               // sealed: no longer written
-	sealing   bool               // index/ and meta.json final: a restart finishes the seal, never reopens it
-	written   int64              // records written by this process, for the records_total metric
-	bw        *format.BookWriter // p.w's writer when it writes (the fast path), else nil
+	// priceDec and qtyDec are the records' scales: the venue's, or the instrument's own
+	// (scaled set) for venues whose instruments have one.
+	priceDec, qtyDec uint8
+	scaled           bool
+	w                writer
+	dayStart         int64
+	dayEnd           int64
+	created          int64
+	st               partStats
+	touched          bool               // records written since the last commit
+	hasMeta          bool               // a meta.json was written by this process
+	gone             bool               // sealed: no longer written
+	sealing          bool               // index/ and meta.json final: a restart finishes the seal, never reopens it
+	written          int64              // records written by this process, for the records_total metric
+	bw               *format.BookWriter // p.w's writer when it writes (the fast path), else nil
 }
 
 // writeSlow writes through the writer interface a copy of the record (which escapes to the
@@ -132,17 +139,19 @@ func (p *partition) setWriter(w writer) {
 // levels writes the level records of one depth update: tmpl (type, symbol, times and
 // ids) with each level's side, price and quantity, the last flagged (and crossed if the
 // book crossed). The records are encoded straight into the writer's buffer, and the
-// statistics count the event once.
-func (p *partition) levels(tmpl *format.BookRecord, bids, asks []levelT, crossed bool) error {
-	n := len(bids) + len(asks)
+// statistics count the event once. A venue that keeps its book to a depth (Kraken) passes
+// the levels the update pushed out of it as trimB and trimA: each follows its side's levels
+// as a delete. flags (FlagChecksum) go on every record of the event.
+func (p *partition) levels(tmpl *format.BookRecord, bids, asks, trimB, trimA []levelT, flags uint16, crossed bool) error {
+	n := len(bids) + len(asks) + len(trimB) + len(trimA)
 	last := format.FlagLast
 	if crossed {
 		last |= format.FlagCrossed
 	}
 	if p.bw == nil || n == 0 {
-		return p.levelsSlow(tmpl, bids, asks, 0, last)
+		return p.levelsSlow(tmpl, [4][]levelT{bids, trimB, asks, trimA}, flags, last)
 	}
-	out, err := p.encodeLevels(tmpl, bids, asks, 0)
+	out, err := p.encodeLevels(tmpl, [4][]levelT{bids, trimB, asks, trimA}, flags)
 	if err != nil {
 		return err
 	}
@@ -161,16 +170,17 @@ func (p *partition) levels(tmpl *format.BookRecord, bids, asks []levelT, crossed
 // snapshot and by side.
 func (p *partition) snapshotLevels(tmpl *format.BookRecord, bids, asks []levelT) error {
 	if p.bw == nil {
-		return p.levelsSlow(tmpl, bids, asks, format.FlagSnapshot, 0)
+		return p.levelsSlow(tmpl, [4][]levelT{bids, nil, asks, nil}, format.FlagSnapshot, 0)
 	}
-	_, err := p.encodeLevels(tmpl, bids, asks, format.FlagSnapshot)
+	_, err := p.encodeLevels(tmpl, [4][]levelT{bids, nil, asks, nil}, format.FlagSnapshot)
 	return err
 }
 
-// encodeLevels reserves and encodes one level record per level (flags: base and the side),
+// encodeLevels reserves and encodes one level record per level of lists (bids, bids
+// deleted, asks, asks deleted: the deleted ones with quantity 0; flags: base and the side),
 // counting them in the statistics; it returns the records.
-func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, base uint16) ([]byte, error) {
-	n := len(bids) + len(asks)
+func (p *partition) encodeLevels(tmpl *format.BookRecord, lists [4][]levelT, base uint16) ([]byte, error) {
+	n := len(lists[0]) + len(lists[1]) + len(lists[2]) + len(lists[3])
 	if n == 0 {
 		return nil, nil
 	}
@@ -182,12 +192,19 @@ func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, b
 	// first word (type, flags, symbol) per side, the others per event or per level.
 	le := binary.LittleEndian
 	b := out
-	for side, lv := range [2][]levelT{bids, asks} {
+	for side, lv := range lists {
+		if len(lv) == 0 {
+			continue
+		}
 		flags := base | format.FlagBid
-		if side == 1 {
+		if side >= 2 {
 			flags = base | format.FlagAsk
 		}
 		head := uint64(tmpl.TypeID) | uint64(flags)<<16 | uint64(tmpl.SymbolID)<<32
+		keep := uint64(1<<64 - 1) // quantity mask: 0 for the deletes
+		if side&1 == 1 {
+			keep = 0
+		}
 		for _, l := range lv {
 			d := b[:format.BookRecordSize:format.BookRecordSize]
 			le.PutUint64(d[0:], head)
@@ -195,7 +212,7 @@ func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, b
 			le.PutUint64(d[16:], uint64(tmpl.RecvTs))
 			le.PutUint64(d[24:], tmpl.Seq)
 			le.PutUint64(d[32:], uint64(l.Price))
-			le.PutUint64(d[40:], uint64(l.Qty))
+			le.PutUint64(d[40:], uint64(l.Qty)&keep)
 			le.PutUint64(d[48:], uint64(tmpl.Aux0))
 			le.PutUint64(d[56:], uint64(tmpl.Aux1))
 			b = b[format.BookRecordSize:]
@@ -211,20 +228,24 @@ func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, b
 // levelsSlow is levels and snapshotLevels one record at a time (writers that compare
 // instead of writing, an update that changed no level): base flags on every record, last
 // on the last.
-func (p *partition) levelsSlow(tmpl *format.BookRecord, bids, asks []levelT, base, last uint16) error {
+func (p *partition) levelsSlow(tmpl *format.BookRecord, lists [4][]levelT, base, last uint16) error {
 	rec := *tmpl
-	if len(bids)+len(asks) == 0 && last != 0 {
+	n := len(lists[0]) + len(lists[1]) + len(lists[2]) + len(lists[3])
+	if n == 0 && last != 0 {
 		// An update that changed no level still advances the chain: one sideless record.
-		rec.Flags, rec.Price, rec.Qty = last, 0, 0
+		rec.Flags, rec.Price, rec.Qty = base|last, 0, 0
 		return p.write(&rec)
 	}
-	i, n := 0, len(bids)+len(asks)
-	for side, lv := range [2][]levelT{bids, asks} {
+	i := 0
+	for side, lv := range lists {
 		for _, l := range lv {
 			i++
 			rec.Flags, rec.Price, rec.Qty = base|format.FlagBid, l.Price, l.Qty
-			if side == 1 {
+			if side >= 2 {
 				rec.Flags = base | format.FlagAsk
+			}
+			if side&1 == 1 {
+				rec.Qty = 0
 			}
 			if i == n {
 				rec.Flags |= last
@@ -358,6 +379,9 @@ func (p *partition) closeInvalid(ts int64) {
 func headerFor(p *partition, priceDec, qtyDec uint8) format.Header {
 	h := format.NewBookHeader(p.venue, p.code, p.key.SymbolID, dateNumber(p.key.Day))
 	h.SymbolVersionID = p.versionID
+	if p.scaled {
+		priceDec, qtyDec = p.priceDec, p.qtyDec
+	}
 	h.PriceDecimals, h.QtyDecimals = priceDec, qtyDec
 	h.CreatedNs = p.created
 	return h

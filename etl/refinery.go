@@ -39,6 +39,18 @@ type Refinery struct {
 
 	priceDec, qtyDec uint8
 
+	// Venues beyond Binance's shape (docs/venues.md): instruments with scales of their own
+	// (decoded at the scale each symbol was pinned to by its first message, else the one
+	// its reference data gives), books whose snapshots come on the websocket, and the
+	// exchange's checksum of the book after each update.
+	sd      venue.ScaledDecoder
+	cs      venue.Checksummer
+	wsBooks bool
+	scales  venue.Scales
+	specs   map[string]venue.Spec // reference data, by symbol (checkpointed)
+	trimB   []venue.Level
+	trimA   []venue.Level
+
 	// Journal-derived state (checkpointed).
 	clock    int64 // latest exchange time seen on the venue
 	skew     int64 // exchange minus receive time of the latest message that had both
@@ -87,6 +99,7 @@ type Refinery struct {
 	segSeq      uint64   // sequence number of the segment of the current frame
 	ownBids     []levelT // r.msg's own level arrays (a message taken from ahead lends it the entry's)
 	ownAsks     []levelT
+	ownTrades   []venue.Trade
 }
 
 // counters are the metrics every message touches, counted here and added to the
@@ -94,6 +107,7 @@ type Refinery struct {
 // and series would cost more than the rest of a ticker's refining.
 type counters struct {
 	depth, trade, ticker, other, crossed, tickerChecks int64
+	checksumChecks                                     int64
 	ahead                                              int64 // messages decoded ahead (aheadTaken)
 }
 
@@ -106,7 +120,7 @@ func (r *Refinery) publishMetrics() {
 		n *int64
 		c interface{ Add(float64) }
 	}{{&c.depth, r.m.depth}, {&c.trade, r.m.trade}, {&c.ticker, r.m.ticker}, {&c.other, r.m.other},
-		{&c.crossed, r.m.crossed}, {&c.tickerChecks, r.m.tickerChecks}} {
+		{&c.crossed, r.m.crossed}, {&c.tickerChecks, r.m.tickerChecks}, {&c.checksumChecks, r.m.checksumChecks}} {
 		if *x.n != 0 {
 			x.c.Add(float64(*x.n))
 			*x.n = 0
@@ -120,8 +134,47 @@ func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, l
 		parts: map[partKey]*partition{}, segs: map[string]*segHash{}, holders: map[string]*symState{},
 		nextSeal: 1<<63 - 1}
 	r.priceDec, r.qtyDec = v.Decimals()
+	r.sd, _ = v.(venue.ScaledDecoder)
+	r.cs, _ = v.(venue.Checksummer)
+	_, r.wsBooks = v.(venue.Subscriber)
+	r.scales.Default = venue.Scale{Price: r.priceDec, Qty: r.qtyDec}
+	r.specs = map[string]venue.Spec{}
 	r.table.Store(table)
 	return r
+}
+
+// setSpec records an instrument of the venue's reference data. Its scale applies to a
+// symbol whose messages have not been decoded yet; a symbol keeps the scale of its first
+// message (its book and open partitions are at that scale).
+func (r *Refinery) setSpec(sp venue.Spec) {
+	r.specs[sp.Symbol] = sp
+	if s := r.syms[sp.Symbol]; s != nil && s.ScaleSet {
+		if s.Scale != sp.Scale {
+			r.log.Warn("instrument scale changed; the symbol keeps the scale it started with", "symbol", sp.Symbol,
+				"price_decimals", s.Scale.Price, "qty_decimals", s.Scale.Qty, "new_price_decimals", sp.Scale.Price, "new_qty_decimals", sp.Scale.Qty)
+		}
+		return
+	}
+	r.scales.Set(sp.Symbol, sp.Scale)
+}
+
+// onReference reads a journaled body of the venue's reference data.
+func (r *Refinery) onReference(rec *format.JournalRecord) error {
+	rv, ok := r.v.(venue.Referencer)
+	if !ok {
+		r.m.skipped.WithLabelValues("reference").Inc()
+		return nil
+	}
+	specs, err := rv.DecodeReference(rec.Payload, nil)
+	if err != nil {
+		r.m.skipped.WithLabelValues("bad_reference").Inc()
+		r.log.Warn("undecodable reference data", "segment", r.segName, "offset", rec.Offset, "err", err)
+		return nil
+	}
+	for _, sp := range specs {
+		r.setSpec(sp)
+	}
+	return nil
 }
 
 // SetTable swaps the dim_symbol table; it applies from the next frame.
@@ -147,6 +200,8 @@ func (r *Refinery) frame(rec *format.JournalRecord, seg string) error {
 		}
 	case format.JournalGap:
 		err = r.onGap(rec)
+	case format.JournalReference:
+		err = r.onReference(rec)
 	default:
 		r.m.skipped.WithLabelValues("unknown_record").Inc()
 	}
@@ -239,13 +294,13 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		}
 		return nil
 	}
-	if m.Kind == venue.KindOther {
+	if m.Kind == venue.KindOther || m.Kind == venue.KindControl {
 		r.cnt.other++
 		return nil
 	}
 	ts := m.ExchNs
-	if m.Kind == venue.KindTrade || m.Kind == venue.KindAggTrade {
-		ts = m.TxNs // trades are dated by their trade time
+	if (m.Kind == venue.KindTrade || m.Kind == venue.KindAggTrade) && len(m.Trades) == 0 {
+		ts = m.TxNs // trades are dated by their trade time (several: each by its own)
 	}
 	estimated := false
 	if ts == 0 {
@@ -292,14 +347,26 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	if s.Fresh && (s.FirstSeen == 0 || ts < s.FirstSeen) {
 		s.FirstSeen = ts
 	}
+	if r.sd != nil && !s.ScaleSet {
+		s.Scale, s.ScaleSet = m.Scale, true
+		r.scales.Set(s.Raw, m.Scale)
+	}
 	var err error
 	switch m.Kind {
 	case venue.KindDepth:
 		r.cnt.depth++
-		err = r.onDepth(s, ts)
+		if r.wsBooks {
+			err = r.onWSDepth(s, ts)
+		} else {
+			err = r.onDepth(s, ts)
+		}
 	case venue.KindTrade, venue.KindAggTrade:
 		r.cnt.trade++
-		err = r.onTrade(s, ts)
+		if len(m.Trades) > 0 {
+			err = r.onTrades(s)
+		} else {
+			err = r.onTrade(s, ts)
+		}
 	case venue.KindBookTicker:
 		r.cnt.ticker++
 		err = r.onTicker(s, ts, estimated)
@@ -353,18 +420,27 @@ func (r *Refinery) flushUndated(cur *format.JournalRecord) error {
 func (r *Refinery) decode(rec *format.JournalRecord) error {
 	if r.ahead != nil && !r.flushing && !r.ahead.stopped {
 		if ok, err := r.ahead.take(r.segSeq, rec.Offset, rec.Payload, &r.msg); ok {
-			r.cnt.ahead++
-			return err
+			if r.sd == nil || r.msg.Scale == r.scales.Of(r.msg.Symbol) {
+				r.cnt.ahead++
+				return err
+			}
+			// Decoded at another scale than this refinery's (see aheadDecoder): again here.
 		}
 	}
 	return r.decodeOwn(rec.Payload)
 }
 
-// decodeOwn decodes payload into r.msg with r.msg's own level arrays.
+// decodeOwn decodes payload into r.msg with r.msg's own level and trade arrays, at the
+// symbol's scale for venues that have them.
 func (r *Refinery) decodeOwn(payload []byte) error {
-	r.msg.Bids, r.msg.Asks = r.ownBids, r.ownAsks
-	err := r.v.Decode(payload, &r.msg)
-	r.ownBids, r.ownAsks = r.msg.Bids, r.msg.Asks
+	r.msg.Bids, r.msg.Asks, r.msg.Trades = r.ownBids, r.ownAsks, r.ownTrades
+	var err error
+	if r.sd != nil {
+		err = r.sd.DecodeAt(payload, &r.msg, &r.scales)
+	} else {
+		err = r.v.Decode(payload, &r.msg)
+	}
+	r.ownBids, r.ownAsks, r.ownTrades = r.msg.Bids, r.msg.Asks, r.msg.Trades
 	return err
 }
 
@@ -375,7 +451,7 @@ func (r *Refinery) onDepth(s *symState, ts int64) error {
 	if s.live() {
 		switch r.v.Check(s.LastU, m.Event) {
 		case venue.SeqNext:
-			return r.applyDepth(s, ts, r.recvNs, m.First, m.ID, m.Prev, m.Bids, m.Asks, r.segName)
+			return r.applyDepth(s, ts, r.recvNs, m.First, m.ID, m.Prev, m.Bids, m.Asks, r.segName, depthExtra{})
 		case venue.SeqStale:
 			r.m.duplicates.Inc()
 			return nil
@@ -422,7 +498,7 @@ func (r *Refinery) drain(s *symState) error {
 			switch r.v.Check(s.LastU, u.event()) {
 			case venue.SeqNext:
 				n++
-				if err := r.applyDepth(s, u.ExchNs, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment); err != nil {
+				if err := r.applyDepth(s, u.ExchNs, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment, depthExtra{}); err != nil {
 					return err
 				}
 			case venue.SeqStale:
@@ -464,11 +540,19 @@ func (r *Refinery) goLive(s *symState, u *bufUpdate) error {
 		s.NextSnap = r.nextBoundary(ts)
 	}
 	r.m.resyncs.Inc()
-	return r.applyDepth(s, ts, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment)
+	return r.applyDepth(s, ts, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment, depthExtra{})
+}
+
+// depthExtra is what an update of a venue beyond Binance's shape adds: the depth its book
+// keeps (levels past it are dropped, written as deletes in the same event) and flags for
+// every record of the event (FlagChecksum: aux0 holds the exchange's checksum).
+type depthExtra struct {
+	depth int
+	flags uint16
 }
 
 // applyDepth applies one update to a live book and writes its level records.
-func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bids, asks []venue.Level, seg string) error {
+func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bids, asks []venue.Level, seg string, dx depthExtra) error {
 	if day := dayOf(ts); day > s.BookDay {
 		if err := r.flushHold(s); err != nil {
 			return err
@@ -487,6 +571,12 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 	if s.book.Apply(true, bids) != nil || s.book.Apply(false, asks) != nil {
 		return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
 	}
+	var trimB, trimA []venue.Level
+	if dx.depth > 0 {
+		r.trimB = s.book.Trim(true, dx.depth, r.trimB[:0])
+		r.trimA = s.book.Trim(false, dx.depth, r.trimA[:0])
+		trimB, trimA = r.trimB, r.trimA
+	}
 	s.LastU = last
 	crossed := s.book.Crossed()
 	if crossed {
@@ -496,7 +586,7 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 		p.noteSegment(seg)
 		rec := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv,
 			Seq: uint64(last), Aux0: first, Aux1: prev}
-		if err := p.levels(&rec, bids, asks, crossed); err != nil {
+		if err := p.levels(&rec, bids, asks, trimB, trimA, dx.flags, crossed); err != nil {
 			return err
 		}
 		r.touch(p)
@@ -504,6 +594,151 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 	s.pushTop(last, ts)
 	r.resolvePending(s, last, ts)
 	return nil
+}
+
+// ---- books whose snapshots come on the websocket (OKX, Kraken) ----
+
+// onWSDepth applies a depth message of a venue that sends its snapshots on the websocket:
+// a snapshot resets the book (and makes it valid), an update applies to a valid book when
+// the venue's chain allows (OKX seqId/prevSeqId; Kraken has none), and every message that
+// carries the exchange's checksum is checked against the book after it.
+func (r *Refinery) onWSDepth(s *symState, ts int64) error {
+	m := &r.msg
+	if m.Wire.Known {
+		s.Wire = m.Wire
+	}
+	if m.Snapshot {
+		return r.wsSnapshot(s, ts)
+	}
+	if !s.live() {
+		r.m.skipped.WithLabelValues("no_snapshot").Inc() // the book waits for its snapshot
+		return nil
+	}
+	switch r.v.Check(s.LastU, m.Event) {
+	case venue.SeqNext, venue.SeqUnknown:
+	case venue.SeqStale:
+		r.m.duplicates.Inc()
+		return nil
+	default:
+		return r.invalidate(s, format.InvalidSequence, ts, uint64(m.ID), s.LastU, m.Prev, false)
+	}
+	dx := depthExtra{depth: m.Depth}
+	var aux0 int64
+	if m.HasChecksum {
+		aux0, dx.flags = int64(m.Checksum), format.FlagChecksum
+	}
+	if s.csValid && r.touchesTop(s, m) {
+		s.csValid = false
+	}
+	if err := r.applyDepth(s, ts, r.recvNs, aux0, m.ID, m.Prev, m.Bids, m.Asks, r.segName, dx); err != nil {
+		return err
+	}
+	if m.HasChecksum && s.live() {
+		return r.checksum(s, ts, uint64(m.ID), m.Checksum)
+	}
+	return nil
+}
+
+// wsSnapshot makes the book the snapshot's and writes a snapshot run restating it.
+func (r *Refinery) wsSnapshot(s *symState, ts int64) error {
+	m := &r.msg
+	if s.live() && dayOf(ts) > s.BookDay {
+		if err := r.flushHold(s); err != nil {
+			return err
+		}
+	}
+	s.csValid = false
+	if err := s.book.Reset(m.Bids, m.Asks); err != nil {
+		r.log.Warn("unusable snapshot", "symbol", s.Raw, "err", err)
+		r.m.badSnapshots.Inc()
+		return r.invalidate(s, format.InvalidBadMessage, ts, uint64(m.ID), 0, 0, true)
+	}
+	if m.Depth > 0 {
+		s.book.Trim(true, m.Depth, nil)
+		s.book.Trim(false, m.Depth, nil)
+	}
+	// The partition is found while the book still counts as invalid, so one created now
+	// records the invalid stretch from its midnight to this snapshot.
+	p, err := r.part(s, ts, true)
+	if err != nil {
+		return err
+	}
+	s.Phase, s.Snap, s.LastU, s.Buf = phaseLive, nil, m.ID, s.Buf[:0]
+	s.BookDay = dayOf(ts)
+	s.clearTops()
+	r.closeInvalid(s, ts)
+	if p != nil {
+		if err := r.snapshotRun(s, p, ts, r.recvNs, uint64(m.ID), r.segName); err != nil {
+			return err
+		}
+	} else {
+		s.NextSnap = r.nextBoundary(ts)
+	}
+	r.m.resyncs.Inc()
+	if m.HasChecksum {
+		return r.checksum(s, ts, uint64(m.ID), m.Checksum)
+	}
+	return nil
+}
+
+// checksum compares the exchange's checksum of the book after an event with the rebuilt
+// book's; a mismatch makes the book invalid (reason checksum) until the next snapshot.
+// Both count in the partition of the event.
+//
+// The checksum reads only the book's top levels: while updates change levels below them
+// it stays the one last computed (touchesTop), which spares most updates of a deep book
+// the walk to the top and the hashing.
+func (r *Refinery) checksum(s *symState, ts int64, seq uint64, want uint32) error {
+	got := s.csSum
+	if !s.csValid || s.csWire != s.Wire {
+		n := r.cs.ChecksumDepth()
+		s.csB = s.book.Top(true, n, s.csB[:0])
+		s.csA = s.book.Top(false, n, s.csA[:0])
+		got = r.cs.Checksum(s.csB, s.csA, s.Scale, s.Wire)
+		s.csSum, s.csWire, s.csValid = got, s.Wire, true
+	}
+	p := r.openPart(s, ts)
+	r.cnt.checksumChecks++
+	if p != nil {
+		p.st.ChecksumChecks++
+	}
+	if got == want {
+		return nil
+	}
+	r.m.checksumMismatches.Inc()
+	if p != nil {
+		p.st.ChecksumMismatches++
+	}
+	r.log.Warn("checksum mismatch: the book is invalid until the next snapshot", "symbol", s.Raw, "seq", seq,
+		"exchange", want, "book", got, "segment", r.segName)
+	return r.invalidate(s, format.InvalidChecksum, ts, seq, int64(want), int64(got), false)
+}
+
+// touchesTop reports whether an update may change the top levels the last checksum read:
+// a level at or above the worst of them on its side, any level on a side that had fewer,
+// or a depth kept shallower than the checksum reads.
+func (r *Refinery) touchesTop(s *symState, m *venue.Message) bool {
+	n := r.cs.ChecksumDepth()
+	if m.Depth > 0 && m.Depth <= n || len(s.csB) < n && len(m.Bids) > 0 || len(s.csA) < n && len(m.Asks) > 0 {
+		return true
+	}
+	if len(m.Bids) > 0 {
+		worst := s.csB[len(s.csB)-1].Price
+		for _, l := range m.Bids {
+			if l.Price >= worst {
+				return true
+			}
+		}
+	}
+	if len(m.Asks) > 0 {
+		worst := s.csA[len(s.csA)-1].Price
+		for _, l := range m.Asks {
+			if l.Price <= worst {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ---- snapshots ----
@@ -598,25 +833,45 @@ func (r *Refinery) periodic(s *symState, p *partition, ts, recv int64, seg strin
 
 func (r *Refinery) onTrade(s *symState, ts int64) error {
 	m := &r.msg
+	return r.trade(s, ts, venue.Trade{ID: m.ID, Price: m.Price, Qty: m.Qty, BuyerMaker: m.BuyerMaker}, m.Kind == venue.KindAggTrade)
+}
+
+// onTrades writes the trades of a message that carries several, each dated by its own
+// time. Trades without ids (Kraken) are neither deduplicated nor checked for gaps.
+func (r *Refinery) onTrades(s *symState) error {
+	for _, t := range r.msg.Trades {
+		if !r.plausible(t.TxNs) {
+			r.m.malformed.Inc()
+			continue
+		}
+		if err := r.trade(s, t.TxNs, t, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Refinery) trade(s *symState, ts int64, t venue.Trade, agg bool) error {
+	m := &r.msg
 	rec := format.BookRecord{TypeID: format.TypeTrade, Flags: format.FlagLast, ExchTs: ts, RecvTs: r.recvNs,
-		Seq: uint64(m.ID), Price: m.Price, Qty: m.Qty}
-	if m.BuyerMaker {
+		Seq: uint64(t.ID), Price: t.Price, Qty: t.Qty}
+	if t.BuyerMaker {
 		rec.Flags |= format.FlagAsk // the seller took liquidity
 	} else {
 		rec.Flags |= format.FlagBid
 	}
 	last, lastTs, stream := &s.LastTrade, &s.LastTradeTs, "trade"
-	if m.Kind == venue.KindAggTrade {
+	if agg {
 		rec.Aux0, rec.Aux1 = m.FirstTrade, m.LastTrade
 		last, lastTs, stream = &s.LastAgg, &s.LastAggTs, "aggTrade"
 	}
-	if *last != 0 {
+	if *last != 0 && t.ID != 0 {
 		switch {
-		case m.ID <= *last:
+		case t.ID <= *last:
 			r.m.duplicates.Inc()
 			return nil
-		case m.ID > *last+1:
-			missing := m.ID - *last - 1
+		case t.ID > *last+1:
+			missing := t.ID - *last - 1
 			r.m.gaps.WithLabelValues("trade").Inc()
 			if p, err := r.part(s, ts, false); err != nil {
 				return err
@@ -625,17 +880,21 @@ func (r *Refinery) onTrade(s *symState, ts int64) error {
 			}
 		}
 	}
-	*last, *lastTs = m.ID, ts
+	if t.ID != 0 {
+		*last, *lastTs = t.ID, ts
+	}
 	return r.emit(s, &rec)
 }
 
 func (r *Refinery) onTicker(s *symState, ts int64, estimated bool) error {
 	m := &r.msg
-	if m.ID <= s.LastTickerU {
+	if m.ID != 0 && m.ID <= s.LastTickerU {
 		r.m.duplicates.Inc()
 		return nil
 	}
-	s.LastTickerU = m.ID
+	if m.ID != 0 {
+		s.LastTickerU = m.ID
+	}
 	rec := format.BookRecord{TypeID: format.TypeBBO, Flags: format.FlagLast, ExchTs: ts, RecvTs: r.recvNs,
 		Seq: uint64(m.ID), Price: m.BidPrice, Qty: m.BidQty, Aux0: m.AskPrice, Aux1: m.AskQty}
 	if estimated {
@@ -643,6 +902,9 @@ func (r *Refinery) onTicker(s *symState, ts int64, estimated bool) error {
 	}
 	if err := r.emit(s, &rec); err != nil {
 		return err
+	}
+	if m.ID == 0 {
+		return nil // a ticker without an update id names no book state to compare with
 	}
 	t := pendingTicker{U: m.ID, Bid: venue.Level{Price: m.BidPrice, Qty: m.BidQty}, Ask: venue.Level{Price: m.AskPrice, Qty: m.AskQty}}
 	if s.live() && t.U <= s.LastU {
@@ -791,6 +1053,7 @@ func (r *Refinery) invalidate(s *symState, reason, ts int64, seq uint64, expecte
 	s.Phase, s.Snap = phaseAwaiting, nil
 	s.InvalidReason, s.InvalidFrom = reason, ts
 	s.book.Clear()
+	s.csValid = false
 	s.clearTops()
 	if p != nil {
 		rec.SymbolID = p.key.SymbolID
@@ -910,6 +1173,8 @@ func (r *Refinery) onGap(rec *format.JournalRecord) error {
 		reason = format.InvalidOversized
 	case journal.GapRolloverLost:
 		reason = format.InvalidRolloverLost
+	case journal.GapChecksum:
+		reason = format.InvalidChecksum
 	default:
 		return nil
 	}
@@ -918,7 +1183,7 @@ func (r *Refinery) onGap(rec *format.JournalRecord) error {
 		return nil // trade gaps show in the trade ids; other streams are not refined
 	}
 	if s := r.syms[ci.Symbol]; s != nil {
-		return r.invalidate(s, reason, 0, uint64(g.ID), g.LastID, g.Prev, reason != format.InvalidSequence)
+		return r.invalidate(s, reason, 0, uint64(g.ID), g.LastID, g.Prev, reason != format.InvalidSequence && reason != format.InvalidChecksum)
 	}
 	return nil
 }
@@ -949,6 +1214,9 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		return p, nil
 	}
 	p := &partition{key: key, venue: r.v.Name(), raw: s.Raw, dayStart: day * dayNs, dayEnd: (day + 1) * dayNs, created: r.recvNs}
+	if s.ScaleSet {
+		p.scaled, p.priceDec, p.qtyDec = true, s.Scale.Price, s.Scale.Qty
+	}
 	switch {
 	case mapped:
 		p.code, p.versionID = row.SymbolCode, row.VersionID
@@ -1137,8 +1405,24 @@ func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
 		Checks: meta.Checks{CrossedEvents: st.Crossed, TickerChecks: st.Checks, TickerMismatches: st.Mismatches},
 		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments), Host: r.host},
 	}
+	if p.scaled {
+		m.PriceDecimals, m.QtyDecimals = p.priceDec, p.qtyDec
+	}
+	if r.cs != nil {
+		checks, mismatches := st.ChecksumChecks, st.ChecksumMismatches
+		m.Checks.ChecksumChecks, m.Checks.ChecksumMismatches = &checks, &mismatches
+	}
 	inst := r.v.Instrument(p.raw)
 	m.Instrument = &meta.Instrument{QtyUnit: inst.QtyUnit, ContractSize: inst.ContractSize, ContractCurrency: inst.ContractCurrency}
+	if sp, ok := r.specs[p.raw]; ok {
+		mi := m.Instrument
+		mi.QtyUnit, mi.ContractSize, mi.ContractCurrency = sp.QtyUnit, sp.ContractSize, sp.ContractCurrency
+		mi.Type, mi.TickSize, mi.LotSize = sp.Type, sp.TickSize, sp.LotSize
+		if sp.ExpiryNs != 0 {
+			e := meta.Time(sp.ExpiryNs)
+			mi.Expiry = &e
+		}
+	}
 	var total int64
 	for t, n := range st.Counts {
 		if n > 0 {

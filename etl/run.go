@@ -170,7 +170,7 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	}
 	defer src.close()
 	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow {
-		r.ahead = startAhead(v, opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
+		r.ahead = startAhead(r.aheadDecoder(), opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
 	}
 	defer func() { r.ahead.close(); r.ahead = nil }()
 	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats, ahead: runtime.GOMAXPROCS(0) > 1}
@@ -264,7 +264,7 @@ func (u *runner) loop(ctx context.Context) (err error) {
 				if u.ahead && r.ahead.done() && src.backlog() >= aheadBacklog {
 					// A backlog: decode it ahead on the other core.
 					r.ahead.close()
-					r.ahead = startAhead(r.v, src.dir, src.files, src.seg.Name, src.created, src.offset())
+					r.ahead = startAhead(r.aheadDecoder(), src.dir, src.files, src.seg.Name, src.created, src.offset())
 				}
 				// Publish at the end of what is committed, or after a batch of frames.
 				if batch++; batch >= maxBatch || !src.more() {

@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/etl/book"
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/venue"
 )
 
 // The refinery's checkpoint: where it is in the journal, how long each open output file
@@ -66,6 +67,9 @@ type savedPart struct {
 	// Verifying: the book was sealed by an earlier run (this one only compares); a restart
 	// that finds it moved away drops the records regenerated for it.
 	Verifying bool
+	// Scaled: the records are at the instrument's own scales, PriceDec and QtyDec.
+	Scaled           bool
+	PriceDec, QtyDec uint8
 }
 
 type savedSeg struct {
@@ -94,6 +98,8 @@ type State struct {
 	Segs           []savedSeg
 	Undated        []undatedMsg // timeless messages waiting for the first exchange time
 	UpdatedNs      int64
+	// Specs are the instruments of the venue's reference data (OKX, Kraken), by symbol.
+	Specs []venue.Spec
 }
 
 // save captures the refinery's state at a frame boundary.
@@ -105,13 +111,17 @@ func (r *Refinery) save(src *source) (*State, error) {
 		s := r.syms[raw]
 		st.Syms = append(st.Syms, savedSym{S: *s, Book: s.book.State()})
 	}
+	for _, k := range sortedKeys(r.specs) {
+		st.Specs = append(st.Specs, r.specs[k])
+	}
 	for _, p := range r.parts {
 		rel, err := filepath.Rel(r.root, p.dir)
 		if err != nil {
 			return nil, err
 		}
 		st.Parts = append(st.Parts, savedPart{Key: p.key, Venue: p.venue, Code: p.code, Raw: p.raw, VersionID: p.versionID,
-			Dir: rel, Created: p.created, Pos: p.w.Pos(), Stats: p.st, Sealing: p.sealing, Verifying: !p.w.Writes()})
+			Dir: rel, Created: p.created, Pos: p.w.Pos(), Stats: p.st, Sealing: p.sealing, Verifying: !p.w.Writes(),
+			Scaled: p.scaled, PriceDec: p.priceDec, QtyDec: p.qtyDec})
 	}
 	sort.Slice(st.Parts, func(i, j int) bool { return st.Parts[i].Dir < st.Parts[j].Dir })
 	for _, n := range sortedKeys(r.segs) {
@@ -136,8 +146,14 @@ func (r *Refinery) restore(st *State) error {
 	if st.SnapReq != nil {
 		r.snapReq = st.SnapReq
 	}
+	for _, sp := range st.Specs {
+		r.setSpec(sp)
+	}
 	for i := range st.Syms {
 		s := st.Syms[i].S
+		if s.ScaleSet {
+			r.scales.Set(s.Raw, s.Scale)
+		}
 		if err := s.book.Restore(st.Syms[i].Book); err != nil {
 			return fmt.Errorf("%w: book of %s: %v", ErrState, s.Raw, err)
 		}
@@ -149,7 +165,8 @@ func (r *Refinery) restore(st *State) error {
 	for _, sp := range st.Parts {
 		p := &partition{key: sp.Key, venue: sp.Venue, code: sp.Code, raw: sp.Raw, versionID: sp.VersionID,
 			dir: filepath.Join(r.root, sp.Dir), created: sp.Created, st: sp.Stats,
-			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs}
+			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs,
+			scaled: sp.Scaled, priceDec: sp.PriceDec, qtyDec: sp.QtyDec}
 		// The run before wrote its meta.json (the periodic refresh brings it up to date); one
 		// a crash left without any is written at the first housekeeping.
 		if _, err := os.Stat(filepath.Join(p.dir, meta.FileName)); err == nil {

@@ -84,8 +84,21 @@ type symState struct {
 	// (updates buffered before a snapshot and dropped as stale count too).
 	Fresh     bool
 	FirstSeen int64
+	// Venues whose instruments have scales of their own: the scale the symbol's messages
+	// decode at, fixed by its first message (ScaleSet), and how the venue writes its
+	// numbers (for the checksum).
+	Scale    venue.Scale
+	ScaleSet bool
+	Wire     venue.Wire
 
 	book book.Book
+
+	// The checksum of the book's top, while no update has touched it (venues that send
+	// checksums; not checkpointed: recomputed after a restart).
+	csValid  bool
+	csSum    uint32
+	csWire   venue.Wire
+	csB, csA []venue.Level
 
 	// Caches of the last resolution and partition (not checkpointed: rebuilt on use).
 	resTable *symbols.Table

@@ -25,7 +25,11 @@ type Config struct {
 	Symbols           []string `toml:"symbols"`
 	Streams           []string `toml:"streams"`              // depth, trade, aggTrade, bookTicker, or raw suffixes
 	DepthSpeed        string   `toml:"depth_speed"`          // "0ms", "100ms", "250ms", "500ms"; "" = the venue's fastest
+	BookDepth         int      `toml:"book_depth"`           // levels of a book subscription (Kraken: 10..1000); 0 = the venue's default
 	MaxStreamsPerConn int      `toml:"max_streams_per_conn"` // 0 = the venue's limit
+	// ReferenceEvery is how often the feed fetches the venue's reference data (instrument
+	// listings: tick and lot sizes, contract values) again, journaling it when it changed.
+	ReferenceEvery time.Duration `toml:"reference_every"`
 
 	SnapshotLimit    int           `toml:"snapshot_limit"`      // REST depth levels: 5..1000
 	RESTWeightPerMin int           `toml:"rest_weight_per_min"` // our share of the venue's IP budget; 0 = half of it
@@ -72,6 +76,7 @@ func Defaults() Config {
 		SnapshotLimit:    1000,
 		RESTTimeout:      10 * time.Second,
 		SnapshotRetryMax: time.Minute,
+		ReferenceEvery:   time.Hour,
 		RollPeriod:       time.Hour,
 		PrecreateLead:    30 * time.Second,
 		ChunkSize:        64 << 20,
@@ -129,6 +134,10 @@ func (c *Config) Validate() error {
 		return bad("dial_timeout %v must be positive", c.DialTimeout)
 	case c.MaxStreamsPerConn < 0:
 		return bad("max_streams_per_conn is negative")
+	case c.BookDepth < 0:
+		return bad("book_depth is negative")
+	case c.ReferenceEvery < time.Minute:
+		return bad("reference_every %v below 1m", c.ReferenceEvery)
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
 		return bad("reconnect_min %v / reconnect_max %v", c.ReconnectMin, c.ReconnectMax)
 	case c.PingInterval <= 0 || c.PongTimeout <= 0:

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/venue"
 )
 
 // wsConn is one websocket connection of a slot.
@@ -23,12 +24,20 @@ type wsConn struct {
 	connCh   uint16
 	channels []uint16 // per stream of the slot
 	replay   bool
-	lastNs   int64 // replay: time of the last record
-	ws       *websocket.Conn
-	opened   time.Time
-	msgs     atomic.Int64
-	done     chan struct{} // closed when the reader stops
-	err      error         // why the reader stopped; read after done
+	lastNs   int64        // replay: time of the last record
+	key      []byte       // stream key buffer (venues that name channel and instrument apart)
+	lastRecv atomic.Int64 // wall time of the last message read, ns (keep-alive)
+
+	keepAlive *venue.KeepAlive // the venue's own keep-alive, instead of websocket pings
+
+	subMu   sync.Mutex
+	subHour int64 // the hour subReqs counts in
+	subReqs int   // subscribe and unsubscribe requests sent in subHour
+	ws      *websocket.Conn
+	opened  time.Time
+	msgs    atomic.Int64
+	done    chan struct{} // closed when the reader stops
+	err     error         // why the reader stopped; read after done
 
 	closeOnce   sync.Once
 	closeReason atomic.Pointer[string] // set when the feed closes the connection on purpose
@@ -81,6 +90,10 @@ func (c *wsConn) run(r *Recorder, maxBytes int, pingEvery, pongTimeout time.Dura
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if c.keepAlive != nil {
+			c.keepAliveLoop(stopPing, *c.keepAlive, pingEvery, pongTimeout, r.clock.Now)
+			return
+		}
 		c.pingLoop(stopPing, pingEvery, pongTimeout)
 	}()
 	c.err = c.readLoop(r, maxBytes)
@@ -122,6 +135,7 @@ func (c *wsConn) readLoop(r *Recorder, maxBytes int) error {
 		}
 		recvNs := r.clock.Now()
 		c.msgs.Add(1)
+		c.lastRecv.Store(recvNs)
 		r.onMessage(c, recvNs, buf[:n], typ == websocket.MessageBinary)
 	}
 }

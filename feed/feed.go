@@ -37,6 +37,8 @@ func LookupVenue(name string) (venue.Venue, error) {
 type Feed struct {
 	cfg     Config
 	v       venue.Venue
+	sub     venue.Subscriber // venues subscribed by request; nil for Binance
+	refSums map[string][32]byte
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	m       *Metrics
@@ -68,15 +70,17 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Feed, error)
 	}
 	cfg = cfg.withVenue(v)
 	plan, err := v.Plan(cfg.WSURL, venue.Subscription{Symbols: cfg.Symbols, Streams: cfg.Streams, DepthSpeed: cfg.DepthSpeed,
-		MaxStreamsPerConn: min(cfg.MaxStreamsPerConn, journal.MaxStreamsPerSlot), Routes: cfg.WSRoutes})
+		MaxStreamsPerConn: min(cfg.MaxStreamsPerConn, journal.MaxStreamsPerSlot), Routes: cfg.WSRoutes, BookDepth: cfg.BookDepth})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if len(plan) > journal.MaxSlots {
 		return nil, fmt.Errorf("%w: %d connections needed, at most %d", ErrConfig, len(plan), journal.MaxSlots)
 	}
-	return &Feed{cfg: cfg, v: v, log: log.With("venue", v.Name()), reg: reg, m: newMetrics(reg, v.Name()), plan: plan,
-		session: time.Now().UnixNano()}, nil
+	f := &Feed{cfg: cfg, v: v, log: log.With("venue", v.Name()), reg: reg, m: newMetrics(reg, v.Name()), plan: plan,
+		session: time.Now().UnixNano(), refSums: map[string][32]byte{}}
+	f.sub, _ = v.(venue.Subscriber)
+	return f, nil
 }
 
 // Plan returns the planned connections.
@@ -108,14 +112,20 @@ func (f *Feed) Run(ctx context.Context) error {
 	f.snap = newSnapshotter(f.v, &f.cfg, f.m, f.log)
 	f.snap.rec = f.rec
 	f.rec.snap = f.snap
+	if f.sub != nil {
+		f.rec.resubscribe = f.resubscribe
+	}
 	f.log.Info("feed starting", "journal", f.cfg.Dir(), "segment", j.Segment().Name, "connections", len(slots), "symbols", len(f.cfg.Symbols))
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); f.snap.run(runCtx) }()
 	go func() { defer wg.Done(); f.maintain(runCtx) }()
+	// The instruments' scales before the first book message, as far as the venue answers.
+	f.fetchReference(runCtx, true)
+	go func() { defer wg.Done(); f.referenceLoop(runCtx) }()
 	for _, sl := range slots {
 		wg.Add(1)
 		go func() { defer wg.Done(); f.runSlot(runCtx, sl) }()
@@ -218,7 +228,7 @@ func (f *Feed) runSlot(ctx context.Context, sl *slotState) {
 		f.start(c, nil)
 		log.Info("connected", "gen", c.gen, "streams", len(sl.streams))
 		for i := range sl.streams {
-			if sl.streams[i].info.Kind == venue.KindDepth {
+			if sl.streams[i].info.Kind == venue.KindDepth && f.sub == nil {
 				f.snap.request(sl.streams[i].info.Symbol, reason, 0)
 			}
 		}
@@ -239,7 +249,17 @@ func (f *Feed) runSlot(ctx context.Context, sl *slotState) {
 func (f *Feed) start(c *wsConn, replaces *uint64) {
 	f.rec.attach(c, replaces, f.rec.clock.Now())
 	f.m.connections.Inc()
+	if f.sub != nil {
+		ka := f.sub.KeepAlive()
+		c.keepAlive = &ka
+	}
 	go c.run(f.rec, f.cfg.MaxMessageBytes, f.cfg.PingInterval, f.cfg.PongTimeout)
+	if f.sub != nil {
+		if err := f.subscribe(c); err != nil {
+			f.log.Warn("subscribe failed", "slot", c.slot.idx, "gen", c.gen, "err", err)
+			c.closeNow("subscribe: " + err.Error())
+		}
+	}
 }
 
 // end waits for c's reader and journals its disconnect.

@@ -10,7 +10,7 @@ import (
 // Metrics are the feed's Prometheus series. Hot-path children are resolved once so that
 // counting a message costs an atomic add and no map lookup.
 type Metrics struct {
-	messages       [5]prometheus.Counter // by venue.Kind
+	messages       [6]prometheus.Counter // by venue.Kind
 	bytes          prometheus.Counter
 	appendLatency  prometheus.Histogram
 	recvToCommit   prometheus.Histogram
@@ -25,6 +25,11 @@ type Metrics struct {
 	connections    prometheus.Gauge
 	segments       *prometheus.CounterVec // event: rolled, sealed, deleted, recovered
 	retentionErrs  prometheus.Counter
+	// Venues subscribed by request (OKX, Kraken).
+	checksums          *prometheus.CounterVec // result: ok, mismatch
+	resubscribes       *prometheus.CounterVec // reason: checksum, sequence
+	subscriptionErrors prometheus.Counter
+	references         *prometheus.CounterVec // result: journaled, unchanged, error
 }
 
 // latency buckets from 50 ns to 100 ms, in seconds.
@@ -52,13 +57,22 @@ func newMetrics(reg prometheus.Registerer, venueName string) *Metrics {
 		connections:    prometheus.NewGauge(prometheus.GaugeOpts(f("connections", "Open websocket connections."))),
 		segments:       prometheus.NewCounterVec(prometheus.CounterOpts(f("segments_total", "Journal segment events.")), []string{"event"}),
 		retentionErrs:  prometheus.NewCounter(prometheus.CounterOpts(f("retention_errors_total", "Retention passes that failed."))),
+		checksums: prometheus.NewCounterVec(prometheus.CounterOpts(f("checksums_total",
+			"Depth messages whose exchange checksum the feed's own book checked, by result.")), []string{"result"}),
+		resubscribes: prometheus.NewCounterVec(prometheus.CounterOpts(f("resubscribes_total",
+			"Streams resubscribed for a new websocket snapshot, by reason.")), []string{"reason"}),
+		subscriptionErrors: prometheus.NewCounter(prometheus.CounterOpts(f("subscription_errors_total",
+			"Subscribe and unsubscribe requests the venue refused."))),
+		references: prometheus.NewCounterVec(prometheus.CounterOpts(f("reference_fetches_total",
+			"Fetches of the venue's reference data (instrument listings), by result.")), []string{"result"}),
 	}
 	msgs := prometheus.NewCounterVec(prometheus.CounterOpts(f("messages_total", "Websocket messages journaled, by stream kind.")), []string{"kind"})
 	for _, k := range venue.Kinds {
 		m.messages[k] = msgs.WithLabelValues(k.String())
 	}
 	cols := []prometheus.Collector{msgs, m.bytes, m.appendLatency, m.recvToCommit, m.overlapDropped, m.rejected, m.malformed,
-		m.appendErrors, m.reconnects, m.gaps, m.snapshots, m.restWeight, m.connections, m.segments, m.retentionErrs}
+		m.appendErrors, m.reconnects, m.gaps, m.snapshots, m.restWeight, m.connections, m.segments, m.retentionErrs,
+		m.checksums, m.resubscribes, m.subscriptionErrors, m.references}
 	if reg != nil {
 		for _, c := range cols {
 			reg.MustRegister(c)

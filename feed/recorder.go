@@ -38,6 +38,12 @@ type streamState struct {
 	snapRecv   bool
 	snapID     int64
 
+	// Venues that send snapshots on the websocket: the checksum verifier of a depth stream,
+	// and, for a depth stream without ids, the connection whose messages are journaled
+	// (the incoming one of a rollover from its snapshot on; nil: the active one).
+	ver    *venue.Verifier
+	follow *wsConn
+
 	// Rollover overlap (see gate).
 	aligned      bool
 	incomingSeen bool
@@ -64,7 +70,7 @@ type slotState struct {
 func newSlot(idx int, plan venue.Connection) *slotState {
 	sl := &slotState{idx: idx, plan: plan, byName: make(map[string]int, len(plan.Streams)), handover: make(chan struct{}, 1)}
 	for i, s := range plan.Streams {
-		sl.streams = append(sl.streams, streamState{info: s, hasID: s.Kind != venue.KindOther})
+		sl.streams = append(sl.streams, streamState{info: s, hasID: s.Kind != venue.KindOther && s.Kind != venue.KindControl && !s.NoID})
 		sl.byName[s.Name] = i
 	}
 	return sl
@@ -81,6 +87,8 @@ type snapshotRequester interface {
 // replay both go through it.
 type Recorder struct {
 	v       venue.Venue
+	sub     venue.Subscriber // set for venues subscribed by request, whose snapshots come on the websocket
+	scales  *venue.Scales    // instrument scales from the reference data (under the journal lock)
 	j       *Journal
 	m       *Metrics
 	log     *slog.Logger
@@ -92,14 +100,24 @@ type Recorder struct {
 	bySym   map[string][2]int // symbol -> slot, stream index of its depth stream
 
 	afterCommit func(recvNs, commitNs int64) // test hook
+	// resubscribe asks a connection for a new subscription of a stream (nil in replay).
+	resubscribe func(c *wsConn, st venue.Stream, reason string)
 }
 
 func newRecorder(v venue.Venue, j *Journal, m *Metrics, log *slog.Logger, session int64, slots []*slotState) *Recorder {
 	r := &Recorder{v: v, j: j, m: m, log: log, session: session, slots: slots, bySym: map[string][2]int{}, clock: &wallClock{}}
+	r.sub, _ = v.(venue.Subscriber)
+	def := venue.Scale{}
+	def.Price, def.Qty = v.Decimals()
+	r.scales = &venue.Scales{Default: def}
 	for _, sl := range slots {
-		for i, st := range sl.streams {
+		for i := range sl.streams {
+			st := &sl.streams[i]
 			if st.info.Kind == venue.KindDepth {
 				r.bySym[st.info.Symbol] = [2]int{sl.idx, i}
+				if r.sub != nil {
+					st.ver = venue.NewVerifier(v, r.scales)
+				}
 			}
 		}
 	}
@@ -112,6 +130,9 @@ func newRecorder(v venue.Venue, j *Journal, m *Metrics, log *slog.Logger, sessio
 // device was full...): records of every stream may be missing, and the refinery drops
 // every book at the write_failed gap, so each depth stream starts a new chain and needs a
 // new snapshot.
+//
+// A venue that sends its snapshots on the websocket is asked again for the stream instead
+// (a resubscription; its verifier waits for the new snapshot).
 func (r *Recorder) writableLocked(now int64) {
 	for _, sl := range r.slots {
 		for i := range sl.streams {
@@ -120,7 +141,12 @@ func (r *Recorder) writableLocked(now int64) {
 				continue
 			}
 			st.needSnap, st.chainFresh, st.snapRecv = true, false, false
-			if r.snap != nil {
+			switch {
+			case r.sub != nil:
+				if c := sl.active; c != nil && r.resubscribe != nil {
+					r.resubscribe(c, st.info, journal.SnapshotWriteFailed)
+				}
+			case r.snap != nil:
 				r.snap.request(st.info.Symbol, journal.SnapshotWriteFailed, 0)
 			}
 		}
@@ -136,12 +162,28 @@ func (r *Recorder) onMessage(c *wsConn, recvNs int64, msg []byte, binary bool) {
 	if !binary {
 		ev, perr = r.v.Parse(msg)
 		if perr == nil {
-			if i, ok := sl.byName[string(ev.Stream)]; ok {
+			key := ev.Key(c.key)
+			if ev.Inst != nil {
+				c.key = key // the buffer grows once, then is reused
+			}
+			if i, ok := sl.byName[string(key)]; ok {
 				idx = i
 			}
 		}
 	}
 	j := r.j
+	if perr == nil && !binary && ev.Kind == venue.KindControl {
+		// Subscription replies, heartbeats, pongs: kept on the connection's channel.
+		err := j.Append(format.JournalMessage, c.connCh, recvNs, msg)
+		if err == nil {
+			r.m.messages[venue.KindControl].Inc()
+			r.m.bytes.Add(float64(len(msg)))
+		}
+		if r.sub != nil {
+			r.onControl(c, r.sub.Control(msg))
+		}
+		return
+	}
 	j.Lock()
 	if idx < 0 {
 		// Unroutable messages are kept (never lose what was received) on the
@@ -168,19 +210,26 @@ func (r *Recorder) onMessage(c *wsConn, recvNs int64, msg []byte, binary bool) {
 		return
 	}
 	gap := false
-	if st.hasID && st.have {
-		if seq := r.v.Check(st.lastID, ev); seq == venue.SeqGap {
+	seq := venue.SeqUnknown
+	if st.hasID && st.have && ev.ID != 0 {
+		if seq = r.v.Check(st.lastID, ev); seq == venue.SeqGap {
 			gap = true
 			g := journal.Gap{Reason: journal.GapSequence, Stream: st.info.Name, Symbol: st.info.Symbol,
 				LastID: st.lastID, First: ev.First, Prev: ev.Prev, ID: ev.ID}
 			j.AppendLocked(format.JournalGap, c.channels[idx], recvNs, mustJSON(g))
 		}
 	}
-	if st.info.Kind == venue.KindDepth && (gap || (st.needSnap && !st.chainFresh) || !st.have) {
+	if r.sub == nil && st.info.Kind == venue.KindDepth && (gap || (st.needSnap && !st.chainFresh) || !st.have) {
 		r.chainStartLocked(st, &ev, gap)
 	}
-	if st.hasID && (!st.have || ev.ID > st.lastID) {
+	switch {
+	case !st.hasID || ev.ID == 0:
+	case !st.have || ev.ID > st.lastID:
 		st.lastID, st.have, st.lastFrom = ev.ID, true, c
+	case r.sub != nil && st.info.Kind == venue.KindDepth && (ev.Snapshot || seq == venue.SeqNext):
+		// A new chain (a snapshot) or a sequence reset (seqId below prevSeqId) continues
+		// from this id.
+		st.lastID, st.lastFrom = ev.ID, c
 	}
 	t0 := time.Now()
 	err := j.AppendLocked(format.JournalMessage, c.channels[idx], recvNs, msg)
@@ -188,7 +237,29 @@ func (r *Recorder) onMessage(c *wsConn, recvNs int64, msg []byte, binary bool) {
 	if sl.incoming != nil && st.hasID {
 		r.checkAlignedLocked(sl, st)
 	}
+	mismatch := false
+	if err == nil && st.ver != nil {
+		// The feed keeps its own small book of each checksummed stream, to resubscribe
+		// at the first mismatch; it runs under the journal lock so that it sees the
+		// stream's messages in journal order, also across a rollover's two connections.
+		switch st.ver.Verify(msg) {
+		case venue.VerifyMismatch:
+			mismatch = true
+			g := journal.Gap{Reason: journal.GapChecksum, Stream: st.info.Name, Symbol: st.info.Symbol, ID: ev.ID}
+			j.AppendLocked(format.JournalGap, c.channels[idx], recvNs, mustJSON(g))
+		case venue.VerifyOK:
+			r.m.checksums.WithLabelValues("ok").Inc()
+		}
+	}
 	j.Unlock()
+	if mismatch {
+		r.m.checksums.WithLabelValues("mismatch").Inc()
+		r.m.gaps.WithLabelValues(journal.GapChecksum).Inc()
+		r.log.Warn("checksum mismatch: resubscribing", "stream", st.info.Name, "id", ev.ID)
+		if r.resubscribe != nil {
+			r.resubscribe(c, st.info, journal.ResubscribeChecksum)
+		}
+	}
 	if err != nil {
 		return
 	}
@@ -199,7 +270,10 @@ func (r *Recorder) onMessage(c *wsConn, recvNs int64, msg []byte, binary bool) {
 	r.m.recvToCommit.Observe(float64(commit-recvNs) / 1e9)
 	if gap {
 		r.m.gaps.WithLabelValues(journal.GapSequence).Inc()
-		if r.snap != nil {
+		switch {
+		case r.sub != nil && r.resubscribe != nil:
+			r.resubscribe(c, st.info, journal.ResubscribeSequence)
+		case r.snap != nil:
 			r.snap.request(st.info.Symbol, journal.SnapshotGap, 0)
 		}
 	}
@@ -262,7 +336,10 @@ func (r *Recorder) gate(c *wsConn, sl *slotState, st *streamState, ev *venue.Eve
 	if c != sl.active && c != sl.incoming {
 		return false
 	}
-	if !st.hasID {
+	if !st.hasID || ev.ID == 0 {
+		if r.sub != nil && st.info.Kind == venue.KindDepth {
+			return r.followLocked(c, sl, st, ev)
+		}
 		return c == sl.active
 	}
 	// An id at or below the last one journaled by another connection is that event
@@ -297,6 +374,39 @@ func (r *Recorder) gate(c *wsConn, sl *slotState, st *streamState, ev *venue.Eve
 		r.involveLocked(sl, st)
 	}
 	st.incomingMax = max(st.incomingMax, ev.ID)
+	return false
+}
+
+// followLocked gates a depth stream without ids on a venue that sends its snapshots on
+// the websocket: the incoming connection of a rollover takes the stream over at its
+// snapshot (which restates the whole book, so nothing is lost or doubled), and from then
+// on only its messages are journaled. Such a switch counts as a strong alignment: the new
+// connection has restated the book.
+func (r *Recorder) followLocked(c *wsConn, sl *slotState, st *streamState, ev *venue.Event) bool {
+	cur := st.follow
+	if cur == nil || (cur != sl.active && cur != sl.incoming) {
+		cur = sl.active
+	}
+	if c == cur {
+		return true
+	}
+	if c == sl.incoming && ev.Snapshot {
+		st.follow = c
+		if !st.aligned {
+			st.aligned = true
+			sl.strongAligned++
+			if st.involved {
+				sl.pendingAlign--
+			}
+			if sl.pendingAlign == 0 {
+				select {
+				case sl.handover <- struct{}{}:
+				default:
+				}
+			}
+		}
+		return true
+	}
 	return false
 }
 
@@ -408,8 +518,13 @@ func (r *Recorder) attach(c *wsConn, replaces *uint64, now int64) {
 		sl.last = c
 		for i := range sl.streams {
 			st := &sl.streams[i]
+			st.follow = nil
 			if st.info.Kind == venue.KindDepth {
 				st.needSnap, st.chainFresh, st.snapRecv = true, false, false
+				if r.sub != nil {
+					// A new connection's streams start with new snapshots.
+					st.have = false
+				}
 			}
 		}
 	}
@@ -424,6 +539,7 @@ func (r *Recorder) attach(c *wsConn, replaces *uint64, now int64) {
 // become involved between the signal and now.
 func (r *Recorder) promote(sl *slotState, now int64, force bool) bool {
 	var resync []string
+	var restream []venue.Stream
 	r.j.Lock()
 	if sl.incoming == nil || (!force && (sl.pendingAlign > 0 || sl.strongAligned == 0)) {
 		r.j.Unlock()
@@ -438,13 +554,26 @@ func (r *Recorder) promote(sl *slotState, now int64, force bool) bool {
 			if st.info.Kind == venue.KindDepth {
 				st.needSnap, st.chainFresh, st.snapRecv = true, false, false
 				resync = append(resync, st.info.Symbol)
+				restream = append(restream, st.info)
 			}
 		}
 	}
+	promoted := sl.incoming
 	sl.active, sl.incoming = sl.incoming, nil
 	sl.last = sl.active
+	for i := range sl.streams {
+		sl.streams[i].follow = nil
+	}
 	r.resetOverlapLocked(sl)
 	r.j.Unlock()
+	if r.sub != nil {
+		for _, st := range restream {
+			if r.resubscribe != nil {
+				r.resubscribe(promoted, st, journal.GapRolloverLost)
+			}
+		}
+		return true
+	}
 	for _, sym := range resync {
 		if r.snap != nil {
 			r.snap.request(sym, journal.SnapshotGap, 0)
@@ -533,4 +662,43 @@ func (r *Recorder) snapshotResponse(symbol string, ch uint16, recvNs int64, body
 	if st.needSnap && st.chainFresh {
 		r.judgeSnapshotLocked(st, st.chainPrev)
 	}
+}
+
+// onControl acts on a control message: subscription failures are logged and counted,
+// the rest is kept in the journal only.
+func (r *Recorder) onControl(c *wsConn, ctl venue.Control) {
+	switch ctl.Kind {
+	case venue.ControlError:
+		r.m.subscriptionErrors.Inc()
+		r.log.Warn("venue refused a request", "slot", c.slot.idx, "gen", c.gen, "stream", ctl.Stream, "error", ctl.Text)
+	case venue.ControlSubscribed, venue.ControlUnsubscribed:
+		r.log.Debug("subscription", "slot", c.slot.idx, "gen", c.gen, "stream", ctl.Stream, "event", ctl.Kind.String())
+	case venue.ControlInfo:
+		if ctl.Text != "" {
+			r.log.Info("venue notice", "slot", c.slot.idx, "gen", c.gen, "text", ctl.Text)
+		}
+	}
+}
+
+// reference journals a body of the venue's reference data on the feed's channel and, when
+// it decodes, gives the instruments' scales to the checksum verifiers. It reports whether
+// it decoded.
+func (r *Recorder) reference(recvNs int64, body []byte) (int, error) {
+	rv, ok := r.v.(venue.Referencer)
+	if !ok {
+		return 0, nil
+	}
+	specs, derr := rv.DecodeReference(body, nil)
+	r.j.Lock()
+	defer r.j.Unlock()
+	if err := r.j.AppendLocked(format.JournalReference, journal.ChannelFeed, recvNs, body); err != nil {
+		return 0, err
+	}
+	if derr != nil {
+		return 0, derr
+	}
+	for _, sp := range specs {
+		r.scales.Set(sp.Symbol, sp.Scale)
+	}
+	return len(specs), nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,10 +54,13 @@ func CheckReplayOptions(opt ReplayOptions) error {
 	return nil
 }
 
-// Replay journals capture files through the same recorder as live capture: each file is
-// one pseudo-connection (Connect and Disconnect records around it), each message keeps
-// its stream channel, and the venue's sequence rule marks gaps. A cryptofeed websocket
-// log is merged with the REST log beside it (X.ws.txt + X.http.txt).
+// Replay journals capture files through the same recorder as live capture: the files of
+// one replay are one capture, read as one stream merged by receive time (a capture split
+// at the recorder's midnight follows on; connections recorded side by side, as Kraken's
+// book, trade and ticker logs, interleave), journaled as one pseudo-connection (Connect
+// and Disconnect records around it); each message keeps its stream channel, and the
+// venue's sequence rule marks gaps. A cryptofeed websocket log brings the REST log beside
+// it (X.ws.txt + X.http.txt): depth snapshots, or the venue's reference data.
 func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger, reg prometheus.Registerer) (ReplayStats, error) {
 	var stats ReplayStats
 	if log == nil {
@@ -74,6 +76,9 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 	if err != nil {
 		return stats, err
 	}
+	if err := checkReplayFiles(opt.Files); err != nil {
+		return stats, err
+	}
 	m := newMetrics(reg, v.Name())
 	var j *Journal
 	defer func() {
@@ -81,36 +86,9 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 			j.Close()
 		}
 	}()
-	// Every file given to one replay is one stream, in order: one pseudo-connection spans
-	// them all (a capture split into files by the recorder continues its depth chain from
-	// file to file without a new snapshot).
-	srcs := make([]*replaySource, len(opt.Files))
-	var streams []venue.Stream
-	seen := map[string]bool{}
-	var url string
-	var first int64
-	for i, path := range opt.Files {
-		src, err := openReplaySource(path)
-		if err != nil {
-			return stats, err
-		}
-		srcs[i] = src
-		st, u, f, err := scanStreams(v, src)
-		if err != nil {
-			return stats, err
-		}
-		for _, s := range st {
-			if !seen[s.Name] {
-				seen[s.Name] = true
-				streams = append(streams, s)
-			}
-		}
-		if url == "" {
-			url = u
-		}
-		if first == 0 {
-			first = f
-		}
+	streams, url, first, err := scanStreams(v, opt.Files)
+	if err != nil {
+		return stats, err
 	}
 	if len(streams) > journal.MaxStreamsPerSlot {
 		return stats, fmt.Errorf("%w: %d streams in %v, at most %d per replay", ErrReplay, len(streams), opt.Files, journal.MaxStreamsPerSlot)
@@ -137,125 +115,96 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 		return stats, err
 	}
 	c.replay = true
-	pace := newReplayPace(opt)
-	for i, src := range srcs {
-		n, s, err := replayFile(ctx, rec, c, src, opt, streams, pace)
-		stats.Messages += n
-		stats.Snapshots += s
-		stats.Files++
-		if err != nil || i == len(srcs)-1 {
-			end := time.Now().UnixNano()
-			if opt.Clock != "now" && c.lastNs > 0 {
-				end = c.lastNs
-			}
-			reason := "end of capture"
-			if err != nil {
-				reason = err.Error()
-			}
-			if !pace.started {
-				rec.attach(c, nil, end)
-			}
-			rec.detach(c, journal.DisconnectShutdown, reason, end)
-		}
-		if err != nil {
-			return stats, err
-		}
-		log.Info("replayed", "file", src.path, "messages", n, "snapshots", s)
+	src, err := capture.OpenMerged(opt.Files)
+	if err != nil {
+		return stats, fmt.Errorf("%w: %v", ErrReplay, err)
 	}
+	defer src.Close()
+	stats.Files = len(opt.Files)
+	pace := &replayPace{}
+	n, snaps, err := replayRecords(ctx, rec, c, src, opt, streams, pace)
+	stats.Messages, stats.Snapshots = n, snaps
+	end := time.Now().UnixNano()
+	if opt.Clock != "now" && c.lastNs > 0 {
+		end = c.lastNs
+	}
+	reason := "end of capture"
+	if err != nil {
+		reason = err.Error()
+	}
+	if !pace.started {
+		rec.attach(c, nil, end)
+	}
+	rec.detach(c, journal.DisconnectShutdown, reason, end)
+	if err != nil {
+		return stats, err
+	}
+	log.Info("replayed", "files", src.Files(), "messages", n, "snapshots", snaps)
 	err = j.Close()
 	j = nil
 	return stats, err
 }
 
-// replaySource yields a capture's records in receive order.
-type replaySource struct {
-	path    string
-	records []capture.Record // in memory (cryptofeed pairs), or nil to stream the file
-}
-
-func openReplaySource(path string) (*replaySource, error) {
-	r, err := capture.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrReplay, err)
-	}
-	f := r.Format()
-	r.Close()
-	src := &replaySource{path: path}
-	switch f {
-	case capture.FormatCryptofeedWS:
-		ws, err := capture.ReadAll(path)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrReplay, err)
-		}
-		var http []capture.Record
-		if hp := capture.PairedHTTP(path); hp != "" {
-			if http, err = capture.ReadAll(hp); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrReplay, err)
-			}
-		}
-		src.records = capture.Merge(ws, http)
-	case capture.FormatCryptofeedHTTP:
-		return nil, fmt.Errorf("%w: %s is a cryptofeed REST log: replay its websocket log (X.ws.*), which pulls it in", ErrReplay, path)
-	}
-	return src, nil
-}
-
-// each calls fn for every record; payloads are valid during the call only.
-func (s *replaySource) each(fn func(capture.Record) error) error {
-	if s.records != nil {
-		for _, r := range s.records {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	r, err := capture.Open(s.path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrReplay, err)
-	}
-	defer r.Close()
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+// checkReplayFiles refuses a replay of REST logs alone: their websocket log pulls them in.
+func checkReplayFiles(files []string) error {
+	for _, path := range files {
+		r, err := capture.Open(path)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrReplay, err)
 		}
-		if err := fn(rec); err != nil {
-			return err
+		f := r.Format()
+		r.Close()
+		if f != capture.FormatCryptofeedHTTP {
+			return nil
 		}
 	}
+	return fmt.Errorf("%w: %v are cryptofeed REST logs: replay their websocket logs (X.ws.*), which pull them in", ErrReplay, files)
 }
 
 // scanStreams lists the capture's streams in order of appearance, its websocket URL if
 // it has one, and its first receive time.
-func scanStreams(v venue.Venue, src *replaySource) ([]venue.Stream, string, int64, error) {
+func scanStreams(v venue.Venue, files []string) ([]venue.Stream, string, int64, error) {
+	src, err := capture.OpenMerged(files)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("%w: %v", ErrReplay, err)
+	}
+	defer src.Close()
 	var streams []venue.Stream
 	seen := map[string]bool{}
 	var url string
 	var first int64
-	err := src.each(func(r capture.Record) error {
+	var key []byte
+	for {
+		r, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return streams, url, first, nil
+		}
+		if err != nil {
+			return nil, "", 0, fmt.Errorf("%w: %v", ErrReplay, err)
+		}
 		if first == 0 {
 			first = r.RecvNs
 		}
 		switch r.Kind {
 		case capture.KindConnect:
-			url = r.URL
+			if url == "" {
+				url = r.URL
+			}
 		case capture.KindMessage:
 			ev, err := v.Parse(r.Payload)
-			if err != nil || seen[string(ev.Stream)] {
-				return nil
+			if err != nil || ev.Kind == venue.KindControl {
+				continue
 			}
-			name := string(ev.Stream)
+			key = ev.Key(key[:0])
+			if seen[string(key)] {
+				continue
+			}
+			name := string(key)
 			seen[name] = true
-			sym, _, _ := strings.Cut(name, "@")
-			streams = append(streams, venue.Stream{Name: name, Symbol: strings.ToUpper(sym), Kind: ev.Kind})
+			streams = append(streams, venue.Stream{Name: name, Symbol: v.Symbol(name), Kind: ev.Kind,
+				NoID: ev.Kind != venue.KindDepth && ev.ID == 0})
 		}
-		return nil
-	})
-	return streams, url, first, err
+	}
 }
 
 // replayPace keeps one clock across the files of a replay.
@@ -265,21 +214,27 @@ type replayPace struct {
 	w0      time.Time
 }
 
-func newReplayPace(ReplayOptions) *replayPace { return &replayPace{} }
-
-func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource, opt ReplayOptions, streams []venue.Stream, pace *replayPace) (msgs, snaps int64, err error) {
+func replayRecords(ctx context.Context, rec *Recorder, c *wsConn, src *capture.Merged, opt ReplayOptions, streams []venue.Stream, pace *replayPace) (msgs, snaps int64, err error) {
 	var depthSyms []string
 	for _, s := range streams {
 		if s.Kind == venue.KindDepth {
 			depthSyms = append(depthSyms, s.Symbol)
 		}
 	}
-	err = src.each(func(r capture.Record) error {
-		if r.Kind == capture.KindConnect {
-			return nil
+	_, referenced := rec.v.(venue.Referencer)
+	for {
+		r, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return msgs, snaps, nil
+		}
+		if err != nil {
+			return msgs, snaps, fmt.Errorf("%w: %v", ErrReplay, err)
+		}
+		if r.Kind == capture.KindConnect || r.Kind == capture.KindSent {
+			continue // the journal keeps what was received
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return msgs, snaps, ctx.Err()
 		}
 		if !pace.started {
 			pace.started, pace.t0, pace.w0 = true, r.RecvNs, time.Now()
@@ -292,7 +247,7 @@ func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource
 		if opt.Speed > 0 {
 			due := pace.w0.Add(time.Duration(float64(r.RecvNs-pace.t0) / opt.Speed))
 			if d := time.Until(due); d > 0 && !sleepCtx(ctx, d) {
-				return ctx.Err()
+				return msgs, snaps, ctx.Err()
 			}
 		}
 		ts := r.RecvNs
@@ -306,6 +261,14 @@ func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource
 			rec.onMessage(c, ts, r.Payload, false)
 			msgs++
 		case capture.KindSnapshot:
+			if referenced {
+				// The venue's REST log is its reference data (instruments, asset pairs).
+				if _, err := rec.reference(ts, r.Payload); err != nil {
+					rec.log.Warn("reference data in the capture is unreadable", "file", r.File, "line", r.Line, "err", err)
+				}
+				snaps++
+				continue
+			}
 			sym := r.Symbol
 			if sym == "" {
 				sym = opt.Symbol
@@ -314,14 +277,12 @@ func replayFile(ctx context.Context, rec *Recorder, c *wsConn, src *replaySource
 				sym = depthSyms[0]
 			}
 			if sym == "" {
-				return fmt.Errorf("%w: %s line %d: snapshot of an unknown symbol (use --symbol)", ErrReplay, src.path, r.Line)
+				return msgs, snaps, fmt.Errorf("%w: %s line %d: snapshot of an unknown symbol (use --symbol)", ErrReplay, r.File, r.Line)
 			}
 			rec.replaySnapshot(sym, r.URL, ts, r.Payload)
 			snaps++
 		}
-		return nil
-	})
-	return msgs, snaps, err
+	}
 }
 
 // replaySnapshot journals a recorded REST snapshot as its request and response.

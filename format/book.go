@@ -30,6 +30,9 @@ const (
 	FlagBadTsRecv   uint16 = 1 << 5 // the local receive time is known to be unreliable
 	FlagCrossed     uint16 = 1 << 6 // after this event the book is crossed (best bid >= best ask)
 	FlagTsEstimated uint16 = 1 << 7 // the venue sent no exchange time: ts_exchange is estimated
+	// FlagChecksum: a level record's aux0 holds the checksum of the book after its event,
+	// as the exchange sent it (venues that send one: OKX signed, Kraken unsigned).
+	FlagChecksum uint16 = 1 << 8
 )
 
 // Reasons a book is invalid, carried in a book_invalid record's Qty and named in a
@@ -47,6 +50,9 @@ const (
 	// InvalidNotCaptured names, in meta.json only, the stretch of a partition's day before
 	// the first record of a capture (no record carries it: nothing was received then).
 	InvalidNotCaptured int64 = 10
+	// InvalidChecksum: the rebuilt book disagreed with the checksum the exchange sent
+	// with an update (OKX, Kraken); the book is invalid until the next snapshot.
+	InvalidChecksum int64 = 11
 )
 
 // InvalidReasonName names a book_invalid reason code ("sequence").
@@ -72,6 +78,8 @@ func InvalidReasonName(code int64) string {
 		return "bad_message"
 	case InvalidNotCaptured:
 		return "not_captured"
+	case InvalidChecksum:
+		return "checksum"
 	}
 	return fmt.Sprintf("reason(%d)", code)
 }
@@ -97,12 +105,15 @@ func TypeName(t uint16) string {
 
 // BookRecord is one canonical record. Field meaning per type is in docs/format/q.md:
 //
-//	level:          Seq = venue final update id (u), Aux0 = first update id (U), Aux1 = previous final id (pu)
+//	level:          Seq = venue final update id (u; OKX seqId), Aux0 = first update id (U), or with
+//	                FlagChecksum the exchange's checksum of the book after the event, Aux1 = previous
+//	                final id (pu; OKX prevSeqId)
 //	trade:          Seq = trade id, Aux0/Aux1 = first/last constituent trade id for aggregated trades
 //	bbo:            Price/Qty = best bid, Aux0/Aux1 = best ask price/qty, Seq = venue update id
 //	snapshot_begin: Seq = snapshot's last update id, Aux0 = number of level records that follow
 //	snapshot_end:   Seq = snapshot's last update id
 //	book_invalid:   Seq = update id where the gap was seen, Aux0 = expected, Aux1 = received, Qty = reason code
+//	                (checksum: Aux0 = the exchange's checksum, Aux1 = the rebuilt book's)
 type BookRecord struct {
 	TypeID   uint16
 	Flags    uint16

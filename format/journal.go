@@ -29,6 +29,7 @@ const (
 	JournalDisconnect      uint16 = 4 // a connection went down, with the reason (JSON)
 	JournalSnapshotRequest uint16 = 5 // the feed asked for a REST snapshot (JSON)
 	JournalGap             uint16 = 6 // the feed saw a sequence discontinuity (JSON)
+	JournalReference       uint16 = 7 // a REST reference-data body: the venue's instrument listing
 )
 
 // JournalRecord is one decoded frame. Payload aliases the underlying buffer or mapping:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check Chronicle partitions against the Binance capture they were refined from.
+"""Check Chronicle partitions against the Binance, OKX or Kraken capture they were refined from.
 
     /usr/bin/python3 python/check_capture.py --venue binance-perp \\
         --symbol-dir /chronicle/v1/binance-perp/eth-usdt capture.jsonl.gz [more.jsonl.gz ...]
@@ -29,6 +29,17 @@ Book rules (Binance "how to manage a local order book correctly"):
   Quantities are absolute, 0 deletes the level (deleting an unknown level is normal).
 Prices and quantities are compared exactly, as decimal.Decimal, never as floats.
 
+OKX (--venue okx) and Kraken (--venue kraken-spot), from their cryptofeed logs: books start
+with the websocket snapshot; updates set absolute sizes (0 deletes); OKX keeps 400 levels a
+side, Kraken the subscribed depth (book-N), dropping what falls past it; after every message
+that carries one, the exchange's checksum is recomputed here from the strings as received
+(OKX: the best 25 bids and asks interleaved "px:sz:px:sz...", CRC32 as a signed integer;
+Kraken: the best 10 asks then bids, each price and volume with the point and leading zeros
+removed, concatenated, CRC32 unsigned) and must match; then per partition: applied updates,
+trades and tickers equal book.q's and meta.json's, meta.json's checksum checks equal the
+messages checked here with no mismatch, and the book after the last update equals book.q's
+replay (every snapshot run equal to the replay before it).
+
 Capture formats: `<recv ns> <json>` lines (gzip or plain), the json a combined-stream
 envelope or a REST depth snapshot; cryptofeed pairs X.ws.txt (`<unix s>: <json>`) with
 X.http.txt (`<url> -> <unix s>: <snapshot>`), merged by receive time. Several files given
@@ -44,6 +55,7 @@ import json
 import os
 import re
 import sys
+import zlib
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
 
@@ -54,6 +66,7 @@ import chronicle_q as cq  # noqa: E402
 
 FUTURES_VENUES = ("binance-perp", "binance-coinm")
 SPOT_VENUES = ("binance-spot",)
+SUBSCRIBED_VENUES = ("okx", "kraken-spot")
 NS_PER_DAY = 86400 * 10**9
 EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 
@@ -685,10 +698,202 @@ def check_symbol(venue, sym, sym_dir, cap, out):
     return bad
 
 
+# --- OKX and Kraken ----------------------------------------------------------------------------
+
+def read_cryptofeed_msgs(paths):
+    """(recv ns, file order, line, json) of every received message of cryptofeed ws logs,
+    merged by receive time (ties in file order)."""
+    out = []
+    for k, path in enumerate(paths):
+        with open_text(path) as f:
+            for ln, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or " <-> " in line or " <- " in line.split(": ", 1)[0]:
+                    continue
+                t, sep, body = line.partition(": ")
+                if not sep:
+                    raise InputError(f"{path} line {ln}: no ': ' after the time")
+                try:
+                    obj = json.loads(body)
+                except ValueError as e:
+                    raise InputError(f"{path} line {ln}: {e}")
+                out.append((secs_to_ns(t), k, ln, obj))
+    out.sort(key=lambda x: (x[0], x[1], x[2]))
+    return out
+
+
+class StrBook:
+    """A book of the exchange's strings: price Decimal -> (price string, size string)."""
+
+    def __init__(self):
+        self.bids, self.asks = {}, {}
+
+    def set(self, side, px, sz):
+        p = dec(px)
+        if dec(sz) == 0:
+            side.pop(p, None)
+        else:
+            side[p] = (px, sz)
+
+    def top(self, bids, n):
+        side = self.bids if bids else self.asks
+        keys = sorted(side, reverse=bids)
+        return [side[k] for k in (keys if n is None else keys[:n])]
+
+    def trim(self, depth):
+        for side, rev in ((self.bids, True), (self.asks, False)):
+            for k in sorted(side, reverse=rev)[depth:]:
+                del side[k]
+
+    def as_dec(self):
+        return ({k: dec(v[1]) for k, v in self.bids.items()}, {k: dec(v[1]) for k, v in self.asks.items()})
+
+
+def okx_checksum(book):
+    b, a = book.top(True, 25), book.top(False, 25)
+    parts = []
+    for i in range(25):
+        if i < len(b):
+            parts += list(b[i])
+        if i < len(a):
+            parts += list(a[i])
+    c = zlib.crc32(":".join(parts).encode())
+    return c - (1 << 32) if c >= 1 << 31 else c
+
+
+def kraken_checksum(book):
+    s = ""
+    for px, sz in book.top(False, 10) + book.top(True, 10):
+        s += px.replace(".", "").lstrip("0") + sz.replace(".", "").lstrip("0")
+    return zlib.crc32(s.encode())
+
+
+class SubscribedSymbol:
+    """What the capture says of one OKX instrument or Kraken pair."""
+
+    def __init__(self):
+        self.book, self.live = StrBook(), False
+        self.updates = self.trades = self.tickers = self.checked = self.mismatched = self.snapshots = 0
+        self.final = None  # (bids, asks) as Decimals after the last applied update
+
+
+def read_subscribed(venue, paths):
+    syms = {}
+
+    def get(s):
+        return syms.setdefault(s, SubscribedSymbol())
+
+    for recv, _, ln, m in read_cryptofeed_msgs(paths):
+        if venue == "okx":
+            if not isinstance(m, dict) or "data" not in m or "arg" not in m:
+                continue
+            ch, inst = m["arg"].get("channel"), m["arg"].get("instId")
+            st = get(inst)
+            if ch == "books":
+                d = m["data"][0]
+                if m.get("action") == "snapshot":
+                    st.book, st.live = StrBook(), True
+                    st.snapshots += 1
+                elif not st.live:
+                    continue
+                else:
+                    st.updates += 1
+                for side, key in ((st.book.bids, "bids"), (st.book.asks, "asks")):
+                    for lv in d[key]:
+                        st.book.set(side, lv[0], lv[1])
+                st.book.trim(400)
+                if d.get("checksum", 0) != 0:
+                    st.checked += 1
+                    if okx_checksum(st.book) != d["checksum"]:
+                        st.mismatched += 1
+                        st.live = False
+                if m.get("action") == "update":
+                    st.final = st.book.as_dec()
+            elif ch == "trades":
+                st.trades += len(m["data"])
+            elif ch == "tickers":
+                st.tickers += 1
+        else:
+            if not isinstance(m, list) or len(m) < 4:
+                continue
+            channel, pair = m[-2], m[-1]
+            st = get(pair)
+            if channel.startswith("book-"):
+                depth = int(channel[5:])
+                objs = m[1:-2]
+                if any("as" in o or "bs" in o for o in objs):
+                    st.book, st.live = StrBook(), True
+                    st.snapshots += 1
+                elif not st.live:
+                    continue
+                else:
+                    st.updates += 1
+                csum = None
+                for o in objs:
+                    for key, side in (("as", st.book.asks), ("a", st.book.asks), ("bs", st.book.bids), ("b", st.book.bids)):
+                        for lv in o.get(key, []):
+                            st.book.set(side, lv[0], lv[1])
+                    csum = o.get("c", csum)
+                st.book.trim(depth)
+                if csum is not None:
+                    st.checked += 1
+                    if kraken_checksum(st.book) != int(csum):
+                        st.mismatched += 1
+                        st.live = False
+                    st.final = st.book.as_dec()
+            elif channel == "trade":
+                st.trades += len(m[1])
+            elif channel == "ticker":
+                st.tickers += 1
+    return syms
+
+
+def check_subscribed(venue, sym, sym_dir, st, out):
+    """Check one OKX instrument's or Kraken pair's partitions; returns the disagreements."""
+    bad = []
+    dates = sorted(d for d in os.listdir(sym_dir) if os.path.exists(os.path.join(sym_dir, d, "book.q")))
+    if not dates:
+        return [f"{sym}: no partition in {sym_dir}"]
+    events = trades = bbo = checks = mismatches = 0
+    final = None
+    for date in dates:
+        p = Partition(os.path.join(sym_dir, date), date)
+        bad += [f"{sym} {date}: {x}" for x in p.problems]
+        events += len(p.depth_events)
+        trades += len(p.trades)
+        bbo += int(np.count_nonzero(p.records["type_id"] == cq.BBO))
+        m = p.meta or {}
+        ev = m.get("events", {})
+        if ev.get("depth_updates") != len(p.depth_events) or ev.get("trades") != len(p.trades):
+            bad.append(f"{sym} {date}: meta.json events {ev} against book.q's {len(p.depth_events)} updates, {len(p.trades)} trades")
+        c = m.get("checks", {})
+        checks += c.get("checksum_checks", 0)
+        mismatches += c.get("checksum_mismatches", 0)
+        for i, run in enumerate(p.runs):
+            if run[4] is not None and run[5] is not None and run[4] != run[5]:
+                bad.append(f"{sym} {date}: snapshot run at record {run[0]} differs from the replay before it")
+        if p.final is not None:
+            final = p.to_dec(p.final[0], p.final[1])
+    out(f"{sym}: capture {n(st.snapshots)} snapshots, {n(st.updates)} updates, {n(st.checked)} checksums "
+        f"({n(st.mismatched)} failed here), {n(st.trades)} trades, {n(st.tickers)} tickers; "
+        f"partitions {n(events)} updates, {n(checks)} checks ({n(mismatches)} failed), {n(trades)} trades, {n(bbo)} bbo")
+    for what, a, b in (("updates", st.updates, events), ("trades", st.trades, trades), ("tickers", st.tickers, bbo),
+                       ("checksum checks", st.checked, checks), ("checksum mismatches", st.mismatched, mismatches)):
+        if a != b:
+            bad.append(f"{sym}: {what}: {a} in the capture, {b} in the partitions")
+    if st.final is not None and final is not None:
+        d = book_diff(st.final, final, "capture", "book.q")
+        if d:
+            bad.append(f"{sym}: the book after the last update: {d}")
+    elif st.final != final:
+        bad.append(f"{sym}: a final book on one side only")
+    return bad
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Check Chronicle partitions against the Binance capture they came from.",
+    ap = argparse.ArgumentParser(description="Check Chronicle partitions against the capture they came from.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1])
-    ap.add_argument("--venue", required=True, choices=FUTURES_VENUES + SPOT_VENUES)
+    ap.add_argument("--venue", required=True, choices=FUTURES_VENUES + SPOT_VENUES + SUBSCRIBED_VENUES)
     ap.add_argument("--symbol-dir", help="Chronicle symbol directory holding {date}/book.q and meta.json")
     ap.add_argument("--symbol", action="append", default=[], metavar="RAW=DIR",
                     help="for a multi-symbol capture: the symbol directory of a raw symbol (repeat)")
@@ -696,6 +901,33 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if bool(a.symbol_dir) == bool(a.symbol):
         ap.error("give either --symbol-dir or --symbol RAW=DIR (repeatable)")
+
+    if a.venue in SUBSCRIBED_VENUES:
+        try:
+            syms = read_subscribed(a.venue, a.captures)
+            targets = []
+            for t in a.symbol or []:
+                raw, sep, d = t.partition("=")
+                if not sep or raw not in syms:
+                    raise InputError(f"--symbol {t!r}: want RAW=DIR with RAW in the capture ({', '.join(sorted(syms))})")
+                targets.append((raw, d))
+            if a.symbol_dir:
+                if len(syms) != 1:
+                    raise InputError(f"the capture holds {len(syms)} instruments: use --symbol RAW=DIR")
+                targets = [(next(iter(syms)), a.symbol_dir)]
+        except (InputError, OSError, ValueError, KeyError, IndexError) as e:
+            print(f"check_capture: {e}", file=sys.stderr)
+            return 2
+        bad = []
+        for sym, d in targets:
+            bad += check_subscribed(a.venue, sym, d, syms[sym], print)
+        if bad:
+            print(f"DISAGREEMENT: {len(bad)} problem(s):")
+            for b in bad:
+                print(f"  {b}")
+            return 1
+        print(f"OK: {', '.join(s for s, _ in targets)} agree with the capture")
+        return 0
 
     try:
         cap = read_capture(a.captures)

@@ -36,17 +36,19 @@ TYPE_NAMES = {LEVEL: "level", TRADE: "trade", BBO: "bbo", SNAPSHOT_BEGIN: "snaps
 BID, ASK, SNAPSHOT, LAST, FLAG_BOOK_INVALID, BAD_TS_RECV = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 CROSSED = 0x40       # after this event the book is crossed (best bid >= best ask)
 TS_ESTIMATED = 0x80  # the venue sent no exchange time: ts_exchange is estimated
+CHECKSUM = 0x100     # a level record's aux0 holds the exchange's checksum of the book after it
 
 # why a book is invalid: the reason code in a book_invalid record's qty field
 (NO_SNAPSHOT, SEQUENCE, DISCONNECT, FEED_RESTART, WRITE_FAILED, ROLLOVER_LOST, OVERSIZED,
- JOURNAL_LOST, BAD_MESSAGE, NOT_CAPTURED) = range(1, 11)
+ JOURNAL_LOST, BAD_MESSAGE, NOT_CAPTURED, CHECKSUM_MISMATCH) = range(1, 12)
 # NOT_CAPTURED names meta.json's stretch of a day before a capture's first record; no
 # record carries it (docs/format/meta.md, "What the intervals cover").
 INVALID_REASONS = {NO_SNAPSHOT: "no_snapshot", SEQUENCE: "sequence", DISCONNECT: "disconnect",
                    FEED_RESTART: "feed_restart", WRITE_FAILED: "write_failed",
                    ROLLOVER_LOST: "rollover_lost", OVERSIZED: "oversized",
                    JOURNAL_LOST: "journal_lost", BAD_MESSAGE: "bad_message",
-                   NOT_CAPTURED: "not_captured"}
+                   NOT_CAPTURED: "not_captured",
+                   CHECKSUM_MISMATCH: "checksum"}
 
 _COMMON = [("type_id", "<u2"), ("flags", "<u2"), ("symbol_id", "<u4"),
            ("ts_exchange", "<i8"), ("ts_recv", "<i8"), ("seq", "<u8")]

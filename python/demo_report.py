@@ -43,16 +43,18 @@ import chronicle_q as q  # noqa: E402
 import report_ladder  # noqa: E402
 
 TIER_XATTR = "user.chronicle.tier"
-SHORT_VENUE = {"binance-perp": "perp", "binance-coinm": "coinm", "binance-spot": "spot"}
+SHORT_VENUE = {"binance-perp": "perp", "binance-coinm": "coinm", "binance-spot": "spot", "kraken-spot": "kraken"}
 VENUE_NAME = {"binance-perp": "Binance USD-M perpetual", "binance-coinm": "Binance COIN-M perpetual",
-              "binance-spot": "Binance spot"}
+              "binance-spot": "Binance spot", "okx": "OKX", "kraken-spot": "Kraken spot"}
+GROUP_OVER = 4  # the terminal summary gives a venue's date with more partitions (Kraken's ten pairs) one line
 VENUE_COLOR = {"binance-perp": "tab:blue", "binance-coinm": "tab:orange", "binance-spot": "tab:green"}
 TIER_TEXT = {"hot": "hot (the live tier)", "warm": "warm (local disk)", "cold": "cold (seekable zstd on local disk)",
              "remote": "remote (object store, fetched on read)"}
 REASON_TEXT = {"not_captured": "not captured", "no_snapshot": "no snapshot yet", "sequence": "sequence gap",
                "disconnect": "connection lost", "feed_restart": "feed restarted", "write_failed": "journal write failed",
                "rollover_lost": "connection rollover lost events", "oversized": "oversized message dropped",
-               "journal_lost": "journal segments lost", "bad_message": "undecodable depth message"}
+               "journal_lost": "journal segments lost", "bad_message": "undecodable depth message",
+               "checksum": "checksum mismatch"}
 NS = 1_000_000_000
 # A partition spanning less exchange time or fewer best bid/offer records than this gets a
 # sentence instead of charts (a line through three points says nothing).
@@ -234,7 +236,7 @@ def day_start(a):
 
 # --- the terminal summary ------------------------------------------------------------------
 
-HEADER = (f"{'partition':<32} {'tier':<6} {'records':>7} {'levels':>7} {'trades':>6} {'bbo':>6}"
+HEADER = (f"{'partition':<34} {'tier':<6} {'records':>7} {'levels':>7} {'trades':>6} {'bbo':>6}"
           f"  {'exchange time (UTC)':<21}  {'mid-price range':>19}  {'spread p50/p99':>14}  invalid intervals")
 
 
@@ -247,8 +249,18 @@ def summary_line(a):
     else:
         mid, spread = "-", "-"
     span = f"{clock(a['first'], digits=1)}-{clock(a['last'], digits=1)}"
-    return (f"{a['name']:<32} {a['tier']:<6} {a['records']:>7} {t[q.LEVEL]:>7} {t[q.TRADE]:>6} {t[q.BBO]:>6}"
+    return (f"{a['name']:<34} {a['tier']:<6} {a['records']:>7} {t[q.LEVEL]:>7} {t[q.TRADE]:>6} {t[q.BBO]:>6}"
             f"  {span:<21}  {mid:>19}  {spread:>14}  {invalid_reasons(a)}")
+
+
+def group_line(name, group):
+    """One terminal line for many partitions of a venue's date: their totals."""
+    t = sum(a["types"] for a in group)
+    tiers = "/".join(sorted({a["tier"] for a in group}))
+    reasons = sorted({r for a in group for r in invalid_reasons(a).split(",") if r != "-"})
+    span = f"{clock(min(a['first'] for a in group), digits=1)}-{clock(max(a['last'] for a in group), digits=1)}"
+    return (f"{name:<34} {tiers:<6} {sum(a['records'] for a in group):>7} {t[q.LEVEL]:>7} {t[q.TRADE]:>6} {t[q.BBO]:>6}"
+            f"  {span:<21}  {'-':>19}  {'-':>14}  {','.join(reasons) or '-'}")
 
 
 # --- charts --------------------------------------------------------------------------------
@@ -409,8 +421,11 @@ def chart_venues(parts, out_dir):
     """The same base asset (ETH) on every venue, on one exchange-time axis: mid-price, the
     basis of each derivative against spot (bps, spot's mid as of the same instant), spread."""
     by_venue = {}
+    # The venues captured at the same time as Binance spot's ETH (other captures, such as
+    # Kraken's ETH/CHF of 2021, are other days).
+    days = {a["date"] for a in parts if a["venue"] == "binance-spot" and a["base"] == "ETH"}
     for a in parts:
-        if a["base"] != "ETH" or not len(a["ts"]):
+        if a["base"] != "ETH" or not len(a["ts"]) or (days and a["date"] not in days):
             continue
         by_venue.setdefault(a["venue"], []).append(a)
     if len(by_venue) < 2:
@@ -491,6 +506,8 @@ def summary_table(parts):
         invalid = percent(invalid_share(a)) + (f" ({', '.join(reasons)})" if reasons else "")
         c = m["checks"]
         checks = f"{c['ticker_checks']:,} / {c['ticker_mismatches']}"
+        if "checksum_checks" in c:  # OKX, Kraken: the exchange's checksum of the book, not tickers
+            checks = f"checksums {c['checksum_checks']:,} / {c['checksum_mismatches']}"
         state = "sealed" if m.get("sealed") else "being written"
         rows.append(
             f"<tr><td><a href=\"#{anchor(a)}\">{html.escape(a['venue'])} · {html.escape(a['symbol'])} · {a['date']}</a></td>"
@@ -544,6 +561,10 @@ def partition_prose(a):
         facts.append(f"The trade stream skipped ids {len(gaps)} times ({sum(g.get('missing', 0) for g in gaps):,} trades missing).")
     checks = (f"Self-checks: {plural(c['ticker_checks'], 'bookTicker message')} compared with the rebuilt book right "
               f"after the same update, {c['ticker_mismatches']} mismatched")
+    if "checksum_checks" in c:
+        checks = (f"Self-checks: the exchange's own checksum of its book, sent with "
+                  f"{plural(c['checksum_checks'], 'depth message')}, recomputed on the rebuilt book after each: "
+                  f"{c['checksum_mismatches']} mismatched")
     checks += f"; the book was crossed after {c['crossed_events']} updates." if c["crossed_events"] else "; the book never crossed."
     facts.append(checks)
     facts.append(f"Prices in {a['quote']}, sizes in {a['qty_unit']}.")
@@ -579,9 +600,10 @@ table{{border-collapse:collapse;font-size:.85em}} th,td{{border:1px solid #ddd;p
 th{{background:#f4f4f4;text-align:left}} td.n{{text-align:right;white-space:nowrap}} .note{{color:#555}}
 </style></head><body>
 <h1>Chronicle demo report</h1>
-<p>Real Binance captures that the exchange simulator served, <code>chronicle-feed</code> captured,
+<p>Real Binance, OKX and Kraken captures that the exchange simulator served, <code>chronicle-feed</code> captured,
 <code>chronicle-etl</code> refined and <code>chronicle-tier</code> aged, read back through the Chronicle mount with
-numpy memory maps of <code>book.q</code>. Mid-price and spread come from the best bid/offer records (bookTicker);
+numpy memory maps of <code>book.q</code>. Mid-price and spread come from the best bid/offer records (bookTicker;
+OKX's and Kraken's tickers);
 charts draw them as steps, keeping every pixel column's first, last, lowest and highest point.</p>
 {''.join(sections)}
 </body></html>
@@ -595,10 +617,22 @@ charts draw them as steps, keeping every pixel column's first, last, lowest and 
 def cmd_summary(args):
     parts = []
     print(HEADER)
-    for venue, sym, date, pdir in partitions(args.mount):
+    found = partitions(args.mount)
+    count = {}
+    for venue, _, date, _ in found:
+        count[(venue, date)] = count.get((venue, date), 0) + 1
+    group = []
+    for venue, sym, date, pdir in found:
         a = analyse(pdir, venue, sym, date)
-        print(summary_line(a), flush=True)
         parts.append(a)
+        n = count[(venue, date)]
+        if n <= GROUP_OVER:
+            print(summary_line(a), flush=True)
+            continue
+        group.append(a)
+        if len(group) == n:
+            print(group_line(f"{SHORT_VENUE.get(venue, venue)}/{{{n} symbols}}/{date}", group), flush=True)
+            group = []
     if not args.report:
         return 0
     os.makedirs(args.report, exist_ok=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Chronicle demo: the real pipeline on every bundled Binance capture, on embedded
+# The Chronicle demo: the real pipeline on every bundled capture (Binance, OKX, Kraken), on embedded
 # defaults, in a scratch folder (CHRONICLE_DEMO_DIR, default /tmp/chronicle-demo), no network
 # beyond loopback. `make demo` builds the binaries and runs it (as root, for the mount).
 #
@@ -96,7 +96,7 @@ cleanup() {
   trap - EXIT INT TERM
   [ -n "${FG:-}" ] && kill -TERM "$FG" 2>/dev/null || true
   # Producers first, the mount last (it unmounts on SIGTERM).
-  stop feed-perp feed-coinm feed-spot etl tier exsim fs s3 2>/dev/null || true
+  stop feed-perp feed-coinm feed-spot feed-okx feed-kraken etl tier exsim fs s3 2>/dev/null || true
   if mounted; then "$BIN/chronicle-fs" unmount "$D/mnt" 2>/dev/null || umount -l "$D/mnt" || true; fi
   if [ "$rc" -ne 0 ]; then
     printf '\ndemo: stopped (exit %d); daemon logs are in %s/*.log\n' "$rc" "$D" >&2
@@ -193,15 +193,18 @@ TOML
 C=(--config "$D/chronicle.toml")
 printf 'Chronicle demo in %s (config chronicle.toml, daemon logs *.log)\n' "$D"
 
-bold "1. chronicle-exsim serves the bundled Binance captures on loopback (websocket + REST)"
+bold "1. chronicle-exsim serves the bundled captures on loopback, each in its venue's protocol"
 start exsim "$BIN/chronicle-exsim" --captures "$CAPTURES" --state-dir "$D/exsim"
 wait_for 60 "the exchange simulator" test -s "$D/exsim/addr"
 declare -A SYMS=() VENUE=()
-for m in usdm coinm spot cryptofeed; do
+MARKETS=(usdm coinm spot cryptofeed okx kraken)
+for m in "${MARKETS[@]}"; do
   read -r -a f < "$D/exsim/$m.feed"
   VENUE[$m]=${f[1]} SYMS[$m]=${f[3]}
   msgs=$(sed -n "s/.*msg=market .*name=$m .*messages=\([0-9]*\).*/\1/p" "$D/exsim.log")
-  say "$(printf '%-10s %-13s %-34s %6s messages  %s' "$m" "${VENUE[$m]}" "${SYMS[$m]}" "$msgs" "ws://$(cat "$D/exsim/addr")/$m")"
+  syms=${SYMS[$m]}
+  [ "${#syms}" -le 36 ] || syms="$(tr ',' '\n' <<< "$syms" | wc -l) symbols (${syms%%,*},...)"
+  say "$(printf '%-10s %-13s %-34s %6s messages  %s' "$m" "${VENUE[$m]}" "$syms" "$msgs" "ws://$(cat "$D/exsim/addr")/$m")"
 done
 
 bold "2. chronicle-feed captures each market live; chronicle-etl refines the journal as it grows"
@@ -212,6 +215,8 @@ feed() { # LOGNAME MARKET
 }
 feed feed-coinm coinm
 feed feed-spot spot
+feed feed-okx okx       # subscribed by request; books checked against OKX's checksums
+feed feed-kraken kraken # the same, Kraken's
 feed feed-perp cryptofeed # binance-perp: the 2021 four-symbol set, then the 2024 ETHUSDT one
 journaled() { "$PY" python/demo_report.py journal-count "$D/hot/feed/${VENUE[$1]}" "${SYMS[$1]}"; }
 committed() { # the journal's committed bytes (header offset 24, docs/format/q.md)
@@ -227,17 +232,19 @@ drained() { # MARKET: the market is over, its journal has stopped growing and ho
 wait_for 60 "the cryptofeed market" drained cryptofeed
 stop feed-perp
 feed feed-perp usdm
-for m in usdm coinm spot; do wait_for 90 "market $m" drained "$m"; done
-stop feed-perp feed-coinm feed-spot
-for m in cryptofeed usdm coinm spot; do
+for m in usdm coinm spot okx kraken; do wait_for 90 "market $m" drained "$m"; done
+stop feed-perp feed-coinm feed-spot feed-okx feed-kraken
+sent_all=""
+for m in cryptofeed usdm coinm spot okx kraken; do
   sent=$(awk '{print $4}' "$D/exsim/$m.done")
   got=$(journaled "$m")
-  say "$(printf '%-10s exsim sent %6d messages, the %-13s journal holds %6d' "$m" "$sent" "${VENUE[$m]}" "$got")"
-  [ "$sent" = "$got" ] || die "market $m: $sent messages sent but $got journaled"
+  [ "$sent" = "$got" ] || die "market $m: $sent messages sent but the ${VENUE[$m]} journal holds $got"
+  sent_all+="${sent_all:+, }$m $sent"
 done
+say "every message exsim sent is in its venue's journal: $sent_all"
 caught_up() { # the refinery's published checkpoint (etl.checkpoint) is at every journal's end
   local j last
-  [ "$(ls -d "$D"/hot/feed/*/ | wc -l)" = 3 ] || return 1
+  [ "$(ls -d "$D"/hot/feed/*/ | wc -l)" = 5 ] || return 1
   for j in "$D"/hot/feed/*/; do
     last=$(cd "$j" && ls -- *.q | sort | tail -1)
     grep -qs "\"segment\":\"$last\",\"offset\":$(od -An -t u8 -j 24 -N 8 "$j$last" | tr -d ' ')," "$j/etl.checkpoint" || return 1
@@ -247,11 +254,11 @@ wait_for 60 "the refinery to reach the journals' ends" caught_up
 find "$D/hot/v1" -name book.q | sort > "$D/refined.txt"
 say "refined live: $(wc -l < "$D/refined.txt") partitions in hot, $(elapsed) since the start"
 
-bold "3. The COIN-M and spot captures are over: chronicle-etl backfill --seal-all seals their days"
+bold "3. The COIN-M, spot, OKX and Kraken captures are over: chronicle-etl backfill --seal-all seals their days"
 say "(from the daemon's checkpoint; binance-perp stays open in hot, as a live feed's day would)"
 stop etl
 run_fg "$BIN/chronicle-etl" backfill "${C[@]}" --log-level warn --seal-all --root "$D/hot" \
-  "$D/hot/feed/binance-coinm" "$D/hot/feed/binance-spot" >>"$D/etl.log" 2>&1
+  "$D/hot/feed/binance-coinm" "$D/hot/feed/binance-spot" "$D/hot/feed/okx" "$D/hot/feed/kraken-spot" >>"$D/etl.log" 2>&1
 start etl "$BIN/chronicle-etl" run "${C[@]}"
 if [ "$DEMO_SYNTH" = 1 ]; then
   say "DEMO_SYNTH=1: synthetic partitions too (eth-synth, 6 days of 64 MiB in warm)"
@@ -276,10 +283,15 @@ say "not sealed, so still in hot: ${open:-none}"
 bold "5. chronicle-fs mounts every tier as one tree: $D/mnt"
 keepable fs "$BIN/chronicle-fs" mount "${C[@]}" "$D/mnt"
 wait_for 20 "the mount" test -d "$D/mnt/v1"
+# One line a partition; a venue's date with more than three (Kraken's ten pairs) is one line.
 ( cd "$D/mnt" && find v1 -name book.q | sort | while read -r f; do
     tier=$(getfattr --only-values -n user.chronicle.tier "$f" 2>/dev/null || echo "?")
-    printf '   %-48s %-6s %6s KiB\n' "${f%/book.q}/" "$tier" "$(( $(stat -c %s "$f") / 1024 ))"
-  done )
+    printf '%s %s %s\n' "$f" "$tier" "$(stat -c %s "$f")"
+  done | awk '{ split($1, p, "/"); k = p[2] "/" p[4]; n[k]++; line[k, n[k]] = $0; if (!(k in seen)) { seen[k] = 1; order[++o] = k } }
+    END { for (i = 1; i <= o; i++) { k = order[i]
+      if (n[k] > 3) { split(line[k, 1], a, " "); split(k, kk, "/"); b = 0; for (j = 1; j <= n[k]; j++) { split(line[k, j], x, " "); b += x[3] }
+        printf "   %-48s %-6s %6d KiB\n", "v1/" kk[1] "/{" n[k] " symbols}/" kk[2] "/", a[2], b / 1024 }
+      else for (j = 1; j <= n[k]; j++) { split(line[k, j], x, " "); sub(/book\.q$/, "", x[1]); printf "   %-48s %-6s %6d KiB\n", x[1], x[2], x[3] / 1024 } } }' )
 say "(each partition: $(cd "$D/mnt/v1/binance-coinm/eth-usd-perp/2024-08-08" && ls -p | tr '\n' ' '))"
 
 bold "6. dd reads a book.q like any file, from each tier"

@@ -22,6 +22,9 @@ const (
 	KindTrade                  // trades, ordered by trade id
 	KindAggTrade               // aggregated trades, ordered by aggregate trade id
 	KindBookTicker             // best bid/ask, ordered by book update id
+	// KindControl is a venue's control message (a subscription reply, a heartbeat, a pong,
+	// a status event): journaled on its connection's own channel, never refined.
+	KindControl
 )
 
 // Why a message could not be read; a *ParseError says where.
@@ -42,12 +45,14 @@ func (k Kind) String() string {
 		return "aggTrade"
 	case KindBookTicker:
 		return "bookTicker"
+	case KindControl:
+		return "control"
 	}
 	return "other"
 }
 
 // Kinds lists every Kind, for metrics set up ahead of the hot path.
-var Kinds = []Kind{KindOther, KindDepth, KindTrade, KindAggTrade, KindBookTicker}
+var Kinds = []Kind{KindOther, KindDepth, KindTrade, KindAggTrade, KindBookTicker, KindControl}
 
 // Subscription is what to capture.
 type Subscription struct {
@@ -61,14 +66,27 @@ type Subscription struct {
 	// Routes maps a stream kind name ("depth", "trade", ...) to a URL path prefix for venues
 	// that serve stream families on separate paths; streams without a route use the base.
 	Routes map[string]string
+	// BookDepth is the number of levels a side of a book subscription covers, for venues
+	// that take one (Kraken: 10, 25, 100, 500, 1000); 0 = the venue's default.
+	BookDepth int
 }
 
 // Stream is one subscribed stream.
 type Stream struct {
-	Name   string // exactly as the venue names it inside each message ("ethusdt@depth@0ms")
+	// Name is the stream's key: exactly as the venue names it inside each message
+	// ("ethusdt@depth@0ms"), or, for venues whose messages name the channel and the
+	// instrument apart, the two joined by StreamName ("books:BTC-USDT").
+	Name   string
 	Symbol string // venue symbol it belongs to ("ETHUSDT")
 	Kind   Kind
+	// NoID marks a stream whose events carry no ordering id (Kraken trades and tickers,
+	// OKX tickers): it is never deduplicated by id, and switches connection at a rollover's
+	// end. A depth stream without ids is switched at the new connection's snapshot.
+	NoID bool
 }
+
+// StreamName is the key of a stream that a venue names by channel and instrument apart.
+func StreamName(channel, inst string) string { return channel + ":" + inst }
 
 // Connection is one websocket connection: its URL and the streams it carries.
 type Connection struct {
@@ -87,6 +105,24 @@ type Event struct {
 	// for venues that chain diffs; 0 when absent.
 	First int64
 	Prev  int64
+	// Inst is the instrument the stream is for when the venue's messages name it apart from
+	// the channel in Stream (OKX arg.instId, Kraken's pair); nil otherwise. It aliases the
+	// message bytes too. The stream's key is then StreamName(Stream, Inst) (see Key).
+	Inst []byte
+	// Snapshot marks a depth message that restates the whole book, on venues that send
+	// their snapshots over the websocket (OKX "action":"snapshot", Kraken "as"/"bs").
+	Snapshot bool
+}
+
+// Key returns the stream's key (Stream.Name), built in buf when the venue names the
+// channel and the instrument apart; it allocates nothing once buf has grown.
+func (e *Event) Key(buf []byte) []byte {
+	if e.Inst == nil {
+		return e.Stream
+	}
+	buf = append(buf[:0], e.Stream...)
+	buf = append(buf, ':')
+	return append(buf, e.Inst...)
 }
 
 // Seq is the verdict of a venue's sequence rule on the next event of a stream.
@@ -153,6 +189,39 @@ type Message struct {
 	FirstTrade, LastTrade int64
 
 	BidPrice, BidQty, AskPrice, AskQty int64 // bookTicker
+
+	// Trades are the trades of a message that carries several (OKX, Kraken), in message
+	// order; when the venue fills it, Price, Qty, BuyerMaker and TxNs stay zero.
+	Trades []Trade
+
+	// Depth messages of venues that send a checksum of the book (Checksummer).
+	HasChecksum bool
+	Checksum    uint32 // the exchange's checksum of the book after this message, as 32 bits
+	// Depth is how many levels a side of the local book keeps, when the venue stops
+	// sending deletes for levels that leave its range (Kraken: the subscribed depth): after
+	// each message the worse levels are dropped. 0 keeps every level.
+	Depth int
+	// Wire says how the message wrote its numbers, which the checksum needs.
+	Wire Wire
+	// Scale is the scale the numbers were decoded at (ScaledDecoder venues; else zero).
+	Scale Scale
+}
+
+// Trade is one trade of a message that carries several.
+type Trade struct {
+	ID         int64 // trade id; 0 when the venue sends none (Kraken)
+	TxNs       int64 // trade time, ns
+	Price, Qty int64
+	BuyerMaker bool // the buyer was the maker, so the seller was the aggressor
+}
+
+// Wire is how a venue writes the numbers of one instrument's book, for its checksum:
+// fraction digits of prices and of sizes, or -1 for "as few as the value needs" (OKX
+// writes 30316 and 5.16; Kraken pads every price of a pair to the same digits). Known is
+// false when the message had no number to tell.
+type Wire struct {
+	PriceFrac, QtyFrac int8
+	Known              bool
 }
 
 // BookSnapshot is a fully decoded REST depth snapshot.
@@ -196,6 +265,9 @@ type Limits struct {
 	RESTWeightPerMin  int           // REST request weight allowed per IP per minute
 	UsedWeightHeader  string        // response header reporting weight used in the window
 	DefaultDepthSpeed string        // the fastest depth stream speed ("0ms"; spot "100ms")
+	// SubscribeRequestsPerHour caps subscribe and unsubscribe requests on one connection
+	// (OKX 480); 0 = the venue states no cap (or subscribes by URL).
+	SubscribeRequestsPerHour int
 }
 
 // Venue is one exchange's market-data protocol. Implementations are stateless and safe

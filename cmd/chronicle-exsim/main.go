@@ -25,22 +25,27 @@ import (
 	_ "github.com/chronicle/chronicle/venue/all"
 )
 
-const usage = `chronicle-exsim serves recorded Binance captures as a local exchange, for demos and
-tests: each capture is one market speaking its venue's protocol (combined-stream websocket,
-REST depth snapshot), replayed to every connection that subscribes. Loopback only.
+const usage = `chronicle-exsim serves recorded exchange captures as a local exchange, for demos and
+tests: each capture is one market speaking its venue's protocol, replayed to every
+connection that subscribes: Binance (combined-stream websocket, REST depth snapshots), OKX
+and Kraken (subscribe requests answered as the venue does, book snapshots on the websocket
+with the venue's checksum, keep-alives, REST reference data). Loopback only.
 
 Usage:
   chronicle-exsim [flags]                               every bundled capture in --captures
   chronicle-exsim [flags] NAME=VENUE:FILE[,FILE...]...  these captures (files are one stream)
 
 Market NAME is served under /NAME:
-  websocket  ws://ADDR/NAME/stream?streams=...
+  websocket  ws://ADDR/NAME/stream?streams=... (Binance), ws://ADDR/NAME/ws/v5/public (okx),
+             ws://ADDR/NAME/ (kraken-spot)
   REST       http://ADDR/NAME/fapi/v1/depth (binance-perp), /dapi/v1/depth (binance-coinm),
-             /api/v3/depth (binance-spot)
+             /api/v3/depth (binance-spot), /api/v5/public/instruments (okx),
+             /0/public/AssetPairs (kraken-spot)
 so chronicle-feed captures it with --ws-url ws://ADDR/NAME --rest-url http://ADDR/NAME.
 With --play snapshots (the default) a market starts publishing once every symbol with a
-depth stream has been served its REST snapshot: a feed that asks for snapshots when it
-connects receives the capture from its first message, bridged as the capture was.
+depth stream has been served its REST snapshot (OKX, Kraken: once every stream of the
+capture is subscribed): a feed that asks for snapshots when it connects receives the
+capture from its first message, bridged as the capture was.
 
 --state-dir DIR is how scripts follow it:
   DIR/addr        the address it serves on, once it does
@@ -51,7 +56,8 @@ connects receives the capture from its first message, bridged as the capture was
 
 Bundled markets (--captures, the README there describes them): usdm (binance-perp ETHUSDT),
 coinm (binance-coinm ETHUSD_PERP, two files), spot (binance-spot ETHUSDT, two files),
-cryptofeed (binance-perp, four symbols, ws log merged with its http log).
+cryptofeed (binance-perp, four symbols, ws log merged with its http log), okx (BTC-USDT,
+UNI-USD-SWAP, BTC-USD-220527), kraken (ten pairs, three logs merged by receive time).
 
 Examples:
   chronicle-exsim --captures ../shared/data/captures --state-dir /tmp/exsim
@@ -263,6 +269,9 @@ func feedFlags(m *market, addr string) string {
 	s := fmt.Sprintf("--venue %s --symbols %s --streams %s", m.set.Venue, strings.Join(m.sub.Symbols, ","), strings.Join(m.sub.Streams, ","))
 	if m.sub.DepthSpeed != "" {
 		s += " --depth-speed " + m.sub.DepthSpeed
+	}
+	if m.sub.BookDepth != 0 {
+		s += fmt.Sprintf(" --book-depth %d", m.sub.BookDepth)
 	}
 	return s + fmt.Sprintf(" --ws-url ws://%s/%s --rest-url http://%s/%s", addr, m.set.Name, addr, m.set.Name)
 }

@@ -23,14 +23,20 @@ import (
 )
 
 const usage = `chronicle-feed captures exchange market data into the raw journal
-(venues: binance-perp = Binance USD-M futures, binance-coinm = COIN-M futures, binance-spot).
+(venues: binance-perp = Binance USD-M futures, binance-coinm = COIN-M futures, binance-spot,
+okx = OKX spot, swaps and futures, kraken-spot = Kraken spot).
 
 Usage:
   chronicle-feed run    [flags]           capture live websockets and REST snapshots
   chronicle-feed replay [flags] FILE...   journal capture files (jsonl[.gz], cryptofeed ws+http)
 
 The journal goes to {hot}/feed/{venue}/ (outside v1/), one segment per roll period.
-Several files given to one replay are one stream, in order (one capture split in files).
+Several files given to one replay are one capture, merged by receive time (one capture
+split in files follows on; connections recorded side by side interleave); a cryptofeed
+websocket log brings the REST log beside it (depth snapshots, or OKX's and Kraken's
+instrument listings, journaled as reference data). OKX and Kraken streams are subscribed
+by request and start with a snapshot on the websocket: no REST snapshot is fetched; the
+feed checks each book update's checksum and resubscribes a stream whose check fails.
 Settings come from the [feed], [host] and [log] sections of --config; flags override the file.
 SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
 
@@ -40,10 +46,15 @@ Examples:
   chronicle-feed run --hot /dev/shm/chronicle --metrics-addr 127.0.0.1:9464
   chronicle-feed run --ws-url ws://127.0.0.1:8080 --rest-url http://127.0.0.1:8080 --symbols ETHUSDT
   chronicle-feed run --venue binance-spot --symbols ETHUSDT,BTCUSDT
+  chronicle-feed run --venue okx --symbols BTC-USDT,UNI-USD-SWAP,BTC-USD-220527
+  chronicle-feed run --venue kraken-spot --symbols XBT/USD,ETH/EUR --book-depth 1000
   chronicle-feed replay --speed 0 binance-usdm_ethusdt_20240808.jsonl.gz
   chronicle-feed replay --speed 0 --venue binance-coinm --journal-dir /tmp/j coinm_0808.jsonl.gz coinm_0809.jsonl.gz
   chronicle-feed replay --speed 10 --clock now cryptofeed_binance-futures.ws.txt
   chronicle-feed replay --journal-dir /tmp/journal --symbol ETHUSDT capture.jsonl
+  chronicle-feed replay --speed 0 --venue okx --journal-dir /tmp/okx cryptofeed_okx.ws.txt
+  chronicle-feed replay --speed 0 --venue kraken-spot --journal-dir /tmp/kraken \
+      cryptofeed_kraken-book.ws.txt cryptofeed_kraken-trade.ws.txt cryptofeed_kraken-ticker.ws.txt
 
 Flags:
 `
@@ -178,7 +189,7 @@ type cmdFlags struct {
 	wsURL, restURL                         string
 	metricsAddr, logLevel, logFormat       string
 	hostID                                 string
-	snapshotLimit, maxStreams              int
+	snapshotLimit, maxStreams, bookDepth   int
 	rollPeriod, retentionMinAge            time.Duration
 }
 
@@ -188,8 +199,9 @@ func newFlags(c *cli.Command) (*pflag.FlagSet, *cmdFlags) {
 	fs := c.FlagSet()
 	fs.StringVar(&f.config, "config", "", "shared TOML config file ([feed] and [log] sections)")
 	fs.StringVar(&f.venue, "venue", d.Venue, "venue id: "+strings.Join(venue.Names(), ", "))
-	fs.StringSliceVar(&f.symbols, "symbols", nil, "symbols to capture (BTCUSDT,ETHUSDT)")
-	fs.StringSliceVar(&f.streams, "streams", d.Streams, "streams per symbol: depth, trade, aggTrade, bookTicker, or a raw suffix")
+	fs.StringSliceVar(&f.symbols, "symbols", nil, "symbols to capture, as the venue names them (BTCUSDT; OKX BTC-USDT; Kraken XBT/USD)")
+	fs.StringSliceVar(&f.streams, "streams", d.Streams, "streams per symbol: depth, trade, aggTrade, bookTicker, or a venue's own stream or channel name")
+	fs.IntVar(&f.bookDepth, "book-depth", d.BookDepth, "levels a side of a book subscription, for venues that take one (Kraken: 10, 25, 100, 500, 1000; 0: the venue's default)")
 	fs.StringVar(&f.depthSpeed, "depth-speed", d.DepthSpeed, "depth stream speed: 0ms, 100ms, 250ms, 500ms (default: the venue's fastest)")
 	fs.StringVar(&f.hotRoot, "hot", layout.DefaultRoots().Hot, "hot tier root; the journal is {hot}/feed/{venue} ([tiers] hot)")
 	fs.StringVar(&f.journalDir, "journal-dir", "", "journal directory (instead of {hot}/feed/{venue})")
@@ -219,6 +231,7 @@ func (f *cmdFlags) apply(fs *pflag.FlagSet, c *feed.Config, l *config.Log) {
 	set("symbols", func() { c.Symbols = upper(f.symbols) })
 	set("streams", func() { c.Streams = f.streams })
 	set("depth-speed", func() { c.DepthSpeed = f.depthSpeed })
+	set("book-depth", func() { c.BookDepth = f.bookDepth })
 	set("hot", func() { c.HotRoot = f.hotRoot })
 	set("journal-dir", func() { c.JournalDir = f.journalDir })
 	set("ws-url", func() { c.WSURL = f.wsURL })

@@ -62,6 +62,34 @@ type side struct {
 	n    int // levels in the window
 	top  int // highest occupied slot, -1 when the window is empty
 	far  map[int64]int64
+	// The map's best keys, best first, as Top last found them: while ftOK, ft holds the
+	// len(ft) largest keys of the map. A checksum reads them after every update, and most
+	// updates of a deep book (Kraken's 1,000 levels) add or delete keys below them, which
+	// leaves them as they are.
+	ft   []int64
+	ftOK bool
+}
+
+// farAdded notes a key new to the map.
+func (s *side) farAdded(k int64) {
+	if s.ftOK && len(s.ft) > 0 && k > s.ft[len(s.ft)-1] {
+		s.ftOK = false
+	}
+}
+
+// farDeleted notes a key gone from the map.
+func (s *side) farDeleted(k int64) {
+	if s.ftOK && len(s.ft) > 0 && k >= s.ft[len(s.ft)-1] {
+		s.ftOK = false
+	}
+}
+
+// farTop returns the map's need best keys (fewer when it holds fewer), best first.
+func (s *side) farTop(need int) []int64 {
+	if !s.ftOK || need > len(s.ft) && len(s.ft) < len(s.far) {
+		s.ft, s.ftOK = bestKeys(s.far, need, s.ft[:0]), true
+	}
+	return s.ft[:min(need, len(s.ft))]
 }
 
 // Book is both sides of one instrument's order book.
@@ -170,7 +198,10 @@ func (s *side) set(key, qty int64) error {
 		// Deleting a level the book does not hold is normal: it was outside the snapshot.
 		// A held level is on the grid, and in the window or below it.
 		if key < s.lo {
-			delete(s.far, key)
+			if _, held := s.far[key]; held {
+				delete(s.far, key)
+				s.farDeleted(key)
+			}
 		}
 		return nil
 	}
@@ -190,6 +221,9 @@ func (s *side) insert(key, qty int64) error {
 		}
 		if s.far == nil {
 			s.far = make(map[int64]int64)
+		}
+		if _, held := s.far[key]; !held {
+			s.farAdded(key)
 		}
 		s.far[key] = qty
 		return nil
@@ -220,6 +254,7 @@ func (s *side) put(key, qty int64) {
 	if s.far == nil {
 		s.far = make(map[int64]int64)
 	}
+	s.farAdded(key) // a level the side does not hold yet
 	s.far[key] = qty
 }
 
@@ -266,6 +301,7 @@ func (s *side) refile(key int64, held []venue.Level) {
 	for _, l := range held {
 		s.put(l.Price, l.Qty)
 	}
+	s.ftOK = false // keys of the map move into the window
 	for k, q := range s.far {
 		if i, ok := s.slot(k); ok {
 			delete(s.far, k)
@@ -338,6 +374,7 @@ func (s *side) best() (key, qty int64, ok bool) {
 func (s *side) reset() {
 	s.takeWindow()
 	clear(s.far)
+	s.ftOK = false
 }
 
 // each calls fn for every level, best first (keys descending).
@@ -588,15 +625,32 @@ func (b *Book) Top(bid bool, n int, dst []venue.Level) []venue.Level {
 			dst = append(dst, venue.Level{Price: sign * (s.lo + int64(i)*s.tick), Qty: s.qty[i]})
 		}
 	}
-	if len(dst)-start < n && len(s.far) > 0 {
-		keys := make([]int64, 0, len(s.far))
-		for k := range s.far {
-			keys = append(keys, k)
+	if need := n - (len(dst) - start); need > 0 && len(s.far) > 0 {
+		// The map's best few by one pass, not a sort of it all: a checksum reads the top
+		// 10 or 25 of a side whose window may hold fewer (a Kraken book keeps 1,000 levels
+		// over a wide range, most of them in the map), after every update.
+		for _, k := range s.farTop(need) {
+			dst = append(dst, venue.Level{Price: sign * k, Qty: s.far[k]})
 		}
-		slices.Sort(keys)
-		for j := len(keys) - 1; j >= 0 && len(dst)-start < n; j-- {
-			dst = append(dst, venue.Level{Price: sign * keys[j], Qty: s.far[keys[j]]})
+	}
+	return dst
+}
+
+// bestKeys appends the largest need keys of m to dst, largest first.
+func bestKeys(m map[int64]int64, need int, dst []int64) []int64 {
+	start := len(dst)
+	for k := range m {
+		best := dst[start:]
+		if len(best) == need && k <= best[need-1] {
+			continue
 		}
+		i, _ := slices.BinarySearchFunc(best, k, func(a, b int64) int { return cmp.Compare(b, a) })
+		if len(best) < need {
+			dst = append(dst, 0)
+			best = dst[start:]
+		}
+		copy(best[i+1:], best[i:len(best)-1])
+		best[i] = k
 	}
 	return dst
 }

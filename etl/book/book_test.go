@@ -501,3 +501,66 @@ func TestTopAndTrim(t *testing.T) {
 		}
 	}
 }
+
+// TestTopAfterEachUpdate: Top read after every update (as a checksum reads it) equals the
+// best levels of a full iteration, on sides whose levels spread far below the window
+// (the map's best keys are kept between reads) and through snapshots, deep deletes,
+// trims and new bests that move the window, with one depth read throughout or several.
+func TestTopAfterEachUpdate(t *testing.T) {
+	rng := rand.New(rand.NewSource(testenv.Seed(t)))
+	for round := 0; round < 24; round++ {
+		var b book.Book
+		spread := int64(20000 + rng.Intn(200000)) // several windows of 4096 ticks
+		k := []int{1, 10, 25}[round%3]
+		for step := 0; step < 1500; step++ {
+			if round%2 == 1 { // reads of different depths between updates
+				k = []int{1, 10, 25}[rng.Intn(3)]
+			}
+			bid := rng.Intn(2) == 0
+			switch r := rng.Intn(100); {
+			case r == 0:
+				var bids, asks []venue.Level
+				for i := 0; i < 200; i++ {
+					bids = append(bids, venue.Level{Price: 1 + rng.Int63n(spread), Qty: 1 + rng.Int63n(9)})
+					asks = append(asks, venue.Level{Price: spread + 1 + rng.Int63n(spread), Qty: 1 + rng.Int63n(9)})
+				}
+				if err := b.Reset(bids, asks); err != nil {
+					t.Fatal(err)
+				}
+			case r < 3:
+				b.Trim(bid, rng.Intn(300), nil)
+			case r < 40: // delete a held level, often one of the best
+				var lv []venue.Level
+				if bid {
+					b.Bids(func(l venue.Level) { lv = append(lv, l) })
+				} else {
+					b.Asks(func(l venue.Level) { lv = append(lv, l) })
+				}
+				if len(lv) > 0 {
+					i := rng.Intn(len(lv))
+					if rng.Intn(2) == 0 {
+						i = rng.Intn(min(len(lv), 30))
+					}
+					if err := b.Set(bid, lv[i].Price, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+			default:
+				p := 1 + rng.Int63n(spread)
+				if !bid {
+					p += spread
+				}
+				if err := b.Set(bid, p, 1+rng.Int63n(9)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var bids, asks []venue.Level
+			b.Bids(func(l venue.Level) { bids = append(bids, l) })
+			b.Asks(func(l venue.Level) { asks = append(asks, l) })
+			gb, ga := b.Top(true, k, nil), b.Top(false, k, nil)
+			if !slices.Equal(gb, bids[:min(k, len(bids))]) || !slices.Equal(ga, asks[:min(k, len(asks))]) {
+				t.Fatalf("round %d step %d top %d: %v %v, want %v %v", round, step, k, gb, ga, bids[:min(k, len(bids))], asks[:min(k, len(asks))])
+			}
+		}
+	}
+}

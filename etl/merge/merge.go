@@ -97,6 +97,15 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %v", ErrInput, err)
 	}
+	// The merge joins depth chains by sequence ids and resyncs a book at a REST snapshot.
+	// Venues subscribed by request (OKX, Kraken) send their snapshots on the websocket,
+	// chain books by the book's checksum where they send no ids, and journal reference
+	// data that gives the partitions their scales: merged as Binance's, their partitions
+	// would lose scales, trades and tickers. Refused until the merge knows them.
+	if _, ok := v.(venue.Subscriber); ok {
+		return res, fmt.Errorf("%w: venue %s sends its book snapshots on the websocket: the A/B merge joins only venues with REST snapshots and sequence ids so far",
+			ErrInput, res.Venue)
+	}
 	if opt.Table == nil {
 		t, err := symbols.Default()
 		if err != nil {

@@ -520,7 +520,7 @@ func TestDefaultIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.Rows()) != 10 {
+	if len(tab.Rows()) != 23 { // Binance 10, OKX 3, Kraken 10
 		t.Fatalf("%d rows", len(tab.Rows()))
 	}
 	checkTable(t, tab)

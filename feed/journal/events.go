@@ -112,6 +112,17 @@ const (
 	GapOversized    = "oversized"     // a message above the size limit was dropped
 	GapRolloverLost = "rollover_lost" // a rollover's old connection died before handover
 	GapWriteFailed  = "write_failed"  // records could not be journaled (device full...)
+	// GapChecksum: the book after the message just before this record on the stream
+	// disagrees with the exchange's checksum that message carried (the feed resubscribes
+	// the stream for a new snapshot). Unlike the others it follows the message.
+	GapChecksum = "checksum"
+)
+
+// Why the feed resubscribes a stream of a venue that sends its snapshots on the websocket
+// (the reason label of chronicle_feed_resubscribes_total).
+const (
+	ResubscribeChecksum = "checksum" // a checksum mismatch
+	ResubscribeSequence = "sequence" // a sequence gap on a venue that sends snapshots on the websocket
 )
 
 // Gap is the payload of a JournalGap record. It precedes the record that revealed it.

@@ -191,6 +191,11 @@ type Checks struct {
 	CrossedEvents    int64 `json:"crossed_events"` // depth updates after which the book was crossed
 	TickerChecks     int64 `json:"ticker_checks"`  // tickers compared with the rebuilt book
 	TickerMismatches int64 `json:"ticker_mismatches"`
+	// Venues whose depth messages carry the exchange's checksum of its book (OKX,
+	// Kraken): messages whose checksum was compared with the rebuilt book's, and those
+	// that disagreed. Absent for venues that send none.
+	ChecksumChecks     *int64 `json:"checksum_checks,omitempty"`
+	ChecksumMismatches *int64 `json:"checksum_mismatches,omitempty"`
 }
 
 // Instrument says what quantities count (venue.Instrument).
@@ -198,6 +203,11 @@ type Instrument struct {
 	QtyUnit          string `json:"qty_unit"`
 	ContractSize     string `json:"contract_size,omitempty"`
 	ContractCurrency string `json:"contract_currency,omitempty"`
+	// From the venue's reference data, when it publishes one (OKX, Kraken).
+	Type     string `json:"type,omitempty"`      // spot, swap, futures
+	TickSize string `json:"tick_size,omitempty"` // price increment, exact decimal
+	LotSize  string `json:"lot_size,omitempty"`  // size increment, exact decimal
+	Expiry   *Time  `json:"expiry,omitempty"`    // a dated contract's expiry
 }
 
 // Meta is one partition's meta.json.
@@ -294,7 +304,8 @@ func (m *Meta) Validate() error {
 	}{{"events.depth_updates", m.Events.DepthUpdates}, {"events.trades", m.Events.Trades}, {"events.bbo", m.Events.BBO},
 		{"events.snapshots", m.Events.Snapshots}, {"events.book_invalid", m.Events.BookInvalid},
 		{"checks.crossed_events", m.Checks.CrossedEvents}, {"checks.ticker_checks", m.Checks.TickerChecks},
-		{"checks.ticker_mismatches", m.Checks.TickerMismatches}} {
+		{"checks.ticker_mismatches", m.Checks.TickerMismatches}, {"checks.checksum_checks", deref(m.Checks.ChecksumChecks)},
+		{"checks.checksum_mismatches", deref(m.Checks.ChecksumMismatches)}} {
 		if c.n < 0 {
 			return bad(c.name, "negative")
 		}
@@ -328,6 +339,13 @@ func (m *Meta) Validate() error {
 		}
 	}
 	return nil
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // Marshal validates m and encodes it, indented, with a final newline.

@@ -28,6 +28,8 @@ func ts(s string) meta.Time {
 
 func iv(from, to string) meta.Interval { return meta.Interval{From: ts(from), To: ts(to)} }
 
+func ptr[T any](v T) *T { return &v }
+
 // full is a Meta with every field set (checked by TestFullIsFull).
 func full() *meta.Meta {
 	return &meta.Meta{
@@ -37,8 +39,9 @@ func full() *meta.Meta {
 			{SymbolVersionID: 70, SymbolCode: "old-usdt", RawSymbol: "OLDUSDT", Interval: iv("2024-08-08T00:00:00Z", "2024-08-08T12:34:56.123456789Z")},
 			{SymbolVersionID: 71, SymbolCode: "new-usdt", RawSymbol: "NEWUSDT", Interval: iv("2024-08-08T12:34:56.123456789Z", "2024-08-09T00:00:00Z")},
 		},
-		Unmapped:      true,
-		Instrument:    &meta.Instrument{QtyUnit: "contracts", ContractSize: "10", ContractCurrency: "USD"},
+		Unmapped: true,
+		Instrument: &meta.Instrument{QtyUnit: "contracts", ContractSize: "10", ContractCurrency: "USD",
+			Type: "futures", TickSize: "0.1", LotSize: "1", Expiry: ptr(ts("2022-05-27T08:00:00Z"))},
 		PriceDecimals: 8, QtyDecimals: 3,
 		Sealed:         true,
 		IngestTime:     ts("2024-08-09T00:10:00.000000001Z"),
@@ -53,7 +56,8 @@ func full() *meta.Meta {
 			},
 			Gaps: []meta.Gap{{Interval: iv("2024-08-08T23:55:00Z", "2024-08-08T23:55:01Z"), Stream: "ethusdt@trade", Missing: 3}},
 		},
-		Checks:     meta.Checks{CrossedEvents: 1, TickerChecks: 53992, TickerMismatches: 2},
+		Checks: meta.Checks{CrossedEvents: 1, TickerChecks: 53992, TickerMismatches: 2,
+			ChecksumChecks: ptr(int64(290)), ChecksumMismatches: ptr(int64(1))},
 		LatePolicy: meta.LateStream,
 		Synthetic:  true,
 		Source: meta.Source{Pipeline: "chronicle-etl", Venue: "binance-perp",
@@ -409,6 +413,7 @@ func TestParseInvalid(t *testing.T) {
 		{"negative symbol_id", doc(set("symbol_id", -1)), "symbol_id", ""},
 		{"negative event count", doc(set("events.trades", -1)), "events.trades", "negative counts in events are accepted"},
 		{"negative check count", doc(set("checks.crossed_events", -5)), "checks.crossed_events", "negative counts in checks are accepted"},
+		{"negative checksum count", doc(set("checks.checksum_mismatches", -1)), "checks.checksum_mismatches", "negative checksum counts are accepted"},
 		{"negative gap count", doc(set("completeness.gaps.0.missing", -3)), "completeness.gaps[0]", "a negative gaps[].missing is accepted"},
 		{"inverted event_time_range", doc(set("event_time_range.from", "2024-08-09T00:00:00Z")), "event_time_range", ""},
 		{"inverted invalid interval", doc(set("completeness.invalid.1.from", "2024-08-08T23:59:00.000000001Z")), "completeness.invalid[1]", ""},

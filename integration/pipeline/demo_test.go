@@ -96,6 +96,13 @@ func TestDemo(t *testing.T) {
 	}
 	checkReport(t, report)
 	short := map[string]string{"binance-perp": "perp", "binance-coinm": "coinm", "binance-spot": "spot"}
+	// OKX's three partitions have a line each, Kraken's ten one line together; the 2021
+	// and 2022 days are sealed and older than 30 days on the demo clock: remote.
+	for _, want := range []string{`okx/btc-usdt/2022-05-13`, `okx/uni-usd-swap/2022-05-13`, `okx/btc-usd-2022-05-27/2022-05-13`, `kraken/{10 symbols}/2021-04-17`} {
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(want) + `\s+remote\s+\d+`).MatchString(text) {
+			t.Errorf("the summary has no line for %s in the remote tier", want)
+		}
+	}
 	for part, tier := range wantTier {
 		v, rest, _ := strings.Cut(part, "/")
 		want := regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(short[v]+"/"+rest) + `\s+` + tier + `\s+\d+`)
@@ -131,12 +138,13 @@ func checkReport(t *testing.T, report string) {
 		t.Errorf("the report loads something from elsewhere; it must read offline")
 	}
 	secs := regexp.MustCompile(`(?s)<section[^>]*>(.*?)</section>`).FindAllStringSubmatch(html, -1)
-	if len(secs) < 2+len(wantTier) {
-		t.Fatalf("the report has %d sections, want the summary, the venues and one per partition (%d)", len(secs), len(wantTier))
+	parts := len(wantTier) + len(subscribedParts)
+	if len(secs) < 2+parts {
+		t.Fatalf("the report has %d sections, want the summary, the venues and one per partition (%d)", len(secs), parts)
 	}
 	first := secs[0][1]
 	rows := regexp.MustCompile(`(?s)<tr[^>]*>\s*<td`).FindAllStringIndex(first, -1)
-	if !strings.Contains(first, "<h2>Summary") || !strings.Contains(first, "<table") || len(rows) != len(wantTier) {
+	if !strings.Contains(first, "<h2>Summary") || !strings.Contains(first, "<table") || len(rows) != parts {
 		t.Errorf("the report's first section is not the summary table with a row per partition (%d rows):\n%.2000s", len(rows), first)
 	}
 	for _, col := range []string{"tier", "records", "exchange time", "invalid", "ticker checks"} {
@@ -154,13 +162,22 @@ func checkReport(t *testing.T, report string) {
 			t.Errorf("chart %s is not a PNG file (%v)", m[1], err)
 		}
 	}
+	if n := strings.Count(html, "own checksum of its book"); n != len(subscribedParts) {
+		t.Errorf("the report states the exchange checksum checks of %d partitions, want %d (OKX's and Kraken's)", n, len(subscribedParts))
+	}
 	for _, s := range secs[2:] {
 		body := s[1]
 		n := strings.Count(body, "<img")
+		subscribed := strings.Contains(body, "<h2>okx/") || strings.Contains(body, "<h2>kraken/")
 		switch {
 		case strings.Contains(body, "perp/eth-usdt/2024-08-09"):
 			if n != 0 || !strings.Contains(body, "too short") {
 				t.Errorf("the one-second partition perp/eth-usdt/2024-08-09 shows %d charts, want none and a sentence saying why", n)
+			}
+		case subscribed && n == 0:
+			// Half a minute of a few tickers: a sentence says why there is no chart.
+			if !strings.Contains(body, "No charts:") {
+				t.Errorf("an OKX or Kraken partition without charts does not say why:\n%.500s", body)
 			}
 		case n != 3 || strings.Count(body, "_ladder.png") != 1:
 			t.Errorf("a partition's section has %d charts, want mid-price/spread, depth and the book ladder read from views/top25.npy:\n%.500s", n, body)
@@ -170,6 +187,12 @@ func checkReport(t *testing.T, report string) {
 		}
 	}
 }
+
+// subscribedParts are the report's sections of the OKX and Kraken partitions.
+var subscribedParts = []string{"okx/btc-usd-2022-05-27/2022-05-13", "okx/btc-usdt/2022-05-13", "okx/uni-usd-swap/2022-05-13",
+	"kraken/ada-btc/2021-04-17", "kraken/btc-chf/2021-04-17", "kraken/eth-chf/2021-04-17", "kraken/grt-eth/2021-04-17",
+	"kraken/ksm-btc/2021-04-17", "kraken/ocean-btc/2021-04-17", "kraken/omg-usd/2021-04-17", "kraken/sc-eur/2021-04-17",
+	"kraken/waves-eur/2021-04-17", "kraken/xmr-usd/2021-04-17"}
 
 // The README's examples read the demo's tree where `make demo` leaves it.
 const readmeMount = "/tmp/chronicle-demo/mnt"

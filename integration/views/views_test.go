@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -44,7 +45,11 @@ func TestMain(m *testing.M) {
 func refine(t *testing.T, dir string) (string, []string) {
 	t.Helper()
 	staged := filepath.Join(dir, "staged")
+	sets := slices.Clone(kit.Subscribed) // OKX's and Kraken's, beside Binance's
 	for _, c := range kit.All {
+		sets = append(sets, c.Set)
+	}
+	for _, c := range sets {
 		j, r := filepath.Join(dir, "J-"+c.Name), filepath.Join(dir, "R-"+c.Name)
 		proc.Run(t, testenv.Bin("chronicle-feed"), append([]string{"replay", "--speed", "0", "--venue", c.Venue, "--journal-dir", j,
 			"--metrics-addr", "", "--log-level", "warn"}, c.Paths(testenv.CapturesDir())...)...)

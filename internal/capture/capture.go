@@ -1,8 +1,10 @@
 // Package capture reads recorded exchange captures: the timestamped JSON-lines format
 // (`<receive ns> <json>` per line, gzip or plain, as in hftbacktest's recordings) and
-// cryptofeed's ws/http pair (`<unix seconds>: <json>` websocket lines after a
-// `<url> <-> <connect time>` line; `<url> -> <unix seconds>: <json>` REST lines). It is
-// shared by chronicle-feed's replay and the exchange simulator.
+// cryptofeed's ws/http pair (`<unix seconds>: <message>` websocket lines after a
+// `<url> <-> <connect time>` line, `<url> <- <unix seconds>: <message>` for what the client
+// sent; `<url> -> <unix seconds>: <json>` REST lines). Several files of one capture read
+// as one stream merged by receive time (Merged). It is shared by chronicle-feed's replay
+// and the exchange simulator.
 package capture
 
 import (
@@ -15,6 +17,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -25,9 +28,12 @@ import (
 type Kind uint8
 
 const (
-	KindMessage  Kind = iota + 1 // one websocket message
-	KindSnapshot                 // one REST depth snapshot body
-	KindConnect                  // the recorder connected (URL set)
+	KindMessage Kind = iota + 1 // one websocket message received
+	// KindSnapshot is one REST response body: a depth snapshot (Binance), or reference
+	// data (OKX instruments, Kraken AssetPairs); URL says which request it answered.
+	KindSnapshot
+	KindConnect // the recorder connected (URL set)
+	KindSent    // a message the recorder sent on the websocket (a subscription; URL set)
 )
 
 // Record is one capture line. Payload aliases the reader's buffer until the next call to
@@ -39,6 +45,7 @@ type Record struct {
 	URL     string // REST request or websocket URL when the capture has it
 	Symbol  string // symbol of a REST snapshot when the capture says it (upper case)
 	Line    int
+	File    string // the file it came from (set by Merged)
 }
 
 // Format is a capture file layout.
@@ -238,7 +245,16 @@ func ParseLine(f Format, line []byte) (Record, error) {
 			}
 			return Record{RecvNs: ns, Kind: KindConnect, URL: string(line[:i])}, nil
 		}
-		ns, payload, err := splitSecondsPayload(line)
+		// "<url> <- <seconds>: <message>": what the client sent. A received message
+		// starts with its time, so the arrow cannot be inside one before the colon.
+		if i := bytes.Index(line, []byte(" <- ")); i > 0 && i < bytes.Index(line, []byte(": ")) {
+			ns, payload, err := splitSecondsMessage(line[i+4:])
+			if err != nil {
+				return Record{}, err
+			}
+			return Record{RecvNs: ns, Kind: KindSent, Payload: payload, URL: string(line[:i])}, nil
+		}
+		ns, payload, err := splitSecondsMessage(line)
 		if err != nil {
 			return Record{}, err
 		}
@@ -260,6 +276,24 @@ func ParseLine(f Format, line []byte) (Record, error) {
 		return rec, nil
 	}
 	return Record{}, ErrUnknownFormat
+}
+
+// splitSecondsMessage splits "<seconds>: <message>" where the message is any text a
+// websocket carried (JSON objects and arrays, or a bare word such as "pong").
+func splitSecondsMessage(line []byte) (int64, []byte, error) {
+	i := bytes.Index(line, []byte(": "))
+	if i <= 0 {
+		return 0, nil, fmt.Errorf("%w: no \": \" after the timestamp", ErrBadLine)
+	}
+	ns, err := ParseSeconds(string(line[:i]))
+	if err != nil {
+		return 0, nil, err
+	}
+	payload := bytes.TrimSpace(line[i+2:])
+	if len(payload) == 0 {
+		return 0, nil, fmt.Errorf("%w: empty message", ErrBadLine)
+	}
+	return ns, payload, nil
 }
 
 func splitSecondsPayload(line []byte) (int64, []byte, error) {
@@ -362,15 +396,151 @@ func Merge(lists ...[]Record) []Record {
 }
 
 // PairedHTTP returns the cryptofeed REST log that sits beside a websocket log
-// ("X.ws.txt" -> "X.http.txt"), or "" if there is none.
+// ("X.ws.txt" -> "X.http.txt"; for one of several connections recorded at once,
+// "X-book.ws.txt" -> "X.http.txt"), or "" if there is none.
 func PairedHTTP(wsPath string) string {
 	for _, pair := range [][2]string{{".ws.", ".http."}, {"ws.", "http."}} {
-		if strings.Contains(wsPath, pair[0]) {
-			p := strings.Replace(wsPath, pair[0], pair[1], 1)
+		i := strings.Index(wsPath, pair[0])
+		if i < 0 {
+			continue
+		}
+		p := wsPath[:i] + pair[1] + wsPath[i+len(pair[0]):]
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		dir, stem := filepath.Split(wsPath[:i])
+		if j := strings.LastIndexByte(stem, '-'); j > 0 {
+			p = dir + stem[:j] + pair[1] + wsPath[i+len(pair[0]):]
 			if _, err := os.Stat(p); err == nil {
 				return p
 			}
 		}
 	}
 	return ""
+}
+
+// Merged reads the files of one capture as one stream in receive-time order: files
+// recorded side by side (three Kraken connections) interleave, files that follow each
+// other (a capture split at the recorder's midnight) follow each other, and each
+// cryptofeed websocket log brings its REST log (PairedHTTP; once, however many logs share
+// it). Ties keep file order. Files are streamed, not read whole.
+type Merged struct {
+	srcs  []*mergeSrc
+	files []string
+	last  int // the source whose head Next returned last: advanced on the next call
+}
+
+type mergeSrc struct {
+	path string
+	r    *Reader
+	head Record
+	live bool // head holds a record
+}
+
+// OpenMerged opens every file (and the REST logs they pair with).
+func OpenMerged(paths []string) (*Merged, error) {
+	m := &Merged{last: -1}
+	seen := map[string]bool{}
+	add := func(p string) error {
+		if seen[p] {
+			return nil
+		}
+		seen[p] = true
+		r, err := Open(p)
+		if err != nil {
+			return err
+		}
+		src := &mergeSrc{path: p, r: r}
+		m.srcs = append(m.srcs, src)
+		m.files = append(m.files, p)
+		return src.advance()
+	}
+	for _, p := range paths {
+		if err := add(p); err != nil {
+			m.Close()
+			return nil, err
+		}
+		if m.srcs[len(m.srcs)-1].r.Format() == FormatCryptofeedWS {
+			if h := PairedHTTP(p); h != "" {
+				if err := add(h); err != nil {
+					m.Close()
+					return nil, err
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+func (s *mergeSrc) advance() error {
+	rec, err := s.r.Next()
+	if errors.Is(err, io.EOF) {
+		s.live = false
+		return nil
+	}
+	if err != nil {
+		s.live = false
+		return err
+	}
+	rec.File = s.path
+	s.head, s.live = rec, true
+	return nil
+}
+
+// Files lists the files read, REST logs included, in tie order.
+func (m *Merged) Files() []string { return m.files }
+
+// Next returns the record with the earliest receive time, or io.EOF. Its payload is valid
+// until the next call.
+func (m *Merged) Next() (Record, error) {
+	if m.last >= 0 {
+		if err := m.srcs[m.last].advance(); err != nil {
+			return Record{}, err
+		}
+		m.last = -1
+	}
+	best := -1
+	for i, s := range m.srcs {
+		if s.live && (best < 0 || s.head.RecvNs < m.srcs[best].head.RecvNs) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return Record{}, io.EOF
+	}
+	m.last = best
+	return m.srcs[best].head, nil
+}
+
+// Close closes every file.
+func (m *Merged) Close() error {
+	var first error
+	for _, s := range m.srcs {
+		if err := s.r.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ReadMerged reads every record of a capture's files merged (OpenMerged), copying
+// payloads.
+func ReadMerged(paths []string) ([]Record, error) {
+	m, err := OpenMerged(paths)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	var out []Record
+	for {
+		rec, err := m.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rec.Payload = bytes.Clone(rec.Payload)
+		out = append(out, rec)
+	}
 }

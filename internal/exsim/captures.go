@@ -9,6 +9,8 @@ import (
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/venue"
 	"github.com/chronicle/chronicle/venue/binance"
+	"github.com/chronicle/chronicle/venue/kraken"
+	"github.com/chronicle/chronicle/venue/okx"
 )
 
 // Set is one capture the simulator serves as one market: a name (the URL prefix it is
@@ -28,6 +30,8 @@ func Bundled() []Set {
 		{"coinm", binance.CoinMName, []string{"binance-coinm_ethusd_perp_20240808.jsonl.gz", "binance-coinm_ethusd_perp_20240809.jsonl.gz"}},
 		{"spot", binance.SpotName, []string{"binance-spot_ethusdt_20240808.jsonl.gz", "binance-spot_ethusdt_20240809.jsonl.gz"}},
 		{"cryptofeed", binance.Name, []string{"cryptofeed_binance-futures.ws.txt"}},
+		{"okx", okx.Name, []string{"cryptofeed_okx.ws.txt"}},
+		{"kraken", kraken.Name, []string{"cryptofeed_kraken-book.ws.txt", "cryptofeed_kraken-trade.ws.txt", "cryptofeed_kraken-ticker.ws.txt"}},
 	}
 }
 
@@ -40,32 +44,19 @@ func (s Set) Paths(dir string) []string {
 	return out
 }
 
-// Load reads capture files as one stream, in order; a cryptofeed websocket log is merged
-// by receive time with the REST log beside it (X.ws.txt with X.http.txt).
-func Load(paths ...string) ([]capture.Record, error) {
-	var out []capture.Record
-	for _, p := range paths {
-		recs, err := capture.ReadAll(p)
-		if err != nil {
-			return nil, err
-		}
-		if h := capture.PairedHTTP(p); h != "" && h != p {
-			rest, err := capture.ReadAll(h)
-			if err != nil {
-				return nil, err
-			}
-			recs = capture.Merge(recs, rest)
-		}
-		out = append(out, recs...)
-	}
-	return out, nil
-}
+// Load reads a capture's files as one stream merged by receive time, as chronicle-feed's
+// replay does (capture.OpenMerged): a cryptofeed websocket log brings the REST log beside
+// it (X.ws.txt with X.http.txt).
+func Load(paths ...string) ([]capture.Record, error) { return capture.ReadMerged(paths) }
 
 // Subscription is what a client subscribes to in order to receive every message of the
 // capture: its symbols and stream kinds in order of first appearance and the depth
 // stream's speed. It is checked against the venue's own plan, so a feed configured with
 // it asks for exactly the capture's stream names.
 func (s *Sim) Subscription() (venue.Subscription, error) {
+	if s.sm != nil {
+		return s.subSubscription()
+	}
 	var sub venue.Subscription
 	names := map[string]bool{}
 	speedSet := false

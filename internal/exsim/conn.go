@@ -23,8 +23,12 @@ func newConn(nc net.Conn, br *bufio.Reader, path string, streams []string, log *
 // ID is the connection's accept order (0-based).
 func (c *Conn) ID() int { return c.id }
 
-// Streams are the streams the client subscribed to in its URL.
-func (c *Conn) Streams() []string { return append([]string(nil), c.names...) }
+// Streams are the streams the client subscribed to in its URL (or by request).
+func (c *Conn) Streams() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.names...)
+}
 
 // Path is the URL path the client connected to.
 func (c *Conn) Path() string { return c.path }
@@ -33,7 +37,7 @@ func (c *Conn) Path() string { return c.path }
 func (c *Conn) Opened() time.Time { return c.opened }
 
 // Sent returns the indices of messages fully written to this connection, in order
-// (-1 for injected frames).
+// (-1 for injected frames, -3 for book snapshots the simulator rendered).
 func (c *Conn) Sent() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -84,7 +88,25 @@ func (c *Conn) pending() int {
 	return len(c.q) + c.writing
 }
 
-func (c *Conn) subscribed(stream string) bool { return c.streams[stream] }
+func (c *Conn) subscribed(stream string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams[stream]
+}
+
+// idleFor is how long since the connection last wrote (or was accepted).
+func (c *Conn) idleFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := c.lastWrite
+	if last == 0 {
+		last = c.opened.UnixNano()
+	}
+	if len(c.q) > 0 || c.writing > 0 {
+		return 0
+	}
+	return time.Duration(time.Now().UnixNano() - last)
+}
 
 func (c *Conn) setTrickle(chunk int, d time.Duration) {
 	c.mu.Lock()
@@ -178,7 +200,8 @@ func (c *Conn) writeLoop() {
 		now := time.Now().UnixNano()
 		c.mu.Lock()
 		c.writing = 0
-		if err == nil && it.idx >= -1 {
+		c.lastWrite = now
+		if err == nil && (it.idx >= -1 || it.idx == -3) {
 			c.sent = append(c.sent, it.idx)
 			c.sentAt = append(c.sentAt, now)
 		}
@@ -247,6 +270,10 @@ func (c *Conn) readLoop() {
 			c.mu.Lock()
 			c.pongs++
 			c.mu.Unlock()
+		case opText:
+			if c.onText != nil {
+				c.onText(f.payload)
+			}
 		case opClose:
 			code := uint16(1000)
 			if len(f.payload) >= 2 {

@@ -65,11 +65,14 @@ const (
 )
 
 type message struct {
-	stream string
+	stream string // the stream's name (Binance) or key (request-subscribed venues)
 	symbol string
 	kind   venue.Kind
 	frame  []byte // encoded text frame
 	diff   *diff
+	// Request-subscribed venues (OKX, Kraken).
+	control bool       // the recorder's control message: not replayed
+	update  *rawUpdate // a depth message's levels as the exchange's strings
 }
 
 // Sim is a running simulator.
@@ -77,7 +80,8 @@ type Sim struct {
 	opt       Options
 	log       *slog.Logger
 	v         venue.Venue
-	depthPath string // the venue's REST depth endpoint
+	sm        *subMarket // request-subscribed venues; nil for Binance
+	depthPath string     // the venue's REST depth endpoint
 	msgs      []message
 	recv      []int64 // capture receive times, for pacing
 	ln        net.Listener
@@ -100,6 +104,7 @@ type Sim struct {
 	weightUse int
 	requests  []SnapshotLog
 	served    map[string]bool // symbols that got a snapshot (200)
+	corruptN  map[string]int  // stream -> depth updates still to corrupt
 	autoPlay  bool
 	paused    bool
 	stopAt    int
@@ -128,6 +133,9 @@ func New(opt Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("exsim: %w", err)
 	}
+	if sub, ok := v.(venue.Subscriber); ok {
+		return newSubSim(opt, v, sub)
+	}
 	req, err := v.SnapshotRequest("http://exsim", "BTCUSDT", 1000)
 	if err != nil {
 		return nil, fmt.Errorf("exsim: venue %s: %w", opt.Venue, err)
@@ -147,7 +155,7 @@ func New(opt Options) (*Sim, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sim{opt: opt, log: log, v: v, depthPath: u.Path, books: map[string]*book{}, seeds: map[string]*book{}, skip: map[string]int{},
-		served: map[string]bool{}, resume: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
+		served: map[string]bool{}, corruptN: map[string]int{}, resume: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
 	var orphanSnaps []capture.Record
 	var recvNs []int64
 	for _, r := range opt.Records {
@@ -212,6 +220,26 @@ func New(opt Options) (*Sim, error) {
 	return s, nil
 }
 
+// newSubSim prepares a simulator of a request-subscribed venue.
+func newSubSim(opt Options, v venue.Venue, sub venue.Subscriber) (*Sim, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opt.WeightWindow <= 0 {
+		opt.WeightWindow = time.Minute
+	}
+	s := &Sim{opt: opt, log: log, v: v, books: map[string]*book{}, seeds: map[string]*book{}, skip: map[string]int{},
+		served: map[string]bool{}, corruptN: map[string]int{}, resume: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
+	if err := s.newSubMarket(sub, opt.Records); err != nil {
+		return nil, err
+	}
+	if len(s.sm.order) == 0 {
+		return nil, ErrNoMessages
+	}
+	return s, nil
+}
+
 // emptyBook is the book of a symbol the capture has no snapshot for, in the venue's shape.
 func (s *Sim) emptyBook(sym string) *book {
 	b := newBook()
@@ -237,6 +265,19 @@ func (s *Sim) Venue() venue.Venue { return s.v }
 // under a prefix beside others on one server (http.StripPrefix is not needed).
 func (s *Sim) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.sm != nil {
+			if body := s.sm.restFor(r.URL); body != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(body)
+				return
+			}
+			if strings.HasSuffix(r.URL.Path, s.sm.wsPath) {
+				s.serveWS(w, r)
+				return
+			}
+			http.NotFound(w, r)
+			return
+		}
 		switch {
 		case strings.HasSuffix(r.URL.Path, s.depthPath):
 			s.serveDepth(w, r)
@@ -298,6 +339,10 @@ func (s *Sim) Stream(i int) string { return s.msgs[i].stream }
 func (s *Sim) Play() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.startLocked()
+}
+
+func (s *Sim) startLocked() {
 	if s.paused {
 		s.paused = false
 		close(s.resume)
@@ -389,6 +434,21 @@ func (s *Sim) publish() {
 		if m.diff != nil {
 			s.books[m.symbol].apply(m.diff)
 		}
+		out := m.frame
+		if s.sm != nil {
+			if !s.publishSubLocked(m, i) {
+				s.next = i + 1
+				s.mu.Unlock()
+				continue
+			}
+			if n := s.corruptN[m.stream]; n > 0 && m.update != nil && !m.update.snapshot {
+				if p, ok := corrupt(m.frame[len(m.frame)-payloadLen(m.frame):]); ok {
+					s.corruptN[m.stream] = n - 1
+					out = frame(opText, p)
+					s.log.Info("exsim corrupted an update", "message", i, "stream", m.stream)
+				}
+			}
+		}
 		withhold := false
 		if n := s.skip[m.stream]; n > 0 {
 			s.skip[m.stream] = n - 1
@@ -404,7 +464,7 @@ func (s *Sim) publish() {
 						go c.drop(false, 0)
 						continue
 					}
-					c.enqueue(item{idx: i, frame: m.frame})
+					c.enqueue(item{idx: i, frame: out})
 				}
 			}
 		}
@@ -639,10 +699,16 @@ func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request) {
 // stream has been served a REST snapshot (at once if that happened already): a client
 // that asks for snapshots when it connects then receives the capture from its first
 // message, with the book the capture recorded, as deterministically as a replay.
+//
+// A request-subscribed market (OKX, Kraken) starts once every stream of the capture has a
+// subscriber: the book snapshots then come in the capture's own order.
 func (s *Sim) PlayAfterSnapshots() {
 	s.mu.Lock()
 	s.autoPlay = true
 	ready := len(s.served) == len(s.books)
+	if s.sm != nil {
+		ready = s.allSubscribedLocked()
+	}
 	s.mu.Unlock()
 	if ready {
 		s.Play()
@@ -729,14 +795,17 @@ func (s *Sim) snapshotLocked(sym string) *book {
 // --- websocket -------------------------------------------------------------------------
 
 func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasSuffix(r.URL.Path, "/stream") {
-		http.NotFound(w, r)
-		return
-	}
-	streams := strings.Split(r.URL.Query().Get("streams"), "/")
-	if len(streams) == 0 || streams[0] == "" {
-		http.Error(w, `{"code":-1100,"msg":"no streams"}`, http.StatusBadRequest)
-		return
+	var streams []string
+	if s.sm == nil {
+		if !strings.HasSuffix(r.URL.Path, "/stream") {
+			http.NotFound(w, r)
+			return
+		}
+		streams = strings.Split(r.URL.Query().Get("streams"), "/")
+		if len(streams) == 0 || streams[0] == "" {
+			http.Error(w, `{"code":-1100,"msg":"no streams"}`, http.StatusBadRequest)
+			return
+		}
 	}
 	accepted := time.Now()
 	nc, br, accept, err := hijack(w, r)
@@ -746,6 +815,9 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(nc, br, r.URL.Path, streams, s.log)
 	c.opened = accepted
+	if s.sm != nil {
+		c.onText = func(p []byte) { s.onRequest(c, p) }
+	}
 	// Subscribed before the client learns the connection is open: whatever it does next
 	// (ask for a snapshot, which may start the replay) cannot race the registration.
 	s.mu.Lock()
@@ -764,6 +836,11 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
 		nc.Close() // the loops below see it and end the connection
 	}
 	s.log.Debug("exsim connection", "id", c.id, "streams", len(streams))
+	if s.sm != nil && s.sm.name == "kraken-spot" {
+		s.krakenHello(c)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.heartbeats(c) }()
+	}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); c.writeLoop() }()
 	go func() { defer s.wg.Done(); c.readLoop() }()
@@ -788,7 +865,7 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 type item struct {
-	idx   int // message index; -1 injected; -2 control
+	idx   int // message index; -1 injected; -2 control; -3 a rendered snapshot
 	frame []byte
 }
 
@@ -820,4 +897,7 @@ type Conn struct {
 	closedAt time.Time
 	dead     chan struct{}
 	readDone chan struct{}
+	// onText answers a client's text message (request-subscribed venues).
+	onText    func([]byte)
+	lastWrite int64
 }

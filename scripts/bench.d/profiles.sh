@@ -9,6 +9,7 @@ CHRONICLE_BENCH_FIGURES= run profile-qzst -bench 'BenchmarkSeqRead' -benchtime 1
 CHRONICLE_BENCH_FIGURES= run profile-tier -bench 'BenchmarkWarmToCold/level-3' -benchtime 1x -cpuprofile "$raw/profile-tier.pprof" -o "$raw/profile-tier.test" ./tiers/lifecycle/
 CHRONICLE_BENCH_FIGURES= run profile-etl -bench 'BenchmarkBackfill/usdm/1core' -benchtime 15x -cpuprofile "$raw/profile-etl.pprof" -o "$raw/profile-etl.test" ./etl/
 CHRONICLE_BENCH_FIGURES= run profile-etl-2cores -bench 'BenchmarkBackfill/usdm/2cores' -benchtime 15x -cpuprofile "$raw/profile-etl-2cores.pprof" -o "$raw/profile-etl-2cores.test" ./etl/
+CHRONICLE_BENCH_FIGURES= run profile-etl-subscribed -bench 'BenchmarkBackfill/(okx|kraken)/1core' -benchtime 3x -cpuprofile "$raw/profile-etl-subscribed.pprof" -o "$raw/profile-etl-subscribed.test" ./etl/
 CHRONICLE_BENCH_FIGURES= run profile-etl-decode -bench 'BenchmarkDecodeCaptures' -benchtime 20x -cpuprofile "$raw/profile-etl-decode.pprof" -o "$raw/profile-etl-decode.test" ./venue/binance/
 CHRONICLE_BENCH_FIGURES= CHRONICLE_BENCH_FS_ARGS="${CHRONICLE_BENCH_FS_ARGS:-} --cpuprofile $raw/profile-fs.pprof" \
   run profile-fs -bench 'BenchmarkFS$/seq' -benchtime 1x -timeout 30m -v ./integration/fsmount/

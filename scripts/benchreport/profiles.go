@@ -36,6 +36,8 @@ func profileSpecs() []profileSpec {
 		{Step: "profile-etl-2cores", What: "BenchmarkBackfill/usdm/2cores, fifteen rounds, the refinery and its goroutines on the second core (decoding ahead, the writeback)",
 			Explains: []string{"etl.backfill.2cores", "etl.backfill.coinm.2cores", "etl.backfill.spot.2cores"},
 			Options:  []string{`-focus=etl\.Refine|etl\.\(\*ahead\)\.run|format\.NewWriteback`}},
+		{Step: "profile-etl-subscribed", What: "BenchmarkBackfill/okx/1core and kraken/1core, three rounds each, the refinery only (etl.Refine), every book message's checksum recomputed",
+			Explains: []string{"etl.backfill.okx", "etl.backfill.kraken", "etl.backfill.decode.okx", "etl.backfill.decode.kraken"}, Options: []string{`-focus=etl\.Refine`}},
 		{Step: "profile-etl-decode", What: "BenchmarkDecodeCaptures, twenty passes, the venue decoder alone (binance Venue.Decode over the USD-M capture's messages)",
 			Explains: []string{"etl.backfill.decode", "etl.backfill.decode.coinm", "etl.backfill.decode.spot"}, Options: []string{`-focus=binance\.Venue\.Decode`}},
 		{Step: "profile-fs", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/seq: its cold and remote passes (versitygw's share is fs.remote_cpu.server)",

@@ -4,4 +4,6 @@ package all
 
 import (
 	_ "github.com/chronicle/chronicle/venue/binance" // binance-perp, binance-coinm, binance-spot
+	_ "github.com/chronicle/chronicle/venue/kraken"  // kraken-spot
+	_ "github.com/chronicle/chronicle/venue/okx"     // okx (spot, swaps, futures)
 )

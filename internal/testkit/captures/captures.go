@@ -5,7 +5,13 @@
 // bid/ask. The figures are the refinery issue's; every test that needs them reads them here.
 package captures
 
-import "github.com/chronicle/chronicle/internal/exsim"
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/chronicle/chronicle/internal/capture"
+	"github.com/chronicle/chronicle/internal/exsim"
+)
 
 // Day is the figures of one symbol on one date; -1 (or "") where there is no figure.
 type Day struct {
@@ -63,4 +69,82 @@ func Get(name string) Capture {
 		}
 	}
 	panic("captures: no capture " + name)
+}
+
+// Subscribed are the bundled captures of venues subscribed by request (OKX, Kraken),
+// whose books come with the exchange's checksums.
+var Subscribed = []exsim.Set{set("okx"), set("kraken")}
+
+// Figures are what encoding/json (not Chronicle's decoders) finds for one instrument of an
+// OKX or Kraken capture: book messages that carry a checksum, book updates (snapshots
+// excluded), trades (each of a message that carries several) and ticker messages.
+type Figures struct{ Checks, Updates, Trades, Tickers int64 }
+
+// Count reads a capture's records (merged as capture.ReadMerged reads them) with
+// encoding/json and counts Figures by instrument (OKX instId, Kraken pair).
+func Count(venueName string, recs []capture.Record) map[string]*Figures {
+	out := map[string]*Figures{}
+	get := func(sym string) *Figures {
+		if out[sym] == nil {
+			out[sym] = &Figures{}
+		}
+		return out[sym]
+	}
+	for _, r := range recs {
+		if r.Kind != capture.KindMessage {
+			continue
+		}
+		switch venueName {
+		case "okx":
+			var m struct {
+				Arg    struct{ Channel, InstID string }
+				Action string
+				Data   []map[string]json.RawMessage
+			}
+			if json.Unmarshal(r.Payload, &m) != nil || m.Data == nil {
+				continue
+			}
+			f := get(m.Arg.InstID)
+			switch m.Arg.Channel {
+			case "books":
+				if _, ok := m.Data[0]["checksum"]; ok {
+					f.Checks++
+				}
+				if m.Action == "update" {
+					f.Updates++
+				}
+			case "trades":
+				f.Trades += int64(len(m.Data))
+			case "tickers":
+				f.Tickers++
+			}
+		case "kraken-spot":
+			var a []json.RawMessage
+			if json.Unmarshal(r.Payload, &a) != nil || len(a) < 4 {
+				continue
+			}
+			var channel, pair string
+			json.Unmarshal(a[len(a)-2], &channel)
+			json.Unmarshal(a[len(a)-1], &pair)
+			f := get(pair)
+			switch {
+			case strings.HasPrefix(channel, "book-"):
+				for _, p := range a[1 : len(a)-2] {
+					var obj map[string]json.RawMessage
+					json.Unmarshal(p, &obj)
+					if _, ok := obj["c"]; ok {
+						f.Checks++
+						f.Updates++
+					}
+				}
+			case channel == "trade":
+				var ts [][]string
+				json.Unmarshal(a[1], &ts)
+				f.Trades += int64(len(ts))
+			case channel == "ticker":
+				f.Tickers++
+			}
+		}
+	}
+	return out
 }
