@@ -41,7 +41,8 @@ fuzz:
 lint:
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v staticcheck >/dev/null; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped (go install honnef.co/go/tools/cmd/staticcheck@latest)"; fi
+	@scripts/deps.sh lint
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
 
 # S3=1: the remote tier is a loopback S3 server (versitygw) instead of file://.
 # DEMO_SYNTH=1: synthetic partitions too, to show scale.

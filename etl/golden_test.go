@@ -46,6 +46,9 @@ var goldenCaptures = append(benchCaptures[:len(benchCaptures):len(benchCaptures)
 // whose meta.json rule and events index came in with the merge): the speed-ups since change
 // no byte. Run with -update to accept a change of output on purpose. The live refinery,
 // tailing the same journal until it is idle, writes the same partitions as the backfill.
+// Beside the hashes, testdata/golden/NAME.summary.json says what the partitions hold (counts,
+// first and last records, final books, meta.json), so that a change shows in a diff as what
+// changed, and the test names the fields that differ.
 func TestGoldenPartitions(t *testing.T) {
 	for _, c := range goldenCaptures {
 		t.Run(c.name, func(t *testing.T) {
@@ -60,6 +63,7 @@ func TestGoldenPartitions(t *testing.T) {
 			if _, err := Refine(t.Context(), Options{Config: cfg, Root: sealed, JournalDir: dir, SealAll: true}); err != nil {
 				t.Fatal(err)
 			}
+			checkGoldenSummaries(t, c.name, sealed)
 			got := treeHashes(t, sealed)
 			path := filepath.Join("testdata", "golden", c.name+".json")
 			if *update {

@@ -13,6 +13,7 @@
 #                            become PID 1), setpriv (util-linux: the units' users and
 #                            capabilities), versitygw
 #   scripts/deps.sh bench    make bench: test's, and rclone + s3fs (the peers of chronicle-fs)
+#   scripts/deps.sh lint     make lint: staticcheck (go install, pinned)
 #   scripts/deps.sh python   a chronicle_q.pth in /usr/bin/python3's site-packages naming this
 #                            checkout's python/ folder
 #   scripts/deps.sh          all of them
@@ -22,10 +23,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(demo s3 test bench python)
+[ ${#targets[@]} -gt 0 ] || targets=(demo s3 test bench lint python)
 want() { local t; for t in "${targets[@]}"; do for w in "$@"; do [ "$t" = "$w" ] && return 0; done; done; return 1; }
 for t in "${targets[@]}"; do
-  case $t in demo | s3 | test | bench | python) ;; *) echo "deps: unknown target $t (demo, s3, test, bench, python)" >&2; exit 2 ;; esac
+  case $t in demo | s3 | test | bench | lint | python) ;; *) echo "deps: unknown target $t (demo, s3, test, bench, lint, python)" >&2; exit 2 ;; esac
 done
 secs() { echo $(( $(date +%s) - $1 )); }
 
@@ -67,6 +68,17 @@ if want s3 test bench; then
     echo "deps: building versitygw $VERSITYGW_VERSION into $gobin (a few minutes, once)"
     GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
     echo "deps: versitygw built in $(secs "$t0") s"
+  fi
+fi
+
+if want lint; then
+  STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+  gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+  if ! command -v staticcheck >/dev/null && [ ! -x "$gobin/staticcheck" ]; then
+    t0=$(date +%s)
+    echo "deps: building staticcheck $STATICCHECK_VERSION into $gobin"
+    GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+    echo "deps: staticcheck built in $(secs "$t0") s"
   fi
 fi
 
