@@ -57,7 +57,7 @@ func cpuNow() time.Duration {
 // clock measures wall and CPU time of what runs between start and stop.
 type clock struct {
 	wall, cpu time.Duration
-	w0, c0    time.Time
+	w0        time.Time
 	cs        time.Duration
 }
 

@@ -219,15 +219,6 @@ func checkRuns(t *testing.T, recs []format.BookRecord) int {
 	return n
 }
 
-// px converts "2681.59" to the fixed-point integer at 8 decimals.
-func px(t *testing.T, s string) int64 {
-	v, err := format.ParseDecimal([]byte(s), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // ms is a time as ms since the epoch.
 func ms(s string) int64 {
 	tm, err := time.Parse(time.RFC3339Nano, s)

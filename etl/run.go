@@ -224,7 +224,7 @@ func (u *runner) loop(ctx context.Context) (err error) {
 		u.opt.Total(src.remaining())
 	}
 	u.lastCkpt, u.lastMeta = time.Now(), time.Now()
-	idleSince := time.Now()
+	var idleSince time.Time
 	var n, batch int
 	var unreported int64 // journal bytes refined since the metrics and progress were told
 	report := func() {

@@ -1,7 +1,6 @@
 package stub
 
 import (
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/chronicle/chronicle/layout"
 )
-
-// jsonMarshalRaw encodes a stub without Marshal's normalisation of format and version.
-func jsonMarshalRaw(s *Stub) ([]byte, error) { return json.Marshal(s) }
 
 func validStub() *Stub {
 	h := strings.Repeat("ab", 32)

@@ -10,7 +10,7 @@ import (
 func TestParseAndExit(t *testing.T) {
 	c := &Command{Program: "prog", Name: "sub", Usage: "prog sub [flags] FILE", Help: "prog sub does things.\n\nExamples:\n  prog sub x\n"}
 	fs := c.FlagSet()
-	n := fs.Int("count", 1, "how many")
+	fs.Int("count", 1, "how many")
 	var out, errb bytes.Buffer
 
 	if code, done := c.Parse(fs, []string{"--help"}, &out, &errb); code != 0 || !done || errb.Len() != 0 ||
@@ -28,7 +28,7 @@ func TestParseAndExit(t *testing.T) {
 		t.Fatalf("stderr %q\nwant %q", errb.String(), want)
 	}
 	fs = c.FlagSet()
-	n = fs.Int("count", 1, "how many")
+	n := fs.Int("count", 1, "how many")
 	if code, done := c.Parse(fs, []string{"--count", "3", "a"}, &out, &errb); done || code != 0 || *n != 3 {
 		t.Fatalf("good flags: %d %v %d", code, done, *n)
 	}

@@ -167,15 +167,6 @@ func refDecimalWhy(v any) (int64, string) {
 	return z.Int64(), ""
 }
 
-// mustDec is refDecimal for test literals.
-func mustDec(s string) int64 {
-	v, ok := refDecimal(s)
-	if !ok {
-		panic("bad decimal literal " + s)
-	}
-	return v
-}
-
 // refLevels reads [[price, qty, ...], ...]: price > 0, qty >= 0. why is decOverflow when
 // the only problem is a decimal too large for an int64 at the scale.
 func refLevels(v any) (out []venue.Level, why string) {

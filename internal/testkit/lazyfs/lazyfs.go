@@ -153,10 +153,7 @@ func (lz *FS) mount() error {
 		return err
 	}
 	root := &gofs.LoopbackRoot{Path: lz.back, Dev: uint64(st.Dev)}
-	root.NewNode = func(r *gofs.LoopbackRoot, parent *gofs.Inode, name string, st *syscall.Stat_t) gofs.InodeEmbedder {
-		return &node{LoopbackNode: gofs.LoopbackNode{RootData: r}, lz: lz}
-	}
-	root.RootNode = root.NewNode(root, nil, "", &st)
+	root.RootNode = &node{LoopbackNode: gofs.LoopbackNode{RootData: root}, lz: lz}
 	zero := time.Duration(0)
 	server, err := gofs.Mount(lz.mnt, root.RootNode, &gofs.Options{
 		EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero,
@@ -602,6 +599,14 @@ func copyTree(src, dst string) error {
 type node struct {
 	gofs.LoopbackNode
 	lz *FS
+}
+
+// WrapChild makes every node the loopback creates below the root one of ours.
+func (n *node) WrapChild(ctx context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	if _, ok := ops.(*node); ok {
+		return ops
+	}
+	return &node{LoopbackNode: gofs.LoopbackNode{RootData: n.RootData}, lz: n.lz}
 }
 
 func (n *node) backing(name string) string {

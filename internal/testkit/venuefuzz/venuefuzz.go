@@ -63,7 +63,7 @@ func CheckDecode(t *testing.T, v venue.Venue, in []byte, scales *venue.Scales, w
 		t.Fatalf("%s: Parse says %v %q %q snapshot=%v, Decode %v %q %q snapshot=%v", v.Name(),
 			ev.Kind, ev.Stream, ev.Inst, ev.Snapshot, m.Kind, m.Stream, m.Inst, m.Snapshot)
 	}
-	if m.Kind == venue.KindDepth && m.Snapshot == false && ev.ID != m.ID {
+	if m.Kind == venue.KindDepth && !m.Snapshot && ev.ID != m.ID {
 		t.Fatalf("%s: Parse id %d, Decode id %d", v.Name(), ev.ID, m.ID)
 	}
 	for _, l := range append(append([]venue.Level{}, m.Bids...), m.Asks...) {
