@@ -74,8 +74,11 @@ func newLink(t *testing.T) link {
 }
 
 // in returns a command that runs inside network namespace ns (nsenter --net: the mount
-// namespace stays shared, so a FUSE mount made inside is visible here).
+// namespace stays shared, so a FUSE mount made inside is visible here); "" is this one.
 func in(ns, name string, args ...string) *exec.Cmd {
+	if ns == "" { // this namespace
+		return exec.Command(name, args...)
+	}
 	return exec.Command("nsenter", append([]string{"--net=" + ns, name}, args...)...)
 }
 
