@@ -89,20 +89,22 @@ def table(rows):
 
 
 def on_fleet(scheduler, workers, timeout):
-    """Map partition_stats over every partition on the fleet; returns the rows and which
-    worker computed each partition."""
+    """Map partition_stats over every partition on the fleet; returns the rows, which
+    worker computed each partition, and the seconds from the listing to the last row."""
     from distributed import Client
     with Client(scheduler, timeout=timeout) as client:
         if workers:
             client.wait_for_workers(workers, timeout=timeout)
+        t0 = time.monotonic()
         parts = client.submit(list_partitions, pure=False).result()
         futs = client.map(partition_stats, parts, pure=False)
         rows = client.gather(futs)
+        secs = time.monotonic() - t0
         where = {}
         for f, p in zip(futs, parts):
             for w in client.who_has(f).get(f.key, ()):
                 where[p] = w
-        return rows, where
+        return rows, where, secs
 
 
 def main():
@@ -119,16 +121,16 @@ def main():
     ap.add_argument("--summary", help="write a JSON summary here: partitions, bytes, seconds, partitions per worker")
     args = ap.parse_args()
 
-    t0 = time.monotonic()
     if args.local:
+        t0 = time.monotonic()
         rows = [partition_stats(p, args.local) for p in list_partitions(args.local)]
+        secs = time.monotonic() - t0
         per_worker = {"local": len(rows)}
-    else:
-        rows, placed = on_fleet(args.scheduler, args.workers, args.timeout)
+    else:  # timed from the listing on, once the workers are there
+        rows, placed, secs = on_fleet(args.scheduler, args.workers, args.timeout)
         per_worker = {}
         for w in placed.values():
             per_worker[w] = per_worker.get(w, 0) + 1
-    secs = time.monotonic() - t0
     df = table(rows)
     text = df.to_csv(index=False, float_format="%.17g")
     if args.out:

@@ -186,7 +186,18 @@ func (f *fleet) startWorker(w *fleetWorker, threads int) {
 	if err := w.dask.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { killWait(w.dask) })
+	cmd := w.dask
+	t.Cleanup(func() { killWait(cmd) })
+}
+
+// waitWorkers waits until the scheduler has n workers.
+func (f *fleet) waitWorkers(n int) {
+	cmd := in(f.hub, "/usr/bin/python3", "-c", fmt.Sprintf(`from distributed import Client
+with Client("tcp://127.0.0.1:%d", timeout=120) as c:
+    c.wait_for_workers(%d, timeout=120)`, daskPort, n))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		f.t.Fatalf("waiting for %d Dask workers: %v\n%s", n, err, out)
+	}
 }
 
 // stopWorker ends w's dask-worker and unmounts its mount.
@@ -202,7 +213,7 @@ func (f *fleet) stopWorker(w *fleetWorker) {
 }
 
 func killWait(c *exec.Cmd) {
-	if c.Process == nil || c.ProcessState != nil {
+	if c == nil || c.Process == nil || c.ProcessState != nil {
 		return
 	}
 	c.Process.Signal(syscall.SIGTERM)
@@ -298,7 +309,7 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("worker %d's mount serves tier %q (%v), want remote", w.i, tier, err)
 		}
 	}
-	t.Logf("%d partitions, one process %.2f s; fleet of 2 %.2f s, per worker %v", gs.Partitions, ws.Seconds, gs.Seconds, gs.PerWorker)
+	t.Logf("%d partitions, one process %.2f s; fleet of 2 %.2f s, per worker %v\n%s", gs.Partitions, ws.Seconds, gs.Seconds, gs.PerWorker, got)
 }
 
 // localMount mounts the capture host's own tiers (no bucket) and returns the mount point.
