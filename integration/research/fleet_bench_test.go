@@ -199,6 +199,8 @@ func boundNote(u cpuUse, wall, linkBps, busy float64) string {
 	switch {
 	case link >= 80:
 		bound = "link"
+	case machine >= 85 && dec+store < machine/2:
+		bound = "CPU, mostly taken by other processes (the machine's load)"
 	case machine >= 85 && store > dec:
 		bound = "store (CPU)"
 	case machine >= 85:
