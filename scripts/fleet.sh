@@ -57,7 +57,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 in_ns() { local ns=$1; shift; nsenter --net="/run/netns/$ns" "$@"; } # the mount namespace stays shared
-bg() { local log=$1; shift; "$@" >>"$DIR/$log.log" 2>&1 & PIDS+=($!); }
+bg() { local log=$1; shift; "$@" >>"$DIR/$log.log" 2>&1 & PIDS+=($!); } # a command, not a function: $! is its pid
 wait_for() { # SECONDS WHAT CMD...
   local deadline=$(( $(date +%s) + $1 )) what=$2; shift 2
   until "$@" 2>/dev/null; do
@@ -70,7 +70,7 @@ shape() { in_ns "$1" tc qdisc add dev "$2" root tbf rate 1gbit burst 256kb laten
 # The hub: the bucket's gateway (its own IAM folder: the research user lives there) and the scheduler.
 ip netns add "$HUB"; NETNS+=("$HUB")
 ip -n "$HUB" link set lo up
-bg s3 in_ns "$HUB" env ROOT_ACCESS_KEY="$AK" ROOT_SECRET_KEY="$SK" "$VGW" --port "0.0.0.0:$PORT" --region us-east-1 \
+bg s3 nsenter --net="/run/netns/$HUB" env ROOT_ACCESS_KEY="$AK" ROOT_SECRET_KEY="$SK" "$VGW" --port "0.0.0.0:$PORT" --region us-east-1 \
   --health /health --iam-dir "$DIR/iam" posix "$POSIX"
 wait_for 20 "versitygw" in_ns "$HUB" "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/health')"
 # A read-only user (list and get below the prefix, nothing else): docs/research-hosts.md.
@@ -100,7 +100,7 @@ req = urllib.request.Request(f"{endpoint}/{bucket}?policy=", data=body, method="
     "Authorization": f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}"})
 urllib.request.urlopen(req).read()
 PYEOF
-bg scheduler in_ns "$HUB" "$PY" -m distributed.cli.dask_scheduler --host 0.0.0.0 --port 8786 --no-dashboard
+bg scheduler nsenter --net="/run/netns/$HUB" "$PY" -m distributed.cli.dask_scheduler --host 0.0.0.0 --port 8786 --no-dashboard
 wait_for 60 "dask-scheduler" in_ns "$HUB" "$PY" -c "import socket; socket.create_connection(('127.0.0.1', 8786), 1)"
 
 REMOTE="s3://$BUCKET"; [ -n "$PREFIX" ] && REMOTE="$REMOTE/${PREFIX#/}"
@@ -135,10 +135,10 @@ disk_cache_dir = "$w/cache"
 [log]
 level = "warn"
 TOML
-  bg "w$i-fs" in_ns "$ws" "$BIN/chronicle-fs" mount --config "$w/research.toml" "$w/mnt"
+  bg "w$i-fs" nsenter --net="/run/netns/$ws" "$BIN/chronicle-fs" mount --config "$w/research.toml" "$w/mnt"
   MOUNTS+=("$w/mnt")
   wait_for 30 "worker $i's mount" test -d "$w/mnt/v1"
-  bg "w$i-dask" in_ns "$ws" env CHRONICLE_ROOT="$w/mnt" "$PY" -m distributed.cli.dask_worker "tcp://$hub_ip:8786" \
+  bg "w$i-dask" nsenter --net="/run/netns/$ws" env CHRONICLE_ROOT="$w/mnt" "$PY" -m distributed.cli.dask_worker "tcp://$hub_ip:8786" \
     --name "w$i" --nthreads 2 --no-nanny --no-dashboard --memory-limit 0 --local-directory "$w/dask"
   echo "fleet: worker $i: namespace $ws, $ip over a 1 Gbit/s link, chronicle-fs at $w/mnt, dask-worker w$i"
 done
