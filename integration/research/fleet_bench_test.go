@@ -66,8 +66,9 @@ func BenchmarkResearchFleet(b *testing.B) {
 		testenv.DropCaches()
 		w0 := f.workers[0]
 		f.mount(w0)
+		link0 := f.linkBytes(w0)
 		_, base := runScript(b, w0.ns, nil, "--local", w0.mp)
-		baseLink := f.linkBytes(w0)
+		baseLink := f.linkBytes(w0) - link0
 		f.stopWorker(w0)
 		baseBytes := float64(baseLink) / base.Seconds / 1e6
 		for _, n := range []int{1, 2, 4} {
