@@ -3,6 +3,7 @@ package tiers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers/diskcache"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
@@ -198,5 +200,36 @@ func TestCatalogDamaged(t *testing.T) {
 	statAll(t, e.r, k)
 	if st := e.r.Stats(); st.CatalogHits.Load() != 0 || st.BucketStubs.Load() != 2 {
 		t.Fatalf("hits %d, stubs %d", st.CatalogHits.Load(), st.BucketStubs.Load())
+	}
+}
+
+// TestCatalogOutage: a book read before the store goes away keeps serving from the caches
+// past the TTL, whether its version came from a catalog or not.
+func TestCatalogOutage(t *testing.T) {
+	keys := dayKeys(2)
+	e := newResearch(t, Options{}, keys...)
+	putCatalog(t, e.store, testkit.PlacedHost, keys[0], entriesOf(t, e.store, keys...)...)
+	ds := &downStore{Store: e.store}
+	dc, err := diskcache.Open(path.Join(t.TempDir(), "cache"), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(layout.Roots{Remote: e.store.URI("")}, Options{Store: ds, RemoteTimeout: time.Second, Now: e.r.opts.Now, DiskCache: dc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := path.Join(keys[0].Dir(), layout.BookName)
+	readLogical(t, r, p)
+	if r.Stats().CatalogHits.Load() == 0 {
+		t.Fatal("the catalog was not used")
+	}
+	ds.down.Store(true)
+	e.clock.Add(int64(time.Hour))
+	if got, _ := readLogical(t, r, p); !bytes.Equal(got, e.books[keys[0]]) {
+		t.Fatal("during the outage: the book differs")
+	}
+	if _, err := r.Open(context.Background(), path.Join(keys[1].Dir(), layout.BookName)); !errors.Is(err, ErrRemoteFailed) {
+		t.Fatalf("a book never read, during the outage: %v, want ErrRemoteFailed", err)
 	}
 }
