@@ -526,6 +526,49 @@ func (a *remoteAt) ReadAt(p []byte, off int64) (int, error) {
 	return a.readAt(ctx, p, off)
 }
 
+// StreamRange streams bytes [off, off+n) of the object as they arrive, within the remote
+// timeout (qzst.RangeStreamer: a random read decodes a frame while it arrives).
+func (a *remoteAt) StreamRange(off, n int64) (io.ReadCloser, error) {
+	if off < 0 || n < 0 || off+n > a.size {
+		return nil, fmt.Errorf("%w: GET %s [%d,%d): outside the object's %d bytes", ErrRemoteFailed, a.uri, off, off+n, a.size)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.r.opts.RemoteTimeout)
+	a.r.stats.RemoteRequests.Add(1)
+	rc, err := a.r.store.GetRange(ctx, a.key, off, n)
+	if err != nil {
+		cancel()
+		a.r.stats.RemoteErrors.Add(1)
+		return nil, fmt.Errorf("%w: GET %s [%d,%d): %w", ErrRemoteFailed, a.uri, off, off+n, err)
+	}
+	return &remoteStream{a: a, rc: rc, cancel: cancel, off: off, n: n}, nil
+}
+
+// remoteStream is one ranged GET's body, counted, with its errors labelled.
+type remoteStream struct {
+	a      *remoteAt
+	rc     io.ReadCloser
+	cancel context.CancelFunc
+	off, n int64
+	got    int64
+}
+
+func (s *remoteStream) Read(p []byte) (int, error) {
+	k, err := s.rc.Read(p)
+	s.got += int64(k)
+	s.a.r.stats.RemoteBytes.Add(int64(k))
+	if err != nil && err != io.EOF {
+		s.a.r.stats.RemoteErrors.Add(1)
+		err = fmt.Errorf("%w: GET %s [%d,%d) after %d bytes: %w", ErrRemoteFailed, s.a.uri, s.off, s.off+s.n, s.got, err)
+	}
+	return k, err
+}
+
+func (s *remoteStream) Close() error {
+	err := s.rc.Close()
+	s.cancel()
+	return err
+}
+
 func (a *remoteAt) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= a.size {
 		return 0, io.EOF

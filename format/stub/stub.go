@@ -27,7 +27,7 @@ const (
 	maxFiles = 64
 	// MaxFileSize bounds a file that travels with the book (meta.json, index/, derived/).
 	MaxFileSize = 1 << 40
-	// MaxIdxSize bounds a book's .idx (2.3 million frames: 2.3 TiB of book at 1 MiB
+	// MaxIdxSize bounds a book's .idx (2 million frames of 32 bytes: 2 TiB of book at 1 MiB
 	// frames). Readers allocate the .idx whole, so a stub may not promise more.
 	MaxIdxSize = 64 << 20
 	// MaxBookSize bounds a book and its .zst.
