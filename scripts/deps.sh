@@ -12,7 +12,7 @@
 #                            and -tmpfiles lay out integration/hardening's hosts; it does not
 #                            become PID 1), setpriv (util-linux: the units' users and
 #                            capabilities), versitygw
-#                            python3-distributed (Dask: integration/fleet's research fleet),
+#                            python3-distributed (Dask: integration/research's research fleet),
 #                            nodejs + npm and the npm package @duckdb/node-api in
 #                            /usr/local/lib/chronicle-node (CHRONICLE_NODE_DIR): DuckDB reads
 #                            the Hive tree in integration/research
@@ -94,7 +94,11 @@ if want test bench; then
     t0=$(date +%s)
     echo "deps: installing @duckdb/node-api $DUCKDB_VERSION into $node_dir (npm)"
     mkdir -p "$node_dir"
-    npm install --prefix "$node_dir" --no-audit --no-fund --silent "@duckdb/node-api@$DUCKDB_VERSION" >/dev/null
+    if ! log=$(npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error "@duckdb/node-api@$DUCKDB_VERSION" 2>&1); then
+      printf '%s\n' "$log" | tail -n 20 >&2
+      echo "deps: npm could not install @duckdb/node-api $DUCKDB_VERSION into $node_dir (is the npm registry reachable? npm config get registry: $(npm config get registry))" >&2
+      exit 1
+    fi
     echo "deps: DuckDB for node installed in $(secs "$t0") s"
   fi
 fi
