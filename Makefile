@@ -47,13 +47,15 @@ lint:
 # S3=1: the remote tier is a loopback S3 server (versitygw) instead of file://.
 # DEMO_SYNTH=1: synthetic partitions too, to show scale.
 # KEEP=1: the demo's tree stays mounted for the README's examples; `make demo-stop` ends it.
+# FLEET=1: a research fleet on Dask over the bucket at the end (implies S3=1).
 S3         ?= 0
 DEMO_SYNTH ?= 0
 KEEP       ?= 0
+FLEET      ?= 0
 demo:
-	@scripts/deps.sh demo $(if $(filter 1,$(S3)),s3)
+	@scripts/deps.sh demo $(if $(filter 1,$(S3)),s3) $(if $(filter 1,$(FLEET)),fleet)
 	@$(MAKE) --no-print-directory build
-	S3=$(S3) DEMO_SYNTH=$(DEMO_SYNTH) KEEP=$(KEEP) scripts/demo.sh
+	S3=$(S3) DEMO_SYNTH=$(DEMO_SYNTH) KEEP=$(KEEP) FLEET=$(FLEET) scripts/demo.sh
 
 demo-stop:
 	@scripts/demo.sh stop

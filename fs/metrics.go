@@ -131,6 +131,10 @@ var (
 	dForgotten     = desc("partitions_forgotten_total", "Least recently used partition directories the kernel was asked to forget (max_known_partitions).")
 	dBucketLists   = desc("bucket_listings_total", "Directory listings requested from the bucket (research hosts: partitions found by listing).")
 	dBucketStubs   = desc("bucket_stubs_total", "Partition stubs fetched from the bucket.")
+	dCatalogGets   = desc("catalog_gets_total", "Per-symbol catalogs fetched from the bucket (docs/format/catalog.md).")
+	dCatalogHits   = desc("catalog_hits_total", "Partitions described from a catalog instead of their own stub.")
+	dCatalogBypass = desc("catalog_bypassed_total", "Partitions a catalog could not describe (pending upload, conflict, not in it): read from their stubs.")
+	dCatalogStale  = desc("catalog_stale_total", "Catalog versions that differed from the partition's own stub when confirmed: the catalog was bypassed.")
 	dDiskHits      = desc("disk_cache_hits_total", "Remote frames and files found in the disk cache.")
 	dDiskMisses    = desc("disk_cache_misses_total", "Remote frames and files not in the disk cache (fetched).")
 	dDiskEvicted   = desc("disk_cache_evictions_total", "Entries evicted from the disk cache.")
@@ -154,7 +158,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
 		dPartial, dResumes, dStalls, dStallSecs, dInflight, dInflightPeak, dInflightBS, dWindowRuns, dWindowBytes,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
-		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
+		dBucketLists, dBucketStubs, dCatalogGets, dCatalogHits, dCatalogBypass, dCatalogStale, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
 		dViewLoads, dViewRenders, dViewErrors, dViewHits, dViewSeconds, dViewRendered, dViewCacheSize, dViewCacheMax} {
 		ch <- d
 	}
@@ -220,6 +224,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(dForgotten, f.st.forgotten.Load())
 	counter(dBucketLists, uint64(rs.BucketLists.Load()))
 	counter(dBucketStubs, uint64(rs.BucketStubs.Load()))
+	counter(dCatalogGets, uint64(rs.CatalogGets.Load()))
+	counter(dCatalogHits, uint64(rs.CatalogHits.Load()))
+	counter(dCatalogBypass, uint64(rs.CatalogBypassed.Load()))
+	counter(dCatalogStale, uint64(rs.CatalogStale.Load()))
 	if dc := f.res.DiskCache(); dc != nil {
 		counter(dDiskHits, uint64(dc.Hits.Load()))
 		counter(dDiskMisses, uint64(dc.Misses.Load()))

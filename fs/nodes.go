@@ -172,6 +172,9 @@ func (d *dirNode) OnForget() {
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fs
 	if d.depth < 0 {
+		if name == layout.HiveDir {
+			return d.lookupHive(ctx, out) // hive.go
+		}
 		if name != layout.LayoutVersion {
 			return nil, syscall.ENOENT
 		}
@@ -303,7 +306,8 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 // list returns the directory's entries, sorted by name.
 func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
 	if d.depth < 0 {
-		return []fuse.DirEntry{{Name: layout.LayoutVersion, Mode: syscall.S_IFDIR, Ino: inoOf(layout.LayoutVersion)}}, 0
+		return []fuse.DirEntry{{Name: layout.HiveDir, Mode: syscall.S_IFDIR, Ino: inoOf(layout.HiveDir)},
+			{Name: layout.LayoutVersion, Mode: syscall.S_IFDIR, Ino: inoOf(layout.LayoutVersion)}}, 0
 	}
 	ents, err := d.fs.res.ReadDir(d.logical)
 	if err != nil {

@@ -16,6 +16,9 @@
 # Options (environment):
 #   S3=1          the remote tier is a loopback S3 server (versitygw) instead of file://
 #   DEMO_SYNTH=1  also write synthetic partitions (chronicle-etl synth) to show scale
+#   FLEET=1       at the end, a research fleet on Dask over the bucket (scripts/fleet.sh: two
+#                 workers, each in its own network namespace with its own mount and 1 Gbit/s
+#                 link) maps examples/fleet_book_stats.py over its partitions; implies S3=1
 #   KEEP=1        leave the tree mounted at the end (chronicle-fs, and versitygw with S3=1,
 #                 keep running) for the README's "Reading data" examples;
 #                 `scripts/demo.sh stop` (make demo-stop) unmounts it and stops them
@@ -31,6 +34,8 @@ SHARED=${CHRONICLE_SHARED:-$(cd .. && pwd)/shared}
 CAPTURES=$SHARED/data/captures
 S3=${S3:-0}
 DEMO_SYNTH=${DEMO_SYNTH:-0}
+FLEET=${FLEET:-0}
+[ "$FLEET" = 1 ] && S3=1
 # The demo clock of chronicle-tier: a day and a bit after the captures (2024-08-08/09).
 NOW=2024-08-10T06:00:00Z
 T0=$(date +%s%N)
@@ -317,6 +322,25 @@ print(f"perp/eth-usdt/2024-08-08: book.npy {npy.shape[0]} records; 23:58-23:59 r
 PYEOF
 
 bold "8. Charts (matplotlib, read through the mount): a summary table, each partition with its book ladders (views/top25.npy), the venues side by side"
+if [ "$FLEET" = 1 ]; then
+  bold "9. A research fleet on Dask (FLEET=1): every partition in the bucket, two workers, each a research host with its own mount and 1 Gbit/s link"
+  run_fg scripts/fleet.sh --posix "$D/s3" --bucket chronicle-demo --prefix v1archive --access "$key" --secret "$secret" \
+    --workers 2 --dir "$D/fleet" --out "$D/fleet/table.csv" > "$D/fleet.txt" 2>&1 || { cat "$D/fleet.txt" >&2; die "the fleet failed (logs: $D/fleet/*.log)"; }
+  grep -E '^fleet:|partitions/s' "$D/fleet.txt" | sed 's/^/   /'
+  # The same computation in this process on the demo's own mount: the same table.
+  "$PY" - "$D/fleet/table.csv" "$D/mnt" <<'PYEOF' | sed 's/^/   /'
+import sys, pandas as pd
+sys.path.insert(0, "examples")
+import fleet_book_stats as fb
+fleet = pd.read_csv(sys.argv[1], dtype={"date": str})
+parts = ["/".join(("v1", r.venue, r.symbol, r.date)) for r in fleet.itertuples()]
+local = fb.table([fb.partition_stats(p, sys.argv[2]) for p in parts]).to_csv(index=False, float_format="%.17g")
+with open(sys.argv[1]) as f:
+    same = f.read() == local
+print(fleet[["venue", "symbol", "date", "rows", "spread_bps_p50", "spread_bps_p99", "imbalance_mean"]].to_string(index=False, float_format="%.3f"))
+print("the same table from this host's mount, in one process:", "equal" if same else "DIFFERENT")
+PYEOF
+fi
 if [ "$KEEP" = 1 ]; then
   say "$(ls "$D/report"/*.png | wc -l) PNG charts in $D/report; the producers stop, the mount stays (KEEP=1)"
   stop tier etl exsim

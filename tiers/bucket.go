@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -48,6 +49,11 @@ type bucket struct {
 	inflight map[string]*call
 	stats    *Stats           // the resolver's counters (nil in tests that build a bucket alone)
 	walks    map[string]*walk // symbol directory -> stub misses seen there
+	log      *slog.Logger
+	// Catalogs (catalog.go): per symbol directory, what its catalogs say (nil: none to
+	// use); catalog objects found stale, by key, ETag and size.
+	catalogs  lru[string, *symCatalog]
+	staleCats map[string]bool
 }
 
 // A walk is a reader going through a symbol's partitions one after another (find, a
@@ -75,6 +81,9 @@ type bstub struct {
 	// hosts: the partition's directory lists hosts/, the single-host versions (this is the
 	// served version and others exist).
 	hosts bool
+	// cat: described by this symbol's catalogs, not yet confirmed by the partition's own
+	// stub (catalog.go); nil for versions read from the bucket itself.
+	cat *symCatalog
 }
 
 // Which version of a partition the bucket serves (docs/research-hosts.md, "Many hosts"):
@@ -96,11 +105,14 @@ type call struct {
 
 func newBucket(store objstore.Store, ttl, timeout time.Duration) *bucket {
 	return &bucket{store: store, ttl: ttl, timeout: timeout, now: time.Now,
-		listings: newLRU[string, []string](maxCachedListings),
-		stubs:    newLRU[layout.Key, *bstub](maxCachedStubs),
-		versions: newLRU[versionKey, *bstub](maxCachedStubs / 4),
-		inflight: map[string]*call{},
-		walks:    map[string]*walk{},
+		listings:  newLRU[string, []string](maxCachedListings),
+		stubs:     newLRU[layout.Key, *bstub](maxCachedStubs),
+		versions:  newLRU[versionKey, *bstub](maxCachedStubs / 4),
+		inflight:  map[string]*call{},
+		walks:     map[string]*walk{},
+		log:       slog.New(slog.DiscardHandler),
+		catalogs:  newLRU[string, *symCatalog](maxCachedCatalogs),
+		staleCats: map[string]bool{},
 	}
 }
 
@@ -183,11 +195,20 @@ func (b *bucket) subdirs(rel string) ([]string, error) {
 func (b *bucket) partition(k layout.Key) (*bstub, error) {
 	for attempt := 0; ; attempt++ {
 		p, ok, fresh := cached(b, &b.stubs, k)
+		if p != nil && p.cat != nil && p.cat.stale.Load() {
+			ok, fresh, p = false, false, nil // from a catalog found stale since
+		}
 		if fresh {
 			return p, nil
 		}
 		if attempt > 0 {
 			return p, nil
+		}
+		if c := b.fromCatalog(k); c != nil {
+			b.mu.Lock()
+			b.stubs.put(k, c, b.now())
+			b.mu.Unlock()
+			return c, nil
 		}
 		b.noteMiss(k)
 		err := fill(b, &b.stubs, "stub:"+k.Dir(), k, func() (*bstub, error) { return b.fetchStub(k) })

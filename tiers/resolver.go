@@ -81,6 +81,12 @@ type Stats struct {
 	RemoteErrors   atomic.Int64
 	BucketLists    atomic.Int64 // directory listings requested from the bucket
 	BucketStubs    atomic.Int64 // partition stubs fetched from the bucket (found or not)
+	// Catalogs (catalog.go): objects fetched, partitions they described, dates they could
+	// not (pending, conflicting, not listed in them), versions found stale when confirmed.
+	CatalogGets     atomic.Int64
+	CatalogHits     atomic.Int64
+	CatalogBypassed atomic.Int64
+	CatalogStale    atomic.Int64
 }
 
 // Store returns the remote tier's object store, nil when there is none.
@@ -121,6 +127,7 @@ func New(roots layout.Roots, opts Options) (*Resolver, error) {
 	if r.store != nil && r.opts.BucketTTL > 0 {
 		r.bucket = newBucket(r.store, r.opts.BucketTTL, r.opts.RemoteTimeout)
 		r.bucket.stats = &r.stats
+		r.bucket.log = r.log
 		if opts.Now != nil {
 			r.bucket.now = opts.Now
 		}
@@ -316,6 +323,13 @@ func (r *Resolver) OpenBook(ctx context.Context, k layout.Key) (Handle, error) {
 func (r *Resolver) openAt(ctx context.Context, loc Location, rest string) (Handle, error) {
 	if loc.Kind == KindBucket {
 		bs, inner, hostsDir, err := r.bucketTarget(loc, rest)
+		if err == nil && bs != nil && bs.cat != nil {
+			// Described by a catalog: a byte is served only from what the partition's own
+			// stub says (catalog.go).
+			if bs, err = r.bucket.confirm(loc.Key, bs); err == nil && (bs == nil || bs.s == nil && !bs.hosts) {
+				err = fmt.Errorf("%s: %w: listed in the bucket without its stub (upload in progress or failed)", loc.Key.Dir(), ErrNotFound)
+			}
+		}
 		switch {
 		case err != nil:
 			return nil, err

@@ -110,34 +110,43 @@ func Parse(b []byte, name string) (*Stub, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%s: %w: trailing data after the JSON object", name, ErrInvalid)
 	}
+	if err := s.Check(name); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Check is Parse's check of a decoded stub's own consistency (a stub embedded in another
+// document, such as a catalog, is checked with it). name labels errors.
+func (s *Stub) Check(name string) error {
 	bad := func(field, why string, args ...any) error {
 		return fmt.Errorf("%s: %w: field %s: %s", name, ErrInvalid, field, fmt.Sprintf(why, args...))
 	}
 	switch {
 	case s.Format != Format:
-		return nil, bad("format", "%q, want %q", s.Format, Format)
+		return bad("format", "%q, want %q", s.Format, Format)
 	case s.Version < 1 || s.Version > Version:
-		return nil, bad("version", "%d, this reader knows 1 to %d", s.Version, Version)
+		return bad("version", "%d, this reader knows 1 to %d", s.Version, Version)
 	case s.Version == 1 && len(s.Files) > 0:
-		return nil, bad("files", "not in a version 1 stub")
+		return bad("files", "not in a version 1 stub")
 	case s.Version < 3 && (s.Host != "" || s.Slot != "" || s.Claim != ""):
-		return nil, bad("host", "host, slot and claim are version 3 fields, this stub is version %d", s.Version)
+		return bad("host", "host, slot and claim are version 3 fields, this stub is version %d", s.Version)
 	case s.Version >= 3 && !layout.ValidName(s.Host):
-		return nil, bad("host", "%q is not a host id (lowercase letters, digits, '-', '_', '.')", s.Host)
+		return bad("host", "%q is not a host id (lowercase letters, digits, '-', '_', '.')", s.Host)
 	case !ValidSlot(s.Slot):
-		return nil, bad("slot", "%q, want \"\", %q or hosts/{host id}", s.Slot, SlotMerged)
+		return bad("slot", "%q, want \"\", %q or hosts/{host id}", s.Slot, SlotMerged)
 	case s.Claim != "" && !isHexNonce(s.Claim):
-		return nil, bad("claim", "%q is not 32 lowercase hex digits", s.Claim)
+		return bad("claim", "%q is not 32 lowercase hex digits", s.Claim)
 	case s.HeaderSize < 0 || s.HeaderSize > s.UncompressedSize:
-		return nil, bad("header_size", "%d, want 0..uncompressed_size (%d)", s.HeaderSize, s.UncompressedSize)
+		return bad("header_size", "%d, want 0..uncompressed_size (%d)", s.HeaderSize, s.UncompressedSize)
 	case len(s.Files) > maxFiles:
-		return nil, bad("files", "%d entries, at most %d", len(s.Files), maxFiles)
+		return bad("files", "%d entries, at most %d", len(s.Files), maxFiles)
 	case s.UncompressedSize < 0 || s.UncompressedSize > MaxBookSize:
-		return nil, bad("uncompressed_size", "%d, want 0..%d", s.UncompressedSize, int64(MaxBookSize))
+		return bad("uncompressed_size", "%d, want 0..%d", s.UncompressedSize, int64(MaxBookSize))
 	case s.Idx.Size > MaxIdxSize:
-		return nil, bad("idx.size", "%d, at most %d", s.Idx.Size, MaxIdxSize)
+		return bad("idx.size", "%d, at most %d", s.Idx.Size, MaxIdxSize)
 	case s.Zst.Size > MaxBookSize:
-		return nil, bad("zst.size", "%d, at most %d", s.Zst.Size, int64(MaxBookSize))
+		return bad("zst.size", "%d, at most %d", s.Zst.Size, int64(MaxBookSize))
 	}
 	for _, o := range []struct {
 		field string
@@ -145,11 +154,11 @@ func Parse(b []byte, name string) (*Stub, error) {
 	}{{"zst", s.Zst}, {"idx", s.Idx}} {
 		switch {
 		case o.obj.URI == "":
-			return nil, bad(o.field+".uri", "empty")
+			return bad(o.field+".uri", "empty")
 		case o.obj.Size <= 0:
-			return nil, bad(o.field+".size", "%d, want > 0", o.obj.Size)
+			return bad(o.field+".size", "%d, want > 0", o.obj.Size)
 		case !isHexSHA256(o.obj.SHA256):
-			return nil, bad(o.field+".sha256", "%q is not 64 lowercase hex digits", o.obj.SHA256)
+			return bad(o.field+".sha256", "%q is not 64 lowercase hex digits", o.obj.SHA256)
 		}
 	}
 	seen := map[string]bool{}
@@ -157,17 +166,17 @@ func Parse(b []byte, name string) (*Stub, error) {
 		field := fmt.Sprintf("files[%d]", i)
 		switch {
 		case !layout.ValidFilePath(f.Name) || IsBookFile(f.Name) || Reserved(f.Name):
-			return nil, bad(field+".name", "%q is not a partition file that travels with the book", f.Name)
+			return bad(field+".name", "%q is not a partition file that travels with the book", f.Name)
 		case seen[f.Name]:
-			return nil, bad(field+".name", "%q listed twice", f.Name)
+			return bad(field+".name", "%q listed twice", f.Name)
 		case f.Size < 0 || f.Size > MaxFileSize:
-			return nil, bad(field+".size", "%d, want 0..%d", f.Size, int64(MaxFileSize))
+			return bad(field+".size", "%d, want 0..%d", f.Size, int64(MaxFileSize))
 		case !isHexSHA256(f.SHA256):
-			return nil, bad(field+".sha256", "%q is not 64 lowercase hex digits", f.SHA256)
+			return bad(field+".sha256", "%q is not 64 lowercase hex digits", f.SHA256)
 		}
 		seen[f.Name] = true
 	}
-	return &s, nil
+	return nil
 }
 
 // IsBookFile reports whether name (relative to a partition directory) is one of the

@@ -74,12 +74,15 @@ func newLink(t *testing.T) link {
 }
 
 // in returns a command that runs inside network namespace ns (nsenter --net: the mount
-// namespace stays shared, so a FUSE mount made inside is visible here).
+// namespace stays shared, so a FUSE mount made inside is visible here); "" is this one.
 func in(ns, name string, args ...string) *exec.Cmd {
+	if ns == "" { // this namespace
+		return exec.Command(name, args...)
+	}
 	return exec.Command("nsenter", append([]string{"--net=" + ns, name}, args...)...)
 }
 
-func run(t *testing.T, cmd *exec.Cmd) string {
+func run(t testing.TB, cmd *exec.Cmd) string {
 	t.Helper()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -94,7 +97,7 @@ type captureHost struct {
 	roots       layout.Roots
 }
 
-func newCaptureHost(t *testing.T, srv *s3test.Server) *captureHost {
+func newCaptureHost(t testing.TB, srv *s3test.Server) *captureHost {
 	dir := t.TempDir()
 	h := &captureHost{dir: dir, config: filepath.Join(dir, "chronicle.toml"), roots: layout.Roots{
 		Hot: filepath.Join(dir, "hot"), Warm: filepath.Join(dir, "warm"), Cold: filepath.Join(dir, "cold"), Remote: srv.URI("chronicle")}}
@@ -117,7 +120,7 @@ level = "warn"
 }
 
 // refine replays a capture into a journal and refines it into the warm tier, sealed.
-func (h *captureHost) refine(t *testing.T, venue string, files ...string) {
+func (h *captureHost) refine(t testing.TB, venue string, files ...string) {
 	journal := filepath.Join(h.dir, "journal-"+venue)
 	var paths []string
 	for _, f := range files {
@@ -130,13 +133,13 @@ func (h *captureHost) refine(t *testing.T, venue string, files ...string) {
 
 // upload ages everything in the warm tier to remote (the tier manager's clock years ahead),
 // from inside the capture namespace.
-func (h *captureHost) upload(t *testing.T, ns string) {
+func (h *captureHost) upload(t testing.TB, ns string) {
 	run(t, in(ns, testenv.Bin("chronicle-tier"), "--config", h.config, "--now", "2030-01-01", "apply"))
 }
 
 // files maps every partition file below root to its bytes (logical paths, as the mount
 // shows them): the capture host's copy of what it refined, taken before the upload.
-func files(t *testing.T, root string) map[string][]byte {
+func files(t testing.TB, root string) map[string][]byte {
 	out := map[string][]byte{}
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || layout.IsTemp(d.Name()) || strings.Contains(p, "/.") {

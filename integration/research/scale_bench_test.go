@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/catalog"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/proc"
@@ -28,7 +29,9 @@ const scaleDates = 3650
 // BenchmarkBucketScale mounts a bucket of many small partitions (CHRONICLE_BENCH_PARTITIONS,
 // default 100,000: symbols of 3,650 dates each) on a research host and times what a
 // researcher does first: the mount, `ls` of one symbol's 3,650 dates (cold, then cached),
-// and `find` of the whole tree, with the daemon's peak RSS. Baselines, same run and server:
+// and `find` of the whole tree, with the daemon's peak RSS. Each symbol has the catalog its
+// capture host's tier manager keeps (docs/format/catalog.md), so find reads one catalog per
+// symbol instead of a listing and a stub per partition. Baselines, same run and server:
 // the S3 listing calls the same answers need (ListObjectsV2 of the symbol with a delimiter;
 // the flat listing of every key for find), and the posix directory itself for a cached ls.
 //
@@ -119,9 +122,28 @@ func scaleFixture(b *testing.B, srv *s3test.Server, parts int) []layout.Key {
 	}
 	s := stub.Stub{Zst: stub.Object{Size: int64(len(zst)), SHA256: testkit.SHA256(zst)},
 		Idx: stub.Object{Size: int64(len(idx)), SHA256: testkit.SHA256(idx)}, UncompressedSize: int64(len(book)),
-		HeaderSize: int64(hdr.HeaderSize), UploadedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		HeaderSize: int64(hdr.HeaderSize), UploadedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Host: scaleHost}
 	day0 := time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
 	keys := make([]layout.Key, 0, parts)
+	// Each symbol's catalog, as the capture host's tier manager keeps it (docs/format/catalog.md).
+	var cat *catalog.Catalog
+	flush := func() {
+		if cat == nil {
+			return
+		}
+		cb, err := cat.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := filepath.Join(base, filepath.FromSlash(catalog.Key(cat.Venue, cat.Symbol, scaleHost)))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, cb, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cat = nil
+	}
 	for i := range parts {
 		if i%50000 == 0 {
 			zstPath, idxPath = filepath.Join(src, fmt.Sprintf("z%d", i)), filepath.Join(src, fmt.Sprintf("i%d", i))
@@ -148,9 +170,24 @@ func scaleFixture(b *testing.B, srv *s3test.Server, parts int) []layout.Key {
 		if err := os.WriteFile(filepath.Join(dir, layout.StubName), sb, 0o644); err != nil {
 			b.Fatal(err)
 		}
+		if cat != nil && cat.Symbol != k.Symbol {
+			flush()
+		}
+		if cat == nil {
+			cat = &catalog.Catalog{Host: scaleHost, Venue: k.Venue, Symbol: k.Symbol, WrittenAt: s.UploadedAt}
+		}
+		parsed, err := stub.Parse(sb, "stub")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cat.Versions = append(cat.Versions, catalog.Entry{Date: k.Date, Stub: parsed})
 	}
+	flush()
 	return keys
 }
+
+// scaleHost is the capture host the fixture's partitions and catalogs name.
+const scaleHost = "capture"
 
 // scaleMount starts chronicle-fs with only the remote tier and waits for the mount; it
 // returns the mount point, the daemon's pid and a stop function. mountStart is set just

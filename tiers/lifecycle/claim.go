@@ -332,6 +332,9 @@ func (m *Manager) deleteVersion(k layout.Key, slot, nonce string, legacy bool) e
 		}
 		return nil
 	}
+	if err := m.markPending(ctx, k); err != nil { // catalogs may list the version (catalog.go)
+		return err
+	}
 	if err := m.store.Delete(ctx, stub.ObjectKeyIn(k, slot)); err != nil {
 		return err
 	}

@@ -39,7 +39,21 @@ type ParquetSum struct {
 // maxDecimal18 is the largest magnitude DECIMAL(18, s) can hold.
 const maxDecimal18 = 999_999_999_999_999_999
 
-const rowGroupRows = 1 << 20
+// Row groups are the unit engines scan in parallel (DuckDB, Polars and Spark split a file
+// by row group) and prune by (each carries min/max statistics: ts_exchange's let a time
+// filter skip groups). A day's file is cut into at least minRowGroups groups, each of
+// minGroupRows to maxGroupRows rows: a small day still scans on several threads, a busy
+// one (tens of millions of records) in groups of about 8 MB compressed.
+const (
+	minRowGroups = 8
+	minGroupRows = 1 << 16
+	maxGroupRows = 1 << 20
+)
+
+// RowGroupRows is the rows per row group of a file of rows records.
+func RowGroupRows(rows int64) int64 {
+	return min(max((rows+minRowGroups-1)/minRowGroups, minGroupRows), maxGroupRows)
+}
 
 // parquetSchema builds the schema for a book's decimals. The struct type fixes the column
 // order (parquet.Group would sort the names); its tags carry the decimal scales.
@@ -92,9 +106,10 @@ func WriteParquet(ctx context.Context, src io.ReaderAt, h format.Header, size in
 	if err != nil {
 		return sum, err
 	}
+	start, end := h.DataStart(), min(size, int64(h.Committed))
 	pw := parquet.NewWriter(w, schema,
 		parquet.Compression(&pqzstd.Codec{Level: pqzstd.SpeedDefault}),
-		parquet.MaxRowsPerRowGroup(rowGroupRows),
+		parquet.MaxRowsPerRowGroup(RowGroupRows(max(end-start, 0)/format.BookRecordSize)),
 		parquet.CreatedBy("chronicle-tier", "1", ""),
 		parquet.KeyValueMetadata("chronicle.venue", h.Venue),
 		parquet.KeyValueMetadata("chronicle.symbol_code", h.SymbolCode),
@@ -107,7 +122,6 @@ func WriteParquet(ctx context.Context, src io.ReaderAt, h format.Header, size in
 		rows[i] = make(parquet.Row, numCols)
 	}
 	buf := make([]byte, batch*format.BookRecordSize)
-	start, end := h.DataStart(), min(size, int64(h.Committed))
 	for off := start; off < end; {
 		if err := ctx.Err(); err != nil {
 			return sum, err

@@ -9,6 +9,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
+	"github.com/parquet-go/parquet-go"
 )
 
 func parquetOf(t testing.TB, records int) ([]byte, lifecycle.ParquetSum) {
@@ -36,6 +37,29 @@ func TestParquetRoundTrip(t *testing.T) {
 	for _, cut := range []int{0, 4, len(b) / 2, len(b) - 8, len(b) - 1} {
 		if _, err := lifecycle.ReadParquetSum(bytes.NewReader(b[:cut]), int64(cut), "cut.parquet"); !errors.Is(err, lifecycle.ErrDerive) {
 			t.Fatalf("truncated to %d: %v", cut, err)
+		}
+	}
+}
+
+// TestParquetRowGroups: a file is cut into row groups engines scan in parallel: at least
+// eight when it has enough rows, none above 2^20 rows.
+func TestParquetRowGroups(t *testing.T) {
+	for rows, want := range map[int64]int64{100: 1 << 16, 1 << 19: 1 << 16, 3 << 20: 3 << 17, 100 << 20: 1 << 20} {
+		if got := lifecycle.RowGroupRows(rows); got != want {
+			t.Errorf("RowGroupRows(%d) = %d, want %d", rows, got, want)
+		}
+	}
+	b, _ := parquetOf(t, 200000)
+	f, err := parquet.OpenFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.RowGroups()); n != 4 { // 200,000 rows in groups of 65,536
+		t.Fatalf("%d row groups, want 4", n)
+	}
+	for _, rg := range f.RowGroups() {
+		if rg.NumRows() > 1<<16 {
+			t.Fatalf("a row group of %d rows", rg.NumRows())
 		}
 	}
 }

@@ -53,6 +53,10 @@ type Manager struct {
 	fails    map[failKey]*failure
 	stubSeen map[string]stubSeen     // stub path -> version seen (needsPublish)
 	settling map[layout.Key]settling // hot books waiting to settle (planHot)
+	// Catalogs (catalog.go): symbols whose versions in the bucket changed since the last
+	// sync, and whether a sync has covered the whole cold tree yet.
+	touched        map[symbolKey]bool
+	catalogsSynced bool
 }
 
 type failKey struct {
@@ -226,6 +230,9 @@ func (m *Manager) Apply(ctx context.Context, progress func(int64)) (Result, erro
 			break
 		}
 	}
+	if ctx.Err() == nil {
+		m.SyncCatalogs(ctx) // logged and counted; the moves stand either way
+	}
 	return total, nil
 }
 
@@ -252,6 +259,9 @@ func (m *Manager) Run(ctx context.Context) error {
 			res := m.Execute(ctx, p, nil)
 			if res.Moved+res.Failed > 0 {
 				m.log.Info("scan done", "moved", res.Moved, "failed", res.Failed, "bytes", res.Bytes)
+			}
+			if ctx.Err() == nil {
+				m.SyncCatalogs(ctx)
 			}
 		}
 		t.Reset(m.cfg.ScanInterval)

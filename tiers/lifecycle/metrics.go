@@ -21,6 +21,10 @@ type Metrics struct {
 	ScanSeconds    prometheus.Histogram
 	Collisions     prometheus.Counter
 	Kept           prometheus.Gauge
+	// Catalogs and the Hive tree (catalog.go).
+	CatalogWrites   prometheus.Counter
+	CatalogFailures prometheus.Counter
+	HivePublished   prometheus.Counter
 }
 
 // The series are chronicle_tier_<name>; these build them.
@@ -52,26 +56,29 @@ func seconds(name, help string, start float64) prometheus.HistogramOpts {
 
 func newMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Moves:          counterVec("moves_total", "Partition moves by policy and result (ok, failed).", "policy", "result"),
-		MoveBytes:      counterVec("move_bytes_total", "Source book bytes of completed moves.", "policy"),
-		MoveSeconds:    prometheus.NewHistogramVec(seconds("move_duration_seconds", "Duration of completed moves.", 0.01), []string{"policy"}),
-		UploadFailures: counter("upload_failures_total", "Failed or mismatched uploads; the local copy stayed."),
-		VerifyFailures: counter("verify_failures_total", "Copies that did not match their source and were discarded."),
-		DeriveFailures: counter("derive_failures_total", "derived/book.parquet files that could not be written or verified."),
-		Recoveries:     counterVec("recoveries_total", "Recovery actions: finished, rolled_back, leftover_removed, temp_removed, intent_rolled_back, conflict.", "action"),
-		Partitions:     gaugeVec("partitions", "Partitions served by each tier at the last scan.", "tier"),
-		Pending:        gaugeVec("pending_moves", "Moves planned at the last scan.", "policy"),
-		Backoff:        gauge("backoff_partitions", "Partitions waiting to retry a failed move."),
-		InFlight:       gauge("moves_in_flight", "Moves running now."),
-		LastScan:       gauge("last_scan_timestamp_seconds", "Wall-clock time of the last completed scan."),
-		ScanSeconds:    prometheus.NewHistogram(seconds("scan_duration_seconds", "Duration of a scan (recovery and planning).", 0.001)),
-		Collisions:     counter("collisions_total", "Uploads that found the partition's key in the bucket held by another host: kept local, uploaded under hosts/{id}."),
-		Kept:           gauge("collisions", "Partitions kept local at the last scan because another host holds their key in the bucket."),
+		Moves:           counterVec("moves_total", "Partition moves by policy and result (ok, failed).", "policy", "result"),
+		MoveBytes:       counterVec("move_bytes_total", "Source book bytes of completed moves.", "policy"),
+		MoveSeconds:     prometheus.NewHistogramVec(seconds("move_duration_seconds", "Duration of completed moves.", 0.01), []string{"policy"}),
+		UploadFailures:  counter("upload_failures_total", "Failed or mismatched uploads; the local copy stayed."),
+		VerifyFailures:  counter("verify_failures_total", "Copies that did not match their source and were discarded."),
+		DeriveFailures:  counter("derive_failures_total", "derived/book.parquet files that could not be written or verified."),
+		Recoveries:      counterVec("recoveries_total", "Recovery actions: finished, rolled_back, leftover_removed, temp_removed, intent_rolled_back, conflict.", "action"),
+		Partitions:      gaugeVec("partitions", "Partitions served by each tier at the last scan.", "tier"),
+		Pending:         gaugeVec("pending_moves", "Moves planned at the last scan.", "policy"),
+		Backoff:         gauge("backoff_partitions", "Partitions waiting to retry a failed move."),
+		InFlight:        gauge("moves_in_flight", "Moves running now."),
+		LastScan:        gauge("last_scan_timestamp_seconds", "Wall-clock time of the last completed scan."),
+		ScanSeconds:     prometheus.NewHistogram(seconds("scan_duration_seconds", "Duration of a scan (recovery and planning).", 0.001)),
+		Collisions:      counter("collisions_total", "Uploads that found the partition's key in the bucket held by another host: kept local, uploaded under hosts/{id}."),
+		Kept:            gauge("collisions", "Partitions kept local at the last scan because another host holds their key in the bucket."),
+		CatalogWrites:   counter("catalog_writes_total", "Per-symbol catalogs written to the bucket (docs/format/catalog.md)."),
+		CatalogFailures: counter("catalog_failures_total", "Catalog syncs that failed; retried at the next sync (readers fall back to the partitions' stubs)."),
+		HivePublished:   counter("hive_published_total", "Hive-style copies of derived/book.parquet published in the bucket (docs/format/hive.md)."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Moves, m.MoveBytes, m.MoveSeconds, m.UploadFailures, m.VerifyFailures,
 			m.DeriveFailures, m.Recoveries, m.Partitions, m.Pending, m.Backoff, m.InFlight, m.LastScan, m.ScanSeconds,
-			m.Collisions, m.Kept)
+			m.Collisions, m.Kept, m.CatalogWrites, m.CatalogFailures, m.HivePublished)
 	}
 	return m
 }

@@ -184,6 +184,9 @@ func (m *Manager) publish(ctx context.Context, mv Move) error {
 	if err != nil {
 		return err
 	}
+	if err := m.markPending(ctx, mv.Key); err != nil {
+		return err
+	}
 	// A partition uploaded before publication existed, by this host: its key is its own
 	// (no claim was ever taken on it), so the files and the stub copy are written as
 	// before claims, replacing what an interrupted publication left.

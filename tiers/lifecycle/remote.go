@@ -119,6 +119,11 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 			m.rollbackUpload(k, dir, in)
 		}
 	}()
+	// Readers stop trusting the catalogs for this partition until this host's catalog
+	// says what the upload did (catalog.go).
+	if err := m.markPending(ctx, k); err != nil {
+		return err
+	}
 
 	cr, err := m.claim(ctx, k, slot, nonce, zstSHA, idxSHA)
 	if err != nil {
