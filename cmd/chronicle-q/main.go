@@ -391,7 +391,7 @@ func printBook(w io.Writer, name string, st *bookview.State) error {
 		state = "valid, CROSSED"
 	}
 	fmt.Fprintf(w, "as of %s, update %d: %s, %d bid levels, %d ask levels\n", bookview.FormatTime(st.AsOf), st.Seq, state, st.BidLevels, st.AskLevels)
-	fmt.Fprintf(w, "%18s %18s | %-18s %-18s\n", "bid size", "bid", "ask", "ask size")
+	fmt.Fprintf(w, "%18s %18s | %-18s %s\n", "bid size", "bid", "ask", "ask size")
 	for i := 0; i < max(len(st.Bids), len(st.Asks)); i++ {
 		var bq, bp, ap, aq string
 		if i < len(st.Bids) {
@@ -400,7 +400,7 @@ func printBook(w io.Writer, name string, st *bookview.State) error {
 		if i < len(st.Asks) {
 			ap, aq = dec(st.Asks[i].Price, st.PriceDecimals), dec(st.Asks[i].Qty, st.QtyDecimals)
 		}
-		fmt.Fprintf(w, "%18s %18s | %-18s %-18s\n", bq, bp, ap, aq)
+		fmt.Fprintf(w, "%18s %18s | %-18s %s\n", bq, bp, ap, aq)
 	}
 	return nil
 }
