@@ -359,8 +359,16 @@ func TestCorruptBooks(t *testing.T) {
 		state int // -1: OpenBooks fails; else State(state) fails
 	}{
 		{"magic", func(f []byte) []byte { f[1] = 'X'; return f }, -1},
-		{"count past the file", func(f []byte) []byte { le.PutUint64(f[16:], 1<<20); le.PutUint32(f[44:], crc32.Checksum(f[:44], castagnoli)); return f }, -1},
-		{"too many entries", func(f []byte) []byte { le.PutUint64(f[16:], MaxBookEntries+1); le.PutUint32(f[44:], crc32.Checksum(f[:44], castagnoli)); return f }, -1},
+		{"count past the file", func(f []byte) []byte {
+			le.PutUint64(f[16:], 1<<20)
+			le.PutUint32(f[44:], crc32.Checksum(f[:44], castagnoli))
+			return f
+		}, -1},
+		{"too many entries", func(f []byte) []byte {
+			le.PutUint64(f[16:], MaxBookEntries+1)
+			le.PutUint32(f[44:], crc32.Checksum(f[:44], castagnoli))
+			return f
+		}, -1},
 		{"table checksum", func(f []byte) []byte { f[e(1, 0)]++; return f }, -1},
 		{"first not at 0", func(f []byte) []byte { le.PutUint64(f[e(0, 0):], 1); reseal(f); return f }, -1},
 		{"records out of order", func(f []byte) []byte { le.PutUint64(f[e(2, 0):], b.Entries[1].Record); reseal(f); return f }, -1},
@@ -372,8 +380,18 @@ func TestCorruptBooks(t *testing.T) {
 		}, -1},
 		{"target after record", func(f []byte) []byte { le.PutUint64(f[e(2, 8):], b.Entries[2].Record+1); reseal(f); return f }, -1},
 		{"target before the last record", func(f []byte) []byte { le.PutUint64(f[e(2, 8):], b.Entries[1].Record); reseal(f); return f }, -1},
-		{"depth falls", func(f []byte) []byte { le.PutUint64(f[e(2, 16):], 0); le.PutUint64(f[e(3, 16):], 0); le.PutUint64(f[e(1, 16):], 5); reseal(f); return f }, -1},
-		{"depth jumps", func(f []byte) []byte { le.PutUint64(f[e(2, 16):], b.Entries[1].Depth+b.Entries[2].Record); reseal(f); return f }, -1},
+		{"depth falls", func(f []byte) []byte {
+			le.PutUint64(f[e(2, 16):], 0)
+			le.PutUint64(f[e(3, 16):], 0)
+			le.PutUint64(f[e(1, 16):], 5)
+			reseal(f)
+			return f
+		}, -1},
+		{"depth jumps", func(f []byte) []byte {
+			le.PutUint64(f[e(2, 16):], b.Entries[1].Depth+b.Entries[2].Record)
+			reseal(f)
+			return f
+		}, -1},
 		{"state past the end", func(f []byte) []byte { le.PutUint64(f[e(1, 32):], uint64(len(f))); reseal(f); return f }, -1},
 		{"state too short", func(f []byte) []byte { le.PutUint32(f[e(1, 40):], 10); reseal(f); return f }, -1},
 		{"levels cannot fit", func(f []byte) []byte { le.PutUint32(f[e(known, 48):], 1<<30); reseal(f); return f }, -1},
@@ -381,8 +399,16 @@ func TestCorruptBooks(t *testing.T) {
 		{"state checksum", func(f []byte) []byte { st(f, known)[50]++; return f }, known},
 		{"reserved flags", func(f []byte) []byte { st(f, known)[0] |= 8; resealState(f, known); return f }, known},
 		{"levels of an unknown book", func(f []byte) []byte { st(f, known)[0] &^= StateKnown; resealState(f, known); return f }, known},
-		{"fewer levels than said", func(f []byte) []byte { le.PutUint32(f[e(known, 48):], b.Entries[known].Bids+1); resealState(f, known); return f }, known},
-		{"more bytes than levels", func(f []byte) []byte { le.PutUint32(f[e(known, 52):], b.Entries[known].Asks-1); resealState(f, known); return f }, known},
+		{"fewer levels than said", func(f []byte) []byte {
+			le.PutUint32(f[e(known, 48):], b.Entries[known].Bids+1)
+			resealState(f, known)
+			return f
+		}, known},
+		{"more bytes than levels", func(f []byte) []byte {
+			le.PutUint32(f[e(known, 52):], b.Entries[known].Asks-1)
+			resealState(f, known)
+			return f
+		}, known},
 		{"zero step", func(f []byte) []byte {
 			s := st(f, known)
 			_, n := binary.Varint(s[stateFixed:])
