@@ -27,6 +27,7 @@ import (
 type viewPart struct {
 	logical string // partition directory
 	th      tiers.Handle
+	books   tiers.Handle // index/books.idx, read a state at a time (nil: none; built in memory)
 	part    *bookview.Partition
 	bi      bookInfo
 	created int64 // the book header's created_ns: with the logical path, names its rows
@@ -133,18 +134,40 @@ func (v *viewParts) load(ctx context.Context, logical string) (*viewPart, error)
 		th.Close()
 		return nil, err
 	}
+	vp := &viewPart{logical: logical, th: th, bi: bi}
+	bh, err := f.res.Open(uninterrupted(ctx), path.Join(logical, bookview.BooksPath))
+	switch {
+	case errors.Is(err, tiers.ErrNotFound):
+		err = nil
+	case err == nil:
+		vp.books = bh
+		ix.Books, err = bookview.OpenBooks(logical, bh, bh.Size())
+	}
+	if err != nil {
+		vp.close()
+		return nil, err
+	}
 	began := time.Now()
 	part, err := bookview.Open(th, bi.size, book, ix)
 	if err != nil {
-		th.Close()
+		vp.close()
 		return nil, err
 	}
-	if ix.Events == nil {
-		f.log.Info("views: indexed a partition without index/events.idx", "partition", logical, "tier", bi.tier.String(),
+	if ix.Events == nil || ix.Books == nil {
+		f.log.Info("views: indexed a partition without index/events.idx or index/books.idx", "partition", logical, "tier", bi.tier.String(),
 			"records", part.Records(), "took", time.Since(began).Round(time.Millisecond))
 	}
 	f.st.viewLoads.Add(1)
-	return &viewPart{logical: logical, th: th, part: part, bi: bi, created: part.Header().CreatedNs}, nil
+	vp.part, vp.created = part, part.Header().CreatedNs
+	return vp, nil
+}
+
+// close closes the partition's handles.
+func (vp *viewPart) close() {
+	vp.th.Close()
+	if vp.books != nil {
+		vp.books.Close()
+	}
 }
 
 // readAllHandle reads a whole small file through its handle, refusing more than max bytes.
@@ -167,7 +190,7 @@ func (v *viewParts) put(vp *viewPart) {
 	closeIt := vp.dead && vp.refs == 0
 	v.mu.Unlock()
 	if closeIt {
-		vp.th.Close()
+		vp.close()
 	}
 }
 
@@ -188,7 +211,7 @@ func (v *viewParts) drop(logical string, vp *viewPart) {
 	}
 	v.mu.Unlock()
 	if closeIt != nil {
-		closeIt.th.Close()
+		closeIt.close()
 	}
 }
 
@@ -201,7 +224,7 @@ func (v *viewParts) evict() {
 		delete(v.byPath, vp.logical)
 		vp.dead = true
 		if vp.refs == 0 {
-			go vp.th.Close()
+			go vp.close()
 		}
 	}
 }
@@ -214,7 +237,7 @@ func (v *viewParts) closeAll() {
 		vp := el.Value.(*viewPart)
 		vp.dead = true
 		if vp.refs == 0 {
-			vp.th.Close()
+			vp.close()
 		}
 		delete(v.byPath, k)
 	}

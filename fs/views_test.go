@@ -58,13 +58,12 @@ func writeIndex(t *testing.T, dir string) {
 	defer m.Close()
 	h, _ := format.ReadHeader(m, m.Size(), "book")
 	data := m.Bytes()[h.HeaderSize:h.Committed]
-	ti, snaps, err := bookindex.Build(data, h.Records())
+	ix, err := bookindex.BuildIndex(data, h.Records(), int64(h.HeaderSize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := bookindex.BuildEvents(data, h.Records())
 	os.RemoveAll(filepath.Join(dir, bookindex.Dir))
-	if err := bookindex.Write(dir, ti, snaps, ev); err != nil {
+	if err := ix.Write(dir); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -337,13 +337,33 @@ func openPartition(s *settings, remoteTimeout time.Duration, arg string) (*bookv
 		}
 		return b, nil
 	})
+	// The book index is read a state at a time, through a handle kept open.
+	var bh tiers.Handle
+	if err == nil {
+		bh, err = res.Open(ctx, path.Join(part, bookview.BooksPath))
+		switch {
+		case errors.Is(err, tiers.ErrNotFound):
+			bh, err = nil, nil
+		case err == nil:
+			ix.Books, err = bookview.OpenBooks(part, bh, bh.Size())
+		}
+	}
 	if err == nil {
 		var p *bookview.Partition
 		if p, err = bookview.Open(th, th.Size(), part+"/"+layout.BookName+" ("+th.Tier().String()+")", ix); err == nil {
-			return p, func() { th.Close(); closeAll() }, nil
+			return p, func() {
+				th.Close()
+				if bh != nil {
+					bh.Close()
+				}
+				closeAll()
+			}, nil
 		}
 	}
 	th.Close()
+	if bh != nil {
+		bh.Close()
+	}
 	closeAll()
 	return nil, nil, fmt.Errorf("open %s: %w", part, err)
 }

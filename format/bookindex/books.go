@@ -337,51 +337,39 @@ func decodeState(b []byte, bids, asks uint32) (*BookState, error) {
 		return nil, fmt.Errorf("%d+%d levels cannot fit %d bytes", bids, asks, len(b))
 	}
 	r := b[stateFixed:]
-	uv := func(what string) (uint64, error) {
-		v, n := binary.Uvarint(r)
-		if n <= 0 {
-			return 0, fmt.Errorf("bad varint (%s)", what)
-		}
-		r = r[n:]
-		return v, nil
-	}
-	sv := func(what string) (int64, error) {
-		v, n := binary.Varint(r)
-		if n <= 0 {
-			return 0, fmt.Errorf("bad varint (%s)", what)
-		}
-		r = r[n:]
-		return v, nil
-	}
+	levels := make([]Level, int(bids)+int(asks)) // one allocation for both sides
 	for si, count := range [2]uint32{bids, asks} {
 		if count == 0 {
 			continue
 		}
 		ask := si == 1
-		levels := make([]Level, count)
-		p, err := sv("price")
-		if err != nil {
-			return nil, err
+		side := levels[:count]
+		levels = levels[count:]
+		p, n1 := binary.Varint(r)
+		if n1 <= 0 {
+			return nil, fmt.Errorf("bad varint (price)")
 		}
-		step, err := uv("step")
-		if err != nil {
-			return nil, err
+		step, n2 := binary.Uvarint(r[n1:])
+		if n2 <= 0 {
+			return nil, fmt.Errorf("bad varint (step)")
 		}
-		unit, err := uv("unit")
-		if err != nil {
-			return nil, err
+		unit, n3 := binary.Uvarint(r[n1+n2:])
+		if n3 <= 0 {
+			return nil, fmt.Errorf("bad varint (unit)")
 		}
+		r = r[n1+n2+n3:]
 		if step == 0 || unit == 0 || unit > math.MaxInt64 {
 			return nil, fmt.Errorf("price step %d, quantity unit %d", step, unit)
 		}
-		levels[0].Price = p
-		for i := 1; i < len(levels); i++ {
-			d, err := uv("price step")
-			if err != nil {
-				return nil, err
+		side[0].Price = p
+		prev := uint64(p)
+		for i := 1; i < len(side); i++ {
+			d, n := binary.Uvarint(r)
+			if n <= 0 {
+				return nil, fmt.Errorf("level %d: bad varint (price step)", i)
 			}
+			r = r[n:]
 			hi, diff := bits.Mul64(d, step)
-			prev := uint64(levels[i-1].Price)
 			room := prev + 1<<63 // how far a bid may fall: prev - MinInt64
 			if ask {
 				room = uint64(math.MaxInt64) - prev
@@ -390,26 +378,28 @@ func decodeState(b []byte, bids, asks uint32) (*BookState, error) {
 				return nil, fmt.Errorf("level %d: price out of order or out of range", i)
 			}
 			if ask {
-				levels[i].Price = int64(prev + diff)
+				prev += diff
 			} else {
-				levels[i].Price = int64(prev - diff)
+				prev -= diff
 			}
+			side[i].Price = int64(prev)
 		}
-		for i := range levels {
-			m, err := sv("quantity")
-			if err != nil {
-				return nil, err
+		for i := range side {
+			m, n := binary.Varint(r)
+			if n <= 0 {
+				return nil, fmt.Errorf("level %d: bad varint (quantity)", i)
 			}
+			r = r[n:]
 			q, ok := mulInt(m, unit)
 			if !ok || q == 0 {
 				return nil, fmt.Errorf("level %d: quantity %d x %d", i, m, unit)
 			}
-			levels[i].Qty = q
+			side[i].Qty = q
 		}
 		if ask {
-			s.Asks = levels
+			s.Asks = side
 		} else {
-			s.Bids = levels
+			s.Bids = side
 		}
 	}
 	if len(r) != 0 {
@@ -577,7 +567,7 @@ func (b *BooksBuilder) apply(typ, fl uint16, ts int64, r []byte) {
 		note()
 	case format.TypeLevel:
 		if side := fl & (format.FlagBid | format.FlagAsk); s.Flags&StateKnown != 0 && side != 0 {
-			b.sides[side>>1].set(int64(le.Uint64(r[32:])), int64(le.Uint64(r[40:]))) // FlagBid 1 -> 0, FlagAsk 2 -> 1
+			b.sides[side>>1].set(int64(le.Uint64(r[32:])), int64(le.Uint64(r[40:]))) // FlagBid 1 -> 0, FlagAsk 2 (or both: an ask) -> 1
 		}
 		if fl&format.FlagSnapshot == 0 && fl&format.FlagLast != 0 {
 			note()

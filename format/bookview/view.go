@@ -321,26 +321,38 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 		p.name, bookindex.ErrCorrupt, seg.View.Name(), row, seg.Hi, seg.from, seg.to)
 }
 
-// fastForward replays a segment's stretch from its run up to its first row with the
-// final-quantity book (lww.go: a store per level, several times cheaper than keeping the
-// order), then orders that book once: a row in the middle of a long stretch costs little
-// more than the rows of its part.
+// fastForward replays a segment's stretch up to its first row with the final-quantity
+// book (lww.go: a store per level, several times cheaper than keeping the order), then
+// orders that book once: a row in the middle of a long stretch costs little more than the
+// rows of its part. The replay starts at the last checkpoint of the book index within the
+// stretch before that row (its state is the replay's from the stretch's run), so it reads
+// less than a stride of records.
 func (p *Partition) fastForward(seg Segment) (*replayer, int64, error) {
 	r := newReplayer()
-	r.lww = &[2]lwwSide{{}, {ask: true}}
-	s := p.newScanner(seg.from, seg.to)
+	r.lww = getLWW()
+	from, row := seg.from, seg.base
+	if b := p.st.Load().books; b != nil {
+		if k := b.ByDepth(uint64(seg.Lo), uint64(seg.from)); k > 0 && int64(b.Entries[k].Record) > seg.from {
+			bs, err := b.State(k)
+			if err != nil {
+				return nil, 0, err
+			}
+			r, from, row = fromState(bs, true), int64(b.Entries[k].Record), int64(b.Entries[k].Depth)
+			if row == seg.Lo {
+				r.toOrdered()
+				return r, from, nil
+			}
+		}
+	}
+	s := p.newScanner(from, seg.to)
 	defer s.Close()
-	row := seg.base
 	for s.Next() {
 		for i := range s.recs {
 			if !r.apply(&s.recs[i]) {
 				continue
 			}
 			if row++; row == seg.Lo {
-				bids, asks := r.lww[0].levels(), r.lww[1].levels()
-				r.lww = nil
-				r.book.bids.fill(bids)
-				r.book.asks.fill(asks)
+				r.toOrdered()
 				return r, s.next + int64(i) + 1, nil
 			}
 		}

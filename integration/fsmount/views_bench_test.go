@@ -54,12 +54,11 @@ func writeGenPartition(b *testing.B, root string, k layout.Key, size int64) {
 	defer m.Close()
 	h, _ := format.ReadHeader(m, m.Size(), p)
 	data := m.Bytes()[h.HeaderSize:h.Committed]
-	ti, snaps, err := bookindex.Build(data, h.Records())
+	ix, err := bookindex.BuildIndex(data, h.Records(), int64(h.HeaderSize))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ev, _ := bookindex.BuildEvents(data, h.Records())
-	if err := bookindex.Write(dir, ti, snaps, ev); err != nil {
+	if err := ix.Write(dir); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -94,7 +93,7 @@ func BenchmarkViews(b *testing.B) {
 		d := testkit.PartDir(e.roots.Warm, keys[t])
 		os.MkdirAll(filepath.Join(d, bookindex.Dir), 0o755)
 		mustCopy(b, src, filepath.Join(d, layout.BookName))
-		for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName} {
+		for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName, bookindex.BooksName} {
 			mustCopy(b, filepath.Join(filepath.Dir(src), bookindex.Dir, n), filepath.Join(d, bookindex.Dir, n))
 		}
 		if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, keys[t], benchBlock(b)); err != nil {
@@ -199,6 +198,14 @@ func bookAtRound(b *testing.B, e *env, k layout.Key, lo, hi int64, rng *rand.Ran
 		return buf, nil
 	})
 	if err != nil {
+		b.Fatal(err)
+	}
+	bh, err := res.Open(ctx, k.Dir()+"/"+bookview.BooksPath) // read a state at a time
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bh.Close()
+	if ix.Books, err = bookview.OpenBooks(k.Dir(), bh, bh.Size()); err != nil {
 		b.Fatal(err)
 	}
 	p, err := bookview.Open(h, h.Size(), k.Dir(), ix)
