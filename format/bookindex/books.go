@@ -364,11 +364,16 @@ func decodeState(b []byte, bids, asks uint32) (*BookState, error) {
 		side[0].Price = p
 		prev := uint64(p)
 		for i := 1; i < len(side); i++ {
-			d, n := binary.Uvarint(r)
-			if n <= 0 {
-				return nil, fmt.Errorf("level %d: bad varint (price step)", i)
+			var d uint64
+			if len(r) > 0 && r[0] < 0x80 { // a step of less than 128 ticks: most of them
+				d, r = uint64(r[0]), r[1:]
+			} else {
+				var n int
+				if d, n = binary.Uvarint(r); n <= 0 {
+					return nil, fmt.Errorf("level %d: bad varint (price step)", i)
+				}
+				r = r[n:]
 			}
-			r = r[n:]
 			hi, diff := bits.Mul64(d, step)
 			room := prev + 1<<63 // how far a bid may fall: prev - MinInt64
 			if ask {
@@ -385,13 +390,34 @@ func decodeState(b []byte, bids, asks uint32) (*BookState, error) {
 			side[i].Price = int64(prev)
 		}
 		for i := range side {
-			m, n := binary.Varint(r)
-			if n <= 0 {
+			// A zigzag varint, decoded here: binary.Varint is a call per level.
+			var u uint64
+			var sh uint
+			k := 0
+			for ; k < len(r) && k < binary.MaxVarintLen64; k++ {
+				u |= uint64(r[k]&0x7f) << sh
+				if r[k] < 0x80 {
+					break
+				}
+				sh += 7
+			}
+			if k == len(r) || k == binary.MaxVarintLen64 || k == binary.MaxVarintLen64-1 && r[k] > 1 {
 				return nil, fmt.Errorf("level %d: bad varint (quantity)", i)
 			}
-			r = r[n:]
+			r = r[k+1:]
+			m := int64(u >> 1)
+			if u&1 != 0 {
+				m = ^m
+			}
+			if m == 0 {
+				return nil, fmt.Errorf("level %d: quantity 0", i)
+			}
+			if unit == 1 {
+				side[i].Qty = m
+				continue
+			}
 			q, ok := mulInt(m, unit)
-			if !ok || q == 0 {
+			if !ok {
 				return nil, fmt.Errorf("level %d: quantity %d x %d", i, m, unit)
 			}
 			side[i].Qty = q

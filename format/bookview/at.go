@@ -164,6 +164,13 @@ func (c *cutter) advance(t int64) error {
 	c.flush(t)
 	hi := c.bound(t)
 	for c.pos < hi || c.streaming || c.cur != nil && c.cur.ts <= t {
+		if len(c.pending) == 0 && c.cur == nil && c.i < len(c.recs) {
+			c.run(t, hi) // the common case, in a tight loop
+			if c.i >= len(c.recs) || c.pos >= hi && !c.streaming {
+				continue
+			}
+			// Stopped at an event dated after t: the general loop below parks it.
+		}
 		at := c.pos
 		r, ok := c.pull()
 		if !ok {
@@ -204,6 +211,31 @@ func (c *cutter) advance(t int64) error {
 		c.finish(t)
 	}
 	return nil
+}
+
+// run applies the records in hand while no event waits (nothing pending, none being
+// pulled): each book record as it comes, up to the first event dated after t or the
+// bound, where the general loop takes over.
+func (c *cutter) run(t, hi int64) {
+	recs := c.recs[c.i:]
+	j := 0
+	for ; j < len(recs); j++ {
+		r := &recs[j]
+		if !c.streaming && c.pos+int64(j) >= hi {
+			break
+		}
+		if !isBook(r.TypeID) {
+			continue
+		}
+		if !c.streaming && r.ExchTs > t {
+			break // an event after t: the general loop parks it
+		}
+		c.r.apply(r)
+		c.applied = c.pos + int64(j) + 1
+		c.streaming = !endsEvent(r)
+	}
+	c.i += j
+	c.pos += int64(j)
 }
 
 // finish moves the event being pulled into pending and applies pending up to it when its

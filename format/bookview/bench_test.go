@@ -2,6 +2,7 @@ package bookview
 
 import (
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -107,4 +108,27 @@ func threadCPU() time.Duration {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
 	return time.Duration(ts.Nano())
+}
+
+// BenchmarkBookAtDir answers the book at seeded random instants of the partition in
+// $CHRONICLE_BOOKAT_DIR (skipped without it): an existing book, so that the work of the
+// answers alone can be counted (valgrind --tool=callgrind --toggle-collect=...BookAt).
+func BenchmarkBookAtDir(b *testing.B) {
+	dir := os.Getenv("CHRONICLE_BOOKAT_DIR")
+	if dir == "" {
+		b.Skip("CHRONICLE_BOOKAT_DIR is not set")
+	}
+	l, err := OpenDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	lo, hi, _ := l.Span()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := l.BookAt(lo+rng.Int64N(hi-lo), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

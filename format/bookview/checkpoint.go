@@ -1,6 +1,9 @@
 package bookview
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookindex"
 )
@@ -91,3 +94,17 @@ func (p *Partition) replayerAt(st *state, s start, lww bool) (*replayer, error) 
 // reseatGap is how many records a walk through many instants would rather replay than
 // load a checkpoint (whose levels an ordered book takes in one pass); a variable for tests.
 var reseatGap int64 = 4096
+
+// rowsEnd bounds the records that hold the first rows depth updates: the record of the
+// first checkpoint with at least rows of them before it, at most end.
+func (st *state) rowsEnd(rows, end int64) int64 {
+	b := st.books
+	if b == nil {
+		return end
+	}
+	k, _ := slices.BinarySearchFunc(b.Entries, uint64(rows), func(c bookindex.Checkpoint, rows uint64) int { return cmp.Compare(c.Depth, rows) })
+	if k == len(b.Entries) {
+		return end
+	}
+	return min(end, int64(b.Entries[k].Record))
+}

@@ -1,6 +1,9 @@
 package bookview
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // lwwSide is one side of a book kept as "last write wins": a hash table from price to the
 // last quantity written, with no order. The book at an instant needs only each level's
@@ -108,12 +111,7 @@ func (s *lwwSide) levels() []Level {
 			out = append(out, Level{Price: s.keys[i], Qty: s.vals[i]})
 		}
 	}
-	slices.SortFunc(out, func(a, b Level) int {
-		if s.ask {
-			return cmpInt(a.Price, b.Price)
-		}
-		return cmpInt(b.Price, a.Price)
-	})
+	sortBest(out, s.ask)
 	return out
 }
 
@@ -126,12 +124,7 @@ func (s *lwwSide) entries() []Level {
 			out = append(out, Level{Price: s.keys[i], Qty: s.vals[i]})
 		}
 	}
-	slices.SortFunc(out, func(a, b Level) int {
-		if s.ask {
-			return cmpInt(a.Price, b.Price)
-		}
-		return cmpInt(b.Price, a.Price)
-	})
+	sortBest(out, s.ask)
 	return out
 }
 
@@ -159,6 +152,15 @@ func merge(base, changes []Level, ask bool) []Level {
 		j++
 	}
 	return out
+}
+
+// sortBest sorts levels best first: asks from the lowest price, bids from the highest.
+func sortBest(ls []Level, ask bool) {
+	if ask {
+		slices.SortFunc(ls, func(a, b Level) int { return cmp.Compare(a.Price, b.Price) })
+	} else {
+		slices.SortFunc(ls, func(a, b Level) int { return cmp.Compare(b.Price, a.Price) })
+	}
 }
 
 func cmpInt(a, b int64) int {

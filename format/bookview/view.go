@@ -290,7 +290,9 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 			row = seg.Lo
 		}
 	}
-	s := p.newScanner(pos, seg.to)
+	// Read no further than the rows need (a scan reads ahead, and a cold frame read past
+	// them is decoded for nothing): up to the checkpoint after the segment's last row.
+	s := p.newScanner(pos, p.st.Load().rowsEnd(seg.Hi, seg.to))
 	defer s.Close()
 	size := seg.View.RowSize()
 	n := seg.View.N
@@ -344,7 +346,7 @@ func (p *Partition) fastForward(seg Segment) (*replayer, int64, error) {
 			}
 		}
 	}
-	s := p.newScanner(from, seg.to)
+	s := p.newScanner(from, p.st.Load().rowsEnd(seg.Lo, seg.to))
 	defer s.Close()
 	for s.Next() {
 		for i := range s.recs {
