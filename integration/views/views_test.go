@@ -166,10 +166,19 @@ func TestViewsEveryTier(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(local, bookindex.Dir, bookindex.EventsName)); err != nil {
 			t.Fatalf("%s: the refinery wrote no events index: %v", logical, err)
 		}
+		bk, bf, err := bookindex.ReadBooks(local)
+		if err != nil {
+			t.Fatalf("%s: the refinery wrote no book index: %v", logical, err)
+		}
 		_, recs, err := books.ReadFile(filepath.Join(local, layout.BookName))
 		if err != nil {
 			t.Fatal(err)
 		}
+		// What the book index costs (docs/format/index.md, "Size").
+		ist, _ := bf.Stat()
+		bst, _ := os.Stat(filepath.Join(local, layout.BookName))
+		bf.Close()
+		t.Logf("%s: index/books.idx %d checkpoints, %d bytes, %.2f%% of book.q", logical, len(bk.Entries), ist.Size(), 100*float64(ist.Size())/float64(bst.Size()))
 		want := map[string][]byte{}
 		l, err := bookview.OpenDir(local)
 		if err != nil {
