@@ -28,6 +28,9 @@ type viewPart struct {
 	logical string // partition directory
 	th      tiers.Handle
 	books   tiers.Handle // index/books.idx, read a state at a time (nil: none; built in memory)
+	// resident is what the partition's book index may hold in memory: a bucket's small
+	// files are fetched whole (tiers), so a remote one counts its size.
+	resident int64
 	part    *bookview.Partition
 	bi      bookInfo
 	created int64 // the book header's created_ns: with the logical path, names its rows
@@ -45,6 +48,9 @@ type viewParts struct {
 	lru     list.List
 	max     int
 	loading map[string]*loadCall
+	// resident is the book index bytes the partitions in the table may hold in memory,
+	// kept at most maxResident (views_cache_bytes) by dropping the least recently used.
+	resident, maxResident int64
 }
 
 type loadCall struct {
@@ -56,7 +62,7 @@ type loadCall struct {
 const maxViewParts = 256
 
 func newViewParts(f *FS) *viewParts {
-	return &viewParts{f: f, byPath: map[string]*list.Element{}, max: maxViewParts, loading: map[string]*loadCall{}}
+	return &viewParts{f: f, byPath: map[string]*list.Element{}, max: maxViewParts, loading: map[string]*loadCall{}, maxResident: f.cfg.ViewsCacheBytes}
 }
 
 // get returns the partition's view state with a reference (release it with put). A
@@ -104,6 +110,7 @@ func (v *viewParts) get(ctx context.Context, logical string) (*viewPart, error) 
 		if c.err == nil {
 			c.vp.refs++ // the caller's
 			v.byPath[logical] = v.lru.PushFront(c.vp)
+			v.resident += c.vp.resident
 			v.evict()
 		}
 		v.mu.Unlock()
@@ -141,6 +148,9 @@ func (v *viewParts) load(ctx context.Context, logical string) (*viewPart, error)
 		err = nil
 	case err == nil:
 		vp.books = bh
+		if bh.Tier() == layout.Remote {
+			vp.resident = bh.Size()
+		}
 		ix.Books, err = bookview.OpenBooks(logical, bh, bh.Size())
 	}
 	if err != nil {
@@ -204,6 +214,7 @@ func (v *viewParts) drop(logical string, vp *viewPart) {
 		old := el.Value.(*viewPart)
 		v.lru.Remove(el)
 		delete(v.byPath, logical)
+		v.resident -= old.resident
 		old.dead = true
 		if old.refs == 0 {
 			closeIt = old
@@ -215,13 +226,15 @@ func (v *viewParts) drop(logical string, vp *viewPart) {
 	}
 }
 
-// evict drops the least recently used partitions past the bound (v.mu held).
+// evict drops the least recently used partitions past the bounds (v.mu held): the count,
+// and the book index bytes they may hold (the one just loaded always stays).
 func (v *viewParts) evict() {
-	for v.lru.Len() > v.max {
+	for v.lru.Len() > v.max || v.resident > v.maxResident && v.lru.Len() > 1 {
 		el := v.lru.Back()
 		vp := el.Value.(*viewPart)
 		v.lru.Remove(el)
 		delete(v.byPath, vp.logical)
+		v.resident -= vp.resident
 		vp.dead = true
 		if vp.refs == 0 {
 			go vp.close()
@@ -242,6 +255,7 @@ func (v *viewParts) closeAll() {
 		delete(v.byPath, k)
 	}
 	v.lru.Init()
+	v.resident = 0
 }
 
 // segKey names rendered rows for good: rows never change once written.

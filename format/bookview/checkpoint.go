@@ -2,6 +2,8 @@ package bookview
 
 import (
 	"cmp"
+	"fmt"
+	"math"
 	"slices"
 
 	"github.com/chronicle/chronicle/format"
@@ -107,4 +109,41 @@ func (st *state) rowsEnd(rows, end int64) int64 {
 		return end
 	}
 	return min(end, int64(b.Entries[k].Record))
+}
+
+// depthCheck compares the rows a replay counts with the book index's count at each
+// checkpoint it passes, so that a book that does not match its index (damage, another
+// book's index) is an error rather than rows that shift.
+type depthCheck struct {
+	es   []bookindex.Checkpoint // those not passed yet
+	next int64                  // the record of es[0], MaxInt64 when none is left
+}
+
+func (st *state) depthCheck(from int64) depthCheck {
+	var d depthCheck
+	if b := st.books; b != nil {
+		k, _ := slices.BinarySearchFunc(b.Entries, uint64(from), func(c bookindex.Checkpoint, r uint64) int { return cmp.Compare(c.Record, r) })
+		d.es = b.Entries[k:]
+	}
+	d.step()
+	return d
+}
+
+func (d *depthCheck) step() {
+	d.next = math.MaxInt64
+	if len(d.es) > 0 {
+		d.next = int64(d.es[0].Record)
+	}
+}
+
+// at is called when the replay is at record d.next, rows depth updates applied.
+func (d *depthCheck) at(p *Partition, rows int64) error {
+	c := d.es[0]
+	d.es = d.es[1:]
+	d.step()
+	if int64(c.Depth) != rows {
+		return fmt.Errorf("%s: %w: %d depth updates before record %d, the book index says %d (the book does not match its index)",
+			p.name, bookindex.ErrCorrupt, rows, c.Record, c.Depth)
+	}
+	return nil
 }

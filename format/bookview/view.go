@@ -292,13 +292,20 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 	}
 	// Read no further than the rows need (a scan reads ahead, and a cold frame read past
 	// them is decoded for nothing): up to the checkpoint after the segment's last row.
-	s := p.newScanner(pos, p.st.Load().rowsEnd(seg.Hi, seg.to))
+	st := p.st.Load()
+	s := p.newScanner(pos, st.rowsEnd(seg.Hi, seg.to))
 	defer s.Close()
+	dc := st.depthCheck(pos)
 	size := seg.View.RowSize()
 	n := seg.View.N
 	out := dst
 	for s.Next() {
 		for i := range s.recs {
+			if s.next+int64(i) == dc.next {
+				if err := dc.at(p, row); err != nil {
+					return err
+				}
+			}
 			rec := &s.recs[i]
 			if !r.apply(rec) {
 				continue
@@ -346,10 +353,17 @@ func (p *Partition) fastForward(seg Segment) (*replayer, int64, error) {
 			}
 		}
 	}
-	s := p.newScanner(from, p.st.Load().rowsEnd(seg.Lo, seg.to))
+	st := p.st.Load()
+	s := p.newScanner(from, st.rowsEnd(seg.Lo, seg.to))
 	defer s.Close()
+	dc := st.depthCheck(from)
 	for s.Next() {
 		for i := range s.recs {
+			if s.next+int64(i) == dc.next {
+				if err := dc.at(p, row); err != nil {
+					return nil, 0, err
+				}
+			}
 			if !r.apply(&s.recs[i]) {
 				continue
 			}
