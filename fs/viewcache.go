@@ -31,9 +31,9 @@ type viewPart struct {
 	// resident is what the partition's book index may hold in memory: a bucket's small
 	// files are fetched whole (tiers), so a remote one counts its size.
 	resident int64
-	part    *bookview.Partition
-	bi      bookInfo
-	created int64 // the book header's created_ns: with the logical path, names its rows
+	part     *bookview.Partition
+	bi       bookInfo
+	created  int64 // the book header's created_ns: with the logical path, names its rows
 
 	refs int  // open views and calls in progress (viewParts.mu)
 	dead bool // out of the table: the handle closes with the last ref
