@@ -22,7 +22,9 @@ import (
 // make it; CHRONICLE_BENCH_BYTES / 4, default 64 MiB) with its index/ as the refinery
 // writes it, mapped as a warm file is: where BookAt's time goes (the profile-views step of
 // make bench). It reports the p50 and p99 of the wall clock and of the thread's CPU time in
-// ms, and the records replayed per query (from the book index's checkpoint to the cut).
+// ms, the share of answers during which the scheduler preempted the thread (another
+// process took the core) and the p99 of the others, and the records replayed per query
+// (from the book index's checkpoint to the cut).
 func BenchmarkBookAt(b *testing.B) {
 	for _, every := range []time.Duration{time.Minute, 10 * time.Second} {
 		b.Run("snapshot_interval="+every.String(), func(b *testing.B) { benchBookAt(b, every) })
@@ -66,7 +68,7 @@ func benchBookAt(b *testing.B, every time.Duration) {
 	defer l.Close()
 	lo, hi, _ := l.Span()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var lat, cpu []time.Duration
+	var lat, cpu, calm []time.Duration // calm: the wall clock of answers never preempted
 	var replayed int64
 	// The thread's CPU time besides the wall clock: a mapped book is answered on the
 	// calling goroutine alone, so it is the work of one answer, whatever else the machine
@@ -77,7 +79,7 @@ func benchBookAt(b *testing.B, every time.Duration) {
 	for range b.N {
 		for range 200 {
 			t := lo + rng.Int64N(hi-lo)
-			c0 := threadCPU()
+			c0, p0 := threadCPU(), preempted()
 			t0 := time.Now()
 			s, err := l.BookAt(t, 10)
 			if err != nil {
@@ -85,6 +87,9 @@ func benchBookAt(b *testing.B, every time.Duration) {
 			}
 			lat = append(lat, time.Since(t0))
 			cpu = append(cpu, threadCPU()-c0)
+			if preempted() == p0 {
+				calm = append(calm, lat[len(lat)-1])
+			}
 			start := int64(0)
 			if bk := l.Books(); bk != nil {
 				start = int64(bk.Entries[bk.Find(t)].Record)
@@ -100,7 +105,21 @@ func benchBookAt(b *testing.B, every time.Duration) {
 	b.ReportMetric(pct(lat, 99), "p99_ms")
 	b.ReportMetric(pct(cpu, 50), "cpu_p50_ms")
 	b.ReportMetric(pct(cpu, 99), "cpu_p99_ms")
+	// What the machine adds: the answers the scheduler took the core from, and the p99 of
+	// the others.
+	b.ReportMetric(100*float64(len(lat)-len(calm))/float64(len(lat)), "preempted_%")
+	if len(calm) > 0 {
+		b.ReportMetric(pct(calm, 99), "unpreempted_p99_ms")
+	}
 	b.ReportMetric(float64(replayed)/float64(len(lat)), "records/query")
+}
+
+// preempted counts the times the scheduler took the calling thread off its core while it
+// could run (involuntary context switches).
+func preempted() int64 {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_THREAD, &ru)
+	return ru.Nivcsw
 }
 
 // threadCPU is the calling thread's CPU time.
