@@ -282,19 +282,25 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 	// Read no further than the rows need (a scan reads ahead, and a cold frame read past
 	// them is decoded for nothing): up to the checkpoint after the segment's last row.
 	end := st.rowsEnd(seg.Hi, seg.to)
+	// A few rows (a small read) are read in small pieces: their cold frame is decoded only
+	// as far as they are.
+	chunk := int64(chunkBytes)
+	if (seg.Hi-seg.Lo)*seg.View.RowSize() <= smallRead {
+		chunk = smallChunk
+	}
 	var r *replayer
 	var s *scanner
 	var dc depthCheck
 	row, i := seg.base, 0
 	switch c := p.getCheckpoint(ckKey{seg.from, seg.Lo}); {
 	case seg.Lo == seg.base:
-		r, s, dc = newReplayer(), p.newScanner(seg.from, end), st.depthCheck(seg.from)
+		r, s, dc = newReplayer(), p.newScannerChunk(seg.from, end, chunk), st.depthCheck(seg.from)
 	case c != nil:
-		r, s, dc, row = c.r.clone(), p.newScanner(c.pos, end), st.depthCheck(c.pos), seg.Lo
+		r, s, dc, row = c.r.clone(), p.newScannerChunk(c.pos, end, chunk), st.depthCheck(c.pos), seg.Lo
 	default:
 		// The same scan goes on from the first row: no record is read twice.
 		var err error
-		if r, s, i, dc, err = p.fastForward(st, seg, end); err != nil {
+		if r, s, i, dc, err = p.fastForward(st, seg, end, chunk); err != nil {
 			return err
 		}
 		row = seg.Lo
@@ -345,7 +351,7 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 // stretch before that row (its state is the replay's from the stretch's run), so it reads
 // less than a stride of records. It returns the scan of records up to end, at the record
 // after that row's update (recs[i]), and the check of the checkpoints still ahead.
-func (p *Partition) fastForward(st *state, seg Segment, end int64) (*replayer, *scanner, int, depthCheck, error) {
+func (p *Partition) fastForward(st *state, seg Segment, end, chunk int64) (*replayer, *scanner, int, depthCheck, error) {
 	r := newReplayer()
 	r.lww = getLWW()
 	from, row := seg.from, seg.base
@@ -358,7 +364,7 @@ func (p *Partition) fastForward(st *state, seg Segment, end int64) (*replayer, *
 			r, from, row = fromState(bs, true), int64(b.Entries[k].Record), int64(b.Entries[k].Depth)
 		}
 	}
-	s := p.newScanner(from, end)
+	s := p.newScannerChunk(from, end, chunk)
 	dc := st.depthCheck(from)
 	if row == seg.Lo { // at the checkpoint itself
 		r.toOrdered()
