@@ -28,8 +28,8 @@ type viewPart struct {
 	logical string // partition directory
 	th      tiers.Handle
 	books   tiers.Handle // index/books.idx, read a state at a time (nil: none; built in memory)
-	// resident is what the partition's book index may hold in memory: a bucket's small
-	// files are fetched whole (tiers), so a remote one counts its size.
+	// resident is what the partition's book index may hold in memory: one built by the
+	// scan at open, or a remote one (a bucket's small files are fetched whole by tiers).
 	resident int64
 	part     *bookview.Partition
 	bi       bookInfo
@@ -162,6 +162,10 @@ func (v *viewParts) load(ctx context.Context, logical string) (*viewPart, error)
 	if err != nil {
 		vp.close()
 		return nil, err
+	}
+	if ix.Books == nil {
+		// Built by the scan: its states are in memory.
+		vp.resident = part.Books().StatesSize()
 	}
 	if ix.Events == nil || ix.Books == nil {
 		f.log.Info("views: indexed a partition without index/events.idx or index/books.idx", "partition", logical, "tier", bi.tier.String(),

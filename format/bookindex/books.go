@@ -85,6 +85,16 @@ type Books struct {
 	name    string
 }
 
+// StatesSize is the bytes of the states (held in memory when the index was built, not
+// read from a file).
+func (b *Books) StatesSize() int64 {
+	var n int64
+	for _, c := range b.Entries {
+		n = max(n, int64(c.Off)+int64(c.Len))
+	}
+	return n
+}
+
 // Find returns the last checkpoint after which some book event at or before t starts:
 // a replay for the book at t (docs/format/views.md: the events up to the last one, in file
 // order, whose time is at or before t) starts there, and reads no event that starts at or
