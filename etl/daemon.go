@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/etl/symbols"
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 )
 
 // TableWatcher keeps the dim_symbol table current: it reloads the file when its size or
@@ -134,6 +135,8 @@ type DaemonOptions struct {
 	// Ready, if set, is called once every venue journal found at start has taken over its
 	// checkpoint: from then on a stop closes (trims) the partitions it reopened.
 	Ready func()
+	// Host is recorded in every meta.json (Options.Host).
+	Host *meta.Host
 }
 
 // RunDaemon refines every configured venue journal (or every one that appears under
@@ -159,7 +162,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 			var lastLog time.Time
 			lastReason := ""
 			for ctx.Err() == nil {
-				st, err := Refine(ctx, Options{Config: o.Config, Root: o.Root, JournalDir: dir, Follow: true,
+				st, err := Refine(ctx, Options{Config: o.Config, Root: o.Root, JournalDir: dir, Follow: true, Host: o.Host,
 					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics, Resumed: resumed})
 				if err == nil {
 					o.Log.Info("refinery stopped", "journal", dir, "frames", st.Frames)

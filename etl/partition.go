@@ -1,6 +1,7 @@
 package etl
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -108,17 +109,153 @@ type partition struct {
 	dayEnd    int64
 	created   int64
 	st        partStats
-	touched   bool  // records written since the last commit
-	hasMeta   bool  // a meta.json was written by this process
-	gone      bool  // sealed: no longer written
-	sealing   bool  // index/ and meta.json final: a restart finishes the seal, never reopens it
-	written   int64 // records written by this process, for the records_total metric
+	touched   bool               // records written since the last commit
+	hasMeta   bool               // a meta.json was written by this process
+	gone      bool               // sealed: no longer written
+	sealing   bool               // index/ and meta.json final: a restart finishes the seal, never reopens it
+	written   int64              // records written by this process, for the records_total metric
+	bw        *format.BookWriter // p.w's writer when it writes (the fast path), else nil
+}
+
+// writeSlow writes through the writer interface a copy of the record (which escapes to the
+// heap; the callers' records, passed by pointer, do not).
+func (p *partition) writeSlow(r format.BookRecord) error { return p.w.WriteBook(&r) }
+
+// setWriter sets the partition's writer.
+func (p *partition) setWriter(w writer) {
+	p.w, p.bw = w, nil
+	if pw, ok := w.(pwrite); ok {
+		p.bw = pw.BookWriter
+	}
+}
+
+// levels writes the level records of one depth update: tmpl (type, symbol, times and
+// ids) with each level's side, price and quantity, the last flagged (and crossed if the
+// book crossed). The records are encoded straight into the writer's buffer, and the
+// statistics count the event once.
+func (p *partition) levels(tmpl *format.BookRecord, bids, asks []levelT, crossed bool) error {
+	n := len(bids) + len(asks)
+	last := format.FlagLast
+	if crossed {
+		last |= format.FlagCrossed
+	}
+	if p.bw == nil || n == 0 {
+		return p.levelsSlow(tmpl, bids, asks, 0, last)
+	}
+	out, err := p.encodeLevels(tmpl, bids, asks, 0)
+	if err != nil {
+		return err
+	}
+	// The last record of the event carries its end flags.
+	d := out[len(out)-format.BookRecordSize:]
+	binary.LittleEndian.PutUint16(d[2:], binary.LittleEndian.Uint16(d[2:])|last)
+	st := &p.st
+	st.DepthUpdates++
+	if crossed {
+		st.Crossed++
+	}
+	return nil
+}
+
+// snapshotLevels writes the level records of a snapshot run: tmpl with each level, flagged
+// snapshot and by side.
+func (p *partition) snapshotLevels(tmpl *format.BookRecord, bids, asks []levelT) error {
+	if p.bw == nil {
+		return p.levelsSlow(tmpl, bids, asks, format.FlagSnapshot, 0)
+	}
+	_, err := p.encodeLevels(tmpl, bids, asks, format.FlagSnapshot)
+	return err
+}
+
+// encodeLevels reserves and encodes one level record per level (flags: base and the side),
+// counting them in the statistics; it returns the records.
+func (p *partition) encodeLevels(tmpl *format.BookRecord, bids, asks []levelT, base uint16) ([]byte, error) {
+	n := len(bids) + len(asks)
+	if n == 0 {
+		return nil, nil
+	}
+	out, err := p.bw.Reserve(n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
+	}
+	// Eight stores a record, in the layout of docs/format/q.md (format.BookRecord.Put): the
+	// first word (type, flags, symbol) per side, the others per event or per level.
+	le := binary.LittleEndian
+	b := out
+	for side, lv := range [2][]levelT{bids, asks} {
+		flags := base | format.FlagBid
+		if side == 1 {
+			flags = base | format.FlagAsk
+		}
+		head := uint64(tmpl.TypeID) | uint64(flags)<<16 | uint64(tmpl.SymbolID)<<32
+		for _, l := range lv {
+			d := b[:format.BookRecordSize:format.BookRecordSize]
+			le.PutUint64(d[0:], head)
+			le.PutUint64(d[8:], uint64(tmpl.ExchTs))
+			le.PutUint64(d[16:], uint64(tmpl.RecvTs))
+			le.PutUint64(d[24:], tmpl.Seq)
+			le.PutUint64(d[32:], uint64(l.Price))
+			le.PutUint64(d[40:], uint64(l.Qty))
+			le.PutUint64(d[48:], uint64(tmpl.Aux0))
+			le.PutUint64(d[56:], uint64(tmpl.Aux1))
+			b = b[format.BookRecordSize:]
+		}
+	}
+	p.touched = true
+	p.written += int64(n)
+	p.st.Counts[format.TypeLevel] += int64(n)
+	p.noteTs(tmpl.ExchTs)
+	return out, nil
+}
+
+// levelsSlow is levels and snapshotLevels one record at a time (writers that compare
+// instead of writing, an update that changed no level): base flags on every record, last
+// on the last.
+func (p *partition) levelsSlow(tmpl *format.BookRecord, bids, asks []levelT, base, last uint16) error {
+	rec := *tmpl
+	if len(bids)+len(asks) == 0 && last != 0 {
+		// An update that changed no level still advances the chain: one sideless record.
+		rec.Flags, rec.Price, rec.Qty = last, 0, 0
+		return p.write(&rec)
+	}
+	i, n := 0, len(bids)+len(asks)
+	for side, lv := range [2][]levelT{bids, asks} {
+		for _, l := range lv {
+			i++
+			rec.Flags, rec.Price, rec.Qty = base|format.FlagBid, l.Price, l.Qty
+			if side == 1 {
+				rec.Flags = base | format.FlagAsk
+			}
+			if i == n {
+				rec.Flags |= last
+			}
+			if err := p.write(&rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *partition) noteTs(ts int64) {
+	st := &p.st
+	if !st.HaveTs {
+		st.FirstTs, st.LastTs, st.HaveTs = ts, ts, true
+	} else {
+		st.FirstTs, st.LastTs = min(st.FirstTs, ts), max(st.LastTs, ts)
+	}
 }
 
 func (p *partition) path() string { return filepath.Join(p.dir, layout.BookName) }
 
 func (p *partition) write(r *format.BookRecord) error {
-	if err := p.w.WriteBook(r); err != nil {
+	if p.bw != nil {
+		b, err := p.bw.Reserve(1)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
+		}
+		r.Put(b)
+	} else if err := p.writeSlow(*r); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrPartition, p.path(), err)
 	}
 	p.touched = true
@@ -146,11 +283,7 @@ func (p *partition) write(r *format.BookRecord) error {
 	case format.TypeBookInvalid:
 		st.BookInvalid++
 	}
-	if !st.HaveTs {
-		st.FirstTs, st.LastTs, st.HaveTs = r.ExchTs, r.ExchTs, true
-	} else {
-		st.FirstTs, st.LastTs = min(st.FirstTs, r.ExchTs), max(st.LastTs, r.ExchTs)
-	}
+	p.noteTs(r.ExchTs)
 	return nil
 }
 
@@ -241,11 +374,12 @@ func sameIdentity(a, b format.Header) bool {
 // left: an unsealed file is rewritten from `at` (compared record by record), a sealed one
 // is only compared. at < 0 means "from the first record" (a file the state does not know).
 //
-// A live refinery writes through a shared mapping whose pages the appender's grower
-// faults in ahead, on another core: a record costs a store and a commit one atomic store,
-// the lowest latency there is. A backfill writes with pwrite in large batches, which
-// costs far less CPU per record where page faults are dear (virtual machines).
-func openWriter(path string, want format.Header, at int64, opt format.Options, live bool) (writer, error) {
+// Records are encoded into a buffer and written with pwrite, a chunk at a time, and
+// published by Commit (one atomic store of the committed length): a backfill commits at
+// checkpoints, a live refinery after every batch of frames (every frame once it has caught
+// up). Stores into a shared mapping would fault each fresh page in, which on virtual
+// machines costs more than copying it (format.BookWriter).
+func openWriter(path string, want format.Header, at int64, opt format.Options) (writer, error) {
 	if err := removeTemps(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
@@ -256,10 +390,6 @@ func openWriter(path string, want format.Header, at int64, opt format.Options, l
 		}
 		if err := format.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
-		}
-		if live {
-			a, err := format.Create(path, want, liveOptions(opt))
-			return mapped{a}, err
 		}
 		b, err := format.CreateBook(path, want, opt)
 		return pwrite{b}, err
@@ -277,33 +407,11 @@ func openWriter(path string, want format.Header, at int64, opt format.Options, l
 	if h.Sealed {
 		return openVerifier(path, h, at)
 	}
-	if live {
-		a, err := format.ResumeAppender(path, min(at, int64(h.Committed)), liveOptions(opt))
-		return mapped{a}, err
-	}
 	b, err := format.ResumeBook(path, min(at, int64(h.Committed)), opt)
 	return pwrite{b}, err
 }
 
-// liveOptions grows live partitions by at most 2 MiB at a time: the grower faults each
-// chunk in on another core, and a smaller chunk keeps that work in small slices next to a
-// refinery that busy-polls the journal (a live partition grows by a few MB a second).
-func liveOptions(opt format.Options) format.Options {
-	opt.ChunkSize = min(opt.ChunkSize, 2<<20)
-	return opt
-}
-
-// mapped adapts a format.Appender to writer.
-type mapped struct{ *format.Appender }
-
-func (m mapped) Commit() error {
-	m.Appender.Commit()
-	return nil
-}
-
-func (m mapped) Writes() bool { return true }
-
-// pwrite adapts a format.BookWriter (backfills) to writer.
+// pwrite adapts a format.BookWriter to writer.
 type pwrite struct{ *format.BookWriter }
 
 func (pwrite) Writes() bool { return true }

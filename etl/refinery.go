@@ -69,10 +69,49 @@ type Refinery struct {
 	// checkpoint.
 	beforeSeal func() error
 	sealHook   func(stage string) error // test hook (Options.sealHook)
+	// flushInput brings the segments' hashes up to the frames refined (the source hashes
+	// them in large pieces): before they are written into meta.json or a checkpoint.
+	flushInput func()
 
-	live        bool // commit after every frame (tailing a live journal)
+	host        *meta.Host // source.host of every meta.json (Options.Host)
+	live        bool       // tailing a live journal: the runner commits after each batch of frames
 	fopt        format.Options
-	afterCommit func(recvNs int64)
+	afterCommit func(recvNs int64) // called for each frame whose records a commit published
+	batchRecv   []int64            // receive times of the frames written since the last commit (afterCommit)
+	wrote       bool               // the current frame wrote records
+	lastSym     *symState          // the symbol of the last message (most messages follow one of the same symbol)
+	cnt         counters           // hot-path metrics, added to the registry in batches
+	snapBids    []levelT           // a snapshot run's levels (reused)
+	snapAsks    []levelT
+	ahead       *ahead   // messages decoded ahead on another core, or nil
+	segSeq      uint64   // sequence number of the segment of the current frame
+	ownBids     []levelT // r.msg's own level arrays (a message taken from ahead lends it the entry's)
+	ownAsks     []levelT
+}
+
+// counters are the metrics every message touches, counted here and added to the
+// Prometheus series every few thousand frames (publishMetrics): an atomic add per message
+// and series would cost more than the rest of a ticker's refining.
+type counters struct {
+	depth, trade, ticker, other, crossed, tickerChecks int64
+	ahead                                              int64 // messages decoded ahead (aheadTaken)
+}
+
+// publishMetrics adds the counts kept since the last call to the series.
+func (r *Refinery) publishMetrics() {
+	c := &r.cnt
+	aheadTaken.Add(c.ahead)
+	c.ahead = 0
+	for _, x := range [...]struct {
+		n *int64
+		c interface{ Add(float64) }
+	}{{&c.depth, r.m.depth}, {&c.trade, r.m.trade}, {&c.ticker, r.m.ticker}, {&c.other, r.m.other},
+		{&c.crossed, r.m.crossed}, {&c.tickerChecks, r.m.tickerChecks}} {
+		if *x.n != 0 {
+			x.c.Add(float64(*x.n))
+			*x.n = 0
+		}
+	}
 }
 
 func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, log *slog.Logger, m *venueMetrics) *Refinery {
@@ -117,8 +156,9 @@ func (r *Refinery) frame(rec *format.JournalRecord, seg string) error {
 	return r.endFrame()
 }
 
-// endFrame publishes what the frame wrote (one exchange event, one commit per file), then
-// flushes holds and seals partitions whose grace has passed.
+// endFrame flushes holds and seals partitions whose grace has passed. What the frame wrote
+// is published by the next commit: the runner's, after a batch of frames (live) or at a
+// checkpoint.
 func (r *Refinery) endFrame() error {
 	if len(r.holders) > 0 {
 		for _, raw := range sortedKeys(r.holders) {
@@ -130,11 +170,10 @@ func (r *Refinery) endFrame() error {
 			}
 		}
 	}
-	if r.live {
-		if err := r.commitTouched(); err != nil {
-			return err
-		}
+	if r.afterCommit != nil && r.wrote {
+		r.batchRecv = append(r.batchRecv, r.recvNs)
 	}
+	r.wrote = false
 	if r.clock >= r.nextSeal {
 		return r.sealDue()
 	}
@@ -142,8 +181,9 @@ func (r *Refinery) endFrame() error {
 }
 
 // commitTouched publishes what the partitions written since the last commit hold. A live
-// refinery commits after every frame, so readers see each exchange event as one step; a
-// backfill commits at checkpoints and writes in large batches meanwhile.
+// refinery commits after each batch of frames (each frame once it has caught up: readers
+// see every exchange event as one step, and every frame of a batch as soon as the batch
+// is done); a backfill commits at checkpoints and writes in large chunks meanwhile.
 func (r *Refinery) commitTouched() error {
 	for _, p := range r.touched {
 		if err := p.commit(); err != nil {
@@ -152,10 +192,13 @@ func (r *Refinery) commitTouched() error {
 		r.m.records.Add(float64(p.written))
 		p.written = 0
 	}
-	if r.afterCommit != nil && len(r.touched) > 0 {
-		r.afterCommit(r.recvNs)
-	}
 	r.touched = r.touched[:0]
+	if r.afterCommit != nil {
+		for _, recv := range r.batchRecv {
+			r.afterCommit(recv)
+		}
+		r.batchRecv = r.batchRecv[:0]
+	}
 	return nil
 }
 
@@ -185,7 +228,7 @@ func (r *Refinery) plausible(ts int64) bool {
 
 func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 	m := &r.msg
-	if err := r.v.Decode(rec.Payload, m); err != nil {
+	if err := r.decode(rec); err != nil {
 		r.m.malformed.Inc()
 		r.log.Debug("undecodable message", "segment", r.segName, "offset", rec.Offset, "err", err)
 		// A depth message that cannot be read breaks the chain: say so now.
@@ -197,7 +240,7 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		return nil
 	}
 	if m.Kind == venue.KindOther {
-		r.m.other.Inc()
+		r.cnt.other++
 		return nil
 	}
 	ts := m.ExchNs
@@ -241,20 +284,24 @@ func (r *Refinery) onMessage(rec *format.JournalRecord) error {
 		}
 		return nil
 	}
-	s := r.sym(string(m.Symbol), ts)
+	s := r.lastSym
+	if s == nil || s.Raw != string(m.Symbol) {
+		s = r.sym(string(m.Symbol), ts)
+		r.lastSym = s
+	}
 	if s.Fresh && (s.FirstSeen == 0 || ts < s.FirstSeen) {
 		s.FirstSeen = ts
 	}
 	var err error
 	switch m.Kind {
 	case venue.KindDepth:
-		r.m.depth.Inc()
+		r.cnt.depth++
 		err = r.onDepth(s, ts)
 	case venue.KindTrade, venue.KindAggTrade:
-		r.m.trade.Inc()
+		r.cnt.trade++
 		err = r.onTrade(s, ts)
 	case venue.KindBookTicker:
-		r.m.ticker.Inc()
+		r.cnt.ticker++
 		err = r.onTicker(s, ts, estimated)
 	}
 	s.LastExch = max(s.LastExch, ts)
@@ -296,9 +343,29 @@ func (r *Refinery) flushUndated(cur *format.JournalRecord) error {
 	}
 	r.recvNs, r.segName = recv, seg
 	if cur != nil {
-		return r.v.Decode(cur.Payload, &r.msg) // decoded once already
+		return r.decodeOwn(cur.Payload) // decoded once already
 	}
 	return nil
+}
+
+// decode decodes a journal message into r.msg: the decoding made ahead on another core
+// when there is one for this frame, else here.
+func (r *Refinery) decode(rec *format.JournalRecord) error {
+	if r.ahead != nil && !r.flushing && !r.ahead.stopped {
+		if ok, err := r.ahead.take(r.segSeq, rec.Offset, rec.Payload, &r.msg); ok {
+			r.cnt.ahead++
+			return err
+		}
+	}
+	return r.decodeOwn(rec.Payload)
+}
+
+// decodeOwn decodes payload into r.msg with r.msg's own level arrays.
+func (r *Refinery) decodeOwn(payload []byte) error {
+	r.msg.Bids, r.msg.Asks = r.ownBids, r.ownAsks
+	err := r.v.Decode(payload, &r.msg)
+	r.ownBids, r.ownAsks = r.msg.Bids, r.msg.Asks
+	return err
 }
 
 // ---- depth ----
@@ -417,54 +484,20 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 			return err
 		}
 	}
-	for _, l := range bids {
-		if err := s.book.Set(true, l.Price, l.Qty); err != nil {
-			return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
-		}
-	}
-	for _, l := range asks {
-		if err := s.book.Set(false, l.Price, l.Qty); err != nil {
-			return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
-		}
+	if s.book.Apply(true, bids) != nil || s.book.Apply(false, asks) != nil {
+		return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
 	}
 	s.LastU = last
 	crossed := s.book.Crossed()
 	if crossed {
-		r.m.crossed.Inc()
+		r.cnt.crossed++
 	}
 	if p != nil {
 		p.noteSegment(seg)
 		rec := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv,
 			Seq: uint64(last), Aux0: first, Aux1: prev}
-		n := len(bids) + len(asks)
-		if n == 0 {
-			// An update that changed no level still advances the chain: one sideless record.
-			rec.Flags = format.FlagLast
-			if crossed {
-				rec.Flags |= format.FlagCrossed
-			}
-			if err := p.write(&rec); err != nil {
-				return err
-			}
-		}
-		i := 0
-		for side, lv := range [2][]venue.Level{bids, asks} {
-			for _, l := range lv {
-				i++
-				rec.Flags, rec.Price, rec.Qty = format.FlagBid, l.Price, l.Qty
-				if side == 1 {
-					rec.Flags = format.FlagAsk
-				}
-				if i == n {
-					rec.Flags |= format.FlagLast
-					if crossed {
-						rec.Flags |= format.FlagCrossed
-					}
-				}
-				if err := p.write(&rec); err != nil {
-					return err
-				}
-			}
+		if err := p.levels(&rec, bids, asks, crossed); err != nil {
+			return err
 		}
 		r.touch(p)
 	}
@@ -517,20 +550,10 @@ func (r *Refinery) snapshotRun(s *symState, p *partition, ts, recv int64, seq ui
 		return err
 	}
 	if s.live() {
-		var werr error
-		put := func(flag uint16) func(l levelT) {
-			return func(l levelT) {
-				if werr == nil {
-					lr := format.BookRecord{TypeID: format.TypeLevel, Flags: format.FlagSnapshot | flag, SymbolID: p.key.SymbolID,
-						ExchTs: ts, RecvTs: recv, Seq: seq, Price: l.Price, Qty: l.Qty}
-					werr = p.write(&lr)
-				}
-			}
-		}
-		s.book.Bids(put(format.FlagBid))
-		s.book.Asks(put(format.FlagAsk))
-		if werr != nil {
-			return werr
+		r.snapBids, r.snapAsks = s.book.AppendBids(r.snapBids[:0]), s.book.AppendAsks(r.snapAsks[:0])
+		lr := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv, Seq: seq}
+		if err := p.snapshotLevels(&lr, r.snapBids, r.snapAsks); err != nil {
+			return err
 		}
 	}
 	rec = format.BookRecord{TypeID: format.TypeSnapshotEnd, Flags: format.FlagSnapshot | format.FlagLast, SymbolID: p.key.SymbolID,
@@ -629,7 +652,7 @@ func (r *Refinery) onTicker(s *symState, ts int64, estimated bool) error {
 		return nil
 	}
 	if len(s.Pending) >= maxPendingTick {
-		s.Pending = append(s.Pending[:0], s.Pending[1:]...)
+		s.Pending = s.Pending[1:] // the oldest goes (appends move the rest now and then)
 	}
 	s.Pending = append(s.Pending, t)
 	return nil
@@ -644,8 +667,11 @@ func (r *Refinery) resolvePending(s *symState, u, ts int64) {
 		}
 		n++
 	}
-	if n > 0 {
-		s.Pending = append(s.Pending[:0], s.Pending[n:]...)
+	switch {
+	case n == len(s.Pending):
+		s.Pending = s.Pending[:0]
+	case n > 0:
+		s.Pending = s.Pending[n:]
 	}
 }
 
@@ -664,7 +690,7 @@ func bestOr(s *symState, bid bool) venue.Level {
 func (r *Refinery) tickerCheck(s *symState, t top, tk pendingTicker) {
 	p := r.openPart(s, t.Ts)
 	ok := t.Bid == tk.Bid && t.Ask == tk.Ask
-	r.m.tickerChecks.Inc()
+	r.cnt.tickerChecks++
 	if !ok {
 		r.m.tickerMismatches.Inc()
 		r.log.Warn("ticker disagrees with the book", "symbol", s.Raw, "u", t.U,
@@ -788,6 +814,7 @@ func (r *Refinery) closeInvalid(s *symState, ts int64) {
 }
 
 func (r *Refinery) touch(p *partition) {
+	r.wrote = true
 	for _, q := range r.touched {
 		if q == p {
 			return
@@ -940,11 +967,11 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		top = LateDir
 	}
 	p.dir = filepath.Join(r.root, top, p.venue, p.code, dateString(day))
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt, r.live)
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt)
 	if err != nil {
 		return nil, err
 	}
-	p.w = w
+	p.setWriter(w)
 	r.parts[key] = p
 	if key.Kind != kindLate {
 		s.lastPart = p
@@ -1029,6 +1056,9 @@ func (r *Refinery) sealDue() error {
 // and only then the sealed bit (trim, fsync).
 func (r *Refinery) seal(ps ...*partition) error {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].path() < ps[j].path() })
+	if len(ps) > 0 && r.flushInput != nil {
+		r.flushInput()
+	}
 	metas := map[*partition]*meta.Meta{}
 	for _, p := range ps {
 		if err := p.commit(); err != nil {
@@ -1105,7 +1135,7 @@ func (r *Refinery) metaFor(p *partition, sealed bool) *meta.Meta {
 		Records: map[string]int64{}, LatePolicy: r.cfg.LatePolicy,
 		Events: meta.Events{DepthUpdates: st.DepthUpdates, Trades: st.Trades, BBO: st.BBO, Snapshots: st.Snapshots, BookInvalid: st.BookInvalid},
 		Checks: meta.Checks{CrossedEvents: st.Crossed, TickerChecks: st.Checks, TickerMismatches: st.Mismatches},
-		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments)},
+		Source: meta.Source{Pipeline: "chronicle-etl", Venue: r.v.Name(), Segments: r.segmentInfo(st.Segments), Host: r.host},
 	}
 	inst := r.v.Instrument(p.raw)
 	m.Instrument = &meta.Instrument{QtyUnit: inst.QtyUnit, ContractSize: inst.ContractSize, ContractCurrency: inst.ContractCurrency}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -48,8 +50,12 @@ type Options struct {
 	// Resumed, if set, is called once the run has taken over its checkpoint (partitions
 	// reopened where it left them), found no journal to resume yet, or failed.
 	Resumed func()
+	// Host is the capture host recorded in every meta.json (source.host); nil records none.
+	Host *meta.Host
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
+	onIdle      func()                   // test hook: the run has read everything committed (Follow)
+	onFrame     func()                   // test hook: a frame was refined
 	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
 }
 
@@ -124,9 +130,16 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	stats.Venue = v.Name()
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
-	r.afterCommit, r.live = opt.afterCommit, opt.Follow
+	r.afterCommit, r.live, r.host = opt.afterCommit, opt.Follow, opt.Host
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
+	if runtime.GOMAXPROCS(0) > 1 {
+		// A second core writes the output while this one refines (every writer is closed
+		// before Refine returns, and so before this defer).
+		r.fopt.Writeback = format.NewWriteback()
+		defer r.fopt.Writeback.Close()
+	}
 	statePath := StatePath(opt.Root, v.Name())
+	src.setConsumer(r.hasher)
 	if err := removeTemps(filepath.Dir(statePath)); err != nil {
 		src.close()
 		return stats, err
@@ -156,8 +169,13 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		log.Info("resumed", "segment", st.Segment, "offset", st.Offset, "partitions", len(st.Parts))
 	}
 	defer src.close()
-	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats}
+	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow {
+		r.ahead = startAhead(v, opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
+	}
+	defer func() { r.ahead.close(); r.ahead = nil }()
+	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats, ahead: runtime.GOMAXPROCS(0) > 1}
 	r.beforeSeal = run.checkpoint
+	r.flushInput = src.flush
 	r.sealHook = opt.sealHook
 	resumed()
 	err = run.loop(ctx)
@@ -180,16 +198,44 @@ type runner struct {
 	lastCkpt  time.Time
 	lastMeta  time.Time
 	dirty     bool
+	ahead     bool // a second core may decode ahead on a backlog (live)
 }
 
-func (u *runner) loop(ctx context.Context) error {
+// maxBatch bounds the frames a live refinery refines before it publishes their records,
+// when the journal holds a backlog: catching up, it commits once per batch instead of once
+// per frame; caught up, each frame is a batch of one.
+const maxBatch = 4096
+
+func (u *runner) loop(ctx context.Context) (err error) {
+	// The journal is mapped (format.Tailer): a segment cut below its committed length under
+	// the reader faults. That is an error of the journal, not a crash of the refinery.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(interface{ Addr() uintptr })
+			if !ok {
+				panic(p)
+			}
+			err = fmt.Errorf("%w: %s: memory fault at %#x reading the journal (a segment cut below its committed length?)", ErrJournal, u.src.path, f.Addr())
+		}
+	}()
 	r, src := u.r, u.src
 	if u.opt.Total != nil {
 		u.opt.Total(src.remaining())
 	}
 	u.lastCkpt, u.lastMeta = time.Now(), time.Now()
 	idleSince := time.Now()
-	var n int
+	var n, batch int
+	var unreported int64 // journal bytes refined since the metrics and progress were told
+	report := func() {
+		r.publishMetrics()
+		r.m.journalBytes.Add(float64(unreported))
+		if u.opt.Progress != nil {
+			u.opt.Progress(unreported)
+		}
+		unreported = 0
+	}
+	defer report()
 	for ctx.Err() == nil {
 		seg := src.seg.Name
 		rec, status, err := src.next()
@@ -202,21 +248,36 @@ func (u *runner) loop(ctx context.Context) error {
 		switch status {
 		case statusFrame:
 			end := src.offset()
-			r.hashFrame(src.seg.Name, src.t.Raw(rec.Offset, end), end)
+			r.segSeq = src.seg.Seq
 			if err := r.frame(&rec, src.seg.Name); err != nil {
 				return err
+			}
+			if u.opt.onFrame != nil {
+				u.opt.onFrame()
 			}
 			d := end - rec.Offset
 			u.stats.Frames++
 			u.stats.Bytes += d
-			r.m.journalBytes.Add(float64(d))
-			if u.opt.Progress != nil {
-				u.opt.Progress(d)
-			}
+			unreported += d
 			u.dirty = true
+			if r.live {
+				if u.ahead && r.ahead.done() && src.backlog() >= aheadBacklog {
+					// A backlog: decode it ahead on the other core.
+					r.ahead.close()
+					r.ahead = startAhead(r.v, src.dir, src.files, src.seg.Name, src.created, src.offset())
+				}
+				// Publish at the end of what is committed, or after a batch of frames.
+				if batch++; batch >= maxBatch || !src.more() {
+					if err := r.commitTouched(); err != nil {
+						return err
+					}
+					batch = 0
+				}
+			}
 			if n++; n&1023 != 0 {
 				continue
 			}
+			report()
 			r.m.lagSeconds.Set(time.Since(time.Unix(0, rec.RecvTs)).Seconds())
 		case statusLost:
 			r.log.Error("journal segments missing: every book is invalid until its next snapshot", "next", src.seg.Name)
@@ -225,8 +286,17 @@ func (u *runner) loop(ctx context.Context) error {
 			}
 			continue
 		case statusEnd:
+			report()
 			return u.finish()
 		case statusIdle:
+			if err := r.commitTouched(); err != nil { // a live batch cut by a segment's end
+				return err
+			}
+			batch = 0
+			report()
+			if u.opt.onIdle != nil {
+				u.opt.onIdle()
+			}
 			r.m.lagBytes.Set(float64(src.t.Committed() - src.offset()))
 			r.m.lagSeconds.Set(0)
 			if err := u.housekeep(); err != nil {
@@ -246,7 +316,10 @@ func (u *runner) loop(ctx context.Context) error {
 			return err
 		}
 	}
-	// Stopped (SIGTERM): make everything durable, seal nothing early.
+	// Stopped (SIGTERM): make everything durable, seal nothing early. A segment read to its
+	// sealed end is marked complete before the checkpoint, so the meta.json written now and
+	// the one a restart writes from the checkpoint say the same.
+	u.markDone()
 	if err := u.checkpoint(); err != nil {
 		return err
 	}
@@ -288,6 +361,7 @@ func (u *runner) checkpoint() error {
 			return err
 		}
 	}
+	u.src.flush()
 	st, err := r.save(u.src)
 	if err != nil {
 		return err
@@ -332,6 +406,7 @@ func (u *runner) writeOpenMeta(onlyNew bool) error {
 	if err := r.commitTouched(); err != nil { // meta.json describes published records
 		return err
 	}
+	u.src.flush()
 	for _, k := range sortedParts(r.parts) {
 		p := r.parts[k]
 		if p.key.Kind == kindLate {
@@ -383,6 +458,7 @@ func (u *runner) finish() error {
 
 // markDone marks the current segment complete when it is sealed and read to its end.
 func (u *runner) markDone() {
+	u.src.flush()
 	if t := u.src.t; t.Sealed() && t.Offset() >= t.Committed() {
 		u.r.segmentDone(u.src.seg.Name)
 	}
@@ -418,15 +494,18 @@ func (r *Refinery) flushAllHolds() error {
 	return r.commitTouched()
 }
 
-// hashFrame adds a frame's bytes to its segment's running hash.
-func (r *Refinery) hashFrame(seg string, b []byte, end int64) {
-	h := r.segs[seg]
-	if h == nil {
-		h = &segHash{d: xxhash.New()}
-		r.segs[seg] = h
+// hasher returns what adds a segment's frames to its running hash, as the source reads them
+// (format.Tailer.SetConsumer: a megabyte at a time).
+func (r *Refinery) hasher(seg string) func(off int64, b []byte) {
+	return func(off int64, b []byte) {
+		h := r.segs[seg]
+		if h == nil {
+			h = &segHash{d: xxhash.New()}
+			r.segs[seg] = h
+		}
+		h.d.Write(b)
+		h.end = off + int64(len(b))
 	}
-	h.d.Write(b)
-	h.end = end
 }
 
 // segmentDone marks a segment read to its end.

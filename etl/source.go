@@ -77,7 +77,30 @@ type source struct {
 	venue   string
 	lostTo  journal.Segment
 	listed  time.Time // last directory listing
+	// consumer, when set, is given each segment's frames as they are read (hashing).
+	consumer func(seg string) func(off int64, b []byte)
 }
+
+// setConsumer has fn's consumers receive the frames of every segment read from now on.
+func (s *source) setConsumer(fn func(seg string) func(off int64, b []byte)) {
+	s.consumer = fn
+	if s.t != nil {
+		s.t.SetConsumer(fn(s.seg.Name))
+	}
+}
+
+// flush hands the frames read so far to the consumer.
+func (s *source) flush() {
+	if s.t != nil {
+		s.t.Flush()
+	}
+}
+
+// more reports whether frames past the read position are committed in the current segment.
+func (s *source) more() bool { return s.t.Committed() > s.t.Offset() }
+
+// backlog is how many committed bytes of the current segment are not read yet.
+func (s *source) backlog() int64 { return s.t.Committed() - s.t.Offset() }
 
 // dirListings counts journal directory listings (tests check that idle tailing does not
 // list the directory on every look).
@@ -174,11 +197,15 @@ func (s *source) open(sg journal.Segment, path string, off int64) error {
 		}
 	}
 	s.t, s.seg, s.path, s.created, s.venue = t, sg, path, h.CreatedNs, h.Venue
+	if s.consumer != nil {
+		t.SetConsumer(s.consumer(sg.Name))
+	}
 	return nil
 }
 
 func (s *source) close() {
 	if s.t != nil {
+		s.t.Flush()
 		s.t.Close()
 		s.t = nil
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl/book"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 )
 
 // The refinery's checkpoint: where it is in the journal, how long each open output file
@@ -149,6 +150,11 @@ func (r *Refinery) restore(st *State) error {
 		p := &partition{key: sp.Key, venue: sp.Venue, code: sp.Code, raw: sp.Raw, versionID: sp.VersionID,
 			dir: filepath.Join(r.root, sp.Dir), created: sp.Created, st: sp.Stats,
 			dayStart: sp.Key.Day * dayNs, dayEnd: (sp.Key.Day + 1) * dayNs}
+		// The run before wrote its meta.json (the periodic refresh brings it up to date); one
+		// a crash left without any is written at the first housekeeping.
+		if _, err := os.Stat(filepath.Join(p.dir, meta.FileName)); err == nil {
+			p.hasMeta = true
+		}
 		if sp.Sealing {
 			if err := r.finishSeal(p, sp.Pos); err != nil {
 				return err
@@ -159,10 +165,10 @@ func (r *Refinery) restore(st *State) error {
 		if _, err := os.Stat(p.path()); sp.Verifying && errors.Is(err, fs.ErrNotExist) {
 			r.log.Info("a partition sealed by an earlier run was moved to another tier; its records are not compared", "path", p.path())
 			w = &moved{pos: sp.Pos}
-		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt, r.live); err != nil {
+		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt); err != nil {
 			return err
 		}
-		p.w = w
+		p.setWriter(w)
 		r.parts[p.key] = p
 		r.m.partitionsOpen.Inc()
 		if p.key.Kind != kindLate {
@@ -188,7 +194,7 @@ func (r *Refinery) finishSeal(p *partition, pos int64) error {
 		r.log.Info("a partition sealed before the restart has moved to another tier", "path", p.path())
 		return nil
 	}
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt, r.live)
+	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt)
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit"
 )
 
@@ -129,5 +131,46 @@ func TestIdleOnSealedJournal(t *testing.T) {
 	// thousands.
 	if n := dirListings.Load() - before; n > 100 {
 		t.Fatalf("%d directory listings while idle for 600 ms", n)
+	}
+}
+
+// TestRestartKeepsMeta: a live refinery stopped at the sealed end of its journal leaves a
+// meta.json that the refinery restarted from its checkpoint refreshes unchanged (but for
+// its ingest time): the segment read to its sealed end is complete in both (the checkpoint
+// once said otherwise, and the restarted refinery's refresh flipped "complete" to false).
+func TestRestartKeepsMeta(t *testing.T) {
+	mid := ms("2024-08-09T00:00:00Z")
+	j := ethBusy(t, mid-60000, mid-45000, 50, 250, nil)
+	j.close()
+	cfg := Defaults()
+	cfg.IdleSpin, cfg.MetaInterval, cfg.CheckpointInterval = 0, time.Millisecond, 5*time.Millisecond
+	root := t.TempDir()
+	dir := ethDir(root, "2024-08-08")
+	// run refines until its idles-th idle look, when it calls at (nil: nothing), and stops.
+	run := func(idles int, at func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		n := 0
+		if _, err := Refine(ctx, Options{Config: cfg, Root: root, JournalDir: j.dir, Follow: true, onIdle: func() {
+			if n++; n == idles {
+				if at != nil {
+					at()
+				}
+				cancel()
+			}
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(1, nil)
+	before := readMeta(t, dir)
+	var during *meta.Meta
+	run(10, func() { during = readMeta(t, dir) }) // the periodic refresh has rewritten it
+	before.IngestTime, during.IngestTime = 0, 0
+	if !reflect.DeepEqual(before, during) {
+		t.Fatalf("meta.json before the restart\n%+v\nrefreshed by the restarted refinery\n%+v", before.Source, during.Source)
+	}
+	if s := before.Source.Segments; len(s) == 0 || !s[len(s)-1].Complete {
+		t.Fatalf("the journal's sealed segment is not complete: %+v", s)
 	}
 }

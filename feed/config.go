@@ -52,6 +52,10 @@ type Config struct {
 	OverlapTimeout time.Duration `toml:"overlap_timeout"` // longest the old and new connection overlap
 
 	MetricsAddr string `toml:"metrics_addr"`
+
+	// Host is this capture host's id ([host] id), written into every connect record so
+	// that a journal says which host captured it (chronicle-etl merge reads it).
+	Host string `toml:"-"`
 }
 
 var (

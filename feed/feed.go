@@ -101,6 +101,7 @@ func (f *Feed) Run(ctx context.Context) error {
 	}
 	f.j = j
 	f.rec = newRecorder(f.v, j, f.m, f.log, f.session, slots)
+	f.rec.host = f.cfg.Host
 	f.rec.afterCommit = f.afterCommit
 	f.rec.clock.wall = f.wall
 	f.rec.clock.Floor(j.WallFloor())

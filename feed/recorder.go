@@ -86,6 +86,7 @@ type Recorder struct {
 	log     *slog.Logger
 	snap    snapshotRequester // nil in replay
 	session int64
+	host    string     // this capture host's id, in every connect record
 	clock   *wallClock // receive times of live capture
 	slots   []*slotState
 	bySym   map[string][2]int // symbol -> slot, stream index of its depth stream
@@ -386,7 +387,7 @@ func streamPrefix(head []byte) (string, bool) {
 // connectPayload is c's Connect record.
 func (r *Recorder) connectPayload(c *wsConn, carried bool, replaces *uint64) []byte {
 	ev := journal.Connect{Session: r.session, Slot: c.slot.idx, Gen: c.gen, Channel: c.connCh, URL: c.url,
-		Carried: carried, Replaces: replaces, Replay: c.replay}
+		Carried: carried, Replaces: replaces, Replay: c.replay, Host: r.host}
 	for i, s := range c.slot.streams {
 		ev.Streams = append(ev.Streams, journal.StreamInfo{Channel: c.channels[i], Stream: s.info.Name, Symbol: s.info.Symbol, Kind: s.info.Kind.String()})
 	}

@@ -131,6 +131,7 @@ func Replay(ctx context.Context, cfg Config, opt ReplayOptions, log *slog.Logger
 	registerJournalGauges(reg, v.Name(), j)
 	sl := newSlot(0, venue.Connection{URL: url, Streams: streams})
 	rec := newRecorder(v, j, m, log, time.Now().UnixNano(), []*slotState{sl})
+	rec.host = cfg.Host
 	c, err := newWSConn(sl, 0, url)
 	if err != nil {
 		return stats, err

@@ -27,6 +27,9 @@ type Options struct {
 	MaxSize int64
 	// NoPrefault skips pre-faulting (for files on slow media where memory should not be pinned).
 	NoPrefault bool
+	// Writeback, for a BookWriter, writes its full buffers on the Writeback's goroutine
+	// (another core) while the writer fills the next one.
+	Writeback *Writeback
 }
 
 const (

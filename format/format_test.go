@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -456,4 +457,82 @@ func TestRandomizedBatches(t *testing.T) {
 	}
 	a.Close()
 	checkBookSequence(t, path, committed)
+}
+
+// A journal segment cut below its committed length after the Tailer opened it: the bytes
+// it reads through its mapping are gone, and the read faults; a reader that asked for
+// faults as panics (debug.SetPanicOnFault, as the refinery does) recovers an error with the
+// address, and a Tailer opened afterwards reports the file as corrupt.
+func TestTailerFileCutUnderReader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.q")
+	a, err := Create(path, NewJournalHeader("v", "test"), Options{ChunkSize: 1 << 20, NoPrefault: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("x"), 3000)
+	for i := 0; i < 100; i++ {
+		if err := a.AppendJournal(JournalMessage, 1, int64(i+1), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tl, err := OpenTailer(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	if _, ok, err := tl.NextJournal(); !ok || err != nil {
+		t.Fatalf("first frame: %v %v", ok, err)
+	}
+	if err := os.Truncate(path, int64(tl.Header().HeaderSize)+4096); err != nil {
+		t.Fatal(err)
+	}
+	addr := func() (addr uintptr) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if p := recover(); p != nil {
+				f, ok := p.(interface{ Addr() uintptr })
+				if !ok {
+					panic(p)
+				}
+				addr = f.Addr()
+			}
+		}()
+		for {
+			rec, ok, err := tl.NextJournal()
+			if err != nil || !ok {
+				t.Fatalf("read on without a fault: %v %v", ok, err)
+			}
+			var sum int
+			for _, c := range rec.Payload {
+				sum += int(c)
+			}
+			_ = sum
+		}
+	}()
+	if addr == 0 {
+		t.Fatal("no fault address")
+	}
+	defer a.Close()
+	tl2, err := OpenTailer(path)
+	if err != nil {
+		var ce *CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("reopen: %v", err)
+		}
+		return
+	}
+	defer tl2.Close()
+	for {
+		_, ok, err := tl2.NextJournal()
+		if err != nil {
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrTruncated) {
+				t.Fatalf("reopened: %v", err)
+			}
+			return
+		}
+		if !ok {
+			t.Fatal("the cut file reads to its end without an error")
+		}
+	}
 }

@@ -14,7 +14,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type readerAt = io.ReaderAt
+// replier answers the reads of one open file.
+type replier interface {
+	// readResult reads n bytes at off, into dest or as a result the kernel takes from
+	// elsewhere (book.npy's tier file).
+	readResult(dest []byte, off int64) (rr fuse.ReadResult, n int, err error)
+	close()
+}
+
+// readerReplies answers reads with the bytes of a ReaderAt, read into the request's buffer
+// and written as a vector (go-fuse would try to splice a plain byte result through a pipe
+// it cannot make large enough for a 1 MiB reply).
+type readerReplies struct{ io.ReaderAt }
+
+func (r readerReplies) readResult(dest []byte, off int64) (fuse.ReadResult, int, error) {
+	n, err := r.ReadAt(dest, off)
+	if err != nil && err != io.EOF {
+		return nil, n, err
+	}
+	return fuse.ReadResultVector([][]byte{dest[:n]}), n, nil
+}
+
+func (readerReplies) close() {}
 
 // handle is one open file. It keeps the tiers.Handle of the tier the file was opened on, so
 // it serves the same bytes after the partition moves (local files stay readable through
@@ -23,7 +44,7 @@ type handle struct {
 	fs   *FS
 	node *fileNode
 	h    tiers.Handle
-	src  readerAt // h, or the book.npy view over it
+	src  replier // h, or the book.npy view over it
 	tier layout.Tier
 	pt   bool // opened for kernel passthrough
 	ptFd int
@@ -40,14 +61,14 @@ func (h *handle) PassthroughFd() (int, bool) { return h.ptFd, h.pt }
 // remote tier's reads are bounded by the resolver's RemoteTimeout).
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	start := time.Now()
-	n, err := h.src.ReadAt(dest, off)
-	if err != nil && err != io.EOF {
+	rr, n, err := h.src.readResult(dest, off)
+	if err != nil {
 		h.fs.st.readError(h.tier)
 		h.fs.log.Error("read failed", "path", h.node.logical, "tier", h.tier.String(), "off", off, "len", len(dest), "err", err)
 		return nil, syscall.EIO
 	}
 	h.fs.st.read(h.tier, n, time.Since(start), h.pt)
-	return fuse.ReadResultData(dest[:n]), 0
+	return rr, 0
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
@@ -55,6 +76,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	h.node.release(h)
+	h.src.close()
 	if err := h.h.Close(); err != nil {
 		h.fs.log.Warn("close", "path", h.node.logical, "err", err)
 	}

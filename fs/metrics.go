@@ -17,6 +17,7 @@ type stats struct {
 	reads, bytes, errors [numTiers]atomic.Uint64
 	opensServed, opensPT [numTiers]atomic.Uint64
 	fallbackReads        atomic.Uint64
+	npySplice, npyMapped atomic.Uint64 // book.npy replies spliced from, or written from a mapping of, the tier file
 	forgotten            atomic.Uint64 // partitions the kernel was asked to forget (FS.forget)
 	viewStats
 	latency *prometheus.HistogramVec
@@ -60,6 +61,10 @@ type Stats struct {
 	Reads, ReadBytes, ReadErrors  [numTiers]uint64
 	OpensServed, OpensPassthrough [numTiers]uint64
 	PassthroughFallbackReads      uint64
+	// NPYSpliced and NPYMapped count the replies to reads of hot and warm book.npy that
+	// the kernel took from the tier file's pages: spliced (replies that fit a pipe), or
+	// written from a mapping (larger ones). The others are copied through the daemon.
+	NPYSpliced, NPYMapped uint64
 }
 
 // Stats returns the current counters.
@@ -73,6 +78,7 @@ func (f *FS) Stats() Stats {
 		out.OpensPassthrough[t] = f.st.opensPT[t].Load()
 	}
 	out.PassthroughFallbackReads = f.st.fallbackReads.Load()
+	out.NPYSpliced, out.NPYMapped = f.st.npySplice.Load(), f.st.npyMapped.Load()
 	return out
 }
 
@@ -92,6 +98,7 @@ var (
 	dReadErrors    = desc("read_errors_total", "FUSE reads answered with EIO, by tier.", "tier")
 	dOpens         = desc("opens_total", "Files opened, by tier and mode (passthrough: the kernel reads the backing file itself; served: the daemon answers reads).", "tier", "mode")
 	dFallback      = desc("passthrough_fallback_reads_total", "Reads of files opened for passthrough that reached the daemon because the kernel refused passthrough.")
+	dNPYReplies    = desc("npy_zero_copy_replies_total", "Replies to reads of hot and warm book.npy taken by the kernel from the tier file's pages, not copied through the daemon: spliced (replies that fit a pipe: pipe-max-size) or written from a mapping.", "how")
 	dHits          = desc("frame_cache_hits_total", "Cold/remote frame lookups found decoded in the cache.")
 	dMisses        = desc("frame_cache_misses_total", "Cold/remote frame lookups decoded on demand.")
 	dDirect        = desc("direct_frames_total", "Whole cold/remote frames decoded straight into a FUSE reply, bypassing the frame cache (direct_reads).")
@@ -104,6 +111,15 @@ var (
 	dCacheBytes    = desc("frame_cache_bytes", "Decoded bytes held by the frame cache.")
 	dCacheFrames   = desc("frame_cache_frames", "Frames held by the frame cache.")
 	dCacheLimit    = desc("frame_cache_limit_bytes", "Configured frame cache budget.")
+	dPartial       = desc("frames_partial_total", "Frames a random read decoded only up to the bytes it needed (kept in the cache in part).")
+	dResumes       = desc("frames_resumed_total", "Reads that continued decoding a frame kept in part.")
+	dStalls        = desc("fetch_stalls_total", "Direct reads that waited for compressed frames fetched ahead whose source read had not finished.")
+	dStallSecs     = desc("fetch_stall_seconds_total", "Time Direct reads waited for compressed frames fetched ahead.")
+	dInflight      = desc("source_inflight_bytes", "Compressed bytes asked of .zst sources (ranged GETs for remote books) and not yet received.")
+	dInflightPeak  = desc("source_inflight_peak_bytes", "The most compressed bytes in flight at once since start.")
+	dInflightBS    = desc("source_inflight_byte_seconds_total", "Integral of the bytes in flight over time: its rate is the mean bytes in flight.")
+	dWindowRuns    = desc("fetch_window_runs", "The largest window of compressed runs a sequential reader kept fetched ahead (it grows to cover the source's bandwidth-delay product).")
+	dWindowBytes   = desc("fetch_window_bytes", "The largest window of compressed runs fetched ahead, in bytes.")
 	dSourceReads   = desc("zst_source_reads_total", "Reads of .zst sources, local or remote (coalesced runs count once).")
 	dFetched       = desc("zst_bytes_fetched_total", "Compressed bytes read from .zst sources.")
 	dRemoteReqs    = desc("remote_requests_total", "Ranged GETs sent to the object store.")
@@ -134,8 +150,9 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dHits, dMisses, dWaits, dDirect,
+	for _, d := range []*prometheus.Desc{dReads, dReadBytes, dReadErrors, dOpens, dFallback, dNPYReplies, dHits, dMisses, dWaits, dDirect,
 		dHitRatio, dDecoded, dReadahead, dDecodeErrors, dEvictions, dCacheBytes, dCacheFrames, dCacheLimit,
+		dPartial, dResumes, dStalls, dStallSecs, dInflight, dInflightPeak, dInflightBS, dWindowRuns, dWindowBytes,
 		dSourceReads, dFetched, dRemoteReqs, dRemoteBytes, dRemoteErrors, dResOpens, dRetries, dParts, dForgotten,
 		dBucketLists, dBucketStubs, dDiskHits, dDiskMisses, dDiskEvicted, dDiskCorrupt, dDiskBytes, dGetResumes,
 		dViewLoads, dViewRenders, dViewErrors, dViewHits, dViewSeconds, dViewRendered, dViewCacheSize, dViewCacheMax} {
@@ -164,6 +181,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dResOpens, uint64(rs.Opens[t].Load()), name)
 	}
 	counter(dFallback, st.PassthroughFallbackReads)
+	counter(dNPYReplies, st.NPYSpliced, "splice")
+	counter(dNPYReplies, st.NPYMapped, "mapping")
 	cs := f.res.Cache().Stats()
 	counter(dHits, cs.CacheHits)
 	counter(dMisses, cs.CacheMisses)
@@ -181,6 +200,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(dCacheBytes, float64(cs.CachedBytes))
 	gauge(dCacheFrames, float64(cs.CachedFrames))
 	gauge(dCacheLimit, float64(f.cfg.CacheBytes))
+	counter(dPartial, cs.PartialFrames)
+	counter(dResumes, cs.PartialResumes)
+	counter(dStalls, cs.FetchStalls)
+	ch <- prometheus.MustNewConstMetric(dStallSecs, prometheus.CounterValue, cs.FetchStallTime.Seconds())
+	gauge(dInflight, float64(cs.InflightBytes))
+	gauge(dInflightPeak, float64(cs.InflightPeak))
+	ch <- prometheus.MustNewConstMetric(dInflightBS, prometheus.CounterValue, cs.InflightByteSeconds)
+	gauge(dWindowRuns, float64(cs.WindowRuns))
+	gauge(dWindowBytes, float64(cs.WindowBytes))
 	counter(dSourceReads, cs.SourceReads)
 	counter(dFetched, cs.BytesFetched)
 	counter(dRemoteReqs, uint64(rs.RemoteRequests.Load()))

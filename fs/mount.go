@@ -81,9 +81,9 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 			DirectMountStrict:    privileged,
 			DirectMountFlags:     unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 			IgnoreSecurityLabels: true,
-			// Replies are byte slices, never file descriptors: go-fuse would otherwise try
-			// to splice each one (a pipe, a failed resize, a log line per 1 MiB read).
-			DisableSplice:      true,
+			// book.npy of hot and warm books is spliced from the tier file (npyView);
+			// every other reply is a vector, which go-fuse writes without trying a pipe.
+			DisableSplice:      false,
 			DisableReadDirPlus: !f.cfg.ReaddirPlus,
 			Debug:              f.cfg.Debug,
 			Logger:             slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/layout"
@@ -453,4 +455,60 @@ func TestForgetsLeastRecentlyUsedPartitions(t *testing.T) {
 		t.Fatalf("%d partitions forgotten, want at least %d", n, parts-budget)
 	}
 	walk() // forgotten partitions are looked up again
+}
+
+// TestNPYFromTierFile reads book.npy of hot and warm books through a real mount, with read(2)
+// and through a mapping, with the default 1 MiB requests (replies written from a mapping of
+// the tier file) and with requests small enough to splice: the bytes are the NPY header and
+// the book's records, and the kernel took the records from the tier file, never copied
+// through the daemon.
+func TestNPYFromTierFile(t *testing.T) {
+	seed := testkit.Seed(t)
+	roots := testkit.Roots(t)
+	parts := map[layout.Tier]layout.Key{layout.Hot: keyOn("2024-08-10"), layout.Warm: keyOn("2024-08-09")}
+	books := map[layout.Tier][]byte{}
+	for tier, k := range parts {
+		books[tier] = testkit.Book(t, k, 70000+int64(tier)*777, seed+int64(tier)) // 4.5 MiB
+		testkit.PlacePlain(t, roots.Local(tier), k, books[tier])
+	}
+	for _, mw := range []int{1 << 20, 256 << 10} {
+		t.Run(fmt.Sprintf("max_write=%d", mw), func(t *testing.T) {
+			tm := mountTiers(t, roots, nil, func(c *Config) { c.MaxWrite = mw })
+			for tier, k := range parts {
+				p := tm.path(k, NPYName)
+				got := readFile(t, p)
+				records, off, err := parseNPY(got)
+				book := books[tier]
+				if err != nil || off != format.HeaderSize || records != int64(len(book)-format.HeaderSize)/format.BookRecordSize ||
+					!bytes.Equal(got[off:], book[format.HeaderSize:]) {
+					t.Fatalf("%s: book.npy (%d bytes): %d records at %d, records equal %v: %v", tier, len(got), records, off,
+						len(got) > int(off) && bytes.Equal(got[off:], book[format.HeaderSize:]), err)
+				}
+				f, err := os.Open(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+				m, err := unix.Mmap(int(f.Fd()), 0, len(got), unix.PROT_READ, unix.MAP_SHARED)
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				same := bytes.Equal(m, got)
+				unix.Munmap(m)
+				if !same {
+					t.Fatalf("%s: mapped book.npy differs", tier)
+				}
+			}
+			st := tm.fs.Stats()
+			zc := st.NPYSpliced
+			if mw == 1<<20 {
+				zc = st.NPYMapped
+			}
+			if zc == 0 {
+				t.Fatalf("no reply taken from the tier file: %+v", st)
+			}
+			t.Logf("book.npy replies: %d spliced, %d from a mapping, of %d reads", st.NPYSpliced, st.NPYMapped, st.Reads[layout.Hot]+st.Reads[layout.Warm])
+		})
+	}
 }

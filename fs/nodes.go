@@ -490,7 +490,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	var (
 		th     tiers.Handle
-		src    readerAt
+		src    replier
 		sealed bool
 		size   int64
 		err    error
@@ -501,16 +501,16 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		if err != nil {
 			return nil, 0, f.errno("open", n.logical, err)
 		}
-		src, sealed, size = th, th.Sealed(), th.Size()
+		src, sealed, size = readerReplies{th}, th.Sealed(), th.Size()
 	default:
 		var bi bookInfo
 		th, bi, err = f.openBook(ctx, n.book, n.knownHS())
 		if err != nil {
 			return nil, 0, f.errno("open", n.logical, err)
 		}
-		src, sealed, size = th, bi.sealed, bi.size
+		src, sealed, size = readerReplies{th}, bi.sealed, bi.size
 		if n.kind == kindNPY {
-			v, err := newNPYView(th, bi.headerSize, bi.size)
+			v, err := newNPYView(th, bi.headerSize, bi.size, f.st)
 			if err != nil {
 				th.Close()
 				return nil, 0, f.errno("open", n.logical, err)

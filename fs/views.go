@@ -288,7 +288,8 @@ func (h *viewHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		return nil, h.fail(off, len(dest), err)
 	}
 	f.st.read(h.vp.bi.tier, n, time.Since(start), false)
-	return fuse.ReadResultData(dest[:n]), 0
+	// A vector, written as it is: go-fuse would try to splice a byte result (handle.Read).
+	return fuse.ReadResultVector([][]byte{dest[:n]}), 0
 }
 
 func (h *viewHandle) fail(off int64, n int, err error) syscall.Errno {

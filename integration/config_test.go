@@ -25,7 +25,8 @@ func TestDeployConfigLoads(t *testing.T) {
 	fsc := chfs.DefaultConfig()
 	lc := lifecycle.DefaultConfig()
 	ec := etl.Defaults()
-	err := config.Load(path, map[string]any{"tiers": &roots, "remote": &remote, "log": &lg, "feed": &fd, "fs": &fsc, "tier": &lc, "etl": &ec})
+	var host config.Host
+	err := config.Load(path, map[string]any{"tiers": &roots, "remote": &remote, "log": &lg, "feed": &fd, "fs": &fsc, "tier": &lc, "etl": &ec, "host": &host})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,5 +38,8 @@ func TestDeployConfigLoads(t *testing.T) {
 	}
 	if err := ec.Validate(); err != nil || ec.Output != "warm" || ec.MetricsAddr != "127.0.0.1:9465" {
 		t.Fatalf("[etl] %+v: %v", ec, err)
+	}
+	if _, _, err := config.ResolveHost(host.ID); err != nil {
+		t.Fatalf("[host] %+v: %v", host, err)
 	}
 }

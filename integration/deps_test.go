@@ -26,8 +26,10 @@ func TestDepsPythonLink(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(b)) != filepath.Join(repo, "python") {
 		t.Fatalf("chronicle_q.pth: %q %v", b, err)
 	}
-	// site.addsitedir reads .pth files as the interpreter does at start for its own.
-	py := exec.Command("/usr/bin/python3", "-c", "import site, sys; site.addsitedir(sys.argv[1]); import chronicle_q; print(chronicle_q.__file__)", site)
+	// site.addsitedir reads .pth files as the interpreter does at start for its own. -S and
+	// a late site.main() put the scratch folder ahead of the interpreter's own site-packages,
+	// whose chronicle_q.pth may name another checkout of this machine.
+	py := exec.Command("/usr/bin/python3", "-S", "-c", "import site, sys; site.addsitedir(sys.argv[1]); site.main(); import chronicle_q; print(chronicle_q.__file__)", site)
 	py.Dir = t.TempDir()
 	out, err := py.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != filepath.Join(repo, "python", "chronicle_q.py") {

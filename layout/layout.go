@@ -50,6 +50,12 @@ const (
 	ZstName       = "book.q.zst"
 	IdxName       = "book.q.zst.idx"
 	StubName      = "book.q.zst.remote.json"
+	// ClaimName is the object that makes one host the writer of a partition's key in the
+	// bucket (docs/format/remote-claim.md); never a local file.
+	ClaimName = "book.q.zst.claim"
+	// CollisionName records, in a cold partition directory, that another host holds the
+	// partition's key in the bucket: the book stays local, uploaded under this host's key.
+	CollisionName = "book.q.zst.collision.json"
 	MetaName      = "meta.json"
 	IndexDir      = "index"
 	DerivedDir    = "derived"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ type bucket struct {
 	mu       sync.Mutex
 	listings lru[string, []string]   // directory key ("v1/venue/") -> sorted subdirectory names
 	stubs    lru[layout.Key, *bstub] // partitions, and partitions known to be absent (nil stub)
+	versions lru[versionKey, *bstub] // single-host versions read below hosts/ (nil: absent)
 	inflight map[string]*call
 	stats    *Stats           // the resolver's counters (nil in tests that build a bucket alone)
 	walks    map[string]*walk // symbol directory -> stub misses seen there
@@ -64,10 +66,27 @@ const (
 	prefetchWorkers = 8
 )
 
-// bstub is a partition's stub as the bucket holds it, validated against the partition.
+// bstub is a version of a partition as the bucket holds it: its stub, validated against
+// the partition and the version's slot.
 type bstub struct {
 	s      *stub.Stub
 	zk, ik string
+	slot   string
+	// hosts: the partition's directory lists hosts/, the single-host versions (this is the
+	// served version and others exist).
+	hosts bool
+}
+
+// Which version of a partition the bucket serves (docs/research-hosts.md, "Many hosts"):
+// the merge of several hosts' captures when there is one (merged/), else the version of
+// the host that claimed the key first (the key's own objects). Every single-host version
+// stays readable below hosts/{id}/: the key holder's under its id, the others' from
+// their own slots.
+
+// versionKey names one version of a partition.
+type versionKey struct {
+	k    layout.Key
+	slot string
 }
 
 type call struct {
@@ -79,6 +98,7 @@ func newBucket(store objstore.Store, ttl, timeout time.Duration) *bucket {
 	return &bucket{store: store, ttl: ttl, timeout: timeout, now: time.Now,
 		listings: newLRU[string, []string](maxCachedListings),
 		stubs:    newLRU[layout.Key, *bstub](maxCachedStubs),
+		versions: newLRU[versionKey, *bstub](maxCachedStubs / 4),
 		inflight: map[string]*call{},
 		walks:    map[string]*walk{},
 	}
@@ -243,25 +263,124 @@ func (b *bucket) count(f func(*Stats)) {
 	}
 }
 
+// fetchStub finds the version of k the bucket serves: one listing of the partition's
+// directory says which versions exist (and the size of the key's own stub copy), then the
+// served one's stub is fetched. nil: none yet (an upload in progress or one that failed).
 func (b *bucket) fetchStub(k layout.Key) (*bstub, error) {
 	b.count(func(s *Stats) { s.BucketStubs.Add(1) })
 	ctx, cancel := b.ctx()
 	defer cancel()
-	key := stub.ObjectKey(k)
-	info, err := b.store.Head(ctx, key)
-	if errors.Is(err, objstore.ErrNotFound) {
+	dir := k.Dir() + "/"
+	subs, objs, err := b.store.ListDir(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: list %s: %w", ErrRemoteFailed, b.store.URI(dir), err)
+	}
+	ownSize := int64(-1)
+	for _, o := range objs {
+		if o.Key == stub.ObjectKey(k) {
+			ownSize = o.Size
+		}
+	}
+	hosts := slices.Contains(subs, stub.HostsDir)
+	if slices.Contains(subs, stub.SlotMerged) {
+		bs, err := b.fetchVersion(ctx, k, stub.SlotMerged, -1)
+		if err != nil || bs != nil {
+			if bs != nil {
+				bs.hosts = hosts || ownSize >= 0
+			}
+			return bs, err
+		}
+	}
+	if ownSize < 0 {
+		if hosts {
+			return &bstub{hosts: true}, nil // only other hosts' versions: the key's is not there (yet)
+		}
 		return nil, nil
 	}
+	bs, err := b.fetchVersion(ctx, k, "", ownSize)
+	if bs != nil {
+		bs.hosts = hosts
+	}
+	return bs, err
+}
+
+// version returns the version of k in slot (cached like stubs), nil when there is none.
+func (b *bucket) version(k layout.Key, slot string) (*bstub, error) {
+	vk := versionKey{k, slot}
+	for attempt := 0; ; attempt++ {
+		v, ok, fresh := cached(b, &b.versions, vk)
+		if fresh || attempt > 0 {
+			return v, nil
+		}
+		err := fill(b, &b.versions, "version:"+stub.SlotDir(k, slot), vk, func() (*bstub, error) {
+			ctx, cancel := b.ctx()
+			defer cancel()
+			return b.fetchVersion(ctx, k, slot, -1)
+		})
+		if err != nil {
+			if ok {
+				return v, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// hostVersions lists the ids below k's hosts/ directory: the hosts with a version of their
+// own there, and the key holder (named by the key's stub).
+func (b *bucket) hostVersions(k layout.Key) ([]string, error) {
+	ids, err := b.subdirs(path.Join(k.Dir(), stub.HostsDir))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrRemoteFailed, b.store.URI(key), err)
+		return nil, err
 	}
-	if info.Size > 1<<20 {
-		return nil, fmt.Errorf("%s: %w: %d bytes", b.store.URI(key), stub.ErrInvalid, info.Size)
+	own, err := b.version(k, "")
+	if err != nil {
+		return nil, err
 	}
-	raw := make([]byte, info.Size)
-	if err := objstore.ReadRange(ctx, b.store, key, 0, raw); err != nil {
+	if own != nil && own.s.Host != "" && !slices.Contains(ids, own.s.Host) {
+		ids = append(slices.Clone(ids), own.s.Host)
+		slices.Sort(ids)
+	}
+	return ids, nil
+}
+
+// hostVersion is host id's version of k: its own slot's, else the key's own if id holds it.
+func (b *bucket) hostVersion(k layout.Key, id string) (*bstub, error) {
+	if !layout.ValidName(id) {
+		return nil, nil
+	}
+	v, err := b.version(k, stub.HostSlot(id))
+	if err != nil || v != nil {
+		return v, err
+	}
+	own, err := b.version(k, "")
+	if err != nil || own == nil || own.s.Host != id {
+		return nil, err
+	}
+	return own, nil
+}
+
+// fetchVersion reads and validates the stub copy of k's version in slot (size -1:
+// unknown, asked with a HEAD). nil when there is none.
+func (b *bucket) fetchVersion(ctx context.Context, k layout.Key, slot string, size int64) (*bstub, error) {
+	key := stub.ObjectKeyIn(k, slot)
+	if size < 0 {
+		info, err := b.store.Head(ctx, key)
 		if errors.Is(err, objstore.ErrNotFound) {
 			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrRemoteFailed, b.store.URI(key), err)
+		}
+		size = info.Size
+	}
+	if size > 1<<20 {
+		return nil, fmt.Errorf("%s: %w: %d bytes", b.store.URI(key), stub.ErrInvalid, size)
+	}
+	raw := make([]byte, size)
+	if err := objstore.ReadRange(ctx, b.store, key, 0, raw); err != nil {
+		if errors.Is(err, objstore.ErrNotFound) || errors.Is(err, objstore.ErrOutOfRange) {
+			return nil, nil // deleted (or replaced by a rollback) since it was listed
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrRemoteFailed, b.store.URI(key), err)
 	}
@@ -270,14 +389,18 @@ func (b *bucket) fetchStub(k layout.Key) (*bstub, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Slot != slot {
+		return nil, fmt.Errorf("%s: %w: field slot: %q in the stub of slot %q", name, stub.ErrInvalid, s.Slot, slot)
+	}
 	zk, ik, err := s.Validate(b.store, k, name)
 	if err != nil {
 		return nil, err
 	}
-	return &bstub{s: s, zk: zk, ik: ik}, nil
+	return &bstub{s: s, zk: zk, ik: ik, slot: slot}, nil
 }
 
-// entries lists a directory inside a bucket partition: rest "" is the partition itself.
+// entries lists a directory inside a bucket partition's version: rest "" is the
+// version's own directory.
 func (p *bstub) entries(rest string) ([]Entry, bool) {
 	var out []Entry
 	seen := map[string]bool{}
@@ -286,7 +409,16 @@ func (p *bstub) entries(rest string) ([]Entry, bool) {
 	if rest != "" {
 		prefix = rest + "/"
 	} else {
+		if p.hosts {
+			out = append(out, Entry{Name: stub.HostsDir, IsDir: true, Tier: layout.Remote})
+		}
+		if p.s == nil {
+			return out, true
+		}
 		out = append(out, Entry{Name: layout.BookName, Tier: layout.Remote})
+	}
+	if p.s == nil {
+		return nil, false
 	}
 	for _, f := range p.s.Files {
 		sub, ok := strings.CutPrefix(f.Name, prefix)
@@ -308,13 +440,18 @@ func (p *bstub) entries(rest string) ([]Entry, bool) {
 	return out, found
 }
 
-// stat describes a path inside a bucket partition ("" is the partition directory).
+// stat describes a path inside a bucket partition's version ("" is its directory).
 func (p *bstub) stat(k layout.Key, rest, name, uri string) (Entry, bool) {
-	e := Entry{Name: name, Tier: layout.Remote, Source: uri, Sealed: true, ModTime: p.s.UploadedAt}
+	e := Entry{Name: name, Tier: layout.Remote, Source: uri, Sealed: true}
+	if p.s != nil {
+		e.ModTime = p.s.UploadedAt
+	}
 	switch {
 	case rest == "":
 		e.IsDir = true
 		return e, true
+	case p.s == nil:
+		return Entry{}, false
 	case rest == layout.BookName:
 		e.Size, e.HeaderSize = p.s.UncompressedSize, p.s.HeaderSize
 		return e, true
@@ -330,8 +467,8 @@ func (p *bstub) stat(k layout.Key, rest, name, uri string) (Entry, bool) {
 	return Entry{}, false
 }
 
-// fileKey is the object key of a file inside a bucket partition.
-func fileKey(k layout.Key, rest string) string { return path.Join(k.Dir(), rest) }
+// fileKey is the object key of a file inside a bucket partition's version.
+func (p *bstub) fileKey(k layout.Key, rest string) string { return stub.FileKeyIn(k, p.slot, rest) }
 
 // lru is a bounded map whose least recently used entries go first.
 type lru[K comparable, V any] struct {

@@ -35,6 +35,14 @@ type Handle interface {
 	Close() error
 }
 
+// Local is implemented by the handles of local files served as they are (hot and warm):
+// bytes [0, Size()) of LocalFile are the logical content, also while a book still grows
+// (its committed length is Size). FUSE can answer reads of such a file by splicing its
+// page-cache pages (fuse.ReadResultFd) where it cannot pass the whole file through.
+type Local interface {
+	LocalFile() *os.File
+}
+
 // plainHandle serves a local file as is. For a book still being written it reads the
 // committed length from the header, so readers only ever see whole records.
 type plainHandle struct {
@@ -140,7 +148,8 @@ func (h *plainHandle) File() *os.File {
 	}
 	return nil
 }
-func (h *plainHandle) Close() error { return h.f.Close() }
+func (h *plainHandle) LocalFile() *os.File { return h.f }
+func (h *plainHandle) Close() error        { return h.f.Close() }
 
 // zstdHandle serves a seekable .zst through the shared frame cache, from a local file
 // (cold) or the object store (remote).

@@ -28,7 +28,7 @@ func (r *Resolver) openBucketFile(ctx context.Context, k layout.Key, bs *bstub, 
 		}
 		return nil, fmt.Errorf("%s/%s: %w", k.Dir(), rest, ErrNotFound)
 	}
-	key := fileKey(k, rest)
+	key := bs.fileKey(k, rest)
 	uri := r.store.URI(key)
 	h := &bytesHandle{sealedFile: sealedFile{tier: layout.Remote, src: uri, mtime: bs.s.UploadedAt, version: "remote:" + f.SHA256}}
 	if f.Size > wholeFileMax {
@@ -131,6 +131,50 @@ func (c *frameCachedAt) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (c *frameCachedAt) key(frame int) string { return fmt.Sprintf("z-%s-%d", c.id, frame) }
+
+// StreamRange streams one compressed frame (qzst.RangeStreamer): from the disk cache, or from
+// the store as it arrives, cached once all of it has been read. Other ranges are read whole.
+func (c *frameCachedAt) StreamRange(off, n int64) (io.ReadCloser, error) {
+	i := sort.Search(len(c.frames), func(i int) bool { return int64(c.frames[i].CompressedOffset) >= off })
+	rs, streams := c.src.(qzst.RangeStreamer)
+	if i == len(c.frames) || int64(c.frames[i].CompressedOffset) != off || int64(c.frames[i].CompressedSize) != n || !streams {
+		b := make([]byte, n)
+		if _, err := c.ReadAt(b, off); err != nil && !(err == io.EOF && n == int64(len(b))) {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	if b, ok := c.cache.Get(c.key(i)); ok && int64(len(b)) == n {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	rc, err := rs.StreamRange(off, n)
+	if err != nil {
+		return nil, err
+	}
+	return &teeFrame{rc: rc, buf: make([]byte, 0, n), put: func(b []byte) { c.cache.Put(c.key(i), b) }}, nil
+}
+
+// teeFrame keeps what a frame's stream delivered and caches it when the stream closes
+// complete.
+type teeFrame struct {
+	rc  io.ReadCloser
+	buf []byte
+	put func([]byte)
+}
+
+func (t *teeFrame) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	t.buf = append(t.buf, p[:n]...)
+	return n, err
+}
+
+func (t *teeFrame) Close() error {
+	err := t.rc.Close()
+	if len(t.buf) == cap(t.buf) {
+		t.put(t.buf)
+	}
+	return err
+}
 
 // remoteBookSource is the ReaderAt the qzst reader of a remote book reads: the store,
 // through the disk cache when there is one.

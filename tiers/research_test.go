@@ -272,3 +272,49 @@ func TestDiskCacheServesRereads(t *testing.T) {
 		t.Fatalf("reread made %d GETs, want 1 (the stub)", n)
 	}
 }
+
+// TestDiskCacheKeepsRandomReads: a random read decodes its remote frame while the ranged
+// GET streams in, and the frame lands in the disk cache, so the same read from a restarted
+// mount fetches nothing but the stub.
+func TestDiskCacheKeepsRandomReads(t *testing.T) {
+	e := newResearch(t, Options{}, testKey)
+	dir := t.TempDir() + "/cache"
+	book := e.books[testKey]
+	off := int64(len(book)) * 2 / 3
+	read := func() (*countingStore, []byte) {
+		dc, err := diskcache.Open(dir, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := &countingStore{Store: e.store}
+		r, err := New(layout.Roots{Remote: e.store.URI("")}, Options{Store: cs, DiskCache: dc, RemoteTimeout: 5 * time.Second, Direct: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		h, err := r.Open(context.Background(), testKey.Dir()+"/book.q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		p := make([]byte, 4096)
+		if _, err := h.ReadAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.(*zstdHandle).Reader().Stats(); st.PartialFrames != 1 {
+			t.Fatalf("stats %+v: want one frame decoded in part", st)
+		}
+		return cs, p
+	}
+	c1, p1 := read()
+	if !bytes.Equal(p1, book[off:off+4096]) || c1.gets.Load() < 2 {
+		t.Fatalf("first read: equal %v, %d GETs", bytes.Equal(p1, book[off:off+4096]), c1.gets.Load())
+	}
+	c2, p2 := read()
+	if !bytes.Equal(p2, book[off:off+4096]) {
+		t.Fatal("reread differs")
+	}
+	if n := c2.gets.Load(); n != 1 {
+		t.Fatalf("reread made %d GETs, want 1 (the stub)", n)
+	}
+}

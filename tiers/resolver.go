@@ -171,8 +171,9 @@ type Location struct {
 	root *root
 }
 
-// bucketStub fetches (or finds cached) the stub copy of a partition the bucket lists. A
-// listed date without one is an upload still in progress, or one that failed: not found.
+// bucketStub fetches (or finds cached) the version a partition the bucket lists serves. A
+// listed date without one is an upload still in progress, or one that failed: not found
+// (but its other hosts' versions, when it has some, list below hosts/).
 func (r *Resolver) bucketStub(loc Location) (*bstub, error) {
 	bs, err := r.bucket.partition(loc.Key)
 	if err != nil {
@@ -182,6 +183,29 @@ func (r *Resolver) bucketStub(loc Location) (*bstub, error) {
 		return nil, fmt.Errorf("%s: %w: listed in the bucket without its stub (upload in progress or failed)", loc.Key.Dir(), ErrNotFound)
 	}
 	return bs, nil
+}
+
+// bucketTarget resolves a path inside a bucket partition to the version it is in and the
+// path inside that version: hosts/{id}/... names host id's own version, anything else the
+// served one. hostsDir reports the hosts/ directory itself.
+func (r *Resolver) bucketTarget(loc Location, rest string) (bs *bstub, inner string, hostsDir bool, err error) {
+	h, ok := strings.CutPrefix(rest, stub.HostsDir)
+	if !ok || (h != "" && h[0] != '/') {
+		bs, err := r.bucketStub(loc)
+		return bs, rest, false, err
+	}
+	if h == "" {
+		return nil, "", true, nil
+	}
+	id, inner, _ := strings.Cut(h[1:], "/")
+	v, err := r.bucket.hostVersion(loc.Key, id)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("%s/%s: %w", loc.Key.Dir(), rest, err)
+	}
+	if v == nil {
+		return nil, "", false, fmt.Errorf("%s/%s: %w: no version of host %q", loc.Key.Dir(), rest, ErrNotFound, id)
+	}
+	return v, inner, false, nil
 }
 
 // Locate finds the first tier, in priority order, that holds k's book.
@@ -291,14 +315,18 @@ func (r *Resolver) OpenBook(ctx context.Context, k layout.Key) (Handle, error) {
 
 func (r *Resolver) openAt(ctx context.Context, loc Location, rest string) (Handle, error) {
 	if loc.Kind == KindBucket {
-		bs, err := r.bucketStub(loc)
-		if err != nil {
+		bs, inner, hostsDir, err := r.bucketTarget(loc, rest)
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if rest == layout.BookName {
+		case hostsDir || inner == "":
+			return nil, fmt.Errorf("%s/%s: %w", loc.Key.Dir(), rest, ErrIsDir)
+		case bs.s == nil:
+			return nil, fmt.Errorf("%s/%s: %w: the key's own version is not in the bucket (yet)", loc.Key.Dir(), rest, ErrNotFound)
+		case inner == layout.BookName:
 			return r.openRemoteBook(ctx, bs.s, bs.zk, bs.ik)
 		}
-		return r.openBucketFile(ctx, loc.Key, bs, rest)
+		return r.openBucketFile(ctx, loc.Key, bs, inner)
 	}
 	rel := path.Join(loc.Key.Dir(), rest)
 	if rest != layout.BookName {
@@ -484,6 +512,49 @@ func (a *remoteAt) ReadAt(p []byte, off int64) (int, error) {
 	return a.readAt(ctx, p, off)
 }
 
+// StreamRange streams bytes [off, off+n) of the object as they arrive, within the remote
+// timeout (qzst.RangeStreamer: a random read decodes a frame while it arrives).
+func (a *remoteAt) StreamRange(off, n int64) (io.ReadCloser, error) {
+	if off < 0 || n < 0 || off+n > a.size {
+		return nil, fmt.Errorf("%w: GET %s [%d,%d): outside the object's %d bytes", ErrRemoteFailed, a.uri, off, off+n, a.size)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.r.opts.RemoteTimeout)
+	a.r.stats.RemoteRequests.Add(1)
+	rc, err := a.r.store.GetRange(ctx, a.key, off, n)
+	if err != nil {
+		cancel()
+		a.r.stats.RemoteErrors.Add(1)
+		return nil, fmt.Errorf("%w: GET %s [%d,%d): %w", ErrRemoteFailed, a.uri, off, off+n, err)
+	}
+	return &remoteStream{a: a, rc: rc, cancel: cancel, off: off, n: n}, nil
+}
+
+// remoteStream is one ranged GET's body, counted, with its errors labelled.
+type remoteStream struct {
+	a      *remoteAt
+	rc     io.ReadCloser
+	cancel context.CancelFunc
+	off, n int64
+	got    int64
+}
+
+func (s *remoteStream) Read(p []byte) (int, error) {
+	k, err := s.rc.Read(p)
+	s.got += int64(k)
+	s.a.r.stats.RemoteBytes.Add(int64(k))
+	if err != nil && err != io.EOF {
+		s.a.r.stats.RemoteErrors.Add(1)
+		err = fmt.Errorf("%w: GET %s [%d,%d) after %d bytes: %w", ErrRemoteFailed, s.a.uri, s.off, s.off+s.n, s.got, err)
+	}
+	return k, err
+}
+
+func (s *remoteStream) Close() error {
+	err := s.rc.Close()
+	s.cancel()
+	return err
+}
+
 func (a *remoteAt) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= a.size {
 		return 0, io.EOF
@@ -545,11 +616,14 @@ func (r *Resolver) statIn(l layout.Logical, name string) (Entry, error) {
 		return Entry{Name: name, IsDir: true, Tier: layout.Remote, Source: loc.Dir, Sealed: true}, nil
 	}
 	if loc.Kind == KindBucket {
-		bs, err := r.bucketStub(loc)
+		bs, inner, hostsDir, err := r.bucketTarget(loc, l.Rest)
 		if err != nil {
 			return Entry{}, err
 		}
-		e, ok := bs.stat(l.Key, l.Rest, name, r.store.URI(fileKey(l.Key, l.Rest)))
+		if hostsDir {
+			return Entry{Name: name, IsDir: true, Tier: layout.Remote, Source: r.store.URI(path.Join(l.Key.Dir(), stub.HostsDir)), Sealed: true}, nil
+		}
+		e, ok := bs.stat(l.Key, inner, name, r.store.URI(bs.fileKey(l.Key, inner)))
 		if !ok {
 			return Entry{}, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, ErrNotFound)
 		}
@@ -699,11 +773,25 @@ func (r *Resolver) readPartitionDir(l layout.Logical) ([]Entry, error) {
 		return nil, err
 	}
 	if loc.Kind == KindBucket {
-		bs, err := r.bucketStub(loc)
+		bs, inner, hostsDir, err := r.bucketTarget(loc, l.Rest)
 		if err != nil {
 			return nil, err
 		}
-		es, ok := bs.entries(l.Rest)
+		if hostsDir {
+			ids, err := r.bucket.hostVersions(l.Key)
+			if err != nil {
+				return nil, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, err)
+			}
+			out := make([]Entry, 0, len(ids))
+			for _, id := range ids {
+				out = append(out, Entry{Name: id, IsDir: true, Tier: layout.Remote})
+			}
+			return out, nil
+		}
+		if inner == "" && l.Rest != "" {
+			bs = &bstub{s: bs.s, zk: bs.zk, ik: bs.ik, slot: bs.slot} // a host's version: no hosts/ of its own
+		}
+		es, ok := bs.entries(inner)
 		if !ok {
 			return nil, fmt.Errorf("%s/%s: %w", l.Key.Dir(), l.Rest, ErrNotFound)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
@@ -37,6 +38,8 @@ Usage:
   chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
                                                     refine journal segments once, then stop
   chronicle-etl status   [flags] [--json]           where each venue stands, open partitions
+  chronicle-etl merge    [flags] --root ROOT JOURNAL_A JOURNAL_B
+                                                    A/B merge of two hosts' journals (see merge --help)
   chronicle-etl synth    [flags]                    write synthetic partitions (demos, benchmarks)
 
 Examples:
@@ -46,20 +49,24 @@ Examples:
   chronicle-etl backfill --root /tmp/books --seal-all /tmp/journal/00000001-20240808T230000Z.q
   chronicle-etl backfill --root /tmp/books --dim-symbol /etc/chronicle/dim_symbol.parquet /dev/shm/chronicle/feed
   chronicle-etl status --config /etc/chronicle/chronicle.toml --json
+  chronicle-etl merge --root /data/merged /mnt/a/feed/binance-perp /mnt/b/feed/binance-perp
   chronicle-etl synth --root /tmp/warm --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
 
-Flags override the [etl], [tiers] and [log] sections of --config:
+Flags override the [etl], [tiers], [host] and [log] sections of --config:
 `
 
 var (
 	prog = &cli.Command{Program: "chronicle-etl", Help: usage, FlagsTitle: "-", Usage: `chronicle-etl run      [flags]
 chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT...
 chronicle-etl status   [flags] [--json]
+chronicle-etl merge    [flags] --root ROOT JOURNAL_A JOURNAL_B
 chronicle-etl synth    [flags]`}
 	cmdRun      = &cli.Command{Program: "chronicle-etl", Name: "run", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl run [flags]"}
 	cmdBackfill = &cli.Command{Program: "chronicle-etl", Name: "backfill", Help: usage, FlagsTitle: "-",
 		Usage: "chronicle-etl backfill [flags] --root ROOT JOURNAL_DIR|SEGMENT..."}
 	cmdStatus = &cli.Command{Program: "chronicle-etl", Name: "status", Help: usage, FlagsTitle: "-", Usage: "chronicle-etl status [flags] [--json]"}
+	cmdMerge  = &cli.Command{Program: "chronicle-etl", Name: "merge", Help: mergeUsage, FlagsTitle: "-",
+		Usage: "chronicle-etl merge [flags] --root ROOT JOURNAL_A JOURNAL_B"}
 )
 
 func init() { prog.Flags = func() *pflag.FlagSet { return newFlags(cmdRun).set } }
@@ -82,8 +89,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"run":      sub(cmdRun, runDaemon),
 		"backfill": sub(cmdBackfill, func(f *flags) error { return runBackfill(f, stderr) }),
 		"status":   sub(cmdStatus, func(f *flags) error { return runStatus(f, stdout) }),
+		"merge":    func(args []string) int { return mergeCmd(args, stdout, stderr) },
 		"synth":    func(args []string) int { return runSynth(args, stdout, stderr) },
-	}, []string{"run", "backfill", "status", "synth"}, args, stdout, stderr)
+	}, []string{"run", "backfill", "status", "merge", "synth"}, args, stdout, stderr)
 }
 
 type flags struct {
@@ -91,6 +99,7 @@ type flags struct {
 	configPath, root, hot, warm      string
 	output, latePolicy, dimSymbol    string
 	metricsAddr, logLevel, logFormat string
+	hostID                           string
 	grace, snapshotInterval          time.Duration
 	checkpointInterval, idleSpin     time.Duration
 	venues                           []string
@@ -114,6 +123,7 @@ func newFlags(c *cli.Command) *flags {
 	s.DurationVar(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "make output and state durable this often ([etl] checkpoint_interval)")
 	s.DurationVar(&f.idleSpin, "idle-spin", d.IdleSpin, "run: busy-poll the journal this long after the last record; 0 = never ([etl] idle_spin)")
 	s.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "run: serve /metrics here; empty = off ([etl] metrics_addr)")
+	s.StringVar(&f.hostID, "host-id", "", "this capture host's id, recorded in meta.json ([host] id; default the hostname)")
 	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.sealAll, "seal-all", false, "backfill: the journal is complete; seal every partition at the end")
@@ -125,14 +135,18 @@ type settings struct {
 	cfg   etl.Config
 	roots layout.Roots
 	log   config.Log
+	host  config.Host
 }
 
 func (f *flags) settings() (*settings, error) {
 	st := &settings{cfg: etl.Defaults(), roots: layout.DefaultRoots(), log: config.DefaultLog()}
-	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log}); err != nil {
+	if err := config.Load(f.configPath, map[string]any{"etl": &st.cfg, "tiers": &st.roots, "log": &st.log, "host": &st.host}); err != nil {
 		return nil, err
 	}
-	check := func() error { return errors.Join(st.cfg.Validate(), st.log.Validate()) }
+	check := func() error {
+		_, _, herr := config.ResolveHost(st.host.ID)
+		return errors.Join(st.cfg.Validate(), st.log.Validate(), herr)
+	}
 	return st, cli.Validate(f.configPath, check, func() { f.apply(st) })
 }
 
@@ -156,6 +170,16 @@ func (f *flags) apply(st *settings) {
 	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metricsAddr })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
+	set("host-id", func() { st.host.ID = f.hostID })
+}
+
+// metaHost is the host id meta.json records: [host] id (or --host-id), else the hostname.
+func (st *settings) metaHost() (*meta.Host, error) {
+	id, from, err := config.ResolveHost(st.host.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &meta.Host{ID: id, From: from}, nil
 }
 
 // outputRoot is --root, else the configured output tier's root.
@@ -200,8 +224,12 @@ func runDaemon(f *flags) error {
 		return err
 	}
 	log.Info("refinery starting", "journals", filepath.Join(st.roots.Hot, "feed"), "output", root, "dim_symbol", tw.Table().Source())
+	host, err := st.metaHost()
+	if err != nil {
+		return err
+	}
 	return etl.RunDaemon(ctx, etl.DaemonOptions{Config: st.cfg, HotRoot: st.roots.Hot, Root: root, Log: log, Metrics: m, Table: tw,
-		Ready: func() { daemon.Ready(log) }})
+		Ready: func() { daemon.Ready(log) }, Host: host})
 }
 
 func runBackfill(f *flags, stderr io.Writer) error {
@@ -272,13 +300,17 @@ func runBackfill(f *flags, stderr io.Writer) error {
 	}
 	cfg := st.cfg
 	cfg.DimReload = 0
+	host, err := st.metaHost()
+	if err != nil {
+		return err
+	}
 	for _, j := range jobs {
 		var bar interface {
 			Add64(int64) error
 			Finish() error
 		}
 		opt := etl.Options{Config: cfg, Root: f.root, JournalDir: j.dir, Segments: j.segs, SealAll: f.sealAll,
-			Table: tw.Table, Log: log}
+			Table: tw.Table, Log: log, Host: host}
 		opt.Total = func(n int64) {
 			if pb := daemon.Progress(n, "refining "+filepath.Base(j.dir)); pb != nil {
 				bar = pb

@@ -31,7 +31,7 @@ Usage:
 
 The journal goes to {hot}/feed/{venue}/ (outside v1/), one segment per roll period.
 Several files given to one replay are one stream, in order (one capture split in files).
-Settings come from the [feed] and [log] sections of --config; flags override the file.
+Settings come from the [feed], [host] and [log] sections of --config; flags override the file.
 SIGINT or SIGTERM closes the connections, journals the disconnects and seals the journal.
 
 Examples:
@@ -96,7 +96,8 @@ func runCmd(cmd string, fs *pflag.FlagSet, fl *cmdFlags) error {
 	logCfg := config.DefaultLog()
 	// The journal lives under the hot tier, [tiers] hot.
 	roots := layout.DefaultRoots()
-	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots}); err != nil {
+	var host config.Host
+	if err := config.Load(fl.config, map[string]any{"feed": &cfg, "log": &logCfg, "tiers": &roots, "host": &host}); err != nil {
 		return err
 	}
 	cfg.HotRoot = roots.Hot
@@ -107,11 +108,19 @@ func runCmd(cmd string, fs *pflag.FlagSet, fl *cmdFlags) error {
 		} else if err = cfg.Validate(); err == nil {
 			_, err = feed.LookupVenue(cfg.Venue)
 		}
-		return errors.Join(err, logCfg.Validate())
+		_, _, herr := config.ResolveHost(host.ID)
+		return errors.Join(err, logCfg.Validate(), herr)
 	}
-	if err := cli.Validate(fl.config, check, func() { fl.apply(fs, &cfg, &logCfg) }); err != nil {
+	apply := func() {
+		fl.apply(fs, &cfg, &logCfg)
+		if fs.Changed("host-id") {
+			host.ID = fl.hostID
+		}
+	}
+	if err := cli.Validate(fl.config, check, apply); err != nil {
 		return err
 	}
+	cfg.Host, _, _ = config.ResolveHost(host.ID)
 	if cmd == "replay" {
 		fl.replay.Files = fs.Args()
 		for _, f := range fl.replay.Files {
@@ -168,6 +177,7 @@ type cmdFlags struct {
 	venue, depthSpeed, hotRoot, journalDir string
 	wsURL, restURL                         string
 	metricsAddr, logLevel, logFormat       string
+	hostID                                 string
 	snapshotLimit, maxStreams              int
 	rollPeriod, retentionMinAge            time.Duration
 }
@@ -186,6 +196,7 @@ func newFlags(c *cli.Command) (*pflag.FlagSet, *cmdFlags) {
 	fs.StringVar(&f.wsURL, "ws-url", d.WSURL, "websocket base URL (default: the venue's)")
 	fs.StringVar(&f.restURL, "rest-url", d.RESTURL, "REST base URL (default: the venue's)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", d.MetricsAddr, "serve /metrics here (empty: off)")
+	fs.StringVar(&f.hostID, "host-id", "", "this capture host's id, recorded in the journal ([host] id; default the hostname)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
 	fs.IntVar(&f.snapshotLimit, "snapshot-limit", d.SnapshotLimit, "REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)")

@@ -341,7 +341,9 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		log.Warn("mount ended from outside (unmounted or aborted)", "mountpoint", m.Dir())
 		return nil
 	}
-	if err := m.Unmount(s.fs.ShutdownGrace); err != nil {
+	err = m.Unmount(s.fs.ShutdownGrace)
+	logStopped(log, cache, res)
+	if err != nil {
 		if errors.Is(err, chfs.ErrUnmountTimeout) {
 			log.Warn("exiting with files still open on the detached mount; they will see ENOTCONN", "err", err)
 			return nil
@@ -349,4 +351,16 @@ func serve(s *settings, dir string, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// logStopped sums up what the daemon's cold and remote reads did, at exit.
+func logStopped(log *slog.Logger, cache *qzst.Cache, res *tiers.Resolver) {
+	cs, rs := cache.Stats(), res.Stats()
+	log.Info("stopped", "frames_decoded", cs.FramesDecoded, "frames_direct", cs.DirectFrames,
+		"frames_partial", cs.PartialFrames, "frames_resumed", cs.PartialResumes,
+		"source_reads", cs.SourceReads, "bytes_fetched", cs.BytesFetched,
+		"remote_requests", rs.RemoteRequests.Load(), "remote_bytes", rs.RemoteBytes.Load(),
+		"fetch_window_runs", cs.WindowRuns, "fetch_window_bytes", cs.WindowBytes,
+		"inflight_peak_bytes", cs.InflightPeak, "inflight_byte_seconds", cs.InflightByteSeconds,
+		"fetch_stalls", cs.FetchStalls, "fetch_stall_seconds", cs.FetchStallTime.Seconds())
 }

@@ -49,7 +49,12 @@ One process owns a tier tree: run and apply lock .chronicle-tier.lock in every l
 and exit 3 naming the holder's pid if another chronicle-tier has it (--wait waits instead).
 status and apply --dry-run read without the lock.
 
-Flags override the [tier], [tiers], [remote] and [log] sections of --config:
+Many hosts may upload to one bucket: the first to claim a partition's key is its only
+writer; another host that finds the key held keeps its partition local (listed by status
+under "kept local") and uploads it under hosts/{its id}/ beside it, where research hosts
+read it. Give every host its own [host] id.
+
+Flags override the [tier], [tiers], [remote], [host] and [log] sections of --config:
 `
 
 var (
@@ -82,6 +87,7 @@ type flags struct {
 	concurrency, level, threads int
 	bandwidth                   int64
 	logLevel, logFormat         string
+	hostID                      string
 	dryRun, asJSON, wait        bool
 }
 
@@ -107,6 +113,7 @@ func newFlags(c *cli.Command) *flags {
 	s.IntVar(&f.threads, "threads", 0, "compression threads per move, 0 = all cores ([tier] threads)")
 	s.StringVar(&f.verify, "remote-verify", "", `"head" or "readback" ([tier] remote_verify)`)
 	s.StringVar(&f.metrics, "metrics-addr", "", "listen address for /metrics in run; empty string in the file disables ([tier] metrics_addr)")
+	s.StringVar(&f.hostID, "host-id", "", "this host's id: signs uploads, names its own slot when another host holds a key ([host] id; default the hostname)")
 	s.StringVar(&f.logLevel, "log-level", "", "debug, info, warn, error ([log] level)")
 	s.StringVar(&f.logFormat, "log-format", "", "json or text ([log] format)")
 	s.BoolVar(&f.dryRun, "dry-run", false, "apply: print the plan and change nothing")
@@ -135,12 +142,13 @@ type settings struct {
 	roots  layout.Roots
 	remote objstore.Config
 	log    config.Log
+	host   config.Host
 	now    func() time.Time
 }
 
 func (f *flags) settings() (*settings, error) {
 	st := &settings{cfg: lifecycle.DefaultConfig(), roots: layout.DefaultRoots(), log: config.DefaultLog(), now: time.Now}
-	if err := config.Load(f.configPath, map[string]any{"tier": &st.cfg, "tiers": &st.roots, "remote": &st.remote, "log": &st.log}); err != nil {
+	if err := config.Load(f.configPath, map[string]any{"tier": &st.cfg, "tiers": &st.roots, "remote": &st.remote, "log": &st.log, "host": &st.host}); err != nil {
 		return nil, err
 	}
 	if f.now != "" {
@@ -153,7 +161,10 @@ func (f *flags) settings() (*settings, error) {
 		start := time.Now()
 		st.now = func() time.Time { return t.Add(time.Since(start)) }
 	}
-	check := func() error { return errors.Join(st.cfg.Validate(), st.log.Validate()) }
+	check := func() error {
+		_, _, herr := config.ResolveHost(st.host.ID)
+		return errors.Join(st.cfg.Validate(), st.log.Validate(), herr)
+	}
 	return st, cli.Validate(f.configPath, check, func() { f.apply(st) })
 }
 
@@ -182,6 +193,7 @@ func (f *flags) apply(st *settings) {
 	set("threads", func() { st.cfg.Threads = f.threads })
 	set("remote-verify", func() { st.cfg.RemoteVerify = f.verify })
 	set("metrics-addr", func() { st.cfg.MetricsAddr = f.metrics })
+	set("host-id", func() { st.host.ID = f.hostID })
 	set("log-level", func() { st.log.Level = f.logLevel })
 	set("log-format", func() { st.log.Format = f.logFormat })
 }
@@ -254,7 +266,11 @@ func start(cmd string, f *flags, stdout, stderr io.Writer) error {
 			Help: "Ranged GETs re-issued for the rest of a body that failed mid-stream (early EOF, reset, stall).",
 		}, func() float64 { return float64(objstore.StatsOf(store).GetResumes) }))
 	}
-	m, err := lifecycle.New(lifecycle.Options{Config: st.cfg, Roots: st.roots, Store: store, Now: st.now, Registerer: reg, Logger: log})
+	host, from, err := config.ResolveHost(st.host.ID)
+	if err != nil {
+		return err
+	}
+	m, err := lifecycle.New(lifecycle.Options{Config: st.cfg, Roots: st.roots, Store: store, Now: st.now, Registerer: reg, Logger: log, Host: host})
 	if err != nil {
 		return err
 	}
@@ -286,7 +302,7 @@ func start(cmd string, f *flags, stdout, stderr io.Writer) error {
 		if _, err := daemon.ServeMetrics(ctx, st.cfg.MetricsAddr, reg, log); err != nil {
 			return err
 		}
-		log.Info("running", "hot", st.roots.Hot, "warm", st.roots.Warm, "cold", st.roots.Cold, "remote", st.roots.Remote,
+		log.Info("running", "host", host, "host_from", from, "hot", st.roots.Hot, "warm", st.roots.Warm, "cold", st.roots.Cold, "remote", st.roots.Remote,
 			"scan_interval", st.cfg.ScanInterval.String(), "now", st.now().UTC().Format(time.RFC3339))
 		daemon.Ready(log)
 		if err := m.Run(ctx); err != nil {

@@ -174,6 +174,26 @@ func TestRandomOperations(t *testing.T) {
 						t.Fatalf("step %d: delete %d: %v", step, p, err)
 					}
 					r.set(bid, p, 0)
+				case x < 880:
+					// a batch of one side, maybe with a bad level: those before it apply
+					op = "apply"
+					bid := rnd.Intn(2) == 0
+					lv := levels(rnd.Intn(20))
+					bad := -1
+					if len(lv) > 0 && rnd.Intn(4) == 0 {
+						bad = rnd.Intn(len(lv))
+						lv[bad].Price = -lv[bad].Price - 1
+					}
+					err := b.Apply(bid, lv)
+					if (err != nil) != (bad >= 0) {
+						t.Fatalf("step %d: Apply with bad level %d: %v", step, bad, err)
+					}
+					for i, l := range lv {
+						if i == bad {
+							break
+						}
+						r.set(bid, l.Price, l.Qty)
+					}
 				case x < 900:
 					// invalid levels are refused and change nothing
 					op = "invalid set"
@@ -422,5 +442,62 @@ func BenchmarkSetNearTop(b *testing.B) {
 	b.StopTimer()
 	if nb, na := bk.Depth(); nb < depth-top || na < depth-top {
 		b.Fatalf("depth %d/%d", nb, na)
+	}
+}
+
+// TestTopAndTrim: Top returns the best n of each side as full sorted iteration does, and
+// Trim drops exactly the levels past the depth, worst last, leaving the rest.
+func TestTopAndTrim(t *testing.T) {
+	rng := rand.New(rand.NewSource(testenv.Seed(t)))
+	for round := 0; round < 200; round++ {
+		var b book.Book
+		n := rng.Intn(300)
+		spread := int64(500)
+		if round%3 == 0 {
+			spread = 50000 // wider than the ladder's window: levels below it, in the map
+		}
+		for i := 0; i < n; i++ {
+			if err := b.Set(rng.Intn(2) == 0, 1+rng.Int63n(spread), 1+rng.Int63n(9)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var bids, asks []venue.Level
+		b.Bids(func(l venue.Level) { bids = append(bids, l) })
+		b.Asks(func(l venue.Level) { asks = append(asks, l) })
+		for _, k := range []int{0, 1, 10, 25, 1000} {
+			gb, ga := b.Top(true, k, nil), b.Top(false, k, []venue.Level{{Price: -1}})[1:]
+			if !slices.Equal(gb, bids[:min(k, len(bids))]) || !slices.Equal(ga, asks[:min(k, len(asks))]) {
+				t.Fatalf("round %d top %d: %v %v, want %v %v", round, k, gb, ga, bids[:min(k, len(bids))], asks[:min(k, len(asks))])
+			}
+		}
+		d := rng.Intn(120)
+		db, da := b.Trim(true, d, nil), b.Trim(false, d, nil)
+		if len(bids) > d && !slices.Equal(db, bids[d:]) || len(asks) > d && !slices.Equal(da, asks[d:]) ||
+			len(bids) <= d && db != nil || len(asks) <= d && da != nil {
+			t.Fatalf("round %d trim %d dropped %v %v", round, d, db, da)
+		}
+		var kb, ka []venue.Level
+		b.Bids(func(l venue.Level) { kb = append(kb, l) })
+		b.Asks(func(l venue.Level) { ka = append(ka, l) })
+		if !slices.Equal(kb, bids[:min(d, len(bids))]) || !slices.Equal(ka, asks[:min(d, len(asks))]) {
+			t.Fatalf("round %d trim %d kept %d/%d levels", round, d, len(kb), len(ka))
+		}
+		if bb, ok := b.BestBid(); len(kb) > 0 && (!ok || bb != kb[0]) {
+			t.Fatalf("round %d: best bid %v after trim, want %v", round, bb, kb[0])
+		}
+		// One or two inserts past the depth, trimmed again (the worst found by a scan).
+		for extra := 1; extra <= 2 && d > 0; extra++ {
+			for i := 0; i < extra; i++ {
+				b.Set(true, 1+rng.Int63n(spread), 1+rng.Int63n(9))
+			}
+			var all []venue.Level
+			b.Bids(func(l venue.Level) { all = append(all, l) })
+			got := b.Trim(true, d, nil)
+			var kept []venue.Level
+			b.Bids(func(l venue.Level) { kept = append(kept, l) })
+			if len(all) > d && (!slices.Equal(got, all[d:]) || !slices.Equal(kept, all[:d])) || len(all) <= d && got != nil {
+				t.Fatalf("round %d: trim %d after %d inserts dropped %v kept %d of %d", round, d, extra, got, len(kept), len(all))
+			}
+		}
 	}
 }

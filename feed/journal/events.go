@@ -59,6 +59,9 @@ type Connect struct {
 	// Replaces is set on a rollover connection: the generation it overlaps and replaces.
 	Replaces *uint64 `json:"replaces,omitempty"`
 	Replay   bool    `json:"replay,omitempty"`
+	// Host is the capturing host's id ([host] id); absent in journals written before
+	// host ids existed.
+	Host string `json:"host,omitempty"`
 }
 
 // Disconnect reasons (Kind).

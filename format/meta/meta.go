@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/layout"
 )
 
 // Version is the meta.json version this package writes and reads.
@@ -100,6 +101,57 @@ type Source struct {
 	Venue    string    `json:"venue"`              // the journal's venue
 	Segments []Segment `json:"segments,omitempty"` // in journal order
 	Note     string    `json:"note,omitempty"`     // free text (a synthetic partition's seed)
+	// Host is the capture host that refined the partition (added within version 1; absent
+	// in documents written before host ids existed, and in merged partitions, whose hosts
+	// are in Merge).
+	Host *Host `json:"host,omitempty"`
+}
+
+// Host is a capture host's stable id and how it was set.
+type Host struct {
+	ID string `json:"id"`
+	// From says where the id came from: "config" ([host] id, or --host-id) or "hostname"
+	// (the machine's name, when none was configured).
+	From string `json:"from"`
+}
+
+// Ways a host id is set (Host.From).
+const (
+	HostFromConfig   = "config"
+	HostFromHostname = "hostname"
+)
+
+// Merge describes a partition written by chronicle-etl merge from several hosts'
+// captures of the same streams (added within version 1).
+type Merge struct {
+	// Base is the host whose copy of an event is used when several hosts have it; the
+	// others fill its holes. It is the host whose id sorts first, never chosen by the
+	// order the inputs were named in.
+	Base string `json:"base"`
+	// Hosts are the inputs, sorted by id: the journal segments each was read from, and
+	// how many of the partition's depth updates, trades and tickers came from each.
+	Hosts []MergeHost `json:"hosts"`
+	// Supplied cuts the partition's book into stretches of exchange time whose depth
+	// updates all came from one host, in time order.
+	Supplied []Supplied `json:"supplied"`
+}
+
+// MergeHost is one input of a merge.
+type MergeHost struct {
+	ID           string    `json:"id"`
+	Segments     []Segment `json:"segments"`
+	DepthUpdates int64     `json:"depth_updates"`
+	Trades       int64     `json:"trades"`
+	BBO          int64     `json:"bbo"`
+}
+
+// Supplied is one stretch of a merged book and the host its depth updates came from:
+// from the exchange time of its first update to that of the next stretch's first (the
+// last stretch ends just after the partition's last record).
+type Supplied struct {
+	Interval
+	Host         string `json:"host"`
+	DepthUpdates int64  `json:"depth_updates"`
 }
 
 // Invalid is an interval during which the book was unreliable, with why.
@@ -172,6 +224,8 @@ type Meta struct {
 	LatePolicy     string           `json:"late_policy"`
 	Synthetic      bool             `json:"synthetic,omitempty"`
 	Source         Source           `json:"source"`
+	// Merge is set on partitions chronicle-etl merge wrote (added within version 1).
+	Merge *Merge `json:"merge,omitempty"`
 }
 
 // New returns a minimal valid document for a sealed partition (identity, defaults, empty
@@ -248,6 +302,29 @@ func (m *Meta) Validate() error {
 	for i, g := range m.Completeness.Gaps {
 		if g.To < g.From || g.Missing < 0 {
 			return bad(fmt.Sprintf("completeness.gaps[%d]", i), "%s..%s missing %d", g.From, g.To, g.Missing)
+		}
+	}
+	if h := m.Source.Host; h != nil && (!layout.ValidName(h.ID) || (h.From != HostFromConfig && h.From != HostFromHostname)) {
+		return bad("source.host", "id %q from %q", h.ID, h.From)
+	}
+	if mg := m.Merge; mg != nil {
+		hosts := map[string]bool{}
+		for i, h := range mg.Hosts {
+			if !layout.ValidName(h.ID) || hosts[h.ID] || (i > 0 && h.ID < mg.Hosts[i-1].ID) {
+				return bad(fmt.Sprintf("merge.hosts[%d]", i), "id %q (ids must be valid, distinct and sorted)", h.ID)
+			}
+			if h.DepthUpdates < 0 || h.Trades < 0 || h.BBO < 0 {
+				return bad(fmt.Sprintf("merge.hosts[%d]", i), "negative count")
+			}
+			hosts[h.ID] = true
+		}
+		if len(mg.Hosts) < 2 || !hosts[mg.Base] {
+			return bad("merge.base", "%q among %d hosts", mg.Base, len(mg.Hosts))
+		}
+		for i, sp := range mg.Supplied {
+			if sp.To < sp.From || !hosts[sp.Host] || (i > 0 && sp.From < mg.Supplied[i-1].To) || sp.DepthUpdates < 0 {
+				return bad(fmt.Sprintf("merge.supplied[%d]", i), "%s..%s from %q", sp.From, sp.To, sp.Host)
+			}
 		}
 	}
 	return nil

@@ -61,7 +61,18 @@ func full() *meta.Meta {
 				{Name: "binance-perp.000001.jrn", XXH64: "0123456789abcdef", End: 123456, Complete: true},
 				{Name: "binance-perp.000002.jrn", XXH64: "fedcba9876543210", End: 42, Complete: true},
 			},
-			Note: "unicode: ∆ é 😀 <&>"},
+			Note: "unicode: ∆ é 😀 <&>", Host: &meta.Host{ID: "capture-a", From: meta.HostFromConfig}},
+		Merge: &meta.Merge{Base: "capture-a",
+			Hosts: []meta.MergeHost{
+				{ID: "capture-a", Segments: []meta.Segment{{Name: "00000001-20240808T230000Z.q", XXH64: "0123456789abcdef", End: 99, Complete: true}},
+					DepthUpdates: 6000, Trades: 14000, BBO: 50000},
+				{ID: "capture-b", Segments: []meta.Segment{{Name: "00000001-20240808T230000Z.q", XXH64: "fedcba9876543210", End: 98, Complete: true}},
+					DepthUpdates: 575, Trades: 76, BBO: 3992},
+			},
+			Supplied: []meta.Supplied{
+				{Interval: iv("2024-08-08T23:54:16Z", "2024-08-08T23:56:00Z"), Host: "capture-a", DepthUpdates: 100},
+				{Interval: iv("2024-08-08T23:56:00Z", "2024-08-08T23:56:02Z"), Host: "capture-b", DepthUpdates: 10},
+			}},
 	}
 }
 
@@ -404,6 +415,14 @@ func TestParseInvalid(t *testing.T) {
 		{"invalid without reason", doc(set("completeness.invalid.0.reason", "")), "completeness.invalid[0]", ""},
 		{"inverted symbol version", doc(set("symbol_versions.1.to", "2024-08-08T12:34:56.123456788Z")), "symbol_versions[1]", ""},
 		{"inverted gap", doc(set("completeness.gaps.0.to", "2024-08-08T23:54:59Z")), "completeness.gaps[0]", "inverted completeness.gaps intervals are accepted"},
+		{"host id invalid", doc(set("source.host.id", "Capture A")), "source.host", ""},
+		{"host from unknown", doc(set("source.host.from", "guess")), "source.host", ""},
+		{"merge base not an input", doc(set("merge.base", "capture-c")), "merge.base", ""},
+		{"merge hosts unsorted", doc(set("merge.hosts.0.id", "capture-z")), "merge.hosts[1]", ""},
+		{"merge host twice", doc(set("merge.hosts.1.id", "capture-a")), "merge.hosts[1]", ""},
+		{"merge supplied by a stranger", doc(set("merge.supplied.1.host", "capture-c")), "merge.supplied[1]", ""},
+		{"merge supplied overlapping", doc(set("merge.supplied.1.from", "2024-08-08T23:55:00Z")), "merge.supplied[1]", ""},
+		{"merge negative count", doc(set("merge.hosts.0.trades", -1)), "merge.hosts[0]", ""},
 		{"time not a string", doc(set("ingest_time", 1723161256)), "ingest_time", ""},
 		{"bad time", doc(set("ingest_time", "yesterday")), "ingest_time", "a bad time string is reported without the field's name or an offset"},
 		{"time out of range", doc(set("ingest_time", "2300-01-01T00:00:00Z")), "ingest_time", "times outside 1677..2262 wrap around int64 nanoseconds"},
@@ -463,7 +482,7 @@ func TestParseUnknownFields(t *testing.T) {
 	json.Unmarshal(b, &m)
 	m["future_top"] = map[string]any{"x": []any{1, "two", nil}}
 	m["events"].(map[string]any)["liquidations"] = 17
-	m["source"].(map[string]any)["host"] = "etl-1"
+	m["source"].(map[string]any)["machine"] = "etl-1"
 	m["source"].(map[string]any)["segments"].([]any)[0].(map[string]any)["compression"] = "zstd"
 	m["completeness"].(map[string]any)["invalid"].([]any)[0].(map[string]any)["detail"] = "gap of 12 updates"
 	m["symbol_versions"].([]any)[0].(map[string]any)["listed"] = true

@@ -38,7 +38,7 @@ var bench struct {
 
 // benchOptions are the transcode options benchmarked: defaults, or QZST_BLOCK_SIZE /
 // QZST_LEVEL to explore other trade-offs.
-func benchOptions(b *testing.B) Options {
+func benchOptions(b testing.TB) Options {
 	var o Options
 	for env, dst := range map[string]*int{"QZST_BLOCK_SIZE": &o.BlockSize, "QZST_LEVEL": &o.Level} {
 		if s := os.Getenv(env); s != "" {
@@ -53,7 +53,7 @@ func benchOptions(b *testing.B) Options {
 }
 
 // benchFiles writes the book and its default transcode once per process.
-func benchFiles(b *testing.B) {
+func benchFiles(b testing.TB) {
 	size := testenv.BenchBytes(b, 256<<20)
 	opts := benchOptions(b)
 	bench.once.Do(func() {
@@ -345,14 +345,15 @@ func BenchmarkDecodeInto(b *testing.B) {
 
 // BenchmarkRandom4K: 4 KiB reads at random offsets. cold: every read lands in a frame that
 // is not cached (the cache holds one frame and consecutive reads pick different frames),
-// so each read fetches and decodes one frame; the .zst itself is in the OS page cache.
-// warm: every frame is cached.
+// so each read fetches its frame and decodes it up to the read; cold-whole decodes each
+// frame whole (ReaderOptions.WholeFrames, as before frames were decoded in part); the .zst
+// itself is in the OS page cache. warm: every frame is cached.
 func BenchmarkRandom4K(b *testing.B) {
 	f := openBenchZst(b)
 	bs := int64(bench.idx.BlockSize)
-	for _, mode := range []string{"cold", "warm"} {
+	for _, mode := range []string{"cold", "cold-whole", "warm"} {
 		b.Run(mode, func(b *testing.B) {
-			maxBytes := bs
+			maxBytes := 2 * bs
 			if mode == "warm" {
 				maxBytes = bench.size + 4*bs
 			}
@@ -361,15 +362,16 @@ func BenchmarkRandom4K(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			r, err := Open(f, bench.zstSize, bench.idx, c, ReaderOptions{Readahead: -1})
+			r, err := Open(f, bench.zstSize, bench.idx, c, ReaderOptions{Readahead: -1, WholeFrames: mode == "cold-whole"})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer r.Close()
 			p := make([]byte, 4096)
-			if mode == "warm" {
+			if mode == "warm" { // every frame read whole, so cached whole
+				whole := make([]byte, bs)
 				for off := int64(0); off < bench.size; off += bs {
-					if _, err := r.ReadAt(p, off); err != nil && err != io.EOF {
+					if _, err := r.ReadAt(whole, off); err != nil && err != io.EOF {
 						b.Fatal(err)
 					}
 				}
@@ -381,7 +383,7 @@ func BenchmarkRandom4K(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				// A 4 KiB read inside one full frame; cold reads never revisit the last frame.
 				fi := rng.Int64N(bench.size / bs)
-				for mode == "cold" && fi == prevFrame {
+				for mode != "warm" && fi == prevFrame {
 					fi = rng.Int64N(bench.size / bs)
 				}
 				prevFrame = fi
@@ -397,7 +399,7 @@ func BenchmarkRandom4K(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50_ns")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99_ns")
 			st := r.Stats()
-			if mode == "cold" && st.CacheHits > 0 || mode == "warm" && st.CacheMisses > uint64(len(bench.idx.Frames)) {
+			if mode != "warm" && st.CacheHits > 0 || mode == "warm" && st.CacheMisses > uint64(len(bench.idx.Frames)) {
 				b.Fatalf("%s run has the wrong cache behaviour: %+v", mode, st)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultCacheBytes is the frame cache budget when CacheOptions.MaxBytes is zero.
@@ -47,6 +48,11 @@ type Cache struct {
 	idleRuns  atomic.Int64     // capacity of runs (changed under freeMu)
 	runBytes  atomic.Int64     // capacity of the run buffers Direct readers hold
 	runAllocs atomic.Int64     // run buffers allocated (tests)
+	bufAllocs atomic.Int64     // frame buffers allocated (tests)
+	flight    inflight         // source reads in progress
+	// The largest window of runs fetched ahead a Direct reader has had (under freeMu).
+	windowRuns  int
+	windowBytes int64
 
 	mu   sync.Mutex
 	used int64
@@ -61,14 +67,35 @@ type frameKey struct {
 
 type entry struct {
 	key        frameKey
-	data       []byte
+	data       []byte // the frame's bytes; only data[:avail] are decoded
+	avail      int
 	size       int64 // bytes charged to the cache
 	refs       int32
-	ready      bool
+	ready      bool // data[:avail] may be read (closed done)
 	inCache    bool // in m (and, once ready, in the LRU list)
 	err        error
 	done       chan struct{}
 	prev, next *entry
+	// A frame decoded in part (a random read): st continues the decode; busy, while a
+	// reader continues it, is closed when that reader is done (c.mu guards both).
+	st   *stepState
+	busy chan struct{}
+	// passed: a sequential reader has moved past the frame (demote): the first to go, and
+	// its buffer the first a new frame reuses.
+	passed bool
+}
+
+// stepState is a frame decoded in part: the stepwise decoder and the compressed bytes it
+// reads (a run buffer of its own, released with it).
+type stepState struct {
+	fs    frameSteps
+	rb    *runBuf
+	bytes int64 // charged to the cache besides the frame's buffer
+}
+
+func (s *stepState) free() {
+	s.fs.free()
+	s.rb.release()
 }
 
 // directPerCore is how many Direct decodes may run at once per unit of Concurrency.
@@ -116,6 +143,10 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	s.CachedBytes, s.CachedFrames = c.used, int64(len(c.m))
 	c.mu.Unlock()
+	s.InflightBytes, s.InflightPeak, s.InflightByteSeconds = c.flight.snapshot()
+	c.freeMu.Lock()
+	s.WindowRuns, s.WindowBytes = c.windowRuns, c.windowBytes
+	c.freeMu.Unlock()
 	return s
 }
 
@@ -158,32 +189,70 @@ func (c *Cache) complete(e *entry, data []byte, err error) {
 			c.used -= e.size
 		}
 	} else {
-		e.data, e.ready = data, true
-		sz := int64(cap(data))
+		e.data, e.avail, e.ready = data, len(data), true
+		c.charge(e, int64(cap(data)))
 		if e.inCache {
-			c.used += sz - e.size
 			c.pushFront(e)
 		}
-		e.size = sz
 		c.evictLocked()
 	}
 	c.mu.Unlock()
 	close(e.done)
 }
 
+// completePart publishes a frame decoded up to avail bytes; st continues it.
+func (c *Cache) completePart(e *entry, data []byte, avail int, st *stepState) {
+	c.mu.Lock()
+	e.data, e.avail, e.st, e.ready = data, avail, st, true
+	c.charge(e, int64(cap(data))+st.bytes)
+	if e.inCache {
+		c.pushFront(e)
+	}
+	c.evictLocked()
+	c.mu.Unlock()
+	close(e.done)
+}
+
+// charge sets the bytes e is charged (c.mu held).
+func (c *Cache) charge(e *entry, size int64) {
+	if e.inCache {
+		c.used += size - e.size
+	}
+	e.size = size
+}
+
+// dropLocked takes e out of the cache (c.mu held): it is freed by its last reader.
+func (c *Cache) dropLocked(e *entry) {
+	if !e.inCache {
+		return
+	}
+	c.unlink(e)
+	delete(c.m, e.key)
+	e.inCache = false
+	c.used -= e.size
+}
+
+// recycleLocked frees what an entry out of the cache and without readers holds (c.mu held).
+func (c *Cache) recycleLocked(e *entry) {
+	if e.refs != 0 || e.inCache {
+		return
+	}
+	if e.data != nil {
+		c.putBuf(e.data)
+		e.data = nil
+	}
+	if e.st != nil {
+		e.st.free()
+		e.st = nil
+	}
+}
+
 // release drops a reference; an evicted entry's buffer is recycled by its last reader.
 func (c *Cache) release(e *entry) {
 	c.mu.Lock()
 	e.refs--
-	recycle := e.refs == 0 && !e.inCache && e.data != nil
-	var data []byte
-	if recycle {
-		data, e.data = e.data, nil
-	}
+	c.recycleLocked(e)
 	c.mu.Unlock()
-	if recycle {
-		c.putBuf(data)
-	}
 }
 
 // demote moves a frame to the cold end of the LRU (drop-behind for sequential readers).
@@ -194,8 +263,28 @@ func (c *Cache) demote(k frameKey) {
 		e.prev, e.next = c.lru.prev, &c.lru
 		c.lru.prev.next = e
 		c.lru.prev = e
+		e.passed = true
 	}
 	c.mu.Unlock()
+}
+
+// takePassed evicts the least recently used frame if a sequential reader has passed it and
+// nobody reads it, and returns its buffer if it holds n bytes. A sequential read then
+// decodes into the buffers of the frames it left behind instead of new memory: each new
+// 1 MiB buffer costs 256 page faults and their zeroing, which before the cache filled up
+// took a quarter of the reader's CPU (BenchmarkSeqRead; the zstd CLI reuses one window).
+func (c *Cache) takePassed(n int) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.lru.prev
+	if v == &c.lru || !v.passed || v.refs != 0 || cap(v.data) != n || v.st != nil {
+		return nil
+	}
+	c.dropLocked(v)
+	c.stats.evictions.Add(1)
+	b := v.data
+	v.data = nil
+	return b[:0]
 }
 
 // evictLocked evicts frames until frames and run buffers together fit in maxBytes: the
@@ -206,16 +295,9 @@ func (c *Cache) evictLocked() {
 		if v == &c.lru {
 			return // only loading entries remain; they are charged but cannot go yet
 		}
-		c.unlink(v)
-		delete(c.m, v.key)
-		v.inCache = false
-		c.used -= v.size
+		c.dropLocked(v)
 		c.stats.evictions.Add(1)
-		if v.refs == 0 && v.data != nil {
-			data := v.data
-			v.data = nil
-			c.putBuf(data)
-		}
+		c.recycleLocked(v)
 	}
 }
 
@@ -256,6 +338,10 @@ func (c *Cache) getBuf(n int) []byte {
 		return b[:0]
 	}
 	c.freeMu.Unlock()
+	if b := c.takePassed(n); b != nil {
+		return b
+	}
+	c.bufAllocs.Add(1)
 	return make([]byte, 0, n)
 }
 
@@ -271,8 +357,14 @@ func (c *Cache) putBuf(b []byte) {
 
 // Stats are counters for metrics. Cache.Stats sums all Readers; Reader.Stats is one Reader's.
 type Stats struct {
-	CacheHits       uint64 // frame found decoded
-	CacheMisses     uint64 // frame decoded on demand by the reader, into the cache
+	CacheHits      uint64 // frame found decoded (as far as the read needed)
+	CacheMisses    uint64 // frame decoded on demand by the reader, into the cache
+	PartialFrames  uint64 // misses of random reads that decoded the frame only up to the bytes asked for
+	PartialResumes uint64 // reads that continued a frame decoded in part
+	// FetchStalls counts Direct reads that waited for a run of compressed frames fetched
+	// ahead whose source read had not finished, FetchStallTime the time they waited.
+	FetchStalls     uint64
+	FetchStallTime  time.Duration
 	DirectFrames    uint64 // frames decoded straight into a reader's buffer (Direct), uncached
 	CacheWaits      uint64 // frame being decoded by another reader or readahead: waited for it
 	FramesDecoded   uint64 // including readahead
@@ -283,15 +375,68 @@ type Stats struct {
 	Evictions       uint64
 	CachedBytes     int64 // Cache.Stats only
 	CachedFrames    int64 // Cache.Stats only
+	// Source reads in flight (Cache.Stats only): compressed bytes asked of the sources and
+	// not yet received, now and at most since the cache was made; InflightByteSeconds is
+	// their integral over time (the mean between two snapshots is its difference over the
+	// time between them). WindowRuns is the largest window of runs fetched ahead a Direct
+	// reader has had (one run until the source's round trips ask for more), WindowBytes
+	// the largest in bytes.
+	InflightBytes, InflightPeak int64
+	InflightByteSeconds         float64
+	WindowRuns                  int
+	WindowBytes                 int64
 }
 
 type counters struct {
 	hits, misses, waits, direct, decoded, readahead, reads, fetched, decodeErrs, evictions atomic.Uint64
+	partial, resumes, stalls, stallNs                                                      atomic.Uint64
+}
+
+// inflight measures the bytes of source reads in progress over time.
+type inflight struct {
+	mu          sync.Mutex
+	now, peak   int64
+	byteSeconds float64
+	since       time.Time
+}
+
+func (f *inflight) add(n int64) {
+	f.mu.Lock()
+	f.integrate(time.Now())
+	f.now += n
+	f.peak = max(f.peak, f.now)
+	f.mu.Unlock()
+}
+
+// integrate adds the bytes in flight since the last change (f.mu held).
+func (f *inflight) integrate(t time.Time) {
+	if !f.since.IsZero() {
+		f.byteSeconds += float64(f.now) * t.Sub(f.since).Seconds()
+	}
+	f.since = t
+}
+
+func (f *inflight) snapshot() (now, peak int64, byteSeconds float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.integrate(time.Now())
+	return f.now, f.peak, f.byteSeconds
+}
+
+// noteWindow records a Direct reader's window (runs, and bytes at its current run size) if
+// it is the largest so far.
+func (c *Cache) noteWindow(runs int, bytes int64) {
+	c.freeMu.Lock()
+	c.windowRuns = max(c.windowRuns, runs)
+	c.windowBytes = max(c.windowBytes, bytes)
+	c.freeMu.Unlock()
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), CacheWaits: c.waits.Load(), DirectFrames: c.direct.Load(),
+		PartialFrames: c.partial.Load(), PartialResumes: c.resumes.Load(),
+		FetchStalls: c.stalls.Load(), FetchStallTime: time.Duration(c.stallNs.Load()),
 		FramesDecoded: c.decoded.Load(), ReadaheadFrames: c.readahead.Load(),
 		SourceReads: c.reads.Load(), BytesFetched: c.fetched.Load(),
 		DecodeErrors: c.decodeErrs.Load(), Evictions: c.evictions.Load(),

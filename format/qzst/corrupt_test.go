@@ -119,9 +119,10 @@ func TestCorruptFramesVerify(t *testing.T) {
 			if ce.Frame != int64(fi) || ce.File != "v.zst" {
 				t.Fatalf("frame %d byte %d: error %v", fi, rel, err)
 			}
-			// HashOnly does not decode, but the hash sees every flipped byte.
+			// HashOnly does not decode, but the frames' CRC-32Cs (and the hash) see every
+			// flipped byte, and the CRC names the frame.
 			err = Verify(context.Background(), bytes.NewReader(zst), int64(len(zst)), x, VerifyOptions{Name: "v.zst", HashOnly: true})
-			if ce = asCorrupt(t, err, ErrFileHash); ce.File != "v.zst" {
+			if ce = asCorrupt(t, err, ErrFrameChecksum); ce.File != "v.zst" || ce.Frame != int64(fi) || ce.Field != "compressed_crc32c" {
 				t.Fatalf("frame %d byte %d, hash only: error %v", fi, rel, err)
 			}
 		}
@@ -133,6 +134,13 @@ func TestCorruptFramesVerify(t *testing.T) {
 	asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &bad, VerifyOptions{HashOnly: true}), ErrFileHash)
 	if err := Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), x, VerifyOptions{HashOnly: true}); err != nil {
 		t.Fatalf("hash only, intact file: %v", err)
+	}
+	// An index whose CRC of one frame is wrong is refused even though the file's hash is right.
+	badCRC := *x
+	badCRC.Frames = append([]Frame(nil), x.Frames...)
+	badCRC.Frames[3].CompressedCRC ^= 1
+	if ce := asCorrupt(t, Verify(context.Background(), bytes.NewReader(e.zst), int64(len(e.zst)), &badCRC, VerifyOptions{HashOnly: true}), ErrFrameChecksum); ce.Frame != 3 {
+		t.Fatalf("wrong CRC of frame 3: %+v", *ce)
 	}
 	nohash := *x
 	nohash.SHA256 = [32]byte{}
@@ -185,7 +193,9 @@ func TestCorruptIndex(t *testing.T) {
 		frame  int64
 	}{
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, ErrBadMagic, "magic", 0, -1},
-		{"version", func(b []byte) []byte { le.PutUint32(b[8:], 2); return resum(b) }, ErrUnsupportedVersion, "version", 8, -1},
+		{"version", func(b []byte) []byte { le.PutUint32(b[8:], 3); return resum(b) }, ErrUnsupportedVersion, "version", 8, -1},
+		// A version 2 index read as version 1 has 4N bytes too many.
+		{"version 1", func(b []byte) []byte { le.PutUint32(b[8:], 1); return resum(b) }, ErrBadIndex, "trailer", int64(indexSize(n, 1)), -1},
 		{"block_size", func(b []byte) []byte { le.PutUint32(b[12:], 0); return resum(b) }, ErrBadIndex, "block_size", 12, -1},
 		{"frame_count", func(b []byte) []byte { le.PutUint64(b[16:], uint64(n+1)); return resum(b) }, ErrTruncated, "frame_count", int64(len(e.idx)), -1},
 		{"uncompressed_offset", func(b []byte) []byte { le.PutUint64(b[24+2*24:], 5); return resum(b) }, ErrBadIndex, "uncompressed_offset", 24 + 2*24, 2},

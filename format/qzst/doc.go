@@ -15,10 +15,13 @@
 // frames across tiers; concurrent readers of one frame decode it once. A Reader read front
 // to back decodes the following frames in parallel ahead of it and fetches their compressed
 // bytes with one source read per run of frames; Direct readers decode whole frames straight
-// into the caller's buffer.
+// into the caller's buffer. A random read decodes its frame only up to the bytes it needs
+// and keeps the frame and its decoder in the cache, so the next read of it continues.
 //
 // Nothing is returned that has not passed the index's checks: frame sizes, the frame's
-// checksum against the index's, zstd's content checksum, the decoded length. Failures are
+// checksum against the index's, and zstd's content checksum and the decoded length for a
+// frame decoded whole, or the compressed frame's CRC-32C (index version 2) for one decoded
+// in part (its content checksum is checked when a later read completes it). Failures are
 // *CorruptError values naming file, frame, offset and field, wrapping the sentinels of
 // errors.go. Verify checks a whole file (the tier manager's check after a transcode or copy).
 package qzst

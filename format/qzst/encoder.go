@@ -74,6 +74,8 @@ func (e goEncoder) close()                                 { e.enc.Close() }
 type frameDecoder interface {
 	decodeAll(src, dst []byte) ([]byte, error)
 	errChecksum(err error) bool
+	// steps decodes frames in steps (random reads decode only what they ask for).
+	steps() stepDecoder
 	close()
 }
 
@@ -87,7 +89,7 @@ const (
 var newDecoderFuncs = map[string]func(conc int) (frameDecoder, error){
 	DecoderGo: func(conc int) (frameDecoder, error) {
 		d, err := newFrameDecoder(conc)
-		return goDecoder{d}, err
+		return goDecoder{d, newGoSteps(conc)}, err
 	},
 }
 
@@ -100,11 +102,15 @@ func Decoders() []string {
 	return append(names, DecoderGo)
 }
 
-type goDecoder struct{ d *zstd.Decoder }
+type goDecoder struct {
+	d  *zstd.Decoder
+	st *goSteps
+}
 
 func (g goDecoder) decodeAll(src, dst []byte) ([]byte, error) { return g.d.DecodeAll(src, dst[:0]) }
 func (g goDecoder) errChecksum(err error) bool                { return errors.Is(err, zstd.ErrCRCMismatch) }
-func (g goDecoder) close()                                    { g.d.Close() }
+func (g goDecoder) steps() stepDecoder                        { return g.st }
+func (g goDecoder) close()                                    { g.d.Close(); g.st.close() }
 
 // newFrameDecoder returns a decoder for conc concurrent DecodeAll calls that never writes
 // beyond the destination's capacity nor accepts a window above MaxBlockSize.

@@ -16,7 +16,7 @@ import (
 func init() {
 	newEncoderFuncs[EncoderLibzstd] = newLibzstdEncoder
 	newDecoderFuncs[DecoderLibzstd] = func(conc int) (frameDecoder, error) {
-		return &libzstdDecoder{ctxs: make(chan ddzstd.Ctx, max(conc, 1))}, nil
+		return &libzstdDecoder{ctxs: make(chan ddzstd.Ctx, max(conc, 1)), st: newLibzstdSteps(conc)}, nil
 	}
 }
 
@@ -24,7 +24,10 @@ func init() {
 // as its window: memory stays bounded by the destination. Contexts are pooled, one per
 // concurrent call, in a channel rather than a sync.Pool, which every GC would empty: a new
 // context allocates its workspace anew.
-type libzstdDecoder struct{ ctxs chan ddzstd.Ctx }
+type libzstdDecoder struct {
+	ctxs chan ddzstd.Ctx
+	st   *libzstdSteps
+}
 
 func (d *libzstdDecoder) decodeAll(src, dst []byte) ([]byte, error) {
 	if len(src) == 0 || cap(dst) == 0 {
@@ -53,7 +56,9 @@ func (d *libzstdDecoder) errChecksum(err error) bool {
 	return errors.As(err, &code) && strings.Contains(code.Error(), "checksum")
 }
 
-func (d *libzstdDecoder) close() {}
+func (d *libzstdDecoder) steps() stepDecoder { return d.st }
+
+func (d *libzstdDecoder) close() { d.st.close() }
 
 // libzstdEncoder compresses with the C library's one-shot API. That API writes the content
 // size (the source size is known) but has no switch for the content checksum in this

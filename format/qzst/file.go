@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // ReadIndexFile reads and parses a .idx file.
@@ -47,3 +48,24 @@ func OpenFile(zstPath, idxPath string, cache *Cache, opts ReaderOptions) (*Reade
 }
 
 var _ io.ReaderAt = (*Reader)(nil)
+
+var (
+	wholeOnce sync.Once
+	wholeDec  frameDecoder
+	wholeErr  error
+)
+
+// DecodeFrame decodes frame fi of a .zst whole from its compressed bytes comp into dst
+// (whose capacity must hold the frame), with this build's default decoder and the same
+// checks as a Reader: what one frame costs a reader that decodes it whole. For benchmarks
+// and tools that need that cost beside a Reader's.
+func DecodeFrame(x *Index, fi int, comp, dst []byte) ([]byte, error) {
+	wholeOnce.Do(func() { wholeDec, wholeErr = newDecoderFuncs[Decoders()[0]](1) })
+	if wholeErr != nil {
+		return nil, wholeErr
+	}
+	if fi < 0 || fi >= len(x.Frames) || len(comp) != int(x.Frames[fi].CompressedSize) {
+		return nil, fmt.Errorf("frame %d: %d compressed bytes do not match the index", fi, len(comp))
+	}
+	return decodeFrame(wholeDec, x, fi, comp, dst, "")
+}

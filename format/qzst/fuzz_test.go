@@ -77,8 +77,9 @@ func FuzzSeekTable(f *testing.F) {
 }
 
 // FuzzReadFrame mutates a valid .zst and reads it with the valid index, with each decoder of
-// the build, through the cache and Direct: every read either fails with a *CorruptError or
-// returns the original bytes.
+// the build, through the cache and Direct, twice (a random read decodes its frame in part,
+// the second read continues it): every read either fails with a *CorruptError or returns
+// the original bytes.
 func FuzzReadFrame(f *testing.F) {
 	e := fuzzFile(f)
 	x := e.res.Index
@@ -104,15 +105,18 @@ func FuzzReadFrame(f *testing.F) {
 			if !typedOrNil(t, err) {
 				continue
 			}
-			p := make([]byte, n)
-			got, err := r.ReadAt(p, int64(off))
+			// Two reads: the second continues the frames the first decoded in part.
+			for _, at := range []int64{int64(off), int64(off) + int64(n) + 1000} {
+				p := make([]byte, n)
+				got, err := r.ReadAt(p, at)
+				if err != io.EOF {
+					typedOrNil(t, err)
+				}
+				if at < int64(len(e.data)) && !bytes.Equal(p[:got], e.data[at:at+int64(got)]) {
+					t.Fatal("garbage returned")
+				}
+			}
 			r.Close()
-			if err != io.EOF {
-				typedOrNil(t, err)
-			}
-			if int64(off) < int64(len(e.data)) && !bytes.Equal(p[:got], e.data[off:int64(off)+int64(got)]) {
-				t.Fatal("garbage returned")
-			}
 		}
 	})
 }

@@ -10,8 +10,11 @@ import (
 
 // Index layout constants; docs/format/qzst.md has the byte diagram.
 const (
-	IndexMagic   = "QZSTIDX1"
-	IndexVersion = 1
+	IndexMagic = "QZSTIDX1"
+	// IndexVersion is the version written. Version 2 added each compressed frame's CRC-32C,
+	// which lets a reader trust the bytes of a frame it decodes only in part; version 1
+	// indexes are still read (their frames are then always decoded whole).
+	IndexVersion = 2
 
 	DefaultBlockSize = 1 << 20
 	// MaxBlockSize keeps a frame within zstd's largest window (512 MiB) and its sizes inside
@@ -20,7 +23,7 @@ const (
 
 	idxHeaderSize  = 24
 	idxEntrySize   = 24
-	idxSumSize     = 4
+	idxSumSize     = 4 // per frame: its content checksum, and in version 2 its compressed CRC-32C
 	idxTrailerSize = 64
 	// minFrameSize is the smallest zstd frame with a content checksum: magic, frame header
 	// descriptor, one block header, checksum.
@@ -39,6 +42,10 @@ type Frame struct {
 	// Checksum is the low 32 bits of XXH64 of the frame's uncompressed bytes: the frame's own
 	// zstd content checksum and the seek table's checksum.
 	Checksum uint32
+	// CompressedCRC is the CRC-32C (Castagnoli) of the frame's compressed bytes (index
+	// version 2; see Index.HasCompressedCRC). The content checksum covers only a whole frame;
+	// this lets a read that decodes a frame only up to the bytes it needs check them first.
+	CompressedCRC uint32
 }
 
 // Index is the parsed book.q.zst.idx: every frame but the last holds exactly BlockSize
@@ -50,6 +57,9 @@ type Index struct {
 	FramesSize int64    // compressed bytes of all frames: the seek table frame starts here
 	ZstSize    int64    // whole .zst file, seek table included
 	SHA256     [32]byte // of the whole .zst file; zero when unknown (index rebuilt from a seek table)
+	// HasCompressedCRC says the frames' CompressedCRC fields are known (written by version
+	// 2 and read from a version 2 index).
+	HasCompressedCRC bool
 }
 
 // What an index that cannot be trusted reports (with ErrBadMagic, ErrUnsupportedVersion
@@ -63,21 +73,34 @@ var (
 // seekTableSize is the size of the trailing skippable frame holding n entries with checksums.
 func seekTableSize(n int) int64 { return 8 + 12*int64(n) + 9 }
 
-// IndexSize is the encoded size of an index of n frames.
-func IndexSize(n int) int64 {
-	return idxHeaderSize + int64(n)*(idxEntrySize+idxSumSize) + idxTrailerSize
+// IndexSize is the encoded size of an index of n frames (the version written).
+func IndexSize(n int) int64 { return indexSize(n, IndexVersion) }
+
+func indexSize(n int, version uint32) int64 {
+	per := int64(idxEntrySize + idxSumSize)
+	if version >= 2 {
+		per += idxSumSize
+	}
+	return idxHeaderSize + int64(n)*per + idxTrailerSize
 }
+
+// CompressedCRC is the CRC-32C of a compressed frame, as the index records it.
+func CompressedCRC(frame []byte) uint32 { return crc32.Checksum(frame, castagnoli) }
 
 // FrameOf returns the frame holding uncompressed offset off, which must be in [0, Size).
 func (x *Index) FrameOf(off int64) int { return int(off / int64(x.BlockSize)) }
 
-// MarshalBinary encodes the index.
+// MarshalBinary encodes the index: version 2 when it has the compressed CRCs, else version 1.
 func (x *Index) MarshalBinary() ([]byte, error) {
 	n := len(x.Frames)
-	b := make([]byte, IndexSize(n))
+	version := uint32(1)
+	if x.HasCompressedCRC {
+		version = 2
+	}
+	b := make([]byte, indexSize(n, version))
 	copy(b, IndexMagic)
 	le := binary.LittleEndian
-	le.PutUint32(b[8:], IndexVersion)
+	le.PutUint32(b[8:], version)
 	le.PutUint32(b[12:], x.BlockSize)
 	le.PutUint64(b[16:], uint64(n))
 	p := b[idxHeaderSize:]
@@ -91,6 +114,12 @@ func (x *Index) MarshalBinary() ([]byte, error) {
 	for _, f := range x.Frames {
 		le.PutUint32(p, f.Checksum)
 		p = p[idxSumSize:]
+	}
+	if version >= 2 {
+		for _, f := range x.Frames {
+			le.PutUint32(p, f.CompressedCRC)
+			p = p[idxSumSize:]
+		}
 	}
 	le.PutUint64(p[0:], uint64(x.Size))
 	le.PutUint64(p[8:], uint64(x.FramesSize))
@@ -110,8 +139,9 @@ func ParseIndex(b []byte, name string) (*Index, error) {
 	if string(b[:8]) != IndexMagic {
 		return nil, corrupt(name, -1, 0, "magic", ErrBadMagic, "%q", b[:8])
 	}
-	if v := le.Uint32(b[8:]); v != IndexVersion {
-		return nil, corrupt(name, -1, 8, "version", ErrUnsupportedVersion, "%d", v)
+	version := le.Uint32(b[8:])
+	if version != 1 && version != 2 {
+		return nil, corrupt(name, -1, 8, "version", ErrUnsupportedVersion, "%d (this reader knows 1 and 2)", version)
 	}
 	bs := le.Uint32(b[12:])
 	if bs == 0 || bs > MaxBlockSize {
@@ -122,7 +152,7 @@ func ParseIndex(b []byte, name string) (*Index, error) {
 		return nil, corrupt(name, -1, 16, "frame_count", ErrBadIndex, "%d exceeds %d", n64, uint64(maxFrames))
 	}
 	n := int(n64)
-	want := IndexSize(n)
+	want := indexSize(n, version)
 	if int64(len(b)) < want {
 		return nil, corrupt(name, -1, int64(len(b)), "frame_count", ErrTruncated, "%d frames need %d bytes, have %d", n, want, len(b))
 	}
@@ -134,8 +164,9 @@ func ParseIndex(b []byte, name string) (*Index, error) {
 		return nil, corrupt(name, -1, int64(crcOff), "crc32c", ErrIndexChecksum, "stored %#08x, computed %#08x", got, sum)
 	}
 
-	x := &Index{BlockSize: bs, Frames: make([]Frame, n)}
+	x := &Index{BlockSize: bs, Frames: make([]Frame, n), HasCompressedCRC: version >= 2}
 	sums := idxHeaderSize + n*idxEntrySize
+	crcs := sums + n*idxSumSize
 	for i := range x.Frames {
 		e := b[idxHeaderSize+i*idxEntrySize:]
 		x.Frames[i] = Frame{
@@ -144,6 +175,9 @@ func ParseIndex(b []byte, name string) (*Index, error) {
 			CompressedSize:     le.Uint32(e[16:]),
 			UncompressedSize:   le.Uint32(e[20:]),
 			Checksum:           le.Uint32(b[sums+i*idxSumSize:]),
+		}
+		if x.HasCompressedCRC {
+			x.Frames[i].CompressedCRC = le.Uint32(b[crcs+i*idxSumSize:])
 		}
 	}
 	t := b[len(b)-idxTrailerSize:]
@@ -192,7 +226,11 @@ func (x *Index) check(name string) error {
 		uoff += uint64(f.UncompressedSize)
 		coff += uint64(f.CompressedSize)
 	}
-	to := IndexSize(n) - idxTrailerSize
+	version := uint32(1)
+	if x.HasCompressedCRC {
+		version = 2
+	}
+	to := indexSize(n, version) - idxTrailerSize
 	switch {
 	case uint64(x.Size) != uoff:
 		return corrupt(name, -1, to, "uncompressed_size_total", ErrBadIndex, "%d, frames sum to %d", uint64(x.Size), uoff)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ReaderOptions configure Open.
@@ -31,7 +32,13 @@ type ReaderOptions struct {
 	// own parallelism and caching, such as the kernel's readahead over FUSE. Partial-frame
 	// reads still go through the cache.
 	Direct bool
-	Logger *slog.Logger
+	// WholeFrames decodes every frame whole, even for a random read that needs a few bytes
+	// of it. By default a random read of a frame not in the cache decodes it only up to the
+	// bytes asked for and keeps it in the cache in part, and a later read continues it
+	// (when the index has the frames' compressed CRCs, which guard those bytes, and the
+	// decoder can decode in steps). For comparisons.
+	WholeFrames bool
+	Logger      *slog.Logger
 }
 
 // Reader is an io.ReaderAt over the uncompressed bytes of a seekable .zst. It is safe for
@@ -46,6 +53,7 @@ type Reader struct {
 	fileKey  [32]byte
 	ra       int
 	direct   bool
+	steps    stepDecoder // nil: frames are decoded whole
 	maxFetch int64
 	log      *slog.Logger
 	stats    counters
@@ -57,6 +65,16 @@ type Reader struct {
 	forward   bool       // the previous reads moved forward frame by frame
 	raNext    int        // first frame readahead has not been scheduled for
 	runs      []*compRun // Direct: recently fetched compressed runs, newest last
+	// ahead is how many runs Direct reads keep fetched or in flight after the one being
+	// read: enough to cover the source's bandwidth-delay product, in runs, as the Reader
+	// measures it (window), within the run budget.
+	ahead int
+	// fetchTime is the mean time a run fetched ahead took to arrive, consumeTime the mean
+	// time readers took to move from one run to the next (both moving averages); lastRun
+	// and lastTouch are the run readers moved to last, and when.
+	fetchTime, consumeTime time.Duration
+	lastRun                *compRun
+	lastTouch              time.Time
 }
 
 // compRun is a run of compressed frames fetched in one source read for Direct reads, which
@@ -68,17 +86,20 @@ type compRun struct {
 	rb       *runBuf // one reference per user, one for Reader.runs
 	done     chan struct{}
 	err      error
+	ahead    bool        // fetched ahead of the reads (prefetchAfter), not on demand
+	reading  atomic.Bool // its source read has started
 }
 
 // Direct reads fetch compressed bytes ahead in runs of up to directRun frames and
 // directRunBytes once reads look sequential (a run ends within directNear frames before the
-// frame asked for); a Reader keeps maxRuns runs.
+// frame asked for); a Reader keeps its window of runs ahead (Reader.ahead, at most
+// maxAhead) and runsBehind more.
 const (
 	directRun      = 16
-	directRunBytes = 4 << 20 // compressed; a sequential reader holds up to maxRuns of them
+	directRunBytes = 4 << 20 // compressed
 	directNear     = 4 * directRun
-	directAhead    = 1 // runs fetched ahead of the one being read
-	maxRuns        = directAhead + 3
+	maxAhead       = 16 // runs in flight ahead: 64 MiB, a 1 GB/s link with a 64 ms round trip
+	runsBehind     = 3  // runs kept besides the window: the one being read and the last ones
 )
 
 // What a frame that cannot be trusted reports.
@@ -122,7 +143,7 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 			return nil, err
 		}
 	}
-	r := &Reader{src: src, idx: idx, c: cache, name: name, maxFetch: opts.MaxFetch, lastFrame: -1, log: opts.Logger}
+	r := &Reader{src: src, idx: idx, c: cache, name: name, maxFetch: opts.MaxFetch, lastFrame: -1, log: opts.Logger, ahead: 1}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +172,9 @@ func Open(src io.ReaderAt, srcSize int64, idx *Index, cache *Cache, opts ReaderO
 	}
 	// Readahead never takes more than a quarter of the cache, so it cannot evict itself.
 	r.ra = min(r.ra, int(r.c.maxBytes/4/int64(idx.BlockSize)))
+	if idx.HasCompressedCRC && !opts.WholeFrames {
+		r.steps = r.c.dec.steps()
+	}
 	if idx.hasHash() {
 		r.fileKey = idx.SHA256
 	} else {
@@ -234,11 +258,13 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			}
 		}
 		seq := r.note(fi)
-		e, err := r.frame(fi, seq)
+		start := int64(fi) * bs
+		need := int(min(off+int64(len(p)), start+int64(r.idx.Frames[fi].UncompressedSize)) - start)
+		e, avail, err := r.frame(fi, seq, need)
 		if err != nil {
 			return n, err
 		}
-		n += copy(p[n:], e.data[pos-int64(fi)*bs:])
+		n += copy(p[n:], e.data[pos-start:avail])
 		r.c.release(e)
 	}
 	if n < len(p) {
@@ -283,7 +309,19 @@ func (r *Reader) compressed(fi int) (*compRun, error) {
 		if cr := r.holder(fi); cr != nil {
 			cr.rb.refs.Add(1)
 			r.mu.Unlock()
-			<-cr.done
+			select {
+			case <-cr.done:
+			default:
+				// Waiting for a run fetched ahead whose source read is under way: the
+				// window was short (counted; window() sizes it). One whose read has not
+				// started yet waits for the scheduler, not the source.
+				reading, t0 := cr.reading.Load(), time.Now()
+				<-cr.done
+				if cr.ahead && reading && cr.err == nil {
+					d := time.Since(t0)
+					r.count(func(c *counters) { c.stalls.Add(1); c.stallNs.Add(uint64(d)) })
+				}
+			}
 			switch {
 			case cr.err != nil:
 				cr.rb.release()
@@ -292,61 +330,123 @@ func (r *Reader) compressed(fi int) (*compRun, error) {
 				cr.rb.release()
 				continue
 			}
+			r.touch(cr)
 			r.prefetchAfter(cr)
 			return cr, nil
 		}
 		cr, err := r.fetchRun(fi) // unlocks r.mu
 		if err == nil {
+			r.touch(cr)
 			r.prefetchAfter(cr)
 		}
 		return cr, err
 	}
 }
 
-// prefetchAfter keeps up to directAhead runs in flight after cr when cr is a sequential
-// run (more than one frame): it starts the first one missing. Remote reads then never wait
-// a round trip at a run boundary.
+// prefetchAfter keeps the Reader's window of runs (r.ahead) fetched or in flight after cr
+// when cr is a sequential run (more than one frame): it starts every run missing from the
+// window, each with its own source read, at once (ranged GETs in flight together for a
+// remote book). Remote reads then never wait a round trip at a run boundary.
 func (r *Reader) prefetchAfter(cr *compRun) {
 	if cr.n < 2 {
 		return
 	}
+	var started, old []*compRun
 	r.mu.Lock()
 	next := cr.first + cr.n
-	for range directAhead {
-		if next >= len(r.idx.Frames) {
-			r.mu.Unlock()
-			return
+	for range r.ahead {
+		if next >= len(r.idx.Frames) || r.closed.Load() {
+			break
 		}
 		h := r.holder(next)
 		if h == nil {
-			break
+			var o *compRun
+			h, o = r.newRun(next, true)
+			started = append(started, h)
+			if o != nil {
+				old = append(old, o)
+			}
 		}
 		next = h.first + h.n
 	}
-	held := next >= len(r.idx.Frames) || r.holder(next) != nil
 	r.mu.Unlock()
-	if held {
-		return
+	for _, o := range old {
+		o.rb.release() // the list's reference
 	}
-	r.async(func() {
-		r.mu.Lock()
-		if r.holder(next) != nil || r.closed.Load() {
-			r.mu.Unlock()
-			return
+	for _, h := range started {
+		if !r.async(func() {
+			r.fillRun(h)
+			h.rb.release()
+		}) {
+			r.failRun(h, ErrClosed)
+			h.rb.release()
 		}
-		if cr, err := r.fetchRun(next); err == nil { // unlocks r.mu
-			cr.rb.release()
-		}
-	})
+	}
 }
 
-// fetchRun fetches a new run starting at frame fi (r.mu held on entry, released): up to
-// directRun frames no run holds, MaxFetch bytes at most, when reads look sequential.
+// Moving averages of the window's inputs weigh the newest sample by 1/ewmaWeight.
+const ewmaWeight = 4
+
+func ewma(avg, sample time.Duration) time.Duration {
+	if avg == 0 {
+		return sample
+	}
+	return avg + (sample-avg)/ewmaWeight
+}
+
+// touch notes that readers moved on to run cr. The time since they moved to the one before
+// is how long they take to consume a run; with the time a run fetched ahead takes to
+// arrive, it sizes the window: the runs that must be in flight so that the next one has
+// arrived when readers reach it (the source's bandwidth-delay product, in runs), plus one
+// for the variation, within maxAhead and the run budget (each Reader's window and the runs
+// it keeps fit the cache's budget).
+func (r *Reader) touch(cr *compRun) {
+	if cr.n < 2 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cr == r.lastRun {
+		return
+	}
+	now := time.Now()
+	if r.lastRun != nil && cr.first == r.lastRun.first+r.lastRun.n {
+		r.consumeTime = ewma(r.consumeTime, now.Sub(r.lastTouch))
+	}
+	r.lastRun, r.lastTouch = cr, now
+	if r.consumeTime <= 0 || r.fetchTime <= 0 {
+		return
+	}
+	w := int((r.fetchTime+r.consumeTime-1)/r.consumeTime) + 1
+	room := int(r.c.runBudget()/directRunBytes) - runsBehind
+	r.ahead = max(1, min(w, maxAhead, room))
+	r.c.noteWindow(r.ahead, int64(r.ahead)*int64(len(cr.rb.b)))
+}
+
+// fetchRun fetches a new run starting at frame fi on demand (r.mu held on entry, released).
 func (r *Reader) fetchRun(fi int) (*compRun, error) {
 	if r.closed.Load() { // Close has released the runs; a new one would never be
 		r.mu.Unlock()
 		return nil, ErrClosed
 	}
+	cr, old := r.newRun(fi, false)
+	r.mu.Unlock()
+	if old != nil {
+		old.rb.release() // the list's reference
+	}
+	if err := r.fillRun(cr); err != nil {
+		cr.rb.release()
+		return nil, err
+	}
+	return cr, nil
+}
+
+// newRun registers a run starting at frame fi (r.mu held): up to directRun frames no run
+// holds, MaxFetch bytes at most, when reads look sequential. Its buffer has one reference
+// for r.runs and one for the caller, who fills it (fillRun). ahead marks a run fetched
+// before any read asked for it. It returns the run that dropped out of r.runs, if any,
+// whose list reference the caller releases once r.mu is unlocked.
+func (r *Reader) newRun(fi int, ahead bool) (cr, old *compRun) {
 	seq := false
 	for _, cr := range r.runs {
 		if end := cr.first + cr.n; fi >= end && fi < end+directNear {
@@ -367,42 +467,57 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 	first, last := r.idx.Frames[fi], r.idx.Frames[fi+n-1]
 	start := int64(first.CompressedOffset)
 	size := int64(last.CompressedOffset) + int64(last.CompressedSize) - start
-	cr := &compRun{first: fi, n: n, start: start, rb: r.c.getRun(int(size), 2), done: make(chan struct{})}
+	cr = &compRun{first: fi, n: n, start: start, rb: r.c.getRun(int(size), 2), done: make(chan struct{}), ahead: ahead}
 	r.runs = append(r.runs, cr)
-	var old *compRun
-	if len(r.runs) > maxRuns {
+	if len(r.runs) > r.ahead+runsBehind {
 		old = r.runs[0]
 		r.runs = append(r.runs[:0], r.runs[1:]...)
 	}
-	r.mu.Unlock()
-	if old != nil {
-		old.rb.release() // the list's reference
+	return cr, old
+}
+
+// fillRun reads a registered run's compressed bytes and publishes it. A run that the source
+// ends inside, or whose read fails, ends before the first frame that did not arrive whole;
+// it fails (and is forgotten, so a later read tries again) when that is its first frame.
+func (r *Reader) fillRun(cr *compRun) error {
+	r.count(func(c *counters) { c.readahead.Add(uint64(cr.n - 1)) })
+	cr.reading.Store(true)
+	t0 := time.Now()
+	good, err := r.readRun(cr.first, cr.n, cr.rb.b)
+	if err == nil {
+		if cr.ahead && cr.n > 1 {
+			r.mu.Lock()
+			r.fetchTime = ewma(r.fetchTime, time.Since(t0))
+			r.mu.Unlock()
+		}
+		close(cr.done)
+		return nil
 	}
-	r.count(func(c *counters) { c.readahead.Add(uint64(n - 1)) })
-	if good, err := r.readRun(fi, n, cr.rb.b); err != nil {
-		// The run ends before the first frame that did not arrive whole, and fails only
-		// when that is frame fi.
+	if good > 0 {
 		r.mu.Lock()
 		cr.n = good
-		if good == 0 {
-			cr.err = err
-			for i, x := range r.runs { // forgotten, so a later read tries again
-				if x == cr {
-					r.runs = append(r.runs[:i], r.runs[i+1:]...)
-					cr.rb.release()
-					break
-				}
-			}
-		}
 		r.mu.Unlock()
-		if good == 0 {
-			close(cr.done)
+		close(cr.done)
+		return nil
+	}
+	r.failRun(cr, err)
+	return err
+}
+
+// failRun publishes a run that has no frame: it leaves r.runs (dropping the list's
+// reference) and its readers get err.
+func (r *Reader) failRun(cr *compRun, err error) {
+	r.mu.Lock()
+	cr.n, cr.err = 0, err
+	for i, x := range r.runs {
+		if x == cr {
+			r.runs = append(r.runs[:i], r.runs[i+1:]...)
 			cr.rb.release()
-			return nil, cr.err
+			break
 		}
 	}
+	r.mu.Unlock()
 	close(cr.done)
-	return cr, nil
 }
 
 // readRun reads the compressed bytes of the n frames from first into buf. On a short read
@@ -410,7 +525,9 @@ func (r *Reader) fetchRun(fi int) (*compRun, error) {
 // source ending inside it (ErrTruncated), or the source's read error.
 func (r *Reader) readRun(first, n int, buf []byte) (good int, err error) {
 	start := int64(r.idx.Frames[first].CompressedOffset)
+	r.c.flight.add(int64(len(buf)))
 	k, err := r.src.ReadAt(buf, start)
+	r.c.flight.add(-int64(len(buf)))
 	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(k)) })
 	if k == len(buf) {
 		return n, nil
@@ -461,8 +578,10 @@ func (r *Reader) note(fi int) bool {
 
 func (r *Reader) key(fi int) frameKey { return frameKey{file: r.fileKey, frame: uint32(fi)} }
 
-// frame returns frame fi decoded, with a cache reference the caller must release.
-func (r *Reader) frame(fi int, seq bool) (*entry, error) {
+// frame returns frame fi decoded at least up to need bytes, with a cache reference the
+// caller must release, and how many of its bytes are decoded. A sequential reader's misses
+// decode whole frames; a random read's decode only up to the bytes it needs (loadPart).
+func (r *Reader) frame(fi int, seq bool, need int) (*entry, int, error) {
 	for attempt := 0; ; attempt++ {
 		e, owner, hit := r.c.acquire(r.key(fi), int64(r.idx.Frames[fi].UncompressedSize))
 		switch {
@@ -473,7 +592,11 @@ func (r *Reader) frame(fi int, seq bool) (*entry, error) {
 			if seq {
 				r.extend(fi)
 			}
-			r.load(fi, []*entry{e}, true)
+			if seq || r.steps == nil {
+				r.load(fi, []*entry{e}, true)
+			} else {
+				r.loadPart(fi, e, need)
+			}
 		case hit:
 			r.count(func(c *counters) { c.hits.Add(1) })
 		default:
@@ -484,16 +607,217 @@ func (r *Reader) frame(fi int, seq bool) (*entry, error) {
 		}
 		<-e.done
 		if e.err == nil {
-			return e, nil
+			avail, err := r.upTo(fi, e, need)
+			if err != nil {
+				r.c.release(e)
+				return nil, 0, err
+			}
+			return e, avail, nil
 		}
 		r.c.release(e)
 		// The load we waited for may have been another Reader's of the same content (same
-		// cache key) that failed for its own reasons (closed, its source's I/O error or
-		// damage): load it once more from our own source.
-		if owner || attempt > 0 {
-			return nil, e.err
+		// cache key) that failed for its own reasons. One that Reader abandoned when it was
+		// closed is no failure of ours: wait for or make the next load, however many
+		// Readers come and go meanwhile. After its source's I/O error or damage, load it
+		// once more from our own source.
+		switch {
+		case owner:
+			return nil, 0, e.err
+		case errors.Is(e.err, ErrClosed) && !r.closed.Load():
+			attempt--
+		case attempt > 0:
+			return nil, 0, e.err
 		}
 	}
+}
+
+// loadPart fills the owned entry e of frame fi for a random read: the frame's compressed
+// bytes are fetched and checked against the index's CRC-32C, and decoded only up to need
+// bytes (whole zstd blocks). The entry keeps the decoder, so a later read of the frame
+// continues where this one stopped (upTo). From a source that streams (RangeStreamer) the
+// blocks are decoded as they arrive, with a decoder that can; nothing is published before
+// the whole frame has arrived and passed its CRC.
+func (r *Reader) loadPart(fi int, e *entry, need int) {
+	f := r.idx.Frames[fi]
+	size, full := int(f.CompressedSize), int(f.UncompressedSize)
+	off := int64(f.CompressedOffset)
+	rb := r.c.getRun(size, 1)
+	comp := rb.b[:size]
+	buf := r.c.getBuf(int(r.idx.BlockSize))
+	var st *stepState
+	fail := func(err error, damaged bool) {
+		if st != nil {
+			st.free()
+		} else {
+			rb.release()
+		}
+		r.c.putBuf(buf)
+		if damaged {
+			r.count(func(c *counters) { c.decodeErrs.Add(1) })
+			r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
+		}
+		r.c.complete(e, nil, err)
+	}
+	// The decoder sees only the frame's size: it never writes past it.
+	fs, err := r.steps.begin(comp, buf[:0:full])
+	if err != nil {
+		fail(r.stepErr(fi, err), true)
+		return
+	}
+	st = &stepState{fs: fs, rb: rb, bytes: r.steps.stateBytes()}
+	got, n, done, derr := 0, 0, false, error(nil)
+	rs, streams := r.src.(RangeStreamer)
+	r.c.flight.add(int64(size))
+	if !streams {
+		got, err = r.src.ReadAt(comp, off)
+	} else if rc, serr := rs.StreamRange(off, int64(size)); serr != nil {
+		err = serr
+	} else {
+		arriving, _ := fs.(arrivingSteps)
+		for got < size && err == nil {
+			var k int
+			k, err = rc.Read(comp[got:min(size, got+arriveChunk)])
+			got += k
+			// Decode what has arrived, up to the read (past the frame header's first
+			// bytes; a damaged frame fails here or, at the latest, on its CRC).
+			if arriving != nil && derr == nil && !done && n < need && got > 5 {
+				n, done, _, derr = arriving.decodeAvail(need, got)
+			}
+		}
+		rc.Close()
+	}
+	r.c.flight.add(-int64(size))
+	r.count(func(c *counters) { c.reads.Add(1); c.fetched.Add(uint64(got)) })
+	switch {
+	case got == size:
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		fail(corrupt(r.name, int64(fi), off+int64(got), "", ErrTruncated, "source ends inside frame %d: read %d of %d bytes", fi, got, size), false)
+		return
+	default:
+		fail(fmt.Errorf("read %s frame %d at offset %d: %w", r.name, fi, off, err), false)
+		return
+	}
+	if err := checkCompressedCRC(r.idx, fi, comp, r.name); err != nil {
+		fail(err, true)
+		return
+	}
+	if err := checkEnvelope(r.idx, fi, comp, r.name); err != nil {
+		fail(err, true)
+		return
+	}
+	if derr == nil && !done && n < need {
+		n, done, derr = fs.decodeTo(need)
+	}
+	if derr != nil {
+		fail(r.stepErr(fi, derr), true)
+		return
+	}
+	r.count(func(c *counters) { c.partial.Add(1) })
+	if !done {
+		r.c.completePart(e, buf[:full], n, st)
+		return
+	}
+	st.free()
+	if n != full {
+		r.c.putBuf(buf)
+		r.count(func(c *counters) { c.decodeErrs.Add(1) })
+		r.c.complete(e, nil, corrupt(r.name, int64(fi), off, "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", n, full))
+		return
+	}
+	r.count(func(c *counters) { c.decoded.Add(1) })
+	r.c.complete(e, buf[:full], nil)
+}
+
+// RangeStreamer is implemented by sources that can stream a range of the .zst as it
+// arrives, like an object store's ranged GET. A random read of a frame from such a source
+// decodes the frame's blocks while the rest of its bytes are still on the way: it waits for
+// about the longer of the transfer and the decode instead of their sum. No decoded byte is
+// published before the whole frame has arrived and passed its CRC-32C.
+type RangeStreamer interface {
+	StreamRange(off, n int64) (io.ReadCloser, error)
+}
+
+// arriveChunk bounds each read of an arriving frame, so that its blocks are decoded as
+// they come off the socket rather than after a large read fills.
+const arriveChunk = 32 << 10
+
+// upTo returns how many bytes of entry e (frame fi, published) are decoded, after
+// continuing its decode until at least need are. One reader continues a frame at a time;
+// the others wait for it. A frame that fails to continue is dropped from the cache.
+func (r *Reader) upTo(fi int, e *entry, need int) (int, error) {
+	c := r.c
+	resumed := false
+	for {
+		c.mu.Lock()
+		switch {
+		case e.avail >= need:
+			a := e.avail
+			c.mu.Unlock()
+			return a, nil
+		case e.err != nil: // a continuation failed
+			err := e.err
+			c.mu.Unlock()
+			return 0, err
+		case e.busy != nil:
+			ch := e.busy
+			c.mu.Unlock()
+			<-ch
+			continue
+		case e.st == nil:
+			c.mu.Unlock()
+			return 0, fmt.Errorf("read %s frame %d: %d of %d bytes decoded and no decoder to continue", r.name, fi, e.avail, len(e.data))
+		}
+		ch := make(chan struct{})
+		e.busy = ch
+		st := e.st
+		c.mu.Unlock()
+		if !resumed {
+			r.count(func(c *counters) { c.resumes.Add(1) })
+			resumed = true
+		}
+		n, done, err := st.fs.decodeTo(need)
+		if err == nil && done && n != len(e.data) {
+			err = corrupt(r.name, int64(fi), int64(r.idx.Frames[fi].CompressedOffset), "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", n, len(e.data))
+		} else if err != nil {
+			err = r.stepErr(fi, err)
+		}
+		c.mu.Lock()
+		e.busy = nil
+		close(ch)
+		switch {
+		case err != nil:
+			e.err = err
+			e.st = nil
+			c.dropLocked(e)
+		case done:
+			e.avail = n
+			e.st = nil
+			c.charge(e, int64(cap(e.data)))
+		default:
+			e.avail = n
+		}
+		c.mu.Unlock()
+		if err != nil || done {
+			st.free()
+		}
+		if err != nil {
+			r.count(func(c *counters) { c.decodeErrs.Add(1) })
+			r.log.Warn("qzst frame rejected", "file", r.name, "frame", fi, "err", err)
+			return 0, err
+		}
+		if done {
+			r.count(func(c *counters) { c.decoded.Add(1) })
+		}
+	}
+}
+
+// stepErr labels an error of the stepwise decoder of frame fi.
+func (r *Reader) stepErr(fi int, err error) error {
+	cause := ErrFrameDecode
+	if r.steps.checksum(err) {
+		cause = ErrFrameChecksum
+	}
+	return corrupt(r.name, int64(fi), int64(r.idx.Frames[fi].CompressedOffset), "", cause, "%v", err)
 }
 
 // reserveRun takes ownership of the absent frames from..to that directly follow each other,
@@ -648,14 +972,8 @@ func (r *Reader) decode(fi int, comp []byte) ([]byte, error) {
 func decodeFrame(dec frameDecoder, x *Index, fi int, comp, buf []byte, name string) ([]byte, error) {
 	f := x.Frames[fi]
 	off := int64(f.CompressedOffset)
-	if m := binary.LittleEndian.Uint32(comp); m != zstdFrameMagic {
-		return nil, corrupt(name, int64(fi), off, "frame_magic", ErrFrameDecode, "%#08x", m)
-	}
-	if comp[4]&zstdChecksumFlag == 0 {
-		return nil, corrupt(name, int64(fi), off+4, "frame_header_descriptor", ErrFrameChecksum, "frame has no content checksum")
-	}
-	if sum := binary.LittleEndian.Uint32(comp[len(comp)-4:]); sum != f.Checksum {
-		return nil, corrupt(name, int64(fi), off+int64(len(comp))-4, "content_checksum", ErrFrameChecksum, "frame says %#08x, index %#08x", sum, f.Checksum)
+	if err := checkEnvelope(x, fi, comp, name); err != nil {
+		return nil, err
 	}
 	data, err := dec.decodeAll(comp, buf[:0])
 	if err != nil {
@@ -669,6 +987,36 @@ func decodeFrame(dec frameDecoder, x *Index, fi int, comp, buf []byte, name stri
 		return nil, corrupt(name, int64(fi), off, "uncompressed_size", ErrFrameSize, "decoded %d bytes, index says %d", len(data), f.UncompressedSize)
 	}
 	return data, nil
+}
+
+// checkEnvelope checks frame fi's zstd magic, that it carries a content checksum, and that
+// the checksum is the index's.
+func checkEnvelope(x *Index, fi int, comp []byte, name string) error {
+	f := x.Frames[fi]
+	off := int64(f.CompressedOffset)
+	if m := binary.LittleEndian.Uint32(comp); m != zstdFrameMagic {
+		return corrupt(name, int64(fi), off, "frame_magic", ErrFrameDecode, "%#08x", m)
+	}
+	if comp[4]&zstdChecksumFlag == 0 {
+		return corrupt(name, int64(fi), off+4, "frame_header_descriptor", ErrFrameChecksum, "frame has no content checksum")
+	}
+	if sum := binary.LittleEndian.Uint32(comp[len(comp)-4:]); sum != f.Checksum {
+		return corrupt(name, int64(fi), off+int64(len(comp))-4, "content_checksum", ErrFrameChecksum, "frame says %#08x, index %#08x", sum, f.Checksum)
+	}
+	return nil
+}
+
+// checkCompressedCRC compares frame fi's compressed bytes with the index's CRC-32C, when
+// the index has one.
+func checkCompressedCRC(x *Index, fi int, comp []byte, name string) error {
+	if !x.HasCompressedCRC {
+		return nil
+	}
+	f := x.Frames[fi]
+	if got := CompressedCRC(comp); got != f.CompressedCRC {
+		return corrupt(name, int64(fi), int64(f.CompressedOffset), "compressed_crc32c", ErrFrameChecksum, "frame bytes have %#08x, index %#08x", got, f.CompressedCRC)
+	}
+	return nil
 }
 
 // count applies f to the Reader's and the Cache's counters.

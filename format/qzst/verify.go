@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
@@ -64,7 +65,7 @@ func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opt
 		return err
 	}
 	defer zd.Close()
-	dec := goDecoder{zd}
+	dec := goDecoder{d: zd, st: newGoSteps(1)}
 	h := sha256.New()
 	const chunk = 16 << 20
 	var comp []byte
@@ -100,7 +101,12 @@ func Verify(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index, opt
 				bp := bufs.Get().(*[]byte)
 				defer bufs.Put(bp)
 				b := *bp
-				data, err := decodeFrame(dec, idx, fi, comp[int64(f.CompressedOffset)-start:][:f.CompressedSize], b[:idx.BlockSize], name)
+				fc := comp[int64(f.CompressedOffset)-start:][:f.CompressedSize]
+				err := checkCompressedCRC(idx, fi, fc, name)
+				var data []byte
+				if err == nil {
+					data, err = decodeFrame(dec, idx, fi, fc, b[:idx.BlockSize], name)
+				}
 				if err == nil && opts.Original != nil {
 					orig := b[idx.BlockSize:][:f.UncompressedSize]
 					if rerr := readFull(opts.Original, orig, int64(f.UncompressedOffset)); rerr != nil {
@@ -155,6 +161,9 @@ func verifyHash(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index,
 	}
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
+	// The frames' CRC-32Cs (index version 2) are checked in the same pass: a random read
+	// trusts them for the bytes it decodes before the frame's content checksum.
+	fi, crc := 0, uint32(0)
 	for off := int64(0); off < srcSize; {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("verify %s: %w", name, err)
@@ -164,6 +173,19 @@ func verifyHash(ctx context.Context, src io.ReaderAt, srcSize int64, idx *Index,
 			return readErr(name, -1, off, err)
 		}
 		h.Write(b)
+		for p, at := b, off; idx.HasCompressedCRC && len(p) > 0 && fi < len(idx.Frames); {
+			f := idx.Frames[fi]
+			end := int64(f.CompressedOffset) + int64(f.CompressedSize)
+			k := min(int64(len(p)), end-at)
+			crc = crc32.Update(crc, castagnoli, p[:k])
+			p, at = p[k:], at+k
+			if at == end {
+				if crc != f.CompressedCRC {
+					return corrupt(name, int64(fi), int64(f.CompressedOffset), "compressed_crc32c", ErrFrameChecksum, "frame bytes have %#08x, index %#08x", crc, f.CompressedCRC)
+				}
+				fi, crc = fi+1, 0
+			}
+		}
 		off += int64(len(b))
 	}
 	if sum := h.Sum(nil); !bytes.Equal(sum, idx.SHA256[:]) {

@@ -269,6 +269,7 @@ func TranscodeTo(ctx context.Context, src io.ReaderAt, size int64, zst, idx io.W
 				CompressedSize:     uint32(len(j.out)),
 				UncompressedSize:   uint32(len(j.in)),
 				Checksum:           binary.LittleEndian.Uint32(j.out[len(j.out)-4:]),
+				CompressedCRC:      CompressedCRC(j.out),
 			}
 			if _, err := out.Write(j.out); err != nil {
 				werr = fmt.Errorf("write frame %d: %w", j.i, err)
@@ -346,7 +347,7 @@ func finish(out io.Writer, h hash.Hash, idx io.Writer, frames []Frame, bs uint32
 	if _, err := out.Write(appendSeekTable(nil, frames)); err != nil {
 		return nil, fmt.Errorf("write seek table: %w", err)
 	}
-	x := &Index{BlockSize: bs, Frames: frames, Size: size, FramesSize: framesSize, ZstSize: framesSize + seekTableSize(len(frames))}
+	x := &Index{BlockSize: bs, Frames: frames, Size: size, FramesSize: framesSize, ZstSize: framesSize + seekTableSize(len(frames)), HasCompressedCRC: true}
 	h.Sum(x.SHA256[:0])
 	b, err := x.MarshalBinary()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/chronicle/chronicle/format"
@@ -17,15 +18,16 @@ import (
 )
 
 // Format and Version identify book.q.zst.remote.json (docs/format/remote-stub.md). Version
-// 2 added Files; version 1 stubs (no Files) are still read.
+// 2 added Files; version 3 added Host, Slot and Claim (many hosts, one bucket). Versions 1
+// and 2 are still read.
 const (
 	Format   = "chronicle-remote-stub"
-	Version  = 2
+	Version  = 3
 	maxSize  = 64 << 10
 	maxFiles = 64
 	// MaxFileSize bounds a file that travels with the book (meta.json, index/, derived/).
 	MaxFileSize = 1 << 40
-	// MaxIdxSize bounds a book's .idx (2.3 million frames: 2.3 TiB of book at 1 MiB
+	// MaxIdxSize bounds a book's .idx (2 million frames of 32 bytes: 2 TiB of book at 1 MiB
 	// frames). Readers allocate the .idx whole, so a stub may not promise more.
 	MaxIdxSize = 64 << 20
 	// MaxBookSize bounds a book and its .zst.
@@ -68,12 +70,30 @@ type Stub struct {
 	// holds a copy of this stub as its last object, so a host with only the bucket sees the
 	// whole partition (docs/research-hosts.md). Empty in version 1 stubs.
 	Files []File `json:"files,omitempty"`
+	// Host is the id of the host that uploaded the partition (version 3).
+	Host string `json:"host,omitempty"`
+	// Slot is where below the partition's key the objects are: "" (the key itself, held by
+	// the first host to claim it), "merged" (an A/B merge of several hosts' captures) or
+	// "hosts/{id}" (a host that found the key held by another). Version 3.
+	Slot string `json:"slot,omitempty"`
+	// Claim is the nonce of the claim object the upload held (docs/format/remote-claim.md);
+	// empty for partitions uploaded before claims existed. Version 3.
+	Claim string `json:"claim,omitempty"`
 }
 
-// Marshal encodes the stub as indented JSON with a trailing newline.
+// Marshal encodes the stub as indented JSON with a trailing newline: at the current
+// version, unless the stub is a version 1 or 2 one read back and left without the version 3
+// fields (it is then written as it was).
 func (s *Stub) Marshal() ([]byte, error) {
-	s.Format, s.Version = Format, Version
+	s.normalize()
 	return format.EncodeJSON(s)
+}
+
+func (s *Stub) normalize() {
+	s.Format = Format
+	if s.Version == 0 || s.Version > 2 || s.Host != "" || s.Slot != "" || s.Claim != "" {
+		s.Version = Version
+	}
 }
 
 // Parse decodes and checks a stub's own consistency. name labels errors.
@@ -96,10 +116,18 @@ func Parse(b []byte, name string) (*Stub, error) {
 	switch {
 	case s.Format != Format:
 		return nil, bad("format", "%q, want %q", s.Format, Format)
-	case s.Version != Version && s.Version != 1:
-		return nil, bad("version", "%d, this reader knows 1 and %d", s.Version, Version)
+	case s.Version < 1 || s.Version > Version:
+		return nil, bad("version", "%d, this reader knows 1 to %d", s.Version, Version)
 	case s.Version == 1 && len(s.Files) > 0:
 		return nil, bad("files", "not in a version 1 stub")
+	case s.Version < 3 && (s.Host != "" || s.Slot != "" || s.Claim != ""):
+		return nil, bad("host", "host, slot and claim are version 3 fields, this stub is version %d", s.Version)
+	case s.Version >= 3 && !layout.ValidName(s.Host):
+		return nil, bad("host", "%q is not a host id (lowercase letters, digits, '-', '_', '.')", s.Host)
+	case !ValidSlot(s.Slot):
+		return nil, bad("slot", "%q, want \"\", %q or hosts/{host id}", s.Slot, SlotMerged)
+	case s.Claim != "" && !isHexNonce(s.Claim):
+		return nil, bad("claim", "%q is not 32 lowercase hex digits", s.Claim)
 	case s.HeaderSize < 0 || s.HeaderSize > s.UncompressedSize:
 		return nil, bad("header_size", "%d, want 0..uncompressed_size (%d)", s.HeaderSize, s.UncompressedSize)
 	case len(s.Files) > maxFiles:
@@ -128,7 +156,7 @@ func Parse(b []byte, name string) (*Stub, error) {
 	for i, f := range s.Files {
 		field := fmt.Sprintf("files[%d]", i)
 		switch {
-		case !layout.ValidFilePath(f.Name) || IsBookFile(f.Name):
+		case !layout.ValidFilePath(f.Name) || IsBookFile(f.Name) || Reserved(f.Name):
 			return nil, bad(field+".name", "%q is not a partition file that travels with the book", f.Name)
 		case seen[f.Name]:
 			return nil, bad(field+".name", "%q listed twice", f.Name)
@@ -146,10 +174,80 @@ func Parse(b []byte, name string) (*Stub, error) {
 // book's own files, which the stub describes in zst and idx or which stay local.
 func IsBookFile(name string) bool {
 	switch name {
-	case layout.BookName, layout.ZstName, layout.IdxName, layout.StubName:
+	case layout.BookName, layout.ZstName, layout.IdxName, layout.StubName, layout.ClaimName, layout.CollisionName:
 		return true
 	}
 	return false
+}
+
+// Directories below a partition's key in the bucket that belong to other versions of the
+// partition or to the claim protocol, never to its files.
+const (
+	SlotMerged = "merged" // the A/B merge of several hosts' captures
+	HostsDir   = "hosts"  // hosts/{id}: a host's own version when another holds the key
+	ClaimsDir  = "claims" // claims/{host}-{nonce}: the create-then-verify protocol
+)
+
+// Reserved reports whether a partition file name lies in one of the reserved directories,
+// so that no travelling file can shadow another version or a claim.
+func Reserved(name string) bool {
+	first, _, _ := strings.Cut(name, "/")
+	return first == SlotMerged || first == HostsDir || first == ClaimsDir
+}
+
+// HostSlot is the slot of host's own version of a partition: hosts/{host}.
+func HostSlot(host string) string { return HostsDir + "/" + host }
+
+// ValidSlot accepts "", "merged" and hosts/{valid host id}.
+func ValidSlot(slot string) bool {
+	if slot == "" || slot == SlotMerged {
+		return true
+	}
+	h, ok := strings.CutPrefix(slot, HostsDir+"/")
+	return ok && layout.ValidName(h)
+}
+
+// SlotHost returns the host id of a hosts/{id} slot, "" for the others.
+func SlotHost(slot string) string {
+	h, _ := strings.CutPrefix(slot, HostsDir+"/")
+	if h == slot {
+		return ""
+	}
+	return h
+}
+
+// SlotDir is the key prefix (without a trailing '/') of a version of partition k.
+func SlotDir(k layout.Key, slot string) string { return path.Join(k.Dir(), slot) }
+
+// KeysIn returns the .zst and .idx keys of a version of partition k.
+func KeysIn(k layout.Key, slot string) (zstKey, idxKey string) {
+	d := SlotDir(k, slot)
+	return path.Join(d, layout.ZstName), path.Join(d, layout.IdxName)
+}
+
+// ObjectKeyIn is the key of a version's stub copy.
+func ObjectKeyIn(k layout.Key, slot string) string {
+	return path.Join(SlotDir(k, slot), layout.StubName)
+}
+
+// FileKeyIn is the key of a version's travelling file name.
+func FileKeyIn(k layout.Key, slot, name string) string { return path.Join(SlotDir(k, slot), name) }
+
+// ClaimKey is the key of the claim object of a version's slot.
+func ClaimKey(k layout.Key, slot string) string { return path.Join(SlotDir(k, slot), layout.ClaimName) }
+
+// ClaimsPrefix is the key prefix (ending in '/') of the create-then-verify claim entries of
+// a version's slot.
+func ClaimsPrefix(k layout.Key, slot string) string {
+	return path.Join(SlotDir(k, slot), ClaimsDir) + "/"
+}
+
+func isHexNonce(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && s == strings.ToLower(s)
 }
 
 // File returns the entry for name, or nil.
@@ -187,10 +285,10 @@ func Keys(k layout.Key) (zstKey, idxKey string) {
 	return path.Join(k.Dir(), layout.ZstName), path.Join(k.Dir(), layout.IdxName)
 }
 
-// Validate checks that the stub's URIs lie inside the remote root and name exactly this
-// partition's objects, and returns their keys.
+// Validate checks that the stub's URIs lie inside the remote root and name exactly the
+// objects of this partition's version (its Slot), and returns their keys.
 func (s *Stub) Validate(store keyResolver, k layout.Key, name string) (zstKey, idxKey string, err error) {
-	wantZst, wantIdx := Keys(k)
+	wantZst, wantIdx := KeysIn(k, s.Slot)
 	zk, err := store.KeyOf(s.Zst.URI)
 	if err != nil {
 		return "", "", fmt.Errorf("%s: %w: field zst.uri: %v", name, ErrInvalid, err)

@@ -43,10 +43,16 @@ func peerPreads(b *testing.B) int {
 	return testenv.BenchCount(b, "CHRONICLE_BENCH_PEER_PREADS", 500, 100)
 }
 
-// contender mounts one file system afresh and returns the book's path in it and a stop.
+// contender mounts one file system afresh and returns the book's path in it and a stop,
+// which for chronicle-fs returns its "stopped" log record (what its reads did).
 type contender struct {
 	name  string
-	mount func(b *testing.B) (file string, stop func())
+	mount func(b *testing.B) (file string, stop func() map[string]any)
+}
+
+// peerStop adapts a stop without a record.
+func peerStop(file string, stop func()) (string, func() map[string]any) {
+	return file, func() map[string]any { stop(); return nil }
 }
 
 // BenchmarkPeers: chronicle-fs reading its remote tier vs rclone mount and s3fs-fuse reading
@@ -105,7 +111,7 @@ func BenchmarkPeers(b *testing.B) {
 		b.Fatal(err)
 	}
 	contenders := []contender{
-		{"chronicle-fs", func(b *testing.B) (string, func()) {
+		{"chronicle-fs", func(b *testing.B) (string, func() map[string]any) {
 			mp := mountpoint(b)
 			// Its defaults, with the disk cache of remote frames cold: a new folder per mount.
 			disk := b.TempDir()
@@ -114,25 +120,26 @@ func BenchmarkPeers(b *testing.B) {
 			}
 			cfg := e.config(b, fmt.Sprintf("cache_bytes = %d\ndisk_cache_dir = %q\n%s", cache, disk, os.Getenv("CHRONICLE_BENCH_FS_CONFIG")))
 			d := startIn(b, ns, cfg, mp)
-			return filepath.Join(mp, filepath.FromSlash(key.Dir()), layout.BookName), func() {
+			return filepath.Join(mp, filepath.FromSlash(key.Dir()), layout.BookName), func() map[string]any {
 				d.signal(syscall.SIGTERM)
 				if _, ok := d.wait(20 * time.Second); !ok {
 					b.Fatal("chronicle-fs did not stop 20 s after SIGTERM")
 				}
+				return d.waitLog("stopped", time.Second)
 			}
 		}},
-		{"rclone", func(b *testing.B) (string, func()) {
+		{"rclone", func(b *testing.B) (string, func() map[string]any) {
 			mp := mountpoint(b)
 			args := append([]string{"--net=" + ns, rclone, "mount", "vgw:" + peerBucket, mp}, rcloneArgs...)
-			return fuseMount(b, "rclone", mp, env, args...)
+			return peerStop(fuseMount(b, "rclone", mp, env, args...))
 		}},
-		{"s3fs", func(b *testing.B) (string, func()) {
+		{"s3fs", func(b *testing.B) (string, func() map[string]any) {
 			mp := mountpoint(b)
 			args := []string{"--net=" + ns, s3fs, peerBucket, mp, "-f", "-o", "url=" + e.srv.Endpoint, "-o", "passwd_file=" + passwd}
 			for _, o := range s3fsOpts {
 				args = append(args, "-o", o)
 			}
-			return fuseMount(b, "s3fs", mp, env, args...)
+			return peerStop(fuseMount(b, "s3fs", mp, env, args...))
 		}},
 	}
 	testenv.Note(b, "peer.setup", fmt.Sprintf("%d MiB book; versitygw %s in a network namespace, reached through its loopback; "+
@@ -150,7 +157,8 @@ func BenchmarkPeers(b *testing.B) {
 			// Rotate the order each round: no contender always goes first after the shaping.
 			order := append(append([]contender{}, contenders[i%3:]...), contenders[:i%3]...)
 			seq, seqBytes := map[string]float64{}, map[string]float64{}
-			p50, p99, prBytes := map[string]float64{}, map[string]float64{}, map[string]float64{}
+			p50, p99, prBytes, firstByte := map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
+			var window, inflight float64 // chronicle-fs's whole-book read: MB
 			for _, c := range order {
 				if err := testenv.DropCaches(); err != nil {
 					b.Fatalf("drop caches: %v", err)
@@ -160,7 +168,15 @@ func BenchmarkPeers(b *testing.B) {
 				d := timeCmd(b, "dd", "if="+file, "of=/dev/null", "bs=1M", "status=none")
 				seqBytes[c.name] = float64(counter()-n0) / 1e6
 				seq[c.name] = float64(size) / d.Seconds() / 1e6
-				stop()
+				if rec := stop(); rec != nil {
+					// The daemon served this one read: its totals are the pass's.
+					bs, _ := rec["inflight_byte_seconds"].(float64)
+					wb, _ := rec["fetch_window_bytes"].(float64)
+					wr, _ := rec["fetch_window_runs"].(float64)
+					window, inflight = wb/1e6, bs/d.Seconds()/1e6
+					b.Logf("round %d %s: chronicle-fs fetch window %.0f runs (%.1f MB), %.1f MB in flight on average, peak %.1f MB; %v waits for a run in flight (%.3f s)",
+						i+1, link.name, wr, window, inflight, rec["inflight_peak_bytes"].(float64)/1e6, rec["fetch_stalls"], rec["fetch_stall_seconds"])
+				}
 			}
 			for _, c := range order {
 				if err := testenv.DropCaches(); err != nil {
@@ -168,13 +184,20 @@ func BenchmarkPeers(b *testing.B) {
 				}
 				file, stop := c.mount(b)
 				n0 := counter()
-				lat := preadRound(b, file, false, size, int64(100+i), peerPreads(b))
+				lat, first := preadRound(b, file, false, size, int64(100+i), peerPreads(b), nil)
+				firstByte[c.name] = ms(first)
 				prBytes[c.name] = float64(counter()-n0) / 1e6
 				p50[c.name], p99[c.name] = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100])
 				stop()
 			}
-			b.Logf("round %d %s: seq MB/s %s; seq MB moved %s; pread4k p50 ms %s; p99 ms %s; MB moved %s",
-				i+1, link.name, fmtMap(seq), fmtMap(seqBytes), fmtMap(p50), fmtMap(p99), fmtMap(prBytes))
+			b.Logf("round %d %s: seq MB/s %s; seq MB moved %s; pread4k p50 ms %s; p99 ms %s; MB moved %s; first byte ms %s",
+				i+1, link.name, fmtMap(seq), fmtMap(seqBytes), fmtMap(p50), fmtMap(p99), fmtMap(prBytes), fmtMap(firstByte))
+			lid := link.suffix
+			if lid == "" {
+				lid = ".loopback"
+			}
+			testenv.Emit(b, testenv.Figure{ID: "peer.fetch_window" + lid, Value: window, Unit: "MB"})
+			testenv.Emit(b, testenv.Figure{ID: "peer.inflight" + lid, Value: inflight, Unit: "MB"})
 			const us = "chronicle-fs"
 			for _, p := range []string{"rclone", "s3fs"} {
 				lid := link.suffix
@@ -186,6 +209,7 @@ func BenchmarkPeers(b *testing.B) {
 				testenv.Emit(b, testenv.Figure{ID: "peer." + p + ".pread4k_p50" + link.suffix, Value: p50[us], Baseline: p50[p], Unit: "ms"})
 				testenv.Emit(b, testenv.Figure{ID: "peer." + p + ".pread4k_p99" + link.suffix, Value: p99[us], Baseline: p99[p], Unit: "ms"})
 				testenv.Emit(b, testenv.Figure{ID: "peer." + p + ".pread4k_bytes" + link.suffix, Value: prBytes[us], Baseline: prBytes[p], Unit: "MB"})
+				testenv.Emit(b, testenv.Figure{ID: "peer." + p + ".first_byte" + link.suffix, Value: firstByte[us], Baseline: firstByte[p], Unit: "ms"})
 			}
 		}
 	}

@@ -59,3 +59,22 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveHost(t *testing.T) {
+	if id, from, err := ResolveHost("capture-a"); err != nil || id != "capture-a" || from != HostFromConfig {
+		t.Fatalf("configured: %q %q %v", id, from, err)
+	}
+	for _, bad := range []string{"Capture-A", ".a", "a/b", strings.Repeat("x", 65), "a b"} {
+		if _, _, err := ResolveHost(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	id, from, err := ResolveHost("")
+	if err != nil || from != HostFromHostname || !ValidHostID(id) {
+		t.Fatalf("from the hostname: %q %q %v", id, from, err)
+	}
+	var h Host
+	if err := Decode("[host]\nid = \"capture-b\"\n", "c.toml", map[string]any{"host": &h}); err != nil || h.ID != "capture-b" {
+		t.Fatalf("[host]: %+v %v", h, err)
+	}
+}

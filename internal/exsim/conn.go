@@ -125,6 +125,11 @@ func (c *Conn) drop(closeFrame bool, code uint16) {
 	c.mu.Unlock()
 }
 
+// Drop ends this connection the way DropConnections ends every one: messages already
+// written are delivered, then the TCP stream ends (after a close frame, code 1001, with
+// closeFrame).
+func (c *Conn) Drop(closeFrame bool) { c.drop(closeFrame, 1001) }
+
 // kill closes the socket at once.
 func (c *Conn) kill() {
 	c.mu.Lock()

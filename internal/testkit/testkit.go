@@ -171,6 +171,10 @@ func PlaceRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) 
 	return s
 }
 
+// PlacedHost is the host id the stubs PlaceRemote writes name (it takes no claim, as an
+// upload from before claims did not).
+const PlacedHost = "testkit"
+
 // MoveColdToRemote is PlaceRemote returning its error, for use from goroutines.
 func MoveColdToRemote(cold string, store objstore.Store, k layout.Key) error {
 	_, err := moveColdToRemote(cold, store, k)
@@ -181,7 +185,7 @@ func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.St
 	ctx := context.Background()
 	d := PartDir(cold, k)
 	zk, ik := stub.Keys(k)
-	s := &stub.Stub{UploadedAt: time.Now().UTC()}
+	s := &stub.Stub{UploadedAt: time.Now().UTC(), Host: PlacedHost}
 	for _, o := range []struct {
 		name, key string
 		obj       *stub.Object

@@ -14,6 +14,7 @@ var required = []string{
 	"fs.cold_pread4k_p50", "fs.remote_pread4k_p50", "peer.rclone.seq.loopback", "peer.s3fs.seq.loopback",
 	"peer.rclone.seq.1gbit", "peer.s3fs.seq.1gbit", "peer.rclone.pread4k_p50", "peer.s3fs.pread4k_p50",
 	"numpy.warm_memmap", "numpy.book_npy_warm", "format.append_p99", "etl.backfill", "etl.live_p99",
+	"qzst.seq_read", "peer.s3fs.pread4k_p99",
 }
 
 func isRequired(id string) bool {

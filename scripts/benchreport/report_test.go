@@ -71,7 +71,7 @@ func TestReport(t *testing.T) {
 		"| `fs.cold_seq` |", "| 1000 (900-1200) | MB/s | 600 zstd -dc of the same .zst | 2.00x (1.29-2.00) | >= 1.5x | holds | 3 |",
 		"| `tier.warm_to_cold` |", "0.75x | >= 1.1x | **does not hold** | 1 |",
 		"\n  - bound: CPU: the move and its baseline", // what limits a goal that does not hold
-		"| `format.append_p99` |", "| 180 (150-250) | ns |", "<= 200 | holds | 3 |",
+		"| `format.append_p99` |", "| 180 (150-250) | ns |", "0.581x (0.5-0.833) | <= 1.1x | holds | 3 |",
 		"| `peer.rclone.seq.loopback` |", "not measured",
 		"- peer.options: rclone --vfs-cache-mode off",
 	} {

@@ -45,15 +45,19 @@ func backends(parent *testing.T) []remoteBackend {
 	srv := s3test.Start(parent)
 	var mu sync.Mutex
 	runs := 0
+	s3 := func(t *testing.T, run int) objstore.Store {
+		mu.Lock()
+		runs++
+		prefix := fmt.Sprintf("run-%d", runs)
+		mu.Unlock()
+		return lt.S3Store(t, srv, prefix)
+	}
 	return []remoteBackend{
 		{name: "file", open: func(t *testing.T, run int) objstore.Store { return testkit.FileStore(t) }},
-		{name: "s3", open: func(t *testing.T, run int) objstore.Store {
-			mu.Lock()
-			runs++
-			prefix := fmt.Sprintf("run-%d", runs)
-			mu.Unlock()
-			return lt.S3Store(t, srv, prefix)
-		}},
+		{name: "s3", open: s3},
+		// Stores without create-only Puts: the claim is taken by create-then-verify.
+		{name: "file-noconditional", open: func(t *testing.T, run int) objstore.Store { return lt.NoConditional(testkit.FileStore(t)) }},
+		{name: "s3-noconditional", open: func(t *testing.T, run int) objstore.Store { return lt.NoConditional(s3(t, run)) }},
 	}
 }
 
@@ -80,7 +84,7 @@ func TestFaultAtEveryStep(t *testing.T) {
 	}
 	for _, sc := range faultScenarios {
 		for _, be := range bs {
-			if !full && be.name == "s3" && sc.start != layout.Cold {
+			if !full && be.name != "file" && sc.start != layout.Cold {
 				continue // the local policies never touch the store
 			}
 			t.Run(sc.name+"/"+be.name, func(t *testing.T) {

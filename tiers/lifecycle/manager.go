@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
@@ -29,6 +30,10 @@ type Options struct {
 	// Registerer receives the chronicle_tier_* metrics (nil = none).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Host is this host's id ([host] id): it signs the claims and stubs of its uploads
+	// and names its own slot, hosts/{id}, when another host holds a partition's key. ""
+	// takes the machine's hostname (config.ResolveHost).
+	Host string
 }
 
 // Manager moves partitions between tiers. One Manager (one process) owns the tier roots:
@@ -36,6 +41,7 @@ type Options struct {
 type Manager struct {
 	cfg   Config
 	roots layout.Roots
+	host  string
 	store objstore.Store
 	fs    vfs.FS
 	now   func() time.Time
@@ -80,7 +86,11 @@ func New(opts Options) (*Manager, error) {
 		}
 		seen[r] = t
 	}
-	m := &Manager{cfg: opts.Config, roots: opts.Roots, store: opts.Store, fs: opts.FS, now: opts.Now,
+	host, _, err := config.ResolveHost(opts.Host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	m := &Manager{cfg: opts.Config, roots: opts.Roots, host: host, store: opts.Store, fs: opts.FS, now: opts.Now,
 		log: opts.Logger, fails: map[failKey]*failure{}, stubSeen: map[string]stubSeen{}}
 	if m.fs == nil {
 		m.fs = vfs.OS{}
@@ -148,6 +158,7 @@ func (m *Manager) observe(v *view, p *Plan) {
 	for pol := Policy(0); pol < numPolicies; pol++ {
 		m.met.Pending.WithLabelValues(pol.label()).Set(float64(pend[pol]))
 	}
+	m.met.Kept.Set(float64(len(p.Kept)))
 	m.mu.Lock()
 	m.met.Backoff.Set(float64(len(m.fails)))
 	m.mu.Unlock()
@@ -328,6 +339,9 @@ func (m *Manager) backoffUntil(k layout.Key, p Policy) (time.Time, error) {
 	}
 	return f.next, f.err
 }
+
+// Host is the id the manager signs its uploads with.
+func (m *Manager) Host() string { return m.host }
 
 // Metrics returns the manager's Prometheus series.
 func (m *Manager) Metrics() *Metrics { return m.met }

@@ -19,6 +19,8 @@ type Metrics struct {
 	InFlight       prometheus.Gauge
 	LastScan       prometheus.Gauge
 	ScanSeconds    prometheus.Histogram
+	Collisions     prometheus.Counter
+	Kept           prometheus.Gauge
 }
 
 // The series are chronicle_tier_<name>; these build them.
@@ -63,10 +65,13 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		InFlight:       gauge("moves_in_flight", "Moves running now."),
 		LastScan:       gauge("last_scan_timestamp_seconds", "Wall-clock time of the last completed scan."),
 		ScanSeconds:    prometheus.NewHistogram(seconds("scan_duration_seconds", "Duration of a scan (recovery and planning).", 0.001)),
+		Collisions:     counter("collisions_total", "Uploads that found the partition's key in the bucket held by another host: kept local, uploaded under hosts/{id}."),
+		Kept:           gauge("collisions", "Partitions kept local at the last scan because another host holds their key in the bucket."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Moves, m.MoveBytes, m.MoveSeconds, m.UploadFailures, m.VerifyFailures,
-			m.DeriveFailures, m.Recoveries, m.Partitions, m.Pending, m.Backoff, m.InFlight, m.LastScan, m.ScanSeconds)
+			m.DeriveFailures, m.Recoveries, m.Partitions, m.Pending, m.Backoff, m.InFlight, m.LastScan, m.ScanSeconds,
+			m.Collisions, m.Kept)
 	}
 	return m
 }

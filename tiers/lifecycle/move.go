@@ -49,7 +49,7 @@ func isOwnTemp(name string) bool {
 
 // bookNames are the files that make a partition's book in some tier; everything else in
 // a partition directory (meta.json, index/, derived/) travels with it.
-var bookNames = map[string]bool{layout.BookName: true, layout.ZstName: true, layout.IdxName: true, layout.StubName: true}
+var bookNames = map[string]bool{layout.BookName: true, layout.ZstName: true, layout.IdxName: true, layout.StubName: true, layout.CollisionName: true}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
@@ -88,11 +89,21 @@ type Problem struct {
 	Why string
 }
 
+// Kept is a cold partition kept local because another host holds its key in the bucket
+// (its book.q.zst.collision.json): this host's version is in the bucket under Slot.
+type Kept struct {
+	Key    layout.Key
+	Holder string // the host holding the key ("" when unreadable)
+	Slot   string // where this host's version went: hosts/{id}
+	Since  time.Time
+}
+
 // Plan is what one scan found to do.
 type Plan struct {
 	Moves    []Move
 	Waiting  []Wait
 	Problems []Problem
+	Kept     []Kept
 	Bytes    int64 // sum of Moves' Bytes
 }
 
@@ -147,6 +158,9 @@ func (m *Manager) plan(v *view, now time.Time) *Plan {
 			if mv != nil {
 				mv.Reason = "plain book.q in the cold tier"
 			}
+		case c.kind == kindZstd && part.dirs[layout.Cold].collision:
+			p.Kept = append(p.Kept, m.kept(k, part.dirs[layout.Cold].dir))
+			continue
 		case c.kind == kindZstd:
 			if m.store == nil || m.cfg.RemoteAfter <= 0 {
 				continue
@@ -341,6 +355,38 @@ func (w Wait) MarshalJSON() ([]byte, error) {
 		Policy    Policy `json:"policy"`
 		Why       string `json:"why"`
 	}{w.Key.String(), w.Policy, w.Why})
+}
+
+// kept reads a collision record for the plan.
+func (m *Manager) kept(k layout.Key, dir string) Kept {
+	kp := Kept{Key: k}
+	p := filepath.Join(dir, layout.CollisionName)
+	b, err := m.mv.readSmall(p, 1<<20)
+	if err != nil {
+		return kp
+	}
+	c, err := stub.ParseCollision(b, p)
+	if err != nil {
+		return kp
+	}
+	kp.Since, kp.Slot = c.DetectedAt, c.Uploaded.Slot
+	switch {
+	case c.Holder != nil:
+		kp.Holder = c.Holder.Host
+	default:
+		kp.Holder = c.HolderStub
+	}
+	return kp
+}
+
+// MarshalJSON writes the partition as its path.
+func (k Kept) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Partition string    `json:"partition"`
+		Holder    string    `json:"holder"`
+		Slot      string    `json:"slot"`
+		Since     time.Time `json:"since"`
+	}{k.Key.String(), k.Holder, k.Slot, k.Since})
 }
 
 // MarshalJSON writes the partition as its path.

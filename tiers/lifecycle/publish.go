@@ -42,6 +42,9 @@ func (m *Manager) travellingFiles(dir string) ([]string, error) {
 			switch {
 			case layout.IsTemp(e.Name()) || !layout.ValidFileName(e.Name()) || (rel == "" && stub.IsBookFile(e.Name())):
 				continue
+			case rel == "" && stub.Reserved(e.Name()):
+				m.log.Warn("a partition file in a directory the bucket reserves for other versions does not travel", "file", filepath.Join(dir, e.Name()))
+				continue
 			case e.IsDir():
 				if depth+1 < maxTravelDepth {
 					if err := walk(name, depth+1); err != nil {
@@ -57,15 +60,16 @@ func (m *Manager) travellingFiles(dir string) ([]string, error) {
 	return out, walk("", 0)
 }
 
-// uploadFiles uploads and verifies the travelling files of partition k (in cold dir).
-func (m *Manager) uploadFiles(ctx context.Context, k layout.Key, dir string) ([]stub.File, error) {
+// uploadFiles uploads and verifies the travelling files of partition k (in cold dir) into
+// its version's slot, created only if absent when ifAbsent.
+func (m *Manager) uploadFiles(ctx context.Context, k layout.Key, slot, dir string, ifAbsent bool) ([]stub.File, error) {
 	names, err := m.travellingFiles(dir)
 	if err != nil {
 		return nil, err
 	}
 	files := make([]stub.File, 0, len(names))
 	for _, name := range names {
-		f, err := m.putFile(ctx, k, filepath.Join(dir, filepath.FromSlash(name)), name)
+		f, err := m.putFile(ctx, stub.FileKeyIn(k, slot, name), filepath.Join(dir, filepath.FromSlash(name)), name, ifAbsent)
 		if err != nil {
 			return nil, err
 		}
@@ -74,8 +78,8 @@ func (m *Manager) uploadFiles(ctx context.Context, k layout.Key, dir string) ([]
 	return files, nil
 }
 
-// putFile uploads one local file as the object of partition file name and verifies it.
-func (m *Manager) putFile(ctx context.Context, k layout.Key, p, name string) (stub.File, error) {
+// putFile uploads one local file as the object key and verifies it.
+func (m *Manager) putFile(ctx context.Context, key, p, name string, ifAbsent bool) (stub.File, error) {
 	f, err := m.fs.Open(p)
 	if err != nil {
 		return stub.File{}, fmt.Errorf("open %s: %w", p, err)
@@ -94,8 +98,7 @@ func (m *Manager) putFile(ctx context.Context, k layout.Key, p, name string) (st
 		return stub.File{}, fmt.Errorf("hash %s: %w", p, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	key := stub.FileKey(k, name)
-	info, err := m.store.Put(ctx, key, src, st.Size(), objstore.PutOptions{SHA256: sum})
+	info, err := m.store.Put(ctx, key, src, st.Size(), objstore.PutOptions{SHA256: sum, IfAbsent: ifAbsent})
 	if err != nil {
 		return stub.File{}, fmt.Errorf("upload %s: %w", p, err)
 	}
@@ -105,12 +108,12 @@ func (m *Manager) putFile(ctx context.Context, k layout.Key, p, name string) (st
 	return stub.File{Name: name, Size: st.Size(), SHA256: sum}, nil
 }
 
-// putStubObject uploads the bucket's copy of a partition's stub, the last object of a
+// putStubObject uploads the bucket's copy of a version's stub, the last object of a
 // publication, and verifies it.
-func (m *Manager) putStubObject(ctx context.Context, k layout.Key, sb []byte) error {
+func (m *Manager) putStubObject(ctx context.Context, k layout.Key, slot string, sb []byte, ifAbsent bool) error {
 	sum := objstore.SHA256Hex(sb)
-	key := stub.ObjectKey(k)
-	info, err := m.store.Put(ctx, key, strings.NewReader(string(sb)), int64(len(sb)), objstore.PutOptions{SHA256: sum})
+	key := stub.ObjectKeyIn(k, slot)
+	info, err := m.store.Put(ctx, key, strings.NewReader(string(sb)), int64(len(sb)), objstore.PutOptions{SHA256: sum, IfAbsent: ifAbsent})
 	if err != nil {
 		return fmt.Errorf("upload stub %s: %w", m.store.URI(key), err)
 	}
@@ -156,7 +159,7 @@ func (m *Manager) needsPublish(dir string) bool {
 	if err != nil {
 		return false
 	}
-	old := s.Version < stub.Version
+	old := s.Version < 2 // publication (files and the stub copy) came with version 2
 	m.mu.Lock()
 	m.stubSeen[p] = stubSeen{mtime: fi.ModTime(), old: old}
 	m.mu.Unlock()
@@ -181,11 +184,17 @@ func (m *Manager) publish(ctx context.Context, mv Move) error {
 	if err != nil {
 		return err
 	}
-	files, err := m.uploadFiles(ctx, mv.Key, dir)
+	// A partition uploaded before publication existed, by this host: its key is its own
+	// (no claim was ever taken on it), so the files and the stub copy are written as
+	// before claims, replacing what an interrupted publication left.
+	files, err := m.uploadFiles(ctx, mv.Key, s.Slot, dir, false)
 	if err != nil {
 		return err
 	}
 	s.Files = files
+	if s.Host == "" {
+		s.Host = m.host
+	}
 	if s.HeaderSize == 0 { // a version 1 stub: read it from the remote book's first frame
 		if _, r, err := m.openRemote(ctx, mv.Key, dir); err == nil {
 			if h, err := format.ReadHeader(r, r.Size(), s.Zst.URI); err == nil {
@@ -198,7 +207,7 @@ func (m *Manager) publish(ctx context.Context, mv Move) error {
 	if err != nil {
 		return err
 	}
-	if err := m.putStubObject(ctx, mv.Key, sb); err != nil {
+	if err := m.putStubObject(ctx, mv.Key, s.Slot, sb, false); err != nil {
 		return err
 	}
 	if _, err := m.mv.writeSmall(StubPath(dir), sb); err != nil {

@@ -97,8 +97,9 @@ func (m *Manager) recoverOne(ctx context.Context, p *partition, rep *RecoverRepo
 	log := m.log.With("partition", k.String())
 	// 1. Upload intents.
 	if d := p.dirs[layout.Cold]; d != nil && d.intent {
-		if !d.stub {
-			if err := m.deleteRemote(k); err != nil {
+		if !d.stub && !d.collision {
+			in := m.readIntent(d.dir)
+			if err := m.deleteOwn(k, in.slot(), in.Nonce); err != nil {
 				return fmt.Errorf("roll back interrupted upload: %w", err)
 			}
 			m.count(&rep.IntentRolledBack, "intent_rolled_back")
@@ -266,13 +267,19 @@ func (m *Manager) finishCopy(ctx context.Context, upper, lower bookCopy) error {
 
 // dropCopy removes one copy of a book, keeping the other.
 func (m *Manager) dropCopy(drop, keep bookCopy) error {
+	var s *stub.Stub
+	if drop.kind == kindStub {
+		if b, err := m.mv.readSmall(StubPath(drop.dir), 1<<20); err == nil {
+			s, _ = stub.Parse(b, StubPath(drop.dir))
+		}
+	}
 	if err := m.mv.removeFiles(drop.dir, bookFiles(drop)...); err != nil {
 		return err
 	}
 	if drop.kind == kindStub {
 		k, err := keyOfDir(drop.dir)
 		if err == nil {
-			if err := m.deleteRemote(k); err != nil {
+			if err := m.deleteStubbed(k, s); err != nil {
 				m.log.Warn("recovery: remote objects of a dropped stub not deleted", "dir", drop.dir, "err", err)
 			}
 		}
@@ -281,6 +288,16 @@ func (m *Manager) dropCopy(drop, keep bookCopy) error {
 		return nil
 	}
 	return m.mv.removeTree(drop.dir)
+}
+
+// deleteStubbed deletes the remote version a dropped local stub described: the one it
+// names (its slot and claim), or, for a stub too damaged to read, whichever of the key's
+// own and merged slots this host holds a claim on.
+func (m *Manager) deleteStubbed(k layout.Key, s *stub.Stub) error {
+	if s != nil {
+		return m.deleteOwn(k, s.Slot, s.Claim)
+	}
+	return errors.Join(m.deleteClaimed(k, ""), m.deleteClaimed(k, stub.SlotMerged))
 }
 
 // keyOfDir recovers the key from a partition directory path.
@@ -299,10 +316,14 @@ func (m *Manager) settleUpload(ctx context.Context, k layout.Key, dir string, re
 	log := m.log.With("partition", k.String())
 	rollback := func(why error) error {
 		log.Warn("recovery: rolling back an upload whose stub does not match", "why", why)
+		var s *stub.Stub
+		if b, err := m.mv.readSmall(StubPath(dir), 1<<20); err == nil {
+			s, _ = stub.Parse(b, StubPath(dir))
+		}
 		if err := m.mv.removeFiles(dir, layout.StubName); err != nil {
 			return err
 		}
-		if err := m.deleteRemote(k); err != nil {
+		if err := m.deleteStubbed(k, s); err != nil {
 			log.Warn("recovery: remote objects not deleted", "err", err)
 		}
 		m.count(&rep.RolledBack, "rolled_back")

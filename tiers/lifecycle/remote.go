@@ -30,26 +30,36 @@ const remoteCleanupTimeout = 30 * time.Second
 // (size, SHA-256 or ETag). The local copy stays; the remote objects were deleted.
 var ErrUploadMismatch = errors.New("uploaded object does not match")
 
-// upload is cold -> remote, the architecture's object storage protocol:
+// upload is cold -> remote, the architecture's object storage protocol, for a bucket many
+// hosts share:
 //
-//  0. write the upload intent (so a crash mid-upload leaves no orphan objects)
-//  1. upload book.q.zst and book.q.zst.idx
-//  2. verify size and SHA-256 (and ETag / server checksum where they mean something)
-//     2b. upload and verify the files that travel with the book (meta.json, index/,
-//     derived/), then the bucket's copy of the stub, last (publish.go)
-//  3. write book.q.zst.remote.json atomically        <- commit point
+//  0. write the upload intent (the slot it will claim and its nonce), so a crash
+//     mid-upload leaves nothing of its own behind and nothing of others is touched
+//  1. claim the partition's key (claim.go): the first host to claim it is its only
+//     writer. A key held by another host: claim this host's own slot, hosts/{id}, instead
+//     (the intent rewritten first), and keep the partition local
+//  2. upload book.q.zst and book.q.zst.idx (created only if absent where the store can),
+//     verify size and SHA-256 (and ETag / server checksum where they mean something),
+//     then the files that travel with the book (meta.json, index/, derived/), then the
+//     bucket's copy of the stub, last (publish.go)
+//  3. write book.q.zst.remote.json atomically (book.q.zst.collision.json when the key
+//     was held by another host)                                <- commit point
 //  4. delete the intent, then the local .zst (the book: readers switch to the stub),
-//     then the .idx
+//     then the .idx; a collision keeps them (readers keep the local copy)
 //
-// Any failure before 3 deletes the uploaded objects and leaves the local copy as it was.
+// Any failure before 3 deletes what this upload put and its claim, and leaves the local
+// copy as it was.
 func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) error {
 	if m.store == nil {
 		return fmt.Errorf("%s: %w", mv.Key, tiers.ErrNoRemote)
 	}
-	dir := m.dirOf(layout.Cold, mv.Key)
+	k := mv.Key
+	dir := m.dirOf(layout.Cold, k)
 	zp, ip := filepath.Join(dir, layout.ZstName), filepath.Join(dir, layout.IdxName)
-	if vfs.Exists(m.fs, filepath.Join(dir, layout.StubName)) {
-		return fmt.Errorf("%s already has a remote stub: %w", dir, ErrConflict)
+	for _, name := range []string{layout.StubName, layout.CollisionName} {
+		if vfs.Exists(m.fs, filepath.Join(dir, name)) {
+			return fmt.Errorf("%s already has %s: %w", dir, name, ErrConflict)
+		}
 	}
 	ib, idx, err := m.readIdx(ip)
 	if err != nil {
@@ -81,59 +91,90 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 	}
 	idxSum := sha256.Sum256(ib)
 	idxSHA := hex.EncodeToString(idxSum[:])
-	zk, ik := stub.Keys(mv.Key)
-
-	intent, _ := json.Marshal(map[string]any{"zst": m.store.URI(zk), "idx": m.store.URI(ik), "started": time.Now().UTC()})
-	if renamed, err := m.mv.writeSmall(filepath.Join(dir, intentName), append(intent, '\n')); err != nil {
-		if renamed {
-			m.rollbackUpload(mv.Key, dir)
+	slot := ""
+	if md, err := m.readMeta(filepath.Join(dir, layout.MetaName)); err == nil && md.Merge != nil {
+		slot = stub.SlotMerged // an A/B merge: its own slot, which the research view prefers
+	}
+	nonce := newNonce()
+	in := intent{Host: m.host, Slot: &slot, Nonce: nonce}
+	writeIntent := func() error {
+		zk, ik := stub.KeysIn(k, *in.Slot)
+		in.Zst, in.Idx, in.Started = m.store.URI(zk), m.store.URI(ik), time.Now().UTC()
+		b, _ := json.Marshal(in)
+		renamed, err := m.mv.writeSmall(filepath.Join(dir, intentName), append(b, '\n'))
+		if err != nil && renamed {
+			m.rollbackUpload(k, dir, in)
 		}
-		return fmt.Errorf("write upload intent: %w", err)
+		if err != nil {
+			return fmt.Errorf("write upload intent: %w", err)
+		}
+		return nil
+	}
+	if err := writeIntent(); err != nil {
+		return err
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			m.rollbackUpload(mv.Key, dir)
+			m.rollbackUpload(k, dir, in)
 		}
 	}()
 
-	t0 := time.Now()
-	zr := &sourceReader{ctx: ctx, r: zf, lim: m.mv.lim, progress: progress}
-	zinfo, err := m.store.Put(ctx, zk, zr, st.Size(), objstore.PutOptions{SHA256: zstSHA})
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", zp, err)
-	}
-	iinfo, err := m.store.Put(ctx, ik, bytes.NewReader(ib), int64(len(ib)), objstore.PutOptions{SHA256: idxSHA})
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", ip, err)
-	}
-	tPut := time.Since(t0)
-	if err := m.verifyRemote(ctx, zk, st.Size(), zstSHA, zinfo); err != nil {
-		return err
-	}
-	if err := m.verifyRemote(ctx, ik, int64(len(ib)), idxSHA, iinfo); err != nil {
-		return err
-	}
-
-	files, err := m.uploadFiles(ctx, mv.Key, dir)
+	cr, err := m.claim(ctx, k, slot, nonce, zstSHA, idxSHA)
 	if err != nil {
 		return err
 	}
-	tVerify := time.Since(t0) - tPut
-	sb, err := m.encodeStub(mv.Key, &stub.Stub{
-		Zst:              stub.Object{URI: m.store.URI(zk), Size: st.Size(), ETag: zinfo.ETag, SHA256: zstSHA},
-		Idx:              stub.Object{URI: m.store.URI(ik), Size: int64(len(ib)), ETag: iinfo.ETag, SHA256: idxSHA},
-		UncompressedSize: idx.Size,
-		HeaderSize:       int64(hdr.HeaderSize),
-		UploadedAt:       m.now().UTC().Truncate(time.Millisecond),
-		Files:            files,
-	}, StubPath(dir))
-	if err != nil {
+	var col *stub.Collision
+	if !cr.held && cr.adopt == nil {
+		// Another host holds the key: this host's version goes to its own slot, and the
+		// partition stays local.
+		m.met.Collisions.Inc()
+		m.log.Warn("another host holds the partition's key in the bucket: kept local, uploading under this host's slot",
+			"partition", k.String(), "holder", cr.holderName(), "slot", stub.HostSlot(m.host))
+		col = &stub.Collision{Partition: k.Dir(), Host: m.host, Holder: cr.holder, DetectedAt: m.now().UTC().Truncate(time.Millisecond)}
+		if cr.holder == nil {
+			col.HolderStub = cr.holderStub
+		}
+		slot = stub.HostSlot(m.host)
+		*in.Slot = slot
+		if err := writeIntent(); err != nil {
+			return err
+		}
+		if cr, err = m.claim(ctx, k, slot, nonce, zstSHA, idxSHA); err != nil {
+			return err
+		}
+		if !cr.held && cr.adopt == nil {
+			return fmt.Errorf("%s: slot %s: %w (holder %s)", k, slot, ErrHostIDTaken, cr.holderName())
+		}
+	}
+	var sb []byte
+	if cr.adopt != nil {
+		// This host's own finished upload of the same book, from an earlier life of this
+		// cold tree: record it instead of uploading again.
+		m.log.Info("the bucket already holds this host's upload of the partition: recorded, not uploaded again", "partition", k.String(), "slot", slot)
+		if sb, err = m.encodeStub(k, cr.adopt, StubPath(dir)); err != nil {
+			return err
+		}
+	} else if sb, err = m.uploadObjects(ctx, k, dir, slot, nonce, zf, st.Size(), zstSHA, ib, idxSHA, idx.Size, int64(hdr.HeaderSize), progress); err != nil {
 		return err
 	}
-	// The bucket's copy of the stub goes last: its presence says the partition is whole.
-	if err := m.putStubObject(ctx, mv.Key, sb); err != nil {
-		return err
+	if col != nil {
+		s, err := stub.Parse(sb, StubPath(dir))
+		if err != nil {
+			return err
+		}
+		col.Uploaded = s
+		cb, err := col.Marshal()
+		if err != nil {
+			return err
+		}
+		renamed, err := m.mv.writeSmall(filepath.Join(dir, layout.CollisionName), cb)
+		committed = renamed
+		if err != nil {
+			return fmt.Errorf("write collision record: %w", err)
+		}
+		// Past the commit point. The book stays here: the key serves another host's.
+		return m.mv.removeFiles(dir, intentName)
 	}
 	renamed, err := m.mv.writeSmall(StubPath(dir), sb)
 	committed = renamed
@@ -144,13 +185,68 @@ func (m *Manager) upload(ctx context.Context, mv Move, progress func(int64)) err
 	if err := m.mv.removeFiles(dir, intentName); err != nil {
 		return err
 	}
-	zr.done(st.Size())
+	if progress != nil && cr.adopt != nil {
+		progress(st.Size())
+	}
 	if err := m.mv.removeFiles(dir, layout.ZstName, layout.IdxName); err != nil {
 		return err
 	}
-	m.log.Debug("upload steps", "partition", mv.Key.String(), "put_s", tPut.Seconds(), "verify_s", tVerify.Seconds(),
-		"stub_and_delete_s", (time.Since(t0) - tPut - tVerify).Seconds(), "parts", zinfo.Parts)
 	return nil
+}
+
+// uploadObjects puts a version's objects into slot (this upload holds its claim): the
+// .zst and .idx, the travelling files, and the stub copy last; it returns the stub.
+func (m *Manager) uploadObjects(ctx context.Context, k layout.Key, dir, slot, nonce string, zf io.ReaderAt, zsize int64, zstSHA string,
+	ib []byte, idxSHA string, logical, headerSize int64, progress func(int64)) ([]byte, error) {
+	zk, ik := stub.KeysIn(k, slot)
+	ifAbsent, err := m.store.Conditional(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	zr := &sourceReader{ctx: ctx, r: zf, lim: m.mv.lim, progress: progress}
+	zinfo, err := m.store.Put(ctx, zk, zr, zsize, objstore.PutOptions{SHA256: zstSHA, IfAbsent: ifAbsent})
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %w", filepath.Join(dir, layout.ZstName), err)
+	}
+	iinfo, err := m.store.Put(ctx, ik, bytes.NewReader(ib), int64(len(ib)), objstore.PutOptions{SHA256: idxSHA, IfAbsent: ifAbsent})
+	if err != nil {
+		return nil, fmt.Errorf("upload %s: %w", filepath.Join(dir, layout.IdxName), err)
+	}
+	tPut := time.Since(t0)
+	if err := m.verifyRemote(ctx, zk, zsize, zstSHA, zinfo); err != nil {
+		return nil, err
+	}
+	if err := m.verifyRemote(ctx, ik, int64(len(ib)), idxSHA, iinfo); err != nil {
+		return nil, err
+	}
+	files, err := m.uploadFiles(ctx, k, slot, dir, ifAbsent)
+	if err != nil {
+		return nil, err
+	}
+	tVerify := time.Since(t0) - tPut
+	sb, err := m.encodeStub(k, &stub.Stub{
+		Zst:              stub.Object{URI: m.store.URI(zk), Size: zsize, ETag: zinfo.ETag, SHA256: zstSHA},
+		Idx:              stub.Object{URI: m.store.URI(ik), Size: int64(len(ib)), ETag: iinfo.ETag, SHA256: idxSHA},
+		UncompressedSize: logical,
+		HeaderSize:       headerSize,
+		UploadedAt:       m.now().UTC().Truncate(time.Millisecond),
+		Files:            files,
+		Host:             m.host,
+		Slot:             slot,
+		Claim:            nonce,
+	}, StubPath(dir))
+	if err != nil {
+		return nil, err
+	}
+	// The bucket's copy of the stub goes last: its presence says the version is whole.
+	if err := m.putStubObject(ctx, k, slot, sb, ifAbsent); err != nil {
+		return nil, err
+	}
+	zr.done(zsize)
+	m.log.Debug("upload steps", "partition", k.String(), "slot", slot, "put_s", tPut.Seconds(), "verify_s", tVerify.Seconds(),
+		"stub_s", (time.Since(t0) - tPut - tVerify).Seconds(), "parts", zinfo.Parts)
+	return sb, nil
 }
 
 // StubPath is the stub's path in a cold partition directory.
@@ -208,40 +304,17 @@ func (m *Manager) verifyRemote(ctx context.Context, key string, size int64, sha 
 	return nil
 }
 
-// rollbackUpload deletes a partition's remote objects and then its intent. If the store
-// cannot be reached the intent stays, and the next recovery tries again.
-func (m *Manager) rollbackUpload(k layout.Key, dir string) {
-	if err := m.deleteRemote(k); err != nil {
+// rollbackUpload deletes what the upload in put into the store, and its claim, then the
+// intent. If the store cannot be reached the intent stays, and the next recovery tries
+// again.
+func (m *Manager) rollbackUpload(k layout.Key, dir string, in intent) {
+	if err := m.deleteOwn(k, in.slot(), in.Nonce); err != nil {
 		m.log.Warn("rollback upload: remote objects left for the next recovery", "partition", k.String(), "err", err)
 		return
 	}
 	if err := m.mv.removeFiles(dir, intentName); err != nil {
 		m.log.Warn("rollback upload: intent left for the next recovery", "partition", k.String(), "err", err)
 	}
-}
-
-// deleteRemote deletes every object of partition k: the stub copy first (so that research
-// hosts stop seeing the partition before its files go), then the rest under its prefix.
-func (m *Manager) deleteRemote(k layout.Key) error {
-	if m.store == nil {
-		return tiers.ErrNoRemote
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), remoteCleanupTimeout)
-	defer cancel()
-	if err := m.store.Delete(ctx, stub.ObjectKey(k)); err != nil {
-		return err
-	}
-	objs, err := m.store.List(ctx, k.Dir()+"/")
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, o := range objs {
-		if err := m.store.Delete(ctx, o.Key); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // remoteAt reads one object by ranged GETs.

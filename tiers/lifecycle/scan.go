@@ -18,6 +18,7 @@ type dirState struct {
 	dir                    string
 	book, zst, idx, stub   bool
 	intent                 bool
+	collision              bool       // book.q.zst.collision.json: kept local, another host holds the key
 	aux                    int        // other entries: meta.json, index/, derived/, ...
 	ownTemps, foreignTemps []tempFile // anywhere below dir
 	bytes                  int64      // sum of regular file sizes (for status)
@@ -186,6 +187,8 @@ func scanDir(fsys vfs.FS, t layout.Tier, dir string, withSizes bool) (*dirState,
 			d.idx = true
 		case e.Type().IsRegular() && name == layout.StubName:
 			d.stub = true
+		case e.Type().IsRegular() && name == layout.CollisionName:
+			d.collision = true
 		case layout.IsTemp(name):
 		default:
 			d.aux++

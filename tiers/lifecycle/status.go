@@ -153,6 +153,12 @@ func (s *Status) WriteText(w io.Writer) error {
 			fmt.Fprintf(w, "  %-12s %s: %s\n", wt.Policy, wt.Key, wt.Why)
 		}
 	}
+	if len(p.Kept) > 0 {
+		fmt.Fprintf(w, "kept local, another host holds the key in the bucket: %d\n", len(p.Kept))
+		for _, kp := range p.Kept {
+			fmt.Fprintf(w, "  %s: held by %s; this host's version is under %s/ (since %s)\n", kp.Key, orUnknown(kp.Holder), kp.Slot, kp.Since.UTC().Format(time.RFC3339))
+		}
+	}
 	if len(p.Problems) > 0 {
 		fmt.Fprintf(w, "needing recovery (done at the start of the next apply or scan): %d\n", len(p.Problems))
 		for _, pr := range p.Problems {
@@ -165,6 +171,13 @@ func (s *Status) WriteText(w io.Writer) error {
 	return nil
 }
 
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unreadable claim"
+	}
+	return s
+}
+
 // WriteText prints a plan (apply --dry-run).
 func (p *Plan) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "plan: %d moves, %s\n", len(p.Moves), config.FormatSize(p.Bytes))
@@ -173,6 +186,9 @@ func (p *Plan) WriteText(w io.Writer) {
 	}
 	for _, wt := range p.Waiting {
 		fmt.Fprintf(w, "  waiting %-12s %s: %s\n", wt.Policy, wt.Key, wt.Why)
+	}
+	for _, kp := range p.Kept {
+		fmt.Fprintf(w, "  kept %s: held by %s, this host's version under %s/\n", kp.Key, orUnknown(kp.Holder), kp.Slot)
 	}
 	for _, pr := range p.Problems {
 		fmt.Fprintf(w, "  recovery %s: %s\n", pr.Key, pr.Why)

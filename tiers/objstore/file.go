@@ -24,7 +24,8 @@ import (
 // size and mtime let Head notice a file changed behind our back.
 const xattrSHA256 = "user.chronicle.sha256"
 
-// ErrKeyConflict: the file backend cannot hold both "a" and "a/b".
+// ErrKeyConflict: the file backend, like S3 gateways over a POSIX filesystem, cannot hold
+// both "a" and "a/b".
 var ErrKeyConflict = errors.New("key conflicts with an existing key")
 
 // fileStore keeps objects as plain files under a root directory: key "a/b"
@@ -103,21 +104,60 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.ReaderAt, size int
 	if err := tmp.Close(); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %q: close: %w", key, err)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		if isDirErr(err) {
-			return ObjectInfo{}, fmt.Errorf("put %q: a key below it exists: %w", key, ErrKeyConflict)
-		}
-		return ObjectInfo{}, fmt.Errorf("put %q: rename: %w", key, err)
+	info := ObjectInfo{
+		Key: key, Size: size, ETag: hexOf(d), SHA256: hexOf(d),
+		ServerChecksum: b64Of(d), ChecksumType: "FULL_OBJECT", Parts: 1, ModTime: st.ModTime(),
 	}
-	done = true
+	if opts.IfAbsent {
+		// link(2) fails with EEXIST when the name exists, atomically, on local
+		// filesystems and NFS alike: the create-only counterpart of the rename below.
+		err := os.Link(tmp.Name(), dst)
+		os.Remove(tmp.Name())
+		done = true
+		if err != nil {
+			return s.existing(ctx, key, dst, info, err)
+		}
+	} else {
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			if isDirErr(err) {
+				return ObjectInfo{}, fmt.Errorf("put %q: a key below it exists: %w", key, ErrKeyConflict)
+			}
+			return ObjectInfo{}, fmt.Errorf("put %q: rename: %w", key, err)
+		}
+		done = true
+	}
 	if err := format.SyncDir(filepath.Dir(dst)); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	return ObjectInfo{
-		Key: key, Size: size, ETag: hexOf(d), SHA256: hexOf(d),
-		ServerChecksum: b64Of(d), ChecksumType: "FULL_OBJECT", Parts: 1, ModTime: st.ModTime(),
-	}, nil
+	return info, nil
 }
+
+// existing settles a create-only Put whose link failed: the same bytes already there are
+// success (Existed), other bytes ErrExists, a directory of other keys ErrKeyConflict.
+func (s *fileStore) existing(ctx context.Context, key, dst string, want ObjectInfo, linkErr error) (ObjectInfo, error) {
+	if !errors.Is(linkErr, fs.ErrExist) {
+		if isDirErr(linkErr) {
+			return ObjectInfo{}, fmt.Errorf("put %q: %w: %v", key, ErrKeyConflict, linkErr)
+		}
+		return ObjectInfo{}, fmt.Errorf("put %q: link: %w", key, linkErr)
+	}
+	if st, err := os.Lstat(dst); err == nil && st.IsDir() {
+		return ObjectInfo{}, fmt.Errorf("put %q: a key below it exists: %w", key, ErrKeyConflict)
+	}
+	got, err := s.Head(ctx, key)
+	if err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %q: if absent: %w", key, err)
+	}
+	if got.Size != want.Size || got.SHA256 != want.SHA256 {
+		return ObjectInfo{}, fmt.Errorf("put %q: holds %d bytes sha256 %s, not the %d bytes sha256 %s sent: %w",
+			key, got.Size, got.SHA256, want.Size, want.SHA256, ErrExists)
+	}
+	got.Existed, got.Parts = true, 1
+	return got, nil
+}
+
+// Conditional: a file store always creates objects only if absent when asked.
+func (s *fileStore) Conditional(context.Context) (bool, error) { return true, nil }
 
 // mkdirAll creates dir and its missing parents, fsyncing each new entry's
 // parent so the path survives a crash.

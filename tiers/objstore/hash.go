@@ -2,6 +2,7 @@ package objstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -144,4 +145,11 @@ func digestOf(want string) (d digest, ok bool) {
 func SHA256Hex(b []byte) string {
 	d := sha256.Sum256(b)
 	return hexOf(d)
+}
+
+// randomHex returns n random bytes in hex (probe object names).
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails on Linux
+	return hex.EncodeToString(b)
 }

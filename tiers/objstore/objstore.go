@@ -34,13 +34,20 @@ var (
 	// resuming, so the bytes already returned and the rest would come from
 	// different versions. Reading again from the start gives the new object.
 	ErrChanged = errors.New("object changed during read")
+	// ErrExists: a Put with PutOptions.IfAbsent found the key holding other bytes;
+	// nothing was written and the object there is untouched.
+	ErrExists = errors.New("object already exists")
+	// ErrNoConditional: the store cannot create an object only if it is absent (an S3
+	// server that ignores If-None-Match, or conditional_writes = "off"); callers use a
+	// claim protocol instead (docs/format/remote-claim.md).
+	ErrNoConditional = errors.New("store has no conditional writes")
 )
 
 // Store is a flat namespace of immutable-once-written objects addressed by
 // '/'-separated keys relative to the store's root URI.
 type Store interface {
-	// Put uploads size bytes of r as key, replacing any previous object, and
-	// returns what was stored. On success the object's SHA-256 equals
+	// Put uploads size bytes of r as key, replacing any previous object (unless
+	// opts.IfAbsent), and returns what was stored. On success the object's SHA-256 equals
 	// ObjectInfo.SHA256 (and opts.SHA256 when set). On error nothing was
 	// published and a previous object is left as it was, except for an
 	// ErrChecksumMismatch found only after S3 published the upload (a wrong
@@ -74,6 +81,11 @@ type Store interface {
 	// KeyOf maps a URI back to a key, rejecting anything outside this
 	// store's root with ErrOutsideRoot (see Location.KeyOf).
 	KeyOf(uri string) (string, error)
+	// Conditional reports whether the store can create objects only if absent
+	// (PutOptions.IfAbsent). An S3 store with conditional_writes = "auto" asks its
+	// server once (a probe object created twice: the second creation must be refused)
+	// and remembers the answer; an error means it could not ask.
+	Conditional(ctx context.Context) (bool, error)
 	// Close releases idle connections and other resources.
 	Close() error
 }
@@ -98,6 +110,9 @@ type ObjectInfo struct {
 	// Parts is the number of upload parts (1 for single PUTs); set by Put.
 	Parts   int
 	ModTime time.Time
+	// Existed is set by a Put with IfAbsent that found the same bytes already
+	// there and wrote nothing.
+	Existed bool
 }
 
 // PutOptions tunes one Put.
@@ -106,7 +121,23 @@ type PutOptions struct {
 	// the bytes to have; Put fails with ErrChecksumMismatch before
 	// publishing anything if they differ.
 	SHA256 string
+	// IfAbsent creates the object only if the key holds none, atomically (S3:
+	// If-None-Match: * on PutObject and on CompleteMultipartUpload; file://: a hard
+	// link, which fails when the name exists). A key that already holds the very
+	// same bytes (same size and SHA-256: a retried request, or the caller's own
+	// earlier upload) is success, with ObjectInfo.Existed set; one that holds other
+	// bytes fails with ErrExists and is left as it was. A store that cannot do it
+	// fails with ErrNoConditional before sending anything (Conditional says so up
+	// front).
+	IfAbsent bool
 }
+
+// Values of Config.ConditionalWrites.
+const (
+	ConditionalAuto = "auto"
+	ConditionalOn   = "on"
+	ConditionalOff  = "off"
+)
 
 // Defaults for Config fields left zero.
 const (
@@ -176,6 +207,12 @@ type Config struct {
 	// MaxIdleConnsPerHost keeps this many connections alive per endpoint
 	// for reuse by ranged GETs.
 	MaxIdleConnsPerHost int `toml:"max_idle_conns_per_host"`
+	// ConditionalWrites says whether the S3 server honours If-None-Match: * on
+	// PutObject and CompleteMultipartUpload: "auto" (the default: ask it once, with a
+	// probe object), "on" (trust it) or "off" (never send it: PutOptions.IfAbsent fails
+	// with ErrNoConditional, and the tier manager claims keys with its
+	// create-then-verify protocol). file:// stores always can.
+	ConditionalWrites string `toml:"conditional_writes"`
 	// Logger receives warnings and debug events; nil discards.
 	Logger *slog.Logger `toml:"-"`
 }
@@ -225,6 +262,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch c.ConditionalWrites {
+	case "":
+		c.ConditionalWrites = ConditionalAuto
+	case ConditionalAuto, ConditionalOn, ConditionalOff:
+	default:
+		return c, fmt.Errorf("conditional_writes %q: want auto, on or off: %w", c.ConditionalWrites, ErrInvalidConfig)
 	}
 	switch {
 	case c.RequestTimeout < 0:

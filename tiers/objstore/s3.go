@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // metaSHA256 is the user-metadata key (header x-amz-meta-sha256) holding the
@@ -37,6 +38,10 @@ type s3Store struct {
 	dials  atomic.Int64 // TCP connections opened; tests check reuse
 	// resumes counts ranged GETs re-issued after a body failed mid-stream.
 	resumes atomic.Int64
+
+	condMu    sync.Mutex // Conditional's probe, once
+	cond      bool
+	condKnown bool
 }
 
 func newS3Store(ctx context.Context, loc Location, cfg Config) (*s3Store, error) {
@@ -103,6 +108,15 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64
 	if size < 0 {
 		return ObjectInfo{}, fmt.Errorf("put %q: negative size %d: %w", key, size, ErrShortInput)
 	}
+	if opts.IfAbsent {
+		ok, err := s.Conditional(ctx)
+		if err != nil {
+			return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
+		}
+		if !ok {
+			return ObjectInfo{}, fmt.Errorf("put %q: if absent: %w (conditional_writes %s)", key, ErrNoConditional, s.cfg.ConditionalWrites)
+		}
+	}
 	var info ObjectInfo
 	var err error
 	if size < s.cfg.MultipartThreshold {
@@ -112,6 +126,9 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64
 	}
 	if err != nil {
 		return ObjectInfo{}, err
+	}
+	if info.Existed {
+		return info, nil // existing() has checked it
 	}
 	head, err := s.Head(ctx, key)
 	if err != nil {
@@ -143,16 +160,24 @@ func (s *s3Store) putSingle(ctx context.Context, key string, r io.ReaderAt, size
 			return ObjectInfo{}, err
 		}
 	}
-	out, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:         aws.String(s.loc.Bucket),
 		Key:            aws.String(s.loc.ObjectKey(key)),
 		Body:           io.NewSectionReader(r, 0, size),
 		ContentLength:  aws.Int64(size),
 		ChecksumSHA256: aws.String(b64Of(d)),
 		Metadata:       map[string]string{metaSHA256: hexOf(d)},
-	}, withPayloadSHA256(hexOf(d)))
+	}
+	if opts.IfAbsent {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := s.client.PutObject(ctx, in, withPayloadSHA256(hexOf(d)))
 	if err != nil {
-		return ObjectInfo{}, classify(ctx, "put", key, err)
+		err = classify(ctx, "put", key, err)
+		if opts.IfAbsent && errors.Is(err, ErrChanged) { // 412: the key holds an object
+			return s.existing(ctx, key, size, d, err)
+		}
+		return ObjectInfo{}, err
 	}
 	got := aws.ToString(out.ChecksumSHA256)
 	if got != b64Of(d) {
@@ -185,6 +210,15 @@ func (s *s3Store) putMultipart(ctx context.Context, key string, r io.ReaderAt, s
 	}
 	if err := checkExpected(key, whole, opts.SHA256); err != nil {
 		return ObjectInfo{}, err
+	}
+	if opts.IfAbsent {
+		// Not worth sending the parts of an object the completion will refuse; the
+		// completion's If-None-Match is what decides, this only saves the upload.
+		if _, err := s.Head(ctx, key); err == nil {
+			return s.existing(ctx, key, size, whole, nil)
+		} else if !errors.Is(err, ErrNotFound) {
+			return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
+		}
 	}
 	bucket, okey := aws.String(s.loc.Bucket), aws.String(s.loc.ObjectKey(key))
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
@@ -253,14 +287,22 @@ func (s *s3Store) putMultipart(ctx context.Context, key string, r io.ReaderAt, s
 		return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	uploaded := time.Now()
-	out, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	cin := &s3.CompleteMultipartUploadInput{
 		Bucket:          bucket,
 		Key:             okey,
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
-	})
+	}
+	if opts.IfAbsent {
+		cin.IfNoneMatch = aws.String("*")
+	}
+	out, err := s.client.CompleteMultipartUpload(ctx, cin)
 	if err != nil {
-		return ObjectInfo{}, classify(ctx, "put complete", key, err)
+		err = classify(ctx, "put complete", key, err)
+		if opts.IfAbsent && errors.Is(err, ErrChanged) { // 412: another upload completed first
+			return s.existing(ctx, key, size, whole, err)
+		}
+		return ObjectInfo{}, err
 	}
 	completed = true
 	s.log.Debug("objstore: multipart timing", "uri", s.URI(key), "parts", len(parts),
@@ -278,6 +320,94 @@ func (s *s3Store) putMultipart(ctx context.Context, key string, r io.ReaderAt, s
 }
 
 func unquote(etag string) string { return strings.Trim(etag, `"`) }
+
+// existing settles a create-only Put refused because the key holds an object: the same
+// bytes (size and recorded SHA-256: our own request retried after a lost response, or the
+// caller's earlier upload) are success with Existed set; anything else is ErrExists.
+func (s *s3Store) existing(ctx context.Context, key string, size int64, d digest, cause error) (ObjectInfo, error) {
+	head, err := s.Head(ctx, key)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) && cause != nil {
+			// Deleted since the refusal: report the refusal; the caller may try again.
+			return ObjectInfo{}, fmt.Errorf("put %q: %w: %w", key, ErrExists, cause)
+		}
+		return ObjectInfo{}, fmt.Errorf("put %q: if absent: %w", key, err)
+	}
+	if head.Size != size || head.SHA256 != hexOf(d) {
+		return ObjectInfo{}, fmt.Errorf("put %q: holds %d bytes sha256 %q, not the %d bytes sha256 %s sent: %w",
+			key, head.Size, head.SHA256, size, hexOf(d), ErrExists)
+	}
+	head.Existed = true
+	return head, nil
+}
+
+// probeKey names the objects Conditional creates to learn what the server does; outside
+// v1/, so no reader ever lists them.
+const probeKey = "_chronicle/probe/"
+
+// Conditional reports whether PutOptions.IfAbsent can be honoured: conditional_writes
+// "on" or "off" says so; "auto" asks the server once by creating a probe object twice with
+// If-None-Match: *. A server that refuses the second creation (412) supports it; one that
+// accepts it (ignoring the header) or answers 501 does not. The answer is kept for the
+// store's life; a failure to ask is returned and asked again next time.
+func (s *s3Store) Conditional(ctx context.Context) (bool, error) {
+	switch s.cfg.ConditionalWrites {
+	case ConditionalOn:
+		return true, nil
+	case ConditionalOff:
+		return false, nil
+	}
+	s.condMu.Lock()
+	defer s.condMu.Unlock()
+	if s.condKnown {
+		return s.cond, nil
+	}
+	ok, err := s.probeConditional(ctx)
+	if err != nil {
+		return false, fmt.Errorf("probe conditional writes at %s: %w", s.URI(probeKey), err)
+	}
+	s.cond, s.condKnown = ok, true
+	s.log.Info("objstore: conditional writes", "uri", s.URI(""), "if_none_match", ok)
+	return ok, nil
+}
+
+func (s *s3Store) probeConditional(ctx context.Context) (bool, error) {
+	key := probeKey + randomHex(8)
+	put := func() error {
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(s.loc.Bucket), Key: aws.String(s.loc.ObjectKey(key)),
+			Body: strings.NewReader("probe"), ContentLength: aws.Int64(5), IfNoneMatch: aws.String("*"),
+		})
+		return classify(ctx, "probe put", key, err)
+	}
+	notImplemented := func(err error) bool {
+		var ae smithy.APIError
+		return errors.As(err, &ae) && ae.ErrorCode() == "NotImplemented"
+	}
+	if err := put(); err != nil {
+		if notImplemented(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+		defer cancel()
+		if err := s.Delete(dctx, key); err != nil {
+			s.log.Warn("objstore: probe object left behind", "uri", s.URI(key), "err", err)
+		}
+	}()
+	err := put()
+	switch {
+	case err == nil:
+		return false, nil // the header was ignored: the probe was overwritten
+	case errors.Is(err, ErrChanged):
+		return true, nil
+	case notImplemented(err):
+		return false, nil
+	}
+	return false, err
+}
 
 func (s *s3Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	if err := ValidateKey(key); err != nil {

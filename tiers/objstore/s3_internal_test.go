@@ -298,3 +298,108 @@ func TestHashInputParts(t *testing.T) {
 }
 
 func sha256Of(b []byte) digest { return sha256.Sum256(b) }
+
+// A server that ignores If-None-Match (it accepts every PutObject): conditional_writes
+// "auto" finds out with its probe and refuses create-only Puts with ErrNoConditional
+// instead of letting one replace an object; "on" trusts the server.
+func TestS3ConditionalProbeServerIgnoresHeader(t *testing.T) {
+	var puts, deletes atomic.Int32
+	var sawHeader atomic.Bool
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPut:
+			puts.Add(1)
+			if r.Header.Get("If-None-Match") == "*" {
+				sawHeader.Store(true)
+			}
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("ETag", `"e"`)
+			w.WriteHeader(http.StatusOK)
+		case http.MethodDelete:
+			deletes.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer ts.Close()
+	st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) { c.MaxRetries = -1 })
+	ok, err := st.Conditional(context.Background())
+	if err != nil || ok {
+		t.Fatalf("auto against a server that ignores If-None-Match: %v %v; want false", ok, err)
+	}
+	if puts.Load() != 2 || deletes.Load() != 1 || !sawHeader.Load() {
+		t.Fatalf("probe: %d puts, %d deletes, header sent %v; want 2 conditional puts and the probe deleted", puts.Load(), deletes.Load(), sawHeader.Load())
+	}
+	if ok, _ := st.Conditional(context.Background()); ok || puts.Load() != 2 {
+		t.Fatalf("the answer is not remembered: %d puts", puts.Load())
+	}
+	_, err = st.Put(context.Background(), "k", strings.NewReader("x"), 1, PutOptions{IfAbsent: true})
+	if !errors.Is(err, ErrNoConditional) || puts.Load() != 2 {
+		t.Fatalf("if-absent put: %v after %d puts; want ErrNoConditional and nothing sent", err, puts.Load())
+	}
+	on := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) { c.ConditionalWrites = ConditionalOn })
+	if ok, err := on.Conditional(context.Background()); !ok || err != nil || puts.Load() != 2 {
+		t.Fatalf("conditional_writes on: %v %v (%d puts); want true without a probe", ok, err, puts.Load())
+	}
+	if _, err := Open(context.Background(), "s3://bucket/p", Config{ConditionalWrites: "maybe"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("conditional_writes maybe: %v; want ErrInvalidConfig", err)
+	}
+}
+
+// A POSIX-backed gateway answers a Put whose parent directory a concurrent delete just
+// removed with 409 ExistingObjectIsDirectory (versitygw's posix backend, seen in
+// TestTwoHostsOneKey): retried, it succeeds; a key that stays a directory is
+// ErrKeyConflict once the retries are spent.
+func TestS3PutRetriesExistingObjectIsDirectory(t *testing.T) {
+	var calls, fail atomic.Int32
+	var mu sync.Mutex
+	var held http.Header // the stored object's headers, answered to HEAD
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range held {
+				w.Header()[k] = v
+			}
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		if calls.Add(1) <= fail.Load() {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `<?xml version="1.0"?><Error><Code>ExistingObjectIsDirectory</Code><Message>Existing Object is a directory.</Message></Error>`)
+			return
+		}
+		h := http.Header{}
+		h.Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+		h.Set("Content-Length", strconv.FormatInt(n, 10))
+		h.Set("x-amz-checksum-sha256", r.Header.Get("x-amz-checksum-sha256"))
+		h.Set("x-amz-checksum-type", "FULL_OBJECT")
+		for k, v := range r.Header {
+			if strings.HasPrefix(strings.ToLower(k), "x-amz-meta-") {
+				h[k] = v
+			}
+		}
+		mu.Lock()
+		held = h
+		mu.Unlock()
+		w.Header().Set("ETag", h.Get("ETag"))
+		w.Header().Set("x-amz-checksum-sha256", h.Get("x-amz-checksum-sha256"))
+	}))
+	defer ts.Close()
+	st := openTestS3(t, ts.URL, "ak", "sk", "s3://bucket/p", func(c *Config) {
+		c.MaxRetries = 3
+		c.MaxBackoff = 5 * time.Millisecond
+	})
+	body := []byte("claim entry")
+	fail.Store(1)
+	if _, err := st.Put(context.Background(), "a/claims/h-1", bytes.NewReader(body), int64(len(body)), PutOptions{}); err != nil || calls.Load() != 2 {
+		t.Fatalf("put after one 409: %v after %d attempts; want success after 2", err, calls.Load())
+	}
+	calls.Store(0)
+	fail.Store(100)
+	if _, err := st.Put(context.Background(), "a/claims/h-1", bytes.NewReader(body), int64(len(body)), PutOptions{}); !errors.Is(err, ErrKeyConflict) || calls.Load() != 4 {
+		t.Fatalf("put against a directory: %v after %d attempts; want ErrKeyConflict after 4", err, calls.Load())
+	}
+}

@@ -88,6 +88,17 @@ func newRetryer(maxRetries int, maxBackoff time.Duration) aws.Retryer {
 		o.MaxBackoff = maxBackoff
 		o.Backoff = jitterBackoff{base: 50 * time.Millisecond, max: maxBackoff}
 		o.RateLimiter = ratelimit.None
+		// A gateway over a POSIX filesystem (versitygw's posix backend) removes a key's
+		// emptied parent directories on delete; a Put whose parents it had just made then
+		// fails with 409 ExistingObjectIsDirectory although no such object exists. Retried,
+		// the Put makes them again; a real directory under the key fails every attempt.
+		o.Retryables = append(o.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			var ae smithy.APIError
+			if errors.As(err, &ae) && ae.ErrorCode() == "ExistingObjectIsDirectory" {
+				return aws.TrueTernary
+			}
+			return aws.UnknownTernary
+		}))
 	})
 }
 
@@ -144,7 +155,9 @@ func classify(ctx context.Context, op, key string, err error) error {
 	case code == "NoSuchKey" || code == "NotFound" || code == "NoSuchBucket" || status == http.StatusNotFound:
 		sentinel = ErrNotFound
 	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
-		sentinel = ErrChanged // only GetRange sends If-Match (a resumed read)
+		sentinel = ErrChanged // a resumed read's If-Match; Put maps it to ErrExists for If-None-Match
+	case code == "ExistingObjectIsDirectory": // still, after the retries: keys below this one exist
+		sentinel = ErrKeyConflict
 	case code == "InvalidRange" || status == http.StatusRequestedRangeNotSatisfiable:
 		sentinel = ErrOutOfRange
 	case code == "BadDigest" || code == "InvalidDigest" || code == "XAmzContentSHA256Mismatch" ||
@@ -153,7 +166,8 @@ func classify(ctx context.Context, op, key string, err error) error {
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
 		status == http.StatusForbidden:
 		sentinel = ErrAccessDenied
-	case status >= 500 || status == http.StatusTooManyRequests || code == "SlowDown" || code == "RequestTimeout":
+	case status >= 500 || status == http.StatusTooManyRequests || code == "SlowDown" || code == "RequestTimeout" ||
+		code == "ConditionalRequestConflict": // 409: a concurrent conditional write; try again
 		sentinel = ErrUnavailable
 	case status == 0 && isTransportErr(err):
 		sentinel = ErrUnavailable

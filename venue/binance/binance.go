@@ -58,23 +58,24 @@ type market struct {
 	plainDepthSpeed    string // the speed the plain "@depth" stream has
 	fastestDepth       string
 	contractInstrument func(symbol string) venue.Instrument
+	shapes             *kindShapes // the member order of each kind of message (shape.go)
 }
 
 var (
 	usdm = &market{
 		name: Name, wsBase: DefaultWSBase, restBase: DefaultRESTBase, depthPath: DepthPath,
 		maxStreams: MaxStreamsPerConn, weightPerMin: RESTWeightPerMin, depthWeight: DepthWeight,
-		plainDepthSpeed: "250ms", fastestDepth: "0ms",
+		plainDepthSpeed: "250ms", fastestDepth: "0ms", shapes: &futuresShapes,
 	}
 	coinm = &market{
 		name: CoinMName, wsBase: "wss://dstream.binance.com", restBase: "https://dapi.binance.com",
 		depthPath: "/dapi/v1/depth", maxStreams: 200, weightPerMin: 2400, depthWeight: DepthWeight,
-		plainDepthSpeed: "250ms", fastestDepth: "0ms", contractInstrument: coinmInstrument,
+		plainDepthSpeed: "250ms", fastestDepth: "0ms", contractInstrument: coinmInstrument, shapes: &coinmShapes,
 	}
 	spot = &market{
 		name: SpotName, wsBase: "wss://stream.binance.com:9443", restBase: "https://api.binance.com",
 		depthPath: "/api/v3/depth", maxStreams: 1024, weightPerMin: 6000, depthWeight: spotDepthWeight,
-		spot: true, plainDepthSpeed: "1000ms", fastestDepth: "100ms",
+		spot: true, plainDepthSpeed: "1000ms", fastestDepth: "100ms", shapes: &spotShapes,
 	}
 )
 

@@ -64,14 +64,35 @@ func (v Venue) required(k venue.Kind) uint32 {
 	return 0
 }
 
-// Decode decodes a whole combined-stream message into m.
+// Decode decodes a whole combined-stream message into m: the one-pass fast path for the
+// compact messages Binance sends (fast.go), and the general scanner below for anything
+// else, which accepts or refuses exactly what the fast path would have, and says why.
 func (v Venue) Decode(msg []byte, m *venue.Message) error {
 	*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0]}
+	var d dataScan
+	if !fastDecode(msg, m, &d, v.m.shapes) {
+		*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0]}
+		d = dataScan{}
+		if err := slowDecode(msg, m, &d); err != nil {
+			return err
+		}
+	}
+	return v.finish(m, &d)
+}
+
+// dataScan is what a pass over a message found, before the rules of its kind are applied.
+type dataScan struct {
+	have    uint32 // fields seen (f* bits)
+	kindE   venue.Kind
+	ids     dataIDs
+	sawData bool
+	dataOff int // offset of the data object, for errors about the message as a whole
+}
+
+// slowDecode is the general pass: any JSON spacing and member order, every value checked
+// against the whole grammar, errors that name the field and offset.
+func slowDecode(msg []byte, m *venue.Message, d *dataScan) error {
 	s := scanner{b: msg}
-	var have uint32
-	var kindE venue.Kind
-	var ids dataIDs
-	sawData, dataOff := false, 0
 	err := s.members(func(key []byte) (bool, error) {
 		if bytes.IndexByte(key, '\\') >= 0 {
 			return false, s.fail(string(key), venue.ErrBadField) // Binance never escapes keys
@@ -84,12 +105,12 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 			}
 			m.Stream = raw
 		case bytes.Equal(key, keyData):
-			if s.peek() != '{' || sawData {
+			if s.peek() != '{' || d.sawData {
 				return false, s.fail("data", venue.ErrBadField)
 			}
-			sawData, dataOff = true, s.i
+			d.sawData, d.dataOff = true, s.i
 			var err error
-			have, kindE, err = decodeData(&s, m, &ids)
+			d.have, d.kindE, err = decodeData(&s, m, &d.ids)
 			if err != nil {
 				return false, err
 			}
@@ -98,12 +119,15 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 		}
 		return false, nil
 	})
-	if err := s.whole(err); err != nil {
-		return err
-	}
-	if m.Stream == nil || !sawData {
+	return s.whole(err)
+}
+
+// finish applies the rules of the message's kind to what a pass found.
+func (v Venue) finish(m *venue.Message, d *dataScan) error {
+	if m.Stream == nil || !d.sawData {
 		return fault.Field(0, "", venue.ErrNotEnvelope)
 	}
+	have, kindE, ids, dataOff := d.have, d.kindE, &d.ids, d.dataOff
 	m.Kind = kindOfStream(m.Stream)
 	if m.Kind == venue.KindOther {
 		// A stream Chronicle does not refine (kline, markPrice...).
@@ -159,13 +183,15 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error {
 		m.First, m.Prev, m.Bids, m.Asks = 0, 0, m.Bids[:0], m.Asks[:0]
 		m.BidPrice, m.BidQty, m.AskPrice, m.AskQty = 0, 0, 0, 0
 	case venue.KindBookTicker:
-		for _, f := range [...]struct {
-			v    int64
-			name string
-		}{{m.BidPrice, "b"}, {m.BidQty, "B"}, {m.AskPrice, "a"}, {m.AskQty, "A"}} {
-			if f.v < 0 {
-				return bad(f.name)
-			}
+		switch {
+		case m.BidPrice < 0:
+			return bad("b")
+		case m.BidQty < 0:
+			return bad("B")
+		case m.AskPrice < 0:
+			return bad("a")
+		case m.AskQty < 0:
+			return bad("A")
 		}
 		m.First, m.Prev, m.Bids, m.Asks = 0, 0, m.Bids[:0], m.Asks[:0]
 		m.Price, m.Qty, m.BuyerMaker, m.FirstTrade, m.LastTrade = 0, 0, false, 0, 0

@@ -447,3 +447,19 @@ func getObject(t testing.TB, st objstore.Store, key string) []byte {
 	}
 	return b
 }
+
+// NoConditional wraps a store so that it reports no conditional writes, as an S3 server
+// that ignores If-None-Match (or conditional_writes = "off") does: the tier manager then
+// claims keys by create-then-verify.
+func NoConditional(st objstore.Store) objstore.Store { return noConditional{st} }
+
+type noConditional struct{ objstore.Store }
+
+func (noConditional) Conditional(context.Context) (bool, error) { return false, nil }
+
+func (s noConditional) Put(ctx context.Context, key string, r io.ReaderAt, size int64, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
+	if opts.IfAbsent {
+		return objstore.ObjectInfo{}, fmt.Errorf("put %q: %w", key, objstore.ErrNoConditional)
+	}
+	return s.Store.Put(ctx, key, r, size, opts)
+}

@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"Cancelled", testCancelled},
 		{"InvalidKeys", testInvalidKeys},
 		{"URIContainment", testURIContainment},
+		{"IfAbsent", testIfAbsent},
+		{"IfAbsentRace", testIfAbsentRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -577,5 +579,86 @@ func testURIContainment(t *testing.T, st objstore.Store, _ *rand.Rand) {
 		} else if !errors.Is(err, objstore.ErrOutsideRoot) && !errors.Is(err, objstore.ErrInvalidURI) {
 			t.Errorf("KeyOf(%q): %v; want ErrOutsideRoot", bad, err)
 		}
+	}
+}
+
+// testIfAbsent: a create-only Put creates a missing key, succeeds without writing when the
+// key holds the same bytes (Existed), and fails with ErrExists, changing nothing, when it
+// holds other bytes, for single and multipart-sized objects alike. A store without
+// conditional writes refuses up front with ErrNoConditional.
+func testIfAbsent(t *testing.T, st objstore.Store, rng *rand.Rand) {
+	ctx := context.Background()
+	ok, err := st.Conditional(ctx)
+	if err != nil {
+		t.Fatalf("conditional: %v", err)
+	}
+	if !ok {
+		_, err := st.Put(ctx, "c/none", bytes.NewReader([]byte("x")), 1, objstore.PutOptions{IfAbsent: true})
+		wantErr(t, "if-absent put on a store without conditional writes", err, objstore.ErrNoConditional)
+		if _, err := st.Head(ctx, "c/none"); !errors.Is(err, objstore.ErrNotFound) {
+			t.Fatalf("a refused if-absent put wrote something: %v", err)
+		}
+		return
+	}
+	for _, size := range []int{0, 1000, LargeSize} {
+		key := fmt.Sprintf("c/obj-%d", size)
+		first, other := randBytes(rng, size), randBytes(rng, size+1)
+		info, err := st.Put(ctx, key, bytes.NewReader(first), int64(size), objstore.PutOptions{IfAbsent: true})
+		if err != nil || info.Existed || info.SHA256 != objstore.SHA256Hex(first) {
+			t.Fatalf("size %d: if-absent put of a new key: %+v %v", size, info, err)
+		}
+		again, err := st.Put(ctx, key, bytes.NewReader(first), int64(size), objstore.PutOptions{IfAbsent: true, SHA256: info.SHA256})
+		if err != nil || !again.Existed || again.SHA256 != info.SHA256 || again.Size != int64(size) {
+			t.Fatalf("size %d: if-absent put of the same bytes: %+v %v", size, again, err)
+		}
+		_, err = st.Put(ctx, key, bytes.NewReader(other), int64(len(other)), objstore.PutOptions{IfAbsent: true})
+		wantErr(t, fmt.Sprintf("size %d: if-absent put over other bytes", size), err, objstore.ErrExists)
+		if got := get(t, st, key, 0, int64(size)); !bytes.Equal(got, first) {
+			t.Fatalf("size %d: a refused if-absent put changed the object", size)
+		}
+		if head, err := st.Head(ctx, key); err != nil || head.Size != int64(size) || head.SHA256 != info.SHA256 {
+			t.Fatalf("size %d: head after a refused put: %+v %v", size, head, err)
+		}
+	}
+	// A plain Put still replaces, whatever created the object.
+	put(t, st, "c/obj-1000", []byte("replaced"))
+}
+
+// testIfAbsentRace: of several create-only Puts racing for one key exactly one creates it;
+// the others fail with ErrExists and the object holds the winner's bytes.
+func testIfAbsentRace(t *testing.T, st objstore.Store, rng *rand.Rand) {
+	ctx := context.Background()
+	if ok, err := st.Conditional(ctx); err != nil || !ok {
+		t.Skipf("no conditional writes (%v)", err)
+	}
+	const racers = 6
+	datas := make([][]byte, racers)
+	for i := range datas {
+		datas[i] = randBytes(rng, 4096+i)
+	}
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			_, errs[i] = st.Put(ctx, "race/obj", bytes.NewReader(datas[i]), int64(len(datas[i])), objstore.PutOptions{IfAbsent: true})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("racers %d and %d both created the key", winner, i)
+		case err == nil:
+			winner = i
+		default:
+			wantErr(t, fmt.Sprintf("racer %d", i), err, objstore.ErrExists)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no racer created the key")
+	}
+	if got := get(t, st, "race/obj", 0, int64(len(datas[winner]))); !bytes.Equal(got, datas[winner]) {
+		t.Fatalf("the key holds other bytes than the winner's (racer %d)", winner)
 	}
 }

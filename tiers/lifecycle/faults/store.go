@@ -28,7 +28,7 @@ func (s *Store) Put(ctx context.Context, k string, r io.ReaderAt, size int64, op
 	case fail:
 		return objstore.ObjectInfo{}, injected(OpPut, key(k))
 	case corrupt:
-		return s.Store.Put(ctx, k, &flipAt{r: r, at: size / 2}, size, objstore.PutOptions{})
+		return s.Store.Put(ctx, k, &flipAt{r: r, at: size / 2}, size, objstore.PutOptions{IfAbsent: opts.IfAbsent})
 	}
 	return s.Store.Put(ctx, k, r, size, opts)
 }

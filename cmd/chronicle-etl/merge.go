@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/pflag"
+
+	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/etl/merge"
+	"github.com/chronicle/chronicle/internal/cli"
+	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/internal/daemon"
+	"github.com/chronicle/chronicle/layout"
+)
+
+const mergeUsage = `chronicle-etl merge writes the canonical partitions of two capture hosts that captured the
+same venue and streams (A/B capture): where one host's book was invalid (a disconnect, a
+sequence gap, a feed restart) and the other's valid, the other's messages are used, joined
+by the venue's own sequence ids (Binance U/u/pu), so the join is exact; trades and tickers
+are de-duplicated by their ids. The merged messages are refined by the refinery itself, so
+the result is what one uninterrupted capture of them gives, and it is the same bytes
+whichever host is named first, and after a merge killed at any moment is run again.
+meta.json's "merge" says which host supplied which stretch of the book.
+
+Usage:
+  chronicle-etl merge [flags] --root ROOT JOURNAL_A JOURNAL_B
+
+JOURNAL is a venue journal directory ({hot}/feed/{venue}), or a feed directory holding
+several (their venues are paired by name), optionally as ID=DIR. A host's id comes from
+the journal's connect records, or from ID= (journals written before host ids). Partitions already in ROOT are
+left alone when identical and refused when not.
+
+Examples:
+  chronicle-etl merge --root /data/merged /mnt/a/feed/binance-perp /mnt/b/feed/binance-perp
+  chronicle-etl merge --root /data/merged capture-a=/mnt/a/feed capture-b=/mnt/b/feed
+  chronicle-etl merge --config /etc/chronicle/chronicle.toml --root /mnt/nvme-warm/merged /mnt/a/feed /mnt/b/feed
+
+Flags override the [etl] and [log] sections of --config:
+`
+
+// mergeCmd is `chronicle-etl merge`, by the binaries' convention (internal/cli): usage
+// errors and the usage line on stderr, exit 2; --help (its own flags only) on stdout, exit
+// 0; a runtime error one line "chronicle-etl: what failed: why", exit 1.
+func mergeCmd(args []string, stdout, stderr io.Writer) int {
+	f := newFlags(cmdMerge)
+	f.set = mergeFlags(f.set) // its --help lists only the flags merge reads
+	if code, done := cmdMerge.Parse(f.set, args, stdout, stderr); done {
+		return code
+	}
+	return cmdMerge.Exit(stderr, runMerge(f, stdout, stderr))
+}
+
+func runMerge(f *flags, stdout, stderr io.Writer) error {
+	if f.root == "" {
+		return cli.Usagef("merge needs --root (where v1/... is written)")
+	}
+	if err := cli.Args(f.set, 2, 2, "two journals, one per host"); err != nil {
+		return err
+	}
+	st, err := f.settings()
+	if err != nil {
+		return err
+	}
+	var inputs [2][]merge.Input
+	for i, a := range f.set.Args() {
+		if inputs[i], err = journalsOf(a); err != nil {
+			return err
+		}
+	}
+	pairs, err := pairByVenue(inputs)
+	if err != nil {
+		return err
+	}
+	log, err := daemon.Logger(st.log, "chronicle-etl")
+	if err != nil {
+		return err
+	}
+	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "output", Dir: f.root}); err != nil {
+		return err
+	}
+	ctx, stop := daemon.SignalContext(log)
+	defer stop()
+	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, nil)
+	if err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		var bar *progressbar.ProgressBar
+		opt := merge.Options{Inputs: p, Root: f.root, Config: st.cfg, Table: tw.Table, Log: log,
+			Phase: func(name string, total int64) {
+				if bar != nil {
+					bar.Finish()
+					fmt.Fprintln(stderr)
+				}
+				bar = daemon.Progress(total, name+" "+filepath.Base(p[0].Dir))
+			},
+			Progress: func(d int64) {
+				if bar != nil {
+					bar.Add64(d)
+				}
+			}}
+		start := time.Now()
+		res, err := merge.Merge(ctx, opt)
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(stderr)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("merge %s and %s: interrupted (run it again: it starts over and writes the same bytes)", p[0].Dir, p[1].Dir)
+			}
+			return fmt.Errorf("merge %s and %s: %w", p[0].Dir, p[1].Dir, err)
+		}
+		log.Info("merge done", "venue", res.Venue, "base", res.Hosts[0], "other", res.Hosts[1],
+			"published", len(res.Published), "already_there", len(res.Existing), "journal_bytes", res.Journal,
+			"common", res.Stats.Common, "only_base", res.Stats.Only[0], "only_other", res.Stats.Only[1],
+			"losses_covered", res.Stats.Suppressed, "losses", res.Stats.Invalidated, "seconds", time.Since(start).Seconds())
+		for _, rel := range res.Published {
+			fmt.Fprintln(stdout, filepath.Join(f.root, rel))
+		}
+	}
+	return nil
+}
+
+// mergeFlags is the set of the flags merge reads, bound to the same variables.
+func mergeFlags(s *pflag.FlagSet) *pflag.FlagSet {
+	keep := map[string]bool{"config": true, "root": true, "grace": true, "snapshot-interval": true, "late-policy": true,
+		"dim-symbol": true, "checkpoint-interval": true, "log-level": true, "log-format": true}
+	out := cmdMerge.FlagSet()
+	s.VisitAll(func(fl *pflag.Flag) {
+		if keep[fl.Name] {
+			out.AddFlag(fl)
+		}
+	})
+	return out
+}
+
+// journalsOf reads one argument: [ID=]DIR, DIR a venue journal or a feed directory.
+func journalsOf(arg string) ([]merge.Input, error) {
+	host, dir := "", arg
+	if i := strings.IndexByte(arg, '='); i > 0 && !strings.Contains(arg[:i], "/") {
+		host, dir = arg[:i], arg[i+1:]
+		if !config.ValidHostID(host) {
+			return nil, cli.Usagef("%q: host id %q: want 1-64 of a-z 0-9 '-' '_' '.'", arg, host)
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory (give a venue journal or a feed directory)", dir)
+	}
+	dirs, err := etl.Journals(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(dirs) == 0 {
+		return nil, fmt.Errorf("%s holds no journal segments", dir)
+	}
+	var out []merge.Input
+	for _, d := range dirs {
+		out = append(out, merge.Input{Host: host, Dir: d})
+	}
+	return out, nil
+}
+
+// pairByVenue pairs the two hosts' venue journals by the venue their segments name.
+func pairByVenue(in [2][]merge.Input) ([][2]merge.Input, error) {
+	by := [2]map[string]merge.Input{{}, {}}
+	for i := range in {
+		for _, j := range in[i] {
+			v, err := merge.JournalVenue(j.Dir)
+			if err != nil {
+				return nil, err
+			}
+			if prev, dup := by[i][v]; dup {
+				return nil, fmt.Errorf("%s and %s are both journals of venue %s", prev.Dir, j.Dir, v)
+			}
+			by[i][v] = j
+		}
+	}
+	var venues []string
+	for i := range by {
+		for v, j := range by[i] {
+			if _, ok := by[1-i][v]; !ok {
+				return nil, fmt.Errorf("venue %s is in %s but not in the other host's journals", v, j.Dir)
+			}
+			if i == 0 {
+				venues = append(venues, v)
+			}
+		}
+	}
+	sort.Strings(venues)
+	var out [][2]merge.Input
+	for _, v := range venues {
+		out = append(out, [2]merge.Input{by[0][v], by[1][v]})
+	}
+	return out, nil
+}

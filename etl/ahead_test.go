@@ -1,0 +1,62 @@
+package etl
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/chronicle/chronicle/venue"
+)
+
+// TestDecodeAhead: with two cores, a backfill takes messages decoded ahead, and so does a
+// live refinery working through a backlog; both write what one core writes
+// (TestGoldenPartitions checks the bytes). The refinery is slowed down a little per frame
+// so that the decoding goroutine leads even when the machine's other work takes its core
+// now and then (the refinery decodes itself what it reaches first).
+func TestDecodeAhead(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	v, _ := venue.Lookup("binance-perp")
+	dir, msgs := captureJournal(t, v, "binance-usdm_ethusdt_20240808.jsonl.gz")
+	cfg := Defaults()
+	cfg.CheckpointInterval, cfg.IdleSpin = time.Hour, 0
+
+	slow := func() {
+		for t0 := time.Now(); time.Since(t0) < 5*time.Microsecond; {
+		}
+	}
+	aheadTaken.Store(0)
+	one := filepath.Join(t.TempDir(), "backfill")
+	if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir, onFrame: slow}); err != nil {
+		t.Fatal(err)
+	}
+	if n := aheadTaken.Load(); 2*n < int64(len(msgs)) || n > int64(len(msgs)) {
+		t.Fatalf("backfill: %d of %d messages decoded ahead", n, len(msgs))
+	}
+	t.Logf("backfill: %d of %d messages decoded ahead", aheadTaken.Load(), len(msgs))
+
+	aheadTaken.Store(0)
+	live := filepath.Join(t.TempDir(), "live")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if _, err := Refine(ctx, Options{Config: cfg, Root: live, JournalDir: dir, Follow: true, onIdle: cancel, onFrame: slow}); err != nil {
+		t.Fatal(err)
+	}
+	// The live refinery starts once it sees the backlog, after a frame of its own.
+	if n := aheadTaken.Load(); 2*n < int64(len(msgs)) || n > int64(len(msgs)) {
+		t.Fatalf("live: %d of %d messages decoded ahead", n, len(msgs))
+	}
+	t.Logf("live: %d of %d messages decoded ahead", aheadTaken.Load(), len(msgs))
+
+	// One core: none.
+	runtime.GOMAXPROCS(1)
+	aheadTaken.Store(0)
+	if _, err := Refine(t.Context(), Options{Config: cfg, Root: filepath.Join(t.TempDir(), "one"), JournalDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if n := aheadTaken.Load(); n != 0 {
+		t.Fatalf("one core: %d messages decoded ahead", n)
+	}
+	sameTree(t, one, live)
+}
