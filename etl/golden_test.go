@@ -43,8 +43,9 @@ var goldenCaptures = append(benchCaptures[:len(benchCaptures):len(benchCaptures)
 // book.q, index file and meta.json, the latter without its ingest time) with the hashes in
 // testdata/golden, which the refinery before issue 23 wrote (map and heap book, closure-
 // driven decoder, per-frame live commits; first at 5ef484e, then again at main ca2eb78,
-// whose meta.json rule and events index came in with the merge): the speed-ups since change
-// no byte. Run with -update to accept a change of output on purpose. The live refinery,
+// whose meta.json rule and events index came in with the merge; index/books.idx, issue 22's
+// book index, added to them without changing another hash): the speed-ups since change no
+// byte. Run with -update to accept a change of output on purpose. The live refinery,
 // tailing the same journal until it is idle, writes the same partitions as the backfill.
 // Beside the hashes, testdata/golden/NAME.summary.json says what the partitions hold (counts,
 // first and last records, final books, meta.json), so that a change shows in a diff as what

@@ -511,15 +511,11 @@ func buildIndex(dir string) error {
 	if err != nil {
 		return err
 	}
-	t, snaps, err := bookindex.Build(m.Bytes()[h.HeaderSize:h.Committed], h.Records())
+	ix, err := bookindex.BuildIndex(m.Bytes()[h.HeaderSize:h.Committed], h.Records(), int64(h.HeaderSize))
 	if err != nil {
 		return fmt.Errorf("index %s: %w", p, err)
 	}
-	ev, err := bookindex.BuildEvents(m.Bytes()[h.HeaderSize:h.Committed], h.Records())
-	if err != nil {
-		return fmt.Errorf("index %s: %w", p, err)
-	}
-	return bookindex.Write(dir, t, snaps, ev)
+	return ix.Write(dir)
 }
 
 // lowerName turns a raw venue symbol into a directory name ("ETHUSD_PERP" -> "ethusd_perp").

@@ -27,9 +27,13 @@ import (
 type viewPart struct {
 	logical string // partition directory
 	th      tiers.Handle
-	part    *bookview.Partition
-	bi      bookInfo
-	created int64 // the book header's created_ns: with the logical path, names its rows
+	books   tiers.Handle // index/books.idx, read a state at a time (nil: none; built in memory)
+	// resident is what the partition's book index may hold in memory: one built by the
+	// scan at open, or a remote one (a bucket's small files are fetched whole by tiers).
+	resident int64
+	part     *bookview.Partition
+	bi       bookInfo
+	created  int64 // the book header's created_ns: with the logical path, names its rows
 
 	refs int  // open views and calls in progress (viewParts.mu)
 	dead bool // out of the table: the handle closes with the last ref
@@ -44,6 +48,9 @@ type viewParts struct {
 	lru     list.List
 	max     int
 	loading map[string]*loadCall
+	// resident is the book index bytes the partitions in the table may hold in memory,
+	// kept at most maxResident (views_cache_bytes) by dropping the least recently used.
+	resident, maxResident int64
 }
 
 type loadCall struct {
@@ -55,7 +62,7 @@ type loadCall struct {
 const maxViewParts = 256
 
 func newViewParts(f *FS) *viewParts {
-	return &viewParts{f: f, byPath: map[string]*list.Element{}, max: maxViewParts, loading: map[string]*loadCall{}}
+	return &viewParts{f: f, byPath: map[string]*list.Element{}, max: maxViewParts, loading: map[string]*loadCall{}, maxResident: f.cfg.ViewsCacheBytes}
 }
 
 // get returns the partition's view state with a reference (release it with put). A
@@ -103,6 +110,7 @@ func (v *viewParts) get(ctx context.Context, logical string) (*viewPart, error) 
 		if c.err == nil {
 			c.vp.refs++ // the caller's
 			v.byPath[logical] = v.lru.PushFront(c.vp)
+			v.resident += c.vp.resident
 			v.evict()
 		}
 		v.mu.Unlock()
@@ -133,18 +141,47 @@ func (v *viewParts) load(ctx context.Context, logical string) (*viewPart, error)
 		th.Close()
 		return nil, err
 	}
+	vp := &viewPart{logical: logical, th: th, bi: bi}
+	bh, err := f.res.Open(uninterrupted(ctx), path.Join(logical, bookview.BooksPath))
+	switch {
+	case errors.Is(err, tiers.ErrNotFound):
+		err = nil
+	case err == nil:
+		vp.books = bh
+		if bh.Tier() == layout.Remote {
+			vp.resident = bh.Size()
+		}
+		ix.Books, err = bookview.OpenBooks(logical, bh, bh.Size())
+	}
+	if err != nil {
+		vp.close()
+		return nil, err
+	}
 	began := time.Now()
 	part, err := bookview.Open(th, bi.size, book, ix)
 	if err != nil {
-		th.Close()
+		vp.close()
 		return nil, err
 	}
-	if ix.Events == nil {
-		f.log.Info("views: indexed a partition without index/events.idx", "partition", logical, "tier", bi.tier.String(),
+	if ix.Books == nil {
+		// Built by the scan: its states are in memory.
+		vp.resident = part.Books().StatesSize()
+	}
+	if ix.Events == nil || ix.Books == nil {
+		f.log.Info("views: indexed a partition without index/events.idx or index/books.idx", "partition", logical, "tier", bi.tier.String(),
 			"records", part.Records(), "took", time.Since(began).Round(time.Millisecond))
 	}
 	f.st.viewLoads.Add(1)
-	return &viewPart{logical: logical, th: th, part: part, bi: bi, created: part.Header().CreatedNs}, nil
+	vp.part, vp.created = part, part.Header().CreatedNs
+	return vp, nil
+}
+
+// close closes the partition's handles.
+func (vp *viewPart) close() {
+	vp.th.Close()
+	if vp.books != nil {
+		vp.books.Close()
+	}
 }
 
 // readAllHandle reads a whole small file through its handle, refusing more than max bytes.
@@ -167,7 +204,7 @@ func (v *viewParts) put(vp *viewPart) {
 	closeIt := vp.dead && vp.refs == 0
 	v.mu.Unlock()
 	if closeIt {
-		vp.th.Close()
+		vp.close()
 	}
 }
 
@@ -181,6 +218,7 @@ func (v *viewParts) drop(logical string, vp *viewPart) {
 		old := el.Value.(*viewPart)
 		v.lru.Remove(el)
 		delete(v.byPath, logical)
+		v.resident -= old.resident
 		old.dead = true
 		if old.refs == 0 {
 			closeIt = old
@@ -188,20 +226,22 @@ func (v *viewParts) drop(logical string, vp *viewPart) {
 	}
 	v.mu.Unlock()
 	if closeIt != nil {
-		closeIt.th.Close()
+		closeIt.close()
 	}
 }
 
-// evict drops the least recently used partitions past the bound (v.mu held).
+// evict drops the least recently used partitions past the bounds (v.mu held): the count,
+// and the book index bytes they may hold (the one just loaded always stays).
 func (v *viewParts) evict() {
-	for v.lru.Len() > v.max {
+	for v.lru.Len() > v.max || v.resident > v.maxResident && v.lru.Len() > 1 {
 		el := v.lru.Back()
 		vp := el.Value.(*viewPart)
 		v.lru.Remove(el)
 		delete(v.byPath, vp.logical)
+		v.resident -= vp.resident
 		vp.dead = true
 		if vp.refs == 0 {
-			go vp.th.Close()
+			go vp.close()
 		}
 	}
 }
@@ -214,11 +254,12 @@ func (v *viewParts) closeAll() {
 		vp := el.Value.(*viewPart)
 		vp.dead = true
 		if vp.refs == 0 {
-			vp.th.Close()
+			vp.close()
 		}
 		delete(v.byPath, k)
 	}
 	v.lru.Init()
+	v.resident = 0
 }
 
 // segKey names rendered rows for good: rows never change once written.

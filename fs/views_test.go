@@ -58,13 +58,12 @@ func writeIndex(t *testing.T, dir string) {
 	defer m.Close()
 	h, _ := format.ReadHeader(m, m.Size(), "book")
 	data := m.Bytes()[h.HeaderSize:h.Committed]
-	ti, snaps, err := bookindex.Build(data, h.Records())
+	ix, err := bookindex.BuildIndex(data, h.Records(), int64(h.HeaderSize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, _ := bookindex.BuildEvents(data, h.Records())
 	os.RemoveAll(filepath.Join(dir, bookindex.Dir))
-	if err := bookindex.Write(dir, ti, snaps, ev); err != nil {
+	if err := ix.Write(dir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -183,6 +182,35 @@ func TestViewsEveryTier(t *testing.T) {
 	if got := fmtNames(names); got != "book.npy book.q index meta.json views" {
 		t.Errorf("partition lists %s", got)
 	}
+
+	// A remote partition's book index counts as held in memory (a bucket's small files are
+	// fetched whole); past views_cache_bytes of them, the least recently used partitions
+	// are dropped from the table.
+	v := tm.fs.views
+	v.mu.Lock()
+	_, remoteIn := v.byPath[parts[layout.Remote].Dir()]
+	resident := v.resident
+	v.maxResident = 1
+	v.mu.Unlock()
+	if !remoteIn || resident <= 0 {
+		t.Fatalf("the remote partition's views: in the table %v, book index bytes counted %d", remoteIn, resident)
+	}
+	v.drop(parts[layout.Warm].Dir(), nil)
+	f, err := os.Open(filepath.Join(tm.path(parts[layout.Warm], ViewsDir), "top10.npy")) // loads the warm partition again
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	v.mu.Lock()
+	_, remoteIn = v.byPath[parts[layout.Remote].Dir()]
+	resident = v.resident
+	v.mu.Unlock()
+	if remoteIn || resident != 0 {
+		t.Errorf("past the bound: the remote partition still in the table %v, %d bytes counted", remoteIn, resident)
+	}
+	if got := readFile(t, filepath.Join(tm.path(parts[layout.Remote], ViewsDir), "top1.npy")); !bytes.Equal(got, want["top1.npy"]) {
+		t.Errorf("the remote partition's views after it was dropped: %d bytes differ", len(got))
+	}
 }
 
 func fmtNames(ns []string) string {
@@ -198,7 +226,7 @@ func fmtNames(ns []string) string {
 
 func copyIndex(t *testing.T, from, to string) {
 	t.Helper()
-	for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName} {
+	for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName, bookindex.BooksName} {
 		testkit.WriteFileSync(t, filepath.Join(to, bookindex.Dir, n), testkit.ReadFile(t, filepath.Join(from, bookindex.Dir, n)))
 	}
 }
@@ -210,7 +238,8 @@ func TestViewsDamage(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	book := genPartition(t, src, 40_000, 3, true)
 	good, badIdx, badBook := keyOn("2024-08-09"), keyOn("2024-08-08"), keyOn("2024-08-07")
-	for _, k := range []layout.Key{good, badIdx, badBook} {
+	badTable, badState := keyOn("2024-08-06"), keyOn("2024-08-05") // index/books.idx damaged
+	for _, k := range []layout.Key{good, badIdx, badBook, badTable, badState} {
 		b := book
 		if k == badBook {
 			// Records that claim a huge snapshot run end the book early.
@@ -228,7 +257,38 @@ func TestViewsDamage(t *testing.T) {
 	testkit.WriteFileSync(t, ev, eb)
 	// The damaged book's index says what the intact book had: rows the book cannot give.
 	copyIndex(t, src, testkit.PartDir(roots.Warm, badBook))
+	// A book index whose table, or whose states past the first, fail their checksums.
+	bi := filepath.Join(testkit.PartDir(roots.Warm, badTable), bookindex.Dir, bookindex.BooksName)
+	bb := testkit.ReadFile(t, bi)
+	bb[bookindex.HeaderSize+bookindex.BooksEntrySize+3] ^= 0xff
+	testkit.WriteFileSync(t, bi, bb)
+	books, bf, err := bookindex.ReadBooks(testkit.PartDir(roots.Warm, badState))
+	if err != nil || len(books.Entries) < 2 {
+		t.Fatalf("%v, %d checkpoints", err, len(books.Entries))
+	}
+	bf.Close()
+	bi = filepath.Join(testkit.PartDir(roots.Warm, badState), bookindex.Dir, bookindex.BooksName)
+	bb = testkit.ReadFile(t, bi)
+	base := bookindex.HeaderSize + len(books.Entries)*bookindex.BooksEntrySize
+	for _, c := range books.Entries[1:] {
+		bb[base+int(c.Off)+int(c.Len)-1] ^= 0xff
+	}
+	testkit.WriteFileSync(t, bi, bb)
 	tm := mountTiers(t, roots, nil, nil)
+	if _, err := os.ReadFile(tm.path(badTable, "views/top10.npy")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("damaged book index table: %v, want EIO", err)
+	}
+	// One row near the end replays from the last checkpoint, whose state is damaged.
+	v := bookview.View{Kind: bookview.KindTop, N: 10}
+	f, err := os.Open(tm.path(badState, "views/top10.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	if _, err := f.ReadAt(make([]byte, v.RowSize()), st.Size()-v.RowSize()); !errors.Is(err, syscall.EIO) {
+		t.Errorf("damaged book index state: %v, want EIO", err)
+	}
+	f.Close()
 	if _, err := os.ReadFile(tm.path(badIdx, "views/top10.npy")); !errors.Is(err, syscall.EIO) {
 		t.Errorf("damaged index: %v, want EIO", err)
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -39,9 +40,16 @@ func writeViewsBook(t *testing.T, dir string, n int, seed uint64) {
 	if err := a.Seal(); err != nil {
 		t.Fatal(err)
 	}
-	ti, snaps, _ := bookindex.Build(data, int64(n))
-	ev, _ := bookindex.BuildEvents(data, int64(n))
-	if err := bookindex.Write(dir, ti, snaps, ev); err != nil {
+	// index/ as the refinery writes it, but book checkpoints every 2,048 records so that
+	// chronicle_q's book_at and grids start from them.
+	ix, err := bookindex.BuildIndex(data, int64(n), format.HeaderSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb := bookindex.BooksBuilder{Stride: 2048, DataOffset: format.HeaderSize}
+	bb.Add(data)
+	ix.Books = bb.Books()
+	if err := ix.Write(dir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -101,6 +109,34 @@ func TestPythonViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The whole book at instants across the partition (book_at starts at the book index's
+	// checkpoints), as JSON: [t, valid, reason, seq, bids, asks].
+	var books []any
+	for i := range 24 {
+		at := lo - 1e9 + (hi-lo+2e9)*int64(i)/23
+		if i%5 == 4 { // exactly at an event, where the cut matters
+			it := l.Top(1, at, math.MaxInt64)
+			if it.Next() {
+				at = it.Row().TsExchange
+			}
+			it.Close()
+		}
+		s, err := l.BookAt(at, 0)
+		if err != nil {
+			books = append(books, []any{at, "error"})
+			continue
+		}
+		lv := func(ls []bookview.Level) [][2]int64 {
+			out := [][2]int64{}
+			for _, x := range ls {
+				out = append(out, [2]int64{x.Price, x.Qty})
+			}
+			return out
+		}
+		books = append(books, []any{at, s.Valid, s.Reason, s.Seq, lv(s.Bids), lv(s.Asks)})
+	}
+	js, _ := json.Marshal(books)
+	os.WriteFile(filepath.Join(dir, "books.json"), js, 0o644)
 	os.WriteFile(filepath.Join(dir, "events.bin"), events, 0o644)
 	os.WriteFile(filepath.Join(dir, "grid.bin"), grid, 0o644)
 	script := `
@@ -116,6 +152,23 @@ df = q.to_pandas(g)
 assert len(df) == len(g) and "bid_price_4" in df and "mid_f" in df
 s = q.book_at(a, mid)
 assert s.valid and s.bids[0]["price"] == bid0 and s.asks[0]["price"] == ask0 and len(s.bids) == nb and len(s.asks) == na, s
+import json, os
+assert os.path.exists(a + "/index/books.idx")
+def books_at():
+    out = []
+    for want in json.load(open(d + "/books.json")):
+        try:
+            s = q.book_at(a, want[0])
+        except q.NoBookError:
+            out.append([want[0], "error"])
+            continue
+        out.append([want[0], s.valid, s.reason, s.seq, s.bids.tolist(), s.asks.tolist()])
+    return out
+want = [[w[0], "error"] if w[1] == "error" else [w[0], w[1], w[2], w[3], [tuple(x) for x in w[4]], [tuple(x) for x in w[5]]] for w in json.load(open(d + "/books.json"))]
+assert books_at() == want, "book_at from the book index's checkpoints differs from bookview"
+os.rename(a + "/index/books.idx", a + "/index/books.idx.off")
+assert books_at() == want, "book_at from the snapshot runs differs from bookview"
+os.rename(a + "/index/books.idx.off", a + "/index/books.idx")
 ra, rb = q.open_book(a + "/book.q"), q.open_book(b + "/book.q")
 got = np.concatenate(list(q.replay([a, b], chunk=7000)))
 assert len(got) == len(ra) + len(rb)

@@ -96,7 +96,7 @@ def apply(book, evrecs):
             book.bids, book.asks = {}, {}
             book.known, book.reason = False, qty
         elif t == LEVEL and book.known and fl & (BID | ASK):
-            side = book.bids if fl & BID else book.asks
+            side = book.asks if fl & ASK else book.bids  # both flagged (never written): an ask
             if qty == 0:
                 side.pop(price, None)
             else:
@@ -187,13 +187,15 @@ def check_book_at(parts, recs, times, k, seed):
         try:
             got = q.book_at(part, t)
         except q.NoBookError as e:
-            if book.known or book.reason or book.seeded:
+            if book.seeded:
                 fail(f"{part}: book_at({t}): {e}, the rebuild has a book")
             continue
         except ValueError as e:
             if day and not day[0] <= t < day[1]:
                 continue
             fail(f"{part}: book_at({t}): {e}")
+        if not book.seeded:
+            fail(f"{part}: book_at({t}): a book (valid {got.valid}) before the first valid snapshot run")
         if got.valid != book.known or got.reason != (0 if book.known else book.reason):
             fail(f"{part}: book_at({t}): valid {got.valid} reason {got.reason}, rebuilt {book.known} {book.reason}")
         if book.known:

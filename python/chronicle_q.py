@@ -390,6 +390,17 @@ EVENTS_INDEX_DTYPE = np.dtype({"names": ["record", "depth", "trades", "bbo", "fl
                                "offsets": [0, 8, 16, 24, 32], "itemsize": 40})
 ANCHOR_SNAPSHOT, ANCHOR_VALID, ANCHOR_STRIDE, ANCHOR_END = 1, 2, 4, 8
 
+# index/books.idx (kind 4): the whole book at a checkpoint about every stride of records
+# (docs/format/index.md). 56-byte entries, then the states they point at.
+BOOKS_INDEX_NAME = "books.idx"
+IDX_KIND_BOOKS = 4
+IDX_MAX_BOOK_ENTRIES = (4 << 20) + 1
+BOOKS_INDEX_DTYPE = np.dtype({"names": ["record", "target", "depth", "min_ts", "off", "len", "crc", "bids", "asks"],
+                              "formats": ["<u8", "<u8", "<u8", "<i8", "<u8", "<u4", "<u4", "<u4", "<u4"],
+                              "offsets": [0, 8, 16, 24, 32, 40, 44, 48, 52], "itemsize": 56})
+STATE_KNOWN, STATE_SEEDED = 1, 2
+_STATE_FIXED = struct.Struct("<IHHqqQqq")  # flags, last_flags, zero, last_ts, last_recv, last_seq, reason, since
+
 # Flags of a top-N row: the canonical records' bit values (ROW_INVALID is FLAG_BOOK_INVALID).
 ROW_INVALID, ROW_BAD_TS_RECV, ROW_CROSSED, ROW_TS_ESTIMATED = FLAG_BOOK_INVALID, BAD_TS_RECV, CROSSED, TS_ESTIMATED
 LEVEL_DTYPE_PAIR = np.dtype([("price", "<i8"), ("qty", "<i8")])
@@ -425,6 +436,113 @@ def read_events_index(part_dir):
     if len(a) > 1 and (np.diff(a["record"].astype(np.int64)) <= 0).any():
         raise FormatError(f"{path}: offset {IDX_HEADER_SIZE}: anchors out of order")
     return a, records, stride
+
+
+def read_books_index(part_dir):
+    """Read the table of <part_dir>/index/books.idx: (entries, records, stride, path).
+
+    entries is a structured array (record, target, depth, min_ts, off, len, crc, bids, asks):
+    checkpoint k holds the book as a replay of records [0, record) leaves it (read it with
+    book_state); min_ts is the earliest time of a book event starting between it and the
+    next one. Raises FileNotFoundError when the partition has none.
+    """
+    path = os.path.join(part_dir, INDEX_DIR, BOOKS_INDEX_NAME)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(IDX_HEADER_SIZE)
+        if len(head) < IDX_HEADER_SIZE:
+            raise FormatError(f"{path}: offset 0: truncated header ({len(head)} bytes)")
+        magic, version, k, entry_size, count, records, stride, crc_entries, crc_header = _IDX_HDR.unpack_from(head)
+        if magic != IDX_MAGIC or version != IDX_VERSION or crc32c(head[:44]) != crc_header:
+            raise FormatError(f"{path}: offset 0: not a version {IDX_VERSION} index (magic, version or header checksum)")
+        if k != IDX_KIND_BOOKS or entry_size != BOOKS_INDEX_DTYPE.itemsize:
+            raise FormatError(f"{path}: offset 10: kind {k}, entry size {entry_size}: not a book index")
+        if not 1 <= count <= IDX_MAX_BOOK_ENTRIES or IDX_HEADER_SIZE + count * entry_size > size:
+            raise FormatError(f"{path}: offset 16: {count} entries in a file of {size} bytes")
+        body = f.read(count * entry_size)
+    if crc32c(body) != crc_entries:
+        raise FormatError(f"{path}: offset {IDX_HEADER_SIZE}: entries checksum mismatch")
+    e = np.frombuffer(body, dtype=BOOKS_INDEX_DTYPE, count=count).copy()
+    rec = e["record"].astype(np.int64)
+    payload = size - IDX_HEADER_SIZE - count * entry_size
+    bad = (e["target"] > e["record"]) | (e["off"] + e["len"] > payload) | (e["len"] < _STATE_FIXED.size)
+    bad[0] |= rec[0] != 0
+    bad[1:] |= (rec[1:] <= rec[:-1]) | (rec[1:] >= records) | (e["target"][1:] <= e["record"][:-1])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FormatError(f"{path}: offset {IDX_HEADER_SIZE + i * entry_size}: checkpoint {i} out of order or out of the file")
+    return e, records, stride, path
+
+
+def _varints(b):
+    """Every unsigned LEB128 varint of bytes b, as uint64 (the last one must be whole)."""
+    a = np.frombuffer(b, dtype=np.uint8)
+    ends = np.nonzero(a < 0x80)[0]
+    if not len(a) or not len(ends) or ends[-1] != len(a) - 1:
+        raise ValueError("truncated varint")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    group = np.repeat(np.arange(len(ends)), ends - starts + 1)
+    shift = (np.arange(len(a)) - starts[group]).astype(np.uint64) * np.uint64(7)
+    if (shift > 63).any():
+        raise ValueError("varint longer than 64 bits")
+    return np.add.reduceat((a & 0x7F).astype(np.uint64) << shift, starts)
+
+
+def _unzigzag(u):
+    return ((u >> np.uint64(1)).astype(np.int64)) ^ -((u & np.uint64(1)).astype(np.int64))
+
+
+def book_state(books, k):
+    """Checkpoint k of read_books_index's result, decoded: (flags, reason, since, last, bids,
+    asks), bids and asks LEVEL_DTYPE_PAIR arrays best first, last (ts_exchange, ts_recv,
+    seq, flags) of the last book event applied."""
+    e, _, _, path = books
+    c = e[k]
+    off = IDX_HEADER_SIZE + len(e) * BOOKS_INDEX_DTYPE.itemsize + int(c["off"])
+    with open(path, "rb") as f:
+        f.seek(off)
+        b = f.read(int(c["len"]))
+    if len(b) != int(c["len"]) or crc32c(b) != int(c["crc"]):
+        raise FormatError(f"{path}: offset {off}: checkpoint {k}: state checksum mismatch")
+    flags, last_flags, _, last_ts, last_recv, last_seq, reason, since = _STATE_FIXED.unpack_from(b)
+    nb, na = int(c["bids"]), int(c["asks"])
+    sides = []
+    try:
+        v = _varints(b[_STATE_FIXED.size:]) if nb + na else np.zeros(0, np.uint64)
+        i = 0
+        for n, ask in ((nb, False), (na, True)):
+            out = np.zeros(n, dtype=LEVEL_DTYPE_PAIR)
+            if n:
+                p0, step, unit = int(_unzigzag(v[i:i + 1])[0]), v[i + 1], v[i + 2]
+                d = v[i + 3:i + 2 + n].astype(np.int64) * np.int64(step)
+                moves = np.concatenate(([0], np.cumsum(d)))
+                out["price"] = p0 + moves if ask else p0 - moves
+                out["qty"] = _unzigzag(v[i + 2 + n:i + 2 + 2 * n]) * np.int64(unit)
+                i += 2 + 2 * n
+            sides.append(out)
+        if i != len(v):
+            raise ValueError(f"{len(v) - i} values after the levels")
+    except (ValueError, IndexError) as x:
+        raise FormatError(f"{path}: offset {off}: checkpoint {k}: {x}") from None
+    return flags, reason, since, (last_ts, last_recv, last_seq, last_flags), sides[0], sides[1]
+
+
+def _checkpoint_for(pdir, n, t):
+    """(record, limit, state) of the book index's checkpoint for the book at t, or None
+    without a book index (or one of another length, or at record 0)."""
+    try:
+        books = read_books_index(pdir)
+    except FileNotFoundError:
+        return None
+    e, records, _, _ = books
+    if records != n:
+        return None
+    suffix = np.minimum.accumulate(e["min_ts"][::-1])[::-1]
+    k = int(np.searchsorted(suffix, t, side="right")) - 1  # the last with suffix <= t
+    if k <= 0:
+        return None
+    limit = int(e["target"][k + 1]) if k + 1 < len(e) else n
+    return int(e["record"][k]), limit, book_state(books, k)
 
 
 def _paths(path):
@@ -471,6 +589,13 @@ class _Book:
     def reset(self):
         self.bp, self.bq, self.ap, self.aq = [], [], [], []
 
+    def seed(self, state):
+        """Take a book index checkpoint's state (book_state)."""
+        flags, self.reason, self.since, self.last, bids, asks = state
+        self.known, self.seeded = bool(flags & STATE_KNOWN), bool(flags & STATE_SEEDED)
+        self.bp, self.bq = bids["price"][::-1].tolist(), bids["qty"][::-1].tolist()
+        self.ap, self.aq = asks["price"].tolist(), asks["qty"].tolist()
+
     def set(self, bid, price, qty):
         ps, qs = (self.bp, self.bq) if bid else (self.ap, self.aq)
         i = bisect.bisect_left(ps, price)
@@ -499,7 +624,7 @@ class _Book:
             self.last = (ts, recv, seq, fl)
         elif t == LEVEL:
             if self.known and fl & (BID | ASK):
-                self.set(bool(fl & BID), price, qty)
+                self.set(not fl & ASK, price, qty)  # both sides flagged (never written): an ask
             if not fl & SNAPSHOT and fl & LAST:
                 self.last = (ts, recv, seq, fl)
                 return True
@@ -607,6 +732,10 @@ class _Cutter:
                 self.cur = [r[2], [r]]
                 if end:
                     self._finish(t)
+        if self.done and self.cur is not None and self.cur[0] <= t:
+            # The book ends inside this event: the last one at or before t, applied as far
+            # as it goes (as one applied while pulled would be).
+            self._finish(t)
 
     def _finish(self, t):
         self.cur.append(self.pos)  # [ts, records, end]
@@ -659,16 +788,18 @@ def book_at(path, t, depth=None):
         raise ValueError(f"{bpath}: {_fmt(t)} is outside the partition's day {h['date']}")
     runs = snapshots(bpath)
     bound = _time_bound(pdir, len(book))
-    start = _start_record(runs, t)
-    if start is None:
-        first, rec = _first_valid(runs)
-        if first is None or rec >= bound(t):
-            raise NoBookError(_no_book(bpath, t, first), first)
-        start = 0
-    c = _Cutter(book, start, bound)
+    ck = _checkpoint_for(pdir, len(book), t)
+    if ck is not None:
+        # From the book index's checkpoint for t: less than a stride of records to replay.
+        start, limit, state = ck
+        c = _Cutter(book, start, lambda x: min(bound(x), limit))
+        c.b.seed(state)
+    else:
+        start = _start_record(runs, t)
+        c = _Cutter(book, start or 0, bound)
     c.advance(t)
     b = c.b
-    if not b.known and b.reason == 0 and not b.seeded:
+    if not b.seeded:  # before the first valid run (an invalid stretch before it included)
         first, _ = _first_valid(runs, c.applied)
         raise NoBookError(_no_book(bpath, t, first), first)
     d = None if depth is None or depth <= 0 else depth
@@ -734,9 +865,13 @@ def top_n(path, n, start=None, end=None, every=None):
         lo = -(-first // step) * step
     if end is None:
         hi = int(book["ts_exchange"].max()) + 1
-    runs = snapshots(bpath)
-    s = _start_record(runs, lo)
-    c = _Cutter(book, s if s is not None else 0, _time_bound(pdir, len(book)))
+    ck = _checkpoint_for(pdir, len(book), lo)
+    if ck is not None:  # from the book index's checkpoint for the first point
+        c = _Cutter(book, ck[0], _time_bound(pdir, len(book)))
+        c.b.seed(ck[2])
+    else:
+        s = _start_record(snapshots(bpath), lo)
+        c = _Cutter(book, s if s is not None else 0, _time_bound(pdir, len(book)))
     count = max(0, -(-(hi - lo) // step))
     out = np.zeros(count, dtype=top_dtype(n))
     for i in range(count):

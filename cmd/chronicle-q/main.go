@@ -23,6 +23,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookview"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
@@ -30,60 +31,68 @@ import (
 	"github.com/spf13/pflag"
 )
 
-const prog = "chronicle-q"
-
-const usageLine = "usage: chronicle-q [flags] book PARTITION TIME | chronicle-q [flags] top PARTITION"
-
-const usage = `chronicle-q: the book of a partition at any instant, and top-N rows as CSV.
+const usage = `chronicle-q answers research questions from the shell: the book of a partition at
+any instant, and its top N levels after every depth update or on a regular grid, as CSV.
 
 Usage:
-  chronicle-q [flags] book PARTITION TIME    the book at TIME (--depth, --json)
-  chronicle-q [flags] top PARTITION          top-N rows as CSV: one per depth update,
+  chronicle-q book [flags] PARTITION TIME    the book at TIME (--depth, --json)
+  chronicle-q top  [flags] PARTITION         top-N rows as CSV: one per depth update,
                                              or one per --every on a grid
+(flags may also come before the command: chronicle-q --config FILE book ...)
 
-PARTITION is VENUE/SYMBOL/DATE (v1/ in front optional), read through the tiers of
---config (hot, warm, cold or remote, whichever holds it), or a partition directory
-(one with a book.q, e.g. through the chronicle-fs mount). TIME is RFC 3339 in UTC
-(2024-08-08T23:58:00Z, fractions to the nanosecond), a time of day on the partition's
-date (23:58:00.5), or nanoseconds since the epoch. Prices and sizes print exactly, in
-the partition's decimals. The book at TIME is the book after the last book event at or
-before TIME (docs/format/views.md); inside an invalid stretch it says so with its reason;
-before the first snapshot the error names the first instant with a book.
+PARTITION is a partition directory (one with a book.q: a tier's folder, or one seen
+through the chronicle-fs mount), or VENUE/SYMBOL/DATE (v1/ in front optional), read
+through the tiers of --config and the tier flags (hot, warm, cold or remote, whichever
+holds it). TIME is RFC 3339 in UTC (2024-08-08T23:58:00Z, fractions to the nanosecond),
+a time of day on the partition's date (23:58:00.5), or nanoseconds since the epoch.
+Prices and sizes print exactly, in the partition's decimals. The book at TIME is the book
+after the last book event at or before TIME (docs/format/views.md); inside an invalid
+stretch it says so with its reason; before the first snapshot the error names the first
+instant with a book.
 
 Examples:
-  chronicle-q --config /etc/chronicle/chronicle.toml book binance-perp/eth-usdt/2024-08-08 23:58:00
-  chronicle-q --config chronicle.toml book --depth 5 --json binance-perp/eth-usdt/2024-08-08 2024-08-08T23:58:00Z
+  chronicle-q book --depth 5 /chronicle/v1/binance-perp/eth-usdt/2024-08-08 23:58:00
+  chronicle-q book --config /etc/chronicle/chronicle.toml --json binance-perp/eth-usdt/2024-08-08 2024-08-08T23:58:00Z
   chronicle-q top --n 10 --every 1s /chronicle/v1/binance-perp/eth-usdt/2024-08-08 > top10_1s.csv
-  chronicle-q --warm /mnt/nvme-warm/chronicle top --n 5 --start 23:55:00 --end 23:56:00 binance-perp/eth-usdt/2024-08-08
+  chronicle-q top --warm /mnt/nvme-warm/chronicle --n 5 --start 23:55:00 --end 23:56:00 binance-perp/eth-usdt/2024-08-08
 
-Flags (they override [tiers], [remote] and [log] of --config):
+Flags override the [tiers] and [remote] sections of --config:
 `
+
+var (
+	prog = &cli.Command{Program: "chronicle-q", Help: usage, FlagsTitle: "-", Usage: `chronicle-q book [flags] PARTITION TIME
+chronicle-q top  [flags] PARTITION`}
+	cmds = map[string]*cli.Command{
+		"book": {Program: "chronicle-q", Name: "book", Help: usage, FlagsTitle: "-", Usage: "chronicle-q book [flags] PARTITION TIME"},
+		"top":  {Program: "chronicle-q", Name: "top", Help: usage, FlagsTitle: "-", Usage: "chronicle-q top [flags] PARTITION"},
+	}
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 type options struct {
+	set                 *pflag.FlagSet
 	configPath          string
-	roots               layout.Roots
 	remote              objstore.Config
 	depth, n            int
 	asJSON              bool
 	every, start, end   string
 	cacheBytes          string
 	remoteTimeout       time.Duration
-	fl                  *pflag.FlagSet
 	hot, warm, cold, rm string
 }
 
-func flagSet(o *options) *pflag.FlagSet {
-	fl := pflag.NewFlagSet(prog, pflag.ContinueOnError)
+func newOptions(c *cli.Command) *options {
+	o := &options{set: c.FlagSet()}
+	fl := o.set
 	fl.StringVar(&o.configPath, "config", "", "shared TOML configuration ([tiers], [remote])")
-	fl.StringVar(&o.hot, "hot", "", "hot tier root")
-	fl.StringVar(&o.warm, "warm", "", "warm tier root")
-	fl.StringVar(&o.cold, "cold", "", "cold tier root")
-	fl.StringVar(&o.rm, "remote", "", "remote tier URI (s3://bucket/prefix, file:///dir)")
-	fl.StringVar(&o.remote.Endpoint, "remote-endpoint", "", "S3 endpoint URL")
+	fl.StringVar(&o.hot, "hot", "", "hot tier root ([tiers] hot)")
+	fl.StringVar(&o.warm, "warm", "", "warm tier root ([tiers] warm)")
+	fl.StringVar(&o.cold, "cold", "", "cold tier root ([tiers] cold)")
+	fl.StringVar(&o.rm, "remote", "", "remote tier URI, s3://bucket/prefix or file:///dir ([tiers] remote)")
+	fl.StringVar(&o.remote.Endpoint, "remote-endpoint", "", "S3 endpoint URL ([remote] endpoint)")
 	fl.IntVar(&o.depth, "depth", 0, "book: levels a side to print (0: all)")
 	fl.BoolVar(&o.asJSON, "json", false, "book: print JSON")
 	fl.IntVar(&o.n, "n", 10, "top: levels a side in each row")
@@ -93,76 +102,124 @@ func flagSet(o *options) *pflag.FlagSet {
 	fl.StringVar(&o.cacheBytes, "cache-bytes", "64MiB", "frames of cold and remote books kept decoded")
 	fl.DurationVar(&o.remoteTimeout, "remote-timeout", 30*time.Second, "bound on one remote read")
 	fl.SortFlags = false
-	return fl
+	return o
 }
 
-// usageError is a mistake in the command line: exit 2 with the usage line.
-type usageError struct{ msg string }
+func init() { prog.Flags = func() *pflag.FlagSet { return newOptions(prog).set } }
 
-func (e usageError) Error() string { return e.msg }
+// command finds the command among args: flags may come before it (chronicle-q --config
+// FILE book ...), so it is the first argument that is neither a flag nor a flag's value
+// and names a command; nil if there is none.
+func command(args []string) *cli.Command {
+	fl := newOptions(prog).set
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return nil
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="):
+			if f := fl.Lookup(a[2:]); f != nil && f.Value.Type() != "bool" {
+				i++ // its value
+			}
+			continue
+		case strings.HasPrefix(a, "-"):
+			continue
+		}
+		return cmds[a]
+	}
+	return nil
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
-	o := &options{}
-	fl := flagSet(o)
-	fl.SetOutput(io.Discard)
-	err := fl.Parse(args)
-	if errors.Is(err, pflag.ErrHelp) {
-		fmt.Fprint(stdout, usage)
-		fl.SetOutput(stdout)
-		fl.PrintDefaults()
-		return 0
+	if len(args) == 2 && args[0] == "help" && cmds[args[1]] != nil {
+		args = []string{args[1], "--help"}
 	}
-	if err == nil {
-		err = dispatch(o, fl, fl.Args(), stdout)
+	c := command(args)
+	if c == nil {
+		// No command: the program's help, or a usage error.
+		o := newOptions(prog)
+		if code, done := prog.Parse(o.set, args, stdout, stderr); done {
+			return code
+		}
+		switch {
+		case o.set.NArg() == 0:
+			return prog.Exit(stderr, cli.Usagef("missing command (book or top)"))
+		case o.set.Arg(0) == "help" && o.set.NArg() == 1:
+			prog.PrintHelp(stdout, o.set)
+			return cli.ExitOK
+		case o.set.Arg(0) == "help":
+			return prog.Exit(stderr, cli.Usagef("unknown command %q (want book or top)", o.set.Arg(1)))
+		}
+		return prog.Exit(stderr, cli.Usagef("unknown command %q (want book or top)", o.set.Arg(0)))
 	}
-	switch {
-	case err == nil:
-		return 0
-	case !errors.Is(err, errRuntime): // the command line: flags, arguments
-		fmt.Fprintf(stderr, "%s: %v\n%s\n", prog, err, usageLine)
-		return 2
+	o := newOptions(c)
+	if code, done := c.Parse(o.set, args, stdout, stderr); done {
+		return code
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", prog, strings.TrimPrefix(err.Error(), errRuntime.Error()+": "))
-	return 1
+	// The command word is the first positional argument.
+	return c.Exit(stderr, o.do(c.Name, o.set.Args()[1:], stdout))
 }
 
-// errRuntime marks failures of the work itself (exit 1), as opposed to the command line.
-var errRuntime = errors.New("runtime")
+// settings are what the config file and the flags give.
+type settings struct {
+	roots      layout.Roots
+	remote     objstore.Config
+	every      time.Duration
+	cacheBytes int64
+}
 
-func fail(what string, err error) error { return fmt.Errorf("%w: %s: %w", errRuntime, what, err) }
-
-func dispatch(o *options, fl *pflag.FlagSet, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"no command (want book or top)"}
-	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "book":
-		if len(args) != 2 {
-			return usageError{"book needs PARTITION and TIME"}
-		}
-	case "top":
-		if len(args) != 1 {
-			return usageError{"top needs one PARTITION"}
-		}
-		if o.n < 1 || o.n > bookview.MaxDepth {
-			return usageError{fmt.Sprintf("--n %d: want 1..%d", o.n, bookview.MaxDepth)}
-		}
-	default:
-		return usageError{fmt.Sprintf("unknown command %q (want book or top)", cmd)}
+// settings checks the flags and loads the config file, before anything is opened.
+func (o *options) settings(cmd string) (*settings, error) {
+	if cmd == "top" && (o.n < 1 || o.n > bookview.MaxDepth) {
+		return nil, cli.Usagef("--n %d: want 1..%d", o.n, bookview.MaxDepth)
 	}
 	if o.depth < 0 {
-		return usageError{fmt.Sprintf("--depth %d: want 0 (all) or more", o.depth)}
+		return nil, cli.Usagef("--depth %d: want 0 (all) or more", o.depth)
 	}
-	var every time.Duration
+	s := &settings{roots: layout.DefaultRoots()}
 	if o.every != "" {
 		d, err := time.ParseDuration(o.every)
 		if err != nil || d <= 0 {
-			return usageError{fmt.Sprintf("--every %q: want a positive duration such as 100ms, 1s, 1m", o.every)}
+			return nil, cli.Usagef("--every %q: want a positive duration such as 100ms, 1s, 1m", o.every)
 		}
-		every = d
+		s.every = d
 	}
-	p, closer, err := openPartition(o, fl, args[0])
+	if o.remoteTimeout <= 0 {
+		return nil, cli.Usagef("--remote-timeout %s: want a positive duration", o.remoteTimeout)
+	}
+	var err error
+	if s.cacheBytes, err = config.ParseSize(o.cacheBytes); err != nil {
+		return nil, cli.Usagef("--cache-bytes: %w", err)
+	}
+	if err := config.Load(o.configPath, map[string]any{"tiers": &s.roots, "remote": &s.remote}); err != nil {
+		return nil, err
+	}
+	set := func(name string, apply func()) {
+		if o.set.Changed(name) {
+			apply()
+		}
+	}
+	set("hot", func() { s.roots.Hot = o.hot })
+	set("warm", func() { s.roots.Warm = o.warm })
+	set("cold", func() { s.roots.Cold = o.cold })
+	set("remote", func() { s.roots.Remote = o.rm })
+	set("remote-endpoint", func() { s.remote.Endpoint = o.remote.Endpoint })
+	return s, nil
+}
+
+func (o *options) do(cmd string, args []string, stdout io.Writer) error {
+	want := map[string][]string{"book": {"PARTITION", "TIME"}, "top": {"PARTITION"}}[cmd]
+	if len(args) < len(want) {
+		return cli.Usagef("missing %s", strings.Join(want[len(args):], " and "))
+	}
+	if len(args) > len(want) {
+		return cli.Usagef("unexpected argument %q", args[len(want)])
+	}
+	s, err := o.settings(cmd)
+	if err != nil {
+		return err
+	}
+	p, closer, err := openPartition(s, o.remoteTimeout, args[0])
 	if err != nil {
 		return err
 	}
@@ -170,11 +227,11 @@ func dispatch(o *options, fl *pflag.FlagSet, args []string, stdout io.Writer) er
 	if cmd == "book" {
 		t, err := parseTime(args[1], p)
 		if err != nil {
-			return usageError{err.Error()}
+			return cli.Usage(err)
 		}
 		st, err := p.BookAt(t, o.depth)
 		if err != nil {
-			return fail("book at "+args[1], err)
+			return fmt.Errorf("book at %s: %w", args[1], err)
 		}
 		if o.asJSON {
 			return printJSON(stdout, args[0], st)
@@ -184,17 +241,17 @@ func dispatch(o *options, fl *pflag.FlagSet, args []string, stdout io.Writer) er
 	start, end := int64(math.MinInt64), int64(math.MaxInt64)
 	if o.start != "" {
 		if start, err = parseTime(o.start, p); err != nil {
-			return usageError{"--start: " + err.Error()}
+			return cli.Usagef("--start: %w", err)
 		}
 	}
 	if o.end != "" {
 		if end, err = parseTime(o.end, p); err != nil {
-			return usageError{"--end: " + err.Error()}
+			return cli.Usagef("--end: %w", err)
 		}
 	}
 	var it *bookview.RowIter
-	if every > 0 {
-		step := int64(every)
+	if s.every > 0 {
+		step := int64(s.every)
 		if o.start == "" || o.end == "" {
 			lo, hi, _ := p.Span()
 			if o.start == "" {
@@ -210,18 +267,18 @@ func dispatch(o *options, fl *pflag.FlagSet, args []string, stdout io.Writer) er
 	}
 	defer it.Close()
 	if err := writeCSV(stdout, p.Header(), o.n, it); err != nil {
-		return fail("top "+args[0], err)
+		return fmt.Errorf("top %s: %w", args[0], err)
 	}
 	return nil
 }
 
 // openPartition opens a partition directory, or resolves VENUE/SYMBOL/DATE through the
 // tiers.
-func openPartition(o *options, fl *pflag.FlagSet, arg string) (*bookview.Partition, func(), error) {
+func openPartition(s *settings, remoteTimeout time.Duration, arg string) (*bookview.Partition, func(), error) {
 	if st, err := os.Stat(filepath.Join(arg, layout.BookName)); err == nil && !st.IsDir() {
 		l, err := bookview.OpenDir(arg)
 		if err != nil {
-			return nil, nil, fail("open "+arg, err)
+			return nil, nil, fmt.Errorf("open %s: %w", arg, err)
 		}
 		return l.Partition, func() { l.Close() }, nil
 	}
@@ -231,35 +288,23 @@ func openPartition(o *options, fl *pflag.FlagSet, arg string) (*bookview.Partiti
 	}
 	l, err := layout.ParseLogical(logical)
 	if err != nil || l.Depth() != 3 {
-		return nil, nil, usageError{fmt.Sprintf("%q is neither a partition directory (with a book.q) nor VENUE/SYMBOL/DATE", arg)}
-	}
-	roots := layout.DefaultRoots()
-	if err := config.Load(o.configPath, map[string]any{"tiers": &roots, "remote": &o.remote}); err != nil {
-		return nil, nil, usageError{err.Error()}
-	}
-	for name, v := range map[string]*string{"hot": &roots.Hot, "warm": &roots.Warm, "cold": &roots.Cold, "remote": &roots.Remote} {
-		if fl.Changed(name) {
-			*v = map[string]string{"hot": o.hot, "warm": o.warm, "cold": o.cold, "remote": o.rm}[name]
-		}
-	}
-	cacheBytes, err := config.ParseSize(o.cacheBytes)
-	if err != nil {
-		return nil, nil, usageError{"--cache-bytes: " + err.Error()}
+		// A missing file or folder is a runtime error (docs/cli.md), like any open.
+		return nil, nil, fmt.Errorf("open %s: no %s there, and not VENUE/SYMBOL/DATE", arg, layout.BookName)
 	}
 	ctx := context.Background()
 	var store objstore.Store
-	if roots.Remote != "" {
-		if store, err = objstore.Open(ctx, roots.Remote, o.remote); err != nil {
-			return nil, nil, fail("open the remote tier", err)
+	if s.roots.Remote != "" {
+		if store, err = objstore.Open(ctx, s.roots.Remote, s.remote); err != nil {
+			return nil, nil, fmt.Errorf("open the remote tier: %w", err)
 		}
 	}
-	cache, err := qzst.NewCache(qzst.CacheOptions{MaxBytes: max(cacheBytes, 8<<20)})
+	cache, err := qzst.NewCache(qzst.CacheOptions{MaxBytes: max(s.cacheBytes, 8<<20)})
 	if err != nil {
-		return nil, nil, usageError{"--cache-bytes: " + err.Error()}
+		return nil, nil, cli.Usagef("--cache-bytes: %w", err)
 	}
-	res, err := tiers.New(roots, tiers.Options{Store: store, Cache: cache, RemoteTimeout: o.remoteTimeout})
+	res, err := tiers.New(s.roots, tiers.Options{Store: store, Cache: cache, RemoteTimeout: remoteTimeout})
 	if err != nil {
-		return nil, nil, fail("tiers", err)
+		return nil, nil, fmt.Errorf("tiers: %w", err)
 	}
 	closeAll := func() {
 		res.Close()
@@ -272,7 +317,7 @@ func openPartition(o *options, fl *pflag.FlagSet, arg string) (*bookview.Partiti
 	th, err := res.OpenBook(ctx, l.Key)
 	if err != nil {
 		closeAll()
-		return nil, nil, fail("open "+part, err)
+		return nil, nil, fmt.Errorf("open %s: %w", part, err)
 	}
 	ix, err := bookview.LoadIndexes(part, func(rel string, max int64) ([]byte, error) {
 		h, err := res.Open(ctx, path.Join(part, rel))
@@ -292,15 +337,35 @@ func openPartition(o *options, fl *pflag.FlagSet, arg string) (*bookview.Partiti
 		}
 		return b, nil
 	})
+	// The book index is read a state at a time, through a handle kept open.
+	var bh tiers.Handle
+	if err == nil {
+		bh, err = res.Open(ctx, path.Join(part, bookview.BooksPath))
+		switch {
+		case errors.Is(err, tiers.ErrNotFound):
+			bh, err = nil, nil
+		case err == nil:
+			ix.Books, err = bookview.OpenBooks(part, bh, bh.Size())
+		}
+	}
 	if err == nil {
 		var p *bookview.Partition
 		if p, err = bookview.Open(th, th.Size(), part+"/"+layout.BookName+" ("+th.Tier().String()+")", ix); err == nil {
-			return p, func() { th.Close(); closeAll() }, nil
+			return p, func() {
+				th.Close()
+				if bh != nil {
+					bh.Close()
+				}
+				closeAll()
+			}, nil
 		}
 	}
 	th.Close()
+	if bh != nil {
+		bh.Close()
+	}
 	closeAll()
-	return nil, nil, fail("open "+part, err)
+	return nil, nil, fmt.Errorf("open %s: %w", part, err)
 }
 
 // parseTime reads an instant: RFC 3339 (UTC when no zone), a time of day on the
@@ -346,7 +411,7 @@ func printBook(w io.Writer, name string, st *bookview.State) error {
 		state = "valid, CROSSED"
 	}
 	fmt.Fprintf(w, "as of %s, update %d: %s, %d bid levels, %d ask levels\n", bookview.FormatTime(st.AsOf), st.Seq, state, st.BidLevels, st.AskLevels)
-	fmt.Fprintf(w, "%18s %18s | %-18s %-18s\n", "bid size", "bid", "ask", "ask size")
+	fmt.Fprintf(w, "%18s %18s | %-18s %s\n", "bid size", "bid", "ask", "ask size")
 	for i := 0; i < max(len(st.Bids), len(st.Asks)); i++ {
 		var bq, bp, ap, aq string
 		if i < len(st.Bids) {
@@ -355,7 +420,7 @@ func printBook(w io.Writer, name string, st *bookview.State) error {
 		if i < len(st.Asks) {
 			ap, aq = dec(st.Asks[i].Price, st.PriceDecimals), dec(st.Asks[i].Qty, st.QtyDecimals)
 		}
-		fmt.Fprintf(w, "%18s %18s | %-18s %-18s\n", bq, bp, ap, aq)
+		fmt.Fprintf(w, "%18s %18s | %-18s %s\n", bq, bp, ap, aq)
 	}
 	return nil
 }

@@ -63,19 +63,43 @@ func TestCLI(t *testing.T) {
 	if code, out, errOut := runQ("--help"); code != 0 || !strings.Contains(out, "Examples:") || errOut != "" {
 		t.Errorf("--help: %d %q %q", code, out, errOut)
 	}
-	// Usage errors: "chronicle-q: message" and the usage line on stderr, exit 2.
-	for _, args := range [][]string{{}, {"frob"}, {"book", dir}, {"--bogus"}, {"top", "--n", "0", dir}, {"top", "--every", "-1s", dir},
-		{"book", "no/such", "1"}, {"book", dir, "yesterday"}} {
-		code, out, errOut := runQ(args...)
-		if code != 2 || out != "" || !strings.HasPrefix(errOut, "chronicle-q: ") || !strings.Contains(errOut, "usage: chronicle-q") {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+	// Usage errors (docs/cli.md): "chronicle-q: message", the command's usage line and a
+	// pointer to --help on stderr, exit 2.
+	for _, tc := range []struct {
+		args       []string
+		msg, usage string
+	}{
+		{nil, "missing command", "chronicle-q book"},
+		{[]string{"frob"}, `unknown command "frob"`, "chronicle-q book"},
+		{[]string{"--bogus"}, "unknown flag: --bogus", "chronicle-q book"},
+		{[]string{"book", dir}, "missing TIME", "chronicle-q book [flags] PARTITION TIME"},
+		{[]string{"book", "--depth", "x", dir, "1"}, "--depth", "chronicle-q book [flags] PARTITION TIME"},
+		{[]string{"top", "--n", "0", dir}, "--n 0", "chronicle-q top [flags] PARTITION"},
+		{[]string{"--n", "0", "top", dir}, "--n 0", "chronicle-q top [flags] PARTITION"},
+		{[]string{"top", "--every", "-1s", dir}, "--every", "chronicle-q top [flags] PARTITION"},
+		{[]string{"top", dir, "extra"}, `unexpected argument "extra"`, "chronicle-q top [flags] PARTITION"},
+		{[]string{"book", dir, "yesterday"}, `time "yesterday"`, "chronicle-q book [flags] PARTITION TIME"},
+	} {
+		code, out, errOut := runQ(tc.args...)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if code != 2 || out != "" || len(lines) < 3 || !strings.HasPrefix(lines[0], "chronicle-q: ") || !strings.Contains(lines[0], tc.msg) ||
+			!strings.HasPrefix(lines[1], "Usage: "+tc.usage) || !strings.Contains(lines[len(lines)-1], "--help") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2, %q and the usage line %q", tc.args, code, out, errOut, tc.msg, tc.usage)
 		}
 	}
-	// Runtime errors: one line, exit 1.
-	for _, args := range [][]string{{"book", dir, "2020-01-01T00:00:00Z"}, {"--warm", warm, "book", "binance-perp/eth-usdt/2024-08-08", "00:00:00"}} {
-		code, _, errOut := runQ(args...)
-		if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "chronicle-q: ") || !strings.Contains(errOut, "2024-08-0") {
-			t.Errorf("%q: exit %d, stderr %q", args, code, errOut)
+	// Runtime errors: one line naming what failed, exit 1.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"book", dir, "2020-01-01T00:00:00Z"}, "2024-08-09"},
+		{[]string{"--warm", warm, "book", "binance-perp/eth-usdt/2024-08-08", "00:00:00"}, "2024-08-08"},
+		{[]string{"book", filepath.Join(warm, "no-such"), "1"}, "no-such"},
+		{[]string{"top", "--config", filepath.Join(warm, "missing.toml"), dir}, "missing.toml"},
+	} {
+		code, out, errOut := runQ(tc.args...)
+		if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "chronicle-q: ") || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want one line naming %q", tc.args, code, errOut, tc.want)
 		}
 	}
 

@@ -211,43 +211,53 @@ func MarshalSnapshots(snaps []Snapshot, records int64) []byte {
 
 // parse checks a file's header and returns its entries, record count and base.
 func parse(b []byte, name string, kind uint16, entrySize uint32, maxCount uint64) (entries []byte, count, records uint64, base int64, err error) {
+	if count, records, base, err = checkHeader(b, name, kind, entrySize, maxCount); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	le := binary.LittleEndian
+	if want := HeaderSize + int64(count)*int64(entrySize); int64(len(b)) != want {
+		return nil, 0, 0, 0, fmt.Errorf("%s: offset 16: %w: %d entries need %d bytes, file has %d", name, ErrCorrupt, count, want, len(b))
+	}
+	entries = b[HeaderSize:]
+	if crc32.Checksum(entries, castagnoli) != le.Uint32(b[40:]) {
+		return nil, 0, 0, 0, fmt.Errorf("%s: offset %d: %w: entries checksum mismatch", name, HeaderSize, ErrCorrupt)
+	}
+	return entries, count, records, base, nil
+}
+
+// checkHeader checks the header at the start of b (magic, version, checksum, kind, entry
+// size, bounds of the count and of the record count).
+func checkHeader(b []byte, name string, kind uint16, entrySize uint32, maxCount uint64) (count, records uint64, base int64, err error) {
 	fail := func(off int, f string, a ...any) error {
 		return fmt.Errorf("%s: offset %d: %w: %s", name, off, ErrCorrupt, fmt.Sprintf(f, a...))
 	}
 	le := binary.LittleEndian
 	if len(b) < HeaderSize {
-		return nil, 0, 0, 0, fail(0, "%d bytes, shorter than the header", len(b))
+		return 0, 0, 0, fail(0, "%d bytes, shorter than the header", len(b))
 	}
 	if string(b[:8]) != Magic {
-		return nil, 0, 0, 0, fail(0, "bad magic %q", b[:8])
+		return 0, 0, 0, fail(0, "bad magic %q", b[:8])
 	}
 	if v := le.Uint16(b[8:]); v != Version {
-		return nil, 0, 0, 0, fail(8, "unsupported version %d", v)
+		return 0, 0, 0, fail(8, "unsupported version %d", v)
 	}
 	if crc32.Checksum(b[:44], castagnoli) != le.Uint32(b[44:]) {
-		return nil, 0, 0, 0, fail(44, "header checksum mismatch")
+		return 0, 0, 0, fail(44, "header checksum mismatch")
 	}
 	if k := le.Uint16(b[10:]); k != kind {
-		return nil, 0, 0, 0, fail(10, "kind %d, want %d", k, kind)
+		return 0, 0, 0, fail(10, "kind %d, want %d", k, kind)
 	}
 	if es := le.Uint32(b[12:]); es != entrySize {
-		return nil, 0, 0, 0, fail(12, "entry size %d, want %d", es, entrySize)
+		return 0, 0, 0, fail(12, "entry size %d, want %d", es, entrySize)
 	}
 	count, records, base = le.Uint64(b[16:]), le.Uint64(b[24:]), int64(le.Uint64(b[32:]))
 	if count > maxCount {
-		return nil, 0, 0, 0, fail(16, "%d entries, at most %d", count, maxCount)
+		return 0, 0, 0, fail(16, "%d entries, at most %d", count, maxCount)
 	}
 	if records > math.MaxInt64/format.BookRecordSize {
-		return nil, 0, 0, 0, fail(24, "%d records", records)
+		return 0, 0, 0, fail(24, "%d records", records)
 	}
-	if want := HeaderSize + int64(count)*int64(entrySize); int64(len(b)) != want {
-		return nil, 0, 0, 0, fail(16, "%d entries need %d bytes, file has %d", count, want, len(b))
-	}
-	entries = b[HeaderSize:]
-	if crc32.Checksum(entries, castagnoli) != le.Uint32(b[40:]) {
-		return nil, 0, 0, 0, fail(HeaderSize, "entries checksum mismatch")
-	}
-	return entries, count, records, base, nil
+	return count, records, base, nil
 }
 
 // ParseTime decodes a time index file; name labels errors.
@@ -319,24 +329,67 @@ func ReadSnapshots(partDir string) ([]Snapshot, int64, error) {
 	return ParseSnapshots(b, p)
 }
 
-// Write builds partDir/index/ from its book.q's records: each file is written under a
-// temporary name, fsynced and renamed into place, then the directory is synced. A nil ev
-// writes no events index.
+// Index is a partition's index/ directory: what the refinery writes when it seals a
+// partition, a pure function of its book.q.
+type Index struct {
+	Time      *Time
+	Snapshots []Snapshot
+	Events    *Events
+	Books     *Books
+}
+
+// BuildIndex indexes n canonical records held in data, the records of a book whose header
+// is dataOffset bytes (format.Header's HeaderSize): every file of index/.
+func BuildIndex(data []byte, n, dataOffset int64) (*Index, error) {
+	t, snaps, err := Build(data, n)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := BuildEvents(data, n)
+	if err != nil {
+		return nil, err
+	}
+	books, err := BuildBooks(data, n, dataOffset)
+	if err != nil {
+		return nil, err
+	}
+	return &Index{Time: t, Snapshots: snaps, Events: ev, Books: books}, nil
+}
+
+// Write writes partDir/index/: each file under a temporary name, fsynced and renamed into
+// place, then the directory synced. Absent parts (Events, Books nil) are not written.
+func (ix *Index) Write(partDir string) error {
+	files := []indexFile{{TimeName, MarshalTime(ix.Time)}, {SnapshotsName, MarshalSnapshots(ix.Snapshots, ix.Time.Records)}}
+	if ix.Events != nil {
+		files = append(files, indexFile{EventsName, MarshalEvents(ix.Events)})
+	}
+	if ix.Books != nil {
+		b, err := MarshalBooks(ix.Books)
+		if err != nil {
+			return err
+		}
+		files = append(files, indexFile{BooksName, b})
+	}
+	return writeFiles(partDir, files)
+}
+
+// Write writes partDir/index/ with the time, snapshot and (unless ev is nil) events
+// indexes, as Index.Write does.
 func Write(partDir string, t *Time, snaps []Snapshot, ev *Events) error {
+	return (&Index{Time: t, Snapshots: snaps, Events: ev}).Write(partDir)
+}
+
+type indexFile struct {
+	name string
+	b    []byte
+}
+
+func writeFiles(partDir string, files []indexFile) error {
 	d := filepath.Join(partDir, Dir)
 	if err := format.MkdirAll(d, 0o755); err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{{TimeName, MarshalTime(t)}, {SnapshotsName, MarshalSnapshots(snaps, t.Records)}, {EventsName, nil}} {
-		if f.name == EventsName {
-			if ev == nil {
-				continue
-			}
-			f.b = MarshalEvents(ev)
-		}
+	for _, f := range files {
 		if err := format.WriteFile(filepath.Join(d, f.name), f.b, 0o644); err != nil {
 			return err
 		}

@@ -13,6 +13,11 @@ import (
 // remote book that has no index, a book still growing). Its results equal Build's and
 // BuildEvents' over the same records.
 type Builder struct {
+	// DataOffset is the file offset of the first record (the book header's size) and
+	// BooksStride the checkpoint distance of the book index (DefaultStride when 0); set
+	// them before the first Add.
+	DataOffset, BooksStride int64
+
 	n     int64
 	base  int64    // second of lo[0] and last[0]
 	lo    []uint64 // first record reaching each second (by the running maximum of times)
@@ -20,6 +25,7 @@ type Builder struct {
 	maxS  int64    // largest second seen
 	snaps []Snapshot
 	ev    EventsBuilder
+	books BooksBuilder
 	err   error
 }
 
@@ -54,7 +60,11 @@ func (b *Builder) Add(data []byte) error {
 				Levels: uint32(min(max(int64(le.Uint64(r[48:])), 0), math.MaxUint32)), Flags: le.Uint16(r[2:])})
 		}
 	}
+	if b.books.Records() == 0 {
+		b.books.DataOffset, b.books.Stride = b.DataOffset, b.BooksStride
+	}
 	b.ev.Add(data[:whole])
+	b.books.Add(data[:whole])
 	b.n += int64(whole / format.BookRecordSize)
 	return nil
 }
@@ -111,3 +121,11 @@ func (b *Builder) Snapshots() []Snapshot { return append([]Snapshot(nil), b.snap
 
 // Events returns the events index of the records added so far.
 func (b *Builder) Events() *Events { return b.ev.Events() }
+
+// Books returns the book index of the records added so far.
+func (b *Builder) Books() *Books {
+	if b.books.Records() == 0 {
+		b.books.DataOffset, b.books.Stride = b.DataOffset, b.BooksStride
+	}
+	return b.books.Books()
+}

@@ -67,6 +67,25 @@ func (p *Partition) newCutter(st *state, start int64) *cutter {
 	return c
 }
 
+// reseat moves the cutter forward to start s for the instants from t on, when that skips
+// more than reseatGap records: everything before s is part of the book at t and later
+// (docs/format/views.md), so the pending events and the replay so far are dropped for the
+// checkpoint's state (or a valid run's fresh start).
+func (c *cutter) reseat(t int64) error {
+	s := c.st.startFor(t)
+	if s.record <= c.pos+reseatGap {
+		return nil
+	}
+	r, err := c.p.replayerAt(c.st, s, c.r.lww != nil)
+	if err != nil {
+		return err
+	}
+	c.s.Close()
+	c.r, c.s, c.recs, c.i = r, c.p.newScanner(s.record, c.st.n), nil, 0
+	c.pos, c.applied = s.record, s.record
+	c.pending, c.cur, c.streaming = nil, nil, false
+	return nil
+}
 func (c *cutter) close() { c.s.Close() }
 
 // limit ends the scan (and its read-ahead) at record end, for a single instant: the
@@ -78,10 +97,15 @@ func (c *cutter) limit(end int64) {
 	}
 }
 
-// bound is one past the last record that can have an exchange time at or before t.
+// bound is one past the last record that can hold the start of an event at or before t:
+// by the time index, and by the book index (no such event starts at or after the limit of
+// the checkpoint for t).
 func (c *cutter) bound(t int64) int64 {
 	n := c.st.n
-	if c.tix == nil || c.tix.Records < n || t == 1<<63-1 {
+	if b := c.st.books; b != nil && b.Records == n {
+		n = min(n, b.Limit(b.Find(t)))
+	}
+	if c.tix == nil || c.tix.Records < c.st.n || t == 1<<63-1 {
 		return n
 	}
 	_, hi := c.tix.Range(t, t+1)
@@ -140,6 +164,13 @@ func (c *cutter) advance(t int64) error {
 	c.flush(t)
 	hi := c.bound(t)
 	for c.pos < hi || c.streaming || c.cur != nil && c.cur.ts <= t {
+		if len(c.pending) == 0 && c.cur == nil && c.i < len(c.recs) {
+			c.run(t, hi) // the common case, in a tight loop
+			if c.i >= len(c.recs) || c.pos >= hi && !c.streaming {
+				continue
+			}
+			// Stopped at an event dated after t: the general loop below parks it.
+		}
 		at := c.pos
 		r, ok := c.pull()
 		if !ok {
@@ -173,7 +204,38 @@ func (c *cutter) advance(t int64) error {
 	if err := c.s.Err(); err != nil {
 		return err
 	}
+	if c.cur != nil && c.cur.ts <= t && c.pos >= c.st.n {
+		// The book ends inside this event (a growing book's last one, or a damaged book):
+		// it is the last event at or before t, applied as far as it goes, like one applied
+		// as it is pulled.
+		c.finish(t)
+	}
 	return nil
+}
+
+// run applies the records in hand while no event waits (nothing pending, none being
+// pulled): each book record as it comes, up to the first event dated after t or the
+// bound, where the general loop takes over.
+func (c *cutter) run(t, hi int64) {
+	recs := c.recs[c.i:]
+	j := 0
+	for ; j < len(recs); j++ {
+		r := &recs[j]
+		if !c.streaming && c.pos+int64(j) >= hi {
+			break
+		}
+		if !isBook(r.TypeID) {
+			continue
+		}
+		if !c.streaming && r.ExchTs > t {
+			break // an event after t: the general loop parks it
+		}
+		c.r.apply(r)
+		c.applied = c.pos + int64(j) + 1
+		c.streaming = !endsEvent(r)
+	}
+	c.i += j
+	c.pos += int64(j)
 }
 
 // finish moves the event being pulled into pending and applies pending up to it when its
@@ -197,25 +259,20 @@ func (p *Partition) BookAt(t int64, depth int) (*State, error) {
 		return nil, fmt.Errorf("%s: %w: %s is not in %s", p.name, ErrOutsideDay, FormatTime(t), p.hdr.DateTime().Format("2006-01-02"))
 	}
 	st := p.st.Load()
-	// Start from the last valid run (by record) at or before t: the book before it does not
-	// matter. Without one, from the start: a valid run stamped later may still lie before
-	// events at or before t.
-	start, found := int64(0), false
-	for _, s := range st.snaps {
-		if s.ExchTs <= t && s.Flags&format.FlagBookInvalid == 0 && int64(s.Record) < st.n {
-			start, found = int64(s.Record), true
-		}
+	// Start from the last valid run (by record) at or before t, or from the book index's
+	// checkpoint for t when it is later: the book before either does not matter. Without
+	// either, from the start: a valid run stamped later may still lie before events at or
+	// before t.
+	s := st.startFor(t)
+	r, err := p.replayerAt(st, s, true) // one book, at the end: final quantities suffice
+	if err != nil {
+		return nil, err
 	}
-	c := p.newCutter(st, start)
+	c := p.newCutter(st, s.record)
 	defer c.close()
-	c.r.lww = &[2]lwwSide{{}, {ask: true}} // one book, at the end: final quantities suffice
-	if !found {
-		fv, ok := firstValid(st.snaps, 0)
-		if !ok || int64(fv.Record) >= c.bound(t) {
-			return nil, &NoBookError{Name: p.name, At: t, First: fv.ExchTs, Has: ok}
-		}
-	}
-	c.limit(c.bound(t)) // no read-ahead (a cold frame decoded) past what t can need
+	c.r = r
+	defer func() { putLWW(r.lww) }() // the answer holds copies of the levels
+	c.limit(c.bound(t))              // no read-ahead (a cold frame decoded) past what t can need
 	if err := c.advance(t); err != nil {
 		return nil, err
 	}
@@ -225,7 +282,7 @@ func (p *Partition) BookAt(t int64, depth int) (*State, error) {
 // state is the answer of a cutter advanced to t.
 func (p *Partition) state(c *cutter, st *state, t int64, depth int) (*State, error) {
 	r := c.r
-	if !r.known && r.reason == 0 && !r.seeded {
+	if !r.seeded { // before the first valid run: no book (an invalid stretch before it included)
 		fv, ok := firstValid(st.snaps, uint64(c.applied))
 		return nil, &NoBookError{Name: p.name, At: t, First: fv.ExchTs, Has: ok}
 	}
@@ -236,7 +293,7 @@ func (p *Partition) state(c *cutter, st *state, t int64, depth int) (*State, err
 		return out, nil
 	}
 	if r.lww != nil {
-		bids, asks := r.lww[0].levels(), r.lww[1].levels()
+		bids, asks := r.lwwLevels()
 		out.Crossed = len(bids) > 0 && len(asks) > 0 && bids[0].Price >= asks[0].Price
 		out.BidLevels, out.AskLevels = len(bids), len(asks)
 		if depth > 0 {
@@ -265,13 +322,7 @@ func (p *Partition) BooksAt(times []int64, depth int, fn func(t int64, s *State,
 		return nil
 	}
 	st := p.st.Load()
-	start := int64(0)
-	for _, s := range st.snaps {
-		if s.ExchTs <= times[0] && s.Flags&format.FlagBookInvalid == 0 && int64(s.Record) < st.n {
-			start = int64(s.Record)
-		}
-	}
-	c := p.newCutter(st, start)
+	c := p.newCutter(st, 0)
 	defer c.close()
 	dayLo, dayHi, hasDay := p.Day()
 	for _, t := range times {
@@ -280,6 +331,9 @@ func (p *Partition) BooksAt(times []int64, depth int, fn func(t int64, s *State,
 				return err
 			}
 			continue
+		}
+		if err := c.reseat(t); err != nil {
+			return err
 		}
 		if err := c.advance(t); err != nil {
 			return err

@@ -1,10 +1,9 @@
 package bookview
 
+import "github.com/chronicle/chronicle/format/bookindex"
+
 // Level is one price level: price and quantity in the book header's fixed point.
-type Level struct {
-	Price int64
-	Qty   int64
-}
+type Level = bookindex.Level
 
 // side is one side of a book: levels in blocks of at most blockMax, each sorted, the
 // blocks in order, so that the best level is the last of the last block. Books of real
@@ -145,7 +144,7 @@ func (s *side) best() (Level, bool) {
 		return Level{}, false
 	}
 	b := s.blocks[len(s.blocks)-1]
-	return Level{s.unkey(b.keys[len(b.keys)-1]), b.qtys[len(b.keys)-1]}, true
+	return Level{Price: s.unkey(b.keys[len(b.keys)-1]), Qty: b.qtys[len(b.keys)-1]}, true
 }
 
 // top fills price and qty with the best len(price) levels, best first, zeros past the
@@ -163,7 +162,7 @@ func (s *side) levels(depth int) []Level {
 		depth = s.n
 	}
 	out := make([]Level, 0, depth)
-	s.each(depth, func(p, q int64) bool { out = append(out, Level{p, q}); return true })
+	s.each(depth, func(p, q int64) bool { out = append(out, Level{Price: p, Qty: q}); return true })
 	return out
 }
 

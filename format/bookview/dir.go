@@ -2,6 +2,7 @@ package bookview
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ var (
 	TimePath      = bookindex.Dir + "/" + bookindex.TimeName
 	SnapshotsPath = bookindex.Dir + "/" + bookindex.SnapshotsName
 	EventsPath    = bookindex.Dir + "/" + bookindex.EventsName
+	// BooksPath is read by range, a state at a time (OpenBooks), not whole.
+	BooksPath = bookindex.Dir + "/" + bookindex.BooksName
 )
 
 // MaxIndexBytes bounds each index file a loader reads.
@@ -65,11 +68,19 @@ func LoadIndexes(name string, read func(rel string, max int64) ([]byte, error)) 
 	return ix, nil
 }
 
+// OpenBooks reads the table of a partition's book index (index/books.idx) from r, a reader
+// of the file's size bytes that the partition keeps using for the states; name labels
+// errors ("v1/.../2024-08-08").
+func OpenBooks(name string, r io.ReaderAt, size int64) (*bookindex.Books, error) {
+	return bookindex.OpenBooks(r, size, filepath.Join(name, BooksPath))
+}
+
 // Local is a partition opened from a local directory (a tier's, or one seen through the
 // mount): book.q mapped read-only, index/ read from beside it.
 type Local struct {
 	*Partition
-	m *format.Mapped
+	m     *format.Mapped
+	books *os.File // index/books.idx, when there is one
 }
 
 // OpenDir opens the partition in dir. A growing book is served up to its committed length
@@ -99,13 +110,32 @@ func OpenDir(dir string) (*Local, error) {
 		m.Close()
 		return nil, err
 	}
-	part, err := Open(m, int64(h.Committed), p, ix)
-	if err != nil {
+	l := &Local{m: m}
+	if f, err := os.Open(filepath.Join(dir, BooksPath)); err == nil {
+		l.books = f
+		st, err := f.Stat()
+		if err == nil {
+			ix.Books, err = OpenBooks(dir, f, st.Size())
+		}
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		m.Close()
 		return nil, err
 	}
-	return &Local{Partition: part, m: m}, nil
+	if l.Partition, err = Open(m, int64(h.Committed), p, ix); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
-// Close unmaps the book.
-func (l *Local) Close() error { return l.m.Close() }
+// Close unmaps the book and closes its book index.
+func (l *Local) Close() error {
+	if l.books != nil {
+		l.books.Close()
+	}
+	return l.m.Close()
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/chronicle/chronicle/format"
@@ -40,6 +41,10 @@ func fuzzBook(in []byte) ([]byte, int64) {
 func FuzzViews(f *testing.F) {
 	f.Add([]byte{3, 4, 0, 0, 2, 1, 0, 5, 0, 1, 0, 1, 0, 9, 2, 1, 0, 1, 4, 12, 0, 0, 0, 1}, []byte{}, uint16(7), uint16(100))
 	f.Add(bytes.Repeat([]byte{0, 9, 3, 1, 0, 1, 1, 3, 9, 2, 0, 0, 5, 6, 0, 0, 0, 0}, 40), []byte{}, uint16(0), uint16(4000))
+	// Checkpoints every few records: replays start from the book index's states.
+	oldStride, oldGap := booksStride, reseatGap
+	booksStride, reseatGap = 5, 7
+	defer func() { booksStride, reseatGap = oldStride, oldGap }()
 	f.Fuzz(func(t *testing.T, in, idx []byte, off, length uint16) {
 		file, n := fuzzBook(in)
 		src := bytes.NewReader(file)
@@ -70,10 +75,37 @@ func FuzzViews(f *testing.F) {
 				}
 			}
 		}
-		lo, hi, _ := p.Day()
-		for _, t0 := range []int64{lo, lo + 1e9 + int64(off)*1e6, hi - 1} {
-			p.BookAt(t0, 2)
+		// The book at instants around every event equals the reference's (and BooksAt's).
+		recs := make([]format.BookRecord, n)
+		for i := range recs {
+			recs[i] = format.DecodeBook(file[len(file)-int(n)*64+i*64:])
 		}
+		rf := newRef(recs)
+		var ts []int64
+		for _, e := range rf.events {
+			ts = append(ts, e.ts-1, e.ts, e.ts+int64(off))
+		}
+		slices.Sort(ts)
+		lo, hi, _ := p.Day()
+		walk := rf.walker()
+		for _, t0 := range ts {
+			if t0 < lo || t0 >= hi {
+				continue
+			}
+			got, err := p.BookAt(t0, 0)
+			if e := sameState(got, err, walk(t0)); e != nil {
+				t.Fatalf("book at %d: %v (want %+v)", t0, e, walk(t0))
+			}
+		}
+		walk = rf.walker()
+		p.BooksAt(ts, 0, func(t0 int64, got *State, err error) error {
+			if t0 >= lo && t0 < hi {
+				if e := sameState(got, err, walk(t0)); e != nil {
+					t.Fatalf("BooksAt %d: %v", t0, e)
+				}
+			}
+			return nil
+		})
 		// A fuzzed events index for this book.
 		ev, err := bookindex.ParseEvents(idx, "events.idx")
 		if err != nil || ev.Records != n {

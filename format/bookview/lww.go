@@ -1,6 +1,9 @@
 package bookview
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+)
 
 // lwwSide is one side of a book kept as "last write wins": a hash table from price to the
 // last quantity written, with no order. The book at an instant needs only each level's
@@ -17,6 +20,34 @@ type lwwSide struct {
 }
 
 const lwwMinSlots = 1 << 12
+
+// lwwFree keeps a few pairs of tables for the next answers: each is tens of KiB that a
+// fresh allocation would clear and fault in again (a bounded list, not a sync.Pool, which
+// a collection empties).
+var lwwFree = make(chan *[2]lwwSide, 4)
+
+// getLWW returns an empty pair of tables: bids, asks.
+func getLWW() *[2]lwwSide {
+	select {
+	case t := <-lwwFree:
+		t[0].reset()
+		t[1].reset()
+		return t
+	default:
+		return &[2]lwwSide{{}, {ask: true}}
+	}
+}
+
+// putLWW gives a pair back once nothing refers to it.
+func putLWW(t *[2]lwwSide) {
+	if t == nil {
+		return
+	}
+	select {
+	case lwwFree <- t:
+	default:
+	}
+}
 
 func (s *lwwSide) init() {
 	if s.keys == nil {
@@ -77,16 +108,59 @@ func (s *lwwSide) levels() []Level {
 	out := make([]Level, 0, s.used)
 	for i, g := range s.gens {
 		if g == s.gen && s.vals[i] != 0 {
-			out = append(out, Level{s.keys[i], s.vals[i]})
+			out = append(out, Level{Price: s.keys[i], Qty: s.vals[i]})
 		}
 	}
-	slices.SortFunc(out, func(a, b Level) int {
-		if s.ask {
-			return cmpInt(a.Price, b.Price)
-		}
-		return cmpInt(b.Price, a.Price)
-	})
+	sortBest(out, s.ask)
 	return out
+}
+
+// entries returns every level written since the last reset, deleted ones (quantity 0)
+// included, best first: the changes to lay over a checkpoint's levels (merge).
+func (s *lwwSide) entries() []Level {
+	out := make([]Level, 0, s.used)
+	for i, g := range s.gens {
+		if g == s.gen {
+			out = append(out, Level{Price: s.keys[i], Qty: s.vals[i]})
+		}
+	}
+	sortBest(out, s.ask)
+	return out
+}
+
+// merge lays changes (best first, quantity 0 for a deleted level) over base (best first):
+// the side they make.
+func merge(base, changes []Level, ask bool) []Level {
+	if len(changes) == 0 {
+		return base
+	}
+	better := func(a, b int64) bool { return a < b == ask && a != b }
+	out := make([]Level, 0, len(base)+len(changes))
+	i, j := 0, 0
+	for i < len(base) || j < len(changes) {
+		switch {
+		case j == len(changes) || i < len(base) && better(base[i].Price, changes[j].Price):
+			out = append(out, base[i])
+			i++
+			continue
+		case i < len(base) && base[i].Price == changes[j].Price:
+			i++
+		}
+		if changes[j].Qty != 0 {
+			out = append(out, changes[j])
+		}
+		j++
+	}
+	return out
+}
+
+// sortBest sorts levels best first: asks from the lowest price, bids from the highest.
+func sortBest(ls []Level, ask bool) {
+	if ask {
+		slices.SortFunc(ls, func(a, b Level) int { return cmp.Compare(a.Price, b.Price) })
+	} else {
+		slices.SortFunc(ls, func(a, b Level) int { return cmp.Compare(b.Price, a.Price) })
+	}
 }
 
 func cmpInt(a, b int64) int {

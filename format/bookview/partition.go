@@ -52,6 +52,7 @@ type Indexes struct {
 	Snapshots []bookindex.Snapshot
 	SnapsOf   int64 // records the snapshot index was built from (-1: absent)
 	Events    *bookindex.Events
+	Books     *bookindex.Books // states are read through it for as long as the partition is used
 }
 
 // state is what readers use; a new value replaces it when a growing book is refreshed.
@@ -59,7 +60,8 @@ type state struct {
 	n      int64
 	events *bookindex.Events
 	snaps  []bookindex.Snapshot
-	time   *bookindex.Time // nil until needed when built by the Builder
+	time   *bookindex.Time  // nil until needed when built by the Builder
+	books  *bookindex.Books // checkpoints of the whole book (books.idx, or built by the Builder)
 }
 
 // Partition is one partition's book with its indexes: the source of the book at any
@@ -89,16 +91,17 @@ func Open(src io.ReaderAt, size int64, name string, ix Indexes) (*Partition, err
 	}
 	p := &Partition{name: name, src: src, hdr: br.Header(), ck: map[ckKey]*checkpoint{}}
 	n := br.Len()
-	for what, rec := range map[string]int64{bookindex.TimeName: recordsOf(ix.Time), bookindex.SnapshotsName: ix.SnapsOf, bookindex.EventsName: eventsOf(ix.Events)} {
+	for what, rec := range map[string]int64{bookindex.TimeName: recordsOf(ix.Time), bookindex.SnapshotsName: ix.SnapsOf, bookindex.EventsName: eventsOf(ix.Events),
+		bookindex.BooksName: booksOf(ix.Books)} {
 		if rec > n {
 			return nil, fmt.Errorf("%s: %w: index/%s was built from %d records, the book has %d", name, bookindex.ErrCorrupt, what, rec, n)
 		}
 	}
-	if ix.Time != nil && ix.Events != nil && ix.SnapsOf >= 0 && ix.Time.Records == n && ix.Events.Records == n && ix.SnapsOf == n {
-		p.st.Store(&state{n: n, events: ix.Events, snaps: ix.Snapshots, time: ix.Time})
+	if ix.Time != nil && ix.Events != nil && ix.SnapsOf >= 0 && ix.Books != nil && ix.Time.Records == n && ix.Events.Records == n && ix.SnapsOf == n && ix.Books.Records == n {
+		p.st.Store(&state{n: n, events: ix.Events, snaps: ix.Snapshots, time: ix.Time, books: ix.Books})
 		return p, nil
 	}
-	p.bld = &bookindex.Builder{}
+	p.bld = p.newBuilder()
 	p.st.Store(&state{events: p.bld.Events()})
 	if err := p.Refresh(size); err != nil {
 		return nil, err
@@ -120,6 +123,21 @@ func eventsOf(e *bookindex.Events) int64 {
 	return e.Records
 }
 
+func booksOf(b *bookindex.Books) int64 {
+	if b == nil {
+		return -1
+	}
+	return b.Records
+}
+
+// booksStride is the checkpoint distance of book indexes built here (0: the default,
+// as the refinery's; tests make it small).
+var booksStride int64
+
+func (p *Partition) newBuilder() *bookindex.Builder {
+	return &bookindex.Builder{DataOffset: p.hdr.DataStart(), BooksStride: booksStride}
+}
+
 // Refresh takes in the records of a growing book up to committed (its committed length
 // now): they are indexed and served from then on. A smaller or equal length changes
 // nothing.
@@ -133,7 +151,7 @@ func (p *Partition) Refresh(committed int64) error {
 	}
 	if p.bld == nil {
 		// Opened from index files, and the book grew after all: index it from the start.
-		p.bld = &bookindex.Builder{}
+		p.bld = p.newBuilder()
 	}
 	s := p.newScanner(p.bld.Records(), n)
 	defer s.Close()
@@ -145,7 +163,7 @@ func (p *Partition) Refresh(committed int64) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	p.st.Store(&state{n: n, events: p.bld.Events(), snaps: p.bld.Snapshots()})
+	p.st.Store(&state{n: n, events: p.bld.Events(), snaps: p.bld.Snapshots(), books: p.bld.Books()})
 	return nil
 }
 
@@ -174,6 +192,9 @@ func (p *Partition) Events() *bookindex.Events { return p.st.Load().events }
 
 // Snapshots are the snapshot runs of the records served.
 func (p *Partition) Snapshots() []bookindex.Snapshot { return p.st.Load().snaps }
+
+// Books is the book index (checkpoints of the whole book) of the records served.
+func (p *Partition) Books() *bookindex.Books { return p.st.Load().books }
 
 // Day returns the partition's UTC date as [start, end) in ns, ok false when the header
 // names none.

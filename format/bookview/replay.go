@@ -9,6 +9,7 @@ import "github.com/chronicle/chronicle/format"
 type replayer struct {
 	book   Book
 	lww    *[2]lwwSide // BookAt's book: final quantities only (lww.go); nil: book
+	base   *[2][]Level // with lww: the levels of the checkpoint the replay started from, best first
 	known  bool        // a valid run seeded the book and no gap since
 	seeded bool        // a valid run was applied during this replay
 	reason int64       // why the book is unknown: a book_invalid reason, 0 when none was given
@@ -67,13 +68,14 @@ func (r *replayer) apply(rec *format.BookRecord) bool {
 		r.note(rec)
 	case format.TypeLevel:
 		if r.known {
+			// A level flagged both sides (never written by the refinery) counts as an ask.
 			switch side := rec.Flags & (format.FlagBid | format.FlagAsk); {
 			case r.lww != nil && side != 0:
-				r.lww[side>>1].set(rec.Price, rec.Qty) // FlagBid 1 -> 0, FlagAsk 2 -> 1
+				r.lww[side>>1].set(rec.Price, rec.Qty) // FlagBid 1 -> 0, FlagAsk 2 (or both) -> 1
+			case side&format.FlagAsk != 0:
+				r.book.asks.set(rec.Price, rec.Qty)
 			case side == format.FlagBid:
 				r.book.bids.set(rec.Price, rec.Qty)
-			case side == format.FlagAsk:
-				r.book.asks.set(rec.Price, rec.Qty)
 			}
 		}
 		if rec.Flags&format.FlagSnapshot != 0 {
@@ -94,6 +96,7 @@ func (r *replayer) reset() {
 	if r.lww != nil {
 		r.lww[0].reset()
 		r.lww[1].reset()
+		r.base = nil
 		return
 	}
 	r.book.Reset()

@@ -1,10 +1,13 @@
 package bookview
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/bookindex"
 )
 
 // Row is one row of a top-N view: the book after one depth update (event rows), or as of
@@ -103,7 +106,8 @@ func (p *Partition) Top(n int, start, end int64) *RowIter {
 			lo, hi = tix.Range(start, end)
 		}
 	}
-	// Replay from the last valid run at or before the first record that can be in range.
+	// Replay from the last valid run, or the last checkpoint of the book index, at or
+	// before the first record that can be in range.
 	from := int64(0)
 	for _, s := range st.snaps {
 		if int64(s.Record) <= lo && s.Flags&format.FlagBookInvalid == 0 {
@@ -111,6 +115,16 @@ func (p *Partition) Top(n int, start, end int64) *RowIter {
 		}
 	}
 	r := newReplayer()
+	if b := st.books; b != nil && lo > 0 {
+		k, _ := slices.BinarySearchFunc(b.Entries, uint64(lo), func(c bookindex.Checkpoint, lo uint64) int { return cmp.Compare(c.Record, lo+1) })
+		if k--; k > 0 && int64(b.Entries[k].Record) > from {
+			bs, err := b.State(k)
+			if err != nil {
+				return &RowIter{err: err}
+			}
+			r, from = fromState(bs, false), int64(b.Entries[k].Record)
+		}
+	}
 	sc := p.newScanner(from, hi)
 	var recs []format.BookRecord
 	i := 0
@@ -147,18 +161,16 @@ func (p *Partition) Grid(n int, start, end, every int64) *RowIter {
 		return &RowIter{err: fmt.Errorf("%w: grid step %d ns, want > 0", ErrBadArgument, every)}
 	}
 	st := p.st.Load()
-	from := int64(0)
-	for _, s := range st.snaps {
-		if s.ExchTs <= start && s.Flags&format.FlagBookInvalid == 0 && int64(s.Record) < st.n {
-			from = int64(s.Record)
-		}
-	}
-	c := p.newCutter(st, from)
+	c := p.newCutter(st, 0)
 	g := start
 	it := &RowIter{row: newRow(n), done: c.close}
 	it.next = func() (bool, error) {
 		if g >= end {
 			return false, nil
+		}
+		// From the last valid run or checkpoint for the point, when it is well ahead.
+		if err := c.reseat(g); err != nil {
+			return false, err
 		}
 		if err := c.advance(g); err != nil {
 			return false, err

@@ -50,6 +50,7 @@ type scanner struct {
 	src      io.ReaderAt
 	name     string
 	dataOff  int64
+	chunk    int64 // read size, file-aligned: chunkBytes, or smallChunk for a few rows
 	hi       int64
 	nextRead int64        // first record not yet asked for
 	queue    []chan chunk // reads in flight, in order
@@ -67,8 +68,17 @@ type chunk struct {
 	err error
 }
 
+// smallChunk is the read size of scans for a few rows: a cold frame is then decoded only
+// as far as the rows need (qzst decodes a frame up to the bytes asked for), where a whole
+// frame is decoded for a read that covers it.
+const smallChunk = 64 << 10
+
 func (p *Partition) newScanner(lo, hi int64) *scanner {
-	s := &scanner{src: p.src, name: p.name, dataOff: p.hdr.DataStart(), nextRead: lo, hi: hi, next: lo}
+	return p.newScannerChunk(lo, hi, chunkBytes)
+}
+
+func (p *Partition) newScannerChunk(lo, hi, chunk int64) *scanner {
+	s := &scanner{src: p.src, name: p.name, dataOff: p.hdr.DataStart(), chunk: chunk, nextRead: lo, hi: hi, next: lo}
 	if m, ok := p.src.(bytesReader); ok && int64(len(m.Bytes())) >= s.dataOff+hi*format.BookRecordSize {
 		raw := m.Bytes()[s.dataOff+lo*format.BookRecordSize : s.dataOff+hi*format.BookRecordSize]
 		if recs, ok := format.BookRecords(raw); ok {
@@ -80,11 +90,11 @@ func (p *Partition) newScanner(lo, hi int64) *scanner {
 }
 
 // chunkAt is how many records the read starting at record lo takes: up to the next
-// chunkBytes boundary of the file.
+// boundary of the file at a multiple of the chunk size (at least one record).
 func (s *scanner) chunkAt(lo int64) int64 {
 	off := s.dataOff + lo*format.BookRecordSize
-	end := (off/chunkBytes + 1) * chunkBytes
-	return min((end-off)/format.BookRecordSize, s.hi-lo)
+	end := (off/s.chunk + 1) * s.chunk
+	return min(max((end-off)/format.BookRecordSize, 1), s.hi-lo)
 }
 
 func (s *scanner) read(lo, n int64) chunk {

@@ -278,25 +278,44 @@ func (p *Partition) putCheckpoint(k ckKey, c *checkpoint) {
 }
 
 func (p *Partition) renderTop(seg Segment, dst []byte) error {
-	r, pos, row := newReplayer(), seg.from, seg.base
-	if seg.Lo > seg.base {
-		if c := p.getCheckpoint(ckKey{seg.from, seg.Lo}); c != nil {
-			r, pos, row = c.r.clone(), c.pos, seg.Lo
-		} else {
-			var err error
-			if r, pos, err = p.fastForward(seg); err != nil {
-				return err
-			}
-			row = seg.Lo
-		}
+	st := p.st.Load()
+	// Read no further than the rows need (a scan reads ahead, and a cold frame read past
+	// them is decoded for nothing): up to the checkpoint after the segment's last row.
+	end := st.rowsEnd(seg.Hi, seg.to)
+	// A few rows (a small read) are read in small pieces: their cold frame is decoded only
+	// as far as they are.
+	chunk := int64(chunkBytes)
+	if (seg.Hi-seg.Lo)*seg.View.RowSize() <= smallRead {
+		chunk = smallChunk
 	}
-	s := p.newScanner(pos, seg.to)
+	var r *replayer
+	var s *scanner
+	var dc depthCheck
+	row, i := seg.base, 0
+	switch c := p.getCheckpoint(ckKey{seg.from, seg.Lo}); {
+	case seg.Lo == seg.base:
+		r, s, dc = newReplayer(), p.newScannerChunk(seg.from, end, chunk), st.depthCheck(seg.from)
+	case c != nil:
+		r, s, dc, row = c.r.clone(), p.newScannerChunk(c.pos, end, chunk), st.depthCheck(c.pos), seg.Lo
+	default:
+		// The same scan goes on from the first row: no record is read twice.
+		var err error
+		if r, s, i, dc, err = p.fastForward(st, seg, end, chunk); err != nil {
+			return err
+		}
+		row = seg.Lo
+	}
 	defer s.Close()
 	size := seg.View.RowSize()
 	n := seg.View.N
 	out := dst
-	for s.Next() {
-		for i := range s.recs {
+	for {
+		for ; i < len(s.recs); i++ {
+			if s.next+int64(i) == dc.next {
+				if err := dc.at(p, row); err != nil {
+					return err
+				}
+			}
 			rec := &s.recs[i]
 			if !r.apply(rec) {
 				continue
@@ -313,6 +332,10 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 				return nil
 			}
 		}
+		if !s.Next() {
+			break
+		}
+		i = 0
 	}
 	if err := s.Err(); err != nil {
 		return err
@@ -321,34 +344,58 @@ func (p *Partition) renderTop(seg Segment, dst []byte) error {
 		p.name, bookindex.ErrCorrupt, seg.View.Name(), row, seg.Hi, seg.from, seg.to)
 }
 
-// fastForward replays a segment's stretch from its run up to its first row with the
-// final-quantity book (lww.go: a store per level, several times cheaper than keeping the
-// order), then orders that book once: a row in the middle of a long stretch costs little
-// more than the rows of its part.
-func (p *Partition) fastForward(seg Segment) (*replayer, int64, error) {
+// fastForward replays a segment's stretch up to its first row with the final-quantity
+// book (lww.go: a store per level, several times cheaper than keeping the order), then
+// orders that book once: a row in the middle of a long stretch costs little more than the
+// rows of its part. The replay starts at the last checkpoint of the book index within the
+// stretch before that row (its state is the replay's from the stretch's run), so it reads
+// less than a stride of records. It returns the scan of records up to end, at the record
+// after that row's update (recs[i]), and the check of the checkpoints still ahead.
+func (p *Partition) fastForward(st *state, seg Segment, end, chunk int64) (*replayer, *scanner, int, depthCheck, error) {
 	r := newReplayer()
-	r.lww = &[2]lwwSide{{}, {ask: true}}
-	s := p.newScanner(seg.from, seg.to)
-	defer s.Close()
-	row := seg.base
+	r.lww = getLWW()
+	from, row := seg.from, seg.base
+	if b := st.books; b != nil {
+		if k := b.ByDepth(uint64(seg.Lo), uint64(seg.from)); k > 0 && int64(b.Entries[k].Record) > seg.from {
+			bs, err := b.State(k)
+			if err != nil {
+				return nil, nil, 0, depthCheck{}, err
+			}
+			r, from, row = fromState(bs, true), int64(b.Entries[k].Record), int64(b.Entries[k].Depth)
+		}
+	}
+	s := p.newScannerChunk(from, end, chunk)
+	dc := st.depthCheck(from)
+	if row == seg.Lo { // at the checkpoint itself
+		r.toOrdered()
+		if !s.Next() && s.Err() != nil {
+			s.Close()
+			return nil, nil, 0, depthCheck{}, s.Err()
+		}
+		return r, s, 0, dc, nil
+	}
 	for s.Next() {
 		for i := range s.recs {
+			if s.next+int64(i) == dc.next {
+				if err := dc.at(p, row); err != nil {
+					s.Close()
+					return nil, nil, 0, depthCheck{}, err
+				}
+			}
 			if !r.apply(&s.recs[i]) {
 				continue
 			}
 			if row++; row == seg.Lo {
-				bids, asks := r.lww[0].levels(), r.lww[1].levels()
-				r.lww = nil
-				r.book.bids.fill(bids)
-				r.book.asks.fill(asks)
-				return r, s.next + int64(i) + 1, nil
+				r.toOrdered()
+				return r, s, i + 1, dc, nil
 			}
 		}
 	}
+	s.Close()
 	if err := s.Err(); err != nil {
-		return nil, 0, err
+		return nil, nil, 0, depthCheck{}, err
 	}
-	return nil, 0, fmt.Errorf("%s: %w: %s row %d not found in records %d..%d (the events index does not match the book)",
+	return nil, nil, 0, depthCheck{}, fmt.Errorf("%s: %w: %s row %d not found in records %d..%d (the events index does not match the book)",
 		p.name, bookindex.ErrCorrupt, seg.View.Name(), seg.Lo, seg.from, seg.to)
 }
 

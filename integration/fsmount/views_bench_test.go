@@ -3,6 +3,7 @@ package fsmount
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -54,12 +55,11 @@ func writeGenPartition(b *testing.B, root string, k layout.Key, size int64) {
 	defer m.Close()
 	h, _ := format.ReadHeader(m, m.Size(), p)
 	data := m.Bytes()[h.HeaderSize:h.Committed]
-	ti, snaps, err := bookindex.Build(data, h.Records())
+	ix, err := bookindex.BuildIndex(data, h.Records(), int64(h.HeaderSize))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ev, _ := bookindex.BuildEvents(data, h.Records())
-	if err := bookindex.Write(dir, ti, snaps, ev); err != nil {
+	if err := ix.Write(dir); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -94,7 +94,7 @@ func BenchmarkViews(b *testing.B) {
 		d := testkit.PartDir(e.roots.Warm, keys[t])
 		os.MkdirAll(filepath.Join(d, bookindex.Dir), 0o755)
 		mustCopy(b, src, filepath.Join(d, layout.BookName))
-		for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName} {
+		for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName, bookindex.BooksName} {
 			mustCopy(b, filepath.Join(filepath.Dir(src), bookindex.Dir, n), filepath.Join(d, bookindex.Dir, n))
 		}
 		if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, keys[t], benchBlock(b)); err != nil {
@@ -201,18 +201,32 @@ func bookAtRound(b *testing.B, e *env, k layout.Key, lo, hi int64, rng *rand.Ran
 	if err != nil {
 		b.Fatal(err)
 	}
+	bh, err := res.Open(ctx, k.Dir()+"/"+bookview.BooksPath) // read a state at a time
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bh.Close()
+	if ix.Books, err = bookview.OpenBooks(k.Dir(), bh, bh.Size()); err != nil {
+		b.Fatal(err)
+	}
 	p, err := bookview.Open(h, h.Size(), k.Dir(), ix)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var lat, blat []time.Duration
+	var lat, blat, calm []time.Duration // calm: answers during which no thread of ours was preempted
+	var cpu time.Duration               // this process's CPU time in the answers (decoding on other goroutines included)
 	for i := range 300 {
 		t := lo + rng.Int63n(hi-lo)
+		c0, p0 := processCPU(), preempted()
 		t0 := time.Now()
 		if _, err := p.BookAt(t, 0); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(t0))
+		cpu += processCPU() - c0
+		if preempted() == p0 {
+			calm = append(calm, lat[len(lat)-1])
+		}
 		if i%20 == 0 {
 			t0 = time.Now()
 			replayFromStart(b, h, t)
@@ -221,8 +235,14 @@ func bookAtRound(b *testing.B, e *env, k layout.Key, lo, hi int64, rng *rand.Ran
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	sort.Slice(blat, func(i, j int) bool { return blat[i] < blat[j] })
-	b.Logf("book at random instants from %s: p50/p99 %.2f/%.2f ms; replay from the start p50/p99 %.0f/%.0f ms", h.Tier(),
-		ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(blat[len(blat)/2]), ms(blat[len(blat)*99/100]))
+	sort.Slice(calm, func(i, j int) bool { return calm[i] < calm[j] })
+	calm99 := math.NaN()
+	if len(calm) > 0 {
+		calm99 = ms(calm[len(calm)*99/100])
+	}
+	b.Logf("book at random instants from %s: p50/p99 %.2f/%.2f ms, CPU %.2f ms an answer, %.0f%% of answers preempted, p99 of the others %.2f ms; replay from the start p50/p99 %.0f/%.0f ms",
+		h.Tier(), ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(cpu)/float64(len(lat)), 100*float64(len(lat)-len(calm))/float64(len(lat)), calm99,
+		ms(blat[len(blat)/2]), ms(blat[len(blat)*99/100]))
 	return ms(lat[len(lat)*99/100]), ms(blat[len(blat)*99/100])
 }
 
@@ -284,4 +304,19 @@ func preadRows(b *testing.B, p string, off, rowSize, rows, seed int64, n int) []
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return lat
+}
+
+// processCPU is this process's CPU time (user and system, every thread).
+func processCPU() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// preempted counts the times the scheduler took a thread of this process off its core
+// while it could run (involuntary context switches): what the machine's other load adds.
+func preempted() int64 {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return ru.Nivcsw
 }

@@ -221,17 +221,19 @@ func runReadme(t *testing.T, mnt string) {
 	if langs["sh"] == 0 || langs["python"] == 0 {
 		t.Fatalf("\"Reading data\" has %d shell and %d Python blocks; want both", langs["sh"], langs["python"])
 	}
-	// The two folders are held open (fds 3, 4, opened in the new namespace: a bind mount's
-	// source must be in it) across the /tmp that covers them, then bound.
+	// The three folders are held open (fds 3-5, opened in the new namespace: a bind mount's
+	// source must be in it) across the /tmp that covers them, then bound. The binaries this
+	// test built (under /tmp too) are on PATH, as bin/ is after `make build` (chronicle-q).
 	setup := `set -eu
-exec 3<"$DEMO_MNT" 4<"$PYDIR"
+exec 3<"$DEMO_MNT" 4<"$PYDIR" 5<"$BINDIR"
 mount -t tmpfs -o mode=1777 chronicle-readme /tmp
-mkdir -p ` + readmeMount + ` /tmp/.chronicle-python /tmp/reader
+mkdir -p ` + readmeMount + ` /tmp/.chronicle-python /tmp/.chronicle-bin /tmp/reader
 mount -c --bind /proc/self/fd/3 ` + readmeMount + `
 mount -c --bind /proc/self/fd/4 /tmp/.chronicle-python
-exec 3<&- 4<&-
+mount -c --bind /proc/self/fd/5 /tmp/.chronicle-bin
+exec 3<&- 4<&- 5<&-
 cd /tmp/reader
-export PYTHONPATH=/tmp/.chronicle-python
+export PYTHONPATH=/tmp/.chronicle-python PATH=/tmp/.chronicle-bin:$PATH
 exec "$@"`
 	for i, b := range blocks {
 		argv := []string{"bash", "-e", "-o", "pipefail", "-s"}
@@ -240,9 +242,7 @@ exec "$@"`
 		}
 		cmd := exec.Command("bash", append([]string{"-c", setup, "readme"}, argv...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-		// bin/ on PATH, as after `make build` (chronicle-q).
-		cmd.Env = append(os.Environ(), "DEMO_MNT="+mnt, "PYDIR="+filepath.Join(repo, "python"),
-			"PATH="+testenv.BinDir()+":"+os.Getenv("PATH"))
+		cmd.Env = append(os.Environ(), "DEMO_MNT="+mnt, "PYDIR="+filepath.Join(repo, "python"), "BINDIR="+testenv.BinDir())
 		cmd.Stdin = strings.NewReader(b.body)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "pipeline: these tests mount FUSE file systems for real and must run as root")
 		os.Exit(1)
 	}
-	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs", "chronicle-exsim"))
+	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs", "chronicle-exsim", "chronicle-q"))
 }
 
 // The demo clock of chronicle-tier, and where it puts each partition of the captures:

@@ -337,7 +337,7 @@ func specs() []Spec {
 // viewSpecs are the research views' figures (BenchmarkViews, docs/format/views.md).
 func viewSpecs() []Spec {
 	replay := "replaying the partition from its start to the instant (what users do today), p99"
-	bound := "the replay from the snapshot run before the instant: up to a minute of records (a 2,000-level run, then about 100,000 records of books.Gen), decoded (cold, remote) and applied one by one, so the figure follows the machine's speed per record and the refinery's snapshot_interval: BenchmarkBookAt (profile-views, same machine) replays about 49,000 records a query with runs every minute and 10,500 with runs every 10 s, p50 several times lower; profile-views"
+	bound := "one checkpoint of index/books.idx (a 4,000-level book) and the replay of less than 16,384 records after it (about 8,000 on average), decoded first from one cold frame (cold, remote) and fetched (remote): BenchmarkBookAt (profile-views, same machine) reports the thread's CPU time per answer beside the wall clock, whose p99 follows the machine's load; profile-views"
 	return []Spec{
 		{ID: "views.book_at_p99.warm", What: "the book at random instants, warm, through format/bookview (as chronicle-q reads), p99", Unit: "ms",
 			Baseline: replay, Goal: vle(2), Why: "issue 22: warm <= 2 ms", Bound: bound},
@@ -350,7 +350,7 @@ func viewSpecs() []Spec {
 			Bound: "rendering decodes the whole cold book and replays every level record; the baseline only decodes"},
 		{ID: "views.top10_random_p99", What: "random row reads (one row, pread) of cold views/top10.npy through a fresh mount, p99", Unit: "ms",
 			Baseline: "random record reads of the same cold book.q, p99", Goal: vle(10),
-			Bound: "a row's first read renders its segment: the replay from the snapshot run before it (" + "as for views.book_at_p99.cold" + ")"},
+			Bound: "a row's first read decodes its cold frame and replays from the book index's checkpoint before it (as for views.book_at_p99.cold); the baseline decodes the frame alone"},
 		{ID: "fs.views_rss", What: "chronicle-fs peak RSS after random rows and a pass of every view of a cold book", Unit: "MiB",
 			Baseline: "configured frame cache + views cache + 100 MiB", Goal: le(1)},
 	}
