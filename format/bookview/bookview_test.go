@@ -251,7 +251,6 @@ type fixture struct {
 	name string
 	recs []format.BookRecord
 	ref  *ref
-	dir  string
 }
 
 func fixtures(t *testing.T) []fixture {

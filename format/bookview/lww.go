@@ -162,13 +162,3 @@ func sortBest(ls []Level, ask bool) {
 		slices.SortFunc(ls, func(a, b Level) int { return cmp.Compare(b.Price, a.Price) })
 	}
 }
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

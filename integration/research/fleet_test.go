@@ -45,15 +45,15 @@ type fleet struct {
 }
 
 type fleetWorker struct {
-	i            int
-	ns           string // /run/netns path
-	hubDev       string // the hub's end of the link
-	hubIP, ip    string
-	mp           string
-	fs           *proc.Proc
-	dask         *exec.Cmd
-	daskLog      *bytes.Buffer
-	fsDir, local string
+	i         int
+	ns        string // /run/netns path
+	hubDev    string // the hub's end of the link
+	hubIP, ip string
+	mp        string
+	fs        *proc.Proc
+	dask      *exec.Cmd
+	daskLog   *bytes.Buffer
+	fsDir     string
 }
 
 // newFleet makes the hub namespace and moves srv's versitygw into it (listening on every

@@ -286,15 +286,6 @@ func (r *replay) apply(x *format.BookRecord) (row bool) {
 	return false
 }
 
-func sorted(m map[int64]int64, desc bool) []bookview.Level {
-	var out []bookview.Level
-	for p, q := range m {
-		out = append(out, bookview.Level{Price: p, Qty: q})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Price < out[j].Price != desc })
-	return out
-}
-
 // best returns the n best levels of a side, best first (a selection: sorting the whole
 // side after every depth update would dominate the test).
 func best(m map[int64]int64, n int, desc bool) []bookview.Level {
