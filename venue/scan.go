@@ -212,6 +212,44 @@ func (s *Scanner) Decimal(decimals uint8) (v int64, frac int, ok bool) {
 	if !s.Expect('"') {
 		return 0, 0, false
 	}
+	// The usual case in one pass over each run of digits: an integer part, a fraction,
+	// at most 18 digits kept (no overflow to check) and a scale pow10 holds. Anything
+	// else goes digit by digit below, which decides and fails the same way
+	// (FuzzDecimal checks the two agree).
+	b, i := s.B, s.I
+	for i < len(b) && b[i]-'0' < 10 {
+		v = v*10 + int64(b[i]-'0')
+		i++
+	}
+	nd := i - s.I
+	if nd > 0 && nd <= 18 && int(decimals) < len(pow10) && i < len(b) {
+		used := 0
+		if b[i] == '.' {
+			i++
+			fs := i
+			for i < len(b) && b[i]-'0' < 10 && i-fs < int(decimals) {
+				v = v*10 + int64(b[i]-'0')
+				i++
+			}
+			used = i - fs
+			for i < len(b) && b[i] == '0' {
+				i++ // zeros past the scale
+			}
+			frac = i - fs
+		}
+		if i < len(b) && b[i] == '"' && (frac > 0 || b[i-1] != '.') && nd+used <= 18 {
+			mul := pow10[int(decimals)-used]
+			if v <= (1<<63-1)/mul {
+				s.I = i + 1
+				return v * mul, frac, true
+			}
+		}
+	}
+	return s.decimalSlow(decimals)
+}
+
+// decimalSlow is Decimal digit by digit, after the opening quote.
+func (s *Scanner) decimalSlow(decimals uint8) (v int64, frac int, ok bool) {
 	b := s.B
 	i := s.I
 	digits := 0

@@ -80,11 +80,11 @@ func snapshotPayload(b []byte) bool {
 // so that the payloads before it decode at the pair's scale in one pass; the forward pass
 // checks it again.
 func trailingPair(b []byte) []byte {
-	b = bytes.TrimRight(b, " \t\r\n")
+	b = trimWS(b)
 	if len(b) < 2 || b[len(b)-1] != ']' {
 		return nil
 	}
-	b = bytes.TrimRight(b[:len(b)-1], " \t\r\n")
+	b = trimWS(b[:len(b)-1])
 	if len(b) < 2 || b[len(b)-1] != '"' {
 		return nil
 	}
@@ -94,6 +94,19 @@ func trailingPair(b []byte) []byte {
 		return nil
 	}
 	return b[i+1:]
+}
+
+// trimWS drops JSON whitespace from the end of b.
+func trimWS(b []byte) []byte {
+	for len(b) > 0 {
+		switch b[len(b)-1] {
+		case ' ', '\t', '\r', '\n':
+			b = b[:len(b)-1]
+		default:
+			return b
+		}
+	}
+	return b
 }
 
 // Decode decodes a message at the default scale.
