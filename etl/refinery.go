@@ -45,6 +45,7 @@ type Refinery struct {
 	// exchange's checksum of the book after each update.
 	sd      venue.ScaledDecoder
 	cs      venue.Checksummer
+	pcs     venue.PieceChecksummer // cs, when its checksum is one piece per level
 	wsBooks bool
 	scales  venue.Scales
 	specs   map[string]venue.Spec // reference data, by symbol (checkpointed)
@@ -136,6 +137,7 @@ func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, l
 	r.priceDec, r.qtyDec = v.Decimals()
 	r.sd, _ = v.(venue.ScaledDecoder)
 	r.cs, _ = v.(venue.Checksummer)
+	r.pcs, _ = v.(venue.PieceChecksummer)
 	_, r.wsBooks = v.(venue.Subscriber)
 	r.scales.Default = venue.Scale{Price: r.priceDec, Qty: r.qtyDec}
 	r.specs = map[string]venue.Spec{}
@@ -687,14 +689,21 @@ func (r *Refinery) wsSnapshot(s *symState, ts int64) error {
 //
 // The checksum reads only the book's top levels: while updates change levels below them
 // it stays the one last computed (touchesTop), which spares most updates of a deep book
-// the walk to the top and the hashing.
+// the walk to the top and the hashing. When it is recomputed, the strings of the levels
+// still in the top since the last one are copied, not written again (venue.Pieces).
 func (r *Refinery) checksum(s *symState, ts int64, seq uint64, want uint32) error {
 	got := s.csSum
 	if !s.csValid || s.csWire != s.Wire {
 		n := r.cs.ChecksumDepth()
 		s.csB = s.book.Top(true, n, s.csB[:0])
 		s.csA = s.book.Top(false, n, s.csA[:0])
-		got = r.cs.Checksum(s.csB, s.csA, s.Scale, s.Wire)
+		if r.pcs != nil {
+			s.csPB.Update(s.csB, true, r.pcs, s.Scale, s.Wire)
+			s.csPA.Update(s.csA, false, r.pcs, s.Scale, s.Wire)
+			got = r.pcs.ChecksumPieces(&s.csPB, &s.csPA)
+		} else {
+			got = r.cs.Checksum(s.csB, s.csA, s.Scale, s.Wire)
+		}
 		s.csSum, s.csWire, s.csValid = got, s.Wire, true
 	}
 	p := r.openPart(s, ts)

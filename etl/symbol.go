@@ -99,6 +99,8 @@ type symState struct {
 	csSum    uint32
 	csWire   venue.Wire
 	csB, csA []venue.Level
+	// The checksum string's pieces of csB and csA (venue.PieceChecksummer).
+	csPB, csPA venue.Pieces
 
 	// Caches of the last resolution and partition (not checkpointed: rebuilt on use).
 	resTable *symbols.Table

@@ -2,6 +2,7 @@ package venue
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/chronicle/chronicle/fault"
 )
@@ -209,9 +210,80 @@ func Pow10(n int) int64 { return pow10[n] }
 // exact at the scale); frac is the number of fraction digits as written. The scaled value
 // must fit an int64.
 func (s *Scanner) Decimal(decimals uint8) (v int64, frac int, ok bool) {
-	if !s.Expect('"') {
+	if s.I < len(s.B) && s.B[s.I] == '"' {
+		s.I++
+	} else if !s.Expect('"') {
 		return 0, 0, false
 	}
+	// The usual case in one pass over each run of digits: an integer part, a fraction,
+	// at most 18 digits kept (no overflow to check) and a scale pow10 holds. Anything
+	// else goes digit by digit below, which decides and fails the same way
+	// (FuzzDecimal checks the two agree).
+	b, i := s.B, s.I
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if !digits8(w) {
+			break
+		}
+		v = v*1e8 + int64(combine8(w))
+		i += 8
+	}
+	for i < len(b) && b[i]-'0' < 10 {
+		v = v*10 + int64(b[i]-'0')
+		i++
+	}
+	nd := i - s.I
+	if nd > 0 && nd <= 18 && int(decimals) < len(pow10) && i < len(b) {
+		used := 0
+		if b[i] == '.' {
+			i++
+			fs := i
+			for i+8 <= len(b) && i-fs+8 <= int(decimals) {
+				w := binary.LittleEndian.Uint64(b[i:])
+				if !digits8(w) {
+					break
+				}
+				v = v*1e8 + int64(combine8(w))
+				i += 8
+			}
+			for i < len(b) && b[i]-'0' < 10 && i-fs < int(decimals) {
+				v = v*10 + int64(b[i]-'0')
+				i++
+			}
+			used = i - fs
+			for i < len(b) && b[i] == '0' {
+				i++ // zeros past the scale
+			}
+			frac = i - fs
+		}
+		if i < len(b) && b[i] == '"' && (frac > 0 || b[i-1] != '.') && nd+used <= 18 {
+			mul := pow10[int(decimals)-used]
+			if v <= (1<<63-1)/mul {
+				s.I = i + 1
+				return v * mul, frac, true
+			}
+		}
+	}
+	return s.decimalSlow(decimals)
+}
+
+// digits8 reports whether the eight bytes of w (little-endian) are all ASCII digits.
+func digits8(w uint64) bool {
+	const lo, six = 0x3030303030303030, 0x0606060606060606
+	return w&0xF0F0F0F0F0F0F0F0 == lo && (w+six)&0xF0F0F0F0F0F0F0F0 == lo
+}
+
+// combine8 is the value of eight ASCII digits (digits8), the first byte the most
+// significant: pairs, then fours, then the eight combined by multiplications.
+func combine8(w uint64) uint64 {
+	w -= 0x3030303030303030
+	w = (w*10 + w>>8) & 0x00FF00FF00FF00FF
+	w = (w*100 + w>>16) & 0x0000FFFF0000FFFF
+	return (w*10000 + w>>32) & 0xFFFFFFFF
+}
+
+// decimalSlow is Decimal digit by digit, after the opening quote.
+func (s *Scanner) decimalSlow(decimals uint8) (v int64, frac int, ok bool) {
 	b := s.B
 	i := s.I
 	digits := 0

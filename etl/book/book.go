@@ -62,32 +62,50 @@ type side struct {
 	n    int // levels in the window
 	top  int // highest occupied slot, -1 when the window is empty
 	far  map[int64]int64
-	// The map's best keys, best first, as Top last found them: while ftOK, ft holds the
-	// len(ft) largest keys of the map. A checksum reads them after every update, and most
-	// updates of a deep book (Kraken's 1,000 levels) add or delete keys below them, which
-	// leaves them as they are.
+	// The map's best keys, best first, kept from Top's last scan of the map: while ftOK,
+	// ft holds the len(ft) largest keys of the map (farAdded, farDeleted keep it so). A
+	// checksum reads them after every update, and most updates of a deep book (Kraken's
+	// 1,000 levels) add or delete keys below them, or among them, not past the spare ones.
 	ft   []int64
 	ftOK bool
 }
 
-// farAdded notes a key new to the map.
+// farSlack is how many keys beyond a checksum's need the side keeps of the map's best:
+// deletes among them shorten the list rather than send Top back to the map.
+const farSlack = 16
+
+// farAdded notes a key new to the map: one better than the worst kept joins the kept keys
+// (the worst of them dropping out past need+farSlack), so they stay the map's best.
 func (s *side) farAdded(k int64) {
-	if s.ftOK && len(s.ft) > 0 && k > s.ft[len(s.ft)-1] {
-		s.ftOK = false
+	if !s.ftOK || len(s.ft) == 0 || k <= s.ft[len(s.ft)-1] {
+		return
 	}
+	i, _ := slices.BinarySearchFunc(s.ft, k, func(a, b int64) int { return cmp.Compare(b, a) })
+	if len(s.ft) < cap(s.ft) {
+		s.ft = append(s.ft, 0)
+	}
+	copy(s.ft[i+1:], s.ft[i:len(s.ft)-1])
+	s.ft[i] = k
 }
 
-// farDeleted notes a key gone from the map.
+// farDeleted notes a key gone from the map: one among the kept keys leaves them (every
+// map key at or above the worst kept is kept).
 func (s *side) farDeleted(k int64) {
-	if s.ftOK && len(s.ft) > 0 && k >= s.ft[len(s.ft)-1] {
-		s.ftOK = false
+	if !s.ftOK || len(s.ft) == 0 || k < s.ft[len(s.ft)-1] {
+		return
+	}
+	if i, ok := slices.BinarySearchFunc(s.ft, k, func(a, b int64) int { return cmp.Compare(b, a) }); ok {
+		s.ft = slices.Delete(s.ft, i, i+1)
 	}
 }
 
 // farTop returns the map's need best keys (fewer when it holds fewer), best first.
 func (s *side) farTop(need int) []int64 {
 	if !s.ftOK || need > len(s.ft) && len(s.ft) < len(s.far) {
-		s.ft, s.ftOK = bestKeys(s.far, need, s.ft[:0]), true
+		if cap(s.ft) < need+farSlack {
+			s.ft = make([]int64, 0, need+farSlack)
+		}
+		s.ft, s.ftOK = bestKeys(s.far, need+farSlack, s.ft[:0]), true
 	}
 	return s.ft[:min(need, len(s.ft))]
 }

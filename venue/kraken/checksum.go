@@ -42,6 +42,23 @@ func (Venue) Checksum(bids, asks []venue.Level, sc venue.Scale, w venue.Wire) ui
 	return crc32.ChecksumIEEE(b)
 }
 
+// AppendPiece writes one level's piece of the checksum string: its price's digits then
+// its volume's.
+func (Venue) AppendPiece(dst []byte, l venue.Level, sc venue.Scale, w venue.Wire) []byte {
+	pf, qf := int(sc.Price), int(sc.Qty)
+	if w.Known {
+		pf, qf = int(w.PriceFrac), int(w.QtyFrac)
+	}
+	dst = appendDigits(dst, l.Price, int(sc.Price), pf)
+	return appendDigits(dst, l.Qty, int(sc.Qty), qf)
+}
+
+// ChecksumPieces is Checksum from the levels' pieces kept by the caller: the asks' pieces
+// then the bids', each side's already one run of bytes.
+func (Venue) ChecksumPieces(bids, asks *venue.Pieces) uint32 {
+	return crc32.Update(crc32.ChecksumIEEE(asks.Head(ChecksumLevels)), crc32.IEEETable, bids.Head(ChecksumLevels))
+}
+
 // appendDigits writes v (at scale decimals) as the digits of its wire form with frac
 // fraction digits, the point and leading zeros removed: the integer v * 10^(frac-decimals).
 func appendDigits(dst []byte, v int64, decimals, frac int) []byte {

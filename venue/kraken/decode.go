@@ -80,11 +80,11 @@ func snapshotPayload(b []byte) bool {
 // so that the payloads before it decode at the pair's scale in one pass; the forward pass
 // checks it again.
 func trailingPair(b []byte) []byte {
-	b = bytes.TrimRight(b, " \t\r\n")
+	b = trimWS(b)
 	if len(b) < 2 || b[len(b)-1] != ']' {
 		return nil
 	}
-	b = bytes.TrimRight(b[:len(b)-1], " \t\r\n")
+	b = trimWS(b[:len(b)-1])
 	if len(b) < 2 || b[len(b)-1] != '"' {
 		return nil
 	}
@@ -96,12 +96,34 @@ func trailingPair(b []byte) []byte {
 	return b[i+1:]
 }
 
+// trimWS drops JSON whitespace from the end of b.
+func trimWS(b []byte) []byte {
+	for len(b) > 0 {
+		switch b[len(b)-1] {
+		case ' ', '\t', '\r', '\n':
+			b = b[:len(b)-1]
+		default:
+			return b
+		}
+	}
+	return b
+}
+
 // Decode decodes a message at the default scale.
 func (v Venue) Decode(msg []byte, m *venue.Message) error { return v.DecodeAt(msg, m, nil) }
 
 // DecodeAt decodes a whole message into m, its numbers at the scale scales gives its
 // pair (DefaultScale when scales is nil or has none for it).
 func (Venue) DecodeAt(msg []byte, m *venue.Message, scales *venue.Scales) error {
+	if fastBook(msg, m, scales) {
+		return nil
+	}
+	return decodeGeneral(msg, m, scales)
+}
+
+// decodeGeneral is DecodeAt by the general scanner: any message, any JSON spacing, and
+// the error that says what is wrong.
+func decodeGeneral(msg []byte, m *venue.Message, scales *venue.Scales) error {
 	*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0], Trades: m.Trades[:0]}
 	s := venue.Scanner{B: msg}
 	switch s.Peek() {

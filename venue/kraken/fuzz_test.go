@@ -38,7 +38,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzChecksum: Checksum equals Kraken's rule computed from strings written with the
+// FuzzChecksum: Checksum, and the checksum from kept pieces (venuefuzz.CheckPieces), equal Kraken's rule computed from strings written with the
 // wire's fraction digits (format.FormatDecimal), the point and leading zeros removed.
 func FuzzChecksum(f *testing.F) {
 	f.Add([]byte{1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, uint8(2), uint8(8), uint8(8), uint8(8))
@@ -75,10 +75,12 @@ func FuzzChecksum(f *testing.F) {
 			}
 		}
 		want := crc32.ChecksumIEEE([]byte(b.String()))
-		got := Venue{}.Checksum(bids, asks, venue.Scale{Price: pd, Qty: qd}, venue.Wire{PriceFrac: int8(pw), QtyFrac: int8(qw), Known: true})
+		sc, w := venue.Scale{Price: pd, Qty: qd}, venue.Wire{PriceFrac: int8(pw), QtyFrac: int8(qw), Known: true}
+		got := Venue{}.Checksum(bids, asks, sc, w)
 		if got != want {
 			t.Fatalf("checksum %d, want %d (%s)", got, want, b.String())
 		}
+		venuefuzz.CheckPieces(t, Venue{}, bids, asks, sc, w)
 	})
 }
 

@@ -42,6 +42,38 @@ func (Venue) Checksum(bids, asks []venue.Level, sc venue.Scale, _ venue.Wire) ui
 	return crc32.ChecksumIEEE(b)
 }
 
+// AppendPiece writes one level's piece of the checksum string: price:size.
+func (Venue) AppendPiece(dst []byte, l venue.Level, sc venue.Scale, _ venue.Wire) []byte {
+	dst = AppendNumber(dst, l.Price, sc.Price)
+	dst = append(dst, ':')
+	return AppendNumber(dst, l.Qty, sc.Qty)
+}
+
+// ChecksumPieces is Checksum from the levels' pieces kept by the caller: the same
+// interleaving, the pieces copied rather than written.
+func (Venue) ChecksumPieces(bids, asks *venue.Pieces) uint32 {
+	var buf [2200]byte
+	b := buf[:0]
+	for i := 0; i < ChecksumLevels; i++ {
+		if i >= bids.Len() && i >= asks.Len() {
+			break
+		}
+		if i < bids.Len() {
+			if len(b) > 0 {
+				b = append(b, ':')
+			}
+			b = append(b, bids.Piece(i)...)
+		}
+		if i < asks.Len() {
+			if len(b) > 0 {
+				b = append(b, ':')
+			}
+			b = append(b, asks.Piece(i)...)
+		}
+	}
+	return crc32.ChecksumIEEE(b)
+}
+
 // AppendNumber writes a fixed-point value as OKX does: the integer part, and a fraction
 // only as long as its last non-zero digit (302388 at 1 decimal is 30238.8; 30316 at 0 is
 // 30316; 0 is 0).

@@ -19,6 +19,15 @@ func (v Venue) Decode(msg []byte, m *venue.Message) error { return v.DecodeAt(ms
 // DecodeAt decodes a whole message into m, its numbers at the scale scales gives its
 // instrument (DefaultScale when scales is nil or has none for it).
 func (Venue) DecodeAt(msg []byte, m *venue.Message, scales *venue.Scales) error {
+	if fastBook(msg, m, scales) {
+		return nil
+	}
+	return decodeGeneral(msg, m, scales)
+}
+
+// decodeGeneral is DecodeAt by the general scanner: any message, any JSON spacing, and
+// the error that says what is wrong.
+func decodeGeneral(msg []byte, m *venue.Message, scales *venue.Scales) error {
 	*m = venue.Message{Bids: m.Bids[:0], Asks: m.Asks[:0], Trades: m.Trades[:0]}
 	if string(msg) == "pong" {
 		m.Kind = venue.KindControl

@@ -35,7 +35,7 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzChecksum: Checksum equals the rule computed from strings (format.FormatDecimal with
+// FuzzChecksum: Checksum, and the checksum from kept pieces (venuefuzz.CheckPieces), equal the rule computed from strings (format.FormatDecimal with
 // its trailing zeros cut), for any levels and scales.
 func FuzzChecksum(f *testing.F) {
 	f.Add([]byte{1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, uint8(1), uint8(8))
@@ -72,6 +72,7 @@ func FuzzChecksum(f *testing.F) {
 		if got := (Venue{}).Checksum(bids, asks, sc, venue.Wire{}); got != want {
 			t.Fatalf("checksum %d, want %d (%s)", got, want, strings.Join(parts, ":"))
 		}
+		venuefuzz.CheckPieces(t, Venue{}, bids, asks, sc, venue.Wire{})
 	})
 }
 
