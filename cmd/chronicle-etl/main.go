@@ -19,6 +19,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
@@ -363,7 +364,7 @@ func runStatus(f *flags, stdout io.Writer) error {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, v := range vs {
 		fmt.Fprintf(w, "venue %s\tsegment %s offset %d\tcheckpoint %s\texchange clock %s\tlag %s\n", v.Venue, v.Segment, v.Offset,
-			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), config.FormatSize(v.LagBytes))
+			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), bytesize.Format(v.LagBytes))
 		for _, p := range v.Partitions {
 			rel, _ := filepath.Rel(root, p.Path)
 			fmt.Fprintf(w, "  %s\t%d records\t%d depth updates, %d trades\t%d invalid intervals\n", rel, p.Records, p.DepthUpdates, p.Trades, p.Invalid)
