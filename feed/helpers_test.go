@@ -14,6 +14,7 @@ import (
 
 	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	_ "github.com/chronicle/chronicle/venue/all" // the venues the mains link
 )
 
 var captures = testenv.CapturesDir()

@@ -54,6 +54,19 @@ var layers = []struct {
 // helper) hand its values down; a package below takes them as options.
 var leaves = []string{"fault", "internal/bytesize", "internal/latency"}
 
+// venueLinkers reports whether code in pkg may import a venue's own package (venue/binance,
+// venue/all...): the mains, the registry, and the exchange simulator, which speaks each
+// venue's wire protocol. Everything else finds a venue by name (venue.Lookup), so a new
+// venue is one package and one line in venue/all; tests may link the venues they read.
+func venueLinkers(pkg string) bool {
+	for _, p := range []string{"cmd/", "venue", "internal/exsim", "internal/testkit", "integration"} {
+		if matches(p, pkg) {
+			return true
+		}
+	}
+	return false
+}
+
 type goPkg struct {
 	ImportPath   string
 	Imports      []string
@@ -111,6 +124,8 @@ func allowed(pkg, dep string, test bool) bool {
 		return false // test kits are for tests
 	case matches(pkg, dep) && !matches("internal/testkit", dep):
 		return true // a package's own subpackages
+	case strings.HasPrefix(dep, "venue/") && !test && !venueLinkers(pkg):
+		return false // the venues are linked by the mains, through the registry
 	}
 	may := append(append([]string{}, leaves...), layers[best].may...)
 	if test {
@@ -201,12 +216,17 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 		{"tiers", "internal/config", false},
 		{"format", "internal/config", false},
 		{"internal/bytesize", "format", false},
+		{"feed", "venue/binance", false}, // the default venue is a name; the mains link venue/all
+		{"feed", "venue/all", false},
+		{"etl", "venue/all", false},
+		{"etl/symbols", "venue/okx", false},
+		{"fs", "venue/all", false},
 	} {
 		if allowed(c.pkg, c.dep, c.test) {
 			t.Errorf("%s may import %s (test %v)", c.pkg, c.dep, c.test)
 		}
 	}
-	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}} {
+	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}, {"cmd/chronicle-feed", "venue/all"}, {"venue/all", "venue/binance"}, {"feed", "venue"}} {
 		if !allowed(c[0], c[1], false) {
 			t.Errorf("%s may not import %s", c[0], c[1])
 		}
