@@ -13,6 +13,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookindex"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -412,7 +413,7 @@ func openWriter(path string, want format.Header, at int64, opt format.Options) (
 		if at > int64(format.HeaderSize) {
 			return nil, fmt.Errorf("%w: %s is missing; the checkpoint says it holds %d bytes", ErrState, path, at)
 		}
-		if err := format.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := fileutil.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
 		b, err := format.CreateBook(path, want, opt)

@@ -26,6 +26,7 @@ var layers = []struct {
 	{"deploy", nil, nil},
 	{"internal/config", []string{"internal/bytesize"}, []string{"internal/testkit"}},
 	{"internal/bytesize", nil, nil},
+	{"internal/fileutil", nil, []string{"internal/testkit"}},
 	{"internal/cli", nil, nil},
 	{"internal/latency", nil, nil},
 	{"internal/capture", nil, []string{"internal/testkit"}},
@@ -38,7 +39,8 @@ var layers = []struct {
 	{"etl", []string{"etl/", "venue", "format", "feed/journal", "layout", "deploy"}, []string{"internal/testkit", "internal/capture", "internal/latency"}},
 	// The A/B merge stands on the refinery's public API (etl.Refine), not beside it.
 	{"etl/merge", []string{"etl", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture"}},
-	{"tiers/objstore", []string{"format", "layout"}, []string{"internal/testkit"}},
+	{"tiers/objstore", []string{"layout"}, []string{"internal/testkit"}}, // file safety is internal/fileutil's, not format's
+	{"tiers/lifecycle/vfs", nil, []string{"internal/testkit"}},
 	{"tiers", []string{"tiers", "format", "layout"}, []string{"internal/testkit"}},
 	{"fs", []string{"fs/", "tiers", "format", "layout"}, []string{"internal/testkit"}},
 	{"internal/synth", []string{"format"}, []string{"internal/testkit"}},
@@ -52,7 +54,7 @@ var layers = []struct {
 // leaves import nothing of ours and are open to every package. internal/config is no
 // leaf for code: it reads the mains' TOML, and only the mains (and internal/daemon, their
 // helper) hand its values down; a package below takes them as options.
-var leaves = []string{"fault", "internal/bytesize", "internal/latency"}
+var leaves = []string{"fault", "internal/bytesize", "internal/fileutil", "internal/latency"}
 
 // venueLinkers reports whether code in pkg may import a venue's own package (venue/binance,
 // venue/all...): the mains, the registry, and the exchange simulator, which speaks each
@@ -216,6 +218,9 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 		{"tiers", "internal/config", false},
 		{"format", "internal/config", false},
 		{"internal/bytesize", "format", false},
+		{"tiers/objstore", "format", false}, // SyncDir is internal/fileutil's
+		{"tiers/lifecycle/vfs", "format", false},
+		{"internal/fileutil", "format", false},
 		{"feed", "venue/binance", false}, // the default venue is a name; the mains link venue/all
 		{"feed", "venue/all", false},
 		{"etl", "venue/all", false},
@@ -226,7 +231,7 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 			t.Errorf("%s may import %s (test %v)", c.pkg, c.dep, c.test)
 		}
 	}
-	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}, {"cmd/chronicle-feed", "venue/all"}, {"venue/all", "venue/binance"}, {"feed", "venue"}} {
+	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}, {"cmd/chronicle-feed", "venue/all"}, {"venue/all", "venue/binance"}, {"feed", "venue"}, {"tiers/objstore", "internal/fileutil"}, {"format", "internal/fileutil"}} {
 		if !allowed(c[0], c[1], false) {
 			t.Errorf("%s may not import %s", c[0], c[1])
 		}

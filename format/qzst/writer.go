@@ -16,7 +16,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // DefaultLevel is zstd's default level (BenchmarkTranscode compares it with `zstd -3`).
@@ -148,11 +148,11 @@ func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx 
 	if err = os.Rename(zf.Name(), dstZst); err != nil {
 		return nil, fmt.Errorf("rename zst: %w", err)
 	}
-	if err = format.SyncDir(filepath.Dir(dstZst)); err != nil {
+	if err = fileutil.SyncDir(filepath.Dir(dstZst)); err != nil {
 		return nil, err
 	}
 	if filepath.Dir(dstIdx) != filepath.Dir(dstZst) {
-		if err = format.SyncDir(filepath.Dir(dstIdx)); err != nil {
+		if err = fileutil.SyncDir(filepath.Dir(dstIdx)); err != nil {
 			return nil, err
 		}
 	}
