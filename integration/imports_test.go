@@ -36,9 +36,10 @@ var layers = []struct {
 	{"venue", []string{"venue", "format"}, []string{"internal/testkit", "internal/capture"}},
 	{"feed/journal", []string{"format"}, []string{"internal/testkit"}},
 	{"feed", []string{"feed/", "venue", "format", "layout", "internal/capture"}, []string{"internal/testkit", "internal/exsim"}},
-	{"etl", []string{"etl/", "venue", "format", "feed/journal", "layout", "deploy"}, []string{"internal/testkit", "internal/capture", "internal/latency"}},
+	// The refinery's default symbol table is handed in by the main (deploy embeds it).
+	{"etl", []string{"etl/", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture", "internal/latency", "deploy"}},
 	// The A/B merge stands on the refinery's public API (etl.Refine), not beside it.
-	{"etl/merge", []string{"etl", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture"}},
+	{"etl/merge", []string{"etl", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture", "deploy"}},
 	{"tiers/objstore", []string{"layout"}, []string{"internal/testkit"}}, // file safety is internal/fileutil's, not format's
 	{"tiers/lifecycle/vfs", nil, []string{"internal/testkit"}},
 	{"tiers", []string{"tiers", "format", "layout"}, []string{"internal/testkit"}},
@@ -221,6 +222,8 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 		{"tiers/objstore", "format", false}, // SyncDir is internal/fileutil's
 		{"tiers/lifecycle/vfs", "format", false},
 		{"internal/fileutil", "format", false},
+		{"etl/symbols", "deploy", false}, // the main hands the embedded table to symbols.SetDefault
+		{"etl", "deploy", false},
 		{"feed", "venue/binance", false}, // the default venue is a name; the mains link venue/all
 		{"feed", "venue/all", false},
 		{"etl", "venue/all", false},

@@ -17,7 +17,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/chronicle/chronicle/deploy"
 	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/etl/symbols"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/cli"
@@ -71,6 +73,9 @@ chronicle-etl synth    [flags]`}
 )
 
 func init() { prog.Flags = func() *pflag.FlagSet { return newFlags(cmdRun).set } }
+
+// The refinery's default symbol table is the one this binary embeds (deploy/).
+func init() { symbols.SetDefault(deploy.DimSymbolCSV) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
