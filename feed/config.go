@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/venue"
 )
 

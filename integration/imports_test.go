@@ -34,12 +34,13 @@ var layers = []struct {
 	{"format/", []string{"format", "layout"}, []string{"internal/testkit"}},
 	{"format/bookview", []string{"format"}, []string{"internal/testkit"}}, // reads any tier through an io.ReaderAt: no tiers, no layout
 	{"venue", []string{"venue", "format"}, []string{"internal/testkit", "internal/capture"}},
-	{"feed/journal", []string{"format"}, []string{"internal/testkit"}},
 	{"feed", []string{"feed/", "venue", "format", "layout", "internal/capture"}, []string{"internal/testkit", "internal/exsim"}},
 	// The refinery's default symbol table is handed in by the main (deploy embeds it).
-	{"etl", []string{"etl/", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture", "internal/latency", "deploy"}},
+	// The journal's contract (format/journal) lies on the floor below both its producer and
+	// its consumer: the refinery imports nothing of the feed's.
+	{"etl", []string{"etl/", "venue", "format", "layout"}, []string{"internal/testkit", "internal/capture", "internal/latency", "deploy"}},
 	// The A/B merge stands on the refinery's public API (etl.Refine), not beside it.
-	{"etl/merge", []string{"etl", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture", "deploy"}},
+	{"etl/merge", []string{"etl", "venue", "format", "layout"}, []string{"internal/testkit", "internal/capture", "deploy"}},
 	{"tiers/objstore", []string{"layout"}, []string{"internal/testkit"}}, // file safety is internal/fileutil's, not format's
 	{"tiers/lifecycle/vfs", nil, []string{"internal/testkit"}},
 	{"tiers", []string{"tiers", "format", "layout"}, []string{"internal/testkit"}},
@@ -222,6 +223,9 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 		{"tiers/objstore", "format", false}, // SyncDir is internal/fileutil's
 		{"tiers/lifecycle/vfs", "format", false},
 		{"internal/fileutil", "format", false},
+		{"etl", "feed/journal", false}, // the journal's contract is format/journal
+		{"etl/merge", "feed/journal", false},
+		{"format/journal", "feed", false},
 		{"etl/symbols", "deploy", false}, // the main hands the embedded table to symbols.SetDefault
 		{"etl", "deploy", false},
 		{"feed", "venue/binance", false}, // the default venue is a name; the mains link venue/all
@@ -234,7 +238,7 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 			t.Errorf("%s may import %s (test %v)", c.pkg, c.dep, c.test)
 		}
 	}
-	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}, {"cmd/chronicle-feed", "venue/all"}, {"venue/all", "venue/binance"}, {"feed", "venue"}, {"tiers/objstore", "internal/fileutil"}, {"format", "internal/fileutil"}} {
+	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "format/journal"}, {"feed", "format/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}, {"cmd/chronicle-feed", "venue/all"}, {"venue/all", "venue/binance"}, {"feed", "venue"}, {"tiers/objstore", "internal/fileutil"}, {"format", "internal/fileutil"}} {
 		if !allowed(c[0], c[1], false) {
 			t.Errorf("%s may not import %s", c[0], c[1])
 		}

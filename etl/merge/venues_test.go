@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/venue/kraken"
 	"github.com/chronicle/chronicle/venue/okx"
