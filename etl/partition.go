@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -541,22 +540,11 @@ func lowerName(raw string) string {
 }
 
 // removeTemps deletes the temporary files a killed refinery left in a partition directory
-// and its index/ (hidden ".name.tmp-*" files: never served, but not to be left behind).
+// and its index/ (fileutil.TempName files: never served, but not to be left behind).
 func removeTemps(dir string) error {
 	for _, d := range []string{dir, filepath.Join(dir, bookindex.Dir)} {
-		ents, err := os.ReadDir(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+		if err := fileutil.RemoveTemps(d, nil); err != nil {
 			return err
-		}
-		for _, e := range ents {
-			if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && !e.IsDir() {
-				if err := os.Remove(filepath.Join(d, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return err
-				}
-			}
 		}
 	}
 	return nil

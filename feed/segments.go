@@ -132,7 +132,7 @@ func (j *Journal) recover(now int64) error {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, nextPrefix) || (strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && !strings.Contains(n, journal.CheckpointFile)) {
+		if strings.HasPrefix(n, nextPrefix) || (fileutil.IsTemp(n) && !strings.Contains(n, journal.CheckpointFile)) {
 			os.Remove(filepath.Join(j.opt.Dir, n))
 		}
 	}

@@ -96,11 +96,11 @@ type Result struct {
 // first, so a visible .zst always has its .idx) and the directories fsynced. On failure no
 // file is left under either final name.
 func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx string, opts Options) (res *Result, err error) {
-	zf, err := os.CreateTemp(filepath.Dir(dstZst), filepath.Base(dstZst)+".tmp-*")
+	zf, err := fileutil.CreateTemp(dstZst)
 	if err != nil {
 		return nil, fmt.Errorf("create temporary zst: %w", err)
 	}
-	xf, err := os.CreateTemp(filepath.Dir(dstIdx), filepath.Base(dstIdx)+".tmp-*")
+	xf, err := fileutil.CreateTemp(dstIdx)
 	if err != nil {
 		_ = zf.Close()
 		_ = os.Remove(zf.Name())

@@ -11,8 +11,54 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
+
+// tempMarker sits between a final name and the random tail of its temporary name.
+const tempMarker = ".tmp-"
+
+// TempName is the temporary name a writer of final uses before it renames the file into
+// place: "." + final's base name + ".tmp-" + tag, in final's directory. The leading dot
+// hides it from every listing (layout.IsTemp) and the marker lets recovery find it.
+func TempName(final, tag string) string {
+	return filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+tempMarker+tag)
+}
+
+// CreateTemp creates a new file under a TempName of final with a random tag (mode 0600,
+// as os.CreateTemp makes it).
+func CreateTemp(final string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+tempMarker+"*")
+}
+
+// IsTemp reports whether a base name is a TempName: a file not yet in place, which no
+// reader lists and which recovery may remove once its writer is gone.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, tempMarker)
+}
+
+// RemoveTemps removes the TempName files directly in dir (not in its subdirectories): what
+// a killed writer left. keep, when not nil, spares the names it accepts. A missing dir has
+// none.
+func RemoveTemps(dir string, keep func(name string) bool) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !IsTemp(n) || (keep != nil && keep(n)) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
 
 // SyncDir fsyncs a directory, making the entries created, renamed or removed in it durable.
 func SyncDir(dir string) error {
@@ -35,7 +81,7 @@ func SyncDir(dir string) error {
 // fsynced. A reader sees the old content or the new, never a mix; on an error path is
 // untouched. Errors name path.
 func WriteFile(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := CreateTemp(path)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -57,6 +103,16 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// WriteJSON replaces the JSON state file path atomically and durably (WriteFile) with v
+// encoded as EncodeJSON encodes it. Errors name path.
+func WriteJSON(path string, v any, perm os.FileMode) error {
+	b, err := EncodeJSON(v)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return WriteFile(path, b, perm)
 }
 
 // EncodeJSON encodes v as Chronicle's JSON documents (meta.json, stubs) are written:
