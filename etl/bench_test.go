@@ -16,8 +16,8 @@ import (
 
 	"github.com/valyala/fastjson"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/internal/latency"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"

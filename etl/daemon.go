@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/etl/symbols"
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
 )
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/etl/symbols"
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookindex"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -412,7 +412,7 @@ func openWriter(path string, want format.Header, at int64, opt format.Options) (
 		if at > int64(format.HeaderSize) {
 			return nil, fmt.Errorf("%w: %s is missing; the checkpoint says it holds %d bytes", ErrState, path, at)
 		}
-		if err := format.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := fileutil.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
 		b, err := format.CreateBook(path, want, opt)
@@ -540,22 +540,11 @@ func lowerName(raw string) string {
 }
 
 // removeTemps deletes the temporary files a killed refinery left in a partition directory
-// and its index/ (hidden ".name.tmp-*" files: never served, but not to be left behind).
+// and its index/ (fileutil.TempName files: never served, but not to be left behind).
 func removeTemps(dir string) error {
 	for _, d := range []string{dir, filepath.Join(dir, bookindex.Dir)} {
-		ents, err := os.ReadDir(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+		if err := fileutil.RemoveTemps(d, nil); err != nil {
 			return err
-		}
-		for _, e := range ents {
-			if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && !e.IsDir() {
-				if err := os.Remove(filepath.Join(d, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return err
-				}
-			}
 		}
 	}
 	return nil

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/etl/symbols"
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/venue"
 )
@@ -1355,7 +1356,7 @@ func (r *Refinery) seal(ps ...*partition) error {
 		if err := meta.Write(p.dir, m); err != nil {
 			return err
 		}
-		if err := format.SyncDir(p.dir); err != nil {
+		if err := fileutil.SyncDir(p.dir); err != nil {
 			return err
 		}
 		metas[p] = m

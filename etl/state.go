@@ -15,8 +15,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/chronicle/chronicle/etl/book"
-	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -238,10 +238,10 @@ func writeState(path string, st *State) error {
 	binary.LittleEndian.PutUint64(b[16:], uint64(body.Len()))
 	b = append(b, body.Bytes()...)
 	dir := filepath.Dir(path)
-	if err := format.MkdirAll(dir, 0o700); err != nil {
+	if err := fileutil.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return format.WriteFile(path, b, 0o600)
+	return fileutil.WriteFile(path, b, 0o600)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

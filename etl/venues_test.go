@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/capture"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"

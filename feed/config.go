@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/venue"
-	"github.com/chronicle/chronicle/venue/binance"
 )
 
 // Config is the [feed] section of the shared config file.
@@ -67,10 +66,14 @@ var (
 	ErrUnknownVenue = venue.ErrUnknownVenue
 )
 
+// DefaultVenue is the venue a feed captures when none is configured: Binance's USD-M
+// perpetuals (venue/binance's Name; the feed's tests check the two agree).
+const DefaultVenue = "binance-perp"
+
 // Defaults returns the production defaults.
 func Defaults() Config {
 	return Config{
-		Venue:            binance.Name,
+		Venue:            DefaultVenue,
 		HotRoot:          "/dev/shm/chronicle",
 		Streams:          []string{"depth", "trade", "bookTicker"},
 		SnapshotLimit:    1000,

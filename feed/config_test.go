@@ -11,8 +11,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/venue/binance"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -142,5 +143,15 @@ func TestCommandLine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".lock")); err != nil {
 		t.Fatalf("lock file: %v", err)
+	}
+}
+
+// The default venue is one the mains link, and it is Binance's USD-M perpetuals.
+func TestDefaultVenue(t *testing.T) {
+	if DefaultVenue != binance.Name {
+		t.Fatalf("DefaultVenue %q, venue/binance's Name %q", DefaultVenue, binance.Name)
+	}
+	if _, err := LookupVenue(Defaults().Venue); err != nil {
+		t.Fatal(err)
 	}
 }

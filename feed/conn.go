@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/venue"
 )
 

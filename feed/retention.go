@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 )
 
 // Retain deletes segments the ETL has finished with: a segment goes only when the ETL

@@ -14,8 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // JournalOptions configure a segmented journal.
@@ -91,7 +92,7 @@ func OpenJournal(opt JournalOptions, now int64, log *slog.Logger, m *Metrics) (*
 	if opt.Period <= 0 {
 		opt.Period = time.Hour
 	}
-	if err := format.MkdirAll(opt.Dir, 0o755); err != nil {
+	if err := fileutil.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("journal dir: %w", err)
 	}
 	lf, err := os.OpenFile(filepath.Join(opt.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
@@ -131,7 +132,7 @@ func (j *Journal) recover(now int64) error {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, nextPrefix) || (strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-") && !strings.Contains(n, journal.CheckpointFile)) {
+		if strings.HasPrefix(n, nextPrefix) || (fileutil.IsTemp(n) && !strings.Contains(n, journal.CheckpointFile)) {
 			os.Remove(filepath.Join(j.opt.Dir, n))
 		}
 	}
@@ -387,7 +388,7 @@ func (j *Journal) rollLocked(t int64, full bool) error {
 			j.log.Error("seal journal segment", "segment", oldSeg.Name, "err", err)
 			return
 		}
-		if err := format.SyncDir(j.opt.Dir); err != nil {
+		if err := fileutil.SyncDir(j.opt.Dir); err != nil {
 			j.log.Error("seal journal segment", "segment", oldSeg.Name, "err", err)
 			return
 		}
@@ -451,7 +452,7 @@ func (j *Journal) Close() error {
 		j.next = nil
 	}
 	// The current segment's name (perhaps renamed from a pre-created one) is durable.
-	if err := format.SyncDir(j.opt.Dir); err != nil {
+	if err := fileutil.SyncDir(j.opt.Dir); err != nil {
 		errs = append(errs, err)
 	}
 	j.mu.Unlock()

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 )
 
 var t0 = time.Date(2024, 8, 8, 23, 0, 0, 0, time.UTC).UnixNano()

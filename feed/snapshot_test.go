@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/exsim"
 )
 

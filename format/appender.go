@@ -2,18 +2,18 @@ package format
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // Options tune an Appender's memory mapping.
@@ -120,7 +120,7 @@ func Create(path string, h Header, opt Options) (*Appender, error) {
 		tmp.Close()
 		// Nobody can refer to the new file yet: take the name back.
 		os.Remove(path)
-		SyncDir(filepath.Dir(path))
+		fileutil.SyncDir(filepath.Dir(path))
 		return nil, err
 	}
 	return a, nil
@@ -528,86 +528,6 @@ func closeWriter(path string, f *os.File, committed *uint64, state *uint32, pub 
 	return errors.Join(errs...)
 }
 
-// SyncDir fsyncs a directory, making the entries created, renamed or removed in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
-}
-
-// WriteFile is os.WriteFile made atomic and durable: b goes to a temporary file in path's
-// directory (mode perm), which is fsynced and renamed over path, and the directory is
-// fsynced. A reader sees the old content or the new, never a mix; on an error path is
-// untouched. Errors name path.
-func WriteFile(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	err = f.Chmod(perm) // CreateTemp makes 0600 files
-	if err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return SyncDir(filepath.Dir(path))
-}
-
-// EncodeJSON encodes v as Chronicle's JSON documents (meta.json, stubs) are written:
-// indented by two spaces, with a final newline.
-func EncodeJSON(v any) ([]byte, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
-}
-
-// MkdirAll is os.MkdirAll made durable: each directory it creates is fsynced into its
-// parent, so that a file later made durable in it (fsync of the file and of dir) survives a
-// power cut with its whole path.
-func MkdirAll(dir string, perm os.FileMode) error {
-	if st, err := os.Stat(dir); err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("mkdir %s: %w", dir, syscall.ENOTDIR)
-		}
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := MkdirAll(parent, perm); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, perm); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil // made meanwhile by someone else, who syncs it
-		}
-		return err
-	}
-	return SyncDir(parent)
-}
-
 // createWithHeader creates path holding only header h. The file appears under its final
 // name only once its header is complete and durable (written under a temporary name, then
 // linked), so a crash never leaves a headerless file; it fails if path exists, so two
@@ -622,7 +542,7 @@ func createWithHeader(path string, h Header, reserve int64) (*os.File, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("create %s: %w", path, os.ErrExist)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := fileutil.CreateTemp(path)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -652,7 +572,7 @@ func createWithHeader(path string, h Header, reserve int64) (*os.File, error) {
 	}
 	os.Remove(tmp.Name())
 	// The new name must survive a power cut before anything refers to it.
-	if err := SyncDir(filepath.Dir(path)); err != nil {
+	if err := fileutil.SyncDir(filepath.Dir(path)); err != nil {
 		tmp.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("create %s: %w", path, err)

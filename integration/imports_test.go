@@ -14,8 +14,8 @@ import (
 const module = "github.com/chronicle/chronicle/"
 
 // layers says which of the module's packages each package may import (see matches; the
-// leaves fault, internal/config and internal/latency are open to all); a package follows the
-// longest entry that matches it. docs/architecture.md draws it.
+// leaves in leaves are open to all, internal/config to tests and the floors listed); a
+// package follows the longest entry that matches it. docs/architecture.md draws it.
 var layers = []struct {
 	pkg   string
 	may   []string
@@ -24,7 +24,9 @@ var layers = []struct {
 	{"layout", nil, []string{"internal/testkit"}},
 	{"fault", nil, nil},
 	{"deploy", nil, nil},
-	{"internal/config", nil, []string{"internal/testkit"}},
+	{"internal/config", []string{"internal/bytesize"}, []string{"internal/testkit"}},
+	{"internal/bytesize", nil, nil},
+	{"internal/fileutil", nil, []string{"internal/testkit"}},
 	{"internal/cli", nil, nil},
 	{"internal/latency", nil, nil},
 	{"internal/capture", nil, []string{"internal/testkit"}},
@@ -32,12 +34,15 @@ var layers = []struct {
 	{"format/", []string{"format", "layout"}, []string{"internal/testkit"}},
 	{"format/bookview", []string{"format"}, []string{"internal/testkit"}}, // reads any tier through an io.ReaderAt: no tiers, no layout
 	{"venue", []string{"venue", "format"}, []string{"internal/testkit", "internal/capture"}},
-	{"feed/journal", []string{"format"}, []string{"internal/testkit"}},
 	{"feed", []string{"feed/", "venue", "format", "layout", "internal/capture"}, []string{"internal/testkit", "internal/exsim"}},
-	{"etl", []string{"etl/", "venue", "format", "feed/journal", "layout", "deploy"}, []string{"internal/testkit", "internal/capture", "internal/latency"}},
+	// The refinery's default symbol table is handed in by the main (deploy embeds it).
+	// The journal's contract (format/journal) lies on the floor below both its producer and
+	// its consumer: the refinery imports nothing of the feed's.
+	{"etl", []string{"etl/", "venue", "format", "layout"}, []string{"internal/testkit", "internal/capture", "internal/latency", "deploy"}},
 	// The A/B merge stands on the refinery's public API (etl.Refine), not beside it.
-	{"etl/merge", []string{"etl", "venue", "format", "feed/journal", "layout"}, []string{"internal/testkit", "internal/capture"}},
-	{"tiers/objstore", []string{"format", "layout"}, []string{"internal/testkit"}},
+	{"etl/merge", []string{"etl", "venue", "format", "layout"}, []string{"internal/testkit", "internal/capture", "deploy"}},
+	{"tiers/objstore", []string{"layout"}, []string{"internal/testkit"}}, // file safety is internal/fileutil's, not format's
+	{"tiers/lifecycle/vfs", nil, []string{"internal/testkit"}},
 	{"tiers", []string{"tiers", "format", "layout"}, []string{"internal/testkit"}},
 	{"fs", []string{"fs/", "tiers", "format", "layout"}, []string{"internal/testkit"}},
 	{"internal/synth", []string{"format"}, []string{"internal/testkit"}},
@@ -46,6 +51,24 @@ var layers = []struct {
 	{"internal/testkit", []string{""}, []string{""}}, // test-only: anything below cmd
 	{"integration", []string{""}, []string{""}},
 	{"cmd/", []string{""}, []string{""}},
+}
+
+// leaves import nothing of ours and are open to every package. internal/config is no
+// leaf for code: it reads the mains' TOML, and only the mains (and internal/daemon, their
+// helper) hand its values down; a package below takes them as options.
+var leaves = []string{"fault", "internal/bytesize", "internal/fileutil", "internal/latency"}
+
+// venueLinkers reports whether code in pkg may import a venue's own package (venue/binance,
+// venue/all...): the mains, the registry, and the exchange simulator, which speaks each
+// venue's wire protocol. Everything else finds a venue by name (venue.Lookup), so a new
+// venue is one package and one line in venue/all; tests may link the venues they read.
+func venueLinkers(pkg string) bool {
+	for _, p := range []string{"cmd/", "venue", "internal/exsim", "internal/testkit", "integration"} {
+		if matches(p, pkg) {
+			return true
+		}
+	}
+	return false
 }
 
 type goPkg struct {
@@ -105,10 +128,13 @@ func allowed(pkg, dep string, test bool) bool {
 		return false // test kits are for tests
 	case matches(pkg, dep) && !matches("internal/testkit", dep):
 		return true // a package's own subpackages
+	case strings.HasPrefix(dep, "venue/") && !test && !venueLinkers(pkg):
+		return false // the venues are linked by the mains, through the registry
 	}
-	may := append([]string{"fault", "internal/config", "internal/latency"}, layers[best].may...) // leaves, for all
+	may := append(append([]string{}, leaves...), layers[best].may...)
 	if test {
-		may = append(append([]string{}, may...), layers[best].tests...)
+		// A package's tests may decode its TOML section the way the mains do.
+		may = append(append(may, "internal/config"), layers[best].tests...)
 	}
 	for _, m := range may {
 		if matches(m, dep) {
@@ -190,12 +216,29 @@ func TestImportRulesCatchBreaks(t *testing.T) {
 		{"layout", "format", false},
 		{"cmd/chronicle-fs", "internal/testkit", false},
 		{"internal/testkit", "cmd/chronicle-fs", true},
+		{"tiers/lifecycle", "internal/config", false}, // sizes print through internal/bytesize; the main resolves the host id
+		{"tiers", "internal/config", false},
+		{"format", "internal/config", false},
+		{"internal/bytesize", "format", false},
+		{"tiers/objstore", "format", false}, // SyncDir is internal/fileutil's
+		{"tiers/lifecycle/vfs", "format", false},
+		{"internal/fileutil", "format", false},
+		{"etl", "feed/journal", false}, // the journal's contract is format/journal
+		{"etl/merge", "feed/journal", false},
+		{"format/journal", "feed", false},
+		{"etl/symbols", "deploy", false}, // the main hands the embedded table to symbols.SetDefault
+		{"etl", "deploy", false},
+		{"feed", "venue/binance", false}, // the default venue is a name; the mains link venue/all
+		{"feed", "venue/all", false},
+		{"etl", "venue/all", false},
+		{"etl/symbols", "venue/okx", false},
+		{"fs", "venue/all", false},
 	} {
 		if allowed(c.pkg, c.dep, c.test) {
 			t.Errorf("%s may import %s (test %v)", c.pkg, c.dep, c.test)
 		}
 	}
-	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "feed/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}} {
+	for _, c := range [][2]string{{"fs", "tiers"}, {"tiers", "format/qzst"}, {"etl", "format/journal"}, {"feed", "format/journal"}, {"cmd/chronicle-etl", "etl"}, {"tiers/lifecycle", "tiers"}, {"format/bookview", "format/bookindex"}, {"fs", "format/bookview"}, {"cmd/chronicle-q", "tiers"}, {"etl/merge", "etl"}, {"tiers/lifecycle", "internal/bytesize"}, {"internal/daemon", "internal/config"}, {"cmd/chronicle-feed", "venue/all"}, {"venue/all", "venue/binance"}, {"feed", "venue"}, {"tiers/objstore", "internal/fileutil"}, {"format", "internal/fileutil"}} {
 		if !allowed(c[0], c[1], false) {
 			t.Errorf("%s may not import %s", c[0], c[1])
 		}

@@ -257,7 +257,8 @@ func ParseLogical(p string) (Logical, error) {
 }
 
 // IsTemp reports names that movers and writers use for files not yet in place; they are
-// never listed or resolved.
+// never listed or resolved. Every writer names them by fileutil.TempName (".name.tmp-tag");
+// any hidden name and the dotless "*.tmp-*" of older writers are hidden as well.
 func IsTemp(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.Contains(name, ".tmp-") || strings.HasSuffix(name, ".tmp")
 }

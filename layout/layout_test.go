@@ -2,9 +2,12 @@ package layout
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 func TestKey(t *testing.T) {
@@ -80,6 +83,15 @@ func TestValidDateAgreesWithTimeParse(t *testing.T) {
 	for i := 0; i < 20000; i++ {
 		if s := day.AddDate(0, 0, i).Format(DateLayout); !ValidDate(s) {
 			t.Fatalf("ValidDate(%q) = false", s)
+		}
+	}
+}
+
+// Every writer's temporary name (fileutil's one rule) is hidden from listings.
+func TestIsTempKnowsTempName(t *testing.T) {
+	for _, final := range []string{BookName, ZstName, "meta.json", "index/books.idx"} {
+		if n := filepath.Base(fileutil.TempName(final, "x")); !IsTemp(n) || !fileutil.IsTemp(n) {
+			t.Errorf("%s: temporary name %q not recognised", final, n)
 		}
 	}
 }

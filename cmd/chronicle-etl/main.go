@@ -17,8 +17,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/chronicle/chronicle/deploy"
 	"github.com/chronicle/chronicle/etl"
+	"github.com/chronicle/chronicle/etl/symbols"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
@@ -70,6 +73,9 @@ chronicle-etl synth    [flags]`}
 )
 
 func init() { prog.Flags = func() *pflag.FlagSet { return newFlags(cmdRun).set } }
+
+// The refinery's default symbol table is the one this binary embeds (deploy/).
+func init() { symbols.SetDefault(deploy.DimSymbolCSV) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -363,7 +369,7 @@ func runStatus(f *flags, stdout io.Writer) error {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, v := range vs {
 		fmt.Fprintf(w, "venue %s\tsegment %s offset %d\tcheckpoint %s\texchange clock %s\tlag %s\n", v.Venue, v.Segment, v.Offset,
-			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), config.FormatSize(v.LagBytes))
+			v.Updated.Format(time.RFC3339), v.Clock.Format(time.RFC3339), bytesize.Format(v.LagBytes))
 		for _, p := range v.Partitions {
 			rel, _ := filepath.Rel(root, p.Path)
 			fmt.Fprintf(w, "  %s\t%d records\t%d depth updates, %d trades\t%d invalid intervals\n", rel, p.Records, p.DepthUpdates, p.Trades, p.Invalid)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/synth"
@@ -56,7 +57,7 @@ func synth1(fl *pflag.FlagSet, stdout io.Writer, cfgPath, root, venue string, sy
 	if err := cli.Args(fl, 0, 0, ""); err != nil {
 		return err
 	}
-	n, err := config.ParseSize(size)
+	n, err := bytesize.Parse(size)
 	if err != nil {
 		return cli.Usagef("--bytes: %w", err)
 	}

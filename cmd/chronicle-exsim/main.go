@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
 	"github.com/chronicle/chronicle/internal/exsim"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/venue"
 	_ "github.com/chronicle/chronicle/venue/all"
 )
@@ -284,9 +285,5 @@ func writeState(dir, name, line string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(line+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	return fileutil.WriteFile(filepath.Join(dir, name), []byte(line+"\n"), 0o644)
 }

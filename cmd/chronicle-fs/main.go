@@ -13,6 +13,7 @@ import (
 
 	"github.com/chronicle/chronicle/format/qzst"
 	chfs "github.com/chronicle/chronicle/fs"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
@@ -164,7 +165,7 @@ func load(fl *pflag.FlagSet, fromFlags *settings) (*settings, error) {
 		if !fl.Changed(size.name) {
 			continue
 		}
-		v, err := config.ParseSize(size.src)
+		v, err := bytesize.Parse(size.src)
 		if err != nil {
 			return nil, cli.Usagef("--%s: %w", size.name, err)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookview"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
@@ -188,7 +189,7 @@ func (o *options) settings(cmd string) (*settings, error) {
 		return nil, cli.Usagef("--remote-timeout %s: want a positive duration", o.remoteTimeout)
 	}
 	var err error
-	if s.cacheBytes, err = config.ParseSize(o.cacheBytes); err != nil {
+	if s.cacheBytes, err = bytesize.Parse(o.cacheBytes); err != nil {
 		return nil, cli.Usagef("--cache-bytes: %w", err)
 	}
 	if err := config.Load(o.configPath, map[string]any{"tiers": &s.roots, "remote": &s.remote}); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -185,7 +186,7 @@ func publish(src, dst string) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := format.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := fileutil.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return false, err
 	}
 	if err := syncTree(src); err != nil {
@@ -194,7 +195,7 @@ func publish(src, dst string) (bool, error) {
 	if err := os.Rename(src, dst); err != nil {
 		return false, err
 	}
-	return true, format.SyncDir(filepath.Dir(dst))
+	return true, fileutil.SyncDir(filepath.Dir(dst))
 }
 
 // syncTree fsyncs every file and directory below dir.
@@ -204,7 +205,7 @@ func syncTree(dir string) error {
 			return err
 		}
 		if d.IsDir() {
-			return format.SyncDir(p)
+			return fileutil.SyncDir(p)
 		}
 		f, err := os.Open(p)
 		if err != nil {

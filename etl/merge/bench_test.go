@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/etl"
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/venue"

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/etl"
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	_ "github.com/chronicle/chronicle/venue/all"

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/venue"
 )
 

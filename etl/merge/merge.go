@@ -27,7 +27,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/etl/symbols"
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -120,7 +120,7 @@ func Merge(ctx context.Context, opt Options) (Result, error) {
 	}
 	jdir, stage := filepath.Join(work, "journal"), filepath.Join(work, "root")
 	for _, d := range []string{jdir, stage} {
-		if err := format.MkdirAll(d, 0o755); err != nil {
+		if err := fileutil.MkdirAll(d, 0o755); err != nil {
 			return res, err
 		}
 	}

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/venue/kraken"
 	"github.com/chronicle/chronicle/venue/okx"
 )
@@ -21,7 +22,7 @@ func TestMergeRefusesWebsocketSnapshotVenues(t *testing.T) {
 		var in [2]Input
 		for i, host := range []string{"a", "b"} {
 			d := filepath.Join(dir, host)
-			format.MkdirAll(d, 0o755)
+			fileutil.MkdirAll(d, 0o755)
 			t0 := time.Date(2022, 5, 13, 16, 0, 0, 0, time.UTC)
 			a, err := format.Create(filepath.Join(d, journal.SegmentName(1, t0)), format.NewJournalHeader(name, "feed"), format.Options{ChunkSize: 1 << 16})
 			if err != nil {

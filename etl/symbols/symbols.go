@@ -2,7 +2,8 @@
 // raw symbol at an exchange time to a stable symbol_id, the canonical symbol_code in force
 // then (the partition directory) and the symbol_version_id of that row.
 //
-// Rows come from a CSV file (the embedded default ships in deploy/dim_symbol.csv) or from
+// Rows come from a CSV file (the default ships in deploy/dim_symbol.csv, which the main
+// embeds and hands to SetDefault) or from
 // Parquet (the data-lake option); both have the columns
 //
 //	symbol_id, symbol_version_id, venue, raw_symbol, symbol_code, valid_from, valid_to
@@ -27,11 +28,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/chronicle/chronicle/deploy"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -102,9 +103,24 @@ func (t *Table) Versions(symbolID uint32, from, to int64) []Row {
 	return out
 }
 
-// Default returns the embedded table (deploy/dim_symbol.csv).
+// embedded is the table in force when none is configured. The main hands it in
+// (deploy.DimSymbolCSV), so that the refinery links no operator files of its own.
+var embedded atomic.Pointer[[]byte]
+
+// SetDefault sets the CSV table Default and Load("") parse: the main's embedded
+// deploy/dim_symbol.csv. Call it before the first Load.
+func SetDefault(csv []byte) { embedded.Store(&csv) }
+
+// ErrNoDefault reports a Load("") with no table handed to SetDefault.
+var ErrNoDefault = errors.New("no dim_symbol table: set [etl] dim_symbol, or hand the embedded one to symbols.SetDefault")
+
+// Default returns the table handed to SetDefault (deploy/dim_symbol.csv in the mains).
 func Default() (*Table, error) {
-	return ParseCSV(deploy.DimSymbolCSV, "embedded:dim_symbol.csv")
+	p := embedded.Load()
+	if p == nil {
+		return nil, ErrNoDefault
+	}
+	return ParseCSV(*p, "embedded:dim_symbol.csv")
 }
 
 // Load reads a table from a .csv or .parquet file; an empty path loads the embedded default.

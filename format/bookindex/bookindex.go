@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // File names inside a partition's index/ directory.
@@ -386,13 +387,13 @@ type indexFile struct {
 
 func writeFiles(partDir string, files []indexFile) error {
 	d := filepath.Join(partDir, Dir)
-	if err := format.MkdirAll(d, 0o755); err != nil {
+	if err := fileutil.MkdirAll(d, 0o755); err != nil {
 		return err
 	}
 	for _, f := range files {
-		if err := format.WriteFile(filepath.Join(d, f.name), f.b, 0o644); err != nil {
+		if err := fileutil.WriteFile(filepath.Join(d, f.name), f.b, 0o644); err != nil {
 			return err
 		}
 	}
-	return format.SyncDir(partDir)
+	return fileutil.SyncDir(partDir)
 }

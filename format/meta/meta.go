@@ -19,7 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -353,7 +353,7 @@ func Marshal(m *Meta) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	return format.EncodeJSON(m)
+	return fileutil.EncodeJSON(m)
 }
 
 // Parse decodes and validates a meta.json document. name labels errors.
@@ -458,5 +458,5 @@ const FileName = "meta.json"
 // WriteBytes writes an already encoded document atomically (for fixtures that need exact
 // bytes).
 func WriteBytes(dir string, b []byte) error {
-	return format.WriteFile(filepath.Join(dir, FileName), b, 0o644)
+	return fileutil.WriteFile(filepath.Join(dir, FileName), b, 0o644)
 }

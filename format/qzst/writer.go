@@ -16,7 +16,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // DefaultLevel is zstd's default level (BenchmarkTranscode compares it with `zstd -3`).
@@ -96,11 +96,11 @@ type Result struct {
 // first, so a visible .zst always has its .idx) and the directories fsynced. On failure no
 // file is left under either final name.
 func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx string, opts Options) (res *Result, err error) {
-	zf, err := os.CreateTemp(filepath.Dir(dstZst), filepath.Base(dstZst)+".tmp-*")
+	zf, err := fileutil.CreateTemp(dstZst)
 	if err != nil {
 		return nil, fmt.Errorf("create temporary zst: %w", err)
 	}
-	xf, err := os.CreateTemp(filepath.Dir(dstIdx), filepath.Base(dstIdx)+".tmp-*")
+	xf, err := fileutil.CreateTemp(dstIdx)
 	if err != nil {
 		_ = zf.Close()
 		_ = os.Remove(zf.Name())
@@ -148,11 +148,11 @@ func Transcode(ctx context.Context, src io.ReaderAt, size int64, dstZst, dstIdx 
 	if err = os.Rename(zf.Name(), dstZst); err != nil {
 		return nil, fmt.Errorf("rename zst: %w", err)
 	}
-	if err = format.SyncDir(filepath.Dir(dstZst)); err != nil {
+	if err = fileutil.SyncDir(filepath.Dir(dstZst)); err != nil {
 		return nil, err
 	}
 	if filepath.Dir(dstIdx) != filepath.Dir(dstZst) {
-		if err = format.SyncDir(filepath.Dir(dstIdx)); err != nil {
+		if err = fileutil.SyncDir(filepath.Dir(dstIdx)); err != nil {
 			return nil, err
 		}
 	}

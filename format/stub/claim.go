@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -44,7 +44,7 @@ func (c *Claim) Marshal() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	return format.EncodeJSON(c)
+	return fileutil.EncodeJSON(c)
 }
 
 // ParseClaim decodes and checks a claim. name labels errors.
@@ -128,7 +128,7 @@ func (c *Collision) Marshal() ([]byte, error) {
 	if c.Uploaded != nil {
 		c.Uploaded.normalize()
 	}
-	return format.EncodeJSON(c)
+	return fileutil.EncodeJSON(c)
 }
 
 // ParseCollision decodes and checks a collision record.

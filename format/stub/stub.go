@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -86,7 +86,7 @@ type Stub struct {
 // fields (it is then written as it was).
 func (s *Stub) Marshal() ([]byte, error) {
 	s.normalize()
-	return format.EncodeJSON(s)
+	return fileutil.EncodeJSON(s)
 }
 
 func (s *Stub) normalize() {

@@ -400,7 +400,7 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 	}
 	cfg := lifecycle.DefaultConfig()
 	cfg.BlockSize = 256 << 10
-	m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.roots, Store: e.store})
+	m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.roots, Store: e.store, Host: "capture-test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	chfs "github.com/chronicle/chronicle/fs"
 	"github.com/chronicle/chronicle/internal/exsim"
 	"github.com/chronicle/chronicle/internal/testkit"

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"

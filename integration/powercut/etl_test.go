@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/etl"
-	"github.com/chronicle/chronicle/feed/journal"
+	"github.com/chronicle/chronicle/format/journal"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/lazyfs"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"

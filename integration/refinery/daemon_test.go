@@ -15,8 +15,8 @@ import (
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/feed"
-	"github.com/chronicle/chronicle/feed/journal"
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"

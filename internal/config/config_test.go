@@ -39,27 +39,6 @@ whatever = 1
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"268435456": 256 << 20, "256MiB": 256 << 20, "1GiB": 1 << 30, "64M": 64 << 20, " 2 KiB": 2048} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "-1", "1.5GiB", "lots", "99999999999T"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) accepted", in)
-		}
-	}
-}
-
-func TestFormatSize(t *testing.T) {
-	for n, want := range map[int64]string{-1: "unknown", 0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 3 << 29: "1.5 GiB", 1 << 40: "1.0 TiB"} {
-		if got := FormatSize(n); got != want {
-			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestResolveHost(t *testing.T) {
 	if id, from, err := ResolveHost("capture-a"); err != nil || id != "capture-a" || from != HostFromConfig {
 		t.Fatalf("configured: %q %q %v", id, from, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
@@ -113,29 +114,7 @@ func writeFileSync(p string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return err
-	}
-	return format.SyncDir(filepath.Dir(p))
+	return fileutil.WriteFile(p, b, 0o644)
 }
 
 // PlacePlain puts book.q, meta.json and the index file into a local tier root.
@@ -256,7 +235,7 @@ func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.St
 	if err := os.Remove(filepath.Join(d, layout.IdxName)); err != nil {
 		return nil, err
 	}
-	return s, format.SyncDir(d)
+	return s, fileutil.SyncDir(d)
 }
 
 // MoveWarmToCold moves a partition from the warm to the cold root: the small files are

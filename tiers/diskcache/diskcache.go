@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // ErrUnsafeDir: the cache directory is shared with other users (it holds what this host
@@ -83,7 +85,7 @@ func Open(dir string, max int64) (*Cache, error) {
 			return nil
 		}
 		name := d.Name()
-		if strings.HasPrefix(name, ".") { // a write that did not finish
+		if fileutil.IsTemp(name) || strings.HasPrefix(name, ".") { // a write that did not finish
 			os.Remove(p)
 			return nil
 		}
@@ -195,7 +197,7 @@ func (c *Cache) Put(key string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+key+".*")
+	tmp, err := fileutil.CreateTemp(c.path(key))
 	if err != nil {
 		return err
 	}

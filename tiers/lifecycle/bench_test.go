@@ -116,7 +116,7 @@ func BenchmarkWarmToCold(b *testing.B) {
 				if err := os.Link(book, filepath.Join(warm, layout.BookName)); err != nil {
 					b.Fatal(err)
 				}
-				m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.Roots, Logger: benchLog()})
+				m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.Roots, Logger: benchLog(), Host: "capture-bench"})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -226,7 +226,7 @@ func BenchmarkColdToRemote(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				m, err := lifecycle.New(lifecycle.Options{Config: lifecycle.DefaultConfig(), Roots: e.Roots, Store: store, Logger: benchLog()})
+				m, err := lifecycle.New(lifecycle.Options{Config: lifecycle.DefaultConfig(), Roots: e.Roots, Store: store, Logger: benchLog(), Host: "capture-bench"})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -42,7 +42,7 @@ func testConfig() lifecycle.Config {
 
 func newManager(t testing.TB, e *lt.Env, cfg lifecycle.Config, now string, opts ...func(*lifecycle.Options)) *lifecycle.Manager {
 	t.Helper()
-	o := lifecycle.Options{Config: cfg, Roots: e.Roots, Store: e.Store, Now: clock(now)}
+	o := lifecycle.Options{Config: cfg, Roots: e.Roots, Store: e.Store, Now: clock(now), Host: "capture-test"}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -178,7 +178,7 @@ func TestRetryBackoff(t *testing.T) {
 	failing := &failStore{Store: e.Store, fail: true}
 	cfg := testConfig()
 	cfg.RetryMin, cfg.RetryMax = time.Minute, 4*time.Minute
-	m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.Roots, Store: failing, Now: func() time.Time { return now }})
+	m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.Roots, Store: failing, Now: func() time.Time { return now }, Host: "capture-test"})
 	if err != nil {
 		t.Fatal(err)
 	}

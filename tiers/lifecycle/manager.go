@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
@@ -31,8 +30,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 	// Host is this host's id ([host] id): it signs the claims and stubs of its uploads
-	// and names its own slot, hosts/{id}, when another host holds a partition's key. ""
-	// takes the machine's hostname (config.ResolveHost).
+	// and names its own slot, hosts/{id}, when another host holds a partition's key.
+	// Required: the main resolves it ([host] id or the machine's name, config.ResolveHost),
+	// so that the tier manager reads no configuration of its own.
 	Host string
 }
 
@@ -90,11 +90,10 @@ func New(opts Options) (*Manager, error) {
 		}
 		seen[r] = t
 	}
-	host, _, err := config.ResolveHost(opts.Host)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if !layout.ValidName(opts.Host) {
+		return nil, fmt.Errorf("host id %q: want 1-64 of a-z 0-9 '-' '_' '.', not starting with '.': %w", opts.Host, ErrInvalidConfig)
 	}
-	m := &Manager{cfg: opts.Config, roots: opts.Roots, host: host, store: opts.Store, fs: opts.FS, now: opts.Now,
+	m := &Manager{cfg: opts.Config, roots: opts.Roots, host: opts.Host, store: opts.Store, fs: opts.FS, now: opts.Now,
 		log: opts.Logger, fails: map[failKey]*failure{}, stubSeen: map[string]stubSeen{}}
 	if m.fs == nil {
 		m.fs = vfs.OS{}

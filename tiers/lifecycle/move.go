@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
@@ -23,14 +24,18 @@ import (
 // rename -> fsync the directory. A source is deleted only after its copy is in place and
 // durable, the book first (so the resolver moves on to the copy at once), then the rest.
 
-// tmpMarker marks the manager's temporary names: "." + final name + tmpMarker + random.
-// layout.IsTemp recognises them (leading dot, ".tmp-"), so they are never listed or
-// resolved; recovery removes every one at the start of a scan.
-const tmpMarker = ".tmp-tier-"
+// tmpTag begins the tag of the manager's temporary names (fileutil.TempName(final,
+// tmpTag+random)): layout.IsTemp recognises them, so they are never listed or resolved;
+// recovery removes every one at the start of a scan, and tmpMarker tells them from other
+// writers'.
+const (
+	tmpTag    = "tier-"
+	tmpMarker = ".tmp-" + tmpTag
+)
 
 // intentName is the upload intent of a partition being sent to the object store; see
 // upload. It is an own temporary name too, but recovery reads it before cleaning temps.
-var intentName = "." + layout.StubName + tmpMarker + "intent"
+var intentName = filepath.Base(fileutil.TempName(layout.StubName, tmpTag+"intent"))
 
 // ErrVerify: a copy does not match its source (checksum, size, header or decoded bytes).
 // The copy was discarded; the source is untouched.
@@ -39,12 +44,12 @@ var ErrVerify = errors.New("copy does not match its source")
 func tempPath(final string) string {
 	var b [6]byte
 	rand.Read(b[:])
-	return filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+tmpMarker+hex.EncodeToString(b[:]))
+	return fileutil.TempName(final, tmpTag+hex.EncodeToString(b[:]))
 }
 
 // isOwnTemp reports names the manager creates and recovery may always remove.
 func isOwnTemp(name string) bool {
-	return strings.HasPrefix(name, ".") && strings.Contains(name, tmpMarker)
+	return fileutil.IsTemp(name) && strings.Contains(name, tmpMarker)
 }
 
 // bookNames are the files that make a partition's book in some tier; everything else in

@@ -10,7 +10,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/stub"
-	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
@@ -69,7 +69,7 @@ type Move struct {
 }
 
 func (m Move) String() string {
-	s := fmt.Sprintf("%-12s %s (%s", m.Policy, m.Key, config.FormatSize(m.Bytes))
+	s := fmt.Sprintf("%-12s %s (%s", m.Policy, m.Key, bytesize.Format(m.Bytes))
 	if m.From == m.To {
 		s += ", in place"
 	}

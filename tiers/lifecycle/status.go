@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/stub"
-	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -137,13 +137,13 @@ func (s *Status) WriteText(w io.Writer) error {
 		if t.BookBytes > 0 {
 			ratio = fmt.Sprintf("%.2fx", t.Ratio())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", t.Tier, t.Partitions, config.FormatSize(t.BookBytes), config.FormatSize(t.LogicalBytes), ratio, config.FormatSize(t.DiskBytes))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", t.Tier, t.Partitions, bytesize.Format(t.BookBytes), bytesize.Format(t.LogicalBytes), ratio, bytesize.Format(t.DiskBytes))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	p := s.Plan
-	fmt.Fprintf(w, "\npending moves: %d (%s)\n", len(p.Moves), config.FormatSize(p.Bytes))
+	fmt.Fprintf(w, "\npending moves: %d (%s)\n", len(p.Moves), bytesize.Format(p.Bytes))
 	for _, mv := range p.Moves {
 		fmt.Fprintf(w, "  %s\n", mv)
 	}
@@ -180,7 +180,7 @@ func orUnknown(s string) string {
 
 // WriteText prints a plan (apply --dry-run).
 func (p *Plan) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "plan: %d moves, %s\n", len(p.Moves), config.FormatSize(p.Bytes))
+	fmt.Fprintf(w, "plan: %d moves, %s\n", len(p.Moves), bytesize.Format(p.Bytes))
 	for _, mv := range p.Moves {
 		fmt.Fprintf(w, "  %s\n", mv)
 	}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,7 +126,7 @@ func (s *fileStore) Put(ctx context.Context, key string, r io.ReaderAt, size int
 		}
 		done = true
 	}
-	if err := format.SyncDir(filepath.Dir(dst)); err != nil {
+	if err := fileutil.SyncDir(filepath.Dir(dst)); err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	return info, nil
@@ -181,7 +181,7 @@ func (s *fileStore) mkdirAll(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return format.SyncDir(filepath.Dir(dir))
+	return fileutil.SyncDir(filepath.Dir(dir))
 }
 
 func isDirErr(err error) bool {
@@ -332,7 +332,7 @@ func (s *fileStore) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
 	if err == nil {
-		if err := format.SyncDir(filepath.Dir(p)); err != nil {
+		if err := fileutil.SyncDir(filepath.Dir(p)); err != nil {
 			return fmt.Errorf("delete %q: %w", key, err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chronicle/chronicle/internal/config"
+	"github.com/chronicle/chronicle/internal/bytesize"
 )
 
 // Python returns an interpreter that imports numpy and pandas. Debian's python3-numpy
@@ -153,7 +153,7 @@ func BenchBytes(b testing.TB, def int64) int64 {
 	if s == "" {
 		return def
 	}
-	n, err := config.ParseSize(s)
+	n, err := bytesize.Parse(s)
 	if err != nil || n < 1<<20 {
 		b.Fatalf("CHRONICLE_BENCH_BYTES=%q: want a byte count of at least 1 MiB", s)
 	}

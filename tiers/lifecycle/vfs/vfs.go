@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // File is an open file.
@@ -58,7 +58,7 @@ func (OS) Remove(name string) error                   { return os.Remove(name) }
 func (OS) ReadDir(name string) ([]fs.DirEntry, error) { return os.ReadDir(name) }
 func (OS) Lstat(name string) (fs.FileInfo, error)     { return os.Lstat(name) }
 
-func (OS) SyncDir(name string) error { return format.SyncDir(name) }
+func (OS) SyncDir(name string) error { return fileutil.SyncDir(name) }
 
 // MkdirAll creates dir and any missing parents, fsyncing the parent of each directory it
 // creates so the path survives a crash.

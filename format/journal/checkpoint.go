@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/chronicle/chronicle/format"
+	"github.com/chronicle/chronicle/internal/fileutil"
 )
 
 // CheckpointFile is the ETL's checkpoint, in the journal directory.
@@ -68,11 +68,7 @@ func WriteCheckpoint(dir string, cp Checkpoint) error {
 	if _, err := ParseSegmentName(cp.Segment); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	b, err := json.Marshal(cp)
-	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := format.WriteFile(filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
+	if err := fileutil.WriteJSON(filepath.Join(dir, CheckpointFile), cp, 0o600); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil
