@@ -68,7 +68,12 @@ func WriteCheckpoint(dir string, cp Checkpoint) error {
 	if _, err := ParseSegmentName(cp.Segment); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	if err := fileutil.WriteJSON(filepath.Join(dir, CheckpointFile), cp, 0o600); err != nil {
+	// One line, as the spec shows it: operators and scripts (the demo) grep it.
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if err := fileutil.WriteFile(filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil

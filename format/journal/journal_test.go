@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -55,6 +56,11 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	cp.Version = CheckpointVersion
 	if !ok || err != nil || got != cp {
 		t.Fatalf("%+v %v %v", got, ok, err)
+	}
+	// One line, as docs/format/journal.md shows it (scripts/demo.sh greps it).
+	if b, _ := os.ReadFile(filepath.Join(dir, CheckpointFile)); bytes.Count(b, []byte("\n")) != 1 ||
+		!bytes.Contains(b, []byte(`"segment":"`+cp.Segment+`","offset":8192,`)) {
+		t.Fatalf("checkpoint file: %q", b)
 	}
 	if err := WriteCheckpoint(dir, Checkpoint{Segment: "nope"}); err == nil {
 		t.Fatal("bad segment name written")
