@@ -368,15 +368,17 @@ func BenchmarkRandom4K(b *testing.B) {
 			}
 			defer r.Close()
 			p := make([]byte, 4096)
-			if mode == "warm" { // every frame read whole, so cached whole
+			rng := rand.New(rand.NewPCG(1, 2))
+			if mode == "warm" {
+				// Every frame read whole, so cached whole, in a shuffled order: read in file
+				// order the reader would take them for a sequential pass and drop them behind.
 				whole := make([]byte, bs)
-				for off := int64(0); off < bench.size; off += bs {
-					if _, err := r.ReadAt(whole, off); err != nil && err != io.EOF {
+				for _, fi := range rng.Perm(len(bench.idx.Frames)) {
+					if _, err := r.ReadAt(whole, int64(fi)*bs); err != nil && err != io.EOF {
 						b.Fatal(err)
 					}
 				}
 			}
-			rng := rand.New(rand.NewPCG(1, 2))
 			lat := make([]time.Duration, 0, b.N)
 			prevFrame := int64(-1)
 			b.ResetTimer()
@@ -399,7 +401,8 @@ func BenchmarkRandom4K(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50_ns")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99_ns")
 			st := r.Stats()
-			if mode != "warm" && st.CacheHits > 0 || mode == "warm" && st.CacheMisses > uint64(len(bench.idx.Frames)) {
+			// warm: a shuffled order still has a few neighbours, which the reader drops behind.
+			if mode != "warm" && st.CacheHits > 0 || mode == "warm" && st.CacheHits < uint64(b.N)*98/100 {
 				b.Fatalf("%s run has the wrong cache behaviour: %+v", mode, st)
 			}
 		})
