@@ -390,9 +390,18 @@ func (s *Scanner) literal(l string) bool {
 	return false
 }
 
-// number passes over -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number passes over a JSON number.
 func (s *Scanner) number() bool {
-	b, i := s.B, s.I
+	i, ok := SkipNumber(s.B, s.I)
+	if ok {
+		s.I = i
+	}
+	return ok
+}
+
+// SkipNumber returns the end of the JSON number -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// that starts at b[i], and false when none does: the grammar every venue's scanner checks.
+func SkipNumber(b []byte, i int) (int, bool) {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
@@ -406,12 +415,12 @@ func (s *Scanner) number() bool {
 	}
 	start := i
 	if n := run(); n == 0 || (n > 1 && b[start] == '0') {
-		return false
+		return i, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if run() == 0 {
-			return false
+			return i, false
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -420,11 +429,10 @@ func (s *Scanner) number() bool {
 			i++
 		}
 		if run() == 0 {
-			return false
+			return i, false
 		}
 	}
-	s.I = i
-	return true
+	return i, true
 }
 
 // End reports whether only whitespace is left.

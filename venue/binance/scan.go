@@ -302,41 +302,13 @@ func (s *scanner) literal(l []byte) bool {
 	return false
 }
 
-// number checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number checks a JSON number (venue.SkipNumber).
 func (s *scanner) number() bool {
-	b, i := s.b, s.i
-	if i < len(b) && b[i] == '-' {
-		i++
+	i, ok := venue.SkipNumber(s.b, s.i)
+	if ok {
+		s.i = i
 	}
-	digits := func() int {
-		n := 0
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
-	start := i
-	if n := digits(); n == 0 || (n > 1 && b[start] == '0') {
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	s.i = i
-	return true
+	return ok
 }
 
 // strictStr passes over a string, checking its escapes and that it holds no raw control
