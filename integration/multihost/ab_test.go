@@ -92,6 +92,14 @@ func bookRecords(t *testing.T, dir string) []format.BookRecord {
 	return recs
 }
 
+// recordAt is rs[i], or the zero record past the end.
+func recordAt(rs []format.BookRecord, i int) format.BookRecord {
+	if i < len(rs) {
+		return rs[i]
+	}
+	return format.BookRecord{}
+}
+
 func withoutRecv(rs []format.BookRecord) []format.BookRecord {
 	out := make([]format.BookRecord, len(rs))
 	for i, r := range rs {
@@ -133,8 +141,13 @@ func TestABMerge(t *testing.T) {
 		if mm.Events.DepthUpdates != w.Depth || mm.Events.Trades != w.Trades {
 			t.Errorf("%s merged: %d depth updates and %d trades, the capture's figures are %d and %d", date, mm.Events.DepthUpdates, mm.Events.Trades, w.Depth, w.Trades)
 		}
-		if !reflect.DeepEqual(withoutRecv(bookRecords(t, pm)), withoutRecv(bookRecords(t, pc))) {
-			t.Errorf("%s: merged book records differ from the uninterrupted capture's", date)
+		if rm, rc := withoutRecv(bookRecords(t, pm)), withoutRecv(bookRecords(t, pc)); !reflect.DeepEqual(rm, rc) {
+			i := 0
+			for i < min(len(rm), len(rc)) && rm[i] == rc[i] {
+				i++
+			}
+			t.Errorf("%s: merged book records differ from the uninterrupted capture's: %d and %d records, first difference at record %d: merged %+v, uninterrupted %+v",
+				date, len(rm), len(rc), i, recordAt(rm, i), recordAt(rc, i))
 		}
 		if got, want := intervals(mm.Completeness.Invalid), intersect(ma.Completeness.Invalid, mb.Completeness.Invalid); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: merged invalid intervals %v, want the intersection of the hosts' %v", date, got, want)
