@@ -137,8 +137,8 @@ func replayTo(recs []format.BookRecord, end int) (st BookState, boundary bool) {
 		for p, q := range asks {
 			st.Asks = append(st.Asks, Level{p, q})
 		}
-		slices.SortFunc(st.Bids, func(a, b Level) int { return cmpInt64(b.Price, a.Price) })
-		slices.SortFunc(st.Asks, func(a, b Level) int { return cmpInt64(a.Price, b.Price) })
+		SortBest(st.Bids, false)
+		SortBest(st.Asks, true)
 	}
 	return st, boundary
 }
