@@ -215,6 +215,7 @@ func sameState(got *State, err error, want *refState) error {
 	return nil
 }
 
+// encodeRow is a row's bytes as the rows view lays them out (docs/format/views.md).
 func encodeRow(r *Row) []byte {
 	n := len(r.BidPrice)
 	b := make([]byte, 32+32*n)
