@@ -361,9 +361,14 @@ func ReadAll(path string) ([]Record, error) {
 		return nil, err
 	}
 	defer r.Close()
+	return drain(r.Next)
+}
+
+// drain reads records from next to io.EOF, copying payloads.
+func drain(next func() (Record, error)) ([]Record, error) {
 	var out []Record
 	for {
-		rec, err := r.Next()
+		rec, err := next()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
@@ -531,16 +536,5 @@ func ReadMerged(paths []string) ([]Record, error) {
 		return nil, err
 	}
 	defer m.Close()
-	var out []Record
-	for {
-		rec, err := m.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		rec.Payload = bytes.Clone(rec.Payload)
-		out = append(out, rec)
-	}
+	return drain(m.Next)
 }
