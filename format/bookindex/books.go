@@ -656,4 +656,3 @@ func endsEvent(typ, fl uint16) bool {
 	}
 	return false
 }
-
