@@ -213,15 +213,9 @@ func OpenBooks(r io.ReaderAt, size int64, name string) (*Books, error) {
 // size bytes, whose states src serves).
 func ParseBooks(b []byte, src io.ReaderAt, size int64, name string) (*Books, error) {
 	le := binary.LittleEndian
-	e, count, records, stride, err := parse(b, name, KindBooks, BooksEntrySize, MaxBookEntries)
+	e, count, records, stride, fail, err := parseStrided(b, name, KindBooks, BooksEntrySize, MaxBookEntries, "checkpoint")
 	if err != nil {
 		return nil, err
-	}
-	fail := func(i int, f string, a ...any) error {
-		return fmt.Errorf("%s: offset %d: %w: checkpoint %d: %s", name, HeaderSize+i*BooksEntrySize, ErrCorrupt, i, fmt.Sprintf(f, a...))
-	}
-	if stride < 1 || stride > math.MaxInt32 {
-		return nil, fmt.Errorf("%s: offset 32: %w: stride %d", name, ErrCorrupt, stride)
 	}
 	if count == 0 {
 		return nil, fmt.Errorf("%s: offset 16: %w: no entries (every book index has the empty book at record 0)", name, ErrCorrupt)
