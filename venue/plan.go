@@ -34,12 +34,12 @@ func PlanBase(wsBase, def string, sub Subscription, venueMax int) (base string, 
 // named StreamName(channel, symbol) for the symbol. All of a symbol's streams share one
 // connection, and symbols are packed in order onto as few connections as max streams
 // each allows (len(chans) <= max).
-func PackSymbols(url string, max int, symbols []string, valid func(sym string) bool, bad func(raw string) error, chans []Stream) ([]Connection, error) {
+func PackSymbols(wsURL string, max int, symbols []string, valid func(sym string) bool, bad func(raw string) error, chans []Stream) ([]Connection, error) {
 	var conns []Connection
 	var cur []Stream
 	flush := func() {
 		if len(cur) > 0 {
-			conns = append(conns, Connection{URL: url, Streams: cur})
+			conns = append(conns, Connection{URL: wsURL, Streams: cur})
 			cur = nil
 		}
 	}
