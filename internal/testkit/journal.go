@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 
@@ -27,11 +26,17 @@ func WalkJournal(dir string, fn func(seg string, r *format.JournalRecord)) error
 }
 
 func walkSegment(path, name string, fn func(seg string, r *format.JournalRecord)) error {
-	b, err := os.ReadFile(path) // test journals are small
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	it, err := format.NewJournalIter(bytes.NewReader(b), int64(len(b)), name)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	// Read to the committed length only: a live segment is preallocated past it.
+	it, err := format.NewJournalIter(f, st.Size(), name)
 	if err != nil {
 		return err
 	}
