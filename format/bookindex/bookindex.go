@@ -226,6 +226,23 @@ func parse(b []byte, name string, kind uint16, entrySize uint32, maxCount uint64
 	return entries, count, records, base, nil
 }
 
+// parseStrided is parse for the indexes whose base field is a stride in records (books,
+// events); it also returns the error of entry i of the table, what naming entries
+// ("checkpoint", "anchor").
+func parseStrided(b []byte, name string, kind uint16, entrySize uint32, maxCount uint64, what string) (entries []byte, count, records uint64, stride int64, fail func(i int, f string, a ...any) error, err error) {
+	entries, count, records, stride, err = parse(b, name, kind, entrySize, maxCount)
+	if err != nil {
+		return nil, 0, 0, 0, nil, err
+	}
+	if stride < 1 || stride > math.MaxInt32 {
+		return nil, 0, 0, 0, nil, fmt.Errorf("%s: offset 32: %w: stride %d", name, ErrCorrupt, stride)
+	}
+	fail = func(i int, f string, a ...any) error {
+		return fmt.Errorf("%s: offset %d: %w: %s %d: %s", name, HeaderSize+i*int(entrySize), ErrCorrupt, what, i, fmt.Sprintf(f, a...))
+	}
+	return entries, count, records, stride, fail, nil
+}
+
 // checkHeader checks the header at the start of b (magic, version, checksum, kind, entry
 // size, bounds of the count and of the record count).
 func checkHeader(b []byte, name string, kind uint16, entrySize uint32, maxCount uint64) (count, records uint64, base int64, err error) {

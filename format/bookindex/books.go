@@ -213,15 +213,9 @@ func OpenBooks(r io.ReaderAt, size int64, name string) (*Books, error) {
 // size bytes, whose states src serves).
 func ParseBooks(b []byte, src io.ReaderAt, size int64, name string) (*Books, error) {
 	le := binary.LittleEndian
-	e, count, records, stride, err := parse(b, name, KindBooks, BooksEntrySize, MaxBookEntries)
+	e, count, records, stride, fail, err := parseStrided(b, name, KindBooks, BooksEntrySize, MaxBookEntries, "checkpoint")
 	if err != nil {
 		return nil, err
-	}
-	fail := func(i int, f string, a ...any) error {
-		return fmt.Errorf("%s: offset %d: %w: checkpoint %d: %s", name, HeaderSize+i*BooksEntrySize, ErrCorrupt, i, fmt.Sprintf(f, a...))
-	}
-	if stride < 1 || stride > math.MaxInt32 {
-		return nil, fmt.Errorf("%s: offset 32: %w: stride %d", name, ErrCorrupt, stride)
 	}
 	if count == 0 {
 		return nil, fmt.Errorf("%s: offset 16: %w: no entries (every book index has the empty book at record 0)", name, ErrCorrupt)
@@ -497,7 +491,7 @@ type BooksBuilder struct {
 	depth   uint64
 	curMin  int64 // MinTs of the last entry so far
 	st      BookState
-	sides   [2]levelTable
+	sides   [2]LevelTable
 	entries []Checkpoint
 	payload []byte
 }
@@ -531,7 +525,7 @@ func (b *BooksBuilder) emit(i, target int64) {
 	b.curMin = math.MaxInt64
 	s := b.st
 	if s.Flags&StateKnown != 0 {
-		s.Bids, s.Asks = b.sides[0].levels(false), b.sides[1].levels(true)
+		s.Bids, s.Asks = b.sides[0].Levels(nil, false), b.sides[1].Levels(nil, true)
 	}
 	off := len(b.payload)
 	b.payload = encodeState(b.payload, &s)
@@ -584,8 +578,8 @@ func (b *BooksBuilder) apply(typ, fl uint16, ts int64, r []byte) {
 	}
 	switch typ {
 	case format.TypeSnapshotBegin:
-		b.sides[0].reset()
-		b.sides[1].reset()
+		b.sides[0].Reset()
+		b.sides[1].Reset()
 		if fl&format.FlagBookInvalid == 0 {
 			s.Flags |= StateKnown | StateSeeded
 			s.Reason, s.Since = 0, 0
@@ -596,14 +590,14 @@ func (b *BooksBuilder) apply(typ, fl uint16, ts int64, r []byte) {
 	case format.TypeSnapshotEnd:
 		note()
 	case format.TypeBookInvalid:
-		b.sides[0].reset()
-		b.sides[1].reset()
+		b.sides[0].Reset()
+		b.sides[1].Reset()
 		s.Flags &^= StateKnown
 		s.Reason, s.Since = int64(le.Uint64(r[40:])), ts
 		note()
 	case format.TypeLevel:
 		if side := fl & (format.FlagBid | format.FlagAsk); s.Flags&StateKnown != 0 && side != 0 {
-			b.sides[side>>1].set(int64(le.Uint64(r[32:])), int64(le.Uint64(r[40:]))) // FlagBid 1 -> 0, FlagAsk 2 (or both: an ask) -> 1
+			b.sides[side>>1].Set(int64(le.Uint64(r[32:])), int64(le.Uint64(r[40:]))) // FlagBid 1 -> 0, FlagAsk 2 (or both: an ask) -> 1
 		}
 		if fl&format.FlagSnapshot == 0 && fl&format.FlagLast != 0 {
 			note()
@@ -655,82 +649,4 @@ func endsEvent(typ, fl uint16) bool {
 		return true
 	}
 	return false
-}
-
-// levelTable is one side of the replayed book: price -> last quantity written (0: deleted),
-// open addressing, emptied in O(1) by a generation count.
-type levelTable struct {
-	keys, vals []int64
-	gens       []uint32
-	gen        uint32
-	used       int
-}
-
-func (t *levelTable) set(price, qty int64) {
-	if t.keys == nil {
-		t.keys, t.vals, t.gens, t.gen = make([]int64, 1<<10), make([]int64, 1<<10), make([]uint32, 1<<10), 1
-	}
-	mask := len(t.keys) - 1
-	for i := int(uint64(price)*0x9E3779B97F4A7C15>>32) & mask; ; i = (i + 1) & mask {
-		if t.gens[i] != t.gen {
-			t.keys[i], t.vals[i], t.gens[i] = price, qty, t.gen
-			if t.used++; 2*t.used > len(t.keys) {
-				t.grow()
-			}
-			return
-		}
-		if t.keys[i] == price {
-			t.vals[i] = qty
-			return
-		}
-	}
-}
-
-func (t *levelTable) grow() {
-	keys, vals, gens, gen := t.keys, t.vals, t.gens, t.gen
-	n := 2 * len(keys)
-	t.keys, t.vals, t.gens, t.gen, t.used = make([]int64, n), make([]int64, n), make([]uint32, n), 1, 0
-	for i := range keys {
-		if gens[i] == gen && vals[i] != 0 { // deleted levels are dropped here
-			t.set(keys[i], vals[i])
-		}
-	}
-}
-
-func (t *levelTable) reset() {
-	if t.keys == nil {
-		return
-	}
-	t.used = 0
-	if t.gen++; t.gen == 0 {
-		clear(t.gens)
-		t.gen = 1
-	}
-}
-
-// levels returns the live levels, best first.
-func (t *levelTable) levels(ask bool) []Level {
-	var out []Level
-	for i, g := range t.gens {
-		if g == t.gen && t.vals[i] != 0 {
-			out = append(out, Level{t.keys[i], t.vals[i]})
-		}
-	}
-	slices.SortFunc(out, func(a, b Level) int {
-		if ask {
-			return cmpInt64(a.Price, b.Price)
-		}
-		return cmpInt64(b.Price, a.Price)
-	})
-	return out
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

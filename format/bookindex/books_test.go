@@ -14,6 +14,15 @@ import (
 	"github.com/chronicle/chronicle/format"
 )
 
+// encodeRecords lays records out as a book file's data section does.
+func encodeRecords(recs []format.BookRecord) []byte {
+	data := make([]byte, len(recs)*format.BookRecordSize)
+	for i := range recs {
+		recs[i].Put(data[i*format.BookRecordSize:])
+	}
+	return data
+}
+
 // bookRecords makes n records of a book that changes: snapshot runs of many levels (some
 // flagged BOOK_INVALID), depth updates on both sides (deletes included, of absent levels
 // too), book_invalid records, trades and tickers between them, times that go back, and
@@ -78,11 +87,7 @@ func bookRecords(rng *rand.Rand, n int) ([]byte, []format.BookRecord) {
 		}
 	}
 	recs = recs[:n]
-	data := make([]byte, n*format.BookRecordSize)
-	for i := range recs {
-		recs[i].Put(data[i*format.BookRecordSize:])
-	}
-	return data, recs
+	return encodeRecords(recs), recs
 }
 
 // replayTo is the test's own replay of records [0, end) with maps: the state a checkpoint
@@ -137,8 +142,8 @@ func replayTo(recs []format.BookRecord, end int) (st BookState, boundary bool) {
 		for p, q := range asks {
 			st.Asks = append(st.Asks, Level{p, q})
 		}
-		slices.SortFunc(st.Bids, func(a, b Level) int { return cmpInt64(b.Price, a.Price) })
-		slices.SortFunc(st.Asks, func(a, b Level) int { return cmpInt64(a.Price, b.Price) })
+		SortBest(st.Bids, false)
+		SortBest(st.Asks, true)
 	}
 	return st, boundary
 }

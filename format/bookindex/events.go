@@ -3,7 +3,6 @@ package bookindex
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"path/filepath"
 
 	"github.com/chronicle/chronicle/format"
@@ -166,15 +165,9 @@ func MarshalEvents(e *Events) []byte {
 // to an end anchor at the record count, counts that never decrease nor grow faster than
 // the records between two anchors, a stride anchor at every multiple of the stride.
 func ParseEvents(b []byte, name string) (*Events, error) {
-	e, count, records, stride, err := parse(b, name, KindEvents, EventsEntrySize, MaxEventEntries)
+	e, count, records, stride, fail, err := parseStrided(b, name, KindEvents, EventsEntrySize, MaxEventEntries, "anchor")
 	if err != nil {
 		return nil, err
-	}
-	fail := func(i int, f string, a ...any) error {
-		return fmt.Errorf("%s: offset %d: %w: anchor %d: %s", name, HeaderSize+i*EventsEntrySize, ErrCorrupt, i, fmt.Sprintf(f, a...))
-	}
-	if stride < 1 || stride > math.MaxInt32 {
-		return nil, fmt.Errorf("%s: offset 32: %w: stride %d", name, ErrCorrupt, stride)
 	}
 	if count == 0 {
 		return nil, fmt.Errorf("%s: offset 16: %w: no entries (an empty book has its end anchor)", name, ErrCorrupt)

@@ -47,11 +47,7 @@ func genRecords(rng *rand.Rand, n int) ([]byte, []format.BookRecord) {
 		}
 	}
 	recs = recs[:n]
-	data := make([]byte, n*format.BookRecordSize)
-	for i := range recs {
-		recs[i].Put(data[i*format.BookRecordSize:])
-	}
-	return data, recs
+	return encodeRecords(recs), recs
 }
 
 // TestBuilderEqualsBuild: the streaming builder, fed in pieces of any size, gives what

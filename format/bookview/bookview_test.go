@@ -15,6 +15,7 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/bookindex"
+	"github.com/chronicle/chronicle/internal/testkit/books"
 )
 
 // ref is the test's own reading of the semantics (docs/format/views.md), written with maps
@@ -34,9 +35,7 @@ type refEvent struct {
 }
 
 type refState struct {
-	bids, asks       map[int64]int64
-	known, seeded    bool
-	reason           int64
+	books.View
 	lastTs, lastRecv int64
 	lastSeq          uint64
 	lastFlags        uint16
@@ -74,36 +73,7 @@ func newRef(recs []format.BookRecord) *ref {
 
 func (r *ref) apply(s *refState, e refEvent) {
 	for i := e.first; i < e.end; i++ {
-		x := r.recs[i]
-		switch x.TypeID {
-		case format.TypeSnapshotBegin:
-			s.bids, s.asks = map[int64]int64{}, map[int64]int64{}
-			if x.Flags&format.FlagBookInvalid == 0 {
-				s.known, s.seeded, s.reason = true, true, 0
-			} else if s.known {
-				s.known, s.reason = false, 0
-			}
-		case format.TypeBookInvalid:
-			s.bids, s.asks = map[int64]int64{}, map[int64]int64{}
-			s.known, s.reason = false, x.Qty
-		case format.TypeLevel:
-			if !s.known {
-				break
-			}
-			m := s.bids
-			if x.Flags&format.FlagAsk != 0 {
-				m = s.asks
-			} else if x.Flags&format.FlagBid == 0 {
-				m = nil
-			}
-			if m != nil {
-				if x.Qty == 0 {
-					delete(m, x.Price)
-				} else {
-					m[x.Price] = x.Qty
-				}
-			}
-		}
+		s.Apply(&r.recs[i])
 	}
 	// The event's last record says what the last event applied was, when the event ended
 	// (a book may end inside one).
@@ -121,7 +91,7 @@ func sortedSide(m map[int64]int64, desc bool) []Level {
 	return out
 }
 
-func (s *refState) crossed() bool { return crossedMaps(s.bids, s.asks) }
+func (s *refState) crossed() bool { return crossedMaps(s.Bids, s.Asks) }
 
 // row encodes the state as a top-n row (the bytes views/topN.npy must hold).
 func (s *refState) row(ts int64, n int) []byte {
@@ -133,16 +103,16 @@ func (s *refState) row(ts int64, n int) []byte {
 	flags := uint32(s.lastFlags) & (RowBadTsRecv | RowTsEstimated)
 	var reason uint32
 	switch {
-	case !s.known:
+	case !s.Known:
 		flags |= RowInvalid
-		reason = uint32(s.reason)
+		reason = uint32(s.Reason)
 	case s.crossed():
 		flags |= RowCrossed
 	}
 	le.PutUint32(b[24:], flags)
 	le.PutUint32(b[28:], reason)
-	if s.known {
-		for side, lv := range [][]Level{sortedSide(s.bids, true), sortedSide(s.asks, false)} {
+	if s.Known {
+		for side, lv := range [][]Level{sortedSide(s.Bids, true), sortedSide(s.Asks, false)} {
 			for i := 0; i < n && i < len(lv); i++ {
 				le.PutUint64(b[32+side*16*n+8*i:], uint64(lv[i].Price))
 				le.PutUint64(b[32+side*16*n+8*n+8*i:], uint64(lv[i].Qty))
@@ -187,7 +157,7 @@ func (r *ref) walker() func(t int64) *refState {
 
 // sameState compares a BookAt result with the reference.
 func sameState(got *State, err error, want *refState) error {
-	if !want.seeded {
+	if !want.Seeded {
 		var nb *NoBookError
 		if !errors.As(err, &nb) || !errors.Is(err, ErrNoBook) {
 			return fmt.Errorf("want no book, got %+v, %v", got, err)
@@ -197,10 +167,10 @@ func sameState(got *State, err error, want *refState) error {
 	if err != nil {
 		return err
 	}
-	if got.Valid != want.known || got.Reason != want.reason || got.Seq != want.lastSeq || got.AsOf != want.lastTs {
-		return fmt.Errorf("state valid %v reason %d seq %d asof %d, want %v %d %d %d", got.Valid, got.Reason, got.Seq, got.AsOf, want.known, want.reason, want.lastSeq, want.lastTs)
+	if got.Valid != want.Known || got.Reason != want.Reason || got.Seq != want.lastSeq || got.AsOf != want.lastTs {
+		return fmt.Errorf("state valid %v reason %d seq %d asof %d, want %v %d %d %d", got.Valid, got.Reason, got.Seq, got.AsOf, want.Known, want.Reason, want.lastSeq, want.lastTs)
 	}
-	if !want.known {
+	if !want.Known {
 		if len(got.Bids)+len(got.Asks) != 0 {
 			return fmt.Errorf("invalid book with levels")
 		}
@@ -209,12 +179,13 @@ func sameState(got *State, err error, want *refState) error {
 	if got.Crossed != want.crossed() {
 		return fmt.Errorf("crossed %v, want %v", got.Crossed, want.crossed())
 	}
-	if fmt.Sprint(got.Bids) != fmt.Sprint(sortedSide(want.bids, true)) || fmt.Sprint(got.Asks) != fmt.Sprint(sortedSide(want.asks, false)) {
-		return fmt.Errorf("levels differ:\n got bids %v\nwant bids %v\n got asks %v\nwant asks %v", got.Bids, sortedSide(want.bids, true), got.Asks, sortedSide(want.asks, false))
+	if fmt.Sprint(got.Bids) != fmt.Sprint(sortedSide(want.Bids, true)) || fmt.Sprint(got.Asks) != fmt.Sprint(sortedSide(want.Asks, false)) {
+		return fmt.Errorf("levels differ:\n got bids %v\nwant bids %v\n got asks %v\nwant asks %v", got.Bids, sortedSide(want.Bids, true), got.Asks, sortedSide(want.Asks, false))
 	}
 	return nil
 }
 
+// encodeRow is a row's bytes as the rows view lays them out (docs/format/views.md).
 func encodeRow(r *Row) []byte {
 	n := len(r.BidPrice)
 	b := make([]byte, 32+32*n)

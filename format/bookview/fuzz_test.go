@@ -68,7 +68,7 @@ func FuzzViews(f *testing.F) {
 				it := p.Top(3, math.MinInt64, math.MaxInt64)
 				var rows []byte
 				for it.Next() {
-					rows = append(rows, rowOf(it.Row())...)
+					rows = append(rows, encodeRow(it.Row())...)
 				}
 				if !bytes.Equal(rows, whole[v.DataOffset():]) {
 					t.Fatalf("top3: the file's rows differ from the iterator's")
@@ -123,21 +123,4 @@ func FuzzViews(f *testing.F) {
 			}
 		}
 	})
-}
-
-func rowOf(r *Row) []byte {
-	n := len(r.BidPrice)
-	b := make([]byte, 32+32*n)
-	le := binary.LittleEndian
-	le.PutUint64(b[0:], uint64(r.TsExchange))
-	le.PutUint64(b[8:], uint64(r.TsRecv))
-	le.PutUint64(b[16:], r.Seq)
-	le.PutUint32(b[24:], r.Flags)
-	le.PutUint32(b[28:], r.Reason)
-	for i, col := range [][]int64{r.BidPrice, r.BidQty, r.AskPrice, r.AskQty} {
-		for j, v := range col {
-			le.PutUint64(b[32+i*8*n+8*j:], uint64(v))
-		}
-	}
-	return b
 }

@@ -94,8 +94,8 @@ func (r *replayer) apply(rec *format.BookRecord) bool {
 
 func (r *replayer) reset() {
 	if r.lww != nil {
-		r.lww[0].reset()
-		r.lww[1].reset()
+		r.lww[0].Reset()
+		r.lww[1].Reset()
 		r.base = nil
 		return
 	}

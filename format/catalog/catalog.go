@@ -8,7 +8,6 @@
 package catalog
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/fileutil"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/klauspost/compress/zstd"
 )
@@ -152,14 +152,9 @@ func Parse(b []byte, name string) (*Catalog, error) {
 	if len(raw) > MaxJSON {
 		return nil, fmt.Errorf("%s: %w: %d bytes of JSON, limit %d", name, ErrInvalid, len(raw), MaxJSON)
 	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.DisallowUnknownFields()
 	var c Catalog
-	if err := d.Decode(&c); err != nil {
+	if err := fileutil.DecodeJSON(raw, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
-	}
-	if d.More() {
-		return nil, fmt.Errorf("%s: %w: trailing data after the JSON object", name, ErrInvalid)
 	}
 	if err := c.check(name); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package stub
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -52,14 +51,9 @@ func ParseClaim(b []byte, name string) (*Claim, error) {
 	if len(b) > maxClaimSize {
 		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", name, ErrInvalid, len(b), maxClaimSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Claim
-	if err := dec.Decode(&c); err != nil {
+	if err := fileutil.DecodeJSON(b, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: %w: trailing data after the JSON object", name, ErrInvalid)
 	}
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -136,15 +130,11 @@ func ParseCollision(b []byte, name string) (*Collision, error) {
 	if len(b) > maxSize+maxClaimSize+4096 {
 		return nil, fmt.Errorf("%s: %w: %d bytes", name, ErrInvalid, len(b))
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var c Collision
-	if err := dec.Decode(&c); err != nil {
+	if err := fileutil.DecodeJSON(b, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
 	}
 	switch {
-	case dec.More():
-		return nil, fmt.Errorf("%s: %w: trailing data after the JSON object", name, ErrInvalid)
 	case c.Format != CollisionFormat || c.Version != CollisionVersion:
 		return nil, fmt.Errorf("%s: %w: format %q version %d, want %q %d", name, ErrInvalid, c.Format, c.Version, CollisionFormat, CollisionVersion)
 	case !layout.ValidName(c.Host):

@@ -71,24 +71,7 @@ func TestCollisionRoundTrip(t *testing.T) {
 
 func FuzzParseClaim(f *testing.F) {
 	b, _ := validClaim().Marshal()
-	f.Add(b)
-	f.Add([]byte(`{"format":"chronicle-remote-claim","version":1}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseClaim(b, "fuzz")
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error does not wrap ErrInvalid: %v", err)
-			}
-			return
-		}
-		out, err := c.Marshal()
-		if err != nil {
-			t.Fatalf("accepted claim does not encode: %v", err)
-		}
-		if _, err := ParseClaim(out, "re"); err != nil {
-			t.Fatalf("re-encoded claim rejected: %v", err)
-		}
-	})
+	fuzzDocument(f, ParseClaim, nil, b, []byte(`{"format":"chronicle-remote-claim","version":1}`))
 }
 
 func FuzzParseCollision(f *testing.F) {
@@ -96,22 +79,5 @@ func FuzzParseCollision(f *testing.F) {
 	s.Slot = HostSlot("capture-b")
 	b, _ := (&Collision{Partition: "v1/binance-perp/eth-usdt/2024-08-08", Host: "capture-b", Holder: validClaim(),
 		DetectedAt: time.Unix(1700000001, 0).UTC(), Uploaded: s}).Marshal()
-	f.Add(b)
-	f.Add([]byte(`{"format":"chronicle-collision","version":1}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseCollision(b, "fuzz")
-		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("error does not wrap ErrInvalid: %v", err)
-			}
-			return
-		}
-		out, err := c.Marshal()
-		if err != nil {
-			t.Fatalf("accepted record does not encode: %v", err)
-		}
-		if _, err := ParseCollision(out, "re"); err != nil {
-			t.Fatalf("re-encoded record rejected: %v", err)
-		}
-	})
+	fuzzDocument(f, ParseCollision, nil, b, []byte(`{"format":"chronicle-collision","version":1}`))
 }

@@ -6,7 +6,6 @@ package stub
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -101,14 +100,9 @@ func Parse(b []byte, name string) (*Stub, error) {
 	if len(b) > maxSize {
 		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", name, ErrInvalid, len(b), maxSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var s Stub
-	if err := dec.Decode(&s); err != nil {
+	if err := fileutil.DecodeJSON(b, &s); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: %w: trailing data after the JSON object", name, ErrInvalid)
 	}
 	if err := s.Check(name); err != nil {
 		return nil, err

@@ -28,11 +28,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "multihost: these tests mount FUSE file systems for real and must run as root")
-		os.Exit(1)
-	}
-	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs"))
+	os.Exit(testenv.RunAsRoot(m, "multihost: these tests mount FUSE file systems for real and must run as root",
+		"chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs"))
 }
 
 // market serves the USD-M capture from an in-process simulator, which the test drives.

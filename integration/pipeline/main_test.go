@@ -37,11 +37,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "pipeline: these tests mount FUSE file systems for real and must run as root")
-		os.Exit(1)
-	}
-	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs", "chronicle-exsim", "chronicle-q"))
+	os.Exit(testenv.RunAsRoot(m, "pipeline: these tests mount FUSE file systems for real and must run as root",
+		"chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs", "chronicle-exsim", "chronicle-q"))
 }
 
 // The demo clock of chronicle-tier, and where it puts each partition of the captures:

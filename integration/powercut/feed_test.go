@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/internal/exsim"
+	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/lazyfs"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 )
@@ -161,38 +161,19 @@ func checkJournal(t *testing.T, what, dir string) {
 			t.Fatalf("%s: %s left in the journal", what, n)
 		}
 	}
-	segs, err := journal.List(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]string{}
-	for _, sg := range segs {
-		f, err := os.Open(filepath.Join(dir, sg.Name))
-		if err != nil {
-			t.Fatal(err)
+	err = testkit.WalkJournal(dir, func(seg string, r *format.JournalRecord) {
+		if r.TypeID != format.JournalMessage {
+			return
 		}
-		st, _ := f.Stat()
-		it, err := format.NewJournalIter(f, st.Size(), sg.Name)
-		if err != nil {
-			f.Close()
-			t.Fatalf("%s: %v", what, err)
+		k := string(r.Payload)
+		if prev, dup := seen[k]; dup {
+			t.Fatalf("%s: a message journaled twice, in %s and %s: %.80s", what, prev, seg, k)
 		}
-		for it.Next() {
-			r := it.Record()
-			if r.TypeID != format.JournalMessage {
-				continue
-			}
-			k := string(r.Payload)
-			if prev, dup := seen[k]; dup {
-				t.Fatalf("%s: a message journaled twice, in %s and %s: %.80s", what, prev, sg.Name, k)
-			}
-			seen[k] = sg.Name
-		}
-		err = it.Err()
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+		seen[k] = seg
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 	if len(seen) == 0 {
 		t.Fatalf("%s: no message in the journal", what)

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,17 @@ func TestKillNine(t *testing.T) {
 	want := trees.Refined(t, ref)
 	t.Logf("an uninterrupted backfill takes %v; killing at uniform moments within it", full)
 
-	landed, rounds := 0, 0
+	landed, rounds := killRounds(t, rng, dir, args, full, kills, want, "")
+	t.Logf("%d kills in %d rounds; every round's tree is identical to the uninterrupted run's", landed, rounds)
+}
+
+// killRounds refines with `chronicle-etl` args(root) into fresh roots under dir until kills
+// SIGKILLs have landed: each round restarts the run on its root, killed at a uniform moment
+// within window, until a run finishes (200 restarts at most), and its tree must then be
+// want (what labels the rounds). It returns the kills landed and the rounds run.
+func killRounds(t *testing.T, rng *rand.Rand, dir string, args func(root string) []string, window time.Duration,
+	kills int, want map[string][]byte, what string) (landed, rounds int) {
+	t.Helper()
 	for landed < kills {
 		rounds++
 		root := filepath.Join(dir, "round"+strconv.Itoa(rounds))
@@ -50,7 +61,7 @@ func TestKillNine(t *testing.T) {
 			select {
 			case <-p.Done():
 				err = p.Err()
-			case <-time.After(time.Duration(rng.Int64N(int64(full)))):
+			case <-time.After(time.Duration(rng.Int64N(int64(window)))):
 				p.Cmd.Process.Signal(syscall.SIGKILL)
 				err = p.Wait()
 			}
@@ -62,7 +73,7 @@ func TestKillNine(t *testing.T) {
 			}
 			landed++
 		}
-		trees.Same(t, want, trees.Refined(t, root), "round "+strconv.Itoa(rounds))
+		trees.Same(t, want, trees.Refined(t, root), strings.TrimSpace(what+" round "+strconv.Itoa(rounds)))
 	}
-	t.Logf("%d kills in %d rounds; every round's tree is identical to the uninterrupted run's", landed, rounds)
+	return landed, rounds
 }

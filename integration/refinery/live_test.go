@@ -3,7 +3,6 @@ package refinery
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/exsim"
+	"github.com/chronicle/chronicle/internal/testkit"
 	kit "github.com/chronicle/chronicle/internal/testkit/captures"
 	"github.com/chronicle/chronicle/internal/testkit/proc"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
@@ -101,35 +100,20 @@ func TestSubscribedLive(t *testing.T) {
 // data) and the number of reference records.
 func journaledData(t *testing.T, v venue.Venue, dir string) ([][]byte, int) {
 	t.Helper()
-	segs, err := journal.List(dir)
-	if err != nil {
-		return nil, 0
-	}
 	var msgs [][]byte
 	refs := 0
-	for _, sg := range segs {
-		f, err := os.Open(filepath.Join(dir, sg.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := f.Stat()
-		it, err := format.NewJournalIter(f, st.Size(), sg.Name)
-		if err != nil {
-			f.Close()
-			return nil, 0
-		}
-		for it.Next() {
-			r := it.Record()
-			switch r.TypeID {
-			case format.JournalMessage:
-				if ev, err := v.Parse(r.Payload); err == nil && ev.Kind != venue.KindControl {
-					msgs = append(msgs, bytes.Clone(r.Payload))
-				}
-			case format.JournalReference:
-				refs++
+	err := testkit.WalkJournal(dir, func(_ string, r *format.JournalRecord) {
+		switch r.TypeID {
+		case format.JournalMessage:
+			if ev, err := v.Parse(r.Payload); err == nil && ev.Kind != venue.KindControl {
+				msgs = append(msgs, bytes.Clone(r.Payload))
 			}
+		case format.JournalReference:
+			refs++
 		}
-		f.Close()
+	})
+	if err != nil {
+		return nil, 0
 	}
 	return msgs, refs
 }

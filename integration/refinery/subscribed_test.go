@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -144,33 +143,7 @@ func TestSubscribedKillNine(t *testing.T) {
 			want := trees.Refined(t, filepath.Join(dir, "ref0"))
 			trees.Same(t, want, trees.Refined(t, filepath.Join(dir, "ref1")), set.Name+" second uninterrupted run")
 			window := full * 3 / 2
-			landed, rounds := 0, 0
-			for landed < kills {
-				rounds++
-				root := filepath.Join(dir, "round"+strconv.Itoa(rounds))
-				for attempt := 0; ; attempt++ {
-					if attempt > 200 {
-						t.Fatalf("round %d did not finish after 200 restarts", rounds)
-					}
-					p := proc.Start(t, exec.Command(testenv.Bin("chronicle-etl"), args(root)...))
-					var err error
-					select {
-					case <-p.Done():
-						err = p.Err()
-					case <-time.After(time.Duration(rng.Int64N(int64(window)))):
-						p.Cmd.Process.Signal(syscall.SIGKILL)
-						err = p.Wait()
-					}
-					if err == nil {
-						break
-					}
-					if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-						t.Fatalf("round %d: chronicle-etl failed after a kill: %v\n%s", rounds, err, p.Output())
-					}
-					landed++
-				}
-				trees.Same(t, want, trees.Refined(t, root), set.Name+" round "+strconv.Itoa(rounds))
-			}
+			landed, rounds := killRounds(t, rng, dir, args, window, kills, want, set.Name)
 			t.Logf("%s: an uninterrupted backfill takes up to %v; %d kills in %d rounds, every tree identical", set.Name, full, landed, rounds)
 		})
 	}

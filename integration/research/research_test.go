@@ -27,11 +27,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "research: these tests make network namespaces and FUSE mounts and must run as root")
-		os.Exit(1)
-	}
-	os.Exit(testenv.RunWithCommands(m, "chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs"))
+	os.Exit(testenv.RunAsRoot(m, "research: these tests make network namespaces and FUSE mounts and must run as root",
+		"chronicle-feed", "chronicle-etl", "chronicle-tier", "chronicle-fs"))
 }
 
 // link is two network namespaces joined by a veth pair shaped to 1 Gbit/s each way.

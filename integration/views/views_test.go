@@ -243,45 +243,20 @@ func TestViewsEveryTier(t *testing.T) {
 // file order; a valid run replaces the book, an invalid run or a book_invalid record makes
 // it unknown, level records change it while known.
 type replay struct {
-	bids, asks    map[int64]int64
-	known, seeded bool
-	reason        int64
-	lastRecv      int64
-	lastSeq       uint64
-	lastFlags     uint16
+	books.View
+	lastRecv  int64
+	lastSeq   uint64
+	lastFlags uint16
 }
 
 func (r *replay) apply(x *format.BookRecord) (row bool) {
-	switch x.TypeID {
-	case format.TypeSnapshotBegin:
-		r.bids, r.asks = map[int64]int64{}, map[int64]int64{}
-		if x.Flags&format.FlagBookInvalid == 0 {
-			r.known, r.seeded, r.reason = true, true, 0
-		} else if r.known {
-			r.known, r.reason = false, 0
-		}
-	case format.TypeSnapshotEnd:
+	r.Apply(x)
+	switch {
+	case x.TypeID == format.TypeSnapshotEnd || x.TypeID == format.TypeBookInvalid:
 		r.lastRecv, r.lastSeq, r.lastFlags = x.RecvTs, x.Seq, x.Flags
-	case format.TypeBookInvalid:
-		r.bids, r.asks = map[int64]int64{}, map[int64]int64{}
-		r.known, r.reason = false, x.Qty
+	case x.TypeID == format.TypeLevel && x.Flags&format.FlagSnapshot == 0 && x.Flags&format.FlagLast != 0:
 		r.lastRecv, r.lastSeq, r.lastFlags = x.RecvTs, x.Seq, x.Flags
-	case format.TypeLevel:
-		if r.known {
-			// Both sides flagged (never written by the refinery): an ask, as docs/format/views.md says.
-			m := map[uint16]map[int64]int64{format.FlagBid: r.bids, format.FlagAsk: r.asks, format.FlagBid | format.FlagAsk: r.asks}[x.Flags&(format.FlagBid|format.FlagAsk)]
-			if m != nil {
-				if x.Qty == 0 {
-					delete(m, x.Price)
-				} else {
-					m[x.Price] = x.Qty
-				}
-			}
-		}
-		if x.Flags&format.FlagSnapshot == 0 && x.Flags&format.FlagLast != 0 {
-			r.lastRecv, r.lastSeq, r.lastFlags = x.RecvTs, x.Seq, x.Flags
-			return true
-		}
+		return true
 	}
 	return false
 }
@@ -318,8 +293,8 @@ func checkRows(t *testing.T, logical string, recs []format.BookRecord, views map
 		if !r.apply(x) {
 			continue
 		}
-		bids, asks := best(r.bids, 25, true), best(r.asks, 25, false)
-		crossed := r.known && len(bids) > 0 && len(asks) > 0 && bids[0].Price >= asks[0].Price
+		bids, asks := best(r.Bids, 25, true), best(r.Asks, 25, false)
+		crossed := r.Known && len(bids) > 0 && len(asks) > 0 && bids[0].Price >= asks[0].Price
 		if crossed != (x.Flags&format.FlagCrossed != 0) {
 			t.Fatalf("%s: depth update at record %d: replay crossed %v, the refinery's flag says %v", logical, i, crossed, !crossed)
 		}
@@ -329,9 +304,9 @@ func checkRows(t *testing.T, logical string, recs []format.BookRecord, views map
 			flags := uint32(x.Flags) & (bookview.RowBadTsRecv | bookview.RowTsEstimated)
 			var reason uint32
 			switch {
-			case !r.known:
+			case !r.Known:
 				flags |= bookview.RowInvalid
-				reason = uint32(r.reason)
+				reason = uint32(r.Reason)
 			case crossed:
 				flags |= bookview.RowCrossed
 			}
@@ -342,7 +317,7 @@ func checkRows(t *testing.T, logical string, recs []format.BookRecord, views map
 			for side, lv := range [][]bookview.Level{bids, asks} {
 				for k := range n {
 					var p, q int64
-					if r.known && k < len(lv) {
+					if r.Known && k < len(lv) {
 						p, q = lv[k].Price, lv[k].Qty
 					}
 					if gp, gq := int64(le.Uint64(b[32+side*16*n+8*k:])), int64(le.Uint64(b[32+side*16*n+8*n+8*k:])); gp != p || gq != q {
@@ -430,7 +405,7 @@ func checkBookAt(t *testing.T, logical, mdir string, recs []format.BookRecord, r
 				return fmt.Errorf("book at %s outside the day: %v", bookview.FormatTime(at), err)
 			}
 			return nil
-		case !r.seeded:
+		case !r.Seeded:
 			var nb *bookview.NoBookError
 			if !errors.As(err, &nb) {
 				return fmt.Errorf("book at %s before the first book: %+v, %v", bookview.FormatTime(at), got, err)
@@ -439,11 +414,11 @@ func checkBookAt(t *testing.T, logical, mdir string, recs []format.BookRecord, r
 		case err != nil:
 			return fmt.Errorf("book at %s: %v", bookview.FormatTime(at), err)
 		}
-		if got.Valid != r.known || got.Reason != r.reason {
-			return fmt.Errorf("book at %s: valid %v reason %d, replay %v %d", bookview.FormatTime(at), got.Valid, got.Reason, r.known, r.reason)
+		if got.Valid != r.Known || got.Reason != r.Reason {
+			return fmt.Errorf("book at %s: valid %v reason %d, replay %v %d", bookview.FormatTime(at), got.Valid, got.Reason, r.Known, r.Reason)
 		}
-		if r.known && (!sameSide(got.Bids, r.bids, true) || !sameSide(got.Asks, r.asks, false)) {
-			return fmt.Errorf("book at %s: %d/%d levels differ from the replay's %d/%d", bookview.FormatTime(at), len(got.Bids), len(got.Asks), len(r.bids), len(r.asks))
+		if r.Known && (!sameSide(got.Bids, r.Bids, true) || !sameSide(got.Asks, r.Asks, false)) {
+			return fmt.Errorf("book at %s: %d/%d levels differ from the replay's %d/%d", bookview.FormatTime(at), len(got.Bids), len(got.Asks), len(r.Bids), len(r.Asks))
 		}
 		checked++
 		return nil

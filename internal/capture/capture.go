@@ -281,22 +281,24 @@ func ParseLine(f Format, line []byte) (Record, error) {
 // splitSecondsMessage splits "<seconds>: <message>" where the message is any text a
 // websocket carried (JSON objects and arrays, or a bare word such as "pong").
 func splitSecondsMessage(line []byte) (int64, []byte, error) {
-	i := bytes.Index(line, []byte(": "))
-	if i <= 0 {
-		return 0, nil, fmt.Errorf("%w: no \": \" after the timestamp", ErrBadLine)
-	}
-	ns, err := ParseSeconds(string(line[:i]))
-	if err != nil {
-		return 0, nil, err
-	}
-	payload := bytes.TrimSpace(line[i+2:])
-	if len(payload) == 0 {
+	ns, payload, err := splitSeconds(line)
+	if err == nil && len(payload) == 0 {
 		return 0, nil, fmt.Errorf("%w: empty message", ErrBadLine)
 	}
-	return ns, payload, nil
+	return ns, payload, err
 }
 
+// splitSecondsPayload splits "<seconds>: <JSON object>".
 func splitSecondsPayload(line []byte) (int64, []byte, error) {
+	ns, payload, err := splitSeconds(line)
+	if err == nil && (len(payload) == 0 || payload[0] != '{') {
+		return 0, nil, fmt.Errorf("%w: payload is not a json object", ErrBadLine)
+	}
+	return ns, payload, err
+}
+
+// splitSeconds splits "<seconds>: <rest>" into the time in ns and the rest, trimmed.
+func splitSeconds(line []byte) (int64, []byte, error) {
 	i := bytes.Index(line, []byte(": "))
 	if i <= 0 {
 		return 0, nil, fmt.Errorf("%w: no \": \" after the timestamp", ErrBadLine)
@@ -305,11 +307,7 @@ func splitSecondsPayload(line []byte) (int64, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	payload := bytes.TrimSpace(line[i+2:])
-	if len(payload) == 0 || payload[0] != '{' {
-		return 0, nil, fmt.Errorf("%w: payload is not a json object", ErrBadLine)
-	}
-	return ns, payload, nil
+	return ns, bytes.TrimSpace(line[i+2:]), nil
 }
 
 // ParseSeconds converts decimal Unix seconds ("1626992741.06217") to nanoseconds exactly,
@@ -361,9 +359,14 @@ func ReadAll(path string) ([]Record, error) {
 		return nil, err
 	}
 	defer r.Close()
+	return drain(r.Next)
+}
+
+// drain reads records from next to io.EOF, copying payloads.
+func drain(next func() (Record, error)) ([]Record, error) {
 	var out []Record
 	for {
-		rec, err := r.Next()
+		rec, err := next()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
@@ -531,16 +534,5 @@ func ReadMerged(paths []string) ([]Record, error) {
 		return nil, err
 	}
 	defer m.Close()
-	var out []Record
-	for {
-		rec, err := m.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		rec.Payload = bytes.Clone(rec.Payload)
-		out = append(out, rec)
-	}
+	return drain(m.Next)
 }

@@ -6,6 +6,7 @@
 package fileutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,6 +124,20 @@ func EncodeJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// DecodeJSON decodes b, one JSON document as EncodeJSON writes them, into v strictly: a
+// field v does not have, or anything after the document, is an error.
+func DecodeJSON(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
 }
 
 // MkdirAll is os.MkdirAll made durable: each directory it creates is fsynced into its

@@ -116,3 +116,18 @@ func TestWriteJSON(t *testing.T) {
 		t.Fatalf("unencodable value: %v", err)
 	}
 }
+
+func TestDecodeJSON(t *testing.T) {
+	type doc struct {
+		A int `json:"a"`
+	}
+	var d doc
+	if err := DecodeJSON([]byte(`{"a": 1}`+"\n"), &d); err != nil || d.A != 1 {
+		t.Fatalf("%+v, %v", d, err)
+	}
+	for _, bad := range []string{`{"a": 1, "b": 2}`, `{"a": 1} {}`, `{"a": "x"}`, `{"a":`, ``} {
+		if err := DecodeJSON([]byte(bad), &d); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/objstoretest"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"github.com/chronicle/chronicle/tiers/objstore"
@@ -21,7 +22,7 @@ import (
 func readCatalog(t *testing.T, st objstore.Store, k layout.Key, host string) *catalog.Catalog {
 	t.Helper()
 	key := catalog.Key(k.Venue, k.Symbol, host)
-	c, err := catalog.Parse(getObject(t, st, key), key)
+	c, err := catalog.Parse(objstoretest.Object(t, st, key), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestCatalogWritten(t *testing.T) {
 	}
 	for i, p := range parts {
 		v := c.Versions[i]
-		want, err := stub.Parse(getObject(t, e.Store, stub.ObjectKey(p.Key)), "stub")
+		want, err := stub.Parse(objstoretest.Object(t, e.Store, stub.ObjectKey(p.Key)), "stub")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func TestCatalogWritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := getObject(t, e.Store, v.Hive); !bytes.Equal(got, local) {
+		if got := objstoretest.Object(t, e.Store, v.Hive); !bytes.Equal(got, local) {
 			t.Fatalf("%s: the Hive object differs from derived/book.parquet", p.Key)
 		}
 	}
@@ -136,7 +137,7 @@ func TestHiveKeepsTheMerge(t *testing.T) {
 	if res, err := m.Apply(ctx, nil); err != nil || res.Failed != 0 {
 		t.Fatalf("apply: %+v %v", res, err)
 	}
-	if got := getObject(t, e.Store, hk); !bytes.Equal(got, merge) {
+	if got := objstoretest.Object(t, e.Store, hk); !bytes.Equal(got, merge) {
 		t.Fatal("the key's version replaced the merge's Hive object")
 	}
 	if c := readCatalog(t, e.Store, p.Key, "capture-a"); len(c.Versions) != 1 || c.Versions[0].Hive != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
+	"github.com/chronicle/chronicle/internal/testkit/objstoretest"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
@@ -194,7 +195,7 @@ func checkTwoHosts(t *testing.T, what string, store objstore.Store, envs [2]*lt.
 		switch {
 		case strings.Contains("/"+rel, "/"+stub.ClaimsDir+"/"):
 		case path.Base(rel) == layout.ClaimName:
-			c, err := stub.ParseClaim(getObject(t, store, o.Key), o.Key)
+			c, err := stub.ParseClaim(objstoretest.Object(t, store, o.Key), o.Key)
 			slot := strings.TrimSuffix(strings.TrimSuffix(rel, layout.ClaimName), "/")
 			want := holder
 			if slot != "" {
@@ -287,19 +288,6 @@ func readAll(t *testing.T, r *tiers.Resolver, logical string) []byte {
 	b := make([]byte, h.Size())
 	if n, err := h.ReadAt(b, 0); int64(n) != h.Size() {
 		t.Fatalf("read %s: %d of %d bytes: %v", logical, n, h.Size(), err)
-	}
-	return b
-}
-
-func getObject(t *testing.T, st objstore.Store, key string) []byte {
-	t.Helper()
-	info, err := st.Head(context.Background(), key)
-	if err != nil {
-		t.Fatalf("head %s: %v", key, err)
-	}
-	b := make([]byte, info.Size)
-	if err := objstore.ReadRange(context.Background(), st, key, 0, b); err != nil {
-		t.Fatalf("get %s: %v", key, err)
 	}
 	return b
 }

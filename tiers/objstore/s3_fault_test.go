@@ -45,20 +45,17 @@ func readRange(st objstore.Store, key string, off, n int64) ([]byte, error) {
 	return p, err
 }
 
-// The server dies in the middle of a streamed read: the read resumes into the dead
-// server until its resumes are spent and fails, calls on
-// the dead server fail with ErrUnavailable, and everything works again once it
-// is back.
-func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
+// startBigRead starts a server and a store on it, puts a 48 MiB object "big" of random
+// data (larger than the loopback socket buffers, so a fault lands mid-body) and starts a
+// streamed read of it, its first MiB read and checked.
+func startBigRead(t *testing.T, seed uint64) (*s3test.Server, objstore.Store, []byte, io.ReadCloser) {
+	t.Helper()
 	srv := s3test.Start(t)
-	cfg := faultConfig(srv)
-	st := openS3(t, srv, cfg)
-	// Larger than the loopback socket buffers, so the kill lands mid-body.
-	data := randData(3, 48<<20)
+	st := openS3(t, srv, faultConfig(srv))
+	data := randData(seed, 48<<20)
 	if err := putBytes(st, "big", data); err != nil {
 		t.Fatal(err)
 	}
-
 	rc, err := st.GetRange(context.Background(), "big", 0, int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +64,15 @@ func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
 	if _, err := io.ReadFull(rc, head); err != nil || !bytes.Equal(head, data[:1<<20]) {
 		t.Fatalf("first MiB: %v", err)
 	}
+	return srv, st, data, rc
+}
+
+// The server dies in the middle of a streamed read: the read resumes into the dead
+// server until its resumes are spent and fails, calls on
+// the dead server fail with ErrUnavailable, and everything works again once it
+// is back.
+func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
+	srv, st, data, rc := startBigRead(t, 3)
 	srv.Stop()
 	within(t, "read of a body cut by server death", func() error {
 		got, err := io.Copy(io.Discard, rc)
@@ -101,21 +107,7 @@ func TestS3ServerStoppedMidReadThenRestarted(t *testing.T) {
 // answers) must produce ErrUnavailable, never a hang, for calls and for a
 // body that stalls mid-stream (once its resumes, each stalled too, are spent).
 func TestS3ServerHungThenResumed(t *testing.T) {
-	srv := s3test.Start(t)
-	cfg := faultConfig(srv)
-	st := openS3(t, srv, cfg)
-	data := randData(4, 48<<20)
-	if err := putBytes(st, "big", data); err != nil {
-		t.Fatal(err)
-	}
-
-	rc, err := st.GetRange(context.Background(), "big", 0, int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(rc, make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
+	srv, st, data, rc := startBigRead(t, 4)
 	srv.Pause()
 	within(t, "read of a body that stalls", func() error {
 		_, err := io.Copy(io.Discard, rc)

@@ -9,7 +9,6 @@ package binance
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -169,31 +168,12 @@ func spotDepthWeight(limit int) int {
 	return 250
 }
 
-func validSymbol(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+// Binance symbols are capitals, digits and underscores ("BTCUSD_PERP"); stream suffixes
+// ("kline_1m", "markPrice@1s") letters, digits, underscores and at signs.
+var symbolChars, suffixChars = venue.NewCharset("AZ09", "_"), venue.NewCharset("azAZ09", "_@")
 
-func validSuffix(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '@') {
-			return false
-		}
-	}
-	return true
-}
+func validSymbol(s string) bool { return symbolChars.Valid(s, 32) }
+func validSuffix(s string) bool { return suffixChars.Valid(s, 64) }
 
 // streamFor builds one stream of a symbol from a stream spec of the subscription.
 func (v Venue) streamFor(sym, spec, speed string) (venue.Stream, error) {
@@ -225,19 +205,9 @@ func (v Venue) streamFor(sym, spec, speed string) (venue.Stream, error) {
 // few connections per route as the stream cap allows. URLs use the combined-stream form
 // {base}{route}/stream?streams=a/b/c, whose messages carry the stream name.
 func (v Venue) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, error) {
-	if wsBase == "" {
-		wsBase = v.m.wsBase
-	}
-	wsBase = strings.TrimRight(wsBase, "/")
-	if u, err := url.Parse(wsBase); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return nil, fmt.Errorf("websocket base %q: %w", wsBase, venue.ErrBadStream)
-	}
-	max := sub.MaxStreamsPerConn
-	if max <= 0 || max > v.m.maxStreams {
-		max = v.m.maxStreams
-	}
-	if len(sub.Symbols) == 0 || len(sub.Streams) == 0 {
-		return nil, fmt.Errorf("plan: no symbols or no streams: %w", venue.ErrBadStream)
+	wsBase, max, err := venue.PlanBase(wsBase, v.m.wsBase, sub, v.m.maxStreams)
+	if err != nil {
+		return nil, err
 	}
 	// Group streams by route, then pack symbols within each route.
 	type group struct {

@@ -1,15 +1,11 @@
 package kraken
 
 import (
-	"encoding/binary"
-	"errors"
 	"hash/crc32"
 	"strings"
 	"testing"
 
-	"github.com/chronicle/chronicle/fault"
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/internal/capture"
 	"github.com/chronicle/chronicle/internal/testkit/venuefuzz"
 	"github.com/chronicle/chronicle/venue"
 )
@@ -17,25 +13,11 @@ import (
 // FuzzDecode: Parse and DecodeAt on anything, seeded with the capture's messages (every
 // trade, ticker and control message, every snapshot, one update in ten).
 func FuzzDecode(f *testing.F) {
-	recs := readCapture(f)
-	scales, _ := scalesOf(f, recs)
-	n := 0
-	for _, r := range recs {
-		if r.Kind != capture.KindMessage {
-			continue
-		}
-		n++
-		if strings.Contains(string(r.Payload), `"c":"`) && n%10 != 0 {
-			continue
-		}
-		f.Add(r.Payload)
-	}
-	f.Add([]byte(`[1,{"a":[["5.0","0.00000000","1.000001","r"]]},{"b":[],"c":"0"},"book-10","XBT/USD"]`))
-	f.Add([]byte(`{"event":"subscriptionStatus","status":"error","errorMessage":"Subscription depth not supported"}`))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		venuefuzz.CheckDecode(t, Venue{}, in, scales)
-		venuefuzz.CheckDecode(t, Venue{}, in, nil)
-	})
+	// One update (a message with a checksum) in ten.
+	update := func(n int, msg []byte) bool { return n%10 == 0 || !strings.Contains(string(msg), `"c":"`) }
+	kit.FuzzDecode(f, update,
+		`[1,{"a":[["5.0","0.00000000","1.000001","r"]]},{"b":[],"c":"0"},"book-10","XBT/USD"]`,
+		`{"event":"subscriptionStatus","status":"error","errorMessage":"Subscription depth not supported"}`)
 }
 
 // FuzzChecksum: Checksum, and the checksum from kept pieces (venuefuzz.CheckPieces), equal Kraken's rule computed from strings written with the
@@ -45,15 +27,7 @@ func FuzzChecksum(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, pd, qd, pw, qw uint8) {
 		pd, qd = pd%11, qd%11
 		pw, qw = pd+pw%5, qd+qw%5 // the wire writes at least the scale's digits
-		var bids, asks []venue.Level
-		for i := 0; i+9 <= len(raw) && len(bids)+len(asks) < 40; i += 9 {
-			l := venue.Level{Price: int64(binary.LittleEndian.Uint32(raw[i+1:])) + 1, Qty: int64(binary.LittleEndian.Uint32(raw[i+5:])) + 1}
-			if raw[i]&1 == 0 {
-				bids = append(bids, l)
-			} else {
-				asks = append(asks, l)
-			}
-		}
+		bids, asks := venuefuzz.Levels(raw, 40, 1)
 		str := func(v int64, d, w uint8) string {
 			s := format.FormatDecimal(v, d)
 			if w > d {
@@ -86,21 +60,8 @@ func FuzzChecksum(f *testing.F) {
 
 // FuzzDecodeReference: a damaged AssetPairs body is an error naming where, never a panic.
 func FuzzDecodeReference(f *testing.F) {
-	f.Add([]byte(`{"error":[],"result":{"XXMRZUSD":{"wsname":"XMR/USD","pair_decimals":2,"lot_decimals":8}}}`))
-	f.Add([]byte(`{"error":["EGeneral:Internal error"]}`))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		specs, err := Venue{}.DecodeReference(in, nil)
-		if err != nil {
-			var fe *fault.Error
-			if !errors.As(err, &fe) || !errors.Is(err, ErrReference) {
-				t.Fatalf("untyped error: %v", err)
-			}
-			return
-		}
-		for _, s := range specs {
-			if !validPair(s.Symbol) || s.Scale.Price > 16 || s.Scale.Qty > 16 {
-				t.Fatalf("spec %+v", s)
-			}
-		}
-	})
+	valid := func(s venue.Spec) bool { return validPair(s.Symbol) && s.Scale.Price <= 16 && s.Scale.Qty <= 16 }
+	kit.FuzzReference(f, ErrReference, valid,
+		`{"error":[],"result":{"XXMRZUSD":{"wsname":"XMR/USD","pair_decimals":2,"lot_decimals":8}}}`,
+		`{"error":["EGeneral:Internal error"]}`)
 }

@@ -17,7 +17,6 @@ package kraken
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -153,18 +152,10 @@ func validPair(s string) bool {
 	return ok && validAsset(base) && validAsset(quote)
 }
 
-func validAsset(s string) bool {
-	if s == "" || len(s) > 16 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+// assetChars: Kraken's assets are capitals, digits and dots.
+var assetChars = venue.NewCharset("AZ09", ".")
+
+func validAsset(s string) bool { return assetChars.Valid(s, 16) }
 
 // Symbol returns the pair of a stream key ("book-1000:XMR/USD" -> "XMR/USD").
 func (Venue) Symbol(stream string) string {
@@ -175,63 +166,25 @@ func (Venue) Symbol(stream string) string {
 // Plan puts all streams of a pair on one connection and packs pairs in order onto as few
 // connections as the stream cap allows; the streams are subscribed by request.
 func (Venue) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, error) {
-	if wsBase == "" {
-		wsBase = DefaultWSBase
-	}
-	wsBase = strings.TrimRight(wsBase, "/")
-	if u, err := url.Parse(wsBase); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return nil, fmt.Errorf("websocket base %q: %w", wsBase, venue.ErrBadStream)
-	}
-	max := sub.MaxStreamsPerConn
-	if max <= 0 || max > MaxStreamsPerConn {
-		max = MaxStreamsPerConn
-	}
-	if len(sub.Symbols) == 0 || len(sub.Streams) == 0 {
-		return nil, fmt.Errorf("plan: no symbols or no streams: %w", venue.ErrBadStream)
+	wsBase, max, err := venue.PlanBase(wsBase, DefaultWSBase, sub, MaxStreamsPerConn)
+	if err != nil {
+		return nil, err
 	}
 	if len(sub.Streams) > max {
 		return nil, fmt.Errorf("%d streams a pair, limit %d: %w", len(sub.Streams), max, venue.ErrTooManyStreams)
 	}
-	type ch struct {
-		name string
-		kind venue.Kind
-	}
-	var chans []ch
+	var chans []venue.Stream
 	for _, spec := range sub.Streams {
 		name, kind, err := specChannel(spec, sub.BookDepth)
 		if err != nil {
 			return nil, err
 		}
-		chans = append(chans, ch{name, kind})
+		chans = append(chans, venue.Stream{Name: name, Kind: kind, NoID: true}) // Kraken v1 sends no ids at all
 	}
-	var conns []venue.Connection
-	var cur []venue.Stream
-	flush := func() {
-		if len(cur) > 0 {
-			conns = append(conns, venue.Connection{URL: wsBase + "/", Streams: cur})
-			cur = nil
-		}
+	bad := func(raw string) error {
+		return fmt.Errorf("pair %q (want BASE/QUOTE as the websocket names it): %w", raw, venue.ErrBadSymbol)
 	}
-	seen := map[string]bool{}
-	for _, raw := range sub.Symbols {
-		pair := strings.ToUpper(strings.TrimSpace(raw))
-		if !validPair(pair) {
-			return nil, fmt.Errorf("pair %q (want BASE/QUOTE as the websocket names it): %w", raw, venue.ErrBadSymbol)
-		}
-		if seen[pair] {
-			continue
-		}
-		seen[pair] = true
-		if len(cur)+len(chans) > max {
-			flush()
-		}
-		for _, c := range chans {
-			cur = append(cur, venue.Stream{Name: venue.StreamName(c.name, pair), Symbol: pair, Kind: c.kind,
-				NoID: true}) // Kraken v1 sends no ids at all
-		}
-	}
-	flush()
-	return conns, nil
+	return venue.PackSymbols(wsBase+"/", max, sub.Symbols, validPair, bad, chans)
 }
 
 type subscription struct {

@@ -8,54 +8,21 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/internal/capture"
-	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/venuefuzz"
 	"github.com/chronicle/chronicle/venue"
 )
 
-// The Kraken capture: three connections recorded at once, merged by receive time, with
-// the AssetPairs log they share.
-var files = []string{"cryptofeed_kraken-book.ws.txt", "cryptofeed_kraken-trade.ws.txt", "cryptofeed_kraken-ticker.ws.txt"}
-
-func readCapture(t testing.TB) []capture.Record {
-	t.Helper()
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, testenv.CapturesDir()+f)
-	}
-	recs, err := capture.ReadMerged(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
-}
-
-func scalesOf(t testing.TB, recs []capture.Record) (*venue.Scales, map[string]venue.Spec) {
-	t.Helper()
-	sc := &venue.Scales{Default: DefaultScale}
-	specs := map[string]venue.Spec{}
-	n := 0
-	for _, r := range recs {
-		if r.Kind != capture.KindSnapshot {
-			continue
-		}
-		got, err := Venue{}.DecodeReference(r.Payload, nil)
-		if err != nil {
-			t.Fatalf("%s line %d: %v", r.File, r.Line, err)
-		}
-		n++
-		for _, s := range got {
-			sc.Set(s.Symbol, s.Scale)
-			specs[s.Symbol] = s
-		}
-	}
-	if n != 1 {
-		t.Fatalf("%d AssetPairs bodies, want 1 (the three logs share one)", n)
-	}
-	return sc, specs
+// kit: the Kraken capture (three connections recorded at once, merged by receive time, with
+// the one AssetPairs log they share) and the fast path its tests check against the general
+// decoder.
+var kit = venuefuzz.Capture{
+	Venue: Venue{}, Files: []string{"cryptofeed_kraken-book.ws.txt", "cryptofeed_kraken-trade.ws.txt", "cryptofeed_kraken-ticker.ws.txt"},
+	Default: DefaultScale, Bodies: 1,
+	Fast: venuefuzz.FastPath{Fast: fastBook, General: decodeGeneral},
 }
 
 func TestReference(t *testing.T) {
-	_, specs := scalesOf(t, readCapture(t))
+	_, specs := kit.Scales(t, kit.Records(t))
 	for pair, want := range map[string]venue.Scale{"XMR/USD": {Price: 2, Qty: 8}, "ADA/XBT": {Price: 8, Qty: 8},
 		"XBT/CHF": {Price: 1, Qty: 8}, "WAVES/EUR": {Price: 4, Qty: 8}} {
 		if s := specs[pair]; s.Scale != want || s.QtyUnit != "base" || s.LotSize != "0.00000001" {
@@ -74,8 +41,8 @@ func TestReference(t *testing.T) {
 // checksum, and the book kept from the ten snapshots at the subscribed depth has it after
 // every update.
 func TestChecksumsOnCapture(t *testing.T) {
-	recs := readCapture(t)
-	scales, _ := scalesOf(t, recs)
+	recs := kit.Records(t)
+	scales, _ := kit.Scales(t, recs)
 	v := Venue{}
 	vers := map[string]*venue.Verifier{}
 	counts := map[venue.Verdict]int{}
@@ -213,8 +180,8 @@ func TestDepthKept(t *testing.T) {
 // TestDecodeFields checks the decoder against encoding/json on the capture's trades and
 // tickers and the books' levels.
 func TestDecodeFields(t *testing.T) {
-	recs := readCapture(t)
-	scales, _ := scalesOf(t, recs)
+	recs := kit.Records(t)
+	scales, _ := kit.Scales(t, recs)
 	var m venue.Message
 	for _, r := range recs {
 		if r.Kind != capture.KindMessage {

@@ -15,7 +15,6 @@ package okx
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -128,32 +127,11 @@ func specChannel(spec string) (channel, error) {
 	return channel{name: spec, kind: venue.KindOther, noID: true}, nil
 }
 
-func validChannel(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// OKX channels are lower-case letters, digits and dashes, instrument ids upper-case ones.
+var channelChars, symbolChars = venue.NewCharset("az09", "-"), venue.NewCharset("AZ09", "-")
 
-// validSymbol: OKX instrument ids are upper-case letters, digits and dashes.
-func validSymbol(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validChannel(s string) bool { return channelChars.Valid(s, 64) }
+func validSymbol(s string) bool  { return symbolChars.Valid(s, 64) }
 
 // Symbol returns the instrument of a stream key ("books:BTC-USDT" -> "BTC-USDT").
 func (Venue) Symbol(stream string) string {
@@ -165,58 +143,23 @@ func (Venue) Symbol(stream string) string {
 // onto as few connections as the stream cap allows. Every connection is the public
 // endpoint {base}/ws/v5/public; its streams are subscribed by request (Subscribe).
 func (v Venue) Plan(wsBase string, sub venue.Subscription) ([]venue.Connection, error) {
-	if wsBase == "" {
-		wsBase = DefaultWSBase
-	}
-	wsBase = strings.TrimRight(wsBase, "/")
-	if u, err := url.Parse(wsBase); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return nil, fmt.Errorf("websocket base %q: %w", wsBase, venue.ErrBadStream)
-	}
-	max := sub.MaxStreamsPerConn
-	if max <= 0 || max > MaxStreamsPerConn {
-		max = MaxStreamsPerConn
-	}
-	if len(sub.Symbols) == 0 || len(sub.Streams) == 0 {
-		return nil, fmt.Errorf("plan: no symbols or no streams: %w", venue.ErrBadStream)
+	wsBase, max, err := venue.PlanBase(wsBase, DefaultWSBase, sub, MaxStreamsPerConn)
+	if err != nil {
+		return nil, err
 	}
 	if len(sub.Streams) > max {
 		return nil, fmt.Errorf("%d streams an instrument, limit %d: %w", len(sub.Streams), max, venue.ErrTooManyStreams)
 	}
-	var chans []channel
+	var chans []venue.Stream
 	for _, spec := range sub.Streams {
 		c, err := specChannel(spec)
 		if err != nil {
 			return nil, err
 		}
-		chans = append(chans, c)
+		chans = append(chans, venue.Stream{Name: c.name, Kind: c.kind, NoID: c.noID})
 	}
-	var conns []venue.Connection
-	var cur []venue.Stream
-	flush := func() {
-		if len(cur) > 0 {
-			conns = append(conns, venue.Connection{URL: wsBase + WSPath, Streams: cur})
-			cur = nil
-		}
-	}
-	seen := map[string]bool{}
-	for _, raw := range sub.Symbols {
-		sym := strings.ToUpper(strings.TrimSpace(raw))
-		if !validSymbol(sym) {
-			return nil, fmt.Errorf("symbol %q: %w", raw, venue.ErrBadSymbol)
-		}
-		if seen[sym] {
-			continue
-		}
-		seen[sym] = true
-		if len(cur)+len(chans) > max {
-			flush()
-		}
-		for _, c := range chans {
-			cur = append(cur, venue.Stream{Name: venue.StreamName(c.name, sym), Symbol: sym, Kind: c.kind, NoID: c.noID})
-		}
-	}
-	flush()
-	return conns, nil
+	bad := func(raw string) error { return fmt.Errorf("symbol %q: %w", raw, venue.ErrBadSymbol) }
+	return venue.PackSymbols(wsBase+WSPath, max, sub.Symbols, validSymbol, bad, chans)
 }
 
 type subArg struct {

@@ -8,48 +8,19 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/internal/capture"
-	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/venuefuzz"
 	"github.com/chronicle/chronicle/venue"
 )
 
-// The OKX capture: cryptofeed_okx.ws.txt with its instruments log.
-func readCapture(t testing.TB) []capture.Record {
-	t.Helper()
-	recs, err := capture.ReadMerged([]string{testenv.CapturesDir() + "cryptofeed_okx.ws.txt"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return recs
-}
-
-// scalesOf decodes the capture's instruments responses.
-func scalesOf(t testing.TB, recs []capture.Record) (*venue.Scales, map[string]venue.Spec) {
-	t.Helper()
-	sc := &venue.Scales{Default: DefaultScale}
-	specs := map[string]venue.Spec{}
-	n := 0
-	for _, r := range recs {
-		if r.Kind != capture.KindSnapshot {
-			continue
-		}
-		got, err := Venue{}.DecodeReference(r.Payload, nil)
-		if err != nil {
-			t.Fatalf("%s line %d: %v", r.File, r.Line, err)
-		}
-		n++
-		for _, s := range got {
-			sc.Set(s.Symbol, s.Scale)
-			specs[s.Symbol] = s
-		}
-	}
-	if n != 3 {
-		t.Fatalf("%d instruments bodies, want 3 (spot, swap, futures)", n)
-	}
-	return sc, specs
+// kit: the OKX capture (cryptofeed_okx.ws.txt with its instruments log: three bodies, spot,
+// swap and futures) and the fast path its tests check against the general decoder.
+var kit = venuefuzz.Capture{
+	Venue: Venue{}, Files: []string{"cryptofeed_okx.ws.txt"}, Default: DefaultScale, Bodies: 3, Words: []string{"pong"},
+	Fast: venuefuzz.FastPath{Fast: fastBook, General: decodeGeneral},
 }
 
 func TestReference(t *testing.T) {
-	_, specs := scalesOf(t, readCapture(t))
+	_, specs := kit.Scales(t, kit.Records(t))
 	for _, c := range []struct {
 		sym, typ        string
 		scale           venue.Scale
@@ -76,8 +47,8 @@ func TestReference(t *testing.T) {
 // TestChecksumsOnCapture: every books message of the capture carries OKX's checksum, and
 // the book a Verifier keeps from the snapshots has it after every message (290 of 290).
 func TestChecksumsOnCapture(t *testing.T) {
-	recs := readCapture(t)
-	scales, _ := scalesOf(t, recs)
+	recs := kit.Records(t)
+	scales, _ := kit.Scales(t, recs)
 	v := Venue{}
 	vers := map[string]*venue.Verifier{}
 	counts := map[venue.Verdict]int{}
@@ -151,8 +122,8 @@ func TestAppendNumber(t *testing.T) {
 // TestDecodeFields checks the decoder against encoding/json on every message of the
 // capture: books levels, times, checksums; trades; tickers.
 func TestDecodeFields(t *testing.T) {
-	recs := readCapture(t)
-	scales, _ := scalesOf(t, recs)
+	recs := kit.Records(t)
+	scales, _ := kit.Scales(t, recs)
 	var m venue.Message
 	n := map[venue.Kind]int{}
 	for _, r := range recs {

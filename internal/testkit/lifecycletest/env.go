@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/books"
+	"github.com/chronicle/chronicle/internal/testkit/objstoretest"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
@@ -389,7 +390,7 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 			}
 			// The bucket alone holds the whole partition: its stub copy lists every file
 			// that travels with the book, and each object holds that file's bytes.
-			sb := getObject(t, e.Store, stub.ObjectKey(k))
+			sb := objstoretest.Object(t, e.Store, stub.ObjectKey(k))
 			s, err := stub.Parse(sb, stub.ObjectKey(k))
 			if err != nil {
 				t.Fatalf("%s: bucket stub: %v", k, err)
@@ -405,7 +406,7 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 				if !strings.HasPrefix(f.Name, "derived/") {
 					t.Fatalf("%s: bucket stub lists %s, which the partition does not have", k, f.Name)
 				}
-				if got := getObject(t, e.Store, stub.FileKey(k, f.Name)); int64(len(got)) != f.Size || objstore.SHA256Hex(got) != f.SHA256 {
+				if got := objstoretest.Object(t, e.Store, stub.FileKey(k, f.Name)); int64(len(got)) != f.Size || objstore.SHA256Hex(got) != f.SHA256 {
 					t.Fatalf("%s: bucket object %s does not match its stub entry", k, f.Name)
 				}
 			}
@@ -417,7 +418,7 @@ func (e *Env) Check(t testing.TB, parts []Partition) map[layout.Key]layout.Tier 
 				if f == nil || f.Size != int64(len(wantB)) || f.SHA256 != objstore.SHA256Hex(wantB) {
 					t.Fatalf("%s: bucket stub entry for %s: %+v", k, name, f)
 				}
-				if got := getObject(t, e.Store, stub.FileKey(k, name)); !bytes.Equal(got, wantB) {
+				if got := objstoretest.Object(t, e.Store, stub.FileKey(k, name)); !bytes.Equal(got, wantB) {
 					t.Fatalf("%s: bucket object %s differs from the file", k, name)
 				}
 			}
@@ -433,19 +434,6 @@ func keyOfObject(key string) (layout.Key, error) {
 	}
 	k := layout.Key{Venue: parts[1], Symbol: parts[2], Date: parts[3]}
 	return k, k.Validate()
-}
-
-func getObject(t testing.TB, st objstore.Store, key string) []byte {
-	t.Helper()
-	info, err := st.Head(context.Background(), key)
-	if err != nil {
-		t.Fatalf("head %s: %v", key, err)
-	}
-	b := make([]byte, info.Size)
-	if err := objstore.ReadRange(context.Background(), st, key, 0, b); err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	return b
 }
 
 // NoConditional wraps a store so that it reports no conditional writes, as an S3 server

@@ -662,3 +662,17 @@ func testIfAbsentRace(t *testing.T, st objstore.Store, rng *rand.Rand) {
 		t.Fatalf("the key holds other bytes than the winner's (racer %d)", winner)
 	}
 }
+
+// Object reads the whole object at key, failing t when it cannot.
+func Object(t testing.TB, st objstore.Store, key string) []byte {
+	t.Helper()
+	info, err := st.Head(context.Background(), key)
+	if err != nil {
+		t.Fatalf("head %s: %v", key, err)
+	}
+	b := make([]byte, info.Size)
+	if err := objstore.ReadRange(context.Background(), st, key, 0, b); err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return b
+}

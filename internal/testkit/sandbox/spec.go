@@ -59,31 +59,42 @@ const (
 	EnvSeccomp = "CHRONICLE_SANDBOX_SECCOMP"
 )
 
-// ids is a user's or group's number from the root's passwd and group files.
-func lookupID(file, name string) (int, int, string, error) {
+// entry returns the fields of the first line of a passwd or group file (colon-separated)
+// that names name and has at least n fields; nil when there is none.
+func entry(file, name string, n int) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return 0, 0, "", err
+		return nil, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fl := strings.Split(sc.Text(), ":")
-		if len(fl) < 4 || fl[0] != name {
-			continue
+		if fl := strings.Split(sc.Text(), ":"); len(fl) >= n && fl[0] == name {
+			return fl, nil
 		}
-		id, err1 := strconv.Atoi(fl[2])
-		gid, err2 := strconv.Atoi(fl[3])
-		if err1 != nil || err2 != nil {
-			return 0, 0, "", fmt.Errorf("%s: bad entry for %s", file, name)
-		}
-		home := ""
-		if len(fl) >= 6 {
-			home = fl[5]
-		}
-		return id, gid, home, nil
 	}
-	return 0, 0, "", fmt.Errorf("%s: no entry for %s (missing from the unit's sysusers.d?)", file, name)
+	return nil, sc.Err()
+}
+
+// lookupID is a user's ids and home from the root's passwd file.
+func lookupID(file, name string) (int, int, string, error) {
+	fl, err := entry(file, name, 4)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	if fl == nil {
+		return 0, 0, "", fmt.Errorf("%s: no entry for %s (missing from the unit's sysusers.d?)", file, name)
+	}
+	id, err1 := strconv.Atoi(fl[2])
+	gid, err2 := strconv.Atoi(fl[3])
+	if err1 != nil || err2 != nil {
+		return 0, 0, "", fmt.Errorf("%s: bad entry for %s", file, name)
+	}
+	home := ""
+	if len(fl) >= 6 {
+		home = fl[5]
+	}
+	return id, gid, home, nil
 }
 
 var families = map[string]int{"AF_UNIX": unix.AF_UNIX, "AF_LOCAL": unix.AF_UNIX, "AF_INET": unix.AF_INET,
@@ -300,21 +311,17 @@ func (h *Host) Spec(u *Unit, cmd Command) (*Spec, error) {
 	return s, nil
 }
 
+// lookupGroup is a group's id from the root's group file.
 func lookupGroup(file, name string) (int, int, string, error) {
-	f, err := os.Open(file)
+	fl, err := entry(file, name, 3)
 	if err != nil {
 		return 0, 0, "", err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fl := strings.Split(sc.Text(), ":")
-		if len(fl) >= 3 && fl[0] == name {
-			id, err := strconv.Atoi(fl[2])
-			return id, id, "", err
-		}
+	if fl == nil {
+		return 0, 0, "", fmt.Errorf("%s: no group %s", file, name)
 	}
-	return 0, 0, "", fmt.Errorf("%s: no group %s", file, name)
+	id, err := strconv.Atoi(fl[2])
+	return id, id, "", err
 }
 
 func (s *Spec) write(path string) error {

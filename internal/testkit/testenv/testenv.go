@@ -210,6 +210,16 @@ func RunWithCommands(m *testing.M, names ...string) int {
 	return m.Run()
 }
 
+// RunAsRoot is RunWithCommands for tests that must run as root: as any other user it
+// prints why (the package's tests and what they need root for) and fails.
+func RunAsRoot(m *testing.M, why string, names ...string) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, why)
+		return 1
+	}
+	return RunWithCommands(m, names...)
+}
+
 // Bin is the path of a command (e.g. "chronicle-etl") that RunWithCommands built.
 func Bin(name string) string { return filepath.Join(binDir, name) }
 

@@ -1,6 +1,7 @@
 package venuefuzz
 
 import (
+	"encoding/binary"
 	"slices"
 	"testing"
 
@@ -69,4 +70,19 @@ func CheckPieces(t *testing.T, cs venue.PieceChecksummer, bids, asks []venue.Lev
 			t.Fatalf("checksum from updated pieces %d, want %d", got, want)
 		}
 	}
+}
+
+// Levels reads fuzz bytes as up to most levels, nine bytes each: a side (low bit of the
+// first byte: 0 bid, 1 ask), a price from 1 and a quantity from minQty (little-endian
+// uint32s added to 1 and minQty).
+func Levels(raw []byte, most int, minQty int64) (bids, asks []venue.Level) {
+	for i := 0; i+9 <= len(raw) && len(bids)+len(asks) < most; i += 9 {
+		l := venue.Level{Price: int64(binary.LittleEndian.Uint32(raw[i+1:])) + 1, Qty: int64(binary.LittleEndian.Uint32(raw[i+5:])) + minQty}
+		if raw[i]&1 == 0 {
+			bids = append(bids, l)
+		} else {
+			asks = append(asks, l)
+		}
+	}
+	return bids, asks
 }
