@@ -256,6 +256,9 @@ func (f *field) String() string {
 	if !f.v.IsValid() {
 		return ""
 	}
+	if f.v.Type() == durationType && f.v.Int() == 0 {
+		return "0"
+	}
 	if s, ok := f.v.Interface().(fmt.Stringer); ok {
 		return s.String()
 	}

@@ -173,10 +173,10 @@ var ErrInvalidConfig = errors.New("invalid object store config")
 type Config struct {
 	// Endpoint overrides the S3 endpoint, e.g. "http://127.0.0.1:7070".
 	// Empty uses AWS's endpoint for Region (or $AWS_ENDPOINT_URL).
-	Endpoint string `toml:"endpoint"`
+	Endpoint string `toml:"endpoint" flag:"remote-endpoint" help:"S3 endpoint URL"`
 	// Region; empty uses the AWS chain ($AWS_REGION, shared config), then
 	// "us-east-1".
-	Region string `toml:"region"`
+	Region string `toml:"region" flag:"remote-region" help:"S3 region"`
 	// AccessKey/SecretKey/SessionToken; empty uses the standard AWS
 	// credential chain (AWS_ACCESS_KEY_ID..., shared files, IMDS...).
 	AccessKey    string `toml:"access_key"`
@@ -184,7 +184,7 @@ type Config struct {
 	SessionToken string `toml:"session_token"`
 	// PathStyle addresses buckets as endpoint/bucket/key; needed by most
 	// non-AWS servers, versitygw included.
-	PathStyle bool `toml:"path_style"`
+	PathStyle bool `toml:"path_style" flag:"remote-path-style" help:"address buckets as endpoint/bucket (most non-AWS servers)"`
 	// RequestTimeout bounds each attempt's wait: connecting, each write,
 	// the wait for response headers, and any stall while streaming a body.
 	RequestTimeout time.Duration `toml:"request_timeout"`
