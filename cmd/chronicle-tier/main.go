@@ -143,9 +143,8 @@ func start(cmd string, s *settings, stdout io.Writer) error {
 	}
 	log.Info("running", "host", host, "host_from", from, "roots", s.roots, "scan_interval", s.cfg.ScanInterval.String(), "now", now().UTC().Format(time.RFC3339))
 	daemon.Ready(log)
-	if err := m.Run(ctx); err != nil {
-		return err
+	if err = m.Run(ctx); err == nil {
+		log.Info("stopped")
 	}
-	log.Info("stopped")
-	return nil
+	return err
 }
