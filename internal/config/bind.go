@@ -295,3 +295,13 @@ func (f *field) Type() string {
 	}
 	return "string"
 }
+
+// FileOnly registers a section read from the file only: no flags.
+func (b *Binder) FileOnly(name string, ptr any) *Binder {
+	v := reflect.ValueOf(ptr)
+	b.sections[name] = ptr
+	def := reflect.New(v.Elem().Type()).Elem()
+	def.Set(v.Elem())
+	b.defaults = append(b.defaults, func() { v.Elem().Set(def) })
+	return b
+}

@@ -1,4 +1,4 @@
-package main
+package etlcli
 
 import (
 	"fmt"
@@ -16,23 +16,6 @@ import (
 	"github.com/chronicle/chronicle/internal/synth"
 	"github.com/chronicle/chronicle/layout"
 )
-
-const synthUsage = `chronicle-etl synth writes synthetic canonical partitions (sealed, with meta.json
-marked synthetic) for demos, benchmarks and capacity tests. Real data comes from run and
-backfill; synthetic partitions carry "synthetic": true in their meta.json.
-
-Usage:
-  chronicle-etl synth [flags]
-
-Examples:
-  # 30 days of two symbols, 16 MiB each, into the warm tier of the config file
-  chronicle-etl synth --config /etc/chronicle/chronicle.toml --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
-
-  # one large partition for a benchmark, into a scratch root
-  chronicle-etl synth --root /tmp/warm --symbols eth-usdt --days 1 --bytes 1GiB --end 2024-08-08
-
-Flags:
-`
 
 var cmdSynth = &cli.Command{Program: "chronicle-etl", Name: "synth", Help: synthUsage, FlagsTitle: "-", Usage: "chronicle-etl synth [flags]"}
 
