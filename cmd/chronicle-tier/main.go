@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c := &cli.Command{Program: "chronicle-tier", Help: usage, FlagsTitle: "-", Usage: synopsis}
 	s := newSettings(c)
 	if c.Name = cli.FindCommand(args, names); c.Name != "" {
-		c.Usage = "chronicle-tier " + c.Name + " [flags]"
+		c.Usage = cli.SynopsisOf(synopsis, c.Name)
 	}
 	if code, done := c.Parse(s.fl, args, stdout, stderr); done {
 		return code

@@ -275,3 +275,14 @@ func (c *Command) NoCommand(fs *pflag.FlagSet, names []string, stdout, stderr io
 	}
 	return c.Exit(stderr, Usagef("unknown command %q (want %s)", fs.Arg(0), orList(names)))
 }
+
+// SynopsisOf is the line of a program's synopsis (Command.Usage) that belongs to the
+// subcommand name, its words single-spaced: "chronicle-tier apply [flags] [--dry-run]".
+func SynopsisOf(synopsis, name string) string {
+	for _, l := range strings.Split(synopsis, "\n") {
+		if w := strings.Fields(l); len(w) > 1 && w[1] == name {
+			return strings.Join(w, " ")
+		}
+	}
+	return ""
+}
