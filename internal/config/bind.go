@@ -45,12 +45,15 @@ func (b *Binder) FlagSet() *pflag.FlagSet { return b.fl }
 // Section registers the TOML section name, decoded into ptr (a pointer to a struct that
 // holds its defaults), and a flag for each tagged field. When only names flags, just those
 // are registered (a daemon that reads [tiers] for two roots offers no flag for the others).
+// An empty name binds flags only: a command without a config file.
 func (b *Binder) Section(name string, ptr any, only ...string) *Binder {
 	v := reflect.ValueOf(ptr)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		panic(fmt.Sprintf("config: section %s: want a pointer to a struct, got %T", name, ptr))
 	}
-	b.sections[name] = ptr
+	if name != "" {
+		b.sections[name] = ptr
+	}
 	def := reflect.New(v.Elem().Type()).Elem()
 	def.Set(v.Elem())
 	b.defaults = append(b.defaults, func() { v.Elem().Set(def) })
@@ -101,7 +104,9 @@ func (b *Binder) bindStruct(section, prefix string, v reflect.Value, only map[st
 			panic(fmt.Sprintf("config: [%s] %s%s: %v", section, prefix, key, err))
 		}
 		usage := strings.TrimSpace(sf.Tag.Get("help"))
-		usage += fmt.Sprintf(" ([%s] %s%s)", section, prefix, key)
+		if section != "" {
+			usage += fmt.Sprintf(" ([%s] %s%s)", section, prefix, key)
+		}
 		fl := b.fl.VarPF(f, name, sf.Tag.Get("short"), strings.TrimSpace(usage))
 		if fv.Kind() == reflect.Bool {
 			fl.NoOptDefVal = "true"

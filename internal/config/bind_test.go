@@ -121,3 +121,16 @@ func TestBindOnly(t *testing.T) {
 		t.Fatal(fl.FlagUsages())
 	}
 }
+
+func TestBindFlagsOnly(t *testing.T) {
+	c := &bindCfg{Level: 3}
+	fl := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	b := NewBinder(fl).Section("", c)
+	if err := fl.Parse([]string{"--level", "5"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Apply()
+	if c.Level != 5 || strings.Contains(fl.FlagUsages(), "([") {
+		t.Fatalf("%+v\n%s", c, fl.FlagUsages())
+	}
+}
