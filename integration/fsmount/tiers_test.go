@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/tiermove"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"golang.org/x/sys/unix"
@@ -393,9 +394,9 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 	if !useLifecycle {
 		return func(k layout.Key, to layout.Tier) error {
 			if to == layout.Cold {
-				return testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
+				return tiermove.WarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
 			}
-			return testkit.MoveColdToRemote(e.roots.Cold, e.store, k)
+			return tiermove.ColdToRemote(e.roots.Cold, e.store, k)
 		}
 	}
 	cfg := lifecycle.DefaultConfig()
