@@ -26,7 +26,8 @@ type OpenOptions struct {
 	// SkipRootCheck leaves the roots unchecked: for a one-shot reader run by hand
 	// (chronicle-q) that serves nothing to others.
 	SkipRootCheck bool
-	// Registerer, when set, gets the object store's metrics.
+	// Registerer, when set, gets the object store's metrics (chronicle-fs leaves it nil:
+	// the mount's collector reports them with its own).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }

@@ -115,7 +115,7 @@ func mount(s *settings) error {
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
 	reg := daemon.Registry()
-	t, err := tiers.Open(ctx, tiers.OpenOptions{Roots: s.roots, Remote: s.remote, Config: s.fs.Config, Registerer: reg, Logger: log})
+	t, err := tiers.Open(ctx, tiers.OpenOptions{Roots: s.roots, Remote: s.remote, Config: s.fs.Config, Logger: log}) // the store's metrics: fsys.Collector
 	if err != nil {
 		return err
 	}
