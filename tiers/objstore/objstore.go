@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/bytesize"
 )
 
 // Every error a Store returns wraps at most a few of these (plus the cause) and names
@@ -200,8 +202,8 @@ type Config struct {
 	MaxResumes int `toml:"max_resumes"`
 	// PartSize and MultipartThreshold: objects of at least
 	// MultipartThreshold bytes are uploaded in parts of PartSize bytes.
-	PartSize           int64 `toml:"part_size"`
-	MultipartThreshold int64 `toml:"multipart_threshold"`
+	PartSize           bytesize.Size `toml:"part_size"`
+	MultipartThreshold bytesize.Size `toml:"multipart_threshold"`
 	// Concurrency bounds the parts uploaded at once.
 	Concurrency int `toml:"concurrency"`
 	// MaxIdleConnsPerHost keeps this many connections alive per endpoint
