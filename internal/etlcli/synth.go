@@ -27,23 +27,21 @@ func runSynth(args []string, stdout, stderr io.Writer) int {
 	symbols := fl.StringSlice("symbols", []string{"eth-usdt"}, "symbols, comma separated")
 	days := fl.Int("days", 1, "number of consecutive UTC dates ending at --end")
 	end := fl.String("end", "", "last date YYYY-MM-DD (default: yesterday UTC)")
-	size := fl.String("bytes", "16MiB", "approximate size of each partition (KiB, MiB, GiB suffixes)")
+	size := bytesize.Size(16 << 20)
+	fl.Var(&size, "bytes", "approximate size of each partition, e.g. 16MiB or a byte count")
 	seed := fl.Int64("seed", 1, "random seed (same seed, same bytes)")
 	if code, done := cmdSynth.Parse(fl, args, stdout, stderr); done {
 		return code
 	}
-	return cmdSynth.Exit(stderr, synth1(fl, stdout, *cfgPath, *root, *venue, *symbols, *days, *end, *size, *seed))
+	return cmdSynth.Exit(stderr, synth1(fl, stdout, *cfgPath, *root, *venue, *symbols, *days, *end, int64(size), *seed))
 }
 
-func synth1(fl *pflag.FlagSet, stdout io.Writer, cfgPath, root, venue string, symbols []string, days int, end, size string, seed int64) error {
+func synth1(fl *pflag.FlagSet, stdout io.Writer, cfgPath, root, venue string, symbols []string, days int, end string, n, seed int64) error {
 	// The command line first, then the file: nothing is written before both are read.
 	if err := cli.Args(fl, 0, 0, ""); err != nil {
 		return err
 	}
-	n, err := bytesize.Parse(size)
-	if err != nil {
-		return cli.Usagef("--bytes: %w", err)
-	}
+	var err error
 	if days < 1 {
 		return cli.Usagef("--days %d: want at least 1", days)
 	}
