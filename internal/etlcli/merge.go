@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -47,7 +46,7 @@ func runMerge(f *flags, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	pairs, err := pairByVenue(inputs)
+	pairs, err := merge.PairByVenue(inputs)
 	if err != nil {
 		return err
 	}
@@ -128,40 +127,6 @@ func journalsOf(arg string) ([]merge.Input, error) {
 	var out []merge.Input
 	for _, d := range dirs {
 		out = append(out, merge.Input{Host: host, Dir: d})
-	}
-	return out, nil
-}
-
-// pairByVenue pairs the two hosts' venue journals by the venue their segments name.
-func pairByVenue(in [2][]merge.Input) ([][2]merge.Input, error) {
-	by := [2]map[string]merge.Input{{}, {}}
-	for i := range in {
-		for _, j := range in[i] {
-			v, err := merge.JournalVenue(j.Dir)
-			if err != nil {
-				return nil, err
-			}
-			if prev, dup := by[i][v]; dup {
-				return nil, fmt.Errorf("%s and %s are both journals of venue %s", prev.Dir, j.Dir, v)
-			}
-			by[i][v] = j
-		}
-	}
-	var venues []string
-	for i := range by {
-		for v, j := range by[i] {
-			if _, ok := by[1-i][v]; !ok {
-				return nil, fmt.Errorf("venue %s is in %s but not in the other host's journals", v, j.Dir)
-			}
-			if i == 0 {
-				venues = append(venues, v)
-			}
-		}
-	}
-	sort.Strings(venues)
-	var out [][2]merge.Input
-	for _, v := range venues {
-		out = append(out, [2]merge.Input{by[0][v], by[1][v]})
 	}
 	return out, nil
 }
