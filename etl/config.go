@@ -12,23 +12,23 @@ import (
 type Config struct {
 	// Venues lists the venue journals to refine ({hot}/feed/{venue}); empty = every venue
 	// directory found there.
-	Venues []string `toml:"venues"`
+	Venues []string `toml:"venues" flag:"venues" help:"run: venues to refine; default every {hot}/feed/*"`
 	// Output is the tier the partitions are written to: "warm" (durable, the default) or
 	// "hot" (lowest latency; the tier manager then copies sealed partitions to warm).
-	Output string `toml:"output"`
+	Output string `toml:"output" flag:"output" help:"output tier: \"warm\" or \"hot\""`
 	// Grace keeps the previous day's partition open this long past midnight, in exchange
 	// time, for stragglers; then it is sealed.
-	Grace time.Duration `toml:"grace"`
+	Grace time.Duration `toml:"grace" flag:"grace" help:"keep the previous day open this long past midnight, exchange time"`
 	// SnapshotInterval is how often, in exchange time, a snapshot run restates the book.
-	SnapshotInterval time.Duration `toml:"snapshot_interval"`
+	SnapshotInterval time.Duration `toml:"snapshot_interval" flag:"snapshot-interval" help:"snapshot run every this much exchange time"`
 	// LatePolicy for events of a sealed partition: "reject" or "late_stream".
-	LatePolicy string `toml:"late_policy"`
+	LatePolicy string `toml:"late_policy" flag:"late-policy" help:"events of a sealed partition: \"reject\" or \"late_stream\""`
 	// DimSymbol is the dim_symbol table (.csv or .parquet); "" = the embedded default.
-	DimSymbol string `toml:"dim_symbol"`
+	DimSymbol string `toml:"dim_symbol" flag:"dim-symbol" help:"dim_symbol table, .csv or .parquet; default the embedded one"`
 	// DimReload is how often the table file is checked for changes (0 = never).
 	DimReload time.Duration `toml:"dim_reload"`
 	// CheckpointInterval is how often (wall time) output and state are made durable.
-	CheckpointInterval time.Duration `toml:"checkpoint_interval"`
+	CheckpointInterval time.Duration `toml:"checkpoint_interval" flag:"checkpoint-interval" help:"make output and state durable this often"`
 	// MetaInterval is how often the meta.json of growing partitions is refreshed.
 	MetaInterval time.Duration `toml:"meta_interval"`
 	// MaxBuffered bounds the depth updates kept per symbol while waiting for a snapshot.
@@ -39,11 +39,11 @@ type Config struct {
 	DayHold time.Duration `toml:"day_hold"`
 	// IdleSpin is how long the live tailer busy-polls the journal after the last record
 	// before it sleeps IdlePoll between looks (0 = never spin): the live latency.
-	IdleSpin time.Duration `toml:"idle_spin"`
+	IdleSpin time.Duration `toml:"idle_spin" flag:"idle-spin" help:"run: busy-poll the journal this long after the last record; 0 = never"`
 	IdlePoll time.Duration `toml:"idle_poll"`
 	// ChunkSize is the growth step of partition files.
 	ChunkSize   int64  `toml:"chunk_size"`
-	MetricsAddr string `toml:"metrics_addr"`
+	MetricsAddr string `toml:"metrics_addr" flag:"metrics-addr" help:"run: serve /metrics here; \"\" = off"`
 }
 
 // ErrConfig: an [etl] setting out of its range.

@@ -3,43 +3,46 @@ package feed
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/chronicle/chronicle/format/journal"
+	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/venue"
 )
 
 // Config is the [feed] section of the shared config file.
 type Config struct {
-	Venue string `toml:"venue"` // venue id, "binance-perp"
+	Venue string `toml:"venue" flag:"venue" help:"venue id (binance-perp, binance-coinm, binance-spot, okx, kraken-spot)"` // venue id, "binance-perp"
 	// HotRoot is the hot tier root ([tiers] hot: one setting for every daemon); the
 	// journal goes to {hot}/feed/{venue} unless JournalDir says otherwise.
 	HotRoot    string `toml:"-"`
-	JournalDir string `toml:"journal_dir"`
+	JournalDir string `toml:"journal_dir" flag:"journal-dir" help:"journal directory (instead of {hot}/feed/{venue})"`
 
-	WSURL    string            `toml:"ws_url"`    // websocket base; "" = the venue's production endpoint
-	RESTURL  string            `toml:"rest_url"`  // REST base; "" = the venue's production endpoint
-	WSRoutes map[string]string `toml:"ws_routes"` // stream kind -> path prefix ("/public")
+	WSURL    string            `toml:"ws_url" flag:"ws-url" help:"websocket base URL (default: the venue's)"` // websocket base; "" = the venue's production endpoint
+	RESTURL  string            `toml:"rest_url" flag:"rest-url" help:"REST base URL (default: the venue's)"`  // REST base; "" = the venue's production endpoint
+	WSRoutes map[string]string `toml:"ws_routes"`                                                             // stream kind -> path prefix ("/public")
 
-	Symbols           []string `toml:"symbols"`
-	Streams           []string `toml:"streams"`              // depth, trade, aggTrade, bookTicker, or raw suffixes
-	DepthSpeed        string   `toml:"depth_speed"`          // "0ms", "100ms", "250ms", "500ms"; "" = the venue's fastest
-	BookDepth         int      `toml:"book_depth"`           // levels of a book subscription (Kraken: 10..1000); 0 = the venue's default
-	MaxStreamsPerConn int      `toml:"max_streams_per_conn"` // 0 = the venue's limit
+	Symbols           []string `toml:"symbols" flag:"symbols" help:"symbols to capture, as the venue names them (BTCUSDT; OKX BTC-USDT; Kraken XBT/USD)"`
+	Streams           []string `toml:"streams" flag:"streams" help:"streams per symbol: depth, trade, aggTrade, bookTicker, or a venue's own stream or channel name"`                               // depth, trade, aggTrade, bookTicker, or raw suffixes
+	DepthSpeed        string   `toml:"depth_speed" flag:"depth-speed" help:"depth stream speed: 0ms, 100ms, 250ms, 500ms (default: the venue's fastest)"`                                           // "0ms", "100ms", "250ms", "500ms"; "" = the venue's fastest
+	BookDepth         int      `toml:"book_depth" flag:"book-depth" help:"levels a side of a book subscription, for venues that take one (Kraken: 10, 25, 100, 500, 1000; 0: the venue's default)"` // levels of a book subscription (Kraken: 10..1000); 0 = the venue's default
+	MaxStreamsPerConn int      `toml:"max_streams_per_conn" flag:"max-streams-per-conn" help:"streams per websocket connection (0: the venue's limit)"`                                             // 0 = the venue's limit
 	// ReferenceEvery is how often the feed fetches the venue's reference data (instrument
 	// listings: tick and lot sizes, contract values) again, journaling it when it changed.
 	ReferenceEvery time.Duration `toml:"reference_every"`
 
-	SnapshotLimit    int           `toml:"snapshot_limit"`      // REST depth levels: 5..1000
-	RESTWeightPerMin int           `toml:"rest_weight_per_min"` // our share of the venue's IP budget; 0 = half of it
+	SnapshotLimit    int           `toml:"snapshot_limit" flag:"snapshot-limit" help:"REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)"` // REST depth levels: 5..1000
+	RESTWeightPerMin int           `toml:"rest_weight_per_min"`                                                                                    // our share of the venue's IP budget; 0 = half of it
 	RESTTimeout      time.Duration `toml:"rest_timeout"`
 	SnapshotRetryMax time.Duration `toml:"snapshot_retry_max"` // longest pause between failed snapshot tries
 
-	RollPeriod      time.Duration `toml:"roll_period"`    // segment period, aligned to the epoch (hourly)
-	PrecreateLead   time.Duration `toml:"precreate_lead"` // open the next segment this long before the roll
-	ChunkSize       int64         `toml:"chunk_size"`     // segment growth step (pre-faulted)
+	RollPeriod      time.Duration `toml:"roll_period" flag:"roll-period" help:"journal segment period"` // segment period, aligned to the epoch (hourly)
+	PrecreateLead   time.Duration `toml:"precreate_lead"`                                               // open the next segment this long before the roll
+	ChunkSize       int64         `toml:"chunk_size"`                                                   // segment growth step (pre-faulted)
 	MaxSegmentSize  int64         `toml:"max_segment_size"`
-	RetentionMinAge time.Duration `toml:"retention_min_age"` // keep consumed segments at least this long
+	RetentionMinAge time.Duration `toml:"retention_min_age" flag:"retention-min-age" help:"keep segments the ETL has read at least this long"` // keep consumed segments at least this long
 	RetentionEvery  time.Duration `toml:"retention_every"`
 
 	MaxMessageBytes int           `toml:"max_message_bytes"` // larger messages are dropped and counted
@@ -54,7 +57,7 @@ type Config struct {
 	RolloverJitter time.Duration `toml:"rollover_jitter"`
 	OverlapTimeout time.Duration `toml:"overlap_timeout"` // longest the old and new connection overlap
 
-	MetricsAddr string `toml:"metrics_addr"`
+	MetricsAddr string `toml:"metrics_addr" flag:"metrics-addr" help:"serve /metrics here (\"\": off)"`
 
 	// Host is this capture host's id ([host] id), written into every connect record so
 	// that a journal says which host captured it (chronicle-etl merge reads it).
@@ -105,6 +108,23 @@ func (c *Config) Dir() string {
 		return c.JournalDir
 	}
 	return journal.Dir(c.HotRoot, c.Venue)
+}
+
+// Normalize writes the symbols as venues list them: upper case, trimmed, none empty.
+func (c *Config) Normalize() {
+	for i, sym := range c.Symbols {
+		c.Symbols[i] = strings.ToUpper(strings.TrimSpace(sym))
+	}
+	c.Symbols = slices.DeleteFunc(c.Symbols, func(sym string) bool { return sym == "" })
+}
+
+// JournalRoots are the directories the journal is written in, which the refinery trusts:
+// the journal's, and the hot root above it unless the journal has a directory of its own.
+func (c *Config) JournalRoots() []layout.LocalRoot {
+	if c.JournalDir != "" {
+		return []layout.LocalRoot{{Name: "journal", Dir: c.JournalDir}}
+	}
+	return []layout.LocalRoot{{Name: "hot", Dir: c.HotRoot}, {Name: "journal", Dir: c.Dir()}}
 }
 
 // Validate checks values that would otherwise fail late or silently misbehave.

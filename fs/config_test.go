@@ -14,6 +14,7 @@ func TestConfigDecode(t *testing.T) {
 	text := `
 [fs]
 cache_bytes = 1073741824
+views_cache_bytes = "32MiB"
 allow_other = true
 metrics_addr = ""
 passthrough = false
@@ -32,10 +33,13 @@ whatever = 1
 		c.GrowingTimeout != 2*time.Millisecond || c.RemoteTimeout != 5*time.Second || c.ReadAheadKB != 4096 {
 		t.Fatalf("decoded %+v", c)
 	}
+	if c.ViewsCacheBytes != 32<<20 {
+		t.Fatalf("a size as text: %v", c.ViewsCacheBytes)
+	}
 	if c.DirTimeout != time.Second || c.MaxWrite != 1<<20 || c.MaxBackground != 64 {
 		t.Fatalf("defaults lost: %+v", c)
 	}
-	if c.EffectiveMemoryLimit() != 1<<30+c.ViewsCacheBytes+64<<20 { // both caches + 64 MiB
+	if c.EffectiveMemoryLimit() != 1<<30+int64(c.ViewsCacheBytes)+64<<20 { // both caches + 64 MiB
 		t.Fatalf("memory limit %d", c.EffectiveMemoryLimit())
 	}
 	err := config.Decode("[fs]\ncache_byte = 5\n", "typo.toml", map[string]any{"fs": &c})

@@ -44,7 +44,7 @@ func New(res *tiers.Resolver, cfg Config, log *slog.Logger) (*FS, error) {
 		parts: map[string]*dirNode{},
 	}
 	f.views = newViewParts(f)
-	f.segs = newSegCache(cfg.ViewsCacheBytes, f.st)
+	f.segs = newSegCache(int64(cfg.ViewsCacheBytes), f.st)
 	return f, nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/books"
+	"github.com/chronicle/chronicle/internal/testkit/tiermove"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
@@ -79,13 +80,13 @@ func TestMoveWhileReading(t *testing.T) {
 	pause := func() { time.Sleep(300 * time.Millisecond) }
 	pause()
 	for k := range books {
-		if err := testkit.MoveWarmToCold(roots.Warm, roots.Cold, k, 256<<10); err != nil {
+		if err := tiermove.WarmToCold(roots.Warm, roots.Cold, k, 256<<10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pause()
 	for k := range books {
-		if err := testkit.MoveColdToRemote(roots.Cold, store, k); err != nil {
+		if err := tiermove.ColdToRemote(roots.Cold, store, k); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +313,7 @@ func TestSmallFilesFollowMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(testkit.PartDir(roots.Warm, k), layout.MetaName))
-	if err := testkit.MoveWarmToCold(roots.Warm, roots.Cold, k, 64<<10); err != nil {
+	if err := tiermove.WarmToCold(roots.Warm, roots.Cold, k, 64<<10); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

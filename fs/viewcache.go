@@ -62,7 +62,7 @@ type loadCall struct {
 const maxViewParts = 256
 
 func newViewParts(f *FS) *viewParts {
-	return &viewParts{f: f, byPath: map[string]*list.Element{}, max: maxViewParts, loading: map[string]*loadCall{}, maxResident: f.cfg.ViewsCacheBytes}
+	return &viewParts{f: f, byPath: map[string]*list.Element{}, max: maxViewParts, loading: map[string]*loadCall{}, maxResident: int64(f.cfg.ViewsCacheBytes)}
 }
 
 // get returns the partition's view state with a reference (release it with put). A

@@ -48,6 +48,10 @@ var layers = []struct {
 	{"internal/synth", []string{"format"}, []string{"internal/testkit"}},
 	{"internal/exsim", []string{"venue", "format", "internal/capture"}, []string{"internal/testkit"}},
 	{"internal/daemon", []string{"internal/config"}, nil},
+	// A command's line where no package of its work fits (its subcommands, flags, output):
+	// the main's floor, below cmd/ and linked by its one main.
+	{"internal/etlcli", []string{"etl", "format", "layout", "internal/cli", "internal/config", "internal/daemon", "internal/synth"}, []string{"internal/testkit"}},
+	{"internal/qcli", []string{"tiers", "format", "layout", "internal/cli", "internal/config", "internal/daemon"}, []string{"internal/testkit"}},
 	{"internal/testkit", []string{""}, []string{""}}, // test-only: anything below cmd
 	{"integration", []string{""}, []string{""}},
 	{"cmd/", []string{""}, []string{""}},

@@ -67,10 +67,10 @@ var ErrInvalidPath = errors.New("invalid logical path")
 
 // Roots are the four tier locations: the [tiers] table of the shared configuration.
 type Roots struct {
-	Hot    string `toml:"hot"`
-	Warm   string `toml:"warm"`
-	Cold   string `toml:"cold"`
-	Remote string `toml:"remote"` // object-store URI: s3://bucket/prefix or file:///dir; "" for none
+	Hot    string `toml:"hot" flag:"hot" help:"hot tier root"`
+	Warm   string `toml:"warm" flag:"warm" help:"warm tier root"`
+	Cold   string `toml:"cold" flag:"cold" help:"cold tier root"`
+	Remote string `toml:"remote" flag:"remote" help:"remote tier URI: s3://bucket/prefix or file:///dir"` // object-store URI: s3://bucket/prefix or file:///dir; "" for none
 	// AllowSharedRoots accepts local roots that other users can write to (without the
 	// sticky bit) or that another user owns, with a warning, instead of refusing to start
 	// (CheckRoots).

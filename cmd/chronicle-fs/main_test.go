@@ -25,13 +25,12 @@ sealed_timeout = "5m"
 allow_other = true
 `), 0o644)
 	parse := func(args ...string) (*settings, []string, error) {
-		var f settings
-		fl := mountFlags(&f)
-		if err := fl.Parse(args); err != nil {
+		s := newSettings()
+		if err := s.fl.Parse(args); err != nil {
 			return nil, nil, err
 		}
-		s, err := load(fl, &f)
-		return s, fl.Args(), err
+		err := s.load()
+		return s, s.fl.Args(), err
 	}
 	s, rest, err := parse("--config", cfg, "--cold", "/from/flag/cold", "--cache-bytes", "64MiB", "--allow-other=false", "/mnt/x")
 	if err != nil {

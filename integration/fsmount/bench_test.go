@@ -21,6 +21,7 @@ import (
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/tiermove"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"golang.org/x/sys/unix"
@@ -69,12 +70,12 @@ func newBenchFixture(b *testing.B, name string) *benchFixture {
 	for _, t := range []layout.Tier{layout.Cold, layout.Remote} {
 		os.MkdirAll(testkit.PartDir(e.roots.Warm, fx.keys[t]), 0o755)
 		mustCopy(b, fx.warm, filepath.Join(testkit.PartDir(e.roots.Warm, fx.keys[t]), layout.BookName))
-		if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], benchBlock(b)); err != nil {
+		if err := tiermove.WarmToCold(e.roots.Warm, e.roots.Cold, fx.keys[t], benchBlock(b)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	fx.zst = filepath.Join(testkit.PartDir(e.roots.Cold, fx.keys[layout.Cold]), layout.ZstName)
-	if err := testkit.MoveColdToRemote(e.roots.Cold, e.store, fx.keys[layout.Remote]); err != nil {
+	if err := tiermove.ColdToRemote(e.roots.Cold, e.store, fx.keys[layout.Remote]); err != nil {
 		b.Fatal(err)
 	}
 	zfi, _ := os.Stat(fx.zst)
@@ -672,7 +673,7 @@ func BenchmarkPeakRSS(b *testing.B) {
 	k := testkit.Key
 	os.MkdirAll(testkit.PartDir(e.roots.Warm, k), 0o755)
 	testkit.WriteBook(b, filepath.Join(testkit.PartDir(e.roots.Warm, k), layout.BookName), k, records, 9)
-	if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 1<<20); err != nil {
+	if err := tiermove.WarmToCold(e.roots.Warm, e.roots.Cold, k, 1<<20); err != nil {
 		b.Fatal(err)
 	}
 	cache := int64(128 << 20)

@@ -18,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/tiermove"
 	"github.com/chronicle/chronicle/layout"
 	"golang.org/x/sys/unix"
 )
@@ -84,11 +85,11 @@ func BenchmarkPeers(b *testing.B) {
 	}
 	e.srv.CreateBucket(peerBucket)
 	putFile(b, e, warm, layout.BookName)
-	if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, key, benchBlock(b)); err != nil {
+	if err := tiermove.WarmToCold(e.roots.Warm, e.roots.Cold, key, benchBlock(b)); err != nil {
 		b.Fatal(err)
 	}
 	zst, _ := os.Stat(filepath.Join(testkit.PartDir(e.roots.Cold, key), layout.ZstName))
-	if err := testkit.MoveColdToRemote(e.roots.Cold, e.store, key); err != nil {
+	if err := tiermove.ColdToRemote(e.roots.Cold, e.store, key); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("fixture: %d MiB book, uncompressed in s3://%s and as remote tier (.zst %d MiB), in %v",

@@ -2,7 +2,6 @@ package fsmount
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,8 +20,8 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/tiermove"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers/lifecycle"
 	"golang.org/x/sys/unix"
 )
 
@@ -380,41 +379,25 @@ print(loops, bad)
 
 func TestMoveWhileReading(t *testing.T) {
 	for _, backend := range []string{"file", "s3"} {
-		t.Run(backend, func(t *testing.T) { testMove(t, backend, false) })
+		t.Run(backend, func(t *testing.T) { testMove(t, backend) })
 	}
-	// The same with the tier manager's own mover (tiers/lifecycle) doing the moves.
-	t.Run("lifecycle", func(t *testing.T) { testMove(t, "file", true) })
 }
 
 // mover moves one partition to the next tier down.
 type mover func(k layout.Key, to layout.Tier) error
 
-func testMover(t *testing.T, e *env, useLifecycle bool) mover {
-	if !useLifecycle {
-		return func(k layout.Key, to layout.Tier) error {
-			if to == layout.Cold {
-				return testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
-			}
-			return testkit.MoveColdToRemote(e.roots.Cold, e.store, k)
-		}
-	}
-	cfg := lifecycle.DefaultConfig()
-	cfg.BlockSize = 256 << 10
-	m, err := lifecycle.New(lifecycle.Options{Config: cfg, Roots: e.roots, Store: e.store, Host: "capture-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+// testMover moves with the tier manager's own mover (tiers/lifecycle, through tiermove).
+func testMover(e *env) mover {
 	return func(k layout.Key, to layout.Tier) error {
-		mv := lifecycle.Move{Key: k, Policy: lifecycle.WarmToCold, From: layout.Warm, To: layout.Cold}
-		if to == layout.Remote {
-			mv = lifecycle.Move{Key: k, Policy: lifecycle.ColdToRemote, From: layout.Cold, To: layout.Remote}
+		if to == layout.Cold {
+			return tiermove.WarmToCold(e.roots.Warm, e.roots.Cold, k, 256<<10)
 		}
-		return m.Move(context.Background(), mv, nil)
+		return tiermove.ColdToRemote(e.roots.Cold, e.store, k)
 	}
 }
 
-// testMove moves two partitions warm -> cold -> remote (copying, fsyncing, renaming and
-// deleting as the tier manager does, or with the tier manager's mover itself), while readers work on them through the mount:
+// testMove moves two partitions warm -> cold -> remote with the tier manager's mover while
+// readers work on them through the mount:
 //   - "held": a Python process keeps numpy mappings of book.q and book.npy made before the
 //     moves, and a Go reader keeps one descriptor open for pread;
 //   - "free": Go readers reopen and hash book.q and book.npy in a loop, dropping the page
@@ -422,7 +405,7 @@ func testMover(t *testing.T, e *env, useLifecycle bool) mover {
 //
 // Zero errors and zero mismatches are allowed, and the metrics must show that cold and
 // remote actually served reads during the moves.
-func testMove(t *testing.T, backend string, useLifecycle bool) {
+func testMove(t *testing.T, backend string) {
 	seed := testkit.Seed(t)
 	e := newEnv(t, backend)
 	held := layout.Key{Venue: "binance-perp", Symbol: "eth-usdt", Date: "2024-08-08"}
@@ -435,7 +418,7 @@ func testMove(t *testing.T, backend string, useLifecycle bool) {
 		books[k], _ = os.ReadFile(orig[k])
 		testkit.PlacePlain(t, e.roots.Warm, k, books[k])
 	}
-	move := testMover(t, e, useLifecycle)
+	move := testMover(e)
 	mp := mountpoint(t)
 	d := start(t, e.config(t, ""), mp)
 	path := func(k layout.Key, name string) string { return filepath.Join(mp, filepath.FromSlash(k.Dir()), name) }

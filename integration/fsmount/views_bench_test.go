@@ -19,6 +19,7 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit"
 	"github.com/chronicle/chronicle/internal/testkit/books"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
+	"github.com/chronicle/chronicle/internal/testkit/tiermove"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
 	"golang.org/x/sys/unix"
@@ -97,11 +98,11 @@ func BenchmarkViews(b *testing.B) {
 		for _, n := range []string{bookindex.TimeName, bookindex.SnapshotsName, bookindex.EventsName, bookindex.BooksName} {
 			mustCopy(b, filepath.Join(filepath.Dir(src), bookindex.Dir, n), filepath.Join(d, bookindex.Dir, n))
 		}
-		if err := testkit.MoveWarmToCold(e.roots.Warm, e.roots.Cold, keys[t], benchBlock(b)); err != nil {
+		if err := tiermove.WarmToCold(e.roots.Warm, e.roots.Cold, keys[t], benchBlock(b)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := testkit.MoveColdToRemote(e.roots.Cold, e.store, keys[layout.Remote]); err != nil {
+	if err := tiermove.ColdToRemote(e.roots.Cold, e.store, keys[layout.Remote]); err != nil {
 		b.Fatal(err)
 	}
 	local, err := bookview.OpenDir(filepath.Dir(src))

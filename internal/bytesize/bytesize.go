@@ -46,3 +46,43 @@ func Format(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// Size is a byte count a setting holds: it reads "1GiB" or a plain byte count alike from
+// a TOML file (string or integer) and from a flag (it is a pflag.Value), and prints in the
+// largest unit that divides it exactly, so a flag's default reads as it would be written.
+type Size int64
+
+// String prints s as Parse reads it: "256MiB", or the plain count when no unit divides it.
+func (s Size) String() string {
+	n := int64(s)
+	if n > 0 {
+		for _, u := range []struct {
+			suffix string
+			m      int64
+		}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+			if n%u.m == 0 {
+				return fmt.Sprintf("%d%s", n/u.m, u.suffix)
+			}
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Set parses a flag's value (pflag.Value).
+func (s *Size) Set(text string) error {
+	v, err := Parse(text)
+	if err != nil {
+		return err
+	}
+	*s = Size(v)
+	return nil
+}
+
+// Type names the value in a flag's help (pflag.Value).
+func (s *Size) Type() string { return "size" }
+
+// UnmarshalText reads a TOML value: "256MiB" or an integer byte count.
+func (s *Size) UnmarshalText(b []byte) error { return s.Set(string(b)) }
+
+// MarshalText prints s as String does.
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -22,3 +22,22 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestSize(t *testing.T) {
+	for n, want := range map[Size]string{0: "0", 1 << 30: "1GiB", 256 << 20: "256MiB", 1536: "1536", 1000: "1000", 3 << 40: "3TiB"} {
+		if got := n.String(); got != want {
+			t.Errorf("Size(%d) = %q, want %q", int64(n), got, want)
+		}
+		var back Size
+		if err := back.UnmarshalText([]byte(want)); err != nil || back != n {
+			t.Errorf("UnmarshalText(%q) = %d, %v", want, back, err)
+		}
+	}
+	var s Size
+	if err := s.Set("1.5GiB"); err == nil {
+		t.Error("1.5GiB accepted")
+	}
+	if s.Type() != "size" {
+		t.Error(s.Type())
+	}
+}

@@ -210,10 +210,7 @@ func Args(fs *pflag.FlagSet, min, max int, what string) error {
 // "help", "-h" and "--help" print the program's help on stdout, and "help SUB" a
 // subcommand's (run with --help).
 func Dispatch(prog *Command, subs map[string]func(args []string) int, names []string, args []string, stdout, stderr io.Writer) int {
-	list := strings.Join(names, ", ")
-	if i := strings.LastIndex(list, ", "); i >= 0 {
-		list = list[:i] + " or " + list[i+2:]
-	}
+	list := orList(names)
 	if len(args) == 0 {
 		return prog.Exit(stderr, Usagef("missing command (%s)", list))
 	}
@@ -238,4 +235,54 @@ func Dispatch(prog *Command, subs map[string]func(args []string) int, names []st
 		return prog.Exit(stderr, Usagef("a command comes first (%s), then its flags; got %s", list, args[0]))
 	}
 	return prog.Exit(stderr, Usagef("unknown command %q (want %s)", args[0], list))
+}
+
+// orList is "a, b or c".
+func orList(names []string) string {
+	list := strings.Join(names, ", ")
+	if i := strings.LastIndex(list, ", "); i >= 0 {
+		list = list[:i] + " or " + list[i+2:]
+	}
+	return list
+}
+
+// FindCommand finds the subcommand of a program whose flags may come before it
+// (chronicle-tier --config FILE run): the first argument before any "--" that is one of
+// names, or "".
+func FindCommand(args, names []string) string {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		for _, n := range names {
+			if a == n {
+				return n
+			}
+		}
+	}
+	return ""
+}
+
+// NoCommand ends a command line (parsed into fs) that named none of names: "help" prints
+// the program's help, anything else is a usage error naming what was given.
+func (c *Command) NoCommand(fs *pflag.FlagSet, names []string, stdout, stderr io.Writer) int {
+	switch {
+	case fs.NArg() == 0:
+		return c.Exit(stderr, Usagef("missing command (%s)", orList(names)))
+	case fs.Arg(0) == "help":
+		c.PrintHelp(stdout, fs)
+		return ExitOK
+	}
+	return c.Exit(stderr, Usagef("unknown command %q (want %s)", fs.Arg(0), orList(names)))
+}
+
+// SynopsisOf is the line of a program's synopsis (Command.Usage) that belongs to the
+// subcommand name, its words single-spaced: "chronicle-tier apply [flags] [--dry-run]".
+func SynopsisOf(synopsis, name string) string {
+	for _, l := range strings.Split(synopsis, "\n") {
+		if w := strings.Fields(l); len(w) > 1 && w[1] == name {
+			return strings.Join(w, " ")
+		}
+	}
+	return ""
 }

@@ -100,3 +100,25 @@ func TestDispatch(t *testing.T) {
 		t.Errorf("stderr %q", errb.String())
 	}
 }
+
+func TestFindCommandAndSynopsis(t *testing.T) {
+	names := []string{"run", "apply", "status"}
+	for args, want := range map[string]string{"--config f run": "run", "apply --dry-run": "apply", "--now x": "", "-- run": "", "x status": "status"} {
+		if got := FindCommand(strings.Fields(args), names); got != want {
+			t.Errorf("FindCommand(%q) = %q, want %q", args, got, want)
+		}
+	}
+	syn := "p run    [flags]\np apply  [flags] [--dry-run]"
+	if got := SynopsisOf(syn, "apply"); got != "p apply [flags] [--dry-run]" {
+		t.Errorf("SynopsisOf = %q", got)
+	}
+	c := &Command{Program: "p", Usage: syn, Help: "p does things\n"}
+	for args, want := range map[string]int{"": ExitUsage, "frob": ExitUsage, "help": ExitOK} {
+		fs := c.FlagSet()
+		fs.Parse(strings.Fields(args))
+		var out, errOut strings.Builder
+		if code := c.NoCommand(fs, names, &out, &errOut); code != want {
+			t.Errorf("NoCommand(%q) = %d, want %d (%s)", args, code, want, errOut.String())
+		}
+	}
+}

@@ -16,8 +16,8 @@ import (
 
 // Log is the [log] section.
 type Log struct {
-	Level  string `toml:"level"`  // debug, info, warn, error
-	Format string `toml:"format"` // json or text
+	Level  string `toml:"level" flag:"log-level" help:"debug, info, warn, error"`
+	Format string `toml:"format" flag:"log-format" help:"json or text"`
 }
 
 // DefaultLog logs info and above as JSON.

@@ -11,7 +11,7 @@ import (
 // the claims and stubs of its uploads, and in the bucket key of a partition it uploads
 // when another host holds the key (hosts/{id}). Two hosts must never share one.
 type Host struct {
-	ID string `toml:"id"`
+	ID string `toml:"id" flag:"host-id" help:"this host's id (default the hostname)"`
 }
 
 // How a host id was set (meta.json source.host.from).

@@ -154,3 +154,35 @@ func Progress(total int64, desc string) *progressbar.ProgressBar {
 	}
 	return progressbar.DefaultBytes(total, desc)
 }
+
+// Bar is a byte-count progress bar on stderr, or nothing when stderr is no terminal: Add
+// and Done are safe either way. A total that turns out short grows.
+type Bar struct{ pb *progressbar.ProgressBar }
+
+// NewBar starts a bar of total bytes labelled desc (nothing off a terminal or for no bytes).
+func NewBar(total int64, desc string) *Bar {
+	if total <= 0 {
+		return &Bar{}
+	}
+	return &Bar{Progress(total, desc)}
+}
+
+// Add counts n more bytes done.
+func (b *Bar) Add(n int64) {
+	if b.pb == nil {
+		return
+	}
+	if cur := b.pb.State().CurrentNum + n; cur > b.pb.GetMax64() {
+		b.pb.ChangeMax64(cur)
+	}
+	b.pb.Add64(n)
+}
+
+// Done finishes the bar and ends its line.
+func (b *Bar) Done() {
+	if b.pb != nil {
+		b.pb.Finish()
+		fmt.Fprintln(os.Stderr)
+		b.pb = nil
+	}
+}

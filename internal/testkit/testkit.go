@@ -140,7 +140,9 @@ func PlaceCold(t testing.TB, cold string, k layout.Key, book []byte, blockSize i
 }
 
 // PlaceRemote uploads a cold partition's .zst and .idx to store, writes the stub and deletes
-// the local .zst, then .idx (in that order: a .zst is never left without its .idx).
+// the local .zst, then .idx (in that order: a .zst is never left without its .idx). It
+// places a partition for the tests of tiers, which cannot link the tier manager standing on
+// it; a test that watches a move runs the tier manager's own (internal/testkit/tiermove).
 func PlaceRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) *stub.Stub {
 	t.Helper()
 	s, err := moveColdToRemote(cold, store, k)
@@ -153,12 +155,6 @@ func PlaceRemote(t testing.TB, cold string, store objstore.Store, k layout.Key) 
 // PlacedHost is the host id the stubs PlaceRemote writes name (it takes no claim, as an
 // upload from before claims did not).
 const PlacedHost = "testkit"
-
-// MoveColdToRemote is PlaceRemote returning its error, for use from goroutines.
-func MoveColdToRemote(cold string, store objstore.Store, k layout.Key) error {
-	_, err := moveColdToRemote(cold, store, k)
-	return err
-}
 
 func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.Stub, error) {
 	ctx := context.Background()
@@ -236,74 +232,6 @@ func moveColdToRemote(cold string, store objstore.Store, k layout.Key) (*stub.St
 		return nil, err
 	}
 	return s, fileutil.SyncDir(d)
-}
-
-// MoveWarmToCold moves a partition from the warm to the cold root: the small files are
-// copied (fsync, rename), the book transcoded (index renamed before the .zst), then the warm
-// book is deleted first, the rest after.
-func MoveWarmToCold(warm, cold string, k layout.Key, blockSize int) error {
-	src, dst := PartDir(warm, k), PartDir(cold, k)
-	if err := copySmall(src, dst); err != nil {
-		return err
-	}
-	f, err := os.Open(filepath.Join(src, layout.BookName))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if _, err := qzst.Transcode(context.Background(), f, st.Size(), filepath.Join(dst, layout.ZstName),
-		filepath.Join(dst, layout.IdxName), qzst.Options{BlockSize: blockSize}); err != nil {
-		return err
-	}
-	if err := os.Remove(filepath.Join(src, layout.BookName)); err != nil {
-		return err
-	}
-	return os.RemoveAll(src)
-}
-
-// MovePlain moves a partition between local roots (hot -> warm): files are copied with
-// fsync and rename, the book last, then the source book is deleted first.
-func MovePlain(from, to string, k layout.Key) error {
-	src, dst := PartDir(from, k), PartDir(to, k)
-	if err := copySmall(src, dst); err != nil {
-		return err
-	}
-	b, err := os.ReadFile(filepath.Join(src, layout.BookName))
-	if err != nil {
-		return err
-	}
-	if err := writeFileSync(filepath.Join(dst, layout.BookName), b); err != nil {
-		return err
-	}
-	if err := os.Remove(filepath.Join(src, layout.BookName)); err != nil {
-		return err
-	}
-	return os.RemoveAll(src)
-}
-
-// copySmall copies every file of a partition except its book into dst (created).
-func copySmall(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if fi.IsDir() || rel == layout.BookName {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return writeFileSync(filepath.Join(dst, rel), b)
-	})
 }
 
 // FileStore opens a file:// object store in a temporary folder.

@@ -105,7 +105,7 @@ func New(opts Options) (*Manager, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.met = newMetrics(opts.Registerer)
-	m.mv = &mover{fs: m.fs, lim: newLimiter(m.cfg.Bandwidth), log: m.log}
+	m.mv = &mover{fs: m.fs, lim: newLimiter(int64(m.cfg.Bandwidth)), log: m.log}
 	return m, nil
 }
 

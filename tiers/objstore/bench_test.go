@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/chronicle/chronicle/internal/bytesize"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
@@ -40,8 +41,8 @@ func benchConfig(b *testing.B, srv *s3test.Server) objstore.Config {
 		}
 		return n
 	}
-	cfg.PartSize = envInt("CHRONICLE_BENCH_PART_MB") << 20
-	cfg.MultipartThreshold = envInt("CHRONICLE_BENCH_THRESHOLD_MB") << 20
+	cfg.PartSize = bytesize.Size(envInt("CHRONICLE_BENCH_PART_MB") << 20)
+	cfg.MultipartThreshold = bytesize.Size(envInt("CHRONICLE_BENCH_THRESHOLD_MB") << 20)
 	cfg.Concurrency = int(envInt("CHRONICLE_BENCH_CONCURRENCY"))
 	if os.Getenv("CHRONICLE_BENCH_DEBUG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/chronicle/chronicle/internal/bytesize"
 )
 
 // Every error a Store returns wraps at most a few of these (plus the cause) and names
@@ -173,10 +175,10 @@ var ErrInvalidConfig = errors.New("invalid object store config")
 type Config struct {
 	// Endpoint overrides the S3 endpoint, e.g. "http://127.0.0.1:7070".
 	// Empty uses AWS's endpoint for Region (or $AWS_ENDPOINT_URL).
-	Endpoint string `toml:"endpoint"`
+	Endpoint string `toml:"endpoint" flag:"remote-endpoint" help:"S3 endpoint URL"`
 	// Region; empty uses the AWS chain ($AWS_REGION, shared config), then
 	// "us-east-1".
-	Region string `toml:"region"`
+	Region string `toml:"region" flag:"remote-region" help:"S3 region"`
 	// AccessKey/SecretKey/SessionToken; empty uses the standard AWS
 	// credential chain (AWS_ACCESS_KEY_ID..., shared files, IMDS...).
 	AccessKey    string `toml:"access_key"`
@@ -184,7 +186,7 @@ type Config struct {
 	SessionToken string `toml:"session_token"`
 	// PathStyle addresses buckets as endpoint/bucket/key; needed by most
 	// non-AWS servers, versitygw included.
-	PathStyle bool `toml:"path_style"`
+	PathStyle bool `toml:"path_style" flag:"remote-path-style" help:"address buckets as endpoint/bucket (most non-AWS servers)"`
 	// RequestTimeout bounds each attempt's wait: connecting, each write,
 	// the wait for response headers, and any stall while streaming a body.
 	RequestTimeout time.Duration `toml:"request_timeout"`
@@ -200,8 +202,8 @@ type Config struct {
 	MaxResumes int `toml:"max_resumes"`
 	// PartSize and MultipartThreshold: objects of at least
 	// MultipartThreshold bytes are uploaded in parts of PartSize bytes.
-	PartSize           int64 `toml:"part_size"`
-	MultipartThreshold int64 `toml:"multipart_threshold"`
+	PartSize           bytesize.Size `toml:"part_size"`
+	MultipartThreshold bytesize.Size `toml:"multipart_threshold"`
 	// Concurrency bounds the parts uploaded at once.
 	Concurrency int `toml:"concurrency"`
 	// MaxIdleConnsPerHost keeps this many connections alive per endpoint

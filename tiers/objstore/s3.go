@@ -119,7 +119,7 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64
 	}
 	var info ObjectInfo
 	var err error
-	if size < s.cfg.MultipartThreshold {
+	if size < int64(s.cfg.MultipartThreshold) {
 		info, err = s.putSingle(ctx, key, r, size, opts)
 	} else {
 		info, err = s.putMultipart(ctx, key, r, size, opts)
@@ -192,7 +192,7 @@ func (s *s3Store) putSingle(ctx context.Context, key string, r io.ReaderAt, size
 // partLayout returns the part size for an object of size bytes, growing the
 // configured size (in MiB steps) when S3's part-count limit requires it.
 func (s *s3Store) partLayout(size int64) int64 {
-	ps := s.cfg.PartSize
+	ps := int64(s.cfg.PartSize)
 	if (size+ps-1)/ps > MaxParts {
 		ps = (size + MaxParts - 1) / MaxParts
 		ps = (ps + 1<<20 - 1) &^ (1<<20 - 1)

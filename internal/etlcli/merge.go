@@ -1,16 +1,14 @@
-package main
+package etlcli
 
 import (
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/pflag"
 
 	"github.com/chronicle/chronicle/etl"
 	"github.com/chronicle/chronicle/etl/merge"
@@ -20,37 +18,11 @@ import (
 	"github.com/chronicle/chronicle/layout"
 )
 
-const mergeUsage = `chronicle-etl merge writes the canonical partitions of two capture hosts that captured the
-same venue and streams (A/B capture): where one host's book was invalid (a disconnect, a
-sequence gap, a feed restart) and the other's valid, the other's messages are used, joined
-by the venue's own sequence ids (Binance U/u/pu), so the join is exact; trades and tickers
-are de-duplicated by their ids. The merged messages are refined by the refinery itself, so
-the result is what one uninterrupted capture of them gives, and it is the same bytes
-whichever host is named first, and after a merge killed at any moment is run again.
-meta.json's "merge" says which host supplied which stretch of the book.
-
-Usage:
-  chronicle-etl merge [flags] --root ROOT JOURNAL_A JOURNAL_B
-
-JOURNAL is a venue journal directory ({hot}/feed/{venue}), or a feed directory holding
-several (their venues are paired by name), optionally as ID=DIR. A host's id comes from
-the journal's connect records, or from ID= (journals written before host ids). Partitions already in ROOT are
-left alone when identical and refused when not.
-
-Examples:
-  chronicle-etl merge --root /data/merged /mnt/a/feed/binance-perp /mnt/b/feed/binance-perp
-  chronicle-etl merge --root /data/merged capture-a=/mnt/a/feed capture-b=/mnt/b/feed
-  chronicle-etl merge --config /etc/chronicle/chronicle.toml --root /mnt/nvme-warm/merged /mnt/a/feed /mnt/b/feed
-
-Flags override the [etl] and [log] sections of --config:
-`
-
 // mergeCmd is `chronicle-etl merge`, by the binaries' convention (internal/cli): usage
 // errors and the usage line on stderr, exit 2; --help (its own flags only) on stdout, exit
 // 0; a runtime error one line "chronicle-etl: what failed: why", exit 1.
 func mergeCmd(args []string, stdout, stderr io.Writer) int {
 	f := newFlags(cmdMerge)
-	f.set = mergeFlags(f.set) // its --help lists only the flags merge reads
 	if code, done := cmdMerge.Parse(f.set, args, stdout, stderr); done {
 		return code
 	}
@@ -74,7 +46,7 @@ func runMerge(f *flags, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	pairs, err := pairByVenue(inputs)
+	pairs, err := merge.PairByVenue(inputs)
 	if err != nil {
 		return err
 	}
@@ -129,19 +101,6 @@ func runMerge(f *flags, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// mergeFlags is the set of the flags merge reads, bound to the same variables.
-func mergeFlags(s *pflag.FlagSet) *pflag.FlagSet {
-	keep := map[string]bool{"config": true, "root": true, "grace": true, "snapshot-interval": true, "late-policy": true,
-		"dim-symbol": true, "checkpoint-interval": true, "log-level": true, "log-format": true}
-	out := cmdMerge.FlagSet()
-	s.VisitAll(func(fl *pflag.Flag) {
-		if keep[fl.Name] {
-			out.AddFlag(fl)
-		}
-	})
-	return out
-}
-
 // journalsOf reads one argument: [ID=]DIR, DIR a venue journal or a feed directory.
 func journalsOf(arg string) ([]merge.Input, error) {
 	host, dir := "", arg
@@ -168,40 +127,6 @@ func journalsOf(arg string) ([]merge.Input, error) {
 	var out []merge.Input
 	for _, d := range dirs {
 		out = append(out, merge.Input{Host: host, Dir: d})
-	}
-	return out, nil
-}
-
-// pairByVenue pairs the two hosts' venue journals by the venue their segments name.
-func pairByVenue(in [2][]merge.Input) ([][2]merge.Input, error) {
-	by := [2]map[string]merge.Input{{}, {}}
-	for i := range in {
-		for _, j := range in[i] {
-			v, err := merge.JournalVenue(j.Dir)
-			if err != nil {
-				return nil, err
-			}
-			if prev, dup := by[i][v]; dup {
-				return nil, fmt.Errorf("%s and %s are both journals of venue %s", prev.Dir, j.Dir, v)
-			}
-			by[i][v] = j
-		}
-	}
-	var venues []string
-	for i := range by {
-		for v, j := range by[i] {
-			if _, ok := by[1-i][v]; !ok {
-				return nil, fmt.Errorf("venue %s is in %s but not in the other host's journals", v, j.Dir)
-			}
-			if i == 0 {
-				venues = append(venues, v)
-			}
-		}
-	}
-	sort.Strings(venues)
-	var out [][2]merge.Input
-	for _, v := range venues {
-		out = append(out, [2]merge.Input{by[0][v], by[1][v]})
 	}
 	return out, nil
 }

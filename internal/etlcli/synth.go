@@ -1,4 +1,4 @@
-package main
+package etlcli
 
 import (
 	"fmt"
@@ -17,23 +17,6 @@ import (
 	"github.com/chronicle/chronicle/layout"
 )
 
-const synthUsage = `chronicle-etl synth writes synthetic canonical partitions (sealed, with meta.json
-marked synthetic) for demos, benchmarks and capacity tests. Real data comes from run and
-backfill; synthetic partitions carry "synthetic": true in their meta.json.
-
-Usage:
-  chronicle-etl synth [flags]
-
-Examples:
-  # 30 days of two symbols, 16 MiB each, into the warm tier of the config file
-  chronicle-etl synth --config /etc/chronicle/chronicle.toml --symbols eth-usdt,btc-usdt --days 30 --bytes 16MiB
-
-  # one large partition for a benchmark, into a scratch root
-  chronicle-etl synth --root /tmp/warm --symbols eth-usdt --days 1 --bytes 1GiB --end 2024-08-08
-
-Flags:
-`
-
 var cmdSynth = &cli.Command{Program: "chronicle-etl", Name: "synth", Help: synthUsage, FlagsTitle: "-", Usage: "chronicle-etl synth [flags]"}
 
 func runSynth(args []string, stdout, stderr io.Writer) int {
@@ -44,23 +27,21 @@ func runSynth(args []string, stdout, stderr io.Writer) int {
 	symbols := fl.StringSlice("symbols", []string{"eth-usdt"}, "symbols, comma separated")
 	days := fl.Int("days", 1, "number of consecutive UTC dates ending at --end")
 	end := fl.String("end", "", "last date YYYY-MM-DD (default: yesterday UTC)")
-	size := fl.String("bytes", "16MiB", "approximate size of each partition (KiB, MiB, GiB suffixes)")
+	size := bytesize.Size(16 << 20)
+	fl.Var(&size, "bytes", "approximate size of each partition, e.g. 16MiB or a byte count")
 	seed := fl.Int64("seed", 1, "random seed (same seed, same bytes)")
 	if code, done := cmdSynth.Parse(fl, args, stdout, stderr); done {
 		return code
 	}
-	return cmdSynth.Exit(stderr, synth1(fl, stdout, *cfgPath, *root, *venue, *symbols, *days, *end, *size, *seed))
+	return cmdSynth.Exit(stderr, synth1(fl, stdout, *cfgPath, *root, *venue, *symbols, *days, *end, int64(size), *seed))
 }
 
-func synth1(fl *pflag.FlagSet, stdout io.Writer, cfgPath, root, venue string, symbols []string, days int, end, size string, seed int64) error {
+func synth1(fl *pflag.FlagSet, stdout io.Writer, cfgPath, root, venue string, symbols []string, days int, end string, n, seed int64) error {
 	// The command line first, then the file: nothing is written before both are read.
 	if err := cli.Args(fl, 0, 0, ""); err != nil {
 		return err
 	}
-	n, err := bytesize.Parse(size)
-	if err != nil {
-		return cli.Usagef("--bytes: %w", err)
-	}
+	var err error
 	if days < 1 {
 		return cli.Usagef("--days %d: want at least 1", days)
 	}

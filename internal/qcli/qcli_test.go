@@ -1,4 +1,4 @@
-package main
+package qcli
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func partition(t *testing.T, root string) string {
 
 func runQ(args ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
-	code = run(args, &o, &e)
+	code = Main(args, &o, &e)
 	return code, o.String(), e.String()
 }
 
