@@ -13,7 +13,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
-	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/venue"
 )
@@ -34,6 +34,7 @@ type Refinery struct {
 	cfg   Config
 	v     venue.Venue
 	root  string // output tier root
+	fs    vfs.FS // what the durable writes (checkpoint, meta.json, directories) go through
 	log   *slog.Logger
 	m     *venueMetrics
 	table atomic.Pointer[symbols.Table]
@@ -131,7 +132,7 @@ func (r *Refinery) publishMetrics() {
 }
 
 func newRefinery(cfg Config, v venue.Venue, root string, table *symbols.Table, log *slog.Logger, m *venueMetrics) *Refinery {
-	r := &Refinery{cfg: cfg, v: v, root: root, log: log, m: m,
+	r := &Refinery{cfg: cfg, v: v, root: root, fs: vfs.OS{}, log: log, m: m,
 		channels: map[uint16]chanInfo{}, snapReq: map[uint16]string{}, syms: map[string]*symState{},
 		parts: map[partKey]*partition{}, segs: map[string]*segHash{}, holders: map[string]*symState{},
 		nextSeal: 1<<63 - 1}
@@ -1245,7 +1246,7 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		top = LateDir
 	}
 	p.dir = filepath.Join(r.root, top, p.venue, p.code, dateString(day))
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt)
+	w, err := openWriter(r.fs, p.path(), headerFor(p, r.priceDec, r.qtyDec), -1, r.fopt)
 	if err != nil {
 		return nil, err
 	}
@@ -1260,7 +1261,7 @@ func (r *Refinery) part(s *symState, ts int64, runFollows bool) (*partition, err
 		r.nextSeal = min(r.nextSeal, p.dayEnd+int64(r.cfg.Grace))
 		if _, verify := w.(*verifier); !verify {
 			// A new partition has its meta.json from the start (sealed: false).
-			if err := meta.Write(p.dir, r.metaFor(p, false)); err != nil {
+			if err := r.writeMeta(p, r.metaFor(p, false)); err != nil {
 				return nil, err
 			}
 			p.hasMeta = true
@@ -1353,10 +1354,10 @@ func (r *Refinery) seal(ps ...*partition) error {
 			return err
 		}
 		m := r.metaFor(p, true)
-		if err := meta.Write(p.dir, m); err != nil {
+		if err := r.writeMeta(p, m); err != nil {
 			return err
 		}
-		if err := fileutil.SyncDir(p.dir); err != nil {
+		if err := r.fs.SyncDir(p.dir); err != nil {
 			return err
 		}
 		metas[p] = m
@@ -1401,6 +1402,15 @@ func (r *Refinery) noteDiverged(p *partition) {
 		r.m.diverged.Add(float64(d))
 		r.log.Error("rebuilt records differ from the file an earlier run left", "path", p.path(), "records", d)
 	}
+}
+
+// writeMeta replaces the partition's meta.json atomically and durably (through r.fs).
+func (r *Refinery) writeMeta(p *partition, m *meta.Meta) error {
+	b, err := meta.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(p.dir, meta.FileName), err)
+	}
+	return vfs.WriteFile(r.fs, filepath.Join(p.dir, meta.FileName), b, 0o644)
 }
 
 // metaFor builds the partition's meta.json.

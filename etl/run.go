@@ -18,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -52,6 +53,9 @@ type Options struct {
 	Resumed func()
 	// Host is the capture host recorded in every meta.json (source.host); nil records none.
 	Host *meta.Host
+	// FS is what the checkpoint, meta.json and the partitions' directories are written
+	// through; nil is the real filesystem (tests inject faults, internal/testkit/faults).
+	FS vfs.FS
 
 	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
 	onIdle      func()                   // test hook: the run has read everything committed (Follow)
@@ -131,6 +135,9 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
 	r.afterCommit, r.live, r.host = opt.afterCommit, opt.Follow, opt.Host
+	if opt.FS != nil {
+		r.fs = opt.FS
+	}
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
 	if runtime.GOMAXPROCS(0) > 1 {
 		// A second core writes the output while this one refines (every writer is closed
@@ -367,11 +374,11 @@ func (u *runner) checkpoint() error {
 		return err
 	}
 	st.UpdatedNs = time.Now().UnixNano()
-	if err := writeState(u.statePath, st); err != nil {
+	if err := writeState(r.fs, u.statePath, st); err != nil {
 		return err
 	}
 	if u.opt.PublishCheckpoint && u.src.files == nil {
-		if err := journal.WriteCheckpoint(u.src.dir, journal.Checkpoint{Segment: st.Segment, Offset: st.Offset, UpdatedNs: st.UpdatedNs}); err != nil {
+		if err := journal.WriteCheckpointFS(r.fs, u.src.dir, journal.Checkpoint{Segment: st.Segment, Offset: st.Offset, UpdatedNs: st.UpdatedNs}); err != nil {
 			return err
 		}
 	}
@@ -415,7 +422,7 @@ func (u *runner) writeOpenMeta(onlyNew bool) error {
 		if _, ok := p.w.(*verifier); ok || (onlyNew && p.hasMeta) {
 			continue
 		}
-		if err := meta.Write(p.dir, r.metaFor(p, false)); err != nil {
+		if err := r.writeMeta(p, r.metaFor(p, false)); err != nil {
 			return err
 		}
 		p.hasMeta = true
