@@ -455,7 +455,8 @@ func (r *Refinery) onDepth(s *symState, ts int64) error {
 	if s.live() {
 		switch r.v.Check(s.LastU, m.Event) {
 		case venue.SeqNext:
-			return r.applyDepth(s, ts, r.recvNs, m.First, m.ID, m.Prev, m.Bids, m.Asks, r.segName, depthExtra{})
+			return r.applyDepth(s, &depthUpdate{exch: ts, recv: r.recvNs, first: m.First, last: m.ID, prev: m.Prev,
+				bids: m.Bids, asks: m.Asks, seg: r.segName})
 		case venue.SeqStale:
 			r.m.duplicates.Inc()
 			return nil
@@ -502,7 +503,7 @@ func (r *Refinery) drain(s *symState) error {
 			switch r.v.Check(s.LastU, u.event()) {
 			case venue.SeqNext:
 				n++
-				if err := r.applyDepth(s, u.ExchNs, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment, depthExtra{}); err != nil {
+				if err := r.applyDepth(s, u.update()); err != nil {
 					return err
 				}
 			case venue.SeqStale:
@@ -544,19 +545,35 @@ func (r *Refinery) goLive(s *symState, u *bufUpdate) error {
 		s.NextSnap = r.nextBoundary(ts)
 	}
 	r.m.resyncs.Inc()
-	return r.applyDepth(s, ts, u.RecvNs, u.First, u.Last, u.Prev, u.Bids, u.Asks, u.Segment, depthExtra{})
+	return r.applyDepth(s, u.update())
 }
 
-// depthExtra is what an update of a venue beyond Binance's shape adds: the depth its book
-// keeps (levels past it are dropped, written as deletes in the same event) and flags for
-// every record of the event (FlagChecksum: aux0 holds the exchange's checksum).
-type depthExtra struct {
+// depthUpdate is one depth event as applyDepth takes it: the message just decoded, or an
+// update that waited in the buffer for its snapshot (bufUpdate.update).
+type depthUpdate struct {
+	exch, recv int64 // exchange and receive times
+	// The update's ids as its level records carry them: aux0 (its first id, or the
+	// exchange's checksum under FlagChecksum), seq (its last id), aux1 (the previous
+	// update's last id).
+	first, last, prev int64
+	bids, asks        []venue.Level
+	seg               string // the journal segment it came from
+	// What an update of a venue beyond Binance's shape adds: the depth its book keeps
+	// (levels past it are dropped, written as deletes in the same event) and flags for
+	// every record of the event (FlagChecksum).
 	depth int
 	flags uint16
 }
 
+// update is the buffered update as applyDepth takes it.
+func (u *bufUpdate) update() *depthUpdate {
+	return &depthUpdate{exch: u.ExchNs, recv: u.RecvNs, first: u.First, last: u.Last, prev: u.Prev,
+		bids: u.Bids, asks: u.Asks, seg: u.Segment}
+}
+
 // applyDepth applies one update to a live book and writes its level records.
-func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bids, asks []venue.Level, seg string, dx depthExtra) error {
+func (r *Refinery) applyDepth(s *symState, u *depthUpdate) error {
+	ts, last := u.exch, u.last
 	if day := dayOf(ts); day > s.BookDay {
 		if err := r.flushHold(s); err != nil {
 			return err
@@ -568,17 +585,17 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 		return err
 	}
 	if p != nil {
-		if err := r.periodic(s, p, ts, recv, seg); err != nil {
+		if err := r.periodic(s, p, ts, u.recv, u.seg); err != nil {
 			return err
 		}
 	}
-	if s.book.Apply(true, bids) != nil || s.book.Apply(false, asks) != nil {
-		return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, prev, false)
+	if s.book.Apply(true, u.bids) != nil || s.book.Apply(false, u.asks) != nil {
+		return r.invalidate(s, format.InvalidBadMessage, ts, uint64(last), s.LastU, u.prev, false)
 	}
 	var trimB, trimA []venue.Level
-	if dx.depth > 0 {
-		r.trimB = s.book.Trim(true, dx.depth, r.trimB[:0])
-		r.trimA = s.book.Trim(false, dx.depth, r.trimA[:0])
+	if u.depth > 0 {
+		r.trimB = s.book.Trim(true, u.depth, r.trimB[:0])
+		r.trimA = s.book.Trim(false, u.depth, r.trimA[:0])
 		trimB, trimA = r.trimB, r.trimA
 	}
 	s.LastU = last
@@ -587,10 +604,10 @@ func (r *Refinery) applyDepth(s *symState, ts, recv, first, last, prev int64, bi
 		r.cnt.crossed++
 	}
 	if p != nil {
-		p.noteSegment(seg)
-		rec := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: recv,
-			Seq: uint64(last), Aux0: first, Aux1: prev}
-		if err := p.levels(&rec, bids, asks, trimB, trimA, dx.flags, crossed); err != nil {
+		p.noteSegment(u.seg)
+		rec := format.BookRecord{TypeID: format.TypeLevel, SymbolID: p.key.SymbolID, ExchTs: ts, RecvTs: u.recv,
+			Seq: uint64(last), Aux0: u.first, Aux1: u.prev}
+		if err := p.levels(&rec, u.bids, u.asks, trimB, trimA, u.flags, crossed); err != nil {
 			return err
 		}
 		r.touch(p)
@@ -626,15 +643,14 @@ func (r *Refinery) onWSDepth(s *symState, ts int64) error {
 	default:
 		return r.invalidate(s, format.InvalidSequence, ts, uint64(m.ID), s.LastU, m.Prev, false)
 	}
-	dx := depthExtra{depth: m.Depth}
-	var aux0 int64
+	u := depthUpdate{exch: ts, recv: r.recvNs, last: m.ID, prev: m.Prev, bids: m.Bids, asks: m.Asks, seg: r.segName, depth: m.Depth}
 	if m.HasChecksum {
-		aux0, dx.flags = int64(m.Checksum), format.FlagChecksum
+		u.first, u.flags = int64(m.Checksum), format.FlagChecksum
 	}
 	if s.csValid && r.touchesTop(s, m) {
 		s.csValid = false
 	}
-	if err := r.applyDepth(s, ts, r.recvNs, aux0, m.ID, m.Prev, m.Bids, m.Asks, r.segName, dx); err != nil {
+	if err := r.applyDepth(s, &u); err != nil {
 		return err
 	}
 	if m.HasChecksum && s.live() {
