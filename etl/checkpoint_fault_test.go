@@ -48,6 +48,7 @@ func TestCheckpointFaults(t *testing.T) {
 		t.Fatalf("%d checkpoints, want the seal's and the end's (events %v)", steps[faults.OpRename], events)
 	}
 
+	t.Logf("%d operations, each failed as an error and as a crash", len(events))
 	statePath := StatePath(once, "binance-perp")
 	for i, ev := range events {
 		if ev.Op == faults.OpStat {

@@ -65,12 +65,14 @@ func (OS) Lstat(name string) (fs.FileInfo, error)     { return os.Lstat(name) }
 
 func (OS) SyncDir(name string) error { return fileutil.SyncDir(name) }
 
-// MkdirAll creates dir and any missing parents, fsyncing the parent of each directory it
-// creates so the path survives a crash.
+// MkdirAll creates dir and any missing parents (mode 0755), fsyncing the parent of each
+// directory it creates so the path survives a crash.
 func MkdirAll(fsys FS, dir string) error {
 	st, err := fsys.Lstat(dir)
 	if err == nil {
-		if !st.IsDir() {
+		// A symbolic link (a root on another volume) is taken for the directory it names:
+		// what is created in it fails there if it names none.
+		if !st.IsDir() && st.Mode()&fs.ModeSymlink == 0 {
 			return fmt.Errorf("mkdir %s: exists and is not a directory", dir)
 		}
 		return nil

@@ -30,3 +30,29 @@ func TestWriteFile(t *testing.T) {
 		t.Fatalf("entries %v, want the file alone", ents)
 	}
 }
+
+// TestMkdirAllThroughSymlink: a root that is a symbolic link to a directory is used, as
+// os.MkdirAll would.
+func TestMkdirAllThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(OS{}, filepath.Join(link, "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(target, "a", "b")); err != nil || !st.IsDir() {
+		t.Fatalf("stat: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(OS{}, filepath.Join(dir, "file", "x")); err == nil {
+		t.Fatal("made a directory below a file")
+	}
+}
