@@ -2,7 +2,6 @@ package etl
 
 import (
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +16,29 @@ import (
 // The run must stop with an error naming the checkpoint, and a restart must end with the
 // tree an uninterrupted run writes: nothing is lost and nothing written twice.
 func TestCheckpointFaults(t *testing.T) {
+	ops := faultEveryStep(t, StateDir, "binance-perp.state")
+	if ops[faults.OpRename] < 2 {
+		t.Fatalf("%d checkpoints, want the seal's and the end's", ops[faults.OpRename])
+	}
+}
+
+// TestPartitionWriteFaults does the same for every step of what the refinery writes
+// through its FS into a partition's directory: the directory made at its opening, its
+// meta.json (at the opening, then sealed), its index/ files and the directory's fsync at
+// the seal.
+func TestPartitionWriteFaults(t *testing.T) {
+	faultEveryStep(t, "2024-08-08", "2024-08-08")
+}
+
+// faultEveryStep refines a journal that crosses midnight (2024-08-08 is sealed mid-run)
+// once without faults, then records the operations of a run through a recording FS whose
+// path contains where, and fails each of them in turn (but reads: a directory looked up
+// before it is made) as an error and as a crash. Each run must stop with the injected
+// fault in an error that contains named; its restart on the real filesystem must end with
+// the uninterrupted run's tree. It returns how many operations of each kind it failed.
+func faultEveryStep(t *testing.T, where, named string) map[faults.Op]int {
 	mid := ms("2024-08-09T00:00:00Z")
-	j := ethBusy(t, mid-60000, mid-45000, 200, 500, nil) // crosses midnight: 2024-08-08 is sealed mid-run
+	j := ethBusy(t, mid-60000, mid-45000, 200, 500, nil)
 	j.close()
 	cfg := Defaults()
 	cfg.SnapshotInterval, cfg.Grace, cfg.CheckpointInterval = 10*time.Second, time.Second, time.Hour
@@ -26,48 +46,42 @@ func TestCheckpointFaults(t *testing.T) {
 	if _, err := Refine(t.Context(), Options{Config: cfg, Root: once, JournalDir: j.dir}); err != nil {
 		t.Fatal(err)
 	}
-
-	inState := func(_ faults.Op, path string) bool { return strings.Contains(path, StateDir) }
+	filter := func(_ faults.Op, path string) bool { return strings.Contains(path, where) }
 	rec := faults.Recorder()
-	rec.Filter = inState
+	rec.Filter = filter
 	if _, err := Refine(t.Context(), Options{Config: cfg, Root: t.TempDir(), JournalDir: j.dir, FS: faults.NewFS(nil, rec)}); err != nil {
 		t.Fatal(err)
 	}
 	events := rec.Events()
-	steps := map[faults.Op]int{}
+	ops := map[faults.Op]int{}
 	for _, ev := range events {
-		steps[ev.Op]++
-	}
-	// Two checkpoints (the seal's, the end's), each every step of an atomic replace.
-	for _, op := range []faults.Op{faults.OpMkdir, faults.OpCreate, faults.OpWrite, faults.OpChmod, faults.OpSync, faults.OpClose, faults.OpRename, faults.OpSyncDir} {
-		if steps[op] == 0 {
-			t.Fatalf("the checkpoint never went through %s (events %v)", op, events)
+		if ev.Op != faults.OpStat {
+			ops[ev.Op]++
 		}
 	}
-	if steps[faults.OpRename] < 2 {
-		t.Fatalf("%d checkpoints, want the seal's and the end's (events %v)", steps[faults.OpRename], events)
+	for _, op := range []faults.Op{faults.OpMkdir, faults.OpCreate, faults.OpWrite, faults.OpChmod, faults.OpSync, faults.OpClose, faults.OpRename, faults.OpSyncDir} {
+		if ops[op] == 0 {
+			t.Fatalf("no %s in %s (events %v)", op, where, events)
+		}
 	}
-
-	t.Logf("%d operations, each failed as an error and as a crash", len(events))
-	statePath := StatePath(once, "binance-perp")
+	t.Logf("%d operations in %s, each failed as an error and as a crash", len(events), where)
 	for i, ev := range events {
 		if ev.Op == faults.OpStat {
-			continue // reads: the checkpoint's directory is looked up before it is made
+			continue
 		}
 		for _, mode := range []faults.Mode{faults.Error, faults.Crash} {
 			root := t.TempDir()
 			in := faults.New(i, mode)
-			in.Filter = inState
+			in.Filter = filter
 			_, err := Refine(t.Context(), Options{Config: cfg, Root: root, JournalDir: j.dir, FS: faults.NewFS(nil, in)})
-			fired, ok := in.Fired()
-			if !ok || fired.Op != ev.Op {
+			if fired, ok := in.Fired(); !ok || fired.Op != ev.Op {
 				t.Fatalf("%s %s: fired %v %v, want %v", ev, mode, fired, ok, ev)
 			}
 			if !errors.Is(err, faults.ErrInjected) {
 				t.Fatalf("%s %s: run ended with %v, want the injected fault", ev, mode, err)
 			}
-			if !strings.Contains(err.Error(), filepath.Base(statePath)) && !strings.Contains(err.Error(), StateDir) {
-				t.Fatalf("%s %s: error %q names no checkpoint file", ev, mode, err)
+			if !strings.Contains(err.Error(), named) {
+				t.Fatalf("%s %s: error %q does not name %s", ev, mode, err, named)
 			}
 			// The restart, on the real filesystem, finishes the work exactly once.
 			st, err := Refine(t.Context(), Options{Config: cfg, Root: root, JournalDir: j.dir})
@@ -81,4 +95,5 @@ func TestCheckpointFaults(t *testing.T) {
 			noTemps(t, root)
 		}
 	}
+	return ops
 }

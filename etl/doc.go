@@ -23,9 +23,9 @@
 //     durable, a checkpoint records the partition as sealing, and only then is the bit set;
 //     from then on the refinery never touches the partition, not even after a crash.
 //   - Nothing half-written is visible: a book's records count up to its committed length,
-//     every other file appears by an atomic rename (the checkpoint and meta.json through
-//     Options.FS, which tests fail at every step), and a full device stops the run until
-//     there is room again.
+//     every other file appears by an atomic rename (the checkpoint, meta.json and index/
+//     through Options.FS, which tests fail at every step), and a full device stops the run
+//     until there is room again.
 //
 // The refinery's code follows the journal's event kinds: refinery.go (frames, messages,
 // decoding), depth.go (REST-snapshot venues' depth chains), wsbook.go (websocket snapshots

@@ -165,7 +165,7 @@ func (r *Refinery) seal(ps ...*partition) error {
 		if !p.w.Writes() {
 			continue // an earlier run sealed it; what this run regenerated was only compared
 		}
-		if err := buildIndex(p.dir); err != nil {
+		if err := buildIndex(r.fs, p.dir); err != nil {
 			return err
 		}
 		m := r.metaFor(p, true)

@@ -501,7 +501,7 @@ func (m *moved) Diverged() int64                    { return 0 }
 func (m *moved) Writes() bool                       { return false }
 
 // buildIndex writes the partition's index/ from its committed records.
-func buildIndex(dir string) error {
+func buildIndex(fsys vfs.FS, dir string) error {
 	p := filepath.Join(dir, layout.BookName)
 	m, err := format.MapFile(p)
 	if err != nil {
@@ -516,7 +516,7 @@ func buildIndex(dir string) error {
 	if err != nil {
 		return fmt.Errorf("index %s: %w", p, err)
 	}
-	return ix.Write(dir)
+	return ix.WriteFS(fsys, dir)
 }
 
 // lowerName turns a raw venue symbol into a directory name ("ETHUSD_PERP" -> "ethusd_perp").

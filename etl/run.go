@@ -48,8 +48,9 @@ type Options struct {
 	Listener Listener
 	// Host is the capture host recorded in every meta.json (source.host); nil records none.
 	Host *meta.Host
-	// FS is what the checkpoint, meta.json and the partitions' directories are written
-	// through; nil is the real filesystem (tests inject faults, internal/testkit/faults).
+	// FS is what the checkpoint, the journal's etl.checkpoint, meta.json, index/ and the
+	// partitions' directories are written through; nil is the real filesystem (tests
+	// inject faults, internal/testkit/faults). The books' records are format's (pwrite).
 	FS vfs.FS
 
 	hooks testHooks
