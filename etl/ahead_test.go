@@ -32,7 +32,7 @@ func TestDecodeAhead(t *testing.T) {
 	}
 	aheadTaken.Store(0)
 	one := filepath.Join(t.TempDir(), "backfill")
-	if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir, onFrame: slow}); err != nil {
+	if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir, hooks: testHooks{onFrame: slow}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := aheadTaken.Load(); n == 0 || n > int64(len(msgs)) {
@@ -44,7 +44,7 @@ func TestDecodeAhead(t *testing.T) {
 	live := filepath.Join(t.TempDir(), "live")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	if _, err := Refine(ctx, Options{Config: cfg, Root: live, JournalDir: dir, Follow: true, onIdle: cancel, onFrame: slow}); err != nil {
+	if _, err := Refine(ctx, Options{Config: cfg, Root: live, JournalDir: dir, Follow: true, Listener: onIdle(cancel), hooks: testHooks{onFrame: slow}}); err != nil {
 		t.Fatal(err)
 	}
 	// The live refinery starts once it sees the backlog, after a frame of its own.
@@ -84,7 +84,7 @@ func TestDecodeAheadSubscribed(t *testing.T) {
 			runtime.GOMAXPROCS(2)
 			aheadTaken.Store(0)
 			two := filepath.Join(t.TempDir(), "two")
-			if _, err := Refine(t.Context(), Options{Config: cfg, Root: two, JournalDir: dir, onFrame: slow}); err != nil {
+			if _, err := Refine(t.Context(), Options{Config: cfg, Root: two, JournalDir: dir, hooks: testHooks{onFrame: slow}}); err != nil {
 				t.Fatal(err)
 			}
 			if n := aheadTaken.Load(); n == 0 || n > int64(len(msgs)) {

@@ -235,7 +235,7 @@ func BenchmarkLiveCatchup(b *testing.B) {
 				runtime.GC()
 				ctx, cancel := context.WithCancel(context.Background())
 				follow.start()
-				if _, err := Refine(ctx, Options{Config: live, Root: root + "l", JournalDir: dir, Follow: true, onIdle: cancel}); err != nil {
+				if _, err := Refine(ctx, Options{Config: live, Root: root + "l", JournalDir: dir, Follow: true, Listener: onIdle(cancel)}); err != nil {
 					b.Fatal(err)
 				}
 				follow.stop()
@@ -359,11 +359,11 @@ func BenchmarkLiveLatency(b *testing.B) {
 			cfg.IdleSpin = time.Hour // spin: a core for the lowest latency
 			go func() {
 				st, err := Refine(ctx, Options{Config: cfg, Root: filepath.Join(filepath.Dir(dir), "out"), JournalDir: dir, Follow: true,
-					afterCommit: func(recv int64) {
+					hooks: testHooks{afterCommit: func(recv int64) {
 						now := time.Now().UnixNano()
 						lat, at = append(lat, now-recv), append(at, now)
 						seen.Add(1)
-					}})
+					}}})
 				_ = st
 				done <- err
 			}()

@@ -163,7 +163,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 			lastReason := ""
 			for ctx.Err() == nil {
 				st, err := Refine(ctx, Options{Config: o.Config, Root: o.Root, JournalDir: dir, Follow: true, Host: o.Host,
-					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics, Resumed: resumed})
+					PublishCheckpoint: true, Table: o.Table.Table, Log: o.Log, Metrics: o.Metrics, Listener: onResumed{f: resumed}})
 				if err == nil {
 					o.Log.Info("refinery stopped", "journal", dir, "frames", st.Frames)
 					return
@@ -316,3 +316,11 @@ func lag(dir string, st *State) int64 {
 	}
 	return n
 }
+
+// onResumed is a Listener that hears only Resumed.
+type onResumed struct {
+	NopListener
+	f func()
+}
+
+func (l onResumed) Resumed() { l.f() }

@@ -111,7 +111,7 @@ func TestGoldenPartitions(t *testing.T) {
 			defer cancel()
 			lcfg := cfg
 			lcfg.IdleSpin = 0
-			if _, err := Refine(ctx, Options{Config: lcfg, Root: live, JournalDir: dir, Follow: true, onIdle: cancel}); err != nil {
+			if _, err := Refine(ctx, Options{Config: lcfg, Root: live, JournalDir: dir, Follow: true, Listener: onIdle(cancel)}); err != nil {
 				t.Fatal(err)
 			}
 			sameTree(t, back, live)

@@ -36,12 +36,12 @@ func TestSealHandoff(t *testing.T) {
 		root := t.TempDir()
 		cfg := Defaults()
 		mut(&cfg)
-		opt := Options{Config: cfg, Root: root, JournalDir: j.dir, sealHook: func(s string) error {
+		opt := Options{Config: cfg, Root: root, JournalDir: j.dir, hooks: testHooks{sealHook: func(s string) error {
 			if s == stage {
 				return errStop
 			}
 			return nil
-		}}
+		}}}
 		if _, err := Refine(t.Context(), opt); !errors.Is(err, errStop) {
 			t.Fatalf("%s: run stopped with %v", stage, err)
 		}
@@ -59,7 +59,7 @@ func TestSealHandoff(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		opt.sealHook = nil
+		opt.hooks.sealHook = nil
 		if _, err := Refine(t.Context(), opt); err != nil {
 			t.Fatalf("%s: restart: %v", stage, err)
 		}

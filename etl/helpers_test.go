@@ -227,3 +227,13 @@ func ms(s string) int64 {
 	}
 	return tm.UnixMilli()
 }
+
+// onIdle is a Listener that calls f each time a following run has caught up.
+func onIdle(f func()) Listener { return idleListener{f: f} }
+
+type idleListener struct {
+	NopListener
+	f func()
+}
+
+func (l idleListener) Idle() { l.f() }

@@ -13,6 +13,7 @@ import (
 	"github.com/chronicle/chronicle/format/bookindex"
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
 )
 
@@ -403,7 +404,7 @@ func sameIdentity(a, b format.Header) bool {
 // checkpoints, a live refinery after every batch of frames (every frame once it has caught
 // up). Stores into a shared mapping would fault each fresh page in, which on virtual
 // machines costs more than copying it (format.BookWriter).
-func openWriter(path string, want format.Header, at int64, opt format.Options) (writer, error) {
+func openWriter(fsys vfs.FS, path string, want format.Header, at int64, opt format.Options) (writer, error) {
 	if err := removeTemps(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
@@ -412,7 +413,7 @@ func openWriter(path string, want format.Header, at int64, opt format.Options) (
 		if at > int64(format.HeaderSize) {
 			return nil, fmt.Errorf("%w: %s is missing; the checkpoint says it holds %d bytes", ErrState, path, at)
 		}
-		if err := fileutil.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := vfs.MkdirAll(fsys, filepath.Dir(path)); err != nil {
 			return nil, err
 		}
 		b, err := format.CreateBook(path, want, opt)
@@ -500,7 +501,7 @@ func (m *moved) Diverged() int64                    { return 0 }
 func (m *moved) Writes() bool                       { return false }
 
 // buildIndex writes the partition's index/ from its committed records.
-func buildIndex(dir string) error {
+func buildIndex(fsys vfs.FS, dir string) error {
 	p := filepath.Join(dir, layout.BookName)
 	m, err := format.MapFile(p)
 	if err != nil {
@@ -515,7 +516,7 @@ func buildIndex(dir string) error {
 	if err != nil {
 		return fmt.Errorf("index %s: %w", p, err)
 	}
-	return ix.Write(dir)
+	return ix.WriteFS(fsys, dir)
 }
 
 // lowerName turns a raw venue symbol into a directory name ("ETHUSD_PERP" -> "ethusd_perp").

@@ -18,6 +18,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/format/meta"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -43,20 +44,49 @@ type Options struct {
 	Table   func() *symbols.Table
 	Log     *slog.Logger
 	Metrics *Metrics
-	// Progress, if set, is told how many journal bytes were refined (progress bars).
-	Progress func(delta int64)
-	// Total, if set, is told the journal bytes to refine before the run starts.
-	Total func(bytes int64)
-	// Resumed, if set, is called once the run has taken over its checkpoint (partitions
-	// reopened where it left them), found no journal to resume yet, or failed.
-	Resumed func()
+	// Listener, if set, hears the run's progress (Listener).
+	Listener Listener
 	// Host is the capture host recorded in every meta.json (source.host); nil records none.
 	Host *meta.Host
+	// FS is what the checkpoint, the journal's etl.checkpoint, meta.json, index/ and the
+	// partitions' directories are written through; nil is the real filesystem (tests
+	// inject faults, internal/testkit/faults). The books' records are format's (pwrite).
+	FS vfs.FS
 
-	afterCommit func(recvNs int64)       // benchmark hook: a frame's records were published
-	onIdle      func()                   // test hook: the run has read everything committed (Follow)
-	onFrame     func()                   // test hook: a frame was refined
-	sealHook    func(stage string) error // test hook: "checkpointed", then "sealed"; an error stops the run
+	hooks testHooks
+}
+
+// Listener hears what a run does, from the goroutine that runs it, never per record: a
+// progress bar, a daemon waiting for its venues to take over their checkpoints, a test
+// waiting for a live run to catch up. Embed NopListener to hear only some.
+type Listener interface {
+	// Total is told, once before the first frame, the journal bytes there are to refine.
+	Total(bytes int64)
+	// Progress is told how many journal bytes were refined since its last call (every
+	// thousand frames or so, and when the input ends or pauses).
+	Progress(delta int64)
+	// Resumed is told once that the run has taken over its checkpoint (partitions reopened
+	// where it left them), found no journal to resume yet, or failed.
+	Resumed()
+	// Idle is told each time a following run (Options.Follow) has refined everything the
+	// journal has committed and waits for more.
+	Idle()
+}
+
+// NopListener hears nothing; embed it in a Listener that hears only some events.
+type NopListener struct{}
+
+func (NopListener) Total(int64)    {}
+func (NopListener) Progress(int64) {}
+func (NopListener) Resumed()       {}
+func (NopListener) Idle()          {}
+
+// testHooks are what the package's tests and benchmarks watch or steer a run through; they
+// fire per frame, where a Listener never does.
+type testHooks struct {
+	afterCommit func(recvNs int64)       // a frame's records were published
+	onFrame     func()                   // a frame was refined
+	sealHook    func(stage string) error // "checkpointed", then "sealed"; an error stops the run
 }
 
 // Stats summarise a run.
@@ -73,13 +103,11 @@ type Stats struct {
 // any), refines the journal from there and checkpoints as it goes. It returns when the
 // input ends (backfill) or ctx ends (run), after a final checkpoint; partitions stay open
 // unless their grace passed, or SealAll.
-func Refine(ctx context.Context, opt Options) (Stats, error) {
-	var stats Stats
-	resumed := sync.OnceFunc(func() {
-		if opt.Resumed != nil {
-			opt.Resumed()
-		}
-	})
+func Refine(ctx context.Context, opt Options) (stats Stats, err error) {
+	if opt.Listener == nil {
+		opt.Listener = NopListener{}
+	}
+	resumed := sync.OnceFunc(opt.Listener.Resumed)
 	defer resumed()
 	cfg := opt.Config
 	if err := cfg.Validate(); err != nil {
@@ -99,10 +127,11 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		}
 		opt.Table = func() *symbols.Table { return t }
 	}
-	src := &source{dir: opt.JournalDir, files: opt.Segments, follow: opt.Follow}
 	if opt.Segments == nil && opt.JournalDir == "" {
 		return stats, fmt.Errorf("%w: no journal directory or segments", ErrConfig)
 	}
+	src := &source{dir: opt.JournalDir, files: opt.Segments, follow: opt.Follow}
+	defer src.close()
 	// Wait for the journal's first segment (a daemon may start before the feed).
 	for {
 		ok, err := src.first()
@@ -124,13 +153,15 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	}
 	v, err := venue.Lookup(src.venue)
 	if err != nil {
-		src.close()
 		return stats, fmt.Errorf("%w: %s: %v", ErrJournal, src.path, err)
 	}
 	stats.Venue = v.Name()
 	log = log.With("venue", v.Name())
 	r := newRefinery(cfg, v, opt.Root, opt.Table(), log, opt.Metrics.forVenue(v.Name()))
-	r.afterCommit, r.live, r.host = opt.afterCommit, opt.Follow, opt.Host
+	r.afterCommit, r.live, r.host = opt.hooks.afterCommit, opt.Follow, opt.Host
+	if opt.FS != nil {
+		r.fs = opt.FS
+	}
 	r.fopt = format.Options{ChunkSize: cfg.ChunkSize, MaxSize: 32 << 30}
 	if runtime.GOMAXPROCS(0) > 1 {
 		// A second core writes the output while this one refines (every writer is closed
@@ -138,37 +169,37 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 		r.fopt.Writeback = format.NewWriteback()
 		defer r.fopt.Writeback.Close()
 	}
+	// After an error every output file is released as it stands, before the writeback's
+	// goroutine ends (the defers run in reverse).
+	defer func() {
+		if err != nil {
+			r.closeAll()
+		}
+	}()
 	statePath := StatePath(opt.Root, v.Name())
 	src.setConsumer(r.hasher)
 	if err := removeTemps(filepath.Dir(statePath)); err != nil {
-		src.close()
 		return stats, err
 	}
 	st, ok, err := ReadState(statePath)
 	if err != nil {
-		src.close()
 		return stats, err
 	}
 	if ok {
 		if st.Venue != v.Name() {
-			src.close()
 			return stats, fmt.Errorf("%w: %s is for venue %s", ErrState, statePath, st.Venue)
 		}
 		if err := src.resume(st.Segment, st.SegmentCreated, st.Offset); err != nil {
-			src.close()
 			return stats, err
 		}
 		if st.TableHash != r.table.Load().Hash() {
 			log.Warn("dim_symbol changed since the checkpoint; records refined again from it may resolve differently")
 		}
 		if err := r.restore(st); err != nil {
-			r.closeAll()
-			src.close()
 			return stats, err
 		}
 		log.Info("resumed", "segment", st.Segment, "offset", st.Offset, "partitions", len(st.Parts))
 	}
-	defer src.close()
 	if runtime.GOMAXPROCS(0) > 1 && !opt.Follow {
 		r.ahead = startAhead(r.aheadDecoder(), opt.JournalDir, opt.Segments, src.seg.Name, src.created, src.offset())
 	}
@@ -176,16 +207,12 @@ func Refine(ctx context.Context, opt Options) (Stats, error) {
 	run := &runner{r: r, src: src, opt: opt, statePath: statePath, log: log, stats: &stats, ahead: runtime.GOMAXPROCS(0) > 1}
 	r.beforeSeal = run.checkpoint
 	r.flushInput = src.flush
-	r.sealHook = opt.sealHook
+	r.sealHook = opt.hooks.sealHook
 	resumed()
 	err = run.loop(ctx)
 	stats.Diverged = r.diverged
 	stats.Open = len(r.parts)
-	if err != nil {
-		r.closeAll()
-		return stats, err
-	}
-	return stats, nil
+	return stats, err
 }
 
 type runner struct {
@@ -220,9 +247,7 @@ func (u *runner) loop(ctx context.Context) (err error) {
 		}
 	}()
 	r, src := u.r, u.src
-	if u.opt.Total != nil {
-		u.opt.Total(src.remaining())
-	}
+	u.opt.Listener.Total(src.remaining())
 	u.lastCkpt, u.lastMeta = time.Now(), time.Now()
 	var idleSince time.Time
 	var n, batch int
@@ -230,9 +255,7 @@ func (u *runner) loop(ctx context.Context) (err error) {
 	report := func() {
 		r.publishMetrics()
 		r.m.journalBytes.Add(float64(unreported))
-		if u.opt.Progress != nil {
-			u.opt.Progress(unreported)
-		}
+		u.opt.Listener.Progress(unreported)
 		unreported = 0
 	}
 	defer report()
@@ -252,8 +275,8 @@ func (u *runner) loop(ctx context.Context) (err error) {
 			if err := r.frame(&rec, src.seg.Name); err != nil {
 				return err
 			}
-			if u.opt.onFrame != nil {
-				u.opt.onFrame()
+			if u.opt.hooks.onFrame != nil {
+				u.opt.hooks.onFrame()
 			}
 			d := end - rec.Offset
 			u.stats.Frames++
@@ -294,9 +317,7 @@ func (u *runner) loop(ctx context.Context) (err error) {
 			}
 			batch = 0
 			report()
-			if u.opt.onIdle != nil {
-				u.opt.onIdle()
-			}
+			u.opt.Listener.Idle()
 			r.m.lagBytes.Set(float64(src.t.Committed() - src.offset()))
 			r.m.lagSeconds.Set(0)
 			if err := u.housekeep(); err != nil {
@@ -367,11 +388,11 @@ func (u *runner) checkpoint() error {
 		return err
 	}
 	st.UpdatedNs = time.Now().UnixNano()
-	if err := writeState(u.statePath, st); err != nil {
+	if err := writeState(r.fs, u.statePath, st); err != nil {
 		return err
 	}
 	if u.opt.PublishCheckpoint && u.src.files == nil {
-		if err := journal.WriteCheckpoint(u.src.dir, journal.Checkpoint{Segment: st.Segment, Offset: st.Offset, UpdatedNs: st.UpdatedNs}); err != nil {
+		if err := journal.WriteCheckpointFS(r.fs, u.src.dir, journal.Checkpoint{Segment: st.Segment, Offset: st.Offset, UpdatedNs: st.UpdatedNs}); err != nil {
 			return err
 		}
 	}
@@ -415,7 +436,7 @@ func (u *runner) writeOpenMeta(onlyNew bool) error {
 		if _, ok := p.w.(*verifier); ok || (onlyNew && p.hasMeta) {
 			continue
 		}
-		if err := meta.Write(p.dir, r.metaFor(p, false)); err != nil {
+		if err := r.writeMeta(p, r.metaFor(p, false)); err != nil {
 			return err
 		}
 		p.hasMeta = true

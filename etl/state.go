@@ -16,7 +16,7 @@ import (
 
 	"github.com/chronicle/chronicle/etl/book"
 	"github.com/chronicle/chronicle/format/meta"
-	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/venue"
 )
 
@@ -182,7 +182,7 @@ func (r *Refinery) restore(st *State) error {
 		if _, err := os.Stat(p.path()); sp.Verifying && errors.Is(err, fs.ErrNotExist) {
 			r.log.Info("a partition sealed by an earlier run was moved to another tier; its records are not compared", "path", p.path())
 			w = &moved{pos: sp.Pos}
-		} else if w, err = openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt); err != nil {
+		} else if w, err = openWriter(r.fs, p.path(), headerFor(p, r.priceDec, r.qtyDec), sp.Pos, r.fopt); err != nil {
 			return err
 		}
 		p.setWriter(w)
@@ -211,7 +211,7 @@ func (r *Refinery) finishSeal(p *partition, pos int64) error {
 		r.log.Info("a partition sealed before the restart has moved to another tier", "path", p.path())
 		return nil
 	}
-	w, err := openWriter(p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt)
+	w, err := openWriter(r.fs, p.path(), headerFor(p, r.priceDec, r.qtyDec), pos, r.fopt)
 	if err != nil {
 		return err
 	}
@@ -225,8 +225,9 @@ func (r *Refinery) finishSeal(p *partition, pos int64) error {
 	return nil
 }
 
-// writeState replaces path atomically: temporary file, fsync, rename, fsync of the directory.
-func writeState(path string, st *State) error {
+// writeState replaces path atomically through fsys: temporary file, write, fsync, rename,
+// fsync of the directory (vfs.WriteFile), after making the directory.
+func writeState(fsys vfs.FS, path string, st *State) error {
 	var body bytes.Buffer
 	if err := gob.NewEncoder(&body).Encode(st); err != nil {
 		return fmt.Errorf("encode state: %w", err)
@@ -238,10 +239,10 @@ func writeState(path string, st *State) error {
 	binary.LittleEndian.PutUint64(b[16:], uint64(body.Len()))
 	b = append(b, body.Bytes()...)
 	dir := filepath.Dir(path)
-	if err := fileutil.MkdirAll(dir, 0o700); err != nil {
-		return err
+	if err := vfs.MkdirAll(fsys, dir); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return fileutil.WriteFile(path, b, 0o600)
+	return vfs.WriteFile(fsys, path, b, 0o600)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

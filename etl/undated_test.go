@@ -151,14 +151,14 @@ func TestRestartKeepsMeta(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		n := 0
-		if _, err := Refine(ctx, Options{Config: cfg, Root: root, JournalDir: j.dir, Follow: true, onIdle: func() {
+		if _, err := Refine(ctx, Options{Config: cfg, Root: root, JournalDir: j.dir, Follow: true, Listener: onIdle(func() {
 			if n++; n == idles {
 				if at != nil {
 					at()
 				}
 				cancel()
 			}
-		}}); err != nil {
+		})}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/journal"
 	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 )
 
 // JournalOptions configure a segmented journal.
@@ -28,6 +29,11 @@ type JournalOptions struct {
 	MaxSize   int64 // per segment; a full segment rolls early
 	// NoPrefault leaves pages to be faulted in on first write (tests on tiny tmpfs).
 	NoPrefault bool
+	// FS is what the journal's directory is changed through (made, a pre-created segment
+	// renamed into place, leftovers removed, fsynced after a roll and at close); nil is
+	// the real filesystem (tests inject faults, internal/testkit/faults). A segment's own
+	// bytes are format.Appender's: mapped, not written through FS.
+	FS vfs.FS
 }
 
 // Journal is the feed's segmented raw journal: one format.Appender at a time, rolled by
@@ -92,7 +98,10 @@ func OpenJournal(opt JournalOptions, now int64, log *slog.Logger, m *Metrics) (*
 	if opt.Period <= 0 {
 		opt.Period = time.Hour
 	}
-	if err := fileutil.MkdirAll(opt.Dir, 0o755); err != nil {
+	if opt.FS == nil {
+		opt.FS = vfs.OS{}
+	}
+	if err := vfs.MkdirAll(opt.FS, opt.Dir); err != nil {
 		return nil, fmt.Errorf("journal dir: %w", err)
 	}
 	lf, err := os.OpenFile(filepath.Join(opt.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
@@ -126,14 +135,14 @@ func (j *Journal) periodStart(t int64) int64 {
 func (j *Journal) recover(now int64) error {
 	// Temporary files of an interrupted create or pre-create were never visible as
 	// segments: remove them.
-	ents, err := os.ReadDir(j.opt.Dir)
+	ents, err := j.opt.FS.ReadDir(j.opt.Dir)
 	if err != nil {
 		return fmt.Errorf("journal dir: %w", err)
 	}
 	for _, e := range ents {
 		n := e.Name()
 		if strings.HasPrefix(n, nextPrefix) || (fileutil.IsTemp(n) && !strings.Contains(n, journal.CheckpointFile)) {
-			os.Remove(filepath.Join(j.opt.Dir, n))
+			j.opt.FS.Remove(filepath.Join(j.opt.Dir, n))
 		}
 	}
 	segs, err := journal.List(j.opt.Dir)
@@ -241,7 +250,11 @@ func (j *Journal) Precreate(now int64, lead time.Duration) error {
 	}
 	path := f.Name()
 	f.Close()
-	os.Remove(path) // format.Create makes it, and refuses an existing file
+	// format.Create makes it, and refuses an existing file (a .next-* leftover is removed
+	// by the next recovery).
+	if err := j.opt.FS.Remove(path); err != nil {
+		return fmt.Errorf("precreate segment: %w", err)
+	}
 	a, err := format.Create(path, j.header(start), j.fopt())
 	if err != nil {
 		return fmt.Errorf("precreate segment: %w", err)
@@ -250,7 +263,7 @@ func (j *Journal) Precreate(now int64, lead time.Duration) error {
 	defer j.mu.Unlock()
 	if j.closed || j.next != nil {
 		a.Close()
-		os.Remove(path)
+		j.opt.FS.Remove(path)
 		return nil
 	}
 	j.next, j.nextPath = a, path
@@ -350,9 +363,10 @@ func (j *Journal) rollLocked(t int64, full bool) error {
 	seg := journal.Segment{Seq: seq, Start: time.Unix(0, start).UTC(), Name: journal.SegmentName(seq, time.Unix(0, start))}
 	var a *format.Appender
 	if j.next != nil {
-		if err := os.Rename(j.nextPath, filepath.Join(j.opt.Dir, seg.Name)); err != nil {
+		if err := j.opt.FS.Rename(j.nextPath, filepath.Join(j.opt.Dir, seg.Name)); err != nil {
+			j.log.Warn("pre-created journal segment not renamed into place; creating it", "segment", seg.Name, "err", err)
 			j.next.Close()
-			os.Remove(j.nextPath)
+			j.opt.FS.Remove(j.nextPath)
 			j.next = nil
 		} else {
 			a = j.next
@@ -388,7 +402,7 @@ func (j *Journal) rollLocked(t int64, full bool) error {
 			j.log.Error("seal journal segment", "segment", oldSeg.Name, "err", err)
 			return
 		}
-		if err := fileutil.SyncDir(j.opt.Dir); err != nil {
+		if err := j.opt.FS.SyncDir(j.opt.Dir); err != nil {
 			j.log.Error("seal journal segment", "segment", oldSeg.Name, "err", err)
 			return
 		}
@@ -448,11 +462,11 @@ func (j *Journal) Close() error {
 	}
 	if j.next != nil {
 		j.next.Close()
-		os.Remove(j.nextPath)
+		j.opt.FS.Remove(j.nextPath)
 		j.next = nil
 	}
 	// The current segment's name (perhaps renamed from a pre-created one) is durable.
-	if err := fileutil.SyncDir(j.opt.Dir); err != nil {
+	if err := j.opt.FS.SyncDir(j.opt.Dir); err != nil {
 		errs = append(errs, err)
 	}
 	j.mu.Unlock()

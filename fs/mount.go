@@ -94,7 +94,7 @@ func (f *FS) Mount(dir string) (*Mount, error) {
 		RootStableAttr:  &gofs.StableAttr{Ino: rootIno},
 		Logger:          log.New(&slogWriter{f.log}, "", 0),
 	}
-	root := &dirNode{fs: f, depth: -1}
+	root := &dirNode{fs: f, level: levelRoot}
 	server, err := gofs.Mount(mountPoint, root, opts)
 	if err != nil {
 		if helper != nil {

@@ -31,13 +31,25 @@ const (
 	XattrSealed  = "user.chronicle.sealed"  // "true" once the content can never change
 )
 
+// level is a directory's depth in the mount's tree: the root, v1/, a venue, a symbol, a
+// partition, then the directories inside a partition (index/, derived/...) one level each.
+type level int8
+
+const (
+	levelRoot      level = iota - 1 // the mount root: v1/ and hive/
+	levelLayout                     // v1/
+	levelVenue                      // v1/{venue}
+	levelSymbol                     // v1/{venue}/{symbol}
+	levelPartition                  // v1/{venue}/{symbol}/{date}: book.q, meta.json, index/, the views
+)
+
 // dirNode is a directory of the union: the mount root, v1, venue, symbol, partition, or a
 // directory inside a partition.
 type dirNode struct {
 	gofs.Inode
 	fs      *FS
 	logical string // "" for the mount root, then "v1", "v1/venue", ...
-	depth   int    // -1 root, 0 v1, 1 venue, 2 symbol, 3 partition, 4+ inside a partition
+	level   level  // where it stands in the tree
 
 	mu       sync.Mutex
 	loc      locState        // partitions: where the book was when last checked
@@ -114,13 +126,13 @@ func (f *FS) fillFile(a *fuse.Attr, ino uint64, size int64, mtime time.Time) {
 }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if d.depth < 0 {
+	if d.level == levelRoot {
 		d.fs.fillDir(&out.Attr, rootIno, time.Time{})
 		out.SetTimeout(d.fs.cfg.DirTimeout)
 		return 0
 	}
 	e, err := d.fs.res.Stat(d.logical)
-	if err != nil && !(d.depth == 0 && toErrno(err) == syscall.ENOENT) { // v1 exists even when no tier has it yet
+	if err != nil && !(d.level == levelLayout && toErrno(err) == syscall.ENOENT) { // v1 exists even when no tier has it yet
 		return d.fs.errno("getattr", d.logical, err)
 	}
 	d.fs.fillDir(&out.Attr, inoOf(d.logical), e.ModTime)
@@ -158,20 +170,20 @@ func access(mask uint32) syscall.Errno {
 // touch records a use of a partition directory (the least recently used are forgotten
 // first, see FS.forget).
 func (d *dirNode) touch() {
-	if d.depth == 3 {
+	if d.level == levelPartition {
 		d.used.Store(time.Now().UnixNano())
 	}
 }
 
 func (d *dirNode) OnForget() {
-	if d.depth == 3 {
+	if d.level == levelPartition {
 		d.fs.dropPart(d)
 	}
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fs
-	if d.depth < 0 {
+	if d.level == levelRoot {
 		if name == layout.HiveDir {
 			return d.lookupHive(ctx, out) // hive.go
 		}
@@ -179,7 +191,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			return nil, syscall.ENOENT
 		}
 		// v1 always exists, even before any tier has data: the mount's shape never changes.
-		ch := d.NewInode(ctx, &dirNode{fs: f, logical: name, depth: 0}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: inoOf(name)})
+		ch := d.NewInode(ctx, &dirNode{fs: f, logical: name, level: levelLayout}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: inoOf(name)})
 		f.fillDir(&out.Attr, inoOf(name), time.Time{})
 		out.SetEntryTimeout(f.cfg.SealedTimeout)
 		out.SetAttrTimeout(f.cfg.DirTimeout)
@@ -187,10 +199,10 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	child := d.child(name)
 	d.touch()
-	if d.depth == 3 && (name == layout.BookName || name == NPYName) {
+	if d.level == levelPartition && (name == layout.BookName || name == NPYName) {
 		return d.lookupBook(ctx, name, out)
 	}
-	if d.depth == 3 && name == ViewsDir {
+	if d.level == levelPartition && name == ViewsDir {
 		return d.lookupViews(ctx, out)
 	}
 	e, err := f.res.Stat(child)
@@ -199,12 +211,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	ino := inoOf(child)
 	if e.IsDir {
-		ch := d.NewInode(ctx, &dirNode{fs: f, logical: child, depth: d.depth + 1}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
+		ch := d.NewInode(ctx, &dirNode{fs: f, logical: child, level: d.level + 1}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
 		cd, ok := ch.Operations().(*dirNode)
 		if !ok {
 			return nil, f.collision(child, ch)
 		}
-		if cd.depth == 3 {
+		if cd.level == levelPartition {
 			cd.touch()
 			cd.checkLoc()
 			f.addPart(cd)
@@ -305,7 +317,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 
 // list returns the directory's entries, sorted by name.
 func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
-	if d.depth < 0 {
+	if d.level == levelRoot {
 		return []fuse.DirEntry{{Name: layout.HiveDir, Mode: syscall.S_IFDIR, Ino: inoOf(layout.HiveDir)},
 			{Name: layout.LayoutVersion, Mode: syscall.S_IFDIR, Ino: inoOf(layout.LayoutVersion)}}, 0
 	}
@@ -315,7 +327,7 @@ func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
 	}
 	out := make([]fuse.DirEntry, 0, len(ents)+1)
 	for _, e := range ents {
-		if d.depth == 3 && (e.Name == NPYName || e.Name == ViewsDir) {
+		if d.level == levelPartition && (e.Name == NPYName || e.Name == ViewsDir) {
 			continue // the virtual one takes the name
 		}
 		mode := uint32(syscall.S_IFREG)
@@ -323,7 +335,7 @@ func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
 			mode = syscall.S_IFDIR
 		}
 		out = append(out, fuse.DirEntry{Name: e.Name, Mode: mode, Ino: inoOf(d.child(e.Name))})
-		if d.depth == 3 && e.Name == layout.BookName && !e.IsDir {
+		if d.level == levelPartition && e.Name == layout.BookName && !e.IsDir {
 			out = append(out, fuse.DirEntry{Name: NPYName, Mode: syscall.S_IFREG, Ino: inoOf(d.child(NPYName))},
 				fuse.DirEntry{Name: ViewsDir, Mode: syscall.S_IFDIR, Ino: inoOf(d.child(ViewsDir))})
 		}
@@ -335,7 +347,7 @@ func (d *dirNode) list() ([]fuse.DirEntry, syscall.Errno) {
 }
 
 func (d *dirNode) xattrs(ctx context.Context) (map[string]string, syscall.Errno) {
-	if d.depth < 3 {
+	if d.level < levelPartition {
 		return nil, 0
 	}
 	e, err := d.fs.res.Stat(d.logical)
@@ -350,7 +362,7 @@ func (d *dirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint3
 }
 
 func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	if d.depth < 3 {
+	if d.level < levelPartition {
 		return 0, 0
 	}
 	return listxattr(dest, XattrTier, XattrSource)
@@ -487,74 +499,21 @@ func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 	return 0
 }
 
+// Open opens the file read-only: on its tier (openSource), then, under the node's lock, the
+// page cache policy (keepCacheLocked) and the way the kernel reads it (attachLocked).
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	f := n.fs
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
-	var (
-		th     tiers.Handle
-		src    replier
-		sealed bool
-		size   int64
-		err    error
-	)
-	switch n.kind {
-	case kindPlain:
-		th, err = f.res.Open(uninterrupted(ctx), n.logical)
-		if err != nil {
-			return nil, 0, f.errno("open", n.logical, err)
-		}
-		src, sealed, size = readerReplies{th}, th.Sealed(), th.Size()
-	default:
-		var bi bookInfo
-		th, bi, err = f.openBook(ctx, n.book, n.knownHS())
-		if err != nil {
-			return nil, 0, f.errno("open", n.logical, err)
-		}
-		src, sealed, size = readerReplies{th}, bi.sealed, bi.size
-		if n.kind == kindNPY {
-			v, err := newNPYView(th, bi.headerSize, bi.size, f.st)
-			if err != nil {
-				th.Close()
-				return nil, 0, f.errno("open", n.logical, err)
-			}
-			src, size = v, npySize(bi.headerSize, bi.size)
-		}
+	o, err := n.openSource(ctx)
+	if err != nil {
+		return nil, 0, f.errno("open", n.logical, err)
 	}
-	h := &handle{node: n, h: th, src: src, tier: th.Tier(), fs: f}
-
+	h := &handle{node: n, h: o.th, src: o.src, tier: o.th.Tier(), fs: f}
 	n.mu.Lock()
-	var keep bool
-	switch n.kind {
-	case kindPlain:
-		keep = th.Version() == n.openedVer
-		n.openedVer = th.Version()
-	default:
-		keep = sealed && n.openedSealed == size
-		n.openedSealed = -1
-		if sealed {
-			n.openedSealed = size
-		}
-	}
-	backing := th.File()
-	switch {
-	case n.ptRefs > 0:
-		// Another open holds a backing file: share it (same bytes; the kernel allows one).
-		h.pt, h.ptFd = true, int(n.ptFile.Fd())
-		n.ptRefs++
-	case f.cfg.Passthrough && n.kind != kindNPY && sealed && backing != nil && n.cachedRefs == 0:
-		dup, derr := dupFile(backing)
-		if derr == nil {
-			n.ptFile, n.ptRefs = dup, 1
-			h.pt, h.ptFd = true, int(dup.Fd())
-			break
-		}
-		f.log.Warn("passthrough: dup backing file failed; serving through the daemon", "path", n.logical, "err", derr)
-		n.cachedRefs++
-	default:
-		n.cachedRefs++
-	}
+	keep := n.keepCacheLocked(o)
+	n.attachLocked(h, o)
 	n.mu.Unlock()
 
 	mode := "served"
@@ -562,12 +521,90 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		mode = "passthrough"
 	}
 	f.st.open(h.tier, h.pt)
-	f.log.Debug("open", "path", n.logical, "tier", h.tier.String(), "mode", mode, "keep_cache", keep && !h.pt, "source", th.Source())
+	f.log.Debug("open", "path", n.logical, "tier", h.tier.String(), "mode", mode, "keep_cache", keep && !h.pt, "source", o.th.Source())
 	var out uint32
 	if keep && !h.pt {
 		out |= fuse.FOPEN_KEEP_CACHE
 	}
 	return h, out, 0
+}
+
+// opened is a file opened on its tier, with what serves its reads.
+type opened struct {
+	th     tiers.Handle
+	src    replier // th's bytes, or the .npy view of them
+	sealed bool    // the content can never change
+	size   int64   // the size served
+}
+
+// openSource opens the file on the tier that holds it: a plain file as it is, a book
+// through openBook (its header checked), a .npy view on top of its book.
+func (n *fileNode) openSource(ctx context.Context) (opened, error) {
+	f := n.fs
+	if n.kind == kindPlain {
+		th, err := f.res.Open(uninterrupted(ctx), n.logical)
+		if err != nil {
+			return opened{}, err
+		}
+		return opened{th: th, src: readerReplies{th}, sealed: th.Sealed(), size: th.Size()}, nil
+	}
+	th, bi, err := f.openBook(ctx, n.book, n.knownHS())
+	if err != nil {
+		return opened{}, err
+	}
+	o := opened{th: th, src: readerReplies{th}, sealed: bi.sealed, size: bi.size}
+	if n.kind == kindNPY {
+		v, err := newNPYView(th, bi.headerSize, bi.size, f.st)
+		if err != nil {
+			th.Close()
+			return opened{}, err
+		}
+		o.src, o.size = v, npySize(bi.headerSize, bi.size)
+	}
+	return o, nil
+}
+
+// keepCacheLocked is the page cache policy: an open keeps what the kernel cached from the
+// last one only when the content is the same (a plain file of the same version, a sealed
+// book of the same size), and it records this open for the next. n.mu is held.
+func (n *fileNode) keepCacheLocked(o opened) bool {
+	if n.kind == kindPlain {
+		keep := o.th.Version() == n.openedVer
+		n.openedVer = o.th.Version()
+		return keep
+	}
+	keep := o.sealed && n.openedSealed == o.size
+	n.openedSealed = -1
+	if o.sealed {
+		n.openedSealed = o.size
+	}
+	return keep
+}
+
+// attachLocked decides how the kernel reads h: through a backing file (passthrough, for a
+// sealed book or plain file on a local tier, shared by every open of the inode while one
+// holds it) or through the daemon and the page cache, counting the inode's opens of each
+// kind (release undoes it). The kernel allows one or the other per inode, never both, and
+// one backing file. n.mu is held.
+func (n *fileNode) attachLocked(h *handle, o opened) {
+	f := n.fs
+	backing := o.th.File()
+	switch {
+	case n.ptRefs > 0:
+		// Another open holds a backing file: share it (same bytes; the kernel allows one).
+		h.pt, h.ptFd = true, int(n.ptFile.Fd())
+		n.ptRefs++
+		return
+	case f.cfg.Passthrough && n.kind != kindNPY && o.sealed && backing != nil && n.cachedRefs == 0:
+		dup, err := dupFile(backing)
+		if err == nil {
+			n.ptFile, n.ptRefs = dup, 1
+			h.pt, h.ptFd = true, int(dup.Fd())
+			return
+		}
+		f.log.Warn("passthrough: dup backing file failed; serving through the daemon", "path", n.logical, "err", err)
+	}
+	n.cachedRefs++
 }
 
 // release undoes Open's accounting.

@@ -25,7 +25,7 @@ import (
 	"path/filepath"
 
 	"github.com/chronicle/chronicle/format"
-	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 )
 
 // File names inside a partition's index/ directory.
@@ -376,7 +376,10 @@ func BuildIndex(data []byte, n, dataOffset int64) (*Index, error) {
 
 // Write writes partDir/index/: each file under a temporary name, fsynced and renamed into
 // place, then the directory synced. Absent parts (Events, Books nil) are not written.
-func (ix *Index) Write(partDir string) error {
+func (ix *Index) Write(partDir string) error { return ix.WriteFS(vfs.OS{}, partDir) }
+
+// WriteFS is Write through fsys (the refinery's, which tests inject faults into).
+func (ix *Index) WriteFS(fsys vfs.FS, partDir string) error {
 	files := []indexFile{{TimeName, MarshalTime(ix.Time)}, {SnapshotsName, MarshalSnapshots(ix.Snapshots, ix.Time.Records)}}
 	if ix.Events != nil {
 		files = append(files, indexFile{EventsName, MarshalEvents(ix.Events)})
@@ -388,7 +391,7 @@ func (ix *Index) Write(partDir string) error {
 		}
 		files = append(files, indexFile{BooksName, b})
 	}
-	return writeFiles(partDir, files)
+	return writeFiles(fsys, partDir, files)
 }
 
 // Write writes partDir/index/ with the time, snapshot and (unless ev is nil) events
@@ -402,15 +405,18 @@ type indexFile struct {
 	b    []byte
 }
 
-func writeFiles(partDir string, files []indexFile) error {
+func writeFiles(fsys vfs.FS, partDir string, files []indexFile) error {
 	d := filepath.Join(partDir, Dir)
-	if err := fileutil.MkdirAll(d, 0o755); err != nil {
+	if err := vfs.MkdirAll(fsys, d); err != nil {
 		return err
 	}
 	for _, f := range files {
-		if err := fileutil.WriteFile(filepath.Join(d, f.name), f.b, 0o644); err != nil {
+		if err := vfs.WriteFile(fsys, filepath.Join(d, f.name), f.b, 0o644); err != nil {
 			return err
 		}
 	}
-	return fileutil.SyncDir(partDir)
+	if err := fsys.SyncDir(partDir); err != nil {
+		return fmt.Errorf("sync dir %s: %w", partDir, err)
+	}
+	return nil
 }

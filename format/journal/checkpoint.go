@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 )
 
 // CheckpointFile is the ETL's checkpoint, in the journal directory.
@@ -63,7 +63,11 @@ func ReadCheckpoint(dir string) (cp Checkpoint, ok bool, err error) {
 
 // WriteCheckpoint replaces dir's checkpoint atomically: write a temporary file, fsync,
 // rename over the old one, fsync the directory. A reader sees the old or the new one.
-func WriteCheckpoint(dir string, cp Checkpoint) error {
+func WriteCheckpoint(dir string, cp Checkpoint) error { return WriteCheckpointFS(vfs.OS{}, dir, cp) }
+
+// WriteCheckpointFS is WriteCheckpoint through fsys (the refinery's, which tests inject
+// faults into).
+func WriteCheckpointFS(fsys vfs.FS, dir string, cp Checkpoint) error {
 	cp.Version = CheckpointVersion
 	if _, err := ParseSegmentName(cp.Segment); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
@@ -73,7 +77,7 @@ func WriteCheckpoint(dir string, cp Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	if err := fileutil.WriteFile(filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
+	if err := vfs.WriteFile(fsys, filepath.Join(dir, CheckpointFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	return nil

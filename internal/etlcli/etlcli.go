@@ -255,25 +255,11 @@ func runBackfill(f *flags, stderr io.Writer) error {
 		return err
 	}
 	for _, j := range jobs {
-		var bar interface {
-			Add64(int64) error
-			Finish() error
-		}
+		bar := &progress{desc: "refining " + filepath.Base(j.dir)}
 		opt := etl.Options{Config: cfg, Root: f.root, JournalDir: j.dir, Segments: j.segs, SealAll: f.sealAll,
-			Table: tw.Table, Log: log, Host: host}
-		opt.Total = func(n int64) {
-			if pb := daemon.Progress(n, "refining "+filepath.Base(j.dir)); pb != nil {
-				bar = pb
-			}
-		}
-		opt.Progress = func(d int64) {
-			if bar != nil {
-				bar.Add64(d)
-			}
-		}
+			Table: tw.Table, Log: log, Host: host, Listener: bar}
 		stats, err := etl.Refine(ctx, opt)
-		if bar != nil {
-			bar.Finish()
+		if bar.finish() {
 			fmt.Fprintln(stderr)
 		}
 		if err != nil {

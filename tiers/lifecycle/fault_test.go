@@ -9,12 +9,12 @@ import (
 	"testing"
 
 	"github.com/chronicle/chronicle/internal/testkit"
+	"github.com/chronicle/chronicle/internal/testkit/faults"
 	lt "github.com/chronicle/chronicle/internal/testkit/lifecycletest"
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers/lifecycle"
-	"github.com/chronicle/chronicle/tiers/lifecycle/faults"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 

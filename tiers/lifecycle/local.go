@@ -12,8 +12,8 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
 // What stops a local move before it starts.

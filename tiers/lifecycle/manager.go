@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 	"github.com/chronicle/chronicle/tiers/objstore"
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -15,8 +15,8 @@ import (
 
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/internal/fileutil"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
 // This file is the one move mechanism every policy uses. A file reaches its final name

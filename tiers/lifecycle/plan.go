@@ -11,8 +11,8 @@ import (
 	"github.com/chronicle/chronicle/format/meta"
 	"github.com/chronicle/chronicle/format/stub"
 	"github.com/chronicle/chronicle/internal/bytesize"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
 // Policy is one step of a partition's life.

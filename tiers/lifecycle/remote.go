@@ -17,9 +17,9 @@ import (
 	"github.com/chronicle/chronicle/format"
 	"github.com/chronicle/chronicle/format/qzst"
 	"github.com/chronicle/chronicle/format/stub"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
 	"github.com/chronicle/chronicle/tiers"
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 	"github.com/chronicle/chronicle/tiers/objstore"
 )
 

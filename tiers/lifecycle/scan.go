@@ -8,8 +8,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 	"github.com/chronicle/chronicle/layout"
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
 )
 
 // dirState is what one local tier root holds of one partition.

@@ -3,7 +3,7 @@ package faults
 import (
 	"io/fs"
 
-	"github.com/chronicle/chronicle/tiers/lifecycle/vfs"
+	"github.com/chronicle/chronicle/internal/fileutil/vfs"
 )
 
 // FS wraps a vfs.FS and consults the Injector before every operation.
@@ -144,4 +144,11 @@ func (f *file) Stat() (fs.FileInfo, error) {
 		return nil, injected(OpStat, f.Name())
 	}
 	return f.inner.Stat()
+}
+
+func (f *file) Chmod(mode fs.FileMode) error {
+	if f.in.decide(OpChmod, f.Name()) != pass {
+		return injected(OpChmod, f.Name())
+	}
+	return f.inner.Chmod(mode)
 }

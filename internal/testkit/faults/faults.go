@@ -1,5 +1,5 @@
-// Package faults injects failures into the tier manager's filesystem (vfs.FS) and object
-// store (objstore.Store), one numbered operation at a time, in the spirit of pebble's
+// Package faults injects failures into the filesystem of Chronicle's writers (vfs.FS: the
+// tier manager, the refinery, the feed) and the object store (objstore.Store), one numbered operation at a time, in the spirit of pebble's
 // errorfs. A test first runs a scenario with a recording Injector to learn its sequence of
 // operations, then replays it failing, corrupting or "crashing" at each index in turn.
 package faults
@@ -34,11 +34,12 @@ const (
 	OpGet
 	OpDelete
 	OpList
+	OpChmod
 	numOps
 )
 
 var opNames = [...]string{"create", "open", "read", "write", "fsync", "close", "mkdir", "rename",
-	"remove", "fsync-dir", "readdir", "stat", "put", "head", "get", "delete", "list"}
+	"remove", "fsync-dir", "readdir", "stat", "put", "head", "get", "delete", "list", "chmod"}
 
 func (o Op) String() string {
 	if o < numOps {
