@@ -8,7 +8,7 @@ import (
 )
 
 // TestWriteBookFile: the one-call writer leaves a sealed book whose records are the ones
-// given, makes the folders above it, refuses a path that exists (leaving that file alone)
+// given (read back through OpenBookFile), makes the folders above it, refuses a path that exists (leaving that file alone)
 // and leaves nothing behind when a write fails.
 func TestWriteBookFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1", "binance-perp", "eth-usdt", "2024-08-08", "book.q")
@@ -22,18 +22,13 @@ func TestWriteBookFile(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		f, err := os.Open(path)
+		br, f, err := OpenBookFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		st, _ := f.Stat()
-		if st.Size() != HeaderSize+int64(len(recs))*BookRecordSize {
+		if st, _ := f.Stat(); st.Size() != HeaderSize+int64(len(recs))*BookRecordSize {
 			t.Fatalf("file is %d bytes", st.Size())
-		}
-		br, err := OpenBook(f, st.Size(), path)
-		if err != nil {
-			t.Fatal(err)
 		}
 		if hh := br.Header(); !hh.Sealed || hh.SymbolID != 42 || hh.Venue != "binance-perp" {
 			t.Fatalf("header %+v", hh)
@@ -62,7 +57,7 @@ func TestWriteBookFile(t *testing.T) {
 	if !errors.Is(err, ErrFull) {
 		t.Fatalf("past MaxSize: %v", err)
 	}
-	if _, err := os.Stat(full); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := OpenBookFile(full); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a failed write left %s: %v", full, err)
 	}
 }
