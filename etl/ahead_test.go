@@ -26,32 +26,14 @@ func TestDecodeAhead(t *testing.T) {
 	cfg := Defaults()
 	cfg.CheckpointInterval, cfg.IdleSpin = time.Hour, 0
 
-	slow := func() {
-		for t0 := time.Now(); time.Since(t0) < 5*time.Microsecond; {
-		}
-	}
-	aheadTaken.Store(0)
 	one := filepath.Join(t.TempDir(), "backfill")
-	if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir, hooks: testHooks{onFrame: slow}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := aheadTaken.Load(); n == 0 || n > int64(len(msgs)) {
-		t.Fatalf("backfill: %d of %d messages decoded ahead", n, len(msgs))
-	}
-	t.Logf("backfill: %d of %d messages decoded ahead", aheadTaken.Load(), len(msgs))
+	refineAhead(t, t.Context(), "backfill: ", Options{Config: cfg, Root: one, JournalDir: dir}, len(msgs))
 
-	aheadTaken.Store(0)
 	live := filepath.Join(t.TempDir(), "live")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	if _, err := Refine(ctx, Options{Config: cfg, Root: live, JournalDir: dir, Follow: true, Listener: onIdle(cancel), hooks: testHooks{onFrame: slow}}); err != nil {
-		t.Fatal(err)
-	}
 	// The live refinery starts once it sees the backlog, after a frame of its own.
-	if n := aheadTaken.Load(); n == 0 || n > int64(len(msgs)) {
-		t.Fatalf("live: %d of %d messages decoded ahead", n, len(msgs))
-	}
-	t.Logf("live: %d of %d messages decoded ahead", aheadTaken.Load(), len(msgs))
+	refineAhead(t, ctx, "live: ", Options{Config: cfg, Root: live, JournalDir: dir, Follow: true, Listener: onIdle(cancel)}, len(msgs))
 
 	// One core: none.
 	runtime.GOMAXPROCS(1)
@@ -77,20 +59,9 @@ func TestDecodeAheadSubscribed(t *testing.T) {
 			dir, msgs := subscribedCaptureJournal(t, v, 3, c.files...)
 			cfg := Defaults()
 			cfg.CheckpointInterval = time.Hour
-			slow := func() {
-				for t0 := time.Now(); time.Since(t0) < 5*time.Microsecond; {
-				}
-			}
 			runtime.GOMAXPROCS(2)
-			aheadTaken.Store(0)
 			two := filepath.Join(t.TempDir(), "two")
-			if _, err := Refine(t.Context(), Options{Config: cfg, Root: two, JournalDir: dir, hooks: testHooks{onFrame: slow}}); err != nil {
-				t.Fatal(err)
-			}
-			if n := aheadTaken.Load(); n == 0 || n > int64(len(msgs)) {
-				t.Fatalf("%d of %d messages decoded ahead", n, len(msgs))
-			}
-			t.Logf("%d of %d messages decoded ahead", aheadTaken.Load(), len(msgs))
+			refineAhead(t, t.Context(), "", Options{Config: cfg, Root: two, JournalDir: dir}, len(msgs))
 			runtime.GOMAXPROCS(1)
 			one := filepath.Join(t.TempDir(), "one")
 			if _, err := Refine(t.Context(), Options{Config: cfg, Root: one, JournalDir: dir}); err != nil {
@@ -99,4 +70,23 @@ func TestDecodeAheadSubscribed(t *testing.T) {
 			sameTree(t, one, two)
 		})
 	}
+}
+
+// refineAhead refines with a slow frame (5µs of work after each one, so that the decoding
+// goroutine can lead) and asks that between one and all of the msgs messages were decoded
+// ahead; label starts the failure and the log line.
+func refineAhead(t *testing.T, ctx context.Context, label string, opt Options, msgs int) {
+	t.Helper()
+	opt.hooks.onFrame = func() {
+		for t0 := time.Now(); time.Since(t0) < 5*time.Microsecond; {
+		}
+	}
+	aheadTaken.Store(0)
+	if _, err := Refine(ctx, opt); err != nil {
+		t.Fatal(err)
+	}
+	if n := aheadTaken.Load(); n == 0 || n > int64(msgs) {
+		t.Fatalf("%s%d of %d messages decoded ahead", label, n, msgs)
+	}
+	t.Logf("%s%d of %d messages decoded ahead", label, aheadTaken.Load(), msgs)
 }

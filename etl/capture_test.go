@@ -63,22 +63,9 @@ func captureJournal(tb testing.TB, v venue.Venue, files ...string) (string, [][]
 			}
 		}
 	}
-	dir := filepath.Join(testenv.FastDir(tb), "journal")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	h := format.NewJournalHeader(v.Name(), "feed")
-	h.CreatedNs = recs[0].RecvNs
-	a, err := format.Create(filepath.Join(dir, journal.SegmentName(1, time.Unix(0, recs[0].RecvNs))), h, format.Options{ChunkSize: 64 << 20})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	conn, _ := journal.Channel(0, 1, journal.ConnStream)
-	cj, _ := json.Marshal(journal.Connect{Session: 1, Gen: 1, Channel: conn, URL: "bench", Streams: infos})
-	if err := a.AppendJournal(format.JournalConnect, conn, recs[0].RecvNs, cj); err != nil {
-		tb.Fatal(err)
-	}
+	dir, a, conn := openCaptureJournal(tb, v, recs[0].RecvNs, "bench", infos)
 	for _, r := range recs {
+		var err error
 		switch r.Kind {
 		case capture.KindMessage:
 			ch := conn
@@ -150,26 +137,13 @@ func subscribedCaptureJournal(tb testing.TB, v venue.Venue, reps int, files ...s
 			infos = append(infos, journal.StreamInfo{Channel: ch, Stream: string(key), Symbol: v.Symbol(string(key)), Kind: ev.Kind.String()})
 		}
 	}
-	dir := filepath.Join(testenv.FastDir(tb), "journal")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	h := format.NewJournalHeader(v.Name(), "feed")
-	h.CreatedNs = recs[0].RecvNs
-	a, err := format.Create(filepath.Join(dir, journal.SegmentName(1, time.Unix(0, recs[0].RecvNs))), h, format.Options{ChunkSize: 64 << 20})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	conn, _ := journal.Channel(0, 1, journal.ConnStream)
-	cj, _ := json.Marshal(journal.Connect{Session: 1, Gen: 1, Channel: conn, URL: "capture", Streams: infos})
-	if err := a.AppendJournal(format.JournalConnect, conn, recs[0].RecvNs, cj); err != nil {
-		tb.Fatal(err)
-	}
+	dir, a, conn := openCaptureJournal(tb, v, recs[0].RecvNs, "capture", infos)
 	span := recs[len(recs)-1].RecvNs - recs[0].RecvNs + 1
 	for rep := 0; rep < reps; rep++ {
 		shift := int64(rep) * span
 		for _, r := range recs {
 			recv := r.RecvNs + shift
+			var err error
 			switch r.Kind {
 			case capture.KindMessage:
 				ch := conn
@@ -195,6 +169,28 @@ func subscribedCaptureJournal(tb testing.TB, v venue.Venue, reps int, files ...s
 		all = append(all, msgs...)
 	}
 	return dir, all
+}
+
+// openCaptureJournal creates the journal directory and its first segment, dated firstNs,
+// and writes the connection record that carries the streams.
+func openCaptureJournal(tb testing.TB, v venue.Venue, firstNs int64, url string, infos []journal.StreamInfo) (string, *format.Appender, uint16) {
+	tb.Helper()
+	dir := filepath.Join(testenv.FastDir(tb), "journal")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	h := format.NewJournalHeader(v.Name(), "feed")
+	h.CreatedNs = firstNs
+	a, err := format.Create(filepath.Join(dir, journal.SegmentName(1, time.Unix(0, firstNs))), h, format.Options{ChunkSize: 64 << 20})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn, _ := journal.Channel(0, 1, journal.ConnStream)
+	cj, _ := json.Marshal(journal.Connect{Session: 1, Gen: 1, Channel: conn, URL: url, Streams: infos})
+	if err := a.AppendJournal(format.JournalConnect, conn, firstNs, cj); err != nil {
+		tb.Fatal(err)
+	}
+	return dir, a, conn
 }
 
 // captureScales returns the scales a capture's reference data gives its instruments (the

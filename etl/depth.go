@@ -84,26 +84,35 @@ func (r *Refinery) goLive(s *symState, u *bufUpdate) error {
 		s.Snap, s.Phase = nil, phaseAwaiting
 		return nil
 	}
-	ts := u.ExchNs
+	if err := r.resync(s, u.ExchNs, u.RecvNs, snap.L, u.Segment); err != nil {
+		return err
+	}
+	return r.applyDepth(s, u.update())
+}
+
+// resync makes the book live at ts from the snapshot whose last update id is last (received
+// at recvNs, journaled in segment seg): the invalid stretch closes, and the partition gets a
+// snapshot run if it has one open.
+func (r *Refinery) resync(s *symState, ts, recvNs, last int64, seg string) error {
 	// The partition is found while the book still counts as invalid, so one created now
 	// records the invalid stretch from its midnight to this resync.
 	p, err := r.part(s, ts, true)
 	if err != nil {
 		return err
 	}
-	s.Phase, s.Snap, s.LastU = phaseLive, nil, snap.L
+	s.Phase, s.Snap, s.LastU = phaseLive, nil, last
 	s.BookDay = dayOf(ts)
 	s.clearTops()
 	r.closeInvalid(s, ts)
 	if p != nil {
-		if err := r.snapshotRun(s, p, ts, u.RecvNs, uint64(snap.L), u.Segment); err != nil {
+		if err := r.snapshotRun(s, p, ts, recvNs, uint64(last), seg); err != nil {
 			return err
 		}
 	} else {
 		s.NextSnap = r.nextBoundary(ts)
 	}
 	r.m.resyncs.Inc()
-	return r.applyDepth(s, u.update())
+	return nil
 }
 
 // depthUpdate is one depth event as applyDepth takes it: the message just decoded, or an

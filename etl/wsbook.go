@@ -66,24 +66,10 @@ func (r *Refinery) wsSnapshot(s *symState, ts int64) error {
 		s.book.Trim(true, m.Depth, nil)
 		s.book.Trim(false, m.Depth, nil)
 	}
-	// The partition is found while the book still counts as invalid, so one created now
-	// records the invalid stretch from its midnight to this snapshot.
-	p, err := r.part(s, ts, true)
-	if err != nil {
+	s.Buf = s.Buf[:0]
+	if err := r.resync(s, ts, r.recvNs, m.ID, r.segName); err != nil {
 		return err
 	}
-	s.Phase, s.Snap, s.LastU, s.Buf = phaseLive, nil, m.ID, s.Buf[:0]
-	s.BookDay = dayOf(ts)
-	s.clearTops()
-	r.closeInvalid(s, ts)
-	if p != nil {
-		if err := r.snapshotRun(s, p, ts, r.recvNs, uint64(m.ID), r.segName); err != nil {
-			return err
-		}
-	} else {
-		s.NextSnap = r.nextBoundary(ts)
-	}
-	r.m.resyncs.Inc()
 	if m.HasChecksum {
 		return r.checksum(s, ts, uint64(m.ID), m.Checksum)
 	}

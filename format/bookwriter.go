@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -422,4 +423,35 @@ func (w *BookWriter) close(seal bool) error {
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// WriteBookFile writes a whole book file in one call: a new file at path (which must not
+// exist; the folders above it are made as needed) with header h and recs, committed and
+// sealed, as a partition the refinery has finished. It suits books small enough to hold in
+// memory: a fixture, a converted day, an example. On failure nothing is left at path.
+func WriteBookFile(path string, h Header, recs []BookRecord, opt Options) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	w, err := CreateBook(path, h, opt)
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		if err = w.WriteBook(&recs[i]); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = w.Commit()
+	}
+	if err == nil {
+		err = w.Seal()
+	} else {
+		w.Close()
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }

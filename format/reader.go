@@ -88,6 +88,25 @@ type BookReader struct {
 	h    Header
 }
 
+// OpenBookFile opens the book file at path and reads it through the file (pread), not a
+// mapping: what a one-pass reader wants. The caller closes f once done with the reader. An
+// error from opening the file is os.Open's, so errors.Is(err, fs.ErrNotExist) holds for a
+// missing file.
+func OpenBookFile(path string) (br *BookReader, f *os.File, err error) {
+	if f, err = os.Open(path); err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err == nil {
+		br, err = OpenBook(f, st.Size(), path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return br, f, nil
+}
+
 // OpenBook reads and checks the header. size is the source's length, or -1 if unknown.
 func OpenBook(r io.ReaderAt, size int64, name string) (*BookReader, error) {
 	h, err := readLayout(r, size, name, LayoutBook, "a book file")

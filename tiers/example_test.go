@@ -25,22 +25,10 @@ func ExampleResolver_Open() {
 
 	// A sealed partition in the warm tier, as chronicle-tier leaves it after a day.
 	k := layout.Key{Venue: "binance-spot", Symbol: "eth-usdt", Date: "2024-08-08"}
-	dir := filepath.Join(roots.Warm, filepath.FromSlash(k.Dir()))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		log.Fatal(err)
-	}
-	w, err := format.CreateBook(filepath.Join(dir, layout.BookName), format.NewBookHeader(k.Venue, "ETHUSDT", 1, 20240808), format.Options{ChunkSize: 1 << 20})
-	if err != nil {
-		log.Fatal(err)
-	}
-	r := format.BookRecord{TypeID: format.TypeLevel, Flags: format.FlagBid, SymbolID: 1, Price: 2681_39_000000, Qty: 3_00000000}
-	if err := w.WriteBook(&r); err != nil {
-		log.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		log.Fatal(err)
-	}
-	if err := w.Seal(); err != nil { // sealed: the file never changes again
+	book := filepath.Join(roots.Warm, filepath.FromSlash(k.Dir()), layout.BookName)
+	recs := []format.BookRecord{{TypeID: format.TypeLevel, Flags: format.FlagBid, SymbolID: 1, Price: 2681_39_000000, Qty: 3_00000000}}
+	// Sealed: the file never changes again.
+	if err := format.WriteBookFile(book, format.NewBookHeader(k.Venue, "ETHUSDT", 1, 20240808), recs, format.Options{ChunkSize: 1 << 20}); err != nil {
 		log.Fatal(err)
 	}
 

@@ -87,22 +87,14 @@ func (a *annotator) annotate(dir string) error {
 // attribute reads the book's records and finds, for each depth update, trade and ticker,
 // the host whose message the merge took (by stream and id).
 func (a *annotator) attribute(book string, raws map[string]bool, mg *meta.Merge) error {
-	f, err := os.Open(book)
+	br, f, err := format.OpenBookFile(book)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	br, err := format.OpenBook(f, st.Size(), book)
-	if err != nil {
-		return err
-	}
 	streams := map[venue.Kind][]int{} // the partition's streams, by kind
 	for i, s := range a.il.streams {
 		if raws[s.symbol] {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/chronicle/chronicle/format"
@@ -20,19 +19,11 @@ const BookName = "book.q"
 // the record past the call.
 func ReadRange(partDir string, start, end int64, fn func(*format.BookRecord) error) error {
 	p := filepath.Join(partDir, BookName)
-	f, err := os.Open(p)
+	br, f, err := format.OpenBookFile(p)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	br, err := format.OpenBook(f, st.Size(), p)
-	if err != nil {
-		return err
-	}
 	n := br.Len()
 	lo, hi := int64(0), n
 	if t, err := ReadTime(partDir); err == nil && t.Records <= n {

@@ -113,35 +113,11 @@ func (f *fleet) addWorker() *fleetWorker {
 // mount starts a fresh chronicle-fs mount of the bucket in the worker's namespace (a new
 // mount point and disk cache: nothing cached).
 func (f *fleet) mount(w *fleetWorker) {
-	t := f.t
-	dir := t.TempDir()
-	w.fsDir, w.mp = dir, filepath.Join(dir, "mnt")
-	os.Mkdir(w.mp, 0o755)
 	remote := testkit.S3Config(f.srv)
 	_, port, _ := net.SplitHostPort(f.srv.Addr)
 	remote.Endpoint = "http://" + net.JoinHostPort(w.hubIP, port)
 	remote.AccessKey, remote.SecretKey = f.ak, f.sk
-	cfg := filepath.Join(dir, "research.toml")
-	os.WriteFile(cfg, []byte(testkit.ConfigTOML(layout.Roots{Remote: f.srv.URI("chronicle")}, remote)+fmt.Sprintf(`
-[fs]
-metrics_addr = ""
-disk_cache_dir = %q
-
-[log]
-level = "warn"
-format = "text"
-`, filepath.Join(dir, "cache"))), 0o600)
-	logf, err := os.Create(filepath.Join(dir, "chronicle-fs.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := in(w.ns, testenv.Bin("chronicle-fs"), "mount", "--config", cfg, w.mp)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	w.fs = proc.Mount(t, cmd, w.mp, 60*time.Second, func() string {
-		b, _ := os.ReadFile(logf.Name())
-		return string(b)
-	})
-	t.Cleanup(func() { logf.Close() })
+	w.fsDir, w.mp, w.fs = mountRemote(f.t, w.ns, f.srv.URI("chronicle"), remote, "", "", "warn", 60*time.Second)
 }
 
 // startScheduler starts dask-scheduler in the hub.

@@ -24,6 +24,7 @@ import (
 	"github.com/chronicle/chronicle/internal/testkit/s3test"
 	"github.com/chronicle/chronicle/internal/testkit/testenv"
 	"github.com/chronicle/chronicle/layout"
+	"github.com/chronicle/chronicle/tiers/objstore"
 )
 
 func TestMain(m *testing.M) {
@@ -159,39 +160,49 @@ func files(t testing.TB, root string) map[string][]byte {
 // mount runs chronicle-fs inside the research namespace with only the remote tier and the
 // read-only user's keys; it returns the mount point.
 func mount(t *testing.T, l link, srv *s3test.Server, ak, sk string) string {
+	remote := testkit.S3Config(srv)
+	remote.AccessKey, remote.SecretKey = ak, sk
+	_, mp, _ := mountRemote(t, l.research, srv.URI("chronicle"), remote, `request_timeout = "2s"
+max_retries = 1
+`, `bucket_ttl = "2s"
+remote_timeout = "5s"
+dir_timeout = "0s"
+negative_timeout = "0s"
+`, "info", 30*time.Second)
+	return mp
+}
+
+// mountRemote runs `chronicle-fs mount` in namespace ns ("" for this one) with the bucket
+// at uri as its only tier, reached through remote; remoteExtra and fsExtra are lines added
+// to the [remote] and [fs] sections, level the log level. It waits up to wait for the
+// mount, and returns the folder of its config, disk cache and log, the mount point
+// (dir/mnt) and the process.
+func mountRemote(t testing.TB, ns, uri string, remote objstore.Config, remoteExtra, fsExtra, level string, wait time.Duration) (string, string, *proc.Proc) {
 	dir := t.TempDir()
 	mp := filepath.Join(dir, "mnt")
 	os.Mkdir(mp, 0o755)
 	cfg := filepath.Join(dir, "research.toml")
-	remote := testkit.S3Config(srv)
-	remote.AccessKey, remote.SecretKey = ak, sk
-	os.WriteFile(cfg, []byte(testkit.ConfigTOML(layout.Roots{Remote: srv.URI("chronicle")}, remote)+fmt.Sprintf(`request_timeout = "2s"
-max_retries = 1
-
+	os.WriteFile(cfg, []byte(testkit.ConfigTOML(layout.Roots{Remote: uri}, remote)+remoteExtra+`
 [fs]
 metrics_addr = ""
-bucket_ttl = "2s"
-remote_timeout = "5s"
-dir_timeout = "0s"
-negative_timeout = "0s"
-disk_cache_dir = %q
+`+fsExtra+fmt.Sprintf(`disk_cache_dir = %q
 
 [log]
-level = "info"
+level = %q
 format = "text"
-`, filepath.Join(dir, "cache"))), 0o600)
+`, filepath.Join(dir, "cache"), level)), 0o600)
 	logf, err := os.Create(filepath.Join(dir, "chronicle-fs.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logf.Close() })
-	cmd := in(l.research, testenv.Bin("chronicle-fs"), "mount", "--config", cfg, mp)
+	cmd := in(ns, testenv.Bin("chronicle-fs"), "mount", "--config", cfg, mp)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	proc.Mount(t, cmd, mp, 30*time.Second, func() string {
+	p := proc.Mount(t, cmd, mp, wait, func() string {
 		b, _ := os.ReadFile(logf.Name())
 		return string(b)
 	})
-	return mp
+	return dir, mp, p
 }
 
 func checkServed(t *testing.T, mp string, want map[string][]byte) {

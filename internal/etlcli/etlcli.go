@@ -6,11 +6,13 @@
 package etlcli
 
 import (
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -182,6 +184,26 @@ func runDaemon(f *flags) error {
 		Ready: func() { daemon.Ready(log) }, Host: host})
 }
 
+// oneShot starts a one-shot command (backfill, merge) that writes under root: its logger,
+// the check that root is no other tier's, a context cancelled by SIGINT or SIGTERM (stop
+// releases it) and the symbol table.
+func (st settings) oneShot(root string) (*slog.Logger, context.Context, func(), *etl.TableWatcher, error) {
+	log, err := daemon.Logger(st.log, "chronicle-etl")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "output", Dir: root}); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, stop := daemon.SignalContext(log)
+	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, nil)
+	if err != nil {
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	return log, ctx, stop, tw, nil
+}
+
 func runBackfill(f *flags, stderr io.Writer) error {
 	if f.root == "" {
 		return cli.Usagef("backfill needs --root (where v1/... is written)")
@@ -199,19 +221,11 @@ func runBackfill(f *flags, stderr io.Writer) error {
 			return err
 		}
 	}
-	log, err := daemon.Logger(st.log, "chronicle-etl")
+	log, ctx, stop, tw, err := st.oneShot(f.root)
 	if err != nil {
 		return err
 	}
-	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "output", Dir: f.root}); err != nil {
-		return err
-	}
-	ctx, stop := daemon.SignalContext(log)
 	defer stop()
-	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, nil)
-	if err != nil {
-		return err
-	}
 	// Arguments: journal directories (or a feed directory of venue journals), or segment
 	// files (one journal per parent directory).
 	type job struct {

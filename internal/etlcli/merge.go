@@ -15,7 +15,6 @@ import (
 	"github.com/chronicle/chronicle/internal/cli"
 	"github.com/chronicle/chronicle/internal/config"
 	"github.com/chronicle/chronicle/internal/daemon"
-	"github.com/chronicle/chronicle/layout"
 )
 
 // mergeCmd is `chronicle-etl merge`, by the binaries' convention (internal/cli): usage
@@ -50,19 +49,11 @@ func runMerge(f *flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := daemon.Logger(st.log, "chronicle-etl")
+	log, ctx, stop, tw, err := st.oneShot(f.root)
 	if err != nil {
 		return err
 	}
-	if err := layout.CheckRoots(st.roots.AllowSharedRoots, log, layout.LocalRoot{Name: "output", Dir: f.root}); err != nil {
-		return err
-	}
-	ctx, stop := daemon.SignalContext(log)
 	defer stop()
-	tw, err := etl.NewTableWatcher(st.cfg.DimSymbol, log, nil)
-	if err != nil {
-		return err
-	}
 	for _, p := range pairs {
 		var bar *progressbar.ProgressBar
 		opt := merge.Options{Inputs: p, Root: f.root, Config: st.cfg, Table: tw.Table, Log: log,

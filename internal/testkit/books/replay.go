@@ -2,7 +2,6 @@ package books
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
@@ -11,19 +10,11 @@ import (
 
 // ReadFile returns the header and every record of a book file.
 func ReadFile(path string) (format.Header, []format.BookRecord, error) {
-	f, err := os.Open(path)
+	br, f, err := format.OpenBookFile(path)
 	if err != nil {
 		return format.Header{}, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return format.Header{}, nil, err
-	}
-	br, err := format.OpenBook(f, st.Size(), path)
-	if err != nil {
-		return format.Header{}, nil, err
-	}
 	var out []format.BookRecord
 	it := br.Iter()
 	for it.Next() {
