@@ -96,7 +96,7 @@ func (d *dirNode) lookupViews(ctx context.Context, out *fuse.EntryOut) (*gofs.In
 	}
 	f.fillDir(&out.Attr, ino, e.ModTime)
 	out.SetEntryTimeout(f.partDirEntryTimeout(levelPartition + 1)) // goes with its partition's book (FS.invalidate)
-	out.SetAttrTimeout(f.partDirEntryTimeout(levelPartition + 1))
+	out.SetAttrTimeout(d.attrTimeout())
 	return ch, 0
 }
 
@@ -106,7 +106,13 @@ func (d *viewsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.A
 		return d.fs.errno("getattr", d.logical(), err)
 	}
 	d.fs.fillDir(&out.Attr, inoOf(d.logical()), e.ModTime)
-	out.SetTimeout(d.fs.partDirEntryTimeout(levelPartition + 1))
+	timeout := d.fs.cfg.DirTimeout // its partition's
+	if _, parent := d.Parent(); parent != nil {
+		if p, ok := parent.Operations().(*dirNode); ok {
+			timeout = p.attrTimeout()
+		}
+	}
+	out.SetTimeout(timeout)
 	return 0
 }
 
