@@ -65,11 +65,12 @@ type Config struct {
 	// ShutdownGrace is how long a lazily detached mount may keep serving open files after
 	// SIGTERM before the process exits anyway.
 	ShutdownGrace time.Duration `toml:"shutdown_grace" flag:"shutdown-grace" help:"how long a busy, lazily detached mount keeps serving after SIGTERM"`
-	// ReaddirPlus lets the kernel ask for every entry's attributes with the listing
-	// (READDIRPLUS). The daemon then looks up each entry, so a plain `ls` or os.ReadDir of a
-	// symbol with years of dates costs thousands of lookups every time, and the kernel
-	// always asks for it (go-fuse does not offer the kernel's adaptive mode). Off, `ls` is one
-	// cheap request and `ls -l` looks entries up itself.
+	// ReaddirPlus lets the kernel ask for the entries' attributes with a listing
+	// (READDIRPLUS). The daemon answers them for sub-directories only (files are looked up
+	// when the kernel needs them, as without it), so a find or a walk opens each listed
+	// directory without a LOOKUP first; an `ls` of a symbol with years of dates costs one
+	// resolver Stat per date once per listing the kernel caches. Off, every directory a walk
+	// enters costs a LOOKUP round trip.
 	ReaddirPlus bool `toml:"readdirplus"`
 	// MountSocket, when set, is a unix socket where a privileged helper mounts the file
 	// system for this process and passes back the /dev/fuse descriptor (fusermount3's
@@ -102,6 +103,7 @@ func DefaultConfig() Config {
 		MaxWrite:           1 << 20,
 		MaxBackground:      64,
 		ReadAheadKB:        16384,
+		ReaddirPlus:        true,
 		ShutdownGrace:      10 * time.Second,
 		Views:              []int{1, 10, 25},
 		ViewsCacheBytes:    64 << 20,

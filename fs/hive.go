@@ -134,7 +134,7 @@ func (d *hiveNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHa
 		}
 		out = append(out, fuse.DirEntry{Name: n, Mode: mode, Ino: ino})
 	}
-	return gofs.NewListDirStream(out), 0, 0
+	return newDirHandle(out, d.Lookup), 0, 0
 }
 
 func (d *hiveNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

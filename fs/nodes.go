@@ -136,7 +136,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 		return d.fs.errno("getattr", d.logical, err)
 	}
 	d.fs.fillDir(&out.Attr, inoOf(d.logical), e.ModTime)
-	out.SetTimeout(d.fs.cfg.DirTimeout)
+	out.SetTimeout(d.attrTimeout())
 	return 0
 }
 
@@ -222,8 +222,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			f.addPart(cd)
 		}
 		f.fillDir(&out.Attr, ino, e.ModTime)
-		out.SetEntryTimeout(f.cfg.DirTimeout)
-		out.SetAttrTimeout(f.cfg.DirTimeout)
+		out.SetEntryTimeout(f.partDirEntryTimeout(cd.level))
+		if cd.level == levelPartition+1 {
+			out.SetAttrTimeout(d.attrTimeout()) // its partition's (not linked to it yet)
+		} else {
+			out.SetAttrTimeout(cd.attrTimeout())
+		}
 		return ch, 0
 	}
 	ch := d.NewInode(ctx, newFileNode(f, child, "", kindPlain), gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
@@ -263,6 +267,45 @@ func (d *dirNode) lookupBook(ctx context.Context, name string, out *fuse.EntryOu
 	return ch, 0
 }
 
+// partDirEntryTimeout is how long the kernel may keep the name of a directory at level l (a
+// partition, or inside one). A partition directory and the directories in it only go away
+// with the partition or by a tier move, and the watch drops the names (and attributes)
+// below every partition the kernel knows when it moves or goes (FS.invalidate), so they are
+// kept as long as sealed books' attributes. A find then enters every partition and its
+// views/ without a LOOKUP (readdirplus gave the names), however long the walk takes.
+// Venues and symbols keep dir_timeout.
+func (f *FS) partDirEntryTimeout(l level) time.Duration {
+	if l >= levelPartition {
+		return max(f.cfg.SealedTimeout, f.cfg.DirTimeout)
+	}
+	return f.cfg.DirTimeout
+}
+
+// attrTimeout is how long the kernel may keep the directory's attributes. A cold or remote
+// partition changes only by a move or a new version, after which the watch invalidates it
+// (FS.invalidate), so its attributes are kept long: a find enters it without a GETATTR (the
+// kernel's permission check wants fresh attributes). Directories in it follow it; hot and
+// warm partitions (growing, sealing: their mtime moves) and the directories above
+// partitions keep dir_timeout. (Listings are checked at every OPENDIR either way.)
+func (d *dirNode) attrTimeout() time.Duration {
+	p := d
+	if d.level == levelPartition+1 {
+		if _, parent := d.Parent(); parent != nil {
+			p, _ = parent.Operations().(*dirNode)
+		}
+	}
+	if p == nil || p.level != levelPartition {
+		return d.fs.cfg.DirTimeout
+	}
+	p.mu.Lock()
+	loc := p.loc
+	p.mu.Unlock()
+	if loc.set && loc.found && loc.tier >= layout.Cold {
+		return max(d.fs.cfg.SealedTimeout, d.fs.cfg.DirTimeout)
+	}
+	return d.fs.cfg.DirTimeout
+}
+
 func (f *FS) collision(logical string, ch *gofs.Inode) syscall.Errno {
 	f.log.Error("inode number collision: two logical paths hash to one inode", "path", logical, "ino", ch.StableAttr().Ino)
 	return syscall.EIO
@@ -297,7 +340,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	if d.listed && time.Since(d.listedAt) < d.fs.cfg.DirTimeout {
 		out := d.entries
 		d.mu.Unlock()
-		return gofs.NewListDirStream(out), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+		return newDirHandle(out, d.Lookup), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 	}
 	d.mu.Unlock()
 	out, errno := d.list()
@@ -312,7 +355,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	if !changed {
 		fl = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	}
-	return gofs.NewListDirStream(out), fl, 0
+	return newDirHandle(out, d.Lookup), fl, 0
 }
 
 // list returns the directory's entries, sorted by name.

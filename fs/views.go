@@ -95,8 +95,8 @@ func (d *dirNode) lookupViews(ctx context.Context, out *fuse.EntryOut) (*gofs.In
 		return nil, f.collision(logical, ch)
 	}
 	f.fillDir(&out.Attr, ino, e.ModTime)
-	out.SetEntryTimeout(f.cfg.DirTimeout)
-	out.SetAttrTimeout(f.cfg.DirTimeout)
+	out.SetEntryTimeout(f.partDirEntryTimeout(levelPartition + 1)) // goes with its partition's book (FS.invalidate)
+	out.SetAttrTimeout(d.attrTimeout())
 	return ch, 0
 }
 
@@ -106,7 +106,13 @@ func (d *viewsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.A
 		return d.fs.errno("getattr", d.logical(), err)
 	}
 	d.fs.fillDir(&out.Attr, inoOf(d.logical()), e.ModTime)
-	out.SetTimeout(d.fs.cfg.DirTimeout)
+	timeout := d.fs.cfg.DirTimeout // its partition's
+	if _, parent := d.Parent(); parent != nil {
+		if p, ok := parent.Operations().(*dirNode); ok {
+			timeout = p.attrTimeout()
+		}
+	}
+	out.SetTimeout(timeout)
 	return 0
 }
 
@@ -125,7 +131,7 @@ func (d *viewsNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileH
 	for _, n := range d.fs.viewNames() {
 		out = append(out, fuse.DirEntry{Name: n, Mode: syscall.S_IFREG, Ino: inoOf(path.Join(d.logical(), n))})
 	}
-	return gofs.NewListDirStream(out), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return newDirHandle(out, nil), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (d *viewsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

@@ -82,6 +82,8 @@ func (f *FS) forget(parts []*dirNode) {
 // new tier are dropped as well, which clears cached "no such file" answers for files that
 // only the new tier has.
 func (f *FS) invalidate(dir *gofs.Inode, gone bool) {
+	// The directory's own attributes and cached listing (kept long: partDirEntryTimeout).
+	dir.NotifyContent(0, 0)
 	names := map[string]bool{}
 	if d, ok := dir.Operations().(*dirNode); ok && !gone {
 		if ents, err := f.res.ReadDir(d.logical); err == nil {

@@ -86,7 +86,7 @@ func researchSpecs() []Spec {
 		{ID: "research.find", What: "find of the whole tree (every book.q), each symbol with its capture host's catalog", Unit: "s",
 			Baseline: "flat ListObjectsV2 of every key in the bucket", Goal: le(1.5),
 			Why:   "issue 27: a catalog per symbol (one GET) instead of a listing and a stub GET per partition",
-			Bound: "FUSE round trips: find asks about eight requests per partition (lookup, open, read and release of the date and of views/), answered from memory once the symbol's catalog is read; the daemon's CPU is a small share of the find's time (CHRONICLE_BENCH_FS_CPUPROFILE on BenchmarkBucketScale), so the figure follows the machine's scheduling latency, which the other processes' load raises more than the baseline's server-side listing"},
+			Bound: "FUSE round trips: find costs eight requests per partition (open, two reads and release of the date and of views/; readdirplus answered their names and the kernel keeps them and their attributes: no lookup, no getattr), answered from memory once the symbol's catalog is read; the daemon's CPU is a small share of the find's time (CHRONICLE_BENCH_FS_CPUPROFILE on BenchmarkBucketScale), so the figure follows the machine's scheduling latency, which the other processes' load raises more than the baseline's server-side listing"},
 		{ID: "research.rss", What: "chronicle-fs peak RSS after the find", Unit: "MiB", Goal: vlt(200)},
 	}
 }
