@@ -65,6 +65,14 @@ Examples:
   chronicle-exsim --listen 127.0.0.1:8080 --speed 10 \
       spot=binance-spot:binance-spot_ethusdt_20240808.jsonl.gz,binance-spot_ethusdt_20240809.jsonl.gz
   chronicle-feed run --hot /tmp/hot $(cat /tmp/exsim/spot.feed)
+  chronicle-exsim --load 300 --speed 1 --play now --state-dir /tmp/exsim   # a whole venue
+
+Load mode (--load M): one market "load" of M USD-M symbols ETH000USDT..., each a copy of
+--load-source renamed, its prices k units up, started 1/M of the recording after the one
+before, looped (update ids chain across the loop) at --speed times real time, for as long
+as it runs; at most 200 streams a connection, the REST weight budget per minute answered
+429 with Retry-After when spent and 418 (a ban) to a client that asks again in that
+minute. GET /load/exsim/stats: its counters as JSON.
 
 SIGINT or SIGTERM closes every connection and exits 0.
 
@@ -80,6 +88,10 @@ type flags struct {
 	listen, captures, play, stateDir string
 	speed                            float64
 	logLevel, logFormat              string
+	// Load mode (exsim.LoadOptions).
+	load       int
+	loadSource string
+	loadWeight int
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -90,6 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&f.speed, "speed", 0, "pace as a multiple of the capture's own (0: as fast as the connections take it)")
 	fs.StringVar(&f.play, "play", "snapshots", `start publishing: "snapshots" (once every depth symbol got its REST snapshot) or "now"`)
 	fs.StringVar(&f.stateDir, "state-dir", "", "write addr, NAME.feed and NAME.done here")
+	fs.IntVar(&f.load, "load", 0, "load mode: serve this many symbols derived from --load-source as market \"load\" (needs --speed > 0)")
+	fs.StringVar(&f.loadSource, "load-source", "binance-usdm_ethusdt_20240808.jsonl.gz", "load mode: the capture (one depth symbol with its snapshot) every symbol is a copy of")
+	fs.IntVar(&f.loadWeight, "load-weight", 0, "load mode: REST weight budget per minute (0: the venue's, 2400 on USD-M)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "json or text")
 	if code, done := prog.Parse(fs, args, stdout, stderr); done {
@@ -106,6 +121,9 @@ func start(f flags, args []string) error {
 	if f.speed < 0 {
 		return cli.Usagef("--speed %v: want 0 or more", f.speed)
 	}
+	if f.load < 0 || (f.load > 0 && (f.speed <= 0 || len(args) > 0)) {
+		return cli.Usagef("--load %d: want a positive count with --speed > 0 and no market arguments", f.load)
+	}
 	sets, err := parseSets(args)
 	if err != nil {
 		return cli.Usage(err)
@@ -117,6 +135,9 @@ func start(f flags, args []string) error {
 	log, err := daemon.Logger(lc, "chronicle-exsim")
 	if err != nil {
 		return err
+	}
+	if f.load > 0 {
+		return serveLoad(f, log)
 	}
 	return serve(f, sets, log)
 }
@@ -237,6 +258,57 @@ func serve(f flags, sets []exsim.Set, log *slog.Logger) error {
 	}
 	<-ctx.Done()
 	log.Info("stopping")
+	return nil
+}
+
+// serveLoad serves load mode's market "load".
+func serveLoad(f flags, log *slog.Logger) error {
+	p := f.loadSource
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(f.captures, p)
+	}
+	recs, err := exsim.Load(p)
+	if err != nil {
+		return err
+	}
+	l, err := exsim.NewLoad(exsim.LoadOptions{Records: recs, Symbols: f.load, Speed: f.speed, WeightPerMinute: f.loadWeight, Logger: log.With("market", "load")})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/load/", l.Handler())
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	addr := ln.Addr().String()
+	sub := l.Subscription()
+	log.Info("load market", "symbols", f.load, "speed", f.speed, "rate_msgs_per_s", int(l.Rate()), "ws", "ws://"+addr+"/load")
+	line := fmt.Sprintf("--venue %s --symbols %s --streams %s --depth-speed %s --ws-url ws://%s/load --rest-url http://%s/load",
+		l.Venue().Name(), strings.Join(sub.Symbols, ","), strings.Join(sub.Streams, ","), sub.DepthSpeed, addr, addr)
+	if err := writeState(f.stateDir, "load.feed", line); err != nil {
+		return err
+	}
+	if err := writeState(f.stateDir, "addr", addr); err != nil {
+		return err
+	}
+	ctx, stop := daemon.SignalContext(log)
+	defer stop()
+	if f.play == "now" {
+		l.Play()
+	} else {
+		l.PlayAfterSnapshots()
+	}
+	<-ctx.Done()
+	log.Info("stopping", "stats", fmt.Sprintf("%+v", l.Stats()))
 	return nil
 }
 
