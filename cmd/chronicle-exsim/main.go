@@ -72,7 +72,8 @@ Load mode (--load M): one market "load" of M USD-M symbols ETH000USDT..., each a
 before, looped (update ids chain across the loop) at --speed times real time, for as long
 as it runs; at most 200 streams a connection, the REST weight budget per minute answered
 429 with Retry-After when spent and 418 (a ban) to a client that asks again in that
-minute. GET /load/exsim/stats: its counters as JSON.
+minute. GET /load/exsim/stats: its counters as JSON. --state-dir gets load.feed (the
+chronicle-feed flags) and load.dim_symbol.csv (the derived symbols for [etl] dim_symbol).
 
 SIGINT or SIGTERM closes every connection and exits 0.
 
@@ -295,6 +296,9 @@ func serveLoad(f flags, log *slog.Logger) error {
 	line := fmt.Sprintf("--venue %s --symbols %s --streams %s --depth-speed %s --ws-url ws://%s/load --rest-url http://%s/load",
 		l.Venue().Name(), strings.Join(sub.Symbols, ","), strings.Join(sub.Streams, ","), sub.DepthSpeed, addr, addr)
 	if err := writeState(f.stateDir, "load.feed", line); err != nil {
+		return err
+	}
+	if err := writeState(f.stateDir, "load.dim_symbol.csv", strings.TrimSuffix(string(l.DimSymbol()), "\n")); err != nil {
 		return err
 	}
 	if err := writeState(f.stateDir, "addr", addr); err != nil {

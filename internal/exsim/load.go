@@ -1132,3 +1132,20 @@ func isDecimal(s string) bool {
 	}
 	return true
 }
+
+// DimSymbol is a dim_symbol table (docs/format/dim-symbol.md, CSV) of the derived
+// symbols, for the refinery: symbol ids from 100000, codes like eth007-usdt, valid since
+// always.
+func (l *LoadSim) DimSymbol() []byte {
+	var b strings.Builder
+	b.WriteString("# dim_symbol of chronicle-exsim's load market: one row per derived symbol\n")
+	b.WriteString("symbol_id,symbol_version_id,venue,raw_symbol,symbol_code,valid_from,valid_to\n")
+	for _, c := range l.copies {
+		code := strings.ToLower(l.base) + fmt.Sprintf("%03d", c.k)
+		if l.quote != "" {
+			code += "-" + strings.ToLower(l.quote)
+		}
+		fmt.Fprintf(&b, "%d,%d,%s,%s,%s,,\n", 100000+c.k, 100000+c.k, l.v.Name(), c.sym, code)
+	}
+	return []byte(b.String())
+}
