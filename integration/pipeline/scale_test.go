@@ -33,9 +33,22 @@ type venueRun struct {
 
 // startVenue starts chronicle-exsim --load m at speed (playing at once, as a real venue
 // does), then the refinery, the tier manager, the mount and the feed.
-func startVenue(t *testing.T, m int, speed float64) *venueRun {
+func startVenue(t testing.TB, m int, speed float64) *venueRun {
+	t.Helper()
+	return startVenueWith(t, m, speed, nil, nil)
+}
+
+// startVenueWith is startVenue with the config file edited by edit and each daemon's
+// environment extended by env(name) (either may be nil).
+func startVenueWith(t testing.TB, m int, speed float64, edit func(string) string, env func(string) []string) *venueRun {
 	t.Helper()
 	p := newPipe(t)
+	p.env = map[string][]string{}
+	if env != nil {
+		for _, n := range []string{"exsim", "feed", "etl", "tier", "fs"} {
+			p.env[n] = env(n)
+		}
+	}
 	p.exsimDir = filepath.Join(p.dir, "exsim")
 	p.start("exsim", testenv.Bin("chronicle-exsim"), "--captures", testenv.CapturesDir(), "--state-dir", p.exsimDir,
 		"--load", fmt.Sprint(m), "--speed", fmt.Sprint(speed), "--play", "now", "--log-level", "warn")
@@ -62,6 +75,9 @@ func startVenue(t *testing.T, m int, speed float64) *venueRun {
 		t.Fatal(err)
 	}
 	cfg = []byte(strings.Replace(string(cfg), "[etl]\n", fmt.Sprintf("[etl]\ndim_symbol = %q\n", filepath.Join(p.exsimDir, "load.dim_symbol.csv")), 1))
+	if edit != nil {
+		cfg = []byte(edit(string(cfg)))
+	}
 	if err := os.WriteFile(p.cfg, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chronicle/chronicle/internal/capture"
@@ -70,6 +71,14 @@ type LoadStats struct {
 	BadRequest       int   `json:"bad_request"`        // 400 answers
 	SymbolsSnapshot  int   `json:"symbols_snapshot"`   // symbols served at least one snapshot
 	WeightUsedWindow int   `json:"weight_used_window"` // weight spent in the current window
+	// Speed is the current multiple of real time; BehindMs how far the publisher is behind
+	// its schedule (it cannot keep up above a rate); Queued the frames waiting in the
+	// connections' queues (the clients cannot keep up).
+	Speed float64 `json:"speed"`
+	// RatePerSymbol is one symbol's messages per second at speed 1 (the recording's).
+	RatePerSymbol float64 `json:"rate_per_symbol"`
+	BehindMs      int64   `json:"behind_ms"`
+	Queued        int     `json:"queued"`
 }
 
 type loadKind uint8
@@ -140,6 +149,8 @@ type LoadSim struct {
 	banNext  time.Duration
 	stats    LoadStats
 	autoPlay bool
+	newSpeed float64      // set by SetSpeed, taken by the publisher
+	behind   atomic.Int64 // ns the publisher is behind its schedule
 	startCh  chan struct{}
 	started  bool
 	closed   chan struct{}
@@ -418,7 +429,29 @@ func (l *LoadSim) Stats() LoadStats {
 	defer l.mu.Unlock()
 	s := l.stats
 	s.WeightUsedWindow = l.weightU
+	s.Speed = l.opt.Speed
+	s.RatePerSymbol = float64(len(l.src)) / (float64(l.loopNs) / 1e9)
+	s.BehindMs = l.behind.Load() / 1e6
+	conns := append([]*Conn(nil), l.conns...)
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		if !c.closed {
+			s.Queued += len(c.q)
+		}
+		c.mu.Unlock()
+	}
+	l.mu.Lock()
 	return s
+}
+
+// SetSpeed changes the pace from now on (a benchmark's ladder of rates).
+func (l *LoadSim) SetSpeed(x float64) {
+	if x > 0 {
+		l.mu.Lock()
+		l.newSpeed = x
+		l.mu.Unlock()
+	}
 }
 
 // Start listens on 127.0.0.1 (an ephemeral port).
@@ -450,6 +483,13 @@ func (l *LoadSim) Handler() http.Handler {
 			l.serveDepth(w, r)
 		case strings.HasSuffix(r.URL.Path, "/stream"):
 			l.serveWS(w, r)
+		case strings.HasSuffix(r.URL.Path, "/exsim/speed") && r.Method == http.MethodPost:
+			x, err := strconv.ParseFloat(r.URL.Query().Get("x"), 64)
+			if err != nil || x <= 0 {
+				http.Error(w, "want ?x=SPEED, a positive multiple of real time", http.StatusBadRequest)
+				return
+			}
+			l.SetSpeed(x)
 		case strings.HasSuffix(r.URL.Path, "/exsim/stats"):
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(l.Stats())
@@ -545,7 +585,9 @@ func (l *LoadSim) publish() {
 		heap.Push(&h, c)
 	}
 	l.mu.Unlock()
-	start := time.Now()
+	// The virtual clock (ns of the recording) is base + (wall - baseWall) * speed.
+	baseWall := time.Now()
+	var base int64
 	buf := make([]byte, 0, 4096)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -555,15 +597,21 @@ func (l *LoadSim) publish() {
 			return
 		default:
 		}
-		now := int64(float64(time.Since(start)) * l.opt.Speed)
 		l.mu.Lock()
+		if l.newSpeed > 0 {
+			base += int64(float64(time.Since(baseWall)) * l.opt.Speed)
+			baseWall, l.opt.Speed, l.newSpeed = time.Now(), l.newSpeed, 0
+		}
+		now := base + int64(float64(time.Since(baseWall))*l.opt.Speed)
+		wall := func(vt int64) time.Time { return baseWall.Add(time.Duration(float64(vt-base) / l.opt.Speed)) }
 		for n := 0; h[0].vt <= now && n < 4096; n++ {
 			c := h[0]
-			buf = l.emitLocked(c, start, buf)
+			buf = l.emitLocked(c, wall(c.vt), buf)
 			c.vt = c.nextVT(l)
 			heap.Fix(&h, 0)
 		}
 		next := h[0].vt
+		l.behind.Store(max(int64(float64(now-next)/l.opt.Speed), 0))
 		l.mu.Unlock()
 		if d := time.Duration(float64(next-now) / l.opt.Speed); d > 0 {
 			timer.Reset(d)
@@ -578,11 +626,11 @@ func (l *LoadSim) publish() {
 
 // emitLocked publishes copy c's next message (after the loop-closing update when a pass
 // has just ended) and advances it.
-func (l *LoadSim) emitLocked(c *copyState, start time.Time, buf []byte) []byte {
+func (l *LoadSim) emitLocked(c *copyState, due time.Time, buf []byte) []byte {
 	m := &l.src[c.pos]
 	// When this message is due on the wall clock, in ms: its times keep their offset
 	// from it (the recorder's clock skew included).
-	sched := start.Add(time.Duration(float64(c.vt) / l.opt.Speed)).UnixMilli()
+	sched := due.UnixMilli()
 	if c.bridge {
 		c.bridge = false
 		buf = l.bridgeLocked(c, sched, buf[:0])
