@@ -96,7 +96,7 @@ func (s step) held(m int) (bool, string) {
 func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 	profDir := os.Getenv("CHRONICLE_SCALE_PROFILE_DIR")
 	etlAddr := freeAddr(b)
-	v := startVenueWith(b, m, speed, func(cfg string) string {
+	v := startVenueWith(b, m, speed, true, func(cfg string) string {
 		// Production pacing of the refinery's checkpoints and meta, and its /metrics.
 		cfg = strings.Replace(cfg, `checkpoint_interval = "100ms"`, `checkpoint_interval = "1s"`, 1)
 		cfg = strings.Replace(cfg, `meta_interval = "500ms"`, `meta_interval = "10s"`, 1)

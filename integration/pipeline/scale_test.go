@@ -35,12 +35,12 @@ type venueRun struct {
 // does), then the refinery, the tier manager, the mount and the feed.
 func startVenue(t testing.TB, m int, speed float64) *venueRun {
 	t.Helper()
-	return startVenueWith(t, m, speed, nil, nil)
+	return startVenueWith(t, m, speed, false, nil, nil)
 }
 
-// startVenueWith is startVenue with the config file edited by edit and each daemon's
-// environment extended by env(name) (either may be nil).
-func startVenueWith(t testing.TB, m int, speed float64, edit func(string) string, env func(string) []string) *venueRun {
+// startVenueWith is startVenue with the hot tier in /dev/shm (shmHot), the config file
+// edited by edit and each daemon's environment extended by env(name) (either may be nil).
+func startVenueWith(t testing.TB, m int, speed float64, shmHot bool, edit func(string) string, env func(string) []string) *venueRun {
 	t.Helper()
 	p := newPipe(t)
 	p.env = map[string][]string{}
@@ -73,6 +73,17 @@ func startVenueWith(t testing.TB, m int, speed float64, edit func(string) string
 	cfg, err := os.ReadFile(p.cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if shmHot {
+		// The hot tier in memory, as on a capture host (/dev/shm): the test's temporary
+		// directory may be on a disk, whose fsyncs would be the figure.
+		hot, err := os.MkdirTemp("/dev/shm", "chronicle-scale-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(hot) })
+		cfg = []byte(strings.ReplaceAll(string(cfg), fmt.Sprintf("%q", p.roots.Hot), fmt.Sprintf("%q", hot)))
+		p.roots.Hot = hot
 	}
 	cfg = []byte(strings.Replace(string(cfg), "[etl]\n", fmt.Sprintf("[etl]\ndim_symbol = %q\n", filepath.Join(p.exsimDir, "load.dim_symbol.csv")), 1))
 	if edit != nil {
