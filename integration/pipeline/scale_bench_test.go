@@ -120,6 +120,11 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 	try := func(speed float64, d time.Duration) (step, bool, string) {
 		v.setSpeed(speed)
 		time.Sleep(min(d/4, 5*time.Second)) // the new pace settles
+		// After a pace that failed, the refinery works off its backlog first.
+		settle := time.Now()
+		for time.Since(settle) < 2*time.Minute && scrape(v.t, etlAddr)[`chronicle_etl_lag_seconds{venue="binance-perp"}`] > 0.5 {
+			time.Sleep(250 * time.Millisecond)
+		}
 		s := v.measure(speed, d, etlAddr)
 		ok, why := s.held(m)
 		b.Logf("M=%d speed %.3g for %v: %.0f msgs/s, lag p99 %.3f s, gaps %v, exsim behind %v ms, queued %v, cpu %v, load %s: held %v %s",

@@ -599,7 +599,9 @@ func (l *LoadSim) publish() {
 		}
 		l.mu.Lock()
 		if l.newSpeed > 0 {
-			base += int64(float64(time.Since(baseWall)) * l.opt.Speed)
+			// A new pace starts from the next message due: lateness accrued at the old
+			// pace is forgiven, not published in a burst at the new one.
+			base = min(base+int64(float64(time.Since(baseWall))*l.opt.Speed), h[0].vt)
 			baseWall, l.opt.Speed, l.newSpeed = time.Now(), l.newSpeed, 0
 		}
 		now := base + int64(float64(time.Since(baseWall))*l.opt.Speed)

@@ -139,8 +139,34 @@ func TestLoadChains(t *testing.T) {
 		applyLevels(b.asks, snap.Asks)
 		books[s] = b
 	}
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) {
+	// Read until every book has gone through a loop-closing update and has seen enough,
+	// however slowly this machine runs the client.
+	enough := func() bool {
+		for _, c := range l.copies {
+			if c.loop == 0 {
+				return false
+			}
+		}
+		for _, b := range books {
+			if b.updates < 20 || b.tickers == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			l.mu.Lock()
+			ok := enough()
+			l.mu.Unlock()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("90 s without every book through a loop and 20 updates and a ticker checked")
+			}
+		}
 		_, msg, err := ws.Read(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -223,13 +249,7 @@ func TestLoadChains(t *testing.T) {
 		}
 	}
 	st := l.Stats()
-	if st.Bridges < M {
-		t.Fatalf("only %d loop-closing updates in 4 s: the test did not go round the recording", st.Bridges)
-	}
 	for s, b := range books {
-		if b.updates < 20 || b.tickers == 0 {
-			t.Errorf("%s: %d updates, %d tickers checked", s, b.updates, b.tickers)
-		}
 		t.Logf("%s: %d updates, %d tickers agree with the book", s, b.updates, b.tickers)
 	}
 	// The price shift: copy k trades k units above copy 0.
