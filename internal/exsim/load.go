@@ -131,6 +131,14 @@ type LoadSim struct {
 	firstU   int64 // the region's first depth update
 	firstPu  int64
 	seed     *book // the book at the region's start (source ids)
+	// Every copy's book at position p of a pass is the recording's book there (only ids
+	// and prices differ), so books are not kept per copy: a snapshot rebuilds the book at
+	// its copy's position from the nearest checkpoint (every ckptEvery updates), and the
+	// loop-closing update's levels are the same for all.
+	ckpts      []ckpt
+	endBook    *book
+	bridgeBids []level
+	bridgeAsks []level
 	base     string
 	quote    string
 	copies   []*copyState
@@ -157,13 +165,20 @@ type LoadSim struct {
 	wg       sync.WaitGroup
 }
 
+type ckpt struct {
+	pos int
+	b   *book
+}
+
+const ckptEvery = 128
+
 type copyState struct {
 	k       int
 	sym     string
 	lower   string
 	shift   int64
 	streams []string // stream names by suffix index
-	book    *book    // keyed by the source's price strings; lastID in the copy's ids
+	lastU   int64    // the last published depth update's u, in the copy's ids
 	pos     int
 	loop    int64
 	off     int64 // added to the source's update ids in this pass
@@ -355,15 +370,25 @@ func (l *LoadSim) derive() {
 		starts[k] = sort.Search(len(l.src), func(i int) bool { return l.src[i].recv >= phase })
 	}
 	b := l.seed.clone()
-	pos := 0
-	for k := range M {
-		for ; pos < starts[k]; pos++ {
-			if d := l.src[pos].diff; d != nil {
-				applyLoad(b, d, d.u)
+	n := 0
+	l.ckpts = []ckpt{{0, b.clone()}}
+	lastU := make([]int64, len(l.src)+1) // the book's id before position i
+	for i := range l.src {
+		lastU[i] = b.lastID
+		if d := l.src[i].diff; d != nil {
+			applyLoad(b, d, d.u)
+			if n++; n%ckptEvery == 0 {
+				l.ckpts = append(l.ckpts, ckpt{i + 1, b.clone()})
 			}
 		}
+	}
+	lastU[len(l.src)] = b.lastID
+	l.endBook = b
+	l.bridgeBids = levelDiff(b.bids, l.seed.bids, true)
+	l.bridgeAsks = levelDiff(b.asks, l.seed.asks, false)
+	for k := range M {
 		sym := l.DerivedSymbol(k)
-		c := &copyState{k: k, sym: sym, lower: strings.ToLower(sym), shift: int64(k) * l.opt.PriceStep, book: b.clone(),
+		c := &copyState{k: k, sym: sym, lower: strings.ToLower(sym), shift: int64(k) * l.opt.PriceStep, lastU: lastU[starts[k]],
 			pos: starts[k], phase: l.src[starts[k]].recv}
 		for _, suf := range l.suffixes {
 			c.streams = append(c.streams, c.lower+suf)
@@ -371,6 +396,49 @@ func (l *LoadSim) derive() {
 		l.copies = append(l.copies, c)
 		l.bySym[sym] = c
 	}
+}
+
+// bookAt is the recording's book before position pos of a pass.
+func (l *LoadSim) bookAt(pos int) *book {
+	if pos >= len(l.src) {
+		return l.endBook
+	}
+	i := sort.Search(len(l.ckpts), func(i int) bool { return l.ckpts[i].pos > pos }) - 1
+	b := l.ckpts[i].b.clone()
+	for p := l.ckpts[i].pos; p < pos; p++ {
+		if d := l.src[p].diff; d != nil {
+			applyLoad(b, d, d.u)
+		}
+	}
+	return b
+}
+
+// levelDiff lists the levels that turn side cur into side want: want's levels that differ,
+// and cur's that want lacks at zero, best first.
+func levelDiff(cur, want map[string]string, desc bool) []level {
+	type pq struct {
+		f float64
+		l level
+	}
+	var ls []pq
+	for p := range cur {
+		if _, ok := want[p]; !ok {
+			f, _ := strconv.ParseFloat(p, 64)
+			ls = append(ls, pq{f, level{p, "0"}})
+		}
+	}
+	for p, q := range want {
+		if cur[p] != q {
+			f, _ := strconv.ParseFloat(p, 64)
+			ls = append(ls, pq{f, level{p, q}})
+		}
+	}
+	sort.Slice(ls, func(i, j int) bool { return (ls[i].f < ls[j].f) != desc })
+	out := make([]level, len(ls))
+	for i, x := range ls {
+		out[i] = x.l
+	}
+	return out
 }
 
 // applyLoad applies an update's levels (absolute quantities, zero deletes) whatever its
@@ -641,14 +709,14 @@ func (l *LoadSim) emitLocked(c *copyState, due time.Time, buf []byte) []byte {
 	}
 	buf = l.render(c, m, sched, buf[:0])
 	if m.diff != nil {
-		applyLoad(c.book, m.diff, m.diff.u+c.off)
+		c.lastU = m.diff.u + c.off
 	}
 	l.sendLocked(c.streams[m.stream], buf)
 	c.pos++
 	if c.pos == len(l.src) {
 		c.pos, c.loop, c.bridge = 0, c.loop+1, true
 		// The bridge takes the id after the last update; the next pass chains on to it.
-		bridge := c.book.lastID + 1
+		bridge := c.lastU + 1
 		if l.spot {
 			c.off = bridge + 1 - l.firstU
 		} else {
@@ -715,39 +783,7 @@ func shiftPrice(b []byte, p string, shift int64) []byte {
 // recorded snapshot does not hold goes to zero, every level of the snapshot is restated;
 // the copy's book becomes the snapshot's.
 func (l *LoadSim) bridgeLocked(c *copyState, sched int64, b []byte) []byte {
-	id := c.book.lastID + 1
-	side := func(b []byte, cur, want map[string]string, desc bool) []byte {
-		type pq struct {
-			f    float64
-			p, q string
-		}
-		var ls []pq
-		for p := range cur {
-			if _, ok := want[p]; !ok {
-				f, _ := strconv.ParseFloat(p, 64)
-				ls = append(ls, pq{f, p, "0"})
-			}
-		}
-		for p, q := range want {
-			if cur[p] != q {
-				f, _ := strconv.ParseFloat(p, 64)
-				ls = append(ls, pq{f, p, q})
-			}
-		}
-		sort.Slice(ls, func(i, j int) bool { return (ls[i].f < ls[j].f) != desc })
-		b = append(b, '[')
-		for i, x := range ls {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `["`...)
-			b = shiftPrice(b, x.p, c.shift)
-			b = append(b, `","`...)
-			b = append(b, x.q...)
-			b = append(b, `"]`...)
-		}
-		return append(b, ']')
-	}
+	id := c.lastU + 1
 	b = append(b, `{"stream":"`...)
 	b = append(b, c.lower...)
 	b = append(b, l.suffixes[l.depthSuffix()]...)
@@ -765,17 +801,31 @@ func (l *LoadSim) bridgeLocked(c *copyState, sched int64, b []byte) []byte {
 	b = strconv.AppendInt(b, id, 10)
 	if !l.spot {
 		b = append(b, `,"pu":`...)
-		b = strconv.AppendInt(b, c.book.lastID, 10)
+		b = strconv.AppendInt(b, c.lastU, 10)
 	}
 	b = append(b, `,"b":`...)
-	b = side(b, c.book.bids, l.seed.bids, true)
+	b = appendLevels(b, l.bridgeBids, c.shift)
 	b = append(b, `,"a":`...)
-	b = side(b, c.book.asks, l.seed.asks, false)
+	b = appendLevels(b, l.bridgeAsks, c.shift)
 	b = append(b, "}}"...)
-	nb := l.seed.clone()
-	nb.lastID = id
-	c.book = nb
+	c.lastU = id
 	return b
+}
+
+// appendLevels writes [["price","qty"],...] with prices moved by shift whole units.
+func appendLevels(b []byte, ls []level, shift int64) []byte {
+	b = append(b, '[')
+	for i, x := range ls {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `["`...)
+		b = shiftPrice(b, x[0], shift)
+		b = append(b, `","`...)
+		b = append(b, x[1]...)
+		b = append(b, `"]`...)
+	}
+	return append(b, ']')
 }
 
 func (l *LoadSim) depthSuffix() int {
@@ -868,10 +918,12 @@ func (l *LoadSim) serveDepth(w http.ResponseWriter, r *http.Request) {
 // real snapshot's id falls inside an update in flight; quantities are absolute, so the
 // book after that update is the same).
 func (l *LoadSim) snapshotLocked(c *copyState, limit int, nowMs int64) []byte {
-	id := c.book.lastID
+	id := c.lastU
 	var next venue.Event
+	var bk *book
 	if c.bridge {
 		next = venue.Event{Kind: venue.KindDepth, First: id + 1, ID: id + 1}
+		bk = l.endBook
 	} else {
 		for i := c.pos; i < len(l.src); i++ {
 			if d := l.src[i].diff; d != nil {
@@ -882,36 +934,27 @@ func (l *LoadSim) snapshotLocked(c *copyState, limit int, nowMs int64) []byte {
 		if next.ID == 0 { // the pass ends before the next update: the bridge is next
 			next = venue.Event{Kind: venue.KindDepth, First: id + 1, ID: id + 1}
 		}
+		bk = l.bookAt(c.pos)
 	}
 	if l.v.SnapshotBridge(id, next) != venue.BridgeApplies {
 		id = next.First
 	}
-	side := func(b []byte, m map[string]string, desc bool) []byte {
+	side := func(m map[string]string, desc bool) []level {
 		type pq struct {
-			f    float64
-			p, q string
+			f float64
+			l level
 		}
 		ls := make([]pq, 0, len(m))
 		for p, q := range m {
 			f, _ := strconv.ParseFloat(p, 64)
-			ls = append(ls, pq{f, p, q})
+			ls = append(ls, pq{f, level{p, q}})
 		}
 		sort.Slice(ls, func(i, j int) bool { return (ls[i].f < ls[j].f) != desc })
-		if len(ls) > limit {
-			ls = ls[:limit]
+		out := make([]level, 0, min(limit, len(ls)))
+		for _, x := range ls[:min(limit, len(ls))] {
+			out = append(out, x.l)
 		}
-		b = append(b, '[')
-		for i, x := range ls {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `["`...)
-			b = shiftPrice(b, x.p, c.shift)
-			b = append(b, `","`...)
-			b = append(b, x.q...)
-			b = append(b, `"]`...)
-		}
-		return append(b, ']')
+		return out
 	}
 	b := append([]byte(nil), `{"lastUpdateId":`...)
 	b = strconv.AppendInt(b, id, 10)
@@ -922,9 +965,9 @@ func (l *LoadSim) snapshotLocked(c *copyState, limit int, nowMs int64) []byte {
 		b = strconv.AppendInt(b, nowMs, 10)
 	}
 	b = append(b, `,"bids":`...)
-	b = side(b, c.book.bids, true)
+	b = appendLevels(b, side(bk.bids, true), c.shift)
 	b = append(b, `,"asks":`...)
-	b = side(b, c.book.asks, false)
+	b = appendLevels(b, side(bk.asks, false), c.shift)
 	return append(b, '}')
 }
 
