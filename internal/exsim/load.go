@@ -139,10 +139,10 @@ type LoadSim struct {
 	endBook    *book
 	bridgeBids []level
 	bridgeAsks []level
-	base     string
-	quote    string
-	copies   []*copyState
-	bySym    map[string]*copyState
+	base       string
+	quote      string
+	copies     []*copyState
+	bySym      map[string]*copyState
 
 	ln  net.Listener
 	srv *http.Server
