@@ -32,7 +32,8 @@ import (
 // busy hour of a busy symbol): the goal is M = 300 at that rate.
 //
 // CHRONICLE_SCALE_PROFILE_DIR: each daemon writes a CPU profile of its run there
-// (M-daemon.pprof), dominated by the steps at and past the ceiling.
+// (profile-scale-mM-DAEMON.pprof, which make bench's report summarises for M = 300),
+// dominated by the steps at and past the ceiling.
 func BenchmarkScaleVenue(b *testing.B) {
 	hold := 20 * time.Second
 	if s := os.Getenv("CHRONICLE_SCALE_HOLD"); s != "" {
@@ -109,7 +110,7 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 		if profDir == "" {
 			return nil
 		}
-		return []string{chdaemon.CPUProfileEnv + "=" + filepath.Join(profDir, fmt.Sprintf("scale-m%d-%s.pprof", m, name))}
+		return []string{chdaemon.CPUProfileEnv + "=" + filepath.Join(profDir, fmt.Sprintf("profile-scale-m%d-%s.pprof", m, name))}
 	})
 	testenv.WaitFor(b, "a snapshot of every symbol", 15*time.Minute, func() bool { return v.stats().SymbolsSnapshot == m })
 	perSym := v.recordedRate() // msgs/s of one symbol at speed 1

@@ -103,7 +103,7 @@ func venueSpecs() []Spec {
 		if m == 300 {
 			rate.Goal = ge(1)
 			rate.Why = "issue 27: the whole of USD-M (about 300 perpetuals) at its busiest hour's rate on one 2-core host with exsim beside it; every symbol as busy as ETHUSDT (the second busiest) bounds that rate from above"
-			rate.Bound = "named per run in the figure's note: the pace that failed next and why (lag, exsim behind its schedule, queued frames), with each process's share of a core; CPU profiles of each daemon in raw/scale-m300-*.pprof (CHRONICLE_SCALE_PROFILE_DIR)"
+			rate.Bound = "named per run in the figure's note (the pace that failed next and why, each process's share of a core); the profiles of each daemon (profile-scale-m300-*). On a loaded 2-core host the refinery bounds it: its checkpoint every second gob-encodes every open book's state (about 40% of its CPU with 300 books, whatever the rate), the per-partition pwrites of each live batch about a sixth, the messages themselves a quarter; exsim's rendering of the copies is the next process"
 		}
 		s = append(s, rate,
 			Spec{ID: id + ".lag_p99", What: fmt.Sprintf("%d symbols: the refinery's lag (chronicle_etl_lag_seconds) p99 at the held rate", m), Unit: "s"})
