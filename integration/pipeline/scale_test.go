@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -206,15 +207,18 @@ func TestScaleVenue(t *testing.T) {
 }
 
 // TestScaleVenueKill: under load (10 symbols at twice real time), kill -9 the feed, the
-// refinery and the tier manager once each, and start each again. Afterwards the
+// refinery and the tier manager once each, at random moments 2-6 s apart (seed logged;
+// CHRONICLE_SEED replays it), and start each again. Afterwards the
 // partitions equal a backfill of the final journal, and every symbol's partition marks
 // the feed's restart as an invalid interval (what was in flight is lost, and said so).
 func TestScaleVenueKill(t *testing.T) {
 	const m = 10
 	v := startVenue(t, m, 2)
 	testenv.WaitFor(t, "a snapshot of every symbol", time.Minute, func() bool { return v.stats().SymbolsSnapshot == m })
+	rng := rand.New(rand.NewPCG(uint64(testenv.Seed(t)), 27))
 	for _, d := range []string{"feed", "etl", "tier"} {
-		time.Sleep(4 * time.Second)
+		time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond) // 2-6 s apart, seed logged
+
 		if !v.kill9(d) {
 			t.Fatalf("%s is not running", d)
 		}
