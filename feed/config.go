@@ -35,6 +35,9 @@ type Config struct {
 
 	SnapshotLimit    int           `toml:"snapshot_limit" flag:"snapshot-limit" help:"REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)"` // REST depth levels: 5..1000
 	RESTWeightPerMin int           `toml:"rest_weight_per_min"`                                                                                    // our share of the venue's IP budget; 0 = half of it
+	// RESTWeightWindow is the window rest_weight_per_min counts in, aligned to the epoch as
+	// the venue's (Binance: a minute).
+	RESTWeightWindow time.Duration `toml:"rest_weight_window" flag:"rest-weight-window" help:"window the REST weight budget counts in, aligned to the epoch (Binance: 1m)"`
 	RESTTimeout      time.Duration `toml:"rest_timeout"`
 	SnapshotRetryMax time.Duration `toml:"snapshot_retry_max"` // longest pause between failed snapshot tries
 
@@ -81,6 +84,7 @@ func Defaults() Config {
 		Streams:          []string{"depth", "trade", "bookTicker"},
 		SnapshotLimit:    1000,
 		RESTTimeout:      10 * time.Second,
+		RESTWeightWindow: time.Minute,
 		SnapshotRetryMax: time.Minute,
 		ReferenceEvery:   time.Hour,
 		RollPeriod:       time.Hour,
@@ -147,6 +151,8 @@ func (c *Config) Validate() error {
 		return bad("max_message_bytes %d below 1 KiB", c.MaxMessageBytes)
 	case c.RESTWeightPerMin < 0:
 		return bad("rest_weight_per_min is negative")
+	case c.RESTWeightWindow < 0:
+		return bad("rest_weight_window is negative")
 	case c.SnapshotLimit < 1:
 		return bad("snapshot_limit %d below 1", c.SnapshotLimit)
 	case c.RESTTimeout <= 0:

@@ -86,6 +86,7 @@ ws_routes = { depth = "/public", aggTrade = "/market" }
 		{`ping_interval = "0s"`, "ping_interval"},
 		{`overlap_timeout = "-1s"`, "overlap_timeout"},
 		{`rest_weight_per_min = -1`, "rest_weight_per_min"},
+		{`rest_weight_window = "-1s"`, "rest_weight_window"},
 		{`max_streams_per_conn = -1`, "max_streams_per_conn"},
 		{`symbols = ["ETHUSDT", ""]`, "symbols"},
 	} {

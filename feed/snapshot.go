@@ -23,6 +23,7 @@ import (
 type weightLimiter struct {
 	mu          sync.Mutex
 	budget      int
+	span        time.Duration // the budget's window (a minute on Binance)
 	window      int64
 	used        int
 	pausedUntil time.Time
@@ -32,8 +33,11 @@ type weightLimiter struct {
 // ErrSnapshot: a REST depth snapshot could not be fetched or read.
 var ErrSnapshot = errors.New("snapshot request failed")
 
-func newWeightLimiter(budget int) *weightLimiter {
-	return &weightLimiter{budget: budget, now: time.Now}
+func newWeightLimiter(budget int, span time.Duration) *weightLimiter {
+	if span <= 0 {
+		span = time.Minute
+	}
+	return &weightLimiter{budget: budget, span: span, now: time.Now}
 }
 
 // wait blocks until w weight can be spent, then spends it.
@@ -45,7 +49,7 @@ func (l *weightLimiter) wait(ctx context.Context, w int) error {
 		if now.Before(l.pausedUntil) {
 			sleep = l.pausedUntil.Sub(now)
 		} else {
-			if win := now.Unix() / 60; win != l.window {
+			if win := now.UnixNano() / int64(l.span); win != l.window {
 				l.window, l.used = win, 0
 			}
 			if l.used+w <= l.budget || (l.used == 0 && w > l.budget) {
@@ -53,7 +57,7 @@ func (l *weightLimiter) wait(ctx context.Context, w int) error {
 				l.mu.Unlock()
 				return nil
 			}
-			sleep = time.Unix((l.window+1)*60, 0).Sub(now)
+			sleep = time.Unix(0, (l.window+1)*int64(l.span)).Sub(now)
 		}
 		l.mu.Unlock()
 		select {
@@ -67,7 +71,7 @@ func (l *weightLimiter) wait(ctx context.Context, w int) error {
 // observe takes the venue's count of weight used in the current window.
 func (l *weightLimiter) observe(used int) {
 	l.mu.Lock()
-	if l.now().Unix()/60 == l.window && used > l.used {
+	if l.now().UnixNano()/int64(l.span) == l.window && used > l.used {
 		l.used = used
 	}
 	l.mu.Unlock()
@@ -114,7 +118,7 @@ type snapshotter struct {
 func newSnapshotter(v venue.Venue, cfg *Config, m *Metrics, log *slog.Logger) *snapshotter {
 	return &snapshotter{v: v, cfg: cfg, m: m, log: log,
 		client: &http.Client{Timeout: cfg.RESTTimeout},
-		lim:    newWeightLimiter(cfg.RESTWeightPerMin),
+		lim:    newWeightLimiter(cfg.RESTWeightPerMin, cfg.RESTWeightWindow),
 		queued: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 

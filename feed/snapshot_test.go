@@ -31,7 +31,7 @@ func blocks(l *weightLimiter, w int) bool {
 
 func TestWeightLimiter(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2024, 8, 8, 12, 0, 10, 0, time.UTC)}
-	l := newWeightLimiter(100)
+	l := newWeightLimiter(100, time.Minute)
 	l.now = clk.now
 	for i := 0; i < 5; i++ {
 		if blocks(l, 20) {

@@ -39,6 +39,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // start checks the command line, then serves until SIGINT or SIGTERM.
 func start(cfg exsim.ServeConfig, lc config.Log, args []string) error {
 	sets, err := exsim.ParseSets(args)
+	if cfg.Load > 0 && len(args) > 0 {
+		err = errors.Join(err, errors.New("--load serves market \"load\" alone: give no market arguments"))
+	}
 	if err = errors.Join(cfg.Validate(), err, lc.Validate()); err != nil {
 		return cli.Usage(err)
 	}
@@ -48,5 +51,8 @@ func start(cfg exsim.ServeConfig, lc config.Log, args []string) error {
 	}
 	ctx, stop := daemon.SignalContext(log)
 	defer stop()
+	if cfg.Load > 0 {
+		return exsim.ServeLoad(ctx, cfg, log)
+	}
 	return exsim.Serve(ctx, cfg, sets, log)
 }

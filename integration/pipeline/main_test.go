@@ -71,7 +71,7 @@ type daemon struct {
 // pipe is a running pipeline: tier folders, a versitygw remote, the simulator's markets
 // and the daemons.
 type pipe struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	cfg   string
 	roots layout.Roots
@@ -84,11 +84,13 @@ type pipe struct {
 
 	mu    sync.Mutex
 	procs map[string]*daemon
+	// env adds variables to a daemon's environment, by name (kept across kill9's restart).
+	env map[string][]string
 }
 
 // newPipe sets up folders, the S3 remote and the config file. Nothing runs yet; the
 // markets come from serveInProcess or serveBinary.
-func newPipe(t *testing.T) *pipe {
+func newPipe(t testing.TB) *pipe {
 	t.Helper()
 	dir := t.TempDir()
 	p := &pipe{t: t, dir: dir, mnt: filepath.Join(dir, "mnt"), procs: map[string]*daemon{}, sims: map[string]*exsim.Sim{}}
@@ -238,7 +240,7 @@ func (p *pipe) startLocked(name string, args []string) {
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	env, ready := testenv.NotifySocket(p.t)
-	cmd.Env = append(os.Environ(), env)
+	cmd.Env = append(append(os.Environ(), env), p.env[name]...)
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
@@ -442,7 +444,7 @@ func (p *pipe) placed() bool {
 
 // journaled returns the websocket messages a venue journal holds for the given symbols,
 // in journal order (streams are mapped to symbols by the journal's connect records).
-func journaled(t *testing.T, dir string, symbols []string) [][]byte {
+func journaled(t testing.TB, dir string, symbols []string) [][]byte {
 	t.Helper()
 	want := map[string]bool{}
 	for _, s := range symbols {
@@ -470,7 +472,7 @@ func journaled(t *testing.T, dir string, symbols []string) [][]byte {
 }
 
 // eachRecord calls fn with every record of the journal in dir, in order.
-func eachRecord(t *testing.T, dir string, fn func(format.JournalRecord)) {
+func eachRecord(t testing.TB, dir string, fn func(format.JournalRecord)) {
 	t.Helper()
 	segs, err := journal.List(dir)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -111,8 +113,26 @@ func activatedListener() net.Listener {
 	return nil
 }
 
+// CPUProfileEnv names a file a daemon writes a CPU profile of its run to, from
+// SignalContext until its stop function (a clean exit): benchmarks ask for it to show
+// where each daemon's time goes at its ceiling (scale.venue).
+const CPUProfileEnv = "CHRONICLE_CPUPROFILE"
+
 // SignalContext is cancelled on SIGINT or SIGTERM; a second signal kills the process.
+// With $CHRONICLE_CPUPROFILE set, the CPU profile runs until the returned stop function.
 func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
+	stopProfile := func() {}
+	if path := os.Getenv(CPUProfileEnv); path != "" {
+		if f, err := os.Create(path); err != nil {
+			log.Warn("cpu profile", "err", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			log.Warn("cpu profile", "err", err)
+		} else {
+			var once sync.Once
+			stopProfile = func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
@@ -125,7 +145,7 @@ func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 		log.Warn("second signal: exiting now", "signal", s.String())
 		os.Exit(1)
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	return ctx, func() { signal.Stop(ch); cancel(); stopProfile() }
 }
 
 // Ready tells the service manager (systemd Type=notify, or a test harness listening on

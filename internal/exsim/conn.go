@@ -191,6 +191,28 @@ func (c *Conn) writeLoop() {
 			}
 			return
 		}
+		if c.bulk && c.trickle == 0 {
+			// Load mode: everything queued in one writev, nothing logged.
+			batch := c.q
+			c.q = nil
+			c.writing = len(batch)
+			c.mu.Unlock()
+			bufs := make(net.Buffers, len(batch))
+			for i, it := range batch {
+				bufs[i] = it.frame
+			}
+			_, err := bufs.WriteTo(c.nc)
+			now := time.Now().UnixNano()
+			c.mu.Lock()
+			c.writing = 0
+			c.lastWrite = now
+			c.mu.Unlock()
+			if err != nil {
+				c.log.Debug("exsim write", "conn", c.id, "err", err)
+				return
+			}
+			continue
+		}
 		it := c.q[0]
 		c.q = c.q[1:]
 		chunk, pause := c.trickle, c.trickleD

@@ -900,4 +900,6 @@ type Conn struct {
 	// onText answers a client's text message (request-subscribed venues).
 	onText    func([]byte)
 	lastWrite int64
+	// bulk (load mode): write whatever is queued in one call and keep no sent log.
+	bulk bool
 }

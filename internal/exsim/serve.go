@@ -24,11 +24,17 @@ type ServeConfig struct {
 	Speed    float64 `toml:"speed" flag:"speed" help:"pace as a multiple of the capture's own (0: as fast as the connections take it)"`
 	Play     string  `toml:"play" flag:"play" help:"start publishing: \"snapshots\" (once every depth symbol got its REST snapshot) or \"now\""`
 	StateDir string  `toml:"state_dir" flag:"state-dir" help:"write addr, NAME.feed and NAME.done here"`
+
+	// Load mode (LoadOptions): one market "load" of Load symbols derived from LoadSource.
+	Load       int    `toml:"load" flag:"load" help:"load mode: serve this many symbols derived from --load-source as market \"load\" (needs --speed > 0)"`
+	LoadSource string `toml:"load_source" flag:"load-source" help:"load mode: the capture (one depth symbol with its snapshot) every symbol is a copy of"`
+	LoadWeight int    `toml:"load_weight" flag:"load-weight" help:"load mode: REST weight budget per minute (0: the venue's, 2400 on USD-M)"`
 }
 
 // DefaultServeConfig serves the bundled captures on any free loopback port.
 func DefaultServeConfig() ServeConfig {
-	return ServeConfig{Listen: "127.0.0.1:0", Captures: DefaultCaptures(), Play: "snapshots"}
+	return ServeConfig{Listen: "127.0.0.1:0", Captures: DefaultCaptures(), Play: "snapshots",
+		LoadSource: "binance-usdm_ethusdt_20240808.jsonl.gz"}
 }
 
 // Validate names the first bad setting.
@@ -38,6 +44,8 @@ func (c ServeConfig) Validate() error {
 		return fmt.Errorf("--play %q: want snapshots or now", c.Play)
 	case c.Speed < 0:
 		return fmt.Errorf("--speed %v: want 0 or more", c.Speed)
+	case c.Load < 0 || (c.Load > 0 && c.Speed <= 0):
+		return fmt.Errorf("--load %d: want a positive count with --speed > 0", c.Load)
 	}
 	return nil
 }
@@ -211,4 +219,58 @@ func writeState(dir, name, line string) error {
 		return err
 	}
 	return fileutil.WriteFile(filepath.Join(dir, name), []byte(line+"\n"), 0o644)
+}
+
+// ServeLoad serves load mode's market "load" (c.Load symbols, see NewLoad) on c.Listen,
+// writes DIR/load.feed (the chronicle-feed flags), DIR/load.dim_symbol.csv (the derived
+// symbols) and DIR/addr, and publishes until ctx ends.
+func ServeLoad(ctx context.Context, c ServeConfig, log *slog.Logger) error {
+	p := c.LoadSource
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(c.Captures, p)
+	}
+	recs, err := Load(p)
+	if err != nil {
+		return err
+	}
+	l, err := NewLoad(LoadOptions{Records: recs, Symbols: c.Load, Speed: c.Speed, WeightPerMinute: c.LoadWeight, Logger: log.With("market", "load")})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/load/", l.Handler())
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	addr := ln.Addr().String()
+	sub := l.Subscription()
+	log.Info("load market", "symbols", c.Load, "speed", c.Speed, "rate_msgs_per_s", int(l.Rate()), "ws", "ws://"+addr+"/load")
+	line := fmt.Sprintf("--venue %s --symbols %s --streams %s --depth-speed %s --ws-url ws://%s/load --rest-url http://%s/load",
+		l.Venue().Name(), strings.Join(sub.Symbols, ","), strings.Join(sub.Streams, ","), sub.DepthSpeed, addr, addr)
+	if err := writeState(c.StateDir, "load.feed", line); err != nil {
+		return err
+	}
+	if err := writeState(c.StateDir, "load.dim_symbol.csv", strings.TrimSuffix(string(l.DimSymbol()), "\n")); err != nil {
+		return err
+	}
+	if err := writeState(c.StateDir, "addr", addr); err != nil {
+		return err
+	}
+	if c.Play == "now" {
+		l.Play()
+	} else {
+		l.PlayAfterSnapshots()
+	}
+	<-ctx.Done()
+	log.Info("stopping", "stats", fmt.Sprintf("%+v", l.Stats()))
+	return nil
 }

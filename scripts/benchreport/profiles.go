@@ -48,6 +48,14 @@ func profileSpecs() []profileSpec {
 			Explains: []string{"fs.cold_pread4k_p50", "fs.remote_pread4k_p50", "peer.s3fs.pread4k_p99"}},
 		{Step: "profile-fs-npy", What: "chronicle-fs (--cpuprofile) through one round of BenchmarkFS/numpy: the reads of book.npy, warm and cold, with the cold book's decoding left out (the replies of both remain)",
 			Explains: []string{"numpy.book_npy_warm"}, Options: []string{`-ignore=qzst`}},
+		{Step: "profile-scale-m300-etl", What: "chronicle-etl run through scale.venue's M = 300 ladder (CHRONICLE_CPUPROFILE), most of it at and past the ceiling",
+			Explains: []string{"scale.venue.m300", "scale.venue.m300.cpu.etl"}},
+		{Step: "profile-scale-m300-feed", What: "chronicle-feed through scale.venue's M = 300 ladder",
+			Explains: []string{"scale.venue.m300", "scale.venue.m300.cpu.feed"}},
+		{Step: "profile-scale-m300-exsim", What: "chronicle-exsim --load 300 (the simulated venue beside the daemons) through the same ladder",
+			Explains: []string{"scale.venue.m300", "scale.venue.m300.cpu.exsim"}},
+		{Step: "profile-scale-m300-tier", What: "chronicle-tier through scale.venue's M = 300 ladder",
+			Explains: []string{"scale.venue.m300", "scale.venue.m300.cpu.tier"}},
 	}
 }
 

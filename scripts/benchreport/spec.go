@@ -91,6 +91,35 @@ func researchSpecs() []Spec {
 	}
 }
 
+// venueSpecs are a whole venue on one capture host (BenchmarkScaleVenue, issue 27 A):
+// chronicle-exsim --load M beside chronicle-feed, chronicle-etl run and chronicle-tier on
+// this host; each M's figures are those of the highest pace held for CHRONICLE_SCALE_HOLD.
+func venueSpecs() []Spec {
+	var s []Spec
+	for _, m := range []int{50, 100, 300} {
+		id := fmt.Sprintf("scale.venue.m%d", m)
+		rate := Spec{ID: id, What: fmt.Sprintf("%d symbols: the highest message rate held (CHRONICLE_SCALE_HOLD, 10m in make bench) with the refinery's lag p99 <= 1 s, no gap, no reconnect, exsim on schedule", m),
+			Unit: "msgs/s", Baseline: fmt.Sprintf("the recording's own rate for %d symbols (speed 1: each as busy as USD-M ETHUSDT at 2024-08-08 23:54-00:00Z)", m)}
+		if m == 300 {
+			rate.Goal = ge(1)
+			rate.Why = "issue 27: the whole of USD-M (about 300 perpetuals) at its busiest hour's rate on one 2-core host with exsim beside it; every symbol as busy as ETHUSDT (the second busiest) bounds that rate from above"
+			rate.Bound = "named per run in the figure's note (the pace that failed next and why, each process's share of a core); the profiles of each daemon (profile-scale-m300-*). On a loaded 2-core host the refinery bounds it: its checkpoint every second gob-encodes every open book's state (about 40% of its CPU with 300 books, whatever the rate), the per-partition pwrites of each live batch about a sixth, the messages themselves a quarter; exsim's rendering of the copies is the next process"
+		}
+		s = append(s, rate,
+			Spec{ID: id + ".lag_p99", What: fmt.Sprintf("%d symbols: the refinery's lag (chronicle_etl_lag_seconds) p99 at the held rate", m), Unit: "s"})
+		for _, d := range []string{"feed", "etl", "tier", "exsim"} {
+			s = append(s, Spec{ID: id + ".cpu." + d, What: fmt.Sprintf("%d symbols: chronicle-%s's CPU per 1,000 msgs/s at the held rate", m, d), Unit: "%core"})
+		}
+		for _, d := range []string{"feed", "etl", "tier"} {
+			s = append(s, Spec{ID: id + ".rss." + d, What: fmt.Sprintf("%d symbols: chronicle-%s's anonymous RSS at the held rate (mapped journal and partition pages not counted)", m, d), Unit: "MiB"})
+		}
+		s = append(s,
+			Spec{ID: id + ".journal", What: fmt.Sprintf("%d symbols: journal bytes per 1,000 msgs/s, per second (= per 1,000 messages)", m), Unit: "KB"},
+			Spec{ID: id + ".partition", What: fmt.Sprintf("%d symbols: partition bytes (book.q committed, meta.json, index/) per 1,000 msgs/s, per second", m), Unit: "KB"})
+	}
+	return s
+}
+
 // fleetSpecs are the research fleet's figures (BenchmarkResearchFleet, docs/research-fleet.md).
 func fleetSpecs() []Spec {
 	var s []Spec
@@ -331,7 +360,7 @@ func specs() []Spec {
 			Baseline: "the journal tailer alone, p50",
 			Bench:    &BenchSrc{Name: "BenchmarkLiveLatency", Value: "refinery_p50_ns", Baseline: "tailer_p50_ns", Scale: 1e-3}},
 	)
-	return append(append(append(append(s, viewSpecs()...), peerSpecs()...), researchSpecs()...), fleetSpecs()...)
+	return append(append(append(append(append(s, viewSpecs()...), peerSpecs()...), researchSpecs()...), fleetSpecs()...), venueSpecs()...)
 }
 
 // viewSpecs are the research views' figures (BenchmarkViews, docs/format/views.md).
