@@ -33,8 +33,8 @@ type Config struct {
 	// listings: tick and lot sizes, contract values) again, journaling it when it changed.
 	ReferenceEvery time.Duration `toml:"reference_every"`
 
-	SnapshotLimit    int           `toml:"snapshot_limit" flag:"snapshot-limit" help:"REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)"` // REST depth levels: 5..1000
-	RESTWeightPerMin int           `toml:"rest_weight_per_min"`                                                                                    // our share of the venue's IP budget; 0 = half of it
+	SnapshotLimit    int `toml:"snapshot_limit" flag:"snapshot-limit" help:"REST depth snapshot levels (5, 10, 20, 50, 100, 500, 1000)"` // REST depth levels: 5..1000
+	RESTWeightPerMin int `toml:"rest_weight_per_min"`                                                                                    // our share of the venue's IP budget; 0 = half of it
 	// RESTWeightWindow is the window rest_weight_per_min counts in, aligned to the epoch as
 	// the venue's (Binance: a minute).
 	RESTWeightWindow time.Duration `toml:"rest_weight_window" flag:"rest-weight-window" help:"window the REST weight budget counts in, aligned to the epoch (Binance: 1m)"`
