@@ -173,7 +173,10 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 			// Once more at the same pace: a stall of the shared host, or the refinery's
 			// first pass over every new partition, is not a ceiling.
 			retried = true
-			_, ok, why = try(speed, probe)
+			if s, ok, why = try(speed, probe); s.memFull != "" {
+				bound, memFull = why, true
+				break
+			}
 		}
 		if !ok {
 			bound = why
@@ -183,6 +186,22 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 	}
 	var best *step
 	cut := ""
+	if good > 0 && !memFull && lastGood.rate > 0 {
+		// The hot tier keeps every byte of the hold in memory: hold no faster than what
+		// the tmpfs left below its limit takes for the whole hold.
+		perMsg := (lastGood.journalB + lastGood.partB) / lastGood.rate
+		used, size := v.hotFull()
+		left := (hotFullLimit - used) * float64(size)
+		switch memRate := left / hold.Seconds() / perMsg; {
+		case left <= 0:
+			memFull = true
+			bound = fmt.Sprintf("memory: the probes left the hot tier's tmpfs %.0f%% full", 100*used)
+		case memRate < lastGood.rate:
+			good *= memRate / lastGood.rate
+			cut = fmt.Sprintf("; memory capped the hold's pace: %.1f GiB of the hot tier's tmpfs left below %.0f%%, %.0f B a message (journal and partitions), %v at most %.0f msgs/s (the probes held %.0f)",
+				left/(1<<30), 100*hotFullLimit, perMsg, hold, memRate, lastGood.rate)
+		}
+	}
 	for i := 0; good > 0 && i < 4 && !memFull; i, good = i+1, good/1.5 {
 		s, ok, why := try(good, hold)
 		if ok {
@@ -192,17 +211,19 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 		if s.memFull != "" {
 			// Memory ends the hold, not the pace: report what held until then.
 			s.memFull, memFull = "", true
-			if ok, _ := s.held(m); ok {
+			if ok, _ := s.held(m); ok && s.ran >= probe {
 				best = &s
-				cut = fmt.Sprintf("; the hold was cut at %v of %v: %s", s.ran.Round(time.Second), hold, why)
+				cut += fmt.Sprintf("; the hold was cut at %v of %v: %s", s.ran.Round(time.Second), hold, why)
 				break
 			}
+			bound = why
+			break
 		}
 		bound = why
 	}
 	if best == nil && memFull && lastGood != nil {
 		best = lastGood
-		cut = fmt.Sprintf("; a probe's figure (%v): memory ended the ladder before a hold: %s", lastGood.ran.Round(time.Second), bound)
+		cut += fmt.Sprintf("; a probe's figure (%v): memory ended the ladder before a hold: %s", lastGood.ran.Round(time.Second), bound)
 	}
 	v.stop("feed")
 	v.stop("etl")
