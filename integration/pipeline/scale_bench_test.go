@@ -148,12 +148,22 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 	try := func(speed float64, d time.Duration) (step, bool, string) {
 		v.setSpeed(speed)
 		time.Sleep(min(d/4, 5*time.Second)) // the new pace settles
-		// After a pace that failed, the refinery works off its backlog first.
+		// After a pace that failed, the refinery works off its backlog first; the hot
+		// tier keeps filling meanwhile, so the memory limit is watched here too.
 		settle := time.Now()
 		for time.Since(settle) < 2*time.Minute && scrape(v.t, etlAddr)[`chronicle_etl_lag_seconds{venue="binance-perp"}`] > 0.5 {
+			if used, _ := v.hotFull(); used > hotFullLimit {
+				v.setSpeed(0.25)
+				s := step{speed: speed, memFull: fmt.Sprintf("memory: the hot tier's tmpfs passed %.0f%% full while the refinery worked off the last pace's backlog", 100*used)}
+				b.Logf("M=%d speed %.3g: %s", m, speed, s.memFull)
+				return s, false, fmt.Sprintf("at speed %.3g (%.0f msgs/s offered): %s", speed, perSym*float64(m)*speed, s.memFull)
+			}
 			time.Sleep(250 * time.Millisecond)
 		}
 		s := v.measure(speed, d, etlAddr)
+		if s.memFull != "" {
+			v.setSpeed(0.25) // stop filling memory while the ladder ends
+		}
 		ok, why := s.held(m)
 		b.Logf("M=%d speed %.3g for %v: %.0f msgs/s, lag p99 %.3f s, gaps %v, exsim behind %v ms, queued %v, cpu %v, load %s: held %v %s",
 			m, speed, d, s.rate, s.lagP99, s.gaps, s.behindMs, s.queued, fmtMap(s.cpu), s.load, ok, why)
@@ -164,6 +174,16 @@ func scaleLadder(b *testing.B, m int, speed float64, hold time.Duration) {
 	var lastGood *step // the last probe that held
 	memFull := false
 	for retried := false; speed <= 64; speed *= 1.5 {
+		if lastGood != nil && lastGood.rate > 0 {
+			// The next probe at 1.5x the pace, with its settling, must fit below the limit.
+			used, size := v.hotFull()
+			next := 1.5 * (lastGood.journalB + lastGood.partB) * (probe + 10*time.Second).Seconds()
+			if used*float64(size)+next > hotFullLimit*float64(size) {
+				bound, memFull = fmt.Sprintf("at speed %.3g: memory: the hot tier's tmpfs is %.0f%% full and the probe would write %.1f GiB more, past %.0f%%",
+					speed, 100*used, next/(1<<30), 100*hotFullLimit), true
+				break
+			}
+		}
 		s, ok, why := try(speed, probe)
 		if s.memFull != "" {
 			bound, memFull = why, true
