@@ -35,7 +35,6 @@ type clientBook struct {
 	synced    bool
 	bids      map[float64]string
 	asks      map[float64]string
-	buf       []depthMsg
 	updates   int
 	tickers   int
 	lastTrade int64
