@@ -118,18 +118,11 @@ func Serve(ctx context.Context, c ServeConfig, sets []Set, log *slog.Logger) err
 		}
 		mux.Handle("/"+m.set.Name+"/", m.sim.Handler())
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	addr, shutdown, err := listenHTTP(c.Listen, mux)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	addr := ln.Addr().String()
+	defer shutdown()
 	for _, m := range markets {
 		log.Info("market", "name", m.set.Name, "venue", m.set.Venue, "messages", m.sim.Len(), "symbols", strings.Join(m.sub.Symbols, ","),
 			"ws", "ws://"+addr+"/"+m.set.Name, "rest", "http://"+addr+"/"+m.set.Name)
@@ -240,18 +233,11 @@ func ServeLoad(ctx context.Context, c ServeConfig, log *slog.Logger) error {
 	defer l.Close()
 	mux := http.NewServeMux()
 	mux.Handle("/load/", l.Handler())
-	ln, err := net.Listen("tcp", c.Listen)
+	addr, shutdown, err := listenHTTP(c.Listen, mux)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	addr := ln.Addr().String()
+	defer shutdown()
 	sub := l.Subscription()
 	log.Info("load market", "symbols", c.Load, "speed", c.Speed, "rate_msgs_per_s", int(l.Rate()), "ws", "ws://"+addr+"/load")
 	line := fmt.Sprintf("--venue %s --symbols %s --streams %s --depth-speed %s --ws-url ws://%s/load --rest-url http://%s/load",
@@ -273,4 +259,20 @@ func ServeLoad(ctx context.Context, c ServeConfig, log *slog.Logger) error {
 	<-ctx.Done()
 	log.Info("stopping", "stats", fmt.Sprintf("%+v", l.Stats()))
 	return nil
+}
+
+// listenHTTP serves h on addr (port 0: any free one) and returns the address it took and
+// the graceful shutdown to defer.
+func listenHTTP(addr string, h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
